@@ -1,0 +1,44 @@
+# Panorama — the two commands a user needs are `make run` and `make test`.
+# Everything they need is set up here: the virtualenv, the Python packages and,
+# for the tests, the Debian packages of Prometheus and Alertmanager.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run migrate test lint typecheck pytest system-deps bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Panorama needs Python 3.11, got " + sys.version' 
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+migrate: install
+	$(BIN)/panorama migrate
+
+run: install migrate
+	$(BIN)/panorama serve --host $(HOST) --port $(PORT)
+
+system-deps:
+	@scripts/ensure-system-packages.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install system-deps
+	$(BIN)/pytest
+
+test: install system-deps lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,75 @@
+"""The one error type every backend client raises.
+
+It names the backend and the kind of failure, so that an endpoint can answer
+502/503/504 with a body saying which backend failed and why, never a bare 500.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BackendErrorKind(StrEnum):
+    NOT_CONFIGURED = "not_configured"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    BAD_QUERY = "bad_query"
+    BAD_RESPONSE = "bad_response"
+    UNAUTHORIZED = "unauthorized"
+
+    @property
+    def http_status(self) -> int:
+        """The status an endpoint answers when this failure stops it."""
+        return _HTTP_STATUS[self]
+
+
+_HTTP_STATUS = {
+    BackendErrorKind.NOT_CONFIGURED: 503,
+    BackendErrorKind.UNREACHABLE: 503,
+    BackendErrorKind.TIMEOUT: 504,
+    BackendErrorKind.BAD_QUERY: 502,
+    BackendErrorKind.BAD_RESPONSE: 502,
+    BackendErrorKind.UNAUTHORIZED: 502,
+}
+
+
+class BackendError(Exception):
+    """A call to ``backend`` failed.
+
+    ``message`` is for humans and carries the backend's own words where it gave
+    any (e.g. Prometheus's PromQL parse error). ``status`` is the backend's HTTP
+    status when it answered at all.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        kind: BackendErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(f"{backend}: {kind.value}: {message}")
+        self.backend = backend
+        self.kind = kind
+        self.message = message
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed if tried again."""
+        if self.kind is BackendErrorKind.UNREACHABLE:
+            return True
+        if self.kind is BackendErrorKind.TIMEOUT:
+            # A timeout the backend reported itself (e.g. Prometheus's query timeout)
+            # would only repeat, at the same cost; one with no answer at all may pass.
+            return self.status is None
+        return self.kind is BackendErrorKind.BAD_RESPONSE and self.status in (502, 503)
+
+
+def not_configured(backend: str) -> BackendError:
+    return BackendError(
+        backend,
+        BackendErrorKind.NOT_CONFIGURED,
+        f"{backend} is not configured (set {backend}.url or PANORAMA_{backend.upper()}_URL)",
+    )

@@ -1,0 +1,146 @@
+"""The ``panorama`` command: serve, migrate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+from app.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_config_path,
+    with_generated_admin_token,
+)
+
+log = logging.getLogger("panorama.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="panorama",
+        description="Panorama: daily rollups, on-call alert routing and logs/traces correlation.",
+    )
+    parser.add_argument("--version", action="version", version=f"panorama {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML configuration (default: $PANORAMA_CONFIG, else ./panorama.yaml when present)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", nargs="?", help="file to check (default: as for --config)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file or args.config)
+    path = resolve_config_path(args.config, os.environ)
+    settings = _load_or_report(path)
+    if settings is None:
+        return 1
+    if args.command == "migrate":
+        return migrate(settings, args.revision)
+    return serve(settings, path, args.host, args.port)
+
+
+def _load_or_report(path: Path | None) -> Settings | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return None
+
+
+def _print_problems(exc: ConfigError) -> None:
+    count = len(exc.problems)
+    print(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def check_config(cli_path: str | None) -> int:
+    path = resolve_config_path(cli_path, os.environ)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 1
+    print(f"{path or '(defaults)'}: OK — {summary(settings)}")
+    return 0
+
+
+def summary(settings: Settings) -> str:
+    backends = ", ".join(
+        f"{name} {getattr(settings, name).display_url or 'not configured'}"
+        for name in ("prometheus", "elasticsearch", "jaeger")
+    )
+    tokens = len(settings.auth.tokens)
+    return (
+        f"database {settings.database.dialect}, timezone {settings.timezone}, "
+        f"{tokens} API token{'s' if tokens != 1 else ''}, {backends}"
+    )
+
+
+def migrate(settings: Settings, revision: str) -> int:
+    from app import db, migrations
+
+    async def run() -> str | None:
+        engine = db.create_engine(settings.database)
+        try:
+            await migrations.upgrade(engine, revision)
+            return await migrations.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current = asyncio.run(run())
+    print(f"database {db.display_url(settings.database)} is at revision {current}")
+    return 0
+
+
+def serve(settings: Settings, config_path: Path | None, host: str, port: int) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.observability import configure_logging
+
+    settings, token_file = with_generated_admin_token(settings)
+    configure_logging(settings.logging.level, secrets=settings.secrets())
+    if token_file is not None:
+        log.warning(
+            "no API tokens are configured: an admin token was generated; read it from %s "
+            "(configure auth.tokens or PANORAMA_ADMIN_TOKEN for a real deployment)",
+            token_file,
+        )
+    app = create_app(settings, config_path=config_path)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

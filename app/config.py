@@ -1,0 +1,426 @@
+"""One Settings object, read from a YAML file with PANORAMA_* environment overrides.
+
+The file is validated whole before Panorama starts: every problem is reported
+with the path of the offending key (``auth.tokens[1].role: ...``), unknown keys
+are errors, and secrets are held as ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from app.security import Role, generate_token, token_spec_problem
+
+DEFAULT_CONFIG_FILE = Path("panorama.yaml")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/panorama.db"
+
+# Environment variables that override one key each (what deployments set per environment).
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "PANORAMA_DATABASE_URL": ("database", "url"),
+    "PANORAMA_PROMETHEUS_URL": ("prometheus", "url"),
+    "PANORAMA_ELASTICSEARCH_URL": ("elasticsearch", "url"),
+    "PANORAMA_ELASTICSEARCH_USERNAME": ("elasticsearch", "username"),
+    "PANORAMA_ELASTICSEARCH_PASSWORD": ("elasticsearch", "password"),
+    "PANORAMA_ELASTICSEARCH_API_KEY": ("elasticsearch", "api_key"),
+    "PANORAMA_JAEGER_URL": ("jaeger", "url"),
+    "PANORAMA_TIMEZONE": ("timezone",),
+    "PANORAMA_LOG_LEVEL": ("logging", "level"),
+    "PANORAMA_DATA_DIR": ("data_dir",),
+}
+ADMIN_TOKEN_ENV = "PANORAMA_ADMIN_TOKEN"
+CONFIG_PATH_ENV = "PANORAMA_CONFIG"
+BOOTSTRAP_ADMIN_NAME = "bootstrap-admin"
+GENERATED_TOKEN_NAME = "generated-admin"
+GENERATED_TOKEN_FILE = "admin.token"
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Model(BaseModel):
+    """Base of every configuration section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendSettings(Model):
+    """How to reach one backend. A backend without ``url`` is not configured."""
+
+    url: str | None = Field(default=None, description="Base URL, e.g. http://prometheus:9090")
+    timeout_s: float = Field(default=30.0, gt=0, le=600, description="Per-call timeout")
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=10, description="Retries of idempotent reads")
+    retry_backoff_s: float = Field(default=0.2, ge=0, le=10, description="First retry delay; doubles")
+    username: str | None = None
+    password: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    tls_verify: bool = True
+    ca_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> BackendSettings:
+        if self.bearer_token is not None and self.username is not None:
+            raise ValueError("set either username/password or bearer_token, not both")
+        if (self.password is not None) and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.url is not None
+
+    @property
+    def display_url(self) -> str | None:
+        """The URL without any credentials it may embed, fit for logs and API answers."""
+        if self.url is None:
+            return None
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class PrometheusSettings(BackendSettings):
+    pass
+
+
+class ElasticsearchSettings(BackendSettings):
+    api_key: SecretStr | None = None
+    index_pattern: str = Field(default="logstash-*", description="Indices holding the logs")
+
+    @model_validator(mode="after")
+    def _check_api_key(self) -> ElasticsearchSettings:
+        if self.api_key is not None and (self.username is not None or self.bearer_token is not None):
+            raise ValueError("set one of api_key, username/password or bearer_token")
+        return self
+
+
+class JaegerSettings(BackendSettings):
+    pass
+
+
+class DatabaseSettings(Model):
+    url: SecretStr = Field(default=SecretStr(DEFAULT_DATABASE_URL))
+    pool_size: int = Field(default=5, ge=1, le=100)
+    max_overflow: int = Field(default=10, ge=0, le=100)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// (embedded) or postgresql+asyncpg:// (production)"
+            )
+        return value
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.url.get_secret_value().startswith("sqlite") else "postgresql"
+
+
+class ApiToken(Model):
+    name: str = Field(pattern=_NAME_PATTERN)
+    role: Role
+    token: SecretStr = Field(description="The token itself, or sha256:<hex> of it")
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr) -> SecretStr:
+        problem = token_spec_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class AuthSettings(Model):
+    tokens: list[ApiToken] = Field(default_factory=list)
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_names(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        seen: set[str] = set()
+        for token in tokens:
+            if token.name in seen:
+                raise ValueError(f"token name {token.name!r} is used twice")
+            seen.add(token.name)
+        return tokens
+
+
+class LoggingSettings(Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(Model):
+    timezone: str = Field(default="UTC", description="IANA time zone of report days")
+    data_dir: str = Field(default="./data", description="Where local state lives (SQLite, generated token)")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as UTC or Asia/Shanghai"
+            ) from None
+        return value
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the settings, for log redaction."""
+        found: list[str] = []
+        _collect_secrets(self, found)
+        return [s for s in found if len(s) >= 4]
+
+
+def _collect_secrets(value: Any, found: list[str]) -> None:
+    if isinstance(value, SecretStr):
+        raw = value.get_secret_value()
+        # Of a URL (the database's), only the password is secret.
+        found.extend(_url_password(raw) if "://" in raw else [raw])
+    elif isinstance(value, str):
+        found.extend(_url_password(value))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect_secrets(getattr(value, name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_secrets(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_secrets(item, found)
+
+
+def _url_password(raw: str) -> list[str]:
+    if "://" not in raw:
+        return []
+    try:
+        password = urlsplit(raw).password
+    except ValueError:
+        return []
+    return [password] if password else []
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists every reason found."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def format_path(loc: tuple[str | int, ...]) -> str:
+    """``("routes", 2, "matchers", 0)`` → ``routes[2].matchers[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> Path | None:
+    """``--config``, else ``$PANORAMA_CONFIG``, else ``./panorama.yaml`` when it exists."""
+    if cli_path:
+        return Path(cli_path)
+    if env.get(CONFIG_PATH_ENV):
+        return Path(env[CONFIG_PATH_ENV])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", f"not valid YAML: {exc}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), [ConfigProblem("", "the top level must be a mapping of keys")])
+    return data
+
+
+def _expand_env_refs(
+    value: Any, env: Mapping[str, str], loc: tuple[str | int, ...], problems: list[ConfigProblem]
+) -> Any:
+    """Replaces ``${VAR}`` in string values with the environment's value (``$$`` is a ``$``)."""
+    if isinstance(value, dict):
+        return {k: _expand_env_refs(v, env, (*loc, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env_refs(v, env, (*loc, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in env:
+            problems.append(ConfigProblem(format_path(loc), f"environment variable {name} is not set"))
+            return ""
+        return env[name]
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def _apply_env_overrides(
+    data: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    origins: dict[tuple[str, ...], str] = {}
+    for var, path in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value is None or value == "":
+            continue
+        node = data
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[path[-1]] = value
+        origins[path] = var
+    admin = env.get(ADMIN_TOKEN_ENV)
+    if admin:
+        auth = data.setdefault("auth", {})
+        if isinstance(auth, dict):
+            tokens = auth.setdefault("tokens", [])
+            if isinstance(tokens, list):
+                tokens.append({"name": BOOTSTRAP_ADMIN_NAME, "role": "admin", "token": admin})
+                origins[("auth", "tokens", str(len(tokens) - 1))] = ADMIN_TOKEN_ENV
+    return data, origins
+
+
+def _problems_from(exc: ValidationError, origins: dict[tuple[str, ...], str]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not a Panorama setting; check its spelling and indentation)"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        path = format_path(loc)
+        for origin_path, var in origins.items():
+            if tuple(str(p) for p in loc[: len(origin_path)]) == origin_path:
+                path += f" (from {var})"
+                break
+        problems.append(ConfigProblem(path, message))
+    return problems
+
+
+def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Reads, overrides and validates the configuration; raises ConfigError listing every problem."""
+    environ = os.environ if env is None else env
+    source = str(path) if path else "(defaults)"
+    raw = read_yaml(path) if path else {}
+    problems: list[ConfigProblem] = []
+    expanded = _expand_env_refs(raw, environ, (), problems)
+    data, origins = _apply_env_overrides(expanded, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, origins))
+        raise ConfigError(source, problems) from None
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def with_generated_admin_token(settings: Settings) -> tuple[Settings, Path | None]:
+    """When no token is configured, makes (or reuses) an admin token saved under ``data_dir``.
+
+    A first run on a laptop then works without editing anything; the token is
+    written to a file only its owner can read, and never logged. Returns the
+    settings with that token and the file's path (None when tokens were configured).
+    """
+    if settings.auth.tokens:
+        return settings, None
+    path = Path(settings.data_dir) / GENERATED_TOKEN_FILE
+    if path.is_file():
+        token = path.read_text(encoding="utf-8").strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = generate_token()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(token + "\n")
+    generated = ApiToken.model_validate({"name": GENERATED_TOKEN_NAME, "role": Role.ADMIN, "token": token})
+    return settings.model_copy(update={"auth": AuthSettings(tokens=[generated])}), path

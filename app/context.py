@@ -1,0 +1,101 @@
+"""What one running Panorama holds: settings, database, backend clients, tokens, metrics.
+
+The app factory builds one :class:`AppContext`; the lifespan opens it (engine,
+clients) and closes it. A configuration reload swaps settings, tokens and the
+clients of backends whose settings changed, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app import db
+from app.backends.registry import BACKEND_NAMES, Backends, Closable
+from app.config import Settings
+from app.observability import Metrics, update_log_settings
+from app.security import TokenRegistry
+
+log = logging.getLogger("panorama")
+
+# Requests still running on a replaced client get this long before it is closed.
+RETIRED_CLIENT_GRACE_S = 60.0
+
+
+def token_registry(settings: Settings) -> TokenRegistry:
+    return TokenRegistry((t.name, t.role, t.token.get_secret_value()) for t in settings.auth.tokens)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    config_path: Path | None = None
+    tracer_provider: TracerProvider = field(default_factory=TracerProvider)
+    metrics: Metrics = field(default_factory=Metrics)
+    tokens: TokenRegistry = field(init=False)
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    backends: Backends = field(default_factory=Backends)
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _retiring: dict[asyncio.Task[None], Closable] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tokens = token_registry(self.settings)
+
+    async def open(self) -> None:
+        self.engine = db.create_engine(self.settings.database)
+        self.sessions = db.create_session_factory(self.engine)
+        self.metrics.watch_database(self.engine)
+        self.backends = self._build_backends(self.settings, BACKEND_NAMES)
+
+    async def close(self) -> None:
+        for task, client in list(self._retiring.items()):
+            task.cancel()
+            await client.aclose()
+        await self.backends.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
+        self.tracer_provider.shutdown()
+
+    def apply(self, new: Settings) -> list[str]:
+        """Switches to ``new`` settings and returns the names of the sections that changed.
+
+        The database section is kept as it was: a different database needs a restart.
+        """
+        old = self.settings
+        new = new.model_copy(update={"database": old.database})
+        changed = [name for name in type(new).model_fields if getattr(new, name) != getattr(old, name)]
+        replaced = [name for name in BACKEND_NAMES if name in changed]
+        if replaced:
+            fresh = self._build_backends(new, replaced)
+            for name in replaced:
+                self._retire(getattr(self.backends, name))
+                setattr(self.backends, name, getattr(fresh, name))
+        self.settings = new
+        self.tokens = token_registry(new)
+        update_log_settings(new.logging.level, new.secrets())
+        return changed
+
+    def _build_backends(self, settings: Settings, names: list[str]) -> Backends:
+        backends = Backends.from_settings(settings, names, observer=self.metrics.observe_backend_call)
+        for client in backends.http_clients():
+            HTTPXClientInstrumentor.instrument_client(client.http, tracer_provider=self.tracer_provider)
+        return backends
+
+    def _retire(self, client: Closable | None) -> None:
+        if client is None:
+            return
+
+        async def close_later() -> None:
+            await asyncio.sleep(RETIRED_CLIENT_GRACE_S)
+            await client.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring[task] = client
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))

@@ -1,0 +1,92 @@
+"""The async database engine and session factory (SQLite embedded by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from app.config import DatabaseSettings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class Base(DeclarativeBase):
+    """Base of every table; constraint names are fixed so migrations name them the same on both databases."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def database_url(settings: DatabaseSettings) -> URL:
+    return make_url(settings.url.get_secret_value())
+
+
+def display_url(settings: DatabaseSettings) -> str:
+    """The database URL with its password hidden, fit for logs and answers."""
+    return database_url(settings).render_as_string(hide_password=True)
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    url = database_url(settings)
+    options: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        _ensure_sqlite_directory(url)
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        options["pool_size"] = settings.pool_size
+        options["max_overflow"] = settings.max_overflow
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _ensure_sqlite_directory(url: URL) -> None:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the single writer; foreign keys are off by default in SQLite.
+
+    The driver's own implicit transaction handling is switched off (SQLAlchemy's
+    documented recipe) so that ``BEGIN`` is emitted by :func:`_sqlite_on_begin`:
+    DDL becomes transactional, and a migration is applied whole or not at all.
+    """
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(engine: AsyncEngine) -> float:
+    """Runs ``SELECT 1`` and returns how long it took, in milliseconds."""
+    started = time.perf_counter()
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,99 @@
+"""FastAPI dependencies: the request's context, settings, database session, backends and caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backends.elasticsearch import ElasticsearchClient
+from app.backends.errors import not_configured
+from app.backends.jaeger import JaegerClient
+from app.backends.prometheus import PrometheusClient
+from app.config import Settings
+from app.context import AppContext
+from app.errors import Forbidden, Unauthenticated
+from app.security import Principal, Role
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API token from `auth.tokens` (or PANORAMA_ADMIN_TOKEN): `Authorization: Bearer <token>`.",
+)
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_settings(context: ContextDep) -> Settings:
+    return context.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
+    assert context.sessions is not None, "the database is opened in the lifespan"
+    async with context.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_prometheus(context: ContextDep) -> PrometheusClient:
+    if context.backends.prometheus is None:
+        raise not_configured("prometheus")
+    return context.backends.prometheus
+
+
+def get_elasticsearch(context: ContextDep) -> ElasticsearchClient:
+    if context.backends.elasticsearch is None:
+        raise not_configured("elasticsearch")
+    return context.backends.elasticsearch
+
+
+def get_jaeger(context: ContextDep) -> JaegerClient:
+    if context.backends.jaeger is None:
+        raise not_configured("jaeger")
+    return context.backends.jaeger
+
+
+PrometheusDep = Annotated[PrometheusClient, Depends(get_prometheus)]
+ElasticsearchDep = Annotated[ElasticsearchClient, Depends(get_elasticsearch)]
+JaegerDep = Annotated[JaegerClient, Depends(get_jaeger)]
+
+
+def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers whose token has ``role`` or a higher one."""
+
+    async def authenticate(
+        context: ContextDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
+        principal = context.tokens.authenticate(credentials.credentials)
+        if principal is None:
+            raise Unauthenticated("invalid token")
+        if not principal.role.allows(role):
+            raise Forbidden(
+                f"this needs the {role.value} role; token {principal.name!r} has {principal.role.value}"
+            )
+        return principal
+
+    return authenticate
+
+
+# The role travels as the security requirement's scope, so the OpenAPI document
+# states it on each operation: `security: [{"HTTPBearer": ["operator"]}]`.
+Viewer = Annotated[Principal, Security(require_role(Role.VIEWER), scopes=[Role.VIEWER.value])]
+Operator = Annotated[Principal, Security(require_role(Role.OPERATOR), scopes=[Role.OPERATOR.value])]
+Admin = Annotated[Principal, Security(require_role(Role.ADMIN), scopes=[Role.ADMIN.value])]

@@ -1,0 +1,54 @@
+"""The running configuration: showing it (secrets masked) and reloading it from its file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from app import db
+from app.backends.registry import BACKEND_NAMES
+from app.config import ConfigError, Settings, load_settings, with_generated_admin_token
+from app.context import AppContext
+from app.system.errors import InvalidConfig
+from app.system.schemas import EffectiveConfig, ReloadResult
+
+log = logging.getLogger("panorama.config")
+
+
+def source_of(context: AppContext) -> str:
+    return str(context.config_path) if context.config_path else "(defaults)"
+
+
+def effective_config(context: AppContext) -> EffectiveConfig:
+    return EffectiveConfig(source=source_of(context), config=masked(context.settings))
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON with every secret masked and credentials taken out of URLs."""
+    data = settings.model_dump(mode="json")
+    data["database"]["url"] = db.display_url(settings.database)
+    for name in BACKEND_NAMES:
+        data[name]["url"] = getattr(settings, name).display_url
+    return data
+
+
+def _read(context: AppContext) -> Settings:
+    settings = load_settings(context.config_path)
+    return with_generated_admin_token(settings)[0]
+
+
+async def reload(context: AppContext) -> ReloadResult:
+    """Re-reads the configuration; on any problem the running one stays untouched."""
+    async with context.reload_lock:
+        try:
+            new = await asyncio.to_thread(_read, context)
+        except ConfigError as exc:
+            log.warning("configuration reload refused", extra={"problems": [str(p) for p in exc.problems]})
+            raise InvalidConfig(exc) from None
+        warnings = []
+        if new.database != context.settings.database:
+            warnings.append("database settings changed; they take effect after a restart")
+        changed = context.apply(new)
+        log.info("configuration reloaded", extra={"source": source_of(context), "changed": changed})
+        return ReloadResult(source=source_of(context), changed=changed, warnings=warnings)

@@ -1,0 +1,75 @@
+"""Panorama itself for route tests: a real app over ASGI, its lifespan run, a migrated database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+
+from app import db, migrations
+from app.config import Settings
+from app.main import create_app
+
+VIEWER_TOKEN = "viewer-token-for-tests-0001"
+OPERATOR_TOKEN = "operator-token-for-tests-0002"
+ADMIN_TOKEN = "admin-token-for-tests-0003"
+TOKENS = {"viewer": VIEWER_TOKEN, "operator": OPERATOR_TOKEN, "admin": ADMIN_TOKEN}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def settings_for(database_url: str, **sections: Any) -> Settings:
+    """Settings with one token per role, the given database, and any extra sections."""
+    data: dict[str, Any] = {
+        "database": {"url": database_url},
+        "auth": {
+            "tokens": [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
+        },
+    }
+    data.update(sections)
+    return Settings.model_validate(data)
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, *, migrate: bool = True
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """Migrates the database, runs the app's lifespan and yields it with an HTTP client over ASGI."""
+    if migrate:
+        engine = db.create_engine(settings.database)
+        try:
+            await migrations.upgrade(engine)
+        finally:
+            await engine.dispose()
+    app = create_app(settings, tracer_provider=TracerProvider())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            yield app, client
+
+
+AppFactory = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]]
+
+
+@pytest.fixture
+def app_factory(sqlite_url: str) -> AppFactory:
+    """``async with app_factory(prometheus={"url": ...}) as (app, client)`` — SQLite unless told otherwise."""
+
+    def factory(*, database_url: str | None = None, migrate: bool = True, **sections: Any) -> Any:
+        return running_app(settings_for(database_url or sqlite_url, **sections), migrate=migrate)
+
+    return factory
+
+
+@pytest.fixture
+async def client(app_factory: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a Panorama with no backends configured."""
+    async with app_factory() as (_app, http):
+        yield http

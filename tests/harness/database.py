@@ -1,0 +1,95 @@
+"""Databases for the tests: a fresh SQLite file, or a fresh database on the real PostgreSQL.
+
+PostgreSQL tests use the server named by PANORAMA_TEST_POSTGRES_URL (default: this
+machine's, 127.0.0.1:5432, database ``test``). Each test gets its own database,
+created from there and dropped afterwards, so runs never collide and the shared
+server is never reconfigured. Set PANORAMA_TEST_POSTGRES_URL to an empty string
+to skip the PostgreSQL half of the suite on a machine without one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import db, migrations
+from app.config import DatabaseSettings
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = os.environ.get("PANORAMA_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+DIALECTS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+def _plain_dsn(url: str) -> str:
+    """asyncpg wants ``postgresql://``, not SQLAlchemy's ``postgresql+asyncpg://``."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_postgres_database() -> str:
+    """Creates an empty database on the test server and returns its SQLAlchemy URL."""
+    if not POSTGRES_URL:
+        pytest.skip("PANORAMA_TEST_POSTGRES_URL is empty: PostgreSQL tests are switched off")
+    name = f"panorama_test_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(_plain_dsn(POSTGRES_URL), timeout=10)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(url: str) -> None:
+    name = make_url(url).database
+    connection = await asyncpg.connect(_plain_dsn(POSTGRES_URL), timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}"
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture(params=DIALECTS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each dialect, in turn."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+async def empty_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def migrated_engine(empty_engine: AsyncEngine) -> AsyncEngine:
+    """A database of each dialect with every migration applied."""
+    await migrations.upgrade(empty_engine)
+    return empty_engine

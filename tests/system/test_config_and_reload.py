@@ -1,0 +1,128 @@
+"""The running configuration (masked) and reloading it from its file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import yaml
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+
+from app import db, migrations
+from app.config import load_settings
+from app.main import create_app
+from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, bearer
+
+NEW_TOKEN = "a-token-added-by-reload-77"
+
+
+def config_text(sqlite_url: str, prometheus_url: str, *, extra_token: bool = False) -> str:
+    tokens = [
+        {"name": "viewer", "role": "viewer", "token": VIEWER_TOKEN},
+        {"name": "operator", "role": "operator", "token": OPERATOR_TOKEN},
+        {"name": "admin", "role": "admin", "token": ADMIN_TOKEN},
+    ]
+    if extra_token:
+        tokens.append({"name": "added", "role": "viewer", "token": NEW_TOKEN})
+    return yaml.safe_dump(
+        {
+            "database": {"url": sqlite_url},
+            "prometheus": {"url": prometheus_url, "password": "prom-pass-9", "username": "p"},
+            "auth": {"tokens": tokens},
+        }
+    )
+
+
+@asynccontextmanager
+async def app_from_file(path: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    settings = load_settings(path, {})
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    app = create_app(settings, config_path=path, tracer_provider=TracerProvider())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            yield app, client
+
+
+async def test_config_is_shown_with_secrets_masked(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://user:url-secret-5@prom.example:9090"))
+    async with app_from_file(path) as (_app, client):
+        answer = await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["source"] == str(path)
+    assert body["config"]["prometheus"]["url"] == "http://prom.example:9090"
+    assert body["config"]["prometheus"]["password"] == "**********"
+    assert body["config"]["database"]["url"].startswith("sqlite+aiosqlite:///")
+    for secret in ("url-secret-5", "prom-pass-9", VIEWER_TOKEN, ADMIN_TOKEN):
+        assert secret not in answer.text
+
+
+async def test_reload_applies_a_changed_file(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://prom-a:9090"))
+    async with app_from_file(path) as (app, client):
+        before = app.state.context.backends.prometheus
+        assert (await client.get("/api/v1/whoami", headers=bearer(NEW_TOKEN))).status_code == 401
+
+        path.write_text(config_text(sqlite_url, "http://prom-b:9090", extra_token=True))
+        answer = await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))
+
+        assert answer.status_code == 200
+        assert answer.json() == {"source": str(path), "changed": ["prometheus", "auth"], "warnings": []}
+        assert (await client.get("/api/v1/whoami", headers=bearer(NEW_TOKEN))).json()["name"] == "added"
+        after = app.state.context.backends.prometheus
+        assert after is not before
+        assert after.settings.url == "http://prom-b:9090"
+        shown = (await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))).json()
+        assert shown["config"]["prometheus"]["url"] == "http://prom-b:9090"
+
+
+async def test_a_broken_file_is_refused_and_the_old_config_stays(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://prom-a:9090"))
+    async with app_from_file(path) as (_app, client):
+        path.write_text("timezone: Nowhere/Atlantis\nprometheus: {url: not-a-url}\n")
+        answer = await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))
+        assert answer.status_code == 400
+        body = answer.json()
+        assert body["error"] == "invalid_config"
+        assert any(p.startswith("timezone: unknown time zone") for p in body["problems"])
+        assert any(p.startswith("prometheus.url: must be an http://") for p in body["problems"])
+        still = await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))
+        assert still.json()["config"]["prometheus"]["url"] == "http://prom-a:9090"
+
+
+async def test_a_database_change_waits_for_a_restart(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://prom-a:9090"))
+    async with app_from_file(path) as (_app, client):
+        path.write_text(config_text(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}", "http://prom-a:9090"))
+        answer = await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))
+        assert answer.json()["changed"] == []
+        assert answer.json()["warnings"] == ["database settings changed; they take effect after a restart"]
+        shown = (await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))).json()
+        assert shown["config"]["database"]["url"] == sqlite_url
+
+
+async def test_sighup_reloads(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://prom-a:9090"))
+    async with app_from_file(path) as (_app, client):
+        path.write_text(config_text(sqlite_url, "http://prom-a:9090", extra_token=True))
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(200):
+            answer = await client.get("/api/v1/whoami", headers=bearer(NEW_TOKEN))
+            if answer.status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert answer.status_code == 200

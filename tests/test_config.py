@@ -1,0 +1,254 @@
+"""Configuration: defaults, environment overrides, and errors that name their key."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from app.config import (
+    DEFAULT_DATABASE_URL,
+    ConfigError,
+    Settings,
+    format_path,
+    load_settings,
+    resolve_config_path,
+    with_generated_admin_token,
+)
+from app.security import Role
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_TOKEN = "a-long-enough-token-123"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "panorama.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path | None, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env or {})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_defaults_without_a_file() -> None:
+    settings = load_settings(None, {})
+    assert settings.database.url.get_secret_value() == DEFAULT_DATABASE_URL
+    assert settings.database.dialect == "sqlite"
+    assert settings.timezone == "UTC"
+    assert not settings.prometheus.configured
+    assert settings.auth.tokens == []
+
+
+def test_the_shipped_example_is_valid() -> None:
+    settings = load_settings(ROOT / "panorama.example.yaml", {})
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.prometheus.url == "http://127.0.0.1:9090"
+    assert settings.elasticsearch.index_pattern == "logstash-*"
+
+
+def test_environment_overrides_win_over_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "timezone: UTC\nprometheus:\n  url: http://file:9090\n")
+    env = {
+        "PANORAMA_DATABASE_URL": "postgresql+asyncpg://panorama:pw-secret@db:5432/panorama",
+        "PANORAMA_PROMETHEUS_URL": "http://prom:9090/",
+        "PANORAMA_ELASTICSEARCH_URL": "https://es:9200",
+        "PANORAMA_JAEGER_URL": "http://jaeger:16686",
+        "PANORAMA_TIMEZONE": "Europe/Berlin",
+        "PANORAMA_LOG_LEVEL": "debug",
+    }
+    settings = load_settings(path, env)
+    assert settings.database.dialect == "postgresql"
+    assert settings.prometheus.url == "http://prom:9090"
+    assert settings.elasticsearch.url == "https://es:9200"
+    assert settings.jaeger.url == "http://jaeger:16686"
+    assert settings.timezone == "Europe/Berlin"
+    assert settings.logging.level == "DEBUG"
+    assert "pw-secret" in settings.secrets()
+
+
+def test_admin_token_from_the_environment_joins_the_configured_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, f"auth:\n  tokens:\n    - {{name: grafana, role: viewer, token: {GOOD_TOKEN}}}\n")
+    settings = load_settings(path, {"PANORAMA_ADMIN_TOKEN": "bootstrap-admin-token-xyz"})
+    assert [(t.name, t.role) for t in settings.auth.tokens] == [
+        ("grafana", Role.VIEWER),
+        ("bootstrap-admin", Role.ADMIN),
+    ]
+
+
+def test_a_short_admin_token_from_the_environment_is_named_as_such() -> None:
+    found = problems(None, {"PANORAMA_ADMIN_TOKEN": "short"})
+    assert found == [
+        "auth.tokens[0].token (from PANORAMA_ADMIN_TOKEN): "
+        "a literal token must be at least 16 characters long"
+    ]
+
+
+def test_a_bad_override_names_the_variable() -> None:
+    found = problems(None, {"PANORAMA_PROMETHEUS_URL": "prom:9090"})
+    assert len(found) == 1
+    assert found[0].startswith(
+        "prometheus.url (from PANORAMA_PROMETHEUS_URL): must be an http:// or https://"
+    )
+
+
+def test_every_problem_is_reported_with_its_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+timezone: Mars/Olympus
+prometheus:
+  urll: http://typo:9090
+  timeout_s: -1
+auth:
+  tokens:
+    - {name: ok, role: viewer, token: a-long-enough-token-123}
+    - {name: bad-role, role: superuser, token: another-long-token-456}
+    - {name: short, role: admin, token: tiny}
+    - {name: hashed, role: operator, token: "sha256:1234"}
+unknown_section: {}
+""",
+    )
+    found = problems(path)
+    assert (
+        "timezone: unknown time zone 'Mars/Olympus'; use an IANA name such as UTC or Asia/Shanghai" in found
+    )
+    assert any(p.startswith("prometheus.urll: unknown key") for p in found)
+    assert any(p.startswith("prometheus.timeout_s: Input should be greater than 0") for p in found)
+    assert any(
+        p.startswith("auth.tokens[1].role: Input should be 'viewer', 'operator' or 'admin'") for p in found
+    )
+    assert "auth.tokens[2].token: a literal token must be at least 16 characters long" in found
+    assert "auth.tokens[3].token: a sha256: token must be followed by 64 hexadecimal digits" in found
+    assert any(p.startswith("unknown_section: unknown key") for p in found)
+    assert len(found) == 7
+
+
+def test_duplicate_token_names_are_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"auth:\n  tokens:\n    - {{name: a, role: viewer, token: {GOOD_TOKEN}}}\n"
+        f"    - {{name: a, role: admin, token: {GOOD_TOKEN}-2}}\n",
+    )
+    assert problems(path) == ["auth.tokens: token name 'a' is used twice"]
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "timezone: UTC\ntimezone: Asia/Shanghai\n")
+    [found] = problems(path)
+    assert "duplicate key 'timezone'" in found
+    assert "line 2" in found
+
+
+def test_yaml_syntax_errors_are_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "prometheus:\n  url: [unclosed\n")
+    [found] = problems(path)
+    assert found.startswith("not valid YAML")
+
+
+def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    assert problems(write(tmp_path, "- a\n- b\n")) == ["the top level must be a mapping of keys"]
+
+
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    [found] = problems(tmp_path / "nope.yaml")
+    assert found.startswith("cannot read the file")
+
+
+def test_environment_references_are_expanded(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "prometheus:\n  url: http://${PROM_HOST}:9090\n  bearer_token: ${PROM_TOKEN}\n"
+        "elasticsearch:\n  index_pattern: cost-$$-logs\n",
+    )
+    settings = load_settings(path, {"PROM_HOST": "prom.monitoring", "PROM_TOKEN": "tok-from-env-123"})
+    assert settings.prometheus.url == "http://prom.monitoring:9090"
+    assert settings.prometheus.bearer_token is not None
+    assert settings.prometheus.bearer_token.get_secret_value() == "tok-from-env-123"
+    assert settings.elasticsearch.index_pattern == "cost-$-logs"
+
+
+def test_an_unset_environment_reference_names_key_and_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth:\n  tokens:\n    - {name: g, role: viewer, token: '${NOT_SET_ANYWHERE}'}\n")
+    found = problems(path)
+    assert "auth.tokens[0].token: environment variable NOT_SET_ANYWHERE is not set" in found
+
+
+def test_database_url_must_use_an_async_driver() -> None:
+    [found] = problems(None, {"PANORAMA_DATABASE_URL": "postgresql://db/panorama"})
+    assert found.startswith("database.url (from PANORAMA_DATABASE_URL): must start with sqlite+aiosqlite://")
+
+
+def test_backend_auth_combinations_are_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "prometheus:\n  url: http://p:9090\n  password: x-password\n"
+        "elasticsearch:\n  url: http://e:9200\n  api_key: k\n  username: u\n",
+    )
+    found = problems(path)
+    assert "prometheus: password is set but username is not" in found
+    assert "elasticsearch: set one of api_key, username/password or bearer_token" in found
+
+
+def test_secrets_are_masked_when_printed(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"auth:\n  tokens:\n    - {{name: g, role: viewer, token: {GOOD_TOKEN}}}\n"
+        "database:\n  url: postgresql+asyncpg://u:db-password-1@db/p\n",
+    )
+    settings = load_settings(path, {})
+    printed = repr(settings) + str(settings.model_dump()) + settings.model_dump_json()
+    assert GOOD_TOKEN not in printed
+    assert "db-password-1" not in printed
+    assert GOOD_TOKEN in settings.secrets()
+    assert "db-password-1" in settings.secrets()
+
+
+def test_display_urls_drop_credentials() -> None:
+    settings = load_settings(None, {"PANORAMA_ELASTICSEARCH_URL": "https://elastic:changeme@es.local:9200/"})
+    assert settings.elasticsearch.display_url == "https://es.local:9200"
+    assert "changeme" in settings.secrets()
+
+
+def test_config_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config_path(None, {}) is None
+    (tmp_path / "panorama.yaml").write_text("{}")
+    assert resolve_config_path(None, {}) == Path("panorama.yaml")
+    assert resolve_config_path(None, {"PANORAMA_CONFIG": "/etc/p.yaml"}) == Path("/etc/p.yaml")
+    assert resolve_config_path("cli.yaml", {"PANORAMA_CONFIG": "/etc/p.yaml"}) == Path("cli.yaml")
+
+
+def test_format_path() -> None:
+    assert format_path(("routes", 2, "matchers", 0)) == "routes[2].matchers[0]"
+    assert format_path(("timezone",)) == "timezone"
+    assert format_path(()) == ""
+
+
+def test_generated_admin_token_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"data_dir": str(tmp_path / "data")})
+    first, path = with_generated_admin_token(settings)
+    assert path == tmp_path / "data" / "admin.token"
+    assert path.stat().st_mode & 0o777 == 0o600
+    token = path.read_text().strip()
+    assert len(token) >= 32
+    assert [(t.name, t.role) for t in first.auth.tokens] == [("generated-admin", Role.ADMIN)]
+    again, _ = with_generated_admin_token(settings)
+    assert again.auth.tokens[0].token.get_secret_value() == token
+
+
+def test_configured_tokens_mean_no_generated_one(tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"x" * 20).hexdigest()
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "auth": {"tokens": [{"name": "g", "role": "viewer", "token": f"sha256:{digest}"}]},
+        }
+    )
+    same, path = with_generated_admin_token(settings)
+    assert path is None
+    assert same is settings
+    assert not (tmp_path / "admin.token").exists()

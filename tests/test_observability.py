@@ -1,0 +1,149 @@
+"""Panorama's own telemetry: /metrics, JSON logs with trace ids, trace propagation, redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app.observability import configure_logging
+from tests.harness.app import ADMIN_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.processes import free_port
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    configure_logging("INFO", secrets=[VIEWER_TOKEN, ADMIN_TOKEN], stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def sample(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus text exposition."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in exposition.splitlines():
+        if line.startswith("#"):
+            continue
+        metric, _, value = line.rpartition(" ")
+        if "{" in metric:
+            family, _, rest = metric.partition("{")
+            found = ",".join(sorted(rest.rstrip("}").split(",")))
+        else:
+            family, found = metric, ""
+        if family == name and found == wanted:
+            return float(value)
+    return None
+
+
+async def test_metrics_count_requests_by_route_template(app_factory: AppFactory) -> None:
+    async with app_factory() as (_app, client):
+        for _ in range(3):
+            await client.get("/api/v1/whoami", headers=bearer(VIEWER_TOKEN))
+        await client.get("/api/v1/whoami")
+        await client.get("/no/such/route/42")
+        exposition = (await client.get("/metrics")).text
+    assert (
+        sample(exposition, "panorama_http_requests_total", route="/api/v1/whoami", method="GET", status="200")
+        == 3
+    )
+    assert (
+        sample(exposition, "panorama_http_requests_total", route="/api/v1/whoami", method="GET", status="401")
+        == 1
+    )
+    assert (
+        sample(exposition, "panorama_http_requests_total", route="<unmatched>", method="GET", status="404")
+        == 1
+    )
+    assert (
+        sample(
+            exposition, "panorama_http_request_duration_seconds_count", route="/api/v1/whoami", method="GET"
+        )
+        == 4
+    )
+    assert "/no/such/route/42" not in exposition
+
+
+async def test_metrics_show_the_database_pool(app_factory: AppFactory, postgres_url: str) -> None:
+    async with app_factory(database_url=postgres_url) as (_app, client):
+        await client.get("/readyz")
+        exposition = (await client.get("/metrics")).text
+    assert sample(exposition, "panorama_db_pool_size") == 5
+    assert sample(exposition, "panorama_db_pool_connections", state="checked_out") == 0
+    idle = sample(exposition, "panorama_db_pool_connections", state="idle")
+    assert idle is not None
+    assert idle >= 1
+
+
+async def test_metrics_count_backend_calls_by_outcome(app_factory: AppFactory, prometheus: Any) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with app_factory(prometheus={"url": prometheus.url}, jaeger={"url": closed, "retries": 0}) as (
+        _app,
+        client,
+    ):
+        await client.get("/readyz")
+        exposition = (await client.get("/metrics")).text
+    ok = sample(exposition, "panorama_backend_requests_total", backend="prometheus", outcome="ok")
+    assert ok is not None
+    assert ok >= 1
+    down = sample(exposition, "panorama_backend_requests_total", backend="jaeger", outcome="unreachable")
+    assert down is not None
+    assert down >= 1
+    count = sample(exposition, "panorama_backend_request_duration_seconds_count", backend="prometheus")
+    assert count == ok
+
+
+async def test_logs_are_json_with_the_incoming_w3c_trace(
+    app_factory: AppFactory, log_stream: io.StringIO
+) -> None:
+    async with app_factory() as (_app, client):
+        await client.get(
+            "/api/v1/whoami",
+            headers={**bearer(VIEWER_TOKEN), "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+        )
+    access = [line for line in json_lines(log_stream) if line["logger"] == "panorama.access"]
+    assert len(access) == 1
+    line = access[0]
+    assert line["level"] == "info"
+    assert line["message"] == "GET /api/v1/whoami 200"
+    assert line["trace_id"] == TRACE_ID
+    assert len(line["span_id"]) == 16
+    assert line["route"] == "/api/v1/whoami"
+    assert line["time"].endswith("+00:00")
+
+
+async def test_jaeger_uber_trace_id_is_accepted(app_factory: AppFactory, log_stream: io.StringIO) -> None:
+    async with app_factory() as (_app, client):
+        await client.get(
+            "/api/v1/whoami",
+            headers={**bearer(VIEWER_TOKEN), "uber-trace-id": "a3ce929d0e0e4736:00f067aa0ba902b7:0:1"},
+        )
+    [line] = [line for line in json_lines(log_stream) if line["logger"] == "panorama.access"]
+    assert line["trace_id"] == "0000000000000000a3ce929d0e0e4736"
+
+
+async def test_tokens_never_reach_the_logs(app_factory: AppFactory, log_stream: io.StringIO) -> None:
+    async with app_factory() as (_app, client):
+        await client.get("/api/v1/whoami", headers=bearer(VIEWER_TOKEN))
+        await client.get(f"/api/v1/whoami?token={ADMIN_TOKEN}", headers=bearer(ADMIN_TOKEN))
+        logging.getLogger("panorama.test").warning("a careless line with %s in it", VIEWER_TOKEN)
+    output = log_stream.getvalue()
+    assert VIEWER_TOKEN not in output
+    assert ADMIN_TOKEN not in output
+    assert "a careless line with [REDACTED] in it" in output
+    assert len(json_lines(log_stream)) >= 3
