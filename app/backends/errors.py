@@ -64,7 +64,8 @@ class BackendError(Exception):
             # A timeout the backend reported itself (e.g. Prometheus's query timeout)
             # would only repeat, at the same cost; one with no answer at all may pass.
             return self.status is None
-        return self.kind is BackendErrorKind.BAD_RESPONSE and self.status in (502, 503)
+        # 429: the backend sheds load (e.g. Elasticsearch's rejected execution); back off and retry.
+        return self.kind is BackendErrorKind.BAD_RESPONSE and self.status in (429, 502, 503)
 
 
 def not_configured(backend: str) -> BackendError:

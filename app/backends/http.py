@@ -223,6 +223,8 @@ def kind_for_status(status: int) -> BackendErrorKind:
         return BackendErrorKind.UNAUTHORIZED
     if status == 504:
         return BackendErrorKind.TIMEOUT
+    if status == 429:
+        return BackendErrorKind.BAD_RESPONSE
     if 400 <= status < 500:
         return BackendErrorKind.BAD_QUERY
     return BackendErrorKind.BAD_RESPONSE
