@@ -7,7 +7,7 @@ import base64
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ import pytest
 from app.backends.elasticsearch import ClusterInfo, ElasticsearchClient, Hit, SearchPage
 from app.backends.errors import BackendError, BackendErrorKind
 from app.config import ElasticsearchSettings
+from tests.backends.support import Calls, loopback_settings
 from tests.fakes.elasticsearch import LONG_MAX, FakeElasticsearch
 from tests.fakes.server import serve
 
@@ -25,41 +26,12 @@ DAY3 = "logstash-2024.05.03"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-@dataclass
-class Calls:
-    """A CallObserver that remembers every attempt."""
-
-    seen: list[tuple[str, str, float]] = field(default_factory=list)
-
-    def __call__(self, backend: str, outcome: str, seconds: float) -> None:
-        self.seen.append((backend, outcome, seconds))
-
-    @property
-    def outcomes(self) -> list[str]:
-        return [outcome for _, outcome, _ in self.seen]
-
-
-def settings(url: str, **overrides: Any) -> ElasticsearchSettings:
-    # The fakes speak plain http: skipping the CA bundle load saves ~0.15 s per client.
-    values: dict[str, Any] = {
-        "url": url,
-        "timeout_s": 5.0,
-        "retries": 2,
-        "retry_backoff_s": 0.01,
-        "tls_verify": False,
-    }
-    values.update(overrides)
-    return ElasticsearchSettings(**values)
+settings = partial(loopback_settings, ElasticsearchSettings)
 
 
 @pytest.fixture
 def es(fake_elasticsearch: tuple[FakeElasticsearch, str]) -> FakeElasticsearch:
     return fake_elasticsearch[0]
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
 
 
 @pytest.fixture

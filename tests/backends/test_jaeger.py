@@ -6,8 +6,9 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from app.backends.traces import (
     short_trace_id,
 )
 from app.config import JaegerSettings
+from tests.backends.support import Calls, loopback_settings
 from tests.fakes.jaeger import FakeJaeger
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
@@ -36,29 +38,7 @@ TID64 = "0000000000000000a1b2c3d4e5f60718"
 ROOT, CART, PAY = "00f067aa0ba902b7", "53995c3f42cd8ad8", "a0b1c2d3e4f50617"
 
 
-@dataclass
-class Calls:
-    seen: list[tuple[str, str, float]] = field(default_factory=list)
-
-    def __call__(self, backend: str, outcome: str, seconds: float) -> None:
-        self.seen.append((backend, outcome, seconds))
-
-    @property
-    def outcomes(self) -> list[str]:
-        return [outcome for _, outcome, _ in self.seen]
-
-
-def settings(url: str, **overrides: Any) -> JaegerSettings:
-    # The fakes speak plain http: skipping the CA bundle load saves ~0.15 s per client.
-    values: dict[str, Any] = {
-        "url": url,
-        "timeout_s": 5.0,
-        "retries": 2,
-        "retry_backoff_s": 0.01,
-        "tls_verify": False,
-    }
-    values.update(overrides)
-    return JaegerSettings(**values)
+settings = partial(loopback_settings, JaegerSettings)
 
 
 def checkout(trace_id: str = TID, at: datetime = T0) -> Trace:
@@ -84,11 +64,6 @@ def cart_only(trace_id: str, at: datetime, duration_us: int = 1_000) -> Trace:
 @pytest.fixture
 def jaeger(fake_jaeger: tuple[FakeJaeger, str]) -> FakeJaeger:
     return fake_jaeger[0]
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
 
 
 @pytest.fixture

@@ -17,31 +17,13 @@ from app.backends.errors import BackendError, BackendErrorKind
 from app.backends.prometheus import MAX_POINTS_PER_SERIES, PrometheusClient, split_range
 from app.backends.promql import selector
 from app.config import PrometheusSettings
+from tests.backends.support import Calls
 from tests.harness.datasets import APP_RESTART, EDGES, ENVOY_BUCKETS_MS, NODE_GAP, PODS, Dataset
 from tests.harness.openmetrics import Grid, OpenMetricsWriter, format_bound
 from tests.harness.processes import free_port
 from tests.harness.prometheus import WARNING_MATCHER, RunningPrometheus
 
 CHECKOUT_POD = PODS[2].name
-
-
-class Calls:
-    """An observer that records every attempt."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, float]] = []
-
-    def __call__(self, backend: str, outcome: str, seconds: float) -> None:
-        self.seen.append((backend, outcome, seconds))
-
-    @property
-    def outcomes(self) -> list[str]:
-        return [outcome for _, outcome, _ in self.seen]
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
 
 
 @pytest.fixture

@@ -25,12 +25,10 @@ Traces are held in the internal model (:class:`app.backends.traces.Trace`);
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +49,7 @@ from app.backends.traces import (
     short_trace_id,
     us_from_datetime,
 )
+from tests.fakes.faults import FaultInjector
 
 DEFAULT_VERSION = "v2.5.0"
 GO_TEXT = "text/plain; charset=utf-8"
@@ -100,13 +99,6 @@ class RecordedRequest:
     params: list[tuple[str, str]]
 
 
-@dataclass
-class _Fault:
-    status: int | None
-    hang_s: float
-    remaining: int | None
-
-
 @dataclass(frozen=True)
 class _Raw:
     status: int
@@ -114,8 +106,13 @@ class _Raw:
     content_type: str
 
 
-class FakeJaeger:
-    """An in-memory Jaeger query service. Serve it with ``tests.fakes.server.serve``."""
+class FakeJaeger(FaultInjector):
+    """An in-memory Jaeger query service. Serve it with ``tests.fakes.server.serve``.
+
+    Failures on demand (:meth:`fail_with`, :meth:`hang`, :meth:`stop`) come from
+    :class:`~tests.fakes.faults.FaultInjector`; an injected failure is worded like
+    Jaeger's own errors of that route (``simulated failure <status>``).
+    """
 
     def __init__(
         self,
@@ -124,6 +121,7 @@ class FakeJaeger:
         version: str | None = DEFAULT_VERSION,
         v3_params: str = "camel",
     ) -> None:
+        super().__init__()
         self.v1_only = v1_only
         self.version = version
         self.v3_params = v3_params
@@ -131,10 +129,7 @@ class FakeJaeger:
         self.extra_dependencies: list[DependencyLink] = []
         self._traces: dict[str, Trace] = {}
         self._raw: dict[str, _Raw] = {}
-        self._faults: list[_Fault] = []
         self._lock = threading.RLock()
-        self._closing = threading.Event()
-        self._stop: Callable[[], None] | None = None
         self.app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=["GET", "POST"])])
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -162,34 +157,9 @@ class FakeJaeger:
         with self._lock:
             self._raw[path] = _Raw(status, body, content_type)
 
-    def fail_with(self, status: int = 500, *, times: int | None = None) -> None:
-        """Answers the next ``times`` requests (all, when None) with ``status``, in the route's format."""
-        with self._lock:
-            self._faults.append(_Fault(status, 0.0, times))
-
-    def hang(self, seconds: float, *, times: int | None = None) -> None:
-        with self._lock:
-            self._faults.append(_Fault(None, seconds, times))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
     def requests_to(self, prefix: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path.startswith(prefix)]
-
-    def bind_stop(self, stop: Callable[[], None]) -> None:
-        self._stop = stop
-
-    def stop(self) -> None:
-        """Stops serving: connections are refused from now on."""
-        self.close()
-        if self._stop is not None:
-            self._stop()
-
-    def close(self) -> None:
-        self._closing.set()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -198,12 +168,10 @@ class FakeJaeger:
         params = list(request.query_params.multi_items())
         with self._lock:
             self.requests.append(RecordedRequest(request.method, path, params))
-            fault = self._take_fault()
             raw = self._raw.get(path)
-        if fault is not None and fault.hang_s:
-            await self._hang(request, fault.hang_s)
-        if fault is not None and fault.status is not None:
-            return self._error(path, fault.status, f"simulated failure {fault.status}")
+        failure = await self.injected_failure(request)
+        if failure is not None:
+            return self._error(path, failure.status, f"simulated failure {failure.status}")
         if raw is not None:
             return Response(raw.body, status_code=raw.status, media_type=raw.content_type)
         try:
@@ -232,26 +200,6 @@ class FakeJaeger:
             }
         return Response(json.dumps(body) + "\n", status_code=status, media_type=GO_TEXT)
 
-    async def _hang(self, request: Request, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self._closing.is_set():
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(0.02)
-
-    def _take_fault(self) -> _Fault | None:
-        while self._faults:
-            fault = self._faults[0]
-            if fault.remaining is None:
-                return fault
-            if fault.remaining > 0:
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self._faults.pop(0)
-                return fault
-            self._faults.pop(0)
-        return None
-
     def _route(self, method: str, path: str, query: Mapping[str, str]) -> Any:
         parts = [unquote(p) for p in path.strip("/").split("/") if p]
         if method != "GET":
@@ -261,7 +209,10 @@ class FakeJaeger:
         if parts[:1] == ["api"] and parts[1:2] != ["v3"]:
             return self._route_v1(parts[1:], query)
         if parts[:1] == ["api"] and not self.v1_only:
-            return Response("404 page not found\n", status_code=404, media_type=GO_TEXT)
+            return _go_not_found()
+        return self._index_page()
+
+    def _index_page(self) -> Response:
         return Response(self.index_html(), media_type=HTML)
 
     def index_html(self) -> str:
@@ -280,9 +231,7 @@ class FakeJaeger:
 
     def _route_v3(self, parts: list[str], query: Mapping[str, str]) -> Any:
         if len(parts) == 2 and parts[0] == "traces":
-            trace = self._traces.get(_parse_trace_id(parts[1], "trace_id"))
-            if trace is None:
-                raise JaegerQueryError(404, "No traces found")
+            trace = self._stored_trace(parts[1], "trace_id", missing="No traces found")
             return {"result": otlp_json([trace])}
         if parts == ["traces"]:
             traces = self._search(self._v3_query(query))
@@ -298,7 +247,7 @@ class FakeJaeger:
                 for name, kind in self._operations(query.get("service", ""), query.get("span_kind"))
             ]
             return {"operations": operations} if operations else {}
-        return Response("404 page not found\n", status_code=404, media_type=GO_TEXT)
+        return _go_not_found()
 
     def _v3_param(self, query: Mapping[str, str], key: str) -> tuple[str, str]:
         names = _V3_NAMES[key]
@@ -339,9 +288,7 @@ class FakeJaeger:
 
     def _route_v1(self, parts: list[str], query: Mapping[str, str]) -> Any:
         if len(parts) == 2 and parts[0] == "traces":
-            trace = self._traces.get(_parse_trace_id(parts[1], "traceID"))
-            if trace is None:
-                raise JaegerQueryError(404, "trace not found")
+            trace = self._stored_trace(parts[1], "traceID", missing="trace not found")
             return _envelope([v1_trace_json(trace)], total=0)
         if parts == ["traces"]:
             traces = self._search(self._v1_query(query))
@@ -362,8 +309,8 @@ class FakeJaeger:
         if parts == ["dependencies"]:
             return _envelope([_link_json(link) for link in self._dependencies(query)], total=0)
         if self.v1_only:
-            return Response(self.index_html(), media_type=HTML)
-        return Response("404 page not found\n", status_code=404, media_type=GO_TEXT)
+            return self._index_page()
+        return _go_not_found()
 
     def _v1_query(self, query: Mapping[str, str]) -> _Query:
         if not query.get("service"):
@@ -414,6 +361,12 @@ class FakeJaeger:
         return [DependencyLink(p, c, n) for (p, c), n in sorted(counts.items())]
 
     # -- shared -------------------------------------------------------------------------------
+
+    def _stored_trace(self, raw_id: str, param: str, *, missing: str) -> Trace:
+        trace = self._traces.get(_parse_trace_id(raw_id, param))
+        if trace is None:
+            raise JaegerQueryError(404, missing)
+        return trace
 
     def _services(self) -> list[str]:
         return sorted({span.service for trace in self._traces.values() for span in trace.spans})
@@ -579,6 +532,11 @@ def _v1_tags(values: Mapping[str, TagValue]) -> list[dict[str, Any]]:
 
 def _link_json(link: DependencyLink) -> dict[str, Any]:
     return {"parent": link.parent, "child": link.child, "callCount": link.call_count}
+
+
+def _go_not_found() -> Response:
+    """Go's ``http.NotFound``."""
+    return Response("404 page not found\n", status_code=404, media_type=GO_TEXT)
 
 
 def _envelope(data: Any, *, total: int) -> dict[str, Any]:

@@ -18,7 +18,13 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.processes import ManagedProcess, require_binaries, start_on_free_port
+from tests.harness.processes import (
+    ManagedProcess,
+    RunningServer,
+    require_binaries,
+    start_on_free_port,
+    started_by_test,
+)
 
 BINARY = "prometheus-alertmanager"
 DEFAULT_RECEIVER = "panorama.webhook"
@@ -27,10 +33,7 @@ POST_TIMEOUT_S = 10.0
 
 
 @dataclass
-class RunningAlertmanager:
-    url: str
-    port: int
-    process: ManagedProcess
+class RunningAlertmanager(RunningServer):
     config_file: Path
     receiver: str
 
@@ -54,12 +57,6 @@ class RunningAlertmanager:
         _check(response)
         found: list[dict[str, Any]] = response.json()
         return found
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def restart(self) -> None:
-        self.process.restart()
 
 
 def _check(response: httpx.Response) -> None:
@@ -143,15 +140,4 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[..., RunningAlertm
     group_wait="1s", group_interval="1s", repeat_interval="1h", ...)`` starts an
     Alertmanager posting to ``webhook_url``; every one started is stopped at the test's end."""
     require_binaries(BINARY)
-    started: list[RunningAlertmanager] = []
-
-    def start(webhook_url: str, **config: Any) -> RunningAlertmanager:
-        running = start_alertmanager(tmp_path / f"alertmanager-{len(started)}", webhook_url, **config)
-        started.append(running)
-        return running
-
-    try:
-        yield start
-    finally:
-        for running in started:
-            running.process.stop()
+    yield from started_by_test(start_alertmanager, tmp_path, "alertmanager")

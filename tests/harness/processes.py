@@ -5,20 +5,25 @@ file, waits until an HTTP readiness URL answers 200, and is stopped by its own
 PID (SIGTERM, wait, SIGKILL). Fault tests can also kill, pause or restart it.
 Every process still running when the interpreter exits is stopped then too, so
 a crashed test run does not leave servers behind.
+
+A :class:`RunningServer` is what a harness hands to tests (URL, port, process);
+:func:`started_by_test` makes a factory fixture that stops every server it started.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import httpx
 import pytest
@@ -156,30 +161,11 @@ class ManagedProcess:
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit status."""
-        popen = self._popen
-        if popen is None:
-            return None
-        if popen.poll() is None:
-            popen.terminate()
-            popen.send_signal(signal.SIGCONT)  # a paused process only acts on SIGTERM once resumed
-            try:
-                popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
-        self._finish()
-        return popen.returncode
+        return self._end(grace_s=timeout_s)
 
     def kill(self) -> int | None:
         """SIGKILL at once (a crash, for fault tests). Returns the exit status."""
-        popen = self._popen
-        if popen is None:
-            return None
-        if popen.poll() is None:
-            popen.kill()
-            popen.wait()
-        self._finish()
-        return popen.returncode
+        return self._end(grace_s=None)
 
     def pause(self) -> None:
         """SIGSTOP: the port stays open but nothing answers (a hung server, for timeout tests)."""
@@ -209,6 +195,22 @@ class ManagedProcess:
         assert self._popen is not None
         self._popen.send_signal(sig)
 
+    def _end(self, *, grace_s: float | None) -> int | None:
+        """Ends the process: SIGTERM and up to ``grace_s`` to exit (None: none), then SIGKILL."""
+        popen = self._popen
+        if popen is None:
+            return None
+        if popen.poll() is None and grace_s is not None:
+            popen.terminate()
+            popen.send_signal(signal.SIGCONT)  # a paused process only acts on SIGTERM once resumed
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=grace_s)
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+        self._finish()
+        return popen.returncode
+
     def _finish(self) -> None:
         _running.discard(self)
         self._close_log()
@@ -235,6 +237,43 @@ def start_on_free_port(
             continue
         return port, process
     raise AssertionError("unreachable")
+
+
+@dataclass
+class RunningServer:
+    """A real server a test uses: where it answers, and its process."""
+
+    url: str
+    port: int
+    process: ManagedProcess
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def restart(self) -> None:
+        self.process.restart()
+
+
+Server = TypeVar("Server", bound=RunningServer)
+
+
+def started_by_test(
+    start: Callable[..., Server], tmp_path: Path, name: str
+) -> Iterator[Callable[..., Server]]:
+    """The body of a factory fixture (``yield from`` it): yields ``start`` taking the test's
+    arguments after a fresh ``tmp_path / "<name>-<n>"``, and stops every server it started."""
+    started: list[Server] = []
+
+    def start_one(*args: Any, **kwargs: Any) -> Server:
+        running = start(tmp_path / f"{name}-{len(started)}", *args, **kwargs)
+        started.append(running)
+        return running
+
+    try:
+        yield start_one
+    finally:
+        for running in started:
+            running.process.stop()
 
 
 @atexit.register

@@ -26,7 +26,14 @@ import pytest
 
 from app.config import PrometheusSettings
 from tests.harness.datasets import Dataset, build_session_dataset
-from tests.harness.processes import ManagedProcess, ProcessFailed, require_binaries, start_on_free_port
+from tests.harness.processes import (
+    ManagedProcess,
+    ProcessFailed,
+    RunningServer,
+    require_binaries,
+    start_on_free_port,
+    started_by_test,
+)
 
 BINARIES = ("prometheus", "promtool")
 RETENTION = "10y"
@@ -43,10 +50,7 @@ WARNING_MATCHER = f'{WARNING_LABEL[0]}="{WARNING_LABEL[1]}"'
 
 
 @dataclass
-class RunningPrometheus:
-    url: str
-    port: int
-    process: ManagedProcess
+class RunningPrometheus(RunningServer):
     data_dir: Path
     config_file: Path
     dataset: Dataset | None = None
@@ -54,12 +58,6 @@ class RunningPrometheus:
     def settings(self, **overrides: Any) -> PrometheusSettings:
         """Panorama's settings for this server (``retries``, ``timeout_s``… may be overridden)."""
         return PrometheusSettings(url=self.url, **overrides)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def restart(self) -> None:
-        self.process.restart()
 
 
 def prometheus_config(port: int, *, warning_probe: bool = True) -> str:
@@ -196,15 +194,4 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Callable[..., RunningPromethe
     ``prometheus_factory(openmetrics=None, **kwargs)`` takes :func:`start_prometheus`'s arguments.
     """
     require_binaries(*BINARIES)
-    started: list[RunningPrometheus] = []
-
-    def start(openmetrics: Path | Sequence[Path] | None = None, **kwargs: Any) -> RunningPrometheus:
-        running = start_prometheus(tmp_path / f"prometheus-{len(started)}", openmetrics, **kwargs)
-        started.append(running)
-        return running
-
-    try:
-        yield start
-    finally:
-        for running in started:
-            running.process.stop()
+    yield from started_by_test(start_prometheus, tmp_path, "prometheus")
