@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from app import __version__
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
 
+    rollup = commands.add_parser("rollup", help="roll up a day, or backfill a range of days, now")
+    rollup.add_argument("--date", type=_day, help="one local day, e.g. 2026-11-20")
+    rollup.add_argument("--from", dest="first", type=_day, help="first day of a range")
+    rollup.add_argument("--to", dest="last", type=_day, help="last day of a range (inclusive)")
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", nargs="?", help="file to check (default: as for --config)")
     return parser
@@ -57,7 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command == "migrate":
         return migrate(settings, args.revision)
+    if args.command == "rollup":
+        from app.rollups.cli import rollup
+
+        return rollup(settings, date=args.date, first=args.first, last=args.last)
     return serve(settings, path, args.host, args.port)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-20") from None
 
 
 def _load_or_report(path: Path | None) -> Settings | None:

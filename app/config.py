@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -27,6 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.config_types import Model
+from app.correlation.config import CorrelationSettings
+from app.rollups.config import RollupSettings, SloObjective
 from app.security import Role, generate_token, token_spec_problem
 
 DEFAULT_CONFIG_FILE = Path("panorama.yaml")
@@ -53,12 +55,6 @@ GENERATED_TOKEN_FILE = "admin.token"
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class Model(BaseModel):
-    """Base of every configuration section: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BackendSettings(Model):
@@ -194,6 +190,9 @@ class Settings(Model):
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    rollups: RollupSettings = Field(default_factory=RollupSettings)
+    slo: list[SloObjective] = Field(default_factory=list, description="Service level objectives")
 
     @field_validator("timezone")
     @classmethod

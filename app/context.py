@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,6 +23,7 @@ from app import db
 from app.backends.registry import BACKEND_NAMES, Backends, Closable
 from app.config import Settings
 from app.observability import Metrics, update_log_settings
+from app.scheduler import register_jobs, start_scheduler
 from app.security import TokenRegistry
 
 log = logging.getLogger("panorama")
@@ -43,6 +47,8 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession] | None = None
     backends: Backends = field(default_factory=Backends)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    scheduler: AsyncIOScheduler | None = None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _retiring: dict[asyncio.Task[None], Closable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,8 +59,14 @@ class AppContext:
         self.sessions = db.create_session_factory(self.engine)
         self.metrics.watch_database(self.engine)
         self.backends = self._build_backends(self.settings, BACKEND_NAMES)
+        self.scheduler = start_scheduler(self)
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for task, client in list(self._retiring.items()):
             task.cancel()
             await client.aclose()
@@ -80,7 +92,21 @@ class AppContext:
         self.settings = new
         self.tokens = token_registry(new)
         update_log_settings(new.logging.level, new.secrets())
+        if self.scheduler is not None:
+            register_jobs(self.scheduler, self)
         return changed
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Runs ``work`` in the background; it is cancelled when the app stops."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
 
     def _build_backends(self, settings: Settings, names: list[str]) -> Backends:
         backends = Backends.from_settings(settings, names, observer=self.metrics.observe_backend_call)

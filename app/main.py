@@ -24,9 +24,11 @@ from app.backends.errors import BackendError
 from app.backends.registry import BACKEND_NAMES
 from app.config import Settings, format_path
 from app.context import AppContext
+from app.correlation import api as correlation_api
 from app.errors import PanoramaError, Unauthenticated
 from app.health import api as health_api
 from app.observability import HttpMetricsMiddleware, build_tracer_provider, configure_propagation
+from app.rollups import api as rollups_api
 from app.security import Role
 from app.system import api as system_api
 from app.system import service as system
@@ -74,6 +76,8 @@ def create_app(
     app.state.context = context
     app.include_router(health_api.router)
     app.include_router(system_api.router)
+    app.include_router(correlation_api.router)
+    app.include_router(rollups_api.router)
     _install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
     FastAPIInstrumentor.instrument_app(

@@ -5,5 +5,6 @@ Alembic's environment and the schema tests import this module; a feature that ad
 """
 
 from app.db import Base
+from app.rollups import models as rollups
 
-__all__ = ["Base"]
+__all__ = ["Base", "rollups"]

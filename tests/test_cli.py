@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import __version__
+from app import __version__, migrations
 from app.cli import main
 from tests.harness.processes import free_port
 
@@ -58,7 +58,7 @@ def test_migrate_reports_the_revision(tmp_path: Path, capsys: pytest.CaptureFixt
     env = {**os.environ, "PANORAMA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}
     done = subprocess.run([str(PANORAMA), "migrate"], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("is at revision 0001")
+    assert done.stdout.strip().endswith(f"is at revision {migrations.head_revision()}")
     assert (tmp_path / "p.db").exists()
 
 
@@ -118,7 +118,7 @@ def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
     assert any(line["message"] == "configuration reloaded" for line in lines)
     assert any(line.get("route") == "/api/v1/whoami" and line.get("status") == 401 for line in lines)
     assert token not in output
-    started = next(line for line in lines if line["message"].endswith(" started"))
+    started = next(line for line in lines if line["message"] == f"panorama {__version__} started")
     assert started["database"].startswith("sqlite+aiosqlite:///")
 
 

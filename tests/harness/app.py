@@ -29,6 +29,7 @@ def settings_for(database_url: str, **sections: Any) -> Settings:
     """Settings with one token per role, the given database, and any extra sections."""
     data: dict[str, Any] = {
         "database": {"url": database_url},
+        "rollups": {"enabled": False},  # no background catch-up unless a test asks for it
         "auth": {
             "tokens": [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
         },

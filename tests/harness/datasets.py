@@ -26,7 +26,9 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.harness.openmetrics import Grid, HistogramData, OpenMetricsWriter, SeriesData
 
@@ -81,6 +83,8 @@ EDGES: tuple[Edge, ...] = (
         incident=(DAY_S + 10 * 3600, DAY_S + 11 * 3600, 0.3),
     ),
 )
+ISTIO_RESET_OFFSET_S = DAY_S + 15 * 3600
+"""The checkout→payments sidecar restarts there: its Istio counters reset (both reporters)."""
 REPORTERS = ("destination", "source")
 """Both reporters count every request (Istio's double-reporting): pick one."""
 ERROR_CODE = "503"
@@ -242,6 +246,7 @@ def istio_traffic(writer: OpenMetricsWriter, grid: Grid) -> Written:
     written: Written = []
     for edge in EDGES:
         ok, failed = counts[edge]
+        resets = [grid.start + ISTIO_RESET_OFFSET_S] if edge is EDGES[1] else []
         for reporter in REPORTERS:
             for code, per_step in (("200", ok), (ERROR_CODE, failed)):
                 written.append(
@@ -250,6 +255,7 @@ def istio_traffic(writer: OpenMetricsWriter, grid: Grid) -> Written:
                         edge.labels(reporter, code),
                         grid,
                         _per_step(grid, per_step),
+                        resets=resets,
                         help_text="Requests seen by Envoy sidecars.",
                     )
                 )
@@ -441,8 +447,55 @@ def escape_probe(writer: OpenMetricsWriter, grid: Grid) -> Written:
     return written
 
 
+DST_ZONE = "Europe/Berlin"
+DST_REQUESTS_PER_MINUTE = 1
+
+
+DST_PROBE_METRIC = "panorama_dst_probe_total"
+"""One increment a minute around each DST day; its own name keeps it out of the platform's metrics."""
+
+
+def dst_days(before: float, zone: str = DST_ZONE) -> dict[str, date]:
+    """The latest local days of ``zone`` that are 23 h (``spring``) and 25 h (``fall``) long,
+    whose following day ends before ``before`` (so the window around each is all history)."""
+    tz = ZoneInfo(zone)
+    found: dict[str, date] = {}
+    day = datetime.fromtimestamp(before, UTC).astimezone(tz).date() - timedelta(days=2)
+    for _ in range(800):
+        start = datetime.combine(day, time(0), tzinfo=tz).timestamp()
+        length = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).timestamp() - start
+        kind = {23 * 3600: "spring", 25 * 3600: "fall"}.get(int(length))
+        if kind and kind not in found:
+            found[kind] = day
+        if len(found) == 2:
+            break
+        day -= timedelta(days=1)
+    return found
+
+
+def dst_probe(writer: OpenMetricsWriter, grid: Grid) -> Written:
+    """``panorama_dst_probe_total{probe="spring"|"fall"}`` grows by one a minute, from the local
+    midnight before each DST day of :data:`DST_ZONE` to the local midnight after the next day."""
+    tz = ZoneInfo(DST_ZONE)
+    written: Written = []
+    for kind, day in sorted(dst_days(grid.end).items()):
+        start = datetime.combine(day - timedelta(days=1), time(0), tzinfo=tz).timestamp()
+        end = datetime.combine(day + timedelta(days=2), time(0), tzinfo=tz).timestamp()
+        written.append(
+            writer.counter(
+                DST_PROBE_METRIC,
+                {"probe": kind},
+                Grid(start, end, SCRAPE_INTERVAL_S),
+                _constant(DST_REQUESTS_PER_MINUTE),
+                help_text="Ticks once a minute around DST changes.",
+            )
+        )
+    return written
+
+
 SESSION_FILES: dict[str, tuple[Family, ...]] = {
     "istio.om": (istio_traffic,),
+    "dst.om": (dst_probe,),
     "infra.om": (cadvisor_cpu, cadvisor_memory, node_cpu, node_memory, escape_probe),
 }
 """Which families go into which OpenMetrics file (one promtool process per file)."""

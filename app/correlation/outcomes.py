@@ -1,0 +1,61 @@
+"""Small helpers shared by the correlation use cases: backend outcomes and request parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from app.backends.errors import BackendError, not_configured
+from app.config import Settings
+from app.correlation.ids import TraceId, TraceIdError, parse_trace_id
+from app.correlation.window import TimeParamError, Window, daily_indices, resolve_window
+from app.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+async def settle(awaitable: Awaitable[T]) -> T | BackendError:
+    """The result, or the BackendError that stopped it (other exceptions are bugs and propagate)."""
+    try:
+        return await awaitable
+    except BackendError as exc:
+        return exc
+
+
+def result(outcome: T | BackendError) -> T:
+    """The value of a settled call, raising its BackendError (for parts the answer cannot do without)."""
+    if isinstance(outcome, BackendError):
+        raise outcome
+    return outcome
+
+
+def need(client: T | None, name: str) -> T:
+    """The backend's client, or the "not configured" BackendError (503) naming it."""
+    if client is None:
+        raise not_configured(name)
+    return client
+
+
+async def call(client: T | None, name: str, use: Callable[[T], Awaitable[Any]]) -> Any:
+    """``use(client)``, or the "not configured" BackendError when there is no client (so that
+    :func:`settle` turns an unconfigured backend into a partial answer like a failing one)."""
+    return await use(need(client, name))
+
+
+def window_param(start: str | None, end: str | None, default: timedelta, now: datetime) -> Window:
+    try:
+        return resolve_window(start, end, default=default, now=now)
+    except TimeParamError as exc:
+        raise InvalidInput(f"query parameter {exc}") from None
+
+
+def trace_id_param(text: str, parameter: str) -> TraceId:
+    try:
+        return parse_trace_id(text)
+    except TraceIdError as exc:
+        raise InvalidInput(f"{parameter}: {exc}") from None
+
+
+def indices(window: Window, settings: Settings) -> str:
+    return daily_indices(window, settings.correlation.index_format, settings.elasticsearch.index_pattern)

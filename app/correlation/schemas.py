@@ -1,0 +1,153 @@
+"""Answers of the correlation endpoints (Pydantic only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from app.backends.traces import TagValue
+
+
+class SpanOut(BaseModel):
+    span_id: str = Field(description="16 lowercase hex digits")
+    parent_id: str | None
+    service: str
+    operation: str
+    start: datetime
+    duration_ms: float
+    error: bool
+    kind: str | None = None
+    tags: dict[str, TagValue]
+
+
+class TraceOut(BaseModel):
+    trace_id: str = Field(description="32 lowercase hex digits")
+    start: datetime
+    duration_ms: float
+    services: list[str]
+    spans: list[SpanOut]
+
+
+class LogEntry(BaseModel):
+    timestamp: datetime | None
+    service: str | None = Field(
+        description="The application; inside a trace, spelt as the trace's spans name it (e.g. app.namespace)"
+    )
+    namespace: str | None
+    pod: str | None
+    container: str | None
+    level: str | None = Field(description="error, warning, info… (known spellings unified), else as written")
+    message: str | None
+    trace_id: str | None = Field(description="From an id field or the message text, as 32 hex digits")
+    span_id: str | None = Field(description="16 hex digits; the span this line belongs to, when it says")
+    index: str
+    id: str
+    trace_url: str | None = Field(default=None, description="This API's URL of the line's trace")
+
+
+class TimeWindow(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+
+
+class Partial(BaseModel):
+    """Why a part of the answer is missing (null when it is complete)."""
+
+    logs: str | None = None
+    trace: str | None = None
+
+
+class TraceWithLogs(BaseModel):
+    trace: TraceOut | None
+    logs: list[LogEntry]
+    logs_window: TimeWindow = Field(
+        description="Where the logs were searched: the trace's window widened by the skew, or the lookback"
+    )
+    logs_truncated: bool = Field(description="True when more logs matched than correlation.max_trace_logs")
+    partial: Partial
+
+
+class LogPage(BaseModel):
+    logs: list[LogEntry]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
+
+
+class TraceSummary(BaseModel):
+    trace_id: str
+    root_service: str
+    root_operation: str
+    start: datetime
+    duration_ms: float
+    span_count: int
+    error_count: int
+    services: list[str]
+    url: str
+
+
+class TraceList(BaseModel):
+    traces: list[TraceSummary]
+    services_searched: list[str] = Field(description="The Jaeger service names the search used")
+
+
+class Red(BaseModel):
+    """Rate, errors and duration of the requests a service received (Istio, reporter=destination)."""
+
+    requests_per_s: float
+    error_rate: float | None = Field(description="Share of 5xx (or failed gRPC) responses, 0-1")
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+
+class OverviewPartial(BaseModel):
+    red: str | None = None
+    error_logs: str | None = None
+    traces: str | None = None
+
+
+class ServiceOverview(BaseModel):
+    service: str
+    namespace: str | None
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    red: Red | None
+    error_logs: list[LogEntry]
+    slowest_traces: list[TraceSummary]
+    failed_traces: list[TraceSummary]
+    partial: OverviewPartial
+
+
+class GraphNode(BaseModel):
+    id: str = Field(
+        description="<service>.<namespace>, as Istio names span services; `unknown` outside the mesh"
+    )
+    service: str
+    namespace: str | None
+    requests_per_s: float | None = Field(description="Requests it received")
+    error_rate: float | None
+    latency_p99_ms: float | None
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    requests_per_s: float | None
+    error_rate: float | None
+    latency_p99_ms: float | None
+    protocol: str | None
+    reporter: str | None = Field(description="The Istio reporter whose counts this edge shows")
+    trace_calls: int | None = Field(description="Calls Jaeger's dependencies saw in the window")
+
+
+class GraphPartial(BaseModel):
+    jaeger: str | None = None
+
+
+class Graph(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    namespace: str | None
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    partial: GraphPartial

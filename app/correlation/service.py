@@ -1,0 +1,292 @@
+"""Trace search, the service overview and the dependency graph.
+
+Backends are passed in (any may be None: not configured). Calls that do not depend on
+each other run concurrently; a failing backend becomes a ``partial`` note where the
+answer is still useful without it, and an error naming the backend where it is not.
+The trace+logs join is in :mod:`.trace_logs`, the log search in :mod:`.log_search`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.backends.elasticsearch import ElasticsearchClient
+from app.backends.errors import BackendError
+from app.backends.jaeger import JaegerClient
+from app.backends.prometheus import PrometheusClient
+from app.backends.registry import Backends
+from app.backends.traces import Trace
+from app.config import Settings
+from app.correlation import istio, logquery
+from app.correlation.errors import BackendsFailed
+from app.correlation.graph import add_trace_links, build_graph
+from app.correlation.logrecords import LogReader
+from app.correlation.outcomes import call, indices, need, result, settle, window_param
+from app.correlation.schemas import (
+    Graph,
+    GraphPartial,
+    LogEntry,
+    OverviewPartial,
+    Red,
+    ServiceOverview,
+    TraceList,
+    TraceSummary,
+)
+from app.correlation.traces import jaeger_names, newest_first, split_service, summary
+from app.correlation.window import Window
+from app.errors import InvalidInput
+
+RED_QUANTILES = (0.5, 0.95, 0.99)
+
+
+# --- trace search -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceSearch:
+    service: str
+    operation: str | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    error: bool | None = None
+    start: str | None = None
+    end: str | None = None
+    limit: int = 20
+
+
+async def _find_traces(
+    jaeger: JaegerClient,
+    names: list[str],
+    window: Window,
+    *,
+    operation: str | None = None,
+    min_us: int | None = None,
+    max_us: int | None = None,
+    limit: int,
+    error: bool | None,
+) -> list[Trace]:
+    """Traces of any of ``names`` in ``window``; ``error=True`` also asks Jaeger for ``error=true`` spans
+    (its own index), besides checking every trace found for a failed span."""
+
+    def search(name: str, tags: dict[str, str | int | float | bool] | None) -> Awaitable[list[Trace]]:
+        return jaeger.search_traces(
+            name,
+            operation=operation,
+            tags=tags,
+            start=window.start,
+            end=window.end,
+            min_duration_us=min_us,
+            max_duration_us=max_us,
+            limit=limit,
+        )
+
+    calls = [search(name, None) for name in names]
+    if error:
+        calls += [search(name, {"error": True}) for name in names]
+    found = [trace for batch in await asyncio.gather(*calls) for trace in batch]
+    traces = newest_first(found)
+    if error is not None:
+        traces = [t for t in traces if t.has_error == error]
+    return traces
+
+
+async def search_traces(
+    query: TraceSearch, *, backends: Backends, settings: Settings, now: datetime
+) -> TraceList:
+    cs = settings.correlation
+    if not 1 <= query.limit <= cs.max_trace_search:
+        raise InvalidInput(
+            f"query parameter 'limit': must be between 1 and {cs.max_trace_search}, got {query.limit}"
+        )
+    if (
+        query.min_duration_ms is not None
+        and query.max_duration_ms is not None
+        and query.min_duration_ms > query.max_duration_ms
+    ):
+        raise InvalidInput("query parameter 'min_duration_ms': is above max_duration_ms")
+    window = window_param(query.start, query.end, cs.default_window, now)
+    jaeger = need(backends.jaeger, "jaeger")
+    names = jaeger_names(await jaeger.services(), query.service, None)
+    traces = await _find_traces(
+        jaeger,
+        names,
+        window,
+        operation=query.operation,
+        min_us=round(query.min_duration_ms * 1000) if query.min_duration_ms is not None else None,
+        max_us=round(query.max_duration_ms * 1000) if query.max_duration_ms is not None else None,
+        limit=query.limit,
+        error=query.error,
+    )
+    return TraceList(traces=[summary(t) for t in traces[: query.limit]], services_searched=names)
+
+
+# --- service overview ---------------------------------------------------------------------------
+
+
+async def _red(prometheus: PrometheusClient, app: str, namespace: str | None, window: Window) -> Red | str:
+    """The service's RED figures, or why there are none."""
+    requests, latencies = await asyncio.gather(
+        prometheus.query(istio.service_requests_query(app, namespace, window.duration), at=window.end),
+        prometheus.query(
+            istio.service_latency_query(app, namespace, window.duration, RED_QUANTILES), at=window.end
+        ),
+    )
+    if not requests.samples:
+        where = f" in namespace {namespace}" if namespace else ""
+        return f"prometheus: no Istio requests to service {app}{where} in the window"
+    traffic = istio.red_figures(requests.samples)
+    quantiles = istio.quantiles_from(latencies.samples)
+    return Red(
+        requests_per_s=traffic.requests_per_s,
+        error_rate=traffic.error_rate,
+        latency_p50_ms=quantiles.get("0.5"),
+        latency_p95_ms=quantiles.get("0.95"),
+        latency_p99_ms=quantiles.get("0.99"),
+    )
+
+
+async def _error_logs(
+    es: ElasticsearchClient, service: str, namespace: str | None, window: Window, settings: Settings
+) -> list[LogEntry]:
+    cs = settings.correlation
+    clauses = [
+        logquery.time_range(cs.log_fields.timestamp, window),
+        logquery.service_query(service, cs),
+        logquery.error_logs_query(cs),
+    ]
+    if namespace:
+        clauses.append(logquery.exact_in_any(cs.log_fields.namespace, [namespace]))
+    page = await es.search(
+        indices(window, settings),
+        query=logquery.bool_filter(*clauses),
+        sort=logquery.sort_by_time(cs, "desc"),
+        size=cs.overview_logs,
+        track_total_hits=False,
+    )
+    reader = LogReader(cs)
+    return [reader.entry(hit) for hit in page.hits]
+
+
+@dataclass(frozen=True)
+class _OverviewTraces:
+    slowest: list[TraceSummary]
+    failed: list[TraceSummary]
+
+
+async def _overview_traces(
+    jaeger: JaegerClient, service: str, namespace: str | None, window: Window, settings: Settings
+) -> _OverviewTraces:
+    cs = settings.correlation
+    names = jaeger_names(await jaeger.services(), service, namespace)
+    recent, failed = await asyncio.gather(
+        _find_traces(jaeger, names, window, limit=cs.max_trace_search, error=None),
+        _find_traces(jaeger, names, window, limit=cs.overview_traces, error=True),
+    )
+    slowest = sorted(recent, key=lambda t: (t.duration_us, t.trace_id), reverse=True)
+    return _OverviewTraces(
+        slowest=[summary(t) for t in slowest[: cs.overview_traces]],
+        failed=[summary(t) for t in failed[: cs.overview_traces]],
+    )
+
+
+async def service_overview(
+    service: str,
+    *,
+    namespace: str | None,
+    start: str | None,
+    end: str | None,
+    backends: Backends,
+    settings: Settings,
+    now: datetime,
+) -> ServiceOverview:
+    """RED figures, recent error logs, slowest and failed traces: each part fetched concurrently,
+    each failing on its own (``partial``). Only when every part fails is the answer an error.
+
+    A new part (e.g. the service's open incidents) is one more entry in ``parts``.
+    """
+    window = window_param(start, end, settings.correlation.default_window, now)
+    app, ns = split_service(service, namespace)
+    parts: dict[str, Awaitable[Any]] = {
+        "red": call(backends.prometheus, "prometheus", lambda p: _red(p, app, ns, window)),
+        "error_logs": call(
+            backends.elasticsearch,
+            "elasticsearch",
+            lambda e: _error_logs(e, service, namespace, window, settings),
+        ),
+        "traces": call(
+            backends.jaeger, "jaeger", lambda j: _overview_traces(j, service, ns, window, settings)
+        ),
+    }
+    async with asyncio.TaskGroup() as group:
+        tasks = {name: group.create_task(settle(part)) for name, part in parts.items()}
+    results = {name: task.result() for name, task in tasks.items()}
+    failures = {name: r for name, r in results.items() if isinstance(r, BackendError)}
+    if len(failures) == len(results):
+        raise BackendsFailed({e.backend: e for e in failures.values()}, f"overview of {service}: ")
+    red, logs, traces = results["red"], results["error_logs"], results["traces"]
+    notes = {name: f"{error.backend}: {error.message}" for name, error in failures.items()}
+    if isinstance(red, str):
+        notes["red"], red = red, None
+    return ServiceOverview(
+        service=service,
+        namespace=ns,
+        start=window.start,
+        end=window.end,
+        red=red if isinstance(red, Red) else None,
+        error_logs=logs if isinstance(logs, list) else [],
+        slowest_traces=traces.slowest if isinstance(traces, _OverviewTraces) else [],
+        failed_traces=traces.failed if isinstance(traces, _OverviewTraces) else [],
+        partial=OverviewPartial(**notes),
+    )
+
+
+# --- dependency graph ---------------------------------------------------------------------------
+
+
+async def dependency_graph(
+    *,
+    namespace: str | None,
+    start: str | None,
+    end: str | None,
+    backends: Backends,
+    settings: Settings,
+    now: datetime,
+) -> Graph:
+    """Kiali-style service graph from Istio metrics (see :mod:`.istio` for the reporter rules),
+    with Jaeger's dependency call counts when Jaeger is configured (its failure is only a note)."""
+    window = window_param(start, end, settings.correlation.default_window, now)
+    prometheus = need(backends.prometheus, "prometheus")
+    span = window.duration
+    jaeger = backends.jaeger
+    async with asyncio.TaskGroup() as group:
+        queries = [
+            group.create_task(settle(prometheus.query(promql, at=window.end)))
+            for promql in (
+                istio.edge_requests_query(span, namespace),
+                istio.edge_latency_query(span, namespace),
+                istio.node_latency_query(span, namespace),
+            )
+        ]
+        links = group.create_task(settle(jaeger.dependencies(window.end, span))) if jaeger else None
+    requests, edge_latency, node_latency = [result(task.result()) for task in queries]
+    edges = istio.edge_traffic(requests.samples, edge_latency.samples)
+    nodes, out_edges = build_graph(edges, istio.node_latencies(node_latency.samples))
+    note = None
+    if links is not None:
+        found = links.result()
+        if isinstance(found, BackendError):
+            note = f"jaeger: {found.message}"
+        else:
+            add_trace_links(nodes, out_edges, found, namespace)
+    return Graph(
+        start=window.start,
+        end=window.end,
+        namespace=namespace,
+        nodes=sorted(nodes, key=lambda n: n.id),
+        edges=sorted(out_edges, key=lambda e: (e.source, e.target, e.protocol or "")),
+        partial=GraphPartial(jaeger=note),
+    )

@@ -1,0 +1,267 @@
+"""Rollup runs and the reports over stored days."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from app.deps import ContextDep, Operator, PrometheusDep, SessionDep, SettingsDep, Viewer
+from app.rollups import service
+from app.rollups.csvout import to_csv
+from app.rollups.days import Granularity, days_between, local_today
+from app.rollups.errors import InvalidPeriod
+from app.rollups.schemas import Queued, RunHistory, RunOut, RunRecord, RunRequest, RunResults
+
+router = APIRouter(tags=["rollups"])
+
+Format = Literal["json", "csv"]
+FromDay = Annotated[date | None, Query(alias="from", description="First local day (default: 30 days back)")]
+ToDay = Annotated[
+    date | None, Query(alias="to", description="Last local day, inclusive (default: yesterday)")
+]
+FormatParam = Annotated[Format, Query(description="json, or csv (the same rows, with a header line)")]
+DEFAULT_DAYS = 30
+
+
+def _period(first: date | None, last: date | None, context: ContextDep) -> tuple[date, date]:
+    last = last or local_today(context.settings.tzinfo) - timedelta(days=1)
+    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+    service.check_period(first, last)
+    return first, last
+
+
+def _answer(body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name: str) -> Response:
+    if fmt == "csv":
+        return Response(
+            to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return JSONResponse(body)
+
+
+def _outcome(outcome: service.RunOutcome) -> RunOut:
+    return RunOut(
+        day=outcome.day,
+        status=outcome.status,
+        duration_ms=outcome.duration_ms,
+        entities=outcome.entities,
+        values=outcome.values,
+        error=outcome.error,
+    )
+
+
+@router.post(
+    "/api/v1/rollups/run",
+    summary="Roll up a day or a range of days now",
+    response_model=RunResults,
+    responses={202: {"model": Queued, "description": "A range was queued; see /api/v1/rollups/runs"}},
+)
+async def run(
+    request: RunRequest, _: Operator, context: ContextDep, prometheus: PrometheusDep
+) -> RunResults | JSONResponse:
+    settings = context.settings
+    if request.date is not None:
+        days = [request.date]
+        service.check_day_is_over(request.date, settings)
+    else:
+        assert request.first is not None
+        assert request.last is not None
+        try:
+            service.check_period(request.first, request.last)
+        except InvalidPeriod as exc:
+            raise InvalidPeriod(exc.message.replace("'from'", "body 'from'"), parameter="from") from None
+        service.check_day_is_over(request.last, settings, name="to")
+        days = list(days_between(request.first, request.last))
+    assert context.sessions is not None
+    wait = request.wait if request.wait is not None else request.date is not None
+    if not wait:
+        context.spawn(
+            service.run_days(context.sessions, prometheus, settings, days, trigger=service.Trigger.API)
+        )
+        queued = Queued(queued=days, message=f"{len(days)} days queued; follow them at /api/v1/rollups/runs")
+        return JSONResponse(queued.model_dump(mode="json"), status_code=202)
+    outcomes = await service.run_days(
+        context.sessions, prometheus, settings, days, trigger=service.Trigger.API
+    )
+    return RunResults(runs=[_outcome(o) for o in outcomes])
+
+
+@router.get("/api/v1/rollups/runs", summary="History of rollup runs, newest first", response_model=RunHistory)
+async def runs(
+    _: Viewer,
+    session: SessionDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+) -> RunHistory:
+    found = await service.runs(session, first=first, last=last, limit=limit)
+    return RunHistory(
+        runs=[
+            RunRecord(
+                id=r.id,
+                day=r.day,
+                status=r.status,
+                trigger=r.trigger,
+                started=r.started_at,
+                duration_ms=r.duration_ms,
+                entities=r.entities,
+                values=r.values,
+                error=r.error,
+                worker=r.worker,
+            )
+            for r in found
+        ]
+    )
+
+
+# --- reports ------------------------------------------------------------------------------
+
+PLURALS = {"service": "services", "namespace": "namespaces"}
+
+
+async def _kind_report(
+    kind: str, first: date, last: date, fmt: Format, session: SessionDep, settings: SettingsDep
+) -> Response:
+    entity_kind = service.require_kind(settings, kind)
+    found = await service.report(session, settings, kind, first, last)
+    rows = [{kind: e.entity, "days": e.days, **e.figures} for e in found]
+    body = {"from": first.isoformat(), "to": last.isoformat(), "timezone": settings.timezone}
+    if not entity_kind.labels:
+        single = rows[0] if rows else {kind: kind, "days": 0}
+        return _answer({**body, kind: single}, [single] if rows else [], fmt, kind)
+    return _answer({**body, PLURALS.get(kind, kind): rows}, rows, fmt, PLURALS.get(kind, kind))
+
+
+def _add_kind_report(kind: str, path: str, summary: str) -> None:
+    """A report route for one built-in entity kind (the same answer as /reports/kinds/{kind})."""
+
+    async def kind_report(
+        _: Viewer,
+        session: SessionDep,
+        context: ContextDep,
+        first: FromDay = None,
+        last: ToDay = None,
+        format: FormatParam = "json",
+    ) -> Response:
+        first, last = _period(first, last, context)
+        return await _kind_report(kind, first, last, format, session, context.settings)
+
+    router.add_api_route(path, kind_report, methods=["GET"], summary=summary, name=f"{kind}_report")
+
+
+_add_kind_report("service", "/api/v1/reports/services", "Every service's figures over a period")
+_add_kind_report("namespace", "/api/v1/reports/namespaces", "Every namespace's CPU and memory over a period")
+_add_kind_report("cluster", "/api/v1/reports/cluster", "The cluster's CPU and memory use over a period")
+
+
+GranularityParam = Annotated[Granularity, Query(description="day, week (ISO weeks), month or year")]
+
+
+async def _entity_series(
+    kind: str,
+    entity: str,
+    first: date,
+    last: date,
+    granularity: Granularity,
+    fmt: Format,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    service.require_kind(settings, kind)
+    periods = await service.series(session, settings, kind, entity, first, last, granularity)
+    rows = [{"date": p.start.isoformat(), "period": p.label, "days": p.days, **p.figures} for p in periods]
+    body = {
+        kind: entity,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "timezone": settings.timezone,
+        "granularity": granularity.value,
+        "days": rows,
+    }
+    return _answer(body, rows, fmt, f"{kind}-{granularity.value}")
+
+
+@router.get("/api/v1/reports/services/{service_name}/daily", summary="One service per day, week or month")
+async def service_daily(
+    service_name: str,
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    granularity: GranularityParam = Granularity.DAY,
+    format: FormatParam = "json",
+) -> Response:
+    first, last = _period(first, last, context)
+    return await _entity_series(
+        "service", service_name, first, last, granularity, format, session, context.settings
+    )
+
+
+@router.get("/api/v1/reports/kinds/{kind}", summary="Every entity of any configured kind over a period")
+async def kind_report(
+    kind: str,
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    format: FormatParam = "json",
+) -> Response:
+    first, last = _period(first, last, context)
+    return await _kind_report(kind, first, last, format, session, context.settings)
+
+
+@router.get(
+    "/api/v1/reports/kinds/{kind}/{entity:path}/daily",
+    summary="One entity of any configured kind per day, week or month",
+)
+async def entity_daily(
+    kind: str,
+    entity: str,
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    granularity: GranularityParam = Granularity.DAY,
+    format: FormatParam = "json",
+) -> Response:
+    first, last = _period(first, last, context)
+    return await _entity_series(kind, entity, first, last, granularity, format, session, context.settings)
+
+
+@router.get("/api/v1/reports/slo", summary="Service level objectives: achieved, met, error budget left")
+async def slo_report(
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    at: Annotated[date | None, Query(description="Last day of each window (default: yesterday)")] = None,
+    format: FormatParam = "json",
+) -> Response:
+    settings = context.settings
+    day = at or local_today(settings.tzinfo) - timedelta(days=1)
+    results = await service.slo_report(session, settings, day)
+    rows = [
+        {
+            "service": r.window.service,
+            "objective": r.objective,
+            "target": r.target,
+            "achieved": r.achieved,
+            "met": r.met,
+            "error_budget_remaining": r.error_budget_remaining,
+            "error_budget_remaining_minutes": r.error_budget_remaining_minutes,
+            "from": r.window.first.isoformat(),
+            "to": r.window.last.isoformat(),
+            "window_days": r.window.days,
+            "data_days": r.window.data_days,
+        }
+        for r in results
+    ]
+    return _answer(
+        {"at": day.isoformat(), "timezone": settings.timezone, "objectives": rows}, rows, format, "slo"
+    )

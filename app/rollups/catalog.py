@@ -1,0 +1,146 @@
+"""The rollup catalogue: built-in and configured definitions merged, checked, and their figures listed.
+
+A *family* is what is stored per day (a counter, gauge or histogram); a *figure*
+is what reports show: a statistic of a family (``qps_peak``) or an expression
+over other figures (``error_rate = errors / requests``).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from app.rollups import builtin
+from app.rollups.config import (
+    EXPRESSION_CONSTANTS,
+    Definition,
+    Derived,
+    EntityKind,
+    FamilyKind,
+    RollupSettings,
+    expression_names,
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A reported figure: a statistic of one family, or a derived expression."""
+
+    name: str
+    entity_kind: str
+    family: str | None = None
+    statistic: str | None = None
+    expr: str | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entities: dict[str, EntityKind]
+    definitions: list[Definition]
+    figures: dict[str, list[Figure]] = field(default_factory=dict)
+
+    def families(self, entity_kind: str) -> list[Definition]:
+        return [d for d in self.definitions if d.entity == entity_kind]
+
+    def family(self, entity_kind: str, name: str) -> Definition | None:
+        return next((d for d in self.definitions if d.entity == entity_kind and d.name == name), None)
+
+    def figure_names(self, entity_kind: str) -> list[str]:
+        return [f.name for f in self.figures.get(entity_kind, [])]
+
+    def figure(self, entity_kind: str, name: str) -> Figure | None:
+        return next((f for f in self.figures.get(entity_kind, []) if f.name == name), None)
+
+
+_Item = TypeVar("_Item", EntityKind, Definition, Derived)
+
+
+def _merge(
+    builtins: list[_Item], configured: list[_Item], key: Callable[[_Item], tuple[str, ...]]
+) -> list[_Item]:
+    merged = {key(item): item for item in builtins}
+    for item in configured:
+        merged[key(item)] = item
+    return list(merged.values())
+
+
+def build_catalog(settings: RollupSettings) -> Catalog:
+    """Merges the configured definitions over the built-ins (by name); ValueError lists every problem."""
+    use_builtin = settings.builtin
+    entities = _merge(builtin.ENTITIES if use_builtin else [], settings.entities, lambda e: (e.name,))
+    definitions = _merge(
+        builtin.DEFINITIONS if use_builtin else [], settings.definitions, lambda d: (d.entity, d.name)
+    )
+    derived = _merge(builtin.DERIVED if use_builtin else [], settings.derived, lambda d: (d.entity, d.name))
+    by_name = {e.name: e for e in entities}
+    problems: list[str] = []
+    figures: dict[str, list[Figure]] = {name: [] for name in by_name}
+    for definition in definitions:
+        if definition.entity not in by_name:
+            problems.append(f"definition {definition.name!r}: unknown entity kind {definition.entity!r}")
+            continue
+        for name, statistic in definition.reported().items():
+            figures[definition.entity].append(
+                Figure(name, definition.entity, family=definition.name, statistic=statistic)
+            )
+    for item in derived:
+        if item.entity not in by_name:
+            problems.append(f"derived {item.name!r}: unknown entity kind {item.entity!r}")
+            continue
+        known = {f.name for f in figures[item.entity]} | {
+            d.name for d in definitions if d.entity == item.entity and d.kind is FamilyKind.COUNTER
+        }
+        unknown = expression_names(item.expr) - known - set(EXPRESSION_CONSTANTS)
+        if unknown:
+            problems.append(
+                f"derived {item.name!r}: {', '.join(sorted(unknown))} is not a figure or counter "
+                f"of {item.entity!r} defined before it"
+            )
+            continue
+        figures[item.entity].append(Figure(item.name, item.entity, expr=item.expr))
+    for kind, listed in figures.items():
+        names = [f.name for f in listed]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"entity kind {kind!r}: figure {name!r} is defined twice")
+        order = builtin.FIGURE_ORDER.get(kind)
+        if order:
+            listed.sort(key=lambda f: order.index(f.name) if f.name in order else len(order))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return Catalog(entities=by_name, definitions=definitions, figures=figures)
+
+
+_OPERATORS: dict[type[ast.AST], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def evaluate(expr: str, values: Mapping[str, float | None]) -> float | None:
+    """The value of a derived expression; None when an operand is missing or a division is by zero."""
+    return _evaluate(ast.parse(expr, mode="eval").body, values)
+
+
+def _evaluate(node: ast.AST, values: Mapping[str, float | None]) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return values.get(node.id)
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate(node.operand, values)
+        if operand is None:
+            return None
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp):
+        left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Div) and right == 0:
+            return None
+        return _OPERATORS[type(node.op)](left, right)
+    raise ValueError(f"unsupported expression element {type(node).__name__}")

@@ -1,0 +1,206 @@
+"""Computing one local day's figures from Prometheus.
+
+One query per family covers every entity of the day (a family with more
+entities than ``entities_per_query`` is split by its entity label); queries run
+with bounded concurrency, and the first failure cancels the rest: a day is
+computed whole or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from app.backends.prometheus import PrometheusClient, Sample, Series
+from app.backends.promql import matcher, regex_escape_literal
+from app.rollups.catalog import Catalog
+from app.rollups.config import Definition, EntityKind, FamilyKind, RollupSettings
+from app.rollups.days import DayWindow
+from app.rollups.errors import RollupQueryError
+from app.rollups.histograms import Buckets
+
+
+@dataclass(frozen=True)
+class FamilyValue:
+    """The additive figures of one family for one entity on one day."""
+
+    entity_kind: str
+    entity: str
+    family: str
+    total: float | None = None
+    samples: int | None = None
+    peak: float | None = None
+    low: float | None = None
+    buckets: Buckets | None = None
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    window: DayWindow
+    values: list[FamilyValue]
+
+    @property
+    def entities(self) -> int:
+        return len({(v.entity_kind, v.entity) for v in self.values})
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    definition: Definition
+    promql: str
+
+
+def range_literal(window: DayWindow) -> str:
+    """The day as a range selector that stops 1 ms short of its start: ``(start, end]``."""
+    return f"{window.seconds * 1000 - 1}ms"
+
+
+def render(definition: Definition, window: DayWindow, filter_matcher: str = "") -> str:
+    return definition.query.replace("$range", range_literal(window)).replace("$filter", filter_matcher)
+
+
+def entity_key(kind: EntityKind, labels: dict[str, str]) -> str | None:
+    """The entity a result series belongs to; None when it lacks a naming label."""
+    if not kind.labels:
+        return kind.name
+    values = [labels.get(label, "") for label in kind.labels]
+    if any(value == "" for value in values):
+        return None
+    return "/".join(values)
+
+
+async def entity_groups(
+    prometheus: PrometheusClient, kind: EntityKind, window: DayWindow, per_query: int
+) -> list[str]:
+    """The ``$filter`` matchers that split this kind's families; one empty filter when no split is needed."""
+    if not kind.labels or kind.selector is None:
+        return [""]
+    label = kind.labels[0]
+    values = await prometheus.label_values(label, match=[kind.selector], start=window.start, end=window.end)
+    if len(values) <= per_query:
+        return [""]
+    return [
+        str(matcher(label, "=~", "|".join(regex_escape_literal(v) for v in values[i : i + per_query])))
+        for i in range(0, len(values), per_query)
+    ]
+
+
+async def plan(
+    prometheus: PrometheusClient, catalog: Catalog, settings: RollupSettings, window: DayWindow
+) -> list[PlannedQuery]:
+    groups: dict[str, list[str]] = {}
+    for name, kind in catalog.entities.items():
+        if any("$filter" in d.query for d in catalog.families(name)):
+            groups[name] = await entity_groups(prometheus, kind, window, settings.entities_per_query)
+    planned: list[PlannedQuery] = []
+    for definition in catalog.definitions:
+        filters = groups.get(definition.entity, [""]) if "$filter" in definition.query else [""]
+        planned.extend(PlannedQuery(definition, render(definition, window, f)) for f in filters)
+    return planned
+
+
+async def compute_day(
+    prometheus: PrometheusClient, catalog: Catalog, settings: RollupSettings, window: DayWindow
+) -> DayFigures:
+    """Every family of the catalogue for every entity of ``window``'s day."""
+    queries = await plan(prometheus, catalog, settings, window)
+    limit = asyncio.Semaphore(settings.query_concurrency)
+
+    async def run(query: PlannedQuery) -> list[FamilyValue]:
+        async with limit:
+            kind = catalog.entities[query.definition.entity]
+            if query.definition.kind is FamilyKind.GAUGE:
+                step = query.definition.step or settings.step
+                result = await prometheus.query_range(
+                    query.promql,
+                    start=window.start + step,
+                    end=window.end,
+                    step=step,
+                    timeout=settings.query_timeout_s,
+                )
+                return gauge_values(query.definition, kind, result.series)
+            instant = await prometheus.query(query.promql, at=window.end, timeout=settings.query_timeout_s)
+            if query.definition.kind is FamilyKind.HISTOGRAM:
+                return histogram_values(query.definition, kind, instant.samples)
+            return counter_values(query.definition, kind, instant.samples)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run(query)) for query in queries]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure; the others were cancelled with it
+    values = [value for task in tasks for value in task.result()]
+    return DayFigures(window, values)
+
+
+def _once(definition: Definition, seen: set[str], entity: str) -> None:
+    if entity in seen:
+        raise RollupQueryError(
+            f"{definition.name!r} returned several series for {definition.entity} {entity!r}; "
+            f"aggregate its query by the entity's labels"
+        )
+    seen.add(entity)
+
+
+def counter_values(definition: Definition, kind: EntityKind, samples: Iterable[Sample]) -> list[FamilyValue]:
+    values: list[FamilyValue] = []
+    seen: set[str] = set()
+    for sample in samples:
+        entity = entity_key(kind, sample.labels)
+        if entity is None or math.isnan(sample.value):
+            continue
+        _once(definition, seen, entity)
+        values.append(FamilyValue(definition.entity, entity, definition.name, total=sample.value))
+    return values
+
+
+def histogram_values(
+    definition: Definition, kind: EntityKind, samples: Iterable[Sample]
+) -> list[FamilyValue]:
+    per_entity: dict[str, Buckets] = {}
+    for sample in samples:
+        entity = entity_key(kind, {k: v for k, v in sample.labels.items() if k != "le"})
+        le = sample.labels.get("le")
+        if entity is None or math.isnan(sample.value):
+            continue
+        if le is None:
+            raise RollupQueryError(
+                f"histogram {definition.name!r} lost its 'le' label; keep it in `by (le, ...)`"
+            )
+        buckets = per_entity.setdefault(entity, {})
+        bound = float(le)
+        if bound in buckets:
+            raise RollupQueryError(
+                f"{definition.name!r} returned bucket le={le} twice for {definition.entity} {entity!r}; "
+                f"aggregate its query by (le, ...) and the entity's labels"
+            )
+        buckets[bound] = sample.value
+    return [
+        FamilyValue(definition.entity, entity, definition.name, buckets=buckets)
+        for entity, buckets in per_entity.items()
+    ]
+
+
+def gauge_values(definition: Definition, kind: EntityKind, series: Sequence[Series]) -> list[FamilyValue]:
+    values: list[FamilyValue] = []
+    seen: set[str] = set()
+    for one in series:
+        entity = entity_key(kind, one.labels)
+        points = [value for _, value in one.points if not math.isnan(value)]
+        if entity is None or not points:
+            continue
+        _once(definition, seen, entity)
+        values.append(
+            FamilyValue(
+                definition.entity,
+                entity,
+                definition.name,
+                total=math.fsum(points),
+                samples=len(points),
+                peak=max(points),
+                low=min(points),
+            )
+        )
+    return values

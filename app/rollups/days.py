@@ -1,0 +1,71 @@
+"""Local days: their bounds in UTC, DST included, and the periods reports group them into."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """One local day: ``(start, end]`` in UTC. 23, 24 or 25 hours long."""
+
+    day: date
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> int:
+        return int((self.end - self.start).total_seconds())
+
+
+def day_window(day: date, tz: ZoneInfo) -> DayWindow:
+    """Local midnight to the next local midnight, as UTC instants."""
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return DayWindow(day, start, end)
+
+
+def local_today(tz: ZoneInfo, now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(tz).date()
+
+
+def days_between(first: date, last: date) -> Iterator[date]:
+    """Every day from ``first`` to ``last``, both included."""
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+class Granularity(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+def period_start(day: date, granularity: Granularity) -> date:
+    """The first day of the period ``day`` falls in (ISO weeks start on Monday)."""
+    if granularity is Granularity.DAY:
+        return day
+    if granularity is Granularity.WEEK:
+        return day - timedelta(days=day.weekday())
+    if granularity is Granularity.MONTH:
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)
+
+
+def period_label(start: date, granularity: Granularity) -> str:
+    """``2026-11-23``, ``2026-W48``, ``2026-11`` or ``2026``."""
+    if granularity is Granularity.WEEK:
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    if granularity is Granularity.MONTH:
+        return f"{start.year}-{start.month:02d}"
+    if granularity is Granularity.YEAR:
+        return str(start.year)
+    return start.isoformat()

@@ -1,0 +1,67 @@
+"""Request and answer bodies of the rollups and reports endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Row = dict[str, Any]
+
+
+class RunRequest(BaseModel):
+    """Either ``date``, or ``from`` and ``to`` (inclusive)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    date: dt.date | None = Field(default=None, examples=["2026-11-20"])
+    first: dt.date | None = Field(default=None, alias="from", examples=["2026-10-01"])
+    last: dt.date | None = Field(default=None, alias="to", examples=["2026-11-20"])
+    wait: bool | None = Field(
+        default=None,
+        description="Answer once done (default for a single date) or at once with 202 (default for a range)",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RunRequest:
+        if self.date is not None and (self.first is not None or self.last is not None):
+            raise ValueError("give either date, or from and to, not both")
+        if self.date is None and (self.first is None or self.last is None):
+            raise ValueError("give date, or both from and to")
+        return self
+
+
+class RunOut(BaseModel):
+    day: dt.date
+    status: str = Field(description="ok, no_data, failed, or skipped (another worker is on that day)")
+    duration_ms: float
+    entities: int
+    values: int
+    error: str | None
+
+
+class RunResults(BaseModel):
+    runs: list[RunOut]
+
+
+class Queued(BaseModel):
+    queued: list[dt.date]
+    message: str
+
+
+class RunRecord(BaseModel):
+    id: int
+    day: dt.date
+    status: str
+    trigger: str
+    started: dt.datetime
+    duration_ms: float | None
+    entities: int | None
+    values: int | None
+    error: str | None
+    worker: str
+
+
+class RunHistory(BaseModel):
+    runs: list[RunRecord]

@@ -1,0 +1,68 @@
+"""What the rollup tests share: settings over the session Prometheus, the dataset's days, truths."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from app.backends.prometheus import PrometheusClient
+from app.config import Settings
+from tests.harness.app import settings_for
+from tests.harness.datasets import DST_PROBE_METRIC, EDGES, NAMESPACE, Dataset
+from tests.harness.prometheus import RunningPrometheus
+
+CHECKOUT = EDGES[0].labels("destination", "200")["destination_service"]
+PAYMENTS = EDGES[1].labels("destination", "200")["destination_service"]
+
+
+def rollup_settings(prometheus_url: str, database_url: str, **sections: Any) -> Settings:
+    rollups = {"enabled": False, **sections.pop("rollups", {})}
+    return settings_for(
+        database_url, prometheus={"url": prometheus_url}, rollups=rollups, timezone="UTC", **sections
+    )
+
+
+def dataset_of(prometheus: RunningPrometheus) -> Dataset:
+    assert prometheus.dataset is not None
+    return prometheus.dataset
+
+
+def utc_days(dataset: Dataset) -> list[date]:
+    """The whole UTC days the session dataset covers."""
+    return [datetime.fromtimestamp(start, UTC).date() for start in dataset.day_starts]
+
+
+def client_for(prometheus: RunningPrometheus) -> PrometheusClient:
+    return PrometheusClient(prometheus.settings(timeout_s=60))
+
+
+def requests_truth(dataset: Dataset, service: str, t0: float, t1: float, *, code: str | None = None) -> float:
+    """Requests the destination sidecars of ``service`` counted in ``(t0, t1]``, exactly as generated."""
+    labels = {"reporter": "destination", "destination_service": service}
+    if code is not None:
+        labels["response_code"] = code
+    return sum(s.counter_increase(t0, t1) for s in dataset.select("istio_requests_total", **labels))
+
+
+# A user-defined entity kind over the DST probe of the dataset: a counter, a gauge, a derived figure.
+PROBE_ROLLUPS = {
+    "entities": [{"name": "probe", "labels": ["probe"], "selector": DST_PROBE_METRIC}],
+    "definitions": [
+        {
+            "name": "ticks",
+            "entity": "probe",
+            "kind": "counter",
+            "query": f"sum by (probe) (increase({DST_PROBE_METRIC}{{$filter}}[$range]))",
+        },
+        {
+            "name": "tick_rate",
+            "entity": "probe",
+            "kind": "gauge",
+            "query": f"sum by (probe) (rate({DST_PROBE_METRIC}{{$filter}}[5m]))",
+        },
+    ],
+    "derived": [{"name": "ticks_per_s", "entity": "probe", "expr": "ticks / seconds"}],
+}
+
+
+__all__ = ["CHECKOUT", "NAMESPACE", "PAYMENTS"]

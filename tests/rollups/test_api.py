@@ -1,0 +1,267 @@
+"""The rollup and report endpoints, as a user calls them, over the real session Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.backends.prometheus import PrometheusClient
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.datasets import DST_ZONE, dst_days
+from tests.harness.prometheus import RunningPrometheus
+from tests.rollups.support import CHECKOUT, NAMESPACE, PAYMENTS, PROBE_ROLLUPS, dataset_of, utc_days
+
+VIEW = bearer(VIEWER_TOKEN)
+OPERATE = bearer(OPERATOR_TOKEN)
+SLO = [
+    {"service": CHECKOUT, "availability": 0.999, "latency_p99_ms": 300, "window_days": 3},
+    {"service": PAYMENTS, "availability": 0.9, "window_days": 2},
+]
+
+
+def app_with(
+    app_factory: AppFactory, prometheus: RunningPrometheus, **sections: Any
+) -> AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
+    return app_factory(prometheus={"url": prometheus.url}, timezone="UTC", slo=SLO, **sections)
+
+
+async def roll_up(client: httpx.AsyncClient, prometheus: RunningPrometheus) -> list[str]:
+    days = [d.isoformat() for d in utc_days(dataset_of(prometheus))]
+    answer = await client.post(
+        "/api/v1/rollups/run", json={"from": days[0], "to": days[-1], "wait": True}, headers=OPERATE
+    )
+    assert answer.status_code == 200, answer.text
+    assert [(r["day"], r["status"]) for r in answer.json()["runs"]] == [(d, "ok") for d in days]
+    return days
+
+
+async def test_run_then_report_services(
+    app_factory: AppFactory, prometheus: RunningPrometheus, database_url: str
+) -> None:
+    async with app_with(app_factory, prometheus, database_url=database_url) as (_app, client):
+        days = await roll_up(client, prometheus)
+        answer = await client.get(
+            "/api/v1/reports/services", params={"from": days[0], "to": days[-1]}, headers=VIEW
+        )
+        daily = [
+            (await client.get("/api/v1/reports/services", params={"from": d, "to": d}, headers=VIEW)).json()
+            for d in days
+        ]
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["from"], body["to"], body["timezone"]) == (days[0], days[-1], "UTC")
+    services = {row["service"]: row for row in body["services"]}
+    assert set(services) == {CHECKOUT, PAYMENTS}
+    checkout = services[CHECKOUT]
+    assert list(checkout) == [
+        "service", "days", "requests", "errors", "error_rate", "availability", "qps_avg", "qps_peak",
+        "latency_avg_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+    ]  # fmt: skip
+    assert checkout["days"] == 3
+    per_day = [next(r for r in d["services"] if r["service"] == CHECKOUT) for d in daily]
+    assert checkout["requests"] == pytest.approx(sum(r["requests"] for r in per_day))
+    assert checkout["errors"] == pytest.approx(sum(r["errors"] for r in per_day))
+    assert checkout["error_rate"] == pytest.approx(checkout["errors"] / checkout["requests"])
+    assert checkout["availability"] == pytest.approx(1 - checkout["error_rate"])
+    assert checkout["qps_avg"] == pytest.approx(checkout["requests"] / (3 * 86400))
+    assert checkout["qps_peak"] == max(r["qps_peak"] for r in per_day)
+    assert 20 < checkout["latency_p50_ms"] < checkout["latency_p95_ms"] < checkout["latency_p99_ms"] < 1000
+
+
+async def test_daily_weekly_monthly_and_csv(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
+    async with app_with(app_factory, prometheus) as (_app, client):
+        days = await roll_up(client, prometheus)
+        path = f"/api/v1/reports/services/{PAYMENTS}/daily"
+        period = {"from": days[0], "to": days[-1]}
+        by_day = (await client.get(path, params=period, headers=VIEW)).json()
+        by_week = (await client.get(path, params={**period, "granularity": "week"}, headers=VIEW)).json()
+        by_month = (await client.get(path, params={**period, "granularity": "month"}, headers=VIEW)).json()
+        as_csv = await client.get(path, params={**period, "format": "csv"}, headers=VIEW)
+        total = (await client.get("/api/v1/reports/services", params=period, headers=VIEW)).json()
+    assert by_day["service"] == PAYMENTS
+    assert [d["date"] for d in by_day["days"]] == days
+    assert all(d["days"] == 1 for d in by_day["days"])
+    incident_day = by_day["days"][1]  # 30% errors for one hour on the second day
+    assert incident_day["error_rate"] > by_day["days"][0]["error_rate"] + 0.01
+    payments = next(r for r in total["services"] if r["service"] == PAYMENTS)
+    assert sum(w["requests"] for w in by_week["days"]) == pytest.approx(payments["requests"])
+    assert sum(w["days"] for w in by_week["days"]) == 3
+    assert len(by_month["days"]) in (1, 2)
+    assert by_month["days"][0]["period"] == days[0][:7]
+    if len(by_month["days"]) == 1:
+        assert by_month["days"][0]["latency_p99_ms"] == pytest.approx(payments["latency_p99_ms"])
+
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["date"] for r in rows] == days
+    assert float(rows[1]["requests"]) == pytest.approx(by_day["days"][1]["requests"])
+    assert as_csv.text.splitlines()[0].startswith("date,period,days,requests,errors,error_rate")
+
+
+async def test_namespace_and_cluster_reports(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
+    async with app_with(app_factory, prometheus) as (_app, client):
+        days = await roll_up(client, prometheus)
+        period = {"from": days[0], "to": days[-1]}
+        namespaces = (await client.get("/api/v1/reports/namespaces", params=period, headers=VIEW)).json()
+        cluster = (await client.get("/api/v1/reports/cluster", params=period, headers=VIEW)).json()
+        cluster_csv = await client.get(
+            "/api/v1/reports/cluster", params={**period, "format": "csv"}, headers=VIEW
+        )
+    [shop] = namespaces["namespaces"]
+    assert shop["namespace"] == NAMESPACE
+    assert shop["cpu_cores_avg"] == pytest.approx(1.15, rel=0.02)
+    assert shop["cpu_cores_peak"] > shop["cpu_cores_avg"]
+    assert 1e9 < shop["memory_bytes_avg"] < shop["memory_bytes_peak"] < 2e9
+    figures = cluster["cluster"]
+    assert figures["days"] == 3
+    assert 0 < figures["cpu_utilization_avg"] < figures["cpu_utilization_peak"] < 1
+    assert 0 < figures["memory_utilization_avg"] < figures["memory_utilization_peak"] < 1
+    assert len(cluster_csv.text.strip().splitlines()) == 2
+
+
+async def test_slo_report(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
+    async with app_with(app_factory, prometheus) as (_app, client):
+        days = await roll_up(client, prometheus)
+        slo = (await client.get("/api/v1/reports/slo", params={"at": days[-1]}, headers=VIEW)).json()
+        checkout = (
+            await client.get(
+                "/api/v1/reports/services", params={"from": days[0], "to": days[-1]}, headers=VIEW
+            )
+        ).json()["services"]
+    figures = next(r for r in checkout if r["service"] == CHECKOUT)
+    objectives = {(o["service"], o["objective"]): o for o in slo["objectives"]}
+    availability = objectives[(CHECKOUT, "availability")]
+    assert availability["achieved"] == pytest.approx(figures["availability"])
+    assert availability["met"] is False  # 1% errors against a 99.9% objective
+    assert availability["error_budget_remaining"] == pytest.approx(1 - figures["error_rate"] / 0.001)
+    assert availability["error_budget_remaining"] < -5
+    assert availability["error_budget_remaining_minutes"] == pytest.approx(
+        availability["error_budget_remaining"] * 0.001 * 3 * 1440
+    )
+    assert (availability["from"], availability["to"], availability["data_days"]) == (days[0], days[-1], 3)
+    latency = objectives[(CHECKOUT, "latency_p99_ms")]
+    assert latency["achieved"] == pytest.approx(figures["latency_p99_ms"])
+    assert latency["met"] is True
+    assert 0 < latency["error_budget_remaining"] <= 1
+    payments = objectives[(PAYMENTS, "availability")]
+    assert payments["met"] is True
+    assert payments["from"] == days[1]
+    assert (PAYMENTS, "latency_p99_ms") not in objectives
+
+
+async def test_a_range_runs_in_the_background(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
+    days = [d.isoformat() for d in utc_days(dataset_of(prometheus))]
+    async with app_with(app_factory, prometheus) as (_app, client):
+        answer = await client.post(
+            "/api/v1/rollups/run", json={"from": days[0], "to": days[-1]}, headers=OPERATE
+        )
+        assert answer.status_code == 202
+        assert answer.json()["queued"] == days
+        for _ in range(200):
+            runs = (await client.get("/api/v1/rollups/runs", headers=VIEW)).json()["runs"]
+            if len(runs) == 3 and all(r["status"] == "ok" for r in runs):
+                break
+            await asyncio.sleep(0.05)
+    assert sorted(r["day"] for r in runs) == days
+    assert {r["trigger"] for r in runs} == {"api"}
+    assert all(r["entities"] == 4 and r["duration_ms"] > 0 and r["error"] is None for r in runs)
+
+
+async def test_bad_requests_name_the_problem(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
+    async with app_with(app_factory, prometheus) as (_app, client):
+        await roll_up(client, prometheus)
+
+        async def get(path: str, **params: str) -> httpx.Response:
+            return await client.get(path, params=params, headers=VIEW)
+
+        reversed_ = await get("/api/v1/reports/services", **{"from": "2026-05-02", "to": "2026-05-01"})
+        too_long = await get("/api/v1/reports/services", **{"from": "2020-01-01", "to": "2026-01-01"})
+        malformed = await get("/api/v1/reports/services", **{"from": "2026-02-30"})
+        bad_granularity = await get(f"/api/v1/reports/services/{CHECKOUT}/daily", granularity="hour")
+        unknown = await get("/api/v1/reports/services/nope.default.svc.cluster.local/daily")
+        unknown_kind = await get("/api/v1/reports/kinds/queues")
+        future = await client.post("/api/v1/rollups/run", json={"date": "2999-01-01"}, headers=OPERATE)
+        both = await client.post(
+            "/api/v1/rollups/run", json={"date": "2026-01-01", "from": "2026-01-01"}, headers=OPERATE
+        )
+        viewer = await client.post("/api/v1/rollups/run", json={"date": "2026-01-01"}, headers=VIEW)
+    assert reversed_.status_code == 400
+    assert reversed_.json()["message"] == "'from' (2026-05-02) is after 'to' (2026-05-01)"
+    assert too_long.status_code == 400
+    assert "longer than 1096 days" in too_long.json()["message"]
+    assert malformed.status_code == 400
+    assert malformed.json()["message"].startswith("query parameter 'from': ")
+    assert bad_granularity.status_code == 400
+    assert "query parameter 'granularity'" in bad_granularity.json()["message"]
+    assert unknown.status_code == 404
+    assert "nope.default.svc.cluster.local" in unknown.json()["message"]
+    assert unknown_kind.status_code == 404
+    assert "known: cluster, namespace, service" in unknown_kind.json()["message"]
+    assert future.status_code == 400
+    assert "2999-01-01 has not ended yet" in future.json()["message"]
+    assert both.status_code == 400
+    assert "either date, or from and to" in both.json()["message"]
+    assert viewer.status_code == 403
+
+
+async def test_running_without_prometheus_names_it(app_factory: AppFactory) -> None:
+    async with app_factory() as (_app, client):
+        answer = await client.post("/api/v1/rollups/run", json={"date": "2026-01-01"}, headers=OPERATE)
+    assert answer.status_code == 503
+    assert answer.json()["backend"] == "prometheus"
+
+
+async def test_quantiles_of_the_whole_range_come_from_summed_buckets(
+    app_factory: AppFactory, prometheus: RunningPrometheus
+) -> None:
+    """Against Prometheus's own histogram_quantile over the three days (within extrapolation)."""
+    dataset = dataset_of(prometheus)
+    days = utc_days(dataset)
+    async with app_with(app_factory, prometheus) as (_app, client):
+        await roll_up(client, prometheus)
+        body = (
+            await client.get(
+                "/api/v1/reports/services",
+                params={"from": days[0].isoformat(), "to": days[-1].isoformat()},
+                headers=VIEW,
+            )
+        ).json()
+    prom = PrometheusClient(prometheus.settings())
+    window = f"{int((dataset.end - dataset.start) * 1000) - 1}ms"
+    result = await prom.query(
+        "histogram_quantile(0.99, sum by (le, destination_service) "
+        f'(increase(istio_request_duration_milliseconds_bucket{{reporter="destination"}}[{window}])))',
+        at=dataset.end,
+    )
+    await prom.aclose()
+    theirs = {s.labels["destination_service"]: s.value for s in result.samples}
+    for row in body["services"]:
+        assert row["latency_p99_ms"] == pytest.approx(theirs[row["service"]], rel=1e-2)
+
+
+async def test_reports_of_a_user_defined_kind(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
+    """The DST probe rolled up in Europe/Berlin: its 25-hour day counts 1,500 ticks."""
+    fall = dst_days(dataset_of(prometheus).end)["fall"].isoformat()
+    async with app_factory(
+        prometheus={"url": prometheus.url}, timezone=DST_ZONE, rollups={"enabled": False, **PROBE_ROLLUPS}
+    ) as (_app, client):
+        run = await client.post("/api/v1/rollups/run", json={"date": fall}, headers=OPERATE)
+        report = await client.get(
+            "/api/v1/reports/kinds/probe", params={"from": fall, "to": fall}, headers=VIEW
+        )
+        daily = await client.get(
+            "/api/v1/reports/kinds/probe/fall/daily", params={"from": fall, "to": fall}, headers=VIEW
+        )
+    assert run.json()["runs"][0]["status"] == "ok"
+    [fall_probe] = report.json()["probe"]
+    assert fall_probe["probe"] == "fall"
+    assert fall_probe["ticks"] == pytest.approx(1500, rel=1e-4)
+    assert fall_probe["ticks_per_s"] == pytest.approx(1500 / 90000, rel=1e-4)
+    assert daily.json()["days"][0]["tick_rate_peak"] == pytest.approx(1 / 60)

@@ -1,0 +1,188 @@
+"""Computing days against the real Prometheus: the stored figures against the generated truth
+and against Prometheus's own answers over the same window."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.backends.prometheus import PrometheusClient
+from app.rollups.catalog import build_catalog
+from app.rollups.compute import FamilyValue, compute_day, range_literal
+from app.rollups.days import day_window
+from app.rollups.histograms import quantile
+from app.rollups.service import catalog_of
+from tests.harness.datasets import DST_REQUESTS_PER_MINUTE, DST_ZONE, dst_days
+from tests.harness.prometheus import RunningPrometheus
+from tests.rollups.support import (
+    CHECKOUT,
+    NAMESPACE,
+    PAYMENTS,
+    PROBE_ROLLUPS,
+    client_for,
+    dataset_of,
+    requests_truth,
+    rollup_settings,
+    utc_days,
+)
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def by_key(values: list[FamilyValue]) -> dict[tuple[str, str, str], FamilyValue]:
+    return {(v.entity_kind, v.entity, v.family): v for v in values}
+
+
+@pytest.fixture
+async def client(prometheus: RunningPrometheus) -> PrometheusClient:
+    return client_for(prometheus)
+
+
+async def instant(client: PrometheusClient, promql: str, at: float) -> dict[str, float]:
+    result = await client.query(promql, at=at)
+    return {
+        s.labels.get("destination_service", s.labels.get("namespace", "")): s.value for s in result.samples
+    }
+
+
+@pytest.mark.parametrize("day_index", [0, 1, 2])
+async def test_service_figures_match_truth_and_prometheus(
+    prometheus: RunningPrometheus, client: PrometheusClient, day_index: int
+) -> None:
+    """Day 1 holds the payments incident and a counter reset of its sidecar."""
+    dataset = dataset_of(prometheus)
+    day = utc_days(dataset)[day_index]
+    settings = rollup_settings(prometheus.url, "sqlite+aiosqlite:///unused.db")
+    window = day_window(day, UTC_ZONE)
+    computed = await compute_day(client, catalog_of(settings), settings.rollups, window)
+    values = by_key(computed.values)
+    t0, t1 = window.start.timestamp(), window.end.timestamp()
+
+    for service in (CHECKOUT, PAYMENTS):
+        requests = values[("service", service, "requests")].total
+        errors = values[("service", service, "errors")].total
+        assert requests == pytest.approx(requests_truth(dataset, service, t0, t1), rel=2e-3)
+        assert errors == pytest.approx(requests_truth(dataset, service, t0, t1, code="503"), rel=2e-2, abs=2)
+
+    window_literal = range_literal(window)
+    for q in (0.5, 0.95, 0.99):
+        theirs = await instant(
+            client,
+            f"histogram_quantile({q}, sum by (le, destination_service) "
+            f'(increase(istio_request_duration_milliseconds_bucket{{reporter="destination"}}[{window_literal}])))',
+            t1,
+        )
+        for service in (CHECKOUT, PAYMENTS):
+            buckets = values[("service", service, "latency")].buckets
+            assert buckets is not None
+            assert quantile(q, buckets) == theirs[service]
+
+    peaks = await instant(
+        client,
+        "max_over_time((sum by (destination_service) "
+        f'(rate(istio_requests_total{{reporter="destination"}}[5m])))[{window_literal}:5m])',
+        t1,
+    )
+    for service in (CHECKOUT, PAYMENTS):
+        qps = values[("service", service, "qps")]
+        assert qps.peak == peaks[service]
+        assert qps.samples == 288
+
+
+async def test_namespace_and_cluster_figures(prometheus: RunningPrometheus, client: PrometheusClient) -> None:
+    """Day 1 has a counter reset of one app container, day 2 a 15-minute gap of node-2."""
+    dataset = dataset_of(prometheus)
+    settings = rollup_settings(prometheus.url, "sqlite+aiosqlite:///unused.db")
+    for day in utc_days(dataset)[1:]:
+        window = day_window(day, UTC_ZONE)
+        values = by_key((await compute_day(client, catalog_of(settings), settings.rollups, window)).values)
+        t1 = window.end.timestamp()
+        w = range_literal(window)
+        cores = (
+            'sum by (namespace) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5m]))'
+        )
+        avg = await instant(client, f"avg_over_time(({cores})[{w}:5m])", t1)
+        peak = await instant(client, f"max_over_time(({cores})[{w}:5m])", t1)
+        cpu = values[("namespace", NAMESPACE, "cpu_cores")]
+        assert cpu.samples is not None
+        assert cpu.total is not None
+        assert cpu.total / cpu.samples == pytest.approx(avg[NAMESPACE], rel=1e-9)
+        assert cpu.peak == peak[NAMESPACE]
+        # The pods' app and sidecar containers only: 1.15 cores on average over a day.
+        assert cpu.total / cpu.samples == pytest.approx(0.95 + 4 * 0.05, rel=0.02)
+
+        memory = values[("namespace", NAMESPACE, "memory_bytes")]
+        assert memory.peak is not None
+        assert memory.peak < 2e9  # the pod totals (container="") would double it
+
+        utilization = values[("cluster", "cluster", "cpu_utilization")]
+        expected = await instant(
+            client, f'avg_over_time((1 - avg(rate(node_cpu_seconds_total{{mode="idle"}}[5m])))[{w}:5m])', t1
+        )
+        assert utilization.total is not None
+        assert utilization.samples is not None
+        assert utilization.total / utilization.samples == pytest.approx(expected[""], rel=1e-9)
+        memory_use = values[("cluster", "cluster", "memory_utilization")]
+        assert memory_use.low is not None
+        assert memory_use.peak is not None
+        assert 0 < memory_use.low <= memory_use.peak < 1
+
+
+async def test_splitting_large_families_changes_nothing(
+    prometheus: RunningPrometheus, client: PrometheusClient
+) -> None:
+    dataset = dataset_of(prometheus)
+    window = day_window(utc_days(dataset)[1], UTC_ZONE)
+    whole = rollup_settings(prometheus.url, "sqlite+aiosqlite:///unused.db")
+    split = rollup_settings(
+        prometheus.url, "sqlite+aiosqlite:///unused.db", rollups={"entities_per_query": 1}
+    )
+    one = await compute_day(client, catalog_of(whole), whole.rollups, window)
+    many = await compute_day(client, catalog_of(split), split.rollups, window)
+    assert by_key(one.values) == by_key(many.values)
+    assert len(one.values) == len(many.values) > 10
+
+
+async def test_a_sample_at_midnight_counts_once(
+    prometheus: RunningPrometheus, client: PrometheusClient
+) -> None:
+    """Consecutive days add up to the increase over both: midnight's sample is in one day only."""
+    dataset = dataset_of(prometheus)
+    days = utc_days(dataset)
+    settings = rollup_settings(prometheus.url, "sqlite+aiosqlite:///unused.db")
+    catalog = catalog_of(settings)
+    first = by_key(
+        (await compute_day(client, catalog, settings.rollups, day_window(days[0], UTC_ZONE))).values
+    )
+    second = by_key(
+        (await compute_day(client, catalog, settings.rollups, day_window(days[1], UTC_ZONE))).values
+    )
+    start = day_window(days[0], UTC_ZONE).start.timestamp()
+    end = day_window(days[1], UTC_ZONE).end.timestamp()
+    both = first[("service", CHECKOUT, "requests")].total + second[("service", CHECKOUT, "requests")].total  # type: ignore[operator]
+    assert both == pytest.approx(requests_truth(dataset, CHECKOUT, start, end), rel=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["spring", "fall"])
+async def test_dst_days_are_23_and_25_hours(
+    prometheus: RunningPrometheus, client: PrometheusClient, kind: str
+) -> None:
+    """A user-defined entity kind, counter and gauge, over the days around a DST change."""
+    dataset = dataset_of(prometheus)
+    day = dst_days(dataset.end)[kind]
+    tz = ZoneInfo(DST_ZONE)
+    settings = rollup_settings(prometheus.url, "sqlite+aiosqlite:///unused.db", rollups=PROBE_ROLLUPS)
+    catalog = build_catalog(settings.rollups)
+    assert catalog.figure_names("probe") == ["ticks", "tick_rate_avg", "tick_rate_peak", "ticks_per_s"]
+    for offset, hours in ((-1, 24), (0, 23 if kind == "spring" else 25), (1, 24)):
+        window = day_window(day + timedelta(days=offset), tz)
+        assert window.seconds == hours * 3600
+        values = by_key((await compute_day(client, catalog, settings.rollups, window)).values)
+        ticks = values[("probe", kind, "ticks")].total
+        assert ticks == pytest.approx(hours * 60 * DST_REQUESTS_PER_MINUTE, rel=1e-4)
+        rate = values[("probe", kind, "tick_rate")]
+        assert rate.samples == hours * 12
+        assert math.isclose(rate.peak or 0, DST_REQUESTS_PER_MINUTE / 60, rel_tol=1e-9)

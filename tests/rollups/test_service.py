@@ -1,0 +1,177 @@
+"""Running days: stored whole on SQLite and PostgreSQL, idempotent, never partial, caught up,
+claimed by one worker at a time, and pruned by retention."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app import db
+from app.backends.prometheus import PrometheusClient
+from app.config import DatabaseSettings
+from app.rollups import service
+from app.rollups.models import RollupRun, RollupValue
+from app.rollups.repository import RunStatus
+from tests.harness.datasets import SESSION_FILES, session_timeline, write_dataset
+from tests.harness.prometheus import RunningPrometheus
+from tests.rollups.support import CHECKOUT, client_for, dataset_of, rollup_settings, utc_days
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+def sessions(migrated_engine: AsyncEngine) -> Factory:
+    return db.create_session_factory(migrated_engine)
+
+
+async def count_values(sessions: Factory, **where: object) -> int:
+    async with sessions() as session:
+        statement = select(func.count()).select_from(RollupValue)
+        for name, value in where.items():
+            statement = statement.where(getattr(RollupValue, name) == value)
+        return int(await session.scalar(statement) or 0)
+
+
+async def test_a_day_is_stored_and_rerunning_replaces_it(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    settings = rollup_settings(prometheus.url, database_url)
+    day = utc_days(dataset_of(prometheus))[1]
+    client = client_for(prometheus)
+    first = await service.run_day(sessions, client, settings, day, trigger="test")
+    assert first.status == RunStatus.OK
+    assert first.entities == 4  # checkout and payments, the shop namespace, the cluster
+    stored = await count_values(sessions, day=day)
+    assert stored == first.values
+    again = await service.run_day(sessions, client, settings, day, trigger="test")
+    assert again.status == RunStatus.OK
+    assert await count_values(sessions, day=day) == stored
+
+    async with sessions() as session:
+        found = await service.report(session, settings, "service", day, day, entity=CHECKOUT)
+        history = await service.runs(session)
+    requests = found[0].figures["requests"]
+    assert requests is not None
+    assert requests > 1000
+    assert found[0].days == 1
+    assert [r.status for r in history] == ["ok", "ok"]
+    assert history[0].entities == again.entities
+    assert history[0].duration_ms is not None
+
+
+async def test_a_day_whose_queries_fail_stores_nothing_and_keeps_the_old_values(
+    prometheus_factory: object, sessions: Factory, tmp_path: Path, database_url: str
+) -> None:
+    """Prometheus stops answering mid-rollup: the run fails whole; once it is back, the day fills."""
+    now = datetime.now(UTC).timestamp()
+    files = {"istio.om": SESSION_FILES["istio.om"]}
+    dataset = write_dataset(tmp_path / "data", session_timeline(now, days=2), files, now=now)
+    own: RunningPrometheus = prometheus_factory(dataset.files)  # type: ignore[operator]
+    settings = rollup_settings(own.url, database_url, rollups={"query_timeout_s": 1, "query_concurrency": 1})
+    days = [datetime.fromtimestamp(t, UTC).date() for t in dataset.day_starts]
+    client = PrometheusClient(own.settings(timeout_s=2, retries=0))
+
+    assert (await service.run_day(sessions, client, settings, days[0], trigger="test")).status == "ok"
+    kept = await count_values(sessions, day=days[0])
+    assert kept > 0
+
+    own.process.pause()
+    try:
+        failed = await service.run_day(sessions, client, settings, days[1], trigger="test")
+        rerun = await service.run_day(sessions, client, settings, days[0], trigger="test")
+    finally:
+        own.process.resume()
+    assert failed.status == RunStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.startswith("prometheus ")
+    assert await count_values(sessions, day=days[1]) == 0
+    assert rerun.status == RunStatus.FAILED
+    assert await count_values(sessions, day=days[0]) == kept
+
+    own.process.stop()
+    down = await service.run_day(sessions, client, settings, days[1], trigger="test")
+    assert down.status == RunStatus.FAILED
+    assert down.error is not None
+    assert "unreachable" in down.error
+
+    own.process.start()
+    two_days = rollup_settings(own.url, database_url, rollups={"backfill_days": 2})
+    after = datetime.combine(days[1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(
+        hours=12
+    )
+    outcomes = await service.catch_up(sessions, client, two_days, now=after)
+    assert [(o.day, o.status) for o in outcomes] == [(days[1], "ok"), (days[0], "ok")]  # failed ones retry
+    assert await count_values(sessions, day=days[1]) > 0
+    await client.aclose()
+
+
+async def test_catch_up_goes_back_until_prometheus_has_no_data(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    days = utc_days(dataset_of(prometheus))
+    settings = rollup_settings(prometheus.url, database_url, rollups={"backfill_days": 10})
+    now = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
+    client = client_for(prometheus)
+    outcomes = await service.catch_up(sessions, client, settings, now=now)
+    seen = [(o.day, o.status) for o in outcomes]
+    assert seen[:3] == [(days[2], "ok"), (days[1], "ok"), (days[0], "ok")]
+    # The history starts with a sample at midnight, which belongs to the day before: that day
+    # has a little data; the one before it has none, and the catch-up stops there.
+    assert seen[3:] == [(days[0] - timedelta(days=1), "ok"), (days[0] - timedelta(days=2), "no_data")]
+    assert await service.catch_up(sessions, client, settings, now=now) == []
+
+
+async def test_one_worker_computes_a_day_at_a_time(
+    prometheus: RunningPrometheus, database_url: str, sessions: Factory
+) -> None:
+    """Two replicas (two engines) claim the same day at once: one computes it, the other skips."""
+    settings = rollup_settings(prometheus.url, database_url)
+    day = utc_days(dataset_of(prometheus))[0]
+    other = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+    try:
+        replica = db.create_session_factory(other)
+        outcomes = await asyncio.gather(
+            service.run_day(sessions, client_for(prometheus), settings, day, trigger="a"),
+            service.run_day(replica, client_for(prometheus), settings, day, trigger="b"),
+        )
+    finally:
+        await other.dispose()
+    assert sorted(o.status for o in outcomes) == ["ok", "skipped"]
+    async with sessions() as session:
+        assert len(await service.runs(session)) == 1
+
+
+async def test_a_stale_claim_is_taken_over(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    """A worker that died mid-run leaves a running claim; after the lease it no longer blocks."""
+    settings = rollup_settings(prometheus.url, database_url)
+    day = utc_days(dataset_of(prometheus))[0]
+    long_ago = datetime.now(UTC) - service.LEASE - timedelta(minutes=1)
+    async with sessions.begin() as session:
+        session.add(
+            RollupRun(day=day, status="running", trigger="dead", started_at=long_ago, worker="gone:1")
+        )
+    outcome = await service.run_day(sessions, client_for(prometheus), settings, day, trigger="test")
+    assert outcome.status == "ok"
+
+
+async def test_retention_deletes_old_days(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    days = utc_days(dataset_of(prometheus))
+    settings = rollup_settings(prometheus.url, database_url, rollups={"retention_days": 2})
+    client = client_for(prometheus)
+    for day in days:
+        await service.run_day(sessions, client, settings, day, trigger="test")
+    now = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=1)
+    deleted_values, deleted_runs = await service.apply_retention(sessions, settings, now=now)
+    assert deleted_values > 0
+    assert deleted_runs == 1
+    assert await count_values(sessions, day=days[0]) == 0
+    assert await count_values(sessions, day=days[1]) > 0
