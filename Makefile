@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run migrate test lint typecheck pytest system-deps bench clean
+.PHONY: install run migrate test lint typecheck rules pytest system-deps bench clean
 
 install: $(STAMP)
 
@@ -35,10 +35,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+rules: system-deps
+	promtool check rules alert_rules/*.yml
+	promtool test rules alert_rules/tests/*.test.yml
+
 pytest: install system-deps
 	$(BIN)/pytest
 
-test: install system-deps lint typecheck pytest
+test: install system-deps lint typecheck rules pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -26,6 +26,17 @@ from pydantic import (
     model_validator,
 )
 
+from app.alerts.channels.config import ChannelConfig
+from app.alerts.config import (
+    AlertsSettings,
+    Escalation,
+    MaintenanceWindow,
+    NamedTimeIntervals,
+    Route,
+    Schedule,
+    User,
+    cross_check,
+)
 from app.config_types import Model
 from app.correlation.config import CorrelationSettings
 from app.rollups.config import RollupSettings, SloObjective
@@ -193,6 +204,21 @@ class Settings(Model):
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
     rollups: RollupSettings = Field(default_factory=RollupSettings)
     slo: list[SloObjective] = Field(default_factory=list, description="Service level objectives")
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    users: list[User] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list, description="First match wins unless continue: true")
+    time_intervals: list[NamedTimeIntervals] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems = cross_check(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -210,19 +236,26 @@ class Settings(Model):
         return ZoneInfo(self.timezone)
 
     def secrets(self) -> list[str]:
-        """Every secret value in the settings, for log redaction."""
+        """Every secret value in the settings, for log redaction.
+
+        A secret URL (a chat robot's) counts whole and by each credential it carries
+        (password, query parameter values), since logs show it with more parameters
+        appended. The database URL is not secret as a whole (its password-free form
+        is logged), only its password.
+        """
         found: list[str] = []
         _collect_secrets(self, found)
-        return [s for s in found if len(s) >= 4]
+        database = self.database.url.get_secret_value()
+        return [s for s in found if len(s) >= 4 and s != database]
 
 
 def _collect_secrets(value: Any, found: list[str]) -> None:
     if isinstance(value, SecretStr):
         raw = value.get_secret_value()
-        # Of a URL (the database's), only the password is secret.
-        found.extend(_url_password(raw) if "://" in raw else [raw])
+        found.append(raw)
+        found.extend(_url_credentials(raw))
     elif isinstance(value, str):
-        found.extend(_url_password(value))
+        found.extend(_url_credentials(value, query=False))
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _collect_secrets(getattr(value, name), found)
@@ -234,14 +267,19 @@ def _collect_secrets(value: Any, found: list[str]) -> None:
             _collect_secrets(item, found)
 
 
-def _url_password(raw: str) -> list[str]:
+def _url_credentials(raw: str, *, query: bool = True) -> list[str]:
+    """The password of a URL and, when ``query``, the values of its query parameters."""
     if "://" not in raw:
         return []
     try:
-        password = urlsplit(raw).password
+        parts = urlsplit(raw)
+        password = parts.password
     except ValueError:
         return []
-    return [password] if password else []
+    found = [password] if password else []
+    if query:
+        found.extend(value for _, value in parse_qsl(parts.query) if len(value) >= 8)
+    return found
 
 
 @dataclass(frozen=True)
@@ -278,6 +316,17 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+# YAML 1.1 reads `10:00` as the base-60 integer 600 and `1:5` as 65; configurations copied
+# from Alertmanager (times of day, day ranges) mean strings. Integers are read as YAML 1.2 does.
+_INT_TAG = "tag:yaml.org,2002:int"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -367,11 +416,30 @@ def _apply_env_overrides(
     return data, origins
 
 
+CHANNEL_TYPES = frozenset({"dingtalk", "wecom", "feishu", "slack", "email", "webhook"})
+
+
+def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Pydantic puts the ``type`` of a channel into the path (``channels[0].dingtalk.url``): drop it."""
+    kept: list[str | int] = []
+    for part in loc:
+        if part in CHANNEL_TYPES and kept and isinstance(kept[-1], int):
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
 def _problems_from(exc: ValidationError, origins: dict[tuple[str, ...], str]) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
+        loc = _without_union_tags(tuple(error["loc"]))
         message = error["msg"]
+        if not loc and error["type"] == "value_error" and "\n" in message:
+            # Cross-reference problems: one per line, each starting with its own path.
+            for line in message.removeprefix("Value error, ").splitlines():
+                path, _, text = line.partition(": ")
+                problems.append(ConfigProblem(path, text))
+            continue
         if error["type"] == "extra_forbidden":
             message = "unknown key (not a Panorama setting; check its spelling and indentation)"
         elif message.startswith("Value error, "):

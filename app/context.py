@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db
+from app.alerts.runtime import AlertRuntime
 from app.backends.registry import BACKEND_NAMES, Backends, Closable
 from app.config import Settings
 from app.observability import Metrics, update_log_settings
@@ -48,6 +49,7 @@ class AppContext:
     backends: Backends = field(default_factory=Backends)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scheduler: AsyncIOScheduler | None = None
+    alerts: AlertRuntime | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _retiring: dict[asyncio.Task[None], Closable] = field(default_factory=dict)
 
@@ -60,10 +62,17 @@ class AppContext:
         self.metrics.watch_database(self.engine)
         self.backends = self._build_backends(self.settings, BACKEND_NAMES)
         self.scheduler = start_scheduler(self)
+        self.alerts = AlertRuntime(
+            self.sessions, lambda: self.settings, observe=self.metrics.observe_delivery
+        )
+        if self.settings.alerts.worker:
+            self.alerts.start()
 
     async def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self.alerts is not None:
+            await self.alerts.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.alerts.runtime import AlertRuntime
 from app.backends.elasticsearch import ElasticsearchClient
 from app.backends.errors import not_configured
 from app.backends.jaeger import JaegerClient
@@ -46,6 +47,23 @@ async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_sessions(context: ContextDep) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for services that run several transactions."""
+    assert context.sessions is not None, "the database is opened in the lifespan"
+    return context.sessions
+
+
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+
+
+def get_alerts(context: ContextDep) -> AlertRuntime:
+    assert context.alerts is not None, "the alerting runtime is opened in the lifespan"
+    return context.alerts
+
+
+AlertsDep = Annotated[AlertRuntime, Depends(get_alerts)]
 
 
 def get_prometheus(context: ContextDep) -> PrometheusClient:

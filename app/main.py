@@ -20,12 +20,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, db
+from app.alerts import api as alerts_api
 from app.backends.errors import BackendError
 from app.backends.registry import BACKEND_NAMES
 from app.config import Settings, format_path
 from app.context import AppContext
 from app.correlation import api as correlation_api
 from app.errors import PanoramaError, Unauthenticated
+from app.grafana import api as grafana_api
 from app.health import api as health_api
 from app.observability import HttpMetricsMiddleware, build_tracer_provider, configure_propagation
 from app.rollups import api as rollups_api
@@ -78,6 +80,8 @@ def create_app(
     app.include_router(system_api.router)
     app.include_router(correlation_api.router)
     app.include_router(rollups_api.router)
+    app.include_router(alerts_api.router)
+    app.include_router(grafana_api.router)
     _install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
     FastAPIInstrumentor.instrument_app(
@@ -210,7 +214,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path_item in schema["paths"].values():
         for operation in path_item.values():
             roles = [scope for req in operation.get("security", []) for scope in req.get("HTTPBearer", [])]
-            if not roles:
+            if "x-auth" in operation:
+                operation["security"] = [{"HTTPBearer": []}]
+                note = f"Needs {operation['x-auth']}."
+                operation.setdefault("responses", {})["401"] = {"description": "Missing or wrong credentials"}
+            elif not roles:
                 operation["security"] = []
                 note = "No token needed."
             else:

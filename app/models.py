@@ -4,7 +4,8 @@ Alembic's environment and the schema tests import this module; a feature that ad
 ``models.py`` adds one import here.
 """
 
+from app.alerts import models as alerts
 from app.db import Base
 from app.rollups import models as rollups
 
-__all__ = ["Base", "rollups"]
+__all__ = ["Base", "alerts", "rollups"]

@@ -75,6 +75,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "panorama_alert_deliveries",
+            "Notification attempts by channel and outcome (delivered, retried, dead_lettered).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+
+    def observe_delivery(self, channel: str, outcome: str) -> None:
+        self.deliveries.labels(channel, outcome).inc()
 
     def observe_backend_call(self, backend: str, outcome: str, seconds: float) -> None:
         self.backend_requests.labels(backend, outcome).inc()

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.harness.prometheus",
     "tests.harness.alertmanager",
     "tests.fakes.fixtures",
+    "tests.fakes.robot_fixtures",
 ]

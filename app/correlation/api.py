@@ -9,7 +9,14 @@ from fastapi import APIRouter, Path, Query
 
 from app.correlation import log_search, trace_logs
 from app.correlation import service as correlation
-from app.correlation.schemas import Graph, LogPage, ServiceOverview, TraceList, TraceWithLogs
+from app.correlation.schemas import (
+    Graph,
+    IncidentContext,
+    LogPage,
+    ServiceOverview,
+    TraceList,
+    TraceWithLogs,
+)
 from app.deps import ContextDep, SettingsDep, Viewer
 
 router = APIRouter(tags=["correlation"])
@@ -163,14 +170,33 @@ async def service_overview(
 ) -> ServiceOverview:
     """Each part comes from its own backend and fails on its own (`partial` says why);
     only when every part fails is the answer an error."""
+    assert context.sessions is not None
     return await correlation.service_overview(
         service,
         namespace=namespace,
         start=start,
         end=end,
         backends=context.backends,
+        sessions=context.sessions,
         settings=settings,
         now=_now(),
+    )
+
+
+@router.get(
+    "/api/v1/incidents/{incident_id}/context",
+    response_model=IncidentContext,
+    summary="An incident with the overview of its services around its time",
+    responses=BACKEND_ERRORS,
+)
+async def incident_context(
+    incident_id: int, _: Viewer, context: ContextDep, settings: SettingsDep
+) -> IncidentContext:
+    """From ten minutes before its first alert started to its resolution (or now): RED figures,
+    error logs, slow and failed traces, and open incidents of each service it names."""
+    assert context.sessions is not None
+    return await correlation.incident_context(
+        incident_id, backends=context.backends, sessions=context.sessions, settings=settings, now=_now()
     )
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.alerts.schemas import IncidentSummary
 from app.backends.traces import TagValue
 
 
@@ -104,6 +105,7 @@ class OverviewPartial(BaseModel):
     red: str | None = None
     error_logs: str | None = None
     traces: str | None = None
+    incidents: str | None = None
 
 
 class ServiceOverview(BaseModel):
@@ -115,7 +117,17 @@ class ServiceOverview(BaseModel):
     error_logs: list[LogEntry]
     slowest_traces: list[TraceSummary]
     failed_traces: list[TraceSummary]
+    incidents: list[IncidentSummary] = Field(description="The service's incidents not yet resolved")
     partial: OverviewPartial
+
+
+class IncidentContext(BaseModel):
+    """An incident with the overview of each of its services, around its time."""
+
+    incident: IncidentSummary
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    services: list[ServiceOverview]
 
 
 class GraphNode(BaseModel):

@@ -11,11 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.alerts import service as alerts
+from app.alerts.schemas import IncidentSummary
 from app.backends.elasticsearch import ElasticsearchClient
-from app.backends.errors import BackendError
+from app.backends.errors import BackendError, BackendErrorKind
 from app.backends.jaeger import JaegerClient
 from app.backends.prometheus import PrometheusClient
 from app.backends.registry import Backends
@@ -29,6 +34,7 @@ from app.correlation.outcomes import call, indices, need, result, settle, window
 from app.correlation.schemas import (
     Graph,
     GraphPartial,
+    IncidentContext,
     LogEntry,
     OverviewPartial,
     Red,
@@ -39,6 +45,9 @@ from app.correlation.schemas import (
 from app.correlation.traces import jaeger_names, newest_first, split_service, summary
 from app.correlation.window import Window
 from app.errors import InvalidInput
+
+Sessions = async_sessionmaker[AsyncSession]
+CONTEXT_LEAD = timedelta(minutes=10)  # an incident's context starts this long before its first alert
 
 RED_QUANTILES = (0.5, 0.95, 0.99)
 
@@ -193,6 +202,23 @@ async def _overview_traces(
     )
 
 
+BACKEND_PARTS = ("red", "error_logs", "traces")  # when all of these fail, the overview is an error
+
+
+async def _incidents(sessions: Sessions, settings: Settings, names: list[str]) -> list[IncidentSummary]:
+    """The service's incidents not yet resolved, under any of the names alerts give it."""
+    try:
+        async with sessions() as session:
+            found = {
+                i.id: i
+                for name in dict.fromkeys(names)
+                for i in await alerts.open_incidents(session, settings, name)
+            }
+    except SQLAlchemyError as exc:
+        raise BackendError("database", BackendErrorKind.UNREACHABLE, type(exc).__name__) from exc
+    return sorted(found.values(), key=lambda i: i.created_at, reverse=True)
+
+
 async def service_overview(
     service: str,
     *,
@@ -200,17 +226,17 @@ async def service_overview(
     start: str | None,
     end: str | None,
     backends: Backends,
+    sessions: Sessions,
     settings: Settings,
     now: datetime,
 ) -> ServiceOverview:
-    """RED figures, recent error logs, slowest and failed traces: each part fetched concurrently,
-    each failing on its own (``partial``). Only when every part fails is the answer an error.
-
-    A new part (e.g. the service's open incidents) is one more entry in ``parts``.
-    """
+    """RED figures, recent error logs, slowest and failed traces, open incidents: each part fetched
+    concurrently, each failing on its own (``partial``). When every backend fails, the answer is an
+    error naming each."""
     window = window_param(start, end, settings.correlation.default_window, now)
     app, ns = split_service(service, namespace)
     parts: dict[str, Awaitable[Any]] = {
+        "incidents": _incidents(sessions, settings, [service, app]),
         "red": call(backends.prometheus, "prometheus", lambda p: _red(p, app, ns, window)),
         "error_logs": call(
             backends.elasticsearch,
@@ -225,9 +251,14 @@ async def service_overview(
         tasks = {name: group.create_task(settle(part)) for name, part in parts.items()}
     results = {name: task.result() for name, task in tasks.items()}
     failures = {name: r for name, r in results.items() if isinstance(r, BackendError)}
-    if len(failures) == len(results):
+    if all(name in failures for name in BACKEND_PARTS):
         raise BackendsFailed({e.backend: e for e in failures.values()}, f"overview of {service}: ")
-    red, logs, traces = results["red"], results["error_logs"], results["traces"]
+    red, logs, traces, incidents = (
+        results["red"],
+        results["error_logs"],
+        results["traces"],
+        results["incidents"],
+    )
     notes = {name: f"{error.backend}: {error.message}" for name, error in failures.items()}
     if isinstance(red, str):
         notes["red"], red = red, None
@@ -240,6 +271,7 @@ async def service_overview(
         error_logs=logs if isinstance(logs, list) else [],
         slowest_traces=traces.slowest if isinstance(traces, _OverviewTraces) else [],
         failed_traces=traces.failed if isinstance(traces, _OverviewTraces) else [],
+        incidents=incidents if isinstance(incidents, list) else [],
         partial=OverviewPartial(**notes),
     )
 
@@ -290,3 +322,34 @@ async def dependency_graph(
         edges=sorted(out_edges, key=lambda e: (e.source, e.target, e.protocol or "")),
         partial=GraphPartial(jaeger=note),
     )
+
+
+async def incident_context(
+    incident_id: int, *, backends: Backends, sessions: Sessions, settings: Settings, now: datetime
+) -> IncidentContext:
+    """The overview of each of the incident's services, from a little before its first alert started
+    to its resolution (or now)."""
+    async with sessions() as session:
+        incident = await alerts.incident_detail(session, settings, incident_id)
+    started = min([a.starts_at for a in incident.alerts] + [incident.created_at])
+    start = started - CONTEXT_LEAD
+    end = incident.resolved_at or now
+    names = incident.services or [incident.common_labels.get("service", "")]
+    overviews = await asyncio.gather(
+        *(
+            service_overview(
+                name,
+                namespace=incident.common_labels.get("namespace"),
+                start=start.isoformat(),
+                end=end.isoformat(),
+                backends=backends,
+                sessions=sessions,
+                settings=settings,
+                now=now,
+            )
+            for name in names
+            if name
+        )
+    )
+    summary = IncidentSummary.model_validate(incident.model_dump(include=set(IncidentSummary.model_fields)))
+    return IncidentContext(incident=summary, start=start, end=end, services=list(overviews))

@@ -21,20 +21,20 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from enum import Enum
+from typing import Any, Final, Literal
 
 from app.grafana.errors import InvalidQuery
 
 
-class _All:
+class _All(Enum):
     """Every entity (of the query's range)."""
 
-    def __repr__(self) -> str:
-        return "ALL"
+    ALL = "all"
 
 
-ALL: Final = _All()
-Selection = list[str] | _All
+ALL: Final = _All.ALL
+Selection = list[str] | Literal[_All.ALL]
 
 ALL_TOKENS = frozenset({"$__all", "__all", "*", ".*"})
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -56,7 +56,7 @@ def selection(raw: Any, *, field: str) -> Selection:
     return names
 
 
-def _flatten(raw: Any, field: str) -> Iterable[str | _All]:
+def _flatten(raw: Any, field: str) -> Iterable[str | Literal[_All.ALL]]:
     if isinstance(raw, list):
         for item in raw:
             yield from _flatten(item, field)
@@ -133,7 +133,8 @@ def scalar(raw: Any, *, field: str) -> str | None:
 
 OPERATORS = ("=", "!=", "=~", "!~", "=|", "!=|")
 # A group holding a repetition or an alternation, itself repeated: (a+)+, (a|aa)*, (x.*){2,}
-_NESTED_REPETITION = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+?}|])(?:[^()\\]|\\.)*\)\s*[*+?{]")
+# (an optional group, (a|b)?, matches at most once and is fine)
+_NESTED_REPETITION = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+?}|])(?:[^()\\]|\\.)*\)\s*[*+{]")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from the period's totals.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from app.rollups.catalog import Catalog, evaluate
@@ -58,7 +59,11 @@ class Totals:
             self.gauges.setdefault(family, GaugeTotals()).add(total, samples, peak, low)
 
     def add_buckets(self, family: str, buckets: Buckets) -> None:
-        add_buckets(self.histograms.setdefault(family, {}), buckets)
+        existing = self.histograms.get(family)
+        if existing is None:
+            self.histograms[family] = dict(buckets)
+        else:
+            add_buckets(existing, buckets)
 
 
 def statistic(totals: Totals, family: str, kind: FamilyKind, name: str) -> float | None:
@@ -76,8 +81,14 @@ def statistic(totals: Totals, family: str, kind: FamilyKind, name: str) -> float
     return quantile(q, buckets) if buckets and q is not None else None
 
 
-def figures(catalog: Catalog, entity_kind: str, totals: Totals) -> FigureValues:
-    """Every figure of ``entity_kind``, in catalogue order, from one period's totals."""
+def figures(
+    catalog: Catalog, entity_kind: str, totals: Totals, *, only: Collection[str] | None = None
+) -> FigureValues:
+    """Every figure of ``entity_kind``, in catalogue order, from one period's totals.
+
+    With ``only``, just those figures (include what they are computed from: see
+    ``Catalog.requirements``).
+    """
     values: FigureValues = {}
     scope: dict[str, float | None] = {
         "seconds": float(totals.seconds) if totals.seconds else None,
@@ -85,6 +96,8 @@ def figures(catalog: Catalog, entity_kind: str, totals: Totals) -> FigureValues:
         **totals.counters,
     }
     for figure in catalog.figures.get(entity_kind, []):
+        if only is not None and figure.name not in only:
+            continue
         if figure.expr is not None:
             value = evaluate(figure.expr, scope)
         else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -11,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from app.deps import ContextDep, Operator, PrometheusDep, SessionDep, SettingsDep, Viewer
 from app.rollups import service
 from app.rollups.csvout import to_csv
-from app.rollups.days import Granularity, days_between, local_today
-from app.rollups.errors import InvalidPeriod
+from app.rollups.days import Granularity, day_window, days_between, local_today
+from app.rollups.errors import InvalidPeriod, UnknownFigure
 from app.rollups.schemas import Queued, RunHistory, RunOut, RunRecord, RunRequest, RunResults
 
 router = APIRouter(tags=["rollups"])
@@ -265,3 +267,112 @@ async def slo_report(
     return _answer(
         {"at": day.isoformat(), "timezone": settings.timezone, "objectives": rows}, rows, format, "slo"
     )
+
+
+# --- flat rows for Grafana's Infinity datasource and alerting on rollups ------------------
+
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+FLAT_FROM = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description="YYYY-MM-DD (a local day), an ISO 8601 time with a zone, or epoch s/ms "
+        "(Grafana's ${__from}); default: 30 days before `to`",
+    ),
+]
+FLAT_TO = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        description="The same forms; a day is inclusive, a time ends the range (not past yesterday); "
+        "default: yesterday",
+    ),
+]
+
+
+def _flat_day(value: str, name: str, settings: SettingsDep, *, end: bool) -> date:
+    """The local day of a date, an ISO 8601 instant with a zone, or epoch seconds or milliseconds."""
+    text = value.strip()
+    try:
+        if _ISO_DAY.match(text):
+            return date.fromisoformat(text)
+        if text.isdigit():
+            number = int(text)
+            moment = datetime.fromtimestamp(number / 1000 if number >= 10**11 else number, UTC)
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                raise ValueError("no zone")
+    except (ValueError, OverflowError, OSError):
+        raise InvalidPeriod(
+            f"query parameter {name!r}: {value!r} is not a date (YYYY-MM-DD), an ISO 8601 time with a "
+            "zone, or epoch seconds or milliseconds",
+            parameter=name,
+        ) from None
+    if not end:
+        return moment.astimezone(settings.tzinfo).date()
+    # An instant ends the range: a local midnight closes the day before it; today is not rolled up.
+    day = (moment - timedelta(milliseconds=1)).astimezone(settings.tzinfo).date()
+    return min(day, local_today(settings.tzinfo) - timedelta(days=1))
+
+
+def _flat_figure(settings: SettingsDep, name: str) -> tuple[str, str]:
+    """``service.latency_p99_ms`` → (kind, figure); a bare figure name when one kind has it."""
+    catalog = service.catalog_of(settings)
+    kind, dot, figure = name.strip().partition(".")
+    if dot and kind in catalog.entities and figure in catalog.figure_names(kind):
+        return kind, figure
+    if not dot:
+        kinds = [k for k in catalog.entities if name in catalog.figure_names(k)]
+        if len(kinds) == 1:
+            return kinds[0], name
+    known = ", ".join(f"{k}.{f}" for k in catalog.entities for f in catalog.figure_names(k))
+    raise UnknownFigure(f"unknown figure {name!r}; the figures are {known}", parameter="figure")
+
+
+@router.get(
+    "/api/v1/rollups",
+    summary="One figure per day, week or month as a flat JSON array (Grafana Infinity, alerting)",
+    responses={200: {"description": '[{"time": ISO local period start, "entity", "figure", "value"}]'}},
+)
+async def flat_rollups(
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    figure: Annotated[str, Query(description="kind.figure, e.g. service.latency_p99_ms")],
+    entity: Annotated[
+        list[str] | None, Query(description="Repeat for several; default: every entity with data")
+    ] = None,
+    first: FLAT_FROM = None,
+    last: FLAT_TO = None,
+    granularity: GranularityParam = Granularity.DAY,
+) -> JSONResponse:
+    settings = context.settings
+    kind, name = _flat_figure(settings, figure)
+    last_day = _flat_day(last, "to", settings, end=True) if last else None
+    first_day = _flat_day(first, "from", settings, end=False) if first else None
+    first_day, last_day = _period(first_day, last_day, context)
+    if entity:
+        entities = list(dict.fromkeys(entity))
+    elif service.require_kind(settings, kind).labels:
+        families = [family.name for family in service.catalog_of(settings).families(kind)]
+        entities = await service.entities(session, kind, first=first_day, last=last_day, families=families)
+    else:
+        entities = [kind]
+    tz = settings.tzinfo
+    rows = []
+    for one in entities:
+        found = await service.series(
+            session, settings, kind, one, first_day, last_day, granularity, only=[name]
+        )
+        for period in found:
+            value = period.figures.get(name)
+            rows.append(
+                {
+                    "time": day_window(period.start, tz).start.astimezone(tz).isoformat(),
+                    "entity": one,
+                    "figure": f"{kind}.{name}",
+                    "value": value if value is not None and math.isfinite(value) else None,
+                }
+            )
+    return JSONResponse(rows)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import TypeVar
 
 from app.rollups import builtin
@@ -46,13 +47,43 @@ class Catalog:
         return [d for d in self.definitions if d.entity == entity_kind]
 
     def family(self, entity_kind: str, name: str) -> Definition | None:
-        return next((d for d in self.definitions if d.entity == entity_kind and d.name == name), None)
+        return self._by_kind_and_name.get((entity_kind, name))
+
+    @cached_property
+    def _by_kind_and_name(self) -> dict[tuple[str, str], Definition]:
+        found: dict[tuple[str, str], Definition] = {}
+        for definition in self.definitions:
+            found.setdefault((definition.entity, definition.name), definition)
+        return found
 
     def figure_names(self, entity_kind: str) -> list[str]:
         return [f.name for f in self.figures.get(entity_kind, [])]
 
     def figure(self, entity_kind: str, name: str) -> Figure | None:
         return next((f for f in self.figures.get(entity_kind, []) if f.name == name), None)
+
+    def requirements(self, entity_kind: str, names: Collection[str]) -> tuple[set[str], set[str]]:
+        """The figures and the families that computing the figures ``names`` needs (their closure)."""
+        by_name = {f.name: f for f in self.figures.get(entity_kind, [])}
+        counters = {d.name for d in self.families(entity_kind) if d.kind is FamilyKind.COUNTER}
+        figures: set[str] = set()
+        families: set[str] = set()
+        pending = list(names)
+        while pending:
+            name = pending.pop()
+            if name in figures:
+                continue
+            found = by_name.get(name)
+            if found is None:
+                if name in counters:
+                    families.add(name)
+                continue
+            figures.add(name)
+            if found.family is not None:
+                families.add(found.family)
+            if found.expr is not None:
+                pending.extend(expression_names(found.expr))
+        return figures, families
 
 
 _Item = TypeVar("_Item", EntityKind, Definition, Derived)
@@ -123,7 +154,12 @@ _OPERATORS: dict[type[ast.AST], Callable[[float, float], float]] = {
 
 def evaluate(expr: str, values: Mapping[str, float | None]) -> float | None:
     """The value of a derived expression; None when an operand is missing or a division is by zero."""
-    return _evaluate(ast.parse(expr, mode="eval").body, values)
+    return _evaluate(_parsed(expr), values)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(expr: str) -> ast.expr:
+    return ast.parse(expr, mode="eval").body
 
 
 def _evaluate(node: ast.AST, values: Mapping[str, float | None]) -> float | None:

@@ -27,7 +27,7 @@ import ast
 import re
 from datetime import time, timedelta
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -49,6 +49,7 @@ class FamilyKind(StrEnum):
     HISTOGRAM = "histogram"
 
 
+@lru_cache(maxsize=256)
 def stat_quantile(statistic: str) -> float | None:
     """``p99`` → 0.99, ``p999`` → 0.999, ``0.9`` → 0.9; None for other statistics."""
     match = _STAT_QUANTILE.match(statistic)
@@ -178,13 +179,6 @@ class RollupSettings(Model):
     entities: list[EntityKind] = Field(default_factory=list, description="Added to (or replacing) built-ins")
     definitions: list[Definition] = Field(default_factory=list, description="Same name replaces a built-in")
     derived: list[Derived] = Field(default_factory=list, description="Same name replaces a built-in")
-
-    @field_validator("schedule", mode="before")
-    @classmethod
-    def _parse_time(cls, value: object) -> object:
-        if isinstance(value, int):  # YAML 1.1 reads 00:15 as the sexagesimal integer 15
-            raise ValueError('quote the time, e.g. schedule: "00:15"')
-        return value
 
     @model_validator(mode="after")
     def _check_catalog(self) -> RollupSettings:

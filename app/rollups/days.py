@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -22,6 +23,7 @@ class DayWindow:
         return int((self.end - self.start).total_seconds())
 
 
+@lru_cache(maxsize=16384)
 def day_window(day: date, tz: ZoneInfo) -> DayWindow:
     """Local midnight to the next local midnight, as UTC instants."""
     start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)

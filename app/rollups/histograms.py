@@ -10,6 +10,7 @@ highest finite bound.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
 Buckets = dict[float, float]
@@ -30,21 +31,30 @@ def sum_buckets(many: Iterable[Mapping[float, float]]) -> Buckets:
 
 def _ordered(buckets: Mapping[float, float]) -> list[tuple[float, float]]:
     """Sorted by bound, made monotonic (as Prometheus does for float noise), +Inf required."""
-    ordered = sorted(buckets.items())
     fixed: list[tuple[float, float]] = []
     highest = -math.inf
-    for bound, count in ordered:
-        highest = max(highest, count)
+    for bound, count in sorted(buckets.items()):
+        if count > highest:  # max(highest, count), NaN included, without a call per bucket
+            highest = count
         fixed.append((bound, highest))
     return fixed
 
 
 def quantile(q: float, buckets: Mapping[float, float]) -> float | None:
     """``histogram_quantile(q, ...)`` over these buckets; None when there is nothing to rank."""
-    ordered = _ordered(buckets)
-    if len(ordered) < 2 or ordered[-1][0] != math.inf:
+    if len(buckets) < 2:
         return None
-    total = ordered[-1][1]
+    bounds = sorted(buckets)
+    if bounds[-1] != math.inf:
+        return None
+    counts: list[float] = []  # made monotonic, as in _ordered (one pass, no tuples: reports call this a lot)
+    highest = -math.inf
+    for bound in bounds:
+        count = buckets[bound]
+        if count > highest:
+            highest = count
+        counts.append(highest)
+    total = counts[-1]
     if total <= 0 or math.isnan(total):
         return None
     if q < 0:
@@ -52,16 +62,16 @@ def quantile(q: float, buckets: Mapping[float, float]) -> float | None:
     if q > 1:
         return math.inf
     rank = q * total
-    index = next(i for i, (_, count) in enumerate(ordered) if count >= rank)
-    if index == len(ordered) - 1:
-        return ordered[-2][0]
-    upper, count_upper = ordered[index]
+    index = bisect_left(counts, rank)  # the first bucket whose count reaches the rank
+    if index == len(counts) - 1:
+        return bounds[-2]
+    upper, count_upper = bounds[index], counts[index]
     if index == 0:
         if upper <= 0:
             return upper
         lower, count_lower = 0.0, 0.0
     else:
-        lower, count_lower = ordered[index - 1]
+        lower, count_lower = bounds[index - 1], counts[index - 1]
     in_bucket = count_upper - count_lower
     if in_bucket <= 0:
         return upper

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import Date, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UtcDateTime
 
 
 class RollupValue(Base):
@@ -42,7 +42,7 @@ class RollupRun(Base):
     day: Mapped[date] = mapped_column(Date, index=True)
     status: Mapped[str] = mapped_column(String(16))
     trigger: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     duration_ms: Mapped[float | None] = mapped_column(Float)
     entities: Mapped[int | None] = mapped_column(Integer)
     values: Mapped[int | None] = mapped_column(Integer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.rollups.compute import FamilyValue
 from app.rollups.histograms import Buckets
@@ -47,7 +48,11 @@ def encode_buckets(buckets: Buckets) -> str:
 
 
 def decode_buckets(raw: str) -> Buckets:
-    return {math.inf if le == "+Inf" else float(le): float(count) for le, count in json.loads(raw)}
+    decoded: dict[Any, float] = dict(json.loads(raw))  # [[le, count], ...]: C speed, no Python loop
+    infinite = decoded.pop("+Inf", None)
+    if infinite is not None:
+        decoded[math.inf] = infinite
+    return decoded
 
 
 async def claim_day(
@@ -166,11 +171,41 @@ async def entity_exists(session: AsyncSession, kind: str, entity: str) -> bool:
 
 
 async def entities(
-    session: AsyncSession, kind: str, *, first: date | None = None, last: date | None = None
+    session: AsyncSession,
+    kind: str,
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    families: Collection[str] | None = None,
 ) -> list[str]:
-    statement = select(RollupValue.entity).where(RollupValue.entity_kind == kind).distinct()
+    """The kind's entities (with values in ``[first, last]`` when given), sorted.
+
+    A loose index scan: one primary-key probe per entity ("the next entity after this
+    one"), and per entity a probe for a day in the range, instead of reading every row
+    of the kind (6.6 million for 1,000 services over three years). Naming the kind's
+    ``families`` makes that probe an index seek per family rather than a walk through
+    the entity's older days.
+    """
+    after = aliased(RollupValue)
+    names = (
+        select(func.min(RollupValue.entity).label("entity"))
+        .where(RollupValue.entity_kind == kind)
+        .cte("names", recursive=True)
+    )
+    following = (
+        select(func.min(after.entity)).where(after.entity_kind == kind, after.entity > names.c.entity)
+    ).scalar_subquery()
+    names = names.union_all(select(following).where(names.c.entity.is_not(None)))
+    statement = select(names.c.entity).where(names.c.entity.is_not(None))
     if first is not None and last is not None:
-        statement = statement.where(RollupValue.day.between(first, last))
+        statement = statement.where(
+            exists().where(
+                RollupValue.entity_kind == kind,
+                RollupValue.entity == names.c.entity,
+                RollupValue.day.between(first, last),
+                *([RollupValue.family.in_(sorted(families))] if families else []),
+            )
+        )
     return sorted(await session.scalars(statement))
 
 
@@ -244,7 +279,13 @@ async def histogram_rows(
 
 
 async def daily_rows(
-    session: AsyncSession, kind: str, entity: str, first: date, last: date
+    session: AsyncSession,
+    kind: str,
+    entity: str,
+    first: date,
+    last: date,
+    *,
+    families: Collection[str] | None = None,
 ) -> Sequence[Row[date, str, float | None, int | None, float | None, float | None, str | None]]:
     statement = select(
         RollupValue.day,
@@ -255,4 +296,7 @@ async def daily_rows(
         RollupValue.low,
         RollupValue.buckets,
     ).where(_scope(kind, first, last, entity))
-    return (await session.execute(statement)).all()
+    if families is not None:
+        statement = statement.where(RollupValue.family.in_(sorted(families)))
+    connection = await session.connection()  # Core rows: no ORM loading for up to years of rows
+    return (await connection.execute(statement)).all()

@@ -133,7 +133,8 @@ async def test_overview_of_a_service(
 
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["partial"] == {"red": None, "error_logs": None, "traces": None}
+    assert body["partial"] == {"red": None, "error_logs": None, "traces": None, "incidents": None}
+    assert body["incidents"] == []
     assert body["service"] == "checkout"
     assert body["namespace"] is None
     truth = _red_truth(session_dataset, scene.t0, scene.t1)
@@ -203,3 +204,31 @@ async def test_every_part_failing_is_an_error_naming_each_backend(
     assert body["error"] == "backends_failed"
     assert set(body["backends"]) == {"prometheus", "elasticsearch", "jaeger"}
     assert body["backends"]["prometheus"]["kind"] == "not_configured"
+
+
+async def test_open_incidents_and_the_incident_context(app_factory: AppFactory, scene: Scene) -> None:
+    """An incident from Alertmanager about checkout shows in its overview, and its context covers
+    checkout from ten minutes before the alert started."""
+    from tests.alerts.support import alert, alerting_config, bearer_webhook, payload
+
+    started = datetime.fromtimestamp(scene.t0, UTC) + timedelta(minutes=30)
+    async with app_factory(**scene.settings, **alerting_config()) as (_app, client):
+        body = payload("CheckoutErrors", [alert("CheckoutErrors", service="checkout", started=started)])
+        incident_id = (
+            await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+        ).json()["incident_id"]
+        overview = (
+            await client.get("/api/v1/services/checkout/overview", params=scene.params, headers=AUTH)
+        ).json()
+        context = await client.get(f"/api/v1/incidents/{incident_id}/context", headers=AUTH)
+        missing = await client.get("/api/v1/incidents/999/context", headers=AUTH)
+    assert [i["id"] for i in overview["incidents"]] == [incident_id]
+    assert overview["incidents"][0]["status"] == "triggered"
+    assert context.status_code == 200
+    found = context.json()
+    assert found["incident"]["id"] == incident_id
+    assert datetime.fromisoformat(found["from"]) == started - timedelta(minutes=10)
+    [checkout] = found["services"]
+    assert checkout["service"] == "checkout"
+    assert checkout["red"] is not None
+    assert missing.status_code == 404

@@ -21,14 +21,15 @@ START_TIMEOUT_S = 10.0
 class LoopbackServer:
     """A uvicorn server bound to 127.0.0.1 on a port the OS picks."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, lifespan: bool = False) -> None:
+        """``lifespan=True`` runs the app's startup and shutdown (to serve Panorama itself)."""
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=0,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="on" if lifespan else "off",
             loop="asyncio",
             timeout_graceful_shutdown=1,
         )
@@ -56,8 +57,8 @@ class LoopbackServer:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(app)
+def serve(app: Any, *, lifespan: bool = False) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(app, lifespan=lifespan)
     server.start()
     try:
         yield server

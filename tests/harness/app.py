@@ -34,6 +34,8 @@ def settings_for(database_url: str, **sections: Any) -> Settings:
             "tokens": [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
         },
     }
+    # Background workers only when a test asks for them (alerts: {worker: true}).
+    data["alerts"] = {"worker": False, **sections.pop("alerts", {})}
     data.update(sections)
     return Settings.model_validate(data)
 

@@ -1,0 +1,291 @@
+"""Alertmanager's webhook, incidents, one-click ack links, schedules and maintenance windows."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from app.alerts import service
+from app.alerts.ack import InvalidAckToken
+from app.alerts.errors import (
+    InvalidAlertmanagerPayload,
+    PayloadTooLarge,
+    UnknownIncident,
+    WebhookUnauthorized,
+)
+from app.alerts.pages import render
+from app.alerts.schemas import (
+    Accepted,
+    IncidentDetail,
+    IncidentList,
+    MaintenanceList,
+    MaintenanceOut,
+    MaintenanceRequest,
+    OnCall,
+    OverrideOut,
+    OverrideRequest,
+    Shifts,
+    SnoozeRequest,
+    WebhookPayload,
+)
+from app.config import Settings, format_path
+from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer
+from app.errors import InvalidInput
+from app.security import Role
+
+router = APIRouter(tags=["alerts"])
+
+WEBHOOK_AUTH = (
+    "`Authorization: Bearer <alerts.webhook_token>`, basic auth with `alerts.webhook_basic_auth`, "
+    "or an API token with the operator role"
+)
+
+
+def _webhook_caller(request: Request, context: ContextDep) -> str:
+    """Who posts the webhook: Alertmanager's configured credentials, or an operator's API token."""
+    settings = context.settings.alerts
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        if settings.webhook_token is not None and hmac.compare_digest(
+            value.encode(), settings.webhook_token.get_secret_value().encode()
+        ):
+            return "alertmanager"
+        principal = context.tokens.authenticate(value)
+        if principal is not None and principal.role.allows(Role.OPERATOR):
+            return principal.name
+    if scheme.lower() == "basic" and value and settings.webhook_basic_auth is not None:
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        expected = settings.webhook_basic_auth
+        if hmac.compare_digest(user.encode(), expected.username.encode()) and hmac.compare_digest(
+            password.encode(), expected.password.get_secret_value().encode()
+        ):
+            return "alertmanager"
+    raise WebhookUnauthorized(f"the webhook needs {WEBHOOK_AUTH}")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; alerts.max_body_bytes allows {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than alerts.max_body_bytes ({limit} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _payload(raw: bytes) -> WebhookPayload:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidAlertmanagerPayload(f"the body is not JSON: {exc}") from None
+    try:
+        return WebhookPayload.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{format_path(tuple(e['loc'])) or 'body'}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise InvalidAlertmanagerPayload(
+            "not an Alertmanager webhook payload: " + "; ".join(problems), problems=problems
+        ) from None
+
+
+@router.post(
+    "/api/v1/alerts/alertmanager",
+    response_model=Accepted,
+    summary="Alertmanager's webhook receiver",
+    description="Answers 2xx only once the alerts are stored; 5xx when storing failed "
+    "(Alertmanager retries); 4xx for bodies that can never succeed; 413 over alerts.max_body_bytes.",
+    openapi_extra={"x-auth": WEBHOOK_AUTH},
+)
+async def alertmanager_webhook(
+    request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> Accepted:
+    _webhook_caller(request, context)
+    settings = context.settings
+    payload = _payload(await _body(request, settings.alerts.max_body_bytes))
+    return await service.receive(sessions, alerts, settings, payload)
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+
+@router.get("/api/v1/incidents", response_model=IncidentList, summary="Incidents, newest first")
+async def incidents(
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    status: Literal["triggered", "acknowledged", "resolved"] | None = None,
+    service_name: Annotated[str | None, Query(alias="service")] = None,
+    first: Annotated[datetime | None, Query(alias="from", description="Incidents open at or after")] = None,
+    last: Annotated[datetime | None, Query(alias="to", description="Incidents opened at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> IncidentList:
+    found = await service.list_incidents(
+        session, context.settings, status=status, service=service_name, first=first, last=last, limit=limit
+    )
+    return IncidentList(incidents=found)
+
+
+@router.get(
+    "/api/v1/incidents/{incident_id}", response_model=IncidentDetail, summary="An incident with its timeline"
+)
+async def incident(incident_id: int, _: Viewer, session: SessionDep, context: ContextDep) -> IncidentDetail:
+    return await service.incident_detail(session, context.settings, incident_id)
+
+
+@router.post("/api/v1/incidents/{incident_id}/ack", response_model=IncidentDetail, summary="Acknowledge")
+async def acknowledge(
+    incident_id: int, who: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> IncidentDetail:
+    return await service.acknowledge(sessions, alerts, context.settings, incident_id, actor=who.name)
+
+
+@router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve")
+async def resolve(
+    incident_id: int, who: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> IncidentDetail:
+    return await service.resolve(sessions, alerts, context.settings, incident_id, actor=who.name)
+
+
+@router.post(
+    "/api/v1/incidents/{incident_id}/snooze", response_model=IncidentDetail, summary="Pause escalation"
+)
+async def snooze(
+    incident_id: int, body: SnoozeRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+) -> IncidentDetail:
+    return await service.snooze(sessions, context.settings, incident_id, body.minutes, actor=who.name)
+
+
+# --- one-click acknowledge links (signed tokens; HTML for phones) ---------------------------
+
+
+def _locale(settings: Settings) -> str:
+    return settings.alerts.locale
+
+
+def _ack_error(settings: Settings, error: InvalidAckToken | UnknownIncident) -> HTMLResponse:
+    if isinstance(error, UnknownIncident):
+        return HTMLResponse(render(_locale(settings), "missing", note_key="open_panorama"), status_code=404)
+    heading = "expired" if error.expired else "invalid"
+    return HTMLResponse(
+        render(_locale(settings), heading, note_key="open_panorama"),
+        status_code=410 if error.expired else 401,
+    )
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def ack_page(token: str, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
+    try:
+        found = await service.incident_for_token(sessions, alerts, token)
+    except (InvalidAckToken, UnknownIncident) as error:
+        return _ack_error(context.settings, error)
+    can_ack = found.status == "triggered"
+    return HTMLResponse(
+        render(_locale(context.settings), "ask" if can_ack else "already", incident=found, confirm=can_ack)
+    )
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def ack_confirm(
+    token: str, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> HTMLResponse:
+    try:
+        found, changed = await service.acknowledge_with_token(sessions, alerts, context.settings, token)
+    except (InvalidAckToken, UnknownIncident) as error:
+        return _ack_error(context.settings, error)
+    return HTMLResponse(render(_locale(context.settings), "done" if changed else "already", incident=found))
+
+
+# --- schedules ----------------------------------------------------------------------------
+
+
+@router.get("/api/v1/schedules/{name}/oncall", response_model=OnCall, summary="Who is on call at a time")
+async def on_call(
+    name: str,
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    at: Annotated[datetime | None, Query(description="ISO 8601 with an offset (default: now)")] = None,
+) -> OnCall:
+    moment = _aware_param(at or service.utcnow(), "at")
+    return await service.on_call_at(session, context.settings, name, moment)
+
+
+@router.get("/api/v1/schedules/{name}/shifts", response_model=Shifts, summary="Shifts between two times")
+async def shifts(
+    name: str,
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    first: Annotated[datetime, Query(alias="from")],
+    last: Annotated[datetime, Query(alias="to")],
+) -> Shifts:
+    start, end = _aware_param(first, "from"), _aware_param(last, "to")
+    if end <= start:
+        raise InvalidInput("query parameter 'to' must be after 'from'", parameter="to")
+    return await service.shifts(session, context.settings, name, start, end)
+
+
+@router.get("/api/v1/schedules/{name}/overrides", response_model=list[OverrideOut], summary="Overrides")
+async def overrides(name: str, _: Viewer, session: SessionDep, context: ContextDep) -> list[OverrideOut]:
+    return await service.list_overrides(session, context.settings, name)
+
+
+@router.post(
+    "/api/v1/schedules/{name}/overrides", response_model=OverrideOut, status_code=201, summary="Cover a shift"
+)
+async def add_override(
+    name: str, body: OverrideRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+) -> OverrideOut:
+    return await service.add_override(sessions, context.settings, name, body, actor=who.name)
+
+
+@router.delete(
+    "/api/v1/schedules/{name}/overrides/{override_id}", status_code=204, summary="Remove an override"
+)
+async def delete_override(
+    name: str, override_id: int, _: Operator, context: ContextDep, sessions: SessionsDep
+) -> None:
+    await service.delete_override(sessions, context.settings, name, override_id)
+
+
+def _aware_param(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidInput(
+            f"query parameter {name!r}: give a time zone offset, e.g. 2026-12-01T09:00:00+08:00"
+        )
+    return value
+
+
+# --- maintenance --------------------------------------------------------------------------
+
+
+@router.get("/api/v1/maintenance", response_model=MaintenanceList, summary="Maintenance windows")
+async def maintenance(_: Viewer, session: SessionDep, context: ContextDep) -> MaintenanceList:
+    return MaintenanceList(maintenance=await service.list_maintenance(session, context.settings))
+
+
+@router.post("/api/v1/maintenance", response_model=MaintenanceOut, status_code=201, summary="Add a window")
+async def add_maintenance(body: MaintenanceRequest, who: Operator, sessions: SessionsDep) -> MaintenanceOut:
+    return await service.add_maintenance(sessions, body, actor=who.name)
+
+
+@router.delete("/api/v1/maintenance/{window_id}", status_code=204, summary="Remove a window")
+async def delete_maintenance(window_id: int, _: Operator, sessions: SessionsDep) -> None:
+    await service.delete_maintenance(sessions, window_id)

@@ -1,0 +1,99 @@
+"""What every notification channel shares: the message it is given and the result it reports.
+
+A channel module (``dingtalk.py``, ``wecom.py``, ...) holds its config model and
+``async def send(config, message, http) -> SendResult``. ``send`` never raises for a
+failed delivery: it reports failure and whether retrying can help (the contract of
+Alertmanager's notifiers), e.g. DingTalk's HTTP 200 with ``errcode`` 130101 (too
+fast) is a retryable failure, 310000 (bad signature) is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+MessageKind = Literal["trigger", "update", "resolve", "escalate", "heartbeat"]
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone to mention, with the handles each chat tool uses."""
+
+    name: str
+    mobile: str | None = None
+    email: str | None = None
+    wecom_userid: str | None = None
+    feishu_user_id: str | None = None
+    slack_user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    name: str
+    status: Literal["firing", "resolved"]
+    severity: str | None
+    summary: str | None
+    description: str | None
+    labels: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One incident event to tell people about."""
+
+    kind: MessageKind
+    incident_id: int
+    title: str
+    status: Literal["triggered", "acknowledged", "resolved"]
+    severity: str | None
+    services: list[str]
+    started_at: datetime
+    incident_url: str
+    ack_url: str | None
+    alerts: list[AlertView]
+    firing: int
+    resolved: int
+    mentions: list[Person] = field(default_factory=list)
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "UTC"
+    acknowledged_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Several notifications for one rate-limited robot, merged into one message."""
+
+    items: list[Notification]
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "UTC"
+
+    @property
+    def mentions(self) -> list[Person]:
+        seen: dict[str, Person] = {}
+        for item in self.items:
+            for person in item.mentions:
+                seen.setdefault(person.name, person)
+        return list(seen.values())
+
+
+Message = Notification | Digest
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    retryable: bool = False
+    detail: str = ""
+    status: int | None = None
+
+    @classmethod
+    def success(cls, detail: str = "", status: int | None = None) -> SendResult:
+        return cls(True, False, detail, status)
+
+    @classmethod
+    def failure(cls, detail: str, *, retryable: bool, status: int | None = None) -> SendResult:
+        return cls(False, retryable, detail, status)

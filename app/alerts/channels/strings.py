@@ -1,0 +1,133 @@
+"""The words of every notification, in zh-CN (the default) and en.
+
+Templates say ``{{ t.severity }}`` rather than carrying both languages, so a
+template reads as one message and a translation is one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Locale = Literal["zh-CN", "en"]
+
+
+@dataclass(frozen=True)
+class Strings:
+    headline: dict[str, str]
+    status: dict[str, str]
+    alert_status: dict[str, str]
+    severity: dict[str, str]
+    unknown_severity: str
+    severity_label: str
+    status_label: str
+    services: str
+    started_at: str
+    ended_at: str
+    alerts_count: str
+    firing_resolved: str
+    acknowledged_by: str
+    incident_link: str
+    ack_link: str
+    source_link: str
+    oncall: str
+    no_handle: str
+    more_alerts: tuple[str, str]
+    more_items: tuple[str, str]
+    digest_title: str
+    footer: str
+    sep: str
+    lang: str
+
+    def more(self, count: int, *, items: bool = False) -> str:
+        """ "…and N more alerts" (or notifications, in a digest), in this locale."""
+        one, many = self.more_items if items else self.more_alerts
+        return (one if count == 1 else many).format(n=count)
+
+    def counts(self, firing: int, resolved: int) -> str:
+        return self.firing_resolved.format(firing=firing, resolved=resolved)
+
+
+ICONS: dict[str, str] = {
+    "trigger": "🔴",
+    "update": "🔁",
+    "resolve": "✅",
+    "escalate": "⏫",
+    "heartbeat": "💔",
+    "digest": "📋",
+}
+
+_ZH = Strings(
+    headline={
+        "trigger": "告警触发",
+        "update": "告警更新：有新告警加入",
+        "resolve": "告警已恢复",
+        "escalate": "告警升级：仍未确认",
+        "heartbeat": "心跳丢失：告警链路可能中断",
+        "digest": "告警汇总",
+    },
+    status={"triggered": "未确认", "acknowledged": "已确认", "resolved": "已恢复"},
+    alert_status={"firing": "告警中", "resolved": "已恢复"},
+    severity={"critical": "严重", "error": "错误", "warning": "警告", "info": "提示"},
+    unknown_severity="未知",
+    severity_label="级别",
+    status_label="状态",
+    services="影响服务",
+    started_at="开始时间",
+    ended_at="结束时间",
+    alerts_count="告警数",
+    firing_resolved="告警中 {firing} 条，已恢复 {resolved} 条",
+    acknowledged_by="确认人",
+    incident_link="查看事件",
+    ack_link="一键确认",
+    source_link="来源",
+    oncall="通知",
+    no_handle="（未配置账号，无法 @）",
+    more_alerts=("…以及另外 {n} 条告警", "…以及另外 {n} 条告警"),
+    more_items=("…以及另外 {n} 条通知", "…以及另外 {n} 条通知"),
+    digest_title="{n} 条通知",
+    footer="来自 Panorama",
+    sep="：",
+    lang="zh-CN",
+)
+
+_EN = Strings(
+    headline={
+        "trigger": "Alert firing",
+        "update": "Alert update: new alerts joined",
+        "resolve": "Resolved",
+        "escalate": "Escalation: still not acknowledged",
+        "heartbeat": "Heartbeat missing: the alert pipeline may be broken",
+        "digest": "Digest",
+    },
+    status={"triggered": "triggered", "acknowledged": "acknowledged", "resolved": "resolved"},
+    alert_status={"firing": "firing", "resolved": "resolved"},
+    severity={"critical": "critical", "error": "error", "warning": "warning", "info": "info"},
+    unknown_severity="unknown",
+    severity_label="Severity",
+    status_label="Status",
+    services="Services",
+    started_at="Started",
+    ended_at="Ended",
+    alerts_count="Alerts",
+    firing_resolved="{firing} firing, {resolved} resolved",
+    acknowledged_by="Acknowledged by",
+    incident_link="Open incident",
+    ack_link="Acknowledge",
+    source_link="Source",
+    oncall="Paging",
+    no_handle=" (no handle configured, cannot mention)",
+    more_alerts=("…and {n} more alert", "…and {n} more alerts"),
+    more_items=("…and {n} more notification", "…and {n} more notifications"),
+    digest_title="{n} notifications",
+    footer="Sent by Panorama",
+    sep=": ",
+    lang="en",
+)
+
+STRINGS: dict[str, Strings] = {"zh-CN": _ZH, "en": _EN}
+
+
+def strings(locale: str) -> Strings:
+    """The strings of ``locale``; zh-CN for anything unknown."""
+    return STRINGS.get(locale, _ZH)

@@ -1,0 +1,154 @@
+"""Escalation chains: notify steps write to the outbox, wait steps set when the chain resumes.
+
+The state of each chain is stored (``alert_escalations``), not a sleeping task, so
+delays survive restarts; any replica's worker picks up a due step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts import messages, repository
+from app.alerts.channels.base import MessageKind, Notification
+from app.alerts.config import Escalation, NotifyStep
+from app.alerts.models import Delivery, EscalationState, Incident
+from app.alerts.oncall import Override, on_call
+from app.config import Settings
+
+
+def enqueue(
+    session: AsyncSession, incident_id: int | None, channel: str, notification: Notification, now: datetime
+) -> None:
+    """Writes one notification to the outbox, in the caller's transaction."""
+    session.add(
+        Delivery(
+            incident_id=incident_id,
+            channel=channel,
+            kind=notification.kind,
+            payload=messages.to_json(notification),
+            status="pending",
+            created_at=now,
+            due_at=now,
+            attempts=0,
+        )
+    )
+
+
+async def start(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    escalations: list[str],
+    now: datetime,
+    key: bytes,
+) -> None:
+    """Starts each named chain and runs its first steps right away (same transaction)."""
+    for name in dict.fromkeys(escalations):
+        state = EscalationState(incident_id=incident.id, escalation=name, step=0, round=0, due_at=now)
+        session.add(state)
+        await session.flush()
+        await advance(session, settings, incident, state, now, key)
+
+
+async def advance(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    state: EscalationState,
+    now: datetime,
+    key: bytes,
+) -> None:
+    """Runs the chain from its current step until a wait, or its end (after ``repeat`` more rounds)."""
+    escalation = next((e for e in settings.escalations if e.name == state.escalation), None)
+    if escalation is None:
+        state.due_at = None
+        repository.add_timeline(
+            session,
+            incident.id,
+            now,
+            "escalated",
+            {"escalation": state.escalation, "stopped": "no longer configured"},
+        )
+        return
+    for _ in range(len(escalation.steps) * (escalation.repeat + 1) + 1):
+        if state.step >= len(escalation.steps):
+            if state.round >= escalation.repeat:
+                state.due_at = None
+                return
+            state.round += 1
+            state.step = 0
+        step = escalation.steps[state.step]
+        state.step += 1
+        if step.wait is not None:
+            state.due_at = now + step.wait
+            return
+        assert step.notify is not None
+        await _notify(session, settings, incident, escalation, state, step.notify, now, key)
+    state.due_at = None
+
+
+async def _notify(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    escalation: Escalation,
+    state: EscalationState,
+    notify: NotifyStep,
+    now: datetime,
+    key: bytes,
+) -> None:
+    names = list(notify.users)
+    timezone = settings.timezone
+    if notify.schedule is not None:
+        schedule = next((s for s in settings.schedules if s.name == notify.schedule), None)
+        if schedule is not None:
+            timezone = schedule.timezone
+            overrides = [
+                Override(user=o.user, start=o.start, end=o.end, id=o.id, created_at=o.created_at)
+                for o in await repository.overrides(session, schedule.name, first=now, last=now)
+            ]
+            who = on_call(schedule, now, overrides)
+            if who is not None:
+                names.insert(0, who)
+    paged_before = bool(await repository.paged_deliveries(session, incident.id))
+    kind: MessageKind = "escalate" if paged_before else "trigger"
+    alerts = await repository.alerts_of(session, incident.id)
+    notification = messages.build(
+        settings,
+        incident,
+        alerts,
+        kind,
+        mentions=messages.people(settings, names),
+        timezone=timezone,
+        signing_key=key,
+        now=now,
+    )
+    for channel in notify.channels:
+        enqueue(session, incident.id, channel, notification, now)
+    await session.flush()
+    repository.add_timeline(
+        session,
+        incident.id,
+        now,
+        "escalated",
+        {
+            "escalation": escalation.name,
+            "step": state.step - 1,
+            "round": state.round,
+            "kind": kind,
+            "mentions": list(dict.fromkeys(names)),
+            "channels": notify.channels,
+        },
+    )
+
+
+async def run_due(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
+    """Advances every due chain (claimed under ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+    due = await repository.claim_due_escalations(session, now)
+    for state in due:
+        incident = await repository.incident(session, state.incident_id)
+        if incident is not None:
+            await advance(session, settings, incident, state, now, key)
+    return len(due)

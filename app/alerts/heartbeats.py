@@ -1,0 +1,118 @@
+"""Dead man's switches: a route marks an always-firing alert (e.g. ``Watchdog``) as a heartbeat;
+when it stops arriving for longer than its interval, Panorama pages — the alert pipeline
+itself is watched. When it comes back, that incident resolves."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts import escalation, incidents, repository
+from app.alerts.config import Route
+from app.alerts.matchers import matches_all
+from app.alerts.models import HeartbeatState, Incident
+from app.alerts.schemas import WebhookAlert
+from app.config import Settings
+
+
+@dataclass(frozen=True)
+class WatchedRoute:
+    key: str
+    index: int
+    route: Route
+
+    @property
+    def description(self) -> str:
+        return ", ".join(str(m) for m in self.route.matchers) or "every alert"
+
+
+def watched(settings: Settings) -> list[WatchedRoute]:
+    found = []
+    for index, route in enumerate(settings.routes):
+        if route.heartbeat is None:
+            continue
+        text = ",".join(str(m) for m in route.matchers)
+        key = f"route:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+        found.append(WatchedRoute(key, index, route))
+    return found
+
+
+async def observe(
+    session: AsyncSession, settings: Settings, alerts: Sequence[WebhookAlert], now: datetime, key: bytes
+) -> list[WebhookAlert]:
+    """Records heartbeat alerts (resolving a "missing" incident when one comes back); returns the others."""
+    routes = watched(settings)
+    if not routes:
+        return list(alerts)
+    others = []
+    for alert in alerts:
+        route = next((r for r in routes if matches_all(r.route.matchers, alert.labels)), None)
+        if route is None:
+            others.append(alert)
+        elif alert.status == "firing":
+            await _seen(session, settings, route, now, key)
+    return others
+
+
+async def _seen(
+    session: AsyncSession, settings: Settings, route: WatchedRoute, now: datetime, key: bytes
+) -> None:
+    state = await repository.heartbeat(session, route.key)
+    if state is None:
+        session.add(HeartbeatState(key=route.key, last_seen_at=now))
+        return
+    state.last_seen_at = now
+    if state.incident_id is not None:
+        missing = await repository.incident(session, state.incident_id)
+        state.incident_id = None
+        if missing is not None and missing.status != "resolved":
+            await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key)
+
+
+async def check(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
+    """Opens an incident (and starts its escalation) for each heartbeat overdue; returns how many."""
+    opened = 0
+    for route in watched(settings):
+        assert route.route.heartbeat is not None
+        state = await repository.heartbeat(session, route.key)
+        if state is None:  # the clock starts now: nothing arrives before Panorama watches
+            session.add(HeartbeatState(key=route.key, last_seen_at=now))
+            continue
+        last_seen = state.last_seen_at
+        if state.incident_id is not None or now - last_seen <= route.route.heartbeat.interval:
+            continue
+        incident = Incident(
+            group_key=f"heartbeat:{route.key}",
+            receiver="panorama",
+            status="triggered",
+            title=f"Heartbeat missing: {route.description}",
+            severity="critical",
+            services=repository.dumps([]),
+            group_labels=repository.dumps({}),
+            common_labels=repository.dumps({"alertname": "PanoramaHeartbeatMissing"}),
+            common_annotations=repository.dumps(
+                {"summary": f"no alert matching {route.description} since {last_seen.isoformat()}"}
+            ),
+            heartbeat=route.key,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(incident)
+        await session.flush()
+        state.incident_id = incident.id
+        repository.add_timeline(
+            session,
+            incident.id,
+            now,
+            "received",
+            {"heartbeat": route.description, "last_seen": last_seen.isoformat()},
+        )
+        name = route.route.heartbeat.escalation or route.route.escalation
+        assert name is not None  # checked when the configuration is loaded
+        await escalation.start(session, settings, incident, [name], now, key)
+        opened += 1
+    return opened

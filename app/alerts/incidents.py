@@ -1,0 +1,86 @@
+"""What happens to an incident: acknowledged, snoozed, resolved, and the messages that tells."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts import escalation, messages, repository
+from app.alerts.models import Incident
+from app.config import Settings
+
+
+async def tell_paged(
+    session: AsyncSession, settings: Settings, incident: Incident, kind: str, now: datetime, key: bytes | None
+) -> None:
+    """Sends an update or resolved message to every channel already paged, mentioning those paged."""
+    paged = await repository.paged_deliveries(session, incident.id)
+    if not paged:
+        return
+    channels = list(dict.fromkeys(d.channel for d in paged))
+    names: list[str] = []
+    timezone = settings.timezone
+    for delivery in paged:
+        earlier = messages.from_json(delivery.payload)
+        names.extend(p.name for p in earlier.mentions)
+        timezone = earlier.timezone
+    alerts = await repository.alerts_of(session, incident.id)
+    notification = messages.build(
+        settings,
+        incident,
+        alerts,
+        "update" if kind == "update" else "resolve",
+        mentions=messages.people(settings, names),
+        timezone=timezone,
+        signing_key=key,
+        now=now,
+    )
+    for channel in channels:
+        escalation.enqueue(session, incident.id, channel, notification, now)
+
+
+async def resolve(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    now: datetime,
+    *,
+    actor: str,
+    key: bytes | None,
+) -> None:
+    incident.status = "resolved"
+    incident.resolved_at = now
+    incident.resolved_by = actor
+    incident.updated_at = now
+    await repository.stop_escalations(session, incident.id)
+    repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
+    if incident.muted is None:
+        await tell_paged(session, settings, incident, "resolve", now, key)
+
+
+async def acknowledge(
+    session: AsyncSession, settings: Settings, incident: Incident, now: datetime, *, actor: str
+) -> bool:
+    """Stops the escalation; False when the incident was not triggered (nothing changes)."""
+    if incident.status != "triggered":
+        return False
+    incident.status = "acknowledged"
+    incident.acknowledged_at = now
+    incident.acknowledged_by = actor
+    incident.updated_at = now
+    await repository.stop_escalations(session, incident.id)
+    repository.add_timeline(session, incident.id, now, "acknowledged", {}, actor=actor)
+    return True
+
+
+async def snooze(
+    session: AsyncSession, incident: Incident, minutes: int, now: datetime, *, actor: str
+) -> datetime:
+    """Nothing of the incident's escalation runs for ``minutes``; then it carries on where it was."""
+    until = now + timedelta(minutes=minutes)
+    incident.snoozed_until = until
+    incident.updated_at = now
+    await repository.delay_escalations(session, incident.id, until)
+    repository.add_timeline(session, incident.id, now, "snoozed", {"until": until.isoformat()}, actor=actor)
+    return until

@@ -1,0 +1,217 @@
+"""From an Alertmanager webhook to incidents: stored first, then routed, paged through the outbox.
+
+Everything here runs in the webhook's one transaction, so a 2xx answer means the
+alerts, the incident change and the notifications it causes are all durably stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts import escalation, heartbeats, incidents, repository
+from app.alerts.matchers import parse_matcher
+from app.alerts.models import Incident, IncidentAlert
+from app.alerts.routing import Window, in_maintenance, matching_routes, muted_by_interval
+from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
+from app.config import Settings
+
+SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "low", "info", "none")
+SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
+
+
+async def receive(
+    session: AsyncSession, settings: Settings, payload: WebhookPayload, now: datetime, key: bytes
+) -> Accepted:
+    alerts = await heartbeats.observe(session, settings, payload.alerts, now, key)
+    if not alerts:
+        return Accepted(incident_id=None, alerts=len(payload.alerts))
+    incident = await repository.open_incident(session, payload.groupKey)
+    if incident is None:
+        if not any(a.status == "firing" for a in alerts):
+            return Accepted(incident_id=None, alerts=len(payload.alerts))
+        incident = await _open(session, settings, payload, alerts, now)
+        await _store_alerts(session, incident, alerts, now)
+        await _route(session, settings, incident, payload, alerts, now, key)
+    else:
+        joined = await _store_alerts(session, incident, alerts, now)
+        await _update(session, settings, incident, payload, joined, now, key)
+    return Accepted(incident_id=incident.id, alerts=len(payload.alerts))
+
+
+def _title(payload: WebhookPayload, alerts: Sequence[WebhookAlert]) -> str:
+    name = payload.commonLabels.get("alertname") or payload.groupLabels.get("alertname")
+    summary = payload.commonAnnotations.get("summary")
+    if name is None:
+        names = sorted({a.labels.get("alertname", "") for a in alerts} - {""})
+        name = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
+    return f"{name}: {summary}" if summary else name or payload.groupKey
+
+
+def _severity(alerts: Sequence[WebhookAlert]) -> str | None:
+    found = {a.labels["severity"] for a in alerts if a.labels.get("severity")}
+    for level in SEVERITY_ORDER:
+        if level in found:
+            return level
+    return min(found) if found else None
+
+
+def _services(alerts: Sequence[WebhookAlert]) -> list[str]:
+    found: dict[str, None] = {}
+    for alert in alerts:
+        for label in SERVICE_LABELS:
+            if alert.labels.get(label):
+                found[alert.labels[label]] = None
+                break
+    return list(found)
+
+
+async def _open(
+    session: AsyncSession,
+    settings: Settings,
+    payload: WebhookPayload,
+    alerts: Sequence[WebhookAlert],
+    now: datetime,
+) -> Incident:
+    incident = Incident(
+        group_key=payload.groupKey,
+        receiver=payload.receiver,
+        status="triggered",
+        title=_title(payload, alerts),
+        severity=_severity(alerts),
+        services=repository.dumps(_services(alerts)),
+        group_labels=repository.dumps(payload.groupLabels),
+        common_labels=repository.dumps(payload.commonLabels),
+        common_annotations=repository.dumps(payload.commonAnnotations),
+        external_url=payload.externalURL,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(incident)
+    await session.flush()
+    repository.add_timeline(
+        session,
+        incident.id,
+        now,
+        "received",
+        {"alerts": len(alerts), "receiver": payload.receiver, "truncated": payload.truncatedAlerts},
+    )
+    return incident
+
+
+async def _store_alerts(
+    session: AsyncSession, incident: Incident, alerts: Sequence[WebhookAlert], now: datetime
+) -> list[WebhookAlert]:
+    """Upserts by fingerprint; returns the alerts that are firing and were not firing before."""
+    existing = {a.fingerprint: a for a in await repository.alerts_of(session, incident.id)}
+    joined = []
+    for alert in alerts:
+        stored = existing.get(alert.fingerprint)
+        if stored is None:
+            session.add(
+                IncidentAlert(
+                    incident_id=incident.id,
+                    fingerprint=alert.fingerprint,
+                    status=alert.status,
+                    labels=repository.dumps(alert.labels),
+                    annotations=repository.dumps(alert.annotations),
+                    starts_at=alert.startsAt,
+                    ends_at=alert.ends,
+                    generator_url=alert.generatorURL,
+                    updated_at=now,
+                )
+            )
+            if alert.status == "firing":
+                joined.append(alert)
+            continue
+        if alert.status == "firing" and stored.status != "firing":
+            joined.append(alert)
+        stored.status = alert.status
+        stored.annotations = repository.dumps(alert.annotations)
+        stored.ends_at = alert.ends
+        stored.updated_at = now
+    incident.updated_at = now
+    await session.flush()
+    return joined
+
+
+async def _route(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    payload: WebhookPayload,
+    alerts: Sequence[WebhookAlert],
+    now: datetime,
+    key: bytes,
+) -> None:
+    labels: Mapping[str, str] = {**payload.commonLabels, **payload.groupLabels}
+    routes = matching_routes(settings.routes, labels)
+    firing_labels = [a.labels for a in alerts if a.status == "firing"]
+    window = in_maintenance(await maintenance_windows(session, settings, now), firing_labels, now)
+    escalations: list[str] = []
+    muted = None
+    for index, route in routes:
+        reason = muted_by_interval(route, settings.time_intervals, now)
+        if reason is None and route.escalation is not None:
+            escalations.append(route.escalation)
+        muted = muted or reason
+        repository.add_timeline(
+            session,
+            incident.id,
+            now,
+            "routed",
+            {"route": index, "matchers": [str(m) for m in route.matchers], "escalation": route.escalation},
+        )
+    if window is not None:
+        muted = f"maintenance until {window.end.isoformat()}: {window.comment}".rstrip(": ")
+    if not routes:
+        repository.add_timeline(session, incident.id, now, "routed", {"route": None, "escalation": None})
+    if muted is not None or not escalations:
+        incident.muted = muted or "no route pages anybody"
+        repository.add_timeline(session, incident.id, now, "muted", {"reason": incident.muted})
+        return
+    await escalation.start(session, settings, incident, escalations, now, key)
+
+
+async def maintenance_windows(session: AsyncSession, settings: Settings, now: datetime) -> list[Window]:
+    """The windows active at ``now``, from the configuration and from the API."""
+    windows = [Window(w.matchers, w.start, w.end, w.comment) for w in settings.maintenance]
+    for stored in await repository.maintenance_windows(session, active_at=now):
+        windows.append(
+            Window(
+                [parse_matcher(m) for m in json.loads(stored.matchers)],
+                stored.start,
+                stored.end,
+                stored.comment,
+            )
+        )
+    return windows
+
+
+async def _update(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    payload: WebhookPayload,
+    joined: Sequence[WebhookAlert],
+    now: datetime,
+    key: bytes,
+) -> None:
+    alerts = await repository.alerts_of(session, incident.id)
+    if all(a.status != "firing" for a in alerts):
+        await incidents.resolve(session, settings, incident, now, actor="alertmanager", key=key)
+        return
+    if not joined:
+        return
+    repository.add_timeline(
+        session,
+        incident.id,
+        now,
+        "updated",
+        {"joined": [a.labels.get("alertname", a.fingerprint) for a in joined]},
+    )
+    if incident.muted is None:
+        await incidents.tell_paged(session, settings, incident, "update", now, key)

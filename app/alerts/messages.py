@@ -1,0 +1,120 @@
+"""Building the notification for an incident event, and keeping it in the outbox as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
+
+from app.alerts import ack
+from app.alerts.channels.base import AlertView, MessageKind, Notification, Person
+from app.alerts.config import User
+from app.alerts.models import Incident, IncidentAlert
+from app.config import Settings
+
+MAX_ALERTS_IN_MESSAGE = 50  # channels cut further to fit their size limits
+
+
+def incident_url(settings: Settings, incident_id: int) -> str:
+    return f"{settings.alerts.public_url}/incidents/{incident_id}"
+
+
+def person(user: User) -> Person:
+    return Person(
+        name=user.name,
+        mobile=user.mobile,
+        email=user.email,
+        wecom_userid=user.wecom_userid,
+        feishu_user_id=user.feishu_user_id,
+        slack_user_id=user.slack_user_id,
+    )
+
+
+def people(settings: Settings, names: Sequence[str]) -> list[Person]:
+    by_name = {u.name: u for u in settings.users}
+    return [person(by_name[name]) if name in by_name else Person(name=name) for name in dict.fromkeys(names)]
+
+
+def alert_view(alert: IncidentAlert) -> AlertView:
+    labels = json.loads(alert.labels)
+    annotations = json.loads(alert.annotations)
+    return AlertView(
+        name=labels.get("alertname", ""),
+        status=cast(Literal["firing", "resolved"], alert.status),
+        severity=labels.get("severity"),
+        summary=annotations.get("summary") or annotations.get("message"),
+        description=annotations.get("description"),
+        labels=labels,
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        generator_url=alert.generator_url,
+    )
+
+
+def build(
+    settings: Settings,
+    incident: Incident,
+    alerts: Sequence[IncidentAlert],
+    kind: MessageKind,
+    *,
+    mentions: Sequence[Person] = (),
+    timezone: str | None = None,
+    signing_key: bytes | None = None,
+    now: datetime,
+) -> Notification:
+    firing = [a for a in alerts if a.status == "firing"]
+    resolved = [a for a in alerts if a.status != "firing"]
+    shown = (firing + resolved)[:MAX_ALERTS_IN_MESSAGE]
+    ack_url = None
+    if signing_key is not None and incident.status == "triggered" and kind != "resolve":
+        token = ack.sign(signing_key, incident.id, now + settings.alerts.ack_link_ttl)
+        ack_url = f"{settings.alerts.public_url}/ack/{token}"
+    return Notification(
+        kind=kind,
+        incident_id=incident.id,
+        title=incident.title,
+        status=cast(Literal["triggered", "acknowledged", "resolved"], incident.status),
+        severity=incident.severity,
+        services=json.loads(incident.services),
+        started_at=incident.created_at,
+        incident_url=incident_url(settings, incident.id),
+        ack_url=ack_url,
+        alerts=[alert_view(a) for a in shown],
+        firing=len(firing),
+        resolved=len(resolved),
+        mentions=list(mentions),
+        locale=settings.alerts.locale,
+        timezone=timezone or settings.timezone,
+        acknowledged_by=incident.acknowledged_by,
+    )
+
+
+def to_json(notification: Notification) -> str:
+    return json.dumps(dataclasses.asdict(notification), default=_encode, ensure_ascii=False)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def from_json(raw: str) -> Notification:
+    data = json.loads(raw)
+    data["started_at"] = datetime.fromisoformat(data["started_at"])
+    data["mentions"] = [Person(**p) for p in data["mentions"]]
+    data["alerts"] = [
+        AlertView(
+            **{
+                **a,
+                "starts_at": datetime.fromisoformat(a["starts_at"]),
+                "ends_at": datetime.fromisoformat(a["ends_at"]) if a["ends_at"] else None,
+            }
+        )
+        for a in data["alerts"]
+    ]
+    return Notification(**data)

@@ -1,0 +1,160 @@
+"""Tables of the alerting feature: incidents, their alerts and timeline, escalations, the outbox,
+schedule overrides, maintenance windows, heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UtcDateTime
+
+Timestamp = UtcDateTime()
+
+
+class Incident(Base):
+    """One Alertmanager group (``groupKey``) from its first firing to its resolution."""
+
+    __tablename__ = "alert_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_key: Mapped[str] = mapped_column(Text)
+    receiver: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # triggered | acknowledged | resolved
+    title: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str | None] = mapped_column(String(64))
+    services: Mapped[str] = mapped_column(Text)  # JSON list
+    group_labels: Mapped[str] = mapped_column(Text)  # JSON object
+    common_labels: Mapped[str] = mapped_column(Text)  # JSON object
+    common_annotations: Mapped[str] = mapped_column(Text)  # JSON object
+    external_url: Mapped[str | None] = mapped_column(Text)
+    muted: Mapped[str | None] = mapped_column(Text)  # why nobody is paged (maintenance, mute interval)
+    heartbeat: Mapped[str | None] = mapped_column(String(255))  # key of the heartbeat this incident is about
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
+    snoozed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("ix_alert_incidents_group_status", "group_key", "status"),
+        Index("ix_alert_incidents_status_created", "status", "created_at"),
+    )
+
+
+class IncidentAlert(Base):
+    """An alert of an incident, deduplicated by Alertmanager's ``fingerprint``."""
+
+    __tablename__ = "alert_incident_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("alert_incidents.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    labels: Mapped[str] = mapped_column(Text)  # JSON
+    annotations: Mapped[str] = mapped_column(Text)  # JSON
+    starts_at: Mapped[datetime] = mapped_column(Timestamp)
+    ends_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    generator_url: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("incident_id", "fingerprint"),)
+
+
+class TimelineEntry(Base):
+    __tablename__ = "alert_timeline"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("alert_incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(Text)  # JSON object
+
+
+class EscalationState(Base):
+    """Where an incident is in one escalation chain; ``due_at`` is when its next step runs."""
+
+    __tablename__ = "alert_escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("alert_incidents.id", ondelete="CASCADE"), index=True)
+    escalation: Mapped[str] = mapped_column(String(255))
+    step: Mapped[int] = mapped_column(Integer)
+    round: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+
+
+class Delivery(Base):
+    """The outbox: one notification to one channel, written with the change that caused it."""
+
+    __tablename__ = "alert_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alert_incidents.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)  # JSON: the notification to render
+    status: Mapped[str] = mapped_column(String(16))  # pending | sending | delivered | dead
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    due_at: Mapped[datetime] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    digest_of: Mapped[int | None] = mapped_column(Integer)  # delivered inside that delivery's digest
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_alert_outbox_status_due", "status", "due_at"),
+        Index("ix_alert_outbox_channel_delivered", "channel", "delivered_at"),
+    )
+
+
+class ScheduleOverride(Base):
+    __tablename__ = "alert_schedule_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(255), index=True)
+    user: Mapped[str] = mapped_column(String(255))
+    start: Mapped[datetime] = mapped_column(Timestamp)
+    end: Mapped[datetime] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class Maintenance(Base):
+    __tablename__ = "alert_maintenance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[str] = mapped_column(Text)  # JSON list of matcher strings
+    start: Mapped[datetime] = mapped_column(Timestamp)
+    end: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class HeartbeatState(Base):
+    """When a watched alert (e.g. Watchdog) was last seen, per heartbeat route."""
+
+    __tablename__ = "alert_heartbeats"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
+    incident_id: Mapped[int | None] = mapped_column(Integer)  # the open "heartbeat missing" incident
+
+
+class StoredSecret(Base):
+    """Secrets Panorama makes itself and every replica must share (e.g. the ack-link signing key)."""
+
+    __tablename__ = "stored_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

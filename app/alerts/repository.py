@@ -1,0 +1,262 @@
+"""Every SQL statement of the alerting feature."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts.models import (
+    Delivery,
+    EscalationState,
+    HeartbeatState,
+    Incident,
+    IncidentAlert,
+    Maintenance,
+    ScheduleOverride,
+    StoredSecret,
+    TimelineEntry,
+)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+async def _for_update(session: AsyncSession) -> dict[str, Any]:
+    """``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas claim different rows; nothing on SQLite,
+    where one writer at a time is the rule anyway."""
+    if (await session.connection()).dialect.name == "postgresql":
+        return {"skip_locked": True}
+    return {}
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+
+async def open_incident(session: AsyncSession, group_key: str) -> Incident | None:
+    statement = (
+        select(Incident)
+        .where(Incident.group_key == group_key, Incident.status != "resolved")
+        .order_by(Incident.id.desc())
+        .limit(1)
+    )
+    return (await session.scalars(statement)).first()
+
+
+async def incident(session: AsyncSession, incident_id: int) -> Incident | None:
+    return await session.get(Incident, incident_id)
+
+
+async def incidents(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    first: datetime | None = None,
+    last: datetime | None = None,
+    limit: int = 200,
+) -> Sequence[Incident]:
+    statement = select(Incident).order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(Incident.status == status)
+    if service is not None:
+        statement = statement.where(Incident.services.contains(dumps(service)))
+    if first is not None:
+        statement = statement.where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
+    if last is not None:
+        statement = statement.where(Incident.created_at <= last)
+    return (await session.scalars(statement)).all()
+
+
+async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
+    statement = (
+        select(IncidentAlert).where(IncidentAlert.incident_id == incident_id).order_by(IncidentAlert.id)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def firing_counts(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, int]:
+    if not incident_ids:
+        return {}
+    statement = (
+        select(IncidentAlert.incident_id, func.count())
+        .where(IncidentAlert.incident_id.in_(incident_ids), IncidentAlert.status == "firing")
+        .group_by(IncidentAlert.incident_id)
+    )
+    return {row[0]: row[1] for row in await session.execute(statement)}
+
+
+async def timeline(session: AsyncSession, incident_id: int) -> Sequence[TimelineEntry]:
+    statement = (
+        select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
+    )
+    return (await session.scalars(statement)).all()
+
+
+def add_timeline(
+    session: AsyncSession,
+    incident_id: int,
+    at: datetime,
+    kind: str,
+    detail: dict[str, Any],
+    actor: str | None = None,
+) -> None:
+    session.add(TimelineEntry(incident_id=incident_id, at=at, kind=kind, actor=actor, detail=dumps(detail)))
+
+
+# --- escalations --------------------------------------------------------------------------
+
+
+async def escalations_of(session: AsyncSession, incident_id: int) -> Sequence[EscalationState]:
+    statement = select(EscalationState).where(EscalationState.incident_id == incident_id)
+    return (await session.scalars(statement)).all()
+
+
+async def claim_due_escalations(
+    session: AsyncSession, now: datetime, limit: int = 100
+) -> Sequence[EscalationState]:
+    """Due steps of incidents still triggered and not snoozed, locked for this transaction."""
+    statement = (
+        select(EscalationState)
+        .join(Incident, Incident.id == EscalationState.incident_id)
+        .where(
+            EscalationState.due_at.is_not(None),
+            EscalationState.due_at <= now,
+            Incident.status == "triggered",
+            or_(Incident.snoozed_until.is_(None), Incident.snoozed_until <= now),
+        )
+        .order_by(EscalationState.due_at)
+        .limit(limit)
+        .with_for_update(of=EscalationState, **await _for_update(session))
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def stop_escalations(session: AsyncSession, incident_id: int) -> None:
+    await session.execute(
+        update(EscalationState).where(EscalationState.incident_id == incident_id).values(due_at=None)
+    )
+
+
+async def delay_escalations(session: AsyncSession, incident_id: int, until: datetime) -> None:
+    """Nothing of this incident's chains runs before ``until`` (a snooze)."""
+    await session.execute(
+        update(EscalationState)
+        .where(
+            EscalationState.incident_id == incident_id,
+            EscalationState.due_at.is_not(None),
+            EscalationState.due_at < until,
+        )
+        .values(due_at=until)
+    )
+
+
+# --- the outbox ---------------------------------------------------------------------------
+
+
+async def paged_deliveries(session: AsyncSession, incident_id: int) -> Sequence[Delivery]:
+    """The trigger/escalate notifications of an incident: who was paged, where."""
+    statement = (
+        select(Delivery)
+        .where(Delivery.incident_id == incident_id, Delivery.kind.in_(("trigger", "escalate", "heartbeat")))
+        .order_by(Delivery.id)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def claim_deliveries(
+    session: AsyncSession, now: datetime, *, worker: str, lease_until: datetime, limit: int = 200
+) -> Sequence[Delivery]:
+    """Due pending deliveries, and those whose claimer died mid-send, marked as ``sending`` by ``worker``."""
+    statement = (
+        select(Delivery)
+        .where(
+            or_(
+                and_(Delivery.status == "pending", Delivery.due_at <= now),
+                and_(Delivery.status == "sending", Delivery.claimed_until < now),
+            )
+        )
+        .order_by(Delivery.due_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(**await _for_update(session))
+    )
+    rows = (await session.scalars(statement)).all()
+    for row in rows:
+        row.status = "sending"
+        row.claimed_by = worker
+        row.claimed_until = lease_until
+    return rows
+
+
+async def sent_since(session: AsyncSession, channel: str, since: datetime) -> int:
+    """Messages really sent to ``channel`` since ``since`` (a digest counts once)."""
+    statement = select(func.count()).where(
+        Delivery.channel == channel,
+        Delivery.delivered_at >= since,
+        Delivery.digest_of.is_(None),
+    )
+    return int(await session.scalar(statement) or 0)
+
+
+async def deliveries_by_id(session: AsyncSession, ids: Sequence[int]) -> Sequence[Delivery]:
+    return (await session.scalars(select(Delivery).where(Delivery.id.in_(ids)))).all()
+
+
+async def pending_count(session: AsyncSession) -> int:
+    statement = select(func.count()).where(Delivery.status.in_(("pending", "sending")))
+    return int(await session.scalar(statement) or 0)
+
+
+# --- schedules, maintenance, heartbeats, secrets -------------------------------------------
+
+
+async def overrides(
+    session: AsyncSession, schedule: str, *, first: datetime | None = None, last: datetime | None = None
+) -> Sequence[ScheduleOverride]:
+    statement = select(ScheduleOverride).where(ScheduleOverride.schedule == schedule)
+    if first is not None:
+        statement = statement.where(ScheduleOverride.end > first)
+    if last is not None:
+        statement = statement.where(ScheduleOverride.start < last)
+    return (await session.scalars(statement.order_by(ScheduleOverride.id))).all()
+
+
+async def delete_override(session: AsyncSession, schedule: str, override_id: int) -> bool:
+    result = await session.execute(
+        delete(ScheduleOverride).where(
+            ScheduleOverride.schedule == schedule, ScheduleOverride.id == override_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def maintenance_windows(
+    session: AsyncSession, *, active_at: datetime | None = None
+) -> Sequence[Maintenance]:
+    statement = select(Maintenance).order_by(Maintenance.start)
+    if active_at is not None:
+        statement = statement.where(Maintenance.start <= active_at, Maintenance.end > active_at)
+    return (await session.scalars(statement)).all()
+
+
+async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:
+    result = await session.execute(delete(Maintenance).where(Maintenance.id == window_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def heartbeat(session: AsyncSession, key: str) -> HeartbeatState | None:
+    return await session.get(HeartbeatState, key)
+
+
+async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
+    return (await session.scalars(select(HeartbeatState))).all()
+
+
+async def stored_secret(session: AsyncSession, name: str) -> str | None:
+    found = await session.get(StoredSecret, name)
+    return found.value if found else None

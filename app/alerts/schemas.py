@@ -1,0 +1,203 @@
+"""The Alertmanager webhook payload, and the request and answer bodies of the alerting API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.alerts.matchers import Matcher
+
+ZERO_TIME = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+
+
+class WebhookAlert(BaseModel):
+    """One alert of the payload; extra fields (Grafana's, newer Alertmanager's) are kept out of the way."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: dt.datetime  # noqa: N815 - the wire name
+    endsAt: dt.datetime | None = None  # noqa: N815
+    generatorURL: str | None = None  # noqa: N815
+    fingerprint: str = Field(min_length=1, max_length=64)
+
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+    @property
+    def ends(self) -> dt.datetime | None:
+        """``endsAt`` unless it is Alertmanager's zero time (the alert has not ended)."""
+        if self.endsAt is None or self.endsAt <= ZERO_TIME + dt.timedelta(days=1):
+            return None
+        return self.endsAt
+
+
+class WebhookPayload(BaseModel):
+    """Alertmanager's webhook body, ``version: "4"`` (see its notify/webhook package)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str
+    groupKey: str = Field(min_length=1)  # noqa: N815
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    externalURL: str | None = None  # noqa: N815
+    truncatedAlerts: int = 0  # noqa: N815
+    alerts: list[WebhookAlert]
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value != "4":
+            raise ValueError(f'this is webhook version {value!r}; Panorama reads Alertmanager\'s version "4"')
+        return value
+
+
+class IncidentSummary(BaseModel):
+    id: int
+    status: Literal["triggered", "acknowledged", "resolved"]
+    title: str
+    severity: str | None
+    services: list[str]
+    group_key: str
+    receiver: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    resolved_at: dt.datetime | None
+    resolved_by: str | None
+    snoozed_until: dt.datetime | None
+    muted: str | None
+    firing: int
+    url: str
+
+
+class AlertOut(BaseModel):
+    fingerprint: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: dt.datetime
+    ends_at: dt.datetime | None
+    generator_url: str | None
+
+
+class TimelineOut(BaseModel):
+    at: dt.datetime
+    kind: str = Field(
+        description="received, routed, notified, delivery_failed, delivery_retried, dead_lettered, "
+        "escalated, acknowledged, snoozed, resolved, muted, updated"
+    )
+    actor: str | None
+    detail: dict[str, Any]
+
+
+class IncidentDetail(IncidentSummary):
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    alerts: list[AlertOut]
+    timeline: list[TimelineOut]
+
+
+class IncidentList(BaseModel):
+    incidents: list[IncidentSummary]
+
+
+class SnoozeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    minutes: int = Field(ge=1, le=7 * 24 * 60)
+
+
+class OverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+    start: dt.datetime
+    end: dt.datetime
+
+    @model_validator(mode="after")
+    def _check(self) -> OverrideRequest:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone offset, e.g. 2026-12-01T09:00:00+08:00")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class OverrideOut(BaseModel):
+    id: int
+    schedule: str
+    user: str
+    start: dt.datetime
+    end: dt.datetime
+    created_by: str
+
+
+class OnCall(BaseModel):
+    schedule: str
+    at: dt.datetime
+    user: str | None = Field(description="Who is on call; null when nobody is")
+    source: Literal["rotation", "override"] | None = None
+
+
+class ShiftOut(BaseModel):
+    user: str
+    start: dt.datetime
+    end: dt.datetime
+    source: Literal["rotation", "override"]
+
+
+class Shifts(BaseModel):
+    schedule: str
+    timezone: str
+    shifts: list[ShiftOut]
+
+
+class MaintenanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[Matcher] = Field(min_length=1)
+    start: dt.datetime
+    end: dt.datetime
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> MaintenanceRequest:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone offset, e.g. 2026-12-01T02:00:00+08:00")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class MaintenanceOut(BaseModel):
+    id: int | None
+    matchers: list[str]
+    start: dt.datetime
+    end: dt.datetime
+    comment: str
+    source: Literal["api", "config"]
+    created_by: str | None
+
+
+class MaintenanceList(BaseModel):
+    maintenance: list[MaintenanceOut]
+
+
+class Accepted(BaseModel):
+    status: Literal["stored"] = "stored"
+    incident_id: int | None
+    alerts: int

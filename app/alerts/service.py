@@ -1,0 +1,354 @@
+"""The alerting feature's operations, as the API, the jobs and other features use them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.alerts import ack, incidents, intake, oncall, repository
+from app.alerts.config import Schedule
+from app.alerts.errors import (
+    IncidentClosed,
+    StorageFailed,
+    UnknownIncident,
+    UnknownOverride,
+    UnknownSchedule,
+)
+from app.alerts.messages import incident_url
+from app.alerts.models import Incident, Maintenance, ScheduleOverride
+from app.alerts.runtime import AlertRuntime
+from app.alerts.schemas import (
+    Accepted,
+    AlertOut,
+    IncidentDetail,
+    IncidentSummary,
+    MaintenanceOut,
+    MaintenanceRequest,
+    OnCall,
+    OverrideOut,
+    OverrideRequest,
+    ShiftOut,
+    Shifts,
+    TimelineOut,
+    WebhookPayload,
+)
+from app.config import Settings
+from app.errors import InvalidInput, NotFound
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- intake -------------------------------------------------------------------------------
+
+
+async def receive(
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, payload: WebhookPayload
+) -> Accepted:
+    """Stores the payload and everything it causes in one transaction; 5xx-worthy if that fails."""
+    key = await runtime.signing_key()
+    try:
+        async with sessions.begin() as session:
+            accepted = await intake.receive(session, settings, payload, utcnow(), key)
+    except SQLAlchemyError as exc:
+        raise StorageFailed(
+            f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"
+        ) from exc
+    runtime.wake()
+    return accepted
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+
+def summary(settings: Settings, incident: Incident, firing: int) -> IncidentSummary:
+    return IncidentSummary(
+        id=incident.id,
+        status=incident.status,
+        title=incident.title,
+        severity=incident.severity,
+        services=json.loads(incident.services),
+        group_key=incident.group_key,
+        receiver=incident.receiver,
+        created_at=incident.created_at,
+        updated_at=incident.updated_at,
+        acknowledged_at=incident.acknowledged_at,
+        acknowledged_by=incident.acknowledged_by,
+        resolved_at=incident.resolved_at,
+        resolved_by=incident.resolved_by,
+        snoozed_until=incident.snoozed_until,
+        muted=incident.muted,
+        firing=firing,
+        url=incident_url(settings, incident.id),
+    )
+
+
+async def list_incidents(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    first: datetime | None = None,
+    last: datetime | None = None,
+    limit: int = 200,
+) -> list[IncidentSummary]:
+    found = await repository.incidents(
+        session, status=status, service=service, first=first, last=last, limit=limit
+    )
+    firing = await repository.firing_counts(session, [i.id for i in found])
+    return [summary(settings, i, firing.get(i.id, 0)) for i in found]
+
+
+async def _incident(session: AsyncSession, incident_id: int) -> Incident:
+    found = await repository.incident(session, incident_id)
+    if found is None:
+        raise UnknownIncident(f"no incident {incident_id}", incident=incident_id)
+    return found
+
+
+async def incident_detail(session: AsyncSession, settings: Settings, incident_id: int) -> IncidentDetail:
+    incident = await _incident(session, incident_id)
+    alerts = await repository.alerts_of(session, incident_id)
+    entries = await repository.timeline(session, incident_id)
+    firing = sum(1 for a in alerts if a.status == "firing")
+    return IncidentDetail(
+        **summary(settings, incident, firing).model_dump(),
+        common_labels=json.loads(incident.common_labels),
+        common_annotations=json.loads(incident.common_annotations),
+        alerts=[
+            AlertOut(
+                fingerprint=a.fingerprint,
+                status=a.status,
+                labels=json.loads(a.labels),
+                annotations=json.loads(a.annotations),
+                starts_at=a.starts_at,
+                ends_at=a.ends_at,
+                generator_url=a.generator_url,
+            )
+            for a in alerts
+        ],
+        timeline=[
+            TimelineOut(at=e.at, kind=e.kind, actor=e.actor, detail=json.loads(e.detail)) for e in entries
+        ],
+    )
+
+
+async def acknowledge(
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, incident_id: int, *, actor: str
+) -> IncidentDetail:
+    async with sessions.begin() as session:
+        incident = await _incident(session, incident_id)
+        if incident.status == "resolved":
+            raise IncidentClosed(f"incident {incident_id} is resolved already")
+        await incidents.acknowledge(session, settings, incident, utcnow(), actor=actor)
+    async with sessions() as session:
+        return await incident_detail(session, settings, incident_id)
+
+
+async def resolve(
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, incident_id: int, *, actor: str
+) -> IncidentDetail:
+    key = await runtime.signing_key()
+    async with sessions.begin() as session:
+        incident = await _incident(session, incident_id)
+        if incident.status != "resolved":
+            await incidents.resolve(session, settings, incident, utcnow(), actor=actor, key=key)
+    runtime.wake()
+    async with sessions() as session:
+        return await incident_detail(session, settings, incident_id)
+
+
+async def snooze(
+    sessions: Sessions, settings: Settings, incident_id: int, minutes: int, *, actor: str
+) -> IncidentDetail:
+    async with sessions.begin() as session:
+        incident = await _incident(session, incident_id)
+        if incident.status == "resolved":
+            raise IncidentClosed(f"incident {incident_id} is resolved already")
+        await incidents.snooze(session, incident, minutes, utcnow(), actor=actor)
+    async with sessions() as session:
+        return await incident_detail(session, settings, incident_id)
+
+
+async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
+    """The incident an ack link names; raises ack.InvalidAckToken when it is forged or expired."""
+    return ack.verify(await runtime.signing_key(), token, utcnow())
+
+
+async def acknowledge_with_token(
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str
+) -> tuple[Incident, bool]:
+    """Acknowledges through a one-click link; returns the incident and whether this click changed it."""
+    claim = await check_ack_token(runtime, token)
+    async with sessions.begin() as session:
+        incident = await _incident(session, claim.incident_id)
+        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor="ack link")
+    return incident, changed
+
+
+async def incident_for_token(sessions: Sessions, runtime: AlertRuntime, token: str) -> Incident:
+    claim = await check_ack_token(runtime, token)
+    async with sessions() as session:
+        return await _incident(session, claim.incident_id)
+
+
+async def open_incidents(session: AsyncSession, settings: Settings, service: str) -> list[IncidentSummary]:
+    """The service's incidents not yet resolved (for overviews and dashboards)."""
+    found = [
+        i
+        for status in ("triggered", "acknowledged")
+        for i in await list_incidents(session, settings, status=status, service=service)
+    ]
+    return sorted(found, key=lambda i: i.created_at, reverse=True)
+
+
+# --- schedules ----------------------------------------------------------------------------
+
+
+def schedule_named(settings: Settings, name: str) -> Schedule:
+    found = next((s for s in settings.schedules if s.name == name), None)
+    if found is None:
+        known = ", ".join(s.name for s in settings.schedules) or "none configured"
+        raise UnknownSchedule(f"no schedule {name!r} (known: {known})", schedule=name)
+    return found
+
+
+def _overrides(rows: Sequence[ScheduleOverride]) -> list[oncall.Override]:
+    return [
+        oncall.Override(user=o.user, start=o.start, end=o.end, id=o.id, created_at=o.created_at) for o in rows
+    ]
+
+
+async def on_call_at(session: AsyncSession, settings: Settings, name: str, at: datetime) -> OnCall:
+    schedule = schedule_named(settings, name)
+    overrides = _overrides(await repository.overrides(session, name, first=at, last=at))
+    user = oncall.on_call(schedule, at, overrides)
+    current = oncall.shifts(schedule, at, at + timedelta(minutes=1), overrides)
+    source = current[0].source if user is not None and current and current[0].start <= at else None
+    return OnCall(schedule=name, at=at, user=user, source=source)
+
+
+MAX_SHIFTS_RANGE = timedelta(days=366)
+
+
+async def shifts(
+    session: AsyncSession, settings: Settings, name: str, first: datetime, last: datetime
+) -> Shifts:
+    """The shifts between two times: at most a year, computed off the event loop (an hourly
+    rotation over a year is thousands of shifts)."""
+    schedule = schedule_named(settings, name)
+    if last - first > MAX_SHIFTS_RANGE:
+        raise InvalidInput("query parameters 'from' and 'to' may be at most 366 days apart", parameter="to")
+    overrides = _overrides(await repository.overrides(session, name, first=first, last=last))
+    found = await asyncio.to_thread(oncall.shifts, schedule, first, last, overrides)
+    return Shifts(
+        schedule=name,
+        timezone=schedule.timezone,
+        shifts=[ShiftOut(user=s.user, start=s.start, end=s.end, source=s.source) for s in found],
+    )
+
+
+async def add_override(
+    sessions: Sessions, settings: Settings, name: str, request: OverrideRequest, *, actor: str
+) -> OverrideOut:
+    schedule_named(settings, name)
+    if request.user not in {u.name for u in settings.users}:
+        raise InvalidInput(f"body 'user': unknown user {request.user!r}", parameter="user")
+    row = ScheduleOverride(
+        schedule=name,
+        user=request.user,
+        start=request.start,
+        end=request.end,
+        created_at=utcnow(),
+        created_by=actor,
+    )
+    async with sessions.begin() as session:
+        session.add(row)
+    return OverrideOut(
+        id=row.id, schedule=name, user=row.user, start=request.start, end=request.end, created_by=actor
+    )
+
+
+async def list_overrides(session: AsyncSession, settings: Settings, name: str) -> list[OverrideOut]:
+    schedule_named(settings, name)
+    return [
+        OverrideOut(id=o.id, schedule=name, user=o.user, start=o.start, end=o.end, created_by=o.created_by)
+        for o in await repository.overrides(session, name)
+    ]
+
+
+async def delete_override(sessions: Sessions, settings: Settings, name: str, override_id: int) -> None:
+    schedule_named(settings, name)
+    async with sessions.begin() as session:
+        if not await repository.delete_override(session, name, override_id):
+            raise UnknownOverride(f"schedule {name!r} has no override {override_id}")
+
+
+# --- maintenance --------------------------------------------------------------------------
+
+
+async def add_maintenance(sessions: Sessions, request: MaintenanceRequest, *, actor: str) -> MaintenanceOut:
+    row = Maintenance(
+        matchers=repository.dumps([str(m) for m in request.matchers]),
+        start=request.start,
+        end=request.end,
+        comment=request.comment,
+        created_at=utcnow(),
+        created_by=actor,
+    )
+    async with sessions.begin() as session:
+        session.add(row)
+    return MaintenanceOut(
+        id=row.id,
+        matchers=[str(m) for m in request.matchers],
+        start=request.start,
+        end=request.end,
+        comment=request.comment,
+        source="api",
+        created_by=actor,
+    )
+
+
+async def list_maintenance(session: AsyncSession, settings: Settings) -> list[MaintenanceOut]:
+    configured = [
+        MaintenanceOut(
+            id=None,
+            matchers=[str(m) for m in w.matchers],
+            start=w.start,
+            end=w.end,
+            comment=w.comment,
+            source="config",
+            created_by=None,
+        )
+        for w in settings.maintenance
+    ]
+    stored = [
+        MaintenanceOut(
+            id=w.id,
+            matchers=json.loads(w.matchers),
+            start=w.start,
+            end=w.end,
+            comment=w.comment,
+            source="api",
+            created_by=w.created_by,
+        )
+        for w in await repository.maintenance_windows(session)
+    ]
+    return configured + stored
+
+
+async def delete_maintenance(sessions: Sessions, window_id: int) -> None:
+    async with sessions.begin() as session:
+        if not await repository.delete_maintenance(session, window_id):
+            raise NotFound(
+                f"no maintenance window {window_id} (windows from the configuration cannot be deleted)"
+            )

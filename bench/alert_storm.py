@@ -1,0 +1,955 @@
+"""An Alertmanager storm against Panorama's webhook, over real HTTP, beside a bare FastAPI endpoint.
+
+Panorama runs as ``panorama serve`` (uvicorn, one process) on a fresh SQLite database migrated
+with ``panorama migrate``; the floor is ``bench/alert_bare.py``, a FastAPI app whose endpoint only
+``json.loads`` the body, served by uvicorn the same way. Both listen on 127.0.0.1 and get the
+very same bodies from the same async httpx load generator, with a fixed number of requests in
+flight (Alertmanager flushes many groups at once). Like Alertmanager, the generator retries a
+5xx or a failed connection (jittered exponential backoff), and counts it.
+
+The storm, for G groups of A alerts (default 1,000 × 10 = 10,000 alerts), in three phases:
+
+1. ``fire``:    every group fires (a new incident: routed, escalation started, pages queued);
+2. ``repeat``:  every other group is delivered again with J alerts joining (an update to those
+                paged; ``--full``: every group);
+3. ``resolve``: half the groups resolve, half of them updated before (``--full``: every group).
+
+It prints, per phase and for the whole storm: requests/s, alerts/s (alerts in the payloads
+answered 2xx, per second), webhook latency p50/p95/p99 (per HTTP request), the rows found in the
+database after each phase (``alert_incidents``, ``alert_incident_alerts``, timeline, outbox),
+CPU seconds of the server's threads and of the load generator (to tell a client-bound figure),
+and the ratio of Panorama's requests/s to the bare endpoint's — measured before and after
+Panorama's run, the faster per phase. Panorama runs with ``alerts.worker: false`` (persistence
+only); ``--worker`` adds a run with the delivery worker on, the channels posting to the bare
+process (which answers like a robot that accepted the message).
+
+Goals (issue 4): ≥ 2,000 alerts/s persisted on SQLite, throughput ratio ≥ 0.5. They are
+informational: the table says PASS or MISS, and the exit status is 0.
+
+``--profile`` adds (a) a run of Panorama under cProfile (200 groups; slower, not compared),
+printing where its event-loop thread spent its own time, by package and by function, and (b) the
+storm on 100 groups in-process over ASGI, one payload at a time, with the SQL statements per
+payload and the wall time of each step of the webhook in app/alerts (timers wrapped around its
+functions, as module attributes, restored afterwards).
+
+Run: .venv/bin/python bench/alert_storm.py              (about 2 minutes on 2 cores)
+     .venv/bin/python bench/alert_storm.py --quick      (a smoke run, under a minute)
+     .venv/bin/python bench/alert_storm.py --profile    (adds the profiled runs, ~2 more minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import functools
+import importlib
+import inspect
+import json
+import math
+import os
+import pstats
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the harness lives in tests/, which is not installed
+# httpcore 1.0 tries `import sniffio` on every request; anyio 4.16 no longer installs it, so each
+# request paid for a failed import (a sys.path scan, ~1.5 ms here). None makes that import fail
+# at once, with the same outcome (asyncio). This only speeds up the load generator.
+sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+import httpx  # noqa: E402
+import yaml  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+
+from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload  # noqa: E402
+from tests.harness.app import TOKENS, running_app, settings_for  # noqa: E402
+from tests.harness.processes import ManagedProcess, start_on_free_port  # noqa: E402
+
+GOAL_ALERTS_PER_S = 2_000.0
+GOAL_RATIO = 0.5
+MAX_ATTEMPTS = 20  # Alertmanager keeps retrying until the group's next flush (minutes)
+FIRST_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 1.0
+REQUEST_TIMEOUT_S = 60.0
+WARMUP_GROUPS = 24
+STORM_PREFIX = "Storm"
+WARMUP_PREFIX = "Warmup"
+STARTED = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+BARE_SCRIPT = ROOT / "bench" / "alert_bare.py"
+PROFILE_TOP = 25
+CENSUS_GROUPS = 100
+PROFILE_GROUPS = 200
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    groups: int
+    alerts: int
+    joining: int
+    concurrency: int
+    worker_run: bool
+    profile: bool
+    keep: bool
+    full: bool
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        description="Alertmanager storm: Panorama's webhook against a bare FastAPI endpoint, over HTTP."
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 100 groups, concurrency 16")
+    parser.add_argument("--groups", type=int, help="Alertmanager groups (default 1,000)")
+    parser.add_argument("--alerts", type=int, default=10, help="alerts per group when it fires (default 10)")
+    parser.add_argument("--joining", type=int, default=2, help="alerts joining each group on repeat (2)")
+    parser.add_argument("--concurrency", type=int, help="requests in flight (default 32)")
+    parser.add_argument(
+        "--worker", action="store_true", help="add a run with Panorama's delivery worker on (as long again)"
+    )
+    parser.add_argument("--profile", action="store_true", help="add a run of Panorama under cProfile")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
+    parser.add_argument(
+        "--full", action="store_true", help="repeat and resolve every group (default: half of them each)"
+    )
+    args = parser.parse_args(argv)
+    options = Options(
+        groups=args.groups or (100 if args.quick else 1_000),
+        alerts=args.alerts,
+        joining=args.joining,
+        concurrency=args.concurrency or (16 if args.quick else 32),
+        worker_run=args.worker,
+        profile=args.profile,
+        keep=args.keep,
+        full=args.full,
+    )
+    if min(options.groups, options.alerts, options.concurrency) < 1 or options.joining < 0:
+        parser.error("--groups, --alerts and --concurrency must be positive, --joining not negative")
+    return options
+
+
+# --- the storm ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    bodies: list[bytes]
+    alerts: int
+    expect: dict[str, int] = field(default_factory=dict)  # rows of the storm in the DB afterwards
+
+
+def _group_alerts(prefix: str, group: int, count: int, *, status: str) -> list[dict[str, Any]]:
+    """Alerts of one group: a service each, a severity routed to the default escalation, every
+    tenth group a payments team (a second escalation), every twentieth info (routed, muted)."""
+    name = f"{prefix}{group:05d}"
+    severity = "info" if group % 20 == 19 else ("warning" if group % 3 == 0 else "critical")
+    extra = {"team": "payments"} if group % 10 == 3 else {}
+    return [
+        alert(
+            name,
+            status=status,
+            severity=severity,
+            started=STARTED + timedelta(seconds=group),
+            service=f"svc-{group % 40:02d}.shop",
+            instance=f"10.0.{group % 250}.{index % 250}:8080",
+            pod=f"{name.lower()}-{index:03d}",
+            **extra,
+        )
+        for index in range(count)
+    ]
+
+
+def _body(prefix: str, group: int, alerts: list[dict[str, Any]]) -> bytes:
+    return json.dumps(payload(f"{prefix}{group:05d}", alerts)).encode()
+
+
+def storm(options: Options) -> list[Phase]:
+    """Every group fires; then every other group is delivered again with alerts joining; then half
+    the groups resolve, half of those updated before (``--full``: every group, each time)."""
+    groups = range(options.groups)
+    repeated = [g for g in groups if options.full or g % 2 == 0]
+    resolving = [g for g in groups if options.full or g % 4 < 2]
+    sizes = dict.fromkeys(groups, options.alerts)
+    resolved: set[int] = set()
+
+    def expect() -> dict[str, int]:
+        return {
+            "incidents": options.groups,
+            "resolved": len(resolved),
+            "alerts": sum(sizes.values()),
+            "firing": sum(n for g, n in sizes.items() if g not in resolved),
+        }
+
+    def body(group: int, status: str) -> bytes:
+        return _body(STORM_PREFIX, group, _group_alerts(STORM_PREFIX, group, sizes[group], status=status))
+
+    fire = [body(g, "firing") for g in groups]
+    phases = [Phase("fire", fire, sum(sizes.values()), expect())]
+    for g in repeated:
+        sizes[g] += options.joining
+    repeat = [body(g, "firing") for g in repeated]
+    phases.append(Phase("repeat", repeat, sum(sizes[g] for g in repeated), expect()))
+    resolve = [body(g, "resolved") for g in resolving]
+    resolved.update(resolving)
+    phases.append(Phase("resolve", resolve, sum(sizes[g] for g in resolving), expect()))
+    return phases
+
+
+def warmup() -> Phase:
+    bodies = [
+        _body(WARMUP_PREFIX, g, _group_alerts(WARMUP_PREFIX, g, 3, status="firing"))
+        for g in range(WARMUP_GROUPS)
+    ]
+    return Phase("warmup", bodies, WARMUP_GROUPS * 3)
+
+
+# --- the load generator -------------------------------------------------------------------
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    requests: int
+    alerts: int
+    seconds: float
+    client_cpu_s: float
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    retries: int = 0
+    lost: int = 0  # still failing after MAX_ATTEMPTS
+    db: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def aps(self) -> float:
+        return self.alerts / self.seconds
+
+    def merged(self, other: PhaseResult, name: str) -> PhaseResult:
+        return PhaseResult(
+            name=name,
+            requests=self.requests + other.requests,
+            alerts=self.alerts + other.alerts,
+            seconds=self.seconds + other.seconds,
+            client_cpu_s=self.client_cpu_s + other.client_cpu_s,
+            latencies_s=self.latencies_s + other.latencies_s,
+            statuses=self.statuses + other.statuses,
+            retries=self.retries + other.retries,
+            lost=self.lost + other.lost,
+        )
+
+
+async def drive(clients: Sequence[httpx.AsyncClient], phase: Phase) -> PhaseResult:
+    """Posts every body of the phase with one request in flight per client; retries 5xx like
+    Alertmanager. The phase's time runs from the first request to the last answer."""
+    headers = {**bearer_webhook(), "Content-Type": "application/json"}
+    pending: Iterator[bytes] = iter(phase.bodies)
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    counts = {"retries": 0, "lost": 0}
+
+    async def post(client: httpx.AsyncClient, body: bytes) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            started = time.perf_counter()
+            try:
+                response = await client.post(WEBHOOK, content=body, headers=headers)
+                status = response.status_code
+            except httpx.TransportError:
+                status = 0
+            latencies.append(time.perf_counter() - started)
+            statuses[status] += 1
+            if 200 <= status < 300:
+                return
+            if 400 <= status < 500:
+                raise RuntimeError(f"{phase.name}: HTTP {status} for a valid payload: {response.text[:300]}")
+            counts["retries"] += 1
+            backoff = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2**attempt)
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # jittered, as Alertmanager does
+        counts["lost"] += 1
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for body in pending:
+            await post(client, body)
+
+    cpu, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(client) for client in clients))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return PhaseResult(
+        name=phase.name,
+        requests=len(phase.bodies),
+        alerts=phase.alerts,
+        seconds=seconds,
+        client_cpu_s=cpu,
+        latencies_s=latencies,
+        statuses=statuses,
+        retries=counts["retries"],
+        lost=counts["lost"],
+    )
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+def thread_cpu(pid: int | None) -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, keyed "<name>/<tid>"; empty off Linux."""
+    if pid is None:
+        return {}
+    found: dict[str, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (task / "stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2 :].split()
+                found[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def cpu_summary(
+    before: dict[str, float], after: dict[str, float], seconds: float, main_tid: int | None
+) -> str:
+    """CPU used by the event-loop thread (``main_tid``) and by the others, as shares of ``seconds``."""
+    used = {k: after[k] - before.get(k, 0.0) for k in after}
+    main = sum(v for k, v in used.items() if k.endswith(f"/{main_tid}"))
+    others = {k: v for k, v in used.items() if not k.endswith(f"/{main_tid}") and v > 0}
+    text = f"event-loop thread {main:.1f} s ({main / seconds:.0%} of a core)"
+    if others:
+        rest = sum(others.values())
+        text += f", {len(others)} other thread(s) {rest:.1f} s ({rest / seconds:.0%})"
+    return text
+
+
+@dataclass
+class Server:
+    label: str
+    url: str
+    process: ManagedProcess
+    database: Path | None = None
+
+
+def start_bare(workdir: Path) -> Server:
+    def build(port: int) -> ManagedProcess:
+        return ManagedProcess(
+            "bare-fastapi",
+            [sys.executable, str(BARE_SCRIPT), "--port", str(port)],
+            log_path=workdir / "bare.log",
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+            cwd=workdir,
+        )
+
+    port, process = start_on_free_port(build)
+    return Server("bare FastAPI (json.loads only)", f"http://127.0.0.1:{port}", process)
+
+
+def panorama_config(sink_url: str, *, worker: bool) -> dict[str, Any]:
+    """The issue's alerting example (tests/alerts/support.py), robots pointed at ``sink_url``."""
+    config = alerting_config(robot_url=f"{sink_url}/robot")
+    config["alerts"]["worker"] = worker
+    config["rollups"] = {"enabled": False}
+    config["auth"] = {"tokens": [{"name": f"{r}-bench", "role": r, "token": t} for r, t in TOKENS.items()]}
+    return config
+
+
+def start_panorama(
+    workdir: Path, label: str, config: dict[str, Any], *, profile: Path | None = None
+) -> Server:
+    workdir.mkdir(parents=True)
+    database = workdir / "panorama.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    settings_for(url, **copy.deepcopy(config))  # fails here, with the key named, if invalid
+    config_file = workdir / "panorama.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {
+        "PANORAMA_CONFIG": str(config_file),
+        "PANORAMA_DATABASE_URL": url,
+        "PANORAMA_DATA_DIR": str(workdir),
+    }
+    panorama = Path(sys.executable).parent / "panorama"
+    command = [str(panorama)] if panorama.exists() else [sys.executable, "-m", "app.cli"]
+    migrated = _run([*command, "migrate"], env, workdir)
+    if migrated.returncode != 0:
+        raise RuntimeError(f"panorama migrate failed:\n{migrated.stdout}{migrated.stderr}")
+    if profile is not None:
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "app.cli"]
+
+    def build(port: int) -> ManagedProcess:
+        return ManagedProcess(
+            "panorama",
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            log_path=workdir / "panorama.log",
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+            env=env,
+            cwd=workdir,
+        )
+
+    port, process = start_on_free_port(build)
+    return Server(label, f"http://127.0.0.1:{port}", process, database)
+
+
+async def interrupt(server: Server, timeout_s: float = 60.0) -> None:
+    """SIGINT, as Ctrl-C: uvicorn shuts down, then re-raises it, and the KeyboardInterrupt lets
+    cProfile write its file (uvicorn re-raises SIGTERM too, which would kill it unwritten)."""
+    pid = server.process.pid
+    if pid is None or not server.process.running:
+        return
+    os.kill(pid, signal.SIGINT)
+    await asyncio.to_thread(_wait_exit, server.process, timeout_s)
+    server.process.stop()
+
+
+def _wait_exit(process: ManagedProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while process.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+# --- the database, read back --------------------------------------------------------------
+
+
+def db_state(database: Path) -> dict[str, int]:
+    """What the storm left in Panorama's tables (storm groups only; warm-up groups excluded)."""
+    like = f'%alertname="{STORM_PREFIX}%'
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        incidents, resolved = conn.execute(
+            "SELECT count(*), coalesce(sum(status = 'resolved'), 0) FROM alert_incidents "
+            "WHERE group_key LIKE ?",
+            (like,),
+        ).fetchone()
+        alerts, firing = conn.execute(
+            "SELECT count(*), coalesce(sum(a.status = 'firing'), 0) FROM alert_incident_alerts a "
+            "JOIN alert_incidents i ON i.id = a.incident_id WHERE i.group_key LIKE ?",
+            (like,),
+        ).fetchone()
+        outbox = dict(conn.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall())
+        timeline = conn.execute("SELECT count(*) FROM alert_timeline").fetchone()[0]
+    return {
+        "incidents": incidents,
+        "resolved": resolved,
+        "alerts": alerts,
+        "firing": firing,
+        "timeline": timeline,
+        **{f"outbox_{k}": v for k, v in outbox.items()},
+    }
+
+
+def describe_db(state: dict[str, int], expected: dict[str, int]) -> str:
+    wrong = [f"{k} {state[k]:,} (expected {v:,})" for k, v in expected.items() if state[k] != v]
+    outbox = sum(v for k, v in state.items() if k.startswith("outbox_"))
+    text = (
+        f"incidents {state['incidents']:,} ({state['resolved']:,} resolved), "
+        f"alerts {state['alerts']:,} ({state['firing']:,} firing), "
+        f"timeline {state['timeline']:,}, outbox {outbox:,}"
+    )
+    return text + (" — MISMATCH: " + "; ".join(wrong) if wrong else " — as expected")
+
+
+# --- one run ------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    label: str
+    phases: list[PhaseResult]
+    cpu: str = ""
+    db_ok: bool = True
+    note: str = ""
+
+    @property
+    def total(self) -> PhaseResult:
+        result = self.phases[0]
+        for other in self.phases[1:]:
+            result = result.merged(other, "storm")
+        return result
+
+    def phase(self, name: str) -> PhaseResult:
+        return next(p for p in self.phases if p.name == name)
+
+
+async def run_storm(server: Server, options: Options, phases: list[Phase]) -> RunResult:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(_client(server.url)) for _ in range(options.concurrency)]
+        warm = warmup()
+        await drive(clients[:1], Phase("warmup", warm.bodies[:1], 0))  # one first: startup work, once
+        await drive(clients, Phase("warmup", warm.bodies[1:], 0))
+        pid = server.process.pid
+        before = thread_cpu(pid)
+        results, db_ok = [], True
+        for phase in phases:
+            print(f"  {server.label}: {phase.name} ({len(phase.bodies):,} requests)…", file=sys.stderr)
+            result = await drive(clients, phase)
+            if server.database is not None:
+                state = db_state(server.database)
+                db_ok = db_ok and all(state[k] == v for k, v in phase.expect.items())
+                result.db = describe_db(state, phase.expect)
+            results.append(result)
+        after = thread_cpu(pid)
+    run = RunResult(server.label, results, db_ok=db_ok)
+    run.cpu = cpu_summary(before, after, run.total.seconds, pid)
+    return run
+
+
+_TLS = ssl.create_default_context()  # unused on http://, but each client would load its own
+
+
+def _client(url: str) -> httpx.AsyncClient:
+    """One connection per client, one client per request in flight: httpcore's pool scans all its
+    connections for every request (O(in flight²)), which made a shared pool of 32 the bottleneck."""
+    return httpx.AsyncClient(
+        base_url=url,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        timeout=httpx.Timeout(REQUEST_TIMEOUT_S),
+        verify=_TLS,
+    )
+
+
+def best_of(runs: Sequence[RunResult], label: str) -> RunResult:
+    """Per phase, the fastest of ``runs`` (noise from other work on the machine only slows a run)."""
+    phases = [max((run.phase(p.name) for run in runs), key=lambda r: r.rps) for p in runs[0].phases]
+    return RunResult(label, phases)
+
+
+async def settle_worker(server: Server, sink: Server, seconds: float) -> str:
+    """After the storm with the worker on: how the outbox stands, and what the sink received."""
+    await asyncio.sleep(seconds)
+    assert server.database is not None
+    state = db_state(server.database)
+    async with httpx.AsyncClient(base_url=sink.url, timeout=10.0) as client:
+        received = (await client.get("/sink")).json()["sink"]
+    outbox = ", ".join(
+        f"{k.removeprefix('outbox_')} {v:,}" for k, v in sorted(state.items()) if k.startswith("outbox_")
+    )
+    return f"{seconds:.0f} s after the storm: outbox {outbox}; the channels' sink received {received:,} posts"
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+HEADER = (
+    f"  {'phase':<8} {'requests':>8} {'alerts':>7} {'seconds':>7} {'req/s':>7} {'alerts/s':>8} "
+    f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'non-2xx':>7} {'lost':>4}"
+)
+
+
+def row(result: PhaseResult) -> str:
+    lat = result.latencies_s
+    non_2xx = sum(v for k, v in result.statuses.items() if not 200 <= k < 300)
+    return (
+        f"  {result.name:<8} {result.requests:>8,} {result.alerts:>7,} {result.seconds:>7.2f} "
+        f"{result.rps:>7,.0f} {result.aps:>8,.0f} {percentile(lat, 50) * 1000:>7.1f} "
+        f"{percentile(lat, 95) * 1000:>7.1f} {percentile(lat, 99) * 1000:>7.1f} {max(lat) * 1000:>7.1f} "
+        f"{non_2xx:>7,} {result.lost:>4}"
+    )
+
+
+def print_run(run: RunResult) -> None:
+    print(f"\n{run.label}")
+    print(HEADER)
+    for result in [*run.phases, run.total]:
+        print(row(result))
+    total = run.total
+    codes = ", ".join(f"{'conn. error' if k == 0 else k}×{v:,}" for k, v in sorted(total.statuses.items()))
+    print(f"  answers: {codes}; retried {total.retries:,}, lost {total.lost:,}")
+    if run.cpu:
+        print(f"  server CPU: {run.cpu}")
+    client = total.client_cpu_s
+    print(f"  load generator CPU: {client:.1f} s ({client / total.seconds:.0%} of a core)")
+    for result in run.phases:
+        if result.db:
+            print(f"  DB after {result.name}: {result.db}")
+    if run.note:
+        print(f"  {run.note}")
+
+
+def verdict(value: float, goal: float) -> str:
+    return "PASS" if value >= goal else "MISS"
+
+
+def print_goals(panorama: RunResult, bare: RunResult) -> None:
+    total, bare_total = panorama.total, bare.total
+    print(f"\nPanorama / bare, requests per second (same bodies, same concurrency; {bare.label}):")
+    for name in ("fire", "repeat", "resolve"):
+        mine, floor = panorama.phase(name).rps, bare.phase(name).rps
+        print(f"  {name:<8} {mine:>7,.0f} / {floor:>7,.0f} = {mine / floor:.3f}")
+    ratio = total.rps / bare_total.rps
+    print(f"  {'storm':<8} {total.rps:>7,.0f} / {bare_total.rps:>7,.0f} = {ratio:.3f}")
+    client = bare_total.client_cpu_s / bare_total.seconds
+    if client > 0.85:
+        print(
+            f"  note: the load generator used {client:.0%} of a core against the bare endpoint: the bare "
+            "figure is partly client-bound, so the true ratio is lower than shown"
+        )
+    fire = panorama.phase("fire")
+    stored = panorama.db_ok and total.lost == 0
+    lines = [
+        (
+            f"alerts persisted/s, fire phase ({fire.alerts:,} alerts, SQLite)",
+            f"≥ {GOAL_ALERTS_PER_S:,.0f}",
+            f"{fire.aps:,.0f}",
+            verdict(fire.aps, GOAL_ALERTS_PER_S),
+        ),
+        (
+            f"alerts persisted/s, whole storm ({total.alerts:,} alerts)",
+            f"≥ {GOAL_ALERTS_PER_S:,.0f}",
+            f"{total.aps:,.0f}",
+            verdict(total.aps, GOAL_ALERTS_PER_S),
+        ),
+        (
+            "throughput ratio Panorama / bare FastAPI, storm",
+            f"≥ {GOAL_RATIO}",
+            f"{ratio:.3f}",
+            verdict(ratio, GOAL_RATIO),
+        ),
+        ("p99 webhook latency, storm", "(shown)", f"{percentile(total.latencies_s, 99) * 1000:,.0f} ms", ""),
+        (
+            "the DB holds every alert of the storm",
+            "all",
+            "yes" if stored else "NO",
+            "PASS" if stored else "MISS",
+        ),
+    ]
+    width = max(len(line[0]) for line in lines)
+    print("\nGoals (issue 4; informational)")
+    for name, goal, value, mark in lines:
+        print(f"  {name:<{width}}  {goal:>8}  {value:>8}  {mark}")
+
+
+# --- profiling ----------------------------------------------------------------------------
+
+
+def print_profile(path: Path) -> None:
+    """Where the profiled server's event-loop thread spent its time: by package, then by function.
+
+    Own time only: SQLAlchemy runs the ORM inside greenlets, which cProfile cannot follow, so
+    cumulative times of coroutines and of SQLAlchemy calls are unreliable; own times are not."""
+    if not path.exists():
+        print(f"\n(no profile was written to {path})")
+        return
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    entries = [
+        (_where(filename, line, function), calls, tottime)
+        for (filename, line, function), (_primitive, calls, tottime, _cumtime, _callers) in stats.items()
+    ]
+    total = sum(e[2] for e in entries)
+    packages: defaultdict[str, float] = defaultdict(float)
+    for where, _calls, tottime in entries:
+        packages[_package(where)] += tottime
+    print(
+        f"\nProfile of Panorama's event-loop thread, own time ({total:.1f} s in all, "
+        "profiler overhead included)"
+    )
+    print(
+        "  by package: "
+        + ", ".join(
+            f"{name} {t:.1f} s ({t / total:.0%})"
+            for name, t in sorted(packages.items(), key=lambda p: -p[1])[:12]
+        )
+    )
+    for title, chosen in (
+        ("app/ functions", [e for e in entries if e[0].startswith("app/")]),
+        ("all functions", entries),
+    ):
+        print(f"  {title} by own time:")
+        print(f"    {'own s':>7} {'calls':>9}  function   (a coroutine's calls count its resumptions)")
+        for where, calls, tottime in sorted(chosen, key=lambda e: e[2], reverse=True)[:PROFILE_TOP]:
+            print(f"    {tottime:>7.2f} {calls:>9,}  {where}")
+
+
+def _package(where: str) -> str:
+    if where.startswith("app/"):
+        return "/".join(where.split("/")[:2]).split(":")[0].removesuffix(".py")
+    if where.startswith("{") or where.startswith("<"):
+        return "builtins"
+    head = where.split("/")[0].split(":")[0]
+    return "stdlib" if head.startswith("/") or head.endswith(".py") else head
+
+
+def _where(filename: str, line: int, function: str) -> str:
+    with contextlib.suppress(ValueError):
+        filename = str(Path(filename).resolve().relative_to(ROOT))
+    if "site-packages/" in filename:
+        filename = filename.split("site-packages/", 1)[1]
+    elif "/lib/python3" in filename:
+        filename = "stdlib:" + filename.rsplit("/", 1)[1]
+    return f"{filename}:{line} {function}" if line else function
+
+
+_STATEMENT = re.compile(r"^\s*(\w+)\b(?:.*?\b(?:INTO|FROM|UPDATE)\s+(\w+))?", re.S | re.I)
+
+
+def _statement_kind(statement: str, executemany: bool) -> str:
+    words = statement.split()
+    if words and words[0].upper() == "UPDATE":
+        kind = f"UPDATE {words[1]}"
+    else:
+        found = _STATEMENT.match(statement)
+        kind = f"{found.group(1).upper()} {found.group(2) or ''}".strip() if found else statement[:30]
+    return kind + (" (executemany)" if executemany else "")
+
+
+STEPS: tuple[tuple[int, str, str], ...] = (  # (depth, module in app.alerts, function)
+    (1, "api", "_webhook_caller"),
+    (1, "api", "_payload"),
+    (1, "service", "receive"),
+    (2, "intake", "receive"),
+    (3, "heartbeats", "observe"),
+    (3, "repository", "open_incident"),
+    (3, "intake", "_open"),
+    (3, "intake", "_store_alerts"),
+    (3, "intake", "_route"),
+    (4, "intake", "maintenance_windows"),
+    (4, "escalation", "start"),
+    (5, "escalation", "_notify"),
+    (3, "intake", "_update"),
+    (4, "incidents", "resolve"),
+    (4, "incidents", "tell_paged"),
+    (0, "repository", "alerts_of"),
+    (0, "repository", "paged_deliveries"),
+    (0, "repository", "overrides"),
+    (0, "messages", "build"),
+    (0, "messages", "to_json"),
+    (0, "messages", "from_json"),
+)
+
+
+def _timed(
+    fn: Callable[..., Any], name: str, spent: dict[str, float], calls: Counter[str]
+) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def timed_async(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+                calls[name] += 1
+
+        return timed_async
+
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - started
+            calls[name] += 1
+
+    return timed
+
+
+@contextlib.contextmanager
+def step_timers(spent: dict[str, float], calls: Counter[str]) -> Iterator[None]:
+    """Wraps the steps of the webhook in app.alerts with timers (module attributes, restored after)."""
+    originals = []
+    for _depth, module_name, function in STEPS:
+        module = importlib.import_module(f"app.alerts.{module_name}")
+        original = getattr(module, function)
+        originals.append((module, function, original))
+        setattr(module, function, _timed(original, f"{module_name}.{function}", spent, calls))
+    try:
+        yield
+    finally:
+        for module, function, original in originals:
+            setattr(module, function, original)
+
+
+def print_steps(spent: dict[str, float], calls: Counter[str], n: int, request_s: float) -> None:
+    """Inclusive wall time per payload of each step (one payload at a time, so times nest exactly)."""
+    rows = [(0, "the request over ASGI (FastAPI, middleware, OpenTelemetry, body, answer)", request_s, n)]
+    for depth, module_name, function in STEPS:
+        name = f"{module_name}.{function}"
+        if calls[name]:
+            rows.append((depth, name, spent[name], calls[name]))
+    if calls["service.receive"] and calls["intake.receive"]:
+        rest = spent["service.receive"] - spent["intake.receive"]
+        rows.insert(4, (2, "(session, BEGIN IMMEDIATE, COMMIT: service.receive − intake.receive)", rest, n))
+    for depth, name, seconds, count in rows:
+        label = ("  " * depth + name) if depth else f"any depth: {name}" if name.count(".") else name
+        print(f"    {seconds / n * 1000:7.2f} ms {seconds / request_s:5.0%}  ×{count / n:<5.2f} {label}")
+
+
+async def statement_census(options: Options, workdir: Path) -> None:
+    """One payload at a time through the app over ASGI (no HTTP, no concurrency): time and SQL
+    statements per payload, by phase — what each webhook costs Panorama by itself."""
+    small = replace(options, groups=min(options.groups, CENSUS_GROUPS))
+    config = panorama_config("http://127.0.0.1:9", worker=False)
+    settings = settings_for(f"sqlite+aiosqlite:///{workdir / 'census.db'}", **config)
+    headers = {**bearer_webhook(), "Content-Type": "application/json"}
+    counts: Counter[str] = Counter()
+    spent: defaultdict[str, float] = defaultdict(float)
+    calls: Counter[str] = Counter()
+
+    def count(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, executemany: bool
+    ) -> None:
+        counts[_statement_kind(statement, executemany)] += 1
+
+    print(f"\nIn-process, one payload at a time over ASGI ({small.groups} groups; app/ as the tests run it):")
+    async with running_app(settings) as (app, client):
+        event.listen(app.state.context.engine.sync_engine, "before_cursor_execute", count)
+        for body in warmup().bodies:
+            (await client.post(WEBHOOK, content=body, headers=headers)).raise_for_status()
+        for phase in storm(small):
+            counts.clear()
+            spent.clear()
+            calls.clear()
+            request_s = 0.0
+            cpu, started = time.process_time(), time.perf_counter()
+            with step_timers(spent, calls):
+                for body in phase.bodies:
+                    sent = time.perf_counter()
+                    (await client.post(WEBHOOK, content=body, headers=headers)).raise_for_status()
+                    request_s += time.perf_counter() - sent
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            n = len(phase.bodies)
+            print(
+                f"  {phase.name}: {seconds / n * 1000:.1f} ms/payload ({cpu / n * 1000:.1f} ms CPU, both "
+                f"threads), {phase.alerts / seconds:,.0f} alerts/s, "
+                f"{sum(counts.values()) / n:.1f} SQL statements/payload:"
+            )
+            print("      " + ", ".join(f"{k} ×{v / n:.2f}" for k, v in counts.most_common()))
+            print_steps(spent, calls, n, request_s)
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+async def bench(options: Options, workdir: Path) -> None:
+    phases = storm(options)
+    requests = sum(len(p.bodies) for p in phases)
+    size = sum(len(b) for p in phases for b in p.bodies) / requests
+    load = os.getloadavg()[0]
+    fire, repeat, resolve = phases
+    print(
+        f"Alert storm: {options.groups:,} groups × {options.alerts} alerts fire ({fire.alerts:,} alerts); "
+        f"{len(repeat.bodies):,} groups repeat with {options.joining} alerts joining; "
+        f"{len(resolve.bodies):,} groups resolve.\n{requests:,} webhook requests (mean body "
+        f"{size / 1024:.1f} KiB), {options.concurrency} in flight, over HTTP on 127.0.0.1. "
+        f"Panorama on SQLite (WAL); one uvicorn process per server; {os.cpu_count()} CPUs, "
+        f"load average {load:.1f} at the start."
+    )
+    servers: list[Server] = []
+    runs: list[RunResult] = []
+    profile_path = workdir / "panorama.prof"
+    try:
+        bare_server = start_bare(workdir)
+        servers.append(bare_server)
+        bare_first = await run_storm(bare_server, options, phases)
+        bare_first.label += ", run 1 (before Panorama)"
+
+        quiet = start_panorama(
+            workdir / "quiet",
+            "Panorama, alerts.worker: false (persistence only)",
+            panorama_config(bare_server.url, worker=False),
+        )
+        servers.append(quiet)
+        panorama = await run_storm(quiet, options, phases)
+        quiet.process.stop()
+
+        bare_second = await run_storm(bare_server, options, phases)
+        bare_second.label += ", run 2 (after Panorama)"
+        runs = [bare_first, panorama, bare_second]
+
+        if options.worker_run:
+            busy = start_panorama(
+                workdir / "busy",
+                "Panorama, alerts.worker: true (channels post to the bare process, acting as a robot)",
+                panorama_config(bare_server.url, worker=True),
+            )
+            servers.append(busy)
+            worker = await run_storm(busy, options, phases)
+            worker.note = await settle_worker(busy, bare_server, 3.0)
+            busy.process.stop()
+            runs.append(worker)
+
+        if options.profile:
+            profiled = start_panorama(
+                workdir / "profiled",
+                f"Panorama under cProfile, {PROFILE_GROUPS} groups at most, alerts.worker: false (slowed by "
+                "the profiler; not compared)",
+                panorama_config(bare_server.url, worker=False),
+                profile=profile_path,
+            )
+            servers.append(profiled)
+            fewer = replace(options, groups=min(options.groups, PROFILE_GROUPS))
+            runs.append(await run_storm(profiled, options, storm(fewer)))
+            await interrupt(profiled)
+    finally:
+        for server in reversed(servers):
+            server.process.stop()
+
+    for run in runs:
+        print_run(run)
+    print_goals(panorama, best_of([bare_first, bare_second], "bare: the faster of its 2 runs, per phase"))
+    if options.profile:
+        print_profile(profile_path)
+        await statement_census(options, workdir)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the servers on SIGTERM as on Ctrl-C
+    workdir = Path(tempfile.mkdtemp(prefix="panorama-alert-storm-"))
+    started = time.perf_counter()
+    try:
+        asyncio.run(bench(options, workdir))
+    except KeyboardInterrupt:
+        print("\ninterrupted; every server started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if options.keep:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"(bench ran {time.perf_counter() - started:.0f} s; exit status 0 whatever the goals)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

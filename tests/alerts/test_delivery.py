@@ -1,0 +1,193 @@
+"""The delivery worker against real sink servers: delivered once, retried, dead-lettered, digested,
+and claimed by one replica at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+
+from app import db
+from app.alerts.runtime import AlertRuntime
+from app.config import DatabaseSettings
+from tests.alerts.support import alert, alerting_config, bearer_webhook, outbox, payload
+from tests.alerts.test_pipeline import on_call_now, post
+from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
+from tests.fakes.robots import DingTalkSink
+from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+
+Serve = Callable[[DingTalkSink], Served[DingTalkSink]]
+
+
+def robot_config(robot: Served[DingTalkSink], **alerts: Any) -> dict[str, Any]:
+    config = alerting_config(**alerts)
+    config["channels"][0] = {
+        "name": "ops-robot",
+        "type": "dingtalk",
+        "url": robot.url,
+        "secret": DINGTALK_SECRET,
+    }
+    return config
+
+
+def runtime(app: FastAPI) -> AlertRuntime:
+    found: AlertRuntime = app.state.context.alerts
+    return found
+
+
+async def timeline_kinds(client: Any, incident_id: int) -> list[str]:
+    detail = (await client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(VIEWER_TOKEN))).json()
+    return [entry["kind"] for entry in detail["timeline"]]
+
+
+async def test_a_page_reaches_the_robot_signed_with_its_mention(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink], database_url: str
+) -> None:
+    async with app_factory(database_url=database_url, **robot_config(dingtalk_robot)) as (app, client):
+        incident_id = (await post(client, payload("Down", [alert("Down", service="payments")]))).json()[
+            "incident_id"
+        ]
+        assert await runtime(app).run_once() == 1
+        assert await runtime(app).run_once() == 0  # nothing twice
+        kinds = await timeline_kinds(client, incident_id)
+        [delivery] = await outbox(app.state.context.sessions)
+        metrics = (await client.get("/metrics")).text
+    [message] = dingtalk_robot.sink.messages
+    body = message.json
+    assert body["msgtype"] == "markdown"
+    mobile = {"alice": "13800000001", "bob": "13800000002"}[on_call_now()]
+    assert body["at"]["atMobiles"] == [mobile]
+    assert f"@{mobile}" in body["markdown"]["text"]
+    assert "/ack/" in body["markdown"]["text"]
+    assert delivery.status == "delivered"
+    assert delivery.attempts == 1
+    assert kinds[-1] == "notified"
+    assert 'panorama_alert_deliveries_total{channel="ops-robot",outcome="delivered"} 1.0' in metrics
+
+
+async def test_a_robot_down_for_a_while_gets_the_page_once_it_is_back(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    dingtalk_robot.sink.fail_with(503, times=2)
+    async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
+        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        worker = runtime(app)
+        await worker.run_once()
+        [first] = await outbox(app.state.context.sessions)
+        await worker.run_once()  # not due yet: nothing is sent
+        await worker.run_once(now=datetime.now(UTC) + timedelta(minutes=1))  # (before the 5m escalation wait)
+        await worker.run_once(now=datetime.now(UTC) + timedelta(minutes=3))
+        [final] = await outbox(app.state.context.sessions)
+        kinds = await timeline_kinds(client, incident_id)
+    assert first.status == "pending"
+    assert first.attempts == 1
+    assert first.last_error is not None
+    assert "503" in first.last_error
+    assert final.status == "delivered"
+    assert final.attempts == 3
+    assert len(dingtalk_robot.sink.requests) == 3
+    assert len(dingtalk_robot.sink.messages) == 1  # nothing lost, nothing duplicated
+    assert kinds.count("delivery_failed") == 2
+    assert kinds[-1] == "notified"
+
+
+async def test_a_refused_page_is_dead_lettered_at_once(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    dingtalk_robot.sink.fail_with_code(310000, "sign not match")
+    async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
+        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        await runtime(app).run_once()
+        [delivery] = await outbox(app.state.context.sessions)
+        detail = (await client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(VIEWER_TOKEN))).json()
+        metrics = (await client.get("/metrics")).text
+    assert delivery.status == "dead"
+    assert "310000" in (delivery.last_error or "")
+    dead = [e for e in detail["timeline"] if e["kind"] == "dead_lettered"]
+    assert dead[0]["detail"]["reason"] == "not retryable"
+    assert 'outcome="dead_lettered"} 1.0' in metrics
+
+
+async def test_retrying_stops_after_max_delivery_age(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    dingtalk_robot.sink.fail_with(500)
+    async with app_factory(**robot_config(dingtalk_robot, max_delivery_age="10m")) as (app, client):
+        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        worker = runtime(app)
+        await worker.run_once()
+        await worker.run_once(now=datetime.now(UTC) + timedelta(minutes=11))
+        delivery = (await outbox(app.state.context.sessions))[0]  # later ones: the escalation's next step
+        detail = (await client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(VIEWER_TOKEN))).json()
+    assert delivery.status == "dead"
+    assert delivery.attempts == 2
+    dead = [e for e in detail["timeline"] if e["kind"] == "dead_lettered"]
+    assert dead[0]["detail"]["reason"] == "gave up after max_delivery_age"
+
+
+async def test_a_burst_over_the_robots_rate_limit_becomes_one_digest(
+    app_factory: AppFactory, serve_sink: Serve
+) -> None:
+    robot = serve_sink(DingTalkSink(secret=DINGTALK_SECRET, rate_limit_per_min=20))
+    async with app_factory(**robot_config(robot)) as (app, client):
+        for n in range(25):
+            await post(client, payload(f"Burst{n}", [alert(f"Burst{n}")]))
+        await runtime(app).run_once()
+        stored = await outbox(app.state.context.sessions)
+        await post(client, payload("After", [alert("After")]))
+        await runtime(app).run_once()
+    assert len(stored) == 25
+    assert all(d.status == "delivered" for d in stored)
+    primary = min(d.id for d in stored)
+    assert all(d.digest_of == primary for d in stored if d.id != primary)
+    assert len(robot.sink.messages) == 2  # the digest, then the next page on its own
+    digest_text = robot.sink.messages[0].json["markdown"]["text"]
+    assert "Burst0" in digest_text
+    assert "Burst24" in digest_text or "24" in digest_text
+    assert "After" in robot.sink.messages[1].json["markdown"]["text"]
+
+
+async def test_two_replicas_send_each_page_once(
+    app_factory: AppFactory, serve_sink: Serve, database_url: str
+) -> None:
+    """Two workers (two engines, as two replicas) drain one outbox concurrently."""
+    robot = serve_sink(DingTalkSink(secret=DINGTALK_SECRET))
+    async with app_factory(database_url=database_url, **robot_config(robot)) as (app, client):
+        for n in range(12):
+            await post(client, payload(f"Page{n}", [alert(f"Page{n}")]))
+        other_engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+        context = app.state.context
+        other = AlertRuntime(db.create_session_factory(other_engine), lambda: context.settings)
+        try:
+            await asyncio.gather(runtime(app).run_once(), other.run_once(), runtime(app).run_once())
+            await asyncio.gather(runtime(app).run_once(), other.run_once())
+        finally:
+            await other.stop()
+            await other_engine.dispose()
+        stored = await outbox(context.sessions)
+    assert all(d.status == "delivered" for d in stored)
+    texts = [m.json["markdown"]["text"] for m in robot.sink.messages]
+    assert len(texts) == 12
+    assert len({t.split("\n")[0] for t in texts}) == 12
+
+
+async def test_the_webhook_answer_means_stored(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    """2xx comes after the commit: a new client (another connection) sees the incident at once."""
+    async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
+        answer = await client.post(
+            "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+        )
+        engine = db.create_engine(app.state.context.settings.database)
+        try:
+            sessions = db.create_session_factory(engine)
+            stored = await outbox(sessions)
+        finally:
+            await engine.dispose()
+    assert answer.status_code == 200
+    assert [json.loads(d.payload)["incident_id"] for d in stored] == [answer.json()["incident_id"]]
