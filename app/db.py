@@ -22,6 +22,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_POOL_TIMEOUT_S = 60
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -65,11 +66,18 @@ def display_url(settings: DatabaseSettings) -> str:
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = database_url(settings)
-    options: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": True}
+    options: dict[str, Any] = {"echo": settings.echo}
     if url.get_backend_name() == "sqlite":
         _ensure_sqlite_directory(url)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        # One connection per process: SQLite writes one transaction at a time anyway, and waiting
+        # for the connection in the pool's asyncio queue is cheaper and fairer than threads
+        # polling SQLite's busy handler (other processes, e.g. `panorama rollup`, still wait there).
+        options["pool_size"] = 1
+        options["max_overflow"] = 0
+        options["pool_timeout"] = SQLITE_POOL_TIMEOUT_S
     else:
+        options["pool_pre_ping"] = True
         options["pool_size"] = settings.pool_size
         options["max_overflow"] = settings.max_overflow
     engine = create_async_engine(url, **options)

@@ -6,6 +6,8 @@ delays survive restarts; any replica's worker picks up a due step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,26 +15,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.alerts import messages, repository
 from app.alerts.channels.base import MessageKind, Notification
 from app.alerts.config import Escalation, NotifyStep
-from app.alerts.models import Delivery, EscalationState, Incident
+from app.alerts.models import Delivery, EscalationState, Incident, IncidentAlert
 from app.alerts.oncall import Override, on_call
 from app.config import Settings
 
 
 def enqueue(
-    session: AsyncSession, incident_id: int | None, channel: str, notification: Notification, now: datetime
+    session: AsyncSession,
+    incident_id: int | None,
+    channels: Sequence[str],
+    notification: Notification,
+    now: datetime,
 ) -> None:
-    """Writes one notification to the outbox, in the caller's transaction."""
-    session.add(
+    """Writes one notification per channel to the outbox, in the caller's transaction."""
+    payload = messages.to_json(notification)
+    session.add_all(
         Delivery(
             incident_id=incident_id,
             channel=channel,
             kind=notification.kind,
-            payload=messages.to_json(notification),
+            payload=payload,
             status="pending",
             created_at=now,
             due_at=now,
             attempts=0,
         )
+        for channel in channels
     )
 
 
@@ -43,13 +51,24 @@ async def start(
     escalations: list[str],
     now: datetime,
     key: bytes,
+    *,
+    alerts: Sequence[IncidentAlert] | None = None,
 ) -> None:
-    """Starts each named chain and runs its first steps right away (same transaction)."""
+    """Starts each named chain of a new incident and runs its first steps right away (same
+    transaction); each chain's state is written once, as it stands after those steps."""
+    paging = _Paging(alerts=alerts, paged=False)
     for name in dict.fromkeys(escalations):
         state = EscalationState(incident_id=incident.id, escalation=name, step=0, round=0, due_at=now)
+        await advance(session, settings, incident, state, now, key, paging=paging)
         session.add(state)
-        await session.flush()
-        await advance(session, settings, incident, state, now, key)
+
+
+@dataclass
+class _Paging:
+    """What one pass already knows of an incident: its alerts, and whether anybody was paged."""
+
+    alerts: Sequence[IncidentAlert] | None = None
+    paged: bool | None = None
 
 
 async def advance(
@@ -59,8 +78,11 @@ async def advance(
     state: EscalationState,
     now: datetime,
     key: bytes,
+    *,
+    paging: _Paging | None = None,
 ) -> None:
     """Runs the chain from its current step until a wait, or its end (after ``repeat`` more rounds)."""
+    known = paging or _Paging()
     escalation = next((e for e in settings.escalations if e.name == state.escalation), None)
     if escalation is None:
         state.due_at = None
@@ -85,7 +107,7 @@ async def advance(
             state.due_at = now + step.wait
             return
         assert step.notify is not None
-        await _notify(session, settings, incident, escalation, state, step.notify, now, key)
+        await _notify(session, settings, incident, escalation, state, step.notify, now, key, known)
     state.due_at = None
 
 
@@ -98,6 +120,7 @@ async def _notify(
     notify: NotifyStep,
     now: datetime,
     key: bytes,
+    known: _Paging,
 ) -> None:
     names = list(notify.users)
     timezone = settings.timezone
@@ -112,22 +135,23 @@ async def _notify(
             who = on_call(schedule, now, overrides)
             if who is not None:
                 names.insert(0, who)
-    paged_before = bool(await repository.paged_deliveries(session, incident.id))
-    kind: MessageKind = "escalate" if paged_before else "trigger"
-    alerts = await repository.alerts_of(session, incident.id)
+    if known.paged is None:
+        known.paged = await repository.was_paged(session, incident.id)
+    kind: MessageKind = "escalate" if known.paged else "trigger"
+    if known.alerts is None:
+        known.alerts = await repository.alerts_of(session, incident.id)
     notification = messages.build(
         settings,
         incident,
-        alerts,
+        known.alerts,
         kind,
         mentions=messages.people(settings, names),
         timezone=timezone,
         signing_key=key,
         now=now,
     )
-    for channel in notify.channels:
-        enqueue(session, incident.id, channel, notification, now)
-    await session.flush()
+    enqueue(session, incident.id, notify.channels, notification, now)
+    known.paged = True
     repository.add_timeline(
         session,
         incident.id,

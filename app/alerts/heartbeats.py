@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.alerts import escalation, incidents, repository
 from app.alerts.config import Route
 from app.alerts.matchers import matches_all
-from app.alerts.models import HeartbeatState, Incident
+from app.alerts.models import Incident
 from app.alerts.schemas import WebhookAlert
 from app.config import Settings
 
@@ -61,10 +61,7 @@ async def observe(
 async def _seen(
     session: AsyncSession, settings: Settings, route: WatchedRoute, now: datetime, key: bytes
 ) -> None:
-    state = await repository.heartbeat(session, route.key)
-    if state is None:
-        session.add(HeartbeatState(key=route.key, last_seen_at=now))
-        return
+    state = await repository.heartbeat(session, route.key, now=now)
     state.last_seen_at = now
     if state.incident_id is not None:
         missing = await repository.incident(session, state.incident_id)
@@ -78,10 +75,8 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
     opened = 0
     for route in watched(settings):
         assert route.route.heartbeat is not None
-        state = await repository.heartbeat(session, route.key)
-        if state is None:  # the clock starts now: nothing arrives before Panorama watches
-            session.add(HeartbeatState(key=route.key, last_seen_at=now))
-            continue
+        # A heartbeat never seen starts its clock now: nothing arrives before Panorama watches.
+        state = await repository.heartbeat(session, route.key, now=now)
         last_seen = state.last_seen_at
         if state.incident_id is not None or now - last_seen <= route.route.heartbeat.interval:
             continue

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import escalation, messages, repository
-from app.alerts.models import Incident
+from app.alerts.models import Incident, IncidentAlert
 from app.config import Settings
 
 
 async def tell_paged(
-    session: AsyncSession, settings: Settings, incident: Incident, kind: str, now: datetime, key: bytes | None
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    kind: str,
+    now: datetime,
+    key: bytes | None,
+    *,
+    alerts: Sequence[IncidentAlert] | None = None,
 ) -> None:
     """Sends an update or resolved message to every channel already paged, mentioning those paged."""
     paged = await repository.paged_deliveries(session, incident.id)
     if not paged:
         return
-    channels = list(dict.fromkeys(d.channel for d in paged))
+    channels = list(dict.fromkeys(channel for channel, _ in paged))
     names: list[str] = []
     timezone = settings.timezone
-    for delivery in paged:
-        earlier = messages.from_json(delivery.payload)
+    for _, payload in paged:
+        earlier = messages.from_json(payload)
         names.extend(p.name for p in earlier.mentions)
         timezone = earlier.timezone
-    alerts = await repository.alerts_of(session, incident.id)
+    if alerts is None:
+        alerts = await repository.alerts_of(session, incident.id)
     notification = messages.build(
         settings,
         incident,
@@ -36,8 +45,7 @@ async def tell_paged(
         signing_key=key,
         now=now,
     )
-    for channel in channels:
-        escalation.enqueue(session, incident.id, channel, notification, now)
+    escalation.enqueue(session, incident.id, channels, notification, now)
 
 
 async def resolve(
@@ -48,6 +56,7 @@ async def resolve(
     *,
     actor: str,
     key: bytes | None,
+    alerts: Sequence[IncidentAlert] | None = None,
 ) -> None:
     incident.status = "resolved"
     incident.resolved_at = now
@@ -56,7 +65,7 @@ async def resolve(
     await repository.stop_escalations(session, incident.id)
     repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
     if incident.muted is None:
-        await tell_paged(session, settings, incident, "resolve", now, key)
+        await tell_paged(session, settings, incident, "resolve", now, key, alerts=alerts)
 
 
 async def acknowledge(

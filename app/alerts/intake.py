@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,11 +35,13 @@ async def receive(
         if not any(a.status == "firing" for a in alerts):
             return Accepted(incident_id=None, alerts=len(payload.alerts))
         incident = await _open(session, settings, payload, alerts, now)
-        await _store_alerts(session, incident, alerts, now)
-        await _route(session, settings, incident, payload, alerts, now, key)
+        stored = await _store_alerts(session, incident, alerts, now, existing=[])
+        await _route(session, settings, incident, payload, stored.rows, now, key)
     else:
-        joined = await _store_alerts(session, incident, alerts, now)
-        await _update(session, settings, incident, payload, joined, now, key)
+        stored = await _store_alerts(
+            session, incident, alerts, now, existing=await repository.alerts_of(session, incident.id)
+        )
+        await _update(session, settings, incident, stored, now, key)
     return Accepted(incident_id=incident.id, alerts=len(payload.alerts))
 
 
@@ -102,28 +105,40 @@ async def _open(
     return incident
 
 
+@dataclass
+class StoredAlerts:
+    rows: list[IncidentAlert]  # every alert of the incident, as now stored
+    joined: list[WebhookAlert]  # firing now, and not firing before
+
+
 async def _store_alerts(
-    session: AsyncSession, incident: Incident, alerts: Sequence[WebhookAlert], now: datetime
-) -> list[WebhookAlert]:
-    """Upserts by fingerprint; returns the alerts that are firing and were not firing before."""
-    existing = {a.fingerprint: a for a in await repository.alerts_of(session, incident.id)}
+    session: AsyncSession,
+    incident: Incident,
+    alerts: Sequence[WebhookAlert],
+    now: datetime,
+    *,
+    existing: Sequence[IncidentAlert],
+) -> StoredAlerts:
+    """Upserts the payload's alerts by fingerprint (new ones in one multi-row insert)."""
+    by_fingerprint = {a.fingerprint: a for a in existing}
+    new: list[IncidentAlert] = []
     joined = []
     for alert in alerts:
-        stored = existing.get(alert.fingerprint)
+        stored = by_fingerprint.get(alert.fingerprint)
         if stored is None:
-            session.add(
-                IncidentAlert(
-                    incident_id=incident.id,
-                    fingerprint=alert.fingerprint,
-                    status=alert.status,
-                    labels=repository.dumps(alert.labels),
-                    annotations=repository.dumps(alert.annotations),
-                    starts_at=alert.startsAt,
-                    ends_at=alert.ends,
-                    generator_url=alert.generatorURL,
-                    updated_at=now,
-                )
+            stored = IncidentAlert(
+                incident_id=incident.id,
+                fingerprint=alert.fingerprint,
+                status=alert.status,
+                labels=repository.dumps(alert.labels),
+                annotations=repository.dumps(alert.annotations),
+                starts_at=alert.startsAt,
+                ends_at=alert.ends,
+                generator_url=alert.generatorURL,
+                updated_at=now,
             )
+            by_fingerprint[alert.fingerprint] = stored
+            new.append(stored)
             if alert.status == "firing":
                 joined.append(alert)
             continue
@@ -133,9 +148,9 @@ async def _store_alerts(
         stored.annotations = repository.dumps(alert.annotations)
         stored.ends_at = alert.ends
         stored.updated_at = now
+    await repository.insert_alerts(session, new)
     incident.updated_at = now
-    await session.flush()
-    return joined
+    return StoredAlerts(rows=list(by_fingerprint.values()), joined=joined)
 
 
 async def _route(
@@ -143,13 +158,13 @@ async def _route(
     settings: Settings,
     incident: Incident,
     payload: WebhookPayload,
-    alerts: Sequence[WebhookAlert],
+    alerts: Sequence[IncidentAlert],
     now: datetime,
     key: bytes,
 ) -> None:
     labels: Mapping[str, str] = {**payload.commonLabels, **payload.groupLabels}
     routes = matching_routes(settings.routes, labels)
-    firing_labels = [a.labels for a in alerts if a.status == "firing"]
+    firing_labels = [json.loads(a.labels) for a in alerts if a.status == "firing"]
     window = in_maintenance(await maintenance_windows(session, settings, now), firing_labels, now)
     escalations: list[str] = []
     muted = None
@@ -173,7 +188,7 @@ async def _route(
         incident.muted = muted or "no route pages anybody"
         repository.add_timeline(session, incident.id, now, "muted", {"reason": incident.muted})
         return
-    await escalation.start(session, settings, incident, escalations, now, key)
+    await escalation.start(session, settings, incident, escalations, now, key, alerts=alerts)
 
 
 async def maintenance_windows(session: AsyncSession, settings: Settings, now: datetime) -> list[Window]:
@@ -195,23 +210,23 @@ async def _update(
     session: AsyncSession,
     settings: Settings,
     incident: Incident,
-    payload: WebhookPayload,
-    joined: Sequence[WebhookAlert],
+    stored: StoredAlerts,
     now: datetime,
     key: bytes,
 ) -> None:
-    alerts = await repository.alerts_of(session, incident.id)
-    if all(a.status != "firing" for a in alerts):
-        await incidents.resolve(session, settings, incident, now, actor="alertmanager", key=key)
+    if all(a.status != "firing" for a in stored.rows):
+        await incidents.resolve(
+            session, settings, incident, now, actor="alertmanager", key=key, alerts=stored.rows
+        )
         return
-    if not joined:
+    if not stored.joined:
         return
     repository.add_timeline(
         session,
         incident.id,
         now,
         "updated",
-        {"joined": [a.labels.get("alertname", a.fingerprint) for a in joined]},
+        {"joined": [a.labels.get("alertname", a.fingerprint) for a in stored.joined]},
     )
     if incident.muted is None:
-        await incidents.tell_paged(session, settings, incident, "update", now, key)
+        await incidents.tell_paged(session, settings, incident, "update", now, key, alerts=stored.rows)

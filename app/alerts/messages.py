@@ -92,10 +92,13 @@ def build(
 
 
 def to_json(notification: Notification) -> str:
-    return json.dumps(dataclasses.asdict(notification), default=_encode, ensure_ascii=False)
+    return json.dumps(notification, default=_encode, ensure_ascii=False)
 
 
 def _encode(value: Any) -> Any:
+    """Dataclasses as their field dicts (no deep copy, unlike ``dataclasses.asdict``), times as ISO."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return vars(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.models import (
@@ -71,6 +73,26 @@ async def incidents(
     if last is not None:
         statement = statement.where(Incident.created_at <= last)
     return (await session.scalars(statement)).all()
+
+
+async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) -> None:
+    """New alerts in one statement run for many rows (the ORM would send one INSERT each)."""
+    if not alerts:
+        return
+    columns = (
+        "incident_id",
+        "fingerprint",
+        "status",
+        "labels",
+        "annotations",
+        "starts_at",
+        "ends_at",
+        "generator_url",
+        "updated_at",
+    )
+    await session.execute(
+        insert(IncidentAlert), [{column: getattr(alert, column) for column in columns} for alert in alerts]
+    )
 
 
 async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
@@ -159,14 +181,22 @@ async def delay_escalations(session: AsyncSession, incident_id: int, until: date
 # --- the outbox ---------------------------------------------------------------------------
 
 
-async def paged_deliveries(session: AsyncSession, incident_id: int) -> Sequence[Delivery]:
-    """The trigger/escalate notifications of an incident: who was paged, where."""
+PAGING_KINDS = ("trigger", "escalate", "heartbeat")
+
+
+async def paged_deliveries(session: AsyncSession, incident_id: int) -> Sequence[tuple[str, str]]:
+    """``(channel, payload)`` of an incident's trigger/escalate notifications: who was paged, where."""
     statement = (
-        select(Delivery)
-        .where(Delivery.incident_id == incident_id, Delivery.kind.in_(("trigger", "escalate", "heartbeat")))
+        select(Delivery.channel, Delivery.payload)
+        .where(Delivery.incident_id == incident_id, Delivery.kind.in_(PAGING_KINDS))
         .order_by(Delivery.id)
     )
-    return (await session.scalars(statement)).all()
+    return [(row.channel, row.payload) for row in await session.execute(statement)]
+
+
+async def was_paged(session: AsyncSession, incident_id: int) -> bool:
+    statement = select(exists().where(Delivery.incident_id == incident_id, Delivery.kind.in_(PAGING_KINDS)))
+    return bool(await session.scalar(statement))
 
 
 async def claim_deliveries(
@@ -249,8 +279,19 @@ async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-async def heartbeat(session: AsyncSession, key: str) -> HeartbeatState | None:
-    return await session.get(HeartbeatState, key)
+async def heartbeat(session: AsyncSession, key: str, *, now: datetime) -> HeartbeatState:
+    """The heartbeat's row, created (last seen ``now``) when missing, locked for this transaction
+    on PostgreSQL so that two replicas never both open a "missing" incident for it."""
+    dialect = (await session.connection()).dialect.name
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        make(HeartbeatState).values(key=key, last_seen_at=now, incident_id=None).on_conflict_do_nothing()
+    )
+    statement = select(HeartbeatState).where(HeartbeatState.key == key)
+    if dialect == "postgresql":
+        statement = statement.with_for_update()
+    found = (await session.scalars(statement)).one()
+    return found
 
 
 async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:

@@ -57,7 +57,10 @@ async def receive(
     key = await runtime.signing_key()
     try:
         async with sessions.begin() as session:
-            accepted = await intake.receive(session, settings, payload, utcnow(), key)
+            # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
+            # written in one flush then, instead of before each query it runs.
+            with session.no_autoflush:
+                accepted = await intake.receive(session, settings, payload, utcnow(), key)
     except SQLAlchemyError as exc:
         raise StorageFailed(
             f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"

@@ -191,3 +191,34 @@ async def test_the_webhook_answer_means_stored(
             await engine.dispose()
     assert answer.status_code == 200
     assert [json.loads(d.payload)["incident_id"] for d in stored] == [answer.json()["incident_id"]]
+
+
+async def test_two_replicas_watch_a_heartbeat_without_paging_twice(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink], database_url: str
+) -> None:
+    """Both replicas see the heartbeat for the first time at once, then both find it overdue."""
+    from app.alerts import heartbeats
+
+    async with app_factory(database_url=database_url, **robot_config(dingtalk_robot)) as (app, _client):
+        context = app.state.context
+        key = await context.alerts.signing_key()
+        engines = [db.create_engine(DatabaseSettings.model_validate({"url": database_url})) for _ in range(2)]
+        factories = [db.create_session_factory(engine) for engine in engines]
+        now = datetime.now(UTC)
+
+        async def check(sessions: Any, at: datetime) -> int:
+            async with sessions.begin() as session:
+                opened: int = await heartbeats.check(session, context.settings, at, key)
+                return opened
+
+        try:
+            first = await asyncio.gather(*(check(f, now) for f in factories))
+            later = now + timedelta(minutes=6)
+            overdue = await asyncio.gather(*(check(f, later) for f in factories))
+        finally:
+            for engine in engines:
+                await engine.dispose()
+        paged = await outbox(context.sessions)
+    assert first == [0, 0]
+    assert sorted(overdue) == [0, 1]
+    assert len({d.incident_id for d in paged}) == 1

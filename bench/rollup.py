@@ -1,0 +1,933 @@
+"""Rolling up a day of Istio traffic, and reporting three years of it: Panorama against baselines.
+
+On N services × D UTC days of generated Istio traffic (``istio_requests_total`` 200/503 and
+``istio_request_duration_milliseconds`` with Envoy's buckets, ``reporter="destination"``),
+backfilled with promtool into a real Prometheus on 127.0.0.1, it measures in the same run:
+
+1. seconds per rolled-up day: ``run_day`` into a fresh SQLite database, and ``compute_day`` alone;
+2. their ratio to Prometheus's own time for the same queries (the PromQL ``plan()`` produces,
+   POSTed with plain httpx, same parameters and concurrency, bodies read but not parsed);
+3. the ratio of a naive rollup (one query per service per family) to Panorama's, timed on a
+   random sample of services and extrapolated to N;
+4. database bytes per stored value row and per reported figure;
+5. the latency of a three-year ``daily`` report of one service through the real app over ASGI,
+   and through ``service.series`` directly, with ``--report-services`` × ``--report-days`` stored.
+
+Goals are informational: the table says PASS or MISS, and the exit status is 0.
+
+Run: .venv/bin/python bench/rollup.py            (7 to 8 minutes on an idle 2-core machine, of which
+                                                  ~2.5 generating and backfilling, ~2 filling the store)
+     .venv/bin/python bench/rollup.py --quick    (a smoke run, under 10 seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from itertools import pairwise
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the harness lives in tests/, which is not installed
+
+import httpx  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker  # noqa: E402
+
+from app import db, migrations  # noqa: E402
+from app.backends.prometheus import PrometheusClient, to_epoch_ms  # noqa: E402
+from app.backends.promql import matcher  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.rollups import service  # noqa: E402
+from app.rollups.catalog import Catalog  # noqa: E402
+from app.rollups.compute import PlannedQuery, compute_day, plan, render  # noqa: E402
+from app.rollups.config import FamilyKind, RollupSettings  # noqa: E402
+from app.rollups.days import DayWindow, Granularity, day_window  # noqa: E402
+from app.rollups.repository import encode_buckets  # noqa: E402
+from tests.harness import prometheus as prometheus_harness  # noqa: E402
+from tests.harness.app import VIEWER_TOKEN, bearer, running_app, settings_for  # noqa: E402
+from tests.harness.datasets import ENVOY_BUCKETS_MS, Edge, session_timeline  # noqa: E402
+from tests.harness.openmetrics import Grid, OpenMetricsWriter, format_bound  # noqa: E402
+from tests.harness.prometheus import RunningPrometheus, backfill, start_prometheus  # noqa: E402
+
+DAY_S = 86_400
+RATIO_GOAL = 1.3
+REPORT_P95_GOAL_MS = 20.0
+WARMUP_CALLS = 3
+LATENCY_SIGMA = 0.7
+SERVICE_LABEL = "destination_service"
+SERVICE_FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
+BUCKET_VARIANTS = 8
+"""Distinct latency histograms per service in the report store (days pick one in turn)."""
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    services: int
+    days: int
+    interval: int
+    report_services: int
+    report_days: int
+    repeat: int
+    rounds: int
+    naive_sample: int
+    seed: int
+    workdir: Path | None
+    keep: bool
+
+
+DEFAULTS = {
+    "services": 1000,
+    "days": 3,
+    "interval": 300,
+    "report_services": 1000,
+    "report_days": 1096,
+    "repeat": 50,
+    "rounds": 3,
+    "naive_sample": 50,
+}
+HELP = {
+    "services": "services in the Prometheus dataset",
+    "days": "whole UTC days of history, each rolled up",
+    "interval": "scrape interval in seconds (qps uses rate(...[5m]): keep it at most 300)",
+    "report_services": "services in the report store",
+    "report_days": "days in the report store, and the length of the timed report",
+    "repeat": "timed calls of the report, after a warm-up",
+    "rounds": "times each day is rolled up (each round into a fresh database)",
+    "naive_sample": "services the naive per-service rollup is timed on",
+}
+QUICK = {
+    "services": 20,
+    "days": 1,
+    "interval": 300,
+    "report_services": 20,
+    "report_days": 90,
+    "repeat": 10,
+    "rounds": 1,
+    "naive_sample": 5,
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    for name, default in DEFAULTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"{HELP[name]} (default {default})")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the naive run's service sample")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the bench's own directory is made (default: /tmp)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the bench's directory")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else DEFAULTS
+    sizes = {name: getattr(args, name) if getattr(args, name) is not None else base[name] for name in base}
+    if any(value < 1 for value in sizes.values()):
+        parser.error("every size must be at least 1")
+    if sizes["report_days"] > service.MAX_PERIOD_DAYS:
+        parser.error(f"--report-days is at most {service.MAX_PERIOD_DAYS} (one report period)")
+    return Options(**sizes, seed=args.seed, workdir=args.workdir, keep=args.keep)
+
+
+# --- the Prometheus dataset ---------------------------------------------------------------
+
+
+def standard_normal_table(size: int) -> list[float]:
+    rng = random.Random(0)
+    return [rng.gauss(0, 1) for _ in range(size)]
+
+
+NOISE = standard_normal_table(8191)
+"""Standard normal draws shared by every service (offset per service): traffic costs no RNG calls."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One service's cumulative counters at every grid time: successful and failed requests, and
+    the latency sum (ms) of the successful ones."""
+
+    edge: Edge
+    ok: list[float]
+    failed: list[float]
+    latency_sum: list[float]
+
+
+def service_edge(index: int) -> Edge:
+    rng = random.Random(f"bench-service:{index}")
+    return Edge(
+        source=f"caller-{index % 37:02d}",
+        destination=f"svc-{index:04d}",
+        requests_per_s=min(2.0, rng.lognormvariate(math.log(0.05), 1.0)),
+        error_ratio=rng.uniform(0.001, 0.03),
+        median_ms=rng.lognormvariate(math.log(40), 0.8),
+    )
+
+
+def service_names(count: int) -> list[str]:
+    return [service_edge(i).labels("destination", "200")[SERVICE_LABEL] for i in range(count)]
+
+
+def diurnal(t: float) -> float:
+    return 1 + 0.5 * math.sin(2 * math.pi * ((t % DAY_S) / DAY_S - 0.375))
+
+
+def mean_latency_ms(edge: Edge) -> float:
+    return math.exp(math.log(edge.median_ms) + LATENCY_SIGMA**2 / 2)
+
+
+def traffic(index: int, grid: Grid, stop: int) -> Traffic:
+    """Requests per scrape step up to grid point ``stop``: Poisson-like around a diurnal rate,
+    errors at the service's ratio."""
+    edge = service_edge(index)
+    offset, mean_ms = index * 613, mean_latency_ms(edge)
+    ok, failed, latency = [0.0], [0.0], [0.0]
+    for step, t in enumerate(grid.time_list[1:stop], 1):
+        expected = edge.requests_per_s * grid.interval * diurnal(t)
+        z1, z2 = NOISE[(offset + step) % len(NOISE)], NOISE[(offset + 7 * step) % len(NOISE)]
+        total = max(0, round(expected + math.sqrt(expected) * z1))
+        bad = total * edge.error_ratio
+        errors = min(total, max(0, round(bad + math.sqrt(bad) * z2)))
+        ok.append(ok[-1] + total - errors)
+        failed.append(failed[-1] + errors)
+        latency.append(round(latency[-1] + (total - errors) * mean_ms * max(0.5, 1 + 0.2 * z2), 3))
+    return Traffic(edge, ok, failed, latency)
+
+
+def bucket_shares(edge: Edge) -> list[tuple[str, float]]:
+    """Envoy's ``le`` bounds and the share of a lognormal latency below each (+Inf last)."""
+    mu = math.log(edge.median_ms)
+    shares = [(format_bound(b), normal_cdf((math.log(b) - mu) / LATENCY_SIGMA)) for b in ENVOY_BUCKETS_MS]
+    return [*shares, ("+Inf", 1.0)]
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Every series over grid points ``[first, stop)``: one file, one promtool process, blocks that
+    do not overlap those of the other slices (Prometheus has nothing to merge while it is measured)."""
+
+    grid: Grid
+    first: int
+    stop: int
+    services: int
+    path: Path
+    now: float
+
+
+def write_slice(part: Slice) -> int:
+    flows = [traffic(i, part.grid, part.stop) for i in range(part.services)]
+    times = part.grid.time_list[part.first : part.stop]
+    with OpenMetricsWriter(part.path, now=part.now, keep_values=False) as writer:
+        writer.begin_family("istio_requests", "counter")
+        for flow in flows:
+            for code, values in (("200", flow.ok), ("503", flow.failed)):
+                labels = flow.edge.labels("destination", code)
+                writer.series(
+                    "istio_requests_total", labels, zip(times, values[part.first : part.stop], strict=True)
+                )
+        writer.begin_family(LATENCY_METRIC, "histogram")
+        for flow in flows:
+            write_histogram(writer, flow, times, part)
+    return writer.samples_written
+
+
+LATENCY_METRIC = "istio_request_duration_milliseconds"
+
+
+def write_histogram(writer: OpenMetricsWriter, flow: Traffic, times: list[float], part: Slice) -> None:
+    """Cumulative buckets (each a share of the successful requests, rounded), ``_count`` and ``_sum``."""
+    labels = flow.edge.labels("destination", "200")
+    ok = flow.ok[part.first : part.stop]
+    for le, share in bucket_shares(flow.edge):
+        counts = [float(round(c * share)) for c in ok]
+        writer.series(f"{LATENCY_METRIC}_bucket", {**labels, "le": le}, zip(times, counts, strict=True))
+    writer.series(f"{LATENCY_METRIC}_count", labels, zip(times, ok, strict=True))
+    writer.series(
+        f"{LATENCY_METRIC}_sum", labels, zip(times, flow.latency_sum[part.first : part.stop], strict=True)
+    )
+
+
+def slices(opts: Options, grid: Grid, directory: Path, now: float) -> list[Slice]:
+    """Equal slices, two per CPU (the first ones are quicker to write: a worker computes traffic
+    from the start of the grid to the end of its slice)."""
+    points = len(grid)
+    parts = min(points, 2 * (os.cpu_count() or 1))
+    bounds = [points * k // parts for k in range(parts + 1)]
+    return [
+        Slice(grid, first, stop, opts.services, directory / f"istio-{k}.om", now)
+        for k, (first, stop) in enumerate(pairwise(bounds))
+    ]
+
+
+def ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which terminates them (SIGTERM) when it leaves the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def write_dataset(opts: Options, grid: Grid, directory: Path, now: float) -> tuple[list[Path], int]:
+    """The OpenMetrics files, written by parallel workers; returns them and their sample count."""
+    parts = slices(opts, grid, directory, now)
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1, initializer=ignore_sigint) as pool:
+        samples = sum(pool.map(write_slice, parts[::-1], chunksize=1))  # the longest first
+    return [part.path for part in parts], samples
+
+
+@dataclass
+class Loaded:
+    prometheus: RunningPrometheus
+    samples: int
+    series: int
+    file_bytes: int
+    write_s: float
+    backfill_s: float
+
+
+NO_COMPACTION = ("--storage.tsdb.min-block-duration=2h", "--storage.tsdb.max-block-duration=2h")
+"""One block range only: Prometheus does not compact the backfilled blocks while it is measured."""
+
+
+BACKFILL_TIMEOUT_S = 1800.0
+"""Per promtool process; the harness's 300 s suits the test dataset, and a bench file on a busy
+machine can take longer."""
+
+
+def load_prometheus(opts: Options, workdir: Path, grid: Grid, now: float) -> Loaded:
+    prometheus_harness.BACKFILL_TIMEOUT_S = max(prometheus_harness.BACKFILL_TIMEOUT_S, BACKFILL_TIMEOUT_S)
+    started = time.perf_counter()
+    paths, samples = write_dataset(opts, grid, workdir, now)
+    written = time.perf_counter()
+    file_bytes = sum(path.stat().st_size for path in paths)
+    prometheus_dir = workdir / "prometheus"
+    backfill(paths, prometheus_dir / "data")
+    filled = time.perf_counter()
+    if not opts.keep:
+        for path in paths:
+            path.unlink()
+    running = start_prometheus(prometheus_dir, None, warning_probe=False, extra_args=NO_COMPACTION)
+    series = opts.services * (2 + len(ENVOY_BUCKETS_MS) + 3)
+    return Loaded(running, samples, series, file_bytes, written - started, filled - written)
+
+
+# --- rolling up: Panorama, Prometheus alone, the naive way ---------------------------------
+
+
+def rollup_settings(prometheus_url: str, database: Path) -> Settings:
+    return settings_for(
+        f"sqlite+aiosqlite:///{database}",
+        prometheus={"url": prometheus_url, "timeout_s": 300},
+        timezone="UTC",
+    )
+
+
+def seconds(moment: datetime) -> str:
+    return f"{to_epoch_ms(moment) / 1000:.3f}"
+
+
+def query_form(query: PlannedQuery, window: DayWindow, rollups: RollupSettings) -> tuple[str, dict[str, str]]:
+    """The endpoint and form Panorama's client sends for ``query`` (see compute_day)."""
+    form = {"query": query.promql, "timeout": f"{rollups.query_timeout_s:.3f}"}
+    if query.definition.kind is FamilyKind.GAUGE:
+        step = query.definition.step or rollups.step
+        form.update(
+            start=seconds(window.start + step), end=seconds(window.end), step=f"{step.total_seconds():.3f}"
+        )
+        return "api/v1/query_range", form
+    form["time"] = seconds(window.end)
+    return "api/v1/query", form
+
+
+async def bounded(limit: int, calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
+    """Runs ``calls`` with at most ``limit`` at once, as compute_day does."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        async with semaphore:
+            await call()
+
+    async with asyncio.TaskGroup() as group:
+        for call in calls:
+            group.create_task(one(call))
+
+
+async def prometheus_alone(
+    http: httpx.AsyncClient, queries: Sequence[PlannedQuery], window: DayWindow, rollups: RollupSettings
+) -> None:
+    async def post(query: PlannedQuery) -> None:
+        path, form = query_form(query, window, rollups)
+        response = await http.post(path, data=form)  # reads the whole body
+        response.raise_for_status()
+
+    await bounded(rollups.query_concurrency, [partial(post, q) for q in queries])
+
+
+def naive_queries(catalog: Catalog, window: DayWindow, services: Sequence[str]) -> list[PlannedQuery]:
+    """Each service family once per service: the same PromQL, selecting one service."""
+    families = catalog.families("service")
+    return [
+        PlannedQuery(d, render(d, window, str(matcher(SERVICE_LABEL, "=", name))))
+        for name in services
+        for d in families
+    ]
+
+
+async def naive(
+    client: PrometheusClient, queries: Sequence[PlannedQuery], window: DayWindow, rollups: RollupSettings
+) -> None:
+    """What a per-service rollup would send, through Panorama's own client (answers parsed)."""
+
+    async def send(query: PlannedQuery) -> None:
+        if query.definition.kind is FamilyKind.GAUGE:
+            step = query.definition.step or rollups.step
+            await client.query_range(query.promql, start=window.start + step, end=window.end, step=step)
+        else:
+            await client.query(query.promql, at=window.end)
+
+    await bounded(rollups.query_concurrency, [partial(send, q) for q in queries])
+
+
+async def timed(call: Awaitable[object]) -> float:
+    started = time.perf_counter()
+    await call
+    return time.perf_counter() - started
+
+
+@dataclass
+class DayTimes:
+    day: date
+    run_day: list[float] = field(default_factory=list)
+    compute_day: list[float] = field(default_factory=list)
+    prometheus: list[float] = field(default_factory=list)
+    plan: float = 0.0
+    naive: float = 0.0
+    naive_queries: int = 0
+    entities: int = 0
+    values: int = 0
+
+
+@dataclass
+class Store:
+    path: Path
+    rows: int
+    figures: int
+    numbers: int
+    bytes: int
+    empty: int
+
+
+@dataclass
+class RollupBench:
+    opts: Options
+    prometheus_url: str
+    workdir: Path
+    days: list[date]
+    services: list[str]
+
+    def settings(self, database: Path) -> Settings:
+        return rollup_settings(self.prometheus_url, database)
+
+    async def fresh_database(self, database: Path) -> AsyncEngine:
+        engine = db.create_engine(self.settings(database).database)
+        await migrations.upgrade(engine)
+        return engine
+
+
+async def measure_round(
+    bench: RollupBench,
+    round_index: int,
+    client: PrometheusClient,
+    http: httpx.AsyncClient,
+    times: list[DayTimes],
+) -> Path:
+    """Each day: Prometheus alone, compute_day, run_day (order rotated), into a fresh database."""
+    database = bench.workdir / f"rollup-{round_index}.db"
+    settings = bench.settings(database)
+    engine = await bench.fresh_database(database)
+    sessions = db.create_session_factory(engine)
+    try:
+        for index, slot in enumerate(times):
+            steps = await day_steps(settings, sessions, client, http, slot)
+            shift = (round_index + index) % len(steps)
+            for sink, call in steps[shift:] + steps[:shift]:
+                sink.append(await timed(call()))
+    finally:
+        await engine.dispose()
+    return database
+
+
+Step = tuple[list[float], Callable[[], Awaitable[object]]]
+
+
+async def day_steps(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    client: PrometheusClient,
+    http: httpx.AsyncClient,
+    slot: DayTimes,
+) -> list[Step]:
+    """What is timed for one day: Prometheus alone, compute_day, run_day (where each result goes)."""
+    catalog, rollups = service.catalog_of(settings), settings.rollups
+    window = day_window(slot.day, settings.tzinfo)
+    queries = await plan(client, catalog, rollups, window)
+    return [
+        (slot.prometheus, lambda: prometheus_alone(http, queries, window, rollups)),
+        (slot.compute_day, lambda: compute_day(client, catalog, rollups, window)),
+        (slot.run_day, lambda: run_and_check(sessions, client, settings, slot.day, slot)),
+    ]
+
+
+async def run_and_check(
+    sessions: async_sessionmaker[AsyncSession],
+    client: PrometheusClient,
+    settings: Settings,
+    day: date,
+    slot: DayTimes,
+) -> None:
+    outcome = await service.run_day(sessions, client, settings, day, trigger="bench")
+    if outcome.status != "ok":
+        raise RuntimeError(f"run_day({day}) ended {outcome.status}: {outcome.error}")
+    slot.entities, slot.values = outcome.entities, outcome.values
+
+
+async def measure_naive(bench: RollupBench, client: PrometheusClient, times: list[DayTimes]) -> int:
+    """Per day: plan() alone, and the naive per-service queries for a random sample of services."""
+    settings = bench.settings(bench.workdir / "unused.db")
+    catalog, rollups = service.catalog_of(settings), settings.rollups
+    sample = random.Random(bench.opts.seed).sample(
+        bench.services, min(bench.opts.naive_sample, len(bench.services))
+    )
+    for day, slot in zip(bench.days, times, strict=True):
+        window = day_window(day, settings.tzinfo)
+        slot.plan = await timed(plan(client, catalog, rollups, window))
+        queries = naive_queries(catalog, window, sample)
+        slot.naive = await timed(naive(client, queries, window, rollups))
+        slot.naive_queries = len(queries)
+    return len(sample)
+
+
+def measure_store(database: Path, catalog: Catalog, empty: int) -> Store:
+    """Size of the SQLite file (WAL checkpointed into it), its value rows, reported figures, numbers."""
+    size = checkpointed_size(database)
+    with closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT count(*) FROM rollup_values").fetchone()[0]
+        numbers = connection.execute(
+            "SELECT coalesce(sum((total IS NOT NULL) + (samples IS NOT NULL) + (peak IS NOT NULL)"
+            " + (low IS NOT NULL) + coalesce(json_array_length(buckets), 0)), 0) FROM rollup_values"
+        ).fetchone()[0]
+        entity_days = connection.execute(
+            "SELECT entity_kind, count(*) FROM (SELECT DISTINCT entity_kind, entity, day FROM rollup_values)"
+            " GROUP BY entity_kind"
+        ).fetchall()
+    figures = sum(count * len(catalog.figure_names(kind)) for kind, count in entity_days)
+    return Store(database, rows, figures, numbers, size, empty)
+
+
+def checkpointed_size(database: Path) -> int:
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return database.stat().st_size + wal_size(database)
+
+
+async def empty_size(bench: RollupBench) -> int:
+    """The size of a database with the schema and nothing stored."""
+    database = bench.workdir / "empty.db"
+    engine = await bench.fresh_database(database)
+    await engine.dispose()
+    return checkpointed_size(database)
+
+
+def wal_size(database: Path) -> int:
+    wal = database.with_name(database.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+async def measure_rollups(bench: RollupBench) -> tuple[list[DayTimes], Store, int]:
+    times = [DayTimes(day) for day in bench.days]
+    settings = bench.settings(bench.workdir / "unused.db")
+    client = PrometheusClient(settings.prometheus)
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+    http = httpx.AsyncClient(base_url=bench.prometheus_url + "/", timeout=300, limits=limits)
+    try:
+        await warm_up(bench, client, http)
+        database = bench.workdir / "rollup-0.db"
+        for round_index in range(bench.opts.rounds):
+            database = await measure_round(bench, round_index, client, http, times)
+        sample = await measure_naive(bench, client, times)
+        empty = await empty_size(bench)
+    finally:
+        await http.aclose()
+        await client.aclose()
+    return times, measure_store(database, service.catalog_of(settings), empty), sample
+
+
+async def warm_up(bench: RollupBench, client: PrometheusClient, http: httpx.AsyncClient) -> None:
+    """Every day's queries once (Prometheus's pages in memory), and one compute_day (imports, pools)."""
+    settings = bench.settings(bench.workdir / "unused.db")
+    catalog, rollups = service.catalog_of(settings), settings.rollups
+    for day in bench.days:
+        window = day_window(day, settings.tzinfo)
+        await prometheus_alone(http, await plan(client, catalog, rollups, window), window, rollups)
+    await compute_day(client, catalog, rollups, day_window(bench.days[0], settings.tzinfo))
+
+
+# --- the three-year report store ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One service of the report store: its names, error ratio and a few days' latency histograms."""
+
+    name: str
+    error_ratio: float
+    variants: list[tuple[float, float, str]]
+    """(successful requests, latency sum in ms, buckets as the repository encodes them)."""
+
+
+def profile(index: int, name: str) -> Profile:
+    edge = service_edge(index)
+    mu, mean_ms = math.log(edge.median_ms), mean_latency_ms(edge)
+    extrapolation = 86_400 / 86_399.999  # increase() stretches to the window's edges: counts are not whole
+    variants = []
+    for k in range(BUCKET_VARIANTS):
+        count = edge.requests_per_s * DAY_S * (0.7 + 0.6 * k / (BUCKET_VARIANTS - 1)) * extrapolation
+        buckets = {float(b): count * normal_cdf((math.log(b) - mu) / LATENCY_SIGMA) for b in ENVOY_BUCKETS_MS}
+        buckets[math.inf] = count
+        variants.append((count, count * mean_ms, encode_buckets(buckets)))
+    return Profile(name, edge.error_ratio, variants)
+
+
+Row = tuple[str, str, str, str, float | None, int | None, float | None, float | None, str | None]
+GAUGE_SAMPLES = DAY_S // 300
+
+
+def day_rows(day: str, day_index: int, index: int, p: Profile) -> list[Row]:
+    """The six service families of one service-day, as replace_day would store them."""
+    ok, latency_sum, buckets = p.variants[(day_index * 5 + index) % BUCKET_VARIANTS]
+    errors = ok * p.error_ratio * (0.5 + ((day_index * 31 + index * 17) % 100) / 100)
+    requests = ok + errors
+    qps = requests / DAY_S
+    name = p.name
+    return [
+        ("service", name, "requests", day, requests, None, None, None, None),
+        ("service", name, "errors", day, errors, None, None, None, None),
+        ("service", name, "latency_sum_ms", day, latency_sum, None, None, None, None),
+        ("service", name, "latency_count", day, ok, None, None, None, None),
+        ("service", name, "latency", day, None, None, None, None, buckets),
+        ("service", name, "qps", day, qps * GAUGE_SAMPLES, GAUGE_SAMPLES, qps * 1.8, qps * 0.3, None),
+    ]
+
+
+def report_rows(profiles: Sequence[Profile], days: Sequence[date]) -> Iterator[Row]:
+    """Day after day, as three years of nightly rollups would have stored them."""
+    for day_index, day in enumerate(days):
+        text = day.isoformat()
+        for index, p in enumerate(profiles):
+            yield from day_rows(text, day_index, index, p)
+
+
+def fill_report_store(database: Path, services: Sequence[str], days: Sequence[date]) -> int:
+    """Plain sqlite3: one transaction, executemany; returns the rows stored."""
+    profiles = [profile(i, name) for i, name in enumerate(services)]
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("PRAGMA cache_size=-2097152")  # 2 GiB: the indexes stay in memory
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO rollup_values (entity_kind, entity, family, day, total, samples, peak, low, buckets)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            report_rows(profiles, days),
+        )
+        connection.execute("COMMIT")
+        rows: int = connection.execute("SELECT count(*) FROM rollup_values").fetchone()[0]
+    finally:
+        connection.close()
+    return rows
+
+
+@dataclass
+class ReportTimes:
+    rows: int
+    bytes: int
+    fill_s: float
+    http_ms: list[float]
+    direct_ms: list[float]
+    periods: int
+
+
+def measure_report(opts: Options, workdir: Path) -> ReportTimes:
+    """Fills the report store (in this thread: Ctrl-C stops it at once), then times the report."""
+    database = workdir / "report.db"
+    settings = settings_for(f"sqlite+aiosqlite:///{database}", timezone="UTC")
+    stored = {d.name for d in service.catalog_of(settings).families("service")}
+    if stored != set(SERVICE_FAMILIES):
+        raise RuntimeError(f"the built-in service families are now {sorted(stored)}: update day_rows()")
+    asyncio.run(migrate(settings))
+    last = datetime.now(UTC).date() - timedelta(days=1)
+    days = [last - timedelta(days=k) for k in reversed(range(opts.report_days))]
+    names = service_names(opts.report_services)
+    started = time.perf_counter()
+    rows = fill_report_store(database, names, days)
+    fill_s = time.perf_counter() - started
+    size = checkpointed_size(database)
+    target = names[len(names) // 2]
+    measuring = report_latencies(settings, target, days[0], days[-1], opts.repeat)
+    http_ms, direct_ms, periods = asyncio.run(measuring)
+    return ReportTimes(rows, size, fill_s, http_ms, direct_ms, periods)
+
+
+async def migrate(settings: Settings) -> None:
+    engine = db.create_engine(settings.database)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def report_latencies(
+    settings: Settings, target: str, first: date, last: date, repeat: int
+) -> tuple[list[float], list[float], int]:
+    """``daily`` over ``[first, last]``: through HTTP over ASGI, and through service.series."""
+    async with running_app(settings, migrate=False) as (app, client):
+        path = f"/api/v1/reports/services/{target}/daily"
+        params = {"from": first.isoformat(), "to": last.isoformat()}
+        headers = bearer(VIEWER_TOKEN)
+
+        async def over_http() -> httpx.Response:
+            response = await client.get(path, params=params, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
+            return response  # the body is read; the client's JSON decoding is not timed
+
+        sessions: async_sessionmaker[AsyncSession] = app.state.context.sessions
+
+        async def direct() -> int:
+            async with sessions() as session:
+                found = await service.series(
+                    session, settings, "service", target, first, last, Granularity.DAY
+                )
+            return len(found)
+
+        periods = len((await over_http()).json()["days"])
+        http_ms, direct_ms = await latencies([over_http, direct], repeat)
+        return http_ms, direct_ms, periods
+
+
+async def latencies(calls: Sequence[Callable[[], Awaitable[object]]], repeat: int) -> list[list[float]]:
+    """Milliseconds of each call, ``repeat`` times after a warm-up; the calls alternate, so that
+    whatever else the machine does weighs on them alike."""
+    for _ in range(WARMUP_CALLS):
+        for call in calls:
+            await call()
+    found: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeat):
+        for call, sink in zip(calls, found, strict=True):
+            started = time.perf_counter()
+            await call()
+            sink.append((time.perf_counter() - started) * 1000)
+    return found
+
+
+# --- output -------------------------------------------------------------------------------
+
+Line = tuple[str, str, str, str]
+"""(figure, value, goal, verdict)"""
+
+
+def p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def mean_of_medians(times: Sequence[DayTimes], pick: Callable[[DayTimes], list[float]]) -> float:
+    return statistics.fmean(statistics.median(pick(t)) for t in times)
+
+
+def paired_ratio(times: Sequence[DayTimes], pick: Callable[[DayTimes], list[float]]) -> float:
+    """The median, over every day and round, of that time over Prometheus's measured beside it."""
+    return statistics.median(a / b for t in times for a, b in zip(pick(t), t.prometheus, strict=True))
+
+
+def line(figure: str, value: str, goal: float | None = None, measured: float = 0.0, unit: str = "") -> Line:
+    if goal is None:
+        return (figure, value, "", "")
+    return (figure, value, f"≤ {goal:g}{unit}", "PASS" if measured <= goal else "MISS")
+
+
+def print_table(rows: Sequence[Line]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def print_context(opts: Options, loaded: Loaded, bench: RollupBench) -> None:
+    print(
+        f"dataset: {opts.services} services × {opts.days} UTC day(s) ({bench.days[0]} … {bench.days[-1]}), "
+        f"scrape interval {opts.interval}s; {loaded.series:,} series, {loaded.samples:,} samples, "
+        f"{loaded.file_bytes / 2**30:.2f} GiB of OpenMetrics"
+    )
+    print(
+        f"generation {loaded.write_s:.1f}s ({os.cpu_count()} worker processes), "
+        f"promtool backfill {loaded.backfill_s:.1f}s; Prometheus at {loaded.prometheus.url}",
+        flush=True,
+    )
+
+
+def print_days(times: Sequence[DayTimes], rounds: int) -> None:
+    print(
+        f"\nper day: median of {rounds} round(s), each into a fresh SQLite database, the three timed "
+        "back to back in rotating order; ratios are medians of the per-round ratios"
+    )
+    rows = [("day", "run_day s", "compute_day s", "Prometheus s", "run_day/Prom", "compute/Prom", "values")]
+    for t in times:
+        run, comp, prom = (statistics.median(x) for x in (t.run_day, t.compute_day, t.prometheus))
+        run_ratio = paired_ratio([t], lambda d: d.run_day)
+        comp_ratio = paired_ratio([t], lambda d: d.compute_day)
+        cells = (f"{run:.3f}", f"{comp:.3f}", f"{prom:.3f}", f"{run_ratio:.2f}", f"{comp_ratio:.2f}")
+        rows.append((str(t.day), *cells, f"{t.values:,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def rollup_lines(opts: Options, times: Sequence[DayTimes], sample: int) -> list[Line]:
+    run = mean_of_medians(times, lambda t: t.run_day)
+    comp = mean_of_medians(times, lambda t: t.compute_day)
+    prom = mean_of_medians(times, lambda t: t.prometheus)
+    run_ratio = paired_ratio(times, lambda t: t.run_day)
+    comp_ratio = paired_ratio(times, lambda t: t.compute_day)
+    naive_s = statistics.fmean(t.naive for t in times) * opts.services / sample
+    queries = times[0].naive_queries * opts.services // sample
+    return [
+        line("1. run_day, seconds per rolled-up day", f"{run:.3f} s"),
+        line("   compute_day alone, seconds per day", f"{comp:.3f} s"),
+        line("   of which plan() (label values lookup)", f"{statistics.fmean(t.plan for t in times):.3f} s"),
+        line("2. Prometheus alone, same queries (httpx)", f"{prom:.3f} s"),
+        line("   run_day ÷ Prometheus", f"{run_ratio:.2f}", RATIO_GOAL, run_ratio),
+        line("   compute_day ÷ Prometheus", f"{comp_ratio:.2f}", RATIO_GOAL, comp_ratio),
+        line(
+            f"3. naive, 1 query/service/family ({sample} services timed, × {opts.services / sample:g})",
+            f"{naive_s:.1f} s/day, {queries:,} queries (extrapolated)",
+        ),
+        line("   naive ÷ compute_day", f"{naive_s / comp:.1f}"),
+    ]
+
+
+def store_lines(opts: Options, store: Store, report: ReportTimes) -> list[Line]:
+    return [
+        line("4. SQLite bytes per stored value row", f"{store.bytes / store.rows:.0f} B"),
+        line("   bytes per reported figure", f"{store.bytes / store.figures:.1f} B"),
+        line("   bytes per stored number", f"{store.bytes / store.numbers:.1f} B"),
+        line(
+            f"   ({opts.days} day(s): {store.rows:,} rows, {store.figures:,} figures, "
+            f"{store.numbers:,} numbers; the empty schema {store.empty / 2**20:.2f} MiB)",
+            f"{store.bytes / 2**20:.1f} MiB",
+        ),
+        line(
+            f"   report store, {opts.report_services} services × {opts.report_days} days",
+            f"{report.bytes / report.rows:.0f} B/row, {report.bytes / 2**30:.2f} GiB",
+        ),
+    ]
+
+
+def report_lines(report: ReportTimes) -> list[Line]:
+    http50, http95 = statistics.median(report.http_ms), p95(report.http_ms)
+    direct50, direct95 = statistics.median(report.direct_ms), p95(report.direct_ms)
+    return [
+        line(
+            f"5. daily report of one service, {report.periods} days, HTTP over ASGI: p50", f"{http50:.1f} ms"
+        ),
+        line("   HTTP over ASGI: p95", f"{http95:.1f} ms", REPORT_P95_GOAL_MS, http95, " ms"),
+        line("   service.series directly: p50 / p95", f"{direct50:.1f} / {direct95:.1f} ms"),
+        line("   HTTP overhead (difference of the p50s)", f"{http50 - direct50:.1f} ms"),
+    ]
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def make_workdir(opts: Options) -> Path:
+    parent = opts.workdir
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="panorama-bench-rollup-", dir=parent))
+
+
+def run(opts: Options, workdir: Path) -> None:
+    now = time.time()
+    grid = session_timeline(now, days=opts.days, interval=opts.interval)
+    print(f"load average at the start: {load_average()}", flush=True)
+    loaded = load_prometheus(opts, workdir, grid, now)
+    try:
+        days = [datetime.fromtimestamp(grid.start + k * DAY_S, UTC).date() for k in range(opts.days)]
+        bench = RollupBench(opts, loaded.prometheus.url, workdir, days, service_names(opts.services))
+        print_context(opts, loaded, bench)
+        times, store, sample = asyncio.run(measure_rollups(bench))
+    finally:
+        loaded.prometheus.stop()
+    report = measure_report(opts, workdir)  # Prometheus stopped: the machine is quieter
+    print_days(times, opts.rounds)
+    print(
+        f"\nreport store filled in {report.fill_s:.1f}s ({report.rows:,} rows); "
+        f"latencies over {opts.repeat} calls"
+    )
+    print()
+    header = ("figure", "value", "goal", "verdict")
+    print_table(
+        [header, *rollup_lines(opts, times, sample), *store_lines(opts, store, report), *report_lines(report)]
+    )
+    print(f"\nload average at the end: {load_average()} (other work on the machine widens the spread)")
+    print("Goals are informational; the exit status is 0 either way.")
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM is taken as Ctrl-C (which asyncio.run turns into a clean cancellation)."""
+    signal.raise_signal(signal.SIGINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored (`&`)
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` cleans up as Ctrl-C does
+    workdir = make_workdir(opts)
+    try:
+        run(opts, workdir)
+    except KeyboardInterrupt:
+        print("\ninterrupted; every process this bench started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        if opts.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
