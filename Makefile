@@ -44,5 +44,13 @@ pytest: install system-deps
 
 test: install system-deps lint typecheck rules pytest
 
+# Benchmarks print ratios measured in the same run (Panorama against the raw backend, batched
+# against naive); they are not tests and take several minutes each on a 2-core machine.
+bench: install system-deps
+	$(BIN)/python bench/correlate.py
+	$(BIN)/python bench/alert_storm.py
+	$(BIN)/python bench/rollup.py
+	$(BIN)/python bench/grafana.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

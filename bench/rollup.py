@@ -35,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -58,10 +58,20 @@ from app.rollups.catalog import Catalog  # noqa: E402
 from app.rollups.compute import PlannedQuery, compute_day, plan, render  # noqa: E402
 from app.rollups.config import FamilyKind, RollupSettings  # noqa: E402
 from app.rollups.days import DayWindow, Granularity, day_window  # noqa: E402
-from app.rollups.repository import encode_buckets  # noqa: E402
+from bench.rollup_store import (  # noqa: E402
+    FAMILIES,
+    INCREASE_EXTRAPOLATION,
+    LATENCY_SIGMA,
+    fill_sqlite,
+    mean_latency_ms,
+    normal_cdf,
+    service_names,
+    traits,
+    workload,
+)
 from tests.harness import prometheus as prometheus_harness  # noqa: E402
 from tests.harness.app import VIEWER_TOKEN, bearer, running_app, settings_for  # noqa: E402
-from tests.harness.datasets import ENVOY_BUCKETS_MS, Edge, session_timeline  # noqa: E402
+from tests.harness.datasets import ENVOY_BUCKETS_MS, NAMESPACE, Edge, session_timeline  # noqa: E402
 from tests.harness.openmetrics import Grid, OpenMetricsWriter, format_bound  # noqa: E402
 from tests.harness.prometheus import RunningPrometheus, backfill, start_prometheus  # noqa: E402
 
@@ -69,11 +79,9 @@ DAY_S = 86_400
 RATIO_GOAL = 1.3
 REPORT_P95_GOAL_MS = 20.0
 WARMUP_CALLS = 3
-LATENCY_SIGMA = 0.7
 SERVICE_LABEL = "destination_service"
-SERVICE_FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
-BUCKET_VARIANTS = 8
-"""Distinct latency histograms per service in the report store (days pick one in turn)."""
+REPORT_CACHE_MIB = 2048
+"""SQLite's page cache while the report store is filled: its indexes stay in memory."""
 
 
 # --- options ------------------------------------------------------------------------------
@@ -170,33 +178,26 @@ class Traffic:
 
 
 def service_edge(index: int) -> Edge:
-    rng = random.Random(f"bench-service:{index}")
+    """Service ``index`` of bench/rollup_store.py (same draws, same name) as Istio reports it."""
+    drawn = traits(index)
     return Edge(
         source=f"caller-{index % 37:02d}",
-        destination=f"svc-{index:04d}",
-        requests_per_s=min(2.0, rng.lognormvariate(math.log(0.05), 1.0)),
-        error_ratio=rng.uniform(0.001, 0.03),
-        median_ms=rng.lognormvariate(math.log(40), 0.8),
+        destination=workload(index),
+        requests_per_s=drawn.requests_per_s,
+        error_ratio=drawn.error_ratio,
+        median_ms=drawn.median_ms,
     )
-
-
-def service_names(count: int) -> list[str]:
-    return [service_edge(i).labels("destination", "200")[SERVICE_LABEL] for i in range(count)]
 
 
 def diurnal(t: float) -> float:
     return 1 + 0.5 * math.sin(2 * math.pi * ((t % DAY_S) / DAY_S - 0.375))
 
 
-def mean_latency_ms(edge: Edge) -> float:
-    return math.exp(math.log(edge.median_ms) + LATENCY_SIGMA**2 / 2)
-
-
 def traffic(index: int, grid: Grid, stop: int) -> Traffic:
     """Requests per scrape step up to grid point ``stop``: Poisson-like around a diurnal rate,
     errors at the service's ratio."""
     edge = service_edge(index)
-    offset, mean_ms = index * 613, mean_latency_ms(edge)
+    offset, mean_ms = index * 613, mean_latency_ms(edge.median_ms)
     ok, failed, latency = [0.0], [0.0], [0.0]
     for step, t in enumerate(grid.time_list[1:stop], 1):
         expected = edge.requests_per_s * grid.interval * diurnal(t)
@@ -215,10 +216,6 @@ def bucket_shares(edge: Edge) -> list[tuple[str, float]]:
     mu = math.log(edge.median_ms)
     shares = [(format_bound(b), normal_cdf((math.log(b) - mu) / LATENCY_SIGMA)) for b in ENVOY_BUCKETS_MS]
     return [*shares, ("+Inf", 1.0)]
-
-
-def normal_cdf(x: float) -> float:
-    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
 @dataclass(frozen=True)
@@ -593,78 +590,6 @@ async def warm_up(bench: RollupBench, client: PrometheusClient, http: httpx.Asyn
 # --- the three-year report store ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Profile:
-    """One service of the report store: its names, error ratio and a few days' latency histograms."""
-
-    name: str
-    error_ratio: float
-    variants: list[tuple[float, float, str]]
-    """(successful requests, latency sum in ms, buckets as the repository encodes them)."""
-
-
-def profile(index: int, name: str) -> Profile:
-    edge = service_edge(index)
-    mu, mean_ms = math.log(edge.median_ms), mean_latency_ms(edge)
-    extrapolation = 86_400 / 86_399.999  # increase() stretches to the window's edges: counts are not whole
-    variants = []
-    for k in range(BUCKET_VARIANTS):
-        count = edge.requests_per_s * DAY_S * (0.7 + 0.6 * k / (BUCKET_VARIANTS - 1)) * extrapolation
-        buckets = {float(b): count * normal_cdf((math.log(b) - mu) / LATENCY_SIGMA) for b in ENVOY_BUCKETS_MS}
-        buckets[math.inf] = count
-        variants.append((count, count * mean_ms, encode_buckets(buckets)))
-    return Profile(name, edge.error_ratio, variants)
-
-
-Row = tuple[str, str, str, str, float | None, int | None, float | None, float | None, str | None]
-GAUGE_SAMPLES = DAY_S // 300
-
-
-def day_rows(day: str, day_index: int, index: int, p: Profile) -> list[Row]:
-    """The six service families of one service-day, as replace_day would store them."""
-    ok, latency_sum, buckets = p.variants[(day_index * 5 + index) % BUCKET_VARIANTS]
-    errors = ok * p.error_ratio * (0.5 + ((day_index * 31 + index * 17) % 100) / 100)
-    requests = ok + errors
-    qps = requests / DAY_S
-    name = p.name
-    return [
-        ("service", name, "requests", day, requests, None, None, None, None),
-        ("service", name, "errors", day, errors, None, None, None, None),
-        ("service", name, "latency_sum_ms", day, latency_sum, None, None, None, None),
-        ("service", name, "latency_count", day, ok, None, None, None, None),
-        ("service", name, "latency", day, None, None, None, None, buckets),
-        ("service", name, "qps", day, qps * GAUGE_SAMPLES, GAUGE_SAMPLES, qps * 1.8, qps * 0.3, None),
-    ]
-
-
-def report_rows(profiles: Sequence[Profile], days: Sequence[date]) -> Iterator[Row]:
-    """Day after day, as three years of nightly rollups would have stored them."""
-    for day_index, day in enumerate(days):
-        text = day.isoformat()
-        for index, p in enumerate(profiles):
-            yield from day_rows(text, day_index, index, p)
-
-
-def fill_report_store(database: Path, services: Sequence[str], days: Sequence[date]) -> int:
-    """Plain sqlite3: one transaction, executemany; returns the rows stored."""
-    profiles = [profile(i, name) for i, name in enumerate(services)]
-    connection = sqlite3.connect(database, isolation_level=None)
-    try:
-        connection.execute("PRAGMA synchronous=OFF")
-        connection.execute("PRAGMA cache_size=-2097152")  # 2 GiB: the indexes stay in memory
-        connection.execute("BEGIN")
-        connection.executemany(
-            "INSERT INTO rollup_values (entity_kind, entity, family, day, total, samples, peak, low, buckets)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            report_rows(profiles, days),
-        )
-        connection.execute("COMMIT")
-        rows: int = connection.execute("SELECT count(*) FROM rollup_values").fetchone()[0]
-    finally:
-        connection.close()
-    return rows
-
-
 @dataclass
 class ReportTimes:
     rows: int
@@ -680,14 +605,16 @@ def measure_report(opts: Options, workdir: Path) -> ReportTimes:
     database = workdir / "report.db"
     settings = settings_for(f"sqlite+aiosqlite:///{database}", timezone="UTC")
     stored = {d.name for d in service.catalog_of(settings).families("service")}
-    if stored != set(SERVICE_FAMILIES):
-        raise RuntimeError(f"the built-in service families are now {sorted(stored)}: update day_rows()")
+    if stored != set(FAMILIES):
+        raise RuntimeError(f"the built-in service families are now {sorted(stored)}: update rollup_store.py")
     asyncio.run(migrate(settings))
     last = datetime.now(UTC).date() - timedelta(days=1)
     days = [last - timedelta(days=k) for k in reversed(range(opts.report_days))]
-    names = service_names(opts.report_services)
+    names = service_names(opts.report_services, NAMESPACE)
     started = time.perf_counter()
-    rows = fill_report_store(database, names, days)
+    rows = fill_sqlite(
+        database, names, days, extrapolation=INCREASE_EXTRAPOLATION, cache_mib=REPORT_CACHE_MIB, analyze=False
+    )
     fill_s = time.perf_counter() - started
     size = checkpointed_size(database)
     target = names[len(names) // 2]
@@ -882,7 +809,9 @@ def run(opts: Options, workdir: Path) -> None:
     loaded = load_prometheus(opts, workdir, grid, now)
     try:
         days = [datetime.fromtimestamp(grid.start + k * DAY_S, UTC).date() for k in range(opts.days)]
-        bench = RollupBench(opts, loaded.prometheus.url, workdir, days, service_names(opts.services))
+        bench = RollupBench(
+            opts, loaded.prometheus.url, workdir, days, service_names(opts.services, NAMESPACE)
+        )
         print_context(opts, loaded, bench)
         times, store, sample = asyncio.run(measure_rollups(bench))
     finally:

@@ -8,7 +8,8 @@ services and days. The rows go straight into a migrated database: SQLite with
 ``sqlite3.executemany`` in one transaction, PostgreSQL with asyncpg's binary COPY;
 both take well under a minute for 1,000 services × 1,096 days.
 
-Used by bench/grafana.py; bench/rollup.py fills the same shape for SQLite.
+A service's profile comes from the same draws (``traits()``) as its Istio traffic in
+bench/rollup.py's Prometheus dataset. Used by bench/grafana.py and bench/rollup.py.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -36,45 +38,80 @@ VARIANTS = 8
 """Distinct latency histograms per service (the days take them in turn)."""
 LATENCY_SIGMA = 0.7
 COLUMNS = ("entity_kind", "entity", "family", "day", "total", "samples", "peak", "low", "buckets")
-FAMILIES_PER_DAY = 6
+FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
+"""The built-in service families, as ``day_rows()`` stores them."""
+FAMILIES_PER_DAY = len(FAMILIES)
+INCREASE_EXTRAPOLATION = 86_400 / 86_399.999
+"""What ``increase()`` over a day multiplies counts by (it stretches to the window's edges), so
+that counts stored by ``run_day`` are not whole; ``extrapolation=`` of ``profile()`` and the fills."""
 
-Row = tuple[str, str, str, date, float | None, int | None, float | None, float | None, str | None]
+Day = TypeVar("Day", date, str)
+"""A day as asyncpg's COPY takes it (a date) or as SQLite stores it (ISO text)."""
+Row = tuple[str, str, str, Day, float | None, int | None, float | None, float | None, str | None]
 
 
-def service_names(count: int) -> list[str]:
-    return [f"svc-{index:04d}.bench.svc.cluster.local" for index in range(count)]
+def workload(index: int) -> str:
+    return f"svc-{index:04d}"
+
+
+def service_names(count: int, namespace: str = "bench") -> list[str]:
+    """Names as Istio's ``destination_service`` label gives them."""
+    return [f"{workload(index)}.{namespace}.svc.cluster.local" for index in range(count)]
+
+
+@dataclass(frozen=True)
+class Traits:
+    """A service's traffic: mean rate, error ratio and median latency."""
+
+    requests_per_s: float
+    error_ratio: float
+    median_ms: float
+
+
+def traits(index: int) -> Traits:
+    """The draws of service ``index``, the same for the report store and the Istio dataset."""
+    rng = random.Random(f"bench-service:{index}")
+    return Traits(
+        requests_per_s=min(2.0, rng.lognormvariate(math.log(0.05), 1.0)),
+        error_ratio=rng.uniform(0.001, 0.03),
+        median_ms=rng.lognormvariate(math.log(40), 0.8),
+    )
+
+
+def mean_latency_ms(median_ms: float) -> float:
+    """The mean of a lognormal latency of that median and ``LATENCY_SIGMA``."""
+    return math.exp(math.log(median_ms) + LATENCY_SIGMA**2 / 2)
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
 @dataclass(frozen=True)
 class Profile:
+    """One service of the store: its name, error ratio and a few days' latency histograms."""
+
     name: str
     error_ratio: float
     variants: list[tuple[float, float, str]]
     """(successful requests, latency sum in ms, buckets as the repository stores them)."""
 
 
-def _normal_cdf(x: float) -> float:
-    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
-
-
-def profile(index: int, name: str) -> Profile:
-    rng = random.Random(f"bench-service:{index}")  # the draws of bench/rollup.py's service_edge()
-    rate = min(2.0, rng.lognormvariate(math.log(0.05), 1.0))
-    error_ratio = rng.uniform(0.001, 0.03)
-    median_ms = rng.lognormvariate(math.log(40), 0.8)
-    mu, mean_ms = math.log(median_ms), math.exp(math.log(median_ms) + LATENCY_SIGMA**2 / 2)
+def profile(index: int, name: str, extrapolation: float = 1.0) -> Profile:
+    """Service ``index`` under ``name``; its daily counts multiplied by ``extrapolation``."""
+    drawn = traits(index)
+    mu, mean_ms = math.log(drawn.median_ms), mean_latency_ms(drawn.median_ms)
     variants = []
     for k in range(VARIANTS):
-        count = rate * DAY_S * (0.7 + 0.6 * k / (VARIANTS - 1))
-        buckets = {
-            float(b): count * _normal_cdf((math.log(b) - mu) / LATENCY_SIGMA) for b in ENVOY_BUCKETS_MS
-        }
+        count = drawn.requests_per_s * DAY_S * (0.7 + 0.6 * k / (VARIANTS - 1)) * extrapolation
+        buckets = {float(b): count * normal_cdf((math.log(b) - mu) / LATENCY_SIGMA) for b in ENVOY_BUCKETS_MS}
         buckets[math.inf] = count
         variants.append((count, count * mean_ms, encode_buckets(buckets)))
-    return Profile(name, error_ratio, variants)
+    return Profile(name, drawn.error_ratio, variants)
 
 
-def day_rows(day: date, day_index: int, index: int, p: Profile) -> list[Row]:
+def day_rows(day: Day, day_index: int, index: int, p: Profile) -> list[Row[Day]]:
+    """The six service families of one service-day, as replace_day would store them."""
     ok, latency_sum, buckets = p.variants[(day_index * 5 + index) % VARIANTS]
     errors = ok * p.error_ratio * (0.5 + ((day_index * 31 + index * 17) % 100) / 100)
     requests = ok + errors
@@ -90,29 +127,42 @@ def day_rows(day: date, day_index: int, index: int, p: Profile) -> list[Row]:
     ]
 
 
-def rows(services: Sequence[str], days: Sequence[date]) -> Iterator[Row]:
+def rows(services: Sequence[str], days: Sequence[Day], extrapolation: float = 1.0) -> Iterator[Row[Day]]:
     """Day after day, as nightly rollups would have stored them."""
-    profiles = [profile(i, name) for i, name in enumerate(services)]
+    profiles = [profile(i, name, extrapolation) for i, name in enumerate(services)]
     for day_index, day in enumerate(days):
         for index, p in enumerate(profiles):
             yield from day_rows(day, day_index, index, p)
 
 
-def fill_sqlite(database: Path, services: Sequence[str], days: Sequence[date]) -> int:
-    """Into a migrated SQLite file: one transaction, executemany; returns the rows stored."""
+def fill_sqlite(
+    database: Path,
+    services: Sequence[str],
+    days: Sequence[date],
+    *,
+    extrapolation: float = 1.0,
+    cache_mib: int = 512,
+    analyze: bool = True,
+) -> int:
+    """Into a migrated SQLite file: one transaction, executemany; returns the rows stored.
+
+    With ``analyze``, ANALYZE after, and the WAL checkpointed into the file; without, the
+    database is left as the insert left it. ``cache_mib`` is SQLite's page cache meanwhile.
+    """
     connection = sqlite3.connect(database, isolation_level=None)
     try:
         connection.execute("PRAGMA synchronous=OFF")
-        connection.execute("PRAGMA cache_size=-524288")
+        connection.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
         connection.execute("BEGIN")
         connection.executemany(
             "INSERT INTO rollup_values (entity_kind, entity, family, day, total, samples, peak, low, buckets)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((*row[:3], row[3].isoformat(), *row[4:]) for row in rows(services, days)),
+            rows(services, [day.isoformat() for day in days], extrapolation),
         )
         connection.execute("COMMIT")
-        connection.execute("ANALYZE")
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if analyze:
+            connection.execute("ANALYZE")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         stored: int = connection.execute("SELECT count(*) FROM rollup_values").fetchone()[0]
     finally:
         connection.close()
