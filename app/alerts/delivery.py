@@ -37,7 +37,7 @@ MAX_RETRY_S = 300.0
 Observer = Callable[[str, str], None]
 
 
-def _ignore(channel: str, outcome: str) -> None:
+def ignore_delivery(channel: str, outcome: str) -> None:
     """No metrics."""
 
 
@@ -61,7 +61,7 @@ async def deliver_due(
     *,
     worker: str,
     now: datetime | None = None,
-    observe: Observer = _ignore,
+    observe: Observer = ignore_delivery,
 ) -> int:
     """Sends every due delivery once; returns how many were handled."""
     moment = now or datetime.now(UTC)

@@ -27,7 +27,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 class AlertRuntime:
     sessions: async_sessionmaker[AsyncSession]
     settings: Callable[[], Settings]
-    observe: delivery.Observer = delivery._ignore
+    observe: delivery.Observer = delivery.ignore_delivery
     http: httpx.AsyncClient = field(
         default_factory=lambda: httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "panorama"})
     )
