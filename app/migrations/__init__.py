@@ -1,4 +1,6 @@
-"""Runs the Alembic migrations under ``alembic/`` on Panorama's own engine."""
+"""Runs the Alembic migrations in this package (``versions/``) on Panorama's own engine.
+
+They live inside the ``app`` package so that a wheel (and the container built from it) carries them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "alembic"
+MIGRATIONS_DIR = Path(__file__).resolve().parent
 # Several replicas may run `panorama migrate` at once (e.g. as init containers):
 # on PostgreSQL they queue on this advisory lock instead of racing.
 MIGRATION_LOCK_KEY = 0x70616E6F  # "pano"
