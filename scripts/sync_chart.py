@@ -43,7 +43,7 @@ CHART_SCHEMA = ROOT / "helm" / "values.schema.chart.json"
 CONFIG_ROOT = "PanoramaConfig"
 # What a secret field accepts: a ${VAR} reference somewhere in it, or a token's sha256 digest.
 ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
-TOKEN_DIGEST = r"^sha256:[0-9a-fA-F]{64}$"
+TOKEN_DIGEST = r"^sha256:[0-9a-fA-F]{64}$"  # noqa: S105 - a pattern, not a password
 # Set by the chart (the image's data directory, the database from database.existingSecret).
 CHART_OWNED = {CONFIG_ROOT: ["data_dir"], "DatabaseSettings": ["url"]}
 # JSON-schema keywords pydantic emits that helm's validators should not see: annotations only
@@ -90,7 +90,7 @@ def values_schema() -> dict[str, Any]:
             raise SystemExit(f"definition {name!r} exists in both the chart's and Panorama's schema")
         chart_definitions[name] = _draft7(definition)
     stems = sorted(p.name.removesuffix(".rules.yml") for p in (ROOT / "alert_rules").glob("*.rules.yml"))
-    chart_definitions["ruleFile"] = {"enum": stems, "description": "a file of alert_rules/, without .rules.yml"}
+    chart_definitions["ruleFile"] = {"enum": stems, "description": "an alert_rules/ file stem"}
     return schema
 
 
@@ -160,7 +160,7 @@ def _draft7(node: Any) -> Any:
         return {
             "type": "string",
             "anyOf": [{"pattern": ENV_REFERENCE}, {"pattern": TOKEN_DIGEST}],
-            "description": "A secret: reference an environment variable (${VAR}, see secretEnv), never the value",
+            "description": "A secret: an environment variable's ${VAR} (see secretEnv), never the value",
         }
     if "discriminator" in node and "oneOf" in node:
         # A tagged union (channels by `type`): check the one variant its tag names, so an error
@@ -196,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     expected = expected_files()
     stale = [path for path, content in expected.items() if not path.is_file() or path.read_bytes() != content]
     extra = [
-        path for folder in owned_directories() if folder.is_dir() for path in sorted(folder.iterdir())
+        path
+        for folder in owned_directories()
+        if folder.is_dir()
+        for path in sorted(folder.iterdir())
         if path not in expected
     ]
     if args.check:
