@@ -39,7 +39,6 @@ chart: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint --failure-threshold style Dockerfile
 
 typecheck: install
 	$(BIN)/mypy

@@ -102,6 +102,8 @@ Included by every template that would otherwise render a broken release.
 {{/*
 panorama.yaml: `config` from the values, plus what the chart owns: the data directory, the
 database URL and the tokens, as ${VAR} references to the environment (never the secrets).
+Written as JSON, which is YAML too: Go's YAML writer leaves values such as a matcher's `=` bare,
+which a YAML 1.1 reader (Panorama's) does not take as a string.
 */}}
 {{- define "panorama.config" -}}
 {{- $config := deepCopy .Values.config }}
@@ -128,7 +130,7 @@ database URL and the tokens, as ${VAR} references to the environment (never the 
 {{- $_ := set $auth "tokens" $tokens }}
 {{- $_ := set $config "auth" $auth }}
 {{- end }}
-{{- toYaml $config }}
+{{- toPrettyJson $config }}
 {{- end }}
 
 {{/* The environment of Panorama's containers (server, migration): secrets by reference only. */}}
