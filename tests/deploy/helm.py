@@ -93,8 +93,9 @@ class Rendered:
 
     @property
     def container(self) -> dict[str, Any]:
-        [container] = [c for c in self.pod["containers"] if c["name"] == "panorama"]
-        return container
+        found: list[dict[str, Any]] = [c for c in self.pod["containers"] if c["name"] == "panorama"]
+        assert len(found) == 1
+        return found[0]
 
     def config_text(self, name: str = f"{RELEASE}-panorama") -> str:
         text: str = self.one("ConfigMap", name)["data"]["panorama.yaml"]
