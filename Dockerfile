@@ -1,5 +1,4 @@
-# syntax=docker/dockerfile:1
-# Panorama's container image.
+# Panorama's container image (BuildKit, the default builder since Docker 23).
 #
 #   docker build -t panorama .
 #   docker run --rm -v panorama-data:/var/lib/panorama/data panorama migrate     # once per release
