@@ -27,7 +27,8 @@ CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 HELM_VERSIONS = ("v4", "v3")
 RELEASE = "obs"
 NAMESPACE = "monitoring"
-KUBERNETES_VERSION = "1.35"
+# The oldest Kubernetes Chart.yaml accepts (kubeVersion) and the one helm 4.1 is built for.
+KUBERNETES_VERSIONS = ("1.25", "1.35")
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from tests.deploy.helm import (
     CHART,
     CI_VALUES,
     HELM_VERSIONS,
-    KUBERNETES_VERSION,
+    KUBERNETES_VERSIONS,
     NAMESPACE,
     RELEASE,
     ROOT,
@@ -86,7 +86,7 @@ def test_helm_lint_strict_passes(version: str, files: tuple[Path, ...]) -> None:
 
 @pytest.mark.parametrize("version", HELM_VERSIONS)
 @pytest.mark.parametrize("files", VALUE_SETS)
-def test_every_manifest_is_valid_kubernetes(version: str, files: tuple[Path, ...], tmp_path: Path) -> None:
+def test_every_manifest_is_valid_kubernetes(version: str, files: tuple[Path, ...]) -> None:
     documents = rendered(version, files).documents
     assert documents
     for document in documents:
@@ -94,11 +94,12 @@ def test_every_manifest_is_valid_kubernetes(version: str, files: tuple[Path, ...
         if document["kind"] in OPERATOR_KINDS:
             assert document["apiVersion"] == "monitoring.coreos.com/v1", where
             continue
-        try:
-            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            path = ".".join(str(p) for p in error.path)
-            pytest.fail(f"{where} is not valid Kubernetes {KUBERNETES_VERSION}: {path}: {error.message}")
+        for kubernetes in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(document, kubernetes, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                path = ".".join(str(p) for p in error.path)
+                pytest.fail(f"{where} is not valid Kubernetes {kubernetes}: {path}: {error.message}")
         assert document["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, where
 
 
