@@ -1,0 +1,92 @@
+"""Routes of the shell itself: the login form, logging out, and the static files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+
+from app import signing
+from app.web import auth, static
+from app.web.deps import PageDep, delete_session, set_session
+
+router = APIRouter(include_in_schema=False)
+
+MAX_FORM_BYTES = 8192
+
+
+def safe_target(value: str | None) -> str:
+    """Only a path of this site: never ``//evil.example`` or ``https://…`` (no open redirect)."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")) or "\n" in value:
+        return "/incidents"
+    return value
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (small forms only; no multipart needed)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+@router.get("/login")
+async def login_form(page: PageDep) -> Response:
+    target = safe_target(page.request.query_params.get("next"))
+    return page.render("web/login.html", heading=page.translator("auth.sign_in"), problem=None, target=target)
+
+
+@router.post("/login")
+async def login(page: PageDep) -> Response:
+    fields = await form_fields(page.request)
+    target = safe_target(fields.get("next"))
+    ttl: timedelta = page.settings.web.session_ttl
+    page.check_same_site()
+    try:
+        _principal, cookie = auth.new_session(
+            page.key, page.context.tokens, fields.get("token", "").strip(), page.now + ttl
+        )
+    except signing.InvalidToken:
+        return page.render(
+            "web/login.html",
+            status=401,
+            heading=page.translator("auth.sign_in"),
+            problem=page.translator("auth.wrong_token"),
+            target=target,
+        )
+    answer = page.redirect(target)
+    set_session(answer, cookie, int(ttl.total_seconds()))
+    return answer
+
+
+@router.post("/logout")
+async def logout(page: PageDep) -> Response:
+    page.check_same_site()
+    answer = page.redirect("/login")
+    delete_session(answer)
+    return answer
+
+
+@router.get("/static/{path:path}")
+async def static_file(
+    path: str,
+    request: Request,
+    if_none_match: Annotated[str | None, Header()] = None,
+    accept_encoding: Annotated[str | None, Header()] = None,
+) -> Response:
+    found = static.asset(path)
+    if found is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    cache = static.IMMUTABLE if request.query_params.get("v") == found.version else static.REVALIDATE
+    headers = {"cache-control": cache, "etag": found.etag, "vary": "accept-encoding"}
+    if if_none_match is not None and found.etag in if_none_match:
+        return Response(status_code=304, headers=headers)
+    body = found.body
+    if found.gzipped is not None and "gzip" in (accept_encoding or ""):
+        body, headers["content-encoding"] = found.gzipped, "gzip"
+    return Response(body, media_type=found.media_type, headers=headers)
