@@ -122,7 +122,8 @@ class DatabasePoolCollector(Collector):
 class HttpMetricsMiddleware:
     """Counts and times every request by route template (never the raw path: bounded cardinality).
 
-    Also writes the access log, without query strings (they may carry ack tokens).
+    Also writes the access log, without query strings (view links carry tokens) and without the
+    token of an ack link's path.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -154,7 +155,7 @@ class HttpMetricsMiddleware:
             access_log.info(
                 "%s %s %d",
                 method,
-                scope["path"],
+                template if "{token}" in template else scope["path"],  # ack links carry their token
                 status,
                 extra={"route": template, "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )

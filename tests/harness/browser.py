@@ -102,8 +102,9 @@ class CheckedPage:
         found = self.unexpected()
         assert not found, "the page had problems:\n" + "\n".join(found)
 
-    async def goto(self, url: str) -> Response:
-        answer = await self.page.goto(url, wait_until="networkidle")
+    async def goto(self, url: str, *, wait_until: str = "load") -> Response:
+        """Opens ``url`` and waits for its ``load`` event (``networkidle`` to let fetches finish too)."""
+        answer = await self.page.goto(url, wait_until=wait_until)  # type: ignore[arg-type]
         assert answer is not None, url
         return answer
 

@@ -21,19 +21,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from app.backends.traces import TagValue
 from app.signing import Purpose, sign
 from bench.rollup_store import fill_sqlite
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
 from tests.correlation.support import (
-    at,
     backend,
-    cri_line,
-    ecs_line,
-    json_line,
-    span,
-    store_logs,
-    store_trace,
 )
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
@@ -49,23 +41,11 @@ from tests.harness.browser import (
     panorama_port,
     serve_panorama,
 )
+from tests.pages.support import SPANS, SPELLINGS, TRACE, store_checkout_trace
 
 pytestmark = BROWSER
 
 SIGNING_KEY = "browser-test-signing-key-0123456789"
-TRACE = "0af7651916cd43dd8448eb211c80319c"  # W3C's example id: a leading zero, for the unpadded spelling
-SPANS = {
-    "front": "b7ad6b7169203331",
-    "checkout": "c3c3c3c3c3c3c3c3",
-    "app": "d4d4d4d4d4d4d4d4",
-    "pay": "e5e5e5e5e5e5e5e5",
-}
-SPELLINGS = {
-    "lower": TRACE,
-    "upper-0x": "0x" + TRACE.upper(),
-    "traceparent": f"00-{TRACE}-{SPANS['front']}-01",
-    "uber": f"{TRACE.lstrip('0')}:{SPANS['pay']}:0:1",
-}
 WAIT_S = 30.0
 
 
@@ -79,42 +59,6 @@ class World:
         return httpx.AsyncClient(base_url=self.url, timeout=10)
 
 
-def _trace_and_logs(es: FakeElasticsearch, jaeger: FakeJaeger) -> None:
-    """A checkout whose payment fails; its log lines carry the id in four spellings."""
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
-    mesh = "checkout.shop.svc.cluster.local:80/*"
-    front, checkout, app, pay = SPANS["front"], SPANS["checkout"], SPANS["app"], SPANS["pay"]
-    failure: dict[str, TagValue] = {"http.status_code": 502, "upstream_cluster": "outbound|80||payments"}
-    store_trace(
-        jaeger,
-        span(TRACE, front, None, "frontend.shop", mesh, t0, 480),
-        span(TRACE, checkout, front, "checkout.shop", mesh, at(t0, 12), 450),
-        span(TRACE, app, checkout, "checkout", "POST /orders", at(t0, 15), 420, kind="internal"),
-        span(
-            TRACE,
-            pay,
-            app,
-            "payments.shop",
-            "payments.shop/charge",
-            at(t0, 60),
-            385,
-            error=True,
-            tags=failure,
-        ),
-    )
-    timeout = {"level": "ERROR", "msg": "card processor timed out after 300ms", "traceId": TRACE.upper()}
-    access = f'"POST /checkout HTTP/1.1" 502 - 480ms traceparent=00-{TRACE}-{front}-01'
-    store_logs(
-        es,
-        ecs_line(at(t0, 20), "checkout", "order 8812 received, charging card", trace_id=TRACE, span_id=app),
-        json_line(at(t0, 300), "payments", {**timeout, "span_id": pay}),
-        cri_line(at(t0, 470), access, "frontend", container="istio-proxy"),
-        cri_line(
-            at(t0, 475), f"uber-trace-id={TRACE.lstrip('0')}:{checkout}:0:1 order 8812 failed", "checkout"
-        ),
-    )
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def world(
     tmp_path: Path,
@@ -124,7 +68,7 @@ async def world(
 ) -> AsyncIterator[World]:
     es, es_url = fake_elasticsearch
     jaeger, jaeger_url = fake_jaeger
-    _trace_and_logs(es, jaeger)
+    store_checkout_trace(es, jaeger)
     robot = serve_sink(DingTalkSink(secret=DINGTALK_SECRET))
     port = panorama_port()
     public = f"http://127.0.0.1:{port}"
@@ -209,7 +153,7 @@ async def _sign_in(page: CheckedPage, world: World, token: str, target: str) -> 
     await page.goto(f"{world.url}/login?next={target}")
     await page.page.fill("#token", token)
     await page.page.click("form.stack button[type=submit]")
-    await page.page.wait_for_load_state("networkidle")
+    await page.page.wait_for_load_state()
 
 
 async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
@@ -245,9 +189,11 @@ async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
     assert "alertname%3D%22PaymentsDown%22" in silence
     await phone.assert_no_horizontal_scroll()
     await phone.shot("pages", "incident-phone-view-link")
+    await p.evaluate("window.scrollTo(0, 0)")
+    await phone.shot("pages", "incident-phone-first-screen", full_page=False)
 
     await p.locator(".trace-list a").first.click()
-    await p.wait_for_load_state("networkidle")
+    await p.wait_for_load_state()
     assert p.url.startswith(f"{world.url}/traces/{TRACE}?view=")
     assert await p.locator(".wf-row").count() == 4
 
@@ -255,7 +201,7 @@ async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
     await _sign_in(phone, world, OPERATOR_TOKEN, "/incidents/1")
     assert p.url == f"{world.url}/incidents/1"
     await p.click("form[action$='/ack'] button")
-    await p.wait_for_load_state("networkidle")
+    await p.wait_for_load_state()
     assert await p.locator(".incident-head .badge.status-acknowledged").inner_text() == "已确认"
     last = p.locator(".timeline li").last
     assert await last.get_attribute("data-kind") == "acknowledged"
@@ -294,7 +240,7 @@ async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelli
         assert await p.locator("code.ids").inner_text() == TRACE, name
         rows = p.locator(".wf-row")
         assert await rows.count() == 4, name
-        services = await rows.locator(".svc").all_inner_texts()
+        services = await rows.locator(".wf-label .svc").all_inner_texts()
         assert services == ["frontend.shop", "checkout.shop", "checkout", "payments.shop"], name
         assert await p.locator(".wf-row.is-error").count() == 1
         seen.append(await p.locator("#logs-title ~ ul.logs > li .log-msg").all_inner_texts())
