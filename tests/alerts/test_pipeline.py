@@ -86,7 +86,9 @@ async def test_a_firing_group_opens_an_incident_and_pages_who_is_on_call(
     notification = json.loads(stored[0].payload)
     assert notification["ack_url"].startswith("https://panorama.example.com/ack/")
     # the incident's page, with a view link that opens it read-only (tests/pages check it opens)
-    assert notification["incident_url"].startswith(f"https://panorama.example.com/incidents/{detail['id']}?view=")
+    assert notification["incident_url"].startswith(
+        f"https://panorama.example.com/incidents/{detail['id']}?view="
+    )
     assert notification["timezone"] == "Asia/Shanghai"
     assert notification["locale"] == "zh-CN"
 
