@@ -38,7 +38,8 @@ async def form_fields(request: Request) -> dict[str, str]:
 @router.get("/login")
 async def login_form(page: PageDep) -> Response:
     target = safe_target(page.request.query_params.get("next"))
-    return page.render("web/login.html", heading=page.translator("auth.sign_in"), problem=None, target=target)
+    heading = page.translator("auth.sign_in")
+    return page.render("web/login.html", heading=heading, problem=None, note=None, target=target)
 
 
 @router.post("/login")
@@ -57,6 +58,7 @@ async def login(page: PageDep) -> Response:
             status=401,
             heading=page.translator("auth.sign_in"),
             problem=page.translator("auth.wrong_token"),
+            note=None,
             target=target,
         )
     answer = page.redirect(target)

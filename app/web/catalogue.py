@@ -50,6 +50,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "auth.wrong_token": ("令牌无效。", "That token is not valid."),
     "auth.link_expired": ("链接已过期", "This link has expired"),
     "auth.link_invalid": ("链接无效", "This link is not valid"),
+    "auth.link_help": (
+        "通知里的只读链接只能打开那一个事件，并有有效期。请用令牌登录查看；确认告警仍可使用通知里的「确认」链接。",
+        "A notification's read-only link opens that one incident, for a while. Sign in with a token to "
+        "see it; the notification's acknowledge link still works to acknowledge.",
+    ),
     "auth.readonly": ("只读链接，有效至 {until}。", "Read-only link, valid until {until}."),
     "auth.sign_in_to_act": ("登录后处理", "Sign in to act"),
     "auth.opening": ("正在打开…", "Opening…"),

@@ -197,8 +197,14 @@ def error_page(request: Request, error: Exception) -> Response | None:
             # SameSite=Strict cookies are not sent on the first navigation from another site (a
             # link in Grafana or a chat app): ask once more from here, where they are.
             return page.render("web/bounce.html", status=200)
+        note = t("auth.link_help") if isinstance(error, ViewLinkRefused) else None
         return page.render(
-            "web/login.html", status=error.status_code, heading=heading, problem=None, target=_target(request)
+            "web/login.html",
+            status=error.status_code,
+            heading=heading,
+            problem=None,
+            note=note,
+            target=_target(request),
         )
     if isinstance(error, BackendError):
         message = t("error.backend", backend=error.backend, detail=error.message)

@@ -89,6 +89,8 @@ class CheckedPage:
             )
 
     def _request_failed(self, request: Request) -> None:
+        if request.failure == "net::ERR_ABORTED":
+            return  # cancelled by the next navigation (e.g. the favicon of a page left at once)
         self.problems.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
     def allow(self, pattern: str) -> None:
@@ -108,12 +110,13 @@ class CheckedPage:
         assert answer is not None, url
         return answer
 
-    async def shot(self, feature: str, name: str, *, full_page: bool = True) -> Path:
-        """Saves ``artifacts/<feature>/<name>.png`` (the whole page, or what the viewport shows)."""
+    async def shot(self, feature: str, name: str, *, full_page: bool = True, small: bool = False) -> Path:
+        """Saves ``artifacts/<feature>/<name>.png``: the whole page, or what the viewport shows;
+        ``small`` at one image pixel per CSS pixel (for docs) instead of the device's."""
         folder = ARTIFACTS / feature
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=full_page)
+        await self.page.screenshot(path=str(path), full_page=full_page, scale="css" if small else "device")
         return path
 
     async def assert_no_horizontal_scroll(self) -> None:

@@ -191,6 +191,7 @@ async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
     await phone.shot("pages", "incident-phone-view-link")
     await p.evaluate("window.scrollTo(0, 0)")
     await phone.shot("pages", "incident-phone-first-screen", full_page=False)
+    await phone.shot("pages", "readme-incident-phone", full_page=False, small=True)
 
     await p.locator(".trace-list a").first.click()
     await p.wait_for_load_state()
@@ -225,6 +226,16 @@ async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
     await d.wait_for_selector(".chart canvas")
     assert "payments.shop.svc.cluster.local" in await d.locator("main").inner_text()
     await desktop.shot("pages", "service-desktop")
+    # a link in another site (Grafana, a chat app) arrives without the SameSite=Strict session cookie:
+    # the page asks again from Panorama, and the signed-in reader lands on the incident
+    await desktop.goto(world.url.replace("127.0.0.1", "localhost") + "/login")  # another site
+    await d.set_content(f'<a id="elsewhere" href="{world.url}/incidents/1">#1</a>')
+    answers: list[int] = []
+    d.on("response", lambda r: answers.append(r.status) if r.url == f"{world.url}/incidents/1" else None)
+    await d.click("#elsewhere")
+    await d.wait_for_selector("#incident-title")
+    assert (await d.locator("#incident-title").inner_text()).startswith("PaymentsDown")
+    assert answers == [200, 200]  # "asking again" (no cookie yet), then the page (with it)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
@@ -255,6 +266,9 @@ async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelli
     if viewport is PHONE:
         await page.assert_no_horizontal_scroll()
     await page.shot("pages", f"trace-{'phone' if viewport is PHONE else 'desktop'}")
+    if viewport is DESKTOP:
+        await p.set_viewport_size({"width": 1180, "height": 760})
+        await page.shot("pages", "readme-trace-desktop", full_page=False)
 
 
 async def test_a_tampered_or_expired_view_link_is_refused(world: World, open_page: OpenPage) -> None:
