@@ -21,6 +21,7 @@ from app.web.deps import PageDep
 router = APIRouter(include_in_schema=False)
 
 SNOOZE_CHOICES = (15, 30, 60, 120, 240, 480)
+MAX_ALERTS_SHOWN = 50  # firing first; a storm of hundreds stays readable on a phone
 Action = Literal["ack", "resolve", "snooze"]
 
 
@@ -49,7 +50,13 @@ async def incident(incident_id: int, page: PageDep, sessions: SessionsDep) -> Re
     page.require(auth.incident_scope(incident_id))
     found = await service.incident_page(sessions, page.settings, incident_id, page.now)
     notice = page.request.query_params.get("done")
-    return page.render("pages/incident.html", found=found, snooze_choices=SNOOZE_CHOICES, notice=notice)
+    return page.render(
+        "pages/incident.html",
+        found=found,
+        snooze_choices=SNOOZE_CHOICES,
+        notice=notice,
+        max_alerts=MAX_ALERTS_SHOWN,
+    )
 
 
 @router.get("/incidents/{incident_id}/context")

@@ -95,6 +95,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "incident.since": ("{time} 开始（{ago}）", "since {time} ({ago})"),
     "incident.ended": ("{time} 结束", "ended {time}"),
     "incident.source": ("告警来源", "source"),
+    "incident.more_alerts": (
+        "另有 {n} 条告警未列出（API 中有全部）。",
+        "{n} more alerts are not listed (the API has them all).",
+    ),
     "incident.labels": ("标签", "Labels"),
     "incident.timeline": ("时间线", "Timeline"),
     "incident.no_timeline": ("暂无记录。", "Nothing recorded yet."),

@@ -242,7 +242,7 @@ async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
 async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelling_of_the_id(
     world: World, open_page: OpenPage, viewport: dict[str, int]
 ) -> None:
-    page = await open_page(viewport)
+    page = await open_page(viewport, color_scheme="dark" if viewport is PHONE else "light")  # 3 a.m.
     p = page.page
     await _sign_in(page, world, VIEWER_TOKEN, "/incidents")
     seen = []
@@ -266,6 +266,12 @@ async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelli
     if viewport is PHONE:
         await page.assert_no_horizontal_scroll()
     await page.shot("pages", f"trace-{'phone' if viewport is PHONE else 'desktop'}")
+    if viewport is PHONE:  # the other pages at a phone's width, in its dark mode
+        for name, path in (("incidents", "/incidents"), ("service", "/services/payments.shop")):
+            await page.goto(f"{world.url}{path}")
+            await page.assert_no_horizontal_scroll()
+            await page.shot("pages", f"{name}-phone-dark")
+        assert await p.locator(".chart canvas").count() == 2
     if viewport is DESKTOP:
         await p.set_viewport_size({"width": 1180, "height": 760})
         await page.shot("pages", "readme-trace-desktop", full_page=False)

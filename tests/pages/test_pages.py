@@ -259,3 +259,13 @@ async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_f
     assert "已确认，升级已停止" in done.text
     assert opened.status_code == 200
     assert "已确认" in opened.text
+
+
+async def test_a_storm_of_alerts_stays_readable_on_the_incident_page(app_factory: AppFactory) -> None:
+    alerts = [alert("NodeDown", started=None, instance=f"node-{n:03d}") for n in range(60)]
+    async with app_factory(**alerting_config()) as (_app, client):
+        answer = await client.post(WEBHOOK, json=payload("NodeDown", alerts), headers=bearer_webhook())
+        page = await client.get(f"/incidents/{answer.json()['incident_id']}", headers=bearer(VIEWER_TOKEN))
+    assert page.status_code == 200
+    assert len(re.findall(r"<b>instance</b>=node-", page.text)) == 50
+    assert "另有 10 条告警未列出" in page.text
