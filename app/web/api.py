@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
@@ -16,6 +16,20 @@ from app.web.deps import PageDep, delete_session, set_session
 router = APIRouter(include_in_schema=False)
 
 MAX_FORM_BYTES = 8192
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def insecure_origin(request: Request) -> bool:
+    """A form posted from a plain-http page of a host that is not loopback: the browser would
+    drop the session cookie (it is ``Secure``), so signing in cannot work there. The ``Origin``
+    header is the browser's own view, right behind a TLS-terminating proxy too."""
+    origin = request.headers.get("origin", "")
+    if not origin.startswith("http://"):
+        return False
+    host = urlsplit(origin).hostname or ""
+    return host not in LOOPBACK_HOSTS and not host.endswith(".localhost")
 
 
 def safe_target(value: str | None) -> str:
@@ -48,6 +62,15 @@ async def login(page: PageDep) -> Response:
     target = safe_target(fields.get("next"))
     ttl: timedelta = page.settings.web.session_ttl
     page.check_same_site()
+    if insecure_origin(page.request):
+        return page.render(
+            "web/login.html",
+            status=400,
+            heading=page.translator("auth.sign_in"),
+            problem=page.translator("auth.needs_https"),
+            note=None,
+            target=target,
+        )
     try:
         _principal, cookie = auth.new_session(
             page.key, page.context.tokens, fields.get("token", "").strip(), page.now + ttl

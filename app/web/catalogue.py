@@ -47,6 +47,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Paste your Panorama API token (auth.tokens). The browser keeps only a signed session "
         "(HttpOnly, this site only), never the token; rotating the token ends the session.",
     ),
+    "auth.needs_https": (
+        "登录需要 HTTPS（会话 Cookie 只经加密连接发送）。"
+        "请通过 https:// 打开 Panorama，或在请求头中使用 Bearer 令牌。",
+        "Signing in needs HTTPS (the session cookie only travels over encrypted connections). Open "
+        "Panorama through https://, or send the token as a Bearer header.",
+    ),
     "auth.wrong_token": ("令牌无效。", "That token is not valid."),
     "auth.link_expired": ("链接已过期", "This link has expired"),
     "auth.link_invalid": ("链接无效", "This link is not valid"),

@@ -219,8 +219,20 @@ async def test_signing_in_sets_a_strict_cookie_and_signing_out_clears_it(client:
         ({"token": VIEWER_TOKEN, "next": "https://evil.example/x"}, SAME_SITE, 303, "/incidents"),
         ({"token": VIEWER_TOKEN, "next": "/\\evil.example"}, SAME_SITE, 303, "/incidents"),
         ({"token": ADMIN_TOKEN, "next": "/incidents"}, {"Sec-Fetch-Site": "cross-site"}, 403, None),
+        ({"token": ADMIN_TOKEN}, {**SAME_SITE, "Origin": "http://panorama.lan:8000"}, 400, None),
+        ({"token": ADMIN_TOKEN}, {**SAME_SITE, "Origin": "http://127.0.0.1:8000"}, 303, "/incidents"),
+        ({"token": ADMIN_TOKEN}, {**SAME_SITE, "Origin": "https://panorama.example.com"}, 303, "/incidents"),
     ],
-    ids=["wrong-token", "scheme-relative", "absolute", "backslash", "cross-site"],
+    ids=[
+        "wrong-token",
+        "scheme-relative",
+        "absolute",
+        "backslash",
+        "cross-site",
+        "plain-http",
+        "loopback",
+        "https",
+    ],
 )
 async def test_the_login_form_refuses_wrong_tokens_foreign_redirects_and_other_sites(
     client: httpx.AsyncClient,
@@ -237,6 +249,8 @@ async def test_the_login_form_refuses_wrong_tokens_foreign_redirects_and_other_s
         assert auth.SESSION_COOKIE not in answer.headers.get("set-cookie", "")
     if status == 401:
         assert "令牌无效" in answer.text
+    if status == 400:
+        assert "登录需要 HTTPS" in answer.text
 
 
 async def test_a_session_ends_when_its_token_is_rotated_in_the_configuration(app_factory: AppFactory) -> None:
