@@ -29,10 +29,8 @@ class AckClaim:
     expires: datetime
 
 
-class InvalidAckToken(Exception):
-    def __init__(self, reason: str, *, expired: bool = False) -> None:
-        super().__init__(reason)
-        self.expired = expired
+class InvalidAckToken(signing.InvalidToken):
+    """An ack link that is forged, malformed or expired (``expired``)."""
 
 
 def sign(key: bytes, incident_id: int, expires: datetime) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from app import signing
 from app.web import auth, static
-from app.web.deps import PageDep, delete_session, set_session
+from app.web.deps import Page, PageDep, delete_session, set_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,11 +49,21 @@ async def form_fields(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
+def _form(page: Page, target: str, *, status: int = 200, problem: str | None = None) -> Response:
+    t = page.translator
+    return page.render(
+        "web/login.html",
+        status=status,
+        heading=t("auth.sign_in"),
+        problem=t(problem) if problem else None,
+        note=None,
+        target=target,
+    )
+
+
 @router.get("/login")
 async def login_form(page: PageDep) -> Response:
-    target = safe_target(page.request.query_params.get("next"))
-    heading = page.translator("auth.sign_in")
-    return page.render("web/login.html", heading=heading, problem=None, note=None, target=target)
+    return _form(page, safe_target(page.request.query_params.get("next")))
 
 
 @router.post("/login")
@@ -63,27 +73,13 @@ async def login(page: PageDep) -> Response:
     ttl: timedelta = page.settings.web.session_ttl
     page.check_same_site()
     if insecure_origin(page.request):
-        return page.render(
-            "web/login.html",
-            status=400,
-            heading=page.translator("auth.sign_in"),
-            problem=page.translator("auth.needs_https"),
-            note=None,
-            target=target,
-        )
+        return _form(page, target, status=400, problem="auth.needs_https")
     try:
         _principal, cookie = auth.new_session(
             page.key, page.context.tokens, fields.get("token", "").strip(), page.now + ttl
         )
     except signing.InvalidToken:
-        return page.render(
-            "web/login.html",
-            status=401,
-            heading=page.translator("auth.sign_in"),
-            problem=page.translator("auth.wrong_token"),
-            note=None,
-            target=target,
-        )
+        return _form(page, target, status=401, problem="auth.wrong_token")
     answer = page.redirect(target)
     set_session(answer, cookie, int(ttl.total_seconds()))
     return answer
