@@ -29,7 +29,12 @@ from app.correlation import api as correlation_api
 from app.errors import InvalidInput, NotFound, PanoramaError, Unauthenticated
 from app.grafana import api as grafana_api
 from app.health import api as health_api
-from app.observability import HttpMetricsMiddleware, build_tracer_provider, configure_propagation
+from app.observability import (
+    HttpMetricsMiddleware,
+    build_tracer_provider,
+    configure_propagation,
+    hide_link_tokens,
+)
 from app.pages import api as pages_api
 from app.rollups import api as rollups_api
 from app.security import Role
@@ -92,7 +97,10 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/healthz,/readyz,/metrics"
+        app,
+        tracer_provider=provider,
+        excluded_urls="/healthz,/readyz,/metrics",
+        server_request_hook=hide_link_tokens,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

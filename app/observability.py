@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -255,6 +256,24 @@ def configure_propagation() -> None:
     set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator(), JaegerPropagator()])
     )
+
+
+_LINK_TOKEN = re.compile(r"((?:^|[?&])view=)[^&#\s]+|(/ack/)[^/?#\s]+")
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query", "url.path")
+
+
+def hide_link_tokens(span: trace.Span, _scope: dict[str, Any]) -> None:
+    """Keeps the tokens of view links (``?view=``) and ack links (``/ack/<token>``) out of the
+    server span's URL attributes, which are exported to a tracing backend."""
+    attributes = getattr(span, "attributes", None)
+    if not span.is_recording() or not attributes:
+        return
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            hidden = _LINK_TOKEN.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, value)
+            if hidden != value:
+                span.set_attribute(key, hidden)
 
 
 def build_tracer_provider(environ: dict[str, str] | None = None) -> TracerProvider:

@@ -285,3 +285,36 @@ async def test_a_link_from_another_site_is_asked_again_from_here_where_the_sessi
     assert 'id="token"' not in first.text  # not the login form yet: the session may come with the retry
     assert again.status_code == 401
     assert 'id="token"' in again.text
+
+
+async def test_link_tokens_stay_out_of_traces_and_access_logs(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app import db, migrations
+    from app.main import create_app
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    view, ack = "aW5jaWRlbnQ6MQ.1797155710.SECRETviewSIGNATURE", "MQ.1797155710.SECRETackSIGNATURE"
+    async with app_factory() as (app, _client):
+        settings = app.state.context.settings
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    traced = create_app(settings, tracer_provider=provider)
+    async with traced.router.lifespan_context(traced):
+        transport = httpx.ASGITransport(app=traced)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            with caplog.at_level("INFO", logger="panorama.access"):
+                await client.get(f"/incidents/1?view={view}&lang=en")
+                await client.get(f"/ack/{ack}")
+    attributes = [str(v) for span in exported.get_finished_spans() for v in (span.attributes or {}).values()]
+    assert any("/incidents/1" in value for value in attributes)
+    assert not [value for value in attributes if "SECRET" in value]
+    assert "SECRET" not in caplog.text
+    assert "/ack/{token}" in caplog.text
