@@ -39,8 +39,10 @@ from app.alerts.config import (
 )
 from app.config_types import Model
 from app.correlation.config import CorrelationSettings
+from app.grafana.config import GrafanaSettings
 from app.rollups.config import RollupSettings, SloObjective
 from app.security import Role, generate_token, token_spec_problem
+from app.web.config import WebSettings
 
 DEFAULT_CONFIG_FILE = Path("panorama.yaml")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/panorama.db"
@@ -212,6 +214,8 @@ class Settings(Model):
     routes: list[Route] = Field(default_factory=list, description="First match wins unless continue: true")
     time_intervals: list[NamedTimeIntervals] = Field(default_factory=list)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    web: WebSettings = Field(default_factory=WebSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,14 +26,23 @@ from app.backends.registry import BACKEND_NAMES
 from app.config import Settings, format_path
 from app.context import AppContext
 from app.correlation import api as correlation_api
-from app.errors import PanoramaError, Unauthenticated
+from app.errors import InvalidInput, NotFound, PanoramaError, Unauthenticated
 from app.grafana import api as grafana_api
 from app.health import api as health_api
-from app.observability import HttpMetricsMiddleware, build_tracer_provider, configure_propagation
+from app.observability import (
+    HttpMetricsMiddleware,
+    build_tracer_provider,
+    configure_propagation,
+    hide_link_tokens,
+)
+from app.pages import api as pages_api
 from app.rollups import api as rollups_api
 from app.security import Role
 from app.system import api as system_api
 from app.system import service as system
+from app.web import api as web_api
+from app.web.deps import error_page
+from app.web.headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("panorama")
 
@@ -82,10 +91,16 @@ def create_app(
     app.include_router(rollups_api.router)
     app.include_router(alerts_api.router)
     app.include_router(grafana_api.router)
+    app.include_router(web_api.router)
+    app.include_router(pages_api.router)
     _install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/healthz,/readyz,/metrics"
+        app,
+        tracer_provider=provider,
+        excluded_urls="/healthz,/readyz,/metrics",
+        server_request_hook=hide_link_tokens,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -139,14 +154,20 @@ def _reload_on_sighup(context: AppContext) -> Callable[[], None]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    """Errors as JSON, except on HTML pages, which answer with a page (``web.deps.error_page``)."""
+
     @app.exception_handler(PanoramaError)
-    async def panorama_error(_request: Request, exc: PanoramaError) -> JSONResponse:
+    async def panorama_error(request: Request, exc: PanoramaError) -> Response:
+        if (page := error_page(request, exc)) is not None:
+            return page
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(BackendError)
-    async def backend_error(_request: Request, exc: BackendError) -> JSONResponse:
+    async def backend_error(request: Request, exc: BackendError) -> Response:
         log.warning("backend call failed", extra={"backend": exc.backend, "kind": exc.kind.value})
+        if (page := error_page(request, exc)) is not None:
+            return page
         return JSONResponse(
             {
                 "error": f"backend_{exc.kind.value}",
@@ -157,15 +178,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = [_describe_validation_error(error) for error in exc.errors()]
+        if (page := error_page(request, InvalidInput("; ".join(problems)))) is not None:
+            return page
         return JSONResponse(
             {"error": "invalid_request", "message": "; ".join(problems), "problems": problems},
             status_code=400,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (page := error_page(request, NotFound(str(exc.detail)))) is not None:
+            return page
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             {"error": code, "message": str(exc.detail)},
@@ -174,8 +199,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
+        if (page := error_page(request, exc)) is not None:
+            return page
         return JSONResponse(
             {"error": "internal_error", "message": "internal error; the server log has the details"},
             status_code=500,

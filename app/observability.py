@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -122,7 +123,8 @@ class DatabasePoolCollector(Collector):
 class HttpMetricsMiddleware:
     """Counts and times every request by route template (never the raw path: bounded cardinality).
 
-    Also writes the access log, without query strings (they may carry ack tokens).
+    Also writes the access log, without query strings (view links carry tokens) and without the
+    token of an ack link's path.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -154,7 +156,7 @@ class HttpMetricsMiddleware:
             access_log.info(
                 "%s %s %d",
                 method,
-                scope["path"],
+                template if "{token}" in template else scope["path"],  # ack links carry their token
                 status,
                 extra={"route": template, "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
@@ -254,6 +256,24 @@ def configure_propagation() -> None:
     set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator(), JaegerPropagator()])
     )
+
+
+_LINK_TOKEN = re.compile(r"((?:^|[?&])view=)[^&#\s]+|(/ack/)[^/?#\s]+")
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query", "url.path")
+
+
+def hide_link_tokens(span: trace.Span, _scope: dict[str, Any]) -> None:
+    """Keeps the tokens of view links (``?view=``) and ack links (``/ack/<token>``) out of the
+    server span's URL attributes, which are exported to a tracing backend."""
+    attributes = getattr(span, "attributes", None)
+    if not span.is_recording() or not attributes:
+        return
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            hidden = _LINK_TOKEN.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, value)
+            if hidden != value:
+                span.set_attribute(key, hidden)
 
 
 def build_tracer_provider(environ: dict[str, str] | None = None) -> TracerProvider:

@@ -76,8 +76,11 @@ class TokenRegistry:
 
     def __init__(self, entries: Iterable[tuple[str, Role, str]]) -> None:
         self._by_digest: dict[str, Principal] = {}
+        self._by_name: dict[str, tuple[Principal, str]] = {}
         for name, role, spec in entries:
-            self._by_digest[spec_digest(spec)] = Principal(name=name, role=role)
+            principal = Principal(name=name, role=role)
+            self._by_digest[spec_digest(spec)] = principal
+            self._by_name[name] = (principal, spec_digest(spec))
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -88,3 +91,8 @@ class TokenRegistry:
             if hmac.compare_digest(known, presented):
                 return principal
         return None
+
+    def named(self, name: str) -> tuple[Principal, str] | None:
+        """The principal of the token configured under ``name`` and that token's digest (what a
+        login session is bound to: rotating or removing the token ends its sessions)."""
+        return self._by_name.get(name)

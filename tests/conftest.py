@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.harness.app",
     "tests.harness.prometheus",
     "tests.harness.alertmanager",
+    "tests.harness.browser",
     "tests.fakes.fixtures",
     "tests.fakes.robot_fixtures",
 ]

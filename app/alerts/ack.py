@@ -1,15 +1,13 @@
 """One-click acknowledge links: ``{public_url}/ack/{token}``, signed and expiring.
 
-The token is ``<incident>.<expiry>.<signature>`` (base64url HMAC-SHA256 of the first two
-parts). The key comes from ``alerts.signing_key`` or, when unset, is generated once and
-stored in the database so that every replica signs and checks with the same one.
+The token is made by the one signer (:mod:`app.signing`, purpose ``ack``) and names the
+incident. The key comes from ``alerts.signing_key`` or, when unset, is generated once and
+stored in the database so that every replica signs and checks with the same one; the same
+key (with other purposes) signs page view links and login sessions.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import signing
 from app.alerts import repository
 from app.alerts.models import StoredSecret
 from app.config import Settings
@@ -30,33 +29,24 @@ class AckClaim:
     expires: datetime
 
 
-class InvalidAckToken(Exception):
-    def __init__(self, reason: str, *, expired: bool = False) -> None:
-        super().__init__(reason)
-        self.expired = expired
-
-
-def _signature(key: bytes, payload: str) -> str:
-    digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+class InvalidAckToken(signing.InvalidToken):
+    """An ack link that is forged, malformed or expired (``expired``)."""
 
 
 def sign(key: bytes, incident_id: int, expires: datetime) -> str:
-    payload = f"{incident_id}.{int(expires.timestamp())}"
-    return f"{payload}.{_signature(key, payload)}"
+    return signing.sign(key, signing.Purpose.ACK, str(incident_id), expires)
 
 
 def verify(key: bytes, token: str, now: datetime) -> AckClaim:
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-        raise InvalidAckToken("this link is not a Panorama acknowledge link")
-    payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_signature(key, payload), parts[2]):
-        raise InvalidAckToken("this link's signature does not match")
-    expires = datetime.fromtimestamp(int(parts[1]), UTC)
-    if expires <= now:
-        raise InvalidAckToken("this link has expired", expired=True)
-    return AckClaim(int(parts[0]), expires)
+    try:
+        claim = signing.verify(key, signing.Purpose.ACK, token, now)
+    except signing.InvalidToken as exc:
+        if exc.expired:
+            raise InvalidAckToken("this link has expired", expired=True) from None
+        raise InvalidAckToken("this link is not a valid Panorama acknowledge link") from None
+    if not claim.subject.isdigit():
+        raise InvalidAckToken("this link is not a valid Panorama acknowledge link")
+    return AckClaim(int(claim.subject), claim.expires)
 
 
 async def signing_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> bytes:

@@ -21,7 +21,7 @@ from app.alerts.errors import (
     UnknownIncident,
     WebhookUnauthorized,
 )
-from app.alerts.pages import render
+from app.alerts.models import Incident
 from app.alerts.schemas import (
     Accepted,
     IncidentDetail,
@@ -36,10 +36,12 @@ from app.alerts.schemas import (
     SnoozeRequest,
     WebhookPayload,
 )
-from app.config import Settings, format_path
+from app.config import format_path
 from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer
 from app.errors import InvalidInput
 from app.security import Role
+from app.web import auth as web_auth
+from app.web.deps import Page, PageDep
 
 router = APIRouter(tags=["alerts"])
 
@@ -172,44 +174,61 @@ async def snooze(
     return await service.snooze(sessions, context.settings, incident_id, body.minutes, actor=who.name)
 
 
-# --- one-click acknowledge links (signed tokens; HTML for phones) ---------------------------
+# --- one-click acknowledge links (signed tokens; pages on the web shell) ---------------------
 
 
-def _locale(settings: Settings) -> str:
-    return settings.alerts.locale
-
-
-def _ack_error(settings: Settings, error: InvalidAckToken | UnknownIncident) -> HTMLResponse:
-    if isinstance(error, UnknownIncident):
-        return HTMLResponse(render(_locale(settings), "missing", note_key="open_panorama"), status_code=404)
-    heading = "expired" if error.expired else "invalid"
-    return HTMLResponse(
-        render(_locale(settings), heading, note_key="open_panorama"),
-        status_code=410 if error.expired else 401,
+def _ack_answer(
+    page: Page,
+    heading: str,
+    *,
+    status: int = 200,
+    incident: Incident | None = None,
+    confirm: bool = False,
+    note: str | None = None,
+) -> HTMLResponse:
+    t = page.translator
+    view_url = None
+    if incident is not None:
+        expires = page.now + page.settings.web.view_link_ttl
+        view_url = page.view().href(
+            f"/incidents/{incident.id}",
+            view=web_auth.view_token(page.key, web_auth.incident_scope(incident.id), expires),
+        )
+    return page.render(
+        "alerts/ack.html",
+        status=status,
+        heading=t(heading),
+        incident=incident,
+        confirm=confirm,
+        note=t(note) if note else None,
+        view_url=view_url,
     )
+
+
+def _ack_error(page: Page, error: InvalidAckToken | UnknownIncident) -> HTMLResponse:
+    if isinstance(error, UnknownIncident):
+        return _ack_answer(page, "ack.missing", status=404, note="ack.open_panorama")
+    heading = "ack.expired" if error.expired else "ack.invalid"
+    return _ack_answer(page, heading, status=410 if error.expired else 401, note="ack.open_panorama")
 
 
 @router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def ack_page(token: str, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
+async def ack_page(token: str, page: PageDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
     try:
         found = await service.incident_for_token(sessions, alerts, token)
     except (InvalidAckToken, UnknownIncident) as error:
-        return _ack_error(context.settings, error)
+        return _ack_error(page, error)
     can_ack = found.status == "triggered"
-    return HTMLResponse(
-        render(_locale(context.settings), "ask" if can_ack else "already", incident=found, confirm=can_ack)
-    )
+    return _ack_answer(page, "ack.ask" if can_ack else "ack.already", incident=found, confirm=can_ack)
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def ack_confirm(
-    token: str, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
-) -> HTMLResponse:
+async def ack_confirm(token: str, page: PageDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
     try:
-        found, changed = await service.acknowledge_with_token(sessions, alerts, context.settings, token)
+        found, changed = await service.acknowledge_with_token(sessions, alerts, page.settings, token)
     except (InvalidAckToken, UnknownIncident) as error:
-        return _ack_error(context.settings, error)
-    return HTMLResponse(render(_locale(context.settings), "done" if changed else "already", incident=found))
+        return _ack_error(page, error)
+    return _ack_answer(page, "ack.done" if changed else "ack.already", incident=found)
 
 
 # --- schedules ----------------------------------------------------------------------------

@@ -13,12 +13,15 @@ from app.alerts.channels.base import AlertView, MessageKind, Notification, Perso
 from app.alerts.config import User
 from app.alerts.models import Incident, IncidentAlert
 from app.config import Settings
+from app.web import auth as web_auth
 
 MAX_ALERTS_IN_MESSAGE = 50  # channels cut further to fit their size limits
 
 
-def incident_url(settings: Settings, incident_id: int) -> str:
-    return f"{settings.alerts.public_url}/incidents/{incident_id}"
+def incident_url(settings: Settings, incident_id: int, *, view_token: str | None = None) -> str:
+    """The incident's page; with a view token, a link that opens it (read-only) without signing in."""
+    url = f"{settings.alerts.public_url}/incidents/{incident_id}"
+    return f"{url}?{web_auth.VIEW_PARAM}={view_token}" if view_token else url
 
 
 def person(user: User) -> Person:
@@ -67,7 +70,10 @@ def build(
     firing = [a for a in alerts if a.status == "firing"]
     resolved = [a for a in alerts if a.status != "firing"]
     shown = (firing + resolved)[:MAX_ALERTS_IN_MESSAGE]
-    ack_url = None
+    ack_url = view = None
+    if signing_key is not None:
+        scope = web_auth.incident_scope(incident.id)
+        view = web_auth.view_token(signing_key, scope, now + settings.web.view_link_ttl)
     if signing_key is not None and incident.status == "triggered" and kind != "resolve":
         token = ack.sign(signing_key, incident.id, now + settings.alerts.ack_link_ttl)
         ack_url = f"{settings.alerts.public_url}/ack/{token}"
@@ -79,7 +85,7 @@ def build(
         severity=incident.severity,
         services=json.loads(incident.services),
         started_at=incident.created_at,
-        incident_url=incident_url(settings, incident.id),
+        incident_url=incident_url(settings, incident.id, view_token=view),
         ack_url=ack_url,
         alerts=[alert_view(a) for a in shown],
         firing=len(firing),

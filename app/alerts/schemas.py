@@ -105,6 +105,7 @@ class TimelineOut(BaseModel):
 
 
 class IncidentDetail(IncidentSummary):
+    external_url: str | None = Field(default=None, description="Alertmanager's externalURL for this group")
     common_labels: dict[str, str]
     common_annotations: dict[str, str]
     alerts: list[AlertOut]

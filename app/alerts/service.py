@@ -125,6 +125,7 @@ async def incident_detail(session: AsyncSession, settings: Settings, incident_id
     firing = sum(1 for a in alerts if a.status == "firing")
     return IncidentDetail(
         **summary(settings, incident, firing).model_dump(),
+        external_url=incident.external_url,
         common_labels=json.loads(incident.common_labels),
         common_annotations=json.loads(incident.common_annotations),
         alerts=[
@@ -212,6 +213,24 @@ async def open_incidents(session: AsyncSession, settings: Settings, service: str
         for i in await list_incidents(session, settings, status=status, service=service)
     ]
     return sorted(found, key=lambda i: i.created_at, reverse=True)
+
+
+async def on_call_for_incident(
+    session: AsyncSession, settings: Settings, incident_id: int, at: datetime
+) -> list[OnCall]:
+    """Who is on call at ``at`` in each schedule the incident's escalations page, in chain order
+    (for the incident page)."""
+    await _incident(session, incident_id)
+    chains = {e.name: e for e in settings.escalations}
+    known = {s.name for s in settings.schedules}
+    names: list[str] = []
+    for state in await repository.escalations_of(session, incident_id):
+        chain = chains.get(state.escalation)
+        for step in chain.steps if chain else ():
+            name = step.notify.schedule if step.notify else None
+            if name and name in known and name not in names:
+                names.append(name)
+    return [await on_call_at(session, settings, name, at) for name in names]
 
 
 # --- schedules ----------------------------------------------------------------------------

@@ -85,7 +85,10 @@ async def test_a_firing_group_opens_an_incident_and_pages_who_is_on_call(
     assert mentions(stored[0]) == [on_call_now()]
     notification = json.loads(stored[0].payload)
     assert notification["ack_url"].startswith("https://panorama.example.com/ack/")
-    assert notification["incident_url"] == f"https://panorama.example.com/incidents/{detail['id']}"
+    # the incident's page, with a view link that opens it read-only (tests/pages check it opens)
+    assert notification["incident_url"].startswith(
+        f"https://panorama.example.com/incidents/{detail['id']}?view="
+    )
     assert notification["timezone"] == "Asia/Shanghai"
     assert notification["locale"] == "zh-CN"
 

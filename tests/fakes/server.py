@@ -21,12 +21,13 @@ START_TIMEOUT_S = 10.0
 class LoopbackServer:
     """A uvicorn server bound to 127.0.0.1 on a port the OS picks."""
 
-    def __init__(self, app: Any, *, lifespan: bool = False) -> None:
-        """``lifespan=True`` runs the app's startup and shutdown (to serve Panorama itself)."""
+    def __init__(self, app: Any, *, lifespan: bool = False, port: int = 0) -> None:
+        """``lifespan=True`` runs the app's startup and shutdown (to serve Panorama itself);
+        ``port`` 0 lets the OS pick one."""
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=0,
+            port=port,
             log_level="warning",
             access_log=False,
             lifespan="on" if lifespan else "off",

@@ -1,0 +1,126 @@
+"""The pages people land on: an incident (and its correlated context), the incidents, a trace
+with its logs, a service. HTML for phones first; every route starts from the shell's page
+dependency (language, reader, view links) and calls one service function."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import RedirectResponse, Response
+
+from app.alerts import service as alerts
+from app.alerts.errors import IncidentClosed
+from app.deps import AlertsDep, ContextDep, SessionDep, SessionsDep
+from app.errors import InvalidInput
+from app.pages import service
+from app.web import auth
+from app.web.api import form_fields
+from app.web.deps import PageDep
+
+router = APIRouter(include_in_schema=False)
+
+SNOOZE_CHOICES = (15, 30, 60, 120, 240, 480)
+MAX_ALERTS_SHOWN = 50  # firing first; a storm of hundreds stays readable on a phone
+Action = Literal["ack", "resolve", "snooze"]
+
+
+@router.get("/")
+async def home(page: PageDep) -> RedirectResponse:
+    return page.redirect("/incidents")
+
+
+@router.get("/incidents")
+async def incidents(
+    page: PageDep,
+    session: SessionDep,
+    status: Annotated[str | None, Query()] = None,
+    service_name: Annotated[str | None, Query(alias="service")] = None,
+    since: Annotated[str | None, Query(alias="from")] = None,
+    before: Annotated[str | None, Query()] = None,
+) -> Response:
+    page.require()
+    query = service.IncidentFilter(status=status or None, service=service_name, since=since, before=before)
+    found = await service.incidents_page(session, page.settings, query, page.now)
+    return page.render("pages/incidents.html", found=found, query=query)
+
+
+@router.get("/incidents/{incident_id}")
+async def incident(incident_id: int, page: PageDep, sessions: SessionsDep) -> Response:
+    page.require(auth.incident_scope(incident_id))
+    found = await service.incident_page(sessions, page.settings, incident_id, page.now)
+    notice = page.request.query_params.get("done")
+    return page.render(
+        "pages/incident.html",
+        found=found,
+        snooze_choices=SNOOZE_CHOICES,
+        notice=notice,
+        max_alerts=MAX_ALERTS_SHOWN,
+    )
+
+
+@router.get("/incidents/{incident_id}/context")
+async def incident_context(
+    incident_id: int,
+    page: PageDep,
+    context: ContextDep,
+    sessions: SessionsDep,
+    fragment: Annotated[bool, Query()] = False,
+) -> Response:
+    page.require(auth.incident_scope(incident_id))
+    found = await service.incident_context(
+        incident_id, backends=context.backends, sessions=sessions, settings=page.settings, now=page.now
+    )
+    template = "pages/context_fragment.html" if fragment else "pages/context.html"
+    return page.render(template, found=found, incident_id=incident_id)
+
+
+@router.post("/incidents/{incident_id}/{action}")
+async def act(
+    incident_id: int, action: Action, page: PageDep, alerts_runtime: AlertsDep, sessions: SessionsDep
+) -> Response:
+    who = page.require_actor()
+    settings = page.settings
+    fields = await form_fields(page.request)
+    try:
+        if action == "ack":
+            await alerts.acknowledge(sessions, alerts_runtime, settings, incident_id, actor=who.name)
+        elif action == "resolve":
+            await alerts.resolve(sessions, alerts_runtime, settings, incident_id, actor=who.name)
+        else:
+            minutes = fields.get("minutes", "")
+            if not minutes.isdigit() or int(minutes) not in SNOOZE_CHOICES:
+                raise InvalidInput(f"minutes: one of {', '.join(map(str, SNOOZE_CHOICES))}")
+            await alerts.snooze(sessions, settings, incident_id, int(minutes), actor=who.name)
+    except IncidentClosed:
+        return page.redirect(f"/incidents/{incident_id}", done="closed")
+    return page.redirect(f"/incidents/{incident_id}", done=action)
+
+
+@router.get("/traces/{trace_id}")
+async def trace(
+    trace_id: str,
+    page: PageDep,
+    context: ContextDep,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
+    try:
+        canonical = service.canonical_trace_id(trace_id)
+    except InvalidInput:
+        page.require()  # only a signed-in reader learns that the id is malformed
+        raise
+    page.require(auth.trace_scope(canonical))
+    found = await service.trace_page(
+        trace_id, start=start, end=end, backends=context.backends, settings=page.settings, now=page.now
+    )
+    return page.render("pages/trace.html", found=found, asked=trace_id)
+
+
+@router.get("/services/{name}")
+async def service_overview(name: str, page: PageDep, context: ContextDep, sessions: SessionsDep) -> Response:
+    page.require(auth.service_scope(name))
+    found = await service.service_page(
+        name, backends=context.backends, sessions=sessions, settings=page.settings, now=page.now
+    )
+    return page.render("pages/service.html", found=found, name=name)

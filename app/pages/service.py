@@ -1,0 +1,330 @@
+"""What each page shows, gathered from the features that own it (alerts, correlation, rollups).
+
+Every function returns plain data for a template; the pages hold no state of their own and
+never write anything except through the alerts service (acknowledge, snooze, resolve).
+Backends are asked the way the API asks them, so a page and its API answer never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from urllib.parse import quote, urlencode
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.alerts import service as alerts
+from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall
+from app.backends.errors import BackendError
+from app.backends.registry import Backends
+from app.config import Settings
+from app.correlation import service as correlation
+from app.correlation import trace_logs
+from app.correlation.errors import BackendsFailed
+from app.correlation.outcomes import trace_id_param
+from app.correlation.schemas import IncidentContext, ServiceOverview, TraceWithLogs
+from app.correlation.window import TimeParamError, parse_time
+from app.errors import InvalidInput, PanoramaError
+from app.pages.views import Waterfall, waterfall
+from app.rollups import service as rollups
+from app.rollups.days import Granularity, local_today
+
+Sessions = async_sessionmaker[AsyncSession]
+PAGE_SIZE = 25
+MAX_OPEN_SHOWN = 100
+TREND_DAYS = 30
+TREND_FIGURES = ("requests", "error_rate", "latency_p99_ms")
+GRAFANA_LEAD = timedelta(minutes=30)  # the dashboard link shows this much before the incident
+
+
+# --- one incident ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    incident: IncidentDetail
+    on_call: list[OnCall]
+    grafana_url: str | None
+    silence_url: str | None
+
+
+def silence_url(external_url: str | None, labels: dict[str, str]) -> str | None:
+    """Alertmanager's "new silence" form, filled with the incident's common labels."""
+    if not external_url or not labels:
+        return None
+    matchers = ",".join(f'{name}="{_escape(value)}"' for name, value in sorted(labels.items()))
+    return f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def grafana_url(
+    settings: Settings, uid: str, start: datetime, end: datetime | None, variables: dict[str, str]
+) -> str | None:
+    """A Grafana dashboard over ``start``..``end`` (``now`` while open), with template variables."""
+    base = settings.grafana.url
+    if base is None:
+        return None
+    query = {
+        "from": str(int(start.timestamp() * 1000)),
+        "to": str(int(end.timestamp() * 1000)) if end else "now",
+        **{f"var-{name}": value for name, value in variables.items() if value},
+    }
+    return f"{base}/d/{quote(uid)}?{urlencode(query)}"
+
+
+async def incident_page(
+    sessions: Sessions, settings: Settings, incident_id: int, now: datetime
+) -> IncidentPage:
+    async with sessions() as session:
+        incident = await alerts.incident_detail(session, settings, incident_id)
+        on_call = await alerts.on_call_for_incident(session, settings, incident_id, now)
+    labels = incident.common_labels
+    started = min([a.starts_at for a in incident.alerts] + [incident.created_at])
+    services = incident.services or ([labels["service"]] if "service" in labels else [])
+    return IncidentPage(
+        incident=incident,
+        on_call=on_call,
+        grafana_url=grafana_url(
+            settings,
+            settings.grafana.incident_dashboard,
+            started - GRAFANA_LEAD,
+            incident.resolved_at,
+            {"namespace": labels.get("namespace", ""), "service": services[0] if services else ""},
+        ),
+        silence_url=silence_url(incident.external_url, labels),
+    )
+
+
+@dataclass(frozen=True)
+class ContextPage:
+    context: IncidentContext | None
+    problem: str | None  # why there is no context (every backend failed, none configured)
+
+
+async def incident_context(
+    incident_id: int, *, backends: Backends, sessions: Sessions, settings: Settings, now: datetime
+) -> ContextPage:
+    try:
+        found = await correlation.incident_context(
+            incident_id, backends=backends, sessions=sessions, settings=settings, now=now
+        )
+    except (BackendsFailed, BackendError) as exc:
+        return ContextPage(None, exc.message)
+    return ContextPage(found, None)
+
+
+# --- the list of incidents ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    status: str | None = None
+    service: str | None = None
+    since: str | None = None  # `from`: incidents open at or after (the one time grammar: now-7d, ISO…)
+    before: str | None = None  # the page cursor: "<created_at ISO>~<id>" of the last incident shown
+
+
+@dataclass(frozen=True)
+class IncidentsPage:
+    open: list[IncidentSummary]
+    listed: list[IncidentSummary]
+    next_before: str | None
+
+
+def _cursor(incident: IncidentSummary) -> str:
+    return f"{incident.created_at.isoformat()}~{incident.id}"
+
+
+def _parse_cursor(value: str) -> tuple[datetime, int]:
+    moment, _, ident = value.rpartition("~")
+    try:
+        when = datetime.fromisoformat(moment)
+    except ValueError:
+        raise InvalidInput("query parameter 'before': not a page cursor of this list") from None
+    if not ident.isdigit() or when.tzinfo is None:
+        raise InvalidInput("query parameter 'before': not a page cursor of this list")
+    return when, int(ident)
+
+
+async def incidents_page(
+    session: AsyncSession, settings: Settings, query: IncidentFilter, now: datetime
+) -> IncidentsPage:
+    """Open incidents first (on the first page, when no status is chosen), then the others,
+    newest first, ``PAGE_SIZE`` at a time (keyset paging: stable while new incidents arrive)."""
+    if query.status not in (None, "triggered", "acknowledged", "resolved"):
+        raise InvalidInput("query parameter 'status': triggered, acknowledged or resolved")
+    first = None
+    if query.since:
+        try:
+            first = parse_time(query.since, "from", now)
+        except TimeParamError as exc:
+            raise InvalidInput(f"query parameter {exc}") from None
+    service = query.service or None
+    shown_open: list[IncidentSummary] = []
+    if query.status is None and query.before is None:
+        shown_open = [
+            i
+            for status in ("triggered", "acknowledged")
+            for i in await alerts.list_incidents(
+                session, settings, status=status, service=service, first=first, limit=MAX_OPEN_SHOWN
+            )
+        ]
+    statuses = [query.status] if query.status else ["resolved"]
+    cursor = _parse_cursor(query.before) if query.before else None
+    listed = await _page(session, settings, statuses[0], service, first, cursor)
+    more = len(listed) > PAGE_SIZE
+    listed = listed[:PAGE_SIZE]
+    return IncidentsPage(shown_open, listed, _cursor(listed[-1]) if more and listed else None)
+
+
+async def _page(
+    session: AsyncSession,
+    settings: Settings,
+    status: str,
+    service: str | None,
+    first: datetime | None,
+    cursor: tuple[datetime, int] | None,
+) -> list[IncidentSummary]:
+    """One page (and one more row, to know whether there is a next) after ``cursor``."""
+    limit = PAGE_SIZE + 1
+    while True:
+        found = await alerts.list_incidents(
+            session,
+            settings,
+            status=status,
+            service=service,
+            first=first,
+            last=cursor[0] if cursor else None,
+            limit=limit,
+        )
+        kept = [i for i in found if cursor is None or (i.created_at, i.id) < cursor]
+        if len(kept) > PAGE_SIZE or len(found) < limit or limit >= 1000:
+            return kept
+        limit = min(limit * 4, 1000)  # many incidents opened at the very same instant as the cursor
+
+
+# --- a trace with its logs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracePage:
+    trace_id: str
+    found: TraceWithLogs
+    waterfall: Waterfall | None
+
+
+def canonical_trace_id(raw: str) -> str:
+    """The 32-hex form of any id spelling the API accepts (400 naming the forms otherwise)."""
+    return trace_id_param(raw, "trace id").hex
+
+
+async def trace_page(
+    raw_id: str, *, start: str | None, end: str | None, backends: Backends, settings: Settings, now: datetime
+) -> TracePage:
+    found = await trace_logs.trace_with_logs(
+        raw_id, start=start, end=end, backends=backends, settings=settings, now=now
+    )
+    trace_id = canonical_trace_id(raw_id)
+    return TracePage(trace_id, found, waterfall(found.trace, found.logs) if found.trace else None)
+
+
+# --- a service ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    day: date
+    requests: float | None
+    error_rate: float | None
+    latency_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class ServicePage:
+    overview: ServiceOverview | None
+    problem: str | None
+    trend_entity: str | None
+    trend: list[TrendPoint]
+    grafana_url: str | None
+
+    def trend_data(self) -> dict[str, object]:
+        """The chart's data, for a ``<script type="application/json">`` block (through ``tojson``)."""
+        return {
+            "entity": self.trend_entity,
+            "days": [p.day.isoformat() for p in self.trend],
+            "requests": [p.requests for p in self.trend],
+            "error_rate": [p.error_rate for p in self.trend],
+            "latency_p99_ms": [p.latency_p99_ms for p in self.trend],
+        }
+
+
+def rollup_entity(name: str, entities: list[str]) -> str | None:
+    """The rolled-up service a page name means: ``checkout.shop`` → ``checkout.shop.svc.cluster.local``
+    (exact name first; ``checkout`` alone only when one namespace has it)."""
+    if name in entities:
+        return name
+    app, _, namespace = name.partition(".")
+    found = [
+        e
+        for e in entities
+        if e.split(".")[0] == app and (not namespace or e.split(".")[1:2] == [namespace.split(".")[0]])
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+async def service_page(
+    name: str,
+    *,
+    backends: Backends,
+    sessions: Sessions,
+    settings: Settings,
+    now: datetime,
+) -> ServicePage:
+    overview, problem = None, None
+    try:
+        overview = await correlation.service_overview(
+            name,
+            namespace=None,
+            start=None,
+            end=None,
+            backends=backends,
+            sessions=sessions,
+            settings=settings,
+            now=now,
+        )
+    except (BackendsFailed, BackendError) as exc:
+        problem = exc.message
+    last = local_today(settings.tzinfo, now) - timedelta(days=1)
+    first = last - timedelta(days=TREND_DAYS - 1)
+    async with sessions() as session:
+        entity = rollup_entity(name, await rollups.entities(session, "service"))
+        periods = []
+        if entity is not None:
+            try:
+                periods = await rollups.series(
+                    session, settings, "service", entity, first, last, Granularity.DAY, only=TREND_FIGURES
+                )
+            except PanoramaError:
+                periods = []
+    trend = [
+        TrendPoint(
+            p.start, p.figures.get("requests"), p.figures.get("error_rate"), p.figures.get("latency_p99_ms")
+        )
+        for p in periods
+    ]
+    return ServicePage(
+        overview=overview,
+        problem=problem,
+        trend_entity=entity,
+        trend=trend,
+        grafana_url=grafana_url(
+            settings,
+            settings.grafana.service_dashboard,
+            now - timedelta(days=TREND_DAYS),
+            None,
+            {"service": entity or name},
+        ),
+    )

@@ -1,0 +1,304 @@
+"""The pages in a real browser (Debian's Chromium), at a phone's size and a desktop's.
+
+One served Panorama with the Elasticsearch and Jaeger fakes, a DingTalk robot sink and the
+alert worker; an incident comes in through the webhook over HTTP, the robot gets the page,
+and the test taps the link in it — as the on-call engineer does at 3 a.m. Screenshots go to
+artifacts/pages/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from app.signing import Purpose, sign
+from bench.rollup_store import fill_sqlite
+from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
+from tests.correlation.support import (
+    backend,
+)
+from tests.fakes.elasticsearch import FakeElasticsearch
+from tests.fakes.jaeger import FakeJaeger
+from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
+from tests.fakes.robots import DingTalkSink
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, bearer, settings_for
+from tests.harness.browser import (
+    BROWSER,
+    DESKTOP,
+    PHONE,
+    CheckedPage,
+    OpenPage,
+    panorama_port,
+    serve_panorama,
+)
+from tests.pages.support import SPANS, SPELLINGS, TRACE, store_checkout_trace
+
+pytestmark = BROWSER
+
+SIGNING_KEY = "browser-test-signing-key-0123456789"
+WAIT_S = 30.0
+
+
+@dataclass
+class World:
+    url: str
+    robot: DingTalkSink
+    database: Path
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def world(
+    tmp_path: Path,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+    serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]],
+) -> AsyncIterator[World]:
+    es, es_url = fake_elasticsearch
+    jaeger, jaeger_url = fake_jaeger
+    store_checkout_trace(es, jaeger)
+    robot = serve_sink(DingTalkSink(secret=DINGTALK_SECRET))
+    port = panorama_port()
+    public = f"http://127.0.0.1:{port}"
+    config = alerting_config(worker=True, worker_interval="0.2s", public_url=public, signing_key=SIGNING_KEY)
+    config["channels"][0] = {
+        "name": "ops-robot",
+        "type": "dingtalk",
+        "url": robot.url,
+        "secret": DINGTALK_SECRET,
+    }
+    database = tmp_path / "panorama.db"
+    settings = settings_for(
+        f"sqlite+aiosqlite:///{database}",
+        **config,
+        elasticsearch=backend(es_url),
+        jaeger=backend(jaeger_url),
+        grafana={"url": "https://grafana.example.com"},
+    )
+    async with serve_panorama(settings, port) as url:
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        days = [yesterday - timedelta(days=d) for d in range(30)]
+        await asyncio.to_thread(fill_sqlite, database, ["payments.shop.svc.cluster.local"], days)
+        yield World(url, robot.sink, database)
+
+
+async def _until(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT_S
+    while not (found := await check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def _page_incident(world: World) -> str:
+    """Posts an Alertmanager webhook and returns the incident link the robot was sent."""
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    body = payload(
+        "PaymentsDown",
+        [
+            alert(
+                "PaymentsDown",
+                started=started,
+                service="payments",
+                namespace="shop",
+                pod="payments-7d9f8b-x2x4z",
+            ),
+            alert(
+                "PaymentsDown",
+                started=started,
+                service="payments",
+                namespace="shop",
+                pod="payments-7d9f8b-q8k2m",
+            ),
+        ],
+    )
+    async with world.http() as client:
+        stored = await client.post(WEBHOOK, json=body, headers=bearer(WEBHOOK_TOKEN))
+        assert stored.status_code == 200, stored.text
+
+    async def robot_messages() -> Any:
+        return world.robot.messages
+
+    async def delivered() -> bool:
+        return "notified" in await _timeline_kinds(world, 1)
+
+    messages = await _until(robot_messages, "the DingTalk page")
+    text = messages[0].json["markdown"]["text"]
+    link = re.search(r"\((http://127\.0\.0\.1:\d+/incidents/\d+\?view=[A-Za-z0-9._-]+)\)", text)
+    assert link is not None, text
+    await _until(delivered, "the delivery in the timeline")  # recorded right after the robot answered
+    return link.group(1)
+
+
+async def _timeline_kinds(world: World, incident_id: int) -> list[str]:
+    async with world.http() as client:
+        found = (await client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(VIEWER_TOKEN))).json()
+    return [e["kind"] for e in found["timeline"]]
+
+
+async def _sign_in(page: CheckedPage, world: World, token: str, target: str) -> None:
+    await page.goto(f"{world.url}/login?next={target}")
+    await page.page.fill("#token", token)
+    await page.page.click("form.stack button[type=submit]")
+    await page.page.wait_for_load_state()
+
+
+async def test_the_engineer_taps_the_page_sees_the_timeline_and_acknowledges(
+    world: World, open_page: OpenPage
+) -> None:
+    link = await _page_incident(world)
+
+    # 3 a.m.: the link in DingTalk opens the incident read-only on the phone, no login
+    phone = await open_page(PHONE)
+    await phone.goto(link)
+    p = phone.page
+    assert "PaymentsDown" in await p.title()
+    assert await p.locator(".incident-head .badge.status-triggered").inner_text() == "未确认"
+    kinds = await p.locator(".timeline li").evaluate_all("items => items.map(i => i.dataset.kind)")
+    assert kinds[:3] == ["received", "routed", "escalated"], kinds
+    assert "notified" in kinds
+    assert "已送达 ops-robot" in await p.locator(".timeline").inner_text()
+    assert await p.locator(".oncall .who").first.inner_text() in ("alice", "bob")
+    assert await p.locator(".readonly-bar").is_visible()
+    assert await p.locator("form[action$='/ack']").count() == 0  # a view link never acts
+    # the correlated context arrives after the page, with links that open under the same view link
+    await p.wait_for_selector(".trace-list a", timeout=15_000)
+    assert "card processor timed out" in await p.locator("main").inner_text()
+    grafana = await p.locator("a[href^='https://grafana.example.com/d/panorama-overview']").get_attribute(
+        "href"
+    )
+    assert grafana is not None
+    assert "var-namespace=shop" in grafana
+    silence = await p.locator("a[href^='http://alertmanager:9093/#/silences/new?filter=']").get_attribute(
+        "href"
+    )
+    assert silence is not None
+    assert "alertname%3D%22PaymentsDown%22" in silence
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "incident-phone-view-link")
+    await p.evaluate("window.scrollTo(0, 0)")
+    await phone.shot("pages", "incident-phone-first-screen", full_page=False)
+    await phone.shot("pages", "readme-incident-phone", full_page=False, small=True)
+
+    await p.locator(".trace-list a").first.click()
+    await p.wait_for_load_state()
+    assert p.url.startswith(f"{world.url}/traces/{TRACE}?view=")
+    assert await p.locator(".wf-row").count() == 4
+
+    # signed in as an operator, the same phone acknowledges from the page
+    await _sign_in(phone, world, OPERATOR_TOKEN, "/incidents/1")
+    assert p.url == f"{world.url}/incidents/1"
+    await p.click("form[action$='/ack'] button")
+    await p.wait_for_load_state()
+    assert await p.locator(".incident-head .badge.status-acknowledged").inner_text() == "已确认"
+    last = p.locator(".timeline li").last
+    assert await last.get_attribute("data-kind") == "acknowledged"
+    assert "operator-test 确认了事件" in await last.inner_text()
+    assert (await _timeline_kinds(world, 1))[-1] == "acknowledged"
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "incident-phone-acknowledged")
+
+    desktop = await open_page(DESKTOP)
+    d = desktop.page
+    await _sign_in(desktop, world, VIEWER_TOKEN, "/incidents/1?lang=en")
+    await d.wait_for_selector(".trace-list a", timeout=15_000)
+    assert (await d.locator("h1").first.inner_text()).startswith("PaymentsDown")
+    assert "Acknowledged by operator-test" in await d.locator(".timeline").inner_text()
+    assert "operator" in await d.locator(".action-bar").inner_text()  # a viewer is told why it cannot act
+    await desktop.shot("pages", "incident-desktop-en")
+    await desktop.goto(f"{world.url}/incidents")
+    assert await d.locator(".incident-list a.item").count() == 1
+    await desktop.shot("pages", "incidents-desktop")
+    await desktop.goto(f"{world.url}/services/payments.shop")
+    await d.wait_for_selector(".chart canvas")
+    assert "payments.shop.svc.cluster.local" in await d.locator("main").inner_text()
+    await desktop.shot("pages", "service-desktop")
+    # a link in another site (Grafana, a chat app) arrives without the SameSite=Strict session cookie:
+    # the page asks again from Panorama, and the signed-in reader lands on the incident
+    await desktop.goto(world.url.replace("127.0.0.1", "localhost") + "/login")  # another site
+    await d.set_content(f'<a id="elsewhere" href="{world.url}/incidents/1">#1</a>')
+    answers: list[int] = []
+    d.on("response", lambda r: answers.append(r.status) if r.url == f"{world.url}/incidents/1" else None)
+    await d.click("#elsewhere")
+    await d.wait_for_selector("#incident-title")
+    assert (await d.locator("#incident-title").inner_text()).startswith("PaymentsDown")
+    assert answers == [200, 200]  # "asking again" (no cookie yet), then the page (with it)
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelling_of_the_id(
+    world: World, open_page: OpenPage, viewport: dict[str, int]
+) -> None:
+    page = await open_page(viewport, color_scheme="dark" if viewport is PHONE else "light")  # 3 a.m.
+    p = page.page
+    await _sign_in(page, world, VIEWER_TOKEN, "/incidents")
+    seen = []
+    for name, spelling in SPELLINGS.items():
+        await page.goto(f"{world.url}/traces/{spelling}")
+        assert await p.locator("code.ids").inner_text() == TRACE, name
+        rows = p.locator(".wf-row")
+        assert await rows.count() == 4, name
+        services = await rows.locator(".wf-label .svc").all_inner_texts()
+        assert services == ["frontend.shop", "checkout.shop", "checkout", "payments.shop"], name
+        assert await p.locator(".wf-row.is-error").count() == 1
+        seen.append(await p.locator("#logs-title ~ ul.logs > li .log-msg").all_inner_texts())
+    assert all(lines == seen[0] for lines in seen)
+    assert len(seen[0]) == 4  # ECS lower case, JSON upper case, traceparent and uber-trace-id in the text
+    assert "card processor timed out after 300ms" in seen[0][1]
+    # the failing span opens to its tags and its own log line
+    await p.locator(f"#span-{SPANS['pay']} > summary").click()
+    detail = await p.locator(f"#span-{SPANS['pay']} .wf-detail").inner_text()
+    assert "http.status_code" in detail
+    assert "card processor" in detail
+    if viewport is PHONE:
+        await page.assert_no_horizontal_scroll()
+    await page.shot("pages", f"trace-{'phone' if viewport is PHONE else 'desktop'}")
+    if viewport is PHONE:  # the other pages at a phone's width, in its dark mode
+        for name, path in (("incidents", "/incidents"), ("service", "/services/payments.shop")):
+            await page.goto(f"{world.url}{path}")
+            await page.assert_no_horizontal_scroll()
+            await page.shot("pages", f"{name}-phone-dark")
+        assert await p.locator(".chart canvas").count() == 2
+    if viewport is DESKTOP:
+        await p.set_viewport_size({"width": 1180, "height": 760})
+        await page.shot("pages", "readme-trace-desktop", full_page=False)
+
+
+async def test_a_tampered_or_expired_view_link_is_refused(world: World, open_page: OpenPage) -> None:
+    link = await _page_incident(world)
+    page = await open_page(PHONE)
+    p = page.page
+    page.allow(r"status of 40[01]|status of 410")
+    base, _, token = link.partition("?view=")
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    answer = await page.goto(f"{base}?view={forged}")
+    assert answer.status == 401
+    assert await p.locator("h1").inner_text() == "链接无效"
+    assert await p.locator("#token").is_visible()  # the login form, to sign in instead
+    assert "PaymentsDown" not in await p.content()
+
+    expired = sign(SIGNING_KEY.encode(), Purpose.VIEW, "incident:1", datetime.now(UTC) - timedelta(seconds=1))
+    answer = await page.goto(f"{base}?view={expired}")
+    assert answer.status == 410
+    assert await p.locator("h1").inner_text() == "链接已过期"
+    assert "PaymentsDown" not in await p.content()
+    await page.assert_no_horizontal_scroll()
+    await page.shot("pages", "view-link-expired")
+
+    other = sign(SIGNING_KEY.encode(), Purpose.VIEW, "incident:2", datetime.now(UTC) + timedelta(hours=1))
+    assert (await page.goto(f"{base}?view={other}")).status == 401  # genuine, but for another incident
+    ack = sign(SIGNING_KEY.encode(), Purpose.ACK, "1", datetime.now(UTC) + timedelta(hours=1))
+    assert (await page.goto(f"{base}?view={ack}")).status == 401  # an ack link's token is no view link

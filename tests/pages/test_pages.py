@@ -1,0 +1,271 @@
+"""The pages over HTTP: who may see and do what, what each page shows, errors as pages."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.web import auth
+from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+
+SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
+PUBLIC_PAGES = {"/login", "/logout", "/static/{path:path}", "/ack/{token}", "/"}  # no data in them
+
+
+async def _incident(client: httpx.AsyncClient, name: str = "PaymentsDown", **labels: str) -> int:
+    body = payload(name, [alert(name, started=None, service="payments", namespace="shop", **labels)])
+    answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+    assert answer.status_code == 200, answer.text
+    incident_id: int = answer.json()["incident_id"]
+    return incident_id
+
+
+async def _view_link(app: FastAPI, scope: str, hours: float = 1) -> str:
+    key = await app.state.context.alerts.signing_key()
+    return auth.view_token(key, scope, datetime.now(UTC) + timedelta(hours=hours))
+
+
+def _flat(routes: list[Any]) -> list[Any]:
+    """Routes, with those of included routers (FastAPI keeps them in ``original_router``)."""
+    found = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        found.extend(_flat(included.routes) if included is not None else [route])
+    return found
+
+
+def _page_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every HTML route (not in the API document): (method, path)."""
+    return [
+        (method, route.path)
+        for route in _flat(app.routes)
+        if isinstance(route, APIRoute) and not route.include_in_schema
+        for method in route.methods or ()
+    ]
+
+
+async def test_no_page_shows_anything_without_a_token_a_session_or_a_view_link(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory(**alerting_config()) as (app, client):
+        await _incident(client)
+        checked = []
+        for method, path in _page_routes(app):
+            if path in PUBLIC_PAGES or path.startswith(("/docs", "/openapi", "/redoc")):
+                continue
+            url = re.sub(r"\{incident_id\}", "1", path)
+            url = re.sub(r"\{action\}", "ack", url)
+            url = re.sub(r"\{[^}]+\}", "4bf92f3577b34da6a3ce929d0e0e4736", url)
+            answer = await client.request(method, url, headers=SAME_SITE)
+            checked.append((method, path))
+            assert answer.status_code == 401, (method, path, answer.status_code)
+            assert "PaymentsDown" not in answer.text, path
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+        wrong = await client.get("/incidents/1", headers=bearer("not-a-real-token-0000"))
+        [stored] = (await client.get("/api/v1/incidents", headers=bearer(VIEWER_TOKEN))).json()["incidents"]
+    assert {path for _, path in checked} >= {
+        "/incidents",
+        "/incidents/{incident_id}",
+        "/incidents/{incident_id}/context",
+        "/incidents/{incident_id}/{action}",
+        "/traces/{trace_id}",
+        "/services/{name}",
+    }
+    assert wrong.status_code == 401
+    assert stored["status"] == "triggered"  # the refused POST changed nothing
+
+
+async def test_a_view_link_opens_its_incident_read_only_and_nothing_else(app_factory: AppFactory) -> None:
+    async with app_factory(**alerting_config()) as (app, client):
+        first = await _incident(client)
+        second = await _incident(client, "CheckoutSlow")
+        view = await _view_link(app, auth.incident_scope(first))
+        page = await client.get(f"/incidents/{first}?view={view}")
+        context = await client.get(f"/incidents/{first}/context?fragment=1&view={view}")
+        other = await client.get(f"/incidents/{second}?view={view}")
+        listing = await client.get(f"/incidents?view={view}")
+        acted = await client.post(f"/incidents/{first}/ack?view={view}", headers=SAME_SITE)
+        service_link = await client.get(
+            f"/services/payments?view={await _view_link(app, 'service:payments')}"
+        )
+        detail = (await client.get(f"/api/v1/incidents/{first}", headers=bearer(VIEWER_TOKEN))).json()
+    assert page.status_code == 200
+    assert "PaymentsDown" in page.text
+    assert "只读链接" in page.text
+    assert 'action="/incidents/1/ack"' not in page.text  # no buttons for a view link
+    assert "/login?next=" in page.text  # but a way to sign in and act
+    # links the page makes for this reader carry a view link for their own scope, never the incident's
+    context_href = re.search(r'href="(/incidents/1/context\?view=[^"]+)"', page.text)
+    assert context_href is not None
+    service_href = re.search(r'href="/services/payments\?view=([^"]+)"', page.text)
+    assert service_href is not None
+    assert service_href.group(1) != view
+    assert context.status_code == 200
+    assert other.status_code == 401
+    assert "CheckoutSlow" not in other.text
+    assert listing.status_code == 401
+    assert acted.status_code == 401
+    assert detail["status"] == "triggered"
+    assert service_link.status_code == 200
+
+
+async def test_acting_from_the_page_needs_an_operator_and_changes_state_and_timeline(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        as_viewer = await client.post(
+            f"/incidents/{incident}/ack", headers={**bearer(VIEWER_TOKEN), **SAME_SITE}
+        )
+        operator = {**bearer(OPERATOR_TOKEN), **SAME_SITE}
+        cross_site = await client.post(
+            f"/incidents/{incident}/ack", headers={**bearer(OPERATOR_TOKEN), "Sec-Fetch-Site": "cross-site"}
+        )
+        acked = await client.post(f"/incidents/{incident}/ack", headers=operator)
+        bad_snooze = await client.post(
+            f"/incidents/{incident}/snooze", data={"minutes": "7"}, headers=operator
+        )
+        snoozed = await client.post(f"/incidents/{incident}/snooze", data={"minutes": "30"}, headers=operator)
+        resolved = await client.post(f"/incidents/{incident}/resolve", headers=operator)
+        after = await client.post(f"/incidents/{incident}/ack", headers=operator)
+        page = await client.get(f"/incidents/{incident}?done=resolve", headers=operator)
+        unknown = await client.post(f"/incidents/{incident}/delete", headers=operator)
+        detail = (await client.get(f"/api/v1/incidents/{incident}", headers=bearer(VIEWER_TOKEN))).json()
+    assert as_viewer.status_code == 403
+    assert "operator" in as_viewer.text
+    assert cross_site.status_code == 403
+    assert acked.status_code == 303
+    assert acked.headers["location"] == f"/incidents/{incident}?done=ack"
+    assert bad_snooze.status_code == 400
+    assert snoozed.headers["location"] == f"/incidents/{incident}?done=snooze"
+    assert resolved.headers["location"] == f"/incidents/{incident}?done=resolve"
+    assert after.headers["location"] == f"/incidents/{incident}?done=closed"
+    assert "已标记为恢复" in page.text
+    assert 'class="action-bar"' not in page.text  # nothing left to do
+    assert unknown.status_code == 400
+    kinds = [(e["kind"], e["actor"]) for e in detail["timeline"]]
+    assert kinds[-3:] == [
+        ("acknowledged", "operator-test"),
+        ("snoozed", "operator-test"),
+        ("resolved", "operator-test"),
+    ]
+    timeline = re.findall(r'data-kind="(\w+)"', page.text)
+    assert timeline[-3:] == ["acknowledged", "snoozed", "resolved"]
+
+
+async def test_the_incident_page_shows_alerts_timeline_on_call_and_links(app_factory: AppFactory) -> None:
+    config: dict[str, Any] = alerting_config(locale="en")
+    async with app_factory(**config, grafana={"url": "https://grafana.example.com/"}) as (_app, client):
+        incident = await _incident(client, pod="payments-1")
+        page = await client.get(f"/incidents/{incident}?lang=en", headers=bearer(OPERATOR_TOKEN))
+    text = page.text
+    assert page.status_code == 200
+    assert "PaymentsDown on payments" in text  # the alert's summary
+    assert "pod</b>=payments-1" in text
+    assert re.findall(r'data-kind="(\w+)"', text) == ["received", "routed", "escalated"]
+    assert "Step 1: paging" in text
+    assert re.search(r'class="who">(alice|bob)<', text)
+    assert 'href="https://grafana.example.com/d/panorama-overview?from=' in text
+    assert "var-namespace=shop&amp;var-service=payments" in text
+    silence = re.search(r'href="(http://alertmanager:9093/#/silences/new\?filter=[^"]+)"', text)
+    assert silence is not None
+    assert "%7Balertname%3D%22PaymentsDown%22%2Cnamespace%3D%22shop%22" in silence.group(1)
+    assert 'action="/incidents/1/ack"' in text
+    assert 'data-fragment="/incidents/1/context?fragment=1"' in text
+
+
+async def test_the_incidents_list_shows_open_ones_first_then_pages_through_the_rest(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory(**alerting_config()) as (_app, client):
+        for n in range(28):
+            name = f"Flapping{n:02d}"
+            await _incident(client, name)
+            body = payload(name, [alert(name, status="resolved", service="payments", namespace="shop")])
+            await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+        await _incident(client, "StillDown")
+        auth_header = bearer(VIEWER_TOKEN)
+        first = await client.get("/incidents", headers=auth_header)
+        cursor = re.search(r'href="(/incidents\?before=[^"]+)" rel|rel="next" href="([^"]+)"', first.text)
+        assert cursor is not None
+        older = await client.get(
+            (cursor.group(1) or cursor.group(2)).replace("&amp;", "&"), headers=auth_header
+        )
+        resolved = await client.get("/incidents?status=resolved&service=payments", headers=auth_header)
+        nothing = await client.get("/incidents?service=cart", headers=auth_header)
+        recent = await client.get("/incidents?from=now-1h", headers=auth_header)
+        bad = await client.get("/incidents?from=yesterday", headers=auth_header)
+    titles = re.findall(r'<span class="title break">([^<]+)</span>', first.text)
+    assert titles[0] == "StillDown"  # the open one, first
+    assert titles[1:] == [f"Flapping{n:02d}" for n in range(27, 2, -1)]  # then 25 resolved, newest first
+    older_titles = re.findall(r'<span class="title break">([^<]+)</span>', older.text)
+    assert older_titles == ["Flapping02", "Flapping01", "Flapping00"]
+    assert 'rel="next"' not in older.text
+    assert len(re.findall(r'class="title break"', resolved.text)) == 25
+    assert "StillDown" not in resolved.text
+    assert "没有符合条件的事件" in nothing.text
+    assert len(re.findall(r'class="title break"', recent.text)) == 26
+    assert bad.status_code == 400
+    assert "from" in bad.text
+
+
+async def test_errors_are_answered_as_pages_in_the_readers_language(app_factory: AppFactory) -> None:
+    async with app_factory() as (_app, client):
+        missing = await client.get("/incidents/42?lang=en", headers=bearer(VIEWER_TOKEN))
+        malformed = await client.get("/traces/not-a-trace-id", headers=bearer(VIEWER_TOKEN))
+        malformed_anonymous = await client.get("/traces/not-a-trace-id")
+        no_backends = await client.get(
+            "/traces/4bf92f3577b34da6a3ce929d0e0e4736", headers=bearer(VIEWER_TOKEN)
+        )
+        service = await client.get("/services/payments?lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+    assert missing.status_code == 404
+    assert "<h1>Not found</h1>" in missing.text
+    assert "no incident 42" in missing.text
+    assert malformed.status_code == 400
+    assert "traceparent" in malformed.text  # the message lists the accepted forms
+    assert malformed_anonymous.status_code == 401  # only a signed-in reader learns more
+    assert no_backends.status_code == 503
+    assert "not configured" in no_backends.text
+    assert service.status_code == 200  # every part says what is missing, the page still opens
+    assert "prometheus is not configured" in service.text
+    assert "还没有这个服务的每日汇总" in service.text
+
+
+async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_factory: AppFactory) -> None:
+    async with app_factory(**alerting_config()) as (app, client):
+        await _incident(client)
+        context = app.state.context
+        async with context.sessions() as session:
+            from app.alerts.models import Delivery
+
+            delivery = await session.get(Delivery, 1)
+            assert delivery is not None
+        ack_path = re.search(r"/ack/[A-Za-z0-9._-]+", delivery.payload)
+        assert ack_path is not None
+        page = await client.get(ack_path.group(0))
+        done = await client.post(ack_path.group(0))
+        view = re.search(r'href="(/incidents/1\?view=[^"]+)"', done.text)
+        assert view is not None
+        opened = await client.get(view.group(1))
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert 'href="/static/web/panorama.css?v=' in page.text
+    assert "确认此告警" in page.text
+    assert "已确认，升级已停止" in done.text
+    assert opened.status_code == 200
+    assert "已确认" in opened.text
+
+
+async def test_a_storm_of_alerts_stays_readable_on_the_incident_page(app_factory: AppFactory) -> None:
+    alerts = [alert("NodeDown", started=None, instance=f"node-{n:03d}") for n in range(60)]
+    async with app_factory(**alerting_config()) as (_app, client):
+        answer = await client.post(WEBHOOK, json=payload("NodeDown", alerts), headers=bearer_webhook())
+        page = await client.get(f"/incidents/{answer.json()['incident_id']}", headers=bearer(VIEWER_TOKEN))
+    assert page.status_code == 200
+    assert len(re.findall(r"<b>instance</b>=node-", page.text)) == 50
+    assert "另有 10 条告警未列出" in page.text

@@ -1,0 +1,320 @@
+"""The web shell: signed tokens, security headers, static files, languages, the catalogue, the
+login session, and the vendored ECharts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app import signing
+from app.security import Principal, Role, TokenRegistry
+from app.web import auth, static
+from app.web.catalogue import MESSAGES
+from app.web.headers import CONTENT_SECURITY_POLICY
+from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer, settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = b"a-signing-key-for-the-shell-tests"
+NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
+
+
+def test_a_signed_token_holds_for_its_purpose_until_it_expires() -> None:
+    token = signing.sign(KEY, signing.Purpose.VIEW, "service:checkout.shop", NOW + timedelta(hours=1))
+    assert signing.verify(KEY, signing.Purpose.VIEW, token, NOW).subject == "service:checkout.shop"
+    with pytest.raises(signing.InvalidToken) as expired:
+        signing.verify(KEY, signing.Purpose.VIEW, token, NOW + timedelta(hours=2))
+    assert expired.value.expired
+    for other in (signing.Purpose.ACK, signing.Purpose.SESSION):  # one key, a derived key per purpose
+        with pytest.raises(signing.InvalidToken):
+            signing.verify(KEY, other, token, NOW)
+    subject, expiry, signature = token.split(".")
+    forged_expiry = f"{subject}.{int(expiry) + 3600}.{signature}"
+    for bad in (forged_expiry, token[:-1], "", "a.b.c", "a.1.b.c", token + "x"):
+        with pytest.raises(signing.InvalidToken) as refused:
+            signing.verify(KEY, signing.Purpose.VIEW, bad, NOW)
+        assert not refused.value.expired
+    with pytest.raises(signing.InvalidToken):
+        signing.verify(b"another-key", signing.Purpose.VIEW, token, NOW)
+
+
+def test_a_session_names_its_token_without_carrying_it_and_ends_when_the_token_changes() -> None:
+    tokens = TokenRegistry([("alice", Role.OPERATOR, OPERATOR_TOKEN)])
+    principal, cookie = auth.new_session(KEY, tokens, OPERATOR_TOKEN, NOW + timedelta(days=7))
+    assert principal == Principal("alice", Role.OPERATOR)
+    assert OPERATOR_TOKEN not in cookie
+    assert hashlib.sha256(OPERATOR_TOKEN.encode()).hexdigest() not in cookie
+    assert auth.check_session(KEY, tokens, cookie, NOW) == principal
+    rotated = TokenRegistry([("alice", Role.OPERATOR, "a-brand-new-token-for-alice")])
+    demoted = TokenRegistry([("alice", Role.VIEWER, OPERATOR_TOKEN)])
+    with pytest.raises(signing.InvalidToken):
+        auth.check_session(KEY, rotated, cookie, NOW)
+    with pytest.raises(signing.InvalidToken):
+        auth.check_session(KEY, TokenRegistry([]), cookie, NOW)
+    assert auth.check_session(KEY, demoted, cookie, NOW).role is Role.VIEWER  # roles come from the config
+    with pytest.raises(signing.InvalidToken):
+        auth.check_session(KEY, tokens, cookie, NOW + timedelta(days=8))
+    with pytest.raises(signing.InvalidToken):
+        auth.new_session(KEY, tokens, "not-a-configured-token", NOW)
+
+
+async def test_every_html_answer_carries_a_strict_content_security_policy(app_factory: AppFactory) -> None:
+    async with app_factory() as (_app, client):
+        answers = [
+            await client.get("/login"),
+            await client.get("/incidents"),  # 401: the login form
+            await client.get("/incidents/1", headers=bearer(VIEWER_TOKEN)),  # 404 page
+            await client.get("/ack/not-a-token"),
+        ]
+        api = await client.get("/api/v1/whoami", headers=bearer(VIEWER_TOKEN))
+    assert [a.status_code for a in answers] == [200, 401, 404, 401]
+    for answer in answers:
+        assert answer.headers["content-type"].startswith("text/html")
+        csp = answer.headers["content-security-policy"]
+        assert csp == CONTENT_SECURITY_POLICY
+        assert "script-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert "unsafe-eval" not in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "<script>" not in answer.text  # nothing inline: every script has a src
+        assert "style=" not in answer.text
+    assert "content-security-policy" not in api.headers
+    assert api.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_static_files_are_cached_for_a_year_by_version_and_revalidated_otherwise(
+    client: httpx.AsyncClient,
+) -> None:
+    url = static.url("web/panorama.css")
+    versioned = await client.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = await client.get("/static/web/panorama.css", headers={"Accept-Encoding": "identity"})
+    again = await client.get("/static/web/panorama.css", headers={"If-None-Match": plain.headers["etag"]})
+    stale = await client.get("/static/web/panorama.css?v=0123456789ab")
+    assert versioned.status_code == 200
+    assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert versioned.headers["content-encoding"] == "gzip"
+    assert versioned.headers["content-type"] == "text/css; charset=utf-8"
+    assert versioned.text == plain.text  # httpx decodes the gzip
+    assert plain.headers["cache-control"] == "no-cache"
+    assert "content-encoding" not in plain.headers
+    assert again.status_code == 304
+    assert stale.headers["cache-control"] == "no-cache"
+    for bad in (
+        "/static/web/../config.py",
+        "/static/web/.hidden",
+        "/static/nope/x.js",
+        "/static/web/missing.js",
+    ):
+        assert (await client.get(bad)).status_code == 404, bad
+
+
+async def test_the_language_comes_from_lang_then_the_remembered_choice_then_the_configuration(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory() as (_app, client):
+        default = await client.get("/login")
+        english = await client.get("/login?lang=en")
+        remembered = await client.get("/login", headers={"Cookie": "panorama_lang=en"})
+        back = await client.get("/login?lang=zh-CN", headers={"Cookie": "panorama_lang=en"})
+        junk = await client.get("/login?lang=klingon")
+    async with app_factory(alerts={"locale": "en"}) as (_app, client):
+        team = await client.get("/login")
+    assert '<html lang="zh-CN"' in default.text
+    assert "登录" in default.text
+    assert '<html lang="en"' in english.text
+    assert "Sign in" in english.text
+    assert re.search(r"panorama_lang=en;.*HttpOnly", english.headers["set-cookie"])
+    assert '<html lang="en"' in remembered.text
+    assert '<html lang="zh-CN"' in back.text
+    assert '<html lang="zh-CN"' in junk.text
+    assert '<html lang="en"' in team.text
+    assert 'href="/login?lang=en"' in default.text  # the switch keeps the page
+
+
+PYTHON_USERS = ("app/web/deps.py", "app/web/api.py", "app/alerts/api.py", "app/pages/api.py")
+
+
+def _used_keys() -> tuple[set[str], set[str]]:
+    """Keys passed to ``_()`` literally (templates, and the routes that pick a heading), and
+    prefixes templates complete at run time (``'status.' ~ value``)."""
+    literal, prefixes = set(), set()
+    for template in (ROOT / "app").glob("*/templates/**/*.html"):
+        text = template.read_text(encoding="utf-8")
+        literal |= set(re.findall(r"""_\(\s*['"]([a-z_]+\.[a-z_.]+)['"]""", text))
+        prefixes |= set(re.findall(r"""['"]([a-z_]+\.(?:[a-z_]+\.)?)['"]\s*~""", text))
+    for module in PYTHON_USERS:
+        text = (ROOT / module).read_text(encoding="utf-8")
+        literal |= set(re.findall(r'"((?:ack|auth|error)\.[a-z_]+)"', text))
+    return literal, prefixes
+
+
+def test_the_catalogue_has_every_word_in_both_languages_with_the_same_placeholders() -> None:
+    literal, prefixes = _used_keys()
+    assert len(literal) > 100
+    missing = sorted(key for key in literal if key not in MESSAGES and not key.endswith("."))
+    assert missing == []
+    for prefix in prefixes:
+        assert any(key.startswith(prefix) for key in MESSAGES), prefix
+    for key, (zh, en) in MESSAGES.items():
+        assert zh.strip()
+        assert en.strip(), key
+        assert set(re.findall(r"\{(\w+)\}", zh)) == set(re.findall(r"\{(\w+)\}", en)), key
+
+
+def test_echarts_is_vendored_pinned_with_its_license_and_matches_its_checksums() -> None:
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "vendor-echarts.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert re.match(r"echarts \d+\.\d+\.\d+: 3 files match SHA256SUMS", checked.stdout)
+    folder = ROOT / "app" / "web" / "static" / "vendor" / "echarts"
+    assert "Apache License" in (folder / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache ECharts" in (folder / "NOTICE").read_text(encoding="utf-8")
+    found = static.asset("web/vendor/echarts/echarts.min.js")  # served from the package's files
+    assert found is not None
+    assert found.gzipped is not None
+    assert len(found.gzipped) < len(found.body) / 2
+
+
+async def test_signing_in_sets_a_strict_cookie_and_signing_out_clears_it(client: httpx.AsyncClient) -> None:
+    form = {"token": OPERATOR_TOKEN, "next": "/incidents?status=resolved"}
+    signed = await client.post("/login", data=form, headers=SAME_SITE)
+    cookie = signed.headers["set-cookie"]
+    value = signed.cookies[auth.SESSION_COOKIE]
+    session = {"Cookie": f"{auth.SESSION_COOKIE}={value}"}
+    listed = await client.get("/incidents", headers=session)
+    who = await client.get("/login", headers=session)
+    out = await client.post("/logout", headers={**session, **SAME_SITE})
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/incidents?status=resolved"
+    assert cookie.startswith(f"{auth.SESSION_COOKIE}=")
+    for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/", "Max-Age=604800"):
+        assert attribute.lower() in cookie.lower(), attribute
+    assert "domain" not in cookie.lower()
+    assert OPERATOR_TOKEN not in cookie
+    assert listed.status_code == 200
+    assert "operator-test" in who.text
+    assert out.status_code == 303
+    assert "Max-Age=0" in out.headers["set-cookie"] or "expires=" in out.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize(
+    ("form", "headers", "status", "location"),
+    [
+        ({"token": "wrong-token-0123456789", "next": "/incidents"}, SAME_SITE, 401, None),
+        ({"token": VIEWER_TOKEN, "next": "//evil.example/x"}, SAME_SITE, 303, "/incidents"),
+        ({"token": VIEWER_TOKEN, "next": "https://evil.example/x"}, SAME_SITE, 303, "/incidents"),
+        ({"token": VIEWER_TOKEN, "next": "/\\evil.example"}, SAME_SITE, 303, "/incidents"),
+        ({"token": ADMIN_TOKEN, "next": "/incidents"}, {"Sec-Fetch-Site": "cross-site"}, 403, None),
+        ({"token": ADMIN_TOKEN}, {**SAME_SITE, "Origin": "http://panorama.lan:8000"}, 400, None),
+        ({"token": ADMIN_TOKEN}, {**SAME_SITE, "Origin": "http://127.0.0.1:8000"}, 303, "/incidents"),
+        ({"token": ADMIN_TOKEN}, {**SAME_SITE, "Origin": "https://panorama.example.com"}, 303, "/incidents"),
+    ],
+    ids=[
+        "wrong-token",
+        "scheme-relative",
+        "absolute",
+        "backslash",
+        "cross-site",
+        "plain-http",
+        "loopback",
+        "https",
+    ],
+)
+async def test_the_login_form_refuses_wrong_tokens_foreign_redirects_and_other_sites(
+    client: httpx.AsyncClient,
+    form: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    location: str | None,
+) -> None:
+    answer = await client.post("/login", data=form, headers=headers)
+    assert answer.status_code == status, answer.text
+    if location is not None:
+        assert answer.headers["location"] == location
+    else:
+        assert auth.SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+    if status == 401:
+        assert "令牌无效" in answer.text
+    if status == 400:
+        assert "登录需要 HTTPS" in answer.text
+
+
+async def test_a_session_ends_when_its_token_is_rotated_in_the_configuration(app_factory: AppFactory) -> None:
+    async with app_factory() as (app, client):
+        signed = await client.post("/login", data={"token": VIEWER_TOKEN}, headers=SAME_SITE)
+        session = {"Cookie": f"{auth.SESSION_COOKIE}={signed.cookies[auth.SESSION_COOKIE]}"}
+        before = await client.get("/incidents", headers=session)
+        context = app.state.context
+        rotated = settings_for(
+            "sqlite+aiosqlite:///unused.db",
+            auth={
+                "tokens": [{"name": "viewer-test", "role": "viewer", "token": "rotated-viewer-token-0001"}]
+            },
+        )
+        context.apply(rotated)
+        after = await client.get("/incidents", headers=session)
+    assert before.status_code == 200
+    assert after.status_code == 401
+    assert "Max-Age=0" in after.headers["set-cookie"]  # the dead session is cleared
+
+
+async def test_a_link_from_another_site_is_asked_again_from_here_where_the_session_cookie_is_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    navigation = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    first = await client.get("/incidents/1", headers=navigation)
+    again = await client.get(
+        "/incidents/1", headers={"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
+    )
+    assert first.status_code == 200
+    assert '<meta http-equiv="refresh" content="0">' in first.text
+    assert 'id="token"' not in first.text  # not the login form yet: the session may come with the retry
+    assert again.status_code == 401
+    assert 'id="token"' in again.text
+
+
+async def test_link_tokens_stay_out_of_traces_and_access_logs(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app import db, migrations
+    from app.main import create_app
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    view, ack = "aW5jaWRlbnQ6MQ.1797155710.SECRETviewSIGNATURE", "MQ.1797155710.SECRETackSIGNATURE"
+    async with app_factory() as (app, _client):
+        settings = app.state.context.settings
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    traced = create_app(settings, tracer_provider=provider)
+    async with traced.router.lifespan_context(traced):
+        transport = httpx.ASGITransport(app=traced)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            with caplog.at_level("INFO", logger="panorama.access"):
+                await client.get(f"/incidents/1?view={view}&lang=en")
+                await client.get(f"/ack/{ack}")
+    attributes = [str(v) for span in exported.get_finished_spans() for v in (span.attributes or {}).values()]
+    assert any("/incidents/1" in value for value in attributes)
+    assert not [value for value in attributes if "SECRET" in value]
+    assert "SECRET" not in caplog.text
+    assert "/ack/{token}" in caplog.text
