@@ -41,6 +41,7 @@ from app.config_types import Model
 from app.correlation.config import CorrelationSettings
 from app.rollups.config import RollupSettings, SloObjective
 from app.security import Role, generate_token, token_spec_problem
+from app.server_config import ServerSettings
 
 DEFAULT_CONFIG_FILE = Path("panorama.yaml")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/panorama.db"
@@ -201,6 +202,7 @@ class Settings(Model):
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
     rollups: RollupSettings = Field(default_factory=RollupSettings)
     slo: list[SloObjective] = Field(default_factory=list, description="Service level objectives")

@@ -111,8 +111,12 @@ async def list_incidents(
     return [summary(settings, i, firing.get(i.id, 0)) for i in found]
 
 
-async def _incident(session: AsyncSession, incident_id: int) -> Incident:
-    found = await repository.incident(session, incident_id)
+async def _incident(session: AsyncSession, incident_id: int, *, lock: bool = False) -> Incident:
+    """The incident; with ``lock``, locked for the transaction (whoever acts on it waits their turn)."""
+    if lock:
+        found = await repository.lock_incident(session, incident_id)
+    else:
+        found = await repository.incident(session, incident_id)
     if found is None:
         raise UnknownIncident(f"no incident {incident_id}", incident=incident_id)
     return found
@@ -149,7 +153,7 @@ async def acknowledge(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, incident_id: int, *, actor: str
 ) -> IncidentDetail:
     async with sessions.begin() as session:
-        incident = await _incident(session, incident_id)
+        incident = await _incident(session, incident_id, lock=True)
         if incident.status == "resolved":
             raise IncidentClosed(f"incident {incident_id} is resolved already")
         await incidents.acknowledge(session, settings, incident, utcnow(), actor=actor)
@@ -162,7 +166,7 @@ async def resolve(
 ) -> IncidentDetail:
     key = await runtime.signing_key()
     async with sessions.begin() as session:
-        incident = await _incident(session, incident_id)
+        incident = await _incident(session, incident_id, lock=True)
         if incident.status != "resolved":
             await incidents.resolve(session, settings, incident, utcnow(), actor=actor, key=key)
     runtime.wake()
@@ -174,7 +178,7 @@ async def snooze(
     sessions: Sessions, settings: Settings, incident_id: int, minutes: int, *, actor: str
 ) -> IncidentDetail:
     async with sessions.begin() as session:
-        incident = await _incident(session, incident_id)
+        incident = await _incident(session, incident_id, lock=True)
         if incident.status == "resolved":
             raise IncidentClosed(f"incident {incident_id} is resolved already")
         await incidents.snooze(session, incident, minutes, utcnow(), actor=actor)
@@ -193,7 +197,7 @@ async def acknowledge_with_token(
     """Acknowledges through a one-click link; returns the incident and whether this click changed it."""
     claim = await check_ack_token(runtime, token)
     async with sessions.begin() as session:
-        incident = await _incident(session, claim.incident_id)
+        incident = await _incident(session, claim.incident_id, lock=True)
         changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor="ack link")
     return incident, changed
 
