@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -29,6 +30,7 @@ from app.correlation import api as correlation_api
 from app.errors import PanoramaError, Unauthenticated
 from app.grafana import api as grafana_api
 from app.health import api as health_api
+from app.limits import RateLimitMiddleware
 from app.observability import HttpMetricsMiddleware, build_tracer_provider, configure_propagation
 from app.rollups import api as rollups_api
 from app.security import Role
@@ -83,7 +85,16 @@ def create_app(
     app.include_router(alerts_api.router)
     app.include_router(grafana_api.router)
     _install_error_handlers(app)
+    app.add_middleware(RateLimitMiddleware, settings=lambda: context.settings.server.rate_limit)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
+    if settings.server.cors.allow_origins:  # off unless configured (read at start)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors.allow_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls="/healthz,/readyz,/metrics"
     )

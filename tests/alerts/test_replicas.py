@@ -163,6 +163,7 @@ async def test_a_worker_whose_claim_was_taken_over_cannot_record_over_the_new_cl
     assert len(robot.sink.requests) == 2  # the lease really ran out (simulated): B had to send again
     assert page.status == "delivered"
     assert page.attempts == 1  # one outcome recorded: B's
+    assert page.incident_id is not None
     assert kinds[(page.incident_id, "notified")] == 1
 
 
