@@ -133,7 +133,7 @@ def _routes(app: FastAPI) -> list[tuple[str, str, Role | None, bool]]:
             elif isinstance(route, APIRoute):
                 named = [Role(s) for s in scopes(route.dependant) + inherited]
                 role = max(named, key=lambda r: r.rank) if named else None
-                for method in sorted(route.methods - {"HEAD"}):
+                for method in sorted((route.methods or set()) - {"HEAD"}):
                     found.append((method, prefix + route.path, role, route.include_in_schema))
             elif isinstance(route, Mount):
                 found.append(("MOUNT", prefix + route.path, None, False))
