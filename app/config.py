@@ -90,7 +90,8 @@ class BackendSettings(Model):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+            shown = value.replace(f":{parts.password}@", ":***@") if parts.password else value
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {shown!r}")
         return value.rstrip("/")
 
     @model_validator(mode="after")
