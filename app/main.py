@@ -243,5 +243,41 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     }
                 )
             operation["description"] = f"{note}\n\n{operation.get('description', '')}".strip()
+            _document_errors(operation, needs_token=bool(roles) or "x-auth" in operation)
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
     app.openapi_schema = schema
     return schema
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    "description": "Every error answer; some add fields (`problems`, `backend`, `parameter`, ...).",
+}
+
+
+def _document_errors(operation: dict[str, Any], *, needs_token: bool) -> None:
+    """States the error answers every operation can give, in Panorama's error shape: bad input is
+    400 (never FastAPI's 422), a name that matches nothing 404, a token over its rate 429; a
+    ``format`` parameter offering CSV documents the CSV answer too."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    has_input = bool(operation.get("parameters")) or "requestBody" in operation
+    wanted = {"400": "Bad input; the message names the parameter"} if has_input else {}
+    if has_input and needs_token:
+        wanted["404"] = "What the request names does not exist"
+    if needs_token:
+        wanted["429"] = "This token is over its rate (server.rate_limit); see Retry-After"
+    for status, description in wanted.items():
+        responses.setdefault(status, {"description": description})
+    for status, response in responses.items():
+        if status[0] in "45" and "content" not in response:
+            response["content"] = error
+    formats = next((p for p in operation.get("parameters", []) if p.get("name") == "format"), None)
+    if formats is not None and "csv" in str(formats.get("schema", {})):
+        ok = responses.get("200", {})
+        ok.setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}
