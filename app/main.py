@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, db
@@ -182,6 +183,22 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"error": code, "message": str(exc.detail)},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError):
+            return await unexpected(_request, exc)
+        text = str(exc.orig)
+        if "no such table" in text or ("relation" in text and "does not exist" in text):
+            message = "the database is not migrated: run `panorama migrate`"
+        else:
+            message = "the database did not answer; try again shortly"
+        log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
+        return JSONResponse(
+            {"error": "database_unavailable", "message": message},
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

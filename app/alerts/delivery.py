@@ -45,8 +45,9 @@ MAX_RETRY_S = 300.0
 # A send gets its channel's timeout plus this before it is cut (the channel's own timeout covers
 # one HTTP exchange; an SMTP session is several).
 SEND_SLACK_S = 5.0
-# What a claim's lease adds to the batch's longest send: the two transactions around it.
-LEASE_MARGIN_S = 30.0
+# What a claim's lease adds to the batch's longest send: the two transactions around it. It is
+# also how long a crashed worker's batch waits before another worker sends it.
+LEASE_MARGIN_S = 15.0
 MAX_DIGEST_ROWS = 200
 Observer = Callable[[str, str], None]
 

@@ -54,8 +54,8 @@ async def receive(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, payload: WebhookPayload
 ) -> Accepted:
     """Stores the payload and everything it causes in one transaction; 5xx-worthy if that fails."""
-    key = await runtime.signing_key()
     try:
+        key = await runtime.signing_key()
         async with sessions.begin() as session:
             # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
             # written in one flush then, instead of before each query it runs.

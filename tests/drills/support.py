@@ -7,6 +7,7 @@ and writes the same as JSON to ``artifacts/drills/<drill>.json``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,7 +26,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from sqlalchemy import func, select
 
+from app import db
+from app.alerts.models import Delivery
+from app.config import DatabaseSettings
 from tests.fakes.robots import Received
 from tests.harness.app import TOKENS
 from tests.harness.processes import ManagedProcess, free_port
@@ -183,6 +188,28 @@ def incidents(replica: Replica) -> list[dict[str, Any]]:
     answer.raise_for_status()
     found: list[dict[str, Any]] = answer.json()["incidents"]
     return found
+
+
+def outbox_statuses(database_url: str) -> Counter[str]:
+    """How many outbox rows are in each status (read straight from the database)."""
+
+    async def read() -> Counter[str]:
+        engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    select(Delivery.status, func.count()).group_by(Delivery.status)
+                )
+                return Counter({status: count for status, count in rows.all()})
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def all_delivered(database_url: str) -> bool:
+    statuses = outbox_statuses(database_url)
+    return bool(statuses) and set(statuses) == {"delivered"}
 
 
 # --- a PostgreSQL of the drill's own -----------------------------------------------------------
