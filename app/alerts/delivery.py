@@ -40,6 +40,9 @@ from app.config import Settings
 log = logging.getLogger("panorama.alerts")
 
 RATE_WINDOW = timedelta(minutes=1)
+# Attempts are counted a little longer than the robot's minute: a request reaches the robot a
+# moment after it is counted here, and the robot's own clock decides.
+RATE_MARGIN = timedelta(seconds=5)
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 300.0
 # A send gets its channel's timeout plus this before it is cut (the channel's own timeout covers
@@ -179,7 +182,7 @@ async def _claim(
     digest = False
     if limit is not None:
         await repository.lock_channel_ledger(session, channel)
-        budget = limit - await repository.attempts_since(session, channel, now - RATE_WINDOW)
+        budget = limit - await repository.attempts_since(session, channel, now - RATE_WINDOW - RATE_MARGIN)
         if budget <= 0:
             return None  # the minute is used up, by this replica or another: wait for it to pass
         queued = await repository.due_count(session, channel, now, at_most=budget + 1)
