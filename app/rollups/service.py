@@ -342,11 +342,11 @@ async def period_totals(
     ):
         if name in totals and family in kinds:
             totals[name].add_scalar(family, kinds[family], total, samples, peak, low)
-    for name, family, raw in await repository.histogram_rows(
-        session, entity_kind, first, last, entity=entity
-    ):
-        if name in totals and family in kinds and raw is not None:
-            totals[name].add_buckets(family, decode_buckets(raw))
+    async for chunk in repository.histogram_rows(session, entity_kind, first, last, entity=entity):
+        for name, family, raw in chunk:
+            if name in totals and family in kinds and raw is not None:
+                totals[name].add_buckets(family, decode_buckets(raw))
+        await asyncio.sleep(0)  # let webhooks and the worker in between chunks
     return totals
 
 
