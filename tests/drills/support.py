@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ from sqlalchemy import func, select
 from app import db
 from app.alerts.models import Delivery
 from app.config import DatabaseSettings
+from app.rollups.models import RollupRun, RollupValue
 from tests.fakes.robots import Received
 from tests.harness.app import TOKENS
 from tests.harness.processes import ManagedProcess, free_port
@@ -276,3 +278,103 @@ def terminate(replica: Replica, timeout_s: float = 60.0) -> float:
     took = time.monotonic() - started
     replica.process.stop()
     return took
+
+
+# --- a backend that goes away ------------------------------------------------------------------
+
+
+class SwitchableProxy:
+    """A TCP proxy on a loopback port in front of a backend, switched by the drill: ``up`` forwards,
+    ``down`` refuses (closes each connection at once), ``hang`` accepts and never answers."""
+
+    def __init__(self, target_port: int, mode: str = "up") -> None:
+        self.target_port = target_port
+        self.mode = mode
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-proxy", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "down":
+            writer.close()
+            return
+        while self.mode == "hang":
+            await asyncio.sleep(0.1)
+            if reader.at_eof():
+                writer.close()
+                return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def rollup_runs(database_url: str) -> list[tuple[str, str, str, str | None]]:
+    """(day, status, worker, error) of every rollup run, oldest first."""
+
+    async def read() -> list[tuple[str, str, str, str | None]]:
+        engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    select(RollupRun.day, RollupRun.status, RollupRun.worker, RollupRun.error).order_by(
+                        RollupRun.id
+                    )
+                )
+                return [(r[0].isoformat(), r[1], r[2], r[3]) for r in rows.all()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def stored_values(database_url: str) -> Counter[str]:
+    """Rollup values stored per day."""
+
+    async def read() -> Counter[str]:
+        engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    select(RollupValue.day, func.count()).group_by(RollupValue.day)
+                )
+                return Counter({r[0].isoformat(): r[1] for r in rows.all()})
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
