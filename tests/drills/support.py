@@ -81,7 +81,7 @@ def report(drill: str, injected: Sequence[str], tally: Tally, **more: Any) -> No
 
 def page_titles(messages: Iterable[Received], kind: str = "trigger") -> list[str]:
     """The incident titles of the ``kind`` pages a webhook sink received (digests unpacked)."""
-    found = []
+    found: list[str] = []
     for message in messages:
         body = message.json or {}
         items = body.get("notifications", []) if body.get("kind") == "digest" else [body]

@@ -47,7 +47,7 @@ def rollup_config(prometheus_url: str, **server: str) -> dict[str, object]:
         timezone="UTC",
     )
     if server:
-        config["server"] = {**config["server"], **server}  # type: ignore[dict-item]
+        config["server"] = {**config["server"], **server}
     return config
 
 
