@@ -201,6 +201,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(OSError)
+    async def connection_failed(_request: Request, exc: OSError) -> JSONResponse:
+        # Backends and channels wrap their own failures; a bare OSError here is the database
+        # driver failing to connect (asyncpg raises ConnectionRefusedError unwrapped).
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return JSONResponse(
+            {"error": "database_unavailable", "message": "the database did not answer; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)

@@ -61,7 +61,7 @@ async def receive(
             # written in one flush then, instead of before each query it runs.
             with session.no_autoflush:
                 accepted = await intake.receive(session, settings, payload, utcnow(), key)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # OSError: the driver could not even connect
         raise StorageFailed(
             f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"
         ) from exc
