@@ -91,3 +91,18 @@ async def escalate_repeatedly(
         for _ in range(passes):
             done += await runtime.escalate(datetime.now(UTC) + timedelta(minutes=ahead_min))
     return done
+
+
+async def race_worker_and_webhook(
+    ready: Ready, database_url: str, config: dict[str, Any], role: str, bodies: list[Any]
+) -> Any:
+    """``worker``: one whole worker pass with the clock 12 minutes ahead (escalations due);
+    ``webhook``: posts ``bodies``. Returns the pass's count, or each answer's status."""
+    async with running_app(settings_for(database_url, **config), migrate=False) as (app, client):
+        runtime: AlertRuntime = app.state.context.alerts
+        await runtime.signing_key()
+        await ready()
+        if role == "worker":
+            return await runtime.run_once(datetime.now(UTC) + timedelta(minutes=12))
+        answers = [await client.post(WEBHOOK, json=body, headers=bearer_webhook()) for body in bodies]
+    return [[a.status_code, a.json().get("incident_id")] for a in answers]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import db, migrations
+from app.alerts import heartbeats
 from app.alerts.models import TimelineEntry
 from app.config import DatabaseSettings
 from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, outbox, payload
@@ -197,3 +198,47 @@ async def test_replicas_together_stay_within_a_robots_rate_limit_counting_failed
     assert {d.status for d in final} == {"delivered"}
     delivered_texts = "\n".join(m.json["markdown"]["text"] for m in robot.sink.messages)
     assert all(f"{p}{n}" in delivered_texts for p in "AB" for n in range(15))
+
+
+def heartbeat_config(watchdogs: int) -> dict[str, Any]:
+    config = robot_config()
+    config["routes"] = [
+        {"matchers": [f'alertname="Watchdog{n}"'], "heartbeat": {"interval": "5m"}, "escalation": "default"}
+        for n in range(watchdogs)
+    ]
+    return config
+
+
+async def test_the_worker_and_a_webhook_on_the_same_heartbeats_at_once_never_deadlock(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    """One replica's worker escalates "heartbeat missing" incidents while a webhook at the other
+    brings their Watchdogs back (resolving them). Both lock heartbeat, incident and escalation rows,
+    in one order, so neither waits for the other (PostgreSQL would abort one: a 5xx, a failed pass)."""
+    watchdogs = 8
+    config = heartbeat_config(watchdogs)
+    back = payload("Watchdog", [alert(f"Watchdog{n}", severity="none") for n in range(watchdogs)])
+    statuses = []
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (app, client):
+        context = app.state.context
+        key = await context.alerts.signing_key()
+        for _ in range(3):
+            assert (
+                await client.post("/api/v1/alerts/alertmanager", json=back, headers=bearer_webhook())
+            ).is_success
+            async with context.sessions.begin() as session:  # six minutes later every heartbeat is overdue
+                opened = await heartbeats.check(
+                    session, context.settings, datetime.now(UTC) + timedelta(minutes=6), key
+                )
+            assert opened == watchdogs
+            _worker, webhook = await run_replicas(
+                f"{SCENARIOS}:race_worker_and_webhook",
+                [
+                    {"database_url": postgres_url, "config": config, "role": "worker", "bodies": []},
+                    {"database_url": postgres_url, "config": config, "role": "webhook", "bodies": [back]},
+                ],
+            )
+            statuses.extend(status for status, _ in webhook)
+    stored = await incidents(sessions)
+    assert statuses == [200, 200, 200]
+    assert [i.status for i in stored if i.heartbeat] == ["resolved"] * (3 * watchdogs)
