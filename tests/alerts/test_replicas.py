@@ -218,7 +218,7 @@ async def test_the_worker_and_a_webhook_on_the_same_heartbeats_at_once_never_dea
     watchdogs = 8
     config = heartbeat_config(watchdogs)
     back = payload("Watchdog", [alert(f"Watchdog{n}", severity="none") for n in range(watchdogs)])
-    statuses = []
+    statuses: list[int] = []
     async with running_app(settings_for(postgres_url, **config), migrate=False) as (app, client):
         context = app.state.context
         key = await context.alerts.signing_key()
