@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from _pytest.terminal import TerminalReporter
 
-from tests.drills.support import OwnPostgres
+from tests.drills.support import REPORTS, OwnPostgres
 
 
 @pytest.fixture
@@ -17,3 +18,11 @@ def own_postgres() -> Iterator[OwnPostgres]:
         yield server
     finally:
         server.close()
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """What each drill injected and counted, after the run (also in artifacts/drills/)."""
+    if REPORTS:
+        terminalreporter.section("drill reports")
+        for text in REPORTS:
+            terminalreporter.write_line(text)

@@ -40,6 +40,7 @@ from tests.harness.processes import ManagedProcess, free_port
 PANORAMA = Path(sys.executable).parent / "panorama"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "drills"
 WEBHOOK_TOKEN = "drill-webhook-token-0001"
+REPORTS: list[str] = []
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def report(drill: str, injected: Sequence[str], tally: Tally, **more: Any) -> No
         f"  counted: sent {tally.sent}, received {tally.received}, lost {tally.lost}, "
         f"duplicated {tally.duplicated}" + "".join(f", {k} {v}" for k, v in more.items())
     )
-    print("\n".join(lines), file=sys.__stdout__, flush=True)
+    REPORTS.append("\n".join(lines))  # printed at the end of the run (tests/drills/conftest.py)
 
 
 def page_titles(messages: Iterable[Received], kind: str = "trigger") -> list[str]:
