@@ -269,7 +269,7 @@ async def scalar_totals(
     return (await session.execute(statement)).all()
 
 
-HISTOGRAM_CHUNK = 2000
+HISTOGRAM_CHUNK = 500
 
 
 async def histogram_rows(
