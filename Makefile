@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run migrate test lint typecheck rules pytest system-deps helm chart bench clean
+.PHONY: install run migrate test lint typecheck rules pytest system-deps helm chart drills bench clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ pytest: install system-deps helm
 	$(BIN)/pytest
 
 test: install system-deps lint typecheck rules pytest
+
+# Failure drills (tests/drills/): replicas, restarts, outages, kills; each prints what it injected and
+# what it counted. Minutes in all; CI runs them after `make test`. Reports go to artifacts/drills/.
+drills: install system-deps
+	$(BIN)/pytest -m drill tests/drills
 
 # Benchmarks print ratios measured in the same run (Panorama against the raw backend, batched
 # against naive); they are not tests and take several minutes each on a 2-core machine.

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from types import FrameType
 
 from app import __version__
 from app.config import (
@@ -146,7 +147,18 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
             token_file,
         )
     app = create_app(settings, config_path=config_path)
-    uvicorn.run(
+    context = app.state.context
+    grace = settings.server.shutdown_grace.total_seconds()
+
+    class Server(uvicorn.Server):
+        """Tells Panorama the moment SIGTERM (or SIGINT) arrives, so that its grace starts then:
+        requests in flight, deliveries and jobs all finish within the one grace."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            context.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -155,7 +167,10 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
+        # requests in flight get most of the grace; the rest is the lifespan's (see AppContext.close)
+        timeout_graceful_shutdown=max(1, int(grace * 0.75)),
     )
+    Server(config).run()
     return 0
 
 

@@ -42,6 +42,7 @@ from app.correlation.config import CorrelationSettings
 from app.grafana.config import GrafanaSettings
 from app.rollups.config import RollupSettings, SloObjective
 from app.security import Role, generate_token, token_spec_problem
+from app.server_config import ServerSettings
 from app.web.config import WebSettings
 
 DEFAULT_CONFIG_FILE = Path("panorama.yaml")
@@ -91,7 +92,8 @@ class BackendSettings(Model):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+            shown = value.replace(f":{parts.password}@", ":***@") if parts.password else value
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {shown!r}")
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -203,6 +205,7 @@ class Settings(Model):
     jaeger: JaegerSettings = Field(default_factory=JaegerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
     rollups: RollupSettings = Field(default_factory=RollupSettings)
     slo: list[SloObjective] = Field(default_factory=list, description="Service level objectives")

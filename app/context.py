@@ -3,11 +3,18 @@
 The app factory builds one :class:`AppContext`; the lifespan opens it (engine,
 clients) and closes it. A configuration reload swaps settings, tokens and the
 clients of backends whose settings changed, without a restart.
+
+Closing is orderly, within ``server.shutdown_grace``: no new work is taken (the scheduler
+starts no job, the alert worker claims no batch); rollups running are cancelled and give their
+day back; deliveries in flight are sent and recorded; only then are the clients closed and the
+engine disposed. Nothing may touch the engine after it is disposed: that used to hang the
+event loop's teardown (and a pod ignored SIGTERM until it was killed mid-claim).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -19,18 +26,22 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app import db
+from app import db, migrations
 from app.alerts.runtime import AlertRuntime
 from app.backends.registry import BACKEND_NAMES, Backends, Closable
 from app.config import Settings
 from app.observability import Metrics, update_log_settings
-from app.scheduler import register_jobs, start_scheduler
+from app.scheduler import register_jobs, start_scheduler, stop_scheduler
 from app.security import TokenRegistry
 
 log = logging.getLogger("panorama")
 
 # Requests still running on a replaced client get this long before it is closed.
 RETIRED_CLIENT_GRACE_S = 60.0
+# Work cancelled at the end of the grace still gets this long to give its claims back.
+CLEANUP_FLOOR_S = 2.0
+# How often a process started on an unmigrated database looks again.
+SCHEMA_RECHECK_S = 10.0
 
 
 def token_registry(settings: Settings) -> TokenRegistry:
@@ -50,8 +61,12 @@ class AppContext:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scheduler: AsyncIOScheduler | None = None
     alerts: AlertRuntime | None = None
+    schema_ready: bool = False
+    stopping: bool = False
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _retiring: dict[asyncio.Task[None], Closable] = field(default_factory=dict)
+    _deadline: float | None = None
+    _schema_watch: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.tokens = token_registry(self.settings)
@@ -61,21 +76,49 @@ class AppContext:
         self.sessions = db.create_session_factory(self.engine)
         self.metrics.watch_database(self.engine)
         self.backends = self._build_backends(self.settings, BACKEND_NAMES)
-        self.scheduler = start_scheduler(self)
         self.alerts = AlertRuntime(
-            self.sessions, lambda: self.settings, observe=self.metrics.observe_delivery
+            self.sessions,
+            lambda: self.settings,
+            observe=self.metrics.observe_delivery,
+            ready=lambda: self.schema_ready,
         )
+        if not await self._check_schema(first=True):
+            self._schema_watch = asyncio.get_running_loop().create_task(self._watch_schema())
+        self.scheduler = start_scheduler(self)
         if self.settings.alerts.worker:
             self.alerts.start()
 
+    def begin_shutdown(self) -> None:
+        """The process was told to stop (SIGTERM): the grace starts now, and no new work is taken.
+        Safe to call from a signal handler."""
+        if self._deadline is None:
+            loop = asyncio.get_event_loop()
+            self._deadline = loop.time() + self.settings.server.shutdown_grace.total_seconds()
+            self.stopping = True
+            if self.alerts is not None:
+                loop.call_soon_threadsafe(self.alerts.request_stop)
+
     async def close(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-        if self.alerts is not None:
-            await self.alerts.stop()
-        for task in list(self._tasks):
+        """Stops within what is left of the grace (see the module's docstring)."""
+        self.begin_shutdown()
+        loop = asyncio.get_running_loop()
+        assert self._deadline is not None
+
+        def left() -> float:
+            return max(self._deadline - loop.time(), CLEANUP_FLOOR_S) if self._deadline else CLEANUP_FLOOR_S
+
+        if self._schema_watch is not None:
+            self._schema_watch.cancel()
+        for task in list(self._tasks):  # queued rollups: restartable, they give their days back
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        stopping: list[asyncio.Future[Any]] = [asyncio.gather(*self._tasks, return_exceptions=True)]
+        if self.scheduler is not None:
+            stopping.append(asyncio.ensure_future(stop_scheduler(self.scheduler, left())))
+        if self.alerts is not None:
+            stopping.append(asyncio.ensure_future(self.alerts.stop(left())))
+        _done, late = await asyncio.wait(stopping, timeout=left() + CLEANUP_FLOOR_S)
+        if late:
+            log.warning("shutdown grace is over: work still running is abandoned, its claims expire")
         for task, client in list(self._retiring.items()):
             task.cancel()
             await client.aclose()
@@ -83,6 +126,33 @@ class AppContext:
         if self.engine is not None:
             await self.engine.dispose()
         self.tracer_provider.shutdown()
+
+    async def _check_schema(self, *, first: bool = False) -> bool:
+        """Whether the database is migrated to this version's head; says so once, clearly, when not."""
+        assert self.engine is not None
+        head = migrations.head_revision()
+        try:
+            current = await asyncio.wait_for(migrations.current_revision(self.engine), timeout=10)
+        except Exception as exc:  # unreachable: readiness reports it; the watch looks again
+            if first:
+                log.error("the database cannot be reached: %s", type(exc).__name__)
+            return False
+        self.schema_ready = current == head
+        if not self.schema_ready and first:
+            log.error(
+                "the database is not migrated (at revision %s, this version needs %s): "
+                "run `panorama migrate`; until then readiness fails and background work waits",
+                current or "none",
+                head,
+            )
+        return self.schema_ready
+
+    async def _watch_schema(self) -> None:
+        never = asyncio.Event()  # only the interval ends a wait
+        while not await self._check_schema():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(never.wait(), timeout=SCHEMA_RECHECK_S)
+        log.info("the database is migrated now: background work starts")
 
     def apply(self, new: Settings) -> list[str]:
         """Switches to ``new`` settings and returns the names of the sections that changed.

@@ -1,4 +1,11 @@
-"""The async database engine and session factory (SQLite embedded by default, PostgreSQL in production)."""
+"""The async database engine and session factory (SQLite embedded by default, PostgreSQL in production).
+
+On SQLite, Panorama keeps two pools on one file in WAL mode: one writer connection, on which every
+write transaction (``sessions.begin()``) starts with ``BEGIN IMMEDIATE`` and waits its turn in
+the pool's queue, and reader connections (``sessions()``, ``PRAGMA query_only``) whose deferred
+transactions read a snapshot without ever taking the write lock. A three-year report then never
+makes a webhook wait. Code that writes must use ``sessions.begin()``: a write on a reader fails.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import DeclarativeBase
 
 from app.config import DatabaseSettings
@@ -64,27 +72,46 @@ def display_url(settings: DatabaseSettings) -> str:
     return database_url(settings).render_as_string(hide_password=True)
 
 
+class SqliteEngine(AsyncEngine):
+    """The writer engine of a SQLite database, holding its readers' engine (disposed together)."""
+
+    def __init__(self, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        super().__init__(writer.sync_engine)
+        self.reader = reader
+
+    async def dispose(self, close: bool = True) -> None:
+        await self.reader.dispose(close)
+        await super().dispose(close)
+
+
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = database_url(settings)
-    options: dict[str, Any] = {"echo": settings.echo}
-    if url.get_backend_name() == "sqlite":
-        _ensure_sqlite_directory(url)
-        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        # One connection per process: SQLite writes one transaction at a time anyway, and waiting
-        # for the connection in the pool's asyncio queue is cheaper and fairer than threads
-        # polling SQLite's busy handler (other processes, e.g. `panorama rollup`, still wait there).
-        options["pool_size"] = 1
-        options["max_overflow"] = 0
-        options["pool_timeout"] = SQLITE_POOL_TIMEOUT_S
-    else:
-        options["pool_pre_ping"] = True
-        options["pool_size"] = settings.pool_size
-        options["max_overflow"] = settings.max_overflow
-    engine = create_async_engine(url, **options)
-    if url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-    return engine
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(
+            url,
+            echo=settings.echo,
+            pool_pre_ping=True,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+        )
+    _ensure_sqlite_directory(url)
+    options: dict[str, Any] = {
+        "echo": settings.echo,
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        "pool_timeout": SQLITE_POOL_TIMEOUT_S,
+    }
+    # One writer connection per process: SQLite writes one transaction at a time anyway, and waiting
+    # for the connection in the pool's asyncio queue is cheaper and fairer than threads polling
+    # SQLite's busy handler (other processes, e.g. `panorama rollup`, still wait there).
+    writer = create_async_engine(url, pool_size=1, max_overflow=0, **options)
+    event.listen(writer.sync_engine, "connect", _sqlite_on_connect)
+    event.listen(writer.sync_engine, "begin", _sqlite_on_begin)
+    reader = create_async_engine(
+        url, pool_size=settings.pool_size, max_overflow=settings.max_overflow, **options
+    )
+    event.listen(reader.sync_engine, "connect", _sqlite_reader_on_connect)
+    event.listen(reader.sync_engine, "begin", _sqlite_reader_on_begin)
+    return SqliteEngine(writer, reader)
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
@@ -117,7 +144,32 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_reader_on_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _sqlite_reader_on_begin(connection: Any) -> None:
+    """A deferred ``BEGIN``: the transaction reads one snapshot and never takes the write lock."""
+    connection.exec_driver_sql("BEGIN")
+
+
+class ReadWriteSessions(async_sessionmaker[AsyncSession]):
+    """``sessions()`` reads on a reader connection; ``sessions.begin()`` writes on the writer."""
+
+    def __init__(self, engine: SqliteEngine) -> None:
+        super().__init__(engine.reader, expire_on_commit=False)
+        self.writer = async_sessionmaker(engine, expire_on_commit=False)
+
+    def begin(self) -> _AsyncSessionContextManager[AsyncSession]:
+        return self.writer.begin()
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    if isinstance(engine, SqliteEngine):
+        return ReadWriteSessions(engine)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, db
@@ -29,6 +31,7 @@ from app.correlation import api as correlation_api
 from app.errors import InvalidInput, NotFound, PanoramaError, Unauthenticated
 from app.grafana import api as grafana_api
 from app.health import api as health_api
+from app.limits import RateLimitMiddleware
 from app.observability import (
     HttpMetricsMiddleware,
     build_tracer_provider,
@@ -95,7 +98,16 @@ def create_app(
     app.include_router(pages_api.router)
     _install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RateLimitMiddleware, settings=lambda: context.settings.server.rate_limit)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
+    if settings.server.cors.allow_origins:  # off unless configured (read at start)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors.allow_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
@@ -198,6 +210,33 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(_request: Request, exc: DBAPIError) -> Response:
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError):
+            return await unexpected(_request, exc)
+        text = str(exc.orig)
+        if "no such table" in text or ("relation" in text and "does not exist" in text):
+            message = "the database is not migrated: run `panorama migrate`"
+        else:
+            message = "the database did not answer; try again shortly"
+        log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
+        return JSONResponse(
+            {"error": "database_unavailable", "message": message},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(OSError)
+    async def connection_failed(_request: Request, exc: OSError) -> JSONResponse:
+        # Backends and channels wrap their own failures; a bare OSError here is the database
+        # driver failing to connect (asyncpg raises ConnectionRefusedError unwrapped).
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return JSONResponse(
+            {"error": "database_unavailable", "message": "the database did not answer; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
@@ -259,5 +298,41 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     }
                 )
             operation["description"] = f"{note}\n\n{operation.get('description', '')}".strip()
+            _document_errors(operation, needs_token=bool(roles) or "x-auth" in operation)
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
     app.openapi_schema = schema
     return schema
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    "description": "Every error answer; some add fields (`problems`, `backend`, `parameter`, ...).",
+}
+
+
+def _document_errors(operation: dict[str, Any], *, needs_token: bool) -> None:
+    """States the error answers every operation can give, in Panorama's error shape: bad input is
+    400 (never FastAPI's 422), a name that matches nothing 404, a token over its rate 429; a
+    ``format`` parameter offering CSV documents the CSV answer too."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    has_input = bool(operation.get("parameters")) or "requestBody" in operation
+    wanted = {"400": "Bad input; the message names the parameter"} if has_input else {}
+    if has_input and needs_token:
+        wanted["404"] = "What the request names does not exist"
+    if needs_token:
+        wanted["429"] = "This token is over its rate (server.rate_limit); see Retry-After"
+    for status, description in wanted.items():
+        responses.setdefault(status, {"description": description})
+    for status, response in responses.items():
+        if status[0] in "45" and "content" not in response:
+            response["content"] = error
+    formats = next((p for p in operation.get("parameters", []) if p.get("name") == "format"), None)
+    if formats is not None and "csv" in str(formats.get("schema", {})):
+        ok = responses.get("200", {})
+        ok.setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import app.models
@@ -70,3 +71,24 @@ async def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         assert keys == 1
     finally:
         await engine.dispose()
+
+
+async def test_0005_resolves_open_duplicates_before_the_one_open_incident_index(
+    empty_engine: AsyncEngine,
+) -> None:
+    """Databases of earlier versions may hold a group opened twice (two replicas at once)."""
+    await migrations.upgrade(empty_engine, "0004")
+    columns = (
+        "group_key, receiver, status, title, services, group_labels, common_labels, common_annotations,"
+        " created_at, updated_at"
+    )
+    values = "'{}:{a=\"1\"}', 'r', 'triggered', 't', '[]', '{}', '{}', '{}', '2026-01-01', '2026-01-01'"
+    async with empty_engine.begin() as connection:
+        for _ in range(2):
+            await connection.execute(text(f"INSERT INTO alert_incidents ({columns}) VALUES ({values})"))  # noqa: S608
+    await migrations.upgrade(empty_engine)
+    async with empty_engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT id, status FROM alert_incidents ORDER BY id"))).all()
+        with pytest.raises(IntegrityError, match=r"(?i)unique"):
+            await connection.execute(text(f"INSERT INTO alert_incidents ({columns}) VALUES ({values})"))  # noqa: S608
+    assert [status for _, status in rows] == ["resolved", "triggered"]  # the newest stays open

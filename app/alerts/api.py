@@ -7,7 +7,7 @@ import binascii
 import hmac
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -114,6 +114,11 @@ def _payload(raw: bytes) -> WebhookPayload:
     description="Answers 2xx only once the alerts are stored; 5xx when storing failed "
     "(Alertmanager retries); 4xx for bodies that can never succeed; 413 over alerts.max_body_bytes.",
     openapi_extra={"x-auth": WEBHOOK_AUTH},
+    responses={
+        400: {"description": "Not an Alertmanager webhook payload (Alertmanager must not retry)"},
+        413: {"description": "Larger than alerts.max_body_bytes"},
+        503: {"description": "Not stored (the database failed): Alertmanager retries"},
+    },
 )
 async def alertmanager_webhook(
     request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -151,7 +156,15 @@ async def incident(incident_id: int, _: Viewer, session: SessionDep, context: Co
     return await service.incident_detail(session, context.settings, incident_id)
 
 
-@router.post("/api/v1/incidents/{incident_id}/ack", response_model=IncidentDetail, summary="Acknowledge")
+CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "The incident is resolved already"}}
+
+
+@router.post(
+    "/api/v1/incidents/{incident_id}/ack",
+    response_model=IncidentDetail,
+    summary="Acknowledge",
+    responses=CLOSED,
+)
 async def acknowledge(
     incident_id: int, who: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
 ) -> IncidentDetail:
@@ -166,7 +179,10 @@ async def resolve(
 
 
 @router.post(
-    "/api/v1/incidents/{incident_id}/snooze", response_model=IncidentDetail, summary="Pause escalation"
+    "/api/v1/incidents/{incident_id}/snooze",
+    response_model=IncidentDetail,
+    summary="Pause escalation",
+    responses=CLOSED,
 )
 async def snooze(
     incident_id: int, body: SnoozeRequest, who: Operator, context: ContextDep, sessions: SessionsDep

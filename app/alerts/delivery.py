@@ -1,12 +1,20 @@
 """The delivery worker's job: send what the outbox holds, and never lose or repeat a page.
 
-A delivery is claimed (``sending``, with a lease) in one transaction, sent, and its
-outcome recorded in another. A worker that dies mid-send leaves a claim whose lease
-runs out; another worker then sends it again — the only case where a message can go
-twice, and only when the crash fell between the channel's confirmation and the record.
-Failures are retried with exponential backoff and jitter until ``max_delivery_age``,
-then dead-lettered. Rate-limited robots (DingTalk and WeCom: 20 a minute) get one
-digest instead of a burst when more is queued than the limit allows.
+Each channel is drained on its own (a slow robot never holds up another channel, nor the
+escalations, which run in their own loop). A batch of a channel — as many rows as the channel
+sends at once (``concurrency``), or every queued row merged into one digest — is claimed in one
+transaction (``sending``, a lease, a fresh claim token), sent, and its outcome recorded in
+another, fenced: only rows still carrying this claim's token are updated. The lease outlasts
+the batch's longest possible send (each send is cut at its timeout), so another worker re-claims
+a row only when its claimer died or stalled; if the stalled one comes back, the fence keeps it
+from recording over the new claimer. A message can thus go twice only when a worker dies
+between the channel's confirmation and the record, never because a channel is slow.
+
+Failures are retried with exponential backoff and jitter until ``max_delivery_age``, then
+dead-lettered. Rate limits (DingTalk and WeCom: 20 a minute) are kept in a ledger in the
+database that every replica counts (``alert_channel_attempts``): each message sent, whatever
+its outcome, takes a place in the channel's minute; when more is queued than the minute has
+left, the queue goes as one digest.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import defaultdict
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,8 +40,18 @@ from app.config import Settings
 log = logging.getLogger("panorama.alerts")
 
 RATE_WINDOW = timedelta(minutes=1)
+# Attempts are counted a little longer than the robot's minute: a request reaches the robot a
+# moment after it is counted here, and the robot's own clock decides.
+RATE_MARGIN = timedelta(seconds=5)
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 300.0
+# A send gets its channel's timeout plus this before it is cut (the channel's own timeout covers
+# one HTTP exchange; an SMTP session is several).
+SEND_SLACK_S = 5.0
+# What a claim's lease adds to the batch's longest send: the two transactions around it. It is
+# also how long a crashed worker's batch waits before another worker sends it.
+LEASE_MARGIN_S = 15.0
+MAX_DIGEST_ROWS = 200
 Observer = Callable[[str, str], None]
 
 
@@ -48,10 +66,30 @@ class Outcome:
     digest: bool = False
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one worker holds of one channel: rows claimed under ``token``, sent as a digest or one by one."""
+
+    channel: str
+    token: str
+    rows: list[tuple[int, str]]  # (id, payload)
+    digest: bool
+
+
 def backoff(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s … capped at 5 minutes, each ±20 % so replicas do not retry in step."""
     base = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** max(attempts - 1, 0))
     return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+
+
+def send_limit_s(config: ChannelConfig | None) -> float:
+    """The longest one send to the channel may take before it is cut."""
+    return (config.timeout_s if config is not None else 10.0) + SEND_SLACK_S
+
+
+def lease(config: ChannelConfig | None) -> timedelta:
+    """A claim's lease: a batch is sent at once, so it lasts one send, plus the margin."""
+    return timedelta(seconds=send_limit_s(config) + LEASE_MARGIN_S)
 
 
 async def deliver_due(
@@ -63,73 +101,126 @@ async def deliver_due(
     now: datetime | None = None,
     observe: Observer = ignore_delivery,
 ) -> int:
-    """Sends every due delivery once; returns how many were handled."""
+    """Drains every channel with due deliveries, channels side by side; returns how many were handled."""
     moment = now or datetime.now(UTC)
-    channels = {c.name: c for c in settings.channels}
-    lease = max((c.timeout_s for c in settings.channels), default=10.0) * 3 + 30
-    async with sessions.begin() as session:
-        claimed = await repository.claim_deliveries(
-            session, moment, worker=worker, lease_until=moment + timedelta(seconds=lease)
+    async with sessions() as session:
+        channels = await repository.due_channels(session, moment)
+    counts = await asyncio.gather(
+        *(
+            drain_channel(sessions, settings, http, name, worker=worker, now=moment, observe=observe)
+            for name in channels
         )
-        by_channel: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-        for row in claimed:
-            by_channel[row.channel].append((row.id, row.kind, row.payload))
-        budgets = {name: await _budget(session, channels.get(name), name, moment) for name in by_channel}
-    if not by_channel:
-        return 0
-    groups = [
-        _send_channel(channels.get(name), name, rows, budgets[name], http)
-        for name, rows in by_channel.items()
-    ]
-    results = await asyncio.gather(*groups)
-    async with sessions.begin() as session:
-        for name, (outcomes, held) in zip(by_channel, results, strict=True):
-            await _record(session, settings, name, outcomes, held, moment, observe)
-    return len(claimed)
+    )
+    return sum(counts)
 
 
-async def _budget(
-    session: AsyncSession, config: ChannelConfig | None, name: str, now: datetime
-) -> int | None:
-    if config is None or config.rate_limit_per_min is None:
-        return None
-    return config.rate_limit_per_min - await repository.sent_since(session, name, now - RATE_WINDOW)
-
-
-async def _send_channel(
-    config: ChannelConfig | None,
-    name: str,
-    rows: list[tuple[int, str, str]],
-    budget: int | None,
+async def drain_channel(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
     http: httpx.AsyncClient,
-) -> tuple[list[Outcome], list[int]]:
-    """Sends a channel's claimed rows in order.
-
-    Returns the outcomes, and the rows its rate limit holds back for later.
-    """
-    if config is None:
-        failure = SendResult.failure(f"channel {name!r} is no longer configured", retryable=False)
-        return [Outcome([row[0] for row in rows], failure)], []
-    if budget is not None and budget <= 0:
-        return [], [row[0] for row in rows]
-    if budget is not None and len(rows) > budget:
-        digest = Digest(
-            items=[messages.from_json(payload) for _, _, payload in rows],
-            locale=messages.from_json(rows[0][2]).locale,
-            timezone=messages.from_json(rows[0][2]).timezone,
+    channel: str,
+    *,
+    worker: str,
+    now: datetime | None = None,
+    observe: Observer = ignore_delivery,
+    stopping: Callable[[], bool] = lambda: False,
+) -> int:
+    """Sends the channel's due deliveries batch after batch, until none is due, its rate limit holds
+    the rest back, or ``stopping()``; returns how many rows were handled."""
+    handled = 0
+    while not stopping():
+        count = await deliver_batch(
+            sessions, settings, http, channel, worker=worker, now=now, observe=observe
         )
-        result = await _send(config, digest, http)
-        return [Outcome([row[0] for row in rows], result, digest=True)], []
-    outcomes = []
-    for delivery_id, _, payload in rows:
-        result = await _send(config, messages.from_json(payload), http)
-        outcomes.append(Outcome([delivery_id], result))
-    return outcomes, []
+        if count == 0:
+            break
+        handled += count
+    return handled
+
+
+async def deliver_batch(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    http: httpx.AsyncClient,
+    channel: str,
+    *,
+    worker: str,
+    now: datetime | None = None,
+    observe: Observer = ignore_delivery,
+) -> int:
+    """Claims one batch of the channel, sends it and records the outcome; returns the rows handled."""
+    moment = now or datetime.now(UTC)
+    config = next((c for c in settings.channels if c.name == channel), None)
+    async with sessions.begin() as session:
+        claim = await _claim(session, config, channel, moment, worker)
+    if claim is None:
+        return 0
+    outcomes = await _send_claim(config, claim, http)
+    async with sessions.begin() as session:
+        recorded = await _record(session, settings, claim, outcomes, moment, observe)
+    if recorded < len(claim.rows):
+        log.warning(
+            "deliveries were re-claimed by another worker while this one sent them; their outcome "
+            "is theirs to record",
+            extra={"channel": channel, "rows": len(claim.rows) - recorded},
+        )
+    return len(claim.rows)
+
+
+async def _claim(
+    session: AsyncSession, config: ChannelConfig | None, channel: str, now: datetime, worker: str
+) -> Claim | None:
+    token = uuid.uuid4().hex
+    until = now + lease(config)
+    if config is None:  # dead-lettered at once: nothing is sent
+        rows = await repository.claim_deliveries(
+            session, channel, now, worker=worker, token=token, lease_until=until, limit=MAX_DIGEST_ROWS
+        )
+        return Claim(channel, token, [(r.id, r.payload) for r in rows], digest=False) if rows else None
+    at_once = config.concurrency
+    limit = registry.rate_limit_per_min(config)
+    digest = False
+    if limit is not None:
+        await repository.lock_channel_ledger(session, channel)
+        budget = limit - await repository.attempts_since(session, channel, now - RATE_WINDOW - RATE_MARGIN)
+        if budget <= 0:
+            return None  # the minute is used up, by this replica or another: wait for it to pass
+        queued = await repository.due_count(session, channel, now, at_most=budget + 1)
+        digest = queued > budget
+        at_once = MAX_DIGEST_ROWS if digest else min(at_once, budget)
+    rows = await repository.claim_deliveries(
+        session, channel, now, worker=worker, token=token, lease_until=until, limit=at_once
+    )
+    if not rows:
+        return None
+    digest = digest and len(rows) > 1
+    if limit is not None:
+        await repository.add_attempts(session, channel, now, 1 if digest else len(rows))
+    return Claim(channel, token, [(r.id, r.payload) for r in rows], digest=digest)
+
+
+async def _send_claim(config: ChannelConfig | None, claim: Claim, http: httpx.AsyncClient) -> list[Outcome]:
+    ids = [row_id for row_id, _ in claim.rows]
+    if config is None:
+        failure = SendResult.failure(f"channel {claim.channel!r} is no longer configured", retryable=False)
+        return [Outcome(ids, failure)]
+    if claim.digest:
+        items = [messages.from_json(payload) for _, payload in claim.rows]
+        digest = Digest(items=items, locale=items[0].locale, timezone=items[0].timezone)
+        return [Outcome(ids, await _send(config, digest, http), digest=True)]
+    results = await asyncio.gather(
+        *(_send(config, messages.from_json(payload), http) for _, payload in claim.rows)
+    )
+    return [Outcome([row_id], result) for row_id, result in zip(ids, results, strict=True)]
 
 
 async def _send(config: ChannelConfig, message: Message, http: httpx.AsyncClient) -> SendResult:
+    limit = send_limit_s(config)
     try:
-        return await registry.send(config, message, http)
+        async with asyncio.timeout(limit):
+            return await registry.send(config, message, http)
+    except TimeoutError:
+        return SendResult.failure(f"{config.name}: no answer within {limit:g}s", retryable=True)
     except Exception as exc:  # a channel bug must not stop the worker or lose the row
         log.exception("channel %s failed unexpectedly", config.name)
         return SendResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
@@ -138,21 +229,21 @@ async def _send(config: ChannelConfig, message: Message, http: httpx.AsyncClient
 async def _record(
     session: AsyncSession,
     settings: Settings,
-    channel: str,
+    claim: Claim,
     outcomes: Sequence[Outcome],
-    held: Sequence[int],
     now: datetime,
     observe: Observer,
-) -> None:
-    for delivery in await repository.deliveries_by_id(session, list(held)):
-        delivery.status = "pending"
-        delivery.due_at = now + timedelta(seconds=5)
-        delivery.claimed_by = None
+) -> int:
+    """Applies each outcome to the rows this claim still holds; returns how many it held."""
+    ids = [row_id for row_id, _ in claim.rows]
+    held = {row.id: row for row in await repository.lock_claimed(session, ids, claim.token)}
     for outcome in outcomes:
-        rows = await repository.deliveries_by_id(session, outcome.delivery_ids)
         primary = min(outcome.delivery_ids)
-        for delivery in sorted(rows, key=lambda d: d.id):
-            _apply(session, settings, delivery, outcome, primary, now, observe)
+        for delivery_id in sorted(outcome.delivery_ids):
+            delivery = held.get(delivery_id)
+            if delivery is not None:
+                _apply(session, settings, delivery, outcome, primary, now, observe)
+    return len(held)
 
 
 def _apply(
@@ -167,6 +258,7 @@ def _apply(
     result = outcome.result
     delivery.attempts += 1
     delivery.claimed_by = None
+    delivery.claim_token = None
     detail = {"channel": delivery.channel, "kind": delivery.kind, "attempt": delivery.attempts}
     if outcome.digest:
         detail["digest_of"] = len(outcome.delivery_ids)
@@ -206,3 +298,8 @@ def _timeline(
 ) -> None:
     if delivery.incident_id is not None:
         repository.add_timeline(session, delivery.incident_id, now, kind, detail)
+
+
+async def prune_ledger(session: AsyncSession, now: datetime) -> None:
+    """Forgets attempts older than any rate window."""
+    await repository.delete_attempts_before(session, now - 10 * RATE_WINDOW)

@@ -169,10 +169,20 @@ async def _notify(
 
 
 async def run_due(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
-    """Advances every due chain (claimed under ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
-    due = await repository.claim_due_escalations(session, now)
-    for state in due:
-        incident = await repository.incident(session, state.incident_id)
-        if incident is not None:
+    """Advances every due chain; returns how many.
+
+    Each incident is locked before its chains (the order acks, resolves and webhooks use);
+    one another replica holds right now is skipped (``SKIP LOCKED``) and looked at next pass.
+    The incident's state is checked again under the lock: an ack that committed meanwhile wins.
+    """
+    advanced = 0
+    for incident_id in await repository.due_escalation_incidents(session, now):
+        incident = await repository.lock_incident(session, incident_id, skip_locked=True)
+        if incident is None or incident.status != "triggered":
+            continue
+        if incident.snoozed_until is not None and incident.snoozed_until > now:
+            continue
+        for state in await repository.lock_due_escalations(session, incident_id, now):
             await advance(session, settings, incident, state, now, key)
-    return len(due)
+            advanced += 1
+    return advanced

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.alerts import escalation, incidents, repository
 from app.alerts.config import Route
 from app.alerts.matchers import matches_all
-from app.alerts.models import Incident
 from app.alerts.schemas import WebhookAlert
 from app.config import Settings
 
@@ -49,22 +48,25 @@ async def observe(
     if not routes:
         return list(alerts)
     others = []
+    seen: dict[str, WatchedRoute] = {}
     for alert in alerts:
         route = next((r for r in routes if matches_all(r.route.matchers, alert.labels)), None)
         if route is None:
             others.append(alert)
         elif alert.status == "firing":
-            await _seen(session, settings, route, now, key)
+            seen[route.key] = route
+    for route_key in sorted(seen):  # heartbeat rows are locked in key order, by every writer
+        await _seen(session, settings, seen[route_key], now, key)
     return others
 
 
 async def _seen(
     session: AsyncSession, settings: Settings, route: WatchedRoute, now: datetime, key: bytes
 ) -> None:
-    state = await repository.heartbeat(session, route.key, now=now)
+    state = await repository.lock_heartbeat(session, route.key, now=now)
     state.last_seen_at = now
     if state.incident_id is not None:
-        missing = await repository.incident(session, state.incident_id)
+        missing = await repository.lock_incident(session, state.incident_id)
         state.incident_id = None
         if missing is not None and missing.status != "resolved":
             await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key)
@@ -73,31 +75,37 @@ async def _seen(
 async def check(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
     """Opens an incident (and starts its escalation) for each heartbeat overdue; returns how many."""
     opened = 0
-    for route in watched(settings):
+    for route in sorted(watched(settings), key=lambda r: r.key):  # the lock order of every writer
         assert route.route.heartbeat is not None
         # A heartbeat never seen starts its clock now: nothing arrives before Panorama watches.
-        state = await repository.heartbeat(session, route.key, now=now)
+        state = await repository.lock_heartbeat(session, route.key, now=now)
         last_seen = state.last_seen_at
         if state.incident_id is not None or now - last_seen <= route.route.heartbeat.interval:
             continue
-        incident = Incident(
-            group_key=f"heartbeat:{route.key}",
-            receiver="panorama",
-            status="triggered",
-            title=f"Heartbeat missing: {route.description}",
-            severity="critical",
-            services=repository.dumps([]),
-            group_labels=repository.dumps({}),
-            common_labels=repository.dumps({"alertname": "PanoramaHeartbeatMissing"}),
-            common_annotations=repository.dumps(
-                {"summary": f"no alert matching {route.description} since {last_seen.isoformat()}"}
-            ),
-            heartbeat=route.key,
-            created_at=now,
-            updated_at=now,
+        group_key = f"heartbeat:{route.key}"
+        incident = await repository.insert_open_incident(
+            session,
+            {
+                "group_key": group_key,
+                "receiver": "panorama",
+                "status": "triggered",
+                "title": f"Heartbeat missing: {route.description}",
+                "severity": "critical",
+                "services": repository.dumps([]),
+                "group_labels": repository.dumps({}),
+                "common_labels": repository.dumps({"alertname": "PanoramaHeartbeatMissing"}),
+                "common_annotations": repository.dumps(
+                    {"summary": f"no alert matching {route.description} since {last_seen.isoformat()}"}
+                ),
+                "heartbeat": route.key,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        session.add(incident)
-        await session.flush()
+        if incident is None:  # one is open already (e.g. it lost track of it): adopt it, page nobody
+            existing = await repository.lock_open_incident(session, group_key)
+            state.incident_id = existing.id if existing is not None else None
+            continue
         state.incident_id = incident.id
         repository.add_timeline(
             session,

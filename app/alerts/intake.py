@@ -30,18 +30,23 @@ async def receive(
     alerts = await heartbeats.observe(session, settings, payload.alerts, now, key)
     if not alerts:
         return Accepted(incident_id=None, alerts=len(payload.alerts))
-    incident = await repository.open_incident(session, payload.groupKey)
+    # Locks are taken in one order by every writer: heartbeats, the incident, its chains.
+    incident = await repository.lock_open_incident(session, payload.groupKey)
     if incident is None:
         if not any(a.status == "firing" for a in alerts):
             return Accepted(incident_id=None, alerts=len(payload.alerts))
-        incident = await _open(session, settings, payload, alerts, now)
-        stored = await _store_alerts(session, incident, alerts, now, existing=[])
-        await _route(session, settings, incident, payload, stored.rows, now, key)
-    else:
-        stored = await _store_alerts(
-            session, incident, alerts, now, existing=await repository.alerts_of(session, incident.id)
-        )
-        await _update(session, settings, incident, stored, now, key)
+        opened = await _open(session, payload, alerts, now)
+        if opened is not None:
+            stored = await _store_alerts(session, opened, alerts, now, existing=[])
+            await _route(session, settings, opened, payload, stored.rows, now, key)
+            return Accepted(incident_id=opened.id, alerts=len(payload.alerts))
+        # Another replica opened it a moment ago (and committed): this delivery updates it.
+        incident = await repository.lock_open_incident(session, payload.groupKey)
+        assert incident is not None, "the unique index named an open incident"
+    stored = await _store_alerts(
+        session, incident, alerts, now, existing=await repository.alerts_of(session, incident.id)
+    )
+    await _update(session, settings, incident, stored, now, key)
     return Accepted(incident_id=incident.id, alerts=len(payload.alerts))
 
 
@@ -74,27 +79,30 @@ def _services(alerts: Sequence[WebhookAlert]) -> list[str]:
 
 async def _open(
     session: AsyncSession,
-    settings: Settings,
     payload: WebhookPayload,
     alerts: Sequence[WebhookAlert],
     now: datetime,
-) -> Incident:
-    incident = Incident(
-        group_key=payload.groupKey,
-        receiver=payload.receiver,
-        status="triggered",
-        title=_title(payload, alerts),
-        severity=_severity(alerts),
-        services=repository.dumps(_services(alerts)),
-        group_labels=repository.dumps(payload.groupLabels),
-        common_labels=repository.dumps(payload.commonLabels),
-        common_annotations=repository.dumps(payload.commonAnnotations),
-        external_url=payload.externalURL,
-        created_at=now,
-        updated_at=now,
+) -> Incident | None:
+    """Opens the group's incident; None when another transaction opened it first."""
+    incident = await repository.insert_open_incident(
+        session,
+        {
+            "group_key": payload.groupKey,
+            "receiver": payload.receiver,
+            "status": "triggered",
+            "title": _title(payload, alerts),
+            "severity": _severity(alerts),
+            "services": repository.dumps(_services(alerts)),
+            "group_labels": repository.dumps(payload.groupLabels),
+            "common_labels": repository.dumps(payload.commonLabels),
+            "common_annotations": repository.dumps(payload.commonAnnotations),
+            "external_url": payload.externalURL,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(incident)
-    await session.flush()
+    if incident is None:
+        return None
     repository.add_timeline(
         session,
         incident.id,

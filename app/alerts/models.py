@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
 
 Timestamp = UtcDateTime()
+OPEN = text("status != 'resolved'")
 
 
 class Incident(Base):
@@ -42,6 +43,14 @@ class Incident(Base):
     __table_args__ = (
         Index("ix_alert_incidents_group_status", "group_key", "status"),
         Index("ix_alert_incidents_status_created", "status", "created_at"),
+        # One open incident per group, whichever replica receives the webhook (insert-or-get).
+        Index(
+            "uq_alert_incidents_open_group",
+            "group_key",
+            unique=True,
+            sqlite_where=OPEN,
+            postgresql_where=OPEN,
+        ),
     )
 
 
@@ -106,6 +115,7 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # fences the outcome to the claim
     delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
     digest_of: Mapped[int | None] = mapped_column(Integer)  # delivered inside that delivery's digest
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -114,6 +124,22 @@ class Delivery(Base):
         Index("ix_alert_outbox_status_due", "status", "due_at"),
         Index("ix_alert_outbox_channel_delivered", "channel", "delivered_at"),
     )
+
+
+class ChannelAttempt(Base):
+    """The shared rate-limit ledger: one row per message sent (or about to be) to a channel.
+
+    Every replica counts the same rows, so N replicas stay within a robot's limit together;
+    an attempt counts whatever its outcome (the robot counts failed ones too).
+    """
+
+    __tablename__ = "alert_channel_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_alert_channel_attempts_channel_at", "channel", "at"),)
 
 
 class ScheduleOverride(Base):

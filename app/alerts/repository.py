@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.models import (
+    OPEN,
+    ChannelAttempt,
     Delivery,
     EscalationState,
     HeartbeatState,
@@ -40,18 +42,58 @@ async def _for_update(session: AsyncSession) -> dict[str, Any]:
 # --- incidents ----------------------------------------------------------------------------
 
 
-async def open_incident(session: AsyncSession, group_key: str) -> Incident | None:
+async def _insert(session: AsyncSession) -> Any:
+    """The dialect's ``INSERT`` construct (both have ``ON CONFLICT``)."""
+    dialect = (await session.connection()).dialect.name
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+async def lock_open_incident(session: AsyncSession, group_key: str) -> Incident | None:
+    """The group's open incident, locked for this transaction (``FOR UPDATE`` on PostgreSQL;
+    on SQLite the transaction holds the database's write lock already)."""
     statement = (
         select(Incident)
         .where(Incident.group_key == group_key, Incident.status != "resolved")
-        .order_by(Incident.id.desc())
-        .limit(1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).first()
+
+
+async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) -> Incident | None:
+    """Opens the incident unless the group has an open one already (the partial unique index
+    ``uq_alert_incidents_open_group`` decides, even between replicas); None when it had one.
+
+    On PostgreSQL an insert racing another transaction's waits for it to end: after its
+    commit this one does nothing, after its rollback this one inserts.
+    """
+    make = await _insert(session)
+    statement = (
+        make(Incident)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Incident.group_key], index_where=OPEN)
+        .returning(Incident)
     )
     return (await session.scalars(statement)).first()
 
 
 async def incident(session: AsyncSession, incident_id: int) -> Incident | None:
     return await session.get(Incident, incident_id)
+
+
+async def lock_incident(
+    session: AsyncSession, incident_id: int, *, skip_locked: bool = False
+) -> Incident | None:
+    """The incident, locked for this transaction, so that acks, resolves, snoozes, webhooks and the
+    escalation worker change it one at a time (each sees what the one before committed).
+    With ``skip_locked``, None when another transaction holds it (PostgreSQL)."""
+    statement = (
+        select(Incident)
+        .where(Incident.id == incident_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).first()
 
 
 async def incidents(
@@ -67,7 +109,8 @@ async def incidents(
     if status is not None:
         statement = statement.where(Incident.status == status)
     if service is not None:
-        statement = statement.where(Incident.services.contains(dumps(service)))
+        # `services` is a JSON list: look for the quoted name, its LIKE wildcards escaped
+        statement = statement.where(Incident.services.contains(dumps(service), autoescape=True))
     if first is not None:
         statement = statement.where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
     if last is not None:
@@ -139,12 +182,11 @@ async def escalations_of(session: AsyncSession, incident_id: int) -> Sequence[Es
     return (await session.scalars(statement)).all()
 
 
-async def claim_due_escalations(
-    session: AsyncSession, now: datetime, limit: int = 100
-) -> Sequence[EscalationState]:
-    """Due steps of incidents still triggered and not snoozed, locked for this transaction."""
+async def due_escalation_incidents(session: AsyncSession, now: datetime, limit: int = 100) -> list[int]:
+    """Incidents still triggered and not snoozed with an escalation step due (not locked: the
+    worker locks each incident, then its chains, in the order every writer uses)."""
     statement = (
-        select(EscalationState)
+        select(EscalationState.incident_id)
         .join(Incident, Incident.id == EscalationState.incident_id)
         .where(
             EscalationState.due_at.is_not(None),
@@ -152,9 +194,27 @@ async def claim_due_escalations(
             Incident.status == "triggered",
             or_(Incident.snoozed_until.is_(None), Incident.snoozed_until <= now),
         )
-        .order_by(EscalationState.due_at)
+        .group_by(EscalationState.incident_id)
+        .order_by(func.min(EscalationState.due_at))
         .limit(limit)
-        .with_for_update(of=EscalationState, **await _for_update(session))
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def lock_due_escalations(
+    session: AsyncSession, incident_id: int, now: datetime
+) -> Sequence[EscalationState]:
+    """The incident's due chains, locked (after the incident itself)."""
+    statement = (
+        select(EscalationState)
+        .where(
+            EscalationState.incident_id == incident_id,
+            EscalationState.due_at.is_not(None),
+            EscalationState.due_at <= now,
+        )
+        .order_by(EscalationState.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return (await session.scalars(statement)).all()
 
@@ -199,18 +259,40 @@ async def was_paged(session: AsyncSession, incident_id: int) -> bool:
     return bool(await session.scalar(statement))
 
 
+def _due(now: datetime) -> Any:
+    """Pending and due, or claimed by a worker whose lease ran out (it died mid-send)."""
+    return or_(
+        and_(Delivery.status == "pending", Delivery.due_at <= now),
+        and_(Delivery.status == "sending", Delivery.claimed_until < now),
+    )
+
+
+async def due_channels(session: AsyncSession, now: datetime) -> list[str]:
+    """Channels with deliveries to make now."""
+    statement = select(Delivery.channel).where(_due(now)).group_by(Delivery.channel)
+    return list((await session.scalars(statement)).all())
+
+
+async def due_count(session: AsyncSession, channel: str, now: datetime, *, at_most: int) -> int:
+    inner = select(Delivery.id).where(Delivery.channel == channel, _due(now)).limit(at_most).subquery()
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
 async def claim_deliveries(
-    session: AsyncSession, now: datetime, *, worker: str, lease_until: datetime, limit: int = 200
+    session: AsyncSession,
+    channel: str,
+    now: datetime,
+    *,
+    worker: str,
+    token: str,
+    lease_until: datetime,
+    limit: int,
 ) -> Sequence[Delivery]:
-    """Due pending deliveries, and those whose claimer died mid-send, marked as ``sending`` by ``worker``."""
+    """Up to ``limit`` due deliveries of ``channel``, oldest first, marked ``sending`` under the claim
+    ``token`` until ``lease_until`` (``FOR UPDATE SKIP LOCKED``: replicas claim different rows)."""
     statement = (
         select(Delivery)
-        .where(
-            or_(
-                and_(Delivery.status == "pending", Delivery.due_at <= now),
-                and_(Delivery.status == "sending", Delivery.claimed_until < now),
-            )
-        )
+        .where(Delivery.channel == channel, _due(now))
         .order_by(Delivery.due_at, Delivery.id)
         .limit(limit)
         .with_for_update(**await _for_update(session))
@@ -219,22 +301,54 @@ async def claim_deliveries(
     for row in rows:
         row.status = "sending"
         row.claimed_by = worker
+        row.claim_token = token
         row.claimed_until = lease_until
     return rows
 
 
-async def sent_since(session: AsyncSession, channel: str, since: datetime) -> int:
-    """Messages really sent to ``channel`` since ``since`` (a digest counts once)."""
-    statement = select(func.count()).where(
-        Delivery.channel == channel,
-        Delivery.delivered_at >= since,
-        Delivery.digest_of.is_(None),
+async def lock_claimed(session: AsyncSession, ids: Sequence[int], token: str) -> Sequence[Delivery]:
+    """The rows of ``ids`` still held by the claim ``token``: the fence on recording an outcome.
+
+    A row whose lease ran out and that another worker claimed since carries that worker's
+    token: its outcome is theirs to record, not ours.
+    """
+    statement = (
+        select(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.claim_token == token, Delivery.status == "sending")
+        .order_by(Delivery.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
+    return (await session.scalars(statement)).all()
+
+
+# --- the channels' shared rate-limit ledger ------------------------------------------------
+
+CHANNEL_LOCK_NAMESPACE = 0x63686E6C  # "chnl"
+
+
+async def lock_channel_ledger(session: AsyncSession, channel: str) -> None:
+    """Serialises budget checks of one channel across replicas (PostgreSQL advisory lock for this
+    transaction; SQLite transactions are serialised by its write lock already)."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:channel))"),
+            {"namespace": CHANNEL_LOCK_NAMESPACE, "channel": channel},
+        )
+
+
+async def attempts_since(session: AsyncSession, channel: str, since: datetime) -> int:
+    statement = select(func.count()).where(ChannelAttempt.channel == channel, ChannelAttempt.at > since)
     return int(await session.scalar(statement) or 0)
 
 
-async def deliveries_by_id(session: AsyncSession, ids: Sequence[int]) -> Sequence[Delivery]:
-    return (await session.scalars(select(Delivery).where(Delivery.id.in_(ids)))).all()
+async def add_attempts(session: AsyncSession, channel: str, at: datetime, count: int) -> None:
+    if count > 0:
+        await session.execute(insert(ChannelAttempt), [{"channel": channel, "at": at}] * count)
+
+
+async def delete_attempts_before(session: AsyncSession, before: datetime) -> None:
+    await session.execute(delete(ChannelAttempt).where(ChannelAttempt.at < before))
 
 
 async def pending_count(session: AsyncSession) -> int:
@@ -279,17 +393,20 @@ async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-async def heartbeat(session: AsyncSession, key: str, *, now: datetime) -> HeartbeatState:
+async def lock_heartbeat(session: AsyncSession, key: str, *, now: datetime) -> HeartbeatState:
     """The heartbeat's row, created (last seen ``now``) when missing, locked for this transaction
-    on PostgreSQL so that two replicas never both open a "missing" incident for it."""
-    dialect = (await session.connection()).dialect.name
-    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    so that two replicas never both open a "missing" incident for it. Heartbeat rows are locked
+    first, in the order of their keys, by intake and worker alike."""
+    make = await _insert(session)
     await session.execute(
         make(HeartbeatState).values(key=key, last_seen_at=now, incident_id=None).on_conflict_do_nothing()
     )
-    statement = select(HeartbeatState).where(HeartbeatState.key == key)
-    if dialect == "postgresql":
-        statement = statement.with_for_update()
+    statement = (
+        select(HeartbeatState)
+        .where(HeartbeatState.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     found = (await session.scalars(statement)).one()
     return found
 

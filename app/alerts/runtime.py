@@ -1,5 +1,11 @@
 """What the alerting feature keeps while Panorama runs: the channels' HTTP client, the ack-link
-signing key, and the worker that runs escalations, heartbeats and deliveries."""
+signing key, and the worker: one loop for escalations and heartbeats, and one sender task per
+channel with deliveries due, so that a slow channel never delays an escalation or another channel.
+
+Stopping is orderly: no new batch is claimed, batches in flight are sent and recorded within
+the grace the caller gives; what is still running after it is cancelled, and rows it had
+claimed are left to their (short) lease.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, delivery, escalation, heartbeats
+from app.alerts import ack, delivery, escalation, heartbeats, repository
 from app.config import Settings
 
 log = logging.getLogger("panorama.alerts")
@@ -31,9 +39,13 @@ class AlertRuntime:
     http: httpx.AsyncClient = field(
         default_factory=lambda: httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "panorama"})
     )
+    ready: Callable[[], bool] = lambda: True  # False while the database is not migrated: wait
     _key: bytes | None = None
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
+    _wake_escalations: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake_deliveries: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _senders: dict[str, asyncio.Task[int]] = field(default_factory=dict)
+    _stopping: bool = False
 
     async def signing_key(self) -> bytes:
         if self._key is None:
@@ -41,41 +53,111 @@ class AlertRuntime:
         return self._key
 
     def wake(self) -> None:
-        """Runs the worker now (e.g. right after a webhook stored new notifications)."""
-        self._wake.set()
+        """Looks at the outbox now (e.g. right after a webhook stored new notifications)."""
+        self._wake_deliveries.set()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="alerts-worker")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._loop(self._escalate_pass, self._wake_escalations), name="escalations"),
+            loop.create_task(self._loop(self._dispatch_pass, self._wake_deliveries), name="deliveries"),
+        ]
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def request_stop(self) -> None:
+        """Claims nothing more from now on; batches in flight carry on."""
+        self._stopping = True
+        self._wake_escalations.set()
+        self._wake_deliveries.set()
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Claims nothing more; lets batches in flight finish for up to ``grace_s``, then cancels."""
+        self.request_stop()
+        running: list[asyncio.Task[Any]] = [*self._tasks, *self._senders.values()]
+        if running and grace_s > 0:
+            await asyncio.wait(running, timeout=grace_s)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         await self.http.aclose()
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """One pass: due escalation steps, overdue heartbeats, then due deliveries."""
-        settings = self.settings()
+        """One pass, start to end: due escalation steps, overdue heartbeats, then every due delivery."""
         moment = now or datetime.now(UTC)
-        key = await self.signing_key()
-        async with self.sessions.begin() as session:
-            await escalation.run_due(session, settings, moment, key)
-            await heartbeats.check(session, settings, moment, key)
+        await self.escalate(moment)
         return await delivery.deliver_due(
-            self.sessions, settings, self.http, worker=WORKER, now=moment, observe=self.observe
+            self.sessions, self.settings(), self.http, worker=WORKER, now=moment, observe=self.observe
         )
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("alert worker pass failed")
-                handled = 0
-            if handled:
+    async def escalate(self, now: datetime) -> int:
+        """Overdue heartbeats and due escalation steps, each in its own transaction (heartbeat rows,
+        then incidents, then their chains: the lock order every writer follows)."""
+        settings = self.settings()
+        key = await self.signing_key()
+        async with self.sessions.begin() as session:
+            opened = await heartbeats.check(session, settings, now, key)
+        async with self.sessions.begin() as session:
+            advanced = await escalation.run_due(session, settings, now, key)
+            await delivery.prune_ledger(session, now)
+        if opened or advanced:
+            self.wake()
+        return opened + advanced
+
+    # --- the background loops -------------------------------------------------------------
+
+    async def _escalate_pass(self) -> bool:
+        return await self.escalate(datetime.now(UTC)) > 0
+
+    async def _dispatch_pass(self) -> bool:
+        """Starts a sender for each channel with due deliveries that has none running."""
+        async with self.sessions() as session:
+            due = await repository.due_channels(session, datetime.now(UTC))
+        for channel in due:
+            if channel not in self._senders and not self._stopping:
+                task = asyncio.get_running_loop().create_task(self._send(channel), name=f"send-{channel}")
+                self._senders[channel] = task
+                task.add_done_callback(self._sender_done)
+        return False
+
+    def _sender_done(self, task: asyncio.Task[int]) -> None:
+        for name, running in list(self._senders.items()):
+            if running is task:
+                del self._senders[name]
+
+    async def _send(self, channel: str) -> int:
+        try:
+            return await delivery.drain_channel(
+                self.sessions,
+                self.settings(),
+                self.http,
+                channel,
+                worker=WORKER,
+                observe=self.observe,
+                stopping=lambda: self._stopping,
+            )
+        except (SQLAlchemyError, OSError):
+            log.exception("deliveries to %s failed; retrying on the next pass", channel)
+            return 0
+
+    async def _loop(self, run_pass: Callable[[], Any], wake: asyncio.Event) -> None:
+        failures = 0
+        while not self._stopping:
+            busy = False
+            if self.ready():
+                try:
+                    busy = await run_pass()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    if failures == 1 or failures % 100 == 0:  # not a traceback every pass
+                        log.exception("alert worker pass failed", extra={"failures": failures})
+            if busy:
                 continue  # more may be due; go again at once
             interval = self.settings().alerts.worker_interval.total_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            wake.clear()

@@ -54,14 +54,14 @@ async def receive(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, payload: WebhookPayload
 ) -> Accepted:
     """Stores the payload and everything it causes in one transaction; 5xx-worthy if that fails."""
-    key = await runtime.signing_key()
     try:
+        key = await runtime.signing_key()
         async with sessions.begin() as session:
             # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
             # written in one flush then, instead of before each query it runs.
             with session.no_autoflush:
                 accepted = await intake.receive(session, settings, payload, utcnow(), key)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # OSError: the driver could not even connect
         raise StorageFailed(
             f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"
         ) from exc
@@ -111,8 +111,12 @@ async def list_incidents(
     return [summary(settings, i, firing.get(i.id, 0)) for i in found]
 
 
-async def _incident(session: AsyncSession, incident_id: int) -> Incident:
-    found = await repository.incident(session, incident_id)
+async def _incident(session: AsyncSession, incident_id: int, *, lock: bool = False) -> Incident:
+    """The incident; with ``lock``, locked for the transaction (whoever acts on it waits their turn)."""
+    if lock:
+        found = await repository.lock_incident(session, incident_id)
+    else:
+        found = await repository.incident(session, incident_id)
     if found is None:
         raise UnknownIncident(f"no incident {incident_id}", incident=incident_id)
     return found
@@ -150,7 +154,7 @@ async def acknowledge(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, incident_id: int, *, actor: str
 ) -> IncidentDetail:
     async with sessions.begin() as session:
-        incident = await _incident(session, incident_id)
+        incident = await _incident(session, incident_id, lock=True)
         if incident.status == "resolved":
             raise IncidentClosed(f"incident {incident_id} is resolved already")
         await incidents.acknowledge(session, settings, incident, utcnow(), actor=actor)
@@ -163,7 +167,7 @@ async def resolve(
 ) -> IncidentDetail:
     key = await runtime.signing_key()
     async with sessions.begin() as session:
-        incident = await _incident(session, incident_id)
+        incident = await _incident(session, incident_id, lock=True)
         if incident.status != "resolved":
             await incidents.resolve(session, settings, incident, utcnow(), actor=actor, key=key)
     runtime.wake()
@@ -175,7 +179,7 @@ async def snooze(
     sessions: Sessions, settings: Settings, incident_id: int, minutes: int, *, actor: str
 ) -> IncidentDetail:
     async with sessions.begin() as session:
-        incident = await _incident(session, incident_id)
+        incident = await _incident(session, incident_id, lock=True)
         if incident.status == "resolved":
             raise IncidentClosed(f"incident {incident_id} is resolved already")
         await incidents.snooze(session, incident, minutes, utcnow(), actor=actor)
@@ -194,7 +198,7 @@ async def acknowledge_with_token(
     """Acknowledges through a one-click link; returns the incident and whether this click changed it."""
     claim = await check_ack_token(runtime, token)
     async with sessions.begin() as session:
-        incident = await _incident(session, claim.incident_id)
+        incident = await _incident(session, claim.incident_id, lock=True)
         changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor="ack link")
     return incident, changed
 

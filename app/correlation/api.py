@@ -38,6 +38,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+MAX_DURATION_MS = 7 * 86_400_000  # a week: longer spans are not requests any more
+
+
 @router.get(
     "/api/v1/traces/{trace_id}",
     response_model=TraceWithLogs,
@@ -130,8 +133,8 @@ async def search_traces(
     settings: SettingsDep,
     service: Annotated[str, Query(description="Service, as Jaeger or Istio name it")],
     operation: Annotated[str | None, Query()] = None,
-    min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
-    max_duration_ms: Annotated[float | None, Query(ge=0)] = None,
+    min_duration_ms: Annotated[float | None, Query(ge=0, le=MAX_DURATION_MS)] = None,
+    max_duration_ms: Annotated[float | None, Query(ge=0, le=MAX_DURATION_MS)] = None,
     error: Annotated[
         bool | None, Query(description="true: only traces with a failed span; false: none")
     ] = None,

@@ -25,6 +25,8 @@ async def catch_up(context: AppContext) -> None:
     if prometheus is None or context.sessions is None:
         log.info("rollups skipped: prometheus is not configured")
         return
+    if not context.schema_ready or context.stopping:
+        return  # the database is not migrated (said once at start), or the process is stopping
     try:
         await service.catch_up(context.sessions, prometheus, context.settings)
     except Exception:

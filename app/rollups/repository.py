@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -269,13 +269,20 @@ async def scalar_totals(
     return (await session.execute(statement)).all()
 
 
+HISTOGRAM_CHUNK = 500
+
+
 async def histogram_rows(
     session: AsyncSession, kind: str, first: date, last: date, *, entity: str | None = None
-) -> Sequence[Row[str, str, str | None]]:
+) -> AsyncIterator[Sequence[Row[str, str, str | None]]]:
+    """The histogram rows of the scope, a chunk at a time (years of them for many entities do not
+    fit comfortably in memory, and converting them at once would hold the event loop for seconds)."""
     statement = select(RollupValue.entity, RollupValue.family, RollupValue.buckets).where(
         (_scope(kind, first, last, entity)), RollupValue.buckets.is_not(None)
     )
-    return (await session.execute(statement)).all()
+    result = await session.stream(statement)
+    async for chunk in result.partitions(HISTOGRAM_CHUNK):
+        yield chunk
 
 
 async def daily_rows(

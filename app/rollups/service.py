@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -39,6 +40,8 @@ log = logging.getLogger("panorama.rollups")
 MAX_PERIOD_DAYS = 1096
 # A run still marked running after this long is taken for dead (its worker crashed).
 LEASE = timedelta(minutes=30)
+# How long an interrupted run may take to record that it gave its day back.
+RELEASE_TIMEOUT_S = 5.0
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 DAY_SECONDS = 86400
 
@@ -119,7 +122,9 @@ async def run_day(
     except (BackendError, RollupQueryError) as exc:
         return await _fail(sessions, run_id, day, started, _describe(exc))
     except BaseException:
-        await _fail(sessions, run_id, day, started, "interrupted before the day was computed")
+        # Cancelled (the process is stopping) or broken: give the day back at once, so that another
+        # replica or the restarted process computes it, instead of waiting for the lease to run out.
+        await _release(sessions, run_id, day, started)
         raise
     status = RunStatus.OK if computed.values else RunStatus.NO_DATA
     elapsed = _ms_since(started)
@@ -158,6 +163,20 @@ async def _fail(sessions: Sessions, run_id: int, day: date, started: float, erro
             session, run_id, status=RunStatus.FAILED, duration_ms=elapsed, error=error
         )
     return RunOutcome(day, RunStatus.FAILED, elapsed, error=error)
+
+
+async def _release(sessions: Sessions, run_id: int, day: date, started: float) -> None:
+    """Records an interrupted run as failed, within a bounded time; a database that cannot be
+    reached then leaves the claim to expire (after ``LEASE``)."""
+    try:
+        async with asyncio.timeout(RELEASE_TIMEOUT_S):
+            await _fail(sessions, run_id, day, started, "interrupted before the day was computed")
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        log.warning(
+            "the interrupted rollup of %s could not be released; its claim expires by itself",
+            day.isoformat(),
+            extra={"error": type(exc).__name__},
+        )
 
 
 def _describe(exc: BaseException) -> str:
@@ -323,11 +342,11 @@ async def period_totals(
     ):
         if name in totals and family in kinds:
             totals[name].add_scalar(family, kinds[family], total, samples, peak, low)
-    for name, family, raw in await repository.histogram_rows(
-        session, entity_kind, first, last, entity=entity
-    ):
-        if name in totals and family in kinds and raw is not None:
-            totals[name].add_buckets(family, decode_buckets(raw))
+    async for chunk in repository.histogram_rows(session, entity_kind, first, last, entity=entity):
+        for name, family, raw in chunk:
+            if name in totals and family in kinds and raw is not None:
+                totals[name].add_buckets(family, decode_buckets(raw))
+        await asyncio.sleep(0)  # let webhooks and the worker in between chunks
     return totals
 
 

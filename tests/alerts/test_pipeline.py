@@ -283,6 +283,28 @@ async def test_acknowledge_link(app_factory: AppFactory) -> None:
     assert junk.status_code == 401
 
 
+async def test_an_ack_link_cannot_be_replayed_against_another_incident(app_factory: AppFactory) -> None:
+    async with app_factory(**alerting_config(locale="en")) as (app, client):
+        first = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        second = (await post(client, payload("Slow", [alert("Slow")]))).json()["incident_id"]
+        links = {
+            json.loads(d.payload)["incident_id"]: json.loads(d.payload)["ack_url"]
+            for d in await outbox(sessions_of(app))
+        }
+        token = links[first].rsplit("/", 1)[1]
+        _, expires, signature = token.split(".")
+        replayed = await client.post(f"/ack/{second}.{expires}.{signature}")
+        extended = await client.post(f"/ack/{first}.{int(expires) + 86400}.{signature}")
+        tampered = await client.post(f"/ack/{first}.{expires}.{signature[:-2]}xx")
+        states = {i.id: i.status for i in await incidents(sessions_of(app))}
+        own = await client.post(f"/ack/{token}")
+        after = {i.id: i.status for i in await incidents(sessions_of(app))}
+    assert [replayed.status_code, extended.status_code, tampered.status_code] == [401, 401, 401]
+    assert states == {first: "triggered", second: "triggered"}
+    assert own.status_code == 200
+    assert after == {first: "acknowledged", second: "triggered"}
+
+
 async def test_an_expired_link_says_so(app_factory: AppFactory) -> None:
     from app.alerts import ack
 

@@ -58,6 +58,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     json: Any
+    at: float = 0.0  # when it arrived (time.time())
 
     @property
     def size(self) -> int:
@@ -130,6 +131,7 @@ class RobotSink(FaultInjector):
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             json=parsed,
+            at=time.time(),
         )
         with self._lock:
             self._requests.append(received)

@@ -273,11 +273,11 @@ async def test_other_errors_under_grafana_keep_grafanas_form(client: httpx.Async
     assert set(elsewhere.json()) >= {"error", "message"}  # the rest of the API keeps its own form
 
 
-async def test_a_failing_database_is_a_500_grafana_can_show(app_factory: AppFactory) -> None:
+async def test_a_failing_database_is_a_503_grafana_can_show(app_factory: AppFactory) -> None:
     async with app_factory(migrate=False) as (_app, client):  # no tables: every query fails
         answer = await post(client, "query", query_body([p99(entity=regex(CHECKOUT))]))
         variable = await post(client, "variable", {"payload": {"target": "services"}})
-    assert answer.status_code == 500
-    assert answer.json() == {"message": "internal error; the server log has the details"}
-    assert variable.status_code == 500
+    assert answer.status_code == 503
+    assert answer.json() == {"message": "the database is not migrated: run `panorama migrate`"}
+    assert variable.status_code == 503
     assert list(variable.json()) == ["message"]

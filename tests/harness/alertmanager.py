@@ -79,8 +79,10 @@ def alertmanager_config(
     repeat_interval: str = "1h",
     resolve_timeout: str = "5m",
     max_alerts: int = 0,
+    also_to: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The alertmanager.yml contents: one route, one webhook receiver."""
+    """The alertmanager.yml contents: one route, one webhook receiver (posting to ``webhook_url``
+    and to each of ``also_to``, as an Alertmanager pointed at several replicas does)."""
     if bearer_token is not None and basic_auth is not None:
         raise ValueError("Alertmanager's http_config takes either authorization or basic_auth, not both")
     http_config: dict[str, Any] = {}
@@ -88,9 +90,12 @@ def alertmanager_config(
         http_config["authorization"] = {"type": "Bearer", "credentials": bearer_token}
     if basic_auth is not None:
         http_config["basic_auth"] = {"username": basic_auth[0], "password": basic_auth[1]}
-    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True, "max_alerts": max_alerts}
-    if http_config:
-        webhook["http_config"] = http_config
+    webhooks: list[dict[str, Any]] = []
+    for url in (webhook_url, *also_to):
+        webhook: dict[str, Any] = {"url": url, "send_resolved": True, "max_alerts": max_alerts}
+        if http_config:
+            webhook["http_config"] = http_config
+        webhooks.append(webhook)
     return {
         "global": {"resolve_timeout": resolve_timeout},
         "route": {
@@ -100,7 +105,7 @@ def alertmanager_config(
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
         },
-        "receivers": [{"name": receiver, "webhook_configs": [webhook]}],
+        "receivers": [{"name": receiver, "webhook_configs": webhooks}],
     }
 
 

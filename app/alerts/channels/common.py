@@ -17,6 +17,12 @@ class ChannelBase(Model):
         ge=1,
         description="Messages a minute; over it, queued messages are merged into one digest",
     )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Messages sent to the channel at once by one replica (1 keeps their order)",
+    )
 
 
 def check_secret_url(value: SecretStr) -> SecretStr:

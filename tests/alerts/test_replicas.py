@@ -1,0 +1,244 @@
+"""Two replicas (two processes, each its own app and pools) on one PostgreSQL, acting at the same
+instant: every "exactly once" of the alerting feature rests on a database guarantee."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import db, migrations
+from app.alerts import heartbeats
+from app.alerts.models import TimelineEntry
+from app.config import DatabaseSettings
+from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, outbox, payload
+from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
+from tests.fakes.robots import DingTalkSink
+from tests.harness.app import running_app, settings_for
+from tests.harness.replicas import run_replicas
+
+pytestmark = pytest.mark.postgres
+
+SCENARIOS = "tests.alerts.replica_scenarios"
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def sessions(postgres_url: str) -> AsyncIterator[Sessions]:
+    """The shared database, migrated, and the test's own view of it."""
+    engine = db.create_engine(DatabaseSettings.model_validate({"url": postgres_url}))
+    await migrations.upgrade(engine)
+    try:
+        yield db.create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def robot_config(robot: Served[DingTalkSink] | None = None, **alerts: Any) -> dict[str, Any]:
+    config = alerting_config(**alerts)
+    if robot is not None:
+        config["channels"][0] = {
+            "name": "ops-robot",
+            "type": "dingtalk",
+            "url": robot.url,
+            "secret": DINGTALK_SECRET,
+        }
+    return config
+
+
+def groups(count: int, *alerts_per_group: str) -> list[dict[str, Any]]:
+    names = alerts_per_group or ("payments",)
+    return [payload(f"Group{n}", [alert(f"Group{n}", service=s) for s in names]) for n in range(count)]
+
+
+async def timeline_kinds(sessions: Sessions) -> Counter[tuple[int, str]]:
+    async with sessions() as session:
+        rows = (await session.execute(select(TimelineEntry.incident_id, TimelineEntry.kind))).all()
+    return Counter((row[0], row[1]) for row in rows)
+
+
+async def test_the_same_groups_posted_to_two_replicas_at_once_open_one_incident_and_page_once(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    bodies = groups(40)
+    config = robot_config()
+    answers = await run_replicas(
+        f"{SCENARIOS}:post_bodies", [{"database_url": postgres_url, "config": config, "bodies": bodies}] * 2
+    )
+    stored = await incidents(sessions)
+    pages = await outbox(sessions)
+    assert [status for replica in answers for status, _ in replica] == [200] * 80
+    assert [a[1] for a in answers[0]] == [b[1] for b in answers[1]]  # both name the same incident
+    assert Counter(i.group_key for i in stored) == Counter(b["groupKey"] for b in bodies)
+    assert Counter(d.incident_id for d in pages if d.kind == "trigger") == Counter({i.id: 1 for i in stored})
+
+
+async def test_alerts_joining_an_incident_at_two_replicas_at_once_are_stored_and_told_once(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    config = robot_config()
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
+        for body in groups(20):
+            assert (
+                await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+            ).status_code == 200
+    joined = groups(20, "payments", "cart", "checkout")
+    answers = await run_replicas(
+        f"{SCENARIOS}:post_bodies", [{"database_url": postgres_url, "config": config, "bodies": joined}] * 2
+    )
+    stored = await incidents(sessions)
+    pages = await outbox(sessions)
+    assert [status for replica in answers for status, _ in replica] == [200] * 40  # no 5xx on the race
+    assert len(stored) == 20
+    assert Counter(d.incident_id for d in pages if d.kind == "update") == Counter({i.id: 1 for i in stored})
+
+
+async def test_ack_and_resolve_at_two_replicas_at_once_lose_no_update(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    config = robot_config()
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
+        ids = [
+            (await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())).json()[
+                "incident_id"
+            ]
+            for body in groups(20)
+        ]
+    acks, resolves = await run_replicas(
+        f"{SCENARIOS}:act_on_incidents",
+        [
+            {"database_url": postgres_url, "config": config, "action": "ack", "incident_ids": ids},
+            {"database_url": postgres_url, "config": config, "action": "resolve", "incident_ids": ids},
+        ],
+    )
+    stored = {i.id: i for i in await incidents(sessions)}
+    kinds = await timeline_kinds(sessions)
+    assert set(resolves) == {200}
+    assert set(acks) <= {200, 409}  # 409: it was resolved already
+    for incident_id, status in zip(ids, acks, strict=True):
+        incident = stored[incident_id]
+        assert incident.status == "resolved"  # an ack never overwrites a resolve
+        assert incident.resolved_at is not None
+        assert kinds[(incident_id, "acknowledged")] == (1 if status == 200 else 0)
+        assert kinds[(incident_id, "resolved")] == 1
+
+
+async def test_a_worker_whose_claim_was_taken_over_cannot_record_over_the_new_claimer(
+    postgres_url: str, sessions: Sessions, serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]]
+) -> None:
+    """Replica A claims a page and stalls in the send; replica B, whose clock is past A's lease, claims
+    it again and delivers it. A's late outcome must not be recorded: the claim is no longer A's."""
+    robot = serve_sink(DingTalkSink(secret=DINGTALK_SECRET))
+    robot.sink.hang(3.0, times=1)  # A's send
+    config = robot_config(robot)
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
+        await client.post("/api/v1/alerts/alertmanager", json=groups(1)[0], headers=bearer_webhook())
+    lease_s = 10 + 5 + 30 + 1  # DingTalk's default timeout, the send slack, the margin, and a second
+    handled = await run_replicas(
+        f"{SCENARIOS}:send_one_batch",
+        [
+            {
+                "database_url": postgres_url,
+                "config": config,
+                "channel": "ops-robot",
+                "late_by_s": 0,
+                "clock_s": 0,
+            },
+            {
+                "database_url": postgres_url,
+                "config": config,
+                "channel": "ops-robot",
+                "late_by_s": 1,
+                "clock_s": lease_s,
+            },
+        ],
+    )
+    [page] = await outbox(sessions)
+    kinds = await timeline_kinds(sessions)
+    assert handled == [1, 1]
+    assert len(robot.sink.requests) == 2  # the lease really ran out (simulated): B had to send again
+    assert page.status == "delivered"
+    assert page.attempts == 1  # one outcome recorded: B's
+    assert page.incident_id is not None
+    assert kinds[(page.incident_id, "notified")] == 1
+
+
+async def test_replicas_together_stay_within_a_robots_rate_limit_counting_failed_attempts(
+    postgres_url: str, sessions: Sessions, serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]]
+) -> None:
+    """DingTalk allows 20 messages a minute and counts the ones it refuses too. Two replicas page
+    15 times each while the robot's first 10 answers are errors: together they send it at most 20
+    in the minute (the sink counts every request; later ones are simulated minutes later)."""
+    robot = serve_sink(DingTalkSink(secret=DINGTALK_SECRET))
+    robot.sink.fail_with(500, times=10)
+    config = robot_config(robot)
+    config["escalations"][0] = {"name": "default", "steps": [{"notify": {"channels": ["ops-robot"]}}]}
+    await run_replicas(
+        f"{SCENARIOS}:page_and_deliver",
+        [
+            {"database_url": postgres_url, "config": config, "prefix": "A", "pages": 15},
+            {"database_url": postgres_url, "config": config, "prefix": "B", "pages": 15},
+        ],
+    )
+    sent_in_the_minute = len(robot.sink.requests)
+    waiting = await outbox(sessions)
+    # A minute later the rest goes (as a digest when more is queued than the limit allows).
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (app, _client):
+        for minutes in (2, 4):
+            await app.state.context.alerts.run_once(now=datetime.now(UTC) + timedelta(minutes=minutes))
+    final = await outbox(sessions)
+    assert sent_in_the_minute <= 20
+    assert {d.status for d in waiting} <= {"pending", "delivered"}  # held back, not lost
+    assert len(final) == 30
+    assert {d.status for d in final} == {"delivered"}
+    delivered_texts = "\n".join(m.json["markdown"]["text"] for m in robot.sink.messages)
+    assert all(f"{p}{n}" in delivered_texts for p in "AB" for n in range(15))
+
+
+def heartbeat_config(watchdogs: int) -> dict[str, Any]:
+    config = robot_config()
+    config["routes"] = [
+        {"matchers": [f'alertname="Watchdog{n}"'], "heartbeat": {"interval": "5m"}, "escalation": "default"}
+        for n in range(watchdogs)
+    ]
+    return config
+
+
+async def test_the_worker_and_a_webhook_on_the_same_heartbeats_at_once_never_deadlock(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    """One replica's worker escalates "heartbeat missing" incidents while a webhook at the other
+    brings their Watchdogs back (resolving them). Both lock heartbeat, incident and escalation rows,
+    in one order, so neither waits for the other (PostgreSQL would abort one: a 5xx, a failed pass)."""
+    watchdogs = 8
+    config = heartbeat_config(watchdogs)
+    back = payload("Watchdog", [alert(f"Watchdog{n}", severity="none") for n in range(watchdogs)])
+    statuses: list[int] = []
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (app, client):
+        context = app.state.context
+        key = await context.alerts.signing_key()
+        for _ in range(3):
+            assert (
+                await client.post("/api/v1/alerts/alertmanager", json=back, headers=bearer_webhook())
+            ).is_success
+            async with context.sessions.begin() as session:  # six minutes later every heartbeat is overdue
+                opened = await heartbeats.check(
+                    session, context.settings, datetime.now(UTC) + timedelta(minutes=6), key
+                )
+            assert opened == watchdogs
+            _worker, webhook = await run_replicas(
+                f"{SCENARIOS}:race_worker_and_webhook",
+                [
+                    {"database_url": postgres_url, "config": config, "role": "worker", "bodies": []},
+                    {"database_url": postgres_url, "config": config, "role": "webhook", "bodies": [back]},
+                ],
+            )
+            statuses.extend(status for status, _ in webhook)
+    stored = await incidents(sessions)
+    assert statuses == [200, 200, 200]
+    assert [i.status for i in stored if i.heartbeat] == ["resolved"] * (3 * watchdogs)
