@@ -8,7 +8,10 @@ another, fenced: only rows still carrying this claim's token are updated. The le
 the batch's longest possible send (each send is cut at its timeout), so another worker re-claims
 a row only when its claimer died or stalled; if the stalled one comes back, the fence keeps it
 from recording over the new claimer. A message can thus go twice only when a worker dies
-between the channel's confirmation and the record, never because a channel is slow.
+between the channel's confirmation and the record, never because a channel is slow. A database
+that stops answering between the two (a restart, a failover, SQLite's write lock held elsewhere)
+does not make it go twice either: the outcome, already known, is recorded again and again until
+the claim's lease is about to end.
 
 Failures are retried with exponential backoff and jitter until ``max_delivery_age``, then
 dead-lettered. Rate limits (DingTalk and WeCom: 20 a minute) are kept in a ledger in the
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import messages, repository
@@ -52,6 +56,11 @@ SEND_SLACK_S = 5.0
 # also how long a crashed worker's batch waits before another worker sends it.
 LEASE_MARGIN_S = 15.0
 MAX_DIGEST_ROWS = 200
+# Recording an outcome the database did not take is tried again after these pauses (the last one
+# repeating) while the claim's lease lasts; RECORD_DEADLINE_MARGIN before it ends, the worker gives up
+# and the lease decides.
+RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0)
+RECORD_DEADLINE_MARGIN = timedelta(seconds=2)
 Observer = Callable[[str, str], None]
 
 
@@ -156,8 +165,9 @@ async def deliver_batch(
     if claim is None:
         return 0
     outcomes = await _send_claim(config, claim, http)
-    async with sessions.begin() as session:
-        recorded = await _record(session, settings, claim, outcomes, moment, observe)
+    recorded = await _record_while_leased(
+        sessions, settings, claim, outcomes, moment, observe, lease_ends=moment + lease(config)
+    )
     if recorded < len(claim.rows):
         log.warning(
             "deliveries were re-claimed by another worker while this one sent them; their outcome "
@@ -224,6 +234,50 @@ async def _send(config: ChannelConfig, message: Message, http: httpx.AsyncClient
     except Exception as exc:  # a channel bug must not stop the worker or lose the row
         log.exception("channel %s failed unexpectedly", config.name)
         return SendResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+async def _record_while_leased(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    claim: Claim,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    observe: Observer,
+    *,
+    lease_ends: datetime,
+) -> int:
+    """Records the outcomes, retrying while the database does not answer and the claim is ours.
+
+    The channel has taken the messages already: a record lost to a database restart would make
+    the next claimer send them again once the lease ran out.
+    """
+    attempt = 0
+    while True:
+        counted: list[tuple[str, str]] = []  # metrics only for what was committed
+        try:
+            async with sessions.begin() as session:
+                held = await _record(session, settings, claim, outcomes, now, _appender(counted))
+        except (DBAPIError, OSError) as exc:
+            pause = RECORD_RETRY_S[min(attempt, len(RECORD_RETRY_S) - 1)]
+            if datetime.now(UTC) + timedelta(seconds=pause) >= lease_ends - RECORD_DEADLINE_MARGIN:
+                raise
+            log.warning(
+                "recording sent deliveries failed; trying again while their claim lasts",
+                extra={"channel": claim.channel, "rows": len(claim.rows), "error": type(exc).__name__},
+            )
+            attempt += 1
+            await asyncio.sleep(pause)
+            continue
+        for channel, outcome in counted:
+            observe(channel, outcome)
+        return held
+
+
+def _appender(into: list[tuple[str, str]]) -> Observer:
+    def observe(channel: str, outcome: str) -> None:
+        into.append((channel, outcome))
+
+    return observe
 
 
 async def _record(

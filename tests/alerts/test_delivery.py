@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from app import db
 from app.alerts.runtime import AlertRuntime
@@ -93,6 +99,50 @@ async def test_a_robot_down_for_a_while_gets_the_page_once_it_is_back(
     assert len(dingtalk_robot.sink.messages) == 1  # nothing lost, nothing duplicated
     assert kinds.count("delivery_failed") == 2
     assert kinds[-1] == "notified"
+
+
+@pytest.mark.timeout(60)
+async def test_a_page_the_database_could_not_record_at_first_is_recorded_not_sent_again(
+    app_factory: AppFactory,
+    dingtalk_robot: Served[DingTalkSink],
+    sqlite_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The robot takes the page while another process holds SQLite's write lock longer than the
+    busy timeout: the outcome is recorded once the lock is free, and the page is not sent again."""
+    path = make_url(sqlite_url).database
+    assert path is not None
+    dingtalk_robot.sink.hang(3.0, times=1)
+    released = threading.Event()
+
+    def hold_the_write_lock() -> None:
+        other = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            while (
+                other.execute("SELECT count(*) FROM alert_outbox WHERE status = 'sending'").fetchone()[0] == 0
+            ):
+                time.sleep(0.02)
+            other.execute("BEGIN EXCLUSIVE")
+            time.sleep(9.0)  # past the send (3 s) and one whole busy timeout (5 s) of the record
+            other.execute("COMMIT")
+        finally:
+            other.close()
+            released.set()
+
+    async with app_factory(database_url=sqlite_url, **robot_config(dingtalk_robot)) as (app, client):
+        await post(client, payload("Down", [alert("Down")]))
+        holder = threading.Thread(target=hold_the_write_lock, daemon=True)
+        holder.start()
+        with caplog.at_level(logging.WARNING, logger="panorama.alerts"):
+            assert await runtime(app).run_once() == 1
+        assert released.is_set()
+        later = datetime.now(UTC) + timedelta(minutes=2)  # past any lease: nothing is sent again
+        await runtime(app).run_once(now=later)
+        [delivery] = await outbox(app.state.context.sessions)
+    assert "recording sent deliveries failed" in caplog.text
+    assert delivery.status == "delivered"
+    assert delivery.attempts == 1
+    assert len(dingtalk_robot.sink.messages) == 1
 
 
 async def test_a_refused_page_is_dead_lettered_at_once(
