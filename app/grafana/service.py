@@ -932,8 +932,7 @@ async def _kind_entities(
     entity_kind = rollups.catalog_of(settings).entities[kind]
     if not entity_kind.labels:
         return [kind]
-    families = [family.name for family in rollups.catalog_of(settings).families(kind)]
-    return await rollups.entities(session, kind, first=first, last=last, families=families)
+    return await rollups.entities(session, kind, first=first, last=last)
 
 
 async def _namespaces(

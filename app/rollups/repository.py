@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -12,9 +10,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Result,
-    Row,
-    and_,
-    case,
     delete,
     exists,
     func,
@@ -24,12 +19,12 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from app.rollups.compute import FamilyValue
-from app.rollups.histograms import Buckets
-from app.rollups.models import RollupRun, RollupValue
+from app.rollups.layouts import FamilyNumbers, Layout, day_number, encode_day, parse_layout
+from app.rollups.models import RollupDay, RollupEntity, RollupLayout, RollupRun
 
 # Claims of a day are serialised on PostgreSQL with this advisory lock namespace.
 CLAIM_LOCK_NAMESPACE = 0x726F6C6C  # "roll"
@@ -41,18 +36,6 @@ class RunStatus:
     FAILED = "failed"
     NO_DATA = "no_data"
     DONE = (OK, NO_DATA)
-
-
-def encode_buckets(buckets: Buckets) -> str:
-    return json.dumps([["+Inf" if math.isinf(le) else le, count] for le, count in sorted(buckets.items())])
-
-
-def decode_buckets(raw: str) -> Buckets:
-    decoded: dict[Any, float] = dict(json.loads(raw))  # [[le, count], ...]: C speed, no Python loop
-    infinite = decoded.pop("+Inf", None)
-    if infinite is not None:
-        decoded[math.inf] = infinite
-    return decoded
 
 
 async def claim_day(
@@ -103,26 +86,77 @@ async def finish_run(
     )
 
 
-async def replace_day(session: AsyncSession, day: date, values: Sequence[FamilyValue]) -> None:
-    """Deletes whatever the day held and stores ``values`` instead (in the caller's transaction)."""
-    await session.execute(delete(RollupValue).where(RollupValue.day == day))
+async def _insert_new(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Inserts the rows whose key is not there yet (one statement per batch, either dialect)."""
+    if not rows:
+        return
+    dialect = (await session.connection()).dialect.name
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(make(table).on_conflict_do_nothing(), rows)
+
+
+async def store_layouts(session: AsyncSession, layouts: Iterable[Layout]) -> None:
+    """Stores the layouts not stored yet (a layout's id is its hash: the same everywhere)."""
+    await _insert_new(session, RollupLayout, [{"id": layout.id, "spec": layout.spec} for layout in layouts])
+
+
+async def layouts(session: AsyncSession, ids: Collection[int]) -> dict[int, Layout]:
+    """The layouts of ``ids``; the few a process has seen come from memory."""
+    found = {i: _LAYOUTS[i] for i in ids if i in _LAYOUTS}
+    missing = sorted(set(ids) - set(found))
+    if missing:
+        rows = await session.execute(
+            select(RollupLayout.id, RollupLayout.spec).where(RollupLayout.id.in_(missing))
+        )
+        for layout_id, spec in rows:
+            layout = parse_layout(spec)
+            if layout.id != layout_id:
+                raise ValueError(f"stored layout {layout_id} does not hash to its id")
+            _LAYOUTS[layout_id] = found[layout_id] = layout
+    unknown = set(ids) - set(found)
+    if unknown:
+        raise ValueError(f"stored days refer to unknown layouts {sorted(unknown)}")
+    return found
+
+
+_LAYOUTS: dict[int, Layout] = {}
+"""Layouts by id: safe to keep for the life of the process, an id being the hash of its layout."""
+
+
+async def entity_ids(session: AsyncSession, names: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The ids of these (kind, name) entities, created when new."""
+    await _insert_new(session, RollupEntity, [{"kind": kind, "name": name} for kind, name in sorted(names)])
+    kinds = sorted({kind for kind, _ in names})
+    rows = await session.execute(
+        select(RollupEntity.kind, RollupEntity.name, RollupEntity.id).where(RollupEntity.kind.in_(kinds))
+    )
+    wanted = set(names)
+    return {(kind, name): entity_id for kind, name, entity_id in rows if (kind, name) in wanted}
+
+
+async def replace_day(session: AsyncSession, day: date, values: Sequence[FamilyNumbers]) -> None:
+    """Deletes whatever the day held and stores ``values`` instead (in the caller's transaction):
+    one row per entity, every family of it in one vector (``layouts.py``)."""
+    number = day_number(day)
+    await session.execute(delete(RollupDay).where(RollupDay.day == number))
     if not values:
         return
+    grouped: dict[tuple[str, str], list[FamilyNumbers]] = {}
+    for value in values:
+        grouped.setdefault((value.entity_kind, value.entity), []).append(value)
+    encoded = [encode_day(kind, entity, found) for (kind, entity), found in grouped.items()]
+    await store_layouts(session, {one.layout.id: one.layout for one in encoded}.values())
+    ids = await entity_ids(session, list(grouped))
     await session.execute(
-        insert(RollupValue),
+        insert(RollupDay),
         [
             {
-                "entity_kind": v.entity_kind,
-                "entity": v.entity,
-                "family": v.family,
-                "day": day,
-                "total": v.total,
-                "samples": v.samples,
-                "peak": v.peak,
-                "low": v.low,
-                "buckets": encode_buckets(v.buckets) if v.buckets is not None else None,
+                "entity_id": ids[(one.entity_kind, one.entity)],
+                "day": number,
+                "layout_id": one.layout.id,
+                "data": one.data,
             }
-            for v in values
+            for one in encoded
         ],
     )
 
@@ -155,9 +189,11 @@ async def day_states(session: AsyncSession, first: date, last: date) -> dict[dat
 
 
 async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
-    """Deletes values and runs of days before ``day``; returns how many of each."""
-    values = await session.execute(delete(RollupValue).where(RollupValue.day < day))
+    """Deletes days and runs before ``day``, and entities left without days; returns how many
+    entity days and runs."""
+    values = await session.execute(delete(RollupDay).where(RollupDay.day < day_number(day)))
     runs_deleted = await session.execute(delete(RollupRun).where(RollupRun.day < day))
+    await session.execute(delete(RollupEntity).where(~_has_days(RollupEntity.id)))
     return _rowcount(values), _rowcount(runs_deleted)
 
 
@@ -165,138 +201,81 @@ def _rowcount(result: Result[Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _has_days(entity_id: Any, first: date | None = None, last: date | None = None) -> ColumnElement[bool]:
+    """Whether the entity has a stored day (within ``[first, last]`` when given): one index probe."""
+    conditions = [RollupDay.entity_id == entity_id]
+    if first is not None and last is not None:
+        conditions.append(RollupDay.day.between(day_number(first), day_number(last)))
+    return exists().where(*conditions)
+
+
 async def entity_exists(session: AsyncSession, kind: str, entity: str) -> bool:
-    statement = select(exists().where(RollupValue.entity_kind == kind, RollupValue.entity == entity))
+    statement = select(
+        exists().where(RollupEntity.kind == kind, RollupEntity.name == entity, _has_days(RollupEntity.id))
+    )
     return bool(await session.scalar(statement))
 
 
 async def entities(
-    session: AsyncSession,
-    kind: str,
-    *,
-    first: date | None = None,
-    last: date | None = None,
-    families: Collection[str] | None = None,
+    session: AsyncSession, kind: str, *, first: date | None = None, last: date | None = None
 ) -> list[str]:
-    """The kind's entities (with values in ``[first, last]`` when given), sorted.
+    """The kind's entities with stored days (in ``[first, last]`` when given), sorted by name."""
+    return [name for _, name in await entity_list(session, kind, first=first, last=last)]
 
-    A loose index scan: one primary-key probe per entity ("the next entity after this
-    one"), and per entity a probe for a day in the range, instead of reading every row
-    of the kind (6.6 million for 1,000 services over three years). Naming the kind's
-    ``families`` makes that probe an index seek per family rather than a walk through
-    the entity's older days.
-    """
-    after = aliased(RollupValue)
-    names = (
-        select(func.min(RollupValue.entity).label("entity"))
-        .where(RollupValue.entity_kind == kind)
-        .cte("names", recursive=True)
+
+async def entity_list(
+    session: AsyncSession, kind: str, *, first: date | None = None, last: date | None = None
+) -> list[tuple[int, str]]:
+    """(id, name) of the kind's entities with stored days (in ``[first, last]``), sorted by name."""
+    statement = (
+        select(RollupEntity.id, RollupEntity.name)
+        .where(RollupEntity.kind == kind, _has_days(RollupEntity.id, first, last))
+        .order_by(RollupEntity.name)
     )
-    following = (
-        select(func.min(after.entity)).where(after.entity_kind == kind, after.entity > names.c.entity)
-    ).scalar_subquery()
-    names = names.union_all(select(following).where(names.c.entity.is_not(None)))
-    statement = select(names.c.entity).where(names.c.entity.is_not(None))
-    if first is not None and last is not None:
-        statement = statement.where(
-            exists().where(
-                RollupValue.entity_kind == kind,
-                RollupValue.entity == names.c.entity,
-                RollupValue.day.between(first, last),
-                *([RollupValue.family.in_(sorted(families))] if families else []),
-            )
-        )
-    return sorted(await session.scalars(statement))
+    return [(entity_id, name) for entity_id, name in await session.execute(statement)]
 
 
 @dataclass(frozen=True)
-class Presence:
-    """On how many days an entity has values, and on which of the given special days."""
+class StoredDays:
+    """Stored days as read: per row its entity, day number, layout and numbers."""
 
-    days: int
-    on_special: tuple[bool, ...]
-
-
-def _scope(kind: str, first: date, last: date, entity: str | None) -> ColumnElement[bool]:
-    conditions = [RollupValue.entity_kind == kind, RollupValue.day.between(first, last)]
-    if entity is not None:
-        conditions.append(RollupValue.entity == entity)
-    return and_(*conditions)
+    entity_ids: list[int]
+    days: list[int]
+    layout_ids: list[int]
+    blobs: list[bytes]
 
 
-async def presence(
-    session: AsyncSession,
-    kind: str,
-    first: date,
-    last: date,
-    *,
-    entity: str | None = None,
-    special_days: Sequence[date] = (),
-) -> dict[str, Presence]:
-    """Per entity: days with values, and whether each special (e.g. DST) day is one of them."""
-    columns = [
-        func.max(case((RollupValue.day == special, 1), else_=0)).label(f"s{i}")
-        for i, special in enumerate(special_days)
-    ]
+async def entity_days(session: AsyncSession, kind: str, entity: str, first: date, last: date) -> StoredDays:
+    """One entity's stored days in ``[first, last]``, in day order: one range of the primary key."""
     statement = (
-        select(RollupValue.entity, func.count(func.distinct(RollupValue.day)).label("days"), *columns)
-        .where(_scope(kind, first, last, entity))
-        .group_by(RollupValue.entity)
-    )
-    result: dict[str, Presence] = {}
-    for row in await session.execute(statement):
-        flags = tuple(bool(row[2 + i]) for i in range(len(special_days)))
-        result[row.entity] = Presence(days=row.days, on_special=flags)
-    return result
-
-
-async def scalar_totals(
-    session: AsyncSession, kind: str, first: date, last: date, *, entity: str | None = None
-) -> Sequence[Row[str, str, float | None, int | None, float | None, float | None]]:
-    """Per entity and non-histogram family: sum of totals and samples, max of peaks, min of lows."""
-    statement = (
-        select(
-            RollupValue.entity,
-            RollupValue.family,
-            func.sum(RollupValue.total),
-            func.sum(RollupValue.samples),
-            func.max(RollupValue.peak),
-            func.min(RollupValue.low),
+        select(RollupDay.entity_id, RollupDay.day, RollupDay.layout_id, RollupDay.data)
+        .join(RollupEntity, RollupEntity.id == RollupDay.entity_id)
+        .where(
+            RollupEntity.kind == kind,
+            RollupEntity.name == entity,
+            RollupDay.day.between(day_number(first), day_number(last)),
         )
-        .where((_scope(kind, first, last, entity)), RollupValue.buckets.is_(None))
-        .group_by(RollupValue.entity, RollupValue.family)
+        .order_by(RollupDay.day)
     )
-    return (await session.execute(statement)).all()
+    return await _stored(session, statement)
 
 
-async def histogram_rows(
-    session: AsyncSession, kind: str, first: date, last: date, *, entity: str | None = None
-) -> Sequence[Row[str, str, str | None]]:
-    statement = select(RollupValue.entity, RollupValue.family, RollupValue.buckets).where(
-        (_scope(kind, first, last, entity)), RollupValue.buckets.is_not(None)
+async def days_of_entities(session: AsyncSession, ids: Sequence[int], first: date, last: date) -> StoredDays:
+    """The stored days in ``[first, last]`` of the entities ``ids``, by entity then day."""
+    statement = (
+        select(RollupDay.entity_id, RollupDay.day, RollupDay.layout_id, RollupDay.data)
+        .where(RollupDay.entity_id.in_(list(ids)), RollupDay.day.between(day_number(first), day_number(last)))
+        .order_by(RollupDay.entity_id, RollupDay.day)
     )
-    return (await session.execute(statement)).all()
+    return await _stored(session, statement)
 
 
-async def daily_rows(
-    session: AsyncSession,
-    kind: str,
-    entity: str,
-    first: date,
-    last: date,
-    *,
-    families: Collection[str] | None = None,
-) -> Sequence[Row[date, str, float | None, int | None, float | None, float | None, str | None]]:
-    statement = select(
-        RollupValue.day,
-        RollupValue.family,
-        RollupValue.total,
-        RollupValue.samples,
-        RollupValue.peak,
-        RollupValue.low,
-        RollupValue.buckets,
-    ).where(_scope(kind, first, last, entity))
-    if families is not None:
-        statement = statement.where(RollupValue.family.in_(sorted(families)))
-    connection = await session.connection()  # Core rows: no ORM loading for up to years of rows
-    return (await connection.execute(statement)).all()
+async def _stored(session: AsyncSession, statement: Any) -> StoredDays:
+    # Core rows on the session's connection: no ORM loading for up to years of days; the four
+    # columns are turned into lists at once (the numbers then go to NumPy in one piece).
+    connection = await session.connection()
+    rows = (await connection.execute(statement)).all()
+    if not rows:
+        return StoredDays([], [], [], [])
+    entity_ids, days, layout_ids, blobs = (list(column) for column in zip(*rows, strict=True))
+    return StoredDays(entity_ids, days, layout_ids, blobs)

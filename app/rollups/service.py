@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
-from app.rollups import builtin, repository
+from app.rollups import builtin, frames, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.catalog import Catalog
 from app.rollups.compute import compute_day
@@ -27,12 +31,13 @@ from app.rollups.days import (
     days_between,
     local_today,
     period_label,
-    period_start,
 )
 from app.rollups.errors import InvalidPeriod, RollupQueryError, UnknownEntity
+from app.rollups.frames import Ints
 from app.rollups.histograms import fraction_above, quantile
+from app.rollups.layouts import day_number, day_of
 from app.rollups.models import RollupRun
-from app.rollups.repository import RunStatus, decode_buckets
+from app.rollups.repository import RunStatus
 
 log = logging.getLogger("panorama.rollups")
 
@@ -245,18 +250,10 @@ async def apply_retention(
 
 
 async def entities(
-    session: AsyncSession,
-    entity_kind: str,
-    *,
-    first: date | None = None,
-    last: date | None = None,
-    families: Collection[str] | None = None,
+    session: AsyncSession, entity_kind: str, *, first: date | None = None, last: date | None = None
 ) -> list[str]:
-    """The entities of a kind that have stored days (within ``[first, last]`` when given), sorted.
-
-    ``families`` (the kind's, from the catalogue) makes a range much quicker to check.
-    """
-    return await repository.entities(session, entity_kind, first=first, last=last, families=families)
+    """The entities of a kind that have stored days (within ``[first, last]`` when given), sorted."""
+    return await repository.entities(session, entity_kind, first=first, last=last)
 
 
 async def runs(
@@ -282,71 +279,115 @@ def day_seconds(day: date, settings: Settings) -> int:
     return day_window(day, settings.tzinfo).seconds
 
 
-def _unusual_days(first: date, last: date, settings: Settings) -> dict[date, int]:
-    """Days of the period that are not 24 hours long (DST changes), with their length."""
-    lengths = {day: day_seconds(day, settings) for day in days_between(first, last)}
-    return {day: seconds for day, seconds in lengths.items() if seconds != DAY_SECONDS}
+@lru_cache(maxsize=256)
+def _unusual_days(first: date, last: date, tz: ZoneInfo) -> dict[int, int]:
+    """Day numbers of the days of the period that are not 24 hours long (DST), with their length."""
+    found = {}
+    for day in days_between(first, last):
+        seconds = day_window(day, tz).seconds
+        if seconds != DAY_SECONDS:
+            found[day_number(day)] = seconds
+    return found
+
+
+def _day_lengths(numbers: Ints, first: date, last: date, settings: Settings) -> Ints:
+    """Each stored day's length in seconds, DST days included."""
+    lengths = np.full(len(numbers), DAY_SECONDS, dtype=np.int64)
+    for number, seconds in _unusual_days(first, last, settings.tzinfo).items():
+        lengths[numbers == number] = seconds
+    return lengths
+
+
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0)
+
+
+def period_keys(numbers: Ints, granularity: Granularity) -> Ints:
+    """The day number of the first day of each day's period (ISO weeks start on Monday)."""
+    if granularity is Granularity.DAY:
+        return numbers
+    if granularity is Granularity.WEEK:
+        return numbers - (numbers + _EPOCH_WEEKDAY) % 7
+    unit = "M" if granularity is Granularity.MONTH else "Y"
+    as_days = numbers.astype("datetime64[D]")
+    return as_days.astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)
 
 
 @dataclass(frozen=True)
-class EntityFigures:
-    entity: str
-    days: int
-    figures: FigureValues
+class Rows:
+    """Report rows as columns: one name (an entity or a period) per row, its days, its figures.
+
+    Figures are NumPy columns with NaN for "none"; :meth:`figures_of` gives one row as numbers.
+    """
+
+    names: list[str]
+    days: list[int]
+    figures: dict[str, frames.Column]
+    starts: list[date] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def figures_of(self, index: int) -> FigureValues:
+        return {name: _optional(float(column[index])) for name, column in self.figures.items()}
 
 
-async def period_totals(
+def _optional(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _kinds(catalog: Catalog, entity_kind: str) -> dict[str, FamilyKind]:
+    return {d.name: d.kind for d in catalog.families(entity_kind)}
+
+
+async def _frame(
+    session: AsyncSession, catalog: Catalog, entity_kind: str, stored: repository.StoredDays
+) -> frames.Frame:
+    found = await repository.layouts(session, set(stored.layout_ids))
+    layouts = [found[i] for i in stored.layout_ids]
+    return frames.frame_of(layouts, stored.blobs, _kinds(catalog, entity_kind))
+
+
+def _grouped(frame: frames.Frame, keys: Ints, lengths: Ints) -> tuple[frames.Frame, Ints, Ints, Ints]:
+    """Rows with equal consecutive keys summed: (frame, where each group starts, days, seconds)."""
+    starts = frames.group_starts(keys)
+    ends = np.append(starts[1:], len(keys))
+    seconds = np.add.reduceat(lengths, starts) if len(keys) else lengths
+    return frames.reduce(frame, starts), starts, ends - starts, seconds
+
+
+async def series_rows(
     session: AsyncSession,
     settings: Settings,
-    catalog: Catalog,
     entity_kind: str,
+    entity: str,
     first: date,
     last: date,
+    granularity: Granularity,
     *,
-    entity: str | None = None,
-) -> dict[str, Totals]:
-    """What each entity accumulated over the whole period (counters and gauges summed in SQL)."""
-    kinds = {d.name: d.kind for d in catalog.families(entity_kind)}
-    unusual = _unusual_days(first, last, settings)
-    special = list(unusual)
-    totals: dict[str, Totals] = {}
-    present = await repository.presence(
-        session, entity_kind, first, last, entity=entity, special_days=special
-    )
-    for name, seen in present.items():
-        extra = sum(
-            unusual[day] - DAY_SECONDS for day, on in zip(special, seen.on_special, strict=True) if on
-        )
-        totals[name] = Totals(days=seen.days, seconds=seen.days * DAY_SECONDS + extra)
-    for name, family, total, samples, peak, low in await repository.scalar_totals(
-        session, entity_kind, first, last, entity=entity
-    ):
-        if name in totals and family in kinds:
-            totals[name].add_scalar(family, kinds[family], total, samples, peak, low)
-    for name, family, raw in await repository.histogram_rows(
-        session, entity_kind, first, last, entity=entity
-    ):
-        if name in totals and family in kinds and raw is not None:
-            totals[name].add_buckets(family, decode_buckets(raw))
-    return totals
+    only: Collection[str] | None = None,
+) -> Rows:
+    """One entity's figures per day, ISO week, month or year, each period re-aggregated exactly.
 
-
-async def report(
-    session: AsyncSession,
-    settings: Settings,
-    entity_kind: str,
-    first: date,
-    last: date,
-    *,
-    entity: str | None = None,
-) -> list[EntityFigures]:
-    """Each entity's figures over the whole period, re-aggregated exactly from the stored days."""
+    One indexed range read of the entity's days, then whole columns (``frames.py``). With
+    ``only`` (figure names), just those figures, from just what they need.
+    """
     check_period(first, last)
     catalog = catalog_of(settings)
-    totals = await period_totals(session, settings, catalog, entity_kind, first, last, entity=entity)
-    return [
-        EntityFigures(name, t.days, figures(catalog, entity_kind, t)) for name, t in sorted(totals.items())
-    ]
+    stored = await repository.entity_days(session, entity_kind, entity, first, last)
+    if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
+        raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+    wanted = None if only is None else catalog.requirements(entity_kind, only)[0]
+    numbers = np.asarray(stored.days, dtype=np.int64)
+    keys = period_keys(numbers, granularity)
+    frame = await _frame(session, catalog, entity_kind, stored)
+    grouped, starts, days, seconds = _grouped(frame, keys, _day_lengths(numbers, first, last, settings))
+    periods = [day_of(int(key)) for key in keys[starts]] if len(keys) else []
+    return Rows(
+        [period_label(start, granularity) for start in periods],
+        days.tolist(),
+        frames.figures(catalog, entity_kind, grouped, days, seconds, only=wanted),
+        periods,
+    )
 
 
 @dataclass(frozen=True)
@@ -368,45 +409,111 @@ async def series(
     *,
     only: Collection[str] | None = None,
 ) -> list[PeriodFigures]:
-    """One entity's figures per day, ISO week, month or year: each period re-aggregated exactly.
+    """:func:`series_rows` as one object per period (figures None where there is none)."""
+    rows = await series_rows(session, settings, entity_kind, entity, first, last, granularity, only=only)
+    return [
+        PeriodFigures(rows.starts[i], rows.names[i], rows.days[i], rows.figures_of(i))
+        for i in range(len(rows))
+    ]
 
-    With ``only`` (figure names), just those figures are computed, from just the families
-    they need (what a chart of one figure over three years asks for).
+
+ROWS_PER_READ = 1 << 16
+"""Stored days read at once by a report over many entities: its memory stays flat (~20 MB)."""
+
+
+async def report_chunks(
+    session: AsyncSession,
+    settings: Settings,
+    entity_kind: str,
+    first: date,
+    last: date,
+    *,
+    entity: str | None = None,
+) -> AsyncIterator[Rows]:
+    """Each entity's figures over the whole period, in name order, a few dozen entities at a time.
+
+    A report of every service over three years reads every stored day once (a million rows for
+    a thousand services) without holding them all: each read is the days of the next entities,
+    summed per entity (``frames.reduce``) before the next read.
     """
     check_period(first, last)
-    if not await repository.entity_exists(session, entity_kind, entity):
-        raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
     catalog = catalog_of(settings)
-    wanted, families = (None, None) if only is None else catalog.requirements(entity_kind, only)
-    kinds = {d.name: d.kind for d in catalog.families(entity_kind)}
-    tz = settings.tzinfo
-    periods: dict[date, Totals] = {}
-    seen_days: set[date] = set()
-    for day, family, total, samples, peak, low, raw in await repository.daily_rows(
-        session, entity_kind, entity, first, last, families=families
-    ):
-        kind = kinds.get(family)
-        if kind is None:
-            continue
-        start = period_start(day, granularity)
-        totals = periods.get(start)
-        if totals is None:
-            totals = periods[start] = Totals()
-        if day not in seen_days:
-            seen_days.add(day)
-            totals.days += 1
-            totals.seconds += day_window(day, tz).seconds
-        if kind is FamilyKind.HISTOGRAM:
-            if raw is not None:
-                totals.add_buckets(family, decode_buckets(raw))
-        else:
-            totals.add_scalar(family, kind, total, samples, peak, low)
-    return [
-        PeriodFigures(
-            start, period_label(start, granularity), t.days, figures(catalog, entity_kind, t, only=wanted)
+    listed = await repository.entity_list(session, entity_kind, first=first, last=last)
+    if entity is not None:
+        listed = [(entity_id, name) for entity_id, name in listed if name == entity]
+    per_read = max(1, ROWS_PER_READ // ((last - first).days + 1))
+    for index in range(0, len(listed), per_read):
+        chunk = listed[index : index + per_read]
+        stored = await repository.days_of_entities(
+            session, [entity_id for entity_id, _ in chunk], first, last
         )
-        for start, t in sorted(periods.items())
-    ]
+        ids = np.asarray(stored.entity_ids, dtype=np.int64)
+        numbers = np.asarray(stored.days, dtype=np.int64)
+        frame = await _frame(session, catalog, entity_kind, stored)
+        grouped, starts, days, seconds = _grouped(frame, ids, _day_lengths(numbers, first, last, settings))
+        position = {int(entity_id): row for row, entity_id in enumerate(ids[starts].tolist())}
+        order = np.asarray(
+            [position[entity_id] for entity_id, _ in chunk if entity_id in position], dtype=np.int64
+        )
+        names = [name for entity_id, name in chunk if entity_id in position]
+        ordered = frames.Frame(grouped.layout, grouped.matrix[order])
+        yield Rows(
+            names,
+            days[order].tolist(),
+            frames.figures(catalog, entity_kind, ordered, days[order], seconds[order]),
+        )
+
+
+@dataclass(frozen=True)
+class EntityFigures:
+    entity: str
+    days: int
+    figures: FigureValues
+
+
+async def report(
+    session: AsyncSession,
+    settings: Settings,
+    entity_kind: str,
+    first: date,
+    last: date,
+    *,
+    entity: str | None = None,
+) -> list[EntityFigures]:
+    """Each entity's figures over the whole period, re-aggregated exactly from the stored days."""
+    found: list[EntityFigures] = []
+    async for rows in report_chunks(session, settings, entity_kind, first, last, entity=entity):
+        found.extend(EntityFigures(rows.names[i], rows.days[i], rows.figures_of(i)) for i in range(len(rows)))
+    return found
+
+
+async def period_totals(
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    entity_kind: str,
+    first: date,
+    last: date,
+    *,
+    entity: str | None = None,
+) -> dict[str, Totals]:
+    """What each entity accumulated over the whole period, as ``aggregate.Totals``."""
+    check_period(first, last)
+    listed = await repository.entity_list(session, entity_kind, first=first, last=last)
+    if entity is not None:
+        listed = [(entity_id, name) for entity_id, name in listed if name == entity]
+    if not listed:
+        return {}
+    stored = await repository.days_of_entities(session, [entity_id for entity_id, _ in listed], first, last)
+    ids = np.asarray(stored.entity_ids, dtype=np.int64)
+    numbers = np.asarray(stored.days, dtype=np.int64)
+    frame = await _frame(session, catalog, entity_kind, stored)
+    grouped, starts, days, seconds = _grouped(frame, ids, _day_lengths(numbers, first, last, settings))
+    names = dict(listed)
+    return {
+        names[int(entity_id)]: frames.totals(grouped, row, int(days[row]), int(seconds[row]))
+        for row, entity_id in enumerate(ids[starts].tolist())
+    }
 
 
 # --- SLOs ---------------------------------------------------------------------------------
