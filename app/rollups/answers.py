@@ -34,7 +34,7 @@ def series_rows(rows: Rows) -> list[dict[str, Any]]:
     """``[{"date", "period", "days", figure…}]``: one dict per period, built from whole columns."""
     keys = ("date", "period", "days", *rows.figures)
     columns = (
-        [start.isoformat() for start in rows.starts],
+        rows.start_dates(),
         rows.names,
         rows.days,
         *(column.tolist() for column in rows.figures.values()),

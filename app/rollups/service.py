@@ -312,6 +312,23 @@ def period_keys(numbers: Ints, granularity: Granularity) -> Ints:
     return as_days.astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)
 
 
+def _iso(numbers: Ints, unit: str) -> list[str]:
+    """Day numbers as ISO text at ``unit`` precision (``D``: 2026-11-23, ``M``: 2026-11, ``Y``)."""
+    as_days = numbers.astype("datetime64[D]")
+    text: list[str] = np.datetime_as_string(
+        as_days if unit == "D" else as_days.astype(f"datetime64[{unit}]")
+    ).tolist()
+    return text
+
+
+def period_labels(starts: Ints, granularity: Granularity) -> list[str]:
+    """``period_label`` of many periods at once: ``2026-11-23``, ``2026-W48``, ``2026-11``, ``2026``."""
+    if granularity is Granularity.WEEK:
+        return [period_label(day_of(int(start)), granularity) for start in starts.tolist()]
+    unit = {Granularity.DAY: "D", Granularity.MONTH: "M", Granularity.YEAR: "Y"}[granularity]
+    return _iso(starts, unit)
+
+
 @dataclass(frozen=True)
 class Rows:
     """Report rows as columns: one name (an entity or a period) per row, its days, its figures.
@@ -322,10 +339,15 @@ class Rows:
     names: list[str]
     days: list[int]
     figures: dict[str, frames.Column]
-    starts: list[date] = field(default_factory=list)
+    starts: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Periods only: the day number of each period's first day."""
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def start_dates(self) -> list[str]:
+        """Each period's first day, ``YYYY-MM-DD``."""
+        return _iso(self.starts, "D")
 
     def figures_of(self, index: int) -> FigureValues:
         return {name: _optional(float(column[index])) for name, column in self.figures.items()}
@@ -381,9 +403,9 @@ async def series_rows(
     keys = period_keys(numbers, granularity)
     frame = await _frame(session, catalog, entity_kind, stored)
     grouped, starts, days, seconds = _grouped(frame, keys, _day_lengths(numbers, first, last, settings))
-    periods = [day_of(int(key)) for key in keys[starts]] if len(keys) else []
+    periods = keys[starts] if len(keys) else keys
     return Rows(
-        [period_label(start, granularity) for start in periods],
+        period_labels(periods, granularity),
         days.tolist(),
         frames.figures(catalog, entity_kind, grouped, days, seconds, only=wanted),
         periods,
@@ -412,7 +434,7 @@ async def series(
     """:func:`series_rows` as one object per period (figures None where there is none)."""
     rows = await series_rows(session, settings, entity_kind, entity, first, last, granularity, only=only)
     return [
-        PeriodFigures(rows.starts[i], rows.names[i], rows.days[i], rows.figures_of(i))
+        PeriodFigures(day_of(int(rows.starts[i])), rows.names[i], rows.days[i], rows.figures_of(i))
         for i in range(len(rows))
     ]
 
