@@ -31,15 +31,15 @@ def json_bytes(body: Any) -> bytes:
 
 
 def series_rows(rows: Rows) -> list[dict[str, Any]]:
-    """``[{"date", "period", "days", figure…}]``: one dict per period, built from whole columns."""
+    """``[{"date", "period", "days", figure…}]``: one dict per period (for CSV)."""
     keys = ("date", "period", "days", *rows.figures)
-    columns = (
-        rows.start_dates(),
-        rows.names,
-        rows.days,
-        *(column.tolist() for column in rows.figures.values()),
-    )
-    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+    return [dict(zip(keys, values, strict=True)) for values in zip(*_series_columns(rows), strict=True)]
+
+
+def _series_columns(rows: Rows) -> list[list[Any]]:
+    dates = rows.start_dates()
+    labels = dates if rows.names == dates else rows.names
+    return [dates, labels, rows.days, *(column.tolist() for column in rows.figures.values())]
 
 
 def entity_rows(key: str, rows: Rows) -> list[dict[str, Any]]:
@@ -47,6 +47,34 @@ def entity_rows(key: str, rows: Rows) -> list[dict[str, Any]]:
     keys = (key, "days", *rows.figures)
     columns = (rows.names, rows.days, *(column.tolist() for column in rows.figures.values()))
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def json_objects(keys: Sequence[str], columns: Sequence[list[Any]]) -> bytes:
+    """``[{keys[0]: columns[0][i], …}, …]`` as JSON, written column by column.
+
+    Each column is written by orjson in one call (numbers, strings, NaN as null) and cut at its
+    commas (no value written from a number, a date or a label holds one); the objects are then
+    pasted from a template. About twice as fast as a dict per row through orjson.
+    """
+    if not columns or not columns[0]:
+        return b"[]"
+    if any(column and isinstance(column[0], str) and any("," in v for v in column) for column in columns):
+        return orjson.dumps([dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)])
+    cells = [orjson.dumps(column)[1:-1].split(b",") for column in columns]
+    template = b"{" + b",".join(orjson.dumps(key) + b":%b" for key in keys) + b"}"
+    return b"[" + b",".join([template % values for values in zip(*cells, strict=True)]) + b"]"
+
+
+def series_json(head: dict[str, Any], rows: Rows) -> bytes:
+    """``{head…, "days": [{"date", "period", "days", figure…}, …]}``."""
+    keys = ("date", "period", "days", *rows.figures)
+    return _object(head, "days", json_objects(keys, _series_columns(rows)))
+
+
+def _object(head: dict[str, Any], key: str, value: bytes) -> bytes:
+    """``{head…, key: value}`` with ``value`` already JSON."""
+    opening = orjson.dumps(head)
+    return opening[:-1] + (b"," if len(opening) > 2 else b"") + orjson.dumps(key) + b":" + value + b"}"
 
 
 def _cell(value: Any) -> Any:
@@ -81,13 +109,13 @@ async def streamed_json(
     head: dict[str, Any], key: str, entity_key: str, chunks: AsyncIterator[Rows]
 ) -> AsyncIterator[bytes]:
     """``{head…, key: [rows…]}``, written a chunk of entities at a time."""
-    opening = orjson.dumps(head)
-    yield opening[:-1] + (b"," if len(opening) > 2 else b"") + orjson.dumps(key) + b":["
+    yield _object(head, key, b"[")[:-1]
     separator = b""
     async for rows in chunks:
         if not len(rows):
             continue
-        yield separator + orjson.dumps(entity_rows(entity_key, rows))[1:-1]
+        columns = [rows.names, rows.days, *(column.tolist() for column in rows.figures.values())]
+        yield separator + json_objects((entity_key, "days", *rows.figures), columns)[1:-1]
         separator = b","
     yield b"]}"
 

@@ -200,20 +200,20 @@ async def _entity_series(
 ) -> Response:
     service.require_kind(settings, kind)
     found = await service.series_rows(session, settings, kind, entity, first, last, granularity)
-    rows = answers.series_rows(found)
     if fmt == "csv":
         return Response(
-            to_csv(rows), media_type=answers.CSV, headers=_attachment(f"{kind}-{granularity.value}")
+            to_csv(answers.series_rows(found)),
+            media_type=answers.CSV,
+            headers=_attachment(f"{kind}-{granularity.value}"),
         )
-    body = {
+    head = {
         kind: entity,
         "from": first.isoformat(),
         "to": last.isoformat(),
         "timezone": settings.timezone,
         "granularity": granularity.value,
-        "days": rows,
     }
-    return Response(answers.json_bytes(body), media_type=answers.JSON)
+    return Response(answers.series_json(head, found), media_type=answers.JSON)
 
 
 @router.get("/api/v1/reports/services/{service_name}/daily", summary="One service per day, week or month")

@@ -207,8 +207,11 @@ def _nan(rows: int) -> Column:
     return np.full(rows, np.nan, dtype=FLOAT)
 
 
-def statistic(frame: Frame, family: str, kind: FamilyKind, name: str) -> Column:
-    """One statistic of one family for every row (NaN where it has none)."""
+def statistic(
+    frame: Frame, family: str, kind: FamilyKind, name: str, prepared: dict[str, Ranked] | None = None
+) -> Column:
+    """One statistic of one family for every row (NaN where it has none); ``prepared`` keeps the
+    ranked buckets of histograms between their quantiles."""
     slot = frame.layout.by_family.get(family)
     if slot is None or slot.kind is not kind:
         return _nan(frame.rows)
@@ -226,40 +229,61 @@ def statistic(frame: Frame, family: str, kind: FamilyKind, name: str) -> Column:
     q = stat_quantile(name)
     if q is None:
         return _nan(frame.rows)
-    return quantiles(q, slot, matrix)
+    if prepared is None:
+        return quantiles(q, slot, matrix)
+    if family not in prepared:
+        prepared[family] = ranked(slot, matrix)
+    return quantiles(q, slot, matrix, prepared[family])
 
 
-def quantiles(q: float, slot: Slot, matrix: Matrix) -> Column:
-    """``histogram_quantile(q)`` of each row's buckets: ``histograms.quantile`` on whole columns."""
-    rows = matrix.shape[0]
-    bounds = np.asarray(slot.bounds, dtype=FLOAT)
+@dataclass(frozen=True)
+class Ranked:
+    """A histogram's rows made ready for quantiles: monotonic cumulative counts and totals."""
+
+    slot: Slot
+    buckets: Matrix
+    bounds: Column
+    whole: npt.NDArray[np.bool_]
+    partial: npt.NDArray[np.bool_]
+    counts: Matrix
+    total: Column
+
+
+def ranked(slot: Slot, matrix: Matrix) -> Ranked:
     buckets = matrix[:, slot.offset : slot.offset + slot.width]
-    result = _nan(rows)
-    if len(bounds) < 2 or bounds[-1] != math.inf or rows == 0:
-        return _incomplete(q, slot, buckets, result, np.ones(rows, dtype=bool))
     missing = np.isnan(buckets)
-    partial: npt.NDArray[np.bool_] = np.asarray(missing.any(axis=1) & ~missing.all(axis=1))
     whole: npt.NDArray[np.bool_] = np.asarray(~missing.any(axis=1))
-    if whole.any():
-        counts = np.maximum.accumulate(buckets[whole], axis=1)  # monotonic, as Prometheus makes them
-        total = counts[:, -1]
+    partial: npt.NDArray[np.bool_] = np.asarray(~whole & ~missing.all(axis=1))
+    counts = np.maximum.accumulate(buckets[whole], axis=1)  # monotonic, as Prometheus makes them
+    total = counts[:, -1] if counts.shape[1] else np.zeros(len(counts), dtype=FLOAT)
+    return Ranked(slot, buckets, np.asarray(slot.bounds, dtype=FLOAT), whole, partial, counts, total)
+
+
+def quantiles(q: float, slot: Slot, matrix: Matrix, prepared: Ranked | None = None) -> Column:
+    """``histogram_quantile(q)`` of each row's buckets: ``histograms.quantile`` on whole columns."""
+    r = prepared or ranked(slot, matrix)
+    bounds, counts, total = r.bounds, r.counts, r.total
+    result = _nan(len(r.buckets))
+    if len(bounds) < 2 or bounds[-1] != math.inf:
+        return _incomplete(q, slot, r.buckets, result, np.ones(len(r.buckets), dtype=bool))
+    if len(counts):
         rank = q * total
         index = np.minimum((counts < rank[:, None]).sum(axis=1), len(bounds) - 1)
         picked = np.arange(len(index))
         upper = bounds[index]
         count_upper = counts[picked, index]
         first = index == 0
-        lower = np.where(first, 0.0, bounds[np.maximum(index - 1, 0)])
-        count_lower = np.where(first, 0.0, counts[picked, np.maximum(index - 1, 0)])
+        below = np.maximum(index - 1, 0)
+        lower = np.where(first, 0.0, bounds[below])
+        count_lower = np.where(first, 0.0, counts[picked, below])
         in_bucket = count_upper - count_lower
         with np.errstate(invalid="ignore", divide="ignore"):
             inside = lower + (upper - lower) * ((rank - count_lower) / in_bucket)
         value = np.where(in_bucket <= 0, upper, inside)
         value = np.where(first & (upper <= 0), upper, value)
         value = np.where(index == len(bounds) - 1, bounds[-2], value)
-        value = np.where(total > 0, value, np.nan)  # nothing to rank (NaN totals compare False)
-        result[whole] = value
-    return _incomplete(q, slot, buckets, result, partial)
+        result[r.whole] = np.where(total > 0, value, np.nan)  # nothing to rank (NaN totals compare False)
+    return _incomplete(q, slot, r.buckets, result, r.partial)
 
 
 def _incomplete(q: float, slot: Slot, buckets: Matrix, result: Column, rows: npt.NDArray[np.bool_]) -> Column:
@@ -323,6 +347,7 @@ def figures(
         if definition.kind is FamilyKind.COUNTER:
             scope[definition.name] = statistic(frame, definition.name, FamilyKind.COUNTER, "total")
     values: dict[str, Column] = {}
+    prepared: dict[str, Ranked] = {}
     for figure in catalog.figures.get(entity_kind, []):
         if only is not None and figure.name not in only:
             continue
@@ -333,7 +358,7 @@ def figures(
             assert figure.statistic is not None
             family = catalog.family(entity_kind, figure.family)
             assert family is not None
-            value = statistic(frame, figure.family, family.kind, figure.statistic)
+            value = statistic(frame, figure.family, family.kind, figure.statistic, prepared)
         values[figure.name] = value
         scope[figure.name] = value
     return values

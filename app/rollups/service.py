@@ -441,6 +441,8 @@ async def series(
 
 ROWS_PER_READ = 1 << 16
 """Stored days read at once by a report over many entities: its memory stays flat (~20 MB)."""
+ENTITIES_PER_READ = 1000
+"""And entities at once (each is a bound parameter: SQLite allows 32,766)."""
 
 
 async def report_chunks(
@@ -463,7 +465,7 @@ async def report_chunks(
     listed = await repository.entity_list(session, entity_kind, first=first, last=last)
     if entity is not None:
         listed = [(entity_id, name) for entity_id, name in listed if name == entity]
-    per_read = max(1, ROWS_PER_READ // ((last - first).days + 1))
+    per_read = max(1, min(ENTITIES_PER_READ, ROWS_PER_READ // ((last - first).days + 1)))
     for index in range(0, len(listed), per_read):
         chunk = listed[index : index + per_read]
         stored = await repository.days_of_entities(
