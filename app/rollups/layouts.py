@@ -217,15 +217,16 @@ def encode_day(entity_kind: str, entity: str, values: Sequence[FamilyNumbers]) -
 
 def decode(layout: Layout, data: bytes) -> Matrix:
     """One stored vector as a 1-D array (a view on ``data``: no copy)."""
+    if len(data) != FLOAT.itemsize * layout.width:
+        raise ValueError(f"a stored day has {len(data)} bytes; its layout has {layout.width} numbers")
     array: Matrix = np.frombuffer(data, dtype=FLOAT)
-    if array.shape[0] != layout.width:
-        raise ValueError(f"a stored day has {array.shape[0]} numbers; its layout has {layout.width}")
     return array
 
 
 def decode_many(layout: Layout, blobs: Sequence[bytes]) -> Matrix:
     """Stored vectors of one layout as the rows of a matrix: one join, one C-level conversion."""
-    matrix: Matrix = np.frombuffer(b"".join(blobs), dtype=FLOAT)
-    if matrix.shape[0] != layout.width * len(blobs):
+    joined = b"".join(blobs)
+    if len(joined) != FLOAT.itemsize * layout.width * len(blobs):
         raise ValueError(f"stored days do not all have the {layout.width} numbers of their layout")
+    matrix: Matrix = np.frombuffer(joined, dtype=FLOAT)
     return matrix.reshape(len(blobs), layout.width)

@@ -1,0 +1,159 @@
+"""Re-aggregation on whole columns gives what the scalar definition (``aggregate.py``) gives.
+
+A year of days is stored through the repository in Europe/Berlin (a 23-hour and a 25-hour day)
+with the layouts changing under the reports: errors missing on some days, the latency histogram
+switching bucket schemes in the middle of a month, the gauge missing for a week, a day with no
+latency at all. Every week, month and the year, and the report of the whole year, must equal the
+same days summed one by one with ``aggregate.Totals`` and turned into figures by
+``aggregate.figures`` (the definition the columns implement).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date
+
+import numpy as np
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import db
+from app.config import Settings
+from app.rollups import repository, service
+from app.rollups.aggregate import Totals, figures
+from app.rollups.compute import FamilyValue
+from app.rollups.config import FamilyKind
+from app.rollups.days import Granularity, day_window, days_between, period_start
+from app.rollups.frames import quantiles
+from app.rollups.histograms import quantile
+from app.rollups.layouts import make_layout
+from tests.harness.app import settings_for
+
+SERVICE = "mixed.test.svc.cluster.local"
+FIRST, LAST = date(2026, 1, 1), date(2026, 12, 31)
+FINE = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, math.inf)
+COARSE = (10.0, 100.0, 1000.0, math.inf)
+SWITCH = date(2026, 6, 17)  # the histogram's buckets change here, mid-month
+
+
+def day_values(day: date) -> list[FamilyValue]:
+    rng = random.Random(day.toordinal())
+    requests = rng.uniform(10, 10_000)
+    found = [
+        FamilyValue("service", SERVICE, "requests", total=requests * 1.0000000115740742),
+        FamilyValue("service", SERVICE, "latency_sum_ms", total=requests * rng.uniform(5, 500)),
+        FamilyValue("service", SERVICE, "latency_count", total=requests),
+    ]
+    if day.day % 3:
+        found.append(FamilyValue("service", SERVICE, "errors", total=requests * rng.uniform(0, 0.05)))
+    if day != date(2026, 4, 2):
+        bounds = FINE if day < SWITCH else COARSE
+        shares = sorted(rng.random() for _ in bounds[:-1])
+        buckets = {b: requests * s for b, s in zip(bounds, [*shares, 1.0], strict=True)}
+        found.append(FamilyValue("service", SERVICE, "latency", buckets=buckets))
+    if not date(2026, 9, 1) <= day <= date(2026, 9, 7):
+        samples = rng.choice((288, 276, 300))  # 23- and 25-hour days sample more or less
+        peak = rng.uniform(1, 50)
+        found.append(
+            FamilyValue(
+                "service", SERVICE, "qps", total=samples * peak / 3, samples=samples, peak=peak, low=peak / 10
+            )
+        )
+    return found
+
+
+def reference(settings: Settings, days: list[date]) -> dict[str, float | None]:
+    """The period's figures as ``aggregate.py`` defines them, day by day."""
+    catalog = service.catalog_of(settings)
+    kinds = {d.name: d.kind for d in catalog.families("service")}
+    totals = Totals()
+    for day in days:
+        totals.days += 1
+        totals.seconds += day_window(day, settings.tzinfo).seconds
+        for value in day_values(day):
+            if kinds[value.family] is FamilyKind.HISTOGRAM:
+                assert value.buckets is not None
+                totals.add_buckets(value.family, value.buckets)
+            else:
+                totals.add_scalar(
+                    value.family, kinds[value.family], value.total, value.samples, value.peak, value.low
+                )
+    return figures(catalog, "service", totals)
+
+
+def assert_same(found: dict[str, float | None], want: dict[str, float | None], where: str) -> None:
+    assert list(found) == list(want), where
+    for name, value in want.items():
+        if value is None:
+            assert found[name] is None, f"{where} {name}"
+        else:
+            assert found[name] == pytest.approx(value, rel=1e-12), f"{where} {name}"
+
+
+@pytest.fixture
+async def stored(migrated_engine: AsyncEngine) -> AsyncEngine:
+    sessions = db.create_session_factory(migrated_engine)
+    async with sessions.begin() as session:
+        for day in days_between(FIRST, LAST):
+            await repository.replace_day(session, day, day_values(day))
+    return migrated_engine
+
+
+@pytest.mark.parametrize(
+    "granularity", [Granularity.DAY, Granularity.WEEK, Granularity.MONTH, Granularity.YEAR]
+)
+async def test_periods_over_changing_layouts_equal_the_scalar_definition(
+    stored: AsyncEngine, database_url: str, granularity: Granularity
+) -> None:
+    settings = settings_for(database_url, timezone="Europe/Berlin")
+    async with db.create_session_factory(stored)() as session:
+        periods = await service.series(session, settings, "service", SERVICE, FIRST, LAST, granularity)
+    groups: dict[date, list[date]] = {}
+    for day in days_between(FIRST, LAST):
+        groups.setdefault(period_start(day, granularity), []).append(day)
+    assert [p.start for p in periods] == sorted(groups)
+    for period in periods:
+        assert period.days == len(groups[period.start])
+        assert_same(period.figures, reference(settings, groups[period.start]), period.label)
+    if granularity is Granularity.DAY:
+        by_day = {p.start: p for p in periods}
+        assert by_day[date(2026, 3, 29)].figures["qps_avg"] == pytest.approx(
+            by_day[date(2026, 3, 29)].figures["requests"] / (23 * 3600)  # type: ignore[operator]
+        )
+        assert by_day[date(2026, 4, 2)].figures["latency_p99_ms"] is None  # no histogram that day
+        assert by_day[date(2026, 9, 3)].figures["qps_peak"] is None  # no gauge that week
+
+
+async def test_the_year_report_equals_the_scalar_definition(stored: AsyncEngine, database_url: str) -> None:
+    settings = settings_for(database_url, timezone="Europe/Berlin")
+    async with db.create_session_factory(stored)() as session:
+        [year] = await service.report(session, settings, "service", FIRST, LAST)
+        [autumn] = await service.report(session, settings, "service", date(2026, 10, 20), date(2026, 10, 30))
+    assert year.days == 365
+    assert_same(year.figures, reference(settings, list(days_between(FIRST, LAST))), "2026")
+    assert_same(
+        autumn.figures,
+        reference(settings, list(days_between(date(2026, 10, 20), date(2026, 10, 30)))),
+        "fall",
+    )
+
+
+def test_vector_quantiles_are_the_scalar_quantiles_bit_for_bit() -> None:
+    """Random buckets, with the cases the interpolation treats apart: empty, all in +Inf, all in the
+    first bucket, a non-positive first bound, float noise making counts non-monotonic."""
+    rng = np.random.default_rng(7)
+    bounds = (-1.0, 0.0, 0.5, 1.0, 2.5, 10.0, math.inf)
+    slot = make_layout([("h", FamilyKind.HISTOGRAM, list(bounds))]).slots[0]
+    rows = np.cumsum(rng.integers(0, 5, size=(400, len(bounds))).astype(float), axis=1)
+    rows[0] = 0.0
+    rows[1, :-1] = 0.0
+    rows[2] = rows[2, 0]
+    rows[3, 3] -= 1e-9
+    rows[4] = 1.0
+    rows[4, 0] = 0.0
+    for q in (0.01, 0.5, 0.9, 0.95, 0.99, 0.999):
+        found = quantiles(q, slot, rows)
+        for row, value in zip(rows, found.tolist(), strict=True):
+            want = quantile(q, dict(zip(bounds, row.tolist(), strict=True)))
+            assert (math.isnan(value) and want is None) or value == want, (q, row)
