@@ -69,6 +69,28 @@ class RollupDay(Base):
     __table_args__ = (Index("ix_rollup_days_day", "day"), {"sqlite_with_rowid": False})
 
 
+class RollupMonth(Base):
+    """One entity's stored days of one calendar month, summed as reports sum them (``frames.reduce``).
+
+    Kept by every write of a day, in the same transaction, so that a report over years reads
+    one row per whole month instead of one per day (36 instead of 1,096 per entity over three
+    years). ``month`` is the day number of the month's first day; ``day_mask`` has bit ``d - 1``
+    set for each stored day ``d`` of the month (a report counts them, and the length of each).
+    """
+
+    __tablename__ = "rollup_months"
+
+    entity_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("rollup_layouts.id"))
+    day_mask: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_rollup_months_month", "month"), {"sqlite_with_rowid": False})
+
+
 class RollupRun(Base):
     """One attempt at rolling up a day; the newest attempt tells the day's state."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Result,
@@ -23,8 +24,18 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.rollups.layouts import FamilyNumbers, Layout, day_number, encode_day, parse_layout
-from app.rollups.models import RollupDay, RollupEntity, RollupLayout, RollupRun
+from app.rollups import frames
+from app.rollups.frames import Frame
+from app.rollups.layouts import (
+    EncodedDay,
+    FamilyNumbers,
+    Layout,
+    day_number,
+    day_of,
+    encode_day,
+    parse_layout,
+)
+from app.rollups.models import RollupDay, RollupEntity, RollupLayout, RollupMonth, RollupRun
 
 # Claims of a day are serialised on PostgreSQL with this advisory lock namespace.
 CLAIM_LOCK_NAMESPACE = 0x726F6C6C  # "roll"
@@ -136,29 +147,145 @@ async def entity_ids(session: AsyncSession, names: Collection[tuple[str, str]]) 
 
 async def replace_day(session: AsyncSession, day: date, values: Sequence[FamilyNumbers]) -> None:
     """Deletes whatever the day held and stores ``values`` instead (in the caller's transaction):
-    one row per entity, every family of it in one vector (``layouts.py``)."""
+    one row per entity, every family of it in one vector (``layouts.py``); the month sums of the
+    entities concerned follow in the same transaction."""
     number = day_number(day)
-    await session.execute(delete(RollupDay).where(RollupDay.day == number))
-    if not values:
-        return
+    month = day_number(day.replace(day=1))
+    await _lock_month(session, month)
+    deleted = await session.scalars(
+        delete(RollupDay).where(RollupDay.day == number).returning(RollupDay.entity_id)
+    )
+    replaced = set(deleted)
     grouped: dict[tuple[str, str], list[FamilyNumbers]] = {}
     for value in values:
         grouped.setdefault((value.entity_kind, value.entity), []).append(value)
     encoded = [encode_day(kind, entity, found) for (kind, entity), found in grouped.items()]
-    await store_layouts(session, {one.layout.id: one.layout for one in encoded}.values())
-    ids = await entity_ids(session, list(grouped))
-    await session.execute(
-        insert(RollupDay),
-        [
-            {
-                "entity_id": ids[(one.entity_kind, one.entity)],
-                "day": number,
-                "layout_id": one.layout.id,
-                "data": one.data,
-            }
-            for one in encoded
-        ],
-    )
+    if encoded:
+        await store_layouts(session, {one.layout.id: one.layout for one in encoded}.values())
+        ids = await entity_ids(session, list(grouped))
+        await session.execute(
+            insert(RollupDay),
+            [
+                {
+                    "entity_id": ids[(one.entity_kind, one.entity)],
+                    "day": number,
+                    "layout_id": one.layout.id,
+                    "data": one.data,
+                }
+                for one in encoded
+            ],
+        )
+        added: dict[str, dict[int, EncodedDay]] = {}
+        for one in encoded:
+            entity_id = ids[(one.entity_kind, one.entity)]
+            if entity_id not in replaced:
+                added.setdefault(one.entity_kind, {})[entity_id] = one
+        for by_id in added.values():
+            await _add_to_month(session, month, day.day, by_id)
+    await recompute_months(session, month, replaced)
+
+
+MONTH_LOCK_NAMESPACE = 0x6D6F6E74  # "mont"
+"""Writers of one month's sums queue on this advisory lock on PostgreSQL (SQLite has one writer)."""
+
+
+async def _lock_month(session: AsyncSession, month: int) -> None:
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :month)"),
+            {"namespace": MONTH_LOCK_NAMESPACE, "month": month},
+        )
+
+
+def _chunks(ids: Sequence[int], size: int = 5000) -> list[Sequence[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+async def _add_to_month(session: AsyncSession, month: int, day: int, added: dict[int, EncodedDay]) -> None:
+    """A new day of these entities (of one kind) added to their month sums: the nightly case,
+    one read and one write of a row per entity, not a re-read of the month."""
+    ids = sorted(added)
+    existing: dict[int, tuple[int, int, bytes]] = {}
+    for chunk in _chunks(ids):
+        rows = await session.execute(
+            select(
+                RollupMonth.entity_id, RollupMonth.layout_id, RollupMonth.day_mask, RollupMonth.data
+            ).where(RollupMonth.month == month, RollupMonth.entity_id.in_(chunk))
+        )
+        existing.update({entity_id: (layout_id, mask, data) for entity_id, layout_id, mask, data in rows})
+    known = await layouts(session, {layout_id for layout_id, _, _ in existing.values()})
+    keys: list[int] = []
+    row_layouts: list[Layout] = []
+    blobs: list[bytes] = []
+    for entity_id in ids:
+        if entity_id in existing:
+            layout_id, _, data = existing[entity_id]
+            keys.append(entity_id)
+            row_layouts.append(known[layout_id])
+            blobs.append(data)
+        keys.append(entity_id)
+        row_layouts.append(added[entity_id].layout)
+        blobs.append(added[entity_id].data)
+    bit = 1 << (day - 1)
+    masks = [existing[entity_id][1] | bit if entity_id in existing else bit for entity_id in ids]
+    summed = frames.reduce(frames.frame_of(row_layouts, blobs), frames.group_starts(np.asarray(keys)))
+    await _write_months(session, month, ids, masks, summed, [i for i in ids if i in existing])
+
+
+async def _write_months(
+    session: AsyncSession,
+    month: int,
+    ids: Sequence[int],
+    masks: Sequence[int],
+    summed: Frame,
+    stale: Sequence[int],
+) -> None:
+    await store_layouts(session, [summed.layout])
+    for chunk in _chunks(stale):
+        await session.execute(
+            delete(RollupMonth).where(RollupMonth.month == month, RollupMonth.entity_id.in_(chunk))
+        )
+    if ids:
+        await session.execute(
+            insert(RollupMonth),
+            [
+                {
+                    "entity_id": entity_id,
+                    "month": month,
+                    "layout_id": summed.layout.id,
+                    "day_mask": mask,
+                    "data": summed.matrix[row].tobytes(),
+                }
+                for row, (entity_id, mask) in enumerate(zip(ids, masks, strict=True))
+            ],
+        )
+
+
+async def recompute_months(session: AsyncSession, month: int, ids: Collection[int]) -> None:
+    """The month sums of these entities computed again from their stored days (after a day was
+    replaced or deleted); an entity without days that month loses its row."""
+    if not ids:
+        return
+    first = day_of(month)
+    last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    kinds: dict[str, list[int]] = {}
+    for chunk in _chunks(sorted(ids)):
+        rows = await session.execute(
+            select(RollupEntity.id, RollupEntity.kind).where(RollupEntity.id.in_(chunk))
+        )
+        for entity_id, kind in rows:
+            kinds.setdefault(kind, []).append(entity_id)
+    for kind_ids in kinds.values():
+        for chunk in _chunks(sorted(kind_ids), 1000):
+            stored = await days_of_entities(session, chunk, first, last)
+            found = await layouts(session, set(stored.layout_ids))
+            frame = frames.frame_of([found[i] for i in stored.layout_ids], stored.blobs)
+            keys = np.asarray(stored.entity_ids, dtype=np.int64)
+            starts = frames.group_starts(keys)
+            bits = np.left_shift(1, np.asarray(stored.days, dtype=np.int64) - month)
+            masks = np.bitwise_or.reduceat(bits, starts).tolist() if len(keys) else []
+            kept = keys[starts].tolist() if len(keys) else []
+            await _write_months(session, month, kept, masks, frames.reduce(frame, starts), chunk)
 
 
 async def runs(
@@ -189,9 +316,15 @@ async def day_states(session: AsyncSession, first: date, last: date) -> dict[dat
 
 
 async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
-    """Deletes days and runs before ``day``, and entities left without days; returns how many
-    entity days and runs."""
+    """Deletes days and runs before ``day`` (month sums included), and entities left without
+    days; returns how many entity days and runs."""
     values = await session.execute(delete(RollupDay).where(RollupDay.day < day_number(day)))
+    month = day_number(day.replace(day=1))
+    await session.execute(delete(RollupMonth).where(RollupMonth.month < month))
+    if day.day != 1:  # the month the cut falls in keeps only its later days
+        await _lock_month(session, month)
+        cut = await session.scalars(select(RollupMonth.entity_id).where(RollupMonth.month == month))
+        await recompute_months(session, month, set(cut))
     runs_deleted = await session.execute(delete(RollupRun).where(RollupRun.day < day))
     await session.execute(delete(RollupEntity).where(~_has_days(RollupEntity.id)))
     return _rowcount(values), _rowcount(runs_deleted)
@@ -286,6 +419,59 @@ async def days_of_entities(session: AsyncSession, ids: Sequence[int], first: dat
     )
 
 
+@dataclass(frozen=True)
+class StoredMonths:
+    """Month sums as read: per row its entity, month (day number of the 1st), layout, day mask, numbers."""
+
+    entity_ids: list[int]
+    months: list[int]
+    layout_ids: list[int]
+    masks: list[int]
+    blobs: list[bytes]
+
+
+_MONTHS_OF_ENTITIES = (
+    "SELECT entity_id, month, layout_id, day_mask, data FROM rollup_months"
+    " WHERE entity_id {ids} AND month BETWEEN {first} AND {last} ORDER BY entity_id, month"
+)
+
+
+async def months_of_entities(
+    session: AsyncSession, ids: Sequence[int], first: date, last: date
+) -> StoredMonths:
+    """The month sums of the entities ``ids`` for the months starting in ``[first, last]``."""
+    if not ids:
+        return StoredMonths([], [], [], [], [])
+    period = (day_number(first), day_number(last))
+    marks = ", ".join("?" * len(ids))
+    rows = await _fetch(
+        session,
+        _MONTHS_OF_ENTITIES.format(ids=f"IN ({marks})", first="?", last="?"),
+        _MONTHS_OF_ENTITIES.format(ids="= ANY($1::integer[])", first="$2", last="$3"),
+        (*ids, *period),
+        (list(ids), *period),
+    )
+    if not rows:
+        return StoredMonths([], [], [], [], [])
+    entity_ids, months, layout_ids, masks, blobs = (list(column) for column in zip(*rows, strict=True))
+    return StoredMonths(entity_ids, months, layout_ids, masks, blobs)
+
+
+async def _fetch(
+    session: AsyncSession,
+    sqlite: str,
+    postgresql: str,
+    parameters: tuple[Any, ...],
+    pg_parameters: tuple[Any, ...],
+) -> list[Any]:
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    if connection.dialect.name == "postgresql":
+        return list(await driver.fetch(postgresql, *pg_parameters))
+    return list(await driver.execute_fetchall(sqlite, parameters))
+
+
 async def _stored(
     session: AsyncSession,
     sqlite: str,
@@ -294,13 +480,7 @@ async def _stored(
     *,
     postgresql_parameters: tuple[Any, ...] | None = None,
 ) -> StoredDays:
-    connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    if connection.dialect.name == "postgresql":
-        rows = await driver.fetch(postgresql, *(postgresql_parameters or parameters))
-    else:
-        rows = await driver.execute_fetchall(sqlite, parameters)
+    rows = await _fetch(session, sqlite, postgresql, parameters, postgresql_parameters or parameters)
     if not rows:
         return StoredDays([], [], [], [])
     entity_ids, days, layout_ids, blobs = (list(column) for column in zip(*rows, strict=True))

@@ -439,6 +439,88 @@ async def series(
     ]
 
 
+def _month_after(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Entities' sums over a period: one frame row per entity (in id order), its days and seconds."""
+
+    ids: list[int]
+    frame: frames.Frame
+    days: Ints
+    seconds: Ints
+
+
+async def _entity_sums(
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    entity_kind: str,
+    ids: list[int],
+    first: date,
+    last: date,
+) -> _Sums:
+    """Each entity's days in ``[first, last]`` summed, read as month sums for the whole months of
+    the period and as days at its two ends: over three years, about 36 + 60 rows per entity
+    instead of 1,096."""
+    whole_first = first if first.day == 1 else _month_after(first)
+    whole_end = _month_after(last) - timedelta(days=1) == last
+    whole_last = (
+        last.replace(day=1) if whole_end else (last.replace(day=1) - timedelta(days=1)).replace(day=1)
+    )
+    layout_ids: list[int] = []
+    blobs: list[bytes] = []
+    keys: list[int] = []
+    counts: list[Ints] = []
+    lengths: list[Ints] = []
+    ranges = [(first, last)]
+    if whole_first <= whole_last:
+        months = await repository.months_of_entities(session, ids, whole_first, whole_last)
+        layout_ids += months.layout_ids
+        blobs += months.blobs
+        keys += months.entity_ids
+        masks = np.asarray(months.masks, dtype=np.int64)
+        counts.append(np.bitwise_count(masks).astype(np.int64))
+        seconds = counts[-1] * DAY_SECONDS
+        numbers = np.asarray(months.months, dtype=np.int64)
+        for unusual, length in _unusual_days(first, last, settings.tzinfo).items():
+            at = day_of(unusual)
+            bit = 1 << (at.day - 1)
+            hit = (numbers == day_number(at.replace(day=1))) & ((masks & bit) != 0)
+            seconds = seconds + np.where(hit, length - DAY_SECONDS, 0)
+        lengths.append(seconds)
+        ranges = [(first, whole_first - timedelta(days=1)), (_month_after(whole_last), last)]
+    for start, end in ranges:
+        if start > end:
+            continue
+        stored = await repository.days_of_entities(session, ids, start, end)
+        layout_ids += stored.layout_ids
+        blobs += stored.blobs
+        keys += stored.entity_ids
+        numbers = np.asarray(stored.days, dtype=np.int64)
+        counts.append(np.ones(len(numbers), dtype=np.int64))
+        lengths.append(_day_lengths(numbers, first, last, settings))
+    order = np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
+    found = await repository.layouts(session, set(layout_ids))
+    frame = frames.frame_of(
+        [found[layout_ids[i]] for i in order], [blobs[i] for i in order], _kinds(catalog, entity_kind)
+    )
+    ordered = np.asarray(keys, dtype=np.int64)[order]
+    starts = frames.group_starts(ordered)
+    all_counts = np.concatenate(counts)[order] if counts else np.zeros(0, dtype=np.int64)
+    all_lengths = np.concatenate(lengths)[order] if lengths else np.zeros(0, dtype=np.int64)
+    if not len(ordered):
+        return _Sums([], frame, all_counts, all_lengths)
+    return _Sums(
+        ordered[starts].tolist(),
+        frames.reduce(frame, starts),
+        np.add.reduceat(all_counts, starts),
+        np.add.reduceat(all_lengths, starts),
+    )
+
+
 ROWS_PER_READ = 1 << 16
 """Stored days read at once by a report over many entities: its memory stays flat (~20 MB)."""
 ENTITIES_PER_READ = 1000
@@ -465,26 +547,20 @@ async def report_chunks(
     listed = await repository.entity_list(session, entity_kind, first=first, last=last)
     if entity is not None:
         listed = [(entity_id, name) for entity_id, name in listed if name == entity]
-    per_read = max(1, min(ENTITIES_PER_READ, ROWS_PER_READ // ((last - first).days + 1)))
+    per_read = max(1, min(ENTITIES_PER_READ, ROWS_PER_READ // min((last - first).days + 1, 100)))
     for index in range(0, len(listed), per_read):
         chunk = listed[index : index + per_read]
-        stored = await repository.days_of_entities(
-            session, [entity_id for entity_id, _ in chunk], first, last
-        )
-        ids = np.asarray(stored.entity_ids, dtype=np.int64)
-        numbers = np.asarray(stored.days, dtype=np.int64)
-        frame = await _frame(session, catalog, entity_kind, stored)
-        grouped, starts, days, seconds = _grouped(frame, ids, _day_lengths(numbers, first, last, settings))
-        position = {int(entity_id): row for row, entity_id in enumerate(ids[starts].tolist())}
+        sums = await _entity_sums(session, settings, catalog, entity_kind, [i for i, _ in chunk], first, last)
+        position = {entity_id: row for row, entity_id in enumerate(sums.ids)}
         order = np.asarray(
             [position[entity_id] for entity_id, _ in chunk if entity_id in position], dtype=np.int64
         )
         names = [name for entity_id, name in chunk if entity_id in position]
-        ordered = frames.Frame(grouped.layout, grouped.matrix[order])
+        ordered = frames.Frame(sums.frame.layout, sums.frame.matrix[order])
         yield Rows(
             names,
-            days[order].tolist(),
-            frames.figures(catalog, entity_kind, ordered, days[order], seconds[order]),
+            sums.days[order].tolist(),
+            frames.figures(catalog, entity_kind, ordered, sums.days[order], sums.seconds[order]),
         )
 
 
@@ -528,15 +604,11 @@ async def period_totals(
         listed = [(entity_id, name) for entity_id, name in listed if name == entity]
     if not listed:
         return {}
-    stored = await repository.days_of_entities(session, [entity_id for entity_id, _ in listed], first, last)
-    ids = np.asarray(stored.entity_ids, dtype=np.int64)
-    numbers = np.asarray(stored.days, dtype=np.int64)
-    frame = await _frame(session, catalog, entity_kind, stored)
-    grouped, starts, days, seconds = _grouped(frame, ids, _day_lengths(numbers, first, last, settings))
+    sums = await _entity_sums(session, settings, catalog, entity_kind, [i for i, _ in listed], first, last)
     names = dict(listed)
     return {
-        names[int(entity_id)]: frames.totals(grouped, row, int(days[row]), int(seconds[row]))
-        for row, entity_id in enumerate(ids[starts].tolist())
+        names[entity_id]: frames.totals(sums.frame, row, int(sums.days[row]), int(sums.seconds[row]))
+        for row, entity_id in enumerate(sums.ids)
     }
 
 

@@ -10,6 +10,7 @@ same days summed one by one with ``aggregate.Totals`` and turned into figures by
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from datetime import date
@@ -18,8 +19,8 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import db
-from app.config import Settings
+from app import db, migrations
+from app.config import DatabaseSettings, Settings
 from app.rollups import repository, service
 from app.rollups.aggregate import Totals, figures
 from app.rollups.compute import FamilyValue
@@ -65,13 +66,17 @@ def day_values(day: date) -> list[FamilyValue]:
 
 def reference(settings: Settings, days: list[date]) -> dict[str, float | None]:
     """The period's figures as ``aggregate.py`` defines them, day by day."""
+    return reference_of(settings, {day: day_values(day) for day in days})
+
+
+def reference_of(settings: Settings, stored: dict[date, list[FamilyValue]]) -> dict[str, float | None]:
     catalog = service.catalog_of(settings)
     kinds = {d.name: d.kind for d in catalog.families("service")}
     totals = Totals()
-    for day in days:
+    for day, values in sorted(stored.items()):
         totals.days += 1
         totals.seconds += day_window(day, settings.tzinfo).seconds
-        for value in day_values(day):
+        for value in values:
             if kinds[value.family] is FamilyKind.HISTOGRAM:
                 assert value.buckets is not None
                 totals.add_buckets(value.family, value.buckets)
@@ -157,3 +162,67 @@ def test_vector_quantiles_are_the_scalar_quantiles_bit_for_bit() -> None:
         for row, value in zip(rows, found.tolist(), strict=True):
             want = quantile(q, dict(zip(bounds, row.tolist(), strict=True)))
             assert (math.isnan(value) and want is None) or value == want, (q, row)
+
+
+async def test_month_sums_follow_rerun_days_backfills_and_retention(
+    migrated_engine: AsyncEngine, database_url: str
+) -> None:
+    """Days stored newest first, one of them rolled up again with other figures, an entity gone
+    from a re-run day, then retention cutting a month in two: the year report (which reads month
+    sums) still equals the days summed one by one."""
+    settings = settings_for(database_url, timezone="Europe/Berlin")
+    sessions = db.create_session_factory(migrated_engine)
+    first, last = date(2026, 2, 1), date(2026, 4, 30)
+    async with sessions.begin() as session:
+        for day in reversed(list(days_between(first, last))):  # a catch-up goes newest first
+            await repository.replace_day(session, day, day_values(day))
+        await repository.replace_day(
+            session, date(2026, 3, 10), day_values(date(2025, 1, 1))
+        )  # other figures
+        await repository.replace_day(session, date(2026, 3, 11), [])  # nothing that day any more
+    stored = {day: day_values(day) for day in days_between(first, last)}
+    stored[date(2026, 3, 10)] = day_values(date(2025, 1, 1))
+    del stored[date(2026, 3, 11)]
+
+    def want(days: list[date]) -> dict[str, float | None]:
+        originals = {day: stored[day] for day in days if day in stored}
+        return reference_of(settings, originals)
+
+    async with sessions() as session:
+        [whole] = await service.report(session, settings, "service", first, last)
+    assert whole.days == len(stored)
+    assert_same(whole.figures, want(list(days_between(first, last))), "Feb–Apr")
+
+    async with sessions.begin() as session:
+        await repository.delete_before(session, date(2026, 3, 20))
+    async with sessions() as session:
+        [kept] = await service.report(session, settings, "service", first, last)
+        [march] = await service.report(session, settings, "service", date(2026, 3, 1), date(2026, 3, 31))
+    assert kept.days == len([d for d in stored if d >= date(2026, 3, 20)])
+    assert_same(kept.figures, want(list(days_between(date(2026, 3, 20), last))), "after retention")
+    assert_same(march.figures, want(list(days_between(date(2026, 3, 20), date(2026, 3, 31)))), "March")
+
+
+@pytest.mark.postgres
+async def test_two_replicas_storing_days_of_one_month_at_once_both_count(postgres_url: str) -> None:
+    """Two engines (two replicas) store two days of the same month at the same instant: the month
+    sum has both (writers of a month queue on an advisory lock)."""
+    engines = [db.create_engine(DatabaseSettings.model_validate({"url": postgres_url})) for _ in range(2)]
+    try:
+        await migrations.upgrade(engines[0])
+        days = [date(2026, 5, 6), date(2026, 5, 7)]
+
+        async def store(engine: AsyncEngine, day: date) -> None:
+            async with db.create_session_factory(engine).begin() as session:
+                await repository.replace_day(session, day, day_values(day))
+
+        for _ in range(3):
+            await asyncio.gather(*(store(engine, day) for engine, day in zip(engines, days, strict=True)))
+        settings = settings_for(postgres_url, timezone="Europe/Berlin")
+        async with db.create_session_factory(engines[0])() as session:
+            [may] = await service.report(session, settings, "service", date(2026, 5, 1), date(2026, 5, 31))
+        assert may.days == 2
+        assert_same(may.figures, reference(settings, days), "May")
+    finally:
+        for engine in engines:
+            await engine.dispose()

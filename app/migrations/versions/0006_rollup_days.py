@@ -2,8 +2,9 @@
 
 ``rollup_values`` (one row per entity, family and day, buckets as JSON) becomes
 ``rollup_entities`` (names, once), ``rollup_layouts`` (what a vector's positions mean) and
-``rollup_days`` (entity, day number, layout, vector). Every stored number is carried over bit
-for bit, and back on downgrade.
+``rollup_days`` (entity, day number, layout, vector), with ``rollup_months`` (each entity's
+month sums, kept by every later write of a day). Every stored number is carried over bit for bit,
+and back on downgrade.
 
 Revision ID: 0006
 Revises: 0004
@@ -17,11 +18,22 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
+from app.rollups import frames
 from app.rollups.config import FamilyKind
-from app.rollups.layouts import GAUGE_FIELDS, Layout, day_number, day_of, decode, encode_day, parse_layout
+from app.rollups.layouts import (
+    GAUGE_FIELDS,
+    EncodedDay,
+    Layout,
+    day_number,
+    day_of,
+    decode,
+    encode_day,
+    parse_layout,
+)
 
 revision: str = "0006"
 down_revision: str | None = "0004"
@@ -45,6 +57,14 @@ _values = sa.table(
 )
 _entities = sa.table("rollup_entities", sa.column("id", sa.Integer), sa.column("kind"), sa.column("name"))
 _layouts = sa.table("rollup_layouts", sa.column("id", sa.BigInteger), sa.column("spec", sa.Text))
+_months = sa.table(
+    "rollup_months",
+    sa.column("entity_id", sa.Integer),
+    sa.column("month", sa.Integer),
+    sa.column("layout_id", sa.BigInteger),
+    sa.column("day_mask", sa.BigInteger),
+    sa.column("data", sa.LargeBinary),
+)
 _days = sa.table(
     "rollup_days",
     sa.column("entity_id", sa.Integer),
@@ -92,6 +112,26 @@ def _create_days_tables() -> None:
         **_sqlite_options(),
     )
     op.create_index("ix_rollup_days_day", "rollup_days", ["day"])
+    op.create_table(
+        "rollup_months",
+        sa.Column("entity_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.Integer(), nullable=False),
+        sa.Column("layout_id", sa.BigInteger(), nullable=False),
+        sa.Column("day_mask", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["entity_id"],
+            ["rollup_entities.id"],
+            name=op.f("fk_rollup_months_entity_id_rollup_entities"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["layout_id"], ["rollup_layouts.id"], name=op.f("fk_rollup_months_layout_id_rollup_layouts")
+        ),
+        sa.PrimaryKeyConstraint("entity_id", "month", name=op.f("pk_rollup_months")),
+        **_sqlite_options(),
+    )
+    op.create_index("ix_rollup_months_month", "rollup_months", ["month"])
 
 
 def _create_values_table() -> None:
@@ -167,22 +207,30 @@ def _entity_days(connection: sa.Connection) -> Iterator[tuple[str, str, date, li
         yield (*key, group)
 
 
-def upgrade() -> None:
-    _create_days_tables()
-    connection = op.get_bind()
-    names = connection.execute(sa.select(_values.c.entity_kind, _values.c.entity).distinct()).all()
-    if names:
-        connection.execute(sa.insert(_entities), [{"kind": kind, "name": name} for kind, name in names])
-    ids = {(kind, name): entity_id for entity_id, kind, name in connection.execute(sa.select(_entities))}
-    known: set[int] = set()
-    pending: list[dict[str, Any]] = []
-    for kind, entity, day, group in _entity_days(connection):
-        encoded = encode_day(kind, entity, group)
-        if encoded.layout.id not in known:
-            connection.execute(sa.insert(_layouts), [{"id": encoded.layout.id, "spec": encoded.layout.spec}])
-            known.add(encoded.layout.id)
-        entity_id = ids[(kind, entity)]
-        pending.append(
+class _Writer:
+    """Entity days written a batch at a time, and each entity's month sums as its months end."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self.known: set[int] = set()
+        self.days: list[dict[str, Any]] = []
+        self.months: list[dict[str, Any]] = []
+        self.month: tuple[int, int] | None = None
+        self.in_month: list[tuple[int, EncodedDay]] = []
+
+    def layout(self, layout: Layout) -> None:
+        if layout.id not in self.known:
+            self.connection.execute(sa.insert(_layouts), [{"id": layout.id, "spec": layout.spec}])
+            self.known.add(layout.id)
+
+    def add(self, entity_id: int, day: date, encoded: EncodedDay) -> None:
+        self.layout(encoded.layout)
+        month = (entity_id, day_number(day.replace(day=1)))
+        if month != self.month:
+            self.end_month()
+            self.month = month
+        self.in_month.append((day.day, encoded))
+        self.days.append(
             {
                 "entity_id": entity_id,
                 "day": day_number(day),
@@ -190,11 +238,51 @@ def upgrade() -> None:
                 "data": encoded.data,
             }
         )
-        if len(pending) >= BATCH:
-            connection.execute(sa.insert(_days), pending)
-            pending = []
-    if pending:
-        connection.execute(sa.insert(_days), pending)
+        if len(self.days) >= BATCH:
+            self.flush()
+
+    def end_month(self) -> None:
+        """The month sum exactly as rollups keep it (``frames.reduce`` over the month's days)."""
+        if self.month is None or not self.in_month:
+            return
+        layouts = [encoded.layout for _, encoded in self.in_month]
+        blobs = [encoded.data for _, encoded in self.in_month]
+        summed = frames.reduce(frames.frame_of(layouts, blobs), np.zeros(1, dtype=np.int64))
+        self.layout(summed.layout)
+        entity_id, month = self.month
+        mask = sum(1 << (d - 1) for d, _ in self.in_month)
+        self.months.append(
+            {
+                "entity_id": entity_id,
+                "month": month,
+                "layout_id": summed.layout.id,
+                "day_mask": mask,
+                "data": summed.matrix[0].tobytes(),
+            }
+        )
+        self.in_month = []
+
+    def flush(self) -> None:
+        if self.days:
+            self.connection.execute(sa.insert(_days), self.days)
+            self.days = []
+        if self.months:
+            self.connection.execute(sa.insert(_months), self.months)
+            self.months = []
+
+
+def upgrade() -> None:
+    _create_days_tables()
+    connection = op.get_bind()
+    names = connection.execute(sa.select(_values.c.entity_kind, _values.c.entity).distinct()).all()
+    if names:
+        connection.execute(sa.insert(_entities), [{"kind": kind, "name": name} for kind, name in names])
+    ids = {(kind, name): entity_id for entity_id, kind, name in connection.execute(sa.select(_entities))}
+    writer = _Writer(connection)
+    for kind, entity, day, group in _entity_days(connection):
+        writer.add(ids[(kind, entity)], day, encode_day(kind, entity, group))
+    writer.end_month()
+    writer.flush()
     op.drop_index("ix_rollup_values_day_kind", table_name="rollup_values")
     op.drop_table("rollup_values")
 
@@ -239,6 +327,8 @@ def downgrade() -> None:
             pending = []
     if pending:
         connection.execute(sa.insert(_values), pending)
+    op.drop_index("ix_rollup_months_month", table_name="rollup_months")
+    op.drop_table("rollup_months")
     op.drop_index("ix_rollup_days_day", table_name="rollup_days")
     op.drop_table("rollup_days")
     op.drop_table("rollup_layouts")
