@@ -39,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -330,14 +331,14 @@ async def measure(
                     size = len((await call.send(client)).content)
                     timing = Timing(call, size, [], [])
                     pairs: list[tuple[Callable[[], Awaitable[object]], list[float]]] = [
-                        (lambda c=call: c.send(client), timing.panorama_ms)
+                        (partial(call.send, client), timing.panorama_ms)
                     ]
                     if call.against_bare:
                         if (await call.send(plain)).content != (await call.send(client)).content:
                             raise RuntimeError(
                                 f"{call.name}: the bare server does not serve Panorama's bytes"
                             )
-                        pairs.append((lambda c=call: c.send(plain), timing.bare_ms))
+                        pairs.append((partial(call.send, plain), timing.bare_ms))
                     for _ in range(WARMUP):
                         for send, _sink in pairs:
                             await send()

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import make_url
 
+from app.rollups import frames
 from app.rollups.compute import FamilyValue
 from app.rollups.config import FamilyKind
 from app.rollups.layouts import day_number, decode, encode_day, make_layout
@@ -42,6 +43,7 @@ VARIANTS = 8
 """Distinct latency histograms per service (the days take them in turn)."""
 LATENCY_SIGMA = 0.7
 COLUMNS = ("entity_id", "day", "layout_id", "data")
+MONTH_COLUMNS = ("entity_id", "month", "layout_id", "day_mask", "data")
 FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
 """The built-in service families, as ``day_rows()`` stores them."""
 FAMILIES_PER_DAY = len(FAMILIES)
@@ -150,13 +152,36 @@ def day_row(number: int, day_index: int, index: int, p: Profile) -> Row:
     return (p.entity_id, number, LAYOUT.id, numbers.tobytes())
 
 
-def rows(services: Sequence[str], days: Sequence[date], extrapolation: float = 1.0) -> Iterator[Row]:
-    """Day after day, as nightly rollups would have stored them (entity ids 1…N in name order)."""
+MonthRow = tuple[int, int, int, int, bytes]
+"""(entity id, month's day number, layout id, day mask, sums) as ``rollup_months`` stores them."""
+
+
+def months(
+    services: Sequence[str], days: Sequence[date], extrapolation: float = 1.0
+) -> Iterator[tuple[list[Row], list[MonthRow]]]:
+    """Month after month: the entity days as nightly rollups stored them (entity ids 1…N in name
+    order), and the month sums they kept (computed by ``frames.reduce``, as rollups do)."""
     profiles = [profile(i, i + 1, extrapolation) for i in range(len(services))]
+    by_month: dict[date, list[tuple[int, date]]] = {}
     for day_index, day in enumerate(days):
-        number = day_number(day)
-        for index, p in enumerate(profiles):
-            yield day_row(number, day_index, index, p)
+        by_month.setdefault(day.replace(day=1), []).append((day_index, day))
+    for month, in_month in by_month.items():
+        day_rows = [
+            day_row(day_number(day), day_index, index, p)
+            for index, p in enumerate(profiles)
+            for day_index, day in in_month
+        ]
+        matrix = np.frombuffer(b"".join(row[3] for row in day_rows), dtype=np.float64).reshape(
+            len(day_rows), -1
+        )
+        starts = np.arange(0, len(day_rows), len(in_month), dtype=np.int64)
+        summed = frames.reduce(frames.Frame(LAYOUT, matrix), starts)
+        mask = sum(1 << (day.day - 1) for _, day in in_month)
+        sums = [
+            (p.entity_id, day_number(month), LAYOUT.id, mask, summed.matrix[index].tobytes())
+            for index, p in enumerate(profiles)
+        ]
+        yield sorted(day_rows, key=lambda row: (row[1], row[0])), sums
 
 
 def entity_rows(services: Sequence[str]) -> list[tuple[int, str, str]]:
@@ -186,10 +211,15 @@ def fill_sqlite(
             "INSERT INTO rollup_entities (id, kind, name) VALUES (?, ?, ?)", entity_rows(services)
         )
         connection.execute("INSERT INTO rollup_layouts (id, spec) VALUES (?, ?)", (LAYOUT.id, LAYOUT.spec))
-        connection.executemany(
-            "INSERT INTO rollup_days (entity_id, day, layout_id, data) VALUES (?, ?, ?, ?)",
-            rows(services, days, extrapolation),
-        )
+        for day_rows, sums in months(services, days, extrapolation):
+            connection.executemany(
+                "INSERT INTO rollup_days (entity_id, day, layout_id, data) VALUES (?, ?, ?, ?)", day_rows
+            )
+            connection.executemany(
+                "INSERT INTO rollup_months (entity_id, month, layout_id, day_mask, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                sums,
+            )
         connection.execute("COMMIT")
         if analyze:
             connection.execute("ANALYZE")
@@ -214,7 +244,9 @@ async def fill_postgres(url: str, services: Sequence[str], days: Sequence[date])
         await connection.execute(
             "INSERT INTO rollup_layouts (id, spec) VALUES ($1, $2)", LAYOUT.id, LAYOUT.spec
         )
-        await connection.copy_records_to_table("rollup_days", records=rows(services, days), columns=COLUMNS)
+        for day_rows, sums in months(services, days):
+            await connection.copy_records_to_table("rollup_days", records=day_rows, columns=COLUMNS)
+            await connection.copy_records_to_table("rollup_months", records=sums, columns=MONTH_COLUMNS)
         await connection.execute("ANALYZE")
         stored: int = await connection.fetchval("SELECT count(*) FROM rollup_days")
     finally:
