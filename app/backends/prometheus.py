@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
+import orjson
 
 from app.backends.errors import BackendError, BackendErrorKind
 from app.backends.http import (
@@ -268,6 +269,14 @@ class PrometheusClient(HttpBackend):
 
         return await timed_probe(self.name, self.settings, check, timeout_s=timeout_s)
 
+    def decode_json(self, response: httpx.Response) -> Any:
+        """orjson: a day of a thousand services' samples is megabytes of JSON, which the standard
+        library decodes about four times slower (bench/rollup.py measures it against Prometheus)."""
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return super().decode_json(response)  # says what came instead
+
     async def _evaluate(
         self, path: str, form: dict[str, str], timeout: float | None
     ) -> tuple[Any, list[str]]:
@@ -427,7 +436,7 @@ def _instant_result(data: Any, warnings: list[str]) -> InstantResult:
     result_type = body.get("resultType")
     result = body.get("result")
     if result_type == "vector":
-        return InstantResult("vector", samples=[_sample(item) for item in _list(result)], warnings=warnings)
+        return InstantResult("vector", samples=_samples(_list(result)), warnings=warnings)
     if result_type == "matrix":
         return InstantResult("matrix", series=[_series(item) for item in _list(result)], warnings=warnings)
     if result_type == "scalar":
@@ -446,6 +455,18 @@ def _range_series(data: Any) -> list[Series]:
     if body.get("resultType") != "matrix":
         raise _ShapeError(f"a range query answers a matrix, got {body.get('resultType')!r}")
     return [_series(item) for item in _list(body.get("result"))]
+
+
+def _samples(raw: list[Any]) -> list[Sample]:
+    """An instant vector: one comprehension for well-formed answers (a day's histogram of a thousand
+    services is 20,000 samples), the checking parser to say what is wrong otherwise."""
+    try:
+        samples = [Sample(item["metric"], float(item["value"][1]), float(item["value"][0])) for item in raw]
+    except (TypeError, ValueError, KeyError, IndexError):
+        return [_sample(item) for item in raw]  # it raises, saying what is wrong
+    if raw and not (isinstance(raw[0]["value"][1], str) and isinstance(raw[0]["metric"], dict)):
+        return [_sample(item) for item in raw]  # values are strings on the wire; check as a whole
+    return samples
 
 
 def _sample(item: Any) -> Sample:

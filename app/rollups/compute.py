@@ -161,7 +161,7 @@ def histogram_values(
 ) -> list[FamilyValue]:
     per_entity: dict[str, Buckets] = {}
     for sample in samples:
-        entity = entity_key(kind, {k: v for k, v in sample.labels.items() if k != "le"})
+        entity = entity_key(kind, sample.labels)  # reads the kind's labels only (never "le")
         le = sample.labels.get("le")
         if entity is None or math.isnan(sample.value):
             continue
