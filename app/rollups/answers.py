@@ -53,16 +53,23 @@ def json_objects(keys: Sequence[str], columns: Sequence[list[Any]]) -> bytes:
     """``[{keys[0]: columns[0][i], …}, …]`` as JSON, written column by column.
 
     Each column is written by orjson in one call (numbers, strings, NaN as null) and cut at its
-    commas (no value written from a number, a date or a label holds one); the objects are then
-    pasted from a template. About twice as fast as a dict per row through orjson.
+    commas (no number, date or period label holds one; a column of other text that does is
+    written row by row instead); the pieces are then interleaved by list slicing and joined
+    once. About twice as fast as a dict per row through orjson, with the same bytes.
     """
-    if not columns or not columns[0]:
+    rows = len(columns[0]) if columns else 0
+    if not rows:
         return b"[]"
-    if any(column and isinstance(column[0], str) and any("," in v for v in column) for column in columns):
+    if any(isinstance(column[0], str) and any("," in v for v in column) for column in columns):
         return orjson.dumps([dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)])
-    cells = [orjson.dumps(column)[1:-1].split(b",") for column in columns]
-    template = b"{" + b",".join(orjson.dumps(key) + b":%b" for key in keys) + b"}"
-    return b"[" + b",".join([template % values for values in zip(*cells, strict=True)]) + b"]"
+    width = 2 * len(keys) + 1
+    pieces: list[bytes] = [b""] * (rows * width)
+    for index, (key, column) in enumerate(zip(keys, columns, strict=True)):
+        pieces[2 * index :: width] = [(b"{" if index == 0 else b",") + orjson.dumps(key) + b":"] * rows
+        pieces[2 * index + 1 :: width] = orjson.dumps(column)[1:-1].split(b",")
+    pieces[width - 1 :: width] = [b"},"] * rows
+    pieces[-1] = b"}"
+    return b"[" + b"".join(pieces) + b"]"
 
 
 def series_json(head: dict[str, Any], rows: Rows) -> bytes:
