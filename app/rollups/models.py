@@ -91,6 +91,19 @@ class RollupMonth(Base):
     __table_args__ = (Index("ix_rollup_months_month", "month"), {"sqlite_with_rowid": False})
 
 
+class RollupState(Base):
+    """One row: a counter every write of stored days or month sums increments (same transaction).
+
+    A process may keep what it computed from the store for as long as the counter has not moved
+    (``service.series_rows``): several replicas see each other's writes through it.
+    """
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
 class RollupRun(Base):
     """One attempt at rolling up a day; the newest attempt tells the day's state."""
 

@@ -35,7 +35,7 @@ from app.rollups.layouts import (
     encode_day,
     parse_layout,
 )
-from app.rollups.models import RollupDay, RollupEntity, RollupLayout, RollupMonth, RollupRun
+from app.rollups.models import RollupDay, RollupEntity, RollupLayout, RollupMonth, RollupRun, RollupState
 
 # Claims of a day are serialised on PostgreSQL with this advisory lock namespace.
 CLAIM_LOCK_NAMESPACE = 0x726F6C6C  # "roll"
@@ -183,6 +183,25 @@ async def replace_day(session: AsyncSession, day: date, values: Sequence[FamilyN
         for by_id in added.values():
             await _add_to_month(session, month, day.day, by_id)
     await recompute_months(session, month, replaced)
+    await _bump_generation(session)
+
+
+async def _bump_generation(session: AsyncSession) -> None:
+    await session.execute(
+        update(RollupState).where(RollupState.id == 1).values(generation=RollupState.generation + 1)
+    )
+
+
+async def generation(session: AsyncSession) -> int:
+    """The store's write counter (``models.RollupState``), read on the driver's connection."""
+    rows = await _fetch(
+        session,
+        "SELECT generation FROM rollup_state WHERE id = 1",
+        "SELECT generation FROM rollup_state WHERE id = 1",
+        (),
+        (),
+    )
+    return int(rows[0][0]) if rows else -1
 
 
 MONTH_LOCK_NAMESPACE = 0x6D6F6E74  # "mont"
@@ -327,6 +346,7 @@ async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
         await recompute_months(session, month, set(cut))
     runs_deleted = await session.execute(delete(RollupRun).where(RollupRun.day < day))
     await session.execute(delete(RollupEntity).where(~_has_days(RollupEntity.id)))
+    await _bump_generation(session)
     return _rowcount(values), _rowcount(runs_deleted)
 
 

@@ -22,6 +22,7 @@ from app.backends.prometheus import PrometheusClient
 from app.config import Settings
 from app.rollups import builtin, frames, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
+from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog
 from app.rollups.compute import compute_day
 from app.rollups.config import EntityKind, FamilyKind
@@ -390,11 +391,27 @@ async def series_rows(
 ) -> Rows:
     """One entity's figures per day, ISO week, month or year, each period re-aggregated exactly.
 
-    One indexed range read of the entity's days, then whole columns (``frames.py``). With
-    ``only`` (figure names), just those figures, from just what they need.
+    One indexed range read of the entity's days, then whole columns (``frames.py``); kept while
+    the store does not change (``cache.py``). With ``only`` (figure names), just those figures,
+    from just what they need.
     """
     check_period(first, last)
     catalog = catalog_of(settings)
+    names = None if only is None else frozenset(only)
+    key = (
+        session.get_bind().engine.url,
+        entity_kind,
+        entity,
+        first,
+        last,
+        granularity,
+        names,
+        settings.tzinfo,
+    )
+    generation = await repository.generation(session)
+    kept = _SERIES.get(key, generation, catalog)
+    if kept is not None:
+        return kept
     stored = await repository.entity_days(session, entity_kind, entity, first, last)
     if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
         raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
@@ -404,12 +421,20 @@ async def series_rows(
     frame = await _frame(session, catalog, entity_kind, stored)
     grouped, starts, days, seconds = _grouped(frame, keys, _day_lengths(numbers, first, last, settings))
     periods = keys[starts] if len(keys) else keys
-    return Rows(
+    found = Rows(
         period_labels(periods, granularity),
         days.tolist(),
         frames.figures(catalog, entity_kind, grouped, days, seconds, only=wanted),
         periods,
     )
+    for column in (*found.figures.values(), found.starts):
+        column.flags.writeable = False  # kept and shared: nobody may change it
+    _SERIES.put(key, generation, catalog, found)
+    return found
+
+
+_SERIES: Computed[Rows] = Computed()
+"""Series already computed, each for the store's generation it was computed at (``cache.py``)."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 ``rollup_values`` (one row per entity, family and day, buckets as JSON) becomes
 ``rollup_entities`` (names, once), ``rollup_layouts`` (what a vector's positions mean) and
 ``rollup_days`` (entity, day number, layout, vector), with ``rollup_months`` (each entity's
-month sums, kept by every later write of a day). Every stored number is carried over bit for bit,
-and back on downgrade.
+month sums, kept by every later write of a day) and ``rollup_state`` (a counter of those
+writes). Every stored number is carried over bit for bit, and back on downgrade.
 
 Revision ID: 0006
 Revises: 0004
@@ -13,6 +13,7 @@ Create Date: 2026-12-06
 
 import json
 import math
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -132,6 +133,18 @@ def _create_days_tables() -> None:
         **_sqlite_options(),
     )
     op.create_index("ix_rollup_months_month", "rollup_months", ["month"])
+    op.create_table(
+        "rollup_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rollup_state")),
+    )
+    # A random start: a store made again (a new database, a downgrade and upgrade) never shows a
+    # generation an old one had, so nothing computed from the old one can pass for current.
+    op.get_bind().execute(
+        sa.text("INSERT INTO rollup_state (id, generation) VALUES (1, :start)"),
+        {"start": secrets.randbits(62)},
+    )
 
 
 def _create_values_table() -> None:
@@ -327,6 +340,7 @@ def downgrade() -> None:
             pending = []
     if pending:
         connection.execute(sa.insert(_values), pending)
+    op.drop_table("rollup_state")
     op.drop_index("ix_rollup_months_month", table_name="rollup_months")
     op.drop_table("rollup_months")
     op.drop_index("ix_rollup_days_day", table_name="rollup_days")
