@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import os
 import secrets
@@ -36,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -212,6 +213,9 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     json: dict[str, Any] | None = None
     against_bare: bool = False
+    cold: tuple[Call, ...] = ()
+    """When given, Panorama is asked each of these in turn (another service each time: nothing
+    computed before can answer), the bare server still the bytes of the first."""
 
     async def send(self, client: httpx.AsyncClient) -> httpx.Response:
         answer = await client.request(self.method, self.path, params=self.params, json=self.json)
@@ -222,10 +226,27 @@ class Call:
         return answer
 
 
-def calls(first: date, last: date, target: str) -> list[Call]:
+def calls(first: date, last: date, target: str, others: Sequence[str]) -> list[Call]:
     period = {"from": first.isoformat(), "to": last.isoformat()}
     daily = f"/api/v1/reports/services/{target}/daily"
+    grafana_cold = tuple(
+        Call("", "POST", "/grafana/query", 0, json=grafana_request(first, last, "day", other))
+        for other in others
+    )
+    report_cold = tuple(
+        Call("", "GET", f"/api/v1/reports/services/{other}/daily", 0, params=period) for other in others
+    )
     return [
+        Call(
+            "grafana day, cold",
+            "POST",
+            "/grafana/query",
+            20.0,
+            json=grafana_request(first, last, "day", target),
+            against_bare=True,
+            cold=grafana_cold,
+        ),
+        Call("report day, cold", "GET", daily, 20.0, params=period, against_bare=True, cold=report_cold),
         Call(
             "grafana day",
             "POST",
@@ -317,7 +338,9 @@ async def measure(
     last = datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=opts.days - 1)
     target = service_names(opts.services)[opts.services // 2]
-    planned = calls(first, last, target)
+    names = service_names(opts.services)
+    others = [name for name in names if name != target][: opts.repeat + WARMUP]
+    planned = calls(first, last, target, others)
     panorama = start_panorama(workdir / dialect, database_url)
     bare: Server | None = None
     result = Result(dialect, rows, fill_s, [], [])
@@ -330,8 +353,13 @@ async def measure(
                 for call in planned:
                     size = len((await call.send(client)).content)
                     timing = Timing(call, size, [], [])
+                    turns = itertools.cycle(call.cold or (call,))
+
+                    async def mine(turns: Iterator[Call] = turns) -> httpx.Response:
+                        return await next(turns).send(client)
+
                     pairs: list[tuple[Callable[[], Awaitable[object]], list[float]]] = [
-                        (partial(call.send, client), timing.panorama_ms)
+                        (mine, timing.panorama_ms)
                     ]
                     if call.against_bare:
                         if (await call.send(plain)).content != (await call.send(client)).content:
