@@ -74,8 +74,12 @@ def json_objects(keys: Sequence[str], columns: Sequence[list[Any]]) -> bytes:
 
 def series_json(head: dict[str, Any], rows: Rows) -> bytes:
     """``{head…, "days": [{"date", "period", "days", figure…}, …]}``."""
-    keys = ("date", "period", "days", *rows.figures)
-    return _object(head, "days", json_objects(keys, _series_columns(rows)))
+    opening = orjson.dumps(head)
+    written = rows.rendered.get(opening)  # rows kept by the service's cache keep their answer too
+    if written is None:
+        keys = ("date", "period", "days", *rows.figures)
+        written = rows.rendered[opening] = _object(head, "days", json_objects(keys, _series_columns(rows)))
+    return written
 
 
 def _object(head: dict[str, Any], key: str, value: bytes) -> bytes:

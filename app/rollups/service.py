@@ -349,6 +349,8 @@ class Rows:
     figures: dict[str, frames.Column]
     starts: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Periods only: the day number of each period's first day."""
+    rendered: dict[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
+    """Answers already written from these rows (kept with them: see ``answers.series_json``)."""
 
     def __len__(self) -> int:
         return len(self.names)
