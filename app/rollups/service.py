@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -355,8 +355,11 @@ class Rows:
     def __len__(self) -> int:
         return len(self.names)
 
+    @cached_property
     def start_dates(self) -> list[str]:
-        """Each period's first day, ``YYYY-MM-DD``."""
+        """Each period's first day, ``YYYY-MM-DD`` (the labels themselves for days)."""
+        if self.names and len(self.names[0]) == 10:  # daily labels are the dates
+            return self.names
         return _iso(self.starts, "D")
 
     def figures_of(self, index: int) -> FigureValues:
