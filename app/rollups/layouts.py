@@ -28,10 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -115,7 +117,7 @@ def make_layout(families: Iterable[tuple[str, FamilyKind, Sequence[float]]]) -> 
     slots: list[Slot] = []
     offset = 0
     for name, kind, bounds in sorted(families, key=lambda item: item[0]):
-        ordered = tuple(sorted(bounds)) if kind is FamilyKind.HISTOGRAM else ()
+        ordered = tuple(sorted(map(float, bounds))) if kind is FamilyKind.HISTOGRAM else ()
         slot = Slot(name, kind, offset, ordered)
         slots.append(slot)
         offset += slot.width
@@ -124,6 +126,12 @@ def make_layout(families: Iterable[tuple[str, FamilyKind, Sequence[float]]]) -> 
             entry.append([_bound_text(b) for b in ordered])
         entries.append(entry)
     return Layout(json.dumps(entries, separators=(",", ":")), tuple(slots))
+
+
+@lru_cache(maxsize=1024)
+def _layout_of(families: tuple[tuple[str, FamilyKind, tuple[float, ...]], ...]) -> Layout:
+    """``make_layout`` of a day's families: the same few shapes every day, built once each."""
+    return make_layout(families)
 
 
 _PARSED: dict[str, Layout] = {}
@@ -199,8 +207,8 @@ def encode_day(entity_kind: str, entity: str, values: Sequence[FamilyNumbers]) -
         if value.family in by_family:
             raise ValueError(f"{entity_kind} {entity!r}: family {value.family!r} given twice for one day")
         by_family[value.family] = value
-    layout = make_layout(
-        (name, kind_of(value), list(value.buckets or ())) for name, value in by_family.items()
+    layout = _layout_of(
+        tuple(sorted((name, kind_of(value), tuple(value.buckets or ())) for name, value in by_family.items()))
     )
     numbers: list[float] = []
     for slot in layout.slots:
@@ -208,11 +216,13 @@ def encode_day(entity_kind: str, entity: str, values: Sequence[FamilyNumbers]) -
         if slot.kind is FamilyKind.COUNTER:
             numbers.append(_number(value.total))
         elif slot.kind is FamilyKind.GAUGE:
-            numbers.extend(_number(getattr(value, name)) for name in GAUGE_FIELDS)
+            numbers += (_number(value.total), _number(value.samples), _number(value.peak), _number(value.low))
         else:
-            buckets = value.buckets or {}
-            numbers.extend(float(buckets[bound]) for bound in slot.bounds)
-    return EncodedDay(entity_kind, entity, layout, np.asarray(numbers, dtype=FLOAT).tobytes())
+            numbers += map((value.buckets or {}).__getitem__, slot.bounds)
+    doubles = array("d", numbers)
+    if sys.byteorder != "little":
+        doubles.byteswap()
+    return EncodedDay(entity_kind, entity, layout, doubles.tobytes())
 
 
 def decode(layout: Layout, data: bytes) -> Matrix:

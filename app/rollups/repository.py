@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Result,
+    Table,
     delete,
     exists,
     func,
@@ -36,6 +37,9 @@ from app.rollups.layouts import (
     parse_layout,
 )
 from app.rollups.models import RollupDay, RollupEntity, RollupLayout, RollupMonth, RollupRun, RollupState
+
+_DAYS = cast(Table, RollupDay.__table__)
+_MONTHS = cast(Table, RollupMonth.__table__)
 
 # Claims of a day are serialised on PostgreSQL with this advisory lock namespace.
 CLAIM_LOCK_NAMESPACE = 0x726F6C6C  # "roll"
@@ -164,7 +168,7 @@ async def replace_day(session: AsyncSession, day: date, values: Sequence[FamilyN
         await store_layouts(session, {one.layout.id: one.layout for one in encoded}.values())
         ids = await entity_ids(session, list(grouped))
         await session.execute(
-            insert(RollupDay),
+            insert(_DAYS),  # Core: no ORM bookkeeping per row
             [
                 {
                     "entity_id": ids[(one.entity_kind, one.entity)],
@@ -266,7 +270,7 @@ async def _write_months(
         )
     if ids:
         await session.execute(
-            insert(RollupMonth),
+            insert(_MONTHS),
             [
                 {
                     "entity_id": entity_id,

@@ -68,6 +68,12 @@ def test_the_layout_does_not_depend_on_the_order_values_come_in() -> None:
     assert '"+Inf"' in one.layout.spec  # the spec is JSON: +Inf as Prometheus writes it
 
 
+def test_bounds_given_as_integers_make_the_same_layout_as_floats() -> None:
+    whole = make_layout([("x", FamilyKind.HISTOGRAM, [1, 10, math.inf])])
+    assert whole == make_layout([("x", FamilyKind.HISTOGRAM, [1.0, 10.0, math.inf])])
+    assert parse_layout(whole.spec) == whole
+
+
 def test_kinds_are_told_apart_and_bounds_are_part_of_the_layout() -> None:
     counter = make_layout([("x", FamilyKind.COUNTER, [])])
     gauge = make_layout([("x", FamilyKind.GAUGE, [])])
