@@ -131,23 +131,6 @@ def frame_of(
     return Frame(target, result)
 
 
-def stack(frames: Sequence[Frame]) -> Frame:
-    """Frames one under the other, in one layout."""
-    if not frames:
-        return empty()
-    target = union([f.layout for f in frames])
-    parts = []
-    for frame in frames:
-        if frame.layout.spec == target.spec:
-            parts.append(frame.matrix)
-            continue
-        source_at, target_at = _columns(frame.layout, target)
-        part = np.full((frame.rows, target.width), np.nan, dtype=FLOAT)
-        part[:, target_at] = frame.matrix[:, source_at]
-        parts.append(part)
-    return Frame(target, np.vstack(parts))
-
-
 def _positions(layout: Layout) -> tuple[list[int], list[int], list[int]]:
     """Positions that sum, that keep the highest, that keep the lowest."""
     summed: list[int] = []
@@ -362,11 +345,6 @@ def figures(
         values[figure.name] = value
         scope[figure.name] = value
     return values
-
-
-def optional(values: Column) -> list[float | None]:
-    """A column as Python numbers, None where NaN or infinite (what an answer shows as null)."""
-    return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
 def totals(frame: Frame, row: int, days: int, seconds: int) -> Totals:
