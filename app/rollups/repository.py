@@ -149,16 +149,28 @@ async def entity_ids(session: AsyncSession, names: Collection[tuple[str, str]]) 
     return {(kind, name): entity_id for kind, name, entity_id in rows if (kind, name) in wanted}
 
 
-async def replace_day(session: AsyncSession, day: date, values: Sequence[FamilyNumbers]) -> None:
-    """Deletes whatever the day held and stores ``values`` instead (in the caller's transaction):
+async def replace_day(
+    session: AsyncSession, day: date, values: Sequence[FamilyNumbers], *, kinds: Collection[str] | None = None
+) -> None:
+    """Deletes what the day held and stores ``values`` instead (in the caller's transaction):
     one row per entity, every family of it in one vector (``layouts.py``); the month sums of the
-    entities concerned follow in the same transaction."""
+    entities concerned follow in the same transaction.
+
+    With ``kinds``, only entities of those kinds are replaced (a rollup of other figures, e.g.
+    incidents, keeps the day's Prometheus figures, and the other way round); without, every
+    entity of the day is.
+    """
     number = day_number(day)
     month = day_number(day.replace(day=1))
     await _lock_month(session, month)
-    deleted = await session.scalars(
-        delete(RollupDay).where(RollupDay.day == number).returning(RollupDay.entity_id)
-    )
+    scope = [RollupDay.day == number]
+    if kinds is not None:
+        outside = {value.entity_kind for value in values} - set(kinds)
+        if outside:
+            raise ValueError(f"values of {sorted(outside)} given to replace the day's {sorted(kinds)} only")
+        of_kinds = select(RollupEntity.id).where(RollupEntity.kind.in_(sorted(set(kinds))))
+        scope.append(RollupDay.entity_id.in_(of_kinds))
+    deleted = await session.scalars(delete(RollupDay).where(*scope).returning(RollupDay.entity_id))
     replaced = set(deleted)
     grouped: dict[tuple[str, str], list[FamilyNumbers]] = {}
     for value in values:

@@ -139,7 +139,7 @@ async def run_day(
     try:
         async with sessions.begin() as session:
             if computed.values:
-                await repository.replace_day(session, day, computed.values)
+                await repository.replace_day(session, day, computed.values, kinds=list(catalog.entities))
             await repository.finish_run(
                 session,
                 run_id,

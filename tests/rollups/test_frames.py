@@ -226,3 +226,27 @@ async def test_two_replicas_storing_days_of_one_month_at_once_both_count(postgre
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_day_of_one_kind_is_replaced_without_touching_the_others(
+    migrated_engine: AsyncEngine, database_url: str
+) -> None:
+    """Another rollup (incidents per service, say) stores its own kind into the same days and
+    month sums: replacing it leaves the Prometheus figures of that day alone, and back."""
+    settings = settings_for(database_url, timezone="Europe/Berlin")
+    sessions = db.create_session_factory(migrated_engine)
+    day = date(2026, 7, 14)
+    pages = [FamilyValue("oncall", "payments", "pages", total=3.0)]
+    async with sessions.begin() as session:
+        await repository.replace_day(session, day, day_values(day), kinds=["service"])
+        await repository.replace_day(session, day, pages, kinds=["oncall"])
+        await repository.replace_day(
+            session, day, [FamilyValue("oncall", "payments", "pages", total=5.0)], kinds=["oncall"]
+        )
+    async with sessions() as session:
+        [july] = await service.report(session, settings, "service", date(2026, 7, 1), date(2026, 7, 31))
+        assert await service.entities(session, "oncall") == ["payments"]
+    assert_same(july.figures, reference(settings, [day]), "July")
+    async with sessions.begin() as session:
+        with pytest.raises(ValueError, match="oncall"):
+            await repository.replace_day(session, day, pages, kinds=["service"])
