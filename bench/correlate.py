@@ -79,6 +79,10 @@ def settings(data_dir: str, es_url: str, jaeger_url: str) -> Settings:
             "elasticsearch": {"url": es_url, "retries": 0},
             "jaeger": {"url": jaeger_url, "retries": 0},
             "logging": {"level": "WARNING"},
+            # No background work: the alert worker and rollups would poll a database nobody
+            # migrated here, and take CPU from what is measured.
+            "alerts": {"worker": False},
+            "rollups": {"enabled": False},
         }
     )
 
@@ -134,7 +138,10 @@ async def run_scenario(jaeger_delay: float, es_delay: float) -> tuple[float, flo
 
 async def main() -> int:
     print(f"GET /api/v1/traces/{{id}}: {ROUNDS} requests per scenario after {WARMUP} warm-up requests")
-    print(f"{'jaeger':>8} {'elastic':>8} {'median':>8} {'p90':>8} {'ratio':>6}  {'slower fake alone':>18}")
+    print(
+        f"{'jaeger':>8} {'elastic':>8} {'median':>8} {'p90':>8} {'ratio':>6} {'goal':>7} {'verdict':>7}"
+        f"  {'slower fake alone':>18}"
+    )
     worst = 0.0
     for jaeger_delay, es_delay in SCENARIOS:
         median, p90, slower = await run_scenario(jaeger_delay, es_delay)
@@ -142,13 +149,12 @@ async def main() -> int:
         worst = max(worst, ratio)
         print(
             f"{jaeger_delay * 1000:6.0f}ms {es_delay * 1000:6.0f}ms "
-            f"{median * 1000:6.1f}ms {p90 * 1000:6.1f}ms {ratio:6.3f}  {slower * 1000:16.1f}ms"
+            f"{median * 1000:6.1f}ms {p90 * 1000:6.1f}ms {ratio:6.3f} {'≤ ' + str(GOAL):>7} "
+            f"{'PASS' if ratio <= GOAL else 'MISS':>7}  {slower * 1000:16.1f}ms"
         )
-    verdict = "meets" if worst <= GOAL else "misses"
+    verdict = "PASS" if worst <= GOAL else "MISS"
     print("ratio: median over the slower backend's set delay; slower fake alone: a bare GET to that fake")
-    print(
-        f"worst ratio {worst:.3f}: {verdict} the goal of {GOAL} (one backend after the other would be ~1.6)"
-    )
+    print(f"worst ratio {worst:.3f}, goal ≤ {GOAL}: {verdict} (one backend after the other would be ~1.6)")
     return 0
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import multiprocessing
 import os
@@ -60,6 +61,7 @@ from app.rollups.config import FamilyKind, RollupSettings  # noqa: E402
 from app.rollups.days import DayWindow, Granularity, day_window  # noqa: E402
 from bench.rollup_store import (  # noqa: E402
     FAMILIES,
+    FAMILIES_PER_DAY,
     INCREASE_EXTRAPOLATION,
     LATENCY_SIGMA,
     fill_sqlite,
@@ -76,7 +78,12 @@ from tests.harness.openmetrics import Grid, OpenMetricsWriter, format_bound  # n
 from tests.harness.prometheus import RunningPrometheus, backfill, start_prometheus  # noqa: E402
 
 DAY_S = 86_400
-RATIO_GOAL = 1.3
+RATIO_GOAL = 1.2
+NAIVE_GOAL = 10.0
+VALUE_BYTES_GOAL = 100.0
+STORE_GIB_GOAL = 0.6
+FULL_STORE_ROWS = 1000 * 1096
+"""The goal of 0.6 GiB is for 1,000 services × 1,096 days; a smaller store is held to its share."""
 REPORT_P95_GOAL_MS = 20.0
 WARMUP_CALLS = 3
 SERVICE_LABEL = "destination_service"
@@ -523,17 +530,20 @@ async def measure_naive(bench: RollupBench, client: PrometheusClient, times: lis
 
 
 def measure_store(database: Path, catalog: Catalog, empty: int) -> Store:
-    """Size of the SQLite file (WAL checkpointed into it), its value rows, reported figures, numbers."""
+    """Size of the SQLite file (WAL checkpointed into it), its entity days, the family values they
+    hold (what was one row each before entity days), reported figures and numbers."""
     size = checkpointed_size(database)
     with closing(sqlite3.connect(database)) as connection:
-        rows = connection.execute("SELECT count(*) FROM rollup_values").fetchone()[0]
-        numbers = connection.execute(
-            "SELECT coalesce(sum((total IS NOT NULL) + (samples IS NOT NULL) + (peak IS NOT NULL)"
-            " + (low IS NOT NULL) + coalesce(json_array_length(buckets), 0)), 0) FROM rollup_values"
+        rows = connection.execute(
+            "SELECT coalesce(sum(json_array_length(l.spec)), 0) FROM rollup_days d"
+            " JOIN rollup_layouts l ON l.id = d.layout_id"
         ).fetchone()[0]
+        numbers = connection.execute("SELECT coalesce(sum(length(data)) / 8, 0) FROM rollup_days").fetchone()[
+            0
+        ]
         entity_days = connection.execute(
-            "SELECT entity_kind, count(*) FROM (SELECT DISTINCT entity_kind, entity, day FROM rollup_values)"
-            " GROUP BY entity_kind"
+            "SELECT e.kind, count(*) FROM rollup_days d"
+            " JOIN rollup_entities e ON e.id = d.entity_id GROUP BY e.kind"
         ).fetchall()
     figures = sum(count * len(catalog.figure_names(kind)) for kind, count in entity_days)
     return Store(database, rows, figures, numbers, size, empty)
@@ -617,8 +627,7 @@ def measure_report(opts: Options, workdir: Path) -> ReportTimes:
     )
     fill_s = time.perf_counter() - started
     size = checkpointed_size(database)
-    target = names[len(names) // 2]
-    measuring = report_latencies(settings, target, days[0], days[-1], opts.repeat)
+    measuring = report_latencies(settings, names, days[0], days[-1], opts.repeat)
     http_ms, direct_ms, periods = asyncio.run(measuring)
     return ReportTimes(rows, size, fill_s, http_ms, direct_ms, periods)
 
@@ -632,15 +641,20 @@ async def migrate(settings: Settings) -> None:
 
 
 async def report_latencies(
-    settings: Settings, target: str, first: date, last: date, repeat: int
+    settings: Settings, targets: Sequence[str], first: date, last: date, repeat: int
 ) -> tuple[list[float], list[float], int]:
-    """``daily`` over ``[first, last]``: through HTTP over ASGI, and through service.series."""
+    """``daily`` over ``[first, last]``: through HTTP over ASGI, and through service.series_rows.
+
+    Each call asks for another service (``targets`` in turn): nothing computed before answers
+    it (a repeated request is answered from the kept series: bench/grafana.py times both)."""
     async with running_app(settings, migrate=False) as (app, client):
-        path = f"/api/v1/reports/services/{target}/daily"
         params = {"from": first.isoformat(), "to": last.isoformat()}
         headers = bearer(VIEWER_TOKEN)
+        over_http_turns = itertools.cycle(targets[: len(targets) // 2])
+        direct_turns = itertools.cycle(targets[len(targets) // 2 :])
 
         async def over_http() -> httpx.Response:
+            path = f"/api/v1/reports/services/{next(over_http_turns)}/daily"
             response = await client.get(path, params=params, headers=headers)
             if response.status_code != 200:
                 raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
@@ -650,8 +664,8 @@ async def report_latencies(
 
         async def direct() -> int:
             async with sessions() as session:
-                found = await service.series(
-                    session, settings, "service", target, first, last, Granularity.DAY
+                found = await service.series_rows(
+                    session, settings, "service", next(direct_turns), first, last, Granularity.DAY
                 )
             return len(found)
 
@@ -695,9 +709,19 @@ def paired_ratio(times: Sequence[DayTimes], pick: Callable[[DayTimes], list[floa
     return statistics.median(a / b for t in times for a, b in zip(pick(t), t.prometheus, strict=True))
 
 
-def line(figure: str, value: str, goal: float | None = None, measured: float = 0.0, unit: str = "") -> Line:
+def line(
+    figure: str,
+    value: str,
+    goal: float | None = None,
+    measured: float = 0.0,
+    unit: str = "",
+    *,
+    at_least: bool = False,
+) -> Line:
     if goal is None:
         return (figure, value, "", "")
+    if at_least:
+        return (figure, value, f"≥ {goal:g}{unit}", "PASS" if measured >= goal else "MISS")
     return (figure, value, f"≤ {goal:g}{unit}", "PASS" if measured <= goal else "MISS")
 
 
@@ -745,6 +769,7 @@ def rollup_lines(opts: Options, times: Sequence[DayTimes], sample: int) -> list[
     prom = mean_of_medians(times, lambda t: t.prometheus)
     run_ratio = paired_ratio(times, lambda t: t.run_day)
     comp_ratio = paired_ratio(times, lambda t: t.compute_day)
+    worst = max(a / b for t in times for a, b in zip(t.run_day, t.prometheus, strict=True))
     naive_s = statistics.fmean(t.naive for t in times) * opts.services / sample
     queries = times[0].naive_queries * opts.services // sample
     return [
@@ -752,29 +777,45 @@ def rollup_lines(opts: Options, times: Sequence[DayTimes], sample: int) -> list[
         line("   compute_day alone, seconds per day", f"{comp:.3f} s"),
         line("   of which plan() (label values lookup)", f"{statistics.fmean(t.plan for t in times):.3f} s"),
         line("2. Prometheus alone, same queries (httpx)", f"{prom:.3f} s"),
-        line("   run_day ÷ Prometheus", f"{run_ratio:.2f}", RATIO_GOAL, run_ratio),
+        line("   run_day ÷ Prometheus (median of days × rounds)", f"{run_ratio:.2f}", RATIO_GOAL, run_ratio),
+        line("   run_day ÷ Prometheus, worst day and round", f"{worst:.2f}", RATIO_GOAL, worst),
         line("   compute_day ÷ Prometheus", f"{comp_ratio:.2f}", RATIO_GOAL, comp_ratio),
         line(
             f"3. naive, 1 query/service/family ({sample} services timed, × {opts.services / sample:g})",
             f"{naive_s:.1f} s/day, {queries:,} queries (extrapolated)",
         ),
-        line("   naive ÷ compute_day", f"{naive_s / comp:.1f}"),
+        line("   naive ÷ compute_day", f"{naive_s / comp:.1f}", NAIVE_GOAL, naive_s / comp, at_least=True),
     ]
 
 
 def store_lines(opts: Options, store: Store, report: ReportTimes) -> list[Line]:
+    per_value = report.bytes / (report.rows * FAMILIES_PER_DAY)
     return [
-        line("4. SQLite bytes per stored value row", f"{store.bytes / store.rows:.0f} B"),
+        line(
+            f"4. report store, {opts.report_services} services × {opts.report_days} days: B per family value",
+            f"{per_value:.0f} B",
+            VALUE_BYTES_GOAL,
+            per_value,
+            " B",
+        ),
+        line(
+            "   the whole report store (SQLite file, month sums included)",
+            f"{report.bytes / 2**30:.3f} GiB",
+            STORE_GIB_GOAL * report.rows / FULL_STORE_ROWS,
+            report.bytes / 2**30,
+            " GiB",
+        ),
+        line(
+            "   bytes per entity day (one row: every family of a service's day)",
+            f"{report.bytes / report.rows:.0f} B",
+        ),
+        line("   rolled-up days: SQLite bytes per family value", f"{store.bytes / store.rows:.0f} B"),
         line("   bytes per reported figure", f"{store.bytes / store.figures:.1f} B"),
         line("   bytes per stored number", f"{store.bytes / store.numbers:.1f} B"),
         line(
             f"   ({opts.days} day(s): {store.rows:,} rows, {store.figures:,} figures, "
             f"{store.numbers:,} numbers; the empty schema {store.empty / 2**20:.2f} MiB)",
             f"{store.bytes / 2**20:.1f} MiB",
-        ),
-        line(
-            f"   report store, {opts.report_services} services × {opts.report_days} days",
-            f"{report.bytes / report.rows:.0f} B/row, {report.bytes / 2**30:.2f} GiB",
         ),
     ]
 
@@ -784,10 +825,11 @@ def report_lines(report: ReportTimes) -> list[Line]:
     direct50, direct95 = statistics.median(report.direct_ms), p95(report.direct_ms)
     return [
         line(
-            f"5. daily report of one service, {report.periods} days, HTTP over ASGI: p50", f"{http50:.1f} ms"
+            f"5. daily report of one service (another each call), {report.periods} days, HTTP over ASGI: p50",
+            f"{http50:.1f} ms",
         ),
         line("   HTTP over ASGI: p95", f"{http95:.1f} ms", REPORT_P95_GOAL_MS, http95, " ms"),
-        line("   service.series directly: p50 / p95", f"{direct50:.1f} / {direct95:.1f} ms"),
+        line("   service.series_rows directly: p50 / p95", f"{direct50:.1f} / {direct95:.1f} ms"),
         line("   HTTP overhead (difference of the p50s)", f"{http50 - direct50:.1f} ms"),
     ]
 

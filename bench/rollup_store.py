@@ -1,12 +1,13 @@
 """Years of stored rollups for the benchmarks: N services × D days, as nightly rollups store them.
 
-Each service-day holds the six families of the built-in service definitions
+Each service-day is one ``rollup_days`` row holding the six families of the built-in service definitions
 (``requests``, ``errors``, ``latency_sum_ms``, ``latency_count``, the ``latency``
 histogram with Envoy's buckets, the ``qps`` gauge), with values drawn from a
 per-service profile so that percentiles, error rates and peaks differ between
 services and days. The rows go straight into a migrated database: SQLite with
 ``sqlite3.executemany`` in one transaction, PostgreSQL with asyncpg's binary COPY;
-both take well under a minute for 1,000 services × 1,096 days.
+both take well under a minute for 1,000 services × 1,096 days. The vectors are laid out by
+``layouts.encode_day`` itself (``profile()`` checks it), so the store is what rollups write.
 
 A service's profile comes from the same draws (``traits()``) as its Istio traffic in
 bench/rollup.py's Prometheus dataset. Used by bench/grafana.py and bench/rollup.py.
@@ -21,12 +22,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy.engine import make_url
 
-from app.rollups.repository import encode_buckets
+from app.rollups import frames
+from app.rollups.compute import FamilyValue
+from app.rollups.config import FamilyKind
+from app.rollups.layouts import day_number, decode, encode_day, make_layout
 
 DAY_S = 86_400
 GAUGE_SAMPLES = DAY_S // 300
@@ -37,7 +42,8 @@ ENVOY_BUCKETS_MS = (
 VARIANTS = 8
 """Distinct latency histograms per service (the days take them in turn)."""
 LATENCY_SIGMA = 0.7
-COLUMNS = ("entity_kind", "entity", "family", "day", "total", "samples", "peak", "low", "buckets")
+COLUMNS = ("entity_id", "day", "layout_id", "data")
+MONTH_COLUMNS = ("entity_id", "month", "layout_id", "day_mask", "data")
 FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
 """The built-in service families, as ``day_rows()`` stores them."""
 FAMILIES_PER_DAY = len(FAMILIES)
@@ -45,9 +51,8 @@ INCREASE_EXTRAPOLATION = 86_400 / 86_399.999
 """What ``increase()`` over a day multiplies counts by (it stretches to the window's edges), so
 that counts stored by ``run_day`` are not whole; ``extrapolation=`` of ``profile()`` and the fills."""
 
-Day = TypeVar("Day", date, str)
-"""A day as asyncpg's COPY takes it (a date) or as SQLite stores it (ISO text)."""
-Row = tuple[str, str, str, Day, float | None, int | None, float | None, float | None, str | None]
+Row = tuple[int, int, int, bytes]
+"""(entity id, day number, layout id, numbers) as ``rollup_days`` stores them."""
 
 
 def workload(index: int) -> str:
@@ -89,16 +94,29 @@ def normal_cdf(x: float) -> float:
 
 @dataclass(frozen=True)
 class Profile:
-    """One service of the store: its name, error ratio and a few days' latency histograms."""
+    """One service of the store: its id, error ratio, and a few days' stored vectors to vary."""
 
-    name: str
+    entity_id: int
     error_ratio: float
-    variants: list[tuple[float, float, str]]
-    """(successful requests, latency sum in ms, buckets as the repository stores them)."""
+    variants: list[npt.NDArray[np.float64]]
+    """(the day's numbers as ``layouts.encode_day`` lays them out, errors and qps to be set)."""
 
 
-def profile(index: int, name: str, extrapolation: float = 1.0) -> Profile:
-    """Service ``index`` under ``name``; its daily counts multiplied by ``extrapolation``."""
+LAYOUT = make_layout(
+    [
+        ("requests", FamilyKind.COUNTER, []),
+        ("errors", FamilyKind.COUNTER, []),
+        ("latency_sum_ms", FamilyKind.COUNTER, []),
+        ("latency_count", FamilyKind.COUNTER, []),
+        ("latency", FamilyKind.HISTOGRAM, [*map(float, ENVOY_BUCKETS_MS), math.inf]),
+        ("qps", FamilyKind.GAUGE, []),
+    ]
+)
+_AT = {slot.family: slot.offset for slot in LAYOUT.slots}
+
+
+def profile(index: int, entity_id: int, extrapolation: float = 1.0) -> Profile:
+    """Service ``index`` stored as ``entity_id``; its daily counts multiplied by ``extrapolation``."""
     drawn = traits(index)
     mu, mean_ms = math.log(drawn.median_ms), mean_latency_ms(drawn.median_ms)
     variants = []
@@ -106,33 +124,68 @@ def profile(index: int, name: str, extrapolation: float = 1.0) -> Profile:
         count = drawn.requests_per_s * DAY_S * (0.7 + 0.6 * k / (VARIANTS - 1)) * extrapolation
         buckets = {float(b): count * normal_cdf((math.log(b) - mu) / LATENCY_SIGMA) for b in ENVOY_BUCKETS_MS}
         buckets[math.inf] = count
-        variants.append((count, count * mean_ms, encode_buckets(buckets)))
-    return Profile(name, drawn.error_ratio, variants)
+        values = [
+            FamilyValue("service", "-", "requests", total=0.0),
+            FamilyValue("service", "-", "errors", total=0.0),
+            FamilyValue("service", "-", "latency_sum_ms", total=count * mean_ms),
+            FamilyValue("service", "-", "latency_count", total=count),
+            FamilyValue("service", "-", "latency", buckets=buckets),
+            FamilyValue("service", "-", "qps", total=0.0, samples=GAUGE_SAMPLES, peak=0.0, low=0.0),
+        ]
+        encoded = encode_day("service", "-", values)
+        assert encoded.layout.spec == LAYOUT.spec
+        variants.append(decode(LAYOUT, encoded.data).copy())
+    return Profile(entity_id, drawn.error_ratio, variants)
 
 
-def day_rows(day: Day, day_index: int, index: int, p: Profile) -> list[Row[Day]]:
-    """The six service families of one service-day, as replace_day would store them."""
-    ok, latency_sum, buckets = p.variants[(day_index * 5 + index) % VARIANTS]
+def day_row(number: int, day_index: int, index: int, p: Profile) -> Row:
+    """One service-day, as replace_day would store it: its six families in one vector."""
+    numbers = p.variants[(day_index * 5 + index) % VARIANTS]
+    ok = numbers[_AT["latency_count"]]
     errors = ok * p.error_ratio * (0.5 + ((day_index * 31 + index * 17) % 100) / 100)
     requests = ok + errors
     qps = requests / DAY_S
-    name = p.name
-    return [
-        ("service", name, "requests", day, requests, None, None, None, None),
-        ("service", name, "errors", day, errors, None, None, None, None),
-        ("service", name, "latency_sum_ms", day, latency_sum, None, None, None, None),
-        ("service", name, "latency_count", day, ok, None, None, None, None),
-        ("service", name, "latency", day, None, None, None, None, buckets),
-        ("service", name, "qps", day, qps * GAUGE_SAMPLES, GAUGE_SAMPLES, qps * 1.8, qps * 0.3, None),
-    ]
+    numbers[_AT["requests"]] = requests
+    numbers[_AT["errors"]] = errors
+    gauge = _AT["qps"]
+    numbers[gauge : gauge + 4] = (qps * GAUGE_SAMPLES, GAUGE_SAMPLES, qps * 1.8, qps * 0.3)
+    return (p.entity_id, number, LAYOUT.id, numbers.tobytes())
 
 
-def rows(services: Sequence[str], days: Sequence[Day], extrapolation: float = 1.0) -> Iterator[Row[Day]]:
-    """Day after day, as nightly rollups would have stored them."""
-    profiles = [profile(i, name, extrapolation) for i, name in enumerate(services)]
+MonthRow = tuple[int, int, int, int, bytes]
+"""(entity id, month's day number, layout id, day mask, sums) as ``rollup_months`` stores them."""
+
+
+def months(
+    services: Sequence[str], days: Sequence[date], extrapolation: float = 1.0
+) -> Iterator[tuple[list[Row], list[MonthRow]]]:
+    """Month after month: the entity days as nightly rollups stored them (entity ids 1…N in name
+    order), and the month sums they kept (computed by ``frames.reduce``, as rollups do)."""
+    profiles = [profile(i, i + 1, extrapolation) for i in range(len(services))]
+    by_month: dict[date, list[tuple[int, date]]] = {}
     for day_index, day in enumerate(days):
-        for index, p in enumerate(profiles):
-            yield from day_rows(day, day_index, index, p)
+        by_month.setdefault(day.replace(day=1), []).append((day_index, day))
+    for month, in_month in by_month.items():
+        day_rows = [
+            day_row(day_number(day), day_index, index, p)
+            for index, p in enumerate(profiles)
+            for day_index, day in in_month
+        ]
+        matrix = np.frombuffer(b"".join(row[3] for row in day_rows), dtype=np.float64).reshape(
+            len(day_rows), -1
+        )
+        starts = np.arange(0, len(day_rows), len(in_month), dtype=np.int64)
+        summed = frames.reduce(frames.Frame(LAYOUT, matrix), starts)
+        mask = sum(1 << (day.day - 1) for _, day in in_month)
+        sums = [
+            (p.entity_id, day_number(month), LAYOUT.id, mask, summed.matrix[index].tobytes())
+            for index, p in enumerate(profiles)
+        ]
+        yield sorted(day_rows, key=lambda row: (row[1], row[0])), sums
+
+
+def entity_rows(services: Sequence[str]) -> list[tuple[int, str, str]]:
+    return [(i + 1, "service", name) for i, name in enumerate(services)]
 
 
 def fill_sqlite(
@@ -155,15 +208,23 @@ def fill_sqlite(
         connection.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
         connection.execute("BEGIN")
         connection.executemany(
-            "INSERT INTO rollup_values (entity_kind, entity, family, day, total, samples, peak, low, buckets)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows(services, [day.isoformat() for day in days], extrapolation),
+            "INSERT INTO rollup_entities (id, kind, name) VALUES (?, ?, ?)", entity_rows(services)
         )
+        connection.execute("INSERT INTO rollup_layouts (id, spec) VALUES (?, ?)", (LAYOUT.id, LAYOUT.spec))
+        for day_rows, sums in months(services, days, extrapolation):
+            connection.executemany(
+                "INSERT INTO rollup_days (entity_id, day, layout_id, data) VALUES (?, ?, ?, ?)", day_rows
+            )
+            connection.executemany(
+                "INSERT INTO rollup_months (entity_id, month, layout_id, day_mask, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                sums,
+            )
         connection.execute("COMMIT")
         if analyze:
             connection.execute("ANALYZE")
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        stored: int = connection.execute("SELECT count(*) FROM rollup_values").fetchone()[0]
+        stored: int = connection.execute("SELECT count(*) FROM rollup_days").fetchone()[0]
     finally:
         connection.close()
     return stored
@@ -174,9 +235,20 @@ async def fill_postgres(url: str, services: Sequence[str], days: Sequence[date])
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     connection = await asyncpg.connect(dsn, timeout=30)
     try:
-        await connection.copy_records_to_table("rollup_values", records=rows(services, days), columns=COLUMNS)
-        await connection.execute("ANALYZE rollup_values")
-        stored: int = await connection.fetchval("SELECT count(*) FROM rollup_values")
+        await connection.copy_records_to_table(
+            "rollup_entities", records=entity_rows(services), columns=("id", "kind", "name")
+        )
+        await connection.execute(
+            "SELECT setval(pg_get_serial_sequence('rollup_entities', 'id'), $1)", len(services)
+        )
+        await connection.execute(
+            "INSERT INTO rollup_layouts (id, spec) VALUES ($1, $2)", LAYOUT.id, LAYOUT.spec
+        )
+        for day_rows, sums in months(services, days):
+            await connection.copy_records_to_table("rollup_days", records=day_rows, columns=COLUMNS)
+            await connection.copy_records_to_table("rollup_months", records=sums, columns=MONTH_COLUMNS)
+        await connection.execute("ANALYZE")
+        stored: int = await connection.fetchval("SELECT count(*) FROM rollup_days")
     finally:
         await connection.close()
     return stored

@@ -16,13 +16,16 @@ Wire facts this relies on (Prometheus 2.x HTTP API):
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
+import orjson
 
 from app.backends.errors import BackendError, BackendErrorKind
 from app.backends.http import (
@@ -136,7 +139,8 @@ class PrometheusClient(HttpBackend):
             form["time"] = _format_ms(to_epoch_ms(at))
         data, warnings = await self._evaluate("api/v1/query", form, timeout)
         try:
-            return _instant_result(data, warnings)
+            with collector_paused():
+                return _instant_result(data, warnings)
         except _ShapeError as exc:
             raise self._shape_error(exc) from None
 
@@ -180,7 +184,8 @@ class PrometheusClient(HttpBackend):
             data, chunk_warnings = await self._evaluate("api/v1/query_range", form, timeout)
             warnings.extend(w for w in chunk_warnings if w not in warnings)
             try:
-                chunk = _range_series(data)
+                with collector_paused():
+                    chunk = _range_series(data)
             except _ShapeError as exc:
                 raise self._shape_error(exc) from None
             _merge_into(merged, chunk)
@@ -268,6 +273,16 @@ class PrometheusClient(HttpBackend):
 
         return await timed_probe(self.name, self.settings, check, timeout_s=timeout_s)
 
+    def decode_json(self, response: httpx.Response) -> Any:
+        """orjson, with the garbage collector paused: a rolled-up day of a thousand services is
+        12 MB of answers, decoded in 95 ms of CPU this way, 136 ms by the standard library, and
+        about 550 ms by either with the collector running (bench/rollup.py times the whole)."""
+        try:
+            with collector_paused():
+                return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return super().decode_json(response)  # says what came instead
+
     async def _evaluate(
         self, path: str, form: dict[str, str], timeout: float | None
     ) -> tuple[Any, list[str]]:
@@ -346,6 +361,24 @@ class PrometheusClient(HttpBackend):
 
     def _shape_error(self, exc: _ShapeError) -> BackendError:
         return self.error(BackendErrorKind.BAD_RESPONSE, f"unexpected answer shape: {exc}")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a large answer becomes Python objects.
+
+    A day of a thousand services is a million new lists and strings; the collector, counting
+    allocations, would walk the growing heap again and again while they are made (measured:
+    550 ms of CPU for 12 MB of answers instead of 95). Nothing else runs meanwhile (no await
+    inside), and none of these objects can form a cycle.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def to_epoch_ms(value: Time) -> int:
@@ -427,7 +460,7 @@ def _instant_result(data: Any, warnings: list[str]) -> InstantResult:
     result_type = body.get("resultType")
     result = body.get("result")
     if result_type == "vector":
-        return InstantResult("vector", samples=[_sample(item) for item in _list(result)], warnings=warnings)
+        return InstantResult("vector", samples=_samples(_list(result)), warnings=warnings)
     if result_type == "matrix":
         return InstantResult("matrix", series=[_series(item) for item in _list(result)], warnings=warnings)
     if result_type == "scalar":
@@ -446,6 +479,18 @@ def _range_series(data: Any) -> list[Series]:
     if body.get("resultType") != "matrix":
         raise _ShapeError(f"a range query answers a matrix, got {body.get('resultType')!r}")
     return [_series(item) for item in _list(body.get("result"))]
+
+
+def _samples(raw: list[Any]) -> list[Sample]:
+    """An instant vector: one comprehension for well-formed answers (a day's histogram of a thousand
+    services is 20,000 samples), the checking parser to say what is wrong otherwise."""
+    try:
+        samples = [Sample(item["metric"], float(item["value"][1]), float(item["value"][0])) for item in raw]
+    except (TypeError, ValueError, KeyError, IndexError):
+        return [_sample(item) for item in raw]  # it raises, saying what is wrong
+    if raw and not (isinstance(raw[0]["value"][1], str) and isinstance(raw[0]["metric"], dict)):
+        return [_sample(item) for item in raw]  # values are strings on the wire; check as a whole
+    return samples
 
 
 def _sample(item: Any) -> Sample:

@@ -47,6 +47,8 @@ from app.grafana.values import ALL, Filter, Selection, parse_filters, scalar, se
 from app.rollups import service as rollups
 from app.rollups.days import Granularity, day_window, local_today, period_start
 from app.rollups.errors import UnknownEntity
+from app.rollups.frames import Column, Ints
+from app.rollups.layouts import day_number, day_of
 
 SLO = "slo"
 SLO_FIGURES = ("availability", "error_budget_remaining", "error_budget_remaining_minutes")
@@ -460,7 +462,7 @@ async def _time_series(
     answers = []
     for entity in entities:
         try:
-            periods = await rollups.series(
+            rows = await rollups.series_rows(
                 session,
                 settings,
                 metric.kind,
@@ -473,23 +475,31 @@ async def _time_series(
         except UnknownEntity:
             if _labelled(settings, metric):
                 raise
-            periods = []
-        values = {p.start: _number(p.figures.get(metric.figure)) for p in periods}
-        points = _with_gaps(values, granularity, tz)
+            rows = None
+        points = [] if rows is None else _with_gaps(rows.starts, rows.figures[metric.figure], granularity, tz)
         answers.append(_series(settings, metric, entity, None, granularity, points, job, many))
     return answers
 
 
-def _with_gaps(values: dict[date, float | None], granularity: Granularity, tz: ZoneInfo) -> list[list[Any]]:
-    """``[value, epoch ms]`` from the first to the last period with data; null where one is missing."""
-    if not values:
+def _with_gaps(starts: Ints, values: Column, granularity: Granularity, tz: ZoneInfo) -> list[list[Any]]:
+    """``[value, epoch ms]`` from the first to the last period with data; null where one is missing
+    (NaN and infinities, which answers write as null, included)."""
+    if len(starts) == 0:
         return []
-    points: list[list[Any]] = []
-    start, last = min(values), max(values)
-    while start <= last:
-        points.append([values.get(start), period_ms(start, tz)])
-        start = next_period(start, granularity)
-    return points
+    found = values.tolist()
+    if granularity is Granularity.DAY:
+        every = list(range(int(starts[0]), int(starts[-1]) + 1))
+    else:
+        first, last = day_of(int(starts[0])), day_of(int(starts[-1]))
+        every = [day_number(start) for start in period_starts(first, last, granularity)]
+    at = dict(zip(starts.tolist(), found, strict=True))
+    return [[at.get(number), midnight_ms(number, tz)] for number in every]
+
+
+@lru_cache(maxsize=65536)
+def midnight_ms(number: int, tz: ZoneInfo) -> int:
+    """Epoch milliseconds of the local midnight that starts day ``number`` (``layouts.day_number``)."""
+    return period_ms(day_of(number), tz)
 
 
 def _series(
@@ -932,8 +942,7 @@ async def _kind_entities(
     entity_kind = rollups.catalog_of(settings).entities[kind]
     if not entity_kind.labels:
         return [kind]
-    families = [family.name for family in rollups.catalog_of(settings).families(kind)]
-    return await rollups.entities(session, kind, first=first, last=last, families=families)
+    return await rollups.entities(session, kind, first=first, last=last)
 
 
 async def _namespaces(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.deps import ContextDep, Operator, PrometheusDep, SessionDep, SettingsDep, Viewer
-from app.rollups import service
-from app.rollups.csvout import to_csv
+from app.deps import ContextDep, Operator, PrometheusDep, SessionDep, SessionsDep, SettingsDep, Viewer
+from app.rollups import answers, service
+from app.rollups.answers import to_csv
 from app.rollups.days import Granularity, day_window, days_between, local_today
 from app.rollups.errors import InvalidPeriod, UnknownFigure
 from app.rollups.schemas import Queued, RunHistory, RunOut, RunRecord, RunRequest, RunResults
@@ -35,14 +36,14 @@ def _period(first: date | None, last: date | None, context: ContextDep) -> tuple
     return first, last
 
 
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+
+
 def _answer(body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name: str) -> Response:
     if fmt == "csv":
-        return Response(
-            to_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
-    return JSONResponse(body)
+        return Response(to_csv(rows), media_type=answers.CSV, headers=_attachment(name))
+    return Response(answers.json_bytes(body), media_type=answers.JSON)
 
 
 def _outcome(outcome: service.RunOutcome) -> RunOut:
@@ -126,16 +127,40 @@ PLURALS = {"service": "services", "namespace": "namespaces"}
 
 
 async def _kind_report(
-    kind: str, first: date, last: date, fmt: Format, session: SessionDep, settings: SettingsDep
+    kind: str, first: date, last: date, fmt: Format, sessions: SessionsDep, settings: SettingsDep
 ) -> Response:
+    """Every entity's figures over the period; for a kind with many entities, streamed."""
     entity_kind = service.require_kind(settings, kind)
-    found = await service.report(session, settings, kind, first, last)
-    rows = [{kind: e.entity, "days": e.days, **e.figures} for e in found]
-    body = {"from": first.isoformat(), "to": last.isoformat(), "timezone": settings.timezone}
+    head = {"from": first.isoformat(), "to": last.isoformat(), "timezone": settings.timezone}
     if not entity_kind.labels:
+        async with sessions() as session:
+            found = await service.report(session, settings, kind, first, last)
+        rows = [{kind: e.entity, "days": e.days, **e.figures} for e in found]
         single = rows[0] if rows else {kind: kind, "days": 0}
-        return _answer({**body, kind: single}, [single] if rows else [], fmt, kind)
-    return _answer({**body, PLURALS.get(kind, kind): rows}, rows, fmt, PLURALS.get(kind, kind))
+        return _answer({**head, kind: single}, [single] if rows else [], fmt, kind)
+    plural = PLURALS.get(kind, kind)
+
+    async def chunks() -> AsyncIterator[service.Rows]:
+        async with sessions() as session:
+            async for rows in service.report_chunks(session, settings, kind, first, last):
+                yield rows
+
+    # The first chunk is read before the answer starts, so that a failing database still gets
+    # its error status rather than a cut-off 200.
+    pending = chunks()
+    first_chunk = await anext(pending, None)
+
+    async def all_chunks() -> AsyncIterator[service.Rows]:
+        if first_chunk is not None:
+            yield first_chunk
+            async for rows in pending:
+                yield rows
+
+    if fmt == "csv":
+        columns = [kind, "days", *service.catalog_of(settings).figure_names(kind)]
+        body = answers.streamed_csv(columns, kind, all_chunks())
+        return StreamingResponse(body, media_type=answers.CSV, headers=_attachment(plural))
+    return StreamingResponse(answers.streamed_json(head, plural, kind, all_chunks()), media_type=answers.JSON)
 
 
 def _add_kind_report(kind: str, path: str, summary: str) -> None:
@@ -143,14 +168,14 @@ def _add_kind_report(kind: str, path: str, summary: str) -> None:
 
     async def kind_report(
         _: Viewer,
-        session: SessionDep,
+        sessions: SessionsDep,
         context: ContextDep,
         first: FromDay = None,
         last: ToDay = None,
         format: FormatParam = "json",
     ) -> Response:
         first, last = _period(first, last, context)
-        return await _kind_report(kind, first, last, format, session, context.settings)
+        return await _kind_report(kind, first, last, format, sessions, context.settings)
 
     router.add_api_route(path, kind_report, methods=["GET"], summary=summary, name=f"{kind}_report")
 
@@ -174,17 +199,21 @@ async def _entity_series(
     settings: SettingsDep,
 ) -> Response:
     service.require_kind(settings, kind)
-    periods = await service.series(session, settings, kind, entity, first, last, granularity)
-    rows = [{"date": p.start.isoformat(), "period": p.label, "days": p.days, **p.figures} for p in periods]
-    body = {
+    found = await service.series_rows(session, settings, kind, entity, first, last, granularity)
+    if fmt == "csv":
+        return Response(
+            to_csv(answers.series_rows(found)),
+            media_type=answers.CSV,
+            headers=_attachment(f"{kind}-{granularity.value}"),
+        )
+    head = {
         kind: entity,
         "from": first.isoformat(),
         "to": last.isoformat(),
         "timezone": settings.timezone,
         "granularity": granularity.value,
-        "days": rows,
     }
-    return _answer(body, rows, fmt, f"{kind}-{granularity.value}")
+    return Response(answers.series_json(head, found), media_type=answers.JSON)
 
 
 @router.get("/api/v1/reports/services/{service_name}/daily", summary="One service per day, week or month")
@@ -208,14 +237,14 @@ async def service_daily(
 async def kind_report(
     kind: str,
     _: Viewer,
-    session: SessionDep,
+    sessions: SessionsDep,
     context: ContextDep,
     first: FromDay = None,
     last: ToDay = None,
     format: FormatParam = "json",
 ) -> Response:
     first, last = _period(first, last, context)
-    return await _kind_report(kind, first, last, format, session, context.settings)
+    return await _kind_report(kind, first, last, format, sessions, context.settings)
 
 
 @router.get(
@@ -355,8 +384,7 @@ async def flat_rollups(
     if entity:
         entities = list(dict.fromkeys(entity))
     elif service.require_kind(settings, kind).labels:
-        families = [family.name for family in service.catalog_of(settings).families(kind)]
-        entities = await service.entities(session, kind, first=first_day, last=last_day, families=families)
+        entities = await service.entities(session, kind, first=first_day, last=last_day)
     else:
         entities = [kind]
     tz = settings.tzinfo

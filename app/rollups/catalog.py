@@ -154,11 +154,11 @@ _OPERATORS: dict[type[ast.AST], Callable[[float, float], float]] = {
 
 def evaluate(expr: str, values: Mapping[str, float | None]) -> float | None:
     """The value of a derived expression; None when an operand is missing or a division is by zero."""
-    return _evaluate(_parsed(expr), values)
+    return _evaluate(parsed_expression(expr), values)
 
 
 @lru_cache(maxsize=1024)
-def _parsed(expr: str) -> ast.expr:
+def parsed_expression(expr: str) -> ast.expr:
     return ast.parse(expr, mode="eval").body
 
 

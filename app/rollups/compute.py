@@ -12,6 +12,7 @@ import asyncio
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from app.backends.prometheus import PrometheusClient, Sample, Series
 from app.backends.promql import matcher, regex_escape_literal
@@ -46,6 +47,9 @@ class DayFigures:
         return len({(v.entity_kind, v.entity) for v in self.values})
 
 
+_value = itemgetter(1)
+
+
 @dataclass(frozen=True)
 class PlannedQuery:
     definition: Definition
@@ -65,6 +69,8 @@ def entity_key(kind: EntityKind, labels: dict[str, str]) -> str | None:
     """The entity a result series belongs to; None when it lacks a naming label."""
     if not kind.labels:
         return kind.name
+    if len(kind.labels) == 1:  # the usual case, 25,000 times a day for a thousand services
+        return labels.get(kind.labels[0]) or None
     values = [labels.get(label, "") for label in kind.labels]
     if any(value == "" for value in values):
         return None
@@ -160,8 +166,9 @@ def histogram_values(
     definition: Definition, kind: EntityKind, samples: Iterable[Sample]
 ) -> list[FamilyValue]:
     per_entity: dict[str, Buckets] = {}
+    bounds: dict[str, float] = {}  # the same few "le" texts on every entity: parsed once
     for sample in samples:
-        entity = entity_key(kind, {k: v for k, v in sample.labels.items() if k != "le"})
+        entity = entity_key(kind, sample.labels)  # reads the kind's labels only (never "le")
         le = sample.labels.get("le")
         if entity is None or math.isnan(sample.value):
             continue
@@ -170,7 +177,9 @@ def histogram_values(
                 f"histogram {definition.name!r} lost its 'le' label; keep it in `by (le, ...)`"
             )
         buckets = per_entity.setdefault(entity, {})
-        bound = float(le)
+        bound = bounds.get(le)
+        if bound is None:
+            bound = bounds[le] = float(le)
         if bound in buckets:
             raise RollupQueryError(
                 f"{definition.name!r} returned bucket le={le} twice for {definition.entity} {entity!r}; "
@@ -188,7 +197,11 @@ def gauge_values(definition: Definition, kind: EntityKind, series: Sequence[Seri
     seen: set[str] = set()
     for one in series:
         entity = entity_key(kind, one.labels)
-        points = [value for _, value in one.points if not math.isnan(value)]
+        points = list(map(_value, one.points))  # at C speed: 288,000 points a day for a thousand services
+        total = math.fsum(points)
+        if math.isnan(total):  # NaN samples (a division by zero) are not samples: leave them out
+            points = [value for value in points if not math.isnan(value)]
+            total = math.fsum(points)
         if entity is None or not points:
             continue
         _once(definition, seen, entity)
@@ -197,7 +210,7 @@ def gauge_values(definition: Definition, kind: EntityKind, series: Sequence[Seri
                 definition.entity,
                 entity,
                 definition.name,
-                total=math.fsum(points),
+                total=total,
                 samples=len(points),
                 peak=max(points),
                 low=min(points),

@@ -172,7 +172,11 @@ class RollupSettings(Model):
     retention_days: int = Field(default=1096, ge=1, description="Days kept (three years by default)")
     step: Duration = Field(default=timedelta(minutes=5), description="Default sampling step of gauges")
     query_concurrency: int = Field(default=4, ge=1, le=64, description="Queries sent to Prometheus at once")
-    entities_per_query: int = Field(default=500, ge=1, description="Larger families are split over queries")
+    entities_per_query: int = Field(
+        default=5000,
+        ge=1,
+        description="Larger families are split over queries (below it: one query per family, no name regex)",
+    )
     query_timeout_s: float = Field(default=120, gt=0, le=3600, description="Per query")
     retry_interval: Duration = Field(default=timedelta(minutes=10), description="How often failed days retry")
     builtin: bool = Field(default=True, description="Include the platform's standard definitions")

@@ -1,38 +1,107 @@
-"""Tables of the rollups feature: the stored daily values and the history of runs."""
+"""Tables of the rollups feature: entities, the stored days of each, their layouts, and the runs."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
 
 
-class RollupValue(Base):
-    """One family's additive figures for one entity on one local day.
+class RollupEntity(Base):
+    """An entity of some kind (a service, a namespace, a user-defined kind) that has stored days.
 
-    Counters keep the day's increase in ``total``; gauges the sum, count, max and
-    min of their samples; histograms the day's increase of every bucket, as JSON
-    ``[[le, count], ...]`` (``"+Inf"`` for the last bound).
+    Days refer to it by ``id``: the name is stored once, not on each of its 1,096 days.
     """
 
-    __tablename__ = "rollup_values"
+    __tablename__ = "rollup_entities"
 
-    entity_kind: Mapped[str] = mapped_column(String(64), primary_key=True)
-    entity: Mapped[str] = mapped_column(String(512), primary_key=True)
-    family: Mapped[str] = mapped_column(String(64), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    total: Mapped[float | None] = mapped_column(Float)
-    samples: Mapped[int | None] = mapped_column(Integer)
-    peak: Mapped[float | None] = mapped_column(Float)
-    low: Mapped[float | None] = mapped_column(Float)
-    buckets: Mapped[str | None] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(512))
 
-    # On SQLite the rows are stored in primary-key order (WITHOUT ROWID), so one entity's days
-    # are neighbours on disk and a three-year report reads them in one sweep.
-    __table_args__ = (Index("ix_rollup_values_day_kind", "day", "entity_kind"), {"sqlite_with_rowid": False})
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_rollup_entities_kind_name"),)
+
+
+class RollupLayout(Base):
+    """What the positions of a stored day's numbers mean (``layouts.py``); never changed once stored.
+
+    ``id`` is a hash of ``spec``, the same in every database.
+    """
+
+    __tablename__ = "rollup_layouts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    spec: Mapped[str] = mapped_column(Text)
+
+
+class RollupDay(Base):
+    """One entity's additive figures of one local day: every family in one float64 vector.
+
+    ``day`` counts days since 1970-01-01 (the local day of the configured time zone);
+    ``data`` is read with its ``layout`` (see ``layouts.py``).
+    """
+
+    __tablename__ = "rollup_days"
+
+    entity_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("rollup_layouts.id"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # On SQLite the rows are stored in primary-key order (WITHOUT ROWID): one entity's days are
+    # neighbours on disk, and a three-year report reads them in one sweep of one index range.
+    __table_args__ = (Index("ix_rollup_days_day", "day"), {"sqlite_with_rowid": False})
+
+
+class RollupMonth(Base):
+    """One entity's stored days of one calendar month, summed as reports sum them (``frames.reduce``).
+
+    Kept by every write of a day, in the same transaction, so that a report over years reads
+    one row per whole month instead of one per day (36 instead of 1,096 per entity over three
+    years). ``month`` is the day number of the month's first day; ``day_mask`` has bit ``d - 1``
+    set for each stored day ``d`` of the month (a report counts them, and the length of each).
+    """
+
+    __tablename__ = "rollup_months"
+
+    entity_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("rollup_layouts.id"))
+    day_mask: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_rollup_months_month", "month"), {"sqlite_with_rowid": False})
+
+
+class RollupState(Base):
+    """One row: a counter every write of stored days or month sums increments (same transaction).
+
+    A process may keep what it computed from the store for as long as the counter has not moved
+    (``service.series_rows``): several replicas see each other's writes through it.
+    """
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
 
 
 class RollupRun(Base):

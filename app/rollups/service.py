@@ -1,24 +1,36 @@
-"""Rolling days up (once, whole or not at all) and reporting over any period, exactly."""
+"""Rolling days up (once, whole or not at all) and reporting over any period, exactly.
+
+Reports read the stored days in the shape they need: one entity's days over years are one
+range of one index (``repository.entity_days``), many entities' long periods are read as month
+sums plus the days at the period's ends (``_entity_sums``); figures are then computed on whole
+columns (``frames.py``), never by averaging daily figures, and a series already computed is
+answered again while the store has not changed (``cache.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property, lru_cache
+from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
-from app.rollups import builtin, repository
+from app.rollups import builtin, frames, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
+from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog
 from app.rollups.compute import compute_day
 from app.rollups.config import EntityKind, FamilyKind
@@ -28,12 +40,13 @@ from app.rollups.days import (
     days_between,
     local_today,
     period_label,
-    period_start,
 )
 from app.rollups.errors import InvalidPeriod, RollupQueryError, UnknownEntity
+from app.rollups.frames import Ints
 from app.rollups.histograms import fraction_above, quantile
+from app.rollups.layouts import day_number, day_of
 from app.rollups.models import RollupRun
-from app.rollups.repository import RunStatus, decode_buckets
+from app.rollups.repository import RunStatus
 
 log = logging.getLogger("panorama.rollups")
 
@@ -131,7 +144,7 @@ async def run_day(
     try:
         async with sessions.begin() as session:
             if computed.values:
-                await repository.replace_day(session, day, computed.values)
+                await repository.replace_day(session, day, computed.values, kinds=list(catalog.entities))
             await repository.finish_run(
                 session,
                 run_id,
@@ -264,18 +277,10 @@ async def apply_retention(
 
 
 async def entities(
-    session: AsyncSession,
-    entity_kind: str,
-    *,
-    first: date | None = None,
-    last: date | None = None,
-    families: Collection[str] | None = None,
+    session: AsyncSession, entity_kind: str, *, first: date | None = None, last: date | None = None
 ) -> list[str]:
-    """The entities of a kind that have stored days (within ``[first, last]`` when given), sorted.
-
-    ``families`` (the kind's, from the catalogue) makes a range much quicker to check.
-    """
-    return await repository.entities(session, entity_kind, first=first, last=last, families=families)
+    """The entities of a kind that have stored days (within ``[first, last]`` when given), sorted."""
+    return await repository.entities(session, entity_kind, first=first, last=last)
 
 
 async def runs(
@@ -301,71 +306,166 @@ def day_seconds(day: date, settings: Settings) -> int:
     return day_window(day, settings.tzinfo).seconds
 
 
-def _unusual_days(first: date, last: date, settings: Settings) -> dict[date, int]:
-    """Days of the period that are not 24 hours long (DST changes), with their length."""
-    lengths = {day: day_seconds(day, settings) for day in days_between(first, last)}
-    return {day: seconds for day, seconds in lengths.items() if seconds != DAY_SECONDS}
+@lru_cache(maxsize=256)
+def _unusual_days(first: date, last: date, tz: ZoneInfo) -> dict[int, int]:
+    """Day numbers of the days of the period that are not 24 hours long (DST), with their length."""
+    found = {}
+    for day in days_between(first, last):
+        seconds = day_window(day, tz).seconds
+        if seconds != DAY_SECONDS:
+            found[day_number(day)] = seconds
+    return found
+
+
+def _day_lengths(numbers: Ints, first: date, last: date, settings: Settings) -> Ints:
+    """Each stored day's length in seconds, DST days included."""
+    lengths = np.full(len(numbers), DAY_SECONDS, dtype=np.int64)
+    for number, seconds in _unusual_days(first, last, settings.tzinfo).items():
+        lengths[numbers == number] = seconds
+    return lengths
+
+
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0)
+
+
+def period_keys(numbers: Ints, granularity: Granularity) -> Ints:
+    """The day number of the first day of each day's period (ISO weeks start on Monday)."""
+    if granularity is Granularity.DAY:
+        return numbers
+    if granularity is Granularity.WEEK:
+        return numbers - (numbers + _EPOCH_WEEKDAY) % 7
+    unit = "M" if granularity is Granularity.MONTH else "Y"
+    as_days = numbers.astype("datetime64[D]")
+    return as_days.astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)
+
+
+def _iso(numbers: Ints, unit: str) -> list[str]:
+    """Day numbers as ISO text at ``unit`` precision (``D``: 2026-11-23, ``M``: 2026-11, ``Y``)."""
+    as_days = numbers.astype("datetime64[D]")
+    text: list[str] = np.datetime_as_string(
+        as_days if unit == "D" else as_days.astype(f"datetime64[{unit}]")
+    ).tolist()
+    return text
+
+
+def period_labels(starts: Ints, granularity: Granularity) -> list[str]:
+    """``period_label`` of many periods at once: ``2026-11-23``, ``2026-W48``, ``2026-11``, ``2026``."""
+    if granularity is Granularity.WEEK:
+        return [period_label(day_of(int(start)), granularity) for start in starts.tolist()]
+    unit = {Granularity.DAY: "D", Granularity.MONTH: "M", Granularity.YEAR: "Y"}[granularity]
+    return _iso(starts, unit)
 
 
 @dataclass(frozen=True)
-class EntityFigures:
-    entity: str
-    days: int
-    figures: FigureValues
+class Rows:
+    """Report rows as columns: one name (an entity or a period) per row, its days, its figures.
+
+    Figures are NumPy columns with NaN for "none"; :meth:`figures_of` gives one row as numbers.
+    """
+
+    names: list[str]
+    days: list[int]
+    figures: dict[str, frames.Column]
+    starts: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Periods only: the day number of each period's first day."""
+    rendered: dict[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
+    """Answers already written from these rows (kept with them: see ``answers.series_json``)."""
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @cached_property
+    def start_dates(self) -> list[str]:
+        """Each period's first day, ``YYYY-MM-DD`` (the labels themselves for days)."""
+        if self.names and len(self.names[0]) == 10:  # daily labels are the dates
+            return self.names
+        return _iso(self.starts, "D")
+
+    def figures_of(self, index: int) -> FigureValues:
+        return {name: _optional(float(column[index])) for name, column in self.figures.items()}
 
 
-async def period_totals(
+def _optional(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _kinds(catalog: Catalog, entity_kind: str) -> dict[str, FamilyKind]:
+    return {d.name: d.kind for d in catalog.families(entity_kind)}
+
+
+async def _frame(
+    session: AsyncSession, catalog: Catalog, entity_kind: str, stored: repository.StoredDays
+) -> frames.Frame:
+    found = await repository.layouts(session, set(stored.layout_ids))
+    layouts = [found[i] for i in stored.layout_ids]
+    return frames.frame_of(layouts, stored.blobs, _kinds(catalog, entity_kind))
+
+
+def _grouped(frame: frames.Frame, keys: Ints, lengths: Ints) -> tuple[frames.Frame, Ints, Ints, Ints]:
+    """Rows with equal consecutive keys summed: (frame, where each group starts, days, seconds)."""
+    starts = frames.group_starts(keys)
+    ends = np.append(starts[1:], len(keys))
+    seconds = np.add.reduceat(lengths, starts) if len(keys) else lengths
+    return frames.reduce(frame, starts), starts, ends - starts, seconds
+
+
+async def series_rows(
     session: AsyncSession,
     settings: Settings,
-    catalog: Catalog,
     entity_kind: str,
+    entity: str,
     first: date,
     last: date,
+    granularity: Granularity,
     *,
-    entity: str | None = None,
-) -> dict[str, Totals]:
-    """What each entity accumulated over the whole period (counters and gauges summed in SQL)."""
-    kinds = {d.name: d.kind for d in catalog.families(entity_kind)}
-    unusual = _unusual_days(first, last, settings)
-    special = list(unusual)
-    totals: dict[str, Totals] = {}
-    present = await repository.presence(
-        session, entity_kind, first, last, entity=entity, special_days=special
-    )
-    for name, seen in present.items():
-        extra = sum(
-            unusual[day] - DAY_SECONDS for day, on in zip(special, seen.on_special, strict=True) if on
-        )
-        totals[name] = Totals(days=seen.days, seconds=seen.days * DAY_SECONDS + extra)
-    for name, family, total, samples, peak, low in await repository.scalar_totals(
-        session, entity_kind, first, last, entity=entity
-    ):
-        if name in totals and family in kinds:
-            totals[name].add_scalar(family, kinds[family], total, samples, peak, low)
-    async for chunk in repository.histogram_rows(session, entity_kind, first, last, entity=entity):
-        for name, family, raw in chunk:
-            if name in totals and family in kinds and raw is not None:
-                totals[name].add_buckets(family, decode_buckets(raw))
-        await asyncio.sleep(0)  # let webhooks and the worker in between chunks
-    return totals
+    only: Collection[str] | None = None,
+) -> Rows:
+    """One entity's figures per day, ISO week, month or year, each period re-aggregated exactly.
 
-
-async def report(
-    session: AsyncSession,
-    settings: Settings,
-    entity_kind: str,
-    first: date,
-    last: date,
-    *,
-    entity: str | None = None,
-) -> list[EntityFigures]:
-    """Each entity's figures over the whole period, re-aggregated exactly from the stored days."""
+    One indexed range read of the entity's days, then whole columns (``frames.py``); kept while
+    the store does not change (``cache.py``). With ``only`` (figure names), just those figures,
+    from just what they need.
+    """
     check_period(first, last)
     catalog = catalog_of(settings)
-    totals = await period_totals(session, settings, catalog, entity_kind, first, last, entity=entity)
-    return [
-        EntityFigures(name, t.days, figures(catalog, entity_kind, t)) for name, t in sorted(totals.items())
-    ]
+    names = None if only is None else frozenset(only)
+    key = (
+        session.get_bind().engine.url,
+        entity_kind,
+        entity,
+        first,
+        last,
+        granularity,
+        names,
+        settings.tzinfo,
+    )
+    generation = await repository.generation(session)
+    kept = _SERIES.get(key, generation, catalog)
+    if kept is not None:
+        return kept
+    stored = await repository.entity_days(session, entity_kind, entity, first, last)
+    if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
+        raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+    wanted = None if only is None else catalog.requirements(entity_kind, only)[0]
+    numbers = np.asarray(stored.days, dtype=np.int64)
+    keys = period_keys(numbers, granularity)
+    frame = await _frame(session, catalog, entity_kind, stored)
+    grouped, starts, days, seconds = _grouped(frame, keys, _day_lengths(numbers, first, last, settings))
+    periods = keys[starts] if len(keys) else keys
+    found = Rows(
+        period_labels(periods, granularity),
+        days.tolist(),
+        frames.figures(catalog, entity_kind, grouped, days, seconds, only=wanted),
+        periods,
+    )
+    for column in (*found.figures.values(), found.starts):
+        column.flags.writeable = False  # kept and shared: nobody may change it
+    _SERIES.put(key, generation, catalog, found)
+    return found
+
+
+_SERIES: Computed[Rows] = Computed()
+"""Series already computed, each for the store's generation it was computed at (``cache.py``)."""
 
 
 @dataclass(frozen=True)
@@ -387,45 +487,189 @@ async def series(
     *,
     only: Collection[str] | None = None,
 ) -> list[PeriodFigures]:
-    """One entity's figures per day, ISO week, month or year: each period re-aggregated exactly.
+    """:func:`series_rows` as one object per period (figures None where there is none)."""
+    rows = await series_rows(session, settings, entity_kind, entity, first, last, granularity, only=only)
+    return [
+        PeriodFigures(day_of(int(rows.starts[i])), rows.names[i], rows.days[i], rows.figures_of(i))
+        for i in range(len(rows))
+    ]
 
-    With ``only`` (figure names), just those figures are computed, from just the families
-    they need (what a chart of one figure over three years asks for).
+
+def _month_after(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Entities' sums over a period: one frame row per entity (in id order), its days and seconds."""
+
+    ids: list[int]
+    frame: frames.Frame
+    days: Ints
+    seconds: Ints
+
+
+async def _entity_sums(
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    entity_kind: str,
+    ids: list[int],
+    first: date,
+    last: date,
+) -> _Sums:
+    """Each entity's days in ``[first, last]`` summed, read as month sums for the whole months of
+    the period and as days at its two ends: over three years, about 36 + 60 rows per entity
+    instead of 1,096."""
+    whole_first = first if first.day == 1 else _month_after(first)
+    whole_end = _month_after(last) - timedelta(days=1) == last
+    whole_last = (
+        last.replace(day=1) if whole_end else (last.replace(day=1) - timedelta(days=1)).replace(day=1)
+    )
+    layout_ids: list[int] = []
+    blobs: list[bytes] = []
+    keys: list[int] = []
+    counts: list[Ints] = []
+    lengths: list[Ints] = []
+    ranges = [(first, last)]
+    if whole_first <= whole_last:
+        months = await repository.months_of_entities(session, ids, whole_first, whole_last)
+        layout_ids += months.layout_ids
+        blobs += months.blobs
+        keys += months.entity_ids
+        masks = np.asarray(months.masks, dtype=np.int64)
+        counts.append(np.bitwise_count(masks).astype(np.int64))
+        seconds = counts[-1] * DAY_SECONDS
+        numbers = np.asarray(months.months, dtype=np.int64)
+        for unusual, length in _unusual_days(first, last, settings.tzinfo).items():
+            at = day_of(unusual)
+            bit = 1 << (at.day - 1)
+            hit = (numbers == day_number(at.replace(day=1))) & ((masks & bit) != 0)
+            seconds = seconds + np.where(hit, length - DAY_SECONDS, 0)
+        lengths.append(seconds)
+        ranges = [(first, whole_first - timedelta(days=1)), (_month_after(whole_last), last)]
+    for start, end in ranges:
+        if start > end:
+            continue
+        stored = await repository.days_of_entities(session, ids, start, end)
+        layout_ids += stored.layout_ids
+        blobs += stored.blobs
+        keys += stored.entity_ids
+        numbers = np.asarray(stored.days, dtype=np.int64)
+        counts.append(np.ones(len(numbers), dtype=np.int64))
+        lengths.append(_day_lengths(numbers, first, last, settings))
+    order = np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
+    found = await repository.layouts(session, set(layout_ids))
+    frame = frames.frame_of(
+        [found[layout_ids[i]] for i in order], [blobs[i] for i in order], _kinds(catalog, entity_kind)
+    )
+    ordered = np.asarray(keys, dtype=np.int64)[order]
+    starts = frames.group_starts(ordered)
+    all_counts = np.concatenate(counts)[order] if counts else np.zeros(0, dtype=np.int64)
+    all_lengths = np.concatenate(lengths)[order] if lengths else np.zeros(0, dtype=np.int64)
+    if not len(ordered):
+        return _Sums([], frame, all_counts, all_lengths)
+    return _Sums(
+        ordered[starts].tolist(),
+        frames.reduce(frame, starts),
+        np.add.reduceat(all_counts, starts),
+        np.add.reduceat(all_lengths, starts),
+    )
+
+
+async def _listed(
+    session: AsyncSession, entity_kind: str, first: date, last: date, entity: str | None
+) -> list[tuple[int, str]]:
+    """(id, name) of the kind's entities with days in the period (only ``entity`` when given)."""
+    listed = await repository.entity_list(session, entity_kind, first=first, last=last)
+    return listed if entity is None else [(entity_id, name) for entity_id, name in listed if name == entity]
+
+
+ROWS_PER_READ = 1 << 16
+"""Stored rows read at once by a report over many entities: its memory stays flat."""
+ENTITIES_PER_READ = 1000
+"""And entities at once (each is a bound parameter: SQLite allows 32,766)."""
+
+
+async def report_chunks(
+    session: AsyncSession,
+    settings: Settings,
+    entity_kind: str,
+    first: date,
+    last: date,
+    *,
+    entity: str | None = None,
+) -> AsyncIterator[Rows]:
+    """Each entity's figures over the whole period, in name order, a few dozen entities at a time.
+
+    A report of every service over three years reads the month sums of the whole months and
+    the days at the two ends (about 96 rows per service instead of 1,096), a few hundred
+    entities at a time, each read summed per entity (``frames.reduce``) before the next.
     """
     check_period(first, last)
-    if not await repository.entity_exists(session, entity_kind, entity):
-        raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
     catalog = catalog_of(settings)
-    wanted, families = (None, None) if only is None else catalog.requirements(entity_kind, only)
-    kinds = {d.name: d.kind for d in catalog.families(entity_kind)}
-    tz = settings.tzinfo
-    periods: dict[date, Totals] = {}
-    seen_days: set[date] = set()
-    for day, family, total, samples, peak, low, raw in await repository.daily_rows(
-        session, entity_kind, entity, first, last, families=families
-    ):
-        kind = kinds.get(family)
-        if kind is None:
-            continue
-        start = period_start(day, granularity)
-        totals = periods.get(start)
-        if totals is None:
-            totals = periods[start] = Totals()
-        if day not in seen_days:
-            seen_days.add(day)
-            totals.days += 1
-            totals.seconds += day_window(day, tz).seconds
-        if kind is FamilyKind.HISTOGRAM:
-            if raw is not None:
-                totals.add_buckets(family, decode_buckets(raw))
-        else:
-            totals.add_scalar(family, kind, total, samples, peak, low)
-    return [
-        PeriodFigures(
-            start, period_label(start, granularity), t.days, figures(catalog, entity_kind, t, only=wanted)
+    listed = await _listed(session, entity_kind, first, last, entity)
+    per_read = max(1, min(ENTITIES_PER_READ, ROWS_PER_READ // min((last - first).days + 1, 100)))
+    for index in range(0, len(listed), per_read):
+        chunk = listed[index : index + per_read]
+        sums = await _entity_sums(session, settings, catalog, entity_kind, [i for i, _ in chunk], first, last)
+        position = {entity_id: row for row, entity_id in enumerate(sums.ids)}
+        order = np.asarray(
+            [position[entity_id] for entity_id, _ in chunk if entity_id in position], dtype=np.int64
         )
-        for start, t in sorted(periods.items())
-    ]
+        names = [name for entity_id, name in chunk if entity_id in position]
+        ordered = frames.Frame(sums.frame.layout, sums.frame.matrix[order])
+        yield Rows(
+            names,
+            sums.days[order].tolist(),
+            frames.figures(catalog, entity_kind, ordered, sums.days[order], sums.seconds[order]),
+        )
+
+
+@dataclass(frozen=True)
+class EntityFigures:
+    entity: str
+    days: int
+    figures: FigureValues
+
+
+async def report(
+    session: AsyncSession,
+    settings: Settings,
+    entity_kind: str,
+    first: date,
+    last: date,
+    *,
+    entity: str | None = None,
+) -> list[EntityFigures]:
+    """Each entity's figures over the whole period, re-aggregated exactly from the stored days."""
+    found: list[EntityFigures] = []
+    async for rows in report_chunks(session, settings, entity_kind, first, last, entity=entity):
+        found.extend(EntityFigures(rows.names[i], rows.days[i], rows.figures_of(i)) for i in range(len(rows)))
+    return found
+
+
+async def period_totals(
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    entity_kind: str,
+    first: date,
+    last: date,
+    *,
+    entity: str | None = None,
+) -> dict[str, Totals]:
+    """What each entity accumulated over the whole period, as ``aggregate.Totals``."""
+    check_period(first, last)
+    listed = await _listed(session, entity_kind, first, last, entity)
+    if not listed:
+        return {}
+    sums = await _entity_sums(session, settings, catalog, entity_kind, [i for i, _ in listed], first, last)
+    names = dict(listed)
+    return {
+        names[entity_id]: frames.totals(sums.frame, row, int(sums.days[row]), int(sums.seconds[row]))
+        for row, entity_id in enumerate(sums.ids)
+    }
 
 
 # --- SLOs ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy import func, select
 from app import db
 from app.alerts.models import Delivery
 from app.config import DatabaseSettings
-from app.rollups.models import RollupRun, RollupValue
+from app.rollups.models import RollupDay, RollupRun
 from tests.fakes.robots import Received
 from tests.harness.app import TOKENS
 from tests.harness.processes import ManagedProcess, free_port
@@ -365,16 +366,17 @@ def rollup_runs(database_url: str) -> list[tuple[str, str, str, str | None]]:
 
 
 def stored_values(database_url: str) -> Counter[str]:
-    """Rollup values stored per day."""
+    """Entity days stored per local day."""
 
     async def read() -> Counter[str]:
         engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
         try:
             async with engine.connect() as connection:
                 rows = await connection.execute(
-                    select(RollupValue.day, func.count()).group_by(RollupValue.day)
+                    select(RollupDay.day, func.count()).group_by(RollupDay.day)
                 )
-                return Counter({r[0].isoformat(): r[1] for r in rows.all()})
+                epoch = date(1970, 1, 1)
+                return Counter({(epoch + timedelta(days=r[0])).isoformat(): r[1] for r in rows.all()})
         finally:
             await engine.dispose()
 

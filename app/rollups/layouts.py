@@ -1,0 +1,242 @@
+"""How one entity's day is stored: every family's additive figures in one row, as raw float64s.
+
+Why: a three-year report of one entity reads 1,096 days. Stored as one row per family and day
+(with histogram buckets as JSON text) that was 6,576 rows, 268 bytes each, and Python work per
+row and per bucket; stored as one row per entity and day, whose ``data`` is a little-endian
+float64 vector, it is 1,096 rows that NumPy reads as one matrix without a Python loop
+(``frames.py``), in about 40 bytes per former row.
+
+What the vector's positions mean is its *layout*: the families present that day, in name order,
+each with its kind and, for histograms, its ``le`` bounds. A counter takes one number (the
+day's increase), a gauge four (the sum of its samples, their count, the highest and the lowest),
+a histogram one per bound (the day's increase of that cumulative bucket, ``+Inf`` last). A
+missing number (a gauge without a lowest sample) is stored as NaN, which a rollup never stores
+otherwise (``compute.py`` skips NaN samples). Layouts are few (one per entity kind and
+bucket scheme, one more when a family is absent that day) and immutable; their id is a hash of
+their text, so the same layout has the same id in every database and a process may cache it.
+
+Exactness: float64 in, float64 out, bit for bit; sums over weeks, months and years stay exact
+re-aggregations of these numbers (``frames.py``). Any entity kind fits, built-in or user-defined
+(incidents per service or schedule can be rolled up the same way): nothing here knows a family's
+meaning, only its kind.
+
+This module never touches the database and never decides what a figure means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property, lru_cache
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from app.rollups.config import FamilyKind
+
+FLOAT = np.dtype("<f8")
+"""Stored numbers: little-endian IEEE 754 double, on every platform."""
+GAUGE_WIDTH = 4
+GAUGE_FIELDS = ("total", "samples", "peak", "low")
+EPOCH = date(1970, 1, 1)
+_EPOCH_ORDINAL = EPOCH.toordinal()
+
+Matrix = npt.NDArray[np.float64]
+
+
+def day_number(day: date) -> int:
+    """Days since 1970-01-01: what the ``day`` column stores (compact on SQLite, sortable)."""
+    return day.toordinal() - _EPOCH_ORDINAL
+
+
+def day_of(number: int) -> date:
+    return date.fromordinal(number + _EPOCH_ORDINAL)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one family's numbers sit in a stored vector."""
+
+    family: str
+    kind: FamilyKind
+    offset: int
+    bounds: tuple[float, ...] = ()
+
+    @property
+    def width(self) -> int:
+        if self.kind is FamilyKind.COUNTER:
+            return 1
+        if self.kind is FamilyKind.GAUGE:
+            return GAUGE_WIDTH
+        return len(self.bounds)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The meaning of each position of a stored vector; ``spec`` is its canonical JSON text."""
+
+    spec: str
+    slots: tuple[Slot, ...]
+
+    @cached_property
+    def id(self) -> int:
+        return layout_id(self.spec)
+
+    @property
+    def width(self) -> int:
+        return sum(slot.width for slot in self.slots)
+
+    @cached_property
+    def by_family(self) -> dict[str, Slot]:
+        return {slot.family: slot for slot in self.slots}
+
+
+def layout_id(spec: str) -> int:
+    """A positive 63-bit integer from the spec's SHA-256: the same layout, the same id, everywhere."""
+    return int.from_bytes(hashlib.sha256(spec.encode()).digest()[:8], "big") >> 1
+
+
+def _bound_text(bound: float) -> float | str:
+    return "+Inf" if math.isinf(bound) and bound > 0 else bound
+
+
+def _bound_value(raw: float | str) -> float:
+    return math.inf if raw == "+Inf" else float(raw)
+
+
+def make_layout(families: Iterable[tuple[str, FamilyKind, Sequence[float]]]) -> Layout:
+    """The layout of these families (name, kind, bounds), put in canonical order."""
+    entries: list[list[object]] = []
+    slots: list[Slot] = []
+    offset = 0
+    for name, kind, bounds in sorted(families, key=lambda item: item[0]):
+        ordered = tuple(sorted(map(float, bounds))) if kind is FamilyKind.HISTOGRAM else ()
+        slot = Slot(name, kind, offset, ordered)
+        slots.append(slot)
+        offset += slot.width
+        entry: list[object] = [name, kind.value]
+        if kind is FamilyKind.HISTOGRAM:
+            entry.append([_bound_text(b) for b in ordered])
+        entries.append(entry)
+    return Layout(json.dumps(entries, separators=(",", ":")), tuple(slots))
+
+
+@lru_cache(maxsize=1024)
+def _layout_of(families: tuple[tuple[str, FamilyKind, tuple[float, ...]], ...]) -> Layout:
+    """``make_layout`` of a day's families: the same few shapes every day, built once each."""
+    return make_layout(families)
+
+
+_PARSED: dict[str, Layout] = {}
+
+
+def parse_layout(spec: str) -> Layout:
+    """The layout a stored spec describes (cached: layouts never change)."""
+    found = _PARSED.get(spec)
+    if found is None:
+        families = [
+            (
+                str(entry[0]),
+                FamilyKind(entry[1]),
+                [_bound_value(b) for b in entry[2]] if len(entry) > 2 else [],
+            )
+            for entry in json.loads(spec)
+        ]
+        found = make_layout(families)
+        if found.spec != spec:
+            raise ValueError(f"layout {spec!r} is not in canonical form")
+        _PARSED[spec] = found
+    return found
+
+
+@dataclass(frozen=True)
+class EncodedDay:
+    """One entity's day, ready to store."""
+
+    entity_kind: str
+    entity: str
+    layout: Layout
+    data: bytes
+
+
+class FamilyNumbers(Protocol):
+    """What ``compute.FamilyValue`` carries, read structurally (this module imports no computing)."""
+
+    @property
+    def entity_kind(self) -> str: ...
+    @property
+    def entity(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def total(self) -> float | None: ...
+    @property
+    def samples(self) -> int | None: ...
+    @property
+    def peak(self) -> float | None: ...
+    @property
+    def low(self) -> float | None: ...
+    @property
+    def buckets(self) -> Mapping[float, float] | None: ...
+
+
+def kind_of(value: FamilyNumbers) -> FamilyKind:
+    """Histograms carry buckets, gauges their samples (or peak/low); counters only a total."""
+    if value.buckets is not None:
+        return FamilyKind.HISTOGRAM
+    if value.samples is not None or value.peak is not None or value.low is not None:
+        return FamilyKind.GAUGE
+    return FamilyKind.COUNTER
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def encode_day(entity_kind: str, entity: str, values: Sequence[FamilyNumbers]) -> EncodedDay:
+    """One entity's families of one day as a layout and its vector; a family given twice is refused."""
+    by_family: dict[str, FamilyNumbers] = {}
+    for value in values:
+        if value.family in by_family:
+            raise ValueError(f"{entity_kind} {entity!r}: family {value.family!r} given twice for one day")
+        by_family[value.family] = value
+    layout = _layout_of(
+        tuple(sorted((name, kind_of(value), tuple(value.buckets or ())) for name, value in by_family.items()))
+    )
+    numbers: list[float] = []
+    for slot in layout.slots:
+        value = by_family[slot.family]
+        if slot.kind is FamilyKind.COUNTER:
+            numbers.append(_number(value.total))
+        elif slot.kind is FamilyKind.GAUGE:
+            numbers += (_number(value.total), _number(value.samples), _number(value.peak), _number(value.low))
+        else:
+            numbers += map((value.buckets or {}).__getitem__, slot.bounds)
+    doubles = array("d", numbers)
+    if sys.byteorder != "little":
+        doubles.byteswap()
+    return EncodedDay(entity_kind, entity, layout, doubles.tobytes())
+
+
+def decode(layout: Layout, data: bytes) -> Matrix:
+    """One stored vector as a 1-D array (a view on ``data``: no copy)."""
+    if len(data) != FLOAT.itemsize * layout.width:
+        raise ValueError(f"a stored day has {len(data)} bytes; its layout has {layout.width} numbers")
+    array: Matrix = np.frombuffer(data, dtype=FLOAT)
+    return array
+
+
+def decode_many(layout: Layout, blobs: Sequence[bytes]) -> Matrix:
+    """Stored vectors of one layout as the rows of a matrix: one join, one C-level conversion."""
+    joined = b"".join(blobs)
+    if len(joined) != FLOAT.itemsize * layout.width * len(blobs):
+        raise ValueError(f"stored days do not all have the {layout.width} numbers of their layout")
+    matrix: Matrix = np.frombuffer(joined, dtype=FLOAT)
+    return matrix.reshape(len(blobs), layout.width)
