@@ -372,9 +372,7 @@ def stored_values(database_url: str) -> Counter[str]:
         engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
         try:
             async with engine.connect() as connection:
-                rows = await connection.execute(
-                    select(RollupDay.day, func.count()).group_by(RollupDay.day)
-                )
+                rows = await connection.execute(select(RollupDay.day, func.count()).group_by(RollupDay.day))
                 epoch = date(1970, 1, 1)
                 return Counter({(epoch + timedelta(days=r[0])).isoformat(): r[1] for r in rows.all()})
         finally:
