@@ -21,6 +21,7 @@ from app.alerts.models import (
     Incident,
     IncidentAlert,
     Maintenance,
+    PersonalPage,
     ScheduleOverride,
     StoredSecret,
     TimelineEntry,
@@ -238,6 +239,115 @@ async def delay_escalations(session: AsyncSession, incident_id: int, until: date
     )
 
 
+# --- people's own pages (their rules, as they run) ------------------------------------------
+
+
+async def start_personal_page(session: AsyncSession, values: dict[str, Any]) -> PersonalPage | None:
+    """Starts the person's page of the incident, or restarts theirs if it has finished; None when
+    one is still running (the unique key on incident and person decides, between replicas too)."""
+    make = await _insert(session)
+    statement = make(PersonalPage).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[PersonalPage.incident_id, PersonalPage.user],
+        set_={k: statement.excluded[k] for k in ("escalation", "steps", "step", "started_at", "due_at")},
+        where=PersonalPage.due_at.is_(None),
+    ).returning(PersonalPage)
+    found = (await session.scalars(statement.execution_options(populate_existing=True))).first()
+    return found
+
+
+async def due_personal_incidents(session: AsyncSession, now: datetime, limit: int = 100) -> list[int]:
+    statement = (
+        select(PersonalPage.incident_id)
+        .join(Incident, Incident.id == PersonalPage.incident_id)
+        .where(
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at <= now,
+            Incident.status == "triggered",
+            or_(Incident.snoozed_until.is_(None), Incident.snoozed_until <= now),
+        )
+        .group_by(PersonalPage.incident_id)
+        .order_by(func.min(PersonalPage.due_at))
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def lock_due_personal_pages(
+    session: AsyncSession, incident_id: int, now: datetime
+) -> Sequence[PersonalPage]:
+    """The incident's people's pages with a step due, locked (after the incident and its chains)."""
+    statement = (
+        select(PersonalPage)
+        .where(
+            PersonalPage.incident_id == incident_id,
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at <= now,
+        )
+        .order_by(PersonalPage.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def personal_pages_of(session: AsyncSession, incident_id: int) -> Sequence[PersonalPage]:
+    statement = select(PersonalPage).where(PersonalPage.incident_id == incident_id).order_by(PersonalPage.id)
+    return (await session.scalars(statement)).all()
+
+
+async def stop_personal_pages(session: AsyncSession, incident_id: int) -> None:
+    """No more steps of anyone's rule for this incident; their pages not yet claimed by a sender are
+    cancelled (a call after the ack would wake someone for nothing). Rows a sender holds right now
+    are skipped, not waited for: that sender locks them, then the incident, in the other order."""
+    await session.execute(
+        update(PersonalPage).where(PersonalPage.incident_id == incident_id).values(due_at=None)
+    )
+    pending = (
+        select(Delivery.id)
+        .where(
+            Delivery.incident_id == incident_id,
+            Delivery.page_id.is_not(None),
+            Delivery.status == "pending",
+        )
+        .with_for_update(**await _for_update(session))
+    )
+    ids = list((await session.scalars(pending)).all())
+    if ids:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == "pending")
+            .values(status="cancelled", last_error="acknowledged or resolved before it was sent")
+        )
+
+
+async def delay_personal_pages(session: AsyncSession, incident_id: int, until: datetime) -> None:
+    await session.execute(
+        update(PersonalPage)
+        .where(
+            PersonalPage.incident_id == incident_id,
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at < until,
+        )
+        .values(due_at=until)
+    )
+
+
+async def hurry_personal_page(session: AsyncSession, page_id: int, next_step: int, now: datetime) -> None:
+    """A step of a person's rule failed for good: their next step is due now, unless the rule has
+    moved past it already (or ended)."""
+    await session.execute(
+        update(PersonalPage)
+        .where(
+            PersonalPage.id == page_id,
+            PersonalPage.step == next_step,
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at > now,
+        )
+        .values(due_at=now)
+    )
+
+
 # --- the outbox ---------------------------------------------------------------------------
 
 
@@ -287,12 +397,14 @@ async def claim_deliveries(
     token: str,
     lease_until: datetime,
     limit: int,
+    pages: bool = False,
 ) -> Sequence[Delivery]:
     """Up to ``limit`` due deliveries of ``channel``, oldest first, marked ``sending`` under the claim
-    ``token`` until ``lease_until`` (``FOR UPDATE SKIP LOCKED``: replicas claim different rows)."""
+    ``token`` until ``lease_until`` (``FOR UPDATE SKIP LOCKED``: replicas claim different rows).
+    With ``pages``, notices are left out (for a digest, which merges pages only)."""
     statement = (
         select(Delivery)
-        .where(Delivery.channel == channel, _due(now))
+        .where(Delivery.channel == channel, _due(now), *([Delivery.kind != "notice"] if pages else []))
         .order_by(Delivery.due_at, Delivery.id)
         .limit(limit)
         .with_for_update(**await _for_update(session))

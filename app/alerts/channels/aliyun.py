@@ -79,6 +79,11 @@ def _endpoint(value: str) -> str:
 
 class AliyunSmsConfig(AliyunAccount):
     type: Literal["aliyun_sms"]
+
+    @property
+    def contact(self) -> str:
+        return "sms"
+
     endpoint: str = "https://dysmsapi.aliyuncs.com"
     sign_name: str = Field(description="The approved SMS signature (签名)")
     template_code: str = Field(description="The approved template, e.g. SMS_123456789")
@@ -88,6 +93,11 @@ class AliyunSmsConfig(AliyunAccount):
 
 class AliyunCallConfig(AliyunAccount):
     type: Literal["aliyun_call"]
+
+    @property
+    def contact(self) -> str:
+        return "phone"
+
     endpoint: str = "https://dyvmsapi.aliyuncs.com"
     tts_code: str = Field(description="The approved text-to-speech template, e.g. TTS_123456789")
     called_show_number: str | None = Field(default=None, description="Your number; none: the public pool")

@@ -76,6 +76,10 @@ class NtfyConfig(ChannelBase):
     def per_person(self) -> bool:
         return self.topic is None
 
+    @property
+    def contact(self) -> str | None:
+        return "ntfy_topic" if self.topic is None else None
+
 
 def topic_for(config: NtfyConfig, message: Outgoing) -> str | None:
     if config.topic is not None:

@@ -22,7 +22,7 @@ from app.alerts.channels import (
     webhook,
     wecom,
 )
-from app.alerts.channels.base import Notice, Outgoing, SendResult
+from app.alerts.channels.base import Notice, Outgoing, Person, SendResult
 from app.alerts.channels.config import ChannelConfig
 
 
@@ -113,3 +113,14 @@ def per_person(config: ChannelConfig | None) -> bool:
     """Whether a delivery through the channel addresses one person (a push topic, a phone): the outbox
     then holds one row per person paged, so a retry never reaches twice someone already reached."""
     return bool(getattr(config, "per_person", False))
+
+
+def reaches(config: ChannelConfig | None, person: Person) -> bool:
+    """Whether a one-person channel can reach ``person`` (they have the contact it needs)."""
+    contact = getattr(config, "contact", None)
+    return contact is None or getattr(person, contact, None) is not None
+
+
+def pages_only(config: ChannelConfig | None) -> bool:
+    """A call carries pages, never an update or a resolution (nobody wants to be woken for those)."""
+    return isinstance(config, twilio.TwilioCallConfig | aliyun.AliyunCallConfig)

@@ -91,9 +91,18 @@ class TwilioAccount(ChannelBase):
 class TwilioSmsConfig(TwilioAccount):
     type: Literal["twilio_sms"]
 
+    @property
+    def contact(self) -> str:
+        return "sms"
+
 
 class TwilioCallConfig(TwilioAccount):
     type: Literal["twilio_call"]
+
+    @property
+    def contact(self) -> str:
+        return "phone"
+
     timeout_s: float = Field(default=110.0, gt=0, le=120, description="Placing, ringing and the call")
     concurrency: int = Field(default=4, ge=1, le=32)
     ring_s: int = Field(default=30, ge=5, le=600, description="How long the phone rings")
