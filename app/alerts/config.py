@@ -53,6 +53,10 @@ class AlertsSettings(Model):
         default=timedelta(hours=1), description="Undelivered notifications are dead-lettered after this"
     )
     ack_link_ttl: Duration = Field(default=timedelta(hours=24), description="How long an ack link works")
+    calendar_feed_ttl: Duration = Field(
+        default=timedelta(days=365),
+        description="How long a calendar feed URL works (revoke one sooner with .../calendar/revoke)",
+    )
     signing_key: SecretStr | None = Field(
         default=None, description="Signs ack links; default: a key generated once and kept in the database"
     )

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.models import (
     OPEN,
+    CalendarFeed,
     ChannelAttempt,
     Delivery,
     EscalationState,
+    Handover,
     HeartbeatState,
     Incident,
     IncidentAlert,
@@ -24,6 +26,7 @@ from app.alerts.models import (
     PersonalPage,
     ScheduleOverride,
     StoredSecret,
+    Swap,
     TimelineEntry,
 )
 
@@ -530,3 +533,96 @@ async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
 async def stored_secret(session: AsyncSession, name: str) -> str | None:
     found = await session.get(StoredSecret, name)
     return found.value if found else None
+
+
+# --- hand-overs, swaps, calendar feeds ------------------------------------------------------
+
+
+async def claim_handover(
+    session: AsyncSession,
+    schedule: str,
+    at: datetime,
+    incoming: str | None,
+    outgoing: str | None,
+    now: datetime,
+) -> bool:
+    """Records that the hand-over of ``schedule`` at ``at`` is being announced; False when it was
+    already (the unique key decides, between replicas too: a racing insert waits for the other
+    transaction and then does nothing)."""
+    make = await _insert(session)
+    statement = (
+        make(Handover)
+        .values(schedule=schedule, at=at, incoming=incoming, outgoing=outgoing, announced_at=now)
+        .on_conflict_do_nothing(index_elements=[Handover.schedule, Handover.at])
+        .returning(Handover.id)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def incidents_created_between(
+    session: AsyncSession, first: datetime, last: datetime
+) -> Sequence[Incident]:
+    statement = (
+        select(Incident)
+        .where(Incident.created_at >= first, Incident.created_at < last)
+        .order_by(Incident.created_at.desc())
+        .limit(200)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def open_incidents(session: AsyncSession, limit: int = 50) -> Sequence[Incident]:
+    statement = (
+        select(Incident)
+        .where(Incident.status != "resolved")
+        .order_by(Incident.created_at.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(statement)).all()
+
+
+def add_swap(session: AsyncSession, swap: Swap) -> None:
+    session.add(swap)
+
+
+async def swaps(session: AsyncSession, schedule: str, status: str | None = None) -> Sequence[Swap]:
+    statement = select(Swap).where(Swap.schedule == schedule).order_by(Swap.start, Swap.id)
+    if status is not None:
+        statement = statement.where(Swap.status == status)
+    return (await session.scalars(statement)).all()
+
+
+async def lock_open_swap(session: AsyncSession, schedule: str, swap_id: int) -> Swap | None:
+    """The swap, locked, while it is still open: two people taking it at once, one gets it."""
+    statement = (
+        select(Swap)
+        .where(Swap.id == swap_id, Swap.schedule == schedule, Swap.status == "open")
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).first()
+
+
+async def swap(session: AsyncSession, schedule: str, swap_id: int) -> Swap | None:
+    found = await session.get(Swap, swap_id)
+    return found if found is not None and found.schedule == schedule else None
+
+
+def add_override(session: AsyncSession, override: ScheduleOverride) -> None:
+    session.add(override)
+
+
+async def feed_generation(session: AsyncSession, subject: str) -> int:
+    found = await session.get(CalendarFeed, subject)
+    return found.generation if found is not None else 0
+
+
+async def bump_feed_generation(session: AsyncSession, subject: str, now: datetime) -> int:
+    """Revokes every URL of the feed made so far; returns the new generation."""
+    make = await _insert(session)
+    statement = make(CalendarFeed).values(subject=subject, generation=1, revoked_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[CalendarFeed.subject],
+        set_={"generation": CalendarFeed.generation + 1, "revoked_at": now},
+    ).returning(CalendarFeed.generation)
+    return int(await session.scalar(statement) or 0)

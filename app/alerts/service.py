@@ -193,13 +193,14 @@ async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
 
 
 async def acknowledge_with_token(
-    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str, *, actor: str = "ack link"
 ) -> tuple[Incident, bool]:
-    """Acknowledges through a one-click link; returns the incident and whether this click changed it."""
+    """Acknowledges through a one-click link (or a key pressed on a paging call); returns the incident
+    and whether this click changed it."""
     claim = await check_ack_token(runtime, token)
     async with sessions.begin() as session:
         incident = await _incident(session, claim.incident_id, lock=True)
-        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor="ack link")
+        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor=actor)
     return incident, changed
 
 
