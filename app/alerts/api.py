@@ -8,6 +8,7 @@ import hmac
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -274,7 +275,8 @@ async def twilio_gather(
 ) -> Response:
     """Twilio posts the key pressed during a paging call here; any key acknowledges the incident."""
     settings = context.settings
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    raw = await _body(request, 64 * 1024)
+    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     config = next((c for c in settings.channels if c.name == channel), None)
     query = f"?{request.url.query}" if request.url.query else ""
     url = f"{settings.alerts.public_url}{request.url.path}{query}"
