@@ -56,7 +56,8 @@ async def announce_due(session: AsyncSession, settings: Settings, now: datetime)
     for schedule in settings.schedules:
         if not schedule.notices:
             continue
-        rows = list(await repository.overrides(session, schedule.name, first=now - SHIFT_SEARCH, last=now))
+        first, last = now - SHIFT_SEARCH, now + SHIFT_SEARCH  # the shifts on both sides of a hand-over
+        rows = list(await repository.overrides(session, schedule.name, first=first, last=last))
         overrides = _overrides(rows)
         for at, incoming, outgoing in handovers(schedule, overrides, now - LOOKBACK, now):
             if not await repository.claim_handover(session, schedule.name, at, incoming, outgoing, now):

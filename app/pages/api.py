@@ -162,11 +162,14 @@ async def offer_swap(name: str, page: PageDep, sessions: SessionsDep) -> Respons
 
 
 @router.post("/oncall/{name}/swaps/{swap_id}/take")
-async def take_swap(name: str, swap_id: int, page: PageDep, sessions: SessionsDep) -> Response:
-    who = page.require_actor()
+async def take_swap(name: str, swap_id: str, page: PageDep, sessions: SessionsDep) -> Response:
+    who = page.require_actor()  # before anything about the request is said
+    if not swap_id.isdigit():
+        raise InvalidInput(f"no swap {swap_id!r}")
     fields = await form_fields(page.request)
     try:
-        await alerts.take_swap(sessions, page.settings, name, swap_id, fields.get("user", ""), actor=who.name)
+        user = fields.get("user", "")
+        await alerts.take_swap(sessions, page.settings, name, int(swap_id), user, actor=who.name)
     except SwapClosed:
         return page.redirect("/oncall", schedule=name, done="closed")
     return page.redirect("/oncall", schedule=name, done="taken")
