@@ -237,3 +237,43 @@ async def test_a_hand_over_tells_the_incoming_and_the_outgoing_person_once(app_f
     assert any("StillOpen" in line for line in incoming["lines"])
     assert incoming["links"][0][1] == f"{PUBLIC}/oncall?schedule=sre"
     assert "2026-12-07 21:00:00" in outgoing["lines"][0]
+
+
+async def test_hand_over_notices_reach_each_person_on_their_own_ntfy_topic(
+    app_factory: AppFactory, serve_sink: Any
+) -> None:
+    from tests.fakes.reach import NtfyServer
+    from tests.fakes.server import LoopbackServer
+
+    ntfy = NtfyServer()
+    server = LoopbackServer(ntfy)
+    server.start()
+    try:
+        settings = config(
+            users=[
+                {"name": "alice", "ntfy_topic": "alice-pages"},
+                {"name": "bob", "ntfy_topic": "bob-pages"},
+                {"name": "carol"},
+            ],
+            channels=[
+                {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                {"name": "push", "type": "ntfy", "url": server.url},
+            ],
+        )
+        settings["schedules"][0]["notices"] = ["push"]
+        async with app_factory(**settings) as (app, _client):
+            context = app.state.context
+            moment = datetime(2026, 12, 7, 21, 1, tzinfo=BERLIN)
+            async with context.sessions.begin() as session:
+                await handovers.announce_due(session, context.settings, moment)
+            await context.alerts.run_once(moment)
+            stored = await outbox(context.sessions)
+    finally:
+        server.stop()
+    by_topic = {m["topic"]: m for m in ntfy.items}
+    assert set(by_topic) == {"alice-pages", "bob-pages"}
+    assert all(m["priority"] == 3 and m["tags"] == ["calendar"] for m in by_topic.values())
+    assert {d.status for d in stored} == {"delivered"}
+    titles = sorted(m["title"] for m in by_topic.values())
+    assert any("现在是 sre 的值班人" in t for t in titles)
+    assert any("值班已结束" in t for t in titles)
