@@ -423,7 +423,22 @@ def _apply_env_overrides(
     return data, origins
 
 
-CHANNEL_TYPES = frozenset({"dingtalk", "wecom", "feishu", "slack", "email", "webhook"})
+CHANNEL_TYPES = frozenset(
+    {
+        "dingtalk",
+        "wecom",
+        "feishu",
+        "slack",
+        "email",
+        "webhook",
+        "ntfy",
+        "twilio_sms",
+        "twilio_call",
+        "aliyun_sms",
+        "aliyun_call",
+        "apprise",
+    }
+)
 
 
 def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -258,12 +258,13 @@ def configure_propagation() -> None:
     )
 
 
-_LINK_TOKEN = re.compile(r"((?:^|[?&])view=)[^&#\s]+|(/ack/)[^/?#\s]+")
+_LINK_TOKEN = re.compile(r"((?:^|[?&])(?:view|token)=)[^&#\s]+|(/ack/|/gather/)[^/?#\s]+")
 _URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query", "url.path")
 
 
 def hide_link_tokens(span: trace.Span, _scope: dict[str, Any]) -> None:
-    """Keeps the tokens of view links (``?view=``) and ack links (``/ack/<token>``) out of the
+    """Keeps the tokens of view links (``?view=``), calendar feeds (``?token=``), ack links
+    (``/ack/<token>``, ``…/gather/<token>``) out of the
     server span's URL attributes, which are exported to a tracing backend."""
     attributes = getattr(span, "attributes", None)
     if not span.is_recording() or not attributes:

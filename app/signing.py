@@ -1,4 +1,5 @@
-"""Signed, expiring tokens: the one signer behind ack links, page view links and login sessions.
+"""Signed, expiring tokens: the one signer behind ack links, page view links, login sessions and
+calendar feed URLs.
 
 A token is ``<subject>.<expiry>.<signature>``: the subject base64url-encoded (it may hold
 any text, e.g. ``trace:4bf9…`` or a service name with dots), the expiry in epoch seconds,
@@ -27,6 +28,7 @@ class Purpose(StrEnum):
     ACK = "ack"  # one-click acknowledge link of one incident
     VIEW = "view"  # read-only page link (an incident, a trace, a service)
     SESSION = "session"  # the login cookie of a browser
+    FEED = "feed"  # a calendar feed's URL (a schedule's or a person's shifts)
 
 
 @dataclass(frozen=True)

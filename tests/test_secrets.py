@@ -1,5 +1,6 @@
 """Secrets (API tokens, the webhook token and password, robot URLs and secrets, SMTP, database,
-backend passwords, the signing key) never appear in logs, /readyz, answers, errors or what the
+backend passwords, the signing key, ntfy tokens and passwords, Twilio and Alibaba Cloud keys,
+Apprise URLs) never appear in logs, /readyz, answers, errors or what the
 command line prints: a real `panorama` is configured with each and everything it says is searched."""
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ SECRETS = {
     "jaeger token": "jaeger-bearer-secret-4722",
     "prometheus password": "prom-password-secret-4723",
     "signing key": "ack-signing-key-secret-4724",
+    "ntfy token": "tk_ntfy-token-secret-4725",
+    "ntfy password": "ntfy-password-secret-4726",
+    "twilio auth token": "twilio-auth-token-secret-4727",
+    "aliyun access key secret": "aliyun-access-key-secret-4728",
+    "apprise url password": "apprise-url-password-4729",
 }
 
 
@@ -94,9 +100,83 @@ def configuration(closed: str) -> dict[str, object]:
                     "password": s["smtp password"],
                 },
             },
+            {"name": "push", "type": "ntfy", "url": closed, "token": s["ntfy token"]},
+            {
+                "name": "push-basic",
+                "type": "ntfy",
+                "url": closed,
+                "username": "panorama",
+                "password": s["ntfy password"],
+            },
+            *(
+                {
+                    "name": name,
+                    "type": kind,
+                    "account_sid": "AC" + "0" * 32,
+                    "auth_token": s["twilio auth token"],
+                    "from": "+15550001111",
+                    "api_url": closed,
+                    "timeout_s": 2,
+                }
+                for name, kind in (("call", "twilio_call"), ("text", "twilio_sms"))
+            ),
+            {
+                "name": "cn-sms",
+                "type": "aliyun_sms",
+                "access_key_id": "LTAI-secrets-test",
+                "access_key_secret": s["aliyun access key secret"],
+                "endpoint": closed,
+                "sign_name": "Panorama",
+                "template_code": "SMS_1",
+            },
+            {
+                "name": "cn-call",
+                "type": "aliyun_call",
+                "access_key_id": "LTAI-secrets-test",
+                "access_key_secret": s["aliyun access key secret"],
+                "endpoint": closed,
+                "tts_code": "TTS_1",
+                "timeout_s": 2,
+            },
+            {
+                "name": "longtail",
+                "type": "apprise",
+                "url": f"json://panorama:{s['apprise url password']}@{closed.split('://')[1]}/hook",
+                "timeout_s": 3,
+            },
+        ],
+        "users": [
+            {
+                "name": "oncall",
+                "ntfy_topic": "oncall-pages",
+                "phone": "+8613800000009",
+                "sms": "+8613800000009",
+            }
         ],
         "escalations": [
-            {"name": "all", "steps": [{"notify": {"channels": ["robot", "lark", "hook", "mail"]}}]}
+            {
+                "name": "all",
+                "steps": [
+                    {
+                        "notify": {
+                            "users": ["oncall"],
+                            "channels": [
+                                "robot",
+                                "lark",
+                                "hook",
+                                "mail",
+                                "push",
+                                "push-basic",
+                                "call",
+                                "text",
+                                "cn-sms",
+                                "cn-call",
+                                "longtail",
+                            ],
+                        }
+                    }
+                ],
+            }
         ],
         "routes": [{"matchers": [], "escalation": "all"}],
     }
@@ -182,6 +262,8 @@ def test_no_secret_is_ever_said(tmp_path: Path, postgres_url: str) -> None:
     output = log.read_text()
     everything = "\n".join(said) + output
     assert "delivery_failed" in everything  # the channels really failed, and said so
+    for channel in ("push", "push-basic", "call", "text", "cn-sms", "cn-call", "longtail"):
+        assert f'"channel":"{channel}"' in everything, channel  # each new channel tried, and said so
     assert "elasticsearch" in everything
     assert leaks(everything) == []
 

@@ -113,11 +113,16 @@ PAGE_ROUTES: dict[tuple[str, str], Role] = {
     ("GET", "/traces/{trace_id}"): Role.VIEWER,
     ("GET", "/services/{name}"): Role.VIEWER,
     ("POST", "/incidents/{incident_id}/{action}"): Role.OPERATOR,
+    ("GET", "/oncall"): Role.VIEWER,
+    ("POST", "/oncall/{name}/swaps"): Role.OPERATOR,
+    ("POST", "/oncall/{name}/swaps/{swap_id}/take"): Role.OPERATOR,
 }
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
 SIGNED_ROUTES = {
     ("GET", "/ack/{token}"): "the one-click acknowledge page (signed, expiring link)",
-    ("POST", "/ack/{token}"): "its confirmation",
+    ("POST", "/ack/{token}"): "its confirmation (also ntfy's Acknowledge button, from the phone)",
+    ("GET", "/api/v1/schedules/{name}/calendar.ics"): "a calendar feed: its signed, revocable URL token",
+    ("GET", "/api/v1/users/{name}/calendar.ics"): "a person's calendar feed: the same",
 }
 OWN_CREDENTIALS = {
     ("POST", "/api/v1/alerts/alertmanager"): "Alertmanager's webhook token, basic auth or an operator token",
@@ -125,6 +130,10 @@ OWN_CREDENTIALS = {
         "POST",
         "/login",
     ): "the token typed into the login form (the session cookie is set only for a valid one)",
+    (
+        "POST",
+        "/api/v1/alerts/twilio/{channel}/gather/{token}",
+    ): "Twilio's X-Twilio-Signature, made with the channel's auth token",
 }
 # What a route needing a token answers without one (HTML pages behind a login form may add a
 # redirect to it here).
@@ -136,6 +145,7 @@ SAMPLE_PATH_VALUES = {
     "window_id": "1",
     "action": "ack",
     "path": "web/app.css",
+    "swap_id": "1",
 }
 
 

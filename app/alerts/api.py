@@ -8,14 +8,18 @@ import hmac
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
+from app.alerts import schedules as oncall_schedules
 from app.alerts import service
 from app.alerts.ack import InvalidAckToken
+from app.alerts.channels import twilio
 from app.alerts.errors import (
+    FeedRefused,
     InvalidAlertmanagerPayload,
     PayloadTooLarge,
     UnknownIncident,
@@ -24,6 +28,7 @@ from app.alerts.errors import (
 from app.alerts.models import Incident
 from app.alerts.schemas import (
     Accepted,
+    CalendarLink,
     IncidentDetail,
     IncidentList,
     MaintenanceList,
@@ -34,6 +39,9 @@ from app.alerts.schemas import (
     OverrideRequest,
     Shifts,
     SnoozeRequest,
+    SwapOut,
+    SwapRequest,
+    TakeRequest,
     WebhookPayload,
 )
 from app.config import format_path
@@ -239,12 +247,59 @@ async def ack_page(token: str, page: PageDep, alerts: AlertsDep, sessions: Sessi
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def ack_confirm(token: str, page: PageDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
+async def ack_confirm(token: str, page: PageDep, alerts: AlertsDep, sessions: SessionsDep) -> Response:
+    """The confirmation: the page's form, or a phone app's button (ntfy's ``http`` action) that posts
+    with no form, cookie or token of its own. ``Accept: application/json`` gets JSON instead of a page."""
+    wants_json = "application/json" in page.request.headers.get("accept", "")
     try:
         found, changed = await service.acknowledge_with_token(sessions, alerts, page.settings, token)
     except (InvalidAckToken, UnknownIncident) as error:
+        if wants_json:
+            expired = isinstance(error, InvalidAckToken) and error.expired
+            status = 404 if isinstance(error, UnknownIncident) else 410 if expired else 401
+            return JSONResponse({"error": "ack_refused", "message": str(error)}, status_code=status)
         return _ack_error(page, error)
+    if wants_json:
+        return JSONResponse({"incident": found.id, "status": found.status, "changed": changed})
     return _ack_answer(page, "ack.done" if changed else "ack.already", incident=found)
+
+
+@router.post(
+    "/api/v1/alerts/twilio/{channel}/gather/{token}",
+    summary="Twilio's key press on a paging call (acknowledges)",
+    openapi_extra={"x-auth": "Twilio's `X-Twilio-Signature` (the channel's auth token)"},
+    responses={401: {"description": "Not signed by the channel's Twilio account"}},
+)
+async def twilio_gather(
+    channel: str, token: str, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> Response:
+    """Twilio posts the key pressed during a paging call here; any key acknowledges the incident."""
+    settings = context.settings
+    raw = await _body(request, 64 * 1024)
+    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    config = next((c for c in settings.channels if c.name == channel), None)
+    query = f"?{request.url.query}" if request.url.query else ""
+    url = f"{settings.alerts.public_url}{request.url.path}{query}"
+    presented = request.headers.get("x-twilio-signature", "")
+    if (
+        not isinstance(config, twilio.TwilioCallConfig)
+        or not presented
+        or not hmac.compare_digest(
+            presented, twilio.signature(config.auth_token.get_secret_value(), url, form)
+        )
+        or form.get("AccountSid") != config.account_sid
+    ):
+        raise WebhookUnauthorized("not signed by this channel's Twilio account (X-Twilio-Signature)")
+    acknowledged = False
+    if form.get("Digits"):
+        try:
+            await service.acknowledge_with_token(
+                sessions, alerts, settings, token, actor=f"phone call ({form.get('To', '?')})"
+            )
+            acknowledged = True
+        except (InvalidAckToken, UnknownIncident):
+            acknowledged = False
+    return Response(twilio.reply(settings.alerts.locale, acknowledged), media_type="text/xml")
 
 
 # --- schedules ----------------------------------------------------------------------------
@@ -298,6 +353,190 @@ async def delete_override(
     name: str, override_id: int, _: Operator, context: ContextDep, sessions: SessionsDep
 ) -> None:
     await service.delete_override(sessions, context.settings, name, override_id)
+
+
+# --- calendar feeds and swaps ----------------------------------------------------------------
+
+ICS_AUTH = "`?token=` (the signed feed URL from `…/calendar`), or a bearer token (viewer)"
+FEED_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/calendar": {}}, "description": "RFC 5545 iCalendar"},
+    401: {"description": "A forged, revoked or missing feed token"},
+    410: {"description": "An expired feed token"},
+}
+
+
+async def _calendar_answer(
+    feed: oncall_schedules.Feed,
+    request: Request,
+    context: ContextDep,
+    alerts: AlertsDep,
+    session: SessionDep,
+    token: str | None,
+) -> Response:
+    now = service.utcnow()
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        if context.tokens.authenticate(credentials.strip()) is None:
+            raise FeedRefused("invalid token")
+    elif token:
+        await oncall_schedules.check_feed_token(session, await alerts.signing_key(), feed, token, now)
+    else:
+        raise FeedRefused(f"the feed needs {ICS_AUTH}")
+    body = await oncall_schedules.calendar(session, context.settings, feed, now)
+    filename = f"{feed.kind}-{feed.name}.ics"
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+@router.get(
+    "/api/v1/schedules/{name}/calendar.ics",
+    summary="The schedule's shifts for the next 90 days (iCalendar)",
+    openapi_extra={"x-auth": ICS_AUTH},
+    responses=FEED_ANSWERS,
+)
+async def schedule_calendar(
+    name: str,
+    request: Request,
+    context: ContextDep,
+    alerts: AlertsDep,
+    session: SessionDep,
+    token: Annotated[str | None, Query(description="The signed feed token")] = None,
+) -> Response:
+    feed = oncall_schedules.Feed("schedule", name)
+    return await _calendar_answer(feed, request, context, alerts, session, token)
+
+
+@router.get(
+    "/api/v1/users/{name}/calendar.ics",
+    summary="One person's shifts on every schedule for the next 90 days (iCalendar)",
+    openapi_extra={"x-auth": ICS_AUTH},
+    responses=FEED_ANSWERS,
+)
+async def user_calendar(
+    name: str,
+    request: Request,
+    context: ContextDep,
+    alerts: AlertsDep,
+    session: SessionDep,
+    token: Annotated[str | None, Query(description="The signed feed token")] = None,
+) -> Response:
+    feed = oncall_schedules.Feed("user", name)
+    return await _calendar_answer(feed, request, context, alerts, session, token)
+
+
+@router.get(
+    "/api/v1/schedules/{name}/calendar", response_model=CalendarLink, summary="The URL to subscribe to"
+)
+async def schedule_calendar_link(
+    name: str, _: Viewer, context: ContextDep, alerts: AlertsDep, session: SessionDep
+) -> CalendarLink:
+    feed = oncall_schedules.Feed("schedule", name)
+    key = await alerts.signing_key()
+    return await oncall_schedules.feed_link(session, context.settings, key, feed, service.utcnow())
+
+
+@router.get("/api/v1/users/{name}/calendar", response_model=CalendarLink, summary="The URL to subscribe to")
+async def user_calendar_link(
+    name: str, _: Viewer, context: ContextDep, alerts: AlertsDep, session: SessionDep
+) -> CalendarLink:
+    feed = oncall_schedules.Feed("user", name)
+    key = await alerts.signing_key()
+    return await oncall_schedules.feed_link(session, context.settings, key, feed, service.utcnow())
+
+
+@router.post(
+    "/api/v1/schedules/{name}/calendar/revoke",
+    response_model=CalendarLink,
+    summary="Revoke every URL of the feed; answers a new one",
+)
+async def revoke_schedule_calendar(
+    name: str, _: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> CalendarLink:
+    return await _revoke(oncall_schedules.Feed("schedule", name), context, alerts, sessions)
+
+
+@router.post(
+    "/api/v1/users/{name}/calendar/revoke",
+    response_model=CalendarLink,
+    summary="Revoke every URL of the feed; answers a new one",
+)
+async def revoke_user_calendar(
+    name: str, _: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> CalendarLink:
+    return await _revoke(oncall_schedules.Feed("user", name), context, alerts, sessions)
+
+
+async def _revoke(
+    feed: oncall_schedules.Feed, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+) -> CalendarLink:
+    now = service.utcnow()
+    await oncall_schedules.revoke_feed(sessions, context.settings, feed, now)
+    async with sessions() as session:
+        return await oncall_schedules.feed_link(
+            session, context.settings, await alerts.signing_key(), feed, now
+        )
+
+
+@router.get("/api/v1/schedules/{name}/swaps", response_model=list[SwapOut], summary="Swaps of the schedule")
+async def swaps(
+    name: str,
+    _: Viewer,
+    session: SessionDep,
+    context: ContextDep,
+    status: Literal["open", "taken", "cancelled"] | None = None,
+) -> list[SwapOut]:
+    schedule = service.schedule_named(context.settings, name)
+    return await oncall_schedules.list_swaps(session, schedule, status)
+
+
+SWAP_CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "Taken or cancelled already"}}
+
+
+@router.post(
+    "/api/v1/schedules/{name}/swaps",
+    response_model=SwapOut,
+    status_code=201,
+    summary="Offer a shift (or part of one); with taken_by, swap it at once",
+)
+async def offer_swap(
+    name: str, body: SwapRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+) -> SwapOut:
+    schedule = service.schedule_named(context.settings, name)
+    return await oncall_schedules.offer(
+        sessions, context.settings, schedule, body, service.utcnow(), actor=who.name
+    )
+
+
+@router.post(
+    "/api/v1/schedules/{name}/swaps/{swap_id}/take",
+    response_model=SwapOut,
+    summary="Take an offered shift (it becomes an override)",
+    responses=SWAP_CLOSED,
+)
+async def take_swap(
+    name: str, swap_id: int, body: TakeRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+) -> SwapOut:
+    schedule = service.schedule_named(context.settings, name)
+    return await oncall_schedules.take(
+        sessions, context.settings, schedule, swap_id, body.user, service.utcnow(), actor=who.name
+    )
+
+
+@router.post(
+    "/api/v1/schedules/{name}/swaps/{swap_id}/cancel",
+    response_model=SwapOut,
+    summary="Withdraw an offer",
+    responses=SWAP_CLOSED,
+)
+async def cancel_swap(
+    name: str, swap_id: int, _: Operator, context: ContextDep, sessions: SessionsDep
+) -> SwapOut:
+    schedule = service.schedule_named(context.settings, name)
+    return await oncall_schedules.cancel(sessions, schedule, swap_id)
 
 
 def _aware_param(value: datetime, name: str) -> datetime:

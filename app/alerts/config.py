@@ -53,6 +53,10 @@ class AlertsSettings(Model):
         default=timedelta(hours=1), description="Undelivered notifications are dead-lettered after this"
     )
     ack_link_ttl: Duration = Field(default=timedelta(hours=24), description="How long an ack link works")
+    calendar_feed_ttl: Duration = Field(
+        default=timedelta(days=365),
+        description="How long a calendar feed URL works (revoke one sooner with .../calendar/revoke)",
+    )
     signing_key: SecretStr | None = Field(
         default=None, description="Signs ack links; default: a key generated once and kept in the database"
     )
@@ -69,6 +73,31 @@ class AlertsSettings(Model):
         return value.rstrip("/")
 
 
+PHONE = r"^\+?[0-9][0-9 -]{4,19}$"
+NTFY_TOPIC = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class RuleStep(Model):
+    """One way of reaching the person: a channel, so long after the page began (if still unacknowledged)."""
+
+    channel: str
+    after: Duration = Field(default=timedelta(0), description="Since the person was paged, e.g. 5m")
+
+
+class NotificationRule(Model):
+    """How a person wants to be reached for incidents of some severities (first matching rule wins)."""
+
+    severities: list[str] = Field(
+        default_factory=list, description="e.g. [critical]; empty: any severity (a catch-all rule)"
+    )
+    steps: list[RuleStep] = Field(min_length=1, description="Run in the order of their `after`")
+
+    @field_validator("severities")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [s.strip().lower() for s in value]
+
+
 class User(Model):
     name: Name
     mobile: str | None = Field(default=None, description="For DingTalk @-mentions")
@@ -76,6 +105,20 @@ class User(Model):
     wecom_userid: str | None = Field(default=None, description="For WeCom <@userid> mentions")
     feishu_user_id: str | None = Field(default=None, description="For Feishu <at user_id=...> mentions")
     slack_user_id: str | None = Field(default=None, description="For Slack <@U...> mentions")
+    ntfy_topic: str | None = Field(
+        default=None, pattern=NTFY_TOPIC, description="The person's topic on the team's ntfy server"
+    )
+    phone: str | None = Field(default=None, pattern=PHONE, description="Called by voice channels (E.164)")
+    sms: str | None = Field(default=None, pattern=PHONE, description="Texted by SMS channels (E.164)")
+    rules: list[NotificationRule] = Field(
+        default_factory=list,
+        description="How an escalation step that names this person (or finds them on call) reaches them",
+    )
+
+    def rule_for(self, severity: str | None) -> NotificationRule | None:
+        """The first rule naming ``severity``, else the first catch-all rule."""
+        wanted = (severity or "").lower()
+        return next((r for r in self.rules if not r.severities or wanted in r.severities), None)
 
 
 def _window(value: str) -> str:
@@ -111,6 +154,10 @@ class Schedule(Model):
     name: Name
     timezone: str = "UTC"
     rotations: list[Rotation] = Field(min_length=1, description="Later layers win where they are active")
+    notices: list[str] = Field(
+        default_factory=list,
+        description="Channels that tell people at hand-over (incoming, outgoing) and about swaps",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -121,12 +168,27 @@ class Schedule(Model):
 class NotifyStep(Model):
     schedule: str | None = None
     users: list[str] = Field(default_factory=list)
-    channels: list[str] = Field(min_length=1)
+    channels: list[str] = Field(
+        default_factory=list,
+        description="Group channels told (mentioning those paged); the people also follow their own rules",
+    )
+
+    @model_validator(mode="after")
+    def _someone(self) -> NotifyStep:
+        if not self.channels and not self.users and self.schedule is None:
+            raise ValueError("notify needs channels, users or a schedule")
+        return self
 
 
 class Step(Model):
     notify: NotifyStep | None = None
     wait: Duration | None = None
+    active_time_intervals: list[str] = Field(
+        default_factory=list, description="The step runs only inside one of these time intervals"
+    )
+    mute_time_intervals: list[str] = Field(
+        default_factory=list, description="The step is skipped inside any of these time intervals"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Step:
@@ -278,19 +340,44 @@ def cross_check(sections: AlertingSections) -> list[str]:
     problems: list[str] = []
     users = _unique("users", [u.name for u in sections.users], problems)
     channels = _unique("channels", [c.name for c in sections.channels], problems)
+    channel_types = {c.name: c.type for c in sections.channels}
     schedules = _unique("schedules", [s.name for s in sections.schedules], problems)
     escalations = _unique("escalations", [e.name for e in sections.escalations], problems)
     intervals = _unique("time_intervals", [t.name for t in sections.time_intervals], problems)
+    for i, person in enumerate(sections.users):
+        for j, rule in enumerate(person.rules):
+            for k, rule_step in enumerate(rule.steps):
+                where = f"users[{i}].rules[{j}].steps[{k}].channel"
+                kind = channel_types.get(rule_step.channel)
+                if rule_step.channel not in channels:
+                    problems.append(f"{where}: unknown channel {rule_step.channel!r}")
+                elif (need := CONTACT_OF.get(kind or "")) and getattr(person, need[0]) is None:
+                    problems.append(f"{where}: {rule_step.channel!r} ({kind}) needs the user's {need[1]}")
     for i, schedule in enumerate(sections.schedules):
         for j, rotation in enumerate(schedule.rotations):
             for k, user in enumerate(rotation.users):
                 if user not in users:
                     problems.append(f"schedules[{i}].rotations[{j}].users[{k}]: unknown user {user!r}")
+        for k, name in enumerate(schedule.notices):
+            if name not in channels:
+                problems.append(f"schedules[{i}].notices[{k}]: unknown channel {name!r}")
+            elif channel_types[name] in NO_NOTICES:
+                problems.append(
+                    f"schedules[{i}].notices[{k}]: a {channel_types[name]} channel cannot carry shift notices"
+                )
     for i, escalation in enumerate(sections.escalations):
         for j, step in enumerate(escalation.steps):
+            for field in ("active_time_intervals", "mute_time_intervals"):
+                problems.extend(
+                    f"escalations[{i}].steps[{j}].{field}[{k}]: unknown time interval {name!r}"
+                    for k, name in enumerate(getattr(step, field))
+                    if name not in intervals
+                )
             if step.notify is None:
                 continue
             where = f"escalations[{i}].steps[{j}].notify"
+            if not step.notify.channels:
+                _check_rules_reach(sections, step.notify, where, problems)
             if step.notify.schedule is not None and step.notify.schedule not in schedules:
                 problems.append(f"{where}.schedule: unknown schedule {step.notify.schedule!r}")
             problems.extend(
@@ -316,6 +403,35 @@ def cross_check(sections: AlertingSections) -> list[str]:
             if name not in intervals:
                 problems.append(f"routes[{i}].mute_time_intervals[{k}]: unknown time interval {name!r}")
     return problems
+
+
+# Channel types that address the paged person through a contact of theirs: (User field, what to call it).
+CONTACT_OF = {
+    "twilio_call": ("phone", "phone"),
+    "aliyun_call": ("phone", "phone"),
+    "twilio_sms": ("sms", "sms number"),
+    "aliyun_sms": ("sms", "sms number"),
+}
+# Channel types that page only (a call or a template-bound SMS cannot say "you are on call").
+NO_NOTICES = frozenset({"twilio_call", "aliyun_call", "aliyun_sms"})
+
+
+def _check_rules_reach(
+    sections: AlertingSections, notify: NotifyStep, where: str, problems: list[str]
+) -> None:
+    """A step without channels reaches people only through their rules: each must have one."""
+    by_name = {u.name: u for u in sections.users}
+    named = list(notify.users)
+    if notify.schedule is not None:
+        schedule = next((s for s in sections.schedules if s.name == notify.schedule), None)
+        named += [u for r in (schedule.rotations if schedule else []) for u in r.users]
+    for name in dict.fromkeys(named):
+        user = by_name.get(name)
+        if user is not None and not user.rules:
+            problems.append(
+                f"{where}: it has no channels, and user {name!r} has no rules: "
+                "name channels here or give the user rules"
+            )
 
 
 def _unique(section: str, names: list[str], problems: list[str]) -> set[str]:

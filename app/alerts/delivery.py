@@ -34,9 +34,9 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import messages, repository
+from app.alerts import messages, personal, repository
 from app.alerts.channels import registry
-from app.alerts.channels.base import Digest, Message, SendResult
+from app.alerts.channels.base import Digest, Outgoing, SendResult
 from app.alerts.channels.config import ChannelConfig
 from app.alerts.models import Delivery
 from app.config import Settings
@@ -183,10 +183,10 @@ async def _claim(
     token = uuid.uuid4().hex
     until = now + lease(config)
     if config is None:  # dead-lettered at once: nothing is sent
-        rows = await repository.claim_deliveries(
+        gone = await repository.claim_deliveries(
             session, channel, now, worker=worker, token=token, lease_until=until, limit=MAX_DIGEST_ROWS
         )
-        return Claim(channel, token, [(r.id, r.payload) for r in rows], digest=False) if rows else None
+        return Claim(channel, token, [(r.id, r.payload) for r in gone], digest=False) if gone else None
     at_once = config.concurrency
     limit = registry.rate_limit_per_min(config)
     digest = False
@@ -198,12 +198,19 @@ async def _claim(
         queued = await repository.due_count(session, channel, now, at_most=budget + 1)
         digest = queued > budget
         at_once = MAX_DIGEST_ROWS if digest else min(at_once, budget)
-    rows = await repository.claim_deliveries(
-        session, channel, now, worker=worker, token=token, lease_until=until, limit=at_once
-    )
+    rows: Sequence[Delivery] = []
+    if digest:  # notices are never merged into a digest of pages: they go one by one
+        rows = await repository.claim_deliveries(
+            session, channel, now, worker=worker, token=token, lease_until=until, limit=at_once, pages=True
+        )
+        digest = len(rows) > 1
+        at_once = min(config.concurrency, budget) if limit is not None else config.concurrency
+    if not rows:
+        rows = await repository.claim_deliveries(
+            session, channel, now, worker=worker, token=token, lease_until=until, limit=at_once
+        )
     if not rows:
         return None
-    digest = digest and len(rows) > 1
     if limit is not None:
         await repository.add_attempts(session, channel, now, 1 if digest else len(rows))
     return Claim(channel, token, [(r.id, r.payload) for r in rows], digest=digest)
@@ -219,12 +226,12 @@ async def _send_claim(config: ChannelConfig | None, claim: Claim, http: httpx.As
         digest = Digest(items=items, locale=items[0].locale, timezone=items[0].timezone)
         return [Outcome(ids, await _send(config, digest, http), digest=True)]
     results = await asyncio.gather(
-        *(_send(config, messages.from_json(payload), http) for _, payload in claim.rows)
+        *(_send(config, messages.outgoing_from_json(payload), http) for _, payload in claim.rows)
     )
     return [Outcome([row_id], result) for row_id, result in zip(ids, results, strict=True)]
 
 
-async def _send(config: ChannelConfig, message: Message, http: httpx.AsyncClient) -> SendResult:
+async def _send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
     limit = send_limit_s(config)
     try:
         async with asyncio.timeout(limit):
@@ -297,6 +304,13 @@ async def _record(
             delivery = held.get(delivery_id)
             if delivery is not None:
                 _apply(session, settings, delivery, outcome, primary, now, observe)
+    # A person's rule moves on when one of its steps failed for good. Written last, once the
+    # timeline is flushed: rows, incident, then the person's page is the order that cannot
+    # deadlock with an ack (incident, then pages).
+    await session.flush()
+    for delivery in held.values():
+        if delivery.status == "dead" and delivery.page_id is not None and delivery.page_step is not None:
+            await personal.step_failed(session, delivery.page_id, delivery.page_step, now)
     return len(held)
 
 
@@ -322,7 +336,7 @@ def _apply(
         delivery.digest_of = primary if delivery.id != primary else None
         observe(delivery.channel, "delivered")
         if delivery.incident_id is not None:
-            mentions = [p.name for p in messages.from_json(delivery.payload).mentions]
+            mentions = [p.name for p in messages.outgoing_from_json(delivery.payload).mentions]
             _timeline(session, delivery, now, "notified", {**detail, "mentions": mentions})
         return
     delivery.last_error = result.detail

@@ -39,3 +39,26 @@ class StorageFailed(PanoramaError):
 
     status_code = 503
     code = "storage_failed"
+
+
+class UnknownUser(NotFound):
+    pass
+
+
+class UnknownSwap(NotFound):
+    pass
+
+
+class SwapClosed(Conflict):
+    """The swap was taken or cancelled already (by someone else, a moment ago)."""
+
+
+class FeedRefused(Unauthenticated):
+    """A calendar feed URL that is forged, for another feed, or revoked."""
+
+    code = "feed_refused"
+
+
+class FeedExpired(PanoramaError):
+    status_code = 410
+    code = "feed_expired"

@@ -2,6 +2,13 @@
 
 The state of each chain is stored (``alert_escalations``), not a sleeping task, so
 delays survive restarts; any replica's worker picks up a due step.
+
+A step may apply only inside (``active_time_intervals``) or outside (``mute_time_intervals``)
+named time intervals; a step that does not apply now is skipped. So is a notify step whose
+target has nobody on call (its schedule is empty now and it names no users): it is skipped at
+once, and so are the waits right after a skipped step, instead of waiting out their delay. Each
+person a step reaches who has rules of their own (``users[].rules``) is also paged through them
+(:mod:`app.alerts.personal`), besides the step's group channels.
 """
 
 from __future__ import annotations
@@ -12,36 +19,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts import messages, repository
-from app.alerts.channels.base import MessageKind, Notification
-from app.alerts.config import Escalation, NotifyStep
-from app.alerts.models import Delivery, EscalationState, Incident, IncidentAlert
+from app.alerts import messages, outbox, personal, repository
+from app.alerts.channels.base import MessageKind
+from app.alerts.config import Escalation, NotifyStep, Step
+from app.alerts.models import EscalationState, Incident, IncidentAlert
 from app.alerts.oncall import Override, on_call
+from app.alerts.timeintervals import in_any
 from app.config import Settings
-
-
-def enqueue(
-    session: AsyncSession,
-    incident_id: int | None,
-    channels: Sequence[str],
-    notification: Notification,
-    now: datetime,
-) -> None:
-    """Writes one notification per channel to the outbox, in the caller's transaction."""
-    payload = messages.to_json(notification)
-    session.add_all(
-        Delivery(
-            incident_id=incident_id,
-            channel=channel,
-            kind=notification.kind,
-            payload=payload,
-            status="pending",
-            created_at=now,
-            due_at=now,
-            attempts=0,
-        )
-        for channel in channels
-    )
 
 
 async def start(
@@ -94,6 +78,7 @@ async def advance(
             {"escalation": state.escalation, "stopped": "no longer configured"},
         )
         return
+    skipping = False  # the step before was skipped: so are the waits right after it
     for _ in range(len(escalation.steps) * (escalation.repeat + 1) + 1):
         if state.step >= len(escalation.steps):
             if state.round >= escalation.repeat:
@@ -103,12 +88,50 @@ async def advance(
             state.step = 0
         step = escalation.steps[state.step]
         state.step += 1
+        outside = _outside_its_time(settings, step, now)
         if step.wait is not None:
+            if skipping or outside:
+                continue
             state.due_at = now + step.wait
             return
         assert step.notify is not None
-        await _notify(session, settings, incident, escalation, state, step.notify, now, key, known)
+        if outside:
+            _skipped(session, incident, escalation, state, now, outside)
+            skipping = True
+            continue
+        reached = await _notify(session, settings, incident, escalation, state, step.notify, now, key, known)
+        skipping = not reached
     state.due_at = None
+
+
+def _outside_its_time(settings: Settings, step: Step, now: datetime) -> str | None:
+    """Why ``step`` does not apply at ``now`` (its time intervals), or None when it does."""
+    named = {n.name: n.time_intervals for n in settings.time_intervals}
+    if step.active_time_intervals and not any(
+        in_any(named.get(name, []), now) for name in step.active_time_intervals
+    ):
+        return "outside " + ", ".join(step.active_time_intervals)
+    for name in step.mute_time_intervals:
+        if in_any(named.get(name, []), now):
+            return f"inside {name}"
+    return None
+
+
+def _skipped(
+    session: AsyncSession,
+    incident: Incident,
+    escalation: Escalation,
+    state: EscalationState,
+    now: datetime,
+    why: str,
+) -> None:
+    repository.add_timeline(
+        session,
+        incident.id,
+        now,
+        "step_skipped",
+        {"escalation": escalation.name, "step": state.step - 1, "round": state.round, "reason": why},
+    )
 
 
 async def _notify(
@@ -121,7 +144,9 @@ async def _notify(
     now: datetime,
     key: bytes,
     known: _Paging,
-) -> None:
+) -> bool:
+    """Pages the step's people and channels; False (nothing sent) when its schedule has nobody on
+    call and it names nobody else."""
     names = list(notify.users)
     timezone = settings.timezone
     if notify.schedule is not None:
@@ -135,6 +160,9 @@ async def _notify(
             who = on_call(schedule, now, overrides)
             if who is not None:
                 names.insert(0, who)
+        if not names:
+            _skipped(session, incident, escalation, state, now, f"nobody on call in {notify.schedule}")
+            return False
     if known.paged is None:
         known.paged = await repository.was_paged(session, incident.id)
     kind: MessageKind = "escalate" if known.paged else "trigger"
@@ -150,33 +178,41 @@ async def _notify(
         signing_key=key,
         now=now,
     )
-    enqueue(session, incident.id, notify.channels, notification, now)
+    outbox.enqueue(session, settings, incident.id, notify.channels, notification, now)
     known.paged = True
-    repository.add_timeline(
-        session,
-        incident.id,
-        now,
-        "escalated",
-        {
-            "escalation": escalation.name,
-            "step": state.step - 1,
-            "round": state.round,
-            "kind": kind,
-            "mentions": list(dict.fromkeys(names)),
-            "channels": notify.channels,
-        },
+    if notify.channels:
+        repository.add_timeline(
+            session,
+            incident.id,
+            now,
+            "escalated",
+            {
+                "escalation": escalation.name,
+                "step": state.step - 1,
+                "round": state.round,
+                "kind": kind,
+                "mentions": list(dict.fromkeys(names)),
+                "channels": notify.channels,
+            },
+        )
+    await personal.page(
+        session, settings, incident, names, escalation.name, kind, now, key, alerts=known.alerts
     )
+    return True
 
 
 async def run_due(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
     """Advances every due chain; returns how many.
 
-    Each incident is locked before its chains (the order acks, resolves and webhooks use);
+    Each incident is locked before its chains and its people's pages (the order acks, resolves
+    and webhooks use);
     one another replica holds right now is skipped (``SKIP LOCKED``) and looked at next pass.
     The incident's state is checked again under the lock: an ack that committed meanwhile wins.
     """
     advanced = 0
-    for incident_id in await repository.due_escalation_incidents(session, now):
+    due = await repository.due_escalation_incidents(session, now)
+    due += [i for i in await repository.due_personal_incidents(session, now) if i not in due]
+    for incident_id in due:
         incident = await repository.lock_incident(session, incident_id, skip_locked=True)
         if incident is None or incident.status != "triggered":
             continue
@@ -184,5 +220,8 @@ async def run_due(session: AsyncSession, settings: Settings, now: datetime, key:
             continue
         for state in await repository.lock_due_escalations(session, incident_id, now):
             await advance(session, settings, incident, state, now, key)
+            advanced += 1
+        for person in await repository.lock_due_personal_pages(session, incident_id, now):
+            await personal.advance(session, settings, incident, person, now, key)
             advanced += 1
     return advanced

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts import escalation, messages, repository
+from app.alerts import messages, outbox, repository
+from app.alerts.channels.registry import pages_only
 from app.alerts.models import Incident, IncidentAlert
 from app.config import Settings
 
@@ -26,7 +27,8 @@ async def tell_paged(
     paged = await repository.paged_deliveries(session, incident.id)
     if not paged:
         return
-    channels = list(dict.fromkeys(channel for channel, _ in paged))
+    configs = {c.name: c for c in settings.channels}
+    channels = [c for c in dict.fromkeys(channel for channel, _ in paged) if not pages_only(configs.get(c))]
     names: list[str] = []
     timezone = settings.timezone
     for _, payload in paged:
@@ -45,7 +47,7 @@ async def tell_paged(
         signing_key=key,
         now=now,
     )
-    escalation.enqueue(session, incident.id, channels, notification, now)
+    outbox.enqueue(session, settings, incident.id, channels, notification, now)
 
 
 async def resolve(
@@ -63,6 +65,7 @@ async def resolve(
     incident.resolved_by = actor
     incident.updated_at = now
     await repository.stop_escalations(session, incident.id)
+    await repository.stop_personal_pages(session, incident.id)
     repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
     if incident.muted is None:
         await tell_paged(session, settings, incident, "resolve", now, key, alerts=alerts)
@@ -79,6 +82,7 @@ async def acknowledge(
     incident.acknowledged_by = actor
     incident.updated_at = now
     await repository.stop_escalations(session, incident.id)
+    await repository.stop_personal_pages(session, incident.id)
     repository.add_timeline(session, incident.id, now, "acknowledged", {}, actor=actor)
     return True
 
@@ -91,5 +95,6 @@ async def snooze(
     incident.snoozed_until = until
     incident.updated_at = now
     await repository.delay_escalations(session, incident.id, until)
+    await repository.delay_personal_pages(session, incident.id, until)
     repository.add_timeline(session, incident.id, now, "snoozed", {"until": until.isoformat()}, actor=actor)
     return until

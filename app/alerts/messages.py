@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from app.alerts import ack
-from app.alerts.channels.base import AlertView, MessageKind, Notification, Person
+from app.alerts.channels.base import AlertView, MessageKind, Notice, Notification, Person
 from app.alerts.config import User
 from app.alerts.models import Incident, IncidentAlert
 from app.config import Settings
@@ -32,6 +32,9 @@ def person(user: User) -> Person:
         wecom_userid=user.wecom_userid,
         feishu_user_id=user.feishu_user_id,
         slack_user_id=user.slack_user_id,
+        ntfy_topic=user.ntfy_topic,
+        phone=user.phone,
+        sms=user.sms,
     )
 
 
@@ -112,8 +115,23 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def notice_to_json(notice: Notice) -> str:
+    return json.dumps({"type": "notice", **vars(notice)}, default=_encode, ensure_ascii=False)
+
+
+def outgoing_from_json(raw: str) -> Notification | Notice:
+    """What an outbox row holds: a notice (marked ``"type": "notice"``) or a notification."""
+    data = json.loads(raw)
+    if data.pop("type", None) == "notice":
+        data["mentions"] = [Person(**p) for p in data["mentions"]]
+        data["links"] = [tuple(link) for link in data["links"]]
+        return Notice(**data)
+    return from_json(raw)
+
+
 def from_json(raw: str) -> Notification:
     data = json.loads(raw)
+    data.pop("type", None)
     data["started_at"] = datetime.fromisoformat(data["started_at"])
     data["mentions"] = [Person(**p) for p in data["mentions"]]
     data["alerts"] = [

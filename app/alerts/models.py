@@ -1,5 +1,6 @@
 """Tables of the alerting feature: incidents, their alerts and timeline, escalations, the outbox,
-schedule overrides, maintenance windows, heartbeats."""
+schedule overrides, maintenance windows, heartbeats; people's own paging, swaps, announced
+hand-overs and calendar feed generations."""
 
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
     digest_of: Mapped[int | None] = mapped_column(Integer)  # delivered inside that delivery's digest
     last_error: Mapped[str | None] = mapped_column(Text)
+    page_id: Mapped[int | None] = mapped_column(Integer)  # the person's rule this delivery is a step of
+    page_step: Mapped[int | None] = mapped_column(Integer)  # which step of it
 
     __table_args__ = (
         Index("ix_alert_outbox_status_due", "status", "due_at"),
@@ -184,3 +187,71 @@ class StoredSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class PersonalPage(Base):
+    """One person reached about one incident through their own rule: the steps still to come.
+
+    ``steps`` is the rule as it stood when the person was paged (JSON ``[[channel, after_s], …]``);
+    ``step`` is the next one, due at ``due_at`` (None: done, or stopped by an ack). At most one per
+    incident and person (a later escalation step naming them again restarts a finished one).
+    """
+
+    __tablename__ = "alert_personal_pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("alert_incidents.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(255))
+    escalation: Mapped[str] = mapped_column(String(255))
+    steps: Mapped[str] = mapped_column(Text)
+    step: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    due_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+
+    __table_args__ = (UniqueConstraint("incident_id", "user"),)
+
+
+class Swap(Base):
+    """A shift (or part of one) offered by its holder; taken, it becomes an override."""
+
+    __tablename__ = "alert_swaps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(255), index=True)
+    offered_by: Mapped[str] = mapped_column(String(255))
+    start: Mapped[datetime] = mapped_column(Timestamp)
+    end: Mapped[datetime] = mapped_column(Timestamp)
+    note: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # open | taken | cancelled
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_by: Mapped[str] = mapped_column(String(255))
+    taken_by: Mapped[str | None] = mapped_column(String(255))
+    taken_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    override_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Handover(Base):
+    """A hand-over of a schedule that was announced: the unique key makes it announced once,
+    whichever replica sees it first."""
+
+    __tablename__ = "alert_handovers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    incoming: Mapped[str | None] = mapped_column(String(255))
+    outgoing: Mapped[str | None] = mapped_column(String(255))
+    announced_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("schedule", "at"),)
+
+
+class CalendarFeed(Base):
+    """The generation of a calendar feed's tokens: revoking a feed moves it on, and every token of
+    an older generation stops working (tokens are signed, not stored)."""
+
+    __tablename__ = "alert_calendar_feeds"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    revoked_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -14,15 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.models import (
     OPEN,
+    CalendarFeed,
     ChannelAttempt,
     Delivery,
     EscalationState,
+    Handover,
     HeartbeatState,
     Incident,
     IncidentAlert,
     Maintenance,
+    PersonalPage,
     ScheduleOverride,
     StoredSecret,
+    Swap,
     TimelineEntry,
 )
 
@@ -238,6 +242,115 @@ async def delay_escalations(session: AsyncSession, incident_id: int, until: date
     )
 
 
+# --- people's own pages (their rules, as they run) ------------------------------------------
+
+
+async def start_personal_page(session: AsyncSession, values: dict[str, Any]) -> PersonalPage | None:
+    """Starts the person's page of the incident, or restarts theirs if it has finished; None when
+    one is still running (the unique key on incident and person decides, between replicas too)."""
+    make = await _insert(session)
+    statement = make(PersonalPage).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[PersonalPage.incident_id, PersonalPage.user],
+        set_={k: statement.excluded[k] for k in ("escalation", "steps", "step", "started_at", "due_at")},
+        where=PersonalPage.due_at.is_(None),
+    ).returning(PersonalPage)
+    found = (await session.scalars(statement.execution_options(populate_existing=True))).first()
+    return found
+
+
+async def due_personal_incidents(session: AsyncSession, now: datetime, limit: int = 100) -> list[int]:
+    statement = (
+        select(PersonalPage.incident_id)
+        .join(Incident, Incident.id == PersonalPage.incident_id)
+        .where(
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at <= now,
+            Incident.status == "triggered",
+            or_(Incident.snoozed_until.is_(None), Incident.snoozed_until <= now),
+        )
+        .group_by(PersonalPage.incident_id)
+        .order_by(func.min(PersonalPage.due_at))
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def lock_due_personal_pages(
+    session: AsyncSession, incident_id: int, now: datetime
+) -> Sequence[PersonalPage]:
+    """The incident's people's pages with a step due, locked (after the incident and its chains)."""
+    statement = (
+        select(PersonalPage)
+        .where(
+            PersonalPage.incident_id == incident_id,
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at <= now,
+        )
+        .order_by(PersonalPage.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def personal_pages_of(session: AsyncSession, incident_id: int) -> Sequence[PersonalPage]:
+    statement = select(PersonalPage).where(PersonalPage.incident_id == incident_id).order_by(PersonalPage.id)
+    return (await session.scalars(statement)).all()
+
+
+async def stop_personal_pages(session: AsyncSession, incident_id: int) -> None:
+    """No more steps of anyone's rule for this incident; their pages not yet claimed by a sender are
+    cancelled (a call after the ack would wake someone for nothing). Rows a sender holds right now
+    are skipped, not waited for: that sender locks them, then the incident, in the other order."""
+    await session.execute(
+        update(PersonalPage).where(PersonalPage.incident_id == incident_id).values(due_at=None)
+    )
+    pending = (
+        select(Delivery.id)
+        .where(
+            Delivery.incident_id == incident_id,
+            Delivery.page_id.is_not(None),
+            Delivery.status == "pending",
+        )
+        .with_for_update(**await _for_update(session))
+    )
+    ids = list((await session.scalars(pending)).all())
+    if ids:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == "pending")
+            .values(status="cancelled", last_error="acknowledged or resolved before it was sent")
+        )
+
+
+async def delay_personal_pages(session: AsyncSession, incident_id: int, until: datetime) -> None:
+    await session.execute(
+        update(PersonalPage)
+        .where(
+            PersonalPage.incident_id == incident_id,
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at < until,
+        )
+        .values(due_at=until)
+    )
+
+
+async def hurry_personal_page(session: AsyncSession, page_id: int, next_step: int, now: datetime) -> None:
+    """A step of a person's rule failed for good: their next step is due now, unless the rule has
+    moved past it already (or ended)."""
+    await session.execute(
+        update(PersonalPage)
+        .where(
+            PersonalPage.id == page_id,
+            PersonalPage.step == next_step,
+            PersonalPage.due_at.is_not(None),
+            PersonalPage.due_at > now,
+        )
+        .values(due_at=now)
+    )
+
+
 # --- the outbox ---------------------------------------------------------------------------
 
 
@@ -287,12 +400,14 @@ async def claim_deliveries(
     token: str,
     lease_until: datetime,
     limit: int,
+    pages: bool = False,
 ) -> Sequence[Delivery]:
     """Up to ``limit`` due deliveries of ``channel``, oldest first, marked ``sending`` under the claim
-    ``token`` until ``lease_until`` (``FOR UPDATE SKIP LOCKED``: replicas claim different rows)."""
+    ``token`` until ``lease_until`` (``FOR UPDATE SKIP LOCKED``: replicas claim different rows).
+    With ``pages``, notices are left out (for a digest, which merges pages only)."""
     statement = (
         select(Delivery)
-        .where(Delivery.channel == channel, _due(now))
+        .where(Delivery.channel == channel, _due(now), *([Delivery.kind != "notice"] if pages else []))
         .order_by(Delivery.due_at, Delivery.id)
         .limit(limit)
         .with_for_update(**await _for_update(session))
@@ -418,3 +533,96 @@ async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
 async def stored_secret(session: AsyncSession, name: str) -> str | None:
     found = await session.get(StoredSecret, name)
     return found.value if found else None
+
+
+# --- hand-overs, swaps, calendar feeds ------------------------------------------------------
+
+
+async def claim_handover(
+    session: AsyncSession,
+    schedule: str,
+    at: datetime,
+    incoming: str | None,
+    outgoing: str | None,
+    now: datetime,
+) -> bool:
+    """Records that the hand-over of ``schedule`` at ``at`` is being announced; False when it was
+    already (the unique key decides, between replicas too: a racing insert waits for the other
+    transaction and then does nothing)."""
+    make = await _insert(session)
+    statement = (
+        make(Handover)
+        .values(schedule=schedule, at=at, incoming=incoming, outgoing=outgoing, announced_at=now)
+        .on_conflict_do_nothing(index_elements=[Handover.schedule, Handover.at])
+        .returning(Handover.id)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def incidents_created_between(
+    session: AsyncSession, first: datetime, last: datetime
+) -> Sequence[Incident]:
+    statement = (
+        select(Incident)
+        .where(Incident.created_at >= first, Incident.created_at < last)
+        .order_by(Incident.created_at.desc())
+        .limit(200)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def open_incidents(session: AsyncSession, limit: int = 50) -> Sequence[Incident]:
+    statement = (
+        select(Incident)
+        .where(Incident.status != "resolved")
+        .order_by(Incident.created_at.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(statement)).all()
+
+
+def add_swap(session: AsyncSession, swap: Swap) -> None:
+    session.add(swap)
+
+
+async def swaps(session: AsyncSession, schedule: str, status: str | None = None) -> Sequence[Swap]:
+    statement = select(Swap).where(Swap.schedule == schedule).order_by(Swap.start, Swap.id)
+    if status is not None:
+        statement = statement.where(Swap.status == status)
+    return (await session.scalars(statement)).all()
+
+
+async def lock_open_swap(session: AsyncSession, schedule: str, swap_id: int) -> Swap | None:
+    """The swap, locked, while it is still open: two people taking it at once, one gets it."""
+    statement = (
+        select(Swap)
+        .where(Swap.id == swap_id, Swap.schedule == schedule, Swap.status == "open")
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).first()
+
+
+async def swap(session: AsyncSession, schedule: str, swap_id: int) -> Swap | None:
+    found = await session.get(Swap, swap_id)
+    return found if found is not None and found.schedule == schedule else None
+
+
+def add_override(session: AsyncSession, override: ScheduleOverride) -> None:
+    session.add(override)
+
+
+async def feed_generation(session: AsyncSession, subject: str) -> int:
+    found = await session.get(CalendarFeed, subject)
+    return found.generation if found is not None else 0
+
+
+async def bump_feed_generation(session: AsyncSession, subject: str, now: datetime) -> int:
+    """Revokes every URL of the feed made so far; returns the new generation."""
+    make = await _insert(session)
+    statement = make(CalendarFeed).values(subject=subject, generation=1, revoked_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[CalendarFeed.subject],
+        set_={"generation": CalendarFeed.generation + 1, "revoked_at": now},
+    ).returning(CalendarFeed.generation)
+    return int(await session.scalar(statement) or 0)

@@ -23,7 +23,7 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, delivery, escalation, heartbeats, repository
+from app.alerts import ack, delivery, escalation, handovers, heartbeats, repository
 from app.config import Settings
 
 log = logging.getLogger("panorama.alerts")
@@ -94,8 +94,9 @@ class AlertRuntime:
         )
 
     async def escalate(self, now: datetime) -> int:
-        """Overdue heartbeats and due escalation steps, each in its own transaction (heartbeat rows,
-        then incidents, then their chains: the lock order every writer follows)."""
+        """Overdue heartbeats, due escalation steps (chains and people's rules) and hand-overs to
+        announce, each in its own transaction (heartbeat rows, then incidents, then their chains:
+        the lock order every writer follows)."""
         settings = self.settings()
         key = await self.signing_key()
         async with self.sessions.begin() as session:
@@ -103,9 +104,13 @@ class AlertRuntime:
         async with self.sessions.begin() as session:
             advanced = await escalation.run_due(session, settings, now, key)
             await delivery.prune_ledger(session, now)
-        if opened or advanced:
+        announced = 0
+        if any(schedule.notices for schedule in settings.schedules):
+            async with self.sessions.begin() as session:
+                announced = await handovers.announce_due(session, settings, now)
+        if opened or advanced or announced:
             self.wake()
-        return opened + advanced
+        return opened + advanced + announced
 
     # --- the background loops -------------------------------------------------------------
 

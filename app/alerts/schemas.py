@@ -202,3 +202,51 @@ class Accepted(BaseModel):
     status: Literal["stored"] = "stored"
     incident_id: int | None
     alerts: int
+
+
+class CalendarLink(BaseModel):
+    """A calendar feed to subscribe to: calendar apps poll ``url`` (it carries its own token)."""
+
+    feed: str = Field(description="schedule:<name> or user:<name>")
+    url: str = Field(description="The .ics feed, with its signed token")
+    webcal_url: str = Field(description="The same for apps that open webcal:// links")
+    expires: dt.datetime
+    generation: int = Field(description="Revoking the feed moves this on; older URLs stop working")
+
+
+class SwapRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(description="Who gives the shift (it must be theirs for the whole range)")
+    start: dt.datetime
+    end: dt.datetime
+    note: str = Field(default="", max_length=500)
+    taken_by: str | None = Field(default=None, description="Take it at once for this person (a swap)")
+
+    @model_validator(mode="after")
+    def _check(self) -> SwapRequest:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone offset, e.g. 2026-12-01T09:00:00+08:00")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class TakeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(description="Who takes the shift")
+
+
+class SwapOut(BaseModel):
+    id: int
+    schedule: str
+    user: str
+    start: dt.datetime
+    end: dt.datetime
+    note: str
+    status: Literal["open", "taken", "cancelled"]
+    created_by: str
+    taken_by: str | None
+    taken_at: dt.datetime | None
+    override_id: int | None

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import ack, incidents, intake, oncall, repository
+from app.alerts import schedules as oncall_schedules
 from app.alerts.config import Schedule
 from app.alerts.errors import (
     IncidentClosed,
@@ -34,6 +35,8 @@ from app.alerts.schemas import (
     OverrideRequest,
     ShiftOut,
     Shifts,
+    SwapOut,
+    SwapRequest,
     TimelineOut,
     WebhookPayload,
 )
@@ -193,13 +196,14 @@ async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
 
 
 async def acknowledge_with_token(
-    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str, *, actor: str = "ack link"
 ) -> tuple[Incident, bool]:
-    """Acknowledges through a one-click link; returns the incident and whether this click changed it."""
+    """Acknowledges through a one-click link (or a key pressed on a paging call); returns the incident
+    and whether this click changed it."""
     claim = await check_ack_token(runtime, token)
     async with sessions.begin() as session:
         incident = await _incident(session, claim.incident_id, lock=True)
-        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor="ack link")
+        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor=actor)
     return incident, changed
 
 
@@ -378,3 +382,24 @@ async def delete_maintenance(sessions: Sessions, window_id: int) -> None:
             raise NotFound(
                 f"no maintenance window {window_id} (windows from the configuration cannot be deleted)"
             )
+
+
+# --- swaps (for the pages; the API calls app.alerts.schedules the same way) ---------------------
+
+
+async def open_swaps(session: AsyncSession, settings: Settings, name: str) -> list[SwapOut]:
+    return await oncall_schedules.list_swaps(session, schedule_named(settings, name), "open")
+
+
+async def offer_swap(
+    sessions: Sessions, settings: Settings, name: str, request: SwapRequest, *, actor: str
+) -> SwapOut:
+    schedule = schedule_named(settings, name)
+    return await oncall_schedules.offer(sessions, settings, schedule, request, utcnow(), actor=actor)
+
+
+async def take_swap(
+    sessions: Sessions, settings: Settings, name: str, swap_id: int, user: str, *, actor: str
+) -> SwapOut:
+    schedule = schedule_named(settings, name)
+    return await oncall_schedules.take(sessions, settings, schedule, swap_id, user, utcnow(), actor=actor)

@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from app.alerts import service as alerts
-from app.alerts.errors import IncidentClosed
+from app.alerts.errors import IncidentClosed, SwapClosed
+from app.alerts.schemas import SwapRequest
 from app.deps import AlertsDep, ContextDep, SessionDep, SessionsDep
 from app.errors import InvalidInput
 from app.pages import service
@@ -124,3 +126,50 @@ async def service_overview(name: str, page: PageDep, context: ContextDep, sessio
         name, backends=context.backends, sessions=sessions, settings=page.settings, now=page.now
     )
     return page.render("pages/service.html", found=found, name=name)
+
+
+@router.get("/oncall")
+async def oncall(
+    page: PageDep, session: SessionDep, schedule: Annotated[str | None, Query()] = None
+) -> Response:
+    page.require()
+    cards = await service.oncall_page(session, page.settings, page.now, schedule)
+    notice = page.request.query_params.get("done")
+    return page.render("pages/oncall.html", cards=cards, notice=notice, chosen=schedule)
+
+
+@router.post("/oncall/{name}/swaps")
+async def offer_swap(name: str, page: PageDep, sessions: SessionsDep) -> Response:
+    """The page's small form: offer a stretch of someone's shift (and, optionally, who takes it)."""
+    who = page.require_actor()
+    fields = await form_fields(page.request)
+    zone = alerts.schedule_named(page.settings, name).timezone
+    try:
+        request = SwapRequest(
+            user=fields.get("user", ""),
+            start=service.local_time(fields.get("start", ""), zone, "start"),
+            end=service.local_time(fields.get("end", ""), zone, "end"),
+            note=fields.get("note", "")[:500],
+            taken_by=fields.get("taken_by") or None,
+        )
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        ) from None
+    await alerts.offer_swap(sessions, page.settings, name, request, actor=who.name)
+    done = "swapped" if request.taken_by else "offered"
+    return page.redirect("/oncall", schedule=name, done=done)
+
+
+@router.post("/oncall/{name}/swaps/{swap_id}/take")
+async def take_swap(name: str, swap_id: str, page: PageDep, sessions: SessionsDep) -> Response:
+    who = page.require_actor()  # before anything about the request is said
+    if not swap_id.isdigit():
+        raise InvalidInput(f"no swap {swap_id!r}")
+    fields = await form_fields(page.request)
+    try:
+        user = fields.get("user", "")
+        await alerts.take_swap(sessions, page.settings, name, int(swap_id), user, actor=who.name)
+    except SwapClosed:
+        return page.redirect("/oncall", schedule=name, done="closed")
+    return page.redirect("/oncall", schedule=name, done="taken")

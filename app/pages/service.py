@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import service as alerts
-from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall
+from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, SwapOut
 from app.backends.errors import BackendError
 from app.backends.registry import Backends
 from app.config import Settings
@@ -328,3 +329,69 @@ async def service_page(
             {"service": entity or name},
         ),
     )
+
+
+# --- on call ---------------------------------------------------------------------------------
+
+ONCALL_DAYS = 14
+
+
+@dataclass(frozen=True)
+class ShiftRow:
+    user: str
+    start: str  # local time of the schedule, "2026-12-01 09:00"
+    end: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ScheduleCard:
+    name: str
+    timezone: str
+    now: OnCall
+    shifts: list[ShiftRow]
+    swaps: list[SwapOut]
+    users: list[str]
+
+
+def _local(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+async def oncall_page(
+    session: AsyncSession, settings: Settings, now: datetime, only: str | None = None
+) -> list[ScheduleCard]:
+    """Each schedule (or the one asked for): who is on call now, the next two weeks' shifts
+    (overrides and swaps included) and the swaps on offer."""
+    names = [s.name for s in settings.schedules if only is None or s.name == only]
+    if only is not None and not names:
+        alerts.schedule_named(settings, only)  # raises the schedule's NotFound
+    cards = []
+    for name in names:
+        found = await alerts.shifts(session, settings, name, now, now + timedelta(days=ONCALL_DAYS))
+        zone = found.timezone
+        cards.append(
+            ScheduleCard(
+                name=name,
+                timezone=zone,
+                now=await alerts.on_call_at(session, settings, name, now),
+                shifts=[
+                    ShiftRow(s.user, _local(s.start, zone), _local(s.end, zone), s.source)
+                    for s in found.shifts
+                ],
+                swaps=await alerts.open_swaps(session, settings, name),
+                users=[u.name for u in settings.users],
+            )
+        )
+    return cards
+
+
+def local_time(value: str, zone: str, field: str) -> datetime:
+    """A form's ``datetime-local`` value (``2026-12-01T09:00``), read in the schedule's zone."""
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field}: give a date and time such as 2026-12-01T09:00") from None
+    if naive.tzinfo is not None:
+        return naive
+    return naive.replace(tzinfo=ZoneInfo(zone))

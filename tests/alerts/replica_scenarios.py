@@ -106,3 +106,26 @@ async def race_worker_and_webhook(
             return await runtime.run_once(datetime.now(UTC) + timedelta(minutes=12))
         answers = [await client.post(WEBHOOK, json=body, headers=bearer_webhook()) for body in bodies]
     return [[a.status_code, a.json().get("incident_id")] for a in answers]
+
+
+async def announce_handovers(ready: Ready, database_url: str, config: dict[str, Any], at: str) -> Any:
+    """One worker's look at the hand-overs at the instant ``at``; returns how many it announced."""
+    from app.alerts import handovers
+
+    async with running_app(settings_for(database_url, **config), migrate=False) as (app, _client):
+        context = app.state.context
+        await ready()
+        async with context.sessions.begin() as session:
+            return await handovers.announce_due(session, context.settings, datetime.fromisoformat(at))
+
+
+async def take_one_swap(
+    ready: Ready, database_url: str, config: dict[str, Any], swap_id: int, user: str
+) -> Any:
+    """Takes the swap for ``user``; returns the answer's status."""
+    async with running_app(settings_for(database_url, **config), migrate=False) as (_app, client):
+        await ready()
+        answer = await client.post(
+            f"/api/v1/schedules/sre/swaps/{swap_id}/take", json={"user": user}, headers=bearer(OPERATOR_TOKEN)
+        )
+    return answer.status_code

@@ -165,6 +165,11 @@ async def test_a_page_stored_before_a_crash_is_delivered_after_restart_once(
             )
             assert stored.status_code == 200
             await until(lambda: len(robot.requests) >= 1, "a first (failing) attempt")
+            for _ in range(int(WAIT_S * 10)):  # the failure recorded: the page waits in the outbox
+                answer = await client.get("/api/v1/incidents/1", headers=bearer(OPERATOR_TOKEN))
+                if "delivery_failed" in [e["kind"] for e in answer.json()["timeline"]]:
+                    break
+                await asyncio.sleep(0.1)
         server.kill()
         assert robot.messages == []
         robot.clear_faults()

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import db, migrations
 from app.alerts import heartbeats
-from app.alerts.models import TimelineEntry
+from app.alerts.models import ScheduleOverride, TimelineEntry
 from app.config import DatabaseSettings
 from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, outbox, payload
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink
-from tests.harness.app import running_app, settings_for
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, bearer, running_app, settings_for
 from tests.harness.replicas import run_replicas
 
 pytestmark = pytest.mark.postgres
@@ -242,3 +242,63 @@ async def test_the_worker_and_a_webhook_on_the_same_heartbeats_at_once_never_dea
     stored = await incidents(sessions)
     assert statuses == [200, 200, 200]
     assert [i.status for i in stored if i.heartbeat] == ["resolved"] * (3 * watchdogs)
+
+
+def oncall_config() -> dict[str, Any]:
+    config = robot_config()
+    config["users"].append({"name": "carol"})
+    config["channels"].append({"name": "notices", "type": "webhook", "url": "http://127.0.0.1:9/notices"})
+    config["schedules"] = [
+        {
+            "name": "sre",
+            "timezone": "Europe/Berlin",
+            "rotations": [{"users": ["alice", "bob"], "length": "12h", "start": "2026-01-05T09:00:00"}],
+            "notices": ["notices"],
+        }
+    ]
+    return config
+
+
+async def test_a_hand_over_seen_by_two_replicas_at_once_is_announced_once(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    at = (datetime(2026, 12, 7, 20, 0, tzinfo=UTC) + timedelta(minutes=2)).isoformat()  # 21:00 Berlin
+    config = oncall_config()
+    counts = await run_replicas(
+        f"{SCENARIOS}:announce_handovers", [{"database_url": postgres_url, "config": config, "at": at}] * 2
+    )
+    notices = [d for d in await outbox(sessions) if d.kind == "notice"]
+    assert sorted(counts) == [0, 1]
+    assert len(notices) == 2  # the incoming and the outgoing person, once each
+
+
+async def test_two_people_taking_one_swap_at_once_one_gets_it(postgres_url: str, sessions: Sessions) -> None:
+    config = oncall_config()
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
+        now = datetime.now(UTC)
+        holder = (await client.get("/api/v1/schedules/sre/oncall", headers=bearer(VIEWER_TOKEN))).json()[
+            "user"
+        ]
+        end = (now + timedelta(hours=1)).isoformat()
+        offered = await client.post(
+            "/api/v1/schedules/sre/swaps",
+            json={"user": holder, "start": now.isoformat(), "end": end},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+    swap_id = offered.json()["id"]
+    statuses = await run_replicas(
+        f"{SCENARIOS}:take_one_swap",
+        [
+            {"database_url": postgres_url, "config": config, "swap_id": swap_id, "user": "carol"},
+            {
+                "database_url": postgres_url,
+                "config": config,
+                "swap_id": swap_id,
+                "user": "bob" if holder == "alice" else "alice",
+            },
+        ],
+    )
+    async with sessions() as session:
+        overrides = (await session.scalars(select(ScheduleOverride))).all()
+    assert sorted(statuses) == [200, 409]
+    assert len(overrides) == 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -302,3 +303,40 @@ async def test_a_tampered_or_expired_view_link_is_refused(world: World, open_pag
     assert (await page.goto(f"{base}?view={other}")).status == 401  # genuine, but for another incident
     ack = sign(SIGNING_KEY.encode(), Purpose.ACK, "1", datetime.now(UTC) + timedelta(hours=1))
     assert (await page.goto(f"{base}?view={ack}")).status == 401  # an ack link's token is no view link
+
+
+async def test_the_oncall_page_swaps_a_shift_with_its_small_form(world: World, open_page: OpenPage) -> None:
+    now = datetime.now(UTC)
+    async with world.http() as client:
+        window = {"from": now.isoformat(), "to": (now + timedelta(days=8)).isoformat()}
+        shifts = (
+            await client.get("/api/v1/schedules/sre/shifts", params=window, headers=bearer(VIEWER_TOKEN))
+        ).json()
+    current = shifts["shifts"][0]
+    holder = current["user"]
+    taker = "bob" if holder == "alice" else "alice"
+    zone = ZoneInfo(shifts["timezone"])
+    start = (now + timedelta(minutes=2)).astimezone(zone)
+    end = min(now + timedelta(minutes=40), datetime.fromisoformat(current["end"])).astimezone(zone)
+
+    phone = await open_page(PHONE)
+    await _sign_in(phone, world, OPERATOR_TOKEN, "/oncall")
+    p = phone.page
+    assert p.url.endswith("/oncall")
+    assert await p.locator("[data-oncall='sre']").inner_text() == holder
+    await p.select_option("#o-user-sre", holder)
+    await p.fill("#o-start-sre", start.strftime("%Y-%m-%dT%H:%M"))
+    await p.fill("#o-end-sre", end.strftime("%Y-%m-%dT%H:%M"))
+    await p.select_option("#o-taker-sre", taker)
+    await p.fill("#o-note-sre", "dentist")
+    await p.locator("form.swap-form button[type=submit]").click()
+    await p.wait_for_load_state()
+    assert "done=swapped" in p.url
+    assert await p.locator("[role=status]").inner_text() == "已换班。"
+    rows = await p.locator("table.shifts tbody tr").all_inner_texts()
+    assert any(row.startswith(f"{taker} 代班") for row in rows), rows
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "oncall-phone")
+    async with world.http() as client:
+        swaps = (await client.get("/api/v1/schedules/sre/swaps", headers=bearer(VIEWER_TOKEN))).json()
+    assert [(s["user"], s["taken_by"], s["status"]) for s in swaps] == [(holder, taker, "taken")]

@@ -316,5 +316,8 @@ async def test_link_tokens_stay_out_of_traces_and_access_logs(
     attributes = [str(v) for span in exported.get_finished_spans() for v in (span.attributes or {}).values()]
     assert any("/incidents/1" in value for value in attributes)
     assert not [value for value in attributes if "SECRET" in value]
-    assert "SECRET" not in caplog.text
-    assert "/ack/{token}" in caplog.text
+    # Panorama's own records (the test's HTTP client logs its requests too, unless a logging
+    # configuration made earlier in the run quietened it)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("panorama"))
+    assert "SECRET" not in ours
+    assert "/ack/{token}" in ours

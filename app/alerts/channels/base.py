@@ -26,6 +26,9 @@ class Person:
     wecom_userid: str | None = None
     feishu_user_id: str | None = None
     slack_user_id: str | None = None
+    ntfy_topic: str | None = None
+    phone: str | None = None
+    sms: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,30 @@ class Digest:
 
 
 Message = Notification | Digest
+
+
+NoticeKind = Literal["shift_start", "shift_end", "swap_offered", "swap_taken"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to tell people that is not an incident: a hand-over, a swap.
+
+    Its words are already in ``locale`` (chosen where it is made); a channel only lays them out,
+    escaping each line for its format. ``links`` are (label, URL) pairs.
+    """
+
+    kind: NoticeKind
+    title: str
+    lines: list[str]
+    mentions: list[Person] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = "UTC"
+
+
+Outgoing = Message | Notice
+"""Anything the outbox holds: a page (or a digest of pages), or a notice."""
 
 
 @dataclass(frozen=True)

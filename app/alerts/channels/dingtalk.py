@@ -24,9 +24,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr
 
-from app.alerts.channels.base import Message, Person, SendResult
+from app.alerts.channels.base import Message, Notice, Person, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.dialects import PLAIN, ROBOT_MARKDOWN
+from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared, View
@@ -110,6 +111,10 @@ async def send(config: DingTalkConfig, message: Message, http: httpx.AsyncClient
         return SendResult.failure(
             f"dingtalk: the message exceeds {MAX_BODY_BYTES} bytes even without alerts", retryable=False
         )
+    return await _post(config, data, http)
+
+
+async def _post(config: DingTalkConfig, data: bytes, http: httpx.AsyncClient) -> SendResult:
     url = config.url.get_secret_value()
     secrets = [config.secret.get_secret_value()] if config.secret else []
     if config.secret is not None:
@@ -135,3 +140,14 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
     return SendResult.failure(
         f"dingtalk errcode {code} ({meaning}): {errmsg}", retryable=retryable, status=200
     )
+
+
+async def send_notice(config: DingTalkConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
+    """A hand-over or swap notice as markdown, mentioning the people it is about."""
+    text = lay_out(notice, ROBOT_MARKDOWN, mention)
+    data = {
+        "msgtype": "markdown",
+        "markdown": {"title": PLAIN.text(text.title, TITLE_CHARS), "text": markdown(text)},
+        "at": {"atMobiles": [m[1:] for m in text.mentions if m.startswith("@")], "isAtAll": False},
+    }
+    return await _post(config, encode(data), http)

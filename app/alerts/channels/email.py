@@ -22,9 +22,10 @@ from typing import Literal
 import aiosmtplib
 from pydantic import Field, SecretStr, model_validator
 
-from app.alerts.channels.base import Digest, Message, Person, SendResult
+from app.alerts.channels.base import Digest, Message, Notice, Person, SendResult
 from app.alerts.channels.common import ChannelBase
 from app.alerts.channels.dialects import PLAIN
+from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.render import render
 from app.alerts.channels.views import Prepared
 from app.config_types import Model
@@ -63,7 +64,7 @@ class EmailConfig(ChannelBase):
     )
 
 
-def recipients(config: EmailConfig, message: Message) -> list[str]:
+def recipients(config: EmailConfig, message: Message | Notice) -> list[str]:
     """``to``, then the mentioned users' addresses; each once, malformed ones skipped."""
     found: dict[str, str] = {}
     for address in [*config.to, *(p.email for p in message.mentions if p.email)]:
@@ -93,14 +94,31 @@ def compose(config: EmailConfig, message: Message, to: list[str]) -> EmailMessag
     return mail
 
 
-async def send(config: EmailConfig, message: Message) -> SendResult:
+def compose_notice(config: EmailConfig, notice: Notice, to: list[str]) -> EmailMessage:
+    """A plain-text mail for a hand-over or swap notice."""
+    text = lay_out(notice, PLAIN)
+    domain = parseaddr(config.from_)[1].rpartition("@")[2] or "panorama.invalid"
+    mail = EmailMessage()
+    mail["Subject"] = PLAIN.text(text.title, SUBJECT_CHARS)
+    mail["From"] = config.from_
+    mail["To"] = ", ".join(to)
+    mail["Date"] = formatdate(usegmt=True)
+    mail["Message-ID"] = make_msgid(domain=domain)
+    mail.set_content(f"{plain(text)}\n\n-- \n{text.footer}\n")
+    return mail
+
+
+async def send(config: EmailConfig, message: Message | Notice) -> SendResult:
     to = recipients(config, message)
     if not to:
         return SendResult.failure(
             "email: nobody to send to: set `to` on the channel or give the paged users an e-mail address",
             retryable=False,
         )
-    mail = compose(config, message, to)
+    if isinstance(message, Notice):
+        mail = compose_notice(config, message, to)
+    else:
+        mail = compose(config, message, to)
     smtp = config.smtp
     try:
         errors, _ = await aiosmtplib.send(

@@ -24,9 +24,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr
 
-from app.alerts.channels.base import Message, Person, SendResult
+from app.alerts.channels.base import Message, Notice, Person, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.dialects import LARK_MD, PLAIN
+from app.alerts.channels.notices import lay_out
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, retryable_status
 from app.alerts.channels.views import Prepared, View
@@ -102,18 +103,24 @@ def body(message: Message, signature: dict[str, str] | None = None) -> bytes | N
 
 
 async def send(config: FeishuConfig, message: Message, http: httpx.AsyncClient) -> SendResult:
-    signature = None
-    secrets: list[str] = []
-    if config.secret is not None:
-        secret = config.secret.get_secret_value()
-        secrets.append(secret)
-        now = int(time.time())
-        signature = {"timestamp": str(now), "sign": sign(secret, now)}
+    signature, secrets = _signature(config)
     data = body(message, signature)
     if data is None:
         return SendResult.failure(
             f"feishu: the message exceeds {MAX_BODY_BYTES} bytes even without alerts", retryable=False
         )
+    return await _post(config, data, http, secrets)
+
+
+def _signature(config: FeishuConfig) -> tuple[dict[str, str] | None, list[str]]:
+    if config.secret is None:
+        return None, []
+    secret = config.secret.get_secret_value()
+    now = int(time.time())
+    return {"timestamp": str(now), "sign": sign(secret, now)}, [secret]
+
+
+async def _post(config: FeishuConfig, data: bytes, http: httpx.AsyncClient, secrets: list[str]) -> SendResult:
     answer = await post_json(http, "feishu", config.url.get_secret_value(), data, timeout=config.timeout_s)
     if isinstance(answer, SendResult):
         return answer
@@ -150,3 +157,17 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
 
 def _button(text: str, url: str, kind: str) -> dict[str, Any]:
     return {"tag": "button", "text": {"tag": "plain_text", "content": text}, "type": kind, "url": url}
+
+
+async def send_notice(config: FeishuConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
+    """A hand-over or swap notice as a small card, mentioning the people it is about."""
+    text = lay_out(notice, LARK_MD, mention)
+    lines = [*text.lines, *(f"[{label}]({url})" for label, url in text.links), " ".join(text.mentions)]
+    signature, secrets = _signature(config)
+    card = {
+        "config": {"wide_screen_mode": True},
+        "header": {"template": "blue", "title": {"tag": "plain_text", "content": text.title}},
+        "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": "\n".join(lines)}}],
+    }
+    data = encode({**(signature or {}), "msg_type": "interactive", "card": card})
+    return await _post(config, data, http, secrets)

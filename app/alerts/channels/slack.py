@@ -15,9 +15,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from app.alerts.channels.base import Message, Person, SendResult
+from app.alerts.channels.base import Message, Notice, Person, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.dialects import PLAIN, SLACK_MRKDWN
+from app.alerts.channels.notices import lay_out
 from app.alerts.channels.render import fit, macros
 from app.alerts.channels.transport import Answer, encode, post_json, status_failure
 from app.alerts.channels.views import Prepared, View
@@ -124,3 +125,24 @@ def _button(text: str, url: str, action: str, *, primary: bool = False) -> dict[
 
 def _text(rendered: object) -> str:
     return re.sub(r"\n{3,}", "\n\n", str(rendered)).strip()
+
+
+async def send_notice(config: SlackConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
+    """A hand-over or swap notice: a header and one section, mentioning the people it is about."""
+    text = lay_out(notice, SLACK_MRKDWN, mention)
+    body = "\n".join(
+        [*text.lines, *(f"<{url}|{label}>" for label, url in text.links), " ".join(text.mentions)]
+    ).strip()
+    data = {
+        "text": f"{text.title}\n{body}"[:MAX_TEXT_CHARS],
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": text.title[:MAX_HEADER_CHARS]}},
+            _section(body[:MAX_SECTION_CHARS]),
+        ],
+    }
+    answer = await post_json(
+        http, "slack", config.url.get_secret_value(), encode(data), timeout=config.timeout_s
+    )
+    if isinstance(answer, SendResult):
+        return answer
+    return classify(answer)

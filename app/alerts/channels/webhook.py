@@ -22,6 +22,10 @@ new ``version``. Version "1"::
       "locale": "zh-CN", "timezone": "Asia/Shanghai"
     }
 
+A hand-over or swap notice is ``{"version": "1", "kind": "notice", "notice": {"kind":
+"shift_start" | "shift_end" | "swap_offered" | "swap_taken", "title": "...", "lines": ["..."],
+"links": [{"label", "url"}]}, "paged": [...], "locale": ..., "timezone": ...}``.
+
 A digest (several notifications merged for a rate-limited channel) is
 ``{"version": "1", "kind": "digest", "notifications": [<the above without
 version, locale and timezone>], "paged": [...], "locale": ..., "timezone": ...}``.
@@ -38,7 +42,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr
 
-from app.alerts.channels.base import AlertView, Digest, Message, Notification, SendResult
+from app.alerts.channels.base import AlertView, Digest, Message, Notice, Notification, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.transport import encode, post_json, status_failure
 from app.alerts.channels.views import ordered
@@ -70,7 +74,24 @@ def payload(message: Message, max_alerts: int = 0) -> dict[str, Any]:
     return {"version": VERSION, **_notification(message, max_alerts), **context}
 
 
-async def send(config: WebhookConfig, message: Message, http: httpx.AsyncClient) -> SendResult:
+def notice_payload(notice: Notice) -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "kind": "notice",
+        "notice": {
+            "kind": notice.kind,
+            "title": notice.title,
+            "lines": list(notice.lines),
+            "links": [{"label": label, "url": url} for label, url in notice.links],
+        },
+        "paged": [person.name for person in notice.mentions],
+        "locale": notice.locale,
+        "timezone": notice.timezone,
+    }
+
+
+async def send(config: WebhookConfig, message: Message | Notice, http: httpx.AsyncClient) -> SendResult:
+    body = notice_payload(message) if isinstance(message, Notice) else payload(message, config.max_alerts)
     headers = {}
     secrets = []
     if config.bearer_token is not None:
@@ -81,7 +102,7 @@ async def send(config: WebhookConfig, message: Message, http: httpx.AsyncClient)
         http,
         "webhook",
         config.url.get_secret_value(),
-        encode(payload(message, config.max_alerts)),
+        encode(body),
         timeout=config.timeout_s,
         headers=headers,
         secrets=secrets,

@@ -15,9 +15,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from app.alerts.channels.base import Message, Person, SendResult
+from app.alerts.channels.base import Message, Notice, Person, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.dialects import ROBOT_MARKDOWN
+from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared
@@ -91,3 +92,15 @@ def classify(answer: Answer) -> SendResult:
     meaning, retryable = CODES.get(code, ("unknown error", True))
     errmsg = redact(str(answer.json.get("errmsg", "")), ())
     return SendResult.failure(f"wecom errcode {code} ({meaning}): {errmsg}", retryable=retryable, status=200)
+
+
+async def send_notice(config: WeComConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
+    """A hand-over or swap notice as markdown, mentioning the people it is about."""
+    text = markdown(lay_out(notice, ROBOT_MARKDOWN, mention), heading="###", br="")
+    cut = text.encode()[:MAX_CONTENT_BYTES].decode(errors="ignore")
+    answer = await post_json(
+        http, "wecom", config.url.get_secret_value(), encode(payload(cut)), timeout=config.timeout_s
+    )
+    if isinstance(answer, SendResult):
+        return answer
+    return classify(answer)

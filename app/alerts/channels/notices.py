@@ -1,0 +1,66 @@
+"""Laying out a :class:`~app.alerts.channels.base.Notice` (a hand-over, a swap) for a channel.
+
+A notice's words are made in its locale where it is made (``app/alerts/notices.py``); here each
+line is only made inert for the channel's format (:mod:`dialects`) and joined with the channel's
+line break, the mentions and the footer. Never anything incident-shaped: no severity, no ack link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.alerts.channels.base import Notice
+from app.alerts.channels.dialects import PLAIN, Dialect
+from app.alerts.channels.strings import strings
+from app.alerts.channels.views import Mentioner
+
+ICON = {"shift_start": "📟", "shift_end": "🌙", "swap_offered": "🔄", "swap_taken": "🤝"}
+LINE_CHARS = 300
+TITLE_CHARS = 120
+
+
+@dataclass(frozen=True)
+class NoticeText:
+    title: str  # plain text, for a header or a push title
+    lines: list[str]  # escaped for the dialect
+    links: list[tuple[str, str]]  # (escaped label, safe URL)
+    mentions: list[str]  # the channel's mention tokens, or escaped names
+    footer: str
+
+
+def lay_out(notice: Notice, dialect: Dialect, mention: Mentioner | None = None) -> NoticeText:
+    t = strings(notice.locale)
+    tokens: list[str] = []
+    for person in notice.mentions:
+        token = mention(person) if mention is not None else None
+        tokens.append(token if token is not None else dialect.text(person.name, 40))
+    links = []
+    for label, url in notice.links:
+        safe = dialect.url(url)
+        if safe is not None:
+            links.append((dialect.text(label, 40), safe))
+    return NoticeText(
+        title=PLAIN.text(f"{ICON.get(notice.kind, '📅')} {notice.title}", TITLE_CHARS),
+        lines=[dialect.text(line, LINE_CHARS) for line in notice.lines],
+        links=links,
+        mentions=tokens,
+        footer=t.footer,
+    )
+
+
+def markdown(text: NoticeText, *, heading: str = "###", br: str = "  ") -> str:
+    """Robot markdown (DingTalk, WeCom): a heading, the lines, links, mentions, the footer."""
+    parts = [f"{heading} {text.title}", "", *(f"{line}{br}" for line in text.lines)]
+    if text.links:
+        parts += ["", " · ".join(f"[{label}]({url})" for label, url in text.links)]
+    if text.mentions:
+        parts += ["", " ".join(text.mentions)]
+    return "\n".join([*parts, "", text.footer])
+
+
+def plain(text: NoticeText) -> str:
+    """Plain text (e-mail, SMS, push): the lines, then each link on its own line."""
+    parts = [*text.lines, *(f"{label}: {url}" for label, url in text.links)]
+    if text.mentions:
+        parts.append(" ".join(text.mentions))
+    return "\n".join(parts)
