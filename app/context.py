@@ -25,6 +25,7 @@ from app.backends.registry import BACKEND_NAMES, Backends, Closable
 from app.config import Settings
 from app.observability import Metrics, update_log_settings
 from app.scheduler import register_jobs, start_scheduler
+from app.screen.cache import ScreenCache
 from app.security import TokenRegistry
 
 log = logging.getLogger("panorama")
@@ -50,11 +51,14 @@ class AppContext:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scheduler: AsyncIOScheduler | None = None
     alerts: AlertRuntime | None = None
+    screen: ScreenCache = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _retiring: dict[asyncio.Task[None], Closable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tokens = token_registry(self.settings)
+        self.screen = ScreenCache(self.metrics.registry)  # per process: see app/screen/cache.py
+        self.metrics.backend_call_listeners.append(self.screen.observe_backend_call)
 
     async def open(self) -> None:
         self.engine = db.create_engine(self.settings.database)

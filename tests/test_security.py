@@ -9,15 +9,21 @@ import httpx
 import pytest
 
 from app.security import Principal, Role, TokenRegistry, token_spec_problem
-from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, SCREEN_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 
 PUBLIC = {"/healthz", "/readyz", "/metrics"}
 ROUTE_OF_ROLE = {
+    Role.SCREEN: ("GET", "/api/v1/screen"),
     Role.VIEWER: ("GET", "/api/v1/whoami"),
     Role.OPERATOR: ("GET", "/api/v1/config"),
     Role.ADMIN: ("POST", "/-/reload"),
 }
-TOKEN_OF_ROLE = {Role.VIEWER: VIEWER_TOKEN, Role.OPERATOR: OPERATOR_TOKEN, Role.ADMIN: ADMIN_TOKEN}
+TOKEN_OF_ROLE = {
+    Role.SCREEN: SCREEN_TOKEN,
+    Role.VIEWER: VIEWER_TOKEN,
+    Role.OPERATOR: OPERATOR_TOKEN,
+    Role.ADMIN: ADMIN_TOKEN,
+}
 
 
 def test_registry_accepts_literal_and_hashed_tokens() -> None:
@@ -33,6 +39,8 @@ def test_registry_accepts_literal_and_hashed_tokens() -> None:
 
 
 def test_roles_are_ordered() -> None:
+    assert Role.VIEWER.allows(Role.SCREEN)
+    assert not Role.SCREEN.allows(Role.VIEWER)  # a wall screen's token reads the wall and nothing else
     assert Role.ADMIN.allows(Role.OPERATOR)
     assert Role.OPERATOR.allows(Role.VIEWER)
     assert Role.VIEWER.allows(Role.VIEWER)
