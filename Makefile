@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run migrate test lint typecheck rules pytest system-deps helm chart bench clean
+.PHONY: install run migrate test lint typecheck rules pytest system-deps helm chart drills bench clean
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ pytest: install system-deps helm
 
 test: install system-deps lint typecheck rules pytest
 
+# Drills and soak tests (tests/drills/, marked `drill`): minutes each, so not in `make test`; CI runs
+# them after it. Reports go to artifacts/drills/.
+drills: install system-deps
+	$(BIN)/pytest -m drill tests/drills
+
 # Benchmarks print ratios measured in the same run (Panorama against the raw backend, batched
 # against naive); they are not tests and take several minutes each on a 2-core machine.
 bench: install system-deps
@@ -59,6 +64,7 @@ bench: install system-deps
 	$(BIN)/python bench/alert_storm.py
 	$(BIN)/python bench/rollup.py
 	$(BIN)/python bench/grafana.py
+	$(BIN)/python bench/screen.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache
