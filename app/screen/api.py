@@ -36,11 +36,12 @@ async def screen_page(page: PageDep) -> Response:
     "queries run at most once per `screen.refresh_seconds` in each process, whatever the number of "
     "screens; a screen token (role `screen`) or any viewer token reads it.",
 )
-async def screen_data(_caller: Screen, context: ContextDep, sessions: SessionsDep) -> ScreenData:
-    return await service.snapshot(
+async def screen_data(_caller: Screen, context: ContextDep, sessions: SessionsDep) -> Response:
+    body = await service.answer(
         context.screen,
         backends=context.backends,
         sessions=sessions,
         settings=context.settings,
         spawn=context.spawn,
     )
+    return Response(body, media_type="application/json", headers={"cache-control": "no-store"})

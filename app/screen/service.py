@@ -11,7 +11,8 @@ Other features are used only through their services; this module never writes an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, cast
@@ -35,30 +36,19 @@ from app.screen.schemas import (
     GraphData,
     GraphEdge,
     GraphNode,
-    GraphPanel,
     Health,
     HealthFigure,
-    HealthPanel,
     IncidentRow,
     Incidents,
-    IncidentsPanel,
     Level,
     OnCallData,
-    OnCallPanel,
     OnCallRow,
-    PanelMeta,
-    PanelProblem,
-    Panels,
-    ScreenData,
     ServiceRow,
     Services,
-    ServicesPanel,
     Traffic,
     TrafficFigure,
-    TrafficPanel,
     TrendLine,
     Trends,
-    TrendsPanel,
 )
 from app.web.catalogue import MESSAGES
 from app.web.i18n import Translator
@@ -391,24 +381,34 @@ def next_reload(settings: Settings, now: datetime) -> datetime | None:
     return candidate.astimezone(UTC)
 
 
-def _meta(state: PanelState[Any], now: datetime) -> dict[str, Any]:
+def _iso(moment: datetime | None) -> str | None:
+    """A UTC time as the API writes times (pydantic's form: ``2026-12-06T10:36:46.390052Z``)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _panel(state: PanelState[Any], now: datetime) -> bytes:
+    """One panel of the answer: its status, age and problem, then its data as encoded once per refresh."""
     problem = state.problem
     status = (
         "ok" if problem is None and state.data is not None else "stale" if state.data is not None else "error"
     )
-    return {
+    meta = {
         "status": status,
-        "fetched_at": state.fetched_at,
+        "fetched_at": _iso(state.fetched_at),
         "age_s": round((now - state.fetched_at).total_seconds(), 3) if state.fetched_at else None,
-        "error": PanelProblem(backend=problem.backend, message=problem.message) if problem else None,
-        "data": state.data,
+        "error": {"backend": problem.backend, "message": problem.message} if problem else None,
     }
+    return (
+        json.dumps(meta, ensure_ascii=False).encode()[:-1] + b',"data":' + (state.encoded or b"null") + b"}"
+    )
 
 
-async def snapshot(
+async def answer(
     cache: ScreenCache, *, backends: Backends, sessions: Sessions, settings: Settings, spawn: Spawn
-) -> ScreenData:
-    """Every panel, each from the cache (refreshed first when due), each with its status."""
+) -> bytes:
+    """Every panel (:class:`~app.screen.schemas.ScreenData` as JSON), each from the cache, refreshed
+    first when it is due. A request that finds every panel fresh (all but one per interval) makes
+    no task and waits for nothing: it writes the panels' JSON, made once per refresh."""
     cache.requests.inc()
     screen = settings.screen
     refresh = float(screen.refresh_seconds)
@@ -432,39 +432,36 @@ async def snapshot(
             max(refresh, screen.trend_refresh.total_seconds()),
         ),
     }
-    names: Sequence[str] = list(sources)
-    states = await asyncio.gather(
-        *(
-            cache.read(
-                name,
-                source.fetch,
-                interval=source.interval,
-                retry_interval=refresh,
-                timeout=screen.timeout.total_seconds(),
-                backend=source.backend,
-                key=settings,
-                spawn=spawn,
-            )
-            for name, source in sources.items()
-        )
-    )
-    made = now()
-    panels: dict[str, PanelMeta] = {}
-    models: dict[str, type[PanelMeta]] = {
-        "health": HealthPanel,
-        "traffic": TrafficPanel,
-        "services": ServicesPanel,
-        "incidents": IncidentsPanel,
-        "oncall": OnCallPanel,
-        "graph": GraphPanel,
-        "trends": TrendsPanel,
+    states: dict[str, PanelState[Any] | None] = {
+        name: cache.fresh(name, interval=source.interval, retry_interval=refresh, key=settings)
+        for name, source in sources.items()
     }
-    for name, state in zip(names, states, strict=True):
-        panels[name] = models[name].model_validate(_meta(state, made))
-    return ScreenData(
-        generated_at=made,
-        refresh_seconds=screen.refresh_seconds,
-        timezone=settings.timezone,
-        reload_at=next_reload(settings, made),
-        panels=Panels.model_validate(panels),
+    due = [name for name, state in states.items() if state is None]
+    if due:
+        read = await asyncio.gather(
+            *(
+                cache.read(
+                    name,
+                    sources[name].fetch,
+                    interval=sources[name].interval,
+                    retry_interval=refresh,
+                    timeout=screen.timeout.total_seconds(),
+                    backend=sources[name].backend,
+                    key=settings,
+                    spawn=spawn,
+                )
+                for name in due
+            )
+        )
+        states.update(zip(due, read, strict=True))
+    made = now()
+    head = {
+        "generated_at": _iso(made),
+        "refresh_seconds": screen.refresh_seconds,
+        "timezone": settings.timezone,
+        "reload_at": _iso(next_reload(settings, made)),
+    }
+    panels = b",".join(
+        b'"%s":%s' % (name.encode(), _panel(state, made)) for name, state in states.items() if state
     )
+    return json.dumps(head).encode()[:-1] + b',"panels":{' + panels + b"}}"

@@ -5,7 +5,9 @@ Chromium shows the wall over a live platform while incidents come, are acknowled
 back (panels go stale and fresh). After a warm-up, the page's JS heap (CDP ``Runtime.getHeapUsage``
 after a full collection) and its DOM nodes must stay flat: growth ≤ 10% between the first and the
 last samples, and not one event listener more. Every sample goes to
-``artifacts/drills/screen-soak.json``. ``PANORAMA_SOAK_SECONDS`` lengthens it (default 240).
+``artifacts/drills/screen-soak.json``. ``PANORAMA_SOAK_SECONDS`` lengthens it (default 360, of
+which the first 120 are warm-up). The browser runs under DevTools (playwright), which keeps a little
+of every request for its network panel: a kiosk without DevTools keeps less.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from tests.screen.support import FULL_HD, Wall, memory, open_wall, post_incident
 
 pytestmark = [BROWSER, pytest.mark.drill, pytest.mark.timeout(1800)]
 
-SOAK_S = float(os.environ.get("PANORAMA_SOAK_SECONDS", "240"))
-WARM_UP_S = 30.0
-SAMPLE_EVERY_S = 15.0
+SOAK_S = float(os.environ.get("PANORAMA_SOAK_SECONDS", "360"))
+WARM_UP_S = 120.0  # the JIT compiles the hot paths, charts and buffers reach their size
+SAMPLE_EVERY_S = 20.0
 CHURN_EVERY_S = 5.0
 OUTAGE = (0.4, 0.55)  # Prometheus is away for this share of the soak
 GROWTH_ALLOWED = 1.10
@@ -89,10 +91,11 @@ async def test_the_wall_keeps_its_heap_and_dom_flat_for_minutes(
     first, last = samples[:3], samples[-3:]
     growth = {
         key: statistics.median(s[key] for s in last) / statistics.median(s[key] for s in first)
-        for key in ("heap", "nodes")
+        for key in ("heap", "nodes", "live_nodes")
     }
     print(f"screen soak: {SOAK_S:.0f} s, {len(samples)} samples, {incidents} incidents, growth {growth}")
     assert len(samples) >= 6
     assert growth["heap"] <= GROWTH_ALLOWED, samples
-    assert growth["nodes"] <= GROWTH_ALLOWED, samples
+    assert growth["nodes"] <= GROWTH_ALLOWED, samples  # the DOM counters, detached nodes included
+    assert growth["live_nodes"] <= GROWTH_ALLOWED, samples  # the document itself
     assert {s["listeners"] for s in samples} == {samples[0]["listeners"]}, samples

@@ -177,7 +177,8 @@ async def post_incident(wall: Wall, name: str, severity: str, service: str, minu
 
 async def memory(page: CheckedPage) -> dict[str, float]:
     """The page's JS heap in use and its DOM counters after a full garbage collection (through
-    the Chrome DevTools protocol: ``Runtime.getHeapUsage``, ``Memory.getDOMCounters``)."""
+    the Chrome DevTools protocol: ``Runtime.getHeapUsage``, ``Memory.getDOMCounters``, which counts
+    detached nodes not yet collected too), and the nodes in the document (elements and text)."""
     cdp = await page.page.context.new_cdp_session(page.page)
     try:
         await cdp.send("HeapProfiler.collectGarbage")
@@ -185,8 +186,19 @@ async def memory(page: CheckedPage) -> dict[str, float]:
         counters = await cdp.send("Memory.getDOMCounters")
     finally:
         await cdp.detach()
+    live = await page.page.evaluate(LIVE_NODES)
     return {
         "heap": float(heap["usedSize"]),
         "nodes": float(counters["nodes"]),
         "listeners": float(counters["jsEventListeners"]),
+        "live_nodes": float(live),
     }
+
+
+LIVE_NODES = """() => {
+    const shown = NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT;
+    const walker = document.createTreeWalker(document.documentElement, shown);
+    let count = 1;
+    while (walker.nextNode()) count++;
+    return count;
+}"""

@@ -150,7 +150,7 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     await no_scrollbars(big)
     await no_placeholders_leak(big)
     await big.shot("screen", "wall-3840x2160", full_page=False)
-    readme = await open_wall(open_page, wall, {"width": 1280, "height": 720})
+    readme = await open_wall(open_page, wall, {"width": 1024, "height": 576})
     await readme.shot("screen", "readme-wall", full_page=False, small=True)
     english = await open_wall(open_page, wall, FULL_HD, "&lang=en")
     assert await english.page.locator("#panel-health-title").inner_text() == "Platform health"
@@ -180,7 +180,7 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     # after dozens of refreshes, a banner up and down and an outage: no element or listener more
     # (the heap is measured over minutes by tests/drills/test_screen_soak.py)
     now = await memory(page)
-    assert now["nodes"] <= settled["nodes"] * 1.1, (settled, now)
+    assert now["live_nodes"] <= settled["live_nodes"] * 1.1, (settled, now)  # one incident more
     assert now["listeners"] == settled["listeners"], (settled, now)
 
 
@@ -204,4 +204,6 @@ async def test_the_wall_reloads_itself_at_the_quiet_hour_and_keeps_its_token(
         assert "token=" not in p.url
         # the token came back from sessionStorage: the data still loads after the reload
         message = p.locator('[data-panel="incidents"] [data-message]')
-        await until(lambda: message.evaluate("e => e.textContent === '没有未恢复的事件'"), "data after the reload")
+        await until(
+            lambda: message.evaluate("e => e.textContent === '没有未恢复的事件'"), "data after the reload"
+        )

@@ -303,7 +303,7 @@
         animation: false,
         grid: { left: 0, right: 0, top: 6, bottom: 2 },
         xAxis: { type: "time", show: false, min: times[0], max: times[times.length - 1] },
-        yAxis: { type: "value", show: false, min: 0, max: function (v) { return v.max > 0 ? v.max * 1.15 : 1; } },
+        yAxis: { type: "value", show: false, min: 0, max: headroom },
         tooltip: { show: false },
         series: [{
           id: "line", type: "line", connectNulls: false, smooth: 0.2,
@@ -315,6 +315,8 @@
       });
     });
   }
+
+  function headroom(extent) { return extent.max > 0 ? extent.max * 1.15 : 1; }
 
   // --- top services -----------------------------------------------------------------------------
 
@@ -481,7 +483,7 @@
       tooltip: { show: false },
       series: [{
         id: "graph", type: "graph", layout: "none", roam: false, silent: true,
-        left: rem * 5.5, right: rem * 5.5, top: rem * 1.4, bottom: rem * 2.8,
+        left: rem * 5.5, right: rem * 5.5, top: rem * 1.5, bottom: rem * 3.6,
         edgeSymbol: ["none", "arrow"], edgeSymbolSize: rem * 0.55,
         label: { show: true, position: "bottom", color: "#e6edf3", fontSize: rem * 0.8, lineHeight: rem * 0.95 },
         data: data.nodes.map(function (n) {
@@ -658,6 +660,9 @@
       })
       .then(function () {
         window.clearTimeout(timer);
+        if (window.performance && window.performance.clearResourceTimings) {
+          window.performance.clearResourceTimings();  // one entry per request would pile up for weeks
+        }
         render();
         tick();
         state.polling = window.setTimeout(poll, config.refresh_seconds * 1000);
