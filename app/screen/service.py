@@ -399,7 +399,10 @@ def _panel(state: PanelState[Any], now: datetime) -> bytes:
         "error": {"backend": problem.backend, "message": problem.message} if problem else None,
     }
     return (
-        json.dumps(meta, ensure_ascii=False).encode()[:-1] + b',"data":' + (state.encoded or b"null") + b"}"
+        json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()[:-1]
+        + b',"data":'
+        + (state.encoded or b"null")
+        + b"}"
     )
 
 
@@ -464,4 +467,4 @@ async def answer(
     panels = b",".join(
         b'"%s":%s' % (name.encode(), _panel(state, made)) for name, state in states.items() if state
     )
-    return json.dumps(head).encode()[:-1] + b',"panels":{' + panels + b"}}"
+    return json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"panels":{' + panels + b"}}"

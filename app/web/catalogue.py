@@ -279,6 +279,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.daily_p99": ("每日 P99 延迟（ms）", "Daily p99 latency (ms)"),
     "screen.platform": ("全平台", "Platform"),
     "screen.no_trends": ("还没有每日汇总数据", "No daily rollups yet"),
+    "screen.no_platform_trend": (
+        "还没有全平台的每日汇总（升级前的日期可重新汇总）",
+        "No daily rollups of the whole platform yet (roll up earlier days again to fill them)",
+    ),
     "screen.stale": ("数据已过期 {age}", "Stale for {age}"),
     "screen.no_data": ("暂无数据", "No data"),
     "screen.unreachable": ("无法连接 Panorama", "Panorama unreachable"),

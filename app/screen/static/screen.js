@@ -291,7 +291,8 @@
       } else {
         var parts = figure.key === "error_rate" ? percent(figure.value) : millis(figure.value);
         setText(value, parts[0]);
-        setText(unit, figure.value === null && figure.key === "error_rate" ? say("no_traffic") : parts[1]);
+        var missing = figure.key === "error_rate" ? say("no_traffic") : say("no_data");
+        setText(unit, figure.value === null ? missing : parts[1]);
       }
       var level = figure.key === "requests_per_s" ? "" : levelOf(figure.level);
       host.setAttribute("data-level", level);
@@ -531,7 +532,11 @@
     var sideLegend = { orient: "vertical", right: 0, top: "middle", textStyle: legend.textStyle,
                        itemWidth: legend.itemWidth, itemHeight: legend.itemHeight, itemGap: rem * 0.45 };
     var platform = data.platform;
-    var traffic = chart("trend-traffic", sections.trends.root.querySelector('[data-trend="traffic"]'));
+    var platformNote = sections.trends.root.querySelector('[data-trend-note="traffic"]');
+    var trafficHost = sections.trends.root.querySelector('[data-trend="traffic"]');
+    platformNote.classList.toggle("shown", has && !platform);  // never an empty frame without a word
+    trafficHost.classList.toggle("veiled", has && !platform);
+    var traffic = chart("trend-traffic", trafficHost);
     if (traffic) {
       traffic.setOption({
         animation: false, legend: legend, tooltip: { show: false },
