@@ -121,7 +121,7 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     await no_scrollbars(page)
     await no_placeholders_leak(page)
     assert await p.locator("#banner").evaluate("e => e.classList.contains('hidden')")
-    await until(lambda: sparkline(page, 12), "a minute of the live line")
+    await until(lambda: sparkline(page, 6), "some of the live line")
     await page.shot("screen", "wall-1920x1080", full_page=False)
     settled = await memory(page)
 
@@ -188,7 +188,7 @@ async def test_the_wall_reloads_itself_at_the_quiet_hour_and_keeps_its_token(
     tmp_path: Path, open_page: OpenPage
 ) -> None:
     zone = ZoneInfo(ZONE)
-    quiet = (datetime.now(zone) + timedelta(seconds=12)).time().replace(microsecond=0)
+    quiet = (datetime.now(zone) + timedelta(seconds=8)).time().replace(microsecond=0)
     settings = settings_for(
         f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}",
         timezone=ZONE,
