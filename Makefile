@@ -52,8 +52,8 @@ pytest: install system-deps helm
 
 test: install system-deps lint typecheck rules pytest
 
-# Failure drills (tests/drills/): replicas, restarts, outages, kills; each prints what it injected and
-# what it counted. Minutes in all; CI runs them after `make test`. Reports go to artifacts/drills/.
+# Drills and soak tests (tests/drills/, marked `drill`): minutes each, so not in `make test`; CI runs
+# them after it. Reports go to artifacts/drills/.
 drills: install system-deps
 	$(BIN)/pytest -m drill tests/drills
 
@@ -64,6 +64,7 @@ bench: install system-deps
 	$(BIN)/python bench/alert_storm.py
 	$(BIN)/python bench/rollup.py
 	$(BIN)/python bench/grafana.py
+	$(BIN)/python bench/screen.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache

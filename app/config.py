@@ -41,6 +41,8 @@ from app.config_types import Model
 from app.correlation.config import CorrelationSettings
 from app.grafana.config import GrafanaSettings
 from app.rollups.config import RollupSettings, SloObjective
+from app.screen.config import ScreenSettings
+from app.screen.config import cross_check as screen_cross_check
 from app.security import Role, generate_token, token_spec_problem
 from app.server_config import ServerSettings
 from app.web.config import WebSettings
@@ -219,10 +221,11 @@ class Settings(Model):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     web: WebSettings = Field(default_factory=WebSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    screen: ScreenSettings = Field(default_factory=ScreenSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
-        problems = cross_check(self)
+        problems = cross_check(self) + screen_cross_check(self.screen, [s.name for s in self.schedules])
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -32,6 +32,7 @@ from app.backends.registry import BACKEND_NAMES, Backends, Closable
 from app.config import Settings
 from app.observability import Metrics, update_log_settings
 from app.scheduler import register_jobs, start_scheduler, stop_scheduler
+from app.screen.cache import ScreenCache
 from app.security import TokenRegistry
 
 log = logging.getLogger("panorama")
@@ -63,6 +64,7 @@ class AppContext:
     alerts: AlertRuntime | None = None
     schema_ready: bool = False
     stopping: bool = False
+    screen: ScreenCache = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _retiring: dict[asyncio.Task[None], Closable] = field(default_factory=dict)
     _deadline: float | None = None
@@ -70,6 +72,8 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.tokens = token_registry(self.settings)
+        self.screen = ScreenCache(self.metrics.registry)  # per process: see app/screen/cache.py
+        self.metrics.backend_call_listeners.append(self.screen.observe_backend_call)
 
     async def open(self) -> None:
         self.engine = db.create_engine(self.settings.database)

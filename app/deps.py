@@ -112,6 +112,8 @@ def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 # The role travels as the security requirement's scope, so the OpenAPI document
 # states it on each operation: `security: [{"HTTPBearer": ["operator"]}]`.
+Screen = Annotated[Principal, Security(require_role(Role.SCREEN), scopes=[Role.SCREEN.value])]
+"""The wall screen's data: a ``screen`` token (kiosk) or any viewer token or higher."""
 Viewer = Annotated[Principal, Security(require_role(Role.VIEWER), scopes=[Role.VIEWER.value])]
 Operator = Annotated[Principal, Security(require_role(Role.OPERATOR), scopes=[Role.OPERATOR.value])]
 Admin = Annotated[Principal, Security(require_role(Role.ADMIN), scopes=[Role.ADMIN.value])]

@@ -40,6 +40,7 @@ from app.observability import (
 )
 from app.pages import api as pages_api
 from app.rollups import api as rollups_api
+from app.screen import api as screen_api
 from app.security import Role
 from app.system import api as system_api
 from app.system import service as system
@@ -53,7 +54,8 @@ DESCRIPTION = """
 Panorama is the observability hub above Prometheus, Alertmanager, Elasticsearch and Jaeger.
 
 Every route except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>`.
-Roles, each allowing what the ones before it allow: `viewer` < `operator` < `admin`.
+Roles, each allowing what the ones before it allow: `screen` < `viewer` < `operator` < `admin`
+(`screen` is the wall screen's kiosk token: it reads `/api/v1/screen` and nothing else).
 Errors are JSON: `{"error": "<code>", "message": "<what went wrong>"}`; a failing backend
 answers 502/503/504 and names the backend in `backend`.
 """
@@ -96,6 +98,7 @@ def create_app(
     app.include_router(grafana_api.router)
     app.include_router(web_api.router)
     app.include_router(pages_api.router)
+    app.include_router(screen_api.router)
     _install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=lambda: context.settings.server.rate_limit)

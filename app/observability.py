@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,12 +83,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.backend_call_listeners: list[Callable[[str], None]] = []
+        """Also told of each backend call (its backend), e.g. the wall screen counting its own."""
+
     def observe_delivery(self, channel: str, outcome: str) -> None:
         self.deliveries.labels(channel, outcome).inc()
 
     def observe_backend_call(self, backend: str, outcome: str, seconds: float) -> None:
         self.backend_requests.labels(backend, outcome).inc()
         self.backend_duration.labels(backend).observe(seconds)
+        for listener in self.backend_call_listeners:
+            listener(backend)
 
     def watch_database(self, engine: AsyncEngine) -> None:
         self.registry.register(DatabasePoolCollector(engine))
@@ -263,9 +268,9 @@ _URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query", "url.path
 
 
 def hide_link_tokens(span: trace.Span, _scope: dict[str, Any]) -> None:
-    """Keeps the tokens of view links (``?view=``), calendar feeds (``?token=``), ack links
-    (``/ack/<token>``, ``…/gather/<token>``) out of the
-    server span's URL attributes, which are exported to a tracing backend."""
+    """Keeps the tokens of view links (``?view=``), calendar feeds and the wall screen's kiosk URL
+    (``?token=``) and ack links (``/ack/<token>``, ``…/gather/<token>``) out of the server span's URL
+    attributes, which are exported to a tracing backend."""
     attributes = getattr(span, "attributes", None)
     if not span.is_recording() or not attributes:
         return

@@ -19,8 +19,14 @@ MIN_TOKEN_LENGTH = 16
 
 
 class Role(StrEnum):
-    """Roles in increasing power: each one may do what the ones before it may."""
+    """Roles in increasing power: each one may do what the ones before it may.
 
+    ``screen`` is the wall screen's kiosk token: it comes first, so that it may read the wall
+    screen's data and nothing else (every viewer route asks for ``viewer`` or more), while any
+    viewer token opens the wall screen too.
+    """
+
+    SCREEN = "screen"
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
@@ -33,7 +39,7 @@ class Role(StrEnum):
         return self.rank >= required.rank
 
 
-_RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+_RANKS = {Role.SCREEN: 0, Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
 
 
 @dataclass(frozen=True)

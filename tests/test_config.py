@@ -119,7 +119,8 @@ unknown_section: {}
     assert any(p.startswith("prometheus.urll: unknown key") for p in found)
     assert any(p.startswith("prometheus.timeout_s: Input should be greater than 0") for p in found)
     assert any(
-        p.startswith("auth.tokens[1].role: Input should be 'viewer', 'operator' or 'admin'") for p in found
+        p.startswith("auth.tokens[1].role: Input should be 'screen', 'viewer', 'operator' or 'admin'")
+        for p in found
     )
     assert "auth.tokens[2].token: a literal token must be at least 16 characters long" in found
     assert "auth.tokens[3].token: a sha256: token must be followed by 64 hexadecimal digits" in found

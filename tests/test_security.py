@@ -13,15 +13,29 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from app.security import Principal, Role, TokenRegistry, token_spec_problem
-from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, TOKENS, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import (
+    ADMIN_TOKEN,
+    OPERATOR_TOKEN,
+    SCREEN_TOKEN,
+    TOKENS,
+    VIEWER_TOKEN,
+    AppFactory,
+    bearer,
+)
 
 PUBLIC = {"/healthz", "/readyz", "/metrics"}
 ROUTE_OF_ROLE = {
+    Role.SCREEN: ("GET", "/api/v1/screen"),
     Role.VIEWER: ("GET", "/api/v1/whoami"),
     Role.OPERATOR: ("GET", "/api/v1/config"),
     Role.ADMIN: ("POST", "/-/reload"),
 }
-TOKEN_OF_ROLE = {Role.VIEWER: VIEWER_TOKEN, Role.OPERATOR: OPERATOR_TOKEN, Role.ADMIN: ADMIN_TOKEN}
+TOKEN_OF_ROLE = {
+    Role.SCREEN: SCREEN_TOKEN,
+    Role.VIEWER: VIEWER_TOKEN,
+    Role.OPERATOR: OPERATOR_TOKEN,
+    Role.ADMIN: ADMIN_TOKEN,
+}
 
 
 def test_registry_accepts_literal_and_hashed_tokens() -> None:
@@ -37,6 +51,8 @@ def test_registry_accepts_literal_and_hashed_tokens() -> None:
 
 
 def test_roles_are_ordered() -> None:
+    assert Role.VIEWER.allows(Role.SCREEN)
+    assert not Role.SCREEN.allows(Role.VIEWER)  # a wall screen's token reads the wall and nothing else
     assert Role.ADMIN.allows(Role.OPERATOR)
     assert Role.OPERATOR.allows(Role.VIEWER)
     assert Role.VIEWER.allows(Role.VIEWER)
@@ -101,6 +117,7 @@ PUBLIC_ROUTES = {
     ("GET", "/login"): "the login form (no data)",
     ("POST", "/logout"): "ends the session",
     ("GET", "/static/{path:path}"): "the pages' own stylesheet, scripts and ECharts",
+    ("GET", "/screen"): "the wall screen's shell (no data; its data needs a token)",
 }
 PUBLIC_PREFIXES: dict[str, str] = {}  # e.g. "/static": "the pages' own assets"
 # HTML pages authenticate in the page dependency (app/web/deps.py): a login cookie, a bearer token,

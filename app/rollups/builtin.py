@@ -1,4 +1,6 @@
-"""The platform's standard rollups: Istio services, cAdvisor namespaces, node_exporter cluster.
+"""The platform's standard rollups: Istio services, cAdvisor namespaces, node_exporter cluster,
+and the platform's whole Istio traffic (one entity, ``platform``: its daily p99 is computed from
+every service's buckets summed, never from the services' p99s).
 
 Users extend or replace these by name in ``rollups`` (see ``config.py``).
 """
@@ -23,6 +25,7 @@ ENTITIES = [
         selector='container_cpu_usage_seconds_total{container!="",container!="POD"}',
     ),
     EntityKind(name="cluster", labels=[]),
+    EntityKind(name="platform", labels=[]),
 ]
 
 
@@ -101,15 +104,40 @@ DEFINITIONS = [
     ),
 ]
 
+PLATFORM = [
+    _definition(
+        "requests",
+        "platform",
+        FamilyKind.COUNTER,
+        'sum(increase(istio_requests_total{reporter="destination"}[$range]))',
+    ),
+    _definition(
+        "errors",
+        "platform",
+        FamilyKind.COUNTER,
+        'sum(increase(istio_requests_total{response_code=~"5..",reporter="destination"}[$range]))',
+    ),
+    _definition(
+        LATENCY_FAMILY,
+        "platform",
+        FamilyKind.HISTOGRAM,
+        'sum by (le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination"}[$range]))',
+        figures={"latency_p50_ms": "p50", "latency_p95_ms": "p95", "latency_p99_ms": "p99"},
+    ),
+]
+DEFINITIONS += PLATFORM
+
 DERIVED = [
     Derived(name="error_rate", entity="service", expr="errors / requests"),
     Derived(name="availability", entity="service", expr="1 - errors / requests"),
     Derived(name="qps_avg", entity="service", expr="requests / seconds"),
     Derived(name="latency_avg_ms", entity="service", expr="latency_sum_ms / latency_count"),
+    Derived(name="error_rate", entity="platform", expr="errors / requests"),
 ]
 
 # The order figures are listed in, per entity kind, for the built-in kinds.
 FIGURE_ORDER = {
+    "platform": ["requests", "errors", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"],
     "service": [
         "requests",
         "errors",

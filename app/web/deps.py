@@ -26,7 +26,7 @@ from app.deps import get_context
 from app.errors import NotFound, PanoramaError
 from app.security import Principal, Role
 from app.web import auth, shell
-from app.web.errors import CannotAct, CrossSiteForm, LoginRequired, ViewLinkRefused
+from app.web.errors import CannotAct, CrossSiteForm, LoginRequired, ScreenTokenOnly, ViewLinkRefused
 from app.web.i18n import LANG_COOKIE, Translator, negotiate, parse_locale
 
 log = logging.getLogger("panorama.web")
@@ -56,8 +56,15 @@ class Page:
     # --- who may see and do what ----------------------------------------------------------
 
     def require(self, scope: str | None = None) -> None:
-        """Lets through a signed-in reader (any role), or a view link for exactly ``scope``."""
+        """Lets through a signed-in reader (a viewer or more), or a view link for exactly ``scope``.
+
+        A wall screen's token (role ``screen``) opens the wall screen's data and nothing else.
+        """
         if self.principal is not None:
+            if not self.principal.role.allows(Role.VIEWER):
+                raise ScreenTokenOnly(
+                    f"token {self.principal.name!r} has the screen role: it opens the wall screen only"
+                )
             return
         if self.grant is not None and scope is not None and self.grant.scope == scope:
             return

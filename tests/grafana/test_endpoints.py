@@ -36,6 +36,9 @@ FIGURES = {
     "cluster": [
         "cpu_utilization_avg", "cpu_utilization_peak", "memory_utilization_avg", "memory_utilization_peak",
     ],
+    "platform": [
+        "requests", "errors", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+    ],
     "slo": ["availability", "error_budget_remaining", "error_budget_remaining_minutes"],
 }  # fmt: skip
 ALL_METRICS = [f"{kind}.{figure}" for kind, figures in FIGURES.items() for figure in figures]

@@ -18,7 +18,8 @@ from app.main import create_app
 VIEWER_TOKEN = "viewer-token-for-tests-0001"
 OPERATOR_TOKEN = "operator-token-for-tests-0002"
 ADMIN_TOKEN = "admin-token-for-tests-0003"
-TOKENS = {"viewer": VIEWER_TOKEN, "operator": OPERATOR_TOKEN, "admin": ADMIN_TOKEN}
+SCREEN_TOKEN = "screen-token-for-tests-0004"
+TOKENS = {"viewer": VIEWER_TOKEN, "operator": OPERATOR_TOKEN, "admin": ADMIN_TOKEN, "screen": SCREEN_TOKEN}
 
 
 def bearer(token: str) -> dict[str, str]:

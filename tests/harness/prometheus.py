@@ -60,14 +60,27 @@ class RunningPrometheus(RunningServer):
         return PrometheusSettings(url=self.url, **overrides)
 
 
-def prometheus_config(port: int, *, warning_probe: bool = True) -> str:
-    """A configuration with no scrape jobs (the history comes from backfill) and no alerting."""
+def prometheus_config(
+    port: int, *, warning_probe: bool = True, scrape: Sequence[str] = (), scrape_interval: str = "1m"
+) -> str:
+    """A configuration without alerting; without ``scrape`` targets (``host:port`` serving
+    ``/metrics``), with no scrape jobs either: the history then comes from backfill only."""
     lines = [
         "global:",
-        "  scrape_interval: 1m",
+        f"  scrape_interval: {scrape_interval}",
         "  evaluation_interval: 1m",
-        "scrape_configs: []",
     ]
+    if scrape:
+        lines += [
+            "scrape_configs:",
+            "  - job_name: live",
+            f"    scrape_interval: {scrape_interval}",
+            f"    scrape_timeout: {scrape_interval}",
+            "    static_configs:",
+            f"      - targets: [{', '.join(scrape)}]",
+        ]
+    else:
+        lines.append("scrape_configs: []")
     if warning_probe:
         lines += [
             "remote_read:",
@@ -130,9 +143,12 @@ def start_prometheus(
     port: int | None = None,
     warning_probe: bool = True,
     extra_args: Sequence[str] = (),
+    scrape: Sequence[str] = (),
+    scrape_interval: str = "1m",
 ) -> RunningPrometheus:
     """Backfills ``openmetrics`` (one file or several) into a fresh TSDB under ``tmp_dir``
-    and starts Prometheus on 127.0.0.1, returning once ``/-/ready`` answers."""
+    and starts Prometheus on 127.0.0.1, returning once ``/-/ready`` answers. ``scrape`` lists
+    live targets (``127.0.0.1:<port>``) scraped every ``scrape_interval``."""
     prometheus = require_binaries(*BINARIES)["prometheus"]
     tmp_dir.mkdir(parents=True, exist_ok=True)
     data_dir = tmp_dir / "data"
@@ -142,7 +158,11 @@ def start_prometheus(
     config_file = tmp_dir / "prometheus.yml"
 
     def build(port: int) -> ManagedProcess:
-        config_file.write_text(prometheus_config(port, warning_probe=warning_probe))
+        config_file.write_text(
+            prometheus_config(
+                port, warning_probe=warning_probe, scrape=scrape, scrape_interval=scrape_interval
+            )
+        )
         argv = [
             prometheus,
             f"--config.file={config_file}",

@@ -15,7 +15,8 @@ from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 
 SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
-PUBLIC_PAGES = {"/login", "/logout", "/static/{path:path}", "/ack/{token}", "/"}  # no data in them
+# No data in them (the wall screen's page is a shell; its data needs a token: tests/screen/).
+PUBLIC_PAGES = {"/login", "/logout", "/static/{path:path}", "/ack/{token}", "/", "/screen"}
 
 
 async def _incident(client: httpx.AsyncClient, name: str = "PaymentsDown", **labels: str) -> int:

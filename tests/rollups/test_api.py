@@ -171,7 +171,7 @@ async def test_a_range_runs_in_the_background(app_factory: AppFactory, prometheu
             await asyncio.sleep(0.05)
     assert sorted(r["day"] for r in runs) == days
     assert {r["trigger"] for r in runs} == {"api"}
-    assert all(r["entities"] == 4 and r["duration_ms"] > 0 and r["error"] is None for r in runs)
+    assert all(r["entities"] == 5 and r["duration_ms"] > 0 and r["error"] is None for r in runs)
 
 
 async def test_bad_requests_name_the_problem(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
@@ -203,7 +203,7 @@ async def test_bad_requests_name_the_problem(app_factory: AppFactory, prometheus
     assert unknown.status_code == 404
     assert "nope.default.svc.cluster.local" in unknown.json()["message"]
     assert unknown_kind.status_code == 404
-    assert "known: cluster, namespace, service" in unknown_kind.json()["message"]
+    assert "known: cluster, namespace, platform, service" in unknown_kind.json()["message"]
     assert future.status_code == 400
     assert "2999-01-01 has not ended yet" in future.json()["message"]
     assert both.status_code == 400

@@ -48,11 +48,11 @@ def test_rollup_from_the_command_line(
     assert run(["migrate"], env).returncode == 0
     one = run(["rollup", "--date", days[0]], env)
     assert one.returncode == 0, one.stderr
-    assert one.stdout.startswith("rolled up 1 day: 1 ok; 16 values in ")
+    assert one.stdout.startswith("rolled up 1 day: 1 ok; 19 values in ")
 
     backfill = run(["rollup", "--from", days[0], "--to", days[-1]], env)
     assert backfill.returncode == 0, backfill.stderr
-    assert backfill.stdout.startswith("rolled up 3 days: 3 ok; 48 values in ")
+    assert backfill.stdout.startswith("rolled up 3 days: 3 ok; 57 values in ")
     assert "\r[" not in backfill.stderr  # no progress bar when the output is not a terminal
 
     future = run(["rollup", "--date", "2999-01-01"], env)

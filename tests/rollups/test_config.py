@@ -67,7 +67,7 @@ slo:
     requests = catalog.family("service", "requests")
     assert requests is not None
     assert 'reporter="source"' in requests.query
-    assert len([d for d in catalog.definitions if d.name == "requests"]) == 1
+    assert len([d for d in catalog.definitions if (d.entity, d.name) == ("service", "requests")]) == 1
     assert settings.slo[0].window_days == 30
 
 

@@ -56,7 +56,7 @@ async def test_grafana_time_macros_and_coarser_periods(client: httpx.AsyncClient
     start = int(datetime(2025, 1, 31, 16, 0, tzinfo=UTC).timestamp() * 1000)  # 1 February, 00:00 in Shanghai
     end = "2025-03-31T16:00:00Z"  # 1 April 00:00 in Shanghai: March is the last day's month
     monthly = await rows(
-        client, figure="requests", entity=SEARCH, granularity="month", **{"from": start, "to": end}
+        client, figure="service.requests", entity=SEARCH, granularity="month", **{"from": start, "to": end}
     )
     assert [(r["time"], r["value"]) for r in monthly] == [
         ("2025-02-01T00:00:00+08:00", pytest.approx(14 * 100.0 + 14 * 10.0)),

@@ -45,7 +45,7 @@ async def test_a_day_is_stored_and_rerunning_replaces_it(
     client = client_for(prometheus)
     first = await service.run_day(sessions, client, settings, day, trigger="test")
     assert first.status == RunStatus.OK
-    assert first.entities == 4  # checkout and payments, the shop namespace, the cluster
+    assert first.entities == 5  # checkout and payments, the shop namespace, the cluster, the platform
     stored = await count_values(sessions, day=day)
     assert stored == first.entities
     again = await service.run_day(sessions, client, settings, day, trigger="test")
