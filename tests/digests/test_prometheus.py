@@ -70,4 +70,6 @@ async def test_a_generated_day_has_the_generated_figures_and_says_last_week_is_m
     week_before = day - timedelta(days=7)
     assert f"No rollup for the same day last week ({week_before}): nothing to compare with" in report.text
     assert report.regressions == []
-    assert f"Requests {round(report.scope.requests):,}" in report.text
+    requests_found = report.scope.requests
+    assert requests_found is not None
+    assert f"Requests {round(requests_found):,}" in report.text
