@@ -38,6 +38,7 @@ WORDS: dict[str, dict[str, str]] = {
         "slo_availability": "可用性",
         "slo_latency_p99_ms": "p99 延迟",
         "slo_line": "{service} {objective}：{achieved}（目标 {target}）{met} · 错误预算剩余 {budget}",
+        "window": "（{window} 天窗口，{days} 天有数据）",
         "met": "✅ 达标",
         "not_met": "❌ 未达标",
         "budget_minutes": "{share}（约 {minutes}）",
@@ -83,6 +84,7 @@ WORDS: dict[str, dict[str, str]] = {
         "slo_availability": "availability",
         "slo_latency_p99_ms": "p99 latency",
         "slo_line": "{service} {objective}: {achieved} (target {target}) {met} · error budget left {budget}",
+        "window": " ({window}-day window, {days} days of data)",
         "met": "✅ met",
         "not_met": "❌ missed",
         "budget_minutes": "{share} (about {minutes})",
@@ -220,6 +222,8 @@ def notice(report: DigestOut, public_url: str, config: DigestConfig) -> Notice:
                 budget=budget,
             )
         )
+        if o.data_days < o.window_days:
+            lines[-1] += w["window"].format(window=o.window_days, days=o.data_days)
     lines.append(w["incidents"])
     incidents = report.incidents
     if incidents.opened == 0:
