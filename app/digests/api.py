@@ -57,7 +57,6 @@ async def send(
     day: DayParam = None,
     force: Annotated[bool, Query(description="Send again even if it was sent for that day")] = False,
 ) -> SendOut:
-    answer = await service.send(sessions, context.settings, name, day, force=force, by=f"api:{caller.name}")
-    if answer.sent:
-        alerts.wake()
-    return answer
+    return await service.send(
+        sessions, context.settings, name, day, force=force, by=f"api:{caller.name}", wake=alerts.wake
+    )

@@ -29,12 +29,13 @@ async def send_due(context: AppContext, name: str) -> None:
     try:
         config = service.digest_named(settings, name)
         day = service.due_day(config, settings, datetime.now(UTC))
-        answer = await service.send(context.sessions, settings, name, day.isoformat(), by="schedule")
+        wake = context.alerts.wake if context.alerts is not None else None
+        answer = await service.send(
+            context.sessions, settings, name, day.isoformat(), by="schedule", wake=wake
+        )
     except Exception:
         log.exception("digest %s could not be sent", name)
         return
-    if answer.sent and context.alerts is not None:
-        context.alerts.wake()
     log.info("digest %s for %s: %s", name, answer.day, "queued" if answer.sent else "already sent")
 
 

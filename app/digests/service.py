@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -353,8 +353,10 @@ async def send(
     force: bool = False,
     by: str,
     now: datetime | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> SendOut:
-    """Sends the digest of a day once: see the module's docstring."""
+    """Sends the digest of a day once: see the module's docstring. ``wake`` (the delivery
+    worker's) is called once it is in the outbox."""
     config = digest_named(settings, name)
     moment = now or utcnow()
     day = parse_day(day_text, config.zone(settings.timezone), moment)
@@ -370,6 +372,8 @@ async def send(
         row = await repository.sent(session, config.name, day)
     sends = row.sends if row is not None else 1
     queued = claimed or force
+    if queued and wake is not None:
+        wake()
     return SendOut(
         name=config.name,
         day=day,

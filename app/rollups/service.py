@@ -686,7 +686,8 @@ async def combined(
     them has a stored day in the period; ``days`` is the most days any of them has."""
     catalog = catalog_of(settings)
     found = await period_totals(session, settings, catalog, entity_kind, first, last)
-    chosen = [totals for name, totals in found.items() if name in entities]
+    wanted = set(entities)
+    chosen = [totals for name, totals in found.items() if name in wanted]
     if not chosen:
         return None
     total = Totals(days=max(t.days for t in chosen), seconds=max(t.seconds for t in chosen))
@@ -696,7 +697,7 @@ async def combined(
         for family, buckets in one.histograms.items():
             total.add_buckets(family, buckets)
     return EntityFigures(
-        ", ".join(sorted(n for n in found if n in entities)), total.days, figures(catalog, entity_kind, total)
+        ", ".join(sorted(n for n in found if n in wanted)), total.days, figures(catalog, entity_kind, total)
     )
 
 
