@@ -1,4 +1,4 @@
-"""The ``panorama`` command: serve, migrate, check-config."""
+"""The ``panorama`` command: serve, migrate, rollup, digest, check-config."""
 
 from __future__ import annotations
 
@@ -49,6 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     rollup.add_argument("--from", dest="first", type=_day, help="first day of a range")
     rollup.add_argument("--to", dest="last", type=_day, help="last day of a range (inclusive)")
 
+    digest = commands.add_parser("digest", help="render a daily digest (运维日报), or send it once")
+    digest.add_argument("name", help="the digest's name (the digests section)")
+    digest.add_argument(
+        "--date",
+        dest="day",
+        help="the day it covers: YYYY-MM-DD, an ISO time, or now-1d (default: yesterday)",
+    )
+    digest.add_argument("--dry-run", action="store_true", help="print it, send nothing")
+    digest.add_argument("--markdown", action="store_true", help="with --dry-run: as DingTalk markdown")
+    digest.add_argument("--force", action="store_true", help="send it even if it was sent for that day")
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", nargs="?", help="file to check (default: as for --config)")
     return parser
@@ -68,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.rollups.cli import rollup
 
         return rollup(settings, date=args.date, first=args.first, last=args.last)
+    if args.command == "digest":
+        from app.digests.cli import digest
+
+        return digest(
+            settings, args.name, day=args.day, dry_run=args.dry_run, force=args.force, markdown=args.markdown
+        )
     return serve(settings, path, args.host, args.port)
 
 

@@ -39,6 +39,8 @@ from app.alerts.config import (
 )
 from app.config_types import Model
 from app.correlation.config import CorrelationSettings
+from app.digests.config import DigestConfig
+from app.digests.config import cross_check as digests_cross_check
 from app.grafana.config import GrafanaSettings
 from app.rollups.config import RollupSettings, SloObjective
 from app.screen.config import ScreenSettings
@@ -222,10 +224,14 @@ class Settings(Model):
     web: WebSettings = Field(default_factory=WebSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     screen: ScreenSettings = Field(default_factory=ScreenSettings)
+    digests: list[DigestConfig] = Field(default_factory=list, description="Daily ops digests (运维日报)")
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
         problems = cross_check(self) + screen_cross_check(self.screen, [s.name for s in self.schedules])
+        problems += digests_cross_check(
+            self.digests, {c.name: c.type for c in self.channels}, [s.name for s in self.schedules]
+        )
         if problems:
             raise ValueError("\n".join(problems))
         return self

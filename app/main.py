@@ -28,6 +28,7 @@ from app.backends.registry import BACKEND_NAMES
 from app.config import Settings, format_path
 from app.context import AppContext
 from app.correlation import api as correlation_api
+from app.digests import api as digests_api
 from app.errors import InvalidInput, NotFound, PanoramaError, Unauthenticated
 from app.grafana import api as grafana_api
 from app.health import api as health_api
@@ -99,6 +100,7 @@ def create_app(
     app.include_router(web_api.router)
     app.include_router(pages_api.router)
     app.include_router(screen_api.router)
+    app.include_router(digests_api.router)
     _install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=lambda: context.settings.server.rate_limit)

@@ -6,6 +6,7 @@ Alembic's environment and the schema tests import this module; a feature that ad
 
 from app.alerts import models as alerts
 from app.db import Base
+from app.digests import models as digests
 from app.rollups import models as rollups
 
-__all__ = ["Base", "alerts", "rollups"]
+__all__ = ["Base", "alerts", "digests", "rollups"]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from app.digests import jobs as digest_jobs
 from app.rollups import jobs as rollup_jobs
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def register_jobs(scheduler: AsyncIOScheduler, context: AppContext) -> None:
     """(Re)creates every feature's jobs from the current settings."""
     scheduler.remove_all_jobs()
     rollup_jobs.register(scheduler, context)
+    digest_jobs.register(scheduler, context)
 
 
 def start_scheduler(context: AppContext) -> AsyncIOScheduler:

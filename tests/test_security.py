@@ -152,6 +152,11 @@ OWN_CREDENTIALS = {
         "/api/v1/alerts/twilio/{channel}/gather/{token}",
     ): "Twilio's X-Twilio-Signature, made with the channel's auth token",
 }
+# Routes whose role is part of their documented contract, checked against what the app declares.
+DECLARED_ROLES: dict[tuple[str, str], Role] = {
+    ("GET", "/api/v1/digests/{name}"): Role.VIEWER,  # a digest's figures and text; sends nothing
+    ("POST", "/api/v1/digests/{name}/send"): Role.OPERATOR,  # puts it in the outbox
+}
 # What a route needing a token answers without one (HTML pages behind a login form may add a
 # redirect to it here).
 ANONYMOUS_ANSWERS = {401}
@@ -264,6 +269,13 @@ async def test_every_route_is_classified_and_guarded(app_factory: AppFactory) ->
             r[2] is not None and r[2] is not Role.VIEWER for r in writes if not r[1].startswith("/grafana")
         )
         assert checked_roles >= len([w for w in writes if w[2] is not Role.VIEWER])
+
+
+async def test_routes_with_a_declared_role_need_exactly_that_role(app_factory: AppFactory) -> None:
+    async with app_factory() as (app, _client):
+        roles = {(method, path): role for method, path, role, _ in _routes(app)}
+    for key, role in DECLARED_ROLES.items():
+        assert roles.get(key) is role, (key, roles.get(key))
 
 
 async def test_openapi_states_each_routes_auth_requirement(client: httpx.AsyncClient) -> None:

@@ -626,3 +626,29 @@ async def bump_feed_generation(session: AsyncSession, subject: str, now: datetim
         set_={"generation": CalendarFeed.generation + 1, "revoked_at": now},
     ).returning(CalendarFeed.generation)
     return int(await session.scalar(statement) or 0)
+
+
+# --- the day's incidents, for digests ---------------------------------------------------------
+
+
+async def incidents_opened(
+    session: AsyncSession, first: datetime, last: datetime, limit: int
+) -> Sequence[Incident]:
+    """Incidents opened in ``[first, last)``, oldest first."""
+    statement = (
+        select(Incident)
+        .where(Incident.created_at >= first, Incident.created_at < last)
+        .order_by(Incident.created_at, Incident.id)
+        .limit(limit)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def alert_labels_of(session: AsyncSession, incident_ids: Sequence[int]) -> Sequence[tuple[int, str]]:
+    """(incident id, labels JSON) of every alert of these incidents."""
+    if not incident_ids:
+        return []
+    statement = select(IncidentAlert.incident_id, IncidentAlert.labels).where(
+        IncidentAlert.incident_id.in_(incident_ids)
+    )
+    return [(row[0], row[1]) for row in await session.execute(statement)]

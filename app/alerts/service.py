@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, incidents, intake, oncall, repository
+from app.alerts import ack, incidents, intake, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
+from app.alerts.channels import notices as notice_layout
+from app.alerts.channels.base import Notice
+from app.alerts.channels.dialects import PLAIN, ROBOT_MARKDOWN
 from app.alerts.config import Schedule
 from app.alerts.errors import (
     IncidentClosed,
@@ -403,3 +406,37 @@ async def take_swap(
 ) -> SwapOut:
     schedule = schedule_named(settings, name)
     return await oncall_schedules.take(sessions, settings, schedule, swap_id, user, utcnow(), actor=actor)
+
+
+# --- for digests: the day's incidents, and notices sent through the outbox --------------------
+
+MAX_DAY_INCIDENTS = 5000
+
+
+async def incidents_opened(
+    session: AsyncSession, settings: Settings, first: datetime, last: datetime
+) -> list[tuple[IncidentSummary, list[str]]]:
+    """Each incident opened in ``[first, last)`` (oldest first) with the ``alertname`` of each of
+    its alerts (one per alert, so a name repeats as often as it fired)."""
+    found = await repository.incidents_opened(session, first, last, MAX_DAY_INCIDENTS)
+    names: dict[int, list[str]] = {i.id: [] for i in found}
+    for incident_id, labels in await repository.alert_labels_of(session, list(names)):
+        names[incident_id].append(str(json.loads(labels).get("alertname", "")))
+    firing = await repository.firing_counts(session, list(names))
+    return [(summary(settings, i, firing.get(i.id, 0)), names[i.id]) for i in found]
+
+
+def enqueue_notice(
+    session: AsyncSession, settings: Settings, channels: Sequence[str], notice: Notice, now: datetime
+) -> None:
+    """Puts ``notice`` in the outbox for each channel, in the caller's transaction (the delivery
+    worker sends it, with its retries, rate limits and dead letters)."""
+    outbox.enqueue(session, settings, None, channels, notice, now)
+
+
+def render_notice(notice: Notice, *, markdown: bool) -> str:
+    """A notice as a robot's markdown (DingTalk's) or as plain text, the way the channels lay it out."""
+    if markdown:
+        return notice_layout.markdown(notice_layout.lay_out(notice, ROBOT_MARKDOWN))
+    text = notice_layout.lay_out(notice, PLAIN)
+    return f"{text.title}\n\n{notice_layout.plain(text)}"

@@ -672,6 +672,35 @@ async def period_totals(
     }
 
 
+async def combined(
+    session: AsyncSession,
+    settings: Settings,
+    entity_kind: str,
+    first: date,
+    last: date,
+    entities: Collection[str],
+) -> EntityFigures | None:
+    """Several entities taken as one over the period (a digest's scope): their counters and
+    histogram buckets summed, so that its error rate and percentiles are exact (never an average
+    of theirs); gauges, which do not add up across entities, are left out. None when none of
+    them has a stored day in the period; ``days`` is the most days any of them has."""
+    catalog = catalog_of(settings)
+    found = await period_totals(session, settings, catalog, entity_kind, first, last)
+    wanted = set(entities)
+    chosen = [totals for name, totals in found.items() if name in wanted]
+    if not chosen:
+        return None
+    total = Totals(days=max(t.days for t in chosen), seconds=max(t.seconds for t in chosen))
+    for one in chosen:
+        for family, value in one.counters.items():
+            total.counters[family] = total.counters.get(family, 0.0) + value
+        for family, buckets in one.histograms.items():
+            total.add_buckets(family, buckets)
+    return EntityFigures(
+        ", ".join(sorted(n for n in found if n in wanted)), total.days, figures(catalog, entity_kind, total)
+    )
+
+
 # --- SLOs ---------------------------------------------------------------------------------
 
 LATENCY_OBJECTIVE_SHARE = 0.99  # latency_p99_ms: 99% of requests are faster than the target

@@ -86,12 +86,12 @@ class Digest:
 Message = Notification | Digest
 
 
-NoticeKind = Literal["shift_start", "shift_end", "swap_offered", "swap_taken"]
+NoticeKind = Literal["shift_start", "shift_end", "swap_offered", "swap_taken", "digest"]
 
 
 @dataclass(frozen=True)
 class Notice:
-    """Something to tell people that is not an incident: a hand-over, a swap.
+    """Something to tell people that is not an incident: a hand-over, a swap, the daily digest.
 
     Its words are already in ``locale`` (chosen where it is made); a channel only lays them out,
     escaping each line for its format. ``links`` are (label, URL) pairs.

@@ -14,7 +14,7 @@ from app.alerts.channels.dialects import PLAIN, Dialect
 from app.alerts.channels.strings import strings
 from app.alerts.channels.views import Mentioner
 
-ICON = {"shift_start": "📟", "shift_end": "🌙", "swap_offered": "🔄", "swap_taken": "🤝"}
+ICON = {"shift_start": "📟", "shift_end": "🌙", "swap_offered": "🔄", "swap_taken": "🤝", "digest": "📊"}
 LINE_CHARS = 300
 TITLE_CHARS = 120
 

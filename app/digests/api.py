@@ -1,0 +1,62 @@
+"""The digest routes: see one for a day (viewer), send it (operator)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from app.deps import AlertsDep, ContextDep, Operator, SessionsDep, Viewer
+from app.digests import service
+from app.digests.schemas import DigestOut, SendOut
+
+router = APIRouter(tags=["digests"])
+
+DayParam = Annotated[
+    str | None,
+    Query(
+        alias="date",
+        description="The day covered: YYYY-MM-DD (a local day of the digest's time zone), an ISO 8601 "
+        "time with a zone, epoch s/ms, or now-1d; default: yesterday in the digest's time zone",
+    ),
+]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The date is not a day, or the day is not over yet"},
+    404: {"description": "No digest of that name (the answer names the known ones)"},
+}
+
+
+@router.get(
+    "/api/v1/digests/{name}",
+    response_model=DigestOut,
+    summary="A digest (运维日报) for a day, with its figures and rendered text; sends nothing",
+    responses=ERRORS,
+)
+async def digest(
+    name: str, _: Viewer, context: ContextDep, sessions: SessionsDep, day: DayParam = None
+) -> DigestOut:
+    return await service.digest(sessions, context.settings, name, day)
+
+
+@router.post(
+    "/api/v1/digests/{name}/send",
+    response_model=SendOut,
+    summary="Send a digest for a day to its channels, once",
+    description="Puts the digest in the alerts outbox for its channels (retries, rate limits, dead "
+    "letters). A digest is sent once per day, whichever replica or caller asks: when it was already "
+    "sent for that day the answer is 200 with `already_sent: true` and nothing is sent, unless "
+    "`force=true`.",
+    responses=ERRORS,
+)
+async def send(
+    name: str,
+    caller: Operator,
+    context: ContextDep,
+    sessions: SessionsDep,
+    alerts: AlertsDep,
+    day: DayParam = None,
+    force: Annotated[bool, Query(description="Send again even if it was sent for that day")] = False,
+) -> SendOut:
+    return await service.send(
+        sessions, context.settings, name, day, force=force, by=f"api:{caller.name}", wake=alerts.wake
+    )

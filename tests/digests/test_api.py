@@ -1,0 +1,105 @@
+"""The digest routes over the real app: see a day's digest, send it once (200 with
+``already_sent`` the second time), force a resend, and the DingTalk robot receiving it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.alerts.models import Delivery
+from app.alerts.runtime import AlertRuntime
+from tests.digests.support import CHECKOUT, PAYMENTS, SEARCH, Sessions, digest_config, service_day, store_day
+from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
+from tests.fakes.robots import DingTalkSink
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+
+DAY = date(2026, 11, 18)
+
+
+def config(robot: Served[DingTalkSink], **digest: Any) -> dict[str, Any]:
+    found = digest_config(robot.url, locale="zh-CN", **digest)
+    found["channels"][0]["secret"] = DINGTALK_SECRET
+    return found
+
+
+async def stored(sessions: Sessions) -> None:
+    await store_day(
+        sessions,
+        DAY,
+        service_day(CHECKOUT, 1200, 60, (600, 1000, 1190, 1200))
+        + service_day(PAYMENTS, 500, 0, (400, 500, 500, 500))
+        + service_day(SEARCH, 300, 3, (300, 300, 300, 300)),
+    )
+
+
+async def digests_in_outbox(sessions: Sessions) -> list[Delivery]:
+    async with sessions() as session:
+        return list((await session.scalars(select(Delivery).where(Delivery.kind == "notice"))).all())
+
+
+async def test_a_digest_is_shown_sent_once_and_resent_on_force_and_the_robot_gets_its_markdown(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink], database_url: str
+) -> None:
+    async with app_factory(database_url=database_url, **config(dingtalk_robot)) as (app, client):
+        sessions = app.state.context.sessions
+        runtime: AlertRuntime = app.state.context.alerts
+        await stored(sessions)
+        shown = await client.get(f"/api/v1/digests/daily?date={DAY}", headers=bearer(VIEWER_TOKEN))
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        assert body["scope"]["requests"] == 2000
+        assert body["sent"] is None
+        assert "请求 2,000" in body["text"]
+        assert body["markdown"].startswith("### 📊 运维日报 · daily · 2026-11-18（周三）")
+        assert await digests_in_outbox(sessions) == []  # showing sends nothing
+
+        path = f"/api/v1/digests/daily/send?date={DAY}"
+        first = await client.post(path, headers=bearer(OPERATOR_TOKEN))
+        again = await client.post(path, headers=bearer(OPERATOR_TOKEN))
+        assert first.status_code == 200, first.text
+        assert (first.json()["sent"], first.json()["already_sent"], first.json()["sends"]) == (True, False, 1)
+        assert again.status_code == 200
+        assert (again.json()["sent"], again.json()["already_sent"], again.json()["sends"]) == (False, True, 1)
+        assert len(await digests_in_outbox(sessions)) == 1
+        assert await runtime.run_once() == 1
+        forced = await client.post(f"{path}&force=true", headers=bearer(OPERATOR_TOKEN))
+        assert (forced.json()["sent"], forced.json()["sends"]) == (True, 2)
+        assert await runtime.run_once() == 1
+        deliveries = await digests_in_outbox(sessions)
+        later = await client.get(f"/api/v1/digests/daily?date={DAY}", headers=bearer(VIEWER_TOKEN))
+        assert later.json()["sent"] is not None
+    assert [d.status for d in deliveries] == ["delivered", "delivered"]
+    first_message, second_message = dingtalk_robot.sink.messages
+    assert first_message.json == second_message.json
+    sent = first_message.json
+    assert sent["msgtype"] == "markdown"
+    assert sent["markdown"]["title"].startswith("📊 运维日报 · daily · 2026-11-18")
+    assert sent["markdown"]["text"] == body["markdown"]
+    assert "1. checkout.shop：请求 1,200 · 错误率 5.00%" in sent["markdown"]["text"]
+    assert "[checkout.shop](https://panorama.example.com/services/checkout.shop)" in sent["markdown"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("/api/v1/digests/nightly", 404, "no digest 'nightly' (known: daily)"),
+        ("/api/v1/digests/daily?date=18-11-2026", 400, "query parameter 'date': '18-11-2026' is not"),
+        ("/api/v1/digests/daily?date=2999-01-01", 400, "is not over yet in UTC"),
+    ],
+)
+async def test_an_unknown_digest_or_a_bad_day_is_a_clear_4xx(
+    app_factory: AppFactory, path: str, status: int, words: str
+) -> None:
+    async with app_factory(**digest_config()) as (app, client):
+        shown = await client.get(path, headers=bearer(VIEWER_TOKEN))
+        sent = await client.post(
+            path.replace("?", "/send?") if "?" in path else f"{path}/send", headers=bearer(OPERATOR_TOKEN)
+        )
+        assert await digests_in_outbox(app.state.context.sessions) == []
+    assert shown.status_code == status
+    assert words in shown.json()["message"]
+    assert sent.status_code == status
+    assert words in sent.json()["message"]

@@ -1,0 +1,88 @@
+"""``panorama digest NAME --date DAY``: a dry run prints the digest and sends nothing; a real run
+queues it once, then says it was already sent, until ``--force``."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app import db
+from app.cli import main
+from app.config import load_settings
+from tests.digests.support import CHECKOUT, digest_config, service_day, store_day
+from tests.harness.app import TOKENS
+
+
+def write_config(tmp_path: Path) -> Path:
+    database = tmp_path / "panorama.db"
+    data = {
+        **digest_config(locale="zh-CN"),
+        "database": {"url": f"sqlite+aiosqlite:///{database}"},
+        "auth": {"tokens": [{"name": "admin-test", "role": "admin", "token": TOKENS["admin"]}]},
+    }
+    path = tmp_path / "panorama.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def store(path: Path) -> None:
+    settings = load_settings(path)
+
+    async def run() -> None:
+        engine = db.create_engine(settings.database)
+        try:
+            await store_day(
+                db.create_session_factory(engine),
+                date(2026, 11, 18),
+                service_day(CHECKOUT, 1200, 60, (600, 1000, 1190, 1200)),
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def rows(tmp_path: Path, table: str) -> int:
+    with sqlite3.connect(tmp_path / "panorama.db") as connection:
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+
+def test_a_dry_run_prints_the_digest_and_sends_nothing_and_a_run_sends_it_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path)
+    assert main(["--config", str(path), "migrate"]) == 0
+    store(path)
+    capsys.readouterr()
+
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("📊 运维日报 · daily · 2026-11-18（周三）")
+    assert "1. checkout.shop：请求 1,200 · 错误率 5.00%" in printed
+    assert rows(tmp_path, "alert_outbox") == 0
+    assert rows(tmp_path, "digest_sends") == 0
+
+    assert (
+        main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run", "--markdown"])
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("### 📊 运维日报")
+
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18"]) == 0
+    assert "queued for ops-robot (send 1)" in capsys.readouterr().out
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18"]) == 0
+    assert "was already sent; --force sends it again" in capsys.readouterr().out
+    assert rows(tmp_path, "alert_outbox") == 1
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--force"]) == 0
+    assert "(send 2)" in capsys.readouterr().out
+    assert rows(tmp_path, "alert_outbox") == 2
+
+    assert main(["--config", str(path), "digest", "weekly", "--dry-run"]) == 2
+    assert "no digest 'weekly' (known: daily)" in capsys.readouterr().err
+    assert main(["--config", str(path), "digest", "daily", "--date", "yesterday-ish", "--dry-run"]) == 2
+    assert "'date': 'yesterday-ish' is not" in capsys.readouterr().err
