@@ -48,31 +48,47 @@ class Enricher:
     backends: Callable[[], Backends]
     sessions: async_sessionmaker[AsyncSession]
     key: bytes | None = None
-    _cache: dict[tuple[int, str, str], tuple[float, PageContext]] = field(default_factory=dict)
+    _cache: dict[tuple[int, str, str], tuple[float, asyncio.Task[PageContext]]] = field(default_factory=dict)
 
     async def add_context(self, settings: Settings, message: Notification, now: datetime) -> Notification:
-        """``message`` with its context, when it wants one and has none yet; never raises for a backend."""
+        """``message`` with its context, when it wants one and has none yet; never raises for a backend.
+
+        The channels paged together (drained side by side) share one fetch: the first starts it,
+        the others wait for it. A context with a missing part is not kept for later pages."""
         if not message.enrich or message.context is not None or not message.services:
             return message
         service = message.services[0]
-        cache_key = (message.incident_id, message.kind, service)
-        cached = self._cache.get(cache_key)
-        if cached is not None and cached[0] > time.monotonic():
-            return replace(message, context=cached[1])
-        context = await fetch_context(
-            settings,
-            message,
-            service,
-            backends=self.backends(),
-            sessions=self.sessions,
-            key=self.key,
-            now=now,
-        )
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        if not context.missing:
-            self._cache[cache_key] = (time.monotonic() + CACHE_S, context)
+        key = (message.incident_id, message.kind, service)
+        moment = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is None or cached[0] <= moment:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > moment and not v[1].done()}
+            task = asyncio.get_running_loop().create_task(
+                fetch_context(
+                    settings,
+                    message,
+                    service,
+                    backends=self.backends(),
+                    sessions=self.sessions,
+                    key=self.key,
+                    now=now,
+                )
+            )
+            cached = (moment + CACHE_S, task)
+            self._cache[key] = cached
+        try:
+            context = await asyncio.shield(cached[1])
+        except Exception:
+            self._forget(key, cached)
+            raise
+        if context.missing:
+            self._forget(key, cached)
         return replace(message, context=context)
+
+    def _forget(self, key: tuple[int, str, str], entry: tuple[float, asyncio.Task[PageContext]]) -> None:
+        if self._cache.get(key) is entry:
+            del self._cache[key]
 
 
 async def fetch_context(

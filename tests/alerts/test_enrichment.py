@@ -111,6 +111,10 @@ def checkout_alert(t0: datetime) -> dict[str, Any]:
     )
 
 
+def searches(es: FakeElasticsearch) -> list[Any]:
+    return [r for r in es.requests if r.path.endswith("/_search")]
+
+
 def runtime(app: Any) -> AlertRuntime:
     found: AlertRuntime = app.state.context.alerts
     return found
@@ -141,6 +145,7 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
         stored = [json.loads(d.payload) for d in await outbox(app.state.context.sessions)]
         searched_at_intake = len(es.requests) + len(jaeger.requests)
         assert await runtime(app).run_once() == 2
+        fetched = len(searches(es))
         text = dingtalk_text(dingtalk_robot)
         links = re.findall(r"\((https://panorama\.example\.com/traces/[0-9a-f]{32}\?view=[^)]+)\)", text)
         opened = [await client.get(urlsplit(link).path + "?" + urlsplit(link).query) for link in links]
@@ -177,6 +182,8 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
     assert f"<{JAEGER_UI}/trace/{SLOW}|Jaeger>" in blocks
     # The page as sent is kept on the row (a retry would send it again without fetching).
     assert all(p["context"]["service"] == "checkout" for p in kept)
+    # The two channels paged together shared one fetch.
+    assert fetched == 1
 
 
 @pytest.mark.timeout(60)
@@ -266,3 +273,30 @@ async def test_a_route_can_switch_enrichment_off(
     assert "/traces/" not in text
     assert es.requests == []  # nothing was asked for it
     assert jaeger.requests == []
+
+
+async def test_a_retried_page_is_sent_again_as_it_was_without_fetching_again(
+    app_factory: AppFactory,
+    dingtalk_robot: Served[DingTalkSink],
+    slack_robot: Served[SlackSink],
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    (es, es_url), (jaeger, jaeger_url) = fake_elasticsearch, fake_jaeger
+    t0 = scene(es, jaeger)
+    dingtalk_robot.sink.fail_with(503, times=1)
+    async with app_factory(**config(dingtalk_robot, slack_robot, es_url, jaeger_url)) as (app, client):
+        await post(client, checkout_alert(t0))
+        worker = runtime(app)
+        await worker.run_once()
+        first = {d.channel: d.status for d in await outbox(app.state.context.sessions)}
+        fetched = len(searches(es)), len(jaeger.requests)
+        await worker.run_once(now=datetime.now(UTC) + timedelta(minutes=1))
+        final = {d.channel: d.status for d in await outbox(app.state.context.sessions)}
+    assert first == {"ops-robot": "pending", "ops-slack": "delivered"}
+    assert final == {"ops-robot": "delivered", "ops-slack": "delivered"}
+    assert (len(searches(es)), len(jaeger.requests)) == fetched
+    assert fetched[0] == 1
+    text = dingtalk_text(dingtalk_robot)
+    assert "3× order 8812 timed out after 302ms" in text
+    assert f"{PUBLIC}/traces/{FAILED}?view=" in text
