@@ -97,9 +97,19 @@ def send_limit_s(config: ChannelConfig | None) -> float:
     return (config.timeout_s if config is not None else 10.0) + SEND_SLACK_S
 
 
-def lease(config: ChannelConfig | None) -> timedelta:
-    """A claim's lease: a batch is sent at once, so it lasts one send, plus the margin."""
-    return timedelta(seconds=send_limit_s(config) + LEASE_MARGIN_S)
+def lease(config: ChannelConfig | None, extra_s: float = 0.0) -> timedelta:
+    """A claim's lease: a batch is sent at once, so it lasts one send (and ``extra_s`` of work before
+    it: fetching pages' context), plus the margin."""
+    return timedelta(seconds=send_limit_s(config) + extra_s + LEASE_MARGIN_S)
+
+
+def context_limit_s(
+    settings: Settings, config: ChannelConfig | None, enricher: enrichment.Enricher | None
+) -> float:
+    """The longest the worker may spend adding context to a batch of the channel before sending it."""
+    if enricher is None or not registry.shows_context(config):
+        return 0.0
+    return enrichment.fetch_limit_s(settings)
 
 
 async def deliver_due(
@@ -169,13 +179,14 @@ async def deliver_batch(
     transaction and the record's, never inside either (see :mod:`app.alerts.enrichment`)."""
     moment = now or datetime.now(UTC)
     config = next((c for c in settings.channels if c.name == channel), None)
+    extra = context_limit_s(settings, config, enricher)
     async with sessions.begin() as session:
-        claim = await _claim(session, config, channel, moment, worker)
+        claim = await _claim(session, config, channel, moment, worker, extra)
     if claim is None:
         return 0
     outcomes = await _send_claim(config, claim, http, settings, moment, enricher)
     recorded = await _record_while_leased(
-        sessions, settings, claim, outcomes, moment, observe, lease_ends=moment + lease(config)
+        sessions, settings, claim, outcomes, moment, observe, lease_ends=moment + lease(config, extra)
     )
     if recorded < len(claim.rows):
         log.warning(
@@ -187,10 +198,15 @@ async def deliver_batch(
 
 
 async def _claim(
-    session: AsyncSession, config: ChannelConfig | None, channel: str, now: datetime, worker: str
+    session: AsyncSession,
+    config: ChannelConfig | None,
+    channel: str,
+    now: datetime,
+    worker: str,
+    extra_s: float = 0.0,
 ) -> Claim | None:
     token = uuid.uuid4().hex
-    until = now + lease(config)
+    until = now + lease(config, extra_s)
     if config is None:  # dead-lettered at once: nothing is sent
         gone = await repository.claim_deliveries(
             session, channel, now, worker=worker, token=token, lease_until=until, limit=MAX_DIGEST_ROWS

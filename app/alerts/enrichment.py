@@ -91,6 +91,11 @@ class Enricher:
             del self._cache[key]
 
 
+def fetch_limit_s(settings: Settings) -> float:
+    """The longest adding context to a page may take (the delivery worker's lease counts it)."""
+    return settings.alerts.enrich_timeout.total_seconds() + OUTER_SLACK_S
+
+
 async def fetch_context(
     settings: Settings,
     message: Notification,
@@ -117,7 +122,7 @@ async def fetch_context(
     ]
     if wanted:
         try:
-            async with asyncio.timeout(bound + OUTER_SLACK_S):
+            async with asyncio.timeout(fetch_limit_s(settings)):
                 overview = await correlation.service_overview(
                     service,
                     namespace=namespace,
