@@ -12,7 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app import db
+from app.alerts import delivery
+from app.alerts.enrichment import Enricher
 from app.alerts.runtime import AlertRuntime
+from app.backends.registry import Backends
 from tests.alerts.support import alert, alerting_config, outbox, payload
 from tests.alerts.test_pipeline import post
 from tests.correlation.support import at, backend, cri_line, json_line, span, store_logs, store_trace
@@ -20,7 +24,7 @@ from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink, SlackSink
-from tests.harness.app import AppFactory
+from tests.harness.app import AppFactory, settings_for
 from tests.harness.processes import free_port
 
 FAILED = "f0" * 16
@@ -137,10 +141,12 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
     slack_robot: Served[SlackSink],
     fake_elasticsearch: tuple[FakeElasticsearch, str],
     fake_jaeger: tuple[FakeJaeger, str],
+    database_url: str,
 ) -> None:
     (es, es_url), (jaeger, jaeger_url) = fake_elasticsearch, fake_jaeger
     t0 = scene(es, jaeger)
-    async with app_factory(**config(dingtalk_robot, slack_robot, es_url, jaeger_url)) as (app, client):
+    settings = config(dingtalk_robot, slack_robot, es_url, jaeger_url)
+    async with app_factory(database_url=database_url, **settings) as (app, client):
         await post(client, checkout_alert(t0))
         stored = [json.loads(d.payload) for d in await outbox(app.state.context.sessions)]
         searched_at_intake = len(es.requests) + len(jaeger.requests)
@@ -300,3 +306,22 @@ async def test_a_retried_page_is_sent_again_as_it_was_without_fetching_again(
     text = dingtalk_text(dingtalk_robot)
     assert "3× order 8812 timed out after 302ms" in text
     assert f"{PUBLIC}/traces/{FAILED}?view=" in text
+
+
+async def test_a_claims_lease_counts_the_context_fetch_of_channels_that_show_it(sqlite_url: str) -> None:
+    """A claim outlasts the fetch and the send, so another replica never sends the page meanwhile."""
+    channels = [
+        {"name": "robot", "type": "dingtalk", "url": "https://oapi.dingtalk.com/robot/send?access_token=t"},
+        {"name": "hook", "type": "webhook", "url": "https://hooks.example.com/panorama"},
+    ]
+    settings = settings_for(sqlite_url, alerts={"enrich_timeout": "20s"}, channels=channels)
+    engine = db.create_engine(settings.database)
+    try:
+        enricher = Enricher(Backends, db.create_session_factory(engine))
+        robot, hook = settings.channels
+        extra = delivery.context_limit_s(settings, robot, enricher)
+        assert delivery.lease(robot, extra) - delivery.lease(robot) == timedelta(seconds=20.5)
+        assert delivery.context_limit_s(settings, hook, enricher) == 0  # nothing is fetched for it
+        assert delivery.context_limit_s(settings, robot, None) == 0
+    finally:
+        await engine.dispose()
