@@ -156,6 +156,11 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
         links = re.findall(r"\((https://panorama\.example\.com/traces/[0-9a-f]{32}\?view=[^)]+)\)", text)
         opened = [await client.get(urlsplit(link).path + "?" + urlsplit(link).query) for link in links]
         unsigned = await client.get(f"/traces/{FAILED}")
+        service_link = re.search(
+            r"\[服务概览\]\((https://panorama\.example\.com/services/checkout\?view=[^)]+)\)", text
+        )
+        assert service_link is not None, text
+        service_page = await client.get(service_link.group(1).removeprefix(PUBLIC))
         kept = [json.loads(d.payload) for d in await outbox(app.state.context.sessions)]
     # Nothing was fetched in the webhook: the outbox held the bare page, context came at delivery.
     assert searched_at_intake == 0
@@ -180,6 +185,8 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
     assert [r.status_code for r in opened] == [200, 200, 200]
     assert FAILED in opened[0].text
     assert unsigned.status_code != 200
+    assert service_page.status_code == 200
+    assert "checkout" in service_page.text
     # Slack shows the same context in its blocks, links in Slack's syntax.
     blocks = slack_text(slack_robot)
     assert "*🔎 排查线索：checkout*" in blocks
