@@ -139,7 +139,20 @@ class ElasticsearchSettings(BackendSettings):
 
 
 class JaegerSettings(BackendSettings):
-    pass
+    ui_url: str | None = Field(
+        default=None,
+        description="Jaeger's UI as browsers reach it; pages then link each trace there too",
+    )
+
+    @field_validator("ui_url")
+    @classmethod
+    def _check_ui_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
 
 
 class DatabaseSettings(Model):

@@ -85,6 +85,7 @@ class AppContext:
             lambda: self.settings,
             observe=self.metrics.observe_delivery,
             ready=lambda: self.schema_ready,
+            backends=lambda: self.backends,
         )
         if not await self._check_schema(first=True):
             self._schema_watch = asyncio.get_running_loop().create_task(self._watch_schema())

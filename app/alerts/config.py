@@ -64,6 +64,11 @@ class AlertsSettings(Model):
     worker_interval: Duration = Field(
         default=timedelta(seconds=2), description="How often escalations and deliveries are looked at"
     )
+    enrich_timeout: Duration = Field(
+        default=timedelta(seconds=3),
+        description="How long a page waits for its error logs and traces (Elasticsearch, Jaeger) "
+        "when it is rendered for delivery; past it, the page goes without them and says so",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -71,6 +76,13 @@ class AlertsSettings(Model):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("enrich_timeout")
+    @classmethod
+    def _enrich_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=30):
+            raise ValueError("must be longer than 0s and at most 30s (a page waits for it)")
+        return value
 
 
 PHONE = r"^\+?[0-9][0-9 -]{4,19}$"
@@ -301,6 +313,11 @@ class Route(Model):
     continue_: bool = Field(default=False, alias="continue")
     mute_time_intervals: list[str] = Field(default_factory=list)
     heartbeat: Heartbeat | None = None
+    enrich: bool = Field(
+        default=True,
+        description="Pages of this route carry the service's top error logs, traces and dashboard link "
+        "(false: the alert alone)",
+    )
 
 
 class MaintenanceWindow(Model):

@@ -34,9 +34,9 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import messages, personal, repository
+from app.alerts import enrichment, messages, personal, repository
 from app.alerts.channels import registry
-from app.alerts.channels.base import Digest, Outgoing, SendResult
+from app.alerts.channels.base import Digest, Notification, Outgoing, SendResult
 from app.alerts.channels.config import ChannelConfig
 from app.alerts.models import Delivery
 from app.config import Settings
@@ -73,6 +73,7 @@ class Outcome:
     delivery_ids: list[int]
     result: SendResult
     digest: bool = False
+    payload: str | None = None  # the row's message as sent, when the worker added to it (its context)
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,19 @@ def send_limit_s(config: ChannelConfig | None) -> float:
     return (config.timeout_s if config is not None else 10.0) + SEND_SLACK_S
 
 
-def lease(config: ChannelConfig | None) -> timedelta:
-    """A claim's lease: a batch is sent at once, so it lasts one send, plus the margin."""
-    return timedelta(seconds=send_limit_s(config) + LEASE_MARGIN_S)
+def lease(config: ChannelConfig | None, extra_s: float = 0.0) -> timedelta:
+    """A claim's lease: a batch is sent at once, so it lasts one send (and ``extra_s`` of work before
+    it: fetching pages' context), plus the margin."""
+    return timedelta(seconds=send_limit_s(config) + extra_s + LEASE_MARGIN_S)
+
+
+def context_limit_s(
+    settings: Settings, config: ChannelConfig | None, enricher: enrichment.Enricher | None
+) -> float:
+    """The longest the worker may spend adding context to a batch of the channel before sending it."""
+    if enricher is None or not registry.shows_context(config):
+        return 0.0
+    return enrichment.fetch_limit_s(settings)
 
 
 async def deliver_due(
@@ -109,6 +120,7 @@ async def deliver_due(
     worker: str,
     now: datetime | None = None,
     observe: Observer = ignore_delivery,
+    enricher: enrichment.Enricher | None = None,
 ) -> int:
     """Drains every channel with due deliveries, channels side by side; returns how many were handled."""
     moment = now or datetime.now(UTC)
@@ -116,7 +128,9 @@ async def deliver_due(
         channels = await repository.due_channels(session, moment)
     counts = await asyncio.gather(
         *(
-            drain_channel(sessions, settings, http, name, worker=worker, now=moment, observe=observe)
+            drain_channel(
+                sessions, settings, http, name, worker=worker, now=moment, observe=observe, enricher=enricher
+            )
             for name in channels
         )
     )
@@ -133,13 +147,14 @@ async def drain_channel(
     now: datetime | None = None,
     observe: Observer = ignore_delivery,
     stopping: Callable[[], bool] = lambda: False,
+    enricher: enrichment.Enricher | None = None,
 ) -> int:
     """Sends the channel's due deliveries batch after batch, until none is due, its rate limit holds
     the rest back, or ``stopping()``; returns how many rows were handled."""
     handled = 0
     while not stopping():
         count = await deliver_batch(
-            sessions, settings, http, channel, worker=worker, now=now, observe=observe
+            sessions, settings, http, channel, worker=worker, now=now, observe=observe, enricher=enricher
         )
         if count == 0:
             break
@@ -156,17 +171,22 @@ async def deliver_batch(
     worker: str,
     now: datetime | None = None,
     observe: Observer = ignore_delivery,
+    enricher: enrichment.Enricher | None = None,
 ) -> int:
-    """Claims one batch of the channel, sends it and records the outcome; returns the rows handled."""
+    """Claims one batch of the channel, sends it and records the outcome; returns the rows handled.
+
+    A page that wants its context (error logs, traces) gets it here, between the claim's
+    transaction and the record's, never inside either (see :mod:`app.alerts.enrichment`)."""
     moment = now or datetime.now(UTC)
     config = next((c for c in settings.channels if c.name == channel), None)
+    extra = context_limit_s(settings, config, enricher)
     async with sessions.begin() as session:
-        claim = await _claim(session, config, channel, moment, worker)
+        claim = await _claim(session, config, channel, moment, worker, extra)
     if claim is None:
         return 0
-    outcomes = await _send_claim(config, claim, http)
+    outcomes = await _send_claim(config, claim, http, settings, moment, enricher)
     recorded = await _record_while_leased(
-        sessions, settings, claim, outcomes, moment, observe, lease_ends=moment + lease(config)
+        sessions, settings, claim, outcomes, moment, observe, lease_ends=moment + lease(config, extra)
     )
     if recorded < len(claim.rows):
         log.warning(
@@ -178,10 +198,15 @@ async def deliver_batch(
 
 
 async def _claim(
-    session: AsyncSession, config: ChannelConfig | None, channel: str, now: datetime, worker: str
+    session: AsyncSession,
+    config: ChannelConfig | None,
+    channel: str,
+    now: datetime,
+    worker: str,
+    extra_s: float = 0.0,
 ) -> Claim | None:
     token = uuid.uuid4().hex
-    until = now + lease(config)
+    until = now + lease(config, extra_s)
     if config is None:  # dead-lettered at once: nothing is sent
         gone = await repository.claim_deliveries(
             session, channel, now, worker=worker, token=token, lease_until=until, limit=MAX_DIGEST_ROWS
@@ -216,7 +241,14 @@ async def _claim(
     return Claim(channel, token, [(r.id, r.payload) for r in rows], digest=digest)
 
 
-async def _send_claim(config: ChannelConfig | None, claim: Claim, http: httpx.AsyncClient) -> list[Outcome]:
+async def _send_claim(
+    config: ChannelConfig | None,
+    claim: Claim,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    now: datetime,
+    enricher: enrichment.Enricher | None,
+) -> list[Outcome]:
     ids = [row_id for row_id, _ in claim.rows]
     if config is None:
         failure = SendResult.failure(f"channel {claim.channel!r} is no longer configured", retryable=False)
@@ -225,10 +257,33 @@ async def _send_claim(config: ChannelConfig | None, claim: Claim, http: httpx.As
         items = [messages.from_json(payload) for _, payload in claim.rows]
         digest = Digest(items=items, locale=items[0].locale, timezone=items[0].timezone)
         return [Outcome(ids, await _send(config, digest, http), digest=True)]
-    results = await asyncio.gather(
-        *(_send(config, messages.outgoing_from_json(payload), http) for _, payload in claim.rows)
+    enrich = enricher if enricher is not None and registry.shows_context(config) else None
+    sent = await asyncio.gather(
+        *(_prepare_and_send(config, payload, http, settings, now, enrich) for _, payload in claim.rows)
     )
-    return [Outcome([row_id], result) for row_id, result in zip(ids, results, strict=True)]
+    return [Outcome([row_id], result, payload=kept) for row_id, (result, kept) in zip(ids, sent, strict=True)]
+
+
+async def _prepare_and_send(
+    config: ChannelConfig,
+    payload: str,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    now: datetime,
+    enricher: enrichment.Enricher | None,
+) -> tuple[SendResult, str | None]:
+    """Sends the row's message, with its context added first when it wants one; returns the result
+    and, when context was added, the message as sent (kept on the row: a retry does not fetch again)."""
+    message = messages.outgoing_from_json(payload)
+    if enricher is None or not isinstance(message, Notification) or not message.enrich or message.context:
+        return await _send(config, message, http), None
+    try:
+        enriched = await enricher.add_context(settings, message, now)
+    except Exception:  # context is a bonus: a bug fetching it must not hold the page back
+        log.exception("adding context to a page failed; it goes without")
+        enriched = message
+    kept = messages.to_json(enriched) if enriched.context is not None else None
+    return await _send(config, enriched, http), kept
 
 
 async def _send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
@@ -325,6 +380,8 @@ def _apply(
 ) -> None:
     result = outcome.result
     delivery.attempts += 1
+    if outcome.payload is not None:
+        delivery.payload = outcome.payload
     delivery.claimed_by = None
     delivery.claim_token = None
     detail = {"channel": delivery.channel, "kind": delivery.kind, "attempt": delivery.attempts}

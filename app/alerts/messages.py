@@ -9,13 +9,24 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from app.alerts import ack
-from app.alerts.channels.base import AlertView, MessageKind, Notice, Notification, Person
+from app.alerts.channels.base import (
+    AlertView,
+    ErrorLine,
+    MessageKind,
+    Notice,
+    Notification,
+    PageContext,
+    Person,
+    TraceLink,
+)
 from app.alerts.config import User
 from app.alerts.models import Incident, IncidentAlert
+from app.alerts.routing import matching_routes
 from app.config import Settings
 from app.web import auth as web_auth
 
 MAX_ALERTS_IN_MESSAGE = 50  # channels cut further to fit their size limits
+ENRICHED_KINDS = ("trigger", "escalate")
 
 
 def incident_url(settings: Settings, incident_id: int, *, view_token: str | None = None) -> str:
@@ -59,6 +70,15 @@ def alert_view(alert: IncidentAlert) -> AlertView:
     )
 
 
+def wants_context(settings: Settings, incident: Incident, kind: MessageKind) -> bool:
+    """Whether the page carries where to look (added when it is rendered for delivery): a trigger or
+    an escalation of an incident naming a service, unless a route it took says ``enrich: false``."""
+    if kind not in ENRICHED_KINDS or not json.loads(incident.services):
+        return False
+    labels = {**json.loads(incident.common_labels), **json.loads(incident.group_labels)}
+    return all(route.enrich for _, route in matching_routes(settings.routes, labels))
+
+
 def build(
     settings: Settings,
     incident: Incident,
@@ -97,6 +117,7 @@ def build(
         locale=settings.alerts.locale,
         timezone=timezone or settings.timezone,
         acknowledged_by=incident.acknowledged_by,
+        enrich=wants_context(settings, incident, kind),
     )
 
 
@@ -144,4 +165,13 @@ def from_json(raw: str) -> Notification:
         )
         for a in data["alerts"]
     ]
+    context = data.get("context")
+    if context is not None:
+        data["context"] = PageContext(
+            **{
+                **context,
+                "errors": [ErrorLine(**e) for e in context["errors"]],
+                "traces": [TraceLink(**t) for t in context["traces"]],
+            }
+        )
     return Notification(**data)

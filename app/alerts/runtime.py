@@ -23,7 +23,8 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, delivery, escalation, handovers, heartbeats, repository
+from app.alerts import ack, delivery, enrichment, escalation, handovers, heartbeats, repository
+from app.backends.registry import Backends
 from app.config import Settings
 
 log = logging.getLogger("panorama.alerts")
@@ -40,17 +41,25 @@ class AlertRuntime:
         default_factory=lambda: httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "panorama"})
     )
     ready: Callable[[], bool] = lambda: True  # False while the database is not migrated: wait
+    backends: Callable[[], Backends] = Backends  # where pages find their context (logs, traces)
     _key: bytes | None = None
     _wake_escalations: asyncio.Event = field(default_factory=asyncio.Event)
     _wake_deliveries: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _senders: dict[str, asyncio.Task[int]] = field(default_factory=dict)
     _stopping: bool = False
+    _enricher: enrichment.Enricher | None = None
 
     async def signing_key(self) -> bytes:
         if self._key is None:
             self._key = await ack.signing_key(self.sessions, self.settings())
         return self._key
+
+    async def enricher(self) -> enrichment.Enricher:
+        """What adds context to pages as they are sent: the backends, and the key of view links."""
+        if self._enricher is None:
+            self._enricher = enrichment.Enricher(self.backends, self.sessions, await self.signing_key())
+        return self._enricher
 
     def wake(self) -> None:
         """Looks at the outbox now (e.g. right after a webhook stored new notifications)."""
@@ -90,7 +99,13 @@ class AlertRuntime:
         moment = now or datetime.now(UTC)
         await self.escalate(moment)
         return await delivery.deliver_due(
-            self.sessions, self.settings(), self.http, worker=WORKER, now=moment, observe=self.observe
+            self.sessions,
+            self.settings(),
+            self.http,
+            worker=WORKER,
+            now=moment,
+            observe=self.observe,
+            enricher=await self.enricher(),
         )
 
     async def escalate(self, now: datetime) -> int:
@@ -143,6 +158,7 @@ class AlertRuntime:
                 worker=WORKER,
                 observe=self.observe,
                 stopping=lambda: self._stopping,
+                enricher=await self.enricher(),
             )
         except (SQLAlchemyError, OSError):
             log.exception("deliveries to %s failed; retrying on the next pass", channel)

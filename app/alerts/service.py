@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,7 +26,6 @@ from app.alerts.errors import (
 )
 from app.alerts.messages import incident_url
 from app.alerts.models import Incident, Maintenance, ScheduleOverride
-from app.alerts.runtime import AlertRuntime
 from app.alerts.schemas import (
     Accepted,
     AlertOut,
@@ -45,6 +45,9 @@ from app.alerts.schemas import (
 )
 from app.config import Settings
 from app.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:  # the runtime's worker reaches the correlation feature, which reaches this module
+    from app.alerts.runtime import AlertRuntime
 
 Sessions = async_sessionmaker[AsyncSession]
 

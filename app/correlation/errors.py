@@ -27,6 +27,7 @@ class BackendsFailed(PanoramaError):
     code = "backends_failed"
 
     def __init__(self, failures: dict[str, BackendError], context: str = "") -> None:
+        self.failures = failures
         statuses = {error.kind.http_status for error in failures.values()}
         self.status_code = statuses.pop() if len(statuses) == 1 else 502
         reasons = "; ".join(f"{name}: {error.message}" for name, error in failures.items())

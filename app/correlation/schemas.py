@@ -47,6 +47,16 @@ class LogEntry(BaseModel):
     trace_url: str | None = Field(default=None, description="This API's URL of the line's trace")
 
 
+class ErrorPattern(BaseModel):
+    """Error log lines that differ only in their numbers, ids and addresses, counted together."""
+
+    pattern: str = Field(description="The message with numbers, ids and addresses replaced by <n>, <id>…")
+    example: str = Field(description="The newest line of the group, as written")
+    count: int
+    level: str | None
+    last_seen: datetime | None
+
+
 class TimeWindow(BaseModel):
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")

@@ -9,9 +9,10 @@ The trace+logs join is in :mod:`.trace_logs`, the log search in :mod:`.log_searc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +33,7 @@ from app.correlation.graph import add_trace_links, build_graph
 from app.correlation.logrecords import LogReader
 from app.correlation.outcomes import call, indices, need, result, settle, window_param
 from app.correlation.schemas import (
+    ErrorPattern,
     Graph,
     GraphPartial,
     IncidentContext,
@@ -159,7 +161,12 @@ async def _red(prometheus: PrometheusClient, app: str, namespace: str | None, wi
 
 
 async def _error_logs(
-    es: ElasticsearchClient, service: str, namespace: str | None, window: Window, settings: Settings
+    es: ElasticsearchClient,
+    service: str,
+    namespace: str | None,
+    window: Window,
+    settings: Settings,
+    limit: int | None = None,
 ) -> list[LogEntry]:
     cs = settings.correlation
     clauses = [
@@ -173,7 +180,7 @@ async def _error_logs(
         indices(window, settings),
         query=logquery.bool_filter(*clauses),
         sort=logquery.sort_by_time(cs, "desc"),
-        size=cs.overview_logs,
+        size=limit or cs.overview_logs,
         track_total_hits=False,
     )
     reader = LogReader(cs)
@@ -203,6 +210,30 @@ async def _overview_traces(
 
 
 BACKEND_PARTS = ("red", "error_logs", "traces")  # when all of these fail, the overview is an error
+OVERVIEW_PARTS = ("incidents", *BACKEND_PARTS)
+_PART_BACKEND = {
+    "incidents": "database",
+    "red": "prometheus",
+    "error_logs": "elasticsearch",
+    "traces": "jaeger",
+}
+
+
+async def _bounded(part: str, awaitable: Awaitable[Any], timeout_s: float | None) -> Any:
+    """The part's answer, or the TIMEOUT BackendError naming its backend once ``timeout_s`` has passed."""
+    if timeout_s is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await awaitable
+    except TimeoutError:
+        raise BackendError(
+            _PART_BACKEND[part], BackendErrorKind.TIMEOUT, f"no answer within {timeout_s:g}s"
+        ) from None
+
+
+async def _skipped() -> None:
+    return None
 
 
 async def _incidents(sessions: Sessions, settings: Settings, names: list[str]) -> list[IncidentSummary]:
@@ -229,29 +260,41 @@ async def service_overview(
     sessions: Sessions,
     settings: Settings,
     now: datetime,
+    parts: Collection[str] = OVERVIEW_PARTS,
+    part_timeout_s: float | None = None,
+    error_log_limit: int | None = None,
 ) -> ServiceOverview:
     """RED figures, recent error logs, slowest and failed traces, open incidents: each part fetched
     concurrently, each failing on its own (``partial``). When every backend fails, the answer is an
-    error naming each."""
+    error naming each.
+
+    ``parts`` (of :data:`OVERVIEW_PARTS`) limits what is fetched (the others stay empty);
+    ``part_timeout_s`` bounds each part on its own, a slow backend then being a ``partial`` note
+    like a failing one; ``error_log_limit`` replaces ``correlation.overview_logs``."""
     window = window_param(start, end, settings.correlation.default_window, now)
     app, ns = split_service(service, namespace)
-    parts: dict[str, Awaitable[Any]] = {
-        "incidents": _incidents(sessions, settings, [service, app]),
-        "red": call(backends.prometheus, "prometheus", lambda p: _red(p, app, ns, window)),
-        "error_logs": call(
+    fetch: dict[str, Callable[[], Awaitable[Any]]] = {
+        "incidents": lambda: _incidents(sessions, settings, [service, app]),
+        "red": lambda: call(backends.prometheus, "prometheus", lambda p: _red(p, app, ns, window)),
+        "error_logs": lambda: call(
             backends.elasticsearch,
             "elasticsearch",
-            lambda e: _error_logs(e, service, namespace, window, settings),
+            lambda e: _error_logs(e, service, namespace, window, settings, error_log_limit),
         ),
-        "traces": call(
+        "traces": lambda: call(
             backends.jaeger, "jaeger", lambda j: _overview_traces(j, service, ns, window, settings)
         ),
     }
+    wanted = {name: make() if name in parts else _skipped() for name, make in fetch.items()}
     async with asyncio.TaskGroup() as group:
-        tasks = {name: group.create_task(settle(part)) for name, part in parts.items()}
+        tasks = {
+            name: group.create_task(settle(_bounded(name, part, part_timeout_s)))
+            for name, part in wanted.items()
+        }
     results = {name: task.result() for name, task in tasks.items()}
     failures = {name: r for name, r in results.items() if isinstance(r, BackendError)}
-    if all(name in failures for name in BACKEND_PARTS):
+    asked = [name for name in BACKEND_PARTS if name in parts]
+    if asked and all(name in failures for name in asked):
         raise BackendsFailed({e.backend: e for e in failures.values()}, f"overview of {service}: ")
     red, logs, traces, incidents = (
         results["red"],
@@ -324,6 +367,66 @@ async def dependency_graph(
     )
 
 
+def context_window(
+    first_alert: datetime, resolved_at: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The window an incident's context covers: from a little before its first alert started to its
+    resolution (or now). Pages carry the same window's logs and traces."""
+    return first_alert - CONTEXT_LEAD, resolved_at or now
+
+
+# --- error logs grouped by message pattern ------------------------------------------------------
+
+_VARIABLE_PARTS = (
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<time>"),
+    (re.compile(r"\b(?:0x)?(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b", re.I), "<id>"),
+    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+)
+PATTERN_CHARS = 300  # a message is grouped by its start (stack traces differ further down)
+
+
+def message_pattern(message: str) -> str:
+    """``message`` with what varies between occurrences of one error (ids, numbers, addresses, times)
+    replaced by placeholders: ``order 8812 failed after 300ms`` → ``order <n> failed after <n>ms``."""
+    text = " ".join(message.split())[:PATTERN_CHARS]
+    for pattern, placeholder in _VARIABLE_PARTS:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def error_patterns(logs: Sequence[LogEntry], limit: int) -> list[ErrorPattern]:
+    """Error lines grouped by :func:`message_pattern`, the most frequent first (then the newest),
+    at most ``limit`` groups; each keeps its newest line as the example."""
+    groups: dict[str, list[LogEntry]] = {}
+    for entry in logs:
+        if entry.message:
+            groups.setdefault(message_pattern(entry.message), []).append(entry)
+    found = []
+    for pattern, entries in groups.items():
+        newest = max(entries, key=_entry_time)
+        found.append(
+            ErrorPattern(
+                pattern=pattern,
+                example=newest.message or "",
+                count=len(entries),
+                level=newest.level,
+                last_seen=newest.timestamp,
+            )
+        )
+    found.sort(key=lambda g: (-g.count, -_entry_time(g).timestamp(), g.pattern))
+    return found[:limit]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _entry_time(item: LogEntry | ErrorPattern) -> datetime:
+    moment = item.timestamp if isinstance(item, LogEntry) else item.last_seen
+    return moment or _EPOCH
+
+
 async def incident_context(
     incident_id: int, *, backends: Backends, sessions: Sessions, settings: Settings, now: datetime
 ) -> IncidentContext:
@@ -332,8 +435,7 @@ async def incident_context(
     async with sessions() as session:
         incident = await alerts.incident_detail(session, settings, incident_id)
     started = min([a.starts_at for a in incident.alerts] + [incident.created_at])
-    start = started - CONTEXT_LEAD
-    end = incident.resolved_at or now
+    start, end = context_window(started, incident.resolved_at, now)
     names = incident.services or [incident.common_labels.get("service", "")]
     overviews = await asyncio.gather(
         *(

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import quote, urlencode
+
 from pydantic import Field, field_validator
 
 from app.config_types import Model
@@ -27,3 +30,17 @@ class GrafanaSettings(Model):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    def dashboard_url(
+        self, uid: str, start: datetime, end: datetime | None, variables: dict[str, str]
+    ) -> str | None:
+        """A dashboard over ``start``..``end`` (``now`` while open), with template variables; None
+        when no Grafana is configured."""
+        if self.url is None:
+            return None
+        query = {
+            "from": str(int(start.timestamp() * 1000)),
+            "to": str(int(end.timestamp() * 1000)) if end else "now",
+            **{f"var-{name}": value for name, value in variables.items() if value},
+        }
+        return f"{self.url}/d/{quote(uid)}?{urlencode(query)}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -65,15 +65,7 @@ def grafana_url(
     settings: Settings, uid: str, start: datetime, end: datetime | None, variables: dict[str, str]
 ) -> str | None:
     """A Grafana dashboard over ``start``..``end`` (``now`` while open), with template variables."""
-    base = settings.grafana.url
-    if base is None:
-        return None
-    query = {
-        "from": str(int(start.timestamp() * 1000)),
-        "to": str(int(end.timestamp() * 1000)) if end else "now",
-        **{f"var-{name}": value for name, value in variables.items() if value},
-    }
-    return f"{base}/d/{quote(uid)}?{urlencode(query)}"
+    return settings.grafana.dashboard_url(uid, start, end, variables)
 
 
 async def incident_page(

@@ -45,6 +45,42 @@ class AlertView:
 
 
 @dataclass(frozen=True)
+class ErrorLine:
+    """One group of the service's error log lines (same message but for ids and numbers)."""
+
+    text: str  # the newest line of the group
+    count: int
+
+
+@dataclass(frozen=True)
+class TraceLink:
+    """One of the service's slowest or failed traces, with where to open it."""
+
+    trace_id: str
+    operation: str  # "<root service> <root operation>"
+    duration_ms: float
+    failed: bool
+    url: str  # Panorama's trace page (with a view token when the page carries one)
+    jaeger_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Where to look, added under the alerts when a page is rendered for delivery.
+
+    ``missing`` names what could not be fetched in time: ``{"logs": "timeout", "traces":
+    "unreachable"}`` (reasons are a backend error's kind).
+    """
+
+    service: str
+    errors: list[ErrorLine] = field(default_factory=list)
+    traces: list[TraceLink] = field(default_factory=list)
+    grafana_url: str | None = None
+    service_url: str | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Notification:
     """One incident event to tell people about."""
 
@@ -64,6 +100,8 @@ class Notification:
     locale: Literal["zh-CN", "en"] = "zh-CN"
     timezone: str = "UTC"
     acknowledged_by: str | None = None
+    enrich: bool = False  # a trigger or escalation of a route that wants context: added at delivery
+    context: PageContext | None = None
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,16 @@ def reaches(config: ChannelConfig | None, person: Person) -> bool:
 def pages_only(config: ChannelConfig | None) -> bool:
     """A call carries pages, never an update or a resolution (nobody wants to be woken for those)."""
     return isinstance(config, twilio.TwilioCallConfig | aliyun.AliyunCallConfig)
+
+
+def shows_context(config: ChannelConfig | None) -> bool:
+    """Whether the channel shows a page's context (error logs, traces, links): the chat robots and
+    e-mail do; SMS, calls, push and plain webhooks stay short, so nothing is fetched for them."""
+    return isinstance(
+        config,
+        dingtalk.DingTalkConfig
+        | wecom.WeComConfig
+        | feishu.FeishuConfig
+        | slack.SlackConfig
+        | email.EmailConfig,
+    )

@@ -60,6 +60,9 @@ def fit(prepared: Prepared, build: Callable[[int], T], fits: Callable[[T], bool]
             return whole
         high = total - 1
     best = build(0)
+    if not fits(best) and prepared.drop_context():  # the context goes before the message would
+        high = total
+        best = build(0)
     if not fits(best):
         return None
     low, probe = 0, min(_FIRST_TRY, high)

@@ -56,6 +56,8 @@ def payload(view: View) -> dict[str, Any]:
         blocks.extend(_section(_text(m.alert(a, number))) for number, a in enumerate(view.alerts, 1))
     if view.more:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": view.more}]})
+    if view.context is not None:
+        blocks.append(_section(_text(m.context(view.context))))
     incident = view.incident
     if incident is not None and (incident.ack_button_url or incident.incident_button_url):
         buttons = []

@@ -38,6 +38,17 @@ class Strings:
     footer: str
     sep: str
     lang: str
+    context_title: str
+    context_errors: str
+    context_traces: str
+    context_failed: str
+    context_none: str
+    context_service: str
+    context_grafana: str
+    context_missing: str
+    context_parts: dict[str, str]
+    context_reasons: dict[str, str]
+    list_sep: str
 
     def more(self, count: int, *, items: bool = False) -> str:
         """ "…and N more alerts" (or notifications, in a digest), in this locale."""
@@ -46,6 +57,21 @@ class Strings:
 
     def counts(self, firing: int, resolved: int) -> str:
         return self.firing_resolved.format(firing=firing, resolved=resolved)
+
+    def missing(self, parts: dict[str, str]) -> str:
+        """The one line saying what a page's context lacks: "⚠️ 未附上：错误日志（Elasticsearch 超时）"."""
+        shown = []
+        for part, reason in sorted(parts.items()):
+            backend = _BACKENDS.get(part, part)
+            why = self.context_reasons.get(reason, self.context_reasons["unreachable"])
+            name = self.context_parts.get(part, part)
+            shown.append(
+                f"{name}（{backend} {why}）" if self.lang == "zh-CN" else f"{name} ({backend} {why})"
+            )
+        return self.context_missing.format(parts=self.list_sep.join(shown))
+
+
+_BACKENDS = {"logs": "Elasticsearch", "traces": "Jaeger"}
 
 
 ICONS: dict[str, str] = {
@@ -89,6 +115,24 @@ _ZH = Strings(
     footer="来自 Panorama",
     sep="：",
     lang="zh-CN",
+    context_title="排查线索",
+    context_errors="高频错误日志",
+    context_traces="慢请求与失败链路",
+    context_failed="失败",
+    context_none="告警时段内没有错误日志和链路",
+    context_service="服务概览",
+    context_grafana="Grafana 看板",
+    context_missing="⚠️ 未附上：{parts}",
+    context_parts={"logs": "错误日志", "traces": "链路"},
+    context_reasons={
+        "timeout": "超时",
+        "unreachable": "无法连接",
+        "not_configured": "未配置",
+        "bad_query": "查询出错",
+        "bad_response": "应答异常",
+        "unauthorized": "拒绝访问",
+    },
+    list_sep="，",
 )
 
 _EN = Strings(
@@ -123,6 +167,24 @@ _EN = Strings(
     footer="Sent by Panorama",
     sep=": ",
     lang="en",
+    context_title="Where to look",
+    context_errors="Top error logs",
+    context_traces="Slowest and failed traces",
+    context_failed="failed",
+    context_none="No error logs or traces in the alert's window",
+    context_service="Service overview",
+    context_grafana="Grafana dashboard",
+    context_missing="⚠️ Not included: {parts}",
+    context_parts={"logs": "error logs", "traces": "traces"},
+    context_reasons={
+        "timeout": "timed out",
+        "unreachable": "unreachable",
+        "not_configured": "not configured",
+        "bad_query": "refused the query",
+        "bad_response": "answered oddly",
+        "unauthorized": "refused access",
+    },
+    list_sep=", ",
 )
 
 STRINGS: dict[str, Strings] = {"zh-CN": _ZH, "en": _EN}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.alerts.channels.base import AlertView, Digest, Message, Notification, Person
+from app.alerts.channels.base import AlertView, Digest, Message, Notification, PageContext, Person
 from app.alerts.channels.dialects import PLAIN, Dialect
 from app.alerts.channels.strings import ICONS, Strings, strings
 
@@ -30,6 +30,8 @@ MAX_LABELS = 8
 SERVICE_CHARS = 60
 MAX_SERVICES = 10
 PERSON_CHARS = 40
+ERROR_LINE_CHARS = 160
+OPERATION_CHARS = 80
 
 _SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 _HIDDEN_LABELS = {"alertname", "severity"}
@@ -86,6 +88,35 @@ class IncidentItem:
 
 
 @dataclass(frozen=True)
+class TraceItem:
+    """A trace link of a page's context: ``label`` escaped, URLs safe for the format's links."""
+
+    label: str
+    short_id: str
+    failed: bool
+    url: str | None
+    jaeger_url: str | None
+    button_url: str | None  # bare, for a JSON field such as a card's button
+
+
+@dataclass(frozen=True)
+class ContextItem:
+    """Where to look (a page's context), escaped for the channel's format."""
+
+    title: str
+    errors: Sequence[tuple[int, str]]
+    traces: Sequence[TraceItem]
+    grafana_url: str | None
+    service_url: str | None
+    missing: str  # one line, "" when nothing is missing
+    empty: bool  # nothing found and nothing missing: the window was quiet
+
+    @property
+    def links(self) -> bool:
+        return bool(self.grafana_url or self.service_url)
+
+
+@dataclass(frozen=True)
 class View:
     """What a template renders: one incident with its first alerts, or a digest's first items."""
 
@@ -103,6 +134,7 @@ class View:
     more: str
     mentions: Sequence[str]
     unreachable: Sequence[str]
+    context: ContextItem | None = None
 
     @property
     def paging(self) -> str:
@@ -131,6 +163,9 @@ class Prepared:
         self._multiline = multiline
         self._items: list[IncidentItem] = []
         self._alerts: list[AlertItem] = []
+        self.context: ContextItem | None = None
+        if isinstance(message, Notification) and message.context is not None:
+            self.context = _context(message.context, dialect, self.t)
         if isinstance(message, Digest):
             self.incident: IncidentItem | None = None
             self._notifications = list(message.items)
@@ -196,7 +231,14 @@ class Prepared:
             more=self.t.more(omitted) if omitted else "",
             mentions=self.mentions,
             unreachable=self.unreachable,
+            context=self.context,
         )
+
+    def drop_context(self) -> bool:
+        """Leaves the context out (when even the bare message is too big with it); False if it had none."""
+        had = self.context is not None
+        self.context = None
+        return had
 
     def _alert_items(self, count: int) -> list[AlertItem]:
         for alert in self._raw_alerts[len(self._alerts) : count]:
@@ -278,6 +320,33 @@ def _alert(alert: AlertView, dialect: Dialect, t: Strings, zone: ZoneInfo, *, mu
         if alert.ends_at is not None and alert.status == "resolved"
         else None,
         source_url=dialect.url(alert.generator_url),
+    )
+
+
+def _context(context: PageContext, dialect: Dialect, t: Strings) -> ContextItem:
+    traces = []
+    for trace in context.traces:
+        label = dialect.text(f"{trace.operation} · {trace.duration_ms:.0f} ms", OPERATION_CHARS)
+        if trace.failed:
+            label += f" · {t.context_failed}"
+        traces.append(
+            TraceItem(
+                label=label,
+                short_id=trace.trace_id[:8],
+                failed=trace.failed,
+                url=dialect.url(trace.url),
+                jaeger_url=dialect.url(trace.jaeger_url),
+                button_url=PLAIN.url(trace.url),
+            )
+        )
+    return ContextItem(
+        title=f"{t.context_title}{t.sep}{dialect.text(context.service, SERVICE_CHARS)}",
+        errors=[(e.count, dialect.text(e.text, ERROR_LINE_CHARS)) for e in context.errors],
+        traces=traces,
+        grafana_url=dialect.url(context.grafana_url),
+        service_url=dialect.url(context.service_url),
+        missing=t.missing(context.missing) if context.missing else "",
+        empty=not context.errors and not context.traces and not context.missing,
     )
 
 
