@@ -1,5 +1,7 @@
-"""Drill: on the embedded SQLite, webhooks keep being answered within a second while three-year
-reports of every service run."""
+"""Drill: on the embedded SQLite, webhooks keep being answered (never "database is locked") while
+three-year reports of every service run back to back, and reports keep completing while the webhooks
+write: neither waits for the other to finish. Latencies are recorded in the drill report, not
+asserted (tests never assert on wall-clock time; bench/alert_storm.py measures speed)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ DAYS = 1096
 WEBHOOKS = 60
 
 
-def test_webhooks_are_answered_within_a_second_while_three_year_reports_run(
+def test_webhooks_are_answered_while_three_year_reports_run(
     tmp_path: Path, serve_sink: Callable[[WebhookSink], Served[WebhookSink]]
 ) -> None:
     sink = serve_sink(WebhookSink())
@@ -59,6 +61,7 @@ def test_webhooks_are_answered_within_a_second_while_three_year_reports_run(
     try:
         reader.start()
         time.sleep(1.0)  # a report is running
+        reports_before = len(reports)
         with httpx.Client(timeout=30) as client:
             for name in names:
                 started = time.monotonic()
@@ -70,6 +73,7 @@ def test_webhooks_are_answered_within_a_second_while_three_year_reports_run(
                 latencies.append(time.monotonic() - started)
                 assert answer.status_code == 200
                 time.sleep(0.2)
+        reports_during = len(reports) - reports_before
     finally:
         stop.set()
         reader.join(timeout=150)
@@ -80,9 +84,9 @@ def test_webhooks_are_answered_within_a_second_while_three_year_reports_run(
         [f"three-year reports of {SERVICES} services ({stored} stored rows), back to back, on SQLite"],
         tally,
         reports_run=len(reports),
+        reports_during_webhooks=reports_during,
         report_s_median=round(statistics.median(reports), 2) if reports else None,
         webhook_ms_median=round(statistics.median(latencies) * 1000, 1),
         webhook_ms_max=round(max(latencies) * 1000, 1),
     )
-    assert reports  # at least one report ran alongside
-    assert max(latencies) < 1.0
+    assert reports_during >= 2  # reports went on completing while the webhooks were written
