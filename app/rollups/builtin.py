@@ -197,15 +197,13 @@ RESPONSE_BOUNDS_S = (
 
 @dataclass(frozen=True)
 class RecordedFamily:
-    """A family Panorama records from its own data; compared with a ``Definition`` it has no
-    PromQL (``query`` is empty: nothing is ever sent to Prometheus for it)."""
+    """A family Panorama records from its own data (``oncall.py``): unlike a ``Definition`` it has
+    no PromQL, and the catalogue never hands it to the Prometheus rollup (``Catalog.recorded``)."""
 
     name: str
     entity: str
     kind: FamilyKind
     figures: dict[str, str] | None = None
-    bounds: tuple[float, ...] = ()
-    query: str = ""
 
     def reported(self) -> dict[str, str]:
         if self.figures is not None:
@@ -231,14 +229,12 @@ def _incident_families(kind: str) -> list[RecordedFamily]:
             kind,
             FamilyKind.HISTOGRAM,
             figures={"ack_p50_s": "p50", "ack_p95_s": "p95"},
-            bounds=RESPONSE_BOUNDS_S,
         ),
         RecordedFamily(
             "resolve_time",
             kind,
             FamilyKind.HISTOGRAM,
             figures={"resolve_p50_s": "p50", "resolve_p95_s": "p95"},
-            bounds=RESPONSE_BOUNDS_S,
         ),
     ]
 
@@ -262,11 +258,9 @@ ONCALL_DERIVED = [
             Derived(name="ack_mean_s", entity=kind, expr="ack_seconds / acks"),
             Derived(name="resolve_mean_s", entity=kind, expr="resolve_seconds / resolves"),
             Derived(name="delivered_ratio", entity=kind, expr="pages_delivered / pages_sent"),
-            Derived(name="pages_per_day", entity=kind, expr="pages_sent / days"),
         )
     ),
     Derived(name="ack_mean_s", entity=ONCALL_PERSON, expr="ack_seconds / acks"),
-    Derived(name="pages_per_day", entity=ONCALL_PERSON, expr="pages / days"),
 ]
 
 _INCIDENT_ORDER = [
@@ -278,7 +272,6 @@ _INCIDENT_ORDER = [
     "pages_sent",
     "pages_delivered",
     "delivered_ratio",
-    "pages_per_day",
     "acks",
     "ack_mean_s",
     "ack_p50_s",
@@ -292,5 +285,5 @@ FIGURE_ORDER |= {
     ONCALL: _INCIDENT_ORDER,
     ONCALL_SERVICE: _INCIDENT_ORDER,
     ONCALL_SCHEDULE: _INCIDENT_ORDER,
-    ONCALL_PERSON: ["pages", "pages_per_day", "night_pages", "incidents", "acks", "ack_mean_s"],
+    ONCALL_PERSON: ["pages", "night_pages", "incidents", "acks", "ack_mean_s"],
 }

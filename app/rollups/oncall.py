@@ -19,7 +19,7 @@ This module reads the alerts package only through its service, and never writes 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -84,6 +84,11 @@ def _owners(incident: IncidentActivity) -> list[tuple[str, str]]:
     ]
 
 
+def _touched(incident: IncidentActivity, inside: Callable[[datetime | None], bool]) -> bool:
+    """Opened, acknowledged or resolved that day (not just paged about, or a page delivered)."""
+    return any(map(inside, (incident.opened_at, incident.acknowledged_at, incident.resolved_at)))
+
+
 def _seconds(since: datetime, until: datetime) -> float:
     return max(0.0, (until - since).total_seconds())
 
@@ -101,7 +106,8 @@ def day_values(activity: OncallActivity, tz: ZoneInfo) -> list[FamilyValue]:
 
     by_id = {incident.id: incident for incident in activity.incidents}
     for incident in activity.incidents:
-        owners = [tally(kind, name) for kind, name in _owners(incident)]
+        keys = _owners(incident)
+        owners = [tally(kind, name) for kind, name in keys] if _touched(incident, inside) else []
         if inside(incident.opened_at):
             for one in owners:
                 one.add("incidents")

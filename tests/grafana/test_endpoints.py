@@ -42,12 +42,12 @@ FIGURES = {
     **{
         kind: [
             "incidents", "incidents_critical", "incidents_warning", "incidents_info", "incidents_other",
-            "pages_sent", "pages_delivered", "delivered_ratio", "pages_per_day", "acks", "ack_mean_s",
+            "pages_sent", "pages_delivered", "delivered_ratio", "acks", "ack_mean_s",
             "ack_p50_s", "ack_p95_s", "resolves", "resolve_mean_s", "resolve_p50_s", "resolve_p95_s",
         ]
         for kind in ("oncall", "oncall_service", "oncall_schedule")
     },
-    "oncall_person": ["pages", "pages_per_day", "night_pages", "incidents", "acks", "ack_mean_s"],
+    "oncall_person": ["pages", "night_pages", "incidents", "acks", "ack_mean_s"],
     "slo": ["availability", "error_budget_remaining", "error_budget_remaining_minutes"],
 }  # fmt: skip
 TAG_KEYS = ["namespace", "oncall_person", "oncall_schedule", "oncall_service", "service"]
