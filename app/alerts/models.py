@@ -44,6 +44,10 @@ class Incident(Base):
     __table_args__ = (
         Index("ix_alert_incidents_group_status", "group_key", "status"),
         Index("ix_alert_incidents_status_created", "status", "created_at"),
+        # The day's on-call history reads the incidents opened, acknowledged or resolved that day.
+        Index("ix_alert_incidents_created_at", "created_at"),
+        Index("ix_alert_incidents_acknowledged_at", "acknowledged_at"),
+        Index("ix_alert_incidents_resolved_at", "resolved_at"),
         # One open incident per group, whichever replica receives the webhook (insert-or-get).
         Index(
             "uq_alert_incidents_open_group",
@@ -83,6 +87,9 @@ class TimelineEntry(Base):
     kind: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(Text)  # JSON object
+
+    # The day's on-call history reads one kind of entry ("escalated") of one day.
+    __table_args__ = (Index("ix_alert_timeline_kind_at", "kind", "at"),)
 
 
 class EscalationState(Base):
@@ -126,6 +133,8 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_alert_outbox_status_due", "status", "due_at"),
         Index("ix_alert_outbox_channel_delivered", "channel", "delivered_at"),
+        Index("ix_alert_outbox_created_at", "created_at"),  # the day's pages (on-call history)
+        Index("ix_alert_outbox_delivered_at", "delivered_at"),
     )
 
 

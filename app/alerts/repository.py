@@ -644,6 +644,55 @@ async def incidents_opened(
     return (await session.scalars(statement)).all()
 
 
+# --- on-call history (read by the daily rollup) -------------------------------------------
+
+
+def _within(column: Any, first: datetime, last: datetime) -> Any:
+    """``first <= column < last``: an instant at a day's boundary belongs to the day it starts."""
+    return and_(column >= first, column < last)
+
+
+async def incidents_active_between(
+    session: AsyncSession, first: datetime, last: datetime, also: Sequence[int] = ()
+) -> Sequence[Incident]:
+    """Incidents opened, acknowledged or resolved in ``[first, last)``, and those of ``also``."""
+    touched = or_(
+        _within(Incident.created_at, first, last),
+        _within(Incident.acknowledged_at, first, last),
+        _within(Incident.resolved_at, first, last),
+    )
+    if also:
+        touched = or_(touched, Incident.id.in_(sorted(set(also))))
+    return (await session.scalars(select(Incident).where(touched).order_by(Incident.id))).all()
+
+
+async def paging_deliveries_between(
+    session: AsyncSession, first: datetime, last: datetime
+) -> Sequence[tuple[int, datetime, datetime | None]]:
+    """``(incident, created, delivered)`` of the pages written or delivered in ``[first, last)``."""
+    statement = (
+        select(Delivery.incident_id, Delivery.created_at, Delivery.delivered_at)
+        .where(
+            Delivery.incident_id.is_not(None),
+            Delivery.kind.in_(PAGING_KINDS),
+            or_(_within(Delivery.created_at, first, last), _within(Delivery.delivered_at, first, last)),
+        )
+        .order_by(Delivery.id)
+    )
+    return [(row[0], row[1], row[2]) for row in await session.execute(statement) if row[0] is not None]
+
+
+async def timeline_between(
+    session: AsyncSession, kind: str, first: datetime, last: datetime
+) -> Sequence[TimelineEntry]:
+    statement = (
+        select(TimelineEntry)
+        .where(TimelineEntry.kind == kind, _within(TimelineEntry.at, first, last))
+        .order_by(TimelineEntry.id)
+    )
+    return (await session.scalars(statement)).all()
+
+
 async def alert_labels_of(session: AsyncSession, incident_ids: Sequence[int]) -> Sequence[tuple[int, str]]:
     """(incident id, labels JSON) of every alert of these incidents."""
     if not incident_ids:
@@ -652,3 +701,16 @@ async def alert_labels_of(session: AsyncSession, incident_ids: Sequence[int]) ->
         IncidentAlert.incident_id.in_(incident_ids)
     )
     return [(row[0], row[1]) for row in await session.execute(statement)]
+
+
+async def timeline_of_incidents(
+    session: AsyncSession, kind: str, incident_ids: Sequence[int]
+) -> Sequence[TimelineEntry]:
+    if not incident_ids:
+        return []
+    statement = (
+        select(TimelineEntry)
+        .where(TimelineEntry.kind == kind, TimelineEntry.incident_id.in_(sorted(set(incident_ids))))
+        .order_by(TimelineEntry.id)
+    )
+    return (await session.scalars(statement)).all()

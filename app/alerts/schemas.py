@@ -250,3 +250,43 @@ class SwapOut(BaseModel):
     taken_by: str | None
     taken_at: dt.datetime | None
     override_id: int | None
+
+
+class IncidentActivity(BaseModel):
+    """An incident as the on-call history counts it (``service.oncall_activity``)."""
+
+    id: int
+    severity: str | None
+    services: list[str]
+    schedules: list[str] = Field(description="The schedules its escalation chains page")
+    opened_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    resolved_at: dt.datetime | None
+
+
+class PageActivity(BaseModel):
+    """One page (a trigger, escalation or heartbeat notification to one channel)."""
+
+    incident_id: int
+    sent_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
+class PersonPaged(BaseModel):
+    """A step of an escalation (or of the person's own rule) that reached a person."""
+
+    incident_id: int
+    user: str
+    at: dt.datetime
+
+
+class OncallActivity(BaseModel):
+    """What happened on call in ``[first, last)``: the incidents opened, acknowledged or resolved
+    in it (and those its pages are about), the pages written or delivered in it, and who was paged."""
+
+    first: dt.datetime
+    last: dt.datetime
+    incidents: list[IncidentActivity]
+    pages: list[PageActivity]
+    paged: list[PersonPaged]

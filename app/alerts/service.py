@@ -29,13 +29,17 @@ from app.alerts.models import Incident, Maintenance, ScheduleOverride
 from app.alerts.schemas import (
     Accepted,
     AlertOut,
+    IncidentActivity,
     IncidentDetail,
     IncidentSummary,
     MaintenanceOut,
     MaintenanceRequest,
     OnCall,
+    OncallActivity,
     OverrideOut,
     OverrideRequest,
+    PageActivity,
+    PersonPaged,
     ShiftOut,
     Shifts,
     SwapOut,
@@ -443,3 +447,61 @@ def render_notice(notice: Notice, *, markdown: bool) -> str:
         return notice_layout.markdown(notice_layout.lay_out(notice, ROBOT_MARKDOWN))
     text = notice_layout.lay_out(notice, PLAIN)
     return f"{text.title}\n\n{notice_layout.plain(text)}"
+
+
+# --- on-call history ----------------------------------------------------------------------
+
+
+def schedules_of_escalations(settings: Settings, escalations: Sequence[str]) -> list[str]:
+    """The schedules the named escalation chains page (as configured now), in order, once each."""
+    by_name = {e.name: e for e in settings.escalations}
+    found: dict[str, None] = {}
+    for name in escalations:
+        for step in by_name[name].steps if name in by_name else []:
+            if step.notify is not None and step.notify.schedule is not None:
+                found[step.notify.schedule] = None
+    return list(found)
+
+
+async def oncall_activity(
+    session: AsyncSession, settings: Settings, first: datetime, last: datetime
+) -> OncallActivity:
+    """What the on-call history of ``[first, last)`` is computed from (the rollups read it daily).
+
+    An incident belongs to the schedules of the escalation chains its routes started (recorded
+    in its ``routed`` timeline entries, looked up in today's configuration); a person was paged
+    by each ``escalated`` entry that names them (a step of a chain, or of their own rule).
+    """
+    pages = await repository.paging_deliveries_between(session, first, last)
+    escalated = await repository.timeline_between(session, "escalated", first, last)
+    paged = [
+        PersonPaged(incident_id=entry.incident_id, user=str(user), at=entry.at)
+        for entry in escalated
+        for user in dict.fromkeys(json.loads(entry.detail).get("mentions") or [])
+    ]
+    referenced = [p[0] for p in pages] + [p.incident_id for p in paged]
+    found = await repository.incidents_active_between(session, first, last, referenced)
+    routed: dict[int, list[str]] = {}
+    for entry in await repository.timeline_of_incidents(session, "routed", [i.id for i in found]):
+        escalation = json.loads(entry.detail).get("escalation")
+        if escalation:
+            routed.setdefault(entry.incident_id, []).append(str(escalation))
+    return OncallActivity(
+        first=first,
+        last=last,
+        incidents=[
+            IncidentActivity(
+                id=i.id,
+                severity=i.severity,
+                services=json.loads(i.services),
+                schedules=schedules_of_escalations(settings, routed.get(i.id, [])),
+                opened_at=i.created_at,
+                acknowledged_at=i.acknowledged_at,
+                acknowledged_by=i.acknowledged_by,
+                resolved_at=i.resolved_at,
+            )
+            for i in found
+        ],
+        pages=[PageActivity(incident_id=i, sent_at=sent, delivered_at=done) for i, sent, done in pages],
+        paged=paged,
+    )

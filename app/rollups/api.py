@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.deps import ContextDep, Operator, PrometheusDep, SessionDep, SessionsDep, SettingsDep, Viewer
+from app.deps import ContextDep, Operator, SessionDep, SessionsDep, SettingsDep, Viewer
 from app.rollups import answers, service
 from app.rollups.answers import to_csv
 from app.rollups.days import Granularity, day_window, days_between, local_today
@@ -63,10 +63,9 @@ def _outcome(outcome: service.RunOutcome) -> RunOut:
     response_model=RunResults,
     responses={202: {"model": Queued, "description": "A range was queued; see /api/v1/rollups/runs"}},
 )
-async def run(
-    request: RunRequest, _: Operator, context: ContextDep, prometheus: PrometheusDep
-) -> RunResults | JSONResponse:
+async def run(request: RunRequest, _: Operator, context: ContextDep) -> RunResults | JSONResponse:
     settings = context.settings
+    prometheus = context.backends.prometheus  # None: the on-call history only
     if request.date is not None:
         days = [request.date]
         service.check_day_is_over(request.date, settings)

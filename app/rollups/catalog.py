@@ -15,6 +15,7 @@ from functools import cached_property, lru_cache
 from typing import TypeVar
 
 from app.rollups import builtin
+from app.rollups.builtin import RecordedFamily
 from app.rollups.config import (
     EXPRESSION_CONSTANTS,
     Definition,
@@ -37,24 +38,48 @@ class Figure:
     expr: str | None = None
 
 
+Family = Definition | RecordedFamily
+
+
 @dataclass(frozen=True)
 class Catalog:
+    """``definitions`` are queried from Prometheus; ``recorded`` families are Panorama's own
+    (the on-call history, ``oncall.py``): both are stored, re-aggregated and reported alike."""
+
     entities: dict[str, EntityKind]
     definitions: list[Definition]
     figures: dict[str, list[Figure]] = field(default_factory=dict)
+    recorded: list[RecordedFamily] = field(default_factory=list)
 
     def families(self, entity_kind: str) -> list[Definition]:
+        """The kind's families queried from Prometheus."""
         return [d for d in self.definitions if d.entity == entity_kind]
 
-    def family(self, entity_kind: str, name: str) -> Definition | None:
+    def stored_families(self, entity_kind: str) -> list[Family]:
+        """Every family stored for the kind: queried from Prometheus, or recorded by Panorama."""
+        found: list[Family] = [d for d in self.definitions if d.entity == entity_kind]
+        return found + [f for f in self.recorded if f.entity == entity_kind]
+
+    def family(self, entity_kind: str, name: str) -> Family | None:
         return self._by_kind_and_name.get((entity_kind, name))
 
     @cached_property
-    def _by_kind_and_name(self) -> dict[tuple[str, str], Definition]:
-        found: dict[tuple[str, str], Definition] = {}
-        for definition in self.definitions:
-            found.setdefault((definition.entity, definition.name), definition)
+    def _by_kind_and_name(self) -> dict[tuple[str, str], Family]:
+        found: dict[tuple[str, str], Family] = {}
+        every: list[Family] = [*self.definitions, *self.recorded]
+        for family in every:
+            found.setdefault((family.entity, family.name), family)
         return found
+
+    @cached_property
+    def recorded_kinds(self) -> list[str]:
+        """The entity kinds whose days Panorama records itself (never from Prometheus)."""
+        return list(dict.fromkeys(f.entity for f in self.recorded))
+
+    @cached_property
+    def queried_kinds(self) -> list[str]:
+        """The entity kinds whose days are computed from Prometheus."""
+        return [kind for kind in self.entities if kind not in self.recorded_kinds]
 
     def figure_names(self, entity_kind: str) -> list[str]:
         return [f.name for f in self.figures.get(entity_kind, [])]
@@ -65,7 +90,7 @@ class Catalog:
     def requirements(self, entity_kind: str, names: Collection[str]) -> tuple[set[str], set[str]]:
         """The figures and the families that computing the figures ``names`` needs (their closure)."""
         by_name = {f.name: f for f in self.figures.get(entity_kind, [])}
-        counters = {d.name for d in self.families(entity_kind) if d.kind is FamilyKind.COUNTER}
+        counters = {d.name for d in self.stored_families(entity_kind) if d.kind is FamilyKind.COUNTER}
         figures: set[str] = set()
         families: set[str] = set()
         pending = list(names)
@@ -105,13 +130,27 @@ def build_catalog(settings: RollupSettings) -> Catalog:
     definitions = _merge(
         builtin.DEFINITIONS if use_builtin else [], settings.definitions, lambda d: (d.entity, d.name)
     )
-    derived = _merge(builtin.DERIVED if use_builtin else [], settings.derived, lambda d: (d.entity, d.name))
-    by_name = {e.name: e for e in entities}
+    derived = _merge(
+        [*(builtin.DERIVED if use_builtin else []), *builtin.ONCALL_DERIVED],
+        settings.derived,
+        lambda d: (d.entity, d.name),
+    )
     problems: list[str] = []
+    recorded = {e.name: e for e in builtin.ONCALL_ENTITIES}
+    for taken in sorted(recorded.keys() & {e.name for e in settings.entities}):
+        problems.append(f"entity kind {taken!r} is Panorama's on-call history; give yours another name")
+    by_name = {e.name: e for e in entities} | recorded
     figures: dict[str, list[Figure]] = {name: [] for name in by_name}
-    for definition in definitions:
+    families: list[Definition | RecordedFamily] = [*definitions, *builtin.ONCALL_FAMILIES]
+    for definition in families:
         if definition.entity not in by_name:
             problems.append(f"definition {definition.name!r}: unknown entity kind {definition.entity!r}")
+            continue
+        if isinstance(definition, Definition) and definition.entity in recorded:
+            problems.append(
+                f"definition {definition.name!r}: {definition.entity!r} is recorded by Panorama, "
+                "not queried from Prometheus"
+            )
             continue
         for name, statistic in definition.reported().items():
             figures[definition.entity].append(
@@ -122,7 +161,7 @@ def build_catalog(settings: RollupSettings) -> Catalog:
             problems.append(f"derived {item.name!r}: unknown entity kind {item.entity!r}")
             continue
         known = {f.name for f in figures[item.entity]} | {
-            d.name for d in definitions if d.entity == item.entity and d.kind is FamilyKind.COUNTER
+            d.name for d in families if d.entity == item.entity and d.kind is FamilyKind.COUNTER
         }
         unknown = expression_names(item.expr) - known - set(EXPRESSION_CONSTANTS)
         if unknown:
@@ -141,7 +180,9 @@ def build_catalog(settings: RollupSettings) -> Catalog:
             listed.sort(key=lambda f: order.index(f.name) if f.name in order else len(order))
     if problems:
         raise ValueError("; ".join(problems))
-    return Catalog(entities=by_name, definitions=definitions, figures=figures)
+    return Catalog(
+        entities=by_name, definitions=definitions, figures=figures, recorded=list(builtin.ONCALL_FAMILIES)
+    )
 
 
 _OPERATORS: dict[type[ast.AST], Callable[[float, float], float]] = {

@@ -29,8 +29,7 @@ def rollup(settings: Settings, *, date: date | None, first: date | None, last: d
         print("give --date DAY, or --from DAY and --to DAY", file=err)
         return 2
     if not settings.prometheus.configured:
-        print("prometheus is not configured (set prometheus.url or PANORAMA_PROMETHEUS_URL)", file=err)
-        return 1
+        print("prometheus is not configured: rolling up the on-call history only", file=err)
     try:
         if first is not None and last is not None:
             service.check_period(first, last)
@@ -43,7 +42,7 @@ def rollup(settings: Settings, *, date: date | None, first: date | None, last: d
 
 async def _run(settings: Settings, days: list[date], err: TextIO) -> int:
     engine = db.create_engine(settings.database)
-    prometheus = PrometheusClient(settings.prometheus)
+    prometheus = PrometheusClient(settings.prometheus) if settings.prometheus.configured else None
     try:
         revision, head = await migrations.current_revision(engine), migrations.head_revision()
         if revision != head:
@@ -62,7 +61,8 @@ async def _run(settings: Settings, days: list[date], err: TextIO) -> int:
             progress=progress.step,
         )
     finally:
-        await prometheus.aclose()
+        if prometheus is not None:
+            await prometheus.aclose()
         await engine.dispose()
     progress.done()
     print(summary(outcomes))

@@ -326,7 +326,7 @@ def figures(
             "seconds": np.where(seconds > 0, seconds.astype(FLOAT), np.nan),
             "days": np.where(days > 0, days.astype(FLOAT), np.nan),
         }
-    for definition in catalog.families(entity_kind):
+    for definition in catalog.stored_families(entity_kind):
         if definition.kind is FamilyKind.COUNTER:
             scope[definition.name] = statistic(frame, definition.name, FamilyKind.COUNTER, "total")
     values: dict[str, Column] = {}

@@ -21,9 +21,8 @@ STARTUP_DELAY = timedelta(seconds=5)
 
 
 async def catch_up(context: AppContext) -> None:
-    prometheus = context.backends.prometheus
-    if prometheus is None or context.sessions is None:
-        log.info("rollups skipped: prometheus is not configured")
+    prometheus = context.backends.prometheus  # None: only the on-call history is rolled up
+    if context.sessions is None:
         return
     if not context.schema_ready or context.stopping:
         return  # the database is not migrated (said once at start), or the process is stopping

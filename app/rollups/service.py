@@ -28,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
-from app.rollups import builtin, frames, repository
+from app.rollups import builtin, frames, oncall, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog
-from app.rollups.compute import compute_day
+from app.rollups.compute import DayFigures, compute_day
 from app.rollups.config import EntityKind, FamilyKind
 from app.rollups.days import (
     Granularity,
@@ -109,7 +109,7 @@ def check_day_is_over(
 
 async def run_day(
     sessions: Sessions,
-    prometheus: PrometheusClient,
+    prometheus: PrometheusClient | None,
     settings: Settings,
     day: date,
     *,
@@ -118,8 +118,11 @@ async def run_day(
 ) -> RunOutcome:
     """Computes ``day`` and stores it whole, replacing what it held; or records why it failed.
 
-    A day another worker is computing right now is skipped. A day Prometheus has
-    no data for is recorded as ``no_data`` and what was stored before is kept.
+    Two sources: Prometheus (the catalogue's queried kinds; skipped when ``prometheus`` is None)
+    and the on-call history Panorama records itself (``oncall.py``). A source with nothing for
+    the day leaves what it stored before in place. A day another worker is computing right now
+    is skipped. A day neither source has data for is recorded as ``no_data`` (without
+    Prometheus, a quiet on-call day is a day with nothing to record: ``ok``).
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
@@ -131,7 +134,13 @@ async def run_day(
         return RunOutcome(day, SKIPPED)
     started = time.perf_counter()
     try:
-        computed = await compute_day(prometheus, catalog, settings.rollups, window)
+        computed = (
+            await compute_day(prometheus, catalog, settings.rollups, window)
+            if prometheus is not None
+            else DayFigures(window, [])
+        )
+        async with sessions() as session:
+            recorded = await oncall.compute_day(session, settings, window)
     except (BackendError, RollupQueryError) as exc:
         return await _fail(sessions, run_id, day, started, _describe(exc))
     except BaseException:
@@ -139,33 +148,34 @@ async def run_day(
         # replica or the restarted process computes it, instead of waiting for the lease to run out.
         await _release(sessions, run_id, day, started)
         raise
-    status = RunStatus.OK if computed.values else RunStatus.NO_DATA
+    values = [*computed.values, *recorded]
+    kinds = [
+        *(catalog.queried_kinds if computed.values else []),
+        *(catalog.recorded_kinds if recorded else []),
+    ]
+    entities = len({(v.entity_kind, v.entity) for v in values})
+    status = RunStatus.OK if values or prometheus is None else RunStatus.NO_DATA
     elapsed = _ms_since(started)
     try:
         async with sessions.begin() as session:
-            if computed.values:
-                await repository.replace_day(session, day, computed.values, kinds=list(catalog.entities))
+            if values:
+                await repository.replace_day(session, day, values, kinds=kinds)
             await repository.finish_run(
                 session,
                 run_id,
                 status=status,
                 duration_ms=elapsed,
-                entities=computed.entities,
-                values=len(computed.values),
+                entities=entities,
+                values=len(values),
             )
     except SQLAlchemyError as exc:
         return await _fail(sessions, run_id, day, started, f"storing the day failed: {type(exc).__name__}")
     log.info(
         "rolled up %s",
         day.isoformat(),
-        extra={
-            "status": status,
-            "entities": computed.entities,
-            "values": len(computed.values),
-            "ms": elapsed,
-        },
+        extra={"status": status, "entities": entities, "values": len(values), "ms": elapsed},
     )
-    return RunOutcome(day, status, elapsed, computed.entities, len(computed.values))
+    return RunOutcome(day, status, elapsed, entities, len(values))
 
 
 async def _fail(sessions: Sessions, run_id: int, day: date, started: float, error: str) -> RunOutcome:
@@ -204,7 +214,7 @@ def _ms_since(started: float) -> float:
 
 async def run_days(
     sessions: Sessions,
-    prometheus: PrometheusClient,
+    prometheus: PrometheusClient | None,
     settings: Settings,
     days: list[date],
     *,
@@ -222,7 +232,11 @@ async def run_days(
 
 
 async def catch_up(
-    sessions: Sessions, prometheus: PrometheusClient, settings: Settings, *, now: datetime | None = None
+    sessions: Sessions,
+    prometheus: PrometheusClient | None,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
 ) -> list[RunOutcome]:
     """Rolls up the missing or failed days of the last ``backfill_days``, newest first.
 
@@ -390,7 +404,7 @@ def _optional(value: float) -> float | None:
 
 
 def _kinds(catalog: Catalog, entity_kind: str) -> dict[str, FamilyKind]:
-    return {d.name: d.kind for d in catalog.families(entity_kind)}
+    return {d.name: d.kind for d in catalog.stored_families(entity_kind)}
 
 
 async def _frame(

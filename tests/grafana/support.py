@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.rollups import repository
+from app.rollups.builtin import RESPONSE_BOUNDS_S
 from app.rollups.compute import FamilyValue
 from app.rollups.days import days_between
 
@@ -81,6 +82,34 @@ async def store_days(session: AsyncSession, first: date = FIRST, last: date = LA
             if (service, day) != GAP:
                 values.extend(service_day(service, day))
         await repository.replace_day(session, day, values)
+
+
+def oncall_day(day: date) -> list[FamilyValue]:
+    """A day of on-call history as the daily rollup stores it (``app/rollups/oncall.py``)."""
+    pages = float(1 + day.toordinal() % 3)
+    values: list[FamilyValue] = []
+    for kind, entity in (("oncall", "oncall"), ("oncall_service", "checkout"), ("oncall_schedule", "sre")):
+        counters = {"incidents": pages, "incidents_critical": pages, "pages_sent": pages}
+        counters |= {"pages_delivered": pages, "acks": pages, "ack_seconds": 120 * pages}
+        counters |= {"resolves": pages, "resolve_seconds": 1800 * pages}
+        for name in ("incidents_warning", "incidents_info", "incidents_other"):
+            counters[name] = 0.0
+        values += [FamilyValue(kind, entity, name, total=total) for name, total in counters.items()]
+        for family, seconds in (("ack_time", 120.0), ("resolve_time", 1800.0)):
+            buckets = {bound: pages if seconds <= bound else 0.0 for bound in RESPONSE_BOUNDS_S}
+            values.append(FamilyValue(kind, entity, family, buckets=buckets))
+    for name, total in {"pages": pages, "night_pages": 1.0, "incidents": pages, "acks": pages}.items():
+        values.append(FamilyValue("oncall_person", "alice", name, total=total))
+    values.append(FamilyValue("oncall_person", "alice", "ack_seconds", total=120 * pages))
+    return values
+
+
+async def store_oncall_days(session: AsyncSession, first: date = FIRST, last: date = LAST) -> None:
+    for day in days_between(first, last):
+        await repository.replace_day(session, day, oncall_day(day), kinds=["oncall", *ONCALL_KINDS])
+
+
+ONCALL_KINDS = ("oncall_service", "oncall_schedule", "oncall_person")
 
 
 def grafana_range(start: str, end: str, raw: tuple[str, str] = ("now-90d", "now")) -> dict[str, Any]:

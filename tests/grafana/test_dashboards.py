@@ -21,7 +21,7 @@ import yaml
 from app.backends.prometheus import PrometheusClient
 from app.grafana.service import INCIDENTS, metrics_of
 from tests.grafana.frames import to_data_frame
-from tests.grafana.support import SLO, query_body, regex, store_days
+from tests.grafana.support import SLO, query_body, regex, store_days, store_oncall_days
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer, settings_for
 from tests.harness.prometheus import RunningPrometheus
 from tests.rollups.support import dataset_of
@@ -45,6 +45,7 @@ EXPECTED = {
     "panorama-capacity": "容量 Capacity",
     "panorama-slo": "SLO 与错误预算 SLOs & error budgets",
     "panorama-oncall": "值班与事件 On-call & incidents",
+    "panorama-oncall-health": "值班健康 On-call health",
 }
 # What Grafana substitutes for its own interval variables (a 1m scrape interval, a 6h range).
 GRAFANA_VARIABLES = {"$__rate_interval": "4m", "$__interval": "1m", "$__range": "6h"}
@@ -151,7 +152,7 @@ def test_dashboards_have_fixed_uids_and_only_provisioned_datasources(path: Path)
     assert len(ids) == len(set(ids))
 
 
-def test_the_five_dashboards_are_there() -> None:
+def test_the_six_dashboards_are_there() -> None:
     assert sorted(load(path)["uid"] for path in DASHBOARDS) == sorted(EXPECTED)
 
 
@@ -184,6 +185,7 @@ async def test_every_panorama_query_of_the_dashboards_is_answered(app_factory: A
     async with app_factory(timezone="UTC", slo=SLO) as (app, client):
         async with app.state.context.sessions.begin() as session:
             await store_days(session)
+            await store_oncall_days(session)
         for path in DASHBOARDS:
             dashboard = load(path)
             chosen: dict[str, list[str]] = {}

@@ -39,8 +39,18 @@ FIGURES = {
     "platform": [
         "requests", "errors", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
     ],
+    **{
+        kind: [
+            "incidents", "incidents_critical", "incidents_warning", "incidents_info", "incidents_other",
+            "pages_sent", "pages_delivered", "delivered_ratio", "acks", "ack_mean_s",
+            "ack_p50_s", "ack_p95_s", "resolves", "resolve_mean_s", "resolve_p50_s", "resolve_p95_s",
+        ]
+        for kind in ("oncall", "oncall_service", "oncall_schedule")
+    },
+    "oncall_person": ["pages", "night_pages", "incidents", "acks", "ack_mean_s"],
     "slo": ["availability", "error_budget_remaining", "error_budget_remaining_minutes"],
 }  # fmt: skip
+TAG_KEYS = ["namespace", "oncall_person", "oncall_schedule", "oncall_service", "service"]
 ALL_METRICS = [f"{kind}.{figure}" for kind, figures in FIGURES.items() for figure in figures]
 
 
@@ -175,7 +185,7 @@ async def test_variables(client: httpx.AsyncClient) -> None:
 
 async def test_ad_hoc_tag_keys_and_values(client: httpx.AsyncClient) -> None:
     keys = await post(client, "tag-keys", {"filters": [], "timeRange": grafana_range("now-1d", "now")})
-    assert keys.json() == [{"type": "string", "text": "namespace"}, {"type": "string", "text": "service"}]
+    assert keys.json() == [{"type": "string", "text": key} for key in TAG_KEYS]
     assert (await client.post("/grafana/tag-keys", headers=VIEW)).status_code == 200  # no body at all
     services = await post(client, "tag-values", {"key": "service", "filters": []})
     assert services.json() == [{"text": CHECKOUT}, {"text": PAYMENTS}, {"text": SEARCH}]
@@ -183,7 +193,7 @@ async def test_ad_hoc_tag_keys_and_values(client: httpx.AsyncClient) -> None:
     assert namespaces.json() == [{"text": "catalog"}, {"text": "shop"}]
     unknown = await post(client, "tag-values", {"key": "pod"})
     assert unknown.status_code == 400
-    assert unknown.json() == {"message": "tag key 'pod' is not one of namespace, service"}
+    assert unknown.json() == {"message": f"tag key 'pod' is not one of {', '.join(TAG_KEYS)}"}
 
 
 def p99(**payload: Any) -> dict[str, Any]:
@@ -215,7 +225,7 @@ def p99(**payload: Any) -> dict[str, Any]:
         (query_body([p99(entity=regex(CHECKOUT)) | {"payload": "{not json"}]), 400,
          "target A: payload is not JSON: '{not json'"),
         (query_body([p99(entity="$__all")], filters=[{"key": "pod", "operator": "=", "value": "x"}]), 400,
-         "filters[0]: key 'pod' is not one of namespace, service"),
+         "filters[0]: key 'pod' is not one of " + ", ".join(TAG_KEYS)),
         (query_body([builder_target("A", "slo.availability", entity=regex(SEARCH))]), 400,
          f"no SLO objective is configured for '{SEARCH}'"),
         (query_body([p99(entity=regex(CHECKOUT))]) | {"range": {"from": "yesterday"}}, 400,

@@ -203,7 +203,10 @@ async def test_bad_requests_name_the_problem(app_factory: AppFactory, prometheus
     assert unknown.status_code == 404
     assert "nope.default.svc.cluster.local" in unknown.json()["message"]
     assert unknown_kind.status_code == 404
-    assert "known: cluster, namespace, platform, service" in unknown_kind.json()["message"]
+    assert (
+        "known: cluster, namespace, oncall, oncall_person, oncall_schedule, oncall_service, platform, service"
+        in unknown_kind.json()["message"]
+    )
     assert future.status_code == 400
     assert "2999-01-01 has not ended yet" in future.json()["message"]
     assert both.status_code == 400
@@ -211,11 +214,16 @@ async def test_bad_requests_name_the_problem(app_factory: AppFactory, prometheus
     assert viewer.status_code == 403
 
 
-async def test_running_without_prometheus_names_it(app_factory: AppFactory) -> None:
+async def test_running_without_prometheus_records_the_on_call_history_only(app_factory: AppFactory) -> None:
     async with app_factory() as (_app, client):
         answer = await client.post("/api/v1/rollups/run", json={"date": "2026-01-01"}, headers=OPERATE)
-    assert answer.status_code == 503
-    assert answer.json()["backend"] == "prometheus"
+        kinds = await client.get(
+            "/api/v1/reports/kinds/service", params={"from": "2026-01-01", "to": "2026-01-01"}, headers=VIEW
+        )
+    assert answer.status_code == 200, answer.text
+    [run] = answer.json()["runs"]
+    assert (run["status"], run["entities"], run["error"]) == ("ok", 0, None)  # no incident that day
+    assert kinds.json()["services"] == []  # nothing was asked of Prometheus
 
 
 async def test_quantiles_of_the_whole_range_come_from_summed_buckets(

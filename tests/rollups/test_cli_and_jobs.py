@@ -71,6 +71,16 @@ def test_rollup_from_the_command_line(
     assert "prometheus unreachable" in down.stderr
 
 
+def test_rollup_from_the_command_line_without_prometheus(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "none.yaml").write_text("{}\n")
+    without = {k: v for k, v in env.items() if k != "PANORAMA_PROMETHEUS_URL"}
+    assert run(["migrate"], without).returncode == 0
+    alone = run(["rollup", "--date", "2026-01-01"], without)
+    assert alone.returncode == 0, alone.stderr
+    assert "rolling up the on-call history only" in alone.stderr
+    assert alone.stdout.startswith("rolled up 1 day: 1 ok; 0 values in ")  # no incident that day
+
+
 async def test_the_scheduler_catches_up_on_start(
     app_factory: AppFactory, prometheus: RunningPrometheus
 ) -> None:
@@ -95,6 +105,16 @@ async def test_the_scheduler_catches_up_on_start(
     assert {r["trigger"] for r in runs} == {"catch_up"}
     assert len(runs) <= 2
     assert all(r["status"] in ("ok", "no_data") for r in runs)
+
+
+async def test_without_prometheus_the_scheduler_records_the_on_call_history(app_factory: AppFactory) -> None:
+    async with app_factory(timezone="UTC", rollups={"enabled": True, "backfill_days": 2}) as (_app, client):
+        for _ in range(600):
+            runs = (await client.get("/api/v1/rollups/runs", headers=bearer(VIEWER_TOKEN))).json()["runs"]
+            if len(runs) == 2 and all(r["status"] != RunStatus.RUNNING for r in runs):
+                break
+            await asyncio.sleep(0.05)
+    assert [(r["trigger"], r["status"], r["error"]) for r in runs] == [("catch_up", "ok", None)] * 2
 
 
 async def test_no_jobs_when_disabled(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from app.config import ConfigError, load_settings
 from app.rollups.catalog import build_catalog, evaluate
+from app.rollups.config import Definition
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:
@@ -65,7 +66,7 @@ slo:
     assert settings.rollups.schedule == time(1, 30)
     assert catalog.figure_names("topic") == ["lag_avg", "lag_peak", "lag_spread"]
     requests = catalog.family("service", "requests")
-    assert requests is not None
+    assert isinstance(requests, Definition)  # queried from Prometheus (not a recorded family)
     assert 'reporter="source"' in requests.query
     assert len([d for d in catalog.definitions if (d.entity, d.name) == ("service", "requests")]) == 1
     assert settings.slo[0].window_days == 30
@@ -121,6 +122,30 @@ rollups:
         "rollups: definition 'x': unknown entity kind 'queue'; derived 'ratio': nothing is not a figure "
         "or counter of 'service' defined before it"
     ]
+
+
+def test_the_on_call_history_kinds_are_panoramas_own(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+rollups:
+  entities:
+    - {name: oncall_person, labels: [user]}
+  definitions:
+    - {name: pages, entity: oncall_service, kind: counter, query: 'sum(increase(pages[$range]))'}
+""",
+    )
+    assert found == [
+        "rollups: entity kind 'oncall_person' is Panorama's on-call history; give yours another name; "
+        "definition 'pages': 'oncall_service' is recorded by Panorama, not queried from Prometheus"
+    ]
+    path = tmp_path / "derived.yaml"
+    path.write_text(
+        "rollups:\n  derived:\n    - {name: night_share, entity: oncall_person, expr: night_pages / pages}\n"
+    )
+    catalog = build_catalog(load_settings(path, {}).rollups)
+    assert catalog.figure_names("oncall_person")[-1] == "night_share"  # derived over recorded figures
+    assert [d.entity for d in catalog.definitions if d.entity.startswith("oncall")] == []  # never queried
 
 
 def test_expressions() -> None:
