@@ -54,6 +54,10 @@ WORDS: dict[str, dict[str, str]] = {
         "oncall": "【今日值班】",
         "oncall_line": "{schedule}：{user}",
         "nobody": "无人值班",
+        "load": "【值班负载（全体，来自值班历史）】",
+        "load_line": "{user}：呼叫 {pages} 次（夜间 {night}）· 确认 {acks}{before}",
+        "load_before": " · {when}：{pages} 次",
+        "load_none": "没有人被呼叫",
         "severity": "critical=严重 error=错误 warning=警告 info=提示 none=未分级",
         "incidents_page": "事件列表",
         "ms": "{v} ms",
@@ -100,6 +104,10 @@ WORDS: dict[str, dict[str, str]] = {
         "oncall": "▌On call today",
         "oncall_line": "{schedule}: {user}",
         "nobody": "nobody",
+        "load": "▌On-call load (whole team, from the on-call history)",
+        "load_line": "{user}: paged {pages} times ({night} at night) · {acks} acks{before}",
+        "load_before": " · {when}: {pages}",
+        "load_none": "Nobody was paged",
         "severity": "critical=critical error=error warning=warning info=info none=unrated",
         "incidents_page": "Incidents",
         "ms": "{v} ms",
@@ -259,6 +267,14 @@ def notice(report: DigestOut, public_url: str, config: DigestConfig) -> Notice:
                 w["oncall_line"].format(schedule=o.schedule, user=o.user or w["nobody"])
                 for o in report.on_call
             )
+        )
+    lines.append(w["load"])
+    if not report.load:
+        lines.append(w["no_data"] if "rollup" in report.missing else w["load_none"])
+    for p in report.load:
+        before = "" if p.pages_before is None else w["load_before"].format(when=when, pages=p.pages_before)
+        lines.append(
+            w["load_line"].format(user=p.user, pages=p.pages, night=p.night_pages, acks=p.acks, before=before)
         )
     links = [(s.name, s.url) for s in report.services[:MAX_SERVICE_LINKS]]
     links += [(f"#{i.id}", i.url) for i in incidents.listed]

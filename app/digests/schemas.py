@@ -81,6 +81,16 @@ class OnCallNow(BaseModel):
     user: str | None
 
 
+class PersonLoad(BaseModel):
+    """How often one person was paged over the period, from the three-year on-call history."""
+
+    user: str
+    pages: int
+    night_pages: int = Field(description="Pages between 22:00 and 07:00 local time")
+    acks: int
+    pages_before: int | None = Field(description="Pages over the period compared with; null: not rolled up")
+
+
 class DigestOut(BaseModel):
     name: str
     day: dt.date = Field(description="The day covered (the last day of a weekly digest)")
@@ -99,6 +109,11 @@ class DigestOut(BaseModel):
     slo: list[SloFigures]
     incidents: Incidents
     on_call: list[OnCallNow]
+    load: list[PersonLoad] = Field(
+        description="Pages per on-call person (the whole team), busiest first, from the on-call "
+        "history the daily rollup keeps (empty: nobody was paged, or the period is not rolled up: "
+        "see missing)"
+    )
     title: str
     text: str = Field(description="Rendered as plain text (e-mail)")
     markdown: str = Field(description="Rendered as DingTalk/WeCom markdown")

@@ -35,6 +35,7 @@ from app.digests.schemas import (
     Incidents,
     NoisyAlert,
     OnCallNow,
+    PersonLoad,
     Regression,
     SendOut,
     ServiceFigures,
@@ -261,6 +262,42 @@ async def _on_call(
     return [OnCallNow(schedule=o.schedule, at=o.at, user=o.user) for o in found]
 
 
+ONCALL_PERSON = "oncall_person"
+"""The rollups' entity kind of the on-call history per person (pages, night pages, acks)."""
+MAX_LOAD_LINES = 5
+
+
+async def _load(
+    session: AsyncSession, settings: Settings, period: Period, before: Period
+) -> list[PersonLoad]:
+    """Pages per person over the period and the one compared with, re-added from the on-call
+    history the daily rollup keeps (not recounted from the incidents: the same figures as the
+    reports API and the "On-call health" dashboard). The history is recorded by the same daily
+    run as the traffic figures, so a period without a rollup (``missing``) has none either; a
+    rolled-up period without rows is one where nobody was paged."""
+    current = await rollups.report(session, settings, ONCALL_PERSON, period.first, period.last)
+    if not current:
+        return []
+    previous = {
+        e.entity: e for e in await rollups.report(session, settings, ONCALL_PERSON, before.first, before.last)
+    }
+
+    def whole(value: float | None) -> int:
+        return round(value or 0)
+
+    found = [
+        PersonLoad(
+            user=e.entity,
+            pages=whole(e.figures.get("pages")),
+            night_pages=whole(e.figures.get("night_pages")),
+            acks=whole(e.figures.get("acks")),
+            pages_before=whole(previous[e.entity].figures.get("pages")) if e.entity in previous else None,
+        )
+        for e in current
+    ]
+    return sorted(found, key=lambda p: (-p.pages, p.user))[:MAX_LOAD_LINES]
+
+
 def due_at(config: DigestConfig, settings: Settings, day: date) -> datetime:
     """When the digest of ``day`` is due: its schedule time on the next day, in its zone."""
     zone = config.zone(settings.timezone)
@@ -319,6 +356,7 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
             session, settings, config, period, zone, {split_service(s, None)[0] for s in in_scope_names}
         ),
         on_call=await _on_call(session, settings, config, due_at(config, settings, day)),
+        load=await _load(session, settings, period, before),
         title="",
         text="",
         markdown="",

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import db
 from app.digests import service
 from app.errors import InvalidInput, NotFound
+from app.rollups.compute import FamilyValue
 from tests.digests.support import (
     CHECKOUT,
     PAYMENTS,
@@ -156,6 +157,43 @@ async def test_the_digest_of_a_day_has_the_figures_computed_from_the_stored_days
     assert f"sre: {on_call.user}" in text
     assert "search" not in text
     assert f"[checkout.shop]({PUBLIC}/services/checkout.shop)" in report.markdown
+
+
+def person_day(user: str, pages: int, night: int, acks: int) -> list[FamilyValue]:
+    """One person's on-call history of a day, as the daily rollup records it."""
+    return [
+        FamilyValue("oncall_person", user, "pages", total=pages),
+        FamilyValue("oncall_person", user, "night_pages", total=night),
+        FamilyValue("oncall_person", user, "acks", total=acks),
+    ]
+
+
+async def test_the_on_call_load_comes_from_the_on_call_history_busiest_first(
+    sessions: Sessions, database_url: str
+) -> None:
+    s = settings(database_url, **digest_config(locale="zh-CN"))
+    traffic = service_day(CHECKOUT, 1000, 10, CHECKOUT_BEFORE)
+    await store_day(sessions, WEEK_BEFORE, traffic + person_day("alice", 2, 0, 2))
+    await store_day(sessions, DAY, traffic + person_day("alice", 3, 1, 2) + person_day("bob", 9, 4, 7))
+    quiet = DAY + timedelta(days=1)
+    await store_day(sessions, quiet, traffic)  # rolled up, nobody paged
+
+    report = await service.digest(sessions, s, "daily", DAY.isoformat(), now=NOW)
+    assert [(p.user, p.pages, p.night_pages, p.acks, p.pages_before) for p in report.load] == [
+        ("bob", 9, 4, 7, None),  # not paged the week before
+        ("alice", 3, 1, 2, 2),
+    ]
+    assert "bob：呼叫 9 次（夜间 4）· 确认 7" in report.text
+    assert "alice：呼叫 3 次（夜间 1）· 确认 2 · 上周同日 2026-11-11：2 次" in report.text
+
+    calm = await service.digest(sessions, s, "daily", quiet.isoformat(), now=NOW + timedelta(days=1))
+    assert calm.load == []
+    assert "没有人被呼叫" in calm.text
+    unrolled = await service.digest(
+        sessions, s, "daily", (quiet + timedelta(days=1)).isoformat(), now=NOW + timedelta(days=2)
+    )
+    assert unrolled.load == []
+    assert "没有人被呼叫" not in unrolled.text  # not rolled up: no data, not "nobody"
 
 
 async def test_a_day_not_rolled_up_says_so_instead_of_printing_zero(
