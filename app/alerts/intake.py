@@ -2,6 +2,8 @@
 
 Everything here runs in the webhook's one transaction, so a 2xx answer means the
 alerts, the incident change and the notifications it causes are all durably stored.
+Webhooks arriving together share that transaction (:func:`store`, run by
+:mod:`app.alerts.groupcommit`): each is answered after the commit that stored it.
 """
 
 from __future__ import annotations
@@ -9,19 +11,49 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
-from app.alerts.models import Incident, IncidentAlert
+from app.alerts.models import Incident, IncidentAlert, group_digest
 from app.alerts.routing import Window, in_maintenance, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
 
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "low", "info", "none")
 SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One webhook waiting to be stored."""
+
+    settings: Settings
+    payload: WebhookPayload
+    key: bytes
+
+
+def batch_keys(settings: Settings, payload: WebhookPayload) -> frozenset[str]:
+    """What two webhooks stored in one transaction must not share: the group, the heartbeat rows."""
+    keys = {f"group:{group_digest(payload.groupKey)}"}
+    if heartbeats.touches(settings, payload.alerts):
+        keys.add("heartbeats")
+    return frozenset(keys)
+
+
+async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[Accepted]:
+    """Stores ``webhooks`` (no two of the same group) in one transaction, one after the other."""
+    async with sessions.begin() as session:
+        # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
+        # written in one flush then, for every webhook of the batch, instead of before each query.
+        with session.no_autoflush:
+            return [await receive(session, w.settings, w.payload, utcnow(), w.key) for w in webhooks]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 async def receive(

@@ -28,6 +28,7 @@ from app.alerts.models import (
     StoredSecret,
     Swap,
     TimelineEntry,
+    group_digest,
 )
 
 
@@ -57,7 +58,7 @@ async def lock_open_incident(session: AsyncSession, group_key: str) -> Incident 
     on SQLite the transaction holds the database's write lock already)."""
     statement = (
         select(Incident)
-        .where(Incident.group_key == group_key, Incident.status != "resolved")
+        .where(Incident.group_digest == group_digest(group_key), Incident.status != "resolved")
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -74,8 +75,8 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
     make = await _insert(session)
     statement = (
         make(Incident)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[Incident.group_key], index_where=OPEN)
+        .values(**values, group_digest=group_digest(values["group_key"]))
+        .on_conflict_do_nothing(index_elements=[Incident.group_digest], index_where=OPEN)
         .returning(Incident)
     )
     return (await session.scalars(statement)).first()
