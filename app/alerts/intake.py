@@ -45,11 +45,13 @@ def batch_keys(settings: Settings, payload: WebhookPayload) -> frozenset[str]:
 
 async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[Accepted]:
     """Stores ``webhooks`` (no two of the same group) in one transaction, one after the other."""
+    now = utcnow()  # one instant for the batch: who is on call, which windows are active
     async with sessions.begin() as session:
+        repository.keep_reads(session)
         # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
         # written in one flush then, for every webhook of the batch, instead of before each query.
         with session.no_autoflush:
-            return [await receive(session, w.settings, w.payload, utcnow(), w.key) for w in webhooks]
+            return [await receive(session, w.settings, w.payload, now, w.key) for w in webhooks]
 
 
 def utcnow() -> datetime:

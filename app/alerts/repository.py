@@ -1,4 +1,14 @@
-"""Every SQL statement of the alerting feature."""
+"""Every SQL statement of the alerting feature.
+
+Rows nobody reads back in the transaction that writes them — timeline entries, outbox rows, new
+escalation chains — are staged (:func:`_stage`) and written with one ``executemany`` per table
+(Core, no ``RETURNING``): before the transaction commits, and before any ORM query when the
+session autoflushes (so a query sees them exactly when it would have seen ORM objects). Why:
+the ORM inserts new objects with ``INSERT … RETURNING id`` to learn their keys, and on SQLite
+(no ordered multi-row ``RETURNING``) that is one statement per row — three to six round trips
+to the database thread per webhook in a storm, the largest cost ``bench/alert_storm.py``
+profiled after the HTTP stack.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +17,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.alerts.models import (
     OPEN,
@@ -30,6 +41,41 @@ from app.alerts.models import (
     TimelineEntry,
     group_digest,
 )
+from app.db import Base
+
+PENDING_ROWS = "panorama.alerts.pending_rows"
+
+
+def _stage(session: AsyncSession, table: type[Base], row: dict[str, Any]) -> None:
+    """Writes ``row`` into ``table`` with the transaction (see the module's docstring)."""
+    pending: dict[type[Base], list[dict[str, Any]]] = session.sync_session.info.setdefault(PENDING_ROWS, {})
+    pending.setdefault(table, []).append(row)
+
+
+def _write_staged(session: Session) -> None:
+    pending: dict[type[Base], list[dict[str, Any]]] | None = session.info.pop(PENDING_ROWS, None)
+    if not pending:
+        return
+    connection = session.connection()
+    for table, rows in pending.items():
+        connection.execute(insert(table), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _write_staged(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_query(state: ORMExecuteState) -> None:
+    if state.session.autoflush and PENDING_ROWS in state.session.info:
+        _write_staged(state.session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back (a commit wrote them already): forget them
+        session.info.pop(PENDING_ROWS, None)
 
 
 def dumps(value: Any) -> str:
@@ -176,7 +222,31 @@ def add_timeline(
     detail: dict[str, Any],
     actor: str | None = None,
 ) -> None:
-    session.add(TimelineEntry(incident_id=incident_id, at=at, kind=kind, actor=actor, detail=dumps(detail)))
+    _stage(
+        session,
+        TimelineEntry,
+        {"incident_id": incident_id, "at": at, "kind": kind, "actor": actor, "detail": dumps(detail)},
+    )
+
+
+def add_escalation(session: AsyncSession, state: EscalationState) -> None:
+    """A new chain of an incident, as ``state`` stands (staged: its id is never needed)."""
+    _stage(
+        session,
+        EscalationState,
+        {
+            "incident_id": state.incident_id,
+            "escalation": state.escalation,
+            "step": state.step,
+            "round": state.round,
+            "due_at": state.due_at,
+        },
+    )
+
+
+def add_delivery(session: AsyncSession, row: dict[str, Any]) -> None:
+    """An outbox row (staged: written with the transaction that caused it)."""
+    _stage(session, Delivery, row)
 
 
 # --- escalations --------------------------------------------------------------------------
@@ -475,6 +545,26 @@ async def pending_count(session: AsyncSession) -> int:
 # --- schedules, maintenance, heartbeats, secrets -------------------------------------------
 
 
+READS_KEPT = "panorama.alerts.reads_kept"
+
+
+def keep_reads(session: AsyncSession) -> None:
+    """Overrides and maintenance windows read in this transaction are read once per question:
+    for a transaction that writes neither (the intake's, where a batch of webhooks all ask
+    who is on call and which windows are active at the same instant)."""
+    session.sync_session.info[READS_KEPT] = {}
+
+
+async def _kept(session: AsyncSession, key: tuple[Any, ...], statement: Any) -> Sequence[Any]:
+    kept: dict[tuple[Any, ...], Sequence[Any]] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is not None and key in kept:
+        return kept[key]
+    rows = (await session.scalars(statement)).all()
+    if kept is not None:
+        kept[key] = rows
+    return rows
+
+
 async def overrides(
     session: AsyncSession, schedule: str, *, first: datetime | None = None, last: datetime | None = None
 ) -> Sequence[ScheduleOverride]:
@@ -483,7 +573,7 @@ async def overrides(
         statement = statement.where(ScheduleOverride.end > first)
     if last is not None:
         statement = statement.where(ScheduleOverride.start < last)
-    return (await session.scalars(statement.order_by(ScheduleOverride.id))).all()
+    return await _kept(session, ("overrides", schedule, first, last), statement.order_by(ScheduleOverride.id))
 
 
 async def delete_override(session: AsyncSession, schedule: str, override_id: int) -> bool:
@@ -501,7 +591,7 @@ async def maintenance_windows(
     statement = select(Maintenance).order_by(Maintenance.start)
     if active_at is not None:
         statement = statement.where(Maintenance.start <= active_at, Maintenance.end > active_at)
-    return (await session.scalars(statement)).all()
+    return await _kept(session, ("maintenance", active_at), statement)
 
 
 async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:

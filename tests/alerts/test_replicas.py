@@ -3,6 +3,7 @@ instant: every "exactly once" of the alerting feature rests on a database guaran
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -338,3 +339,24 @@ async def test_a_5_kb_group_key_posted_twice_at_two_replicas_opens_one_incident(
     assert stored[0].group_key == body["groupKey"]  # stored whole; only its digest is indexed
     assert {answers[0][0][1], answers[1][0][1], again.json()["incident_id"]} == {stored[0].id}
     assert [d.incident_id for d in pages if d.kind == "trigger"] == [stored[0].id]
+
+
+async def test_a_webhook_the_database_refuses_fails_alone_among_webhooks_stored_together(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    """Webhooks arriving together share a transaction (group commit); one that PostgreSQL refuses
+    (a NUL byte in its groupKey) is answered 503 alone, and the others are stored and answered 200."""
+    good = groups(12)
+    refused = payload("Refused", [alert("Refused")])
+    refused["groupKey"] = '{}:{alertname="Refused\x00"}'
+    bodies = [*good[:6], refused, *good[6:]]
+    async with running_app(settings_for(postgres_url, **robot_config()), migrate=False) as (_app, client):
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/alerts/alertmanager", json=b, headers=bearer_webhook()) for b in bodies)
+        )
+    stored = await incidents(sessions)
+    pages = await outbox(sessions)
+    assert [a.status_code for a in answers] == [200] * 6 + [503] + [200] * 6
+    assert "Alertmanager will retry" in answers[6].json()["message"]
+    assert sorted(i.group_key for i in stored) == sorted(b["groupKey"] for b in good)
+    assert Counter(d.incident_id for d in pages if d.kind == "trigger") == Counter({i.id: 1 for i in stored})
