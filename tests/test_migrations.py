@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -86,9 +87,41 @@ async def test_0005_resolves_open_duplicates_before_the_one_open_incident_index(
     async with empty_engine.begin() as connection:
         for _ in range(2):
             await connection.execute(text(f"INSERT INTO alert_incidents ({columns}) VALUES ({values})"))  # noqa: S608
-    await migrations.upgrade(empty_engine)
+    await migrations.upgrade(empty_engine, "0005")
     async with empty_engine.connect() as connection:
         rows = (await connection.execute(text("SELECT id, status FROM alert_incidents ORDER BY id"))).all()
         with pytest.raises(IntegrityError, match=r"(?i)unique"):
             await connection.execute(text(f"INSERT INTO alert_incidents ({columns}) VALUES ({values})"))  # noqa: S608
     assert [status for _, status in rows] == ["resolved", "triggered"]  # the newest stays open
+
+
+async def test_0009_gives_stored_incidents_the_digest_of_their_group_key(empty_engine: AsyncEngine) -> None:
+    """Incidents stored before 0009 are found by the digest of their groupKey afterwards."""
+    await migrations.upgrade(empty_engine, "0010")
+    columns = (
+        "group_key, receiver, status, title, services, group_labels, common_labels, common_annotations,"
+        " created_at, updated_at"
+    )
+    keys = ['{}:{a="1"}', '{}:{a="2"}']
+    async with empty_engine.begin() as connection:
+        for key in keys:
+            await connection.execute(
+                text(
+                    f"INSERT INTO alert_incidents ({columns}) VALUES "  # noqa: S608
+                    "(:key, 'r', 'triggered', 't', '[]', '{}', '{}', '{}', '2026-01-01', '2026-01-01')"
+                ),
+                {"key": key},
+            )
+    await migrations.upgrade(empty_engine)
+    async with empty_engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT group_key, group_digest FROM alert_incidents"))).all()
+        with pytest.raises(IntegrityError, match=r"(?i)unique"):
+            await connection.execute(
+                text(
+                    f"INSERT INTO alert_incidents ({columns}, group_digest) VALUES "  # noqa: S608
+                    "(:key, 'r', 'triggered', 't', '[]', '{}', '{}', '{}', '2026-01-01', '2026-01-01',"
+                    " :digest)"
+                ),
+                {"key": keys[0], "digest": hashlib.sha256(keys[0].encode()).hexdigest()},
+            )
+    assert sorted(rows) == sorted((k, hashlib.sha256(k.encode()).hexdigest()) for k in keys)

@@ -44,7 +44,7 @@ async def start(
     for name in dict.fromkeys(escalations):
         state = EscalationState(incident_id=incident.id, escalation=name, step=0, round=0, due_at=now)
         await advance(session, settings, incident, state, now, key, paging=paging)
-        session.add(state)
+        repository.add_escalation(session, state)
 
 
 @dataclass

@@ -40,6 +40,12 @@ def watched(settings: Settings) -> list[WatchedRoute]:
     return found
 
 
+def touches(settings: Settings, alerts: Sequence[WebhookAlert]) -> bool:
+    """Whether any of ``alerts`` is a heartbeat (its intake then writes the heartbeat rows)."""
+    routes = watched(settings)
+    return bool(routes) and any(matches_all(r.route.matchers, a.labels) for a in alerts for r in routes)
+
+
 async def observe(
     session: AsyncSession, settings: Settings, alerts: Sequence[WebhookAlert], now: datetime, key: bytes
 ) -> list[WebhookAlert]:

@@ -2,6 +2,23 @@
 
 Everything here runs in the webhook's one transaction, so a 2xx answer means the
 alerts, the incident change and the notifications it causes are all durably stored.
+Webhooks arriving together share that transaction (:func:`store`, run by
+:mod:`app.alerts.groupcommit`): each is answered after the commit that stored it.
+
+How a batch is stored, and why (measured with ``bench/alert_storm.py`` and a statement census
+of 200 groups, 32 webhooks in flight, on SQLite): every statement is a round trip to the
+driver's thread (aiosqlite) or to the server (asyncpg), and on a loaded 2-core machine each
+wake-up of that thread cost ~1.5 ms of the event loop's time, more than the statement itself.
+So the batch reads what its webhooks need up front, set-based: their open incidents (locked
+in digest order), those incidents' alerts and who was paged (three statements per batch,
+:func:`repository.prefetch_open_incidents`), the maintenance windows and on-call overrides
+once (:func:`repository.keep_reads`); the rows nobody reads back — timeline, outbox, new
+chains — go out as one ``executemany`` per table at commit. Statements per webhook went from
+10.4 (fire), 6.2 (repeat) and 8.3 (resolve) with group commit alone to 2.3, 1.3 and 3.3: what is
+left per webhook is the incident's ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (the unique
+index decides between replicas), the alerts' ``executemany`` and, on resolve, stopping its
+chains and people's pages. Webhooks touching heartbeat rows lock those first (the order every
+writer follows), so their incidents are not prefetched.
 """
 
 from __future__ import annotations
@@ -9,19 +26,56 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
-from app.alerts.models import Incident, IncidentAlert
+from app.alerts.models import Incident, IncidentAlert, group_digest
 from app.alerts.routing import Window, in_maintenance, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
 
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "low", "info", "none")
 SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One webhook waiting to be stored."""
+
+    settings: Settings
+    payload: WebhookPayload
+    key: bytes
+
+
+def batch_keys(settings: Settings, payload: WebhookPayload) -> frozenset[str]:
+    """What two webhooks stored in one transaction must not share: the group, the heartbeat rows."""
+    keys = {f"group:{group_digest(payload.groupKey)}"}
+    if heartbeats.touches(settings, payload.alerts):
+        keys.add("heartbeats")
+    return frozenset(keys)
+
+
+async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[Accepted]:
+    """Stores ``webhooks`` (no two of the same group) in one transaction, one after the other."""
+    now = utcnow()  # one instant for the batch: who is on call, which windows are active
+    async with sessions.begin() as session:
+        repository.keep_reads(session)
+        # Heartbeat rows are locked before incidents by every writer: those webhooks lock their own.
+        await repository.prefetch_open_incidents(
+            session,
+            [w.payload.groupKey for w in webhooks if not heartbeats.touches(w.settings, w.payload.alerts)],
+        )
+        # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
+        # written in one flush then, for every webhook of the batch, instead of before each query.
+        with session.no_autoflush:
+            return [await receive(session, w.settings, w.payload, now, w.key) for w in webhooks]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 async def receive(

@@ -4,6 +4,7 @@ hand-overs and calendar feed generations."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -15,13 +16,24 @@ Timestamp = UtcDateTime()
 OPEN = text("status != 'resolved'")
 
 
+def group_digest(group_key: str) -> str:
+    """The SHA-256 (hex) of a groupKey: what identifies and indexes an incident's group."""
+    return hashlib.sha256(group_key.encode()).hexdigest()
+
+
 class Incident(Base):
-    """One Alertmanager group (``groupKey``) from its first firing to its resolution."""
+    """One Alertmanager group (``groupKey``) from its first firing to its resolution.
+
+    The group is found and kept unique by ``group_digest``, the SHA-256 of its ``groupKey``
+    (:func:`group_digest`), not by the key itself: Alertmanager's groupKeys hold every group label
+    and may run to kilobytes, beyond what a PostgreSQL btree index entry can hold (~2.7 KB).
+    """
 
     __tablename__ = "alert_incidents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     group_key: Mapped[str] = mapped_column(Text)
+    group_digest: Mapped[str] = mapped_column(String(64))  # sha256(group_key), hex
     receiver: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))  # triggered | acknowledged | resolved
     title: Mapped[str] = mapped_column(Text)
@@ -42,7 +54,7 @@ class Incident(Base):
     snoozed_until: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
-        Index("ix_alert_incidents_group_status", "group_key", "status"),
+        Index("ix_alert_incidents_digest_status", "group_digest", "status"),
         Index("ix_alert_incidents_status_created", "status", "created_at"),
         # The day's on-call history reads the incidents opened, acknowledged or resolved that day.
         Index("ix_alert_incidents_created_at", "created_at"),
@@ -51,7 +63,7 @@ class Incident(Base):
         # One open incident per group, whichever replica receives the webhook (insert-or-get).
         Index(
             "uq_alert_incidents_open_group",
-            "group_key",
+            "group_digest",
             unique=True,
             sqlite_where=OPEN,
             postgresql_where=OPEN,

@@ -12,11 +12,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts import messages
+from app.alerts import messages, repository
 from app.alerts.channels import registry
 from app.alerts.channels.base import Notice, Notification
 from app.alerts.channels.config import ChannelConfig
-from app.alerts.models import Delivery
 from app.config import Settings
 
 
@@ -39,19 +38,20 @@ def enqueue(
         config = configs.get(channel)
         for one in _addressed(config, notification):
             payload = messages.notice_to_json(one) if isinstance(one, Notice) else messages.to_json(one)
-            session.add(
-                Delivery(
-                    incident_id=incident_id,
-                    channel=channel,
-                    kind="notice" if isinstance(one, Notice) else one.kind,
-                    payload=payload,
-                    status="pending",
-                    created_at=now,
-                    due_at=now,
-                    attempts=0,
-                    page_id=page[0] if page else None,
-                    page_step=page[1] if page else None,
-                )
+            repository.add_delivery(
+                session,
+                {
+                    "incident_id": incident_id,
+                    "channel": channel,
+                    "kind": "notice" if isinstance(one, Notice) else one.kind,
+                    "payload": payload,
+                    "status": "pending",
+                    "created_at": now,
+                    "due_at": now,
+                    "attempts": 0,
+                    "page_id": page[0] if page else None,
+                    "page_step": page[1] if page else None,
+                },
             )
 
 

@@ -1,16 +1,27 @@
-"""Every SQL statement of the alerting feature."""
+"""Every SQL statement of the alerting feature.
+
+Rows nobody reads back in the transaction that writes them — timeline entries, outbox rows, new
+escalation chains — are staged (:func:`_stage`) and written with one ``executemany`` per table
+(Core, no ``RETURNING``): before the transaction commits, and before any ORM query when the
+session autoflushes (so a query sees them exactly when it would have seen ORM objects). Why:
+the ORM inserts new objects with ``INSERT … RETURNING id`` to learn their keys, and on SQLite
+(no ordered multi-row ``RETURNING``) that is one statement per row — three to six round trips
+to the database thread per webhook in a storm, the largest cost ``bench/alert_storm.py``
+profiled after the HTTP stack.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.alerts.models import (
     OPEN,
@@ -28,7 +39,43 @@ from app.alerts.models import (
     StoredSecret,
     Swap,
     TimelineEntry,
+    group_digest,
 )
+from app.db import Base
+
+PENDING_ROWS = "panorama.alerts.pending_rows"
+
+
+def _stage(session: AsyncSession, table: type[Base], row: dict[str, Any]) -> None:
+    """Writes ``row`` into ``table`` with the transaction (see the module's docstring)."""
+    pending: dict[type[Base], list[dict[str, Any]]] = session.sync_session.info.setdefault(PENDING_ROWS, {})
+    pending.setdefault(table, []).append(row)
+
+
+def _write_staged(session: Session) -> None:
+    pending: dict[type[Base], list[dict[str, Any]]] | None = session.info.pop(PENDING_ROWS, None)
+    if not pending:
+        return
+    connection = session.connection()
+    for table, rows in pending.items():
+        connection.execute(insert(table), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _write_staged(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_query(state: ORMExecuteState) -> None:
+    if state.session.autoflush and PENDING_ROWS in state.session.info:
+        _write_staged(state.session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back (a commit wrote them already): forget them
+        session.info.pop(PENDING_ROWS, None)
 
 
 def dumps(value: Any) -> str:
@@ -52,12 +99,62 @@ async def _insert(session: AsyncSession) -> Any:
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
+async def prefetch_open_incidents(session: AsyncSession, group_keys: Sequence[str]) -> None:
+    """For a transaction that keeps its reads (:func:`keep_reads`): the open incidents of
+    ``group_keys``, locked in the order of their digests, their alerts and who was paged, in three
+    statements for the batch instead of three per webhook. :func:`lock_open_incident`,
+    :func:`alerts_of` and :func:`paged_deliveries` then answer each from here, once."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is None or not group_keys:
+        return
+    digests = sorted({group_digest(key) for key in group_keys})
+    statement = (
+        select(Incident)
+        .where(Incident.group_digest.in_(digests), Incident.status != "resolved")
+        .order_by(Incident.group_digest)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = {incident.group_digest: incident for incident in (await session.scalars(statement)).all()}
+    for digest in digests:
+        kept[("open", digest)] = found.get(digest)
+    ids = [incident.id for incident in found.values()]
+    if not ids:
+        return
+    alerts: dict[int, list[IncidentAlert]] = {incident_id: [] for incident_id in ids}
+    rows = select(IncidentAlert).where(IncidentAlert.incident_id.in_(ids)).order_by(IncidentAlert.id)
+    for alert in (await session.scalars(rows)).all():
+        alerts[alert.incident_id].append(alert)
+    paged: dict[int, list[tuple[str, str]]] = {incident_id: [] for incident_id in ids}
+    deliveries = (
+        select(Delivery.incident_id, Delivery.channel, Delivery.payload)
+        .where(Delivery.incident_id.in_(ids), Delivery.kind.in_(PAGING_KINDS))
+        .order_by(Delivery.id)
+    )
+    for row in await session.execute(deliveries):
+        paged[row.incident_id].append((row.channel, row.payload))
+    for incident_id in ids:
+        kept[("alerts", incident_id)] = alerts[incident_id]
+        kept[("paged", incident_id)] = paged[incident_id]
+
+
+def _prefetched(session: AsyncSession, key: tuple[Any, ...]) -> tuple[bool, Any]:
+    """(True, what :func:`prefetch_open_incidents` read for ``key``) once; (False, None) else."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is None or key not in kept:
+        return False, None
+    return True, kept.pop(key)
+
+
 async def lock_open_incident(session: AsyncSession, group_key: str) -> Incident | None:
     """The group's open incident, locked for this transaction (``FOR UPDATE`` on PostgreSQL;
     on SQLite the transaction holds the database's write lock already)."""
+    found, incident = _prefetched(session, ("open", group_digest(group_key)))
+    if found:
+        return cast(Incident | None, incident)
     statement = (
         select(Incident)
-        .where(Incident.group_key == group_key, Incident.status != "resolved")
+        .where(Incident.group_digest == group_digest(group_key), Incident.status != "resolved")
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -74,8 +171,8 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
     make = await _insert(session)
     statement = (
         make(Incident)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[Incident.group_key], index_where=OPEN)
+        .values(**values, group_digest=group_digest(values["group_key"]))
+        .on_conflict_do_nothing(index_elements=[Incident.group_digest], index_where=OPEN)
         .returning(Incident)
     )
     return (await session.scalars(statement)).first()
@@ -143,6 +240,9 @@ async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) 
 
 
 async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
+    found, alerts = _prefetched(session, ("alerts", incident_id))
+    if found:
+        return cast(Sequence[IncidentAlert], alerts)
     statement = (
         select(IncidentAlert).where(IncidentAlert.incident_id == incident_id).order_by(IncidentAlert.id)
     )
@@ -175,7 +275,31 @@ def add_timeline(
     detail: dict[str, Any],
     actor: str | None = None,
 ) -> None:
-    session.add(TimelineEntry(incident_id=incident_id, at=at, kind=kind, actor=actor, detail=dumps(detail)))
+    _stage(
+        session,
+        TimelineEntry,
+        {"incident_id": incident_id, "at": at, "kind": kind, "actor": actor, "detail": dumps(detail)},
+    )
+
+
+def add_escalation(session: AsyncSession, state: EscalationState) -> None:
+    """A new chain of an incident, as ``state`` stands (staged: its id is never needed)."""
+    _stage(
+        session,
+        EscalationState,
+        {
+            "incident_id": state.incident_id,
+            "escalation": state.escalation,
+            "step": state.step,
+            "round": state.round,
+            "due_at": state.due_at,
+        },
+    )
+
+
+def add_delivery(session: AsyncSession, row: dict[str, Any]) -> None:
+    """An outbox row (staged: written with the transaction that caused it)."""
+    _stage(session, Delivery, row)
 
 
 # --- escalations --------------------------------------------------------------------------
@@ -359,6 +483,9 @@ PAGING_KINDS = ("trigger", "escalate", "heartbeat")
 
 async def paged_deliveries(session: AsyncSession, incident_id: int) -> Sequence[tuple[str, str]]:
     """``(channel, payload)`` of an incident's trigger/escalate notifications: who was paged, where."""
+    found, paged = _prefetched(session, ("paged", incident_id))
+    if found:
+        return cast(Sequence[tuple[str, str]], paged)
     statement = (
         select(Delivery.channel, Delivery.payload)
         .where(Delivery.incident_id == incident_id, Delivery.kind.in_(PAGING_KINDS))
@@ -474,6 +601,26 @@ async def pending_count(session: AsyncSession) -> int:
 # --- schedules, maintenance, heartbeats, secrets -------------------------------------------
 
 
+READS_KEPT = "panorama.alerts.reads_kept"
+
+
+def keep_reads(session: AsyncSession) -> None:
+    """Overrides and maintenance windows read in this transaction are read once per question:
+    for a transaction that writes neither (the intake's, where a batch of webhooks all ask
+    who is on call and which windows are active at the same instant)."""
+    session.sync_session.info[READS_KEPT] = {}
+
+
+async def _kept(session: AsyncSession, key: tuple[Any, ...], statement: Any) -> Sequence[Any]:
+    kept: dict[tuple[Any, ...], Sequence[Any]] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is not None and key in kept:
+        return kept[key]
+    rows = (await session.scalars(statement)).all()
+    if kept is not None:
+        kept[key] = rows
+    return rows
+
+
 async def overrides(
     session: AsyncSession, schedule: str, *, first: datetime | None = None, last: datetime | None = None
 ) -> Sequence[ScheduleOverride]:
@@ -482,7 +629,7 @@ async def overrides(
         statement = statement.where(ScheduleOverride.end > first)
     if last is not None:
         statement = statement.where(ScheduleOverride.start < last)
-    return (await session.scalars(statement.order_by(ScheduleOverride.id))).all()
+    return await _kept(session, ("overrides", schedule, first, last), statement.order_by(ScheduleOverride.id))
 
 
 async def delete_override(session: AsyncSession, schedule: str, override_id: int) -> bool:
@@ -500,7 +647,7 @@ async def maintenance_windows(
     statement = select(Maintenance).order_by(Maintenance.start)
     if active_at is not None:
         statement = statement.where(Maintenance.start <= active_at, Maintenance.end > active_at)
-    return (await session.scalars(statement)).all()
+    return await _kept(session, ("maintenance", active_at), statement)
 
 
 async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -23,7 +24,9 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, delivery, enrichment, escalation, handovers, heartbeats, repository
+from app.alerts import ack, delivery, enrichment, escalation, handovers, heartbeats, intake, repository
+from app.alerts.groupcommit import GroupCommit
+from app.alerts.schemas import Accepted
 from app.backends.registry import Backends
 from app.config import Settings
 
@@ -49,6 +52,10 @@ class AlertRuntime:
     _senders: dict[str, asyncio.Task[int]] = field(default_factory=dict)
     _stopping: bool = False
     _enricher: enrichment.Enricher | None = None
+    intake: GroupCommit[intake.Webhook, Accepted] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = GroupCommit(functools.partial(intake.store, self.sessions))
 
     async def signing_key(self) -> bytes:
         if self._key is None:

@@ -66,14 +66,13 @@ def utcnow() -> datetime:
 async def receive(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, payload: WebhookPayload
 ) -> Accepted:
-    """Stores the payload and everything it causes in one transaction; 5xx-worthy if that fails."""
+    """Stores the payload and everything it causes, in one transaction (shared with the webhooks
+    arriving at the same moment: :mod:`app.alerts.groupcommit`); 5xx-worthy if that fails."""
     try:
         key = await runtime.signing_key()
-        async with sessions.begin() as session:
-            # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
-            # written in one flush then, instead of before each query it runs.
-            with session.no_autoflush:
-                accepted = await intake.receive(session, settings, payload, utcnow(), key)
+        accepted = await runtime.intake.submit(
+            intake.Webhook(settings, payload, key), intake.batch_keys(settings, payload)
+        )
     except (SQLAlchemyError, OSError) as exc:  # OSError: the driver could not even connect
         raise StorageFailed(
             f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"

@@ -3,6 +3,8 @@ instant: every "exactly once" of the alerting feature rests on a database guaran
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -302,3 +304,59 @@ async def test_two_people_taking_one_swap_at_once_one_gets_it(postgres_url: str,
         overrides = (await session.scalars(select(ScheduleOverride))).all()
     assert sorted(statuses) == [200, 409]
     assert len(overrides) == 1
+
+
+def long_group(labels: int) -> dict[str, Any]:
+    """A group whose groupKey holds many labels, as Alertmanager's do (incompressible values, so
+    that PostgreSQL cannot squeeze the key into a btree entry)."""
+    group_labels = {
+        f"label_{n:03d}": hashlib.sha256(f"value {n}".encode()).hexdigest() for n in range(labels)
+    }
+    one = alert("LongGroup")
+    one["labels"].update(group_labels)
+    body = payload("LongGroup", [one])
+    body["groupLabels"] = {"alertname": "LongGroup", **group_labels}
+    body["groupKey"] = "{}:{" + ", ".join(f'{k}="{v}"' for k, v in body["groupLabels"].items()) + "}"
+    return body
+
+
+async def test_a_5_kb_group_key_posted_twice_at_two_replicas_opens_one_incident(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    body = long_group(70)
+    assert len(body["groupKey"].encode()) > 5000  # past PostgreSQL's btree entry limit (~2.7 KB)
+    config = robot_config()
+    answers = await run_replicas(
+        f"{SCENARIOS}:post_bodies", [{"database_url": postgres_url, "config": config, "bodies": [body]}] * 2
+    )
+    async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
+        again = await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+    stored = await incidents(sessions)
+    pages = await outbox(sessions)
+    assert [replica[0][0] for replica in answers] == [200, 200]
+    assert again.status_code == 200
+    assert len(stored) == 1
+    assert stored[0].group_key == body["groupKey"]  # stored whole; only its digest is indexed
+    assert {answers[0][0][1], answers[1][0][1], again.json()["incident_id"]} == {stored[0].id}
+    assert [d.incident_id for d in pages if d.kind == "trigger"] == [stored[0].id]
+
+
+async def test_a_webhook_the_database_refuses_fails_alone_among_webhooks_stored_together(
+    postgres_url: str, sessions: Sessions
+) -> None:
+    """Webhooks arriving together share a transaction (group commit); one that PostgreSQL refuses
+    (a NUL byte in its groupKey) is answered 503 alone, and the others are stored and answered 200."""
+    good = groups(12)
+    refused = payload("Refused", [alert("Refused")])
+    refused["groupKey"] = '{}:{alertname="Refused\x00"}'
+    bodies = [*good[:6], refused, *good[6:]]
+    async with running_app(settings_for(postgres_url, **robot_config()), migrate=False) as (_app, client):
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/alerts/alertmanager", json=b, headers=bearer_webhook()) for b in bodies)
+        )
+    stored = await incidents(sessions)
+    pages = await outbox(sessions)
+    assert [a.status_code for a in answers] == [200] * 6 + [503] + [200] * 6
+    assert "Alertmanager will retry" in answers[6].json()["message"]
+    assert sorted(i.group_key for i in stored) == sorted(b["groupKey"] for b in good)
+    assert Counter(d.incident_id for d in pages if d.kind == "trigger") == Counter({i.id: 1 for i in stored})

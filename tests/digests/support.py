@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts.models import Incident, IncidentAlert
+from app.alerts.models import Incident, IncidentAlert, group_digest
 from app.config import Settings
 from app.rollups import repository as rollup_repository
 from app.rollups.compute import FamilyValue
@@ -96,8 +96,10 @@ async def store_incident(
 ) -> int:
     """An incident with its alerts, as the webhook intake leaves them (rows of its tables)."""
     async with sessions.begin() as session:
+        group_key = f"{{}}:{{alertname={title!r}}}"
         incident = Incident(
-            group_key=f"{{}}:{{alertname={title!r}}}",
+            group_key=group_key,
+            group_digest=group_digest(group_key),
             receiver="panorama",
             status="resolved" if resolved else ("acknowledged" if acknowledged else "triggered"),
             title=title,
