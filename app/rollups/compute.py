@@ -12,9 +12,8 @@ import asyncio
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
-from app.backends.prometheus import PrometheusClient, Sample, Series
+from app.backends.prometheus import PrometheusClient, Sample, ValueSeries
 from app.backends.promql import matcher, regex_escape_literal
 from app.rollups.catalog import Catalog
 from app.rollups.config import Definition, EntityKind, FamilyKind, RollupSettings
@@ -45,9 +44,6 @@ class DayFigures:
     @property
     def entities(self) -> int:
         return len({(v.entity_kind, v.entity) for v in self.values})
-
-
-_value = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -119,14 +115,14 @@ async def compute_day(
             kind = catalog.entities[query.definition.entity]
             if query.definition.kind is FamilyKind.GAUGE:
                 step = query.definition.step or settings.step
-                result = await prometheus.query_range(
+                series = await prometheus.query_range_values(
                     query.promql,
                     start=window.start + step,
                     end=window.end,
                     step=step,
                     timeout=settings.query_timeout_s,
                 )
-                return gauge_values(query.definition, kind, result.series)
+                return gauge_values(query.definition, kind, series)
             instant = await prometheus.query(query.promql, at=window.end, timeout=settings.query_timeout_s)
             if query.definition.kind is FamilyKind.HISTOGRAM:
                 return histogram_values(query.definition, kind, instant.samples)
@@ -192,12 +188,14 @@ def histogram_values(
     ]
 
 
-def gauge_values(definition: Definition, kind: EntityKind, series: Sequence[Series]) -> list[FamilyValue]:
+def gauge_values(
+    definition: Definition, kind: EntityKind, series: Sequence[ValueSeries]
+) -> list[FamilyValue]:
     values: list[FamilyValue] = []
     seen: set[str] = set()
     for one in series:
         entity = entity_key(kind, one.labels)
-        points = list(map(_value, one.points))  # at C speed: 288,000 points a day for a thousand services
+        points = one.values  # floats already: 288,000 of them a day for a thousand services
         total = math.fsum(points)
         if math.isnan(total):  # NaN samples (a division by zero) are not samples: leave them out
             points = [value for value in points if not math.isnan(value)]
