@@ -403,7 +403,9 @@ async def naive(
     async def send(query: PlannedQuery) -> None:
         if query.definition.kind is FamilyKind.GAUGE:
             step = query.definition.step or rollups.step
-            await client.query_range(query.promql, start=window.start + step, end=window.end, step=step)
+            await client.query_range_values(
+                query.promql, start=window.start + step, end=window.end, step=step
+            )
         else:
             await client.query(query.promql, at=window.end)
 

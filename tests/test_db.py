@@ -1,15 +1,19 @@
-"""The embedded database: reads never wait for (or take) SQLite's write lock."""
+"""The embedded database: reads never wait for (or take) SQLite's write lock. PostgreSQL: a pooled
+connection the server closed is replaced before anyone uses it."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from app import db
 from tests.alerts.support import alert, alerting_config, bearer_webhook, payload
-from tests.harness.app import AppFactory
+from tests.harness.app import AppFactory, settings_for
 
 
 async def test_a_long_read_on_sqlite_does_not_make_a_webhook_wait(app_factory: AppFactory) -> None:
@@ -37,3 +41,29 @@ async def test_a_write_outside_a_write_transaction_fails_loudly_on_sqlite(app_fa
     async with app_factory() as (app, _client), app.state.context.sessions() as session:
         with pytest.raises(OperationalError, match="readonly"):
             await session.execute(text("DELETE FROM alert_incidents"))
+
+
+async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_unseen(postgres_url: str) -> None:
+    """What pool_pre_ping did, without its round trips: the server ends the pooled connection (as
+    a restart does); the next checkout sees the socket closed and opens another, no error."""
+    engine = db.create_engine(settings_for(postgres_url).database)
+    killer = await asyncpg.connect(
+        make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        async with engine.connect() as connection:
+            first = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with engine.connect() as again:  # the pool's idle connection, handed out again
+            assert (await again.execute(text("SELECT pg_backend_pid()"))).scalar_one() == first
+        assert await killer.fetchval("SELECT pg_terminate_backend($1)", first)
+        for _ in range(200):
+            if not await killer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the event loop reads the closed socket meanwhile
+        async with engine.connect() as connection:
+            second = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert second != first
+    finally:
+        await killer.close()
+        await engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,6 +230,55 @@ async def test_range_beyond_11000_points_is_split_and_merged(
     assert [s.labels for s in merged.series] == sorted(
         (s.labels for s in merged.series), key=lambda labels: sorted(labels.items())
     )
+
+
+async def test_range_values_are_the_range_querys_values(client: PrometheusClient, data: Dataset) -> None:
+    """The values-only reading (rollups' gauges) of a split range, NaN values included: the same
+    series in the same order, the same floats bit for bit."""
+    step = 15.0
+    start = data.start + 600
+    end = start + 2 * 86400 + 1234  # two chunks
+    for query in (
+        'sum by (pod) (rate(container_cpu_usage_seconds_total{container="app"}[5m]))',
+        'sum by (pod) (rate(container_cpu_usage_seconds_total{container="app"}[5m])) / 0 * 0',  # NaN
+    ):
+        full = await client.query_range(query, start=start, end=end, step=step)
+        values = await client.query_range_values(query, start=start, end=end, step=step)
+        assert len(full.series) == len(PODS)
+        assert [v.labels for v in values] == [s.labels for s in full.series]
+        for one, series in zip(values, full.series, strict=True):
+            assert len(one.values) == len(series.points) > MAX_POINTS_PER_SERIES
+            assert [struct.pack("<d", v) for v in one.values] == [
+                struct.pack("<d", v) for _, v in series.points
+            ]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        [{"metric": {}, "values": [[1, 2]]}],  # a number where the API sends a string
+        [{"metric": {}, "values": [[1, "x"]]}],
+        [{"metric": {}, "values": [[1]]}],
+        [{"metric": {"a": 1}, "values": [[1, "2"]]}],
+        [{"metric": {}, "histograms": [[1, {"count": "1"}]]}],
+        ["not a series"],
+    ],
+)
+async def test_range_values_refuse_what_the_range_query_refuses(result: list[Any]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
+        )
+
+    prom = _client_answering(handler)
+    try:
+        for read in (prom.query_range, prom.query_range_values):
+            with pytest.raises(BackendError) as caught:
+                await read("up", start=1700000000, end=1700003600, step=60)
+            assert caught.value.kind is BackendErrorKind.BAD_RESPONSE
+            assert "unexpected answer shape" in str(caught.value)
+    finally:
+        await prom.aclose()
 
 
 def test_split_range_covers_the_grid_exactly_once() -> None:
