@@ -1,9 +1,12 @@
 """One-click acknowledge links: ``{public_url}/ack/{token}``, signed and expiring.
 
 The token is made by the one signer (:mod:`app.signing`, purpose ``ack``) and names the
-incident. The key comes from ``alerts.signing_key`` or, when unset, is generated once and
-stored in the database so that every replica signs and checks with the same one; the same
-key (with other purposes) signs page view links and login sessions.
+incident and, when the page went to one person (a personal rule's push, SMS or call), that
+person: an ack from their lock screen or keypad is theirs in the timeline and in the on-call
+history, not an anonymous "ack link". A link posted to a group names nobody. The key comes from
+``alerts.signing_key`` or, when unset, is generated once and stored in the database so that
+every replica signs and checks with the same one; the same key (with other purposes) signs page
+view links and login sessions.
 """
 
 from __future__ import annotations
@@ -21,20 +24,30 @@ from app.alerts.models import StoredSecret
 from app.config import Settings
 
 SECRET_NAME = "ack_signing_key"  # noqa: S105 - the name of a stored secret
+LINK_ACTOR = "ack link"  # who acknowledged through a link that names nobody (posted to a group)
+CALL_ACTOR = "phone call ({number})"  # a key pressed on a call that names nobody
+
+
+def is_anonymous(actor: str) -> bool:
+    """Whether an incident's ``acknowledged_by`` names no one: a group's ack link or an unnamed
+    call (the on-call history then counts the ack for the incident, not for a person)."""
+    return actor == LINK_ACTOR or (actor.startswith("phone call (") and actor.endswith(")"))
 
 
 @dataclass(frozen=True)
 class AckClaim:
     incident_id: int
     expires: datetime
+    person: str | None = None  # the one person the page was sent to, if it went to one
 
 
 class InvalidAckToken(signing.InvalidToken):
     """An ack link that is forged, malformed or expired (``expired``)."""
 
 
-def sign(key: bytes, incident_id: int, expires: datetime) -> str:
-    return signing.sign(key, signing.Purpose.ACK, str(incident_id), expires)
+def sign(key: bytes, incident_id: int, expires: datetime, *, person: str | None = None) -> str:
+    subject = str(incident_id) if person is None else f"{incident_id}:{person}"
+    return signing.sign(key, signing.Purpose.ACK, subject, expires)
 
 
 def verify(key: bytes, token: str, now: datetime) -> AckClaim:
@@ -44,9 +57,10 @@ def verify(key: bytes, token: str, now: datetime) -> AckClaim:
         if exc.expired:
             raise InvalidAckToken("this link has expired", expired=True) from None
         raise InvalidAckToken("this link is not a valid Panorama acknowledge link") from None
-    if not claim.subject.isdigit():
+    incident, _, person = claim.subject.partition(":")
+    if not incident.isdigit():
         raise InvalidAckToken("this link is not a valid Panorama acknowledge link")
-    return AckClaim(int(claim.subject), claim.expires)
+    return AckClaim(int(incident), claim.expires, person or None)
 
 
 async def signing_key(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> bytes:

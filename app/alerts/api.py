@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.alerts import schedules as oncall_schedules
 from app.alerts import service
-from app.alerts.ack import InvalidAckToken
+from app.alerts.ack import CALL_ACTOR, InvalidAckToken
 from app.alerts.channels import twilio
 from app.alerts.errors import (
     FeedRefused,
@@ -294,7 +294,7 @@ async def twilio_gather(
     if form.get("Digits"):
         try:
             await service.acknowledge_with_token(
-                sessions, alerts, settings, token, actor=f"phone call ({form.get('To', '?')})"
+                sessions, alerts, settings, token, actor=CALL_ACTOR.format(number=form.get("To", "?"))
             )
             acknowledged = True
         except (InvalidAckToken, UnknownIncident):

@@ -88,8 +88,11 @@ def build(
     mentions: Sequence[Person] = (),
     timezone: str | None = None,
     signing_key: bytes | None = None,
+    ack_for: str | None = None,
     now: datetime,
 ) -> Notification:
+    """The notification of ``incident``; ``ack_for`` names the one person it is sent to (a personal
+    rule's step), whose ack link then acknowledges in their name."""
     firing = [a for a in alerts if a.status == "firing"]
     resolved = [a for a in alerts if a.status != "firing"]
     shown = (firing + resolved)[:MAX_ALERTS_IN_MESSAGE]
@@ -98,7 +101,7 @@ def build(
         scope = web_auth.incident_scope(incident.id)
         view = web_auth.view_token(signing_key, scope, now + settings.web.view_link_ttl)
     if signing_key is not None and incident.status == "triggered" and kind != "resolve":
-        token = ack.sign(signing_key, incident.id, now + settings.alerts.ack_link_ttl)
+        token = ack.sign(signing_key, incident.id, now + settings.alerts.ack_link_ttl, person=ack_for)
         ack_url = f"{settings.alerts.public_url}/ack/{token}"
     return Notification(
         kind=kind,

@@ -96,6 +96,7 @@ async def advance(
             kind,
             mentions=messages.people(settings, [state.user]),
             signing_key=key,
+            ack_for=state.user,
             now=now,
         )
         outbox.enqueue(

@@ -205,14 +205,15 @@ async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
 
 
 async def acknowledge_with_token(
-    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str, *, actor: str = "ack link"
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str, *, actor: str = ack.LINK_ACTOR
 ) -> tuple[Incident, bool]:
     """Acknowledges through a one-click link (or a key pressed on a paging call); returns the incident
-    and whether this click changed it."""
+    and whether this click changed it. A link sent to one person acknowledges in their name."""
     claim = await check_ack_token(runtime, token)
     async with sessions.begin() as session:
         incident = await _incident(session, claim.incident_id, lock=True)
-        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor=actor)
+        by = claim.person or actor
+        changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor=by)
     return incident, changed
 
 
@@ -496,7 +497,9 @@ async def oncall_activity(
                 schedules=schedules_of_escalations(settings, routed.get(i.id, [])),
                 opened_at=i.created_at,
                 acknowledged_at=i.acknowledged_at,
-                acknowledged_by=i.acknowledged_by,
+                acknowledged_by=None
+                if i.acknowledged_by is None or ack.is_anonymous(i.acknowledged_by)
+                else i.acknowledged_by,
                 resolved_at=i.resolved_at,
             )
             for i in found

@@ -156,6 +156,7 @@ async def test_a_critical_page_pushes_then_calls_after_the_delay_and_stops_when_
     assert acknowledged.status_code == 200
     assert acknowledged.json() == {"incident": detail["id"], "status": "acknowledged", "changed": True}
     assert detail["status"] == "acknowledged"
+    assert detail["acknowledged_by"] == "alice"  # the push went to her alone: the ack is hers
     assert [c["kind"] for c in twilio.items] == ["call"]  # no text after the ack
     personal = [e for e in detail["timeline"] if e["kind"] == "escalated" and e["detail"].get("personal")]
     assert [e["detail"]["channels"] for e in personal] == [["push"], ["call"]]
@@ -212,7 +213,7 @@ async def test_a_key_pressed_on_the_call_acknowledges_through_twilios_signed_cal
     assert signed.status_code == 200
     assert "<Say" in signed.text
     assert incident.status == "acknowledged"
-    assert incident.acknowledged_by == "phone call (+8613800000001)"
+    assert incident.acknowledged_by == "alice"  # her rule's call: the key press is hers
 
 
 async def test_alibaba_cloud_calls_and_texts_are_signed_as_alibaba_checks(
