@@ -7,8 +7,9 @@ backfilled with promtool into a real Prometheus on 127.0.0.1, it measures in the
 1. seconds per rolled-up day: ``run_day`` into a fresh SQLite database, and ``compute_day`` alone;
 2. their ratio to Prometheus's own time for the same queries (the PromQL ``plan()`` produces,
    POSTed with plain httpx, same parameters and concurrency, bodies read but not parsed);
-3. the ratio of a naive rollup (one query per service per family) to Panorama's, timed on a
-   random sample of services and extrapolated to N;
+3. the ratio of a naive rollup (one query per service per family) to Panorama's batched queries
+   for the same service families (``compute_day`` on the catalogue cut to them), the naive one
+   timed on a random sample of services and extrapolated to N;
 4. database bytes per stored value row and per reported figure;
 5. the latency of a three-year ``daily`` report of one service through the real app over ASGI,
    and through ``service.series`` directly, with ``--report-services`` × ``--report-days`` stored.
@@ -385,14 +386,28 @@ async def prometheus_alone(
     await bounded(rollups.query_concurrency, [partial(post, q) for q in queries])
 
 
+SERVICE_KIND = "service"
+
+
 def naive_queries(catalog: Catalog, window: DayWindow, services: Sequence[str]) -> list[PlannedQuery]:
     """Each service family once per service: the same PromQL, selecting one service."""
-    families = catalog.families("service")
+    families = catalog.families(SERVICE_KIND)
     return [
         PlannedQuery(d, render(d, window, str(matcher(SERVICE_LABEL, "=", name))))
         for name in services
         for d in families
     ]
+
+
+def service_families(catalog: Catalog) -> Catalog:
+    """The catalogue cut to the service families: Panorama's batched queries for exactly the
+    families the naive rollup sends per service (like is compared with like; the whole
+    catalogue also holds platform, namespace and edge families naive never asks for)."""
+    return Catalog(
+        entities={k: v for k, v in catalog.entities.items() if k == SERVICE_KIND},
+        definitions=catalog.families(SERVICE_KIND),
+        figures={k: v for k, v in catalog.figures.items() if k == SERVICE_KIND},
+    )
 
 
 async def naive(
@@ -427,6 +442,7 @@ class DayTimes:
     plan: float = 0.0
     naive: float = 0.0
     naive_queries: int = 0
+    service_compute: float = 0.0  # compute_day of the service families alone (what naive does)
     entities: int = 0
     values: int = 0
 
@@ -522,11 +538,13 @@ async def measure_naive(bench: RollupBench, client: PrometheusClient, times: lis
     sample = random.Random(bench.opts.seed).sample(
         bench.services, min(bench.opts.naive_sample, len(bench.services))
     )
+    services_only = service_families(catalog)
     for day, slot in zip(bench.days, times, strict=True):
         window = day_window(day, settings.tzinfo)
         slot.plan = await timed(plan(client, catalog, rollups, window))
         queries = naive_queries(catalog, window, sample)
         slot.naive = await timed(naive(client, queries, window, rollups))
+        slot.service_compute = await timed(compute_day(client, services_only, rollups, window))
         slot.naive_queries = len(queries)
     return len(sample)
 
@@ -774,6 +792,7 @@ def rollup_lines(opts: Options, times: Sequence[DayTimes], sample: int) -> list[
     worst = max(a / b for t in times for a, b in zip(t.run_day, t.prometheus, strict=True))
     naive_s = statistics.fmean(t.naive for t in times) * opts.services / sample
     queries = times[0].naive_queries * opts.services // sample
+    service_comp = statistics.fmean(t.service_compute for t in times)
     return [
         line("1. run_day, seconds per rolled-up day", f"{run:.3f} s"),
         line("   compute_day alone, seconds per day", f"{comp:.3f} s"),
@@ -786,7 +805,18 @@ def rollup_lines(opts: Options, times: Sequence[DayTimes], sample: int) -> list[
             f"3. naive, 1 query/service/family ({sample} services timed, × {opts.services / sample:g})",
             f"{naive_s:.1f} s/day, {queries:,} queries (extrapolated)",
         ),
-        line("   naive ÷ compute_day", f"{naive_s / comp:.1f}", NAIVE_GOAL, naive_s / comp, at_least=True),
+        line(
+            "   Panorama on the same service families (compute_day, services only)",
+            f"{service_comp:.2f} s/day",
+        ),
+        line(
+            "   naive ÷ Panorama, same families",
+            f"{naive_s / service_comp:.1f}",
+            NAIVE_GOAL,
+            naive_s / service_comp,
+            at_least=True,
+        ),
+        line("   naive ÷ compute_day of the whole catalogue (for the record)", f"{naive_s / comp:.1f}"),
     ]
 
 
