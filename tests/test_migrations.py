@@ -95,9 +95,9 @@ async def test_0005_resolves_open_duplicates_before_the_one_open_incident_index(
     assert [status for _, status in rows] == ["resolved", "triggered"]  # the newest stays open
 
 
-async def test_0009_gives_stored_incidents_the_digest_of_their_group_key(empty_engine: AsyncEngine) -> None:
-    """Incidents stored before 0009 are found by the digest of their groupKey afterwards."""
-    await migrations.upgrade(empty_engine, "0010")
+async def test_0014_gives_stored_incidents_the_digest_of_their_group_key(empty_engine: AsyncEngine) -> None:
+    """Incidents stored before 0014 are found by the digest of their groupKey afterwards."""
+    await migrations.upgrade(empty_engine, "0013")
     columns = (
         "group_key, receiver, status, title, services, group_labels, common_labels, common_annotations,"
         " created_at, updated_at"

@@ -5,7 +5,7 @@ fits and the insert fails, so the open-group unique index (and the lookup index)
 ``group_key`` to ``group_digest`` = sha256(group_key) in hex. Existing rows get their digest
 here (computed in Python: SQLite has no SHA-256), in batches.
 
-Revision ID: 0009_intake
+Revision ID: 0014
 Revises: 0010
 Create Date: 2026-12-06
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
+revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
