@@ -102,7 +102,9 @@ class GroupCommit(Generic[T, R]):
                 try:
                     (result,) = await self._store([waiting.item])
                 except asyncio.CancelledError:
-                    waiting.answer.cancel()
+                    for left in batch:  # this one and those not stored yet: none left waiting
+                        if not left.answer.done():
+                            left.answer.cancel()
                     raise
                 except Exception as alone:
                     _fail(waiting, alone)
