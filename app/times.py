@@ -84,24 +84,36 @@ class Clock:
 
 
 def parse_time(
-    value: str, name: str, clock: Clock, *, round_up: bool = False, source: str = "query parameter"
+    value: str,
+    name: str,
+    clock: Clock,
+    *,
+    round_up: bool = False,
+    open_end: bool = False,
+    source: str = "query parameter",
 ) -> datetime:
     """``value`` as an aware UTC datetime. ``round_up`` reads it as the end of a range: a date
-    means its last millisecond and ``/unit`` rounds to the unit's last millisecond."""
+    means its last millisecond and ``/unit`` rounds to the unit's last millisecond; with
+    ``open_end`` (a range that excludes its end, like shifts) to the next unit's start instead."""
+    last = timedelta(0) if open_end else _LAST
     text = value.strip()
     if not text:
         raise InvalidTime(name, f"is empty; use {FORMS}", source=source)
     try:
         relative = _RELATIVE.match(text)
         if relative:
-            return _relative(relative.group("math"), clock, round_up=round_up)
+            return _relative(relative.group("math"), clock, round_up=round_up, last=last)
         if _EPOCH.match(text):
             number = float(text)
             seconds = number / 1000 if number >= _EPOCH_MS_FROM else number
             return datetime.fromtimestamp(seconds, tz=UTC)
         if _DATE.match(text):
             day = date.fromisoformat(text)
-            return _day_end(day, clock.zone) if round_up else _midnight(day, clock.zone)
+            return (
+                _midnight(day + timedelta(days=1), clock.zone) - last
+                if round_up
+                else _midnight(day, clock.zone)
+            )
         spaced = _SPACED_OFFSET.match(text)
         if spaced:
             text = f"{spaced.group('time')}+{spaced.group('offset')}"
@@ -178,7 +190,7 @@ class _Unreadable(ValueError):
     """A relative time that does not follow the grammar; the message says where."""
 
 
-def _relative(math: str, clock: Clock, *, round_up: bool) -> datetime:
+def _relative(math: str, clock: Clock, *, round_up: bool, last: timedelta) -> datetime:
     moment = clock.now.astimezone(UTC)
     position = 0
     while position < len(math):
@@ -190,7 +202,7 @@ def _relative(math: str, clock: Clock, *, round_up: bool) -> datetime:
             raise _Unreadable(f"cannot read {rest!r} after now (steps are like -7d, +5m, /d)")
         unit = step.group("unit")
         if step.group("round"):
-            moment = _round(moment, unit, clock.zone, up=round_up)
+            moment = _round(moment, unit, clock.zone, up=round_up, last=last)
         else:
             count = int(step.group("count") or 1)
             moment = _add(moment, -count if step.group("sign") == "-" else count, unit, clock.zone)
@@ -216,8 +228,9 @@ def _add(moment: datetime, count: int, unit: str, zone: tzinfo) -> datetime:
     return wall.replace(tzinfo=zone, fold=local.fold).astimezone(UTC)
 
 
-def _round(moment: datetime, unit: str, zone: tzinfo, *, up: bool) -> datetime:
-    """The start of ``unit`` holding ``moment`` in ``zone``, or with ``up`` its last millisecond."""
+def _round(moment: datetime, unit: str, zone: tzinfo, *, up: bool, last: timedelta) -> datetime:
+    """The start of ``unit`` holding ``moment`` in ``zone``, or with ``up`` the next unit's start
+    less ``last`` (one millisecond: the unit's last; zero for a range that excludes its end)."""
     local = moment.astimezone(zone)
     if unit in _EXACT:
         start = local.replace(microsecond=0)
@@ -226,7 +239,7 @@ def _round(moment: datetime, unit: str, zone: tzinfo, *, up: bool) -> datetime:
         if unit == "h":
             start = start.replace(minute=0)
         begin = start.astimezone(UTC)
-        return begin + _EXACT[unit] - _LAST if up else begin
+        return begin + _EXACT[unit] - last if up else begin
     day = local.date()
     if unit == "w":
         day -= timedelta(days=day.weekday())
@@ -244,12 +257,8 @@ def _round(moment: datetime, unit: str, zone: tzinfo, *, up: bool) -> datetime:
         following = (day + timedelta(days=31)).replace(day=1)
     else:
         following = day.replace(year=day.year + 1)
-    return _midnight(following, zone) - _LAST
+    return _midnight(following, zone) - last
 
 
 def _midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-
-
-def _day_end(day: date, zone: tzinfo) -> datetime:
-    return _midnight(day + timedelta(days=1), zone) - _LAST

@@ -100,6 +100,13 @@ def test_an_end_rounds_up_to_the_last_millisecond_of_the_unit(text: str, expecte
     assert parse_time(text, "to", CLOCK, round_up=True) == expected
 
 
+def test_an_open_ended_range_rounds_up_to_the_next_unit_s_start() -> None:
+    assert parse_time("2026-12-06", "to", CLOCK, round_up=True, open_end=True) == utc(2026, 12, 6, 16)
+    assert parse_time("now/w", "to", CLOCK, round_up=True, open_end=True) == utc(2026, 12, 6, 16)
+    assert parse_time("now/h", "to", CLOCK, round_up=True, open_end=True) == utc(2026, 12, 6, 3)
+    assert parse_time("now-1h", "to", CLOCK, round_up=True, open_end=True) == NOW - timedelta(hours=1)
+
+
 def test_days_on_the_spring_forward_day_are_23_hours() -> None:
     # Berlin, Sunday 2026-03-29: 02:00 CET becomes 03:00 CEST.
     clock = Clock(datetime(2026, 3, 29, 12, tzinfo=UTC), BERLIN)

@@ -339,7 +339,9 @@ async def shifts(
 ) -> Shifts:
     clock = _schedule_clock(context, name)
     start = times.parse_time(first or "now", "from", clock)
-    end = times.parse_time(last, "to", clock, round_up=True) if last else start + SHIFTS_DEFAULT
+    end = (
+        times.parse_time(last, "to", clock, round_up=True, open_end=True) if last else start + SHIFTS_DEFAULT
+    )
     if end <= start:
         raise InvalidInput("query parameter 'to' must be after 'from'", parameter="to")
     return await service.shifts(session, context.settings, name, start, end)
