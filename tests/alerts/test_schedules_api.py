@@ -121,7 +121,9 @@ async def test_times_without_an_offset_are_the_schedule_s_wall_times(app_factory
         handed_off = await get(client, f"{SRE}/oncall", at="2026-01-12T09:00")
         days = await get(client, f"{SRE}/shifts", **{"from": "2026-01-12", "to": "2026-01-12"})
         with_offsets = await get(
-            client, f"{SRE}/shifts", **{"from": "2026-01-12T00:00:00+08:00", "to": "2026-01-13T00:00:00+08:00"}
+            client,
+            f"{SRE}/shifts",
+            **{"from": "2026-01-12T00:00:00+08:00", "to": "2026-01-13T00:00:00+08:00"},
         )
         week = await get(client, f"{SRE}/shifts", **{"from": "2026-01-05T09:00"})
         relative = await get(client, f"{SRE}/shifts", **{"from": "now-1d/d", "to": "now+1w"})
