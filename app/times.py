@@ -139,10 +139,13 @@ def parse_day(
             return date.fromisoformat(text)
         except ValueError:
             raise InvalidTime(name, f"{value!r} is not a date; use {FORMS}", source=source) from None
-    moment = parse_time(value, name, clock, round_up=end, source=source)
-    if end:
-        moment -= _LAST
-    return clock.local(moment).date()
+    return local_day(parse_time(value, name, clock, round_up=end, source=source), clock.zone, end=end)
+
+
+def local_day(moment: datetime, zone: tzinfo, *, end: bool = False) -> date:
+    """The day of ``zone`` an aware instant falls on; as the ``end`` of a range, the day before a
+    local midnight (for instants another parser already read, such as Grafana's ``range``)."""
+    return (moment - _LAST if end else moment).astimezone(zone).date()
 
 
 def parse_range(

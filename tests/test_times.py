@@ -9,7 +9,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.errors import InvalidInput
-from app.times import FORMS, Clock, InvalidTime, localize, names_a_day, parse_day, parse_range, parse_time
+from app.times import (
+    FORMS,
+    Clock,
+    InvalidTime,
+    local_day,
+    localize,
+    names_a_day,
+    parse_day,
+    parse_range,
+    parse_time,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -18,8 +28,8 @@ NOW = datetime(2026, 12, 6, 2, 30, 15, 250_000, tzinfo=UTC)
 CLOCK = Clock(NOW, SHANGHAI)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -210,6 +220,8 @@ def test_out_of_range_values_are_bad_input_not_crashes() -> None:
 
 
 def test_helpers_for_bodies_and_days() -> None:
+    assert local_day(utc(2026, 12, 5, 16), SHANGHAI) == date(2026, 12, 6)
+    assert local_day(utc(2026, 12, 5, 16), SHANGHAI, end=True) == date(2026, 12, 5)
     assert names_a_day(" 2026-12-06 ")
     assert not names_a_day("2026-12-06T00:00")
     assert localize(datetime(2026, 12, 6, 9, 30), SHANGHAI) == utc(2026, 12, 6, 1, 30)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import date, timedelta
 from contextlib import AbstractAsyncContextManager
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
