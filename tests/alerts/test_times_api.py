@@ -1,11 +1,12 @@
-"""The incident list's ``from``/``to`` read the one time grammar: ``from=now-1h`` was a 422 before."""
+"""The alerting API reads the one time grammar: the incident list (`from=now-1h` was a 422) and
+maintenance bodies (an offset was required)."""
 
 from __future__ import annotations
 
 import httpx
 
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
-from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 
 
 async def listed(client: httpx.AsyncClient, **params: str) -> httpx.Response:
@@ -41,3 +42,25 @@ async def test_incidents_filter_by_relative_dated_and_zoneless_times(app_factory
     assert bad.json()["parameter"] == "from"
     assert bad.json()["message"].startswith("query parameter 'from': 'an hour ago' is not a time; use ")
     assert "now-1h" in bad.json()["message"]
+
+
+async def test_a_maintenance_window_without_offsets_is_in_the_configured_zone(
+    app_factory: AppFactory,
+) -> None:
+    """Bodies required an offset before; now an offset-less time is a wall time of ``timezone``."""
+    async with app_factory(**{**alerting_config(), "timezone": "Asia/Shanghai"}) as (_app, client):
+        window = await client.post(
+            "/api/v1/maintenance",
+            json={"matchers": ['service="payments"'], "start": "2030-01-01T02:00", "end": "2030-01-01T04:00"},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+        mixed = await client.post(
+            "/api/v1/maintenance",
+            json={"matchers": ['service="cart"'], "start": "2030-01-01T02:00", "end": "2029-12-31T18:00:00Z"},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+    assert window.status_code == 201, window.text
+    assert window.json()["start"].startswith("2029-12-31T18:00:00")  # 02:00 in Shanghai, in UTC
+    assert window.json()["end"].startswith("2029-12-31T20:00:00")
+    assert mixed.status_code == 400  # 02:00 Shanghai is 18:00Z: the window would be empty
+    assert mixed.json()["parameter"] == "end"
