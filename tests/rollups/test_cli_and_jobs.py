@@ -79,6 +79,12 @@ def test_rollup_from_the_command_line_without_prometheus(env: dict[str, str], tm
     assert alone.returncode == 0, alone.stderr
     assert "rolling up the on-call history only" in alone.stderr
     assert alone.stdout.startswith("rolled up 1 day: 1 ok; 0 values in ")  # no incident that day
+    relative = run(["rollup", "--from", "now-3d", "--to", "now-1d/d"], without)  # the time grammar
+    assert relative.returncode == 0, relative.stderr
+    assert relative.stdout.startswith("rolled up 3 days: 3 ok; ")
+    not_over = run(["rollup", "--date", "now"], without)
+    assert not_over.returncode == 2
+    assert "has not ended yet" in not_over.stderr
 
 
 async def test_the_scheduler_catches_up_on_start(
