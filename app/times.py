@@ -51,7 +51,6 @@ _STEP = re.compile(r"\s*(?:(?P<sign>[-+ ])\s*(?P<count>\d*)|(?P<round>/))\s*(?P<
 _SPACED_OFFSET = re.compile(
     r"^(?P<time>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (?P<offset>\d{2}:?\d{2})$"
 )
-_CALENDAR_UNITS = frozenset("yMwd")
 _EXACT = {"h": timedelta(hours=1), "m": timedelta(minutes=1), "s": timedelta(seconds=1)}
 _LAST = timedelta(milliseconds=1)
 
@@ -118,13 +117,11 @@ def parse_time(
         if spaced:
             text = f"{spaced.group('time')}+{spaced.group('offset')}"
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+        return localize(moment, clock.zone)
     except _Unreadable as exc:
         raise InvalidTime(name, f"{value!r}: {exc}; use {FORMS}", source=source) from None
     except (ValueError, OverflowError, OSError):
         raise InvalidTime(name, f"{value!r} is not a time; use {FORMS}", source=source) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=clock.zone)
-    return moment.astimezone(UTC)
 
 
 def parse_day(

@@ -570,7 +570,10 @@ def _schedule_clock(context: ContextDep, name: str) -> times.Clock:
 
 def _in_zone(body: _Timed, clock: times.Clock) -> _Timed:
     """A body's ``start``/``end`` with an offset-less time read in ``clock``'s zone (app.times)."""
-    start, end = times.localize(body.start, clock.zone), times.localize(body.end, clock.zone)
+    try:
+        start, end = times.localize(body.start, clock.zone), times.localize(body.end, clock.zone)
+    except OverflowError:
+        raise InvalidInput("body 'start'/'end': out of range", parameter="start") from None
     if end <= start:
         raise InvalidInput("body 'end': must be after start", parameter="end")
     return body.model_copy(update={"start": start, "end": end})
