@@ -182,6 +182,9 @@ async def test_a_missing_payload_field_is_never_listed_among_those_the_metric_ha
         listed = answer.json()["message"].split("(it has: ")[1].rstrip(")").split(", ")
         assert name not in listed
         assert listed == [p["name"] for p in metrics[metric]["payloads"]]  # what the builder shows
+    variable = await post(client, "metric-payload-options", {"metric": "$figure", "name": "entity"})
+    assert variable.status_code == 400
+    assert variable.json()["message"].startswith("metric '$figure' is a Grafana variable")  # its own field
 
 
 async def test_variables(client: httpx.AsyncClient) -> None:
