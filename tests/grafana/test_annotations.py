@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.alerts.support import alert, alerting_config, bearer_webhook, payload
+from app.alerts import heartbeats
+from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, payload
 from tests.grafana.frames import annotation_events, to_data_frame
 from tests.grafana.support import CHECKOUT, PAYMENTS, query_body, regex
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
@@ -102,3 +103,27 @@ async def test_an_annotation_spans_the_alerts_from_starts_at_to_ends_at(
     assert "resolved" in event["tags"]  # type: ignore[operator]
     assert [e["time"] for e in before_webhook] == [ms(first_start)]
     assert after_it_ended == []
+
+
+async def test_an_incident_without_alerts_is_placed_when_it_was_opened(app_factory: AppFactory) -> None:
+    """A missing heartbeat has no alert of its own: its annotation starts when Panorama opened it."""
+    async with app_factory(**alerting_config()) as (app, client):
+        context = app.state.context
+        key = await context.alerts.signing_key()
+        watchdog = payload("Watchdog", [alert("Watchdog", severity="none")])
+        await client.post("/api/v1/alerts/alertmanager", json=watchdog, headers=bearer_webhook())
+        overdue = datetime.now(UTC) + timedelta(minutes=6)
+        async with context.sessions.begin() as session:
+            assert await heartbeats.check(session, context.settings, overdue, key) == 1
+        [missing] = await incidents(context.sessions)
+        target = {"refId": "Anno", "target": "incidents", "payload": {"service": "$__all"}}
+        body = query_body(
+            [target],
+            start=(overdue - timedelta(hours=1)).isoformat(),
+            end=(overdue + timedelta(hours=1)).isoformat(),
+        )
+        answer = await client.post("/grafana/query", json=body, headers=VIEW)
+    assert answer.status_code == 200, answer.text
+    [event] = annotation_events(to_data_frame(answer.json()[0]))
+    assert event["title"] == f"#{missing.id} {missing.title}"
+    assert event["time"] == event["timeEnd"] == ms(missing.created_at)
