@@ -290,3 +290,12 @@ class OncallActivity(BaseModel):
     incidents: list[IncidentActivity]
     pages: list[PageActivity]
     paged: list[PersonPaged]
+
+
+class IncidentSpan(BaseModel):
+    """When an incident's alerts fired: the earliest ``startsAt`` of its alerts and, once it is
+    resolved, the latest ``endsAt`` (the times Alertmanager reports, not when webhooks arrived)."""
+
+    incident: IncidentSummary
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
