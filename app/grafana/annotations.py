@@ -110,6 +110,6 @@ async def annotation_frame(
 ) -> dict[str, Any]:
     """The annotation target's frame: the incidents of its services over the range."""
     services = annotation_services(job.payload)
-    start, end = range_bounds(time_range)
+    start, end = range_bounds(time_range, settings)
     found = await incidents(session, settings, start, end, services=services, filters=filters)
     return incident_frame(found, job.target.ref_id)

@@ -15,10 +15,11 @@ this module only applies it to Grafana's ranges.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from app import times
 from app.config import Settings
 from app.grafana.errors import InvalidQuery
 from app.grafana.schemas import TimeRange
@@ -46,17 +47,16 @@ class Days:
     latest: date
 
 
-def as_utc(moment: datetime) -> datetime:
-    """A range bound as an aware instant: Grafana sends UTC, a bound without an offset is read as UTC.
+def range_bounds(time_range: TimeRange, settings: Settings) -> tuple[datetime, datetime]:
+    """The range's ``from`` and ``to`` as aware UTC instants; a reversed range is refused.
 
-    (The only time reading the datasource does of its own; the range itself is parsed by its schema.)
+    Grafana sends UTC; a bound without an offset is a wall time of the configured zone, as
+    everywhere else (``app.times``, the one time grammar, reads it).
     """
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def range_bounds(time_range: TimeRange) -> tuple[datetime, datetime]:
-    """The range's ``from`` and ``to`` as aware instants; a reversed range is refused."""
-    start, end = as_utc(time_range.start), as_utc(time_range.end)
+    start, end = (
+        times.localize(time_range.start, settings.tzinfo),
+        times.localize(time_range.end, settings.tzinfo),
+    )
     if end < start:
         raise InvalidQuery(f"range: 'to' ({end.isoformat()}) is before 'from' ({start.isoformat()})")
     return start, end
@@ -64,10 +64,10 @@ def range_bounds(time_range: TimeRange) -> tuple[datetime, datetime]:
 
 def days_of(time_range: TimeRange, settings: Settings, now: datetime | None = None) -> Days | None:
     """The finished local days a Grafana range covers (the latest three years of it); None if none."""
-    start, end = range_bounds(time_range)
+    start, end = range_bounds(time_range, settings)
     tz = settings.tzinfo
-    first = start.astimezone(tz).date()
-    last = (end - timedelta(microseconds=1)).astimezone(tz).date() if end > start else first
+    first = times.local_day(start, tz)
+    last = times.local_day(end, tz, end=True) if end > start else first
     latest = local_today(tz, now) - timedelta(days=1)
     last = min(last, latest)
     first = max(first, last - timedelta(days=rollups.MAX_PERIOD_DAYS - 1))
