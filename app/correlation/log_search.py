@@ -105,7 +105,11 @@ async def search_logs(search: LogSearch, *, backends: Backends, settings: Settin
         with contextlib.suppress(BackendError):  # left open, it would expire by itself
             await es.close_pit(pit_id)
     reader = LogReader(cs)
-    return LogPage(logs=[reader.entry(hit) for hit in hits], next_cursor=next_cursor)
+    return LogPage(
+        logs=[reader.entry(hit) for hit in hits],
+        next_cursor=next_cursor,
+        partial=f"elasticsearch: {page.partial}" if page.partial else None,
+    )
 
 
 async def _log_page(

@@ -25,6 +25,7 @@ from app.correlation.window import Window, iso
 class _TraceLogs:
     hits: list[Hit]
     truncated: bool
+    partial: str | None
 
 
 async def _search_trace_logs(
@@ -40,7 +41,7 @@ async def _search_trace_logs(
         size=cs.max_trace_logs + 1,
         track_total_hits=False,
     )
-    return _TraceLogs(page.hits[: cs.max_trace_logs], len(page.hits) > cs.max_trace_logs)
+    return _TraceLogs(page.hits[: cs.max_trace_logs], len(page.hits) > cs.max_trace_logs, page.partial)
 
 
 async def trace_with_logs(
@@ -91,10 +92,7 @@ async def trace_with_logs(
         logs=entries,
         logs_window=TimeWindow(start=window.start, end=window.end),
         logs_truncated=not isinstance(logs, BackendError) and logs.truncated,
-        partial=Partial(
-            logs=f"elasticsearch: {logs.message}" if isinstance(logs, BackendError) else None,
-            trace=_trace_note(trace, trace_id),
-        ),
+        partial=Partial(logs=_logs_note(logs), trace=_trace_note(trace, trace_id)),
     )
 
 
@@ -103,6 +101,12 @@ def _as_trace_line(entry: LogEntry, trace_id: TraceId) -> LogEntry:
     return entry.model_copy(
         update={"trace_id": trace_id.hex, "trace_url": TRACE_URL.format(trace_id=trace_id.hex)}
     )
+
+
+def _logs_note(logs: _TraceLogs | BackendError) -> str | None:
+    if isinstance(logs, BackendError):
+        return f"elasticsearch: {logs.message}"
+    return f"elasticsearch: {logs.partial}" if logs.partial else None
 
 
 def _trace_note(trace: Trace | BackendError | None, trace_id: TraceId) -> str | None:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing
 from functools import partial
 from typing import Any
 
@@ -157,83 +156,6 @@ async def test_probe_reports_version(client: ElasticsearchClient, es: FakeElasti
 
 
 # --- point in time ---------------------------------------------------------------------------
-
-
-async def test_scan_pages_past_ten_thousand_with_a_point_in_time(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    total = 10_050
-    es.add_documents(
-        DAY1,
-        ({"@timestamp": 1714521600000 + n * 1000, "n": n} for n in range(total)),
-        ids=(f"doc-{n:05d}" for n in range(total)),
-    )
-
-    seen = [
-        hit.source["n"]
-        async for hit in client.scan(
-            "logstash-*", query={"match_all": {}}, sort=[{"@timestamp": "asc"}], page_size=5000
-        )
-    ]
-
-    assert seen == list(range(total))
-    searches = es.requests_to("/_search", "POST")
-    assert len(searches) == 3
-    assert all("pit" in r.body and "index" not in r.body for r in searches)
-    assert searches[1].body["search_after"] == [1714521600000 + 4999 * 1000, 4999]
-    assert len(es.requests_to("/_pit", "DELETE")) == 1
-    assert es.open_pits == 0
-
-
-async def test_scan_uses_the_pit_id_each_answer_returns(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    es.rotate_pit_ids = True
-    es.add_documents(DAY1, ({"@timestamp": 1714521600000 + n, "n": n} for n in range(5)))
-
-    found = [
-        hit async for hit in client.scan(DAY1, query={"match_all": {}}, sort=["@timestamp"], page_size=2)
-    ]
-
-    assert len(found) == 5
-    opened = es.requests_to(f"/{DAY1}/_pit")
-    searches = es.requests_to("/_search")
-    ids_used = [r.body["pit"]["id"] for r in searches]
-    assert len(opened) == 1
-    assert len(set(ids_used)) == 3
-    closed = es.requests_to("/_pit", "DELETE")[0].body["id"]
-    assert closed not in ids_used
-    assert es.open_pits == 0
-
-
-async def test_scan_closes_its_pit_when_a_page_fails(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    es.add_documents(DAY1, ({"@timestamp": 1714521600000 + n, "n": n} for n in range(10)))
-
-    async def consume() -> None:
-        async for hit in client.scan(DAY1, query={"match_all": {}}, sort=["@timestamp"], page_size=4):
-            if hit.source["n"] == 3:  # the next page will fail
-                es.fail_with(400, times=1, error_type="parsing_exception", reason="boom")
-
-    with pytest.raises(BackendError) as caught:
-        await consume()
-
-    assert caught.value.kind is BackendErrorKind.BAD_QUERY
-    assert es.open_pits == 0
-
-
-async def test_scan_closes_its_pit_when_the_consumer_stops(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    es.add_documents(DAY1, ({"@timestamp": 1714521600000 + n, "n": n} for n in range(10)))
-
-    async with aclosing(client.scan(DAY1, query={"match_all": {}}, sort=["@timestamp"], page_size=4)) as hits:
-        async for hit in hits:
-            if hit.source["n"] == 1:
-                break
-
-    assert es.open_pits == 0
 
 
 async def test_pit_search_and_close(client: ElasticsearchClient, es: FakeElasticsearch) -> None:
