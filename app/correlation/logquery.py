@@ -18,10 +18,11 @@ Choices that matter on a real cluster:
   follows it) or with one of :data:`JOINED_KEYS` glued to it (``trace_id:<id>…``). A prefix of 16
   or 32 hex digits is a seek in the term dictionary, as cheap as the phrase it replaces, and it
   stays one request. Not found: an id glued to a word *ending in a digit* before it
-  (``v2,4bf9…``), which no configured key produces. Id and level fields are matched with ``match`` + ``lenient``, in lower and
-  upper case: exact on ``keyword``, analysed on ``text``, and ignored (instead of failing the
-  shard, which would silently drop that day's index) where some index maps the field as a number
-  or a boolean. ``term`` with ``case_insensitive`` would fail there.
+  (``v2,4bf9…``), which no configured key produces.
+- Id and level fields are matched with ``match`` + ``lenient``, in lower and upper case: exact
+  on ``keyword``, analysed on ``text``, and ignored (instead of failing the shard, which would
+  silently drop that day's index) where some index maps the field as a number or a boolean.
+  ``term`` with ``case_insensitive`` would fail there.
 """
 
 from __future__ import annotations

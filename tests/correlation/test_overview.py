@@ -252,7 +252,9 @@ async def test_incident_context_without_any_backend_still_shows_the_incident(app
     assert found["incident"]["id"] == incident_id
     [checkout] = found["services"]
     assert checkout["service"] == "checkout"
-    assert checkout["red"] is None and checkout["error_logs"] == [] and checkout["slowest_traces"] == []
+    assert checkout["red"] is None
+    assert checkout["error_logs"] == []
+    assert checkout["slowest_traces"] == []
     for part, backend_name in (("red", "prometheus"), ("error_logs", "elasticsearch"), ("traces", "jaeger")):
         assert checkout["partial"][part].startswith(f"{backend_name}: {backend_name} is not configured")
     assert checkout["partial"]["incidents"] is None

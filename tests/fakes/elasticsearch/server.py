@@ -257,10 +257,10 @@ class FakeElasticsearch(FaultInjector):
                 ignore_unavailable=param_bool(params, "ignore_unavailable", False),
                 allow_no_indices=param_bool(params, "allow_no_indices", True),
             )
-            result = run_search(
-                body, params, snapshot(indices), with_pit=False, started=started, shard_fault=self._shard_fault
+            shards = snapshot(indices)
+            return 200, run_search(
+                body, params, shards, with_pit=False, started=started, shard_fault=self._shard_fault
             )
-            return 200, result
         check_pit_search(target, params)
         pit_id, live = self._pits.lookup(pit, rotate=self.rotate_pit_ids)
         result = run_search(
