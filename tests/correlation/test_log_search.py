@@ -319,3 +319,43 @@ async def test_an_expired_cursor_is_a_410(
     assert answer.status_code == 410
     assert answer.json()["error"] == "cursor_expired"
     assert "start the search again" in answer.json()["message"]
+
+
+async def test_search_by_trace_id_finds_it_glued_to_its_neighbours(
+    client: httpx.AsyncClient, es: FakeElasticsearch, t0: datetime
+) -> None:
+    """The standard analyzer (Elasticsearch 8.x) keeps `trace_id:abf…`, `…473e:af06…` and `…4736,00f0…`
+    as single tokens; the search still finds the id in each, and not an id one digit off."""
+    glued = "abf92f3577b34da6a3ce929d0e0e473e"
+    docs = {
+        "key": cri_line(at(t0, 0), f"trace_id:{glued} placed", "checkout"),
+        "uber": cri_line(at(t0, 1000), f"uber-trace-id={glued}:af067aa0ba902b7c:0:1", "checkout"),
+        "near": cri_line(at(t0, 2000), f"trace_id:{glued[:-1]}f other", "checkout"),
+    }
+    names = dict(zip(store_logs(es, *docs.values()), docs, strict=True))
+    sleuth = cri_line(at(t0, 3000), f"[checkout,{TRACE},{SPAN},true] paid", "checkout")
+    names[store_logs(es, sleuth)[0]] = "sleuth"
+
+    glued_answer = await _search(client, trace_id=glued)
+    sleuth_answer = await _search(client, trace_id=TRACE)
+
+    assert [names[log["id"]] for log in glued_answer.json()["logs"]] == ["uber", "key"]
+    assert [names[log["id"]] for log in sleuth_answer.json()["logs"]] == ["sleuth"]
+    assert len(es.requests_to("/_search", "POST")) == 2  # one search each, as before
+
+
+async def test_failing_shards_give_the_other_lines_and_a_partial_note(
+    client: httpx.AsyncClient, es: FakeElasticsearch, lines: dict[str, str], t0: datetime
+) -> None:
+    es.add_document(index_of(t0 - timedelta(days=1)), {"@timestamp": iso(t0 - timedelta(days=1)), "log": "x"})
+    es.fail_shards(index_of(t0 - timedelta(days=1)))
+
+    answer = await _search(client, **{"from": iso(t0 - timedelta(days=1, minutes=1))})
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["logs"]) == len(lines)
+    assert body["partial"].startswith("elasticsearch: partial answer: 1 of ")
+    assert (
+        f"shards failed (index {index_of(t0 - timedelta(days=1))}: query_shard_exception" in body["partial"]
+    )
