@@ -498,3 +498,66 @@ async def test_fake_http_details(fake_elasticsearch: tuple[FakeElasticsearch, st
     )
     assert [(row["index"], row["docs.count"]) for row in cat.json()] == [(DAY1, "1")]
     assert es.count(DAY1) == 1
+
+
+# --- fidelity: what Elasticsearch 8.x (Lucene 9's StandardTokenizer, UAX #29) does -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("trace_id:abf92f35 ok", ["trace_id:abf92f35", "ok"]),  # letters around ':' join
+        ("trace_id:4bf92f35 ok", ["trace_id", "4bf92f35", "ok"]),  # a digit after ':' does not
+        ("uber-trace-id=ab473e:af067aa0:0:1", ["uber", "trace", "id", "ab473e:af067aa0", "0", "1"]),
+        ("[svc,ab4736,00f067,true]", ["svc", "ab4736,00f067", "true"]),  # digits around ',' join
+        ("v1.2.3 foo.bar it's", ["v1.2.3", "foo.bar", "it's"]),
+        ("traceparent=00-4BF9-00F0-01", ["traceparent", "00", "4bf9", "00f0", "01"]),
+        ('{"trace_id":"abf9"} _ 中文', ["trace_id", "abf9", "中", "文"]),
+    ],
+)
+def test_the_fake_tokenizes_like_the_standard_analyzer(text: str, tokens: list[str]) -> None:
+    from tests.fakes.elasticsearch.analysis import analyze
+
+    assert analyze(text) == tokens
+
+
+async def test_prefix_matches_the_start_of_a_glued_token(
+    client: ElasticsearchClient, es: FakeElasticsearch
+) -> None:
+    es.add_document(DAY1, log(DAY1, 9, f"uber-trace-id={TRACE[:-1]}e:af067aa0ba902b7c:0:1"), "glued")
+    es.add_document(DAY1, log(DAY1, 10, f"trace {TRACE[:-1]}e"), "alone")
+
+    phrase = await client.search(DAY1, query={"match_phrase": {"message": TRACE[:-1] + "e"}})
+    prefix = await client.search(DAY1, query={"prefix": {"message": TRACE[:-1] + "e"}}, sort=["@timestamp"])
+
+    assert [h.id for h in phrase.hits] == ["alone"]
+    assert [h.id for h in prefix.hits] == ["glued", "alone"]
+
+
+async def test_failed_shards_make_a_partial_200(client: ElasticsearchClient, es: FakeElasticsearch) -> None:
+    """Elasticsearch 8 (allow_partial_search_results defaults to true): some shards failing is still a 200."""
+    es.add_document(DAY1, log(DAY1, 9, "one"), "one")
+    es.add_document(DAY2, log(DAY2, 9, "two"), "two")
+    es.fail_shards(DAY2, reason="failed to create query: boom")
+
+    page = await client.search("logstash-*", query={"match_all": {}})
+
+    assert [h.id for h in page.hits] == ["one"]
+    assert page.partial == (
+        f"partial answer: 1 of 2 shards failed (index {DAY2}: query_shard_exception: failed to create "
+        "query: boom) (matching lines there are missing)"
+    )
+    es.fail_shards(DAY1)
+    with pytest.raises(BackendError) as every_shard:  # all shards failed: an error, not a 200
+        await client.search("logstash-*", query={"match_all": {}})
+    assert every_shard.value.kind is BackendErrorKind.BAD_QUERY
+
+
+async def test_a_timed_out_search_is_partial(client: ElasticsearchClient, es: FakeElasticsearch) -> None:
+    es.add_document(DAY1, log(DAY1, 9, "one"), "one")
+    es.time_out_shards(DAY1)
+
+    page = await client.search(DAY1, query={"match_all": {}})
+
+    assert page.hits == []
+    assert page.partial == "partial answer: the search timed out (matching lines there are missing)"

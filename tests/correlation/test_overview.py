@@ -259,3 +259,18 @@ async def test_incident_context_without_any_backend_still_shows_the_incident(app
         assert checkout["partial"][part].startswith(f"{backend_name}: {backend_name} is not configured")
     assert checkout["partial"]["incidents"] is None
     assert [i["id"] for i in checkout["incidents"]] == [incident_id]
+
+
+async def test_timed_out_log_shards_are_a_partial_note(client: httpx.AsyncClient, scene: Scene) -> None:
+    """Elasticsearch answering 200 with `timed_out: true` is reported, not taken for "no error lines"."""
+    scene.es.time_out_shards("logstash-*")
+
+    answer = await client.get("/api/v1/services/checkout/overview", params=scene.params, headers=AUTH)
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["error_logs"] == []
+    assert body["partial"]["error_logs"] == (
+        "elasticsearch: partial answer: the search timed out (matching lines there are missing)"
+    )
+    assert body["partial"]["red"] is None
