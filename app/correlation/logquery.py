@@ -15,7 +15,8 @@ Choices that matter on a real cluster:
   ``uber-trace-id=…473e:af067…`` (trace id ending, span id starting with a letter) and
   Sleuth's ``[svc,…4736,00f067…]`` are each one token. :func:`trace_id_query` therefore asks for
   indexed tokens that *start* with the id (``prefix``: the bare id and every id glued to what
-  follows it) or with one of :data:`JOINED_KEYS` glued to it (``trace_id:<id>…``). A prefix of 16
+  follows it) or with a key glued to it (``trace_id:<id>…``: the keys the configured patterns find
+  an id after, :func:`app.correlation.ids.glued_keys`), or ``0x<id>``. A prefix of 16
   or 32 hex digits is a seek in the term dictionary, as cheap as the phrase it replaces, and it
   stays one request. Not found: an id glued to a word *ending in a digit* before it
   (``v2,4bf9…``), which no configured key produces.
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from app.correlation.config import CorrelationSettings
-from app.correlation.ids import TraceId
+from app.correlation.ids import TraceId, glued_keys
 from app.correlation.window import Window, iso
 
 Query = dict[str, Any]
@@ -107,11 +108,6 @@ def _cases(values: Iterable[str]) -> list[str]:
     return [variant for v in values for variant in (v, v.lower(), v.upper(), v.capitalize())]
 
 
-JOINED_KEYS = ("trace_id", "traceid", "trace.id", "id")
-"""The words the default ``trace_id_patterns`` put before an id with a ``:`` — ``trace_id``,
-``traceId``/``traceID``/``X-B3-TraceId`` (→ ``traceid``), ``trace.id``, and ``trace-id`` /
-``uber-trace-id`` (``-`` splits, leaving ``id``) — lowercased as the analyzer indexes them. Glued to an
-id that starts with a letter, ``<key>:<id>`` is one token."""
 PREFIX_MIN_DIGITS = 16
 """Forms at least this long are looked for as token prefixes. Shorter ones (an id with many leading
 zeros, written without them) would then match unrelated longer ids: they are looked for as a whole
@@ -121,13 +117,15 @@ _GLUE_AFTER_LETTER = (":", ".")  # UAX #29 MidLetter / MidNumLet between letters
 _GLUE_AFTER_DIGIT = (",", ".", ";")  # MidNum / MidNumLet between digits
 
 
-def message_id_clauses(field: str, form: str) -> list[Query]:
+def message_id_clauses(field: str, form: str, keys: Sequence[str]) -> list[Query]:
     """Clauses finding the id ``form`` (lowercase hex) in the message ``field``, alone or glued to its
-    neighbours the way the standard analyzer glues them (see the module docstring)."""
+    neighbours the way the standard analyzer glues them (see the module docstring); ``keys`` are
+    the words that may stand glued before it (``trace_id`` in ``trace_id:<id>``)."""
     heads = [form]
     if form[0] in _HEX_LETTERS:  # letters on both sides of ':' join; digits do not
-        heads.extend(f"{key}:{form}" for key in JOINED_KEYS)
+        heads.extend(f"{key}:{form}" for key in keys)
     if len(form) >= PREFIX_MIN_DIGITS:
+        heads.append(f"0x{form}")  # `trace_id=0x4bf9…`: the 0 and x start one word
         return [{"prefix": {field: head}} for head in heads]
     glue = _GLUE_AFTER_LETTER if form[-1] in _HEX_LETTERS else _GLUE_AFTER_DIGIT
     clauses: list[Query] = []
@@ -141,9 +139,10 @@ def trace_id_query(trace_id: TraceId, settings: CorrelationSettings) -> Query:
     """Documents carrying ``trace_id`` in an id field or in their message, in any written form."""
     ids = [variant for form in trace_id.forms for variant in (form, form.upper())]
     clauses: list[Query] = [lenient_match(settings.trace_id_fields, ids)]
+    keys = glued_keys(tuple(settings.trace_id_patterns))
     for field in settings.message_fields:
         for form in trace_id.forms:
-            clauses.extend(message_id_clauses(field, form))
+            clauses.extend(message_id_clauses(field, form, keys))
     return any_of(clauses)
 
 

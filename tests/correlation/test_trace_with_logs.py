@@ -412,10 +412,12 @@ def glued_lines(t0: datetime) -> dict[str, dict[str, Any]]:
 
 
 def sleuth_lines(t0: datetime) -> dict[str, dict[str, Any]]:
-    """Spring Cloud Sleuth's ``[app,trace,span,exportable]``: digits on both sides of ',' join."""
+    """Spring Cloud Sleuth's ``[app,trace,span,exportable]``: digits on both sides of ',' join; and
+    ``0x`` before an id makes one word with it."""
     return {
         "sleuth": cri_line(at(t0, 7), f"INFO [checkout,{TRACE},00f067aa0ba902b7,true] paid", "checkout"),
         "decimal": cri_line(at(t0, 8), f"trace {TRACE}.5 retried", "checkout"),
+        "zero_x": cri_line(at(t0, 9), f"trace_id=0x{TRACE} done", "checkout"),
     }
 
 
@@ -440,7 +442,7 @@ async def test_ids_glued_to_their_neighbours_are_found(app_factory: AppFactory, 
     assert found == ["key_colon", "camel_key", "ecs_key", "uber_value", "uber_key"]
     assert all(log["trace_id"] == GLUED for log in answer.json()["logs"])
     sleuth_found = [names[log["id"]] for log in sleuth_answer.json()["logs"] if log["id"] in names]
-    assert sleuth_found == ["sleuth", "decimal"]
+    assert sleuth_found == ["sleuth", "decimal", "zero_x"]
 
 
 async def test_failing_shards_keep_the_other_days_lines_and_say_so(
