@@ -305,6 +305,27 @@ async def test_a_cursor_continues_only_its_own_search(client: httpx.AsyncClient,
     assert "continues another search (service differ)" in other.json()["message"]
 
 
+async def test_each_cursor_carries_the_point_in_time_id_of_its_answer(
+    client: httpx.AsyncClient, es: FakeElasticsearch, few: datetime
+) -> None:
+    """Elasticsearch may hand out a new point-in-time id with any answer: the next page must use it."""
+    es.rotate_pit_ids = True
+    seen: list[str] = []
+    params: dict[str, Any] = {"service": "ticker", "limit": 12}
+    while True:
+        body = (await _search(client, **params)).json()
+        seen.extend(log["message"] for log in body["logs"])
+        if body["next_cursor"] is None:
+            break
+        params = {"cursor": body["next_cursor"], "limit": 12}
+
+    assert seen == [f"tick {k}" for k in range(29, -1, -1)]
+    searches = es.requests_to("/_search", "POST")
+    used = [r.body["pit"]["id"] for r in searches]
+    assert len(set(used)) == len(used) == 3  # each page asked with the id the page before returned
+    assert es.open_pits == 0
+
+
 async def test_an_expired_cursor_is_a_410(
     client: httpx.AsyncClient, fake_elasticsearch: tuple[FakeElasticsearch, str], few: datetime
 ) -> None:
