@@ -87,6 +87,9 @@ class ElasticsearchClient:
             raise not_configured(NAME)
         self.settings = settings
         self.observer = observer
+        self.prefix_queries = True
+        """False once the cluster refused a ``prefix`` query (``search.allow_expensive_queries: false``):
+        callers then build their queries without one (see :mod:`app.correlation.logquery`)."""
         self._es = AsyncElasticsearch(
             settings.url,
             request_timeout=settings.timeout_s,

@@ -18,8 +18,11 @@ Choices that matter on a real cluster:
   follows it) or with a key glued to it (``trace_id:<id>…``: the keys the configured patterns find
   an id after, :func:`app.correlation.ids.glued_keys`), or ``0x<id>``. A prefix of 16
   or 32 hex digits is a seek in the term dictionary, as cheap as the phrase it replaces, and it
-  stays one request. Not found: an id glued to a word *ending in a digit* before it
-  (``v2,4bf9…``), which no configured key produces.
+  stays one request. A cluster with ``search.allow_expensive_queries: false`` refuses every
+  ``prefix`` on a text field: it is asked again with whole-token phrases only (once; the client
+  remembers), and the answer says glued ids were not looked for (:data:`GLUED_NOT_SEARCHED`).
+  Never found: an id glued to a word *ending in a digit* before it (``v2,4bf9…``), which no
+  configured key produces.
 - Id and level fields are matched with ``match`` + ``lenient``, in lower and upper case: exact
   on ``keyword``, analysed on ``text``, and ignored (instead of failing the shard, which would
   silently drop that day's index) where some index maps the field as a number or a boolean.
@@ -135,14 +138,26 @@ def message_id_clauses(field: str, form: str, keys: Sequence[str]) -> list[Query
     return clauses
 
 
-def trace_id_query(trace_id: TraceId, settings: CorrelationSettings) -> Query:
-    """Documents carrying ``trace_id`` in an id field or in their message, in any written form."""
+PREFIX_REFUSED = "search.allow_expensive_queries"
+"""What Elasticsearch's error says when the cluster refuses ``prefix`` queries."""
+GLUED_NOT_SEARCHED = (
+    "search.allow_expensive_queries is false on this cluster, so ids glued to a neighbouring word "
+    "in the text (trace_id:<id>, <trace>:<span>) were not looked for"
+)
+
+
+def trace_id_query(trace_id: TraceId, settings: CorrelationSettings, *, glued: bool = True) -> Query:
+    """Documents carrying ``trace_id`` in an id field or in their message, in any written form
+    (``glued=False``: only where the message has it as a word of its own, without ``prefix``)."""
     ids = [variant for form in trace_id.forms for variant in (form, form.upper())]
     clauses: list[Query] = [lenient_match(settings.trace_id_fields, ids)]
     keys = glued_keys(tuple(settings.trace_id_patterns))
     for field in settings.message_fields:
         for form in trace_id.forms:
-            clauses.extend(message_id_clauses(field, form, keys))
+            if glued:
+                clauses.extend(message_id_clauses(field, form, keys))
+            else:
+                clauses.append({"match_phrase": {field: form}})
     return any_of(clauses)
 
 

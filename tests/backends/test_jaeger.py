@@ -373,6 +373,20 @@ async def test_tag_search_asks_v1_where_v3_ignores_tags_and_caps(
     assert client.api_version == "v3"
 
 
+async def test_tag_search_falls_back_to_v3_where_v1_search_is_gone(
+    client: JaegerClient, jaeger: FakeJaeger
+) -> None:
+    """A release without the v1 search (Go's plain 404): v3 with the tags re-checked here."""
+    jaeger.version = None
+    tagged = _store_tag_corpus(jaeger)
+    jaeger.set_raw("/api/traces", "404 page not found\n", status=404)
+
+    found = await client.search_traces("cart", tags={"cached": True}, start=START, end=END)
+
+    assert [t.trace_id for t in found] == [tagged]
+    assert len(jaeger.requests_to("/api/traces")) == 1
+
+
 async def test_tag_search_stays_on_v3_from_2_19(client: JaegerClient, jaeger: FakeJaeger) -> None:
     """Jaeger 2.19 and newer filter v3 searches by query.attributes on the server."""
     jaeger.version = "v2.19.0"

@@ -380,3 +380,18 @@ async def test_failing_shards_give_the_other_lines_and_a_partial_note(
     assert (
         f"shards failed (index {index_of(t0 - timedelta(days=1))}: query_shard_exception" in body["partial"]
     )
+
+
+async def test_a_cluster_refusing_prefix_queries_searches_ids_as_whole_words(
+    client: httpx.AsyncClient, es: FakeElasticsearch, lines: dict[str, str]
+) -> None:
+    """With `search.allow_expensive_queries: false` the trace-id search runs without `prefix` and says so;
+    searches without a trace id are untouched."""
+    es.allow_expensive_queries = False
+
+    by_id = await _search(client, trace_id=TRACE)
+    plain = await _search(client, service="checkout")
+
+    assert _names(by_id, lines) == ["frontend_ecs", "payments_warn", "checkout_info"]
+    assert by_id.json()["partial"].startswith("elasticsearch: search.allow_expensive_queries is false")
+    assert plain.json()["partial"] is None

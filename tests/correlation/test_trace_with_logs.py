@@ -478,3 +478,28 @@ async def test_a_timed_out_search_says_lines_may_be_missing(client: httpx.AsyncC
     assert body["partial"]["logs"] == (
         "elasticsearch: partial answer: the search timed out (matching lines there are missing)"
     )
+
+
+async def test_a_cluster_refusing_prefix_queries_still_gives_whole_word_ids(
+    app_factory: AppFactory, world: World
+) -> None:
+    """`search.allow_expensive_queries: false` (Elasticsearch 8.x) refuses `prefix` on text fields: the
+    lines carrying the id as a word of its own are still found, the answer says glued ones were not
+    looked for, and the next search does not try `prefix` again."""
+    world.es.allow_expensive_queries = False
+    glued = cri_line(at(world.start, 70), f"INFO [checkout,{TRACE},00f067aa0ba902b7,true] paid", "checkout")
+    store_logs(world.es, glued)
+
+    async with app_factory(**world.settings()) as (_app, client):
+        first = await client.get(f"/api/v1/traces/{TRACE}", headers=AUTH)
+        searches_before = len(world.es.requests)
+        second = await client.get(f"/api/v1/traces/{TRACE}", headers=AUTH)
+
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert _ids(body, world) == ["before", "ecs", "json", "upper", "upper_json", "text_only", "after"]
+    assert body["partial"]["logs"].startswith("elasticsearch: search.allow_expensive_queries is false")
+    assert second.json()["logs"] == body["logs"]
+    es_calls = [r for r in world.es.requests[searches_before:] if r.path.endswith("/_search")]
+    assert len(es_calls) == 1
+    assert "prefix" not in str(es_calls[0].body)

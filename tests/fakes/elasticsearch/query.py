@@ -10,6 +10,7 @@ from typing import Any
 from tests.fakes.elasticsearch.analysis import analyze, has_phrase
 from tests.fakes.elasticsearch.dates import parse_date_math, time_zone
 from tests.fakes.elasticsearch.errors import (
+    EsError,
     date_parse_error,
     illegal_argument,
     parsing_error,
@@ -125,6 +126,14 @@ def _compile_prefix(body: Any, ctx: QueryContext) -> Matcher:
         raise parsing_error(f"[prefix] value must be a scalar, got {raw!r}")
     wanted = as_text(raw)
     insensitive = bool(params.get("case_insensitive", False))
+    if not ctx.allow_expensive_queries:  # prefix queries on string fields without index_prefixes
+        raise EsError(
+            500,
+            "exception",
+            "[prefix] queries cannot be executed when 'search.allow_expensive_queries' is set to false. "
+            "For optimised prefix queries on text fields please enable [index_prefixes].",
+            shard_level=True,
+        )
 
     def starts(value: str) -> bool:
         return value.lower().startswith(wanted.lower()) if insensitive else value.startswith(wanted)

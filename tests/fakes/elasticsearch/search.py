@@ -97,6 +97,7 @@ def run_search(
     with_pit: bool,
     started: float,
     shard_fault: ShardFault | None = None,
+    allow_expensive_queries: bool = True,
 ) -> dict[str, Any]:
     """The answer to a checked search body over ``shards`` (``took`` counted from ``started``).
 
@@ -105,7 +106,7 @@ def run_search(
     A shard that times out contributes no hits and sets ``timed_out`` (the real one keeps what it had
     collected so far; none is the worst case).
     """
-    ctx = QueryContext(now_ms=now_millis())
+    ctx = QueryContext(now_ms=now_millis(), allow_expensive_queries=allow_expensive_queries)
     matcher = compile_query(body.get("query", {"match_all": {}}), ctx)
     size = _int_option(body, params, "size", DEFAULT_SIZE)
     offset = _int_option(body, params, "from", 0)

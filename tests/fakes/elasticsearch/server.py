@@ -72,6 +72,8 @@ class FakeElasticsearch(FaultInjector):
         self.version = version
         self.product_header = True
         self.rotate_pit_ids = False
+        self.allow_expensive_queries = True
+        """The cluster setting ``search.allow_expensive_queries`` (false: ``prefix`` queries fail)."""
         self.requests: list[RecordedRequest] = []
         self._indices: dict[str, Index] = {}
         self._pits = PointsInTime()
@@ -259,12 +261,24 @@ class FakeElasticsearch(FaultInjector):
             )
             shards = snapshot(indices)
             return 200, run_search(
-                body, params, shards, with_pit=False, started=started, shard_fault=self._shard_fault
+                body,
+                params,
+                shards,
+                with_pit=False,
+                started=started,
+                shard_fault=self._shard_fault,
+                allow_expensive_queries=self.allow_expensive_queries,
             )
         check_pit_search(target, params)
         pit_id, live = self._pits.lookup(pit, rotate=self.rotate_pit_ids)
         result = run_search(
-            body, params, live.shards, with_pit=True, started=started, shard_fault=self._shard_fault
+            body,
+            params,
+            live.shards,
+            with_pit=True,
+            started=started,
+            shard_fault=self._shard_fault,
+            allow_expensive_queries=self.allow_expensive_queries,
         )
         return 200, {"pit_id": pit_id, **result}
 
