@@ -400,12 +400,18 @@ async def test_tag_search_stays_on_v3_from_2_19(client: JaegerClient, jaeger: Fa
 
 
 async def test_jaeger_1_52_plain_not_found_and_empty_search_mean_nothing(
-    client: JaegerClient, jaeger: FakeJaeger
+    client: JaegerClient, jaeger: FakeJaeger, fake_jaeger: tuple[FakeJaeger, str]
 ) -> None:
     """Jaeger ≤ 1.52: an unknown id is a plain-text 404, an empty search an empty 200 body, ids are
     base64. None of it means "no API v3"."""
     jaeger.version = "v1.52.0"
     jaeger.add_trace(checkout())
+    async with httpx.AsyncClient(base_url=fake_jaeger[1]) as raw:
+        plain = await raw.get("/api/v3/traces/" + "9" * 32)
+        written = (await raw.get(f"/api/v3/traces/{TID}")).json()
+    assert (plain.status_code, plain.text) == (404, "trace not found\n")
+    first_span = written["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert base64.b64decode(first_span["traceId"]).hex() == TID
 
     missing = await client.get_trace("9" * 32)
     empty = await client.search_traces("nobody", start=START, end=END)
