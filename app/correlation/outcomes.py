@@ -6,9 +6,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
+from app.backends.elasticsearch import ElasticsearchClient
 from app.backends.errors import BackendError, not_configured
 from app.config import Settings
 from app.correlation.ids import TraceId, TraceIdError, parse_trace_id
+from app.correlation.logquery import PREFIX_REFUSED
 from app.correlation.window import Window, daily_indices, resolve_window
 from app.errors import InvalidInput
 from app.times import Clock
@@ -42,6 +44,20 @@ async def call(client: T | None, name: str, use: Callable[[T], Awaitable[Any]]) 
     """``use(client)``, or the "not configured" BackendError when there is no client (so that
     :func:`settle` turns an unconfigured backend into a partial answer like a failing one)."""
     return await use(need(client, name))
+
+
+async def glued_search(es: ElasticsearchClient, search: Callable[[bool], Awaitable[T]]) -> T:
+    """``search(glued=True)``; when the cluster refuses its ``prefix`` clauses
+    (``search.allow_expensive_queries: false``), remembers that on the client and runs
+    ``search(glued=False)`` instead (see :mod:`app.correlation.logquery`)."""
+    if es.prefix_queries:
+        try:
+            return await search(True)
+        except BackendError as exc:
+            if PREFIX_REFUSED not in exc.message:
+                raise
+            es.prefix_queries = False
+    return await search(False)
 
 
 def window_param(
