@@ -189,7 +189,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             {
                 "error": f"backend_{exc.kind.value}",
                 "backend": exc.backend,
-                "message": f"{exc.backend}: {exc.message}",
+                "message": exc.described,
             },
             status_code=exc.kind.http_status,
         )
