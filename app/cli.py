@@ -16,6 +16,7 @@ from app import __version__
 from app.config import (
     ConfigError,
     Settings,
+    admin_token_notice,
     load_settings,
     resolve_config_path,
     with_generated_admin_token,
@@ -158,11 +159,10 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
     settings, token_file = with_generated_admin_token(settings)
     configure_logging(settings.logging.level, secrets=settings.secrets())
     if token_file is not None:
-        log.warning(
-            "no API tokens are configured: an admin token was generated; read it from %s "
-            "(configure auth.tokens or PANORAMA_ADMIN_TOKEN for a real deployment)",
-            token_file,
-        )
+        if (notice := admin_token_notice(token_file)) is not None:
+            log.warning(notice)
+        else:
+            log.info("no API tokens are configured: using the admin token in %s", token_file.path)
     app = create_app(settings, config_path=config_path)
     context = app.state.context
     grace = settings.server.shutdown_grace.total_seconds()

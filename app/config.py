@@ -515,23 +515,69 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     return settings
 
 
-def with_generated_admin_token(settings: Settings) -> tuple[Settings, Path | None]:
-    """When no token is configured, makes (or reuses) an admin token saved under ``data_dir``.
+@dataclass(frozen=True)
+class GeneratedAdminToken:
+    """The admin token kept in ``data_dir/admin.token``, and whether this call made it."""
 
-    A first run on a laptop then works without editing anything; the token is
-    written to a file only its owner can read, and never logged. Returns the
-    settings with that token and the file's path (None when tokens were configured).
+    path: Path
+    created: bool
+    beside_configured: bool  # auth.tokens are configured too: the file's token still works
+
+
+def with_generated_admin_token(settings: Settings) -> tuple[Settings, GeneratedAdminToken | None]:
+    """Adds the admin token kept in ``data_dir/admin.token``, making it first when no token is configured.
+
+    A first run on a laptop then works without editing anything; the token is written to a
+    file only its owner can read, and never logged. The token stays valid for as long as the
+    file holds it, also once ``auth.tokens`` are configured (a viewer token added for Grafana
+    must not lock out the admin who added it): deleting the file revokes it, at the next reload
+    or start. Returns the settings with that token, and where it came from (None when tokens are
+    configured and there is no file).
     """
-    if settings.auth.tokens:
-        return settings, None
     path = Path(settings.data_dir) / GENERATED_TOKEN_FILE
+    configured = settings.auth.tokens
+    created = False
     if path.is_file():
         token = path.read_text(encoding="utf-8").strip()
+    elif configured:
+        return settings, None
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         token = generate_token()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(token + "\n")
+        created = True
+    if (problem := token_spec_problem(token)) is not None:
+        raise ConfigError(
+            str(path), [ConfigProblem("", f"the generated admin token file is unusable: {problem}")]
+        )
+    if any(t.name == GENERATED_TOKEN_NAME for t in configured):
+        raise ConfigError(
+            str(path),
+            [
+                ConfigProblem(
+                    "auth.tokens", f"the name {GENERATED_TOKEN_NAME!r} belongs to the token in this file"
+                )
+            ],
+        )
     generated = ApiToken.model_validate({"name": GENERATED_TOKEN_NAME, "role": Role.ADMIN, "token": token})
-    return settings.model_copy(update={"auth": AuthSettings(tokens=[generated])}), path
+    tokens = AuthSettings(tokens=[*configured, generated])
+    found = GeneratedAdminToken(path=path, created=created, beside_configured=bool(configured))
+    return settings.model_copy(update={"auth": tokens}), found
+
+
+def admin_token_notice(found: GeneratedAdminToken) -> str | None:
+    """What to tell the operator about the token in ``admin.token``: that it was just made, or that
+    it still works beside the configured tokens; None when it is simply in use again."""
+    if found.created:
+        return (
+            f"no API tokens are configured: an admin token was generated; read it from {found.path} "
+            "(configure auth.tokens or PANORAMA_ADMIN_TOKEN for a real deployment)"
+        )
+    if found.beside_configured:
+        return (
+            f"the generated admin token in {found.path} stays valid beside auth.tokens; "
+            "delete the file to revoke it"
+        )
+    return None

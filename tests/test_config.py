@@ -11,6 +11,7 @@ from app.config import (
     DEFAULT_DATABASE_URL,
     ConfigError,
     Settings,
+    admin_token_notice,
     format_path,
     load_settings,
     resolve_config_path,
@@ -231,14 +232,49 @@ def test_format_path() -> None:
 
 def test_generated_admin_token_is_made_once_and_kept_private(tmp_path: Path) -> None:
     settings = Settings.model_validate({"data_dir": str(tmp_path / "data")})
-    first, path = with_generated_admin_token(settings)
+    first, made = with_generated_admin_token(settings)
+    assert made is not None
+    path = made.path
     assert path == tmp_path / "data" / "admin.token"
     assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     token = path.read_text().strip()
     assert len(token) >= 32
     assert [(t.name, t.role) for t in first.auth.tokens] == [("generated-admin", Role.ADMIN)]
-    again, _ = with_generated_admin_token(settings)
+    notice = admin_token_notice(made)
+    assert notice is not None
+    assert "an admin token was generated" in notice
+    assert str(path) in notice
+    assert token not in notice
+    again, reused = with_generated_admin_token(settings)
     assert again.auth.tokens[0].token.get_secret_value() == token
+    assert reused is not None
+    assert not reused.created
+    assert admin_token_notice(reused) is None  # the "generated" warning is for the start that made it
+
+
+def test_the_generated_admin_token_stays_valid_beside_configured_tokens(tmp_path: Path) -> None:
+    """Adding a Grafana viewer token must not lock out the admin whose token was generated."""
+    with_generated_admin_token(Settings.model_validate({"data_dir": str(tmp_path)}))
+    token = (tmp_path / "admin.token").read_text().strip()
+    viewer = {"name": "grafana", "role": "viewer", "token": GOOD_TOKEN}
+    settings = Settings.model_validate({"data_dir": str(tmp_path), "auth": {"tokens": [viewer]}})
+    both, kept = with_generated_admin_token(settings)
+    assert [(t.name, t.role) for t in both.auth.tokens] == [
+        ("grafana", Role.VIEWER),
+        ("generated-admin", Role.ADMIN),
+    ]
+    assert both.auth.tokens[1].token.get_secret_value() == token
+    assert kept is not None
+    assert kept.beside_configured
+    assert not kept.created
+    notice = admin_token_notice(kept)
+    assert notice is not None
+    assert "delete the file to revoke it" in notice
+    (tmp_path / "admin.token").unlink()
+    alone, none = with_generated_admin_token(settings)
+    assert none is None
+    assert [t.name for t in alone.auth.tokens] == ["grafana"]
 
 
 def test_configured_tokens_mean_no_generated_one(tmp_path: Path) -> None:

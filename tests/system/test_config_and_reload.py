@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from app import db, migrations
-from app.config import load_settings
+from app.config import load_settings, with_generated_admin_token
 from app.main import create_app
 from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, bearer
 
@@ -126,3 +126,43 @@ async def test_sighup_reloads(tmp_path: Path, sqlite_url: str) -> None:
                 break
             await asyncio.sleep(0.02)
         assert answer.status_code == 200
+
+
+async def test_adding_a_token_by_reload_keeps_the_generated_admin_token(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The issue: first run without tokens (an admin token is generated), then a Grafana viewer
+    token is configured and reloaded: the admin still gets in with data/admin.token, and the
+    reload says that token stays valid."""
+    path = tmp_path / "panorama.yaml"
+    data_dir = tmp_path / "data"
+    path.write_text(yaml.safe_dump({"database": {"url": sqlite_url}, "data_dir": str(data_dir)}))
+    settings, _ = with_generated_admin_token(load_settings(path, {}))
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    app = create_app(settings, config_path=path, tracer_provider=TracerProvider())
+    admin = (data_dir / "admin.token").read_text().strip()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            viewer = {"name": "grafana", "role": "viewer", "token": NEW_TOKEN}
+            path.write_text(
+                yaml.safe_dump(
+                    {"database": {"url": sqlite_url}, "data_dir": str(data_dir), "auth": {"tokens": [viewer]}}
+                )
+            )
+            answer = await client.post("/-/reload", headers=bearer(admin))
+            assert answer.status_code == 200
+            [warning] = answer.json()["warnings"]
+            assert str(data_dir / "admin.token") in warning
+            assert "stays valid" in warning
+            who = await client.get("/api/v1/whoami", headers=bearer(admin))
+            assert who.json() == {"name": "generated-admin", "role": "admin"}
+            grafana = await client.get("/api/v1/whoami", headers=bearer(NEW_TOKEN))
+            assert grafana.json() == {"name": "grafana", "role": "viewer"}
+            again = await client.post("/-/reload", headers=bearer(admin))  # still in, still told
+            assert again.status_code == 200
+            (data_dir / "admin.token").unlink()  # revoking it is deleting the file
+            assert (await client.post("/-/reload", headers=bearer(admin))).json()["warnings"] == []
+            assert (await client.get("/api/v1/whoami", headers=bearer(admin))).status_code == 401
