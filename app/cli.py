@@ -19,6 +19,7 @@ from app.config import (
     admin_token_notice,
     load_settings,
     resolve_config_path,
+    served_url,
     with_generated_admin_token,
 )
 
@@ -163,7 +164,7 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
             log.warning(notice)
         else:
             log.info("no API tokens are configured: using the admin token in %s", token_file.path)
-    app = create_app(settings, config_path=config_path)
+    app = create_app(settings, config_path=config_path, served_url=served_url(host, port))
     context = app.state.context
     grace = settings.server.shutdown_grace.total_seconds()
 

@@ -515,6 +515,24 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     return settings
 
 
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - names the wildcard, binds nothing
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL of the address ``panorama serve`` listens on; a wildcard address reads as 127.0.0.1."""
+    shown = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def with_public_url(settings: Settings, served: str | None) -> Settings:
+    """``alerts.public_url`` from the address served (``served_url``) when the file does not set it,
+    so that ``serve --port 9000`` makes ack links on port 9000. An explicit value always wins."""
+    if served is None or "public_url" in settings.alerts.model_fields_set:
+        return settings
+    alerts = settings.alerts.model_copy(update={"public_url": served})
+    return settings.model_copy(update={"alerts": alerts})
+
+
 @dataclass(frozen=True)
 class GeneratedAdminToken:
     """The admin token kept in ``data_dir/admin.token``, and whether this call made it."""

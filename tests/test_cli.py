@@ -107,6 +107,9 @@ def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
             process.send_signal(signal.SIGHUP)
             time.sleep(0.5)
             assert client.get("/healthz").status_code == 200
+            # no alerts.public_url configured: ack links point at the port served, also after the reload
+            shown = client.get("/api/v1/config", headers={"Authorization": f"Bearer {token}"}).json()
+            assert shown["config"]["alerts"]["public_url"] == base
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
@@ -120,6 +123,9 @@ def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
     assert token not in output
     started = next(line for line in lines if line["message"] == f"panorama {__version__} started")
     assert started["database"].startswith("sqlite+aiosqlite:///")
+    assert started["public_url"] == base
+    generated = [line for line in lines if "an admin token was generated" in line["message"]]
+    assert len(generated) == 1  # said by the start that made it
 
 
 def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -15,7 +15,9 @@ from app.config import (
     format_path,
     load_settings,
     resolve_config_path,
+    served_url,
     with_generated_admin_token,
+    with_public_url,
 )
 from app.security import Role
 
@@ -289,3 +291,17 @@ def test_configured_tokens_mean_no_generated_one(tmp_path: Path) -> None:
     assert path is None
     assert same is settings
     assert not (tmp_path / "admin.token").exists()
+
+
+def test_public_url_follows_the_address_served_unless_set(tmp_path: Path) -> None:
+    assert served_url("127.0.0.1", 9000) == "http://127.0.0.1:9000"
+    assert served_url("0.0.0.0", 9000) == "http://127.0.0.1:9000"  # noqa: S104
+    assert served_url("::1", 9000) == "http://[::1]:9000"
+    assert served_url("panorama.lan", 8080) == "http://panorama.lan:8080"
+    unset = load_settings(write(tmp_path, "timezone: UTC\n"), {})
+    assert with_public_url(unset, "http://127.0.0.1:9000").alerts.public_url == "http://127.0.0.1:9000"
+    assert with_public_url(unset, None).alerts.public_url == "http://127.0.0.1:8000"
+    explicit = load_settings(write(tmp_path, "alerts: {public_url: 'https://panorama.example.com/'}\n"), {})
+    assert (
+        with_public_url(explicit, "http://127.0.0.1:9000").alerts.public_url == "https://panorama.example.com"
+    )

@@ -166,3 +166,37 @@ async def test_adding_a_token_by_reload_keeps_the_generated_admin_token(
             (data_dir / "admin.token").unlink()  # revoking it is deleting the file
             assert (await client.post("/-/reload", headers=bearer(admin))).json()["warnings"] == []
             assert (await client.get("/api/v1/whoami", headers=bearer(admin))).status_code == 401
+
+
+async def test_public_url_follows_the_port_served_across_reloads(tmp_path: Path, sqlite_url: str) -> None:
+    """`serve --port 9000` without alerts.public_url: ack links on port 9000, before and after a reload;
+    once the file sets public_url, that wins."""
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://prom-a:9090"))
+    settings = load_settings(path, {})
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    app = create_app(
+        settings, config_path=path, served_url="http://127.0.0.1:9000", tracer_provider=TracerProvider()
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+
+            async def public_url() -> str:
+                shown = await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))
+                url: str = shown.json()["config"]["alerts"]["public_url"]
+                return url
+
+            assert await public_url() == "http://127.0.0.1:9000"
+            path.write_text(config_text(sqlite_url, "http://prom-b:9090"))
+            assert (await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))).json()["changed"] == [
+                "prometheus"
+            ]
+            assert await public_url() == "http://127.0.0.1:9000"
+            explicit = yaml.safe_load(config_text(sqlite_url, "http://prom-b:9090"))
+            explicit["alerts"] = {"public_url": "https://panorama.example.com"}
+            path.write_text(yaml.safe_dump(explicit))
+            assert (await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))).status_code == 200
+            assert await public_url() == "https://panorama.example.com"
