@@ -106,10 +106,11 @@ def _load_or_report(path: Path | None) -> Settings | None:
 
 
 def _print_problems(exc: ConfigError) -> None:
+    """Every problem, each on its own line as ``file:line: key.path: what is wrong``."""
     count = len(exc.problems)
     print(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
+    for line in exc.lines():
+        print(f"  {line}", file=sys.stderr)
 
 
 def check_config(cli_path: str | None) -> int:

@@ -42,9 +42,20 @@ def test_check_config_lists_every_problem(tmp_path: Path, capsys: pytest.Capture
     assert main(["check-config", str(path)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"{path}: 3 problems"
-    assert err[1].startswith("  timezone: unknown time zone 'Nowhere'")
-    assert err[2].startswith("  auth.tokens[0].role: ")
-    assert err[3] == "  auth.tokens[0].token: a literal token must be at least 16 characters long"
+    assert err[1].startswith(f"  {path}:1: timezone: unknown time zone 'Nowhere'")
+    assert err[2].startswith(f"  {path}:4: auth.tokens[0].role: ")
+    assert err[3] == f"  {path}:4: auth.tokens[0].token: a literal token must be at least 16 characters long"
+
+
+def test_check_config_names_the_file_of_a_yaml_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("prometheus:\n  url: 'unterminated\n")
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"  {path}:3: not valid YAML" in err
+    assert "<unicode string>" not in err
 
 
 def test_check_config_uses_the_global_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -141,16 +141,93 @@ def test_duplicate_token_names_are_refused(tmp_path: Path) -> None:
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "timezone: UTC\ntimezone: Asia/Shanghai\n")
-    [found] = problems(path)
-    assert "duplicate key 'timezone'" in found
-    assert "line 2" in found
+    path = write(tmp_path, "timezone: UTC\nprometheus: {url: 'http://p:9090'}\ntimezone: Asia/Shanghai\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    [found] = caught.value.problems
+    assert str(found).startswith("timezone: duplicate key (first at line 1)")
+    assert found.line == 3
 
 
 def test_yaml_syntax_errors_are_reported(tmp_path: Path) -> None:
     path = write(tmp_path, "prometheus:\n  url: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    [found] = caught.value.lines()
+    assert found.startswith(f"{path}:3: not valid YAML")
+    assert "<unicode string>" not in found
+
+
+# The issue's file: one pass must report all of it, each problem once, with its line.
+ALL_AT_ONCE = """\
+timezone: UTC
+timezone: Asia/Shanghai
+prometheus:
+  urll: http://prom:9090
+auth:
+  tokens:
+    - {name: g, role: viewer, token: "${GRAFANA_TOKEN_NOT_SET}"}
+channels:
+  - {name: ops-robot, type: webhook, url: "http://robot.local/hook"}
+  - {name: broken, type: webhook, url: "nope"}
+escalations:
+  - name: default
+    steps:
+      - notify: {channels: [ops-robt]}
+      - notify: {channels: [broken]}
+routes:
+  - matchers: ['severity="critical"']
+    escalation: pager
+"""
+
+
+def test_every_problem_is_found_in_one_pass_each_once_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, ALL_AT_ONCE)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    found = [(p.line, str(p)) for p in caught.value.problems]
+    assert found[0] == (
+        2,
+        "timezone: duplicate key (first at line 1); YAML would keep only the last: remove one",
+    )
+    assert found[1] == (4, "prometheus.urll: unknown key: did you mean 'url'?")
+    assert found[2] == (7, "auth.tokens[0].token: environment variable GRAFANA_TOKEN_NOT_SET is not set")
+    assert found[3][0] == 10
+    assert found[3][1].startswith("channels[1].url: ")
+    # the cross-references, though other sections failed; none about 'broken', itself reported above
+    assert found[4:] == [
+        (14, "escalations[0].steps[0].notify.channels[0]: unknown channel 'ops-robt'"),
+        (18, "routes[0].escalation: unknown escalation 'pager'"),
+    ]
+    assert caught.value.lines()[0] == f"{path}:2: {found[0][1]}"
+
+
+def test_cross_references_keep_the_files_indexes_when_an_item_before_them_is_left_out(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+routes:
+  - {matchers: ['a="1"'], escalaton: default}
+  - {matchers: ['a="2"'], escalation: nowhere}
+""",
+    )
+    assert problems(path) == [
+        "routes[0].escalaton: unknown key: did you mean 'escalation'?",
+        "routes[1].escalation: unknown escalation 'nowhere'",
+    ]
+
+
+def test_a_misspelt_key_in_a_channel_gets_a_suggestion(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "channels:\n  - {name: r, type: dingtalk, url: 'https://oapi.example.com/x', secrte: s}\n"
+    )
+    assert "channels[0].secrte: unknown key: did you mean 'secret'?" in problems(path)
+
+
+def test_an_unknown_key_far_from_any_gets_no_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "prometheus:\n  zzzzzz: 1\n")
     [found] = problems(path)
-    assert found.startswith("not valid YAML")
+    assert found.startswith("prometheus.zzzzzz: unknown key (not a Panorama setting")
 
 
 def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
@@ -175,10 +252,10 @@ def test_environment_references_are_expanded(tmp_path: Path) -> None:
     assert settings.elasticsearch.index_pattern == "cost-$-logs"
 
 
-def test_an_unset_environment_reference_names_key_and_variable(tmp_path: Path) -> None:
+def test_an_unset_environment_reference_names_key_and_variable_once(tmp_path: Path) -> None:
     path = write(tmp_path, "auth:\n  tokens:\n    - {name: g, role: viewer, token: '${NOT_SET_ANYWHERE}'}\n")
     found = problems(path)
-    assert "auth.tokens[0].token: environment variable NOT_SET_ANYWHERE is not set" in found
+    assert found == ["auth.tokens[0].token: environment variable NOT_SET_ANYWHERE is not set"]
 
 
 def test_database_url_must_use_an_async_driver() -> None:

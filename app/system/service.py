@@ -52,7 +52,7 @@ async def reload(context: AppContext) -> ReloadResult:
         try:
             new, token_notice = await asyncio.to_thread(_read, context)
         except ConfigError as exc:
-            log.warning("configuration reload refused", extra={"problems": [str(p) for p in exc.problems]})
+            log.warning("configuration reload refused", extra={"problems": exc.lines()})
             raise InvalidConfig(exc) from None
         warnings = []
         if token_notice is not None:

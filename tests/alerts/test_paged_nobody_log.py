@@ -40,14 +40,14 @@ async def test_each_incident_that_pages_nobody_logs_one_line_with_its_reason(
         for r in caplog.records
         if r.getMessage().startswith("incident ") and "pages nobody" in r.getMessage()
     ]
-    by_incident = {getattr(r, "incident_id", None): r for r in lines}
+    by_incident = {r.__dict__.get("incident_id"): r for r in lines}
     assert len(lines) == 3  # one each, none for the paged incident, none for the repeat
     assert paged not in by_incident
     assert by_incident[nowhere].levelno == logging.WARNING
-    assert getattr(by_incident[nowhere], "reason") == "no route matches its labels"
-    assert getattr(by_incident[nowhere], "group_key") == '{}:{alertname="Odd"}'
-    assert getattr(by_incident[nowhere], "alertname") == "Odd"
+    assert by_incident[nowhere].__dict__["reason"] == "no route matches its labels"
+    assert by_incident[nowhere].__dict__["group_key"] == '{}:{alertname="Odd"}'
+    assert by_incident[nowhere].__dict__["alertname"] == "Odd"
     assert by_incident[info].levelno == logging.WARNING
-    assert getattr(by_incident[info], "reason") == "the matching route (routes[2]) names no escalation"
+    assert by_incident[info].__dict__["reason"] == "the matching route (routes[2]) names no escalation"
     assert by_incident[quiet].levelno == logging.INFO
-    assert getattr(by_incident[quiet], "reason") == "muted: mute time interval always"
+    assert by_incident[quiet].__dict__["reason"] == "muted: mute time interval always"

@@ -96,8 +96,8 @@ async def test_a_broken_file_is_refused_and_the_old_config_stays(tmp_path: Path,
         assert answer.status_code == 400
         body = answer.json()
         assert body["error"] == "invalid_config"
-        assert any(p.startswith("timezone: unknown time zone") for p in body["problems"])
-        assert any(p.startswith("prometheus.url: must be an http://") for p in body["problems"])
+        assert any(p.startswith(f"{path}:1: timezone: unknown time zone") for p in body["problems"])
+        assert any(p.startswith(f"{path}:2: prometheus.url: must be an http://") for p in body["problems"])
         still = await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))
         assert still.json()["config"]["prometheus"]["url"] == "http://prom-a:9090"
 
