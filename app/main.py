@@ -93,6 +93,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs is app/web's, from files Panorama serves (FastAPI's loads a CDN)
+        redoc_url=None,  # ReDoc would load a CDN too; /docs is the one page for people
     )
     app.state.context = context
     app.include_router(health_api.router)
