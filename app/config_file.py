@@ -298,7 +298,11 @@ def _prune(
             continue
         section = data.get(str(loc[0]))
         if isinstance(section, list) and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(section):
-            items.setdefault(str(loc[0]), set()).add(loc[1])
+            if (found := _scalar_key(section[loc[1]], loc[2:])) is not None and error["type"] != "missing":
+                parent, key = found  # a bad value of the item's own: its default, the item stays
+                del parent[key]
+            else:
+                items.setdefault(str(loc[0]), set()).add(loc[1])
         elif not (isinstance(section, dict) and len(loc) > 1 and _drop(section, loc[1:])):
             data.pop(str(loc[0]), None)
     for name, indexes in items.items():
@@ -309,6 +313,20 @@ def _prune(
                 removed.add(item["name"])
             if name in kept:
                 del kept[name][index]
+
+
+def _scalar_key(item: Any, loc: Loc) -> tuple[dict[str, Any], str] | None:
+    """The mapping and key holding the plain value (no list, no mapping) at ``loc`` in ``item``,
+    when ``loc`` leads exactly there; dropping such a key lets its default apply without taking
+    anything away that cross-references read (a list emptied could read as "has no rules")."""
+    if not loc or not isinstance(loc[-1], str):
+        return None
+    parent = item
+    for part in loc[:-1]:
+        parent = _child(parent, part)
+    if not isinstance(parent, dict) or loc[-1] not in parent or isinstance(parent[loc[-1]], dict | list):
+        return None
+    return parent, loc[-1]
 
 
 def _drop(container: Any, loc: Loc) -> bool:

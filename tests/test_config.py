@@ -382,3 +382,20 @@ def test_public_url_follows_the_address_served_unless_set(tmp_path: Path) -> Non
     assert (
         with_public_url(explicit, "http://127.0.0.1:9000").alerts.public_url == "https://panorama.example.com"
     )
+
+
+def test_references_inside_an_entry_with_a_bad_value_are_still_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+users:
+  - {name: alice}
+schedules:
+  - name: sre
+    timezone: Mars/Base
+    rotations: [{users: [alice, carol], length: 1w, start: "2026-01-05T09:00:00"}]
+""",
+    )
+    found = problems(path)
+    assert found[0].startswith("schedules[0].timezone: unknown time zone 'Mars/Base'")
+    assert found[1:] == ["schedules[0].rotations[0].users[1]: unknown user 'carol'"]
