@@ -30,8 +30,12 @@ def config_text(sqlite_url: str, prometheus_url: str, *, extra_token: bool = Fal
     ]
     if extra_token:
         tokens.append({"name": "added", "role": "viewer", "token": NEW_TOKEN})
+    # data_dir beside the database, not ./data: an admin.token left there by `make run` stays valid
+    # beside configured tokens (and a reload would say so)
+    data_dir = Path(sqlite_url.removeprefix("sqlite+aiosqlite:///")).parent / "data"
     return yaml.safe_dump(
         {
+            "data_dir": str(data_dir),
             "database": {"url": sqlite_url},
             "prometheus": {"url": prometheus_url, "password": "prom-pass-9", "username": "p"},
             "auth": {"tokens": tokens},
