@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -22,6 +22,7 @@ from app.config import (
     served_url,
     with_generated_admin_token,
 )
+from app.times import Clock, InvalidTime, parse_day
 
 log = logging.getLogger("panorama.cli")
 
@@ -47,16 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
 
     rollup = commands.add_parser("rollup", help="roll up a day, or backfill a range of days, now")
-    rollup.add_argument("--date", type=_day, help="one local day, e.g. 2026-11-20")
-    rollup.add_argument("--from", dest="first", type=_day, help="first day of a range")
-    rollup.add_argument("--to", dest="last", type=_day, help="last day of a range (inclusive)")
+    rollup.add_argument("--date", help="one local day: 2026-11-20, now-1d, or any form of the README's Times")
+    rollup.add_argument("--from", dest="first", help="first day of a range (the same forms)")
+    rollup.add_argument("--to", dest="last", help="last day of a range, inclusive (the same forms)")
 
     digest = commands.add_parser("digest", help="render a daily digest (运维日报), or send it once")
     digest.add_argument("name", help="the digest's name (the digests section)")
     digest.add_argument(
         "--date",
         dest="day",
-        help="the day it covers: YYYY-MM-DD, an ISO time, or now-1d (default: yesterday)",
+        help="the day it covers: 2026-11-20, now-1d, or any form of the README's Times (default: yesterday)",
     )
     digest.add_argument("--dry-run", action="store_true", help="print it, send nothing")
     digest.add_argument("--markdown", action="store_true", help="with --dry-run: as DingTalk markdown")
@@ -80,7 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rollup":
         from app.rollups.cli import rollup
 
-        return rollup(settings, date=args.date, first=args.first, last=args.last)
+        try:
+            day, first, last = (
+                _day(args.date, "--date", settings),
+                _day(args.first, "--from", settings),
+                _day(args.last, "--to", settings, end=True),
+            )
+        except InvalidTime as exc:
+            print(exc.message, file=sys.stderr)
+            return 2
+        return rollup(settings, date=day, first=first, last=last)
     if args.command == "digest":
         from app.digests.cli import digest
 
@@ -90,11 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(settings, path, args.host, args.port)
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-20") from None
+def _day(text: str | None, option: str, settings: Settings, *, end: bool = False) -> date | None:
+    """An option's local day, read by the one time grammar (:mod:`app.times`)."""
+    if text is None:
+        return None
+    clock = Clock(datetime.now(UTC), settings.tzinfo)
+    return parse_day(text, option, clock, end=end, source="option")
 
 
 def _load_or_report(path: Path | None) -> Settings | None:

@@ -91,7 +91,7 @@ async def search_logs(search: LogSearch, *, backends: Backends, settings: Settin
             datetime.fromisoformat(cursor.search["start"]), datetime.fromisoformat(cursor.search["end"])
         )
     else:
-        window = window_param(filters.get("from"), filters.get("to"), cs.default_window, now)
+        window = window_param(filters.get("from"), filters.get("to"), cs.default_window, now, settings.tzinfo)
     query = _log_query(filters, window, settings)
     es = need(backends.elasticsearch, "elasticsearch")
     page = await _log_page(es, cursor, query, indices(window, settings), limit + 1, settings)

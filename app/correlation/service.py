@@ -119,7 +119,7 @@ async def search_traces(
         and query.min_duration_ms > query.max_duration_ms
     ):
         raise InvalidInput("query parameter 'min_duration_ms': is above max_duration_ms")
-    window = window_param(query.start, query.end, cs.default_window, now)
+    window = window_param(query.start, query.end, cs.default_window, now, settings.tzinfo)
     jaeger = need(backends.jaeger, "jaeger")
     names = jaeger_names(await jaeger.services(), query.service, None)
     traces = await _find_traces(
@@ -271,7 +271,7 @@ async def service_overview(
     ``parts`` (of :data:`OVERVIEW_PARTS`) limits what is fetched (the others stay empty);
     ``part_timeout_s`` bounds each part on its own, a slow backend then being a ``partial`` note
     like a failing one; ``error_log_limit`` replaces ``correlation.overview_logs``."""
-    window = window_param(start, end, settings.correlation.default_window, now)
+    window = window_param(start, end, settings.correlation.default_window, now, settings.tzinfo)
     app, ns = split_service(service, namespace)
     fetch: dict[str, Callable[[], Awaitable[Any]]] = {
         "incidents": lambda: _incidents(sessions, settings, [service, app]),
@@ -333,7 +333,7 @@ async def dependency_graph(
 ) -> Graph:
     """Kiali-style service graph from Istio metrics (see :mod:`.istio` for the reporter rules),
     with Jaeger's dependency call counts when Jaeger is configured (its failure is only a note)."""
-    window = window_param(start, end, settings.correlation.default_window, now)
+    window = window_param(start, end, settings.correlation.default_window, now, settings.tzinfo)
     prometheus = need(backends.prometheus, "prometheus")
     span = window.duration
     jaeger = backends.jaeger

@@ -61,7 +61,7 @@ async def trace_with_logs(
     """
     trace_id = trace_id_param(raw_id, "trace_id")
     cs = settings.correlation
-    lookback = window_param(start, end, cs.log_lookback, now)
+    lookback = window_param(start, end, cs.log_lookback, now, settings.tzinfo)
     jaeger, es = backends.jaeger, backends.elasticsearch
     async with asyncio.TaskGroup() as group:
         trace_task = group.create_task(settle(call(jaeger, "jaeger", lambda j: j.get_trace(trace_id.hex))))
