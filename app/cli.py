@@ -16,8 +16,10 @@ from app import __version__
 from app.config import (
     ConfigError,
     Settings,
+    admin_token_notice,
     load_settings,
     resolve_config_path,
+    served_url,
     with_generated_admin_token,
 )
 from app.times import Clock, InvalidTime, parse_day
@@ -115,10 +117,11 @@ def _load_or_report(path: Path | None) -> Settings | None:
 
 
 def _print_problems(exc: ConfigError) -> None:
+    """Every problem, each on its own line as ``file:line: key.path: what is wrong``."""
     count = len(exc.problems)
     print(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
+    for line in exc.lines():
+        print(f"  {line}", file=sys.stderr)
 
 
 def check_config(cli_path: str | None) -> int:
@@ -169,12 +172,11 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
     settings, token_file = with_generated_admin_token(settings)
     configure_logging(settings.logging.level, secrets=settings.secrets())
     if token_file is not None:
-        log.warning(
-            "no API tokens are configured: an admin token was generated; read it from %s "
-            "(configure auth.tokens or PANORAMA_ADMIN_TOKEN for a real deployment)",
-            token_file,
-        )
-    app = create_app(settings, config_path=config_path)
+        if (notice := admin_token_notice(token_file)) is not None:
+            log.warning(notice)
+        else:
+            log.info("no API tokens are configured: using the admin token in %s", token_file.path)
+    app = create_app(settings, config_path=config_path, served_url=served_url(host, port))
     context = app.state.context
     grace = settings.server.shutdown_grace.total_seconds()
 

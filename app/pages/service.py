@@ -104,8 +104,10 @@ async def incident_context(
         found = await correlation.incident_context(
             incident_id, backends=backends, sessions=sessions, settings=settings, now=now
         )
-    except (BackendsFailed, BackendError) as exc:
+    except BackendsFailed as exc:
         return ContextPage(None, exc.message)
+    except BackendError as exc:
+        return ContextPage(None, exc.described)
     return ContextPage(found, None)
 
 
@@ -285,8 +287,10 @@ async def service_page(
             settings=settings,
             now=now,
         )
-    except (BackendsFailed, BackendError) as exc:
+    except BackendsFailed as exc:
         problem = exc.message
+    except BackendError as exc:
+        problem = exc.described
     last = local_today(settings.tzinfo, now) - timedelta(days=1)
     first = last - timedelta(days=TREND_DAYS - 1)
     async with sessions() as session:
