@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
+from app import servicenames
 from app.alerts.models import (
     OPEN,
     CalendarFeed,
@@ -210,13 +211,23 @@ async def incidents(
     if status is not None:
         statement = statement.where(Incident.status == status)
     if service is not None:
-        # `services` is a JSON list: look for the quoted name, its LIKE wildcards escaped
-        statement = statement.where(Incident.services.contains(dumps(service), autoescape=True))
+        statement = statement.where(_names_service(service))
     if first is not None:
         statement = statement.where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
     if last is not None:
         statement = statement.where(Incident.created_at <= last)
     return (await session.scalars(statement)).all()
+
+
+def _names_service(wanted: str) -> ColumnElement[bool]:
+    """``services`` (a JSON list) holds a spelling that ``wanted`` means (app.servicenames): each
+    stored spelling is quoted, so an exact one is ``"name"`` and a longer one starts ``"name.``;
+    LIKE's wildcards in the name are escaped, so ``%`` and ``_`` are taken literally."""
+    forms = servicenames.spellings(wanted)
+    return or_(
+        *(Incident.services.contains(dumps(name), autoescape=True) for name in forms.exact),
+        *(Incident.services.contains(dumps(prefix)[:-1], autoescape=True) for prefix in forms.prefixes),
+    )
 
 
 async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) -> None:

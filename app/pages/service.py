@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import servicenames
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, SwapOut
 from app.backends.errors import BackendError
@@ -257,15 +258,7 @@ class ServicePage:
 def rollup_entity(name: str, entities: list[str]) -> str | None:
     """The rolled-up service a page name means: ``checkout.shop`` → ``checkout.shop.svc.cluster.local``
     (exact name first; ``checkout`` alone only when one namespace has it)."""
-    if name in entities:
-        return name
-    app, _, namespace = name.partition(".")
-    found = [
-        e
-        for e in entities
-        if e.split(".")[0] == app and (not namespace or e.split(".")[1:2] == [namespace.split(".")[0]])
-    ]
-    return found[0] if len(found) == 1 else None
+    return servicenames.unique_match(name, entities)
 
 
 async def service_page(
