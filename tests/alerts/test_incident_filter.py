@@ -23,7 +23,7 @@ SERVICES = {
 async def _open_incidents(client: httpx.AsyncClient) -> dict[str, int]:
     opened = {}
     for group, labels in SERVICES.items():
-        body = payload(group, [alert(group, **labels)])
+        body = payload(group, [{**alert(group), "labels": {"alertname": group, **labels}}])
         answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
         assert answer.status_code == 200, answer.text
         opened[group] = answer.json()["incident_id"]
