@@ -32,7 +32,7 @@ from app.rollups import builtin, frames, oncall, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog
-from app.rollups.compute import DayFigures, compute_day
+from app.rollups.compute import DayFigures, FamilyValue, compute_day
 from app.rollups.config import EntityKind, FamilyKind
 from app.rollups.days import (
     Granularity,
@@ -122,7 +122,10 @@ async def run_day(
     and the on-call history Panorama records itself (``oncall.py``). A source with nothing for
     the day leaves what it stored before in place. A day another worker is computing right now
     is skipped. A day neither source has data for is recorded as ``no_data`` (without
-    Prometheus, a quiet on-call day is a day with nothing to record: ``ok``).
+    Prometheus, a quiet on-call day is a day with nothing to record: ``ok``); a day with no
+    Prometheus sample strictly inside it has no Prometheus data (a sample at its closing midnight
+    alone is not a day), and one whose samples start after it began is ``partial``
+    (``compute.probe_coverage``).
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
@@ -154,7 +157,7 @@ async def run_day(
         *(catalog.recorded_kinds if recorded else []),
     ]
     entities = len({(v.entity_kind, v.entity) for v in values})
-    status = RunStatus.OK if values or prometheus is None else RunStatus.NO_DATA
+    status = _status(computed, values, prometheus is not None)
     elapsed = _ms_since(started)
     try:
         async with sessions.begin() as session:
@@ -176,6 +179,15 @@ async def run_day(
         extra={"status": status, "entities": entities, "values": len(values), "ms": elapsed},
     )
     return RunOutcome(day, status, elapsed, entities, len(values))
+
+
+def _status(computed: DayFigures, values: list[FamilyValue], queried: bool) -> str:
+    if not values and queried:
+        return RunStatus.NO_DATA
+    coverage = computed.coverage
+    if computed.values and coverage is not None and not coverage.whole:
+        return RunStatus.PARTIAL
+    return RunStatus.OK
 
 
 async def _fail(sessions: Sessions, run_id: int, day: date, started: float, error: str) -> RunOutcome:
