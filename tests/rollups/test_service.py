@@ -18,10 +18,16 @@ from app.rollups import service
 from app.rollups.layouts import day_number
 from app.rollups.models import RollupDay, RollupRun
 from app.rollups.repository import RunStatus
-from tests.harness.datasets import DAY_S, SCRAPE_INTERVAL_S, SESSION_FILES, session_timeline, write_dataset
-from tests.harness.openmetrics import Grid
+from tests.harness.datasets import SESSION_FILES, session_timeline, write_dataset
 from tests.harness.prometheus import RunningPrometheus
-from tests.rollups.support import CHECKOUT, client_for, dataset_of, rollup_settings, utc_days
+from tests.rollups.support import (
+    CHECKOUT,
+    client_for,
+    dataset_of,
+    history_from_noon,
+    rollup_settings,
+    utc_days,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -147,13 +153,9 @@ async def test_a_day_cut_by_prometheus_retention_is_partial(
     prometheus_factory: object, sessions: Factory, tmp_path: Path, database_url: str
 ) -> None:
     """History that starts at noon: that day is stored and says ``partial``; the next is ``ok``."""
-    now = datetime.now(UTC).timestamp()
-    whole = session_timeline(now, days=2)
-    noon = Grid(whole.start + DAY_S / 2, whole.end, SCRAPE_INTERVAL_S)
-    dataset = write_dataset(tmp_path / "data", noon, {"istio.om": SESSION_FILES["istio.om"]}, now=now)
+    dataset, cut, full = history_from_noon(tmp_path / "data")
     own: RunningPrometheus = prometheus_factory(dataset.files)  # type: ignore[operator]
     settings = rollup_settings(own.url, database_url, rollups={"backfill_days": 5})
-    cut, full = (datetime.fromtimestamp(whole.start + i * DAY_S, UTC).date() for i in (0, 1))
     client = PrometheusClient(own.settings(timeout_s=30))
     after = datetime.combine(full + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
     outcomes = await service.catch_up(sessions, client, settings, now=after)
