@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import servicenames
 from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
@@ -478,7 +479,10 @@ async def series_rows(
         return kept
     stored = await repository.entity_days(session, entity_kind, entity, first, last)
     if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
-        raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+        spelled = await _service_spelled(session, entity_kind, entity)
+        if spelled is None:
+            raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+        return await series_rows(session, settings, entity_kind, spelled, first, last, granularity, only=only)
     wanted = None if only is None else catalog.requirements(entity_kind, only)[0]
     numbers = np.asarray(stored.days, dtype=np.int64)
     keys = period_keys(numbers, granularity)
@@ -495,6 +499,15 @@ async def series_rows(
         column.flags.writeable = False  # kept and shared: nobody may change it
     _SERIES.put(key, generation, catalog, found)
     return found
+
+
+async def _service_spelled(session: AsyncSession, entity_kind: str, entity: str) -> str | None:
+    """The stored service another spelling names (``checkout`` or ``checkout.shop`` for
+    ``checkout.shop.svc.cluster.local``: app.servicenames), when exactly one does."""
+    if entity_kind != "service":
+        return None
+    spelled = servicenames.unique_match(entity, await repository.entities(session, entity_kind))
+    return None if spelled == entity else spelled
 
 
 _SERIES: Computed[Rows] = Computed()

@@ -348,3 +348,21 @@ async def test_a_partial_day_is_named_in_runs_and_reports(
     assert daily["partial_days"] == [cut.isoformat()]
     assert [d["days"] for d in daily["days"]] == [1, 1]
     assert later["partial_days"] == []
+
+
+async def test_a_service_report_answers_to_every_spelling_of_its_name(
+    app_factory: AppFactory, prometheus: RunningPrometheus
+) -> None:
+    short, dotted = CHECKOUT.split(".")[0], ".".join(CHECKOUT.split(".")[:2])
+    async with app_with(app_factory, prometheus) as (_app, client):
+        days = await roll_up(client, prometheus)
+        period = {"from": days[0], "to": days[-1]}
+        answers = {
+            name: await client.get(f"/api/v1/reports/services/{name}/daily", params=period, headers=VIEW)
+            for name in (CHECKOUT, dotted, short, f"{short}.other", "check_ut")
+        }
+    full = answers[CHECKOUT].json()["days"]
+    assert [d["requests"] for d in full] == [d["requests"] for d in answers[dotted].json()["days"]]
+    assert [d["requests"] for d in full] == [d["requests"] for d in answers[short].json()["days"]]
+    assert answers[f"{short}.other"].status_code == 404
+    assert answers["check_ut"].status_code == 404
