@@ -234,6 +234,8 @@ class TrendPoint:
     requests: float | None
     error_rate: float | None
     latency_p99_ms: float | None
+    partial: bool = False
+    """Stored ``partial``: Prometheus's samples began after the day did (its retention)."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,7 @@ async def service_page(
     async with sessions() as session:
         entity = rollup_entity(name, await rollups.entities(session, "service"))
         periods = []
+        partial = set(await rollups.partial_days(session, first, last))
         if entity is not None:
             try:
                 periods = await rollups.series(
@@ -297,7 +300,11 @@ async def service_page(
                 periods = []
     trend = [
         TrendPoint(
-            p.start, p.figures.get("requests"), p.figures.get("error_rate"), p.figures.get("latency_p99_ms")
+            p.start,
+            p.figures.get("requests"),
+            p.figures.get("error_rate"),
+            p.figures.get("latency_p99_ms"),
+            partial=p.start in partial,
         )
         for p in periods
     ]
