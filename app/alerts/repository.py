@@ -210,7 +210,7 @@ async def incidents(
     statement = select(Incident).order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
     if status is not None:
         statement = statement.where(Incident.status == status)
-    if service is not None:
+    if service and service.strip():  # `?service=` alone filters nothing, as on the pages
         statement = statement.where(_names_service(service))
     if first is not None:
         statement = statement.where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))

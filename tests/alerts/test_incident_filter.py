@@ -60,6 +60,7 @@ async def test_percent_and_underscore_in_a_filter_are_taken_literally(
             wanted: await _found(client, wanted, opened)
             for wanted in ("pay_ments", "payXments", "pay%", "%", "_", "100%", "100_", "10%")
         }
+        blank = await _found(client, "", opened)
     assert found == {
         "pay_ments": {"underscore"},
         "payXments": {"letter"},
@@ -70,3 +71,4 @@ async def test_percent_and_underscore_in_a_filter_are_taken_literally(
         "100_": set(),
         "10%": set(),
     }
+    assert blank == set(SERVICES)  # `?service=` alone filters nothing
