@@ -222,12 +222,26 @@ async def incidents(
 def _names_service(wanted: str) -> ColumnElement[bool]:
     """``services`` (a JSON list) holds a spelling that ``wanted`` means (app.servicenames): each
     stored spelling is quoted, so an exact one is ``"name"`` and a longer one starts ``"name.``;
-    LIKE's wildcards in the name are escaped, so ``%`` and ``_`` are taken literally."""
-    forms = servicenames.spellings(wanted)
-    return or_(
-        *(Incident.services.contains(dumps(name), autoescape=True) for name in forms.exact),
-        *(Incident.services.contains(dumps(prefix)[:-1], autoescape=True) for prefix in forms.prefixes),
-    )
+    LIKE's wildcards in the name are escaped, so ``%`` and ``_`` are taken literally. A service
+    stored by its short name is in the alerts' common ``namespace`` label when they have one:
+    ``checkout.other`` does not find ``checkout`` of namespace ``shop``."""
+    parsed = servicenames.parse(wanted)
+    forms = servicenames.spellings(parsed)
+
+    def holds(column: Any, text: str) -> ColumnElement[bool]:
+        return cast(ColumnElement[bool], column.contains(text, autoescape=True))
+
+    found = [holds(Incident.services, dumps(name)) for name in forms.exact if name != parsed.name]
+    found += [holds(Incident.services, dumps(prefix)[:-1]) for prefix in forms.prefixes]
+    short = holds(Incident.services, dumps(parsed.name))
+    if parsed.namespace is not None:
+        label = dumps("namespace") + ":"
+        same = or_(
+            ~holds(Incident.common_labels, label),
+            holds(Incident.common_labels, label + dumps(parsed.namespace)),
+        )
+        short = and_(short, same)
+    return or_(short, *found)
 
 
 async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) -> None:

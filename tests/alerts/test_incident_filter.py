@@ -12,6 +12,7 @@ SERVICES = {
     "checkout-short": {"service": "checkout", "namespace": "shop"},
     "checkout-other": {"service": "checkout.other.svc.cluster.local"},
     "checkout-fqdn": {"destination_service_name": "checkout.shop.svc.cluster.local"},
+    "checkout-anywhere": {"service": "checkout"},  # no namespace label: any namespace
     "cart": {"service": "cart"},
     "underscore": {"service": "pay_ments"},
     "letter": {"service": "payXments"},
@@ -46,9 +47,12 @@ async def test_short_name_namespace_and_fqdn_find_the_same_incidents(
         dotted = await _found(client, "checkout.shop", opened)
         fqdn = await _found(client, "checkout.shop.svc.cluster.local", opened)
         other = await _found(client, "checkout.other", opened)
-    assert short == {"checkout-short", "checkout-other", "checkout-fqdn"}
-    assert dotted == fqdn == {"checkout-short", "checkout-fqdn"}
-    assert other == {"checkout-short", "checkout-other"}  # `checkout` alone may be in any namespace
+    assert short == {"checkout-short", "checkout-other", "checkout-fqdn", "checkout-anywhere"}
+    assert dotted == fqdn == {"checkout-short", "checkout-fqdn", "checkout-anywhere"}
+    assert other == {
+        "checkout-other",
+        "checkout-anywhere",
+    }  # `checkout` of the alerts' namespace `shop` is not in `other`
 
 
 async def test_percent_and_underscore_in_a_filter_are_taken_literally(
