@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
+from app import servicenames
 from app.alerts.models import (
     OPEN,
     CalendarFeed,
@@ -209,14 +210,38 @@ async def incidents(
     statement = select(Incident).order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
     if status is not None:
         statement = statement.where(Incident.status == status)
-    if service is not None:
-        # `services` is a JSON list: look for the quoted name, its LIKE wildcards escaped
-        statement = statement.where(Incident.services.contains(dumps(service), autoescape=True))
+    if service and service.strip():  # `?service=` alone filters nothing, as on the pages
+        statement = statement.where(_names_service(service))
     if first is not None:
         statement = statement.where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
     if last is not None:
         statement = statement.where(Incident.created_at <= last)
     return (await session.scalars(statement)).all()
+
+
+def _names_service(wanted: str) -> ColumnElement[bool]:
+    """``services`` (a JSON list) holds a spelling that ``wanted`` means (app.servicenames): each
+    stored spelling is quoted, so an exact one is ``"name"`` and a longer one starts ``"name.``;
+    LIKE's wildcards in the name are escaped, so ``%`` and ``_`` are taken literally. A service
+    stored by its short name is in the alerts' common ``namespace`` label when they have one:
+    ``checkout.other`` does not find ``checkout`` of namespace ``shop``."""
+    parsed = servicenames.parse(wanted)
+    forms = servicenames.spellings(parsed)
+
+    def holds(column: Any, text: str) -> ColumnElement[bool]:
+        return cast(ColumnElement[bool], column.contains(text, autoescape=True))
+
+    found = [holds(Incident.services, dumps(name)) for name in forms.exact if name != parsed.name]
+    found += [holds(Incident.services, dumps(prefix)[:-1]) for prefix in forms.prefixes]
+    short = holds(Incident.services, dumps(parsed.name))
+    if parsed.namespace is not None:
+        label = dumps("namespace") + ":"
+        same = or_(
+            ~holds(Incident.common_labels, label),
+            holds(Incident.common_labels, label + dumps(parsed.namespace)),
+        )
+        short = and_(short, same)
+    return or_(short, *found)
 
 
 async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from app import servicenames
 from app.backends.traces import DependencyLink
 from app.correlation.istio import EdgeRef, EdgeTraffic, NodeRef
 from app.correlation.schemas import GraphEdge, GraphNode
-from app.correlation.traces import split_service
 
 
 def build_graph(
@@ -87,17 +87,17 @@ def add_trace_links(
             edge = busiest[(parent, child)]
             edge.trace_calls = (edge.trace_calls or 0) + link.call_count
             continue
-        outside = all(split_service(name, None)[1] != namespace for name in (link.parent, link.child))
+        outside = all(servicenames.parse(name).namespace != namespace for name in (link.parent, link.child))
         if namespace is not None and parent is None and child is None and outside:
             continue
         source, target = parent or link.parent, child or link.child
         for name in (source, target):
             if name not in by_id:
-                service, ns = split_service(name, None)
+                parsed = servicenames.parse(name)
                 by_id[name] = GraphNode(
                     id=name,
-                    service=service,
-                    namespace=ns,
+                    service=parsed.name,
+                    namespace=parsed.namespace,
                     requests_per_s=None,
                     error_rate=None,
                     latency_p99_ms=None,

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from app import servicenames
 from app.correlation.config import CorrelationSettings
 from app.correlation.ids import TraceId, glued_keys
 from app.correlation.window import Window, iso
@@ -173,13 +174,17 @@ def text_query(text: str, settings: CorrelationSettings) -> Query:
 
 
 def service_query(service: str, settings: CorrelationSettings) -> Query:
-    """Logs of ``service``: its application label, or ``<app>.<namespace>`` as Istio names span services."""
+    """Logs of ``service`` in any spelling (app.servicenames): its application label as given or as
+    ``<app>.<namespace>``, or the app in its namespace (an FQDN's namespace is its second part)."""
     fields = settings.log_fields
-    options = [exact_in_any(fields.service, [service])]
-    app, dot, namespace = service.partition(".")
-    if dot and app and namespace:
+    parsed = servicenames.parse(service)
+    options = [exact_in_any(fields.service, list(dict.fromkeys([service, parsed.key])))]
+    if parsed.namespace is not None:
         options.append(
-            bool_filter(exact_in_any(fields.service, [app]), exact_in_any(fields.namespace, [namespace]))
+            bool_filter(
+                exact_in_any(fields.service, [parsed.name]),
+                exact_in_any(fields.namespace, [parsed.namespace]),
+            )
         )
     return any_of(options)
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import servicenames
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentSummary
 from app.backends.elasticsearch import ElasticsearchClient
@@ -44,7 +45,7 @@ from app.correlation.schemas import (
     TraceList,
     TraceSummary,
 )
-from app.correlation.traces import jaeger_names, newest_first, split_service, summary
+from app.correlation.traces import jaeger_names, newest_first, summary
 from app.correlation.window import Window
 from app.errors import InvalidInput
 
@@ -243,18 +244,14 @@ async def _skipped() -> None:
     return None
 
 
-async def _incidents(sessions: Sessions, settings: Settings, names: list[str]) -> list[IncidentSummary]:
-    """The service's incidents not yet resolved, under any of the names alerts give it."""
+async def _incidents(sessions: Sessions, settings: Settings, service: str) -> list[IncidentSummary]:
+    """The service's incidents not yet resolved, under any of the names alerts give it (the
+    incident filter matches every spelling: app.servicenames)."""
     try:
         async with sessions() as session:
-            found = {
-                i.id: i
-                for name in dict.fromkeys(names)
-                for i in await alerts.open_incidents(session, settings, name)
-            }
+            return await alerts.open_incidents(session, settings, service)
     except SQLAlchemyError as exc:
         raise BackendError("database", BackendErrorKind.UNREACHABLE, type(exc).__name__) from exc
-    return sorted(found.values(), key=lambda i: i.created_at, reverse=True)
 
 
 async def service_overview(
@@ -282,9 +279,10 @@ async def service_overview(
     ``all_failed_is_error=False`` an overview whose every backend failed (or is not configured) is
     still an answer, each part marked in ``partial``."""
     window = window_param(start, end, settings.correlation.default_window, now, settings.tzinfo)
-    app, ns = split_service(service, namespace)
+    parsed = servicenames.parse(service, namespace)
+    app, ns = parsed.name, parsed.namespace
     fetch: dict[str, Callable[[], Awaitable[Any]]] = {
-        "incidents": lambda: _incidents(sessions, settings, [service, app]),
+        "incidents": lambda: _incidents(sessions, settings, parsed.key),
         "red": lambda: call(backends.prometheus, "prometheus", lambda p: _red(p, app, ns, window)),
         "error_logs": lambda: call(
             backends.elasticsearch,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from app import servicenames
 from app.backends.traces import Trace
 from app.correlation.schemas import SpanOut, TraceOut, TraceSummary
 
@@ -48,29 +49,12 @@ def summary(trace: Trace) -> TraceSummary:
     )
 
 
-def split_service(service: str, namespace: str | None) -> tuple[str, str | None]:
-    """``checkout.shop`` → (checkout, shop): Kubernetes names have no dots, so a dot separates
-    Istio's ``<app>.<namespace>`` (an FQDN ``checkout.shop.svc.cluster.local`` works too).
-    An explicit ``namespace`` wins."""
-    app, dot, rest = service.partition(".")
-    if dot and app and rest:
-        return app, namespace or rest.split(".", 1)[0]
-    return service, namespace
-
-
 def jaeger_names(known: Iterable[str], service: str, namespace: str | None) -> list[str]:
-    """The Jaeger service names that mean ``service``: itself, Istio's ``<app>.<namespace>``
-    spelling, and the bare app name an instrumented app reports. Falls back to ``service``
-    as given when Jaeger knows none of them (the search then simply finds nothing)."""
-    app, ns = split_service(service, namespace)
-    wanted = {service, app}
-    if ns:
-        wanted.add(f"{app}.{ns}")
-    names = [
-        name
-        for name in known
-        if name in wanted or (ns is None and name.startswith(f"{app}.") and "." not in name[len(app) + 1 :])
-    ]
+    """The Jaeger service names that mean ``service`` (app.servicenames): itself, Istio's
+    ``<app>.<namespace>`` spelling, and the bare app name an instrumented app reports. Falls back
+    to ``service`` as given when Jaeger knows none of them (the search then simply finds nothing)."""
+    wanted = servicenames.parse(service, namespace)
+    names = [name for name in known if name == service or servicenames.matches(wanted, name)]
     return sorted(names) or [service]
 
 

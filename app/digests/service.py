@@ -21,10 +21,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import times
+from app import servicenames, times
 from app.alerts import service as alerts
 from app.config import Settings
-from app.correlation.traces import split_service
 from app.digests import render, repository
 from app.digests.config import DigestConfig, DigestScope
 from app.digests.errors import UnknownDigest
@@ -105,19 +104,10 @@ def in_scope(scope: DigestScope, service: str) -> bool:
     """Whether a rolled-up service (any spelling) is in the digest's scope."""
     if scope.everything:
         return True
-    app, namespace = split_service(service, None)
-    if namespace is not None and namespace in scope.namespaces:
+    parsed = servicenames.parse(service)
+    if parsed.namespace is not None and parsed.namespace in scope.namespaces:
         return True
-    for wanted in scope.services:
-        want_app, want_namespace = split_service(wanted, None)
-        if want_app == app and (want_namespace is None or want_namespace == namespace):
-            return True
-    return False
-
-
-def short_name(service: str) -> str:
-    app, namespace = split_service(service, None)
-    return f"{app}.{namespace}" if namespace else app
+    return servicenames.matches_any(parsed, scope.services)
 
 
 def _traffic(values: dict[str, float | None], days: int) -> Traffic:
@@ -169,7 +159,7 @@ async def _slos(
     return [
         SloFigures(
             service=r.window.service,
-            name=short_name(r.window.service),
+            name=servicenames.key(r.window.service),
             objective=r.objective,
             target=r.target,
             achieved=r.achieved,
@@ -189,7 +179,9 @@ def _incident_in_scope(scope: DigestScope, services: Sequence[str], apps: set[st
     namespace (an alert's ``service`` label often is), is an app of the scope's services."""
     if scope.everything:
         return True
-    return any(in_scope(scope, s) or (split_service(s, None) == (s, None) and s in apps) for s in services)
+    return any(
+        in_scope(scope, s) or (servicenames.parse(s).namespace is None and s in apps) for s in services
+    )
 
 
 def _stats(seconds: list[float]) -> tuple[float | None, float | None]:
@@ -309,10 +301,10 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
     services = [
         ServiceFigures(
             service=s,
-            name=short_name(s),
+            name=servicenames.key(s),
             current=current[s],
             previous=previous.get(s),
-            url=f"{public}/services/{short_name(s)}",
+            url=f"{public}/services/{servicenames.key(s)}",
         )
         for s in top
     ]
@@ -341,7 +333,7 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
         regressions=_regressions(config, current, previous),
         slo=await _slos(session, settings, config, day),
         incidents=await _incidents(
-            session, settings, config, period, zone, {split_service(s, None)[0] for s in in_scope_names}
+            session, settings, config, period, zone, {servicenames.parse(s).name for s in in_scope_names}
         ),
         on_call=await _on_call(session, settings, config, due_at(config, settings, day)),
         load=await _load(session, settings, period, before),

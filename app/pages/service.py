@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import times
+from app import servicenames, times
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, SwapOut
 from app.backends.errors import BackendError
@@ -232,6 +232,8 @@ class TrendPoint:
     requests: float | None
     error_rate: float | None
     latency_p99_ms: float | None
+    partial: bool = False
+    """Stored ``partial``: Prometheus's samples began after the day did (its retention)."""
 
 
 @dataclass(frozen=True)
@@ -256,15 +258,7 @@ class ServicePage:
 def rollup_entity(name: str, entities: list[str]) -> str | None:
     """The rolled-up service a page name means: ``checkout.shop`` → ``checkout.shop.svc.cluster.local``
     (exact name first; ``checkout`` alone only when one namespace has it)."""
-    if name in entities:
-        return name
-    app, _, namespace = name.partition(".")
-    found = [
-        e
-        for e in entities
-        if e.split(".")[0] == app and (not namespace or e.split(".")[1:2] == [namespace.split(".")[0]])
-    ]
-    return found[0] if len(found) == 1 else None
+    return servicenames.unique_match(name, entities)
 
 
 async def service_page(
@@ -296,6 +290,7 @@ async def service_page(
     async with sessions() as session:
         entity = rollup_entity(name, await rollups.entities(session, "service"))
         periods = []
+        partial = set(await rollups.partial_days(session, first, last))
         if entity is not None:
             try:
                 periods = await rollups.series(
@@ -305,7 +300,11 @@ async def service_page(
                 periods = []
     trend = [
         TrendPoint(
-            p.start, p.figures.get("requests"), p.figures.get("error_rate"), p.figures.get("latency_p99_ms")
+            p.start,
+            p.figures.get("requests"),
+            p.figures.get("error_rate"),
+            p.figures.get("latency_p99_ms"),
+            partial=p.start in partial,
         )
         for p in periods
     ]

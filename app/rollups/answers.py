@@ -30,9 +30,14 @@ def json_bytes(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
+def series_keys(rows: Rows) -> list[str]:
+    """The columns of a series: ``date``, ``period``, ``days``, then the figures."""
+    return ["date", "period", "days", *rows.figures]
+
+
 def series_rows(rows: Rows) -> list[dict[str, Any]]:
     """``[{"date", "period", "days", figure…}]``: one dict per period (for CSV)."""
-    keys = ("date", "period", "days", *rows.figures)
+    keys = series_keys(rows)
     return [dict(zip(keys, values, strict=True)) for values in zip(*_series_columns(rows), strict=True)]
 
 
@@ -100,8 +105,8 @@ def _cell(value: Any) -> Any:
 def to_csv(
     rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, *, header: bool = True
 ) -> str:
-    """A header line (the union of the rows' keys unless ``columns``), then one line per row;
-    empty cells for missing values."""
+    """A header line (the union of the rows' keys unless ``columns``: give them, so that an answer
+    without rows still has its header), then one line per row; empty cells for missing values."""
     names = list(columns) if columns is not None else _columns(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -65,9 +65,12 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}.csv"'}
 
 
-def _answer(body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name: str) -> Response:
+def _answer(
+    body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name: str, columns: list[str]
+) -> Response:
+    """JSON, or CSV that always starts with its header line (an answer without rows too)."""
     if fmt == "csv":
-        return Response(to_csv(rows), media_type=answers.CSV, headers=_attachment(name))
+        return Response(to_csv(rows, columns), media_type=answers.CSV, headers=_attachment(name))
     return Response(answers.json_bytes(body), media_type=answers.JSON)
 
 
@@ -157,13 +160,21 @@ async def _kind_report(
 ) -> Response:
     """Every entity's figures over the period; for a kind with many entities, streamed."""
     entity_kind = service.require_kind(settings, kind)
-    head = {"from": first.isoformat(), "to": last.isoformat(), "timezone": settings.timezone}
+    async with sessions() as session:
+        partial = await service.partial_days(session, first, last)
+    head = {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "timezone": settings.timezone,
+        "partial_days": [d.isoformat() for d in partial],
+    }
     if not entity_kind.labels:
         async with sessions() as session:
             found = await service.report(session, settings, kind, first, last)
+        columns = [kind, "days", *service.catalog_of(settings).figure_names(kind)]
         rows = [{kind: e.entity, "days": e.days, **e.figures} for e in found]
-        single = rows[0] if rows else {kind: kind, "days": 0}
-        return _answer({**head, kind: single}, [single] if rows else [], fmt, kind)
+        single = rows[0] if rows else {**dict.fromkeys(columns), kind: kind, "days": 0}
+        return _answer({**head, kind: single}, [single], fmt, kind, columns)  # the same row in both
     plural = PLURALS.get(kind, kind)
 
     async def chunks() -> AsyncIterator[service.Rows]:
@@ -228,7 +239,7 @@ async def _entity_series(
     found = await service.series_rows(session, settings, kind, entity, first, last, granularity)
     if fmt == "csv":
         return Response(
-            to_csv(answers.series_rows(found)),
+            to_csv(answers.series_rows(found), answers.series_keys(found)),
             media_type=answers.CSV,
             headers=_attachment(f"{kind}-{granularity.value}"),
         )
@@ -238,6 +249,7 @@ async def _entity_series(
         "to": last.isoformat(),
         "timezone": settings.timezone,
         "granularity": granularity.value,
+        "partial_days": [d.isoformat() for d in await service.partial_days(session, first, last)],
     }
     return Response(answers.series_json(head, found), media_type=answers.JSON)
 
@@ -292,6 +304,21 @@ async def entity_daily(
     return await _entity_series(kind, entity, *days, granularity, format, session, context.settings)
 
 
+SLO_COLUMNS = (
+    "service",
+    "objective",
+    "target",
+    "achieved",
+    "met",
+    "error_budget_remaining",
+    "error_budget_remaining_minutes",
+    "from",
+    "to",
+    "window_days",
+    "data_days",
+)
+
+
 @router.get("/api/v1/reports/slo", summary="Service level objectives: achieved, met, error budget left")
 async def slo_report(
     _: Viewer,
@@ -326,7 +353,11 @@ async def slo_report(
         for r in results
     ]
     return _answer(
-        {"at": day.isoformat(), "timezone": settings.timezone, "objectives": rows}, rows, format, "slo"
+        {"at": day.isoformat(), "timezone": settings.timezone, "objectives": rows},
+        rows,
+        format,
+        "slo",
+        list(SLO_COLUMNS),
     )
 
 

@@ -53,7 +53,8 @@ class RunStatus:
     OK = "ok"
     FAILED = "failed"
     NO_DATA = "no_data"
-    DONE = (OK, NO_DATA)
+    PARTIAL = "partial"  # stored, but Prometheus's samples start after the day began (its retention)
+    DONE = (OK, PARTIAL, NO_DATA)
 
 
 async def claim_day(

@@ -34,7 +34,10 @@ class RunRequest(BaseModel):
 
 class RunOut(BaseModel):
     day: dt.date
-    status: str = Field(description="ok, no_data, failed, or skipped (another worker is on that day)")
+    status: str = Field(
+        description="ok, partial (Prometheus's data starts after the day began: its retention), no_data, "
+        "failed, or skipped (another worker is on that day)"
+    )
     duration_ms: float
     entities: int
     values: int

@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import servicenames
 from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
@@ -32,7 +33,7 @@ from app.rollups import builtin, frames, oncall, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog
-from app.rollups.compute import DayFigures, compute_day
+from app.rollups.compute import DayFigures, FamilyValue, compute_day
 from app.rollups.config import EntityKind, FamilyKind
 from app.rollups.days import (
     Granularity,
@@ -122,7 +123,10 @@ async def run_day(
     and the on-call history Panorama records itself (``oncall.py``). A source with nothing for
     the day leaves what it stored before in place. A day another worker is computing right now
     is skipped. A day neither source has data for is recorded as ``no_data`` (without
-    Prometheus, a quiet on-call day is a day with nothing to record: ``ok``).
+    Prometheus, a quiet on-call day is a day with nothing to record: ``ok``); a day with no
+    Prometheus sample strictly inside it has no Prometheus data (a sample at its closing midnight
+    alone is not a day), and one whose samples start after it began is ``partial``
+    (``compute.probe_coverage``).
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
@@ -154,7 +158,7 @@ async def run_day(
         *(catalog.recorded_kinds if recorded else []),
     ]
     entities = len({(v.entity_kind, v.entity) for v in values})
-    status = RunStatus.OK if values or prometheus is None else RunStatus.NO_DATA
+    status = _status(computed, values, prometheus is not None)
     elapsed = _ms_since(started)
     try:
         async with sessions.begin() as session:
@@ -176,6 +180,15 @@ async def run_day(
         extra={"status": status, "entities": entities, "values": len(values), "ms": elapsed},
     )
     return RunOutcome(day, status, elapsed, entities, len(values))
+
+
+def _status(computed: DayFigures, values: list[FamilyValue], queried: bool) -> str:
+    if not values and queried:
+        return RunStatus.NO_DATA
+    coverage = computed.coverage
+    if computed.values and coverage is not None and not coverage.whole:
+        return RunStatus.PARTIAL
+    return RunStatus.OK
 
 
 async def _fail(sessions: Sessions, run_id: int, day: date, started: float, error: str) -> RunOutcome:
@@ -301,6 +314,13 @@ async def runs(
     session: AsyncSession, *, first: date | None = None, last: date | None = None, limit: int = 100
 ) -> list[RollupRun]:
     return list(await repository.runs(session, first=first, last=last, limit=limit))
+
+
+async def partial_days(session: AsyncSession, first: date, last: date) -> list[date]:
+    """The days of ``[first, last]`` stored ``partial`` (Prometheus's samples began after the day
+    did, its retention having cut the day): reports and pages name them beside their figures."""
+    states = await repository.day_states(session, first, last)
+    return sorted(day for day, (status, _) in states.items() if status == RunStatus.PARTIAL)
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -459,7 +479,10 @@ async def series_rows(
         return kept
     stored = await repository.entity_days(session, entity_kind, entity, first, last)
     if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
-        raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+        spelled = await _service_spelled(session, entity_kind, entity)
+        if spelled is None:
+            raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+        return await series_rows(session, settings, entity_kind, spelled, first, last, granularity, only=only)
     wanted = None if only is None else catalog.requirements(entity_kind, only)[0]
     numbers = np.asarray(stored.days, dtype=np.int64)
     keys = period_keys(numbers, granularity)
@@ -476,6 +499,15 @@ async def series_rows(
         column.flags.writeable = False  # kept and shared: nobody may change it
     _SERIES.put(key, generation, catalog, found)
     return found
+
+
+async def _service_spelled(session: AsyncSession, entity_kind: str, entity: str) -> str | None:
+    """The stored service another spelling names (``checkout`` or ``checkout.shop`` for
+    ``checkout.shop.svc.cluster.local``: app.servicenames), when exactly one does."""
+    if entity_kind != "service":
+        return None
+    spelled = servicenames.unique_match(entity, await repository.entities(session, entity_kind))
+    return None if spelled == entity else spelled
 
 
 _SERIES: Computed[Rows] = Computed()

@@ -19,6 +19,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import servicenames
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentSummary
 from app.backends.errors import not_configured
@@ -133,7 +134,7 @@ def _service_row(figures: queries.ServiceFigures, screen: ScreenSettings) -> Ser
     error = _level(screen.thresholds.error_rate, figures.error_rate)
     latency = _level(screen.thresholds.latency_p99_ms, figures.latency_p99_ms)
     return ServiceRow(
-        name=views.short_name(figures.service),
+        name=servicenames.key(figures.service),
         service=figures.service,
         requests_per_s=figures.requests_per_s,
         error_rate=figures.error_rate,
@@ -149,7 +150,8 @@ async def services(backends: Backends, screen: ScreenSettings) -> Services:
     found = [
         f
         for f in queries.service_figures(answer.samples)
-        if f.requests_per_s > 0 and (not screen.services or views.matches(f.service, screen.services))
+        if f.requests_per_s > 0
+        and (not screen.services or servicenames.matches_any(f.service, screen.services))
     ]
     rows = [_service_row(f, screen) for f in found]
     by_errors = sorted(
@@ -202,7 +204,7 @@ async def incidents(
             title=incident.title,
             status=cast(Literal["triggered", "acknowledged"], incident.status),
             severity=incident.severity,
-            services=[views.short_name(s) for s in incident.services],
+            services=[servicenames.key(s) for s in incident.services],
             started_at=incident.created_at,
             acknowledged_by=incident.acknowledged_by,
             muted=incident.muted is not None,
@@ -315,12 +317,12 @@ async def trends(sessions: Sessions, settings: Settings, now: datetime, count: C
         count()
         if screen.services:
             known = await rollups.entities(session, "service", first=first, last=last)
-            chosen = [e for e in known if views.matches(e, screen.services)][: screen.top_services]
+            chosen = [e for e in known if servicenames.matches_any(e, screen.services)][: screen.top_services]
         else:
             report = await rollups.report(session, settings, "service", first, last)
             report.sort(key=lambda r: (-(r.figures.get("requests") or 0.0), r.entity))
             chosen = [r.entity for r in report[: screen.top_services]]
-        lines = [await line(session, "service", e, views.short_name(e)) for e in chosen]
+        lines = [await line(session, "service", e, servicenames.key(e)) for e in chosen]
     return Trends(days=days, platform=platform, services=[x for x in lines if x is not None])
 
 

@@ -1,4 +1,4 @@
-"""Shaping data for the wall: service names as people read them, and where the graph's nodes go.
+"""Shaping data for the wall: where the graph's nodes go (service names are app.servicenames's).
 
 The graph is laid out here, once per refresh, in layers from the callers outside the mesh to the
 deepest callee, rather than by a force simulation in the browser: a wall shows the same picture
@@ -11,27 +11,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 
-from app.correlation.traces import split_service
-
 Edge = tuple[str, str]
-
-
-def short_name(service: str) -> str:
-    """``checkout.shop.svc.cluster.local`` → ``checkout.shop`` (how the graph and the sidecars
-    name services); a name without a namespace stays as it is."""
-    app, namespace = split_service(service, None)
-    return f"{app}.{namespace}" if namespace else app
-
-
-def matches(service: str, wanted: Iterable[str]) -> bool:
-    """Whether ``service`` (any spelling) is one of ``wanted`` (``checkout``, ``checkout.shop``,
-    or the FQDN): a name without a namespace means that app in any namespace."""
-    app, namespace = split_service(service, None)
-    for name in wanted:
-        want_app, want_namespace = split_service(name, None)
-        if want_app == app and (want_namespace is None or want_namespace == namespace):
-            return True
-    return False
 
 
 def layered(nodes: Sequence[str], edges: Iterable[Edge]) -> dict[str, tuple[float, float]]:

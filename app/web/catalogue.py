@@ -231,6 +231,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "service.trend_traffic": ("每日请求数与错误率", "Daily requests and error rate"),
     "service.trend_latency": ("每日 p99 延迟", "Daily p99 latency"),
     "service.trend_table": ("数据表", "As a table"),
+    "service.partial": ("数据不全", "partial"),
+    "service.partial_days": (
+        "这些天的数据不全（Prometheus 的保留期只覆盖了一部分）：{days}",
+        "Partial days (Prometheus's retention covered only part of them): {days}",
+    ),
     # --- a trace -----------------------------------------------------------------------------
     "trace.title": ("链路", "Trace"),
     "trace.copy": ("复制", "Copy"),

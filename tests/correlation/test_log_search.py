@@ -107,6 +107,10 @@ async def test_filters(client: httpx.AsyncClient, lines: dict[str, str], t0: dat
         "checkout_info",
         "checkout_error",
     ]
+    assert _names(await _search(client, service="checkout.shop.svc.cluster.local"), lines) == [
+        "checkout_info",
+        "checkout_error",
+    ]
     assert _names(await _search(client, service="checkout", namespace="staging"), lines) == ["staging"]
     assert _names(await _search(client, pod="payments-7d9f8b-x2x4z"), lines) == [
         "payments_warning",

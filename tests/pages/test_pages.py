@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,8 @@ from fastapi.routing import APIRoute
 from app.web import auth
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.prometheus import RunningPrometheus
+from tests.rollups.support import history_from_noon
 
 SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
 # No data in them (the wall screen's page is a shell; its data needs a token: tests/screen/).
@@ -270,3 +274,22 @@ async def test_a_storm_of_alerts_stays_readable_on_the_incident_page(app_factory
     assert page.status_code == 200
     assert len(re.findall(r"<b>instance</b>=node-", page.text)) == 50
     assert "另有 10 条告警未列出" in page.text
+
+
+async def test_the_service_page_names_its_partial_days(
+    app_factory: AppFactory, prometheus_factory: Callable[..., RunningPrometheus], tmp_path: Path
+) -> None:
+    """A day Prometheus's retention cut is stored ``partial``; the trend says which, in both languages."""
+    dataset, cut, full = history_from_noon(tmp_path / "data")
+    own = prometheus_factory(dataset.files)
+    period = {"from": cut.isoformat(), "to": full.isoformat(), "wait": True}
+    async with app_factory(prometheus={"url": own.url}, timezone="UTC") as (_app, client):
+        ran = await client.post("/api/v1/rollups/run", json=period, headers=bearer(OPERATOR_TOKEN))
+        english = await client.get("/services/checkout.shop?lang=en", headers=bearer(VIEWER_TOKEN))
+        chinese = await client.get("/services/checkout?lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+    assert [r["status"] for r in ran.json()["runs"]] == ["partial", "ok"]
+    assert english.status_code == chinese.status_code == 200
+    assert f"Partial days (Prometheus&#39;s retention covered only part of them): {cut}" in english.text
+    assert f"<dt>{cut} (partial)</dt>" in english.text
+    assert f"<dt>{full}</dt>" in english.text
+    assert f"这些天的数据不全（Prometheus 的保留期只覆盖了一部分）：{cut}" in chinese.text

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
 from tests.harness.app import settings_for
-from tests.harness.datasets import DST_PROBE_METRIC, EDGES, NAMESPACE, Dataset
+from tests.harness.datasets import (
+    DAY_S,
+    DST_PROBE_METRIC,
+    EDGES,
+    NAMESPACE,
+    SCRAPE_INTERVAL_S,
+    SESSION_FILES,
+    Dataset,
+    session_timeline,
+    write_dataset,
+)
+from tests.harness.openmetrics import Grid
 from tests.harness.prometheus import RunningPrometheus
 
 CHECKOUT = EDGES[0].labels("destination", "200")["destination_service"]
@@ -42,6 +54,17 @@ def requests_truth(dataset: Dataset, service: str, t0: float, t1: float, *, code
     if code is not None:
         labels["response_code"] = code
     return sum(s.counter_increase(t0, t1) for s in dataset.select("istio_requests_total", **labels))
+
+
+def history_from_noon(directory: Path) -> tuple[Dataset, date, date]:
+    """Istio's history starting at noon, as when Prometheus's retention has cut a day: the dataset,
+    the cut day and the whole day after it."""
+    now = datetime.now(UTC).timestamp()
+    whole = session_timeline(now, days=2)
+    noon = Grid(whole.start + DAY_S / 2, whole.end, SCRAPE_INTERVAL_S)
+    dataset = write_dataset(directory, noon, {"istio.om": SESSION_FILES["istio.om"]}, now=now)
+    cut, full = (datetime.fromtimestamp(whole.start + i * DAY_S, UTC).date() for i in (0, 1))
+    return dataset, cut, full
 
 
 # A user-defined entity kind over the DST probe of the dataset: a counter, a gauge, a derived figure.

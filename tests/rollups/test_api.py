@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +19,15 @@ from app.backends.prometheus import PrometheusClient
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.datasets import DST_ZONE, dst_days
 from tests.harness.prometheus import RunningPrometheus
-from tests.rollups.support import CHECKOUT, NAMESPACE, PAYMENTS, PROBE_ROLLUPS, dataset_of, utc_days
+from tests.rollups.support import (
+    CHECKOUT,
+    NAMESPACE,
+    PAYMENTS,
+    PROBE_ROLLUPS,
+    dataset_of,
+    history_from_noon,
+    utc_days,
+)
 
 VIEW = bearer(VIEWER_TOKEN)
 OPERATE = bearer(OPERATOR_TOKEN)
@@ -298,3 +308,85 @@ async def test_reports_of_a_user_defined_kind(app_factory: AppFactory, prometheu
     assert fall_probe["ticks"] == pytest.approx(1500, rel=1e-4)
     assert fall_probe["ticks_per_s"] == pytest.approx(1500 / 90000, rel=1e-4)
     assert daily.json()["days"][0]["tick_rate_peak"] == pytest.approx(1 / 60)
+
+
+async def test_a_period_without_rows_answers_the_same_in_json_and_csv(
+    app_factory: AppFactory, prometheus: RunningPrometheus
+) -> None:
+    """Nothing stored for the period: CSV still starts with its header, and the cluster's one row
+    says ``days: 0`` in CSV as in JSON."""
+    before = (utc_days(dataset_of(prometheus))[0] - timedelta(days=20)).isoformat()
+    period = {"from": before, "to": before}
+    as_csv = {**period, "format": "csv"}
+    async with app_with(app_factory, prometheus) as (_app, client):
+        await roll_up(client, prometheus)
+        cluster = (await client.get("/api/v1/reports/cluster", params=period, headers=VIEW)).json()
+        cluster_csv = (await client.get("/api/v1/reports/cluster", params=as_csv, headers=VIEW)).text
+        services_csv = (await client.get("/api/v1/reports/services", params=as_csv, headers=VIEW)).text
+        path = f"/api/v1/reports/services/{PAYMENTS}/daily"
+        series = (await client.get(path, params=period, headers=VIEW)).json()
+        series_csv = (await client.get(path, params=as_csv, headers=VIEW)).text
+        slo_csv = (
+            await client.get("/api/v1/reports/slo", params={"at": before, "format": "csv"}, headers=VIEW)
+        ).text
+    assert cluster["cluster"] == {
+        "cluster": "cluster",
+        "days": 0,
+        "cpu_utilization_avg": None,
+        "cpu_utilization_peak": None,
+        "memory_utilization_avg": None,
+        "memory_utilization_peak": None,
+    }
+    rows = list(csv.DictReader(io.StringIO(cluster_csv)))
+    assert rows == [{key: "" if value is None else str(value) for key, value in cluster["cluster"].items()}]
+    assert services_csv.splitlines()[0].startswith("service,days,requests,errors,")
+    assert services_csv.count("\n") == 1
+    assert series["days"] == []
+    assert series_csv.splitlines()[0].startswith("date,period,days,requests,")
+    assert series_csv.count("\n") == 1
+    assert slo_csv.splitlines()[0].startswith("service,objective,target,achieved,met,")
+
+
+async def test_a_partial_day_is_named_in_runs_and_reports(
+    app_factory: AppFactory, prometheus_factory: Callable[..., RunningPrometheus], tmp_path: Path
+) -> None:
+    dataset, cut, full = history_from_noon(tmp_path / "data")
+    own = prometheus_factory(dataset.files)
+    period = {"from": cut.isoformat(), "to": full.isoformat()}
+    async with app_with(app_factory, own) as (_app, client):
+        ran = await client.post("/api/v1/rollups/run", json={**period, "wait": True}, headers=OPERATE)
+        runs = (await client.get("/api/v1/rollups/runs", headers=VIEW)).json()["runs"]
+        services = (await client.get("/api/v1/reports/services", params=period, headers=VIEW)).json()
+        path = f"/api/v1/reports/services/{CHECKOUT}/daily"
+        daily = (await client.get(path, params=period, headers=VIEW)).json()
+        later = (
+            await client.get("/api/v1/reports/services", params={"from": full.isoformat()}, headers=VIEW)
+        ).json()
+    assert ran.status_code == 200, ran.text
+    assert [(r["day"], r["status"]) for r in ran.json()["runs"]] == [
+        (cut.isoformat(), "partial"),
+        (full.isoformat(), "ok"),
+    ]
+    assert {r["day"]: r["status"] for r in runs} == {cut.isoformat(): "partial", full.isoformat(): "ok"}
+    assert services["partial_days"] == [cut.isoformat()]
+    assert daily["partial_days"] == [cut.isoformat()]
+    assert [d["days"] for d in daily["days"]] == [1, 1]
+    assert later["partial_days"] == []
+
+
+async def test_a_service_report_answers_to_every_spelling_of_its_name(
+    app_factory: AppFactory, prometheus: RunningPrometheus
+) -> None:
+    short, dotted = CHECKOUT.split(".")[0], ".".join(CHECKOUT.split(".")[:2])
+    async with app_with(app_factory, prometheus) as (_app, client):
+        days = await roll_up(client, prometheus)
+        period = {"from": days[0], "to": days[-1]}
+        answers = {
+            name: await client.get(f"/api/v1/reports/services/{name}/daily", params=period, headers=VIEW)
+            for name in (CHECKOUT, dotted, short, f"{short}.other", "check_ut")
+        }
+    full = answers[CHECKOUT].json()["days"]
+    assert [d["requests"] for d in full] == [d["requests"] for d in answers[dotted].json()["days"]]
+    assert [d["requests"] for d in full] == [d["requests"] for d in answers[short].json()["days"]]
+    assert answers[f"{short}.other"].status_code == 404
+    assert answers["check_ut"].status_code == 404

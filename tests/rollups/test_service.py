@@ -20,7 +20,14 @@ from app.rollups.models import RollupDay, RollupRun
 from app.rollups.repository import RunStatus
 from tests.harness.datasets import SESSION_FILES, session_timeline, write_dataset
 from tests.harness.prometheus import RunningPrometheus
-from tests.rollups.support import CHECKOUT, client_for, dataset_of, rollup_settings, utc_days
+from tests.rollups.support import (
+    CHECKOUT,
+    client_for,
+    dataset_of,
+    history_from_noon,
+    rollup_settings,
+    utc_days,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -120,10 +127,51 @@ async def test_catch_up_goes_back_until_prometheus_has_no_data(
     outcomes = await service.catch_up(sessions, client, settings, now=now)
     seen = [(o.day, o.status) for o in outcomes]
     assert seen[:3] == [(days[2], "ok"), (days[1], "ok"), (days[0], "ok")]
-    # The history starts with a sample at midnight, which belongs to the day before: that day
-    # has a little data; the one before it has none, and the catch-up stops there.
-    assert seen[3:] == [(days[0] - timedelta(days=1), "ok"), (days[0] - timedelta(days=2), "no_data")]
+    # The history starts with a sample at midnight, which belongs to the day before: that day has
+    # no sample inside it, so no data, and the catch-up stops there.
+    assert seen[3:] == [(days[0] - timedelta(days=1), "no_data")]
     assert await service.catch_up(sessions, client, settings, now=now) == []
+
+
+async def test_a_day_with_only_its_closing_midnight_sample_stores_nothing(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    settings = rollup_settings(prometheus.url, database_url)
+    before = utc_days(dataset_of(prometheus))[0] - timedelta(days=1)
+    client = client_for(prometheus)
+    outcome = await service.run_day(sessions, client, settings, before, trigger="test")
+    async with sessions() as session:
+        found = await service.report(session, settings, "cluster", before, before)
+    assert outcome.status == RunStatus.NO_DATA
+    assert outcome.values == 0
+    assert await count_values(sessions, day=before) == 0
+    assert found == []
+    await client.aclose()
+
+
+async def test_a_day_cut_by_prometheus_retention_is_partial(
+    prometheus_factory: object, sessions: Factory, tmp_path: Path, database_url: str
+) -> None:
+    """History that starts at noon: that day is stored and says ``partial``; the next is ``ok``."""
+    dataset, cut, full = history_from_noon(tmp_path / "data")
+    own: RunningPrometheus = prometheus_factory(dataset.files)  # type: ignore[operator]
+    settings = rollup_settings(own.url, database_url, rollups={"backfill_days": 5})
+    client = PrometheusClient(own.settings(timeout_s=30))
+    after = datetime.combine(full + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
+    outcomes = await service.catch_up(sessions, client, settings, now=after)
+    async with sessions() as session:
+        history = await service.runs(session)
+        found = await service.report(session, settings, "service", cut, cut, entity=CHECKOUT)
+    assert [(o.day, o.status) for o in outcomes] == [
+        (full, RunStatus.OK),
+        (cut, RunStatus.PARTIAL),
+        (cut - timedelta(days=1), RunStatus.NO_DATA),
+    ]
+    assert {r.day: r.status for r in history}[cut] == RunStatus.PARTIAL
+    assert found[0].days == 1
+    assert (found[0].figures["requests"] or 0) > 0
+    assert await service.catch_up(sessions, client, settings, now=after) == []  # partial is settled
+    await client.aclose()
 
 
 async def test_one_worker_computes_a_day_at_a_time(

@@ -62,17 +62,6 @@ def test_services_busiest_first_with_their_error_rate() -> None:
     ]
 
 
-def test_service_names_in_every_spelling() -> None:
-    assert views.short_name("checkout.shop.svc.cluster.local") == "checkout.shop"
-    assert views.short_name("checkout") == "checkout"
-    fqdn = "checkout.shop.svc.cluster.local"
-    assert views.matches(fqdn, ["checkout"])
-    assert views.matches(fqdn, ["checkout.shop"])
-    assert views.matches(fqdn, [fqdn])
-    assert not views.matches(fqdn, ["checkout.other"])
-    assert not views.matches(fqdn, ["check"])
-
-
 def test_the_graph_reads_left_to_right_from_the_callers_and_survives_cycles() -> None:
     edges = [("ingress", "web"), ("web", "api"), ("web", "cache"), ("api", "db"), ("db", "api")]
     place = views.layered(["ingress", "web", "api", "cache", "db"], edges)

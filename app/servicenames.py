@@ -1,0 +1,106 @@
+"""One way to read a service's name, for every filter in Panorama.
+
+The same Kubernetes service reaches Panorama under three spellings, and a filter may be written in
+any of them:
+
+- the short name ``checkout``: an alert's ``service``/``app`` label, an instrumented app's Jaeger
+  service, what people type;
+- ``checkout.shop`` (``<name>.<namespace>``): how Istio's sidecars name span services and graph
+  nodes, and how pages and the wall show a service;
+- the FQDN ``checkout.shop.svc.cluster.local`` (any cluster domain, or just ``checkout.shop.svc``):
+  Istio's ``destination_service``, the entity the rollups store.
+
+Kubernetes names (RFC 1123 labels) have no dots, so the first dot ends the name and the second
+part is the namespace; whatever follows (``svc.cluster.local``) adds nothing. A name that does not
+say its namespace (the short form) means that service in *any* namespace: it matches every
+spelling with the same name, and ``checkout.shop`` never matches ``checkout.other``. Matching is
+on the parsed parts, exactly: no pattern characters (``%``, ``_``, ``*``) mean anything here, so
+a service called ``pay_ments`` matches only itself.
+
+Pure functions, no I/O; this module must never learn about a store (SQL, PromQL, Jaeger): callers
+turn :func:`spellings` into their own exact queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class ServiceName:
+    """A service's name and, when its spelling said it, its namespace."""
+
+    name: str
+    namespace: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The canonical spelling: ``name.namespace``, or ``name`` when the namespace is unknown
+        (how pages, the wall and digests show a service, and what their URLs carry)."""
+        return f"{self.name}.{self.namespace}" if self.namespace else self.name
+
+    def matches(self, other: ServiceName) -> bool:
+        """Same name, and namespaces that do not contradict (an unknown one matches any)."""
+        return self.name == other.name and (
+            self.namespace is None or other.namespace is None or self.namespace == other.namespace
+        )
+
+
+def parse(service: str, namespace: str | None = None) -> ServiceName:
+    """``checkout``, ``checkout.shop`` or ``checkout.shop.svc.cluster.local`` → its parts. An
+    explicit ``namespace`` (a ``namespace`` label or query parameter) wins over the spelling's."""
+    service = service.strip()
+    name, dot, rest = service.partition(".")
+    if dot and name and rest:
+        return ServiceName(name, namespace or rest.split(".", 1)[0] or None)
+    return ServiceName(service, namespace or None)
+
+
+def key(service: str) -> str:
+    """The canonical ``name.namespace`` (or ``name``) of any spelling."""
+    return parse(service).key
+
+
+def matches(wanted: str | ServiceName, service: str | ServiceName) -> bool:
+    """Whether the filter ``wanted`` (any spelling) means ``service`` (any spelling)."""
+    want = wanted if isinstance(wanted, ServiceName) else parse(wanted)
+    found = service if isinstance(service, ServiceName) else parse(service)
+    return want.matches(found)
+
+
+def matches_any(service: str | ServiceName, wanted: Iterable[str | ServiceName]) -> bool:
+    """Whether ``service`` is one of the filters ``wanted``."""
+    return any(matches(w, service) for w in wanted)
+
+
+@dataclass(frozen=True)
+class Spellings:
+    """Every stored spelling a filter matches, for a store that compares strings: the ``exact``
+    spellings, and the ``prefixes`` (each ending in a dot) that start longer ones."""
+
+    exact: tuple[str, ...]
+    prefixes: tuple[str, ...]
+
+
+def spellings(wanted: str | ServiceName) -> Spellings:
+    """The stored names that ``wanted`` matches: ``checkout`` → ``checkout`` and ``checkout.*``;
+    ``checkout.shop`` → ``checkout``, ``checkout.shop`` and ``checkout.shop.*``."""
+    want = wanted if isinstance(wanted, ServiceName) else parse(wanted)
+    if want.namespace is None:
+        return Spellings(exact=(want.name,), prefixes=(f"{want.name}.",))
+    return Spellings(exact=(want.name, want.key), prefixes=(f"{want.key}.",))
+
+
+def unique_match(wanted: str, services: Iterable[str]) -> str | None:
+    """The one service of ``services`` that ``wanted`` names: a same-key spelling first, else the
+    single match (``checkout`` alone names nothing when two namespaces have a ``checkout``)."""
+    want = parse(wanted)
+    candidates = list(dict.fromkeys(services))
+    if wanted in candidates:
+        return wanted
+    same = [s for s in candidates if parse(s) == want]
+    if len(same) == 1:
+        return same[0]
+    found = [s for s in candidates if want.matches(parse(s))]
+    return found[0] if len(found) == 1 else None

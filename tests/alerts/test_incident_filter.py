@@ -1,0 +1,78 @@
+"""``GET /api/v1/incidents?service=``: every spelling of a service finds its incidents (short name,
+``name.namespace``, FQDN), and a filter's ``%`` and ``_`` are letters, not patterns."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
+from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+
+SERVICES = {
+    "checkout-short": {"service": "checkout", "namespace": "shop"},
+    "checkout-other": {"service": "checkout.other.svc.cluster.local"},
+    "checkout-fqdn": {"destination_service_name": "checkout.shop.svc.cluster.local"},
+    "checkout-anywhere": {"service": "checkout"},  # no namespace label: any namespace
+    "cart": {"service": "cart"},
+    "underscore": {"service": "pay_ments"},
+    "letter": {"service": "payXments"},
+    "percent": {"service": "100%"},
+    "digits": {"service": "1000"},
+}
+
+
+async def _open_incidents(client: httpx.AsyncClient) -> dict[str, int]:
+    opened = {}
+    for group, labels in SERVICES.items():
+        body = payload(group, [{**alert(group), "labels": {"alertname": group, **labels}}])
+        answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+        assert answer.status_code == 200, answer.text
+        opened[group] = answer.json()["incident_id"]
+    return opened
+
+
+async def _found(client: httpx.AsyncClient, service: str, opened: dict[str, int]) -> set[str]:
+    answer = await client.get("/api/v1/incidents", params={"service": service}, headers=bearer(VIEWER_TOKEN))
+    assert answer.status_code == 200, answer.text
+    groups = {incident_id: group for group, incident_id in opened.items()}
+    return {groups[i["id"]] for i in answer.json()["incidents"]}
+
+
+async def test_short_name_namespace_and_fqdn_find_the_same_incidents(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    async with app_factory(database_url=database_url, **alerting_config()) as (_, client):
+        opened = await _open_incidents(client)
+        short = await _found(client, "checkout", opened)
+        dotted = await _found(client, "checkout.shop", opened)
+        fqdn = await _found(client, "checkout.shop.svc.cluster.local", opened)
+        other = await _found(client, "checkout.other", opened)
+    assert short == {"checkout-short", "checkout-other", "checkout-fqdn", "checkout-anywhere"}
+    assert dotted == fqdn == {"checkout-short", "checkout-fqdn", "checkout-anywhere"}
+    assert other == {
+        "checkout-other",
+        "checkout-anywhere",
+    }  # `checkout` of the alerts' namespace `shop` is not in `other`
+
+
+async def test_percent_and_underscore_in_a_filter_are_taken_literally(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    async with app_factory(database_url=database_url, **alerting_config()) as (_, client):
+        opened = await _open_incidents(client)
+        found = {
+            wanted: await _found(client, wanted, opened)
+            for wanted in ("pay_ments", "payXments", "pay%", "%", "_", "100%", "100_", "10%")
+        }
+        blank = await _found(client, "", opened)
+    assert found == {
+        "pay_ments": {"underscore"},
+        "payXments": {"letter"},
+        "pay%": set(),
+        "%": set(),
+        "_": set(),
+        "100%": {"percent"},
+        "100_": set(),
+        "10%": set(),
+    }
+    assert blank == set(SERVICES)  # `?service=` alone filters nothing

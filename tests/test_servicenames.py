@@ -1,0 +1,102 @@
+"""The one service-name normaliser: every spelling of a service reads the same, and only the same."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import servicenames
+from app.servicenames import ServiceName
+
+FQDN = "checkout.shop.svc.cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "parsed"),
+    [
+        ("checkout", ServiceName("checkout")),
+        ("checkout.shop", ServiceName("checkout", "shop")),
+        (FQDN, ServiceName("checkout", "shop")),
+        ("checkout.shop.svc", ServiceName("checkout", "shop")),
+        ("checkout.shop.svc.corp.example", ServiceName("checkout", "shop")),
+        (" checkout.shop ", ServiceName("checkout", "shop")),
+        (".checkout", ServiceName(".checkout")),
+        ("checkout.", ServiceName("checkout.")),
+    ],
+)
+def test_every_spelling_reads_as_name_and_namespace(spelling: str, parsed: ServiceName) -> None:
+    assert servicenames.parse(spelling) == parsed
+
+
+def test_an_explicit_namespace_wins_over_the_spelling() -> None:
+    assert servicenames.parse("checkout", "shop") == ServiceName("checkout", "shop")
+    assert servicenames.parse(FQDN, "other") == ServiceName("checkout", "other")
+    assert servicenames.parse("checkout", "") == ServiceName("checkout")
+
+
+def test_the_canonical_key_is_name_dot_namespace() -> None:
+    assert servicenames.key(FQDN) == "checkout.shop"
+    assert servicenames.key("checkout.shop") == "checkout.shop"
+    assert servicenames.key("checkout") == "checkout"
+
+
+@pytest.mark.parametrize("wanted", ["checkout", "checkout.shop", FQDN, "checkout.shop.svc"])
+@pytest.mark.parametrize("service", ["checkout", "checkout.shop", FQDN])
+def test_the_three_forms_match_each_other(wanted: str, service: str) -> None:
+    assert servicenames.matches(wanted, service)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "service"),
+    [
+        ("checkout.other", FQDN),
+        ("checkout.other", "checkout.shop"),
+        ("check", FQDN),
+        ("checkout", "checkoutx.shop"),
+        ("shop", FQDN),
+        ("pay_ments", "payXments"),
+        ("pay%", "payments"),
+        ("pay_ments", "pay-ments.shop"),
+        ("pay*", "payments"),
+    ],
+)
+def test_nothing_else_matches(wanted: str, service: str) -> None:
+    assert not servicenames.matches(wanted, service)
+
+
+def test_names_with_pattern_characters_match_only_themselves() -> None:
+    assert servicenames.matches("pay_ments", "pay_ments.shop.svc.cluster.local")
+    assert servicenames.matches("100%", "100%")
+
+
+def test_matches_any_of_several_filters() -> None:
+    assert servicenames.matches_any(FQDN, ["cart", "checkout.shop"])
+    assert not servicenames.matches_any(FQDN, ["cart", "checkout.other"])
+    assert not servicenames.matches_any(FQDN, [])
+
+
+def test_spellings_list_what_a_string_store_must_look_for() -> None:
+    short = servicenames.spellings("checkout")
+    assert short.exact == ("checkout",)
+    assert short.prefixes == ("checkout.",)
+    for wanted in ("checkout.shop", FQDN):
+        forms = servicenames.spellings(wanted)
+        assert forms.exact == ("checkout", "checkout.shop")
+        assert forms.prefixes == ("checkout.shop.",)
+
+
+def test_spellings_agree_with_matches() -> None:
+    stored = ["checkout", "checkout.shop", FQDN, "checkout.other", "checkout.other.svc", "checkoutx", "cart"]
+    for wanted in ("checkout", "checkout.shop", FQDN, "checkout.other"):
+        forms = servicenames.spellings(wanted)
+        by_strings = {s for s in stored if s in forms.exact or s.startswith(forms.prefixes)}
+        assert by_strings == {s for s in stored if servicenames.matches(wanted, s)}
+
+
+def test_a_page_name_picks_one_service_or_none() -> None:
+    entities = [FQDN, "checkout.other.svc.cluster.local", "cart.shop.svc.cluster.local"]
+    assert servicenames.unique_match("checkout.shop", entities) == FQDN
+    assert servicenames.unique_match(FQDN, entities) == FQDN
+    assert servicenames.unique_match("cart", entities) == "cart.shop.svc.cluster.local"
+    assert servicenames.unique_match("checkout", entities) is None  # two namespaces have one
+    assert servicenames.unique_match("missing", entities) is None
+    assert servicenames.unique_match("checkout", ["checkout", FQDN]) == "checkout"
