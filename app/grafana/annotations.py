@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import servicenames
 from app.alerts import service as alerts
 from app.config import Settings
 from app.grafana.catalogue import INCIDENTS
@@ -41,9 +42,10 @@ class Incident:
 
 
 def same_service(chosen: str, name: str) -> bool:
-    """Whether an incident's service (an alert's ``service`` label, e.g. ``payments``) is the chosen
-    rollup service (``payments.shop.svc.cluster.local``): by full or short name."""
-    return name == chosen or chosen.split(".", 1)[0] == name
+    """Whether an incident's service (an alert's ``service`` label: ``payments``, ``payments.shop``
+    or an FQDN) is the chosen rollup service (``payments.shop.svc.cluster.local``), by the one
+    service-name normaliser (:mod:`app.servicenames`)."""
+    return servicenames.matches(chosen, name)
 
 
 def _chosen(services: Selection, name: str) -> bool:

@@ -3,8 +3,8 @@
 Entities with rollups come from ``rollups.entities`` (within the range when one is
 given); SLO services from the configured objectives. Ad hoc filters apply to the
 entities of their key's kind (``namespace`` also to services, through their names);
-filters on other keys are ignored. Service names are read by :func:`namespace_of`
-alone, so the one service-name normaliser can take its place there.
+filters on other keys are ignored. A stored service's namespace is read by :func:`namespace_of`
+alone; incidents are matched to services by :mod:`app.servicenames`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ _SERVICE_NAMESPACE = re.compile(r"^[^.]+\.([^.]+)\.svc(?:\.|$)")
 
 
 def namespace_of(service: str) -> str | None:
-    """``checkout.shop.svc.cluster.local`` → ``shop`` (Istio's destination_service names)."""
+    """``checkout.shop.svc.cluster.local`` → ``shop`` (Istio's destination_service names).
+
+    Stricter than :mod:`app.servicenames` on purpose: these are stored rollup entities, always
+    FQDNs for in-mesh services, and an external host such as ``httpbin.org`` (a ServiceEntry)
+    has no namespace, while the normaliser would read ``org`` from a filter someone typed."""
     match = _SERVICE_NAMESPACE.match(service)
     return match.group(1) if match else None
 

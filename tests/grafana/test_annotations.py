@@ -127,3 +127,25 @@ async def test_an_incident_without_alerts_is_placed_when_it_was_opened(app_facto
     [event] = annotation_events(to_data_frame(answer.json()[0]))
     assert event["title"] == f"#{missing.id} {missing.title}"
     assert event["time"] == event["timeEnd"] == ms(missing.created_at)
+
+
+async def test_an_incident_named_name_namespace_is_an_annotation_of_its_service_only(
+    app_factory: AppFactory,
+) -> None:
+    """Alerts name a service in any spelling; ``checkout.shop`` is the chosen FQDN's service and
+    ``checkout.other`` (same name, another namespace) is not."""
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(hours=2)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    async with app_factory(**alerting_config()) as (_app, client):
+        for name, service in (("ShopCheckout", "checkout.shop"), ("OtherCheckout", "checkout.other")):
+            sent = payload(name, [alert(name, service=service)])
+            answer = await client.post("/api/v1/alerts/alertmanager", json=sent, headers=bearer_webhook())
+            assert answer.status_code == 200, answer.text
+        target = {"refId": "Anno", "target": "incidents", "payload": {"service": regex(CHECKOUT)}}
+        answer = await client.post(
+            "/grafana/query", json=query_body([target], start=start, end=end), headers=VIEW
+        )
+    assert answer.status_code == 200, answer.text
+    [frame] = answer.json()
+    [event] = annotation_events(to_data_frame(frame))
+    assert str(event["title"]).endswith("ShopCheckout")
