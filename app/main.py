@@ -32,11 +32,15 @@ from app.digests import api as digests_api
 from app.errors import InvalidInput, NotFound, PanoramaError, Unauthenticated
 from app.grafana import api as grafana_api
 from app.health import api as health_api
-from app.limits import RateLimitMiddleware
+from app.http_stack import HttpStack
+from app.limits import RateLimiter
 from app.observability import (
-    HttpMetricsMiddleware,
+    TRACING_EXCLUDED,
+    RequestTelemetry,
+    TraceContext,
     build_tracer_provider,
     configure_propagation,
+    exports_spans,
     hide_link_tokens,
 )
 from app.pages import api as pages_api
@@ -47,7 +51,6 @@ from app.system import api as system_api
 from app.system import service as system
 from app.web import api as web_api
 from app.web.deps import error_page
-from app.web.headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("panorama")
 
@@ -108,9 +111,15 @@ def create_app(
     app.include_router(screen_api.router)
     app.include_router(digests_api.router)
     _install_error_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RateLimitMiddleware, settings=lambda: context.settings.server.rate_limit)
-    app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics)
+    # The whole per-request stack in one pass (why: app/http_stack.py); tracing spans only when
+    # something exports them, else the request's trace context without a span (TraceContext).
+    exporting = exports_spans(provider)
+    app.add_middleware(
+        HttpStack,
+        telemetry=RequestTelemetry(context.metrics),
+        limiter=RateLimiter(lambda: context.settings.server.rate_limit),
+        trace_context=None if exporting else TraceContext(provider),
+    )
     if settings.server.cors.allow_origins:  # off unless configured (read at start)
         app.add_middleware(
             CORSMiddleware,
@@ -119,12 +128,14 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=provider,
-        excluded_urls="/healthz,/readyz,/metrics",
-        server_request_hook=hide_link_tokens,
-    )
+    if exporting:
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls=",".join(TRACING_EXCLUDED),
+            server_request_hook=hide_link_tokens,
+            exclude_spans=["receive", "send"],  # a child span per ASGI message: cost, no information
+        )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
