@@ -57,6 +57,8 @@ from starlette.types import ASGIApp, Message  # noqa: E402
 from app import db, migrations  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.observability import configure_logging  # noqa: E402
+from app.rollups.cache import MAX_ENTRIES  # noqa: E402
+from app.rollups.service import MAX_PERIOD_DAYS  # noqa: E402
 from bench import alert_bare, report_bare  # noqa: E402
 from bench.rollup_store import fill_sqlite, service_names  # noqa: E402
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload  # noqa: E402
@@ -165,12 +167,13 @@ class EndpointClock:
 
 
 async def per_request(
-    app: ASGIApp, request: Request, n: int, clock: EndpointClock | None
+    app: ASGIApp, requests: Sequence[Request], n: int, clock: EndpointClock | None
 ) -> tuple[float, float]:
-    """µs of loop-thread CPU per request, total and inside the endpoint."""
+    """µs of loop-thread CPU per request, total and inside the endpoint (``requests`` in turn)."""
     before = clock.spent if clock else 0.0
     started = time.thread_time()
-    for _ in range(n):
+    for index in range(n):
+        request = requests[index % len(requests)]
         status, _body = await call(app, request)
         if status >= 400:
             raise SystemExit(f"{request.method} {request.path} answered {status}: {_body[:300]!r}")
@@ -206,7 +209,7 @@ def print_profile(label: str, profile: cProfile.Profile, n: int) -> None:
         print(f"  {tottime / n * 1e6:8.1f} {cumtime / n * 1e6:8.1f}  {where}")
 
 
-async def run(rounds: int, n: int, profile: bool) -> None:
+async def run(rounds: int, n: int, profile: bool, services: int) -> None:
     with tempfile.TemporaryDirectory(prefix="panorama-stack-") as tmp:
         database = Path(tmp) / "panorama.db"
         url = f"sqlite+aiosqlite:///{database}"
@@ -219,10 +222,11 @@ async def run(rounds: int, n: int, profile: bool) -> None:
             await migrations.upgrade(engine)
         finally:
             await engine.dispose()
-        service = service_names(3)[0]
+        names = service_names(services)
+        service = names[0]
         last = date(2026, 11, 30)
-        days = [last - timedelta(days=i) for i in range(30)]
-        fill_sqlite(database, service_names(3), days)
+        first = last - timedelta(days=MAX_PERIOD_DAYS - 1)
+        fill_sqlite(database, names, [first + timedelta(days=i) for i in range(MAX_PERIOD_DAYS)])
         configure_logging("INFO", TOKENS.values(), stream=Discard())
 
         panorama = create_app(settings)
@@ -233,6 +237,15 @@ async def run(rounds: int, n: int, profile: bool) -> None:
             f"from={last - timedelta(days=6)}&to={last}",
             bearer(VIEWER_TOKEN),
         )
+        cold = [  # another service each call, more of them than the kept answers (rollups/cache.py)
+            Request(
+                "GET",
+                f"/api/v1/reports/services/{name}/daily",
+                f"from={first}&to={last}",
+                bearer(VIEWER_TOKEN),
+            )
+            for name in names[1:]
+        ]
         whoami = Request("GET", "/api/v1/whoami", "", bearer(VIEWER_TOKEN))
         body = payload(
             "StackCensus",
@@ -248,12 +261,17 @@ async def run(rounds: int, n: int, profile: bool) -> None:
             clock.wrap(panorama)
             status, me = await call(panorama, whoami)
             assert status == 200, me
-            bare_report = report_bare.create_app({report.path: answer, whoami.path: me})
+            bodies = {report.path: answer, whoami.path: me}
+            for request in cold:
+                status, bodies[request.path] = await call(panorama, request)
+                assert status == 200, bodies[request.path][:300]
+            bare_report = report_bare.create_app(bodies)
             bare_webhook = alert_bare.create_app()
             kinds = [
-                ("GET whoami", whoami, bare_report),
-                ("GET report", report, bare_report),
-                ("POST webhook", webhook, bare_webhook),
+                ("GET whoami", [whoami], bare_report),
+                ("GET report", [report], bare_report),
+                ("3 years, cold", cold, bare_report),
+                ("POST webhook", [webhook], bare_webhook),
             ]
             for _label, request, bare in kinds:  # warm up: first calls build middleware, caches
                 await per_request(panorama, request, 20, clock)
@@ -287,8 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=200, help="requests per round and kind")
     parser.add_argument("--profile", action="store_true", help="add a cProfile of each request kind")
+    parser.add_argument(
+        "--services", type=int, default=100, help="services × 1,096 days stored (≥ 66: the cold report)"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(run(args.rounds, args.requests, args.profile))
+    if args.services <= MAX_ENTRIES + 1:
+        parser.error(f"--services must exceed {MAX_ENTRIES + 1}, or the cold report would be kept")
+    asyncio.run(run(args.rounds, args.requests, args.profile, args.services))
     return 0
 
 
