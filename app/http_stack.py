@@ -59,7 +59,8 @@ class HttpStack:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        attached = self.trace_context.enter(scope) if self.trace_context is not None else None
+        trace_context = self.trace_context
+        attached = trace_context.enter(scope) if trace_context is not None else None
         status = 500
 
         async def send_secured(message: Message) -> None:
@@ -78,5 +79,5 @@ class HttpStack:
                     await send_secured(message)
         finally:
             self.telemetry.record(scope, status, time.perf_counter() - started)
-            if attached is not None:
-                self.trace_context.exit(attached)  # type: ignore[union-attr]
+            if trace_context is not None and attached is not None:
+                trace_context.exit(attached)
