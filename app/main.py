@@ -115,6 +115,7 @@ def create_app(
     _install_error_handlers(app)
     # The whole per-request stack in one pass (why: app/http_stack.py); tracing spans only when
     # something exports them, else the request's trace context without a span (TraceContext).
+    # Decided here, once: a span processor added to the provider after this is not seen.
     exporting = exports_spans(provider)
     app.add_middleware(
         HttpStack,
