@@ -16,6 +16,7 @@ from app.alerts.config import Route
 from app.alerts.matchers import matches_all
 from app.alerts.schemas import WebhookAlert
 from app.config import Settings
+from app.db import dumps
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,10 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
                 "status": "triggered",
                 "title": f"Heartbeat missing: {route.description}",
                 "severity": "critical",
-                "services": repository.dumps([]),
-                "group_labels": repository.dumps({}),
-                "common_labels": repository.dumps({"alertname": "PanoramaHeartbeatMissing"}),
-                "common_annotations": repository.dumps(
+                "services": dumps([]),
+                "group_labels": dumps({}),
+                "common_labels": dumps({"alertname": "PanoramaHeartbeatMissing"}),
+                "common_annotations": dumps(
                     {"summary": f"no alert matching {route.description} since {last_seen.isoformat()}"}
                 ),
                 "heartbeat": route.key,

@@ -36,6 +36,7 @@ from app.alerts.models import Incident, IncidentAlert, group_digest
 from app.alerts.routing import Window, in_maintenance, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
+from app.db import dumps
 
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "low", "info", "none")
 SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
@@ -146,10 +147,10 @@ async def _open(
             "status": "triggered",
             "title": _title(payload, alerts),
             "severity": _severity(alerts),
-            "services": repository.dumps(_services(alerts)),
-            "group_labels": repository.dumps(payload.groupLabels),
-            "common_labels": repository.dumps(payload.commonLabels),
-            "common_annotations": repository.dumps(payload.commonAnnotations),
+            "services": dumps(_services(alerts)),
+            "group_labels": dumps(payload.groupLabels),
+            "common_labels": dumps(payload.commonLabels),
+            "common_annotations": dumps(payload.commonAnnotations),
             "external_url": payload.externalURL,
             "created_at": now,
             "updated_at": now,
@@ -192,8 +193,8 @@ async def _store_alerts(
                 incident_id=incident.id,
                 fingerprint=alert.fingerprint,
                 status=alert.status,
-                labels=repository.dumps(alert.labels),
-                annotations=repository.dumps(alert.annotations),
+                labels=dumps(alert.labels),
+                annotations=dumps(alert.annotations),
                 starts_at=alert.startsAt,
                 ends_at=alert.ends,
                 generator_url=alert.generatorURL,
@@ -207,7 +208,7 @@ async def _store_alerts(
         if alert.status == "firing" and stored.status != "firing":
             joined.append(alert)
         stored.status = alert.status
-        stored.annotations = repository.dumps(alert.annotations)
+        stored.annotations = dumps(alert.annotations)
         stored.ends_at = alert.ends
         stored.updated_at = now
     await repository.insert_alerts(session, new)

@@ -12,14 +12,11 @@ profiled after the HTTP stack.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import and_, delete, event, exists, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -41,7 +38,7 @@ from app.alerts.models import (
     TimelineEntry,
     group_digest,
 )
-from app.db import Base
+from app.db import Base, dialect_insert, dumps, is_postgresql, rowcount
 
 PENDING_ROWS = "panorama.alerts.pending_rows"
 
@@ -78,25 +75,15 @@ def _after_transaction(session: Session, transaction: SessionTransaction) -> Non
         session.info.pop(PENDING_ROWS, None)
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 async def _for_update(session: AsyncSession) -> dict[str, Any]:
     """``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas claim different rows; nothing on SQLite,
     where one writer at a time is the rule anyway."""
-    if (await session.connection()).dialect.name == "postgresql":
+    if await is_postgresql(session):
         return {"skip_locked": True}
     return {}
 
 
 # --- incidents ----------------------------------------------------------------------------
-
-
-async def _insert(session: AsyncSession) -> Any:
-    """The dialect's ``INSERT`` construct (both have ``ON CONFLICT``)."""
-    dialect = (await session.connection()).dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
 async def prefetch_open_incidents(session: AsyncSession, group_keys: Sequence[str]) -> None:
@@ -168,7 +155,7 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
     On PostgreSQL an insert racing another transaction's waits for it to end: after its
     commit this one does nothing, after its rollback this one inserts.
     """
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = (
         make(Incident)
         .values(**values, group_digest=group_digest(values["group_key"]))
@@ -372,7 +359,7 @@ async def delay_escalations(session: AsyncSession, incident_id: int, until: date
 async def start_personal_page(session: AsyncSession, values: dict[str, Any]) -> PersonalPage | None:
     """Starts the person's page of the incident, or restarts theirs if it has finished; None when
     one is still running (the unique key on incident and person decides, between replicas too)."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = make(PersonalPage).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[PersonalPage.incident_id, PersonalPage.user],
@@ -572,7 +559,7 @@ CHANNEL_LOCK_NAMESPACE = 0x63686E6C  # "chnl"
 async def lock_channel_ledger(session: AsyncSession, channel: str) -> None:
     """Serialises budget checks of one channel across replicas (PostgreSQL advisory lock for this
     transaction; SQLite transactions are serialised by its write lock already)."""
-    if (await session.connection()).dialect.name == "postgresql":
+    if await is_postgresql(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:channel))"),
             {"namespace": CHANNEL_LOCK_NAMESPACE, "channel": channel},
@@ -638,7 +625,7 @@ async def delete_override(session: AsyncSession, schedule: str, override_id: int
             ScheduleOverride.schedule == schedule, ScheduleOverride.id == override_id
         )
     )
-    return bool(getattr(result, "rowcount", 0))
+    return rowcount(result) > 0
 
 
 async def maintenance_windows(
@@ -652,14 +639,14 @@ async def maintenance_windows(
 
 async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:
     result = await session.execute(delete(Maintenance).where(Maintenance.id == window_id))
-    return bool(getattr(result, "rowcount", 0))
+    return rowcount(result) > 0
 
 
 async def lock_heartbeat(session: AsyncSession, key: str, *, now: datetime) -> HeartbeatState:
     """The heartbeat's row, created (last seen ``now``) when missing, locked for this transaction
     so that two replicas never both open a "missing" incident for it. Heartbeat rows are locked
     first, in the order of their keys, by intake and worker alike."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     await session.execute(
         make(HeartbeatState).values(key=key, last_seen_at=now, incident_id=None).on_conflict_do_nothing()
     )
@@ -696,7 +683,7 @@ async def claim_handover(
     """Records that the hand-over of ``schedule`` at ``at`` is being announced; False when it was
     already (the unique key decides, between replicas too: a racing insert waits for the other
     transaction and then does nothing)."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = (
         make(Handover)
         .values(schedule=schedule, at=at, incoming=incoming, outgoing=outgoing, announced_at=now)
@@ -766,7 +753,7 @@ async def feed_generation(session: AsyncSession, subject: str) -> int:
 
 async def bump_feed_generation(session: AsyncSession, subject: str, now: datetime) -> int:
     """Revokes every URL of the feed made so far; returns the new generation."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = make(CalendarFeed).values(subject=subject, generation=1, revoked_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=[CalendarFeed.subject],

@@ -48,6 +48,7 @@ from app.alerts.schemas import (
     WebhookPayload,
 )
 from app.config import Settings
+from app.db import dumps
 from app.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:  # the runtime's worker reaches the correlation feature, which reaches this module
@@ -338,7 +339,7 @@ async def delete_override(sessions: Sessions, settings: Settings, name: str, ove
 
 async def add_maintenance(sessions: Sessions, request: MaintenanceRequest, *, actor: str) -> MaintenanceOut:
     row = Maintenance(
-        matchers=repository.dumps([str(m) for m in request.matchers]),
+        matchers=dumps([str(m) for m in request.matchers]),
         start=request.start,
         end=request.end,
         comment=request.comment,
