@@ -10,6 +10,8 @@ makes a webhook wait. Code that writes must use ``sessions.begin()``: a write on
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,9 @@ from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import DeclarativeBase
 
 from app.config import DatabaseSettings
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""This process, as it signs the rows it claims (rollup runs, deliveries being sent)."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -138,7 +138,9 @@ _LAYOUTS: dict[int, Layout] = {}
 """Layouts by id: safe to keep for the life of the process, an id being the hash of its layout."""
 
 
-async def ensure_entity_ids(session: AsyncSession, names: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+async def ensure_entity_ids(
+    session: AsyncSession, names: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     """The ids of these (kind, name) entities, created when new."""
     await _insert_new(session, RollupEntity, [{"kind": kind, "name": name} for kind, name in sorted(names)])
     kinds = sorted({kind for kind, _ in names})

@@ -54,7 +54,7 @@ async def test_a_day_is_stored_and_rerunning_replaces_it(
 
     async with sessions() as session:
         found = await service.report(session, settings, "service", day, day, entity=CHECKOUT)
-        history = await service.runs(session)
+        history = (await service.runs(session)).runs
     requests = found[0].figures["requests"]
     assert requests is not None
     assert requests > 1000
@@ -143,7 +143,7 @@ async def test_one_worker_computes_a_day_at_a_time(
         await other.dispose()
     assert sorted(o.status for o in outcomes) == ["ok", "skipped"]
     async with sessions() as session:
-        assert len(await service.runs(session)) == 1
+        assert len((await service.runs(session)).runs) == 1
 
 
 async def test_a_stale_claim_is_taken_over(
