@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -44,44 +42,12 @@ from app.alerts.schemas import (
     WebhookPayload,
 )
 from app.config import format_path
-from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer
+from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer, WebhookCaller
 from app.errors import InvalidInput
-from app.security import Role
 from app.web import auth as web_auth
 from app.web.deps import Page, PageDep
 
 router = APIRouter(tags=["alerts"])
-
-WEBHOOK_AUTH = (
-    "`Authorization: Bearer <alerts.webhook_token>`, basic auth with `alerts.webhook_basic_auth`, "
-    "or an API token with the operator role"
-)
-
-
-def _webhook_caller(request: Request, context: ContextDep) -> str:
-    """Who posts the webhook: Alertmanager's configured credentials, or an operator's API token."""
-    settings = context.settings.alerts
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value:
-        if settings.webhook_token is not None and hmac.compare_digest(
-            value.encode(), settings.webhook_token.get_secret_value().encode()
-        ):
-            return "alertmanager"
-        principal = context.tokens.authenticate(value)
-        if principal is not None and principal.role.allows(Role.OPERATOR):
-            return principal.name
-    if scheme.lower() == "basic" and value and settings.webhook_basic_auth is not None:
-        try:
-            user, _, password = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        expected = settings.webhook_basic_auth
-        if hmac.compare_digest(user.encode(), expected.username.encode()) and hmac.compare_digest(
-            password.encode(), expected.password.get_secret_value().encode()
-        ):
-            return "alertmanager"
-    raise WebhookUnauthorized(f"the webhook needs {WEBHOOK_AUTH}")
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -121,7 +87,7 @@ def _payload(raw: bytes) -> WebhookPayload:
     summary="Alertmanager's webhook receiver",
     description="Answers 2xx only once the alerts are stored; 5xx when storing failed "
     "(Alertmanager retries); 4xx for bodies that can never succeed; 413 over alerts.max_body_bytes.",
-    openapi_extra={"x-auth": WEBHOOK_AUTH},
+    openapi_extra={"x-auth": service.WEBHOOK_AUTH},
     responses={
         400: {"description": "Not an Alertmanager webhook payload (Alertmanager must not retry)"},
         413: {"description": "Larger than alerts.max_body_bytes"},
@@ -129,9 +95,8 @@ def _payload(raw: bytes) -> WebhookPayload:
     },
 )
 async def alertmanager_webhook(
-    request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+    _: WebhookCaller, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
 ) -> Accepted:
-    _webhook_caller(request, context)
     settings = context.settings
     payload = _payload(await _body(request, settings.alerts.max_body_bytes))
     return await service.receive(sessions, alerts, settings, payload)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hmac
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,13 +19,14 @@ from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
 from app.alerts.channels.base import Notice
 from app.alerts.channels.dialects import PLAIN, ROBOT_MARKDOWN
-from app.alerts.config import Schedule
+from app.alerts.config import AlertsSettings, Schedule
 from app.alerts.errors import (
     IncidentClosed,
     StorageFailed,
     UnknownIncident,
     UnknownOverride,
     UnknownSchedule,
+    WebhookUnauthorized,
 )
 from app.alerts.messages import incident_url
 from app.alerts.models import Incident, Maintenance, ScheduleOverride
@@ -50,6 +54,7 @@ from app.alerts.schemas import (
 from app.config import Settings
 from app.db import dumps
 from app.errors import InvalidInput, NotFound
+from app.security import Role, TokenRegistry
 
 if TYPE_CHECKING:  # the runtime's worker reaches the correlation feature, which reaches this module
     from app.alerts.runtime import AlertRuntime
@@ -62,6 +67,36 @@ def utcnow() -> datetime:
 
 
 # --- intake -------------------------------------------------------------------------------
+
+WEBHOOK_AUTH = (
+    "`Authorization: Bearer <alerts.webhook_token>`, basic auth with `alerts.webhook_basic_auth`, "
+    "or an API token with the operator role"
+)
+
+
+def webhook_caller(settings: AlertsSettings, tokens: TokenRegistry, authorization: str) -> str:
+    """Who posts the webhook (its ``Authorization`` header): Alertmanager's configured credentials
+    (``alertmanager``), or an operator's API token (its name); WebhookUnauthorized otherwise."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        if settings.webhook_token is not None and hmac.compare_digest(
+            value.encode(), settings.webhook_token.get_secret_value().encode()
+        ):
+            return "alertmanager"
+        principal = tokens.authenticate(value)
+        if principal is not None and principal.role.allows(Role.OPERATOR):
+            return principal.name
+    if scheme.lower() == "basic" and value and settings.webhook_basic_auth is not None:
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        expected = settings.webhook_basic_auth
+        if hmac.compare_digest(user.encode(), expected.username.encode()) and hmac.compare_digest(
+            password.encode(), expected.password.get_secret_value().encode()
+        ):
+            return "alertmanager"
+    raise WebhookUnauthorized(f"the webhook needs {WEBHOOK_AUTH}")
 
 
 async def receive(
