@@ -61,10 +61,11 @@ MAX_DIGEST_ROWS = 200
 # and the lease decides.
 RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0)
 RECORD_DEADLINE_MARGIN = timedelta(seconds=2)
-Observer = Callable[[str, str], None]
+Observer = Callable[[str, str, str | None], None]
+"""Told of each attempt: (channel, outcome, failure class or None when delivered)."""
 
 
-def ignore_delivery(channel: str, outcome: str) -> None:
+def ignore_delivery(channel: str, outcome: str, failure: str | None) -> None:
     """No metrics."""
 
 
@@ -292,7 +293,7 @@ async def _send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClien
         async with asyncio.timeout(limit):
             return await registry.send(config, message, http)
     except TimeoutError:
-        return SendResult.failure(f"{config.name}: no answer within {limit:g}s", retryable=True)
+        return SendResult.failure(f"{config.name}: no answer within {limit:g}s", retryable=True, timeout=True)
     except Exception as exc:  # a channel bug must not stop the worker or lose the row
         log.exception("channel %s failed unexpectedly", config.name)
         return SendResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
@@ -315,7 +316,7 @@ async def _record_while_leased(
     """
     attempt = 0
     while True:
-        counted: list[tuple[str, str]] = []  # metrics only for what was committed
+        counted: list[tuple[str, str, str | None]] = []  # metrics only for what was committed
         try:
             async with sessions.begin() as session:
                 held = await _record(session, settings, claim, outcomes, now, _appender(counted))
@@ -330,14 +331,14 @@ async def _record_while_leased(
             attempt += 1
             await asyncio.sleep(pause)
             continue
-        for channel, outcome in counted:
-            observe(channel, outcome)
+        for channel, outcome, failure in counted:
+            observe(channel, outcome, failure)
         return held
 
 
-def _appender(into: list[tuple[str, str]]) -> Observer:
-    def observe(channel: str, outcome: str) -> None:
-        into.append((channel, outcome))
+def _appender(into: list[tuple[str, str, str | None]]) -> Observer:
+    def observe(channel: str, outcome: str, failure: str | None) -> None:
+        into.append((channel, outcome, failure))
 
     return observe
 
@@ -391,7 +392,7 @@ def _apply(
         delivery.status = "delivered"
         delivery.delivered_at = now
         delivery.digest_of = primary if delivery.id != primary else None
-        observe(delivery.channel, "delivered")
+        observe(delivery.channel, "delivered", None)
         if delivery.incident_id is not None:
             mentions = [p.name for p in messages.outgoing_from_json(delivery.payload).mentions]
             _timeline(session, delivery, now, "notified", {**detail, "mentions": mentions})
@@ -402,7 +403,7 @@ def _apply(
         delay = backoff(delivery.attempts)
         delivery.status = "pending"
         delivery.due_at = now + delay
-        observe(delivery.channel, "retried")
+        observe(delivery.channel, "retried", result.failure_class)
         _timeline(
             session,
             delivery,
@@ -412,7 +413,7 @@ def _apply(
         )
         return
     delivery.status = "dead"
-    observe(delivery.channel, "dead_lettered")
+    observe(delivery.channel, "dead_lettered", result.failure_class)
     log.error("notification dead-lettered", extra={"channel": delivery.channel, "error": result.detail})
     reason = "gave up after max_delivery_age" if result.retryable else "not retryable"
     _timeline(session, delivery, now, "dead_lettered", {**detail, "error": result.detail, "reason": reason})
