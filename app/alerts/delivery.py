@@ -363,7 +363,7 @@ async def _record(
     # A person's rule moves on when one of its steps failed for good. Written last, once the
     # timeline is flushed: rows, incident, then the person's page is the order that cannot
     # deadlock with an ack (incident, then pages).
-    await session.flush()
+    await repository.write_pending(session)
     for delivery in held.values():
         if delivery.status == "dead" and delivery.page_id is not None and delivery.page_step is not None:
             await personal.step_failed(session, delivery.page_id, delivery.page_step, now)
@@ -380,29 +380,21 @@ def _apply(
     observe: Observer,
 ) -> None:
     result = outcome.result
-    delivery.attempts += 1
-    if outcome.payload is not None:
-        delivery.payload = outcome.payload
-    delivery.claimed_by = None
-    delivery.claim_token = None
+    repository.record_attempt(delivery, outcome.payload)
     detail = {"channel": delivery.channel, "kind": delivery.kind, "attempt": delivery.attempts}
     if outcome.digest:
         detail["digest_of"] = len(outcome.delivery_ids)
     if result.ok:
-        delivery.status = "delivered"
-        delivery.delivered_at = now
-        delivery.digest_of = primary if delivery.id != primary else None
+        repository.mark_delivered(delivery, now, primary if delivery.id != primary else None)
         observe(delivery.channel, "delivered", None)
         if delivery.incident_id is not None:
             mentions = [p.name for p in messages.outgoing_from_json(delivery.payload).mentions]
             _timeline(session, delivery, now, "notified", {**detail, "mentions": mentions})
         return
-    delivery.last_error = result.detail
     too_old = now - delivery.created_at >= settings.alerts.max_delivery_age
     if result.retryable and not too_old:
         delay = backoff(delivery.attempts)
-        delivery.status = "pending"
-        delivery.due_at = now + delay
+        repository.mark_retry(delivery, result.detail, now + delay)
         observe(delivery.channel, "retried", result.failure_class)
         _timeline(
             session,
@@ -412,7 +404,7 @@ def _apply(
             {**detail, "error": result.detail, "retry_in_s": round(delay.total_seconds(), 1)},
         )
         return
-    delivery.status = "dead"
+    repository.mark_dead(delivery, result.detail)
     observe(delivery.channel, "dead_lettered", result.failure_class)
     log.error("notification dead-lettered", extra={"channel": delivery.channel, "error": result.detail})
     reason = "gave up after max_delivery_age" if result.retryable else "not retryable"

@@ -71,10 +71,10 @@ async def _seen(
     session: AsyncSession, settings: Settings, route: WatchedRoute, now: datetime, key: bytes
 ) -> None:
     state = await repository.lock_heartbeat(session, route.key, now=now)
-    state.last_seen_at = now
+    repository.record_heartbeat_seen(state, now)
     if state.incident_id is not None:
         missing = await repository.lock_incident(session, state.incident_id)
-        state.incident_id = None
+        repository.link_heartbeat_incident(state, None)
         if missing is not None and missing.status != "resolved":
             await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key)
 
@@ -111,9 +111,9 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
         )
         if incident is None:  # one is open already (e.g. it lost track of it): adopt it, page nobody
             existing = await repository.lock_open_incident(session, group_key)
-            state.incident_id = existing.id if existing is not None else None
+            repository.link_heartbeat_incident(state, existing.id if existing is not None else None)
             continue
-        state.incident_id = incident.id
+        repository.link_heartbeat_incident(state, incident.id)
         repository.add_timeline(
             session,
             incident.id,

@@ -207,12 +207,9 @@ async def _store_alerts(
             continue
         if alert.status == "firing" and stored.status != "firing":
             joined.append(alert)
-        stored.status = alert.status
-        stored.annotations = dumps(alert.annotations)
-        stored.ends_at = alert.ends
-        stored.updated_at = now
+        repository.record_alert(stored, alert.status, alert.annotations, alert.ends, now)
     await repository.insert_alerts(session, new)
-    incident.updated_at = now
+    repository.mark_updated(incident, now)
     return StoredAlerts(rows=list(by_fingerprint.values()), joined=joined)
 
 
@@ -248,7 +245,7 @@ async def _route(
     if not routes:
         repository.add_timeline(session, incident.id, now, "routed", {"route": None, "escalation": None})
     if muted is not None or not escalations:
-        incident.muted = muted or "no route pages anybody"
+        repository.mark_muted(incident, muted or "no route pages anybody")
         repository.add_timeline(session, incident.id, now, "muted", {"reason": incident.muted})
         return
     await escalation.start(session, settings, incident, escalations, now, key, alerts=alerts)

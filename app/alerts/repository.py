@@ -8,6 +8,10 @@ the ORM inserts new objects with ``INSERT … RETURNING id`` to learn their keys
 (no ordered multi-row ``RETURNING``) that is one statement per row — three to six round trips
 to the database thread per webhook in a storm, the largest cost ``bench/alert_storm.py``
 profiled after the HTTP stack.
+
+Changes to rows a transaction has loaded (an incident acknowledged, a delivery's outcome, a chain's
+next step) are made here too, by the ``mark_…``/``record_…`` functions: they set the row's
+columns, and the session writes them with its next flush, in the same ``UPDATE`` it always did.
 """
 
 from __future__ import annotations
@@ -81,6 +85,12 @@ async def _for_update(session: AsyncSession) -> dict[str, Any]:
     if await is_postgresql(session):
         return {"skip_locked": True}
     return {}
+
+
+async def write_pending(session: AsyncSession) -> None:
+    """Writes what the transaction changed so far now, not at its next query or its commit (when
+    the order of the writes matters: see the callers)."""
+    await session.flush()
 
 
 # --- incidents ----------------------------------------------------------------------------
@@ -184,6 +194,34 @@ async def lock_incident(
     return (await session.scalars(statement)).first()
 
 
+def mark_acknowledged(incident: Incident, now: datetime, actor: str) -> None:
+    incident.status = "acknowledged"
+    incident.acknowledged_at = now
+    incident.acknowledged_by = actor
+    incident.updated_at = now
+
+
+def mark_resolved(incident: Incident, now: datetime, actor: str) -> None:
+    incident.status = "resolved"
+    incident.resolved_at = now
+    incident.resolved_by = actor
+    incident.updated_at = now
+
+
+def mark_snoozed(incident: Incident, until: datetime, now: datetime) -> None:
+    incident.snoozed_until = until
+    incident.updated_at = now
+
+
+def mark_muted(incident: Incident, reason: str) -> None:
+    """The incident pages nobody, and why."""
+    incident.muted = reason
+
+
+def mark_updated(incident: Incident, now: datetime) -> None:
+    incident.updated_at = now
+
+
 async def incidents(
     session: AsyncSession,
     *,
@@ -224,6 +262,16 @@ async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) 
     await session.execute(
         insert(IncidentAlert), [{column: getattr(alert, column) for column in columns} for alert in alerts]
     )
+
+
+def record_alert(
+    stored: IncidentAlert, status: str, annotations: dict[str, str], ends_at: datetime | None, now: datetime
+) -> None:
+    """A stored alert as Alertmanager sends it again (its labels, hence its fingerprint, are the same)."""
+    stored.status = status
+    stored.annotations = dumps(annotations)
+    stored.ends_at = ends_at
+    stored.updated_at = now
 
 
 async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
@@ -334,6 +382,15 @@ async def lock_due_escalations(
     return (await session.scalars(statement)).all()
 
 
+def record_escalation_position(
+    state: EscalationState, step: int, round_: int, due_at: datetime | None
+) -> None:
+    """Where a chain stands: its next step, its round, when it resumes (None: it has ended)."""
+    state.step = step
+    state.round = round_
+    state.due_at = due_at
+
+
 async def stop_escalations(session: AsyncSession, incident_id: int) -> None:
     await session.execute(
         update(EscalationState).where(EscalationState.incident_id == incident_id).values(due_at=None)
@@ -408,6 +465,12 @@ async def lock_due_personal_pages(
 async def personal_pages_of(session: AsyncSession, incident_id: int) -> Sequence[PersonalPage]:
     statement = select(PersonalPage).where(PersonalPage.incident_id == incident_id).order_by(PersonalPage.id)
     return (await session.scalars(statement)).all()
+
+
+def record_personal_page_position(state: PersonalPage, step: int, due_at: datetime | None) -> None:
+    """Where a person's page stands: the next step of their rule, when it is due (None: it has ended)."""
+    state.step = step
+    state.due_at = due_at
 
 
 async def stop_personal_pages(session: AsyncSession, incident_id: int) -> None:
@@ -551,6 +614,34 @@ async def lock_claimed(session: AsyncSession, ids: Sequence[int], token: str) ->
     return (await session.scalars(statement)).all()
 
 
+def record_attempt(delivery: Delivery, payload: str | None) -> None:
+    """One more attempt of a claimed row, its claim released; ``payload``: the message as sent,
+    when the worker added to it (its context)."""
+    delivery.attempts += 1
+    if payload is not None:
+        delivery.payload = payload
+    delivery.claimed_by = None
+    delivery.claim_token = None
+
+
+def mark_delivered(delivery: Delivery, now: datetime, digest_of: int | None) -> None:
+    """Accepted by the channel (``digest_of``: the row whose message carried it in a digest)."""
+    delivery.status = "delivered"
+    delivery.delivered_at = now
+    delivery.digest_of = digest_of
+
+
+def mark_retry(delivery: Delivery, error: str, due_at: datetime) -> None:
+    delivery.last_error = error
+    delivery.status = "pending"
+    delivery.due_at = due_at
+
+
+def mark_dead(delivery: Delivery, error: str) -> None:
+    delivery.last_error = error
+    delivery.status = "dead"
+
+
 # --- the channels' shared rate-limit ledger ------------------------------------------------
 
 CHANNEL_LOCK_NAMESPACE = 0x63686E6C  # "chnl"
@@ -637,6 +728,10 @@ async def maintenance_windows(
     return await _kept(session, ("maintenance", active_at), statement)
 
 
+def add_maintenance(session: AsyncSession, window: Maintenance) -> None:
+    session.add(window)
+
+
 async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:
     result = await session.execute(delete(Maintenance).where(Maintenance.id == window_id))
     return rowcount(result) > 0
@@ -660,6 +755,15 @@ async def lock_heartbeat(session: AsyncSession, key: str, *, now: datetime) -> H
     return found
 
 
+def record_heartbeat_seen(state: HeartbeatState, now: datetime) -> None:
+    state.last_seen_at = now
+
+
+def link_heartbeat_incident(state: HeartbeatState, incident_id: int | None) -> None:
+    """The heartbeat's "missing" incident (None: none open)."""
+    state.incident_id = incident_id
+
+
 async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
     return (await session.scalars(select(HeartbeatState))).all()
 
@@ -667,6 +771,11 @@ async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
 async def stored_secret(session: AsyncSession, name: str) -> str | None:
     found = await session.get(StoredSecret, name)
     return found.value if found else None
+
+
+def add_stored_secret(session: AsyncSession, name: str, value: str, now: datetime) -> None:
+    """Stores the secret with the transaction (its commit fails if another stored it first)."""
+    session.add(StoredSecret(name=name, value=value, created_at=now))
 
 
 # --- hand-overs, swaps, calendar feeds ------------------------------------------------------
@@ -735,6 +844,17 @@ async def lock_open_swap(session: AsyncSession, schedule: str, swap_id: int) -> 
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(statement)).first()
+
+
+def mark_swap_taken(swap: Swap, taker: str, now: datetime, override_id: int) -> None:
+    swap.status = "taken"
+    swap.taken_by = taker
+    swap.taken_at = now
+    swap.override_id = override_id
+
+
+def mark_swap_cancelled(swap: Swap) -> None:
+    swap.status = "cancelled"
 
 
 async def swap(session: AsyncSession, schedule: str, swap_id: int) -> Swap | None:

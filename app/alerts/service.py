@@ -348,7 +348,7 @@ async def add_override(
         created_by=actor,
     )
     async with sessions.begin() as session:
-        session.add(row)
+        repository.add_override(session, row)
     return OverrideOut(
         id=row.id, schedule=name, user=row.user, start=request.start, end=request.end, created_by=actor
     )
@@ -382,7 +382,7 @@ async def add_maintenance(sessions: Sessions, request: MaintenanceRequest, *, ac
         created_by=actor,
     )
     async with sessions.begin() as session:
-        session.add(row)
+        repository.add_maintenance(session, row)
     return MaintenanceOut(
         id=row.id,
         matchers=[str(m) for m in request.matchers],
