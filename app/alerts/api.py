@@ -43,7 +43,7 @@ from app.alerts.schemas import (
 )
 from app.config import format_path
 from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer, WebhookCaller
-from app.errors import InvalidInput
+from app.errors import InvalidInput, answers
 from app.web import auth as web_auth
 from app.web.deps import Page, PageDep
 
@@ -88,11 +88,11 @@ def _payload(raw: bytes) -> WebhookPayload:
     description="Answers 2xx only once the alerts are stored; 5xx when storing failed "
     "(Alertmanager retries); 4xx for bodies that can never succeed; 413 over alerts.max_body_bytes.",
     openapi_extra={"x-auth": service.WEBHOOK_AUTH},
-    responses={
-        400: {"description": "Not an Alertmanager webhook payload (Alertmanager must not retry)"},
-        413: {"description": "Larger than alerts.max_body_bytes"},
-        503: {"description": "Not stored (the database failed): Alertmanager retries"},
-    },
+    responses=answers(
+        _400="Not an Alertmanager webhook payload (Alertmanager must not retry)",
+        _413="Larger than alerts.max_body_bytes",
+        _503="Not stored (the database failed): Alertmanager retries",
+    ),
 )
 async def alertmanager_webhook(
     _: WebhookCaller, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -123,13 +123,16 @@ async def incidents(
 
 
 @router.get(
-    "/api/v1/incidents/{incident_id}", response_model=IncidentDetail, summary="An incident with its timeline"
+    "/api/v1/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    summary="An incident with its timeline",
+    responses=answers(_404="No incident with this id"),
 )
 async def incident(incident_id: int, _: Viewer, session: SessionDep, context: ContextDep) -> IncidentDetail:
     return await service.incident_detail(session, context.settings, incident_id)
 
 
-CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "The incident is resolved already"}}
+CLOSED = answers(_404="No incident with this id", _409="The incident is resolved already")
 
 
 @router.post(
@@ -144,7 +147,12 @@ async def acknowledge(
     return await service.acknowledge(sessions, alerts, context.settings, incident_id, actor=who.name)
 
 
-@router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve")
+@router.post(
+    "/api/v1/incidents/{incident_id}/resolve",
+    response_model=IncidentDetail,
+    summary="Resolve",
+    responses=answers(_404="No incident with this id"),
+)
 async def resolve(
     incident_id: int, who: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
 ) -> IncidentDetail:
@@ -233,7 +241,7 @@ async def ack_confirm(token: str, page: PageDep, alerts: AlertsDep, sessions: Se
     "/api/v1/alerts/twilio/{channel}/gather/{token}",
     summary="Twilio's key press on a paging call (acknowledges)",
     openapi_extra={"x-auth": "Twilio's `X-Twilio-Signature` (the channel's auth token)"},
-    responses={401: {"description": "Not signed by the channel's Twilio account"}},
+    responses=answers(_401="Not signed by the channel's Twilio account"),
 )
 async def twilio_gather(
     channel: str, token: str, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -270,7 +278,12 @@ async def twilio_gather(
 # --- schedules ----------------------------------------------------------------------------
 
 
-@router.get("/api/v1/schedules/{name}/oncall", response_model=OnCall, summary="Who is on call at a time")
+@router.get(
+    "/api/v1/schedules/{name}/oncall",
+    response_model=OnCall,
+    summary="Who is on call at a time",
+    responses=answers(_404="No schedule of this name"),
+)
 async def on_call(
     name: str,
     _: Viewer,
@@ -282,7 +295,12 @@ async def on_call(
     return await service.on_call_at(session, context.settings, name, moment)
 
 
-@router.get("/api/v1/schedules/{name}/shifts", response_model=Shifts, summary="Shifts between two times")
+@router.get(
+    "/api/v1/schedules/{name}/shifts",
+    response_model=Shifts,
+    summary="Shifts between two times",
+    responses=answers(_404="No schedule of this name"),
+)
 async def shifts(
     name: str,
     _: Viewer,
@@ -297,13 +315,22 @@ async def shifts(
     return await service.shifts(session, context.settings, name, start, end)
 
 
-@router.get("/api/v1/schedules/{name}/overrides", response_model=list[OverrideOut], summary="Overrides")
+@router.get(
+    "/api/v1/schedules/{name}/overrides",
+    response_model=list[OverrideOut],
+    summary="Overrides",
+    responses=answers(_404="No schedule of this name"),
+)
 async def overrides(name: str, _: Viewer, session: SessionDep, context: ContextDep) -> list[OverrideOut]:
     return await service.list_overrides(session, context.settings, name)
 
 
 @router.post(
-    "/api/v1/schedules/{name}/overrides", response_model=OverrideOut, status_code=201, summary="Cover a shift"
+    "/api/v1/schedules/{name}/overrides",
+    response_model=OverrideOut,
+    status_code=201,
+    summary="Cover a shift",
+    responses=answers(_404="No schedule of this name"),
 )
 async def add_override(
     name: str, body: OverrideRequest, who: Operator, context: ContextDep, sessions: SessionsDep
@@ -312,7 +339,10 @@ async def add_override(
 
 
 @router.delete(
-    "/api/v1/schedules/{name}/overrides/{override_id}", status_code=204, summary="Remove an override"
+    "/api/v1/schedules/{name}/overrides/{override_id}",
+    status_code=204,
+    summary="Remove an override",
+    responses=answers(_404="No schedule of this name, or no override of it with this id"),
 )
 async def delete_override(
     name: str, override_id: int, _: Operator, context: ContextDep, sessions: SessionsDep
@@ -394,7 +424,10 @@ async def user_calendar(
 
 
 @router.get(
-    "/api/v1/schedules/{name}/calendar", response_model=CalendarLink, summary="The URL to subscribe to"
+    "/api/v1/schedules/{name}/calendar",
+    response_model=CalendarLink,
+    summary="The URL to subscribe to",
+    responses=answers(_404="No schedule of this name"),
 )
 async def schedule_calendar_link(
     name: str, _: Viewer, context: ContextDep, alerts: AlertsDep, session: SessionDep
@@ -404,7 +437,12 @@ async def schedule_calendar_link(
     return await oncall_schedules.feed_link(session, context.settings, key, feed, service.utcnow())
 
 
-@router.get("/api/v1/users/{name}/calendar", response_model=CalendarLink, summary="The URL to subscribe to")
+@router.get(
+    "/api/v1/users/{name}/calendar",
+    response_model=CalendarLink,
+    summary="The URL to subscribe to",
+    responses=answers(_404="No user of this name"),
+)
 async def user_calendar_link(
     name: str, _: Viewer, context: ContextDep, alerts: AlertsDep, session: SessionDep
 ) -> CalendarLink:
@@ -417,6 +455,7 @@ async def user_calendar_link(
     "/api/v1/schedules/{name}/calendar/revoke",
     response_model=CalendarLink,
     summary="Revoke every URL of the feed; answers a new one",
+    responses=answers(_404="No schedule of this name"),
 )
 async def revoke_schedule_calendar(
     name: str, _: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -428,6 +467,7 @@ async def revoke_schedule_calendar(
     "/api/v1/users/{name}/calendar/revoke",
     response_model=CalendarLink,
     summary="Revoke every URL of the feed; answers a new one",
+    responses=answers(_404="No user of this name"),
 )
 async def revoke_user_calendar(
     name: str, _: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -446,7 +486,12 @@ async def _revoke(
         )
 
 
-@router.get("/api/v1/schedules/{name}/swaps", response_model=list[SwapOut], summary="Swaps of the schedule")
+@router.get(
+    "/api/v1/schedules/{name}/swaps",
+    response_model=list[SwapOut],
+    summary="Swaps of the schedule",
+    responses=answers(_404="No schedule of this name"),
+)
 async def swaps(
     name: str,
     _: Viewer,
@@ -458,7 +503,9 @@ async def swaps(
     return await oncall_schedules.list_swaps(session, schedule, status)
 
 
-SWAP_CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "Taken or cancelled already"}}
+SWAP_CLOSED = answers(
+    _404="No schedule of this name, or no swap of it with this id", _409="Taken or cancelled already"
+)
 
 
 @router.post(
@@ -466,6 +513,7 @@ SWAP_CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "Taken or c
     response_model=SwapOut,
     status_code=201,
     summary="Offer a shift (or part of one); with taken_by, swap it at once",
+    responses=answers(_404="No schedule of this name"),
 )
 async def offer_swap(
     name: str, body: SwapRequest, who: Operator, context: ContextDep, sessions: SessionsDep
@@ -525,6 +573,11 @@ async def add_maintenance(body: MaintenanceRequest, who: Operator, sessions: Ses
     return await service.add_maintenance(sessions, body, actor=who.name)
 
 
-@router.delete("/api/v1/maintenance/{window_id}", status_code=204, summary="Remove a window")
+@router.delete(
+    "/api/v1/maintenance/{window_id}",
+    status_code=204,
+    summary="Remove a window",
+    responses=answers(_404="No window with this id (windows from the configuration cannot be deleted)"),
+)
 async def delete_maintenance(window_id: int, _: Operator, sessions: SessionsDep) -> None:
     await service.delete_maintenance(sessions, window_id)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from app import errors
 from app.deps import ContextDep, Operator, SessionDep, SessionsDep, SettingsDep, Viewer
 from app.rollups import answers, service
 from app.rollups.answers import to_csv
@@ -49,7 +50,10 @@ def _answer(body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name:
     "/api/v1/rollups/run",
     summary="Roll up a day or a range of days now",
     response_model=RunResults,
-    responses={202: {"model": Queued, "description": "A range was queued; see /api/v1/rollups/runs"}},
+    responses={
+        202: {"model": Queued, "description": "A range was queued; see /api/v1/rollups/runs"},
+        **errors.answers(_400="Neither a date nor a range, a range over three years, or a day not over yet"),
+    },
 )
 async def run(request: RunRequest, _: Operator, context: ContextDep) -> RunResults | JSONResponse:
     assert context.sessions is not None
@@ -168,7 +172,11 @@ async def _entity_series(
     return Response(answers.series_json(head, found), media_type=answers.JSON)
 
 
-@router.get("/api/v1/reports/services/{service_name}/daily", summary="One service per day, week or month")
+@router.get(
+    "/api/v1/reports/services/{service_name}/daily",
+    summary="One service per day, week or month",
+    responses=errors.answers(_404="No stored days of this service"),
+)
 async def service_daily(
     service_name: str,
     _: Viewer,
@@ -185,7 +193,11 @@ async def service_daily(
     )
 
 
-@router.get("/api/v1/reports/kinds/{kind}", summary="Every entity of any configured kind over a period")
+@router.get(
+    "/api/v1/reports/kinds/{kind}",
+    summary="Every entity of any configured kind over a period",
+    responses=errors.answers(_404="No entity kind of this name (the answer names the known ones)"),
+)
 async def kind_report(
     kind: str,
     _: Viewer,
@@ -202,6 +214,7 @@ async def kind_report(
 @router.get(
     "/api/v1/reports/kinds/{kind}/{entity:path}/daily",
     summary="One entity of any configured kind per day, week or month",
+    responses=errors.answers(_404="No entity kind of this name, or no stored days of this entity"),
 )
 async def entity_daily(
     kind: str,
@@ -300,7 +313,12 @@ def _flat_day(value: str, name: str, settings: SettingsDep, *, end: bool) -> dat
 @router.get(
     "/api/v1/rollups",
     summary="One figure per day, week or month as a flat JSON array (Grafana Infinity, alerting)",
-    responses={200: {"description": '[{"time": ISO local period start, "entity", "figure", "value"}]'}},
+    responses={
+        200: {"description": '[{"time": ISO local period start, "entity", "figure", "value"}]'},
+        **errors.answers(
+            _404="No figure of this name (the answer names them), or no stored days of an entity"
+        ),
+    },
 )
 async def flat_rollups(
     _: Viewer,
