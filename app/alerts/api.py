@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
@@ -20,14 +19,13 @@ from app.alerts.errors import (
     InvalidAlertmanagerPayload,
     PayloadTooLarge,
     UnknownIncident,
-    WebhookUnauthorized,
 )
-from app.alerts.models import Incident
 from app.alerts.schemas import (
     Accepted,
     CalendarLink,
     IncidentDetail,
     IncidentList,
+    IncidentSummary,
     MaintenanceList,
     MaintenanceOut,
     MaintenanceRequest,
@@ -179,7 +177,7 @@ def _ack_answer(
     heading: str,
     *,
     status: int = 200,
-    incident: Incident | None = None,
+    incident: IncidentSummary | None = None,
     confirm: bool = False,
     note: str | None = None,
 ) -> HTMLResponse:
@@ -212,7 +210,7 @@ def _ack_error(page: Page, error: InvalidAckToken | UnknownIncident) -> HTMLResp
 @router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def ack_page(token: str, page: PageDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
     try:
-        found = await service.incident_for_token(sessions, alerts, token)
+        found = await service.incident_for_token(sessions, alerts, page.settings, token)
     except (InvalidAckToken, UnknownIncident) as error:
         return _ack_error(page, error)
     can_ack = found.status == "triggered"
@@ -250,19 +248,11 @@ async def twilio_gather(
     settings = context.settings
     raw = await _body(request, 64 * 1024)
     form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-    config = next((c for c in settings.channels if c.name == channel), None)
     query = f"?{request.url.query}" if request.url.query else ""
     url = f"{settings.alerts.public_url}{request.url.path}{query}"
-    presented = request.headers.get("x-twilio-signature", "")
-    if (
-        not isinstance(config, twilio.TwilioCallConfig)
-        or not presented
-        or not hmac.compare_digest(
-            presented, twilio.signature(config.auth_token.get_secret_value(), url, form)
-        )
-        or form.get("AccountSid") != config.account_sid
-    ):
-        raise WebhookUnauthorized("not signed by this channel's Twilio account (X-Twilio-Signature)")
+    service.check_twilio_signature(
+        settings, channel, url, form, request.headers.get("x-twilio-signature", "")
+    )
     acknowledged = False
     if form.get("Digits"):
         try:

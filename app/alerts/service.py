@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts import ack, incidents, intake, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
+from app.alerts.channels import twilio
 from app.alerts.channels.base import Notice
 from app.alerts.channels.dialects import PLAIN, ROBOT_MARKDOWN
 from app.alerts.config import AlertsSettings, Schedule
@@ -97,6 +98,23 @@ def webhook_caller(settings: AlertsSettings, tokens: TokenRegistry, authorizatio
         ):
             return "alertmanager"
     raise WebhookUnauthorized(f"the webhook needs {WEBHOOK_AUTH}")
+
+
+def check_twilio_signature(
+    settings: Settings, channel: str, url: str, form: dict[str, str], presented: str
+) -> None:
+    """Twilio's callback of a paging call must be signed by the channel's account
+    (``X-Twilio-Signature`` over ``url`` and ``form``); WebhookUnauthorized otherwise."""
+    config = next((c for c in settings.channels if c.name == channel), None)
+    if (
+        not isinstance(config, twilio.TwilioCallConfig)
+        or not presented
+        or not hmac.compare_digest(
+            presented, twilio.signature(config.auth_token.get_secret_value(), url, form)
+        )
+        or form.get("AccountSid") != config.account_sid
+    ):
+        raise WebhookUnauthorized("not signed by this channel's Twilio account (X-Twilio-Signature)")
 
 
 async def receive(
@@ -242,7 +260,7 @@ async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
 
 async def acknowledge_with_token(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str, *, actor: str = ack.LINK_ACTOR
-) -> tuple[Incident, bool]:
+) -> tuple[IncidentSummary, bool]:
     """Acknowledges through a one-click link (or a key pressed on a paging call); returns the incident
     and whether this click changed it. A link sent to one person acknowledges in their name."""
     claim = await check_ack_token(runtime, token)
@@ -250,13 +268,18 @@ async def acknowledge_with_token(
         incident = await _incident(session, claim.incident_id, lock=True)
         by = claim.person or actor
         changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor=by)
-    return incident, changed
+        firing = await repository.firing_counts(session, [incident.id])
+    return summary(settings, incident, firing.get(incident.id, 0)), changed
 
 
-async def incident_for_token(sessions: Sessions, runtime: AlertRuntime, token: str) -> Incident:
+async def incident_for_token(
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str
+) -> IncidentSummary:
     claim = await check_ack_token(runtime, token)
     async with sessions() as session:
-        return await _incident(session, claim.incident_id)
+        incident = await _incident(session, claim.incident_id)
+        firing = await repository.firing_counts(session, [incident.id])
+    return summary(settings, incident, firing.get(incident.id, 0))
 
 
 async def open_incidents(session: AsyncSession, settings: Settings, service: str) -> list[IncidentSummary]:
