@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -16,10 +16,13 @@ from app import __version__
 from app.config import (
     ConfigError,
     Settings,
+    admin_token_notice,
     load_settings,
     resolve_config_path,
+    served_url,
     with_generated_admin_token,
 )
+from app.times import Clock, InvalidTime, parse_day
 
 log = logging.getLogger("panorama.cli")
 
@@ -45,16 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
 
     rollup = commands.add_parser("rollup", help="roll up a day, or backfill a range of days, now")
-    rollup.add_argument("--date", type=_day, help="one local day, e.g. 2026-11-20")
-    rollup.add_argument("--from", dest="first", type=_day, help="first day of a range")
-    rollup.add_argument("--to", dest="last", type=_day, help="last day of a range (inclusive)")
+    rollup.add_argument("--date", help="one local day: 2026-11-20, now-1d, or any form of the README's Times")
+    rollup.add_argument("--from", dest="first", help="first day of a range (the same forms)")
+    rollup.add_argument("--to", dest="last", help="last day of a range, inclusive (the same forms)")
 
     digest = commands.add_parser("digest", help="render a daily digest (运维日报), or send it once")
     digest.add_argument("name", help="the digest's name (the digests section)")
     digest.add_argument(
         "--date",
         dest="day",
-        help="the day it covers: YYYY-MM-DD, an ISO time, or now-1d (default: yesterday)",
+        help="the day it covers: 2026-11-20, now-1d, or any form of the README's Times (default: yesterday)",
     )
     digest.add_argument("--dry-run", action="store_true", help="print it, send nothing")
     digest.add_argument("--markdown", action="store_true", help="with --dry-run: as DingTalk markdown")
@@ -78,7 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rollup":
         from app.rollups.cli import rollup
 
-        return rollup(settings, date=args.date, first=args.first, last=args.last)
+        try:
+            day, first, last = (
+                _day(args.date, "--date", settings),
+                _day(args.first, "--from", settings),
+                _day(args.last, "--to", settings, end=True),
+            )
+        except InvalidTime as exc:
+            print(exc.message, file=sys.stderr)
+            return 2
+        return rollup(settings, date=day, first=first, last=last)
     if args.command == "digest":
         from app.digests.cli import digest
 
@@ -88,11 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(settings, path, args.host, args.port)
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-20") from None
+def _day(text: str | None, option: str, settings: Settings, *, end: bool = False) -> date | None:
+    """An option's local day, read by the one time grammar (:mod:`app.times`)."""
+    if text is None:
+        return None
+    clock = Clock(datetime.now(UTC), settings.tzinfo)
+    return parse_day(text, option, clock, end=end, source="option")
 
 
 def _load_or_report(path: Path | None) -> Settings | None:
@@ -104,10 +117,11 @@ def _load_or_report(path: Path | None) -> Settings | None:
 
 
 def _print_problems(exc: ConfigError) -> None:
+    """Every problem, each on its own line as ``file:line: key.path: what is wrong``."""
     count = len(exc.problems)
     print(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
+    for line in exc.lines():
+        print(f"  {line}", file=sys.stderr)
 
 
 def check_config(cli_path: str | None) -> int:
@@ -158,12 +172,11 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
     settings, token_file = with_generated_admin_token(settings)
     configure_logging(settings.logging.level, secrets=settings.secrets())
     if token_file is not None:
-        log.warning(
-            "no API tokens are configured: an admin token was generated; read it from %s "
-            "(configure auth.tokens or PANORAMA_ADMIN_TOKEN for a real deployment)",
-            token_file,
-        )
-    app = create_app(settings, config_path=config_path)
+        if (notice := admin_token_notice(token_file)) is not None:
+            log.warning(notice)
+        else:
+            log.info("no API tokens are configured: using the admin token in %s", token_file.path)
+    app = create_app(settings, config_path=config_path, served_url=served_url(host, port))
     context = app.state.context
     grace = settings.server.shutdown_grace.total_seconds()
 

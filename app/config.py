@@ -16,7 +16,6 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     Field,
@@ -25,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from app.alerts.channels.config import ChannelConfig
 from app.alerts.config import (
@@ -37,6 +37,20 @@ from app.alerts.config import (
     User,
     cross_check,
 )
+
+# ConfigError, ConfigProblem and format_path live in app/config_file.py and are imported from here too.
+from app.config_file import ConfigError as ConfigError
+from app.config_file import ConfigProblem as ConfigProblem
+from app.config_file import (
+    Document,
+    Loc,
+    cross_problems,
+    parse_path,
+    read_document,
+    root_lines,
+    suggestion,
+)
+from app.config_file import format_path as format_path
 from app.config_types import Model
 from app.correlation.config import CorrelationSettings
 from app.digests.config import DigestConfig
@@ -311,64 +325,6 @@ def _url_credentials(raw: str, *, query: bool = True) -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` lists every reason found."""
-
-    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-# YAML 1.1 reads `10:00` as the base-60 integer 600 and `1:5` as 65; configurations copied
-# from Alertmanager (times of day, day ranges) mean strings. Integers are read as YAML 1.2 does.
-_INT_TAG = "tag:yaml.org,2002:int"
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != _INT_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StrictLoader.add_implicit_resolver(
-    _INT_TAG, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-
-
-def format_path(loc: tuple[str | int, ...]) -> str:
-    """``("routes", 2, "matchers", 0)`` → ``routes[2].matchers[0]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
 def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> Path | None:
     """``--config``, else ``$PANORAMA_CONFIG``, else ``./panorama.yaml`` when it exists."""
     if cli_path:
@@ -378,30 +334,13 @@ def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> Path | 
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"not valid YAML: {exc}")]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), [ConfigProblem("", "the top level must be a mapping of keys")])
-    return data
-
-
-def _expand_env_refs(
-    value: Any, env: Mapping[str, str], loc: tuple[str | int, ...], problems: list[ConfigProblem]
-) -> Any:
-    """Replaces ``${VAR}`` in string values with the environment's value (``$$`` is a ``$``)."""
+def _expand_env_refs(value: Any, env: Mapping[str, str], loc: Loc, unset: dict[Loc, list[str]]) -> Any:
+    """Replaces ``${VAR}`` in string values with the environment's value (``$$`` is a ``$``);
+    ``unset`` collects, by key path, the variables that are not set."""
     if isinstance(value, dict):
-        return {k: _expand_env_refs(v, env, (*loc, str(k)), problems) for k, v in value.items()}
+        return {k: _expand_env_refs(v, env, (*loc, str(k)), unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env_refs(v, env, (*loc, i), problems) for i, v in enumerate(value)]
+        return [_expand_env_refs(v, env, (*loc, i), unset) for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
         return value
 
@@ -410,7 +349,7 @@ def _expand_env_refs(
         if name is None:
             return "$"
         if name not in env:
-            problems.append(ConfigProblem(format_path(loc), f"environment variable {name} is not set"))
+            unset.setdefault(loc, []).append(name)
             return ""
         return env[name]
 
@@ -473,65 +412,149 @@ def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return tuple(kept)
 
 
-def _problems_from(exc: ValidationError, origins: dict[tuple[str, ...], str]) -> list[ConfigProblem]:
+def _problems_from(
+    errors: list[ErrorDetails], origins: dict[tuple[str, ...], str], document: Document, unset: set[Loc]
+) -> list[ConfigProblem]:
     problems = []
-    for error in exc.errors(include_url=False):
+    for error in errors:
         loc = _without_union_tags(tuple(error["loc"]))
         message = error["msg"]
-        if not loc and error["type"] == "value_error" and "\n" in message:
+        if not loc and error["type"] == "value_error":
             # Cross-reference problems: one per line, each starting with its own path.
-            for line in message.removeprefix("Value error, ").splitlines():
-                path, _, text = line.partition(": ")
-                problems.append(ConfigProblem(path, text))
+            for said in root_lines(message):
+                path, _, text = said.partition(": ")
+                problems.append(ConfigProblem(path, text, document.line_of(parse_path(path))))
             continue
+        if any(loc[: len(where)] == where for where in unset):
+            continue  # the unset variable is the problem, already reported
         if error["type"] == "extra_forbidden":
-            message = "unknown key (not a Panorama setting; check its spelling and indentation)"
+            close = suggestion(Settings, tuple(error["loc"]))
+            message = (
+                f"unknown key: did you mean {close!r}?"
+                if close
+                else "unknown key (not a Panorama setting; check its spelling and indentation)"
+            )
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        path = format_path(loc)
+        path, line = format_path(loc), document.line_of(loc)
         for origin_path, var in origins.items():
             if tuple(str(p) for p in loc[: len(origin_path)]) == origin_path:
-                path += f" (from {var})"
+                path, line = f"{path} (from {var})", None
                 break
-        problems.append(ConfigProblem(path, message))
+        problems.append(ConfigProblem(path, message, line))
     return problems
 
 
 def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
-    """Reads, overrides and validates the configuration; raises ConfigError listing every problem."""
+    """Reads, overrides and validates the configuration; raises ConfigError listing every problem,
+    each once, with its line in the file (see ``app/config_file.py``)."""
     environ = os.environ if env is None else env
     source = str(path) if path else "(defaults)"
-    raw = read_yaml(path) if path else {}
-    problems: list[ConfigProblem] = []
-    expanded = _expand_env_refs(raw, environ, (), problems)
+    document = read_document(path) if path else Document({}, {}, [])
+    unset: dict[Loc, list[str]] = {}
+    expanded = _expand_env_refs(document.data, environ, (), unset)
+    problems = list(document.problems)
+    problems += [
+        ConfigProblem(format_path(loc), f"environment variable {name} is not set", document.line_of(loc))
+        for loc, names in unset.items()
+        for name in names
+    ]
     data, origins = _apply_env_overrides(expanded, environ)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc, origins))
+        errors = exc.errors(include_url=False)
+        problems += _problems_from(errors, origins, document, set(unset))
+        if any(error["loc"] for error in errors):  # the cross-references were not checked yet
+            for loc, text in cross_problems(Settings.model_validate, data, errors):
+                problems.append(ConfigProblem(format_path(loc), text, document.line_of(loc)))
         raise ConfigError(source, problems) from None
     if problems:
         raise ConfigError(source, problems)
     return settings
 
 
-def with_generated_admin_token(settings: Settings) -> tuple[Settings, Path | None]:
-    """When no token is configured, makes (or reuses) an admin token saved under ``data_dir``.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - names the wildcard, binds nothing
 
-    A first run on a laptop then works without editing anything; the token is
-    written to a file only its owner can read, and never logged. Returns the
-    settings with that token and the file's path (None when tokens were configured).
+
+def served_url(host: str, port: int) -> str:
+    """The URL of the address ``panorama serve`` listens on; a wildcard address reads as 127.0.0.1."""
+    shown = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def with_public_url(settings: Settings, served: str | None) -> Settings:
+    """``alerts.public_url`` from the address served (``served_url``) when the file does not set it,
+    so that ``serve --port 9000`` makes ack links on port 9000. An explicit value always wins."""
+    if served is None or "public_url" in settings.alerts.model_fields_set:
+        return settings
+    alerts = settings.alerts.model_copy(update={"public_url": served})
+    return settings.model_copy(update={"alerts": alerts})
+
+
+@dataclass(frozen=True)
+class GeneratedAdminToken:
+    """The admin token kept in ``data_dir/admin.token``, and whether this call made it."""
+
+    path: Path
+    created: bool
+    beside_configured: bool  # auth.tokens are configured too: the file's token still works
+
+
+def with_generated_admin_token(settings: Settings) -> tuple[Settings, GeneratedAdminToken | None]:
+    """Adds the admin token kept in ``data_dir/admin.token``, making it first when no token is configured.
+
+    A first run on a laptop then works without editing anything; the token is written to a
+    file only its owner can read, and never logged. The token stays valid for as long as the
+    file holds it, also once ``auth.tokens`` are configured (a viewer token added for Grafana
+    must not lock out the admin who added it): deleting the file revokes it, at the next reload
+    or start. Returns the settings with that token, and where it came from (None when tokens are
+    configured and there is no file).
     """
-    if settings.auth.tokens:
-        return settings, None
     path = Path(settings.data_dir) / GENERATED_TOKEN_FILE
+    configured = settings.auth.tokens
+    created = False
     if path.is_file():
         token = path.read_text(encoding="utf-8").strip()
+    elif configured:
+        return settings, None
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         token = generate_token()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(token + "\n")
+        created = True
+    if (problem := token_spec_problem(token)) is not None:
+        raise ConfigError(
+            str(path), [ConfigProblem("", f"the generated admin token file is unusable: {problem}")]
+        )
+    if any(t.name == GENERATED_TOKEN_NAME for t in configured):
+        raise ConfigError(
+            str(path),
+            [
+                ConfigProblem(
+                    "auth.tokens", f"the name {GENERATED_TOKEN_NAME!r} belongs to the token in this file"
+                )
+            ],
+        )
     generated = ApiToken.model_validate({"name": GENERATED_TOKEN_NAME, "role": Role.ADMIN, "token": token})
-    return settings.model_copy(update={"auth": AuthSettings(tokens=[generated])}), path
+    tokens = AuthSettings(tokens=[*configured, generated])
+    found = GeneratedAdminToken(path=path, created=created, beside_configured=bool(configured))
+    return settings.model_copy(update={"auth": tokens}), found
+
+
+def admin_token_notice(found: GeneratedAdminToken) -> str | None:
+    """What to tell the operator about the token in ``admin.token``: that it was just made, or that
+    it still works beside the configured tokens; None when it is simply in use again."""
+    if found.created:
+        return (
+            f"no API tokens are configured: an admin token was generated; read it from {found.path} "
+            "(configure auth.tokens or PANORAMA_ADMIN_TOKEN for a real deployment)"
+        )
+    if found.beside_configured:
+        return (
+            f"the generated admin token in {found.path} stays valid beside auth.tokens; "
+            "delete the file to revoke it"
+        )
+    return None

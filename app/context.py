@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import db, migrations
 from app.alerts.runtime import AlertRuntime
 from app.backends.registry import BACKEND_NAMES, Backends, Closable
-from app.config import Settings
+from app.config import Settings, with_public_url
 from app.observability import Metrics, update_log_settings
 from app.scheduler import register_jobs, start_scheduler, stop_scheduler
 from app.screen.cache import ScreenCache
@@ -53,6 +53,7 @@ def token_registry(settings: Settings) -> TokenRegistry:
 class AppContext:
     settings: Settings
     config_path: Path | None = None
+    served_url: str | None = None  # what alerts.public_url defaults to (see config.with_public_url)
     tracer_provider: TracerProvider = field(default_factory=TracerProvider)
     metrics: Metrics = field(default_factory=Metrics)
     tokens: TokenRegistry = field(init=False)
@@ -71,6 +72,7 @@ class AppContext:
     _schema_watch: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
+        self.settings = with_public_url(self.settings, self.served_url)
         self.tokens = token_registry(self.settings)
         self.screen = ScreenCache(self.metrics.registry)  # per process: see app/screen/cache.py
         self.metrics.backend_call_listeners.append(self.screen.observe_backend_call)
@@ -165,7 +167,7 @@ class AppContext:
         The database section is kept as it was: a different database needs a restart.
         """
         old = self.settings
-        new = new.model_copy(update={"database": old.database})
+        new = with_public_url(new, self.served_url).model_copy(update={"database": old.database})
         changed = [name for name in type(new).model_fields if getattr(new, name) != getattr(old, name)]
         replaced = [name for name in BACKEND_NAMES if name in changed]
         if replaced:

@@ -9,6 +9,7 @@ makes a webhook wait. Code that writes must use ``sessions.begin()``: a write on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -104,7 +105,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "checkout", _closed_connection_replaced)
         return engine
-    _ensure_sqlite_directory(url)
+    _prepare_sqlite_file(url)
     options: dict[str, Any] = {
         "echo": settings.echo,
         "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -142,10 +143,24 @@ def _closed_connection_replaced(dbapi_connection: Any, _record: Any, _proxy: Any
         raise DisconnectionError("the server closed this pooled connection")
 
 
-def _ensure_sqlite_directory(url: URL) -> None:
+def _prepare_sqlite_file(url: URL) -> None:
+    """Makes the database's directory (0700) and file (0600) private to the user running Panorama.
+
+    The file holds the ack-link signing key and every incident, so it is as private as
+    ``admin.token``. It is created empty (an empty file is an empty SQLite database) with mode 0600
+    before SQLite opens it, because SQLite gives its ``-wal`` and ``-shm`` files the database
+    file's mode; a file an older version left readable to others is narrowed to 0600 here too.
+    """
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

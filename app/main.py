@@ -66,11 +66,15 @@ def create_app(
     settings: Settings,
     *,
     config_path: Path | None = None,
+    served_url: str | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The Panorama application for ``settings`` (read from ``config_path``, which reloads re-read)."""
+    """The Panorama application for ``settings`` (read from ``config_path``, which reloads re-read),
+    served at ``served_url`` (the default of ``alerts.public_url``)."""
     provider = tracer_provider or build_tracer_provider()
-    context = AppContext(settings=settings, config_path=config_path, tracer_provider=provider)
+    context = AppContext(
+        settings=settings, config_path=config_path, served_url=served_url, tracer_provider=provider
+    )
     configure_propagation()
 
     @asynccontextmanager
@@ -89,6 +93,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs is app/web's, from files Panorama serves (FastAPI's loads a CDN)
+        redoc_url=None,  # ReDoc would load a CDN too; /docs is the one page for people
     )
     app.state.context = context
     app.include_router(health_api.router)
@@ -132,6 +138,7 @@ def _log_start(context: AppContext) -> None:
             "config": str(context.config_path or "(defaults)"),
             "database": db.display_url(settings.database),
             "timezone": settings.timezone,
+            "public_url": settings.alerts.public_url,
             "backends": {name: getattr(settings, name).display_url for name in BACKEND_NAMES},
             "tokens": len(context.tokens),
         },
@@ -189,7 +196,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             {
                 "error": f"backend_{exc.kind.value}",
                 "backend": exc.backend,
-                "message": f"{exc.backend}: {exc.message}",
+                "message": exc.described,
             },
             status_code=exc.kind.http_status,
         )

@@ -42,9 +42,20 @@ def test_check_config_lists_every_problem(tmp_path: Path, capsys: pytest.Capture
     assert main(["check-config", str(path)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"{path}: 3 problems"
-    assert err[1].startswith("  timezone: unknown time zone 'Nowhere'")
-    assert err[2].startswith("  auth.tokens[0].role: ")
-    assert err[3] == "  auth.tokens[0].token: a literal token must be at least 16 characters long"
+    assert err[1].startswith(f"  {path}:1: timezone: unknown time zone 'Nowhere'")
+    assert err[2].startswith(f"  {path}:4: auth.tokens[0].role: ")
+    assert err[3] == f"  {path}:4: auth.tokens[0].token: a literal token must be at least 16 characters long"
+
+
+def test_check_config_names_the_file_of_a_yaml_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("prometheus:\n  url: 'unterminated\n")
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"  {path}:3: not valid YAML" in err
+    assert "<unicode string>" not in err
 
 
 def test_check_config_uses_the_global_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,6 +118,9 @@ def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
             process.send_signal(signal.SIGHUP)
             time.sleep(0.5)
             assert client.get("/healthz").status_code == 200
+            # no alerts.public_url configured: ack links point at the port served, also after the reload
+            shown = client.get("/api/v1/config", headers={"Authorization": f"Bearer {token}"}).json()
+            assert shown["config"]["alerts"]["public_url"] == base
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
@@ -120,6 +134,9 @@ def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
     assert token not in output
     started = next(line for line in lines if line["message"] == f"panorama {__version__} started")
     assert started["database"].startswith("sqlite+aiosqlite:///")
+    assert started["public_url"] == base
+    generated = [line for line in lines if "an admin token was generated" in line["message"]]
+    assert len(generated) == 1  # said by the start that made it
 
 
 def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

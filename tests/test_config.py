@@ -11,10 +11,13 @@ from app.config import (
     DEFAULT_DATABASE_URL,
     ConfigError,
     Settings,
+    admin_token_notice,
     format_path,
     load_settings,
     resolve_config_path,
+    served_url,
     with_generated_admin_token,
+    with_public_url,
 )
 from app.security import Role
 
@@ -138,16 +141,93 @@ def test_duplicate_token_names_are_refused(tmp_path: Path) -> None:
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "timezone: UTC\ntimezone: Asia/Shanghai\n")
-    [found] = problems(path)
-    assert "duplicate key 'timezone'" in found
-    assert "line 2" in found
+    path = write(tmp_path, "timezone: UTC\nprometheus: {url: 'http://p:9090'}\ntimezone: Asia/Shanghai\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    [found] = caught.value.problems
+    assert str(found).startswith("timezone: duplicate key (first at line 1)")
+    assert found.line == 3
 
 
 def test_yaml_syntax_errors_are_reported(tmp_path: Path) -> None:
     path = write(tmp_path, "prometheus:\n  url: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    [found] = caught.value.lines()
+    assert found.startswith(f"{path}:3: not valid YAML")
+    assert "<unicode string>" not in found
+
+
+# The issue's file: one pass must report all of it, each problem once, with its line.
+ALL_AT_ONCE = """\
+timezone: UTC
+timezone: Asia/Shanghai
+prometheus:
+  urll: http://prom:9090
+auth:
+  tokens:
+    - {name: g, role: viewer, token: "${GRAFANA_TOKEN_NOT_SET}"}
+channels:
+  - {name: ops-robot, type: webhook, url: "http://robot.local/hook"}
+  - {name: broken, type: webhook, url: "nope"}
+escalations:
+  - name: default
+    steps:
+      - notify: {channels: [ops-robt]}
+      - notify: {channels: [broken]}
+routes:
+  - matchers: ['severity="critical"']
+    escalation: pager
+"""
+
+
+def test_every_problem_is_found_in_one_pass_each_once_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, ALL_AT_ONCE)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    found = [(p.line, str(p)) for p in caught.value.problems]
+    assert found[0] == (
+        2,
+        "timezone: duplicate key (first at line 1); YAML would keep only the last: remove one",
+    )
+    assert found[1] == (4, "prometheus.urll: unknown key: did you mean 'url'?")
+    assert found[2] == (7, "auth.tokens[0].token: environment variable GRAFANA_TOKEN_NOT_SET is not set")
+    assert found[3][0] == 10
+    assert found[3][1].startswith("channels[1].url: ")
+    # the cross-references, though other sections failed; none about 'broken', itself reported above
+    assert found[4:] == [
+        (14, "escalations[0].steps[0].notify.channels[0]: unknown channel 'ops-robt'"),
+        (18, "routes[0].escalation: unknown escalation 'pager'"),
+    ]
+    assert caught.value.lines()[0] == f"{path}:2: {found[0][1]}"
+
+
+def test_cross_references_keep_the_files_indexes_when_an_item_before_them_is_left_out(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+routes:
+  - {matchers: ['a="1"'], escalaton: default}
+  - {matchers: ['a="2"'], escalation: nowhere}
+""",
+    )
+    assert problems(path) == [
+        "routes[0].escalaton: unknown key: did you mean 'escalation'?",
+        "routes[1].escalation: unknown escalation 'nowhere'",
+    ]
+
+
+def test_a_misspelt_key_in_a_channel_gets_a_suggestion(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "channels:\n  - {name: r, type: dingtalk, url: 'https://oapi.example.com/x', secrte: s}\n"
+    )
+    assert "channels[0].secrte: unknown key: did you mean 'secret'?" in problems(path)
+
+
+def test_an_unknown_key_far_from_any_gets_no_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "prometheus:\n  zzzzzz: 1\n")
     [found] = problems(path)
-    assert found.startswith("not valid YAML")
+    assert found.startswith("prometheus.zzzzzz: unknown key (not a Panorama setting")
 
 
 def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
@@ -172,10 +252,10 @@ def test_environment_references_are_expanded(tmp_path: Path) -> None:
     assert settings.elasticsearch.index_pattern == "cost-$-logs"
 
 
-def test_an_unset_environment_reference_names_key_and_variable(tmp_path: Path) -> None:
+def test_an_unset_environment_reference_names_key_and_variable_once(tmp_path: Path) -> None:
     path = write(tmp_path, "auth:\n  tokens:\n    - {name: g, role: viewer, token: '${NOT_SET_ANYWHERE}'}\n")
     found = problems(path)
-    assert "auth.tokens[0].token: environment variable NOT_SET_ANYWHERE is not set" in found
+    assert found == ["auth.tokens[0].token: environment variable NOT_SET_ANYWHERE is not set"]
 
 
 def test_database_url_must_use_an_async_driver() -> None:
@@ -231,14 +311,49 @@ def test_format_path() -> None:
 
 def test_generated_admin_token_is_made_once_and_kept_private(tmp_path: Path) -> None:
     settings = Settings.model_validate({"data_dir": str(tmp_path / "data")})
-    first, path = with_generated_admin_token(settings)
+    first, made = with_generated_admin_token(settings)
+    assert made is not None
+    path = made.path
     assert path == tmp_path / "data" / "admin.token"
     assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     token = path.read_text().strip()
     assert len(token) >= 32
     assert [(t.name, t.role) for t in first.auth.tokens] == [("generated-admin", Role.ADMIN)]
-    again, _ = with_generated_admin_token(settings)
+    notice = admin_token_notice(made)
+    assert notice is not None
+    assert "an admin token was generated" in notice
+    assert str(path) in notice
+    assert token not in notice
+    again, reused = with_generated_admin_token(settings)
     assert again.auth.tokens[0].token.get_secret_value() == token
+    assert reused is not None
+    assert not reused.created
+    assert admin_token_notice(reused) is None  # the "generated" warning is for the start that made it
+
+
+def test_the_generated_admin_token_stays_valid_beside_configured_tokens(tmp_path: Path) -> None:
+    """Adding a Grafana viewer token must not lock out the admin whose token was generated."""
+    with_generated_admin_token(Settings.model_validate({"data_dir": str(tmp_path)}))
+    token = (tmp_path / "admin.token").read_text().strip()
+    viewer = {"name": "grafana", "role": "viewer", "token": GOOD_TOKEN}
+    settings = Settings.model_validate({"data_dir": str(tmp_path), "auth": {"tokens": [viewer]}})
+    both, kept = with_generated_admin_token(settings)
+    assert [(t.name, t.role) for t in both.auth.tokens] == [
+        ("grafana", Role.VIEWER),
+        ("generated-admin", Role.ADMIN),
+    ]
+    assert both.auth.tokens[1].token.get_secret_value() == token
+    assert kept is not None
+    assert kept.beside_configured
+    assert not kept.created
+    notice = admin_token_notice(kept)
+    assert notice is not None
+    assert "delete the file to revoke it" in notice
+    (tmp_path / "admin.token").unlink()
+    alone, none = with_generated_admin_token(settings)
+    assert none is None
+    assert [t.name for t in alone.auth.tokens] == ["grafana"]
 
 
 def test_configured_tokens_mean_no_generated_one(tmp_path: Path) -> None:
@@ -253,3 +368,34 @@ def test_configured_tokens_mean_no_generated_one(tmp_path: Path) -> None:
     assert path is None
     assert same is settings
     assert not (tmp_path / "admin.token").exists()
+
+
+def test_public_url_follows_the_address_served_unless_set(tmp_path: Path) -> None:
+    assert served_url("127.0.0.1", 9000) == "http://127.0.0.1:9000"
+    assert served_url("0.0.0.0", 9000) == "http://127.0.0.1:9000"  # noqa: S104
+    assert served_url("::1", 9000) == "http://[::1]:9000"
+    assert served_url("panorama.lan", 8080) == "http://panorama.lan:8080"
+    unset = load_settings(write(tmp_path, "timezone: UTC\n"), {})
+    assert with_public_url(unset, "http://127.0.0.1:9000").alerts.public_url == "http://127.0.0.1:9000"
+    assert with_public_url(unset, None).alerts.public_url == "http://127.0.0.1:8000"
+    explicit = load_settings(write(tmp_path, "alerts: {public_url: 'https://panorama.example.com/'}\n"), {})
+    assert (
+        with_public_url(explicit, "http://127.0.0.1:9000").alerts.public_url == "https://panorama.example.com"
+    )
+
+
+def test_references_inside_an_entry_with_a_bad_value_are_still_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+users:
+  - {name: alice}
+schedules:
+  - name: sre
+    timezone: Mars/Base
+    rotations: [{users: [alice, carol], length: 1w, start: "2026-01-05T09:00:00"}]
+""",
+    )
+    found = problems(path)
+    assert found[0].startswith("schedules[0].timezone: unknown time zone 'Mars/Base'")
+    assert found[1:] == ["schedules[0].rotations[0].users[1]: unknown user 'carol'"]

@@ -4,14 +4,19 @@ connection the server closed is replaced before anyone uses it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from app import db
+from app.config import DatabaseSettings
 from tests.alerts.support import alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import AppFactory, settings_for
 
@@ -67,3 +72,33 @@ async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_unse
     finally:
         await killer.close()
         await engine.dispose()
+
+
+async def test_the_sqlite_database_and_its_directory_are_private_to_the_user(tmp_path: Path) -> None:
+    """The database holds the ack-link signing key: like admin.token, nobody else may read it,
+    nor its -wal and -shm files (which SQLite creates with the database file's mode)."""
+    path = tmp_path / "data" / "panorama.db"
+    settings = DatabaseSettings(url=SecretStr(f"sqlite+aiosqlite:///{path}"))
+    previous = os.umask(0o022)  # the usual umask, which leaves new files readable to everyone
+    try:
+        engine = db.create_engine(settings)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("CREATE TABLE t (x INTEGER)"))
+                await connection.execute(text("INSERT INTO t VALUES (1)"))
+            wal, shm = path.with_name("panorama.db-wal"), path.with_name("panorama.db-shm")
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (path.parent, path, wal, shm)}
+        finally:
+            await engine.dispose()
+    finally:
+        os.umask(previous)
+    assert modes == {"data": 0o700, "panorama.db": 0o600, "panorama.db-wal": 0o600, "panorama.db-shm": 0o600}
+
+
+async def test_a_database_file_left_readable_to_others_is_narrowed(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    engine = db.create_engine(DatabaseSettings(url=SecretStr(f"sqlite+aiosqlite:///{path}")))
+    await engine.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

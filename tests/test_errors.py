@@ -75,7 +75,7 @@ async def test_an_unexpected_error_is_a_json_500_without_details(app_factory: Ap
     assert "secret internal detail" not in answer.text
 
 
-async def test_an_unconfigured_backend_is_a_503_naming_it(app_factory: AppFactory) -> None:
+async def test_an_unconfigured_backend_is_a_503_naming_it_once(app_factory: AppFactory) -> None:
     async with app_factory() as (app, client):
         add_probe_routes(app)
         answer = await client.get("/test/prometheus", headers=bearer(VIEWER_TOKEN))
@@ -83,8 +83,9 @@ async def test_an_unconfigured_backend_is_a_503_naming_it(app_factory: AppFactor
     assert answer.json() == {
         "error": "backend_not_configured",
         "backend": "prometheus",
-        "message": "prometheus: prometheus is not configured (set prometheus.url or PANORAMA_PROMETHEUS_URL)",
+        "message": "prometheus: not configured (set prometheus.url or PANORAMA_PROMETHEUS_URL)",
     }
+    assert answer.json()["message"].count("prometheus:") == 1
 
 
 async def test_an_unreachable_backend_is_a_503_naming_it(app_factory: AppFactory) -> None:

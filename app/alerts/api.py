@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
+from app import times
 from app.alerts import schedules as oncall_schedules
 from app.alerts import service
 from app.alerts.ack import CALL_ACTOR, InvalidAckToken
@@ -110,12 +112,19 @@ async def incidents(
     context: ContextDep,
     status: Literal["triggered", "acknowledged", "resolved"] | None = None,
     service_name: Annotated[str | None, Query(alias="service")] = None,
-    first: Annotated[datetime | None, Query(alias="from", description="Incidents open at or after")] = None,
-    last: Annotated[datetime | None, Query(alias="to", description="Incidents opened at or before")] = None,
+    first: Annotated[
+        str | None, Query(alias="from", description="Incidents open at or after; " + _TIMES)
+    ] = None,
+    last: Annotated[
+        str | None, Query(alias="to", description="Incidents opened at or before; " + _TIMES)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> IncidentList:
+    clock = times.Clock(service.utcnow(), context.settings.tzinfo)
+    since = times.parse_time(first, "from", clock) if first else None
+    until = times.parse_time(last, "to", clock, round_up=True) if last else None
     found = await service.list_incidents(
-        session, context.settings, status=status, service=service_name, first=first, last=last, limit=limit
+        session, context.settings, status=status, service=service_name, first=since, last=until, limit=limit
     )
     return IncidentList(incidents=found)
 
@@ -279,9 +288,9 @@ async def on_call(
     _: Viewer,
     session: SessionDep,
     context: ContextDep,
-    at: Annotated[datetime | None, Query(description="ISO 8601 with an offset (default: now)")] = None,
+    at: Annotated[str | None, Query(description="Default: now. " + _SCHEDULE_TIMES)] = None,
 ) -> OnCall:
-    moment = _aware_param(at or service.utcnow(), "at")
+    moment = times.parse_time(at or "now", "at", _schedule_clock(context, name))
     return await service.on_call_at(session, context.settings, name, moment)
 
 
@@ -296,10 +305,16 @@ async def shifts(
     _: Viewer,
     session: SessionDep,
     context: ContextDep,
-    first: Annotated[datetime, Query(alias="from")],
-    last: Annotated[datetime, Query(alias="to")],
+    first: Annotated[str | None, Query(alias="from", description="Default: now. " + _SCHEDULE_TIMES)] = None,
+    last: Annotated[
+        str | None, Query(alias="to", description="Default: 7 days after `from`; a date includes that day")
+    ] = None,
 ) -> Shifts:
-    start, end = _aware_param(first, "from"), _aware_param(last, "to")
+    clock = _schedule_clock(context, name)
+    start = times.parse_time(first or "now", "from", clock)
+    end = (
+        times.parse_time(last, "to", clock, round_up=True, open_end=True) if last else start + SHIFTS_DEFAULT
+    )
     if end <= start:
         raise InvalidInput("query parameter 'to' must be after 'from'", parameter="to")
     return await service.shifts(session, context.settings, name, start, end)
@@ -325,6 +340,7 @@ async def overrides(name: str, _: Viewer, session: SessionDep, context: ContextD
 async def add_override(
     name: str, body: OverrideRequest, who: Operator, context: ContextDep, sessions: SessionsDep
 ) -> OverrideOut:
+    body = _in_zone(body, _schedule_clock(context, name))
     return await service.add_override(sessions, context.settings, name, body, actor=who.name)
 
 
@@ -509,6 +525,7 @@ async def offer_swap(
     name: str, body: SwapRequest, who: Operator, context: ContextDep, sessions: SessionsDep
 ) -> SwapOut:
     schedule = service.schedule_named(context.settings, name)
+    body = _in_zone(body, _schedule_clock(context, name))
     return await oncall_schedules.offer(
         sessions, context.settings, schedule, body, service.utcnow(), actor=who.name
     )
@@ -542,12 +559,27 @@ async def cancel_swap(
     return await oncall_schedules.cancel(sessions, schedule, swap_id)
 
 
-def _aware_param(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidInput(
-            f"query parameter {name!r}: give a time zone offset, e.g. 2026-12-01T09:00:00+08:00"
-        )
-    return value
+_TIMES = "a time in the grammar of the README's Times: RFC 3339, a date, epoch s/ms, now-1h"
+_SCHEDULE_TIMES = _TIMES + "; without an offset, in the schedule's time zone"
+SHIFTS_DEFAULT = timedelta(days=7)
+_Timed = TypeVar("_Timed", OverrideRequest, SwapRequest, MaintenanceRequest)
+
+
+def _schedule_clock(context: ContextDep, name: str) -> times.Clock:
+    """A schedule's times without an offset are wall times of the schedule's own zone."""
+    zone = ZoneInfo(service.schedule_named(context.settings, name).timezone)
+    return times.Clock(service.utcnow(), zone)
+
+
+def _in_zone(body: _Timed, clock: times.Clock) -> _Timed:
+    """A body's ``start``/``end`` with an offset-less time read in ``clock``'s zone (app.times)."""
+    try:
+        start, end = times.localize(body.start, clock.zone), times.localize(body.end, clock.zone)
+    except OverflowError:
+        raise InvalidInput("body 'start'/'end': out of range", parameter="start") from None
+    if end <= start:
+        raise InvalidInput("body 'end': must be after start", parameter="end")
+    return body.model_copy(update={"start": start, "end": end})
 
 
 # --- maintenance --------------------------------------------------------------------------
@@ -559,7 +591,10 @@ async def maintenance(_: Viewer, session: SessionDep, context: ContextDep) -> Ma
 
 
 @router.post("/api/v1/maintenance", response_model=MaintenanceOut, status_code=201, summary="Add a window")
-async def add_maintenance(body: MaintenanceRequest, who: Operator, sessions: SessionsDep) -> MaintenanceOut:
+async def add_maintenance(
+    body: MaintenanceRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+) -> MaintenanceOut:
+    body = _in_zone(body, times.Clock(service.utcnow(), context.settings.tzinfo))
     return await service.add_maintenance(sessions, body, actor=who.name)
 
 

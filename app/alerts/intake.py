@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
 from app.alerts.models import Incident, IncidentAlert, group_digest
-from app.alerts.routing import Window, in_maintenance, matching_routes, muted_by_interval
+from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
 from app.db import dumps
@@ -247,6 +247,7 @@ async def _route(
     if muted is not None or not escalations:
         repository.mark_muted(incident, muted or "no route pages anybody")
         repository.add_timeline(session, incident.id, now, "muted", {"reason": incident.muted})
+        log_paged_nobody(incident.id, incident.group_key, labels, routes, muted)
         return
     await escalation.start(session, settings, incident, escalations, now, key, alerts=alerts)
 

@@ -968,3 +968,32 @@ async def timeline_of_incidents(
         .order_by(TimelineEntry.id)
     )
     return (await session.scalars(statement)).all()
+
+
+async def incidents_by_alert_time(
+    session: AsyncSession, *, first: datetime, last: datetime, limit: int
+) -> Sequence[tuple[Incident, datetime | None, datetime | None]]:
+    """Incidents whose alerts fired within ``first``..``last``, newest first, each with the earliest
+    ``startsAt`` of its alerts and the latest ``endsAt`` of its resolved ones (None when there is
+    none: an incident without alerts, such as a missing heartbeat, or none resolved yet).
+
+    An incident's time is its alerts' (``startsAt`` may be long before the webhook arrived); one
+    without alerts falls back to its own ``created_at``/``resolved_at``.
+    """
+    started = func.min(IncidentAlert.starts_at)
+    ended = func.max(IncidentAlert.ends_at).filter(IncidentAlert.status == "resolved")
+    begins = func.coalesce(started, Incident.created_at)
+    statement = (
+        select(Incident, started, ended)
+        .outerjoin(IncidentAlert, IncidentAlert.incident_id == Incident.id)
+        # an alert ends before its resolved webhook arrives: resolved_at bounds the search
+        .where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
+        .group_by(Incident.id)
+        .having(
+            begins <= last,
+            or_(Incident.resolved_at.is_(None), func.coalesce(ended, Incident.resolved_at) >= first),
+        )
+        .order_by(begins.desc(), Incident.id.desc())
+        .limit(limit)
+    )
+    return [(row[0], row[1], row[2]) for row in await session.execute(statement)]

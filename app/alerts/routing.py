@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,8 @@ from datetime import datetime
 from app.alerts.config import NamedTimeIntervals, Route
 from app.alerts.matchers import Matcher, matches_all
 from app.alerts.timeintervals import in_any
+
+log = logging.getLogger("panorama.alerts")
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,34 @@ def in_maintenance(
         ):
             return window
     return None
+
+
+def log_paged_nobody(
+    incident_id: int,
+    group_key: str,
+    labels: Mapping[str, str],
+    routes: Sequence[tuple[int, Route]],
+    muted: str | None,
+) -> None:
+    """One log line saying why a new incident pages nobody: without it an alert that no route
+    takes is kept and shown, but silently. A deliberate mute (time interval, maintenance) is
+    information; an alert no route pages for is a warning, since it is usually a routing gap."""
+    if muted is not None:
+        level, reason = logging.INFO, f"muted: {muted}"
+    elif not routes:
+        level, reason = logging.WARNING, "no route matches its labels"
+    else:
+        names = ", ".join(f"routes[{index}]" for index, _ in routes)
+        level, reason = logging.WARNING, f"the matching route ({names}) names no escalation"
+    log.log(
+        level,
+        "incident %s pages nobody: %s",
+        incident_id,
+        reason,
+        extra={
+            "incident_id": incident_id,
+            "group_key": group_key,
+            "alertname": labels.get("alertname"),
+            "reason": reason,
+        },
+    )

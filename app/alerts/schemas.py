@@ -122,6 +122,12 @@ class SnoozeRequest(BaseModel):
     minutes: int = Field(ge=1, le=7 * 24 * 60)
 
 
+def _same_kind(start: dt.datetime, end: dt.datetime) -> bool:
+    """Both aware or both naive: comparable here. A naive time is read in the schedule's (or the
+    configured) zone by the route (app.times.localize), which checks the order again."""
+    return (start.utcoffset() is None) == (end.utcoffset() is None)
+
+
 class OverrideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,9 +137,7 @@ class OverrideRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> OverrideRequest:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start and end need a time zone offset, e.g. 2026-12-01T09:00:00+08:00")
-        if self.end <= self.start:
+        if _same_kind(self.start, self.end) and self.end <= self.start:
             raise ValueError("end must be after start")
         return self
 
@@ -177,9 +181,7 @@ class MaintenanceRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> MaintenanceRequest:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start and end need a time zone offset, e.g. 2026-12-01T02:00:00+08:00")
-        if self.end <= self.start:
+        if _same_kind(self.start, self.end) and self.end <= self.start:
             raise ValueError("end must be after start")
         return self
 
@@ -225,9 +227,7 @@ class SwapRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SwapRequest:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start and end need a time zone offset, e.g. 2026-12-01T09:00:00+08:00")
-        if self.end <= self.start:
+        if _same_kind(self.start, self.end) and self.end <= self.start:
             raise ValueError("end must be after start")
         return self
 
@@ -290,3 +290,12 @@ class OncallActivity(BaseModel):
     incidents: list[IncidentActivity]
     pages: list[PageActivity]
     paged: list[PersonPaged]
+
+
+class IncidentSpan(BaseModel):
+    """When an incident's alerts fired: the earliest ``startsAt`` of its alerts and, once it is
+    resolved, the latest ``endsAt`` (the times Alertmanager reports, not when webhooks arrived)."""
+
+    incident: IncidentSummary
+    started_at: dt.datetime
+    ended_at: dt.datetime | None

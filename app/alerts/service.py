@@ -36,6 +36,7 @@ from app.alerts.schemas import (
     AlertOut,
     IncidentActivity,
     IncidentDetail,
+    IncidentSpan,
     IncidentSummary,
     MaintenanceOut,
     MaintenanceRequest,
@@ -566,3 +567,30 @@ async def oncall_activity(
         pages=[PageActivity(incident_id=i, sent_at=sent, delivered_at=done) for i, sent, done in pages],
         paged=paged,
     )
+
+
+async def incident_spans(
+    session: AsyncSession, settings: Settings, *, first: datetime, last: datetime, limit: int = 200
+) -> list[IncidentSpan]:
+    """Incidents whose alerts fired within ``first``..``last``, newest first, at their alerts' times.
+
+    An incident starts at its alerts' earliest ``startsAt`` and, once resolved, ends at their latest
+    ``endsAt``; without such times (no alerts, or resolved by hand while they fire) its own
+    ``created_at``/``resolved_at`` stand in.
+    """
+    found = await repository.incidents_by_alert_time(session, first=first, last=last, limit=limit)
+    firing = await repository.firing_counts(session, [incident.id for incident, _, _ in found])
+    spans = []
+    for incident, started, ended in found:
+        start = started or incident.created_at
+        end = None
+        if incident.status == "resolved":
+            end = max(ended or incident.resolved_at or start, start)
+        spans.append(
+            IncidentSpan(
+                incident=summary(settings, incident, firing.get(incident.id, 0)),
+                started_at=start,
+                ended_at=end,
+            )
+        )
+    return spans

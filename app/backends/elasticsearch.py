@@ -1,5 +1,11 @@
 """Elasticsearch 8 client: searches, point-in-time paging and a readiness probe, with typed results.
 
+A search answered 200 may still be partial: shards that failed (``_shards.failed``) or ran out
+of time (``timed_out``) contribute no hits, and Elasticsearch keeps
+``allow_partial_search_results`` on by default. A failed search would be worse for a log view
+(one index with a bad mapping would hide every other day), so the partial answer is kept and
+:attr:`SearchPage.partial` says what is missing; callers pass that on to their ``partial`` note.
+
 It wraps the official ``AsyncElasticsearch`` (aiohttp underneath) with its own
 retries switched off: retries go through :func:`app.backends.http.with_retries`
 like every other backend, so there is one retry policy in the project and the
@@ -8,9 +14,8 @@ observer sees every attempt. The client's exceptions become :class:`BackendError
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +75,8 @@ class SearchPage:
     took_ms: int
     total_exact: bool = True
     pit_id: str | None = None
+    partial: str | None = None
+    """Why hits may be missing although the answer was 200 (failed shards, a timeout); None: complete."""
 
 
 class ElasticsearchClient:
@@ -80,6 +87,9 @@ class ElasticsearchClient:
             raise not_configured(NAME)
         self.settings = settings
         self.observer = observer
+        self.prefix_queries = True
+        """False once the cluster refused a ``prefix`` query (``search.allow_expensive_queries: false``):
+        callers then build their queries without one (see :mod:`app.correlation.logquery`)."""
         self._es = AsyncElasticsearch(
             settings.url,
             request_timeout=settings.timeout_s,
@@ -188,44 +198,6 @@ class ElasticsearchClient:
 
         await self._call(close)
 
-    async def scan(
-        self,
-        index: str,
-        *,
-        query: Query,
-        sort: Sort,
-        page_size: int = 1000,
-        keep_alive: str = "1m",
-    ) -> AsyncGenerator[Hit, None]:
-        """Every matching hit, in ``sort`` order, however many there are (past the 10,000 window).
-
-        Opens a point in time, pages with ``search_after`` and closes the point in
-        time when done, on error, or when the consumer stops early (use
-        ``contextlib.aclosing`` around the iteration to close it promptly).
-        """
-        pit_id = await self.open_pit(index, keep_alive)
-        search_after: list[Any] | None = None
-        try:
-            while True:
-                page = await self.search_pit(
-                    pit_id,
-                    query=query,
-                    sort=sort,
-                    size=page_size,
-                    search_after=search_after,
-                    keep_alive=keep_alive,
-                )
-                pit_id = page.pit_id or pit_id
-                for hit in page.hits:
-                    yield hit
-                if len(page.hits) < page_size or not page.hits[-1].sort:
-                    return
-                search_after = page.hits[-1].sort
-        finally:
-            # A PIT left open expires by itself after keep_alive; the scan's own outcome matters more.
-            with contextlib.suppress(BackendError):
-                await self.close_pit(pit_id)
-
     async def probe(self, timeout_s: float) -> BackendStatus:
         """Readiness: the cluster answers ``GET /`` (no retries), with its version."""
 
@@ -328,7 +300,31 @@ def _page(body: dict[str, Any]) -> SearchPage:
         took_ms=took if isinstance(took, int) else 0,
         total_exact=exact,
         pit_id=pit_id if isinstance(pit_id, str) else None,
+        partial=partial_reason(body),
     )
+
+
+def partial_reason(body: Mapping[str, Any]) -> str | None:
+    """What a 200 search answer is missing: its failed shards (with the first failure's reason) and
+    whether it timed out; None when every shard answered in time."""
+    notes: list[str] = []
+    shards = body.get("_shards")
+    if isinstance(shards, dict):
+        failed, total = shards.get("failed"), shards.get("total")
+        if isinstance(failed, int) and failed > 0:
+            note = f"{failed} of {total} shards failed"
+            failures = shards.get("failures")
+            if isinstance(failures, list) and failures and isinstance(failures[0], dict):
+                first = failures[0]
+                reason = es_error_reason({"error": first.get("reason")})
+                where = f"index {first['index']}" if isinstance(first.get("index"), str) else "a shard"
+                note += f" ({where}: {reason})" if reason else f" ({where})"
+            notes.append(note)
+    if body.get("timed_out") is True:
+        notes.append("the search timed out")
+    if not notes:
+        return None
+    return "partial answer: " + "; ".join(notes) + " (matching lines there are missing)"
 
 
 def _hit(raw: Any) -> Hit:

@@ -37,8 +37,10 @@ class BackendError(Exception):
     """A call to ``backend`` failed.
 
     ``message`` is for humans and carries the backend's own words where it gave
-    any (e.g. Prometheus's PromQL parse error). ``status`` is the backend's HTTP
-    status when it answered at all.
+    any (e.g. Prometheus's PromQL parse error). It never names the backend itself:
+    whoever shows it puts the name in front once (``described``), so an answer never
+    reads "prometheus: prometheus is ...". ``status`` is the backend's HTTP status
+    when it answered at all.
     """
 
     def __init__(
@@ -54,6 +56,11 @@ class BackendError(Exception):
         self.kind = kind
         self.message = message
         self.status = status
+
+    @property
+    def described(self) -> str:
+        """The message with its subject in front: ``prometheus: not configured (...)``."""
+        return f"{self.backend}: {self.message}"
 
     @property
     def retryable(self) -> bool:
@@ -72,5 +79,5 @@ def not_configured(backend: str) -> BackendError:
     return BackendError(
         backend,
         BackendErrorKind.NOT_CONFIGURED,
-        f"{backend} is not configured (set {backend}.url or PANORAMA_{backend.upper()}_URL)",
+        f"not configured (set {backend}.url or PANORAMA_{backend.upper()}_URL)",
     )

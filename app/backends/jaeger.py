@@ -14,8 +14,25 @@ and ``cmd/query/app/http_handler.go``):
 - v3 trace search takes ``query.service_name`` / ``query.start_time_min`` (RFC 3339)
   … in Jaeger 2.0-2.x; the newest releases made ``query.serviceName`` … canonical
   and keep the snake_case names as deprecated aliases. Both spellings are sent;
-- v3 answers "No traces found" with a 404 for an empty search or an unknown id;
-- older v3 releases ignore ``query.attributes`` (tags), so tag matches are re-checked here.
+- v3 answers "No traces found" with a 404 for an empty search or an unknown id (an empty
+  search: from 1.65 / 2.2; before, a 200 with an empty result). Up to 1.52 an unknown id is a
+  plain-text error and an empty search an empty body: both mean "nothing", not "no API v3" (that
+  is the SPA page, or Go's own ``404 page not found``);
+- OTLP JSON omits zero values: a span without ``startTimeUnixNano`` is read, not refused (it
+  takes its end, else the trace's earliest start, so one bad span cannot stretch the trace
+  window to 1970);
+- v3 search ignores ``query.attributes`` (tags) from 1.53 to 2.18 but still caps the answer at
+  ``num_traces``: re-checking tags on that capped set silently loses matches beyond the cap.
+  So a search *with tags* goes to v1 ``/api/traces?tags=`` (filtered by the server in every
+  release) unless the server is known to be 2.19 or newer.
+
+How the version is known: v3 has no version endpoint in every release, but the query service
+injects ``JAEGER_VERSION = {"gitVersion": ...}`` into the UI's ``index.html`` at ``/`` in 1.x and
+2.x alike (:func:`version_from_index_html`). It is read once, on the first tag search, and kept.
+A Jaeger without the UI, behind a proxy that hides it, or a build without a version is
+*unknown* and treated as old: the v1 search is right on every release that still has it, and
+when it is gone (a 404 that is not Jaeger's JSON) the v3 search with the tags re-checked here is
+the fallback.
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -103,6 +121,8 @@ class JaegerClient(HttpBackend):
             raise not_configured(self.name)
         super().__init__(settings, observer=observer, transport=transport)
         self._api: ApiVersion | None = None
+        self._release: tuple[int, int] | None = None
+        self._release_known = False
 
     @property
     def api_version(self) -> ApiVersion | None:
@@ -114,7 +134,9 @@ class JaegerClient(HttpBackend):
         tid = pad_trace_id(trace_id)
         api, response = await self._get_v3_or_v1(f"api/v3/traces/{tid}", None, f"api/traces/{tid}", None)
         if api == "v3":
-            if response.status_code == 404:  # a JSON "No traces found" (v3_is_absent ruled out the rest)
+            # a JSON "No traces found", or the plain error of 1.52 and older (v3_is_absent ruled out
+            # the rest); an empty body: older gateways ending the stream without a trace
+            if response.status_code == 404 or not response.text.strip():
                 return None
             documents = self._documents(response, "trace")
             if _stream_not_found(documents):
@@ -163,9 +185,17 @@ class JaegerClient(HttpBackend):
             v3["query.durationMax"] = v1["maxDuration"] = f"{max_duration_us}us"
         if wanted:
             v3["query.attributes"] = v1["tags"] = json.dumps(wanted, separators=(",", ":"))
+            if self._api == "v3" and not await self._filters_attributes():
+                found = await self._v1_tag_search(v1)
+                if found is not None:
+                    return found[:limit]
         api, response = await self._get_v3_or_v1("api/v3/traces", v3_params(v3), "api/traces", v1)
+        if api == "v3" and wanted and not await self._filters_attributes():
+            found = await self._v1_tag_search(v1)  # v3 was only just found: same reasoning as above
+            if found is not None:
+                return found[:limit]
         if api == "v3":
-            if response.status_code == 404:
+            if response.status_code == 404 or not response.text.strip():
                 return []
             documents = self._documents(response, "trace search")
             if _stream_not_found(documents):
@@ -180,6 +210,24 @@ class JaegerClient(HttpBackend):
             data = self._v1_data(response, "trace search")
             traces = self._parse(lambda: v1_traces(data), "v1 trace search")
         return traces[:limit]
+
+    async def _filters_attributes(self) -> bool:
+        """Whether v3 search honours ``query.attributes``: only from 2.19 on (unknown: no)."""
+        if not self._release_known:
+            try:
+                self._release = release_of(await self._version(retries=0))
+            except BackendError:
+                self._release = None
+            self._release_known = True
+        return self._release is not None and self._release >= (2, 19)
+
+    async def _v1_tag_search(self, params: dict[str, str]) -> list[Trace] | None:
+        """The v1 search (the server filters the tags); None when this Jaeger no longer has it."""
+        response = await self.request("GET", "api/traces", params=params, passthrough=_NOT_FOUND)
+        if response.status_code == 404 or v3_is_absent(response):
+            return None
+        data = self._v1_data(response, "trace search")
+        return self._parse(lambda: v1_traces(data), "v1 trace search")
 
     async def services(self) -> list[str]:
         """The services Jaeger has seen."""
@@ -327,7 +375,9 @@ class JaegerClient(HttpBackend):
 
 
 def v3_is_absent(response: httpx.Response) -> bool:
-    """True when a /api/v3 answer came from something other than API v3 (SPA page, plain 404)."""
+    """True when a /api/v3 answer came from something other than API v3: the SPA page (1.x
+    without v3), or Go's ``404 page not found`` (no such route). Other 404s are v3's own
+    "not found", JSON or (1.52 and older) plain text."""
     content_type = response.headers.get("content-type", "")
     if "html" in content_type or response.text.lstrip().startswith("<"):
         return True
@@ -336,8 +386,14 @@ def v3_is_absent(response: httpx.Response) -> bool:
     try:
         body = json.loads(response.text)
     except ValueError:
-        return True
+        return response.text.strip() in ("404 page not found", "")
     return not (isinstance(body, dict) and isinstance(body.get("error"), dict))
+
+
+def release_of(version: str | None) -> tuple[int, int] | None:
+    """``v2.19.0`` / ``2.19.0-rc1`` → (2, 19); None when it is not a version."""
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def v3_params(canonical: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -471,7 +527,26 @@ def otlp_spans(documents: list[Any]) -> list[Span]:
             for scope_spans in _list(scopes, "scopeSpans"):
                 for raw in _list(_dict(scope_spans, "scopeSpans[]").get("spans"), "spans"):
                     spans.append(_otlp_span(_dict(raw, "span"), service, resource))
-    return spans
+    return _date_undated(spans)
+
+
+_UNDATED = datetime_from_us(0)
+
+
+def _date_undated(spans: list[Span]) -> list[Span]:
+    """Spans without a start (OTLP JSON omits a zero ``startTimeUnixNano``) take the earliest start
+    of their trace's other spans, so that one bad span does not stretch the trace back to 1970."""
+    earliest: dict[str, datetime] = {}
+    for span in spans:
+        if span.start != _UNDATED:
+            known = earliest.get(span.trace_id)
+            earliest[span.trace_id] = span.start if known is None else min(known, span.start)
+    return [
+        replace(span, start=earliest[span.trace_id])
+        if span.start == _UNDATED and span.trace_id in earliest
+        else span
+        for span in spans
+    ]
 
 
 def _otlp_span(raw: dict[str, Any], service: str, resource: dict[str, TagValue]) -> Span:
@@ -479,8 +554,10 @@ def _otlp_span(raw: dict[str, Any], service: str, resource: dict[str, TagValue])
     span_id = otlp_id(raw.get("spanId"), 8)
     parent_raw = raw.get("parentSpanId") or ""
     parent_id = None if is_zero_id(str(parent_raw)) else otlp_id(parent_raw, 8)
-    start_ns = _nanos(raw.get("startTimeUnixNano"), "startTimeUnixNano")
-    end_ns = _nanos(raw.get("endTimeUnixNano", start_ns), "endTimeUnixNano")
+    end_ns = _nanos(raw.get("endTimeUnixNano", 0), "endTimeUnixNano")
+    # omitted means zero (OTLP JSON); then the span is dated by its end, else by its trace
+    start_ns = _nanos(raw.get("startTimeUnixNano", end_ns), "startTimeUnixNano")
+    end_ns = end_ns or start_ns
     tags = otlp_attributes(raw.get("attributes"))
     status = raw.get("status") or {}
     code = status.get("code") if isinstance(status, dict) else None

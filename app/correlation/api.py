@@ -23,9 +23,10 @@ router = APIRouter(tags=["correlation"])
 
 FROM = Query(
     alias="from",
-    description="Start: ISO 8601 with a zone (2024-05-01T10:00:00Z), epoch seconds or ms, or now-15m",
+    description="Start, in the time grammar (README: Times): RFC 3339 (without an offset: the configured "
+    "time zone), a date, epoch s/ms, now-15m, now/d",
 )
-TO = Query(alias="to", description="End, written like `from`; default now")
+TO = Query(alias="to", description="End, written like `from` (a date includes that day); default now")
 BACKEND_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A parameter is invalid; the message names it"},
     502: {"description": "A backend answered badly or refused the query; `backend` names it"},

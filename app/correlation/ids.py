@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from urllib.parse import unquote
 
 from app.backends.traces import SPAN_ID_HEX, TRACE_ID_HEX
@@ -126,6 +126,43 @@ class IdExtractor:
                 span = match.groupdict().get("span_id")
                 return FoundIds(trace_id, normalise_span_id(span) if span else None)
         return None
+
+
+KEY_SPELLINGS = (
+    "trace_id",
+    "traceId",
+    "traceID",
+    "TraceId",
+    "traceid",
+    "trace.id",
+    "trace-id",
+    "Trace-Id",
+    "X-B3-TraceId",
+    "x-b3-traceid",
+    "uber-trace-id",
+    "trace",
+)
+"""How the key before an id is spelt in logs (JSON and logfmt fields, header names)."""
+_PROBE_ID = "abcdef0123456789abcdef0123456789"
+_WORD_BREAKS = re.compile(r"[^0-9A-Za-z_.]")  # what always ends a word for the standard analyzer
+
+
+@lru_cache(maxsize=16)
+def glued_keys(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The words that Elasticsearch's standard analyzer indexes glued to an id as ``<word>:<id>``,
+    for the keys the configured ``patterns`` find an id after (``key:<id>``): the key's last word
+    (``uber-trace-id`` → ``id``), lowercased, when it ends with a letter (UAX #29 joins letters
+    around ``:``; a digit before it would not join)."""
+    extractor = IdExtractor(patterns)
+    words: list[str] = []
+    for key in KEY_SPELLINGS:
+        found = extractor.find(f"{key}:{_PROBE_ID}")
+        if found is None or found.trace_id != _PROBE_ID:
+            continue
+        word = _WORD_BREAKS.split(key)[-1].lower()
+        if word and word[-1].isalpha():
+            words.append(word)
+    return tuple(dict.fromkeys(words))
 
 
 def _hex_id(raw: str, width: int, original: str) -> str:

@@ -14,7 +14,7 @@ from app.correlation import logquery
 from app.correlation.cursor import Cursor, CursorError, decode_cursor
 from app.correlation.errors import CursorExpired
 from app.correlation.logrecords import LogReader
-from app.correlation.outcomes import indices, need, trace_id_param, window_param
+from app.correlation.outcomes import glued_search, indices, need, trace_id_param, window_param
 from app.correlation.schemas import LogPage
 from app.correlation.window import Window
 from app.errors import InvalidInput
@@ -49,7 +49,7 @@ class LogSearch:
         return {name: value for name, value in values.items() if value not in (None, "")}
 
 
-def _log_query(filters: dict[str, str], window: Window, settings: Settings) -> logquery.Query:
+def _log_query(filters: dict[str, str], window: Window, settings: Settings, glued: bool) -> logquery.Query:
     cs = settings.correlation
     fields = cs.log_fields
     clauses: list[logquery.Query | None] = [logquery.time_range(fields.timestamp, window)]
@@ -64,7 +64,8 @@ def _log_query(filters: dict[str, str], window: Window, settings: Settings) -> l
     if "q" in filters:
         clauses.append(logquery.text_query(filters["q"], cs))
     if "trace_id" in filters:
-        clauses.append(logquery.trace_id_query(trace_id_param(filters["trace_id"], "trace_id"), cs))
+        trace_id = trace_id_param(filters["trace_id"], "trace_id")
+        clauses.append(logquery.trace_id_query(trace_id, cs, glued=glued))
     return logquery.bool_filter(*clauses)
 
 
@@ -91,10 +92,20 @@ async def search_logs(search: LogSearch, *, backends: Backends, settings: Settin
             datetime.fromisoformat(cursor.search["start"]), datetime.fromisoformat(cursor.search["end"])
         )
     else:
-        window = window_param(filters.get("from"), filters.get("to"), cs.default_window, now)
-    query = _log_query(filters, window, settings)
+        window = window_param(filters.get("from"), filters.get("to"), cs.default_window, now, settings.tzinfo)
     es = need(backends.elasticsearch, "elasticsearch")
-    page = await _log_page(es, cursor, query, indices(window, settings), limit + 1, settings)
+    target = indices(window, settings)
+    if "trace_id" in filters:  # the only search with prefix clauses
+        page = await glued_search(
+            es,
+            lambda glued: _log_page(
+                es, cursor, _log_query(filters, window, settings, glued), target, limit + 1, settings
+            ),
+        )
+    else:
+        page = await _log_page(
+            es, cursor, _log_query(filters, window, settings, True), target, limit + 1, settings
+        )
     hits = page.hits[:limit]
     pit_id = page.pit_id or ""
     next_cursor = None
@@ -105,7 +116,15 @@ async def search_logs(search: LogSearch, *, backends: Backends, settings: Settin
         with contextlib.suppress(BackendError):  # left open, it would expire by itself
             await es.close_pit(pit_id)
     reader = LogReader(cs)
-    return LogPage(logs=[reader.entry(hit) for hit in hits], next_cursor=next_cursor)
+    notes = [page.partial]
+    if "trace_id" in filters and not es.prefix_queries:
+        notes.append(logquery.GLUED_NOT_SEARCHED)
+    partial = "; ".join(note for note in notes if note)
+    return LogPage(
+        logs=[reader.entry(hit) for hit in hits],
+        next_cursor=next_cursor,
+        partial=f"elasticsearch: {partial}" if partial else None,
+    )
 
 
 async def _log_page(

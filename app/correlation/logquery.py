@@ -2,18 +2,31 @@
 
 Choices that matter on a real cluster:
 
-- Only ``term``/``terms``/``match``/``match_phrase``/``range``/``exists`` clauses are built.
-  User text never reaches a query parser (no ``query_string``), so a search can never fail
-  with a syntax error nor run a regex, wildcard or fuzzy expansion.
+- Only ``term``/``terms``/``match``/``match_phrase``/``prefix``/``range``/``exists`` clauses are
+  built. User text never reaches a query parser (no ``query_string``) nor a ``prefix``, so a
+  search can never fail with a syntax error nor run a regex, wildcard or fuzzy expansion.
 - Dynamic mappings make a JSON string a ``text`` field with a ``.keyword`` sub-field, while
   ECS templates map ids and Kubernetes metadata as ``keyword``. :func:`exact` matches whole
   values under both mappings without knowing which one an index uses.
-- A trace id is looked for in every configured id field and in the message fields
-  (``match_phrase``: the standard analyzer makes a hex id one lowercase token), in each of the
-  id's written forms. Id and level fields are matched with ``match`` + ``lenient``, in lower and
-  upper case: exact on ``keyword``, analysed on ``text``, and ignored (instead of failing the
-  shard, which would silently drop that day's index) where some index maps the field as a number
-  or a boolean. ``term`` with ``case_insensitive`` would fail there.
+- A trace id is looked for in every configured id field and in the message fields, in each of
+  the id's written forms. In a message the standard analyzer (UAX #29 word boundaries) does not
+  always make the id a token of its own: letters on both sides of ``:`` or ``.`` and digits on
+  both sides of ``,`` or ``.`` join, so ``trace_id:abf92f…`` (an id starting with a-f after a key),
+  ``uber-trace-id=…473e:af067…`` (trace id ending, span id starting with a letter) and
+  Sleuth's ``[svc,…4736,00f067…]`` are each one token. :func:`trace_id_query` therefore asks for
+  indexed tokens that *start* with the id (``prefix``: the bare id and every id glued to what
+  follows it) or with a key glued to it (``trace_id:<id>…``: the keys the configured patterns find
+  an id after, :func:`app.correlation.ids.glued_keys`), or ``0x<id>``. A prefix of 16
+  or 32 hex digits is a seek in the term dictionary, as cheap as the phrase it replaces, and it
+  stays one request. A cluster with ``search.allow_expensive_queries: false`` refuses every
+  ``prefix`` on a text field: it is asked again with whole-token phrases only (once; the client
+  remembers), and the answer says glued ids were not looked for (:data:`GLUED_NOT_SEARCHED`).
+  Never found: an id glued to a word *ending in a digit* before it (``v2,4bf9…``), which no
+  configured key produces.
+- Id and level fields are matched with ``match`` + ``lenient``, in lower and upper case: exact
+  on ``keyword``, analysed on ``text``, and ignored (instead of failing the shard, which would
+  silently drop that day's index) where some index maps the field as a number or a boolean.
+  ``term`` with ``case_insensitive`` would fail there.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from app.correlation.config import CorrelationSettings
-from app.correlation.ids import TraceId
+from app.correlation.ids import TraceId, glued_keys
 from app.correlation.window import Window, iso
 
 Query = dict[str, Any]
@@ -98,12 +111,53 @@ def _cases(values: Iterable[str]) -> list[str]:
     return [variant for v in values for variant in (v, v.lower(), v.upper(), v.capitalize())]
 
 
-def trace_id_query(trace_id: TraceId, settings: CorrelationSettings) -> Query:
-    """Documents carrying ``trace_id`` in an id field or in their message, in any written form."""
+PREFIX_MIN_DIGITS = 16
+"""Forms at least this long are looked for as token prefixes. Shorter ones (an id with many leading
+zeros, written without them) would then match unrelated longer ids: they are looked for as a whole
+token, or followed by a character the analyzer glues on (``…43dd:a7a7…``)."""
+_HEX_LETTERS = frozenset("abcdef")
+_GLUE_AFTER_LETTER = (":", ".")  # UAX #29 MidLetter / MidNumLet between letters
+_GLUE_AFTER_DIGIT = (",", ".", ";")  # MidNum / MidNumLet between digits
+
+
+def message_id_clauses(field: str, form: str, keys: Sequence[str]) -> list[Query]:
+    """Clauses finding the id ``form`` (lowercase hex) in the message ``field``, alone or glued to its
+    neighbours the way the standard analyzer glues them (see the module docstring); ``keys`` are
+    the words that may stand glued before it (``trace_id`` in ``trace_id:<id>``)."""
+    heads = [form]
+    if form[0] in _HEX_LETTERS:  # letters on both sides of ':' join; digits do not
+        heads.extend(f"{key}:{form}" for key in keys)
+    if len(form) >= PREFIX_MIN_DIGITS:
+        heads.append(f"0x{form}")  # `trace_id=0x4bf9…`: the 0 and x start one word
+        return [{"prefix": {field: head}} for head in heads]
+    glue = _GLUE_AFTER_LETTER if form[-1] in _HEX_LETTERS else _GLUE_AFTER_DIGIT
+    clauses: list[Query] = []
+    for head in heads:
+        clauses.append({"match_phrase": {field: head}})
+        clauses.extend({"prefix": {field: head + joiner}} for joiner in glue)
+    return clauses
+
+
+PREFIX_REFUSED = "search.allow_expensive_queries"
+"""What Elasticsearch's error says when the cluster refuses ``prefix`` queries."""
+GLUED_NOT_SEARCHED = (
+    "search.allow_expensive_queries is false on this cluster, so ids glued to a neighbouring word "
+    "in the text (trace_id:<id>, <trace>:<span>) were not looked for"
+)
+
+
+def trace_id_query(trace_id: TraceId, settings: CorrelationSettings, *, glued: bool = True) -> Query:
+    """Documents carrying ``trace_id`` in an id field or in their message, in any written form
+    (``glued=False``: only where the message has it as a word of its own, without ``prefix``)."""
     ids = [variant for form in trace_id.forms for variant in (form, form.upper())]
     clauses: list[Query] = [lenient_match(settings.trace_id_fields, ids)]
+    keys = glued_keys(tuple(settings.trace_id_patterns))
     for field in settings.message_fields:
-        clauses.extend({"match_phrase": {field: form}} for form in trace_id.forms)
+        for form in trace_id.forms:
+            if glued:
+                clauses.extend(message_id_clauses(field, form, keys))
+            else:
+                clauses.append({"match_phrase": {field: form}})
     return any_of(clauses)
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
+from app.backends.elasticsearch import ElasticsearchClient
 from app.backends.errors import BackendError, not_configured
 from app.config import Settings
 from app.correlation.ids import TraceId, TraceIdError, parse_trace_id
-from app.correlation.window import TimeParamError, Window, daily_indices, resolve_window
+from app.correlation.logquery import PREFIX_REFUSED
+from app.correlation.window import Window, daily_indices, resolve_window
 from app.errors import InvalidInput
+from app.times import Clock
 
 T = TypeVar("T")
 
@@ -43,11 +46,25 @@ async def call(client: T | None, name: str, use: Callable[[T], Awaitable[Any]]) 
     return await use(need(client, name))
 
 
-def window_param(start: str | None, end: str | None, default: timedelta, now: datetime) -> Window:
-    try:
-        return resolve_window(start, end, default=default, now=now)
-    except TimeParamError as exc:
-        raise InvalidInput(f"query parameter {exc}") from None
+async def glued_search(es: ElasticsearchClient, search: Callable[[bool], Awaitable[T]]) -> T:
+    """``search(glued=True)``; when the cluster refuses its ``prefix`` clauses
+    (``search.allow_expensive_queries: false``), remembers that on the client and runs
+    ``search(glued=False)`` instead (see :mod:`app.correlation.logquery`)."""
+    if es.prefix_queries:
+        try:
+            return await search(True)
+        except BackendError as exc:
+            if PREFIX_REFUSED not in exc.message:
+                raise
+            es.prefix_queries = False
+    return await search(False)
+
+
+def window_param(
+    start: str | None, end: str | None, default: timedelta, now: datetime, zone: tzinfo
+) -> Window:
+    """``from``/``to`` in the one time grammar (:mod:`app.times`); its error names the parameter."""
+    return resolve_window(start, end, default=default, clock=Clock(now, zone))
 
 
 def trace_id_param(text: str, parameter: str) -> TraceId:

@@ -82,6 +82,11 @@ class TraceWithLogs(BaseModel):
 class LogPage(BaseModel):
     logs: list[LogEntry]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
+    partial: str | None = Field(
+        default=None,
+        description="Why lines may be missing from this page (Elasticsearch shards that failed or timed "
+        "out); null when every shard answered",
+    )
 
 
 class TraceSummary(BaseModel):

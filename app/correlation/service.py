@@ -119,7 +119,7 @@ async def search_traces(
         and query.min_duration_ms > query.max_duration_ms
     ):
         raise InvalidInput("query parameter 'min_duration_ms': is above max_duration_ms")
-    window = window_param(query.start, query.end, cs.default_window, now)
+    window = window_param(query.start, query.end, cs.default_window, now, settings.tzinfo)
     jaeger = need(backends.jaeger, "jaeger")
     names = jaeger_names(await jaeger.services(), query.service, None)
     traces = await _find_traces(
@@ -167,7 +167,7 @@ async def _error_logs(
     window: Window,
     settings: Settings,
     limit: int | None = None,
-) -> list[LogEntry]:
+) -> _ErrorLogs:
     cs = settings.correlation
     clauses = [
         logquery.time_range(cs.log_fields.timestamp, window),
@@ -184,7 +184,14 @@ async def _error_logs(
         track_total_hits=False,
     )
     reader = LogReader(cs)
-    return [reader.entry(hit) for hit in page.hits]
+    return _ErrorLogs([reader.entry(hit) for hit in page.hits], page.partial)
+
+
+@dataclass(frozen=True)
+class _ErrorLogs:
+    entries: list[LogEntry]
+    partial: str | None
+    """Why lines may be missing although Elasticsearch answered (failed or timed-out shards)."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,7 @@ async def service_overview(
     parts: Collection[str] = OVERVIEW_PARTS,
     part_timeout_s: float | None = None,
     error_log_limit: int | None = None,
+    all_failed_is_error: bool = True,
 ) -> ServiceOverview:
     """RED figures, recent error logs, slowest and failed traces, open incidents: each part fetched
     concurrently, each failing on its own (``partial``). When every backend fails, the answer is an
@@ -270,8 +278,10 @@ async def service_overview(
 
     ``parts`` (of :data:`OVERVIEW_PARTS`) limits what is fetched (the others stay empty);
     ``part_timeout_s`` bounds each part on its own, a slow backend then being a ``partial`` note
-    like a failing one; ``error_log_limit`` replaces ``correlation.overview_logs``."""
-    window = window_param(start, end, settings.correlation.default_window, now)
+    like a failing one; ``error_log_limit`` replaces ``correlation.overview_logs``. With
+    ``all_failed_is_error=False`` an overview whose every backend failed (or is not configured) is
+    still an answer, each part marked in ``partial``."""
+    window = window_param(start, end, settings.correlation.default_window, now, settings.tzinfo)
     app, ns = split_service(service, namespace)
     fetch: dict[str, Callable[[], Awaitable[Any]]] = {
         "incidents": lambda: _incidents(sessions, settings, [service, app]),
@@ -294,7 +304,7 @@ async def service_overview(
     results = {name: task.result() for name, task in tasks.items()}
     failures = {name: r for name, r in results.items() if isinstance(r, BackendError)}
     asked = [name for name in BACKEND_PARTS if name in parts]
-    if asked and all(name in failures for name in asked):
+    if all_failed_is_error and asked and all(name in failures for name in asked):
         raise BackendsFailed({e.backend: e for e in failures.values()}, f"overview of {service}: ")
     red, logs, traces, incidents = (
         results["red"],
@@ -305,13 +315,15 @@ async def service_overview(
     notes = {name: f"{error.backend}: {error.message}" for name, error in failures.items()}
     if isinstance(red, str):
         notes["red"], red = red, None
+    if isinstance(logs, _ErrorLogs) and logs.partial:
+        notes["error_logs"] = f"elasticsearch: {logs.partial}"
     return ServiceOverview(
         service=service,
         namespace=ns,
         start=window.start,
         end=window.end,
         red=red if isinstance(red, Red) else None,
-        error_logs=logs if isinstance(logs, list) else [],
+        error_logs=logs.entries if isinstance(logs, _ErrorLogs) else [],
         slowest_traces=traces.slowest if isinstance(traces, _OverviewTraces) else [],
         failed_traces=traces.failed if isinstance(traces, _OverviewTraces) else [],
         incidents=incidents if isinstance(incidents, list) else [],
@@ -333,7 +345,7 @@ async def dependency_graph(
 ) -> Graph:
     """Kiali-style service graph from Istio metrics (see :mod:`.istio` for the reporter rules),
     with Jaeger's dependency call counts when Jaeger is configured (its failure is only a note)."""
-    window = window_param(start, end, settings.correlation.default_window, now)
+    window = window_param(start, end, settings.correlation.default_window, now, settings.tzinfo)
     prometheus = need(backends.prometheus, "prometheus")
     span = window.duration
     jaeger = backends.jaeger
@@ -431,7 +443,11 @@ async def incident_context(
     incident_id: int, *, backends: Backends, sessions: Sessions, settings: Settings, now: datetime
 ) -> IncidentContext:
     """The overview of each of the incident's services, from a little before its first alert started
-    to its resolution (or now)."""
+    to its resolution (or now).
+
+    The incident is in the database whatever the backends do, so it is always answered: a part whose
+    backend failed or is not configured is marked in that overview's ``partial``, as the trace
+    endpoint marks a missing backend, instead of hiding the incident behind a 503."""
     async with sessions() as session:
         incident = await alerts.incident_detail(session, settings, incident_id)
     started = min([a.starts_at for a in incident.alerts] + [incident.created_at])
@@ -448,6 +464,7 @@ async def incident_context(
                 sessions=sessions,
                 settings=settings,
                 now=now,
+                all_failed_is_error=False,
             )
             for name in names
             if name

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.backends.elasticsearch import ElasticsearchClient, Hit
+from app.backends.elasticsearch import ElasticsearchClient, Hit, SearchPage
 from app.backends.errors import BackendError
 from app.backends.registry import Backends
 from app.backends.traces import Trace
@@ -14,8 +15,9 @@ from app.config import Settings
 from app.correlation import logquery
 from app.correlation.errors import BackendsFailed, TraceNotFound
 from app.correlation.ids import TraceId
+from app.correlation.logquery import GLUED_NOT_SEARCHED
 from app.correlation.logrecords import TRACE_URL, LogReader
-from app.correlation.outcomes import call, indices, settle, trace_id_param, window_param
+from app.correlation.outcomes import call, glued_search, indices, settle, trace_id_param, window_param
 from app.correlation.schemas import LogEntry, Partial, TimeWindow, TraceWithLogs
 from app.correlation.traces import trace_out
 from app.correlation.window import Window, iso
@@ -25,22 +27,31 @@ from app.correlation.window import Window, iso
 class _TraceLogs:
     hits: list[Hit]
     truncated: bool
+    partial: str | None
 
 
 async def _search_trace_logs(
     es: ElasticsearchClient, trace_id: TraceId, window: Window, settings: Settings
 ) -> _TraceLogs:
     cs = settings.correlation
-    page = await es.search(
-        indices(window, settings),
-        query=logquery.bool_filter(
-            logquery.time_range(cs.log_fields.timestamp, window), logquery.trace_id_query(trace_id, cs)
-        ),
-        sort=logquery.sort_by_time(cs, "asc"),
-        size=cs.max_trace_logs + 1,
-        track_total_hits=False,
+
+    def search(glued: bool) -> Awaitable[SearchPage]:
+        return es.search(
+            indices(window, settings),
+            query=logquery.bool_filter(
+                logquery.time_range(cs.log_fields.timestamp, window),
+                logquery.trace_id_query(trace_id, cs, glued=glued),
+            ),
+            sort=logquery.sort_by_time(cs, "asc"),
+            size=cs.max_trace_logs + 1,
+            track_total_hits=False,
+        )
+
+    page = await glued_search(es, search)
+    notes = [note for note in (page.partial, None if es.prefix_queries else GLUED_NOT_SEARCHED) if note]
+    return _TraceLogs(
+        page.hits[: cs.max_trace_logs], len(page.hits) > cs.max_trace_logs, "; ".join(notes) or None
     )
-    return _TraceLogs(page.hits[: cs.max_trace_logs], len(page.hits) > cs.max_trace_logs)
 
 
 async def trace_with_logs(
@@ -61,7 +72,7 @@ async def trace_with_logs(
     """
     trace_id = trace_id_param(raw_id, "trace_id")
     cs = settings.correlation
-    lookback = window_param(start, end, cs.log_lookback, now)
+    lookback = window_param(start, end, cs.log_lookback, now, settings.tzinfo)
     jaeger, es = backends.jaeger, backends.elasticsearch
     async with asyncio.TaskGroup() as group:
         trace_task = group.create_task(settle(call(jaeger, "jaeger", lambda j: j.get_trace(trace_id.hex))))
@@ -91,10 +102,7 @@ async def trace_with_logs(
         logs=entries,
         logs_window=TimeWindow(start=window.start, end=window.end),
         logs_truncated=not isinstance(logs, BackendError) and logs.truncated,
-        partial=Partial(
-            logs=f"elasticsearch: {logs.message}" if isinstance(logs, BackendError) else None,
-            trace=_trace_note(trace, trace_id),
-        ),
+        partial=Partial(logs=_logs_note(logs), trace=_trace_note(trace, trace_id)),
     )
 
 
@@ -103,6 +111,12 @@ def _as_trace_line(entry: LogEntry, trace_id: TraceId) -> LogEntry:
     return entry.model_copy(
         update={"trace_id": trace_id.hex, "trace_url": TRACE_URL.format(trace_id=trace_id.hex)}
     )
+
+
+def _logs_note(logs: _TraceLogs | BackendError) -> str | None:
+    if isinstance(logs, BackendError):
+        return f"elasticsearch: {logs.message}"
+    return f"elasticsearch: {logs.partial}" if logs.partial else None
 
 
 def _trace_note(trace: Trace | BackendError | None, trace_id: TraceId) -> str | None:

@@ -1,25 +1,17 @@
-"""Time windows of the correlation endpoints: `from`/`to` parameters, the daily indices a window covers."""
+"""Time windows of the correlation endpoints and the daily indices a window covers.
+
+The ``from``/``to`` text is read by :mod:`app.times` (the one time grammar), never here."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.config_types import parse_duration
+from app.times import Clock, parse_range
 
 MAX_LISTED_DAYS = 31
 """Past this many UTC days, a search names the index pattern instead of every daily index
 (Elasticsearch still skips the shards outside the time range)."""
-
-_EPOCH_NUMBER = re.compile(r"^\d+(\.\d+)?$")
-_RELATIVE = re.compile(r"^now\s*(?:-\s*(\S+))?$", re.IGNORECASE)
-_EPOCH_MS_ABOVE = 100_000_000_000  # epoch seconds reach this in the year 5138; milliseconds did in 1973
-TIME_FORMS = "an ISO 8601 time with a zone (2024-05-01T10:00:00Z), epoch seconds or milliseconds, or now-15m"
-
-
-class TimeParamError(ValueError):
-    """A time parameter cannot be read; the message names the parameter."""
 
 
 @dataclass(frozen=True)
@@ -47,42 +39,10 @@ class Window:
         return self.start <= moment <= self.end
 
 
-def parse_time(value: str, name: str, now: datetime) -> datetime:
-    """A ``from``/``to`` value as an aware UTC datetime; TimeParamError naming ``name`` otherwise."""
-    text = value.strip()
-    relative = _RELATIVE.match(text)
-    if relative:
-        if relative.group(1) is None:
-            return now
-        try:
-            return now - parse_duration(relative.group(1))
-        except ValueError:
-            raise TimeParamError(f"{name}: {value!r} is not a time; use {TIME_FORMS}") from None
-    if _EPOCH_NUMBER.match(text):
-        number = float(text)
-        seconds = number / 1000 if number >= _EPOCH_MS_ABOVE else number
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise TimeParamError(f"{name}: {value!r} is out of range") from None
-    try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise TimeParamError(f"{name}: {value!r} is not a time; use {TIME_FORMS}") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise TimeParamError(f"{name}: {value!r} has no time zone; add Z or an offset such as +08:00")
-    return moment.astimezone(UTC)
-
-
-def resolve_window(start: str | None, end: str | None, *, default: timedelta, now: datetime) -> Window:
-    """The window ``[from, to]``: ``to`` defaults to now, ``from`` to ``default`` before ``to``."""
-    until = parse_time(end, "to", now) if end else now
-    since = parse_time(start, "from", now) if start else until - default
-    if since >= until:
-        raise TimeParamError(
-            f"from: {since.isoformat()} is not before to ({until.isoformat()}); give from earlier than to"
-        )
-    return Window(since, until)
+def resolve_window(start: str | None, end: str | None, *, default: timedelta, clock: Clock) -> Window:
+    """The window ``[from, to]`` read by :func:`app.times.parse_range`: ``to`` defaults to now,
+    ``from`` to ``default`` before ``to``; a bad value raises :class:`app.times.InvalidTime`."""
+    return Window(*parse_range(start, end, clock, default=default))
 
 
 def daily_indices(window: Window, index_format: str, pattern: str) -> str:

@@ -17,8 +17,8 @@ DayParam = Annotated[
     str | None,
     Query(
         alias="date",
-        description="The day covered: YYYY-MM-DD (a local day of the digest's time zone), an ISO 8601 "
-        "time with a zone, epoch s/ms, or now-1d; default: yesterday in the digest's time zone",
+        description="The day covered, in the time grammar (README: Times), read in the digest's time "
+        "zone: 2026-11-20, now-1d, an RFC 3339 time, epoch s/ms; default: yesterday there",
     ),
 ]
 ERRORS = answers(

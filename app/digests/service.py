@@ -13,7 +13,6 @@ that runs the job again, find the row there and send nothing. ``force`` sends ag
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import times
 from app.alerts import service as alerts
 from app.config import Settings
 from app.correlation.traces import split_service
-from app.correlation.window import TimeParamError, parse_time
 from app.digests import render, repository
 from app.digests.config import DigestConfig, DigestScope
 from app.digests.errors import UnknownDigest
@@ -48,8 +47,6 @@ from app.rollups.days import local_today
 
 Sessions = async_sessionmaker[AsyncSession]
 
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-DAY_FORMS = "a day (2026-11-20), an ISO 8601 time with a zone, epoch seconds or milliseconds, or now-1d"
 WEEK = timedelta(days=7)
 MAX_LISTED_INCIDENTS = 5
 MAX_NOISY = 3
@@ -69,21 +66,12 @@ def digest_named(settings: Settings, name: str) -> DigestConfig:
 
 
 def parse_day(value: str | None, zone: ZoneInfo, now: datetime) -> date:
-    """The day a digest covers: ``YYYY-MM-DD``, or any instant of the time grammar (its local day
-    in ``zone``); by default yesterday in ``zone``. A day not over yet is refused."""
+    """The day a digest covers, in the one time grammar (:mod:`app.times`): a date, or any time
+    (its local day in ``zone``); by default yesterday in ``zone``. A day not over yet is refused."""
     today = local_today(zone, now)
     if value is None or not value.strip():
         return today - timedelta(days=1)
-    text = value.strip()
-    try:
-        if _ISO_DAY.match(text):
-            day = date.fromisoformat(text)
-        else:
-            day = parse_time(text, "date", now).astimezone(zone).date()
-    except (ValueError, TimeParamError):
-        raise InvalidInput(
-            f"query parameter 'date': {value!r} is not {DAY_FORMS}", parameter="date"
-        ) from None
+    day = times.parse_day(value, "date", times.Clock(now, zone))
     if day >= today:
         raise InvalidInput(
             f"query parameter 'date': {day.isoformat()} is not over yet in {zone.key}; "

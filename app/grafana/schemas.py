@@ -33,7 +33,7 @@ class Target(GrafanaBody):
     )
     payload: dict[str, Any] | str | None = Field(
         default=None,
-        description="entity, granularity (day|week|month), format (table), objective; kind: incidents",
+        description="entity, granularity (day|week|month|year), format (table), objective; kind: incidents",
     )
     hide: bool = False
     datasource: Any = None

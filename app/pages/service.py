@@ -8,12 +8,13 @@ Backends are asked the way the API asks them, so a page and its API answer never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import times
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, SwapOut
 from app.backends.errors import BackendError
@@ -24,7 +25,6 @@ from app.correlation import trace_logs
 from app.correlation.errors import BackendsFailed
 from app.correlation.outcomes import trace_id_param
 from app.correlation.schemas import IncidentContext, ServiceOverview, TraceWithLogs
-from app.correlation.window import TimeParamError, parse_time
 from app.errors import InvalidInput, PanoramaError
 from app.pages.views import Waterfall, waterfall
 from app.rollups import service as rollups
@@ -104,8 +104,10 @@ async def incident_context(
         found = await correlation.incident_context(
             incident_id, backends=backends, sessions=sessions, settings=settings, now=now
         )
-    except (BackendsFailed, BackendError) as exc:
+    except BackendsFailed as exc:
         return ContextPage(None, exc.message)
+    except BackendError as exc:
+        return ContextPage(None, exc.described)
     return ContextPage(found, None)
 
 
@@ -151,10 +153,7 @@ async def incidents_page(
         raise InvalidInput("query parameter 'status': triggered, acknowledged or resolved")
     first = None
     if query.since:
-        try:
-            first = parse_time(query.since, "from", now)
-        except TimeParamError as exc:
-            raise InvalidInput(f"query parameter {exc}") from None
+        first = times.parse_time(query.since, "from", times.Clock(now, settings.tzinfo))
     service = query.service or None
     shown_open: list[IncidentSummary] = []
     if query.status is None and query.before is None:
@@ -288,8 +287,10 @@ async def service_page(
             settings=settings,
             now=now,
         )
-    except (BackendsFailed, BackendError) as exc:
+    except BackendsFailed as exc:
         problem = exc.message
+    except BackendError as exc:
+        problem = exc.described
     last = local_today(settings.tzinfo, now) - timedelta(days=1)
     first = last - timedelta(days=TREND_DAYS - 1)
     async with sessions() as session:
@@ -379,11 +380,6 @@ async def oncall_page(
 
 
 def local_time(value: str, zone: str, field: str) -> datetime:
-    """A form's ``datetime-local`` value (``2026-12-01T09:00``), read in the schedule's zone."""
-    try:
-        naive = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: give a date and time such as 2026-12-01T09:00") from None
-    if naive.tzinfo is not None:
-        return naive
-    return naive.replace(tzinfo=ZoneInfo(zone))
+    """A form's ``datetime-local`` value (``2026-12-01T09:00``), read in the schedule's zone by the
+    one time grammar (:mod:`app.times`: an offset, a date or ``now+1h`` work too)."""
+    return times.parse_time(value, field, times.Clock(datetime.now(UTC), ZoneInfo(zone)), source="")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -10,30 +9,54 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app import errors
+from app import errors, times
+from app.config import Settings
 from app.deps import ContextDep, Operator, SessionDep, SessionsDep, SettingsDep, Viewer
 from app.rollups import answers, service
 from app.rollups.answers import to_csv
 from app.rollups.days import Granularity, local_today
-from app.rollups.errors import InvalidPeriod
 from app.rollups.schemas import Queued, RunHistory, RunRequest, RunResults
 
 router = APIRouter(tags=["rollups"])
 
 Format = Literal["json", "csv"]
-FromDay = Annotated[date | None, Query(alias="from", description="First local day (default: 30 days back)")]
+FromDay = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description="First local day: a date, or any time of the grammar (README: Times), e.g. now-7d; "
+        "default: 30 days before `to`",
+    ),
+]
 ToDay = Annotated[
-    date | None, Query(alias="to", description="Last local day, inclusive (default: yesterday)")
+    str | None,
+    Query(
+        alias="to",
+        description="Last local day: a date is inclusive; a time (now, Grafana's ${__to}) ends the range, "
+        "not past yesterday; default: yesterday",
+    ),
 ]
 FormatParam = Annotated[Format, Query(description="json, or csv (the same rows, with a header line)")]
 DEFAULT_DAYS = 30
 
 
-def _period(first: date | None, last: date | None, context: ContextDep) -> tuple[date, date]:
-    last = last or local_today(context.settings.tzinfo) - timedelta(days=1)
-    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
-    service.check_period(first, last)
-    return first, last
+def _days(first: str | None, last: str | None, settings: Settings) -> tuple[date | None, date | None]:
+    """``from``/``to`` as local days, read by the one time grammar (:mod:`app.times`). A ``to``
+    that is a time, not a date, ends the range at the day before it and not past yesterday."""
+    clock = times.Clock(datetime.now(UTC), settings.tzinfo)
+    first_day = times.parse_day(first, "from", clock) if first else None
+    last_day = times.parse_day(last, "to", clock, end=True) if last else None
+    if last is not None and last_day is not None and not times.names_a_day(last):
+        last_day = min(last_day, clock.today() - timedelta(days=1))
+    return first_day, last_day
+
+
+def _period(first: str | None, last: str | None, context: ContextDep) -> tuple[date, date]:
+    first_day, last_day = _days(first, last, context.settings)
+    last_day = last_day or local_today(context.settings.tzinfo) - timedelta(days=1)
+    first_day = first_day or last_day - timedelta(days=DEFAULT_DAYS - 1)
+    service.check_period(first_day, last_day)
+    return first_day, last_day
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -70,11 +93,13 @@ async def run(request: RunRequest, _: Operator, context: ContextDep) -> RunResul
 async def runs(
     _: Viewer,
     session: SessionDep,
+    context: ContextDep,
     first: FromDay = None,
     last: ToDay = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> RunHistory:
-    return await service.runs(session, first=first, last=last, limit=limit)
+    first_day, last_day = _days(first, last, context.settings)
+    return await service.runs(session, first=first_day, last=last_day, limit=limit)
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -130,8 +155,8 @@ def _add_kind_report(kind: str, path: str, summary: str) -> None:
         last: ToDay = None,
         format: FormatParam = "json",
     ) -> Response:
-        first, last = _period(first, last, context)
-        return await _kind_report(kind, first, last, format, sessions, context.settings)
+        days = _period(first, last, context)
+        return await _kind_report(kind, *days, format, sessions, context.settings)
 
     router.add_api_route(path, kind_report, methods=["GET"], summary=summary, name=f"{kind}_report")
 
@@ -187,9 +212,9 @@ async def service_daily(
     granularity: GranularityParam = Granularity.DAY,
     format: FormatParam = "json",
 ) -> Response:
-    first, last = _period(first, last, context)
+    days = _period(first, last, context)
     return await _entity_series(
-        "service", service_name, first, last, granularity, format, session, context.settings
+        "service", service_name, *days, granularity, format, session, context.settings
     )
 
 
@@ -207,8 +232,8 @@ async def kind_report(
     last: ToDay = None,
     format: FormatParam = "json",
 ) -> Response:
-    first, last = _period(first, last, context)
-    return await _kind_report(kind, first, last, format, sessions, context.settings)
+    days = _period(first, last, context)
+    return await _kind_report(kind, *days, format, sessions, context.settings)
 
 
 @router.get(
@@ -227,8 +252,8 @@ async def entity_daily(
     granularity: GranularityParam = Granularity.DAY,
     format: FormatParam = "json",
 ) -> Response:
-    first, last = _period(first, last, context)
-    return await _entity_series(kind, entity, first, last, granularity, format, session, context.settings)
+    days = _period(first, last, context)
+    return await _entity_series(kind, entity, *days, granularity, format, session, context.settings)
 
 
 @router.get("/api/v1/reports/slo", summary="Service level objectives: achieved, met, error budget left")
@@ -236,11 +261,17 @@ async def slo_report(
     _: Viewer,
     session: SessionDep,
     context: ContextDep,
-    at: Annotated[date | None, Query(description="Last day of each window (default: yesterday)")] = None,
+    at: Annotated[
+        str | None,
+        Query(description="Last day of each window: a date or a time (README: Times); default: yesterday"),
+    ] = None,
     format: FormatParam = "json",
 ) -> Response:
     settings = context.settings
-    day = at or local_today(settings.tzinfo) - timedelta(days=1)
+    if at:
+        day = times.parse_day(at, "at", times.Clock(datetime.now(UTC), settings.tzinfo))
+    else:
+        day = local_today(settings.tzinfo) - timedelta(days=1)
     results = await service.slo_report(session, settings, day)
     rows = [
         {
@@ -265,13 +296,12 @@ async def slo_report(
 
 # --- flat rows for Grafana's Infinity datasource and alerting on rollups ------------------
 
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FLAT_FROM = Annotated[
     str | None,
     Query(
         alias="from",
-        description="YYYY-MM-DD (a local day), an ISO 8601 time with a zone, or epoch s/ms "
-        "(Grafana's ${__from}); default: 30 days before `to`",
+        description="A local day or a time in the grammar (README: Times): 2026-12-01, now-30d, or "
+        "Grafana's ${__from} (epoch ms); default: 30 days before `to`",
     ),
 ]
 FLAT_TO = Annotated[
@@ -282,32 +312,6 @@ FLAT_TO = Annotated[
         "default: yesterday",
     ),
 ]
-
-
-def _flat_day(value: str, name: str, settings: SettingsDep, *, end: bool) -> date:
-    """The local day of a date, an ISO 8601 instant with a zone, or epoch seconds or milliseconds."""
-    text = value.strip()
-    try:
-        if _ISO_DAY.match(text):
-            return date.fromisoformat(text)
-        if text.isdigit():
-            number = int(text)
-            moment = datetime.fromtimestamp(number / 1000 if number >= 10**11 else number, UTC)
-        else:
-            moment = datetime.fromisoformat(text)
-            if moment.tzinfo is None:
-                raise ValueError("no zone")
-    except (ValueError, OverflowError, OSError):
-        raise InvalidPeriod(
-            f"query parameter {name!r}: {value!r} is not a date (YYYY-MM-DD), an ISO 8601 time with a "
-            "zone, or epoch seconds or milliseconds",
-            parameter=name,
-        ) from None
-    if not end:
-        return moment.astimezone(settings.tzinfo).date()
-    # An instant ends the range: a local midnight closes the day before it; today is not rolled up.
-    day = (moment - timedelta(milliseconds=1)).astimezone(settings.tzinfo).date()
-    return min(day, local_today(settings.tzinfo) - timedelta(days=1))
 
 
 @router.get(
@@ -334,9 +338,7 @@ async def flat_rollups(
 ) -> JSONResponse:
     settings = context.settings
     service.flat_figure(settings, figure)  # an unknown figure is told before a malformed day
-    last_day = _flat_day(last, "to", settings, end=True) if last else None
-    first_day = _flat_day(first, "from", settings, end=False) if first else None
-    first_day, last_day = _period(first_day, last_day, context)
+    first_day, last_day = _period(first, last, context)
     return JSONResponse(
         await service.flat_rows(session, settings, figure, entity, first_day, last_day, granularity)
     )

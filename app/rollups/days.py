@@ -1,4 +1,8 @@
-"""Local days: their bounds in UTC, DST included, and the periods reports group them into."""
+"""Local days: their bounds in UTC, DST included, and the periods reports group them into.
+
+The one home of calendar arithmetic (where a period starts and ends, how many a range touches):
+whatever needs it imports it from here rather than keeping a copy of its own.
+"""
 
 from __future__ import annotations
 
@@ -71,3 +75,38 @@ def period_label(start: date, granularity: Granularity) -> str:
     if granularity is Granularity.YEAR:
         return str(start.year)
     return start.isoformat()
+
+
+def next_period(start: date, granularity: Granularity) -> date:
+    """The first day of the period after the one that starts on ``start``."""
+    if granularity is Granularity.DAY:
+        return start + timedelta(days=1)
+    if granularity is Granularity.WEEK:
+        return start + timedelta(days=7)
+    if granularity is Granularity.MONTH:
+        return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return date(start.year + 1, 1, 1)
+
+
+def period_last_day(start: date, granularity: Granularity) -> date:
+    """The last day of the period that starts on ``start``."""
+    return next_period(start, granularity) - timedelta(days=1)
+
+
+def period_count(first: date, last: date, granularity: Granularity) -> int:
+    """How many periods of ``granularity`` the days ``first``..``last`` touch."""
+    if granularity is Granularity.DAY:
+        return (last - first).days + 1
+    if granularity is Granularity.WEEK:
+        return (period_start(last, granularity) - period_start(first, granularity)).days // 7 + 1
+    if granularity is Granularity.MONTH:
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    return last.year - first.year + 1
+
+
+def period_starts(first: date, last: date, granularity: Granularity) -> Iterator[date]:
+    """The first day of every period the days ``first``..``last`` touch, in order."""
+    start = period_start(first, granularity)
+    while start <= last:
+        yield start
+        start = next_period(start, granularity)

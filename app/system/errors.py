@@ -16,5 +16,5 @@ class InvalidConfig(PanoramaError):
         super().__init__(
             f"{error.source}: the configuration was not reloaded: "
             + "; ".join(str(p) for p in error.problems),
-            problems=[str(p) for p in error.problems],
+            problems=error.lines(),  # as check-config prints them: file:line: key.path: message
         )

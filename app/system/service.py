@@ -8,7 +8,13 @@ from typing import Any
 
 from app import db
 from app.backends.registry import BACKEND_NAMES
-from app.config import ConfigError, Settings, load_settings, with_generated_admin_token
+from app.config import (
+    ConfigError,
+    Settings,
+    admin_token_notice,
+    load_settings,
+    with_generated_admin_token,
+)
 from app.context import AppContext
 from app.system.errors import InvalidConfig
 from app.system.schemas import EffectiveConfig, ReloadResult
@@ -33,20 +39,25 @@ def masked(settings: Settings) -> dict[str, Any]:
     return data
 
 
-def _read(context: AppContext) -> Settings:
-    settings = load_settings(context.config_path)
-    return with_generated_admin_token(settings)[0]
+def _read(context: AppContext) -> tuple[Settings, str | None]:
+    """The file's settings, with the generated admin token while ``admin.token`` holds one, and
+    what to tell about that token (made just now, or valid beside configured tokens)."""
+    settings, token_file = with_generated_admin_token(load_settings(context.config_path))
+    return settings, admin_token_notice(token_file) if token_file is not None else None
 
 
 async def reload(context: AppContext) -> ReloadResult:
     """Re-reads the configuration; on any problem the running one stays untouched."""
     async with context.reload_lock:
         try:
-            new = await asyncio.to_thread(_read, context)
+            new, token_notice = await asyncio.to_thread(_read, context)
         except ConfigError as exc:
-            log.warning("configuration reload refused", extra={"problems": [str(p) for p in exc.problems]})
+            log.warning("configuration reload refused", extra={"problems": exc.lines()})
             raise InvalidConfig(exc) from None
         warnings = []
+        if token_notice is not None:
+            log.warning(token_notice)
+            warnings.append(token_notice)
         if new.database != context.settings.database:
             warnings.append("database settings changed; they take effect after a restart")
         changed = context.apply(new)

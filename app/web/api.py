@@ -7,11 +7,12 @@ from typing import Annotated
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from app import signing
 from app.web import auth, static
 from app.web.deps import Page, PageDep, delete_session, set_session
+from app.web.shell import render_docs
 
 router = APIRouter(include_in_schema=False)
 
@@ -93,6 +94,23 @@ async def logout(page: PageDep) -> Response:
     return answer
 
 
+@router.get("/docs")
+async def api_docs() -> Response:
+    """Swagger UI over ``/openapi.json``, from files Panorama serves itself (ops networks are often
+    offline): no CDN, no inline script (``web/static/docs.js`` starts it), so the page's CSP holds."""
+    return HTMLResponse(render_docs())
+
+
+@router.get("/docs/assets/{name}")
+async def api_docs_asset(
+    name: str,
+    request: Request,
+    if_none_match: Annotated[str | None, Header()] = None,
+    accept_encoding: Annotated[str | None, Header()] = None,
+) -> Response:
+    return _send(static.swagger_ui_asset(name), request, if_none_match, accept_encoding)
+
+
 @router.get("/static/{path:path}")
 async def static_file(
     path: str,
@@ -100,7 +118,12 @@ async def static_file(
     if_none_match: Annotated[str | None, Header()] = None,
     accept_encoding: Annotated[str | None, Header()] = None,
 ) -> Response:
-    found = static.asset(path)
+    return _send(static.asset(path), request, if_none_match, accept_encoding)
+
+
+def _send(
+    found: static.Asset | None, request: Request, if_none_match: str | None, accept_encoding: str | None
+) -> Response:
     if found is None:
         return Response("not found", status_code=404, media_type="text/plain")
     cache = static.IMMUTABLE if request.query_params.get("v") == found.version else static.REVALIDATE

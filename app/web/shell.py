@@ -112,3 +112,9 @@ class PageView:
 
 def render(template: str, view: PageView, **context: Any) -> str:
     return environment.get_template(template).render(page=view, _=view.translator, **context)
+
+
+def render_docs(openapi_url: str = "/openapi.json") -> str:
+    """The ``/docs`` page: Swagger UI with its own layout, outside the pages' shell."""
+    template = environment.get_template("web/docs.html")
+    return template.render(swagger_ui=static.swagger_ui_url, openapi_url=openapi_url)

@@ -62,10 +62,39 @@ def asset(path: str) -> Asset | None:
         body = node.read_bytes()
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
         return None
-    suffix = PurePosixPath(parts[-1]).suffix
-    media_type = TYPES.get(suffix) or mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+    return _asset(body, parts[-1])
+
+
+def _asset(body: bytes, name: str) -> Asset:
+    suffix = PurePosixPath(name).suffix
+    media_type = TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
     gzipped = gzip.compress(body, compresslevel=9, mtime=0) if suffix in COMPRESSIBLE else None
     return Asset(body, gzipped, media_type, hashlib.sha256(body).hexdigest()[:12])
+
+
+# Swagger UI's own files, from the pinned PyPI package ``swagger-ui-py`` (Apache-2.0, its LICENSE
+# beside them), for ``/docs``: only the ones the page loads, and the LICENSE.
+SWAGGER_UI_PACKAGE = "swagger_ui"
+SWAGGER_UI_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"})
+
+
+@lru_cache(maxsize=8)
+def swagger_ui_asset(name: str) -> Asset | None:
+    """One of ``SWAGGER_UI_FILES`` (served at ``/docs/assets/<name>``), or None."""
+    if name not in SWAGGER_UI_FILES:
+        return None
+    node = resources.files(SWAGGER_UI_PACKAGE).joinpath("static", name)
+    if not node.is_file():
+        return None
+    return _asset(node.read_bytes(), name if "." in name else f"{name}.txt")
+
+
+def swagger_ui_url(name: str) -> str:
+    """``/docs/assets/<name>?v=<hash>``; raises LookupError for a file that is not shipped."""
+    found = swagger_ui_asset(name)
+    if found is None:
+        raise LookupError(f"no Swagger UI file {name!r}")
+    return f"/docs/assets/{name}?v={found.version}"
 
 
 def url(path: str) -> str:

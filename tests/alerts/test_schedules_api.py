@@ -74,7 +74,7 @@ async def test_an_override_wins_and_can_be_removed(app_factory: AppFactory) -> N
 async def test_bad_schedule_requests(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (_app, client):
         unknown = await get(client, "/api/v1/schedules/nope/oncall")
-        naive = await get(client, f"{SRE}/oncall", at="2026-01-06T12:00:00")
+        bad_time = await get(client, f"{SRE}/oncall", at="tomorrow")
         reversed_ = await get(
             client, f"{SRE}/shifts", **{"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
         )
@@ -102,8 +102,9 @@ async def test_bad_schedule_requests(app_factory: AppFactory) -> None:
         )
     assert unknown.status_code == 404
     assert "known: sre" in unknown.json()["message"]
-    assert naive.status_code == 400
-    assert "time zone offset" in naive.json()["message"]
+    assert bad_time.status_code == 400
+    assert bad_time.json()["parameter"] == "at"
+    assert bad_time.json()["message"].startswith("query parameter 'at': 'tomorrow' is not a time; use ")
     assert reversed_.status_code == 400
     assert too_long.status_code == 400
     assert stranger.status_code == 400
@@ -111,3 +112,44 @@ async def test_bad_schedule_requests(app_factory: AppFactory) -> None:
     assert backwards.status_code == 400
     assert "end must be after start" in backwards.json()["message"]
     assert viewer.status_code == 403
+
+
+async def test_times_without_an_offset_are_the_schedule_s_wall_times(app_factory: AppFactory) -> None:
+    """Before the one time grammar, every schedule time needed an offset and `to` was required."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        naive = await get(client, f"{SRE}/oncall", at="2026-01-12T08:59:59")
+        handed_off = await get(client, f"{SRE}/oncall", at="2026-01-12T09:00")
+        days = await get(client, f"{SRE}/shifts", **{"from": "2026-01-12", "to": "2026-01-12"})
+        with_offsets = await get(
+            client,
+            f"{SRE}/shifts",
+            **{"from": "2026-01-12T00:00:00+08:00", "to": "2026-01-13T00:00:00+08:00"},
+        )
+        week = await get(client, f"{SRE}/shifts", **{"from": "2026-01-05T09:00"})
+        relative = await get(client, f"{SRE}/shifts", **{"from": "now-1d/d", "to": "now+1w"})
+        created = await client.post(
+            f"{SRE}/overrides",
+            json={"user": "bob", "start": "2026-01-07T18:00:00", "end": "2026-01-08T09:00:00"},
+            headers=OPERATE,
+        )
+        covered = await get(client, f"{SRE}/oncall", at="2026-01-07T10:30:00Z")  # 18:30 in Shanghai
+        naive_backwards = await client.post(
+            f"{SRE}/overrides",
+            json={"user": "bob", "start": "2026-01-08T18:00:00", "end": "2026-01-08T09:00:00"},
+            headers=OPERATE,
+        )
+    assert naive.status_code == 200, naive.text
+    assert (naive.json()["user"], handed_off.json()["user"]) == ("alice", "bob")
+    assert days.status_code == 200, days.text
+    assert days.json()["shifts"] == with_offsets.json()["shifts"]
+    assert [s["user"] for s in days.json()["shifts"]] == ["alice", "bob"]
+    assert week.status_code == 200, week.text  # `to` defaults to 7 days after `from`
+    assert [(s["user"], s["start"][:19], s["end"][:19]) for s in week.json()["shifts"]] == [
+        ("alice", "2026-01-05T09:00:00", "2026-01-12T09:00:00")
+    ]
+    assert relative.status_code == 200, relative.text
+    assert created.status_code == 201, created.text
+    assert created.json()["start"].startswith("2026-01-07T10:00:00")  # 18:00 Shanghai, in UTC
+    assert (covered.json()["user"], covered.json()["source"]) == ("bob", "override")
+    assert naive_backwards.status_code == 400
+    assert "end must be after start" in naive_backwards.json()["message"]

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing
 from functools import partial
 from typing import Any
 
@@ -157,83 +156,6 @@ async def test_probe_reports_version(client: ElasticsearchClient, es: FakeElasti
 
 
 # --- point in time ---------------------------------------------------------------------------
-
-
-async def test_scan_pages_past_ten_thousand_with_a_point_in_time(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    total = 10_050
-    es.add_documents(
-        DAY1,
-        ({"@timestamp": 1714521600000 + n * 1000, "n": n} for n in range(total)),
-        ids=(f"doc-{n:05d}" for n in range(total)),
-    )
-
-    seen = [
-        hit.source["n"]
-        async for hit in client.scan(
-            "logstash-*", query={"match_all": {}}, sort=[{"@timestamp": "asc"}], page_size=5000
-        )
-    ]
-
-    assert seen == list(range(total))
-    searches = es.requests_to("/_search", "POST")
-    assert len(searches) == 3
-    assert all("pit" in r.body and "index" not in r.body for r in searches)
-    assert searches[1].body["search_after"] == [1714521600000 + 4999 * 1000, 4999]
-    assert len(es.requests_to("/_pit", "DELETE")) == 1
-    assert es.open_pits == 0
-
-
-async def test_scan_uses_the_pit_id_each_answer_returns(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    es.rotate_pit_ids = True
-    es.add_documents(DAY1, ({"@timestamp": 1714521600000 + n, "n": n} for n in range(5)))
-
-    found = [
-        hit async for hit in client.scan(DAY1, query={"match_all": {}}, sort=["@timestamp"], page_size=2)
-    ]
-
-    assert len(found) == 5
-    opened = es.requests_to(f"/{DAY1}/_pit")
-    searches = es.requests_to("/_search")
-    ids_used = [r.body["pit"]["id"] for r in searches]
-    assert len(opened) == 1
-    assert len(set(ids_used)) == 3
-    closed = es.requests_to("/_pit", "DELETE")[0].body["id"]
-    assert closed not in ids_used
-    assert es.open_pits == 0
-
-
-async def test_scan_closes_its_pit_when_a_page_fails(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    es.add_documents(DAY1, ({"@timestamp": 1714521600000 + n, "n": n} for n in range(10)))
-
-    async def consume() -> None:
-        async for hit in client.scan(DAY1, query={"match_all": {}}, sort=["@timestamp"], page_size=4):
-            if hit.source["n"] == 3:  # the next page will fail
-                es.fail_with(400, times=1, error_type="parsing_exception", reason="boom")
-
-    with pytest.raises(BackendError) as caught:
-        await consume()
-
-    assert caught.value.kind is BackendErrorKind.BAD_QUERY
-    assert es.open_pits == 0
-
-
-async def test_scan_closes_its_pit_when_the_consumer_stops(
-    client: ElasticsearchClient, es: FakeElasticsearch
-) -> None:
-    es.add_documents(DAY1, ({"@timestamp": 1714521600000 + n, "n": n} for n in range(10)))
-
-    async with aclosing(client.scan(DAY1, query={"match_all": {}}, sort=["@timestamp"], page_size=4)) as hits:
-        async for hit in hits:
-            if hit.source["n"] == 1:
-                break
-
-    assert es.open_pits == 0
 
 
 async def test_pit_search_and_close(client: ElasticsearchClient, es: FakeElasticsearch) -> None:
@@ -576,3 +498,66 @@ async def test_fake_http_details(fake_elasticsearch: tuple[FakeElasticsearch, st
     )
     assert [(row["index"], row["docs.count"]) for row in cat.json()] == [(DAY1, "1")]
     assert es.count(DAY1) == 1
+
+
+# --- fidelity: what Elasticsearch 8.x (Lucene 9's StandardTokenizer, UAX #29) does -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("trace_id:abf92f35 ok", ["trace_id:abf92f35", "ok"]),  # letters around ':' join
+        ("trace_id:4bf92f35 ok", ["trace_id", "4bf92f35", "ok"]),  # a digit after ':' does not
+        ("uber-trace-id=ab473e:af067aa0:0:1", ["uber", "trace", "id", "ab473e:af067aa0", "0", "1"]),
+        ("[svc,ab4736,00f067,true]", ["svc", "ab4736,00f067", "true"]),  # digits around ',' join
+        ("v1.2.3 foo.bar it's", ["v1.2.3", "foo.bar", "it's"]),
+        ("traceparent=00-4BF9-00F0-01", ["traceparent", "00", "4bf9", "00f0", "01"]),
+        ('{"trace_id":"abf9"} _ 中文', ["trace_id", "abf9", "中", "文"]),
+    ],
+)
+def test_the_fake_tokenizes_like_the_standard_analyzer(text: str, tokens: list[str]) -> None:
+    from tests.fakes.elasticsearch.analysis import analyze
+
+    assert analyze(text) == tokens
+
+
+async def test_prefix_matches_the_start_of_a_glued_token(
+    client: ElasticsearchClient, es: FakeElasticsearch
+) -> None:
+    es.add_document(DAY1, log(DAY1, 9, f"uber-trace-id={TRACE[:-1]}e:af067aa0ba902b7c:0:1"), "glued")
+    es.add_document(DAY1, log(DAY1, 10, f"trace {TRACE[:-1]}e"), "alone")
+
+    phrase = await client.search(DAY1, query={"match_phrase": {"message": TRACE[:-1] + "e"}})
+    prefix = await client.search(DAY1, query={"prefix": {"message": TRACE[:-1] + "e"}}, sort=["@timestamp"])
+
+    assert [h.id for h in phrase.hits] == ["alone"]
+    assert [h.id for h in prefix.hits] == ["glued", "alone"]
+
+
+async def test_failed_shards_make_a_partial_200(client: ElasticsearchClient, es: FakeElasticsearch) -> None:
+    """Elasticsearch 8 (allow_partial_search_results defaults to true): some shards failing is still a 200."""
+    es.add_document(DAY1, log(DAY1, 9, "one"), "one")
+    es.add_document(DAY2, log(DAY2, 9, "two"), "two")
+    es.fail_shards(DAY2, reason="failed to create query: boom")
+
+    page = await client.search("logstash-*", query={"match_all": {}})
+
+    assert [h.id for h in page.hits] == ["one"]
+    assert page.partial == (
+        f"partial answer: 1 of 2 shards failed (index {DAY2}: query_shard_exception: failed to create "
+        "query: boom) (matching lines there are missing)"
+    )
+    es.fail_shards(DAY1)
+    with pytest.raises(BackendError) as every_shard:  # all shards failed: an error, not a 200
+        await client.search("logstash-*", query={"match_all": {}})
+    assert every_shard.value.kind is BackendErrorKind.BAD_QUERY
+
+
+async def test_a_timed_out_search_is_partial(client: ElasticsearchClient, es: FakeElasticsearch) -> None:
+    es.add_document(DAY1, log(DAY1, 9, "one"), "one")
+    es.time_out_shards(DAY1)
+
+    page = await client.search(DAY1, query={"match_all": {}})
+
+    assert page.hits == []
+    assert page.partial == "partial answer: the search timed out (matching lines there are missing)"

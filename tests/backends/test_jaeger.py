@@ -344,21 +344,110 @@ async def test_search_v3_sends_both_spellings_and_groups_traces(
     assert params["query.searchDepth"] == params["query.search_depth"] == params["query.num_traces"] == "20"
 
 
-async def test_search_by_tags_is_right_even_where_v3_ignores_them(
+def _store_tag_corpus(jaeger: FakeJaeger) -> str:
+    """Three newer cart traces without the tag, and an older one with it."""
+    for n in range(3):
+        jaeger.add_trace(cart_only(f"{n + 1}" * 32, T0 + timedelta(minutes=n)))
+    tagged = "f" * 32
+    old = Span(tagged, CART, None, "cart", "getCart", T0 - timedelta(minutes=9), 1_000, tags={"cached": True})
+    jaeger.add_trace(make_trace(tagged, [old]))
+    return tagged
+
+
+@pytest.mark.parametrize("version", ["v1.60.0", "v2.5.0", "v2.18.0", None])
+async def test_tag_search_asks_v1_where_v3_ignores_tags_and_caps(
+    client: JaegerClient, jaeger: FakeJaeger, version: str | None
+) -> None:
+    """Jaeger 1.53-2.18 ignore query.attributes in v3 search but cap at num_traces: the tagged trace
+    would fall beyond the cap. Below 2.19, or when the version is unknown, v1 (filtered by the
+    server in every release) is asked instead."""
+    jaeger.version = version
+    tagged = _store_tag_corpus(jaeger)
+    assert jaeger.ignores_attributes is (version is not None)
+
+    found = await client.search_traces("cart", tags={"cached": True}, start=START, end=END, limit=2)
+
+    assert [t.trace_id for t in found] == [tagged]
+    [v1] = jaeger.requests_to("/api/traces")
+    assert ("tags", '{"cached":"true"}') in v1.params
+    assert client.api_version == "v3"
+
+
+async def test_tag_search_falls_back_to_v3_where_v1_search_is_gone(
     client: JaegerClient, jaeger: FakeJaeger
 ) -> None:
-    _store_search_corpus(jaeger)
+    """A release without the v1 search (Go's plain 404): v3 with the tags re-checked here."""
+    jaeger.version = None
+    tagged = _store_tag_corpus(jaeger)
+    jaeger.set_raw("/api/traces", "404 page not found\n", status=404)
 
-    honoured = await client.search_traces("cart", tags={"cached": True}, start=START, end=END)
-    jaeger.v3_params = "snake"  # Jaeger 2.0-2.x: query.attributes is not read
-    ignored = await client.search_traces(
-        "cart", tags={"k8s.namespace.name": "shop", "http.status_code": 500}, start=START, end=END
-    )
+    found = await client.search_traces("cart", tags={"cached": True}, start=START, end=END)
 
-    assert [t.trace_id for t in honoured] == [TID]
-    assert [t.trace_id for t in ignored] == [TID]
-    sent = [dict(r.params)["query.attributes"] for r in jaeger.requests_to("/api/v3/traces")]
-    assert sent == ['{"cached":"true"}', '{"k8s.namespace.name":"shop","http.status_code":"500"}']
+    assert [t.trace_id for t in found] == [tagged]
+    assert len(jaeger.requests_to("/api/traces")) == 1
+
+
+async def test_tag_search_stays_on_v3_from_2_19(client: JaegerClient, jaeger: FakeJaeger) -> None:
+    """Jaeger 2.19 and newer filter v3 searches by query.attributes on the server."""
+    jaeger.version = "v2.19.0"
+    tagged = _store_tag_corpus(jaeger)
+
+    found = await client.search_traces("cart", tags={"cached": True}, start=START, end=END, limit=2)
+
+    assert [t.trace_id for t in found] == [tagged]
+    assert [r.path for r in jaeger.requests_to("/api/traces")] == []
+    assert dict(jaeger.requests_to("/api/v3/traces")[-1].params)["query.attributes"] == '{"cached":"true"}'
+
+
+async def test_jaeger_1_52_plain_not_found_and_empty_search_mean_nothing(
+    client: JaegerClient, jaeger: FakeJaeger, fake_jaeger: tuple[FakeJaeger, str]
+) -> None:
+    """Jaeger ≤ 1.52: an unknown id is a plain-text 404, an empty search an empty 200 body, ids are
+    base64. None of it means "no API v3"."""
+    jaeger.version = "v1.52.0"
+    jaeger.add_trace(checkout())
+    async with httpx.AsyncClient(base_url=fake_jaeger[1]) as raw:
+        plain = await raw.get("/api/v3/traces/" + "9" * 32)
+        written = (await raw.get(f"/api/v3/traces/{TID}")).json()
+    assert (plain.status_code, plain.text) == (404, "trace not found\n")
+    first_span = written["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert base64.b64decode(first_span["traceId"]).hex() == TID
+
+    missing = await client.get_trace("9" * 32)
+    empty = await client.search_traces("nobody", start=START, end=END)
+    found = await client.get_trace(TID)
+
+    assert missing is None
+    assert empty == []
+    assert found == checkout()
+    assert client.api_version == "v3"
+    assert jaeger.requests_to("/api/traces/") == []
+
+
+@pytest.mark.parametrize("version", ["v1.60.0", "v2.1.0"])
+async def test_empty_v3_search_answered_200_before_1_65_and_2_2(
+    client: JaegerClient, jaeger: FakeJaeger, version: str
+) -> None:
+    jaeger.version = version
+    assert not jaeger.empty_search_404
+
+    assert await client.search_traces("nobody", start=START, end=END) == []
+    assert client.api_version == "v3"
+
+
+async def test_a_span_without_start_time_does_not_fail_the_trace(
+    client: JaegerClient, jaeger: FakeJaeger
+) -> None:
+    """OTLP JSON omits zero values: a span with a zero start has no startTimeUnixNano at all."""
+    undated = Span(TID, "77" * 8, ROOT, "cart", "lost clock", datetime(1970, 1, 1, tzinfo=UTC), 0)
+    jaeger.add_trace(make_trace(TID, [*checkout().spans, undated]))
+
+    trace = await client.get_trace(TID)
+
+    assert trace is not None
+    assert len(trace.spans) == 4
+    assert trace.start == T0
+    assert next(s for s in trace.spans if s.span_id == "77" * 8).start == T0
 
 
 async def test_empty_v3_search_is_an_empty_list(client: JaegerClient, jaeger: FakeJaeger) -> None:

@@ -159,6 +159,36 @@ async def test_bad_windows_are_400s(session_client: httpx.AsyncClient) -> None:
     assert "from" in answer.json()["message"]
 
 
+async def test_windows_in_every_form_of_the_time_grammar(
+    session_client: httpx.AsyncClient, session_dataset: Dataset
+) -> None:
+    """``/graph?from=2026-12-06`` was a 400 ("has no time zone") before the one time grammar."""
+    midnight = session_dataset.start - session_dataset.start % DAY_S + DAY_S
+    day = datetime.fromtimestamp(midnight, UTC).date().isoformat()
+
+    async def graph(**params: str) -> httpx.Response:
+        return await session_client.get("/api/v1/graph", params=params, headers=AUTH)
+
+    by_date = await graph(**{"from": day, "to": day})
+    by_iso = await _graph(session_client, midnight, midnight + DAY_S - 0.001)
+    from_only = await graph(**{"from": day})
+    naive = await graph(**{"from": f"{day}T10:00:00", "to": f"{day} 11:00"})
+    zoned = await _graph(session_client, midnight + 10 * HOUR, midnight + 11 * HOUR)
+    epoch_ms = await graph(
+        **{"from": str(int(midnight + 10 * HOUR) * 1000), "to": str(int(midnight + 11 * HOUR))}
+    )
+
+    assert by_date.status_code == 200, by_date.text
+    assert (by_date.json()["from"], by_date.json()["to"]) == (by_iso["from"], by_iso["to"])
+    assert by_date.json()["to"].startswith(f"{day}T23:59:59.999")  # a date ending a range includes the day
+    assert _edges(by_date.json()) == _edges(by_iso)
+    assert from_only.status_code == 200, from_only.text  # `to` defaults to now
+    assert naive.status_code == 200, naive.text  # without an offset: the configured zone (UTC here)
+    assert _edges(naive.json()) == _edges(zoned)
+    assert (naive.json()["from"], naive.json()["to"]) == (zoned["from"], zoned["to"])
+    assert _edges(epoch_ms.json()) == _edges(zoned)
+
+
 # --- a Prometheus of mesh-boundary traffic ------------------------------------------------------------
 
 

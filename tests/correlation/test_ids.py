@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.correlation.config import CorrelationSettings
-from app.correlation.ids import IdExtractor, TraceIdError, normalise_span_id, parse_trace_id
+from app.correlation.config import DEFAULT_TRACE_ID_PATTERNS, CorrelationSettings
+from app.correlation.ids import IdExtractor, TraceIdError, glued_keys, normalise_span_id, parse_trace_id
 
 W3C = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -114,3 +114,13 @@ def test_ids_are_found_in_message_text(message: str, trace_id: str, span_id: str
 )
 def test_no_id_is_made_up(message: str) -> None:
     assert IdExtractor(CorrelationSettings().trace_id_patterns).find(message) is None
+
+
+def test_glued_keys_are_those_the_configured_patterns_find_an_id_after() -> None:
+    """`<key>:<id>` is one token when the key ends with a letter and the id starts with one; the words
+    to look for are the keys' last words, only for keys some configured pattern accepts."""
+    assert glued_keys(tuple(DEFAULT_TRACE_ID_PATTERNS)) == ("trace_id", "traceid", "trace.id", "id")
+    traceparent_only = (DEFAULT_TRACE_ID_PATTERNS[0],)
+    assert glued_keys(traceparent_only) == ()
+    ecs_only = (r"\btrace\.id[:=](?P<trace_id>[0-9a-f]{32})",)
+    assert glued_keys(ecs_only) == ("trace.id",)

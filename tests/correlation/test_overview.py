@@ -232,3 +232,45 @@ async def test_open_incidents_and_the_incident_context(app_factory: AppFactory, 
     assert checkout["service"] == "checkout"
     assert checkout["red"] is not None
     assert missing.status_code == 404
+
+
+async def test_incident_context_without_any_backend_still_shows_the_incident(app_factory: AppFactory) -> None:
+    """No Prometheus, Elasticsearch or Jaeger configured: the incident is in the database, so its
+    context answers 200 with it, each missing part marked (not a 503 hiding the incident)."""
+    from tests.alerts.support import alert, alerting_config, bearer_webhook, payload
+
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    async with app_factory(**alerting_config()) as (_app, client):
+        body = payload("CheckoutErrors", [alert("CheckoutErrors", service="checkout", started=started)])
+        incident_id = (
+            await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+        ).json()["incident_id"]
+        context = await client.get(f"/api/v1/incidents/{incident_id}/context", headers=AUTH)
+
+    assert context.status_code == 200
+    found = context.json()
+    assert found["incident"]["id"] == incident_id
+    [checkout] = found["services"]
+    assert checkout["service"] == "checkout"
+    assert checkout["red"] is None
+    assert checkout["error_logs"] == []
+    assert checkout["slowest_traces"] == []
+    for part, backend_name in (("red", "prometheus"), ("error_logs", "elasticsearch"), ("traces", "jaeger")):
+        assert checkout["partial"][part].startswith(f"{backend_name}: {backend_name} is not configured")
+    assert checkout["partial"]["incidents"] is None
+    assert [i["id"] for i in checkout["incidents"]] == [incident_id]
+
+
+async def test_timed_out_log_shards_are_a_partial_note(client: httpx.AsyncClient, scene: Scene) -> None:
+    """Elasticsearch answering 200 with `timed_out: true` is reported, not taken for "no error lines"."""
+    scene.es.time_out_shards("logstash-*")
+
+    answer = await client.get("/api/v1/services/checkout/overview", params=scene.params, headers=AUTH)
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["error_logs"] == []
+    assert body["partial"]["error_logs"] == (
+        "elasticsearch: partial answer: the search timed out (matching lines there are missing)"
+    )
+    assert body["partial"]["red"] is None

@@ -93,7 +93,7 @@ async def test_filters(client: httpx.AsyncClient, jaeger: FakeJaeger) -> None:
         ({"service": "x", "error": "maybe"}, "query parameter 'error'"),
         ({"service": "x", "limit": 101}, "query parameter 'limit': must be between 1 and 100"),
         ({"service": "x", "min_duration_ms": 50, "max_duration_ms": 10}, "min_duration_ms"),
-        ({"service": "x", "from": "soon"}, "query parameter from:"),
+        ({"service": "x", "from": "soon"}, "query parameter 'from': 'soon' is not a time"),
     ],
 )
 async def test_bad_parameters(client: httpx.AsyncClient, params: dict[str, str | int], message: str) -> None:

@@ -390,3 +390,116 @@ async def test_jaeger_1_without_api_v3_is_asked_on_api_v1(client: httpx.AsyncCli
     assert answer.status_code == 200, answer.text
     assert answer.json()["trace"]["trace_id"] == SHORT_PADDED
     assert world.jaeger.requests_to(f"/api/traces/{SHORT_PADDED}")
+
+
+# --- ids the standard analyzer glues to their neighbours (Elasticsearch 8.x, Lucene 9 StandardTokenizer) ---
+
+GLUED = "abf92f3577b34da6a3ce929d0e0e473e"  # starts and ends with a letter: glued by ':' on both sides
+GLUED_NEAR = "abf92f3577b34da6a3ce929d0e0e473f"  # one digit off: its lines must not be found
+SPAN_LETTER = "af067aa0ba902b7c"
+
+
+def glued_lines(t0: datetime) -> dict[str, dict[str, Any]]:
+    """The id written every joined way the default patterns find; each is one token of a longer word."""
+    return {
+        "key_colon": cri_line(at(t0, 1), f"trace_id:{GLUED} order placed", "checkout"),
+        "camel_key": cri_line(at(t0, 2), f"traceId:{GLUED.upper()} charged", "payments"),
+        "ecs_key": cri_line(at(t0, 3), f"trace.id:{GLUED} shipped", "shipping"),
+        "uber_value": cri_line(at(t0, 4), f"uber-trace-id={GLUED}:{SPAN_LETTER}:0:1 in", "checkout"),
+        "uber_key": cri_line(at(t0, 5), f"uber-trace-id:{GLUED}:{SPAN_LETTER}:0:1 out", "checkout"),
+        "near_miss": cri_line(at(t0, 6), f"trace_id:{GLUED_NEAR} someone else", "checkout"),
+    }
+
+
+def sleuth_lines(t0: datetime) -> dict[str, dict[str, Any]]:
+    """Spring Cloud Sleuth's ``[app,trace,span,exportable]``: digits on both sides of ',' join; and
+    ``0x`` before an id makes one word with it."""
+    return {
+        "sleuth": cri_line(at(t0, 7), f"INFO [checkout,{TRACE},00f067aa0ba902b7,true] paid", "checkout"),
+        "decimal": cri_line(at(t0, 8), f"trace {TRACE}.5 retried", "checkout"),
+        "zero_x": cri_line(at(t0, 9), f"trace_id=0x{TRACE} done", "checkout"),
+    }
+
+
+async def test_ids_glued_to_their_neighbours_are_found(app_factory: AppFactory, world: World) -> None:
+    from tests.fakes.elasticsearch.analysis import analyze
+
+    t0 = world.start
+    store_trace(world.jaeger, span(GLUED, SPAN_LETTER, None, "checkout.shop", "POST /orders", t0, 30))
+    glued, sleuth = glued_lines(t0), sleuth_lines(t0)
+    for doc in [*glued.values(), *sleuth.values()]:  # the fake tokenizes as Elasticsearch does
+        assert GLUED not in analyze(doc["log"])
+        assert TRACE not in analyze(doc["log"])
+    names = {**dict(zip(store_logs(world.es, *glued.values()), glued, strict=True))}
+    names.update(zip(store_logs(world.es, *sleuth.values()), sleuth, strict=True))
+
+    async with app_factory(**world.settings()) as (_app, client):
+        answer = await client.get(f"/api/v1/traces/{GLUED}", headers=AUTH)
+        sleuth_answer = await client.get(f"/api/v1/traces/{TRACE}", headers=AUTH)
+
+    assert answer.status_code == 200, answer.text
+    found = [names[log["id"]] for log in answer.json()["logs"]]
+    assert found == ["key_colon", "camel_key", "ecs_key", "uber_value", "uber_key"]
+    assert all(log["trace_id"] == GLUED for log in answer.json()["logs"])
+    sleuth_found = [names[log["id"]] for log in sleuth_answer.json()["logs"] if log["id"] in names]
+    assert sleuth_found == ["sleuth", "decimal", "zero_x"]
+
+
+async def test_failing_shards_keep_the_other_days_lines_and_say_so(
+    app_factory: AppFactory, world: World
+) -> None:
+    """Elasticsearch answers 200 with `_shards.failed` when some shards fail: what the other shards found
+    is shown, and `partial.logs` says lines are missing."""
+    world.es.add_document("logstash-1999.01.01", {"@timestamp": "1999-01-01T00:00:00Z", "log": "x"})
+    world.es.fail_shards("logstash-1999.*", reason="failed to create query: field [log] is not searchable")
+
+    async with app_factory(**world.settings()) as (_app, client):
+        answer = await client.get(
+            f"/api/v1/traces/{TRACE}", params={"from": "1999-01-01T00:00:00Z"}, headers=AUTH
+        )
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "json" in _ids(body, world)
+    note = body["partial"]["logs"]
+    assert note.startswith("elasticsearch: partial answer: 1 of ")
+    assert "shards failed (index logstash-1999.01.01: query_shard_exception:" in note
+    assert "field [log] is not searchable" in note
+
+
+async def test_a_timed_out_search_says_lines_may_be_missing(client: httpx.AsyncClient, world: World) -> None:
+    world.es.time_out_shards(index_of(world.start))
+
+    answer = await client.get(f"/api/v1/traces/{TRACE}", headers=AUTH)
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["trace"]["trace_id"] == TRACE
+    assert body["partial"]["logs"] == (
+        "elasticsearch: partial answer: the search timed out (matching lines there are missing)"
+    )
+
+
+async def test_a_cluster_refusing_prefix_queries_still_gives_whole_word_ids(
+    app_factory: AppFactory, world: World
+) -> None:
+    """`search.allow_expensive_queries: false` (Elasticsearch 8.x) refuses `prefix` on text fields: the
+    lines carrying the id as a word of its own are still found, the answer says glued ones were not
+    looked for, and the next search does not try `prefix` again."""
+    world.es.allow_expensive_queries = False
+    glued = cri_line(at(world.start, 70), f"INFO [checkout,{TRACE},00f067aa0ba902b7,true] paid", "checkout")
+    store_logs(world.es, glued)
+
+    async with app_factory(**world.settings()) as (_app, client):
+        first = await client.get(f"/api/v1/traces/{TRACE}", headers=AUTH)
+        searches_before = len(world.es.requests)
+        second = await client.get(f"/api/v1/traces/{TRACE}", headers=AUTH)
+
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert _ids(body, world) == ["before", "ecs", "json", "upper", "upper_json", "text_only", "after"]
+    assert body["partial"]["logs"].startswith("elasticsearch: search.allow_expensive_queries is false")
+    assert second.json()["logs"] == body["logs"]
+    es_calls = [r for r in world.es.requests[searches_before:] if r.path.endswith("/_search")]
+    assert len(es_calls) == 1
+    assert "prefix" not in str(es_calls[0].body)

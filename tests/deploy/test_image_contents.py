@@ -62,6 +62,7 @@ class Page:
 PAGES = [
     Page("/ack/{ack}", "text/html", "<form"),
     Page("/docs", "text/html", "swagger"),
+    Page("/docs/assets/swagger-ui-bundle.js", "text/javascript", "SwaggerUIBundle"),
     Page("/screen?token={token[screen]}", "text/html", "screen/screen.js"),
     Page("/static/web/vendor/echarts/echarts.min.js", "text/javascript", "echarts"),
     Page("/static/screen/screen.js", "text/javascript", "sessionStorage"),

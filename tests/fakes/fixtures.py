@@ -29,7 +29,8 @@ def _join_stopped_fake_servers() -> Iterator[None]:
         thread.join()
 
 
-def _with_url(fake: Fake) -> Iterator[tuple[Fake, str]]:
+def serve_fake(fake: Fake) -> Iterator[tuple[Fake, str]]:
+    """Serves ``fake`` on loopback for one test: yields it and its URL, stops it afterwards."""
     server = LoopbackServer(fake)
     server.start()
     fake.bind_stop(server.stop)
@@ -46,11 +47,11 @@ def _with_url(fake: Fake) -> Iterator[tuple[Fake, str]]:
 def fake_elasticsearch() -> Iterator[tuple[FakeElasticsearch, str]]:
     """A fresh FakeElasticsearch and the URL it answers on."""
     fake = FakeElasticsearch()
-    yield from _with_url(fake)
+    yield from serve_fake(fake)
 
 
 @pytest.fixture
 def fake_jaeger() -> Iterator[tuple[FakeJaeger, str]]:
     """A fresh FakeJaeger (Jaeger 2.x behaviour; set ``v1_only`` for 1.x) and its URL."""
     fake = FakeJaeger()
-    yield from _with_url(fake)
+    yield from serve_fake(fake)

@@ -19,12 +19,26 @@ Modelled on Jaeger's own handlers (``cmd/query/app/apiv3/http_gateway.go``,
   Jaeger 2.0-2.x (no ``query.attributes``); the default accepts the newest
   camelCase names with the snake_case aliases, and ``query.attributes``.
 
+``version`` picks the release whose v3 quirks are modelled (see :data:`MODELLED_VERSIONS`;
+each rule below is a test in ``tests/backends/test_jaeger.py`` naming the release):
+
+- up to 1.52: an unknown trace id is a plain-text error (not the JSON envelope), an empty
+  search an empty 200 body;
+- up to 1.53: v3 writes trace and span ids in base64 (hex from 1.54);
+- 1.53 to 2.18 (every 1.6x release and most 2.x): v3 search ignores ``query.attributes`` but
+  still caps the answer at ``num_traces``, so matches beyond the cap are lost;
+- before 1.65 (1.x) and 2.2 (2.x): an empty v3 search is a 200 with an empty result; from
+  then on a 404 "No traces found".
+
+The v1 search (``/api/traces?tags=``) filters by tags on the server in every release.
+
 Traces are held in the internal model (:class:`app.backends.traces.Trace`);
 :meth:`FakeJaeger.set_raw` overrides any route with a verbatim answer.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -52,6 +66,8 @@ from app.backends.traces import (
 from tests.fakes.faults import FaultInjector
 
 DEFAULT_VERSION = "v2.5.0"
+MODELLED_VERSIONS = ("v1.52.0", "v1.60.0", "v2.1.0", "v2.5.0", "v2.19.0")
+"""One release on each side of every v3 quirk the fake models (see the module docstring)."""
 GO_TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 _KIND_NUMBERS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
@@ -134,6 +150,39 @@ class FakeJaeger(FaultInjector):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
+
+    # -- release quirks (None: a build that does not say its version behaves like the newest) ---
+
+    @property
+    def release(self) -> tuple[int, int] | None:
+        return release_of(self.version)
+
+    def _since(self, *release: int) -> bool:
+        return self.release is None or self.release >= release
+
+    @property
+    def plain_not_found(self) -> bool:
+        """≤ 1.52: an unknown id is a plain-text error, an empty search an empty body."""
+        return not self._since(1, 53)
+
+    @property
+    def base64_ids(self) -> bool:
+        """≤ 1.53: v3 ids in base64."""
+        return not self._since(1, 54)
+
+    @property
+    def ignores_attributes(self) -> bool:
+        """1.53 to 2.18 (and the snake_case-only mode): ``query.attributes`` is ignored."""
+        if self.v3_params == "snake":
+            return True
+        return self.release is not None and (1, 53) <= self.release < (2, 19)
+
+    @property
+    def empty_search_404(self) -> bool:
+        """From 1.65 (1.x) and 2.2 (2.x): an empty v3 search is a 404."""
+        if self.release is None:
+            return True
+        return self.release >= (2, 2) or (1, 65) <= self.release < (2, 0)
 
     # -- test-side API ------------------------------------------------------------------------
 
@@ -231,13 +280,19 @@ class FakeJaeger(FaultInjector):
 
     def _route_v3(self, parts: list[str], query: Mapping[str, str]) -> Any:
         if len(parts) == 2 and parts[0] == "traces":
+            if self.plain_not_found and _parse_trace_id(parts[1], "trace_id") not in self._traces:
+                return Response("trace not found\n", status_code=404, media_type=GO_TEXT)
             trace = self._stored_trace(parts[1], "trace_id", missing="No traces found")
-            return {"result": otlp_json([trace])}
+            return {"result": otlp_json([trace], base64_ids=self.base64_ids)}
         if parts == ["traces"]:
             traces = self._search(self._v3_query(query))
             if not traces:
+                if self.plain_not_found:
+                    return Response("", media_type=GO_TEXT)
+                if not self.empty_search_404:
+                    return {"result": {}}
                 raise JaegerQueryError(404, "No traces found")
-            return {"result": otlp_json(traces)}
+            return {"result": otlp_json(traces, base64_ids=self.base64_ids)}
         if parts == ["services"]:
             services = self._services()
             return {"services": services} if services else {}
@@ -263,7 +318,7 @@ class FakeJaeger(FaultInjector):
         if not start_min or not start_max:
             raise JaegerQueryError(400, f"{min_name} and {max_name} are required")
         attributes: dict[str, str] = {}
-        if self.v3_params != "snake" and query.get("query.attributes"):
+        if not self.ignores_attributes and query.get("query.attributes"):
             try:
                 attributes = {str(k): str(v) for k, v in json.loads(query["query.attributes"]).items()}
             except (ValueError, AttributeError) as exc:
@@ -419,8 +474,9 @@ class _Query:
 # Renderings
 
 
-def otlp_json(traces: Iterable[Trace]) -> dict[str, Any]:
-    """``TracesData`` as Jaeger's v3 gateway writes it: one resourceSpans per service and trace."""
+def otlp_json(traces: Iterable[Trace], *, base64_ids: bool = False) -> dict[str, Any]:
+    """``TracesData`` as Jaeger's v3 gateway writes it: one resourceSpans per service and trace
+    (ids in base64 as releases up to 1.53 wrote them, with ``base64_ids``)."""
     resource_spans: list[dict[str, Any]] = []
     for trace in traces:
         by_service: dict[str, list[Span]] = {}
@@ -431,24 +487,30 @@ def otlp_json(traces: Iterable[Trace]) -> dict[str, Any]:
             resource_spans.append(
                 {
                     "resource": {"attributes": _otlp_attributes(resource)},
-                    "scopeSpans": [{"scope": {}, "spans": [_otlp_span(span) for span in spans]}],
+                    "scopeSpans": [{"scope": {}, "spans": [_otlp_span(span, base64_ids) for span in spans]}],
                 }
             )
     return {"resourceSpans": resource_spans} if resource_spans else {}
 
 
-def _otlp_span(span: Span) -> dict[str, Any]:
+def _otlp_span(span: Span, base64_ids: bool = False) -> dict[str, Any]:
     start_ns = span.start_us * 1000
+
+    def written(hex_id: str) -> str:
+        return base64.b64encode(bytes.fromhex(hex_id)).decode() if base64_ids and hex_id else hex_id
+
     out: dict[str, Any] = {
-        "traceId": pad_trace_id(span.trace_id),
-        "spanId": span.span_id,
-        "parentSpanId": span.parent_id or "",
+        "traceId": written(pad_trace_id(span.trace_id)),
+        "spanId": written(span.span_id),
+        "parentSpanId": written(span.parent_id or ""),
         "name": span.operation,
     }
     if span.kind in _KIND_NUMBERS:
         out["kind"] = _KIND_NUMBERS[span.kind]
-    out["startTimeUnixNano"] = str(start_ns)
-    out["endTimeUnixNano"] = str(start_ns + span.duration_us * 1000)
+    if start_ns:  # OTLP JSON omits zero values
+        out["startTimeUnixNano"] = str(start_ns)
+    if start_ns + span.duration_us:
+        out["endTimeUnixNano"] = str(start_ns + span.duration_us * 1000)
     if span.tags:
         out["attributes"] = _otlp_attributes(span.tags)
     out["status"] = {"code": 2} if span.error else {}
@@ -588,6 +650,14 @@ def _int_param(raw: str, name: str) -> int:
         raise JaegerQueryError(
             400, f'malformed parameter {name}: strconv.Atoi: parsing "{raw}": invalid syntax'
         ) from None
+
+
+def release_of(version: str | None) -> tuple[int, int] | None:
+    """``v1.52.0`` → (1, 52); None when there is no version."""
+    if version is None:
+        return None
+    major, minor = version.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
 
 
 def _tag_text(value: TagValue) -> str:

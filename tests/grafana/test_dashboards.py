@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from app.backends.prometheus import PrometheusClient
-from app.grafana.service import INCIDENTS, metrics_of
+from app.grafana.catalogue import INCIDENTS, metrics_of
 from tests.grafana.frames import to_data_frame
 from tests.grafana.support import SLO, query_body, regex, store_days, store_oncall_days
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer, settings_for

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.grafana.service import MAX_SERIES
+from app.grafana.entities import MAX_SERIES
 from app.rollups import repository
 from app.rollups.compute import FamilyValue
 from tests.grafana.frames import variable_options
@@ -112,7 +112,7 @@ async def test_metrics_list_every_figure_with_its_payloads(client: httpx.AsyncCl
     assert [p["name"] for p in p99["payloads"]] == ["entity", "granularity", "format"]
     entity, granularity, table = p99["payloads"]
     assert (entity["type"], "options" in entity) == ("select", False)  # from /metric-payload-options
-    assert [o["value"] for o in granularity["options"]] == ["day", "week", "month"]
+    assert [o["value"] for o in granularity["options"]] == ["day", "week", "month", "year"]
     assert [o["value"] for o in table["options"]] == ["time_series", "table"]
     assert [p["name"] for p in metrics["cluster.cpu_utilization_avg"]["payloads"]] == [
         "granularity",
@@ -120,6 +120,22 @@ async def test_metrics_list_every_figure_with_its_payloads(client: httpx.AsyncCl
     ]
     budget = [p["name"] for p in metrics["slo.error_budget_remaining"]["payloads"]]
     assert budget == ["entity", "granularity", "objective", "format"]
+    availability = [p["name"] for p in metrics["slo.availability"]["payloads"]]
+    assert availability == ["entity", "granularity", "format"]  # its one objective is availability
+
+
+async def test_every_offered_granularity_is_one_a_query_accepts(client: httpx.AsyncClient) -> None:
+    metrics = {m["value"]: m for m in (await post(client, "metrics", {})).json()}
+    [granularity] = [p for p in metrics["service.requests"]["payloads"] if p["name"] == "granularity"]
+    offered = [o["value"] for o in granularity["options"]]
+    assert "year" in offered
+    for value in offered:
+        target = builder_target("A", "service.requests", entity=regex(CHECKOUT), granularity=value)
+        answer = await post(client, "query", query_body([target], max_data_points=1000))
+        assert answer.status_code == 200, (value, answer.text)
+        [series] = answer.json()
+        assert series["tags"]["granularity"] == value
+        assert series["datapoints"], value
 
 
 async def test_payload_options(client: httpx.AsyncClient) -> None:
@@ -138,7 +154,7 @@ async def test_payload_options(client: httpx.AsyncClient) -> None:
     ]
     assert await options("namespace.cpu_cores_peak", "entity") == ["$__all", "catalog", "shop"]
     assert await options("slo.availability", "entity") == ["$__all", CHECKOUT, PAYMENTS]
-    assert await options("service.requests", "granularity") == ["day", "week", "month"]
+    assert await options("service.requests", "granularity") == ["day", "week", "month", "year"]
     assert await options("service.requests", "format") == ["time_series", "table"]
     assert await options("slo.error_budget_remaining", "objective") == ["availability", "latency_p99_ms"]
     assert await options("incidents", "service") == ["$__all", CHECKOUT, PAYMENTS, SEARCH]
@@ -149,6 +165,26 @@ async def test_payload_options(client: httpx.AsyncClient) -> None:
     assert nothing.json() == {
         "message": "metric cluster.cpu_utilization_avg has no payload 'entity' (it has: granularity, format)"
     }
+
+
+async def test_a_missing_payload_field_is_never_listed_among_those_the_metric_has(
+    client: httpx.AsyncClient,
+) -> None:
+    metrics = {m["value"]: m for m in (await post(client, "metrics", {})).json()}
+    body = {"metric": "slo.availability", "name": "objective"}
+    answer = await post(client, "metric-payload-options", body)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "message": "metric slo.availability has no payload 'objective' (it has: entity, granularity, format)"
+    }
+    for metric, name in (("slo.availability", "objective"), ("service.requests", "objective")):
+        answer = await post(client, "metric-payload-options", {"metric": metric, "name": name})
+        listed = answer.json()["message"].split("(it has: ")[1].rstrip(")").split(", ")
+        assert name not in listed
+        assert listed == [p["name"] for p in metrics[metric]["payloads"]]  # what the builder shows
+    variable = await post(client, "metric-payload-options", {"metric": "$figure", "name": "entity"})
+    assert variable.status_code == 400
+    assert variable.json()["message"].startswith("metric '$figure' is a Grafana variable")  # its own field
 
 
 async def test_variables(client: httpx.AsyncClient) -> None:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.grafana.annotations import Incident, incident_frame
+from app.grafana.entities import namespace_of
 from app.grafana.errors import InvalidQuery
-from app.grafana.service import Incident, incident_frame, namespace_of
 from app.grafana.values import ALL, parse_filters, scalar, selection
 from tests.grafana.frames import annotation_events, to_data_frame
 from tests.grafana.support import CHECKOUT, PAYMENTS, SEARCH, regex

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 from contextlib import AbstractAsyncContextManager
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -244,6 +245,30 @@ async def test_an_impossible_run_is_refused_before_anything_is_asked_of_a_backen
     assert future.status_code == 400
     assert "longer than 1096 days" in future.json()["message"]
     assert runs == []
+
+
+async def test_reports_read_relative_times_and_times_without_a_zone(app_factory: AppFactory) -> None:
+    """Reports took only plain dates before the one time grammar: ``from=now-7d`` was a 400."""
+    async with app_factory(timezone="Asia/Shanghai") as (_app, client):
+
+        async def period(**params: str) -> httpx.Response:
+            return await client.get("/api/v1/reports/kinds/service", params=params, headers=VIEW)
+
+        week = await period(**{"from": "now-7d", "to": "now"})
+        rounded = await period(**{"from": "now-7d/d", "to": "now-1d/d"})
+        naive = await period(**{"from": "2026-01-01T00:00:00", "to": "2026-01-03T00:00:00"})
+        spelled = await period(**{"from": "2025-12-31T16:00:00Z", "to": "1767369600000"})
+        slo = await client.get("/api/v1/reports/slo", params={"at": "now-2d"}, headers=VIEW)
+    assert week.status_code == 200, week.text
+    first, last = date.fromisoformat(week.json()["from"]), date.fromisoformat(week.json()["to"])
+    assert last - first == timedelta(days=6)  # `to=now` stops at yesterday: today is not rolled up
+    assert (rounded.json()["from"], rounded.json()["to"]) == (week.json()["from"], week.json()["to"])
+    # a time ending the range closes the local day before it
+    assert (naive.json()["from"], naive.json()["to"]) == ("2026-01-01", "2026-01-02")
+    # 2025-12-31T16:00Z is Shanghai's 2026-01-01 00:00; 1767369600000 ms is 2026-01-03 00:00 there
+    assert (spelled.json()["from"], spelled.json()["to"]) == ("2026-01-01", "2026-01-02")
+    assert slo.status_code == 200, slo.text
+    assert date.fromisoformat(slo.json()["at"]) == last - timedelta(days=1)
 
 
 async def test_quantiles_of_the_whole_range_come_from_summed_buckets(

@@ -63,7 +63,7 @@ def test_rollup_from_the_command_line(
     assert "give --date DAY, or --from DAY and --to DAY" in both.stderr
     malformed = run(["rollup", "--date", "yesterday"], env)
     assert malformed.returncode == 2
-    assert "'yesterday' is not a date like 2026-11-20" in malformed.stderr
+    assert "option '--date': 'yesterday' is not a time; use " in malformed.stderr
 
     down = run(["rollup", "--date", days[0]], {**env, "PANORAMA_PROMETHEUS_URL": "http://127.0.0.1:9"})
     assert down.returncode == 1
@@ -79,6 +79,12 @@ def test_rollup_from_the_command_line_without_prometheus(env: dict[str, str], tm
     assert alone.returncode == 0, alone.stderr
     assert "rolling up the on-call history only" in alone.stderr
     assert alone.stdout.startswith("rolled up 1 day: 1 ok; 0 values in ")  # no incident that day
+    relative = run(["rollup", "--from", "now-3d", "--to", "now-1d/d"], without)  # the time grammar
+    assert relative.returncode == 0, relative.stderr
+    assert relative.stdout.startswith("rolled up 3 days: 3 ok; ")
+    not_over = run(["rollup", "--date", "now"], without)
+    assert not_over.returncode == 2
+    assert "has not ended yet" in not_over.stderr
 
 
 async def test_the_scheduler_catches_up_on_start(

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from app import db, migrations
-from app.config import load_settings
+from app.config import load_settings, with_generated_admin_token
 from app.main import create_app
 from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, bearer
 
@@ -30,8 +30,12 @@ def config_text(sqlite_url: str, prometheus_url: str, *, extra_token: bool = Fal
     ]
     if extra_token:
         tokens.append({"name": "added", "role": "viewer", "token": NEW_TOKEN})
+    # data_dir beside the database, not ./data: an admin.token left there by `make run` stays valid
+    # beside configured tokens (and a reload would say so)
+    data_dir = Path(sqlite_url.removeprefix("sqlite+aiosqlite:///")).parent / "data"
     return yaml.safe_dump(
         {
+            "data_dir": str(data_dir),
             "database": {"url": sqlite_url},
             "prometheus": {"url": prometheus_url, "password": "prom-pass-9", "username": "p"},
             "auth": {"tokens": tokens},
@@ -96,8 +100,8 @@ async def test_a_broken_file_is_refused_and_the_old_config_stays(tmp_path: Path,
         assert answer.status_code == 400
         body = answer.json()
         assert body["error"] == "invalid_config"
-        assert any(p.startswith("timezone: unknown time zone") for p in body["problems"])
-        assert any(p.startswith("prometheus.url: must be an http://") for p in body["problems"])
+        assert any(p.startswith(f"{path}:1: timezone: unknown time zone") for p in body["problems"])
+        assert any(p.startswith(f"{path}:2: prometheus.url: must be an http://") for p in body["problems"])
         still = await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))
         assert still.json()["config"]["prometheus"]["url"] == "http://prom-a:9090"
 
@@ -126,3 +130,77 @@ async def test_sighup_reloads(tmp_path: Path, sqlite_url: str) -> None:
                 break
             await asyncio.sleep(0.02)
         assert answer.status_code == 200
+
+
+async def test_adding_a_token_by_reload_keeps_the_generated_admin_token(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The issue: first run without tokens (an admin token is generated), then a Grafana viewer
+    token is configured and reloaded: the admin still gets in with data/admin.token, and the
+    reload says that token stays valid."""
+    path = tmp_path / "panorama.yaml"
+    data_dir = tmp_path / "data"
+    path.write_text(yaml.safe_dump({"database": {"url": sqlite_url}, "data_dir": str(data_dir)}))
+    settings, _ = with_generated_admin_token(load_settings(path, {}))
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    app = create_app(settings, config_path=path, tracer_provider=TracerProvider())
+    admin = (data_dir / "admin.token").read_text().strip()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            viewer = {"name": "grafana", "role": "viewer", "token": NEW_TOKEN}
+            path.write_text(
+                yaml.safe_dump(
+                    {"database": {"url": sqlite_url}, "data_dir": str(data_dir), "auth": {"tokens": [viewer]}}
+                )
+            )
+            answer = await client.post("/-/reload", headers=bearer(admin))
+            assert answer.status_code == 200
+            [warning] = answer.json()["warnings"]
+            assert str(data_dir / "admin.token") in warning
+            assert "stays valid" in warning
+            who = await client.get("/api/v1/whoami", headers=bearer(admin))
+            assert who.json() == {"name": "generated-admin", "role": "admin"}
+            grafana = await client.get("/api/v1/whoami", headers=bearer(NEW_TOKEN))
+            assert grafana.json() == {"name": "grafana", "role": "viewer"}
+            again = await client.post("/-/reload", headers=bearer(admin))  # still in, still told
+            assert again.status_code == 200
+            (data_dir / "admin.token").unlink()  # revoking it is deleting the file
+            assert (await client.post("/-/reload", headers=bearer(admin))).json()["warnings"] == []
+            assert (await client.get("/api/v1/whoami", headers=bearer(admin))).status_code == 401
+
+
+async def test_public_url_follows_the_port_served_across_reloads(tmp_path: Path, sqlite_url: str) -> None:
+    """`serve --port 9000` without alerts.public_url: ack links on port 9000, before and after a reload;
+    once the file sets public_url, that wins."""
+    path = tmp_path / "panorama.yaml"
+    path.write_text(config_text(sqlite_url, "http://prom-a:9090"))
+    settings = load_settings(path, {})
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    app = create_app(
+        settings, config_path=path, served_url="http://127.0.0.1:9000", tracer_provider=TracerProvider()
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+
+            async def public_url() -> str:
+                shown = await client.get("/api/v1/config", headers=bearer(OPERATOR_TOKEN))
+                url: str = shown.json()["config"]["alerts"]["public_url"]
+                return url
+
+            assert await public_url() == "http://127.0.0.1:9000"
+            path.write_text(config_text(sqlite_url, "http://prom-b:9090"))
+            assert (await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))).json()["changed"] == [
+                "prometheus"
+            ]
+            assert await public_url() == "http://127.0.0.1:9000"
+            explicit = yaml.safe_load(config_text(sqlite_url, "http://prom-b:9090"))
+            explicit["alerts"] = {"public_url": "https://panorama.example.com"}
+            path.write_text(yaml.safe_dump(explicit))
+            assert (await client.post("/-/reload", headers=bearer(ADMIN_TOKEN))).status_code == 200
+            assert await public_url() == "https://panorama.example.com"

@@ -14,10 +14,15 @@ What it refuses (400, never silently ignored): any query, search key or
 parameter outside that subset; ES features it knows but does not implement say
 so in the reason ("not implemented by FakeElasticsearch").
 
+The analyzer is the standard one, boundaries included (UAX #29 via :mod:`regex`, see
+``analysis``); ``prefix`` works on tokens as on a real ``text`` field. Partial answers on
+demand: :meth:`FakeElasticsearch.fail_shards` / ``time_out_shards`` make chosen indices' shards
+fail or time out, and the search answers 200 with ``_shards.failed`` / ``timed_out``, as
+Elasticsearch 8 does with its default ``allow_partial_search_results=true``.
+
 Known simplifications: every hit scores 1.0 (no relevance ranking); documents
-are visible at once (no refresh interval); one shard per index; the analyzer
-approximates the standard one (lowercased word tokens); missing ``double``
-sort values are rendered as ``null``.
+are visible at once (no refresh interval); one shard per index; missing ``double``
+sort values are rendered as ``null``; a timed-out shard contributes no hits.
 
 Modules: ``server`` (the node, its test-side API, routes and envelopes), ``wire``
 (bodies, parameters, media types), ``errors``, ``indices`` (mappings, documents,

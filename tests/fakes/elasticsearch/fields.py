@@ -25,6 +25,7 @@ Matcher = Callable[[Index, Doc], bool]
 @dataclass
 class QueryContext:
     now_ms: int
+    allow_expensive_queries: bool = True
 
 
 class _NoMatch:

@@ -9,7 +9,14 @@ from typing import Any
 
 from tests.fakes.elasticsearch.analysis import analyze, has_phrase
 from tests.fakes.elasticsearch.dates import parse_date_math, time_zone
-from tests.fakes.elasticsearch.errors import date_parse_error, illegal_argument, parsing_error, unimplemented
+from tests.fakes.elasticsearch.errors import (
+    EsError,
+    date_parse_error,
+    illegal_argument,
+    parsing_error,
+    shard_query_error,
+    unimplemented,
+)
 from tests.fakes.elasticsearch.fields import (
     Matcher,
     QueryContext,
@@ -29,7 +36,7 @@ _MULTI_MATCH_OPTIONS = frozenset(
     {"query", "fields", "type", "operator", "lenient", "boost", "slop", "minimum_should_match"}
 )
 _UNIMPLEMENTED_QUERIES = frozenset({
-    "prefix", "wildcard", "regexp", "fuzzy", "ids", "query_string", "nested", "has_child",
+    "wildcard", "regexp", "fuzzy", "ids", "query_string", "nested", "has_child",
     "has_parent", "function_score", "script_score", "script", "constant_score", "dis_max",
     "boosting", "match_bool_prefix", "match_phrase_prefix", "combined_fields", "intervals",
     "more_like_this", "geo_distance", "geo_bounding_box", "terms_set", "span_term", "knn",
@@ -105,6 +112,41 @@ def _compile_term(body: Any, ctx: QueryContext) -> Matcher:
         if insensitive and ref.type == "keyword":
             return any(v.lower() == value.lower() for v in doc.field_values(ref))
         return value in doc.field_values(ref)
+
+    return _on_field(name, match_field)
+
+
+def _compile_prefix(body: Any, ctx: QueryContext) -> Matcher:
+    """``prefix``: a term-level query, so the value is not analysed. On a ``text`` field it matches
+    any indexed token starting with it, on a ``keyword`` field the whole value's start; any other
+    type fails the shard, as in Elasticsearch."""
+    name, params = _field_query("prefix", body, "value", frozenset({"boost", "case_insensitive"}))
+    raw = params["value"]
+    if isinstance(raw, dict | list) or raw is None:
+        raise parsing_error(f"[prefix] value must be a scalar, got {raw!r}")
+    wanted = as_text(raw)
+    insensitive = bool(params.get("case_insensitive", False))
+    if not ctx.allow_expensive_queries:  # prefix queries on string fields without index_prefixes
+        raise EsError(
+            500,
+            "exception",
+            "[prefix] queries cannot be executed when 'search.allow_expensive_queries' is set to false. "
+            "For optimised prefix queries on text fields please enable [index_prefixes].",
+            shard_level=True,
+        )
+
+    def starts(value: str) -> bool:
+        return value.lower().startswith(wanted.lower()) if insensitive else value.startswith(wanted)
+
+    def match_field(index: Index, ref: FieldRef, doc: Doc) -> bool:
+        if ref.type == "text":
+            return any(starts(token) for tokens in doc.tokens(ref) for token in tokens)
+        if ref.type == "keyword":
+            return any(starts(str(value)) for value in doc.field_values(ref))
+        raise shard_query_error(
+            f"Can only use prefix queries on keyword, text and wildcard fields - not on [{ref.name}] "
+            f"which is of type [{ref.type}]"
+        ).with_index(index.name)
 
     return _on_field(name, match_field)
 
@@ -355,6 +397,7 @@ _COMPILERS: dict[str, Callable[[Any, QueryContext], Matcher]] = {
     "bool": _compile_bool,
     "term": _compile_term,
     "terms": _compile_terms,
+    "prefix": _compile_prefix,
     "match": _compile_match,
     "match_phrase": _compile_match_phrase,
     "multi_match": _compile_multi_match,

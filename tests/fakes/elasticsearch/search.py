@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,11 +84,29 @@ class _Candidate:
     shown: list[Any]
 
 
+ShardFault = Callable[[Index], "EsError | bool | None"]
+"""What happens to an index's shard in a search: an EsError (the shard fails), True (it runs out of
+time and contributes no hits) or None (it answers)."""
+
+
 def run_search(
-    body: Mapping[str, Any], params: Mapping[str, str], shards: list[Shard], *, with_pit: bool, started: float
+    body: Mapping[str, Any],
+    params: Mapping[str, str],
+    shards: list[Shard],
+    *,
+    with_pit: bool,
+    started: float,
+    shard_fault: ShardFault | None = None,
+    allow_expensive_queries: bool = True,
 ) -> dict[str, Any]:
-    """The answer to a checked search body over ``shards`` (``took`` counted from ``started``)."""
-    ctx = QueryContext(now_ms=now_millis())
+    """The answer to a checked search body over ``shards`` (``took`` counted from ``started``).
+
+    A shard that fails leaves the search a 200 with ``_shards.failed`` and ``failures`` (Elasticsearch's
+    default ``allow_partial_search_results=true``), unless every shard failed: then the search fails.
+    A shard that times out contributes no hits and sets ``timed_out`` (the real one keeps what it had
+    collected so far; none is the worst case).
+    """
+    ctx = QueryContext(now_ms=now_millis(), allow_expensive_queries=allow_expensive_queries)
     matcher = compile_query(body.get("query", {"match_all": {}}), ctx)
     size = _int_option(body, params, "size", DEFAULT_SIZE)
     offset = _int_option(body, params, "from", 0)
@@ -127,7 +145,15 @@ def run_search(
     track = body.get("track_total_hits", params.get("track_total_hits", DEFAULT_TRACK_TOTAL_HITS))
     candidates: list[_Candidate] = []
     failures: list[tuple[Index, EsError]] = []
+    timed_out = False
     for shard, index, docs in shards:
+        fault = shard_fault(index) if shard_fault is not None else None
+        if isinstance(fault, EsError):
+            failures.append((index, fault))
+            continue
+        if fault is True:
+            timed_out = True
+            continue
         try:
             found = []
             for doc in docs:
@@ -179,7 +205,7 @@ def run_search(
             {"shard": 0, "index": index.name, "node": NODE_ID, "reason": exc.cause} for index, exc in failures
         ]
     took = int((time.perf_counter() - started) * 1000)
-    return {"took": took, "timed_out": False, "_shards": shards_obj, "hits": hits_obj}
+    return {"took": took, "timed_out": timed_out, "_shards": shards_obj, "hits": hits_obj}
 
 
 def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:

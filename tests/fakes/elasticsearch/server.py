@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import secrets
 import threading
@@ -71,11 +72,14 @@ class FakeElasticsearch(FaultInjector):
         self.version = version
         self.product_header = True
         self.rotate_pit_ids = False
+        self.allow_expensive_queries = True
+        """The cluster setting ``search.allow_expensive_queries`` (false: ``prefix`` queries fail)."""
         self.requests: list[RecordedRequest] = []
         self._indices: dict[str, Index] = {}
         self._pits = PointsInTime()
         self._lock = threading.RLock()
         self._id_counter = 0
+        self._shard_faults: list[tuple[str, EsError | bool]] = []
         self.app = Starlette(
             routes=[Route("/{path:path}", self._endpoint, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])]
         )
@@ -125,6 +129,33 @@ class FakeElasticsearch(FaultInjector):
     ) -> None:
         """Answers the next ``times`` requests (all, when None) with ``status`` and an ES error body."""
         self._add_fault(Fault(0.0, Failure(status, {"type": error_type, "reason": reason}), times))
+
+    def fail_shards(
+        self,
+        pattern: str,
+        *,
+        error_type: str = "query_shard_exception",
+        reason: str = "failed to create query: simulated shard failure",
+    ) -> None:
+        """From now on, the shard of each index matching ``pattern`` (``*`` wildcards) fails in searches.
+
+        As on a real cluster (``allow_partial_search_results`` defaults to true), the search still
+        answers 200, with ``_shards.failed`` and ``_shards.failures[]``, and the hits of the other shards.
+        """
+        with self._lock:
+            self._shard_faults.append((pattern, EsError(400, error_type, reason, shard_level=True)))
+
+    def time_out_shards(self, pattern: str) -> None:
+        """From now on, the shard of each index matching ``pattern`` runs out of time in searches:
+        the answer is 200 with ``timed_out: true`` and no hits from it."""
+        with self._lock:
+            self._shard_faults.append((pattern, True))
+
+    def _shard_fault(self, index: Index) -> EsError | bool | None:
+        for pattern, fault in self._shard_faults:
+            if fnmatch.fnmatchcase(index.name, pattern):
+                return fault
+        return None
 
     @property
     def open_pits(self) -> int:
@@ -228,10 +259,27 @@ class FakeElasticsearch(FaultInjector):
                 ignore_unavailable=param_bool(params, "ignore_unavailable", False),
                 allow_no_indices=param_bool(params, "allow_no_indices", True),
             )
-            return 200, run_search(body, params, snapshot(indices), with_pit=False, started=started)
+            shards = snapshot(indices)
+            return 200, run_search(
+                body,
+                params,
+                shards,
+                with_pit=False,
+                started=started,
+                shard_fault=self._shard_fault,
+                allow_expensive_queries=self.allow_expensive_queries,
+            )
         check_pit_search(target, params)
         pit_id, live = self._pits.lookup(pit, rotate=self.rotate_pit_ids)
-        result = run_search(body, params, live.shards, with_pit=True, started=started)
+        result = run_search(
+            body,
+            params,
+            live.shards,
+            with_pit=True,
+            started=started,
+            shard_fault=self._shard_fault,
+            allow_expensive_queries=self.allow_expensive_queries,
+        )
         return 200, {"pit_id": pit_id, **result}
 
     def _open_pit(self, target: str, params: dict[str, str]) -> Answer:
