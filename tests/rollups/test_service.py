@@ -61,7 +61,7 @@ async def test_a_day_is_stored_and_rerunning_replaces_it(
 
     async with sessions() as session:
         found = await service.report(session, settings, "service", day, day, entity=CHECKOUT)
-        history = await service.runs(session)
+        history = (await service.runs(session)).runs
     requests = found[0].figures["requests"]
     assert requests is not None
     assert requests > 1000
@@ -167,7 +167,7 @@ async def test_a_day_cut_by_prometheus_retention_is_partial(
         (cut, RunStatus.PARTIAL),
         (cut - timedelta(days=1), RunStatus.NO_DATA),
     ]
-    assert {r.day: r.status for r in history}[cut] == RunStatus.PARTIAL
+    assert {r.day: r.status for r in history.runs}[cut] == RunStatus.PARTIAL
     assert found[0].days == 1
     assert (found[0].figures["requests"] or 0) > 0
     assert await service.catch_up(sessions, client, settings, now=after) == []  # partial is settled
@@ -191,7 +191,7 @@ async def test_one_worker_computes_a_day_at_a_time(
         await other.dispose()
     assert sorted(o.status for o in outcomes) == ["ok", "skipped"]
     async with sessions() as session:
-        assert len(await service.runs(session)) == 1
+        assert len((await service.runs(session)).runs) == 1
 
 
 async def test_a_stale_claim_is_taken_over(
