@@ -177,19 +177,30 @@ async def test_a_day_cut_by_prometheus_retention_is_partial(
 async def test_one_worker_computes_a_day_at_a_time(
     prometheus: RunningPrometheus, database_url: str, sessions: Factory
 ) -> None:
-    """Two replicas (two engines) claim the same day at once: one computes it, the other skips."""
+    """Two replicas (two engines) claim the same day while the first is computing it: one computes
+    it, the other skips. The second starts once the first's claim is in the database (seen from a
+    third session), so a loaded machine cannot let the first finish before the second even asks."""
     settings = rollup_settings(prometheus.url, database_url)
     day = utc_days(dataset_of(prometheus))[0]
     other = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
     try:
         replica = db.create_session_factory(other)
-        outcomes = await asyncio.gather(
-            service.run_day(sessions, client_for(prometheus), settings, day, trigger="a"),
-            service.run_day(replica, client_for(prometheus), settings, day, trigger="b"),
+        async with replica() as warm:  # the replica's connection is open before the race starts
+            await warm.execute(select(1))
+        first = asyncio.create_task(
+            service.run_day(sessions, client_for(prometheus), settings, day, trigger="a")
         )
+        claimed = select(func.count()).select_from(RollupRun).where(RollupRun.day == day)
+        for _ in range(2000):
+            async with sessions() as session:
+                if await session.scalar(claimed):
+                    break
+            await asyncio.sleep(0.005)
+        second = await service.run_day(replica, client_for(prometheus), settings, day, trigger="b")
+        outcomes = [await first, second]
     finally:
         await other.dispose()
-    assert sorted(o.status for o in outcomes) == ["ok", "skipped"]
+    assert [o.status for o in outcomes] == ["ok", "skipped"]
     async with sessions() as session:
         assert len((await service.runs(session)).runs) == 1
 
