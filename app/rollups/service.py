@@ -229,8 +229,9 @@ async def _release(sessions: Sessions, run_id: int, day: date, started: float) -
 
 
 def _describe(exc: BaseException) -> str:
+    """A failed day's stored error: a backend's names the backend once (its message says what)."""
     if isinstance(exc, BackendError):
-        return f"{exc.backend} {exc.kind.value}: {exc.message}"
+        return exc.described
     return str(exc)
 
 
