@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
 from app.db import WORKER
+from app.numbers import finite
 from app.rollups import builtin, frames, oncall, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
@@ -489,11 +489,6 @@ class Rows:
 
     def figures_of(self, index: int) -> FigureValues:
         return {name: finite(float(column[index])) for name, column in self.figures.items()}
-
-
-def finite(value: float | None) -> float | None:
-    """None for NaN and infinities (a figure of no data, 0/0): answers never carry NaN."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _kinds(catalog: Catalog, entity_kind: str) -> dict[str, FamilyKind]:
