@@ -10,13 +10,17 @@ makes a webhook wait. Code that writes must use ``sessions.begin()``: a write on
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -24,6 +28,9 @@ from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import DeclarativeBase
 
 from app.config import DatabaseSettings
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""This process, as it signs the rows it claims (rollup runs, deliveries being sent)."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -215,3 +222,26 @@ async def ping(engine: AsyncEngine) -> float:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+# --- small helpers every repository shares -------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """JSON as Panorama stores it in text columns: compact, non-ASCII kept, anything else as text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+async def is_postgresql(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite): for advisory locks, ``SKIP LOCKED``."""
+    return (await session.connection()).dialect.name == "postgresql"
+
+
+async def dialect_insert(session: AsyncSession) -> Any:
+    """The dialect's ``INSERT`` construct (both have ``ON CONFLICT``)."""
+    return postgresql_insert if await is_postgresql(session) else sqlite_insert
+
+
+def rowcount(result: Any) -> int:
+    """How many rows an ``UPDATE`` or ``DELETE`` touched (0 when the driver does not say)."""
+    return int(getattr(result, "rowcount", 0) or 0)

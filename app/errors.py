@@ -45,3 +45,28 @@ class Unauthenticated(PanoramaError):
 class Forbidden(PanoramaError):
     status_code = 403
     code = "forbidden"
+
+
+# --- error answers as routes declare them in OpenAPI ----------------------------------------
+
+ANSWERS: dict[int, str] = {
+    400: "Bad input; the message names the parameter",
+    401: "Missing or wrong credentials",
+    403: "The token's role is too low",
+    404: "What the request names does not exist",
+    409: "The change conflicts with the state it would change",
+    410: "Gone: the link or cursor has expired",
+    413: "The body is larger than allowed",
+    502: "A backend answered badly or refused the query; `backend` names it",
+    503: "A backend (or the database) is unreachable or not configured",
+    504: "A backend did not answer in time",
+}
+"""What each error status means in Panorama's answers, said once for every route's OpenAPI."""
+
+
+def answers(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: the error answers it gives, each in the shared words of
+    :data:`ANSWERS` unless ``described`` says it more precisely (``_409="The incident is resolved
+    already"``). ``main.py`` adds their body schema (``Error``), and 401/403 from the route's role."""
+    said = {int(key.removeprefix("_")): text for key, text in described.items()}
+    return {status: {"description": said.get(status, ANSWERS[status])} for status in (*statuses, *said)}

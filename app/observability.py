@@ -84,12 +84,21 @@ class Metrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.delivery_failures = Counter(
+            "panorama_alert_delivery_failures",
+            "Failed notification attempts by channel and failure class (4xx, 5xx, timeout, errcode: "
+            "refused inside an HTTP 2xx answer, other: no answer), as Alertmanager's notifiers count them.",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
 
         self.backend_call_listeners: list[Callable[[str], None]] = []
         """Also told of each backend call (its backend), e.g. the wall screen counting its own."""
 
-    def observe_delivery(self, channel: str, outcome: str) -> None:
+    def observe_delivery(self, channel: str, outcome: str, failure: str | None = None) -> None:
         self.deliveries.labels(channel, outcome).inc()
+        if failure is not None:
+            self.delivery_failures.labels(channel, failure).inc()
 
     def observe_backend_call(self, backend: str, outcome: str, seconds: float) -> None:
         self.backend_requests.labels(backend, outcome).inc()

@@ -806,7 +806,7 @@ def _statement_kind(statement: str, executemany: bool) -> str:
 
 
 STEPS: tuple[tuple[int, str, str], ...] = (  # (depth, module in app.alerts, function)
-    (1, "api", "_webhook_caller"),
+    (1, "service", "webhook_caller"),
     (1, "api", "_payload"),
     (1, "service", "receive"),
     (2, "intake", "store"),

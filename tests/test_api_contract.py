@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 import yaml
@@ -110,3 +111,40 @@ def test_every_operation_answers_as_documented(panorama: str) -> None:
             failures[operation.label] = str(exc)[:600]
     assert operations > 30
     assert not failures, "\n\n".join(f"{label}: {failure}" for label, failure in failures.items())
+
+
+# Error answers routes declare beyond the ones every route gets (400, 401/403 from its role, 429).
+DECLARED_ERRORS = {
+    ("post", "/api/v1/alerts/alertmanager"): {"400", "401", "413", "503"},
+    ("get", "/api/v1/incidents/{incident_id}"): {"404"},
+    ("post", "/api/v1/incidents/{incident_id}/ack"): {"404", "409"},
+    ("post", "/api/v1/incidents/{incident_id}/resolve"): {"404"},
+    ("post", "/api/v1/incidents/{incident_id}/snooze"): {"404", "409"},
+    ("get", "/api/v1/schedules/{name}/shifts"): {"404"},
+    ("post", "/api/v1/schedules/{name}/swaps/{swap_id}/take"): {"404", "409"},
+    ("delete", "/api/v1/maintenance/{window_id}"): {"404"},
+    ("get", "/api/v1/traces/{trace_id}"): {"404", "502", "503", "504"},
+    ("get", "/api/v1/rollups"): {"400", "404"},
+    ("get", "/api/v1/reports/kinds/{kind}"): {"404"},
+}
+
+
+async def test_every_route_declares_its_error_answers(client: httpx.AsyncClient) -> None:
+    """Each operation that needs credentials declares 401 (403 when it needs a role), each error
+    answer has a body schema, and the routes that can answer 404/409/413/5xx say so."""
+    document = (await client.get("/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if operation["security"]:
+                assert "401" in responses, f"{method} {path}"
+            if "x-required-role" in operation:
+                assert "403" in responses, f"{method} {path}"
+            for status, answer in responses.items():
+                if status[0] in "45":
+                    assert answer["description"], f"{method} {path} {status}"
+                    assert "content" in answer, f"{method} {path} {status}"
+    for (method, path), statuses in DECLARED_ERRORS.items():
+        assert statuses <= set(document["paths"][path][method]["responses"]), f"{method} {path}"
+    webhook = document["paths"]["/api/v1/alerts/alertmanager"]["post"]["responses"]
+    assert webhook["413"]["description"] == "Larger than alerts.max_body_bytes"

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import signing
 from app.alerts import repository
-from app.alerts.models import StoredSecret
 from app.config import Settings
 
 SECRET_NAME = "ack_signing_key"  # noqa: S105 - the name of a stored secret
@@ -73,9 +72,7 @@ async def signing_key(sessions: async_sessionmaker[AsyncSession], settings: Sett
         return stored.encode()
     try:
         async with sessions.begin() as session:
-            session.add(
-                StoredSecret(name=SECRET_NAME, value=secrets.token_urlsafe(32), created_at=datetime.now(UTC))
-            )
+            repository.add_stored_secret(session, SECRET_NAME, secrets.token_urlsafe(32), datetime.now(UTC))
     except IntegrityError:
         pass  # another replica made it first: use theirs
     async with sessions() as session:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl
@@ -24,14 +21,13 @@ from app.alerts.errors import (
     InvalidAlertmanagerPayload,
     PayloadTooLarge,
     UnknownIncident,
-    WebhookUnauthorized,
 )
-from app.alerts.models import Incident
 from app.alerts.schemas import (
     Accepted,
     CalendarLink,
     IncidentDetail,
     IncidentList,
+    IncidentSummary,
     MaintenanceList,
     MaintenanceOut,
     MaintenanceRequest,
@@ -46,44 +42,12 @@ from app.alerts.schemas import (
     WebhookPayload,
 )
 from app.config import format_path
-from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer
-from app.errors import InvalidInput
-from app.security import Role
+from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer, WebhookCaller
+from app.errors import InvalidInput, answers
 from app.web import auth as web_auth
 from app.web.deps import Page, PageDep
 
 router = APIRouter(tags=["alerts"])
-
-WEBHOOK_AUTH = (
-    "`Authorization: Bearer <alerts.webhook_token>`, basic auth with `alerts.webhook_basic_auth`, "
-    "or an API token with the operator role"
-)
-
-
-def _webhook_caller(request: Request, context: ContextDep) -> str:
-    """Who posts the webhook: Alertmanager's configured credentials, or an operator's API token."""
-    settings = context.settings.alerts
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value:
-        if settings.webhook_token is not None and hmac.compare_digest(
-            value.encode(), settings.webhook_token.get_secret_value().encode()
-        ):
-            return "alertmanager"
-        principal = context.tokens.authenticate(value)
-        if principal is not None and principal.role.allows(Role.OPERATOR):
-            return principal.name
-    if scheme.lower() == "basic" and value and settings.webhook_basic_auth is not None:
-        try:
-            user, _, password = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        expected = settings.webhook_basic_auth
-        if hmac.compare_digest(user.encode(), expected.username.encode()) and hmac.compare_digest(
-            password.encode(), expected.password.get_secret_value().encode()
-        ):
-            return "alertmanager"
-    raise WebhookUnauthorized(f"the webhook needs {WEBHOOK_AUTH}")
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -123,17 +87,16 @@ def _payload(raw: bytes) -> WebhookPayload:
     summary="Alertmanager's webhook receiver",
     description="Answers 2xx only once the alerts are stored; 5xx when storing failed "
     "(Alertmanager retries); 4xx for bodies that can never succeed; 413 over alerts.max_body_bytes.",
-    openapi_extra={"x-auth": WEBHOOK_AUTH},
-    responses={
-        400: {"description": "Not an Alertmanager webhook payload (Alertmanager must not retry)"},
-        413: {"description": "Larger than alerts.max_body_bytes"},
-        503: {"description": "Not stored (the database failed): Alertmanager retries"},
-    },
+    openapi_extra={"x-auth": service.WEBHOOK_AUTH},
+    responses=answers(
+        _400="Not an Alertmanager webhook payload (Alertmanager must not retry)",
+        _413="Larger than alerts.max_body_bytes",
+        _503="Not stored (the database failed): Alertmanager retries",
+    ),
 )
 async def alertmanager_webhook(
-    request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
+    _: WebhookCaller, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
 ) -> Accepted:
-    _webhook_caller(request, context)
     settings = context.settings
     payload = _payload(await _body(request, settings.alerts.max_body_bytes))
     return await service.receive(sessions, alerts, settings, payload)
@@ -167,13 +130,16 @@ async def incidents(
 
 
 @router.get(
-    "/api/v1/incidents/{incident_id}", response_model=IncidentDetail, summary="An incident with its timeline"
+    "/api/v1/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    summary="An incident with its timeline",
+    responses=answers(_404="No incident with this id"),
 )
 async def incident(incident_id: int, _: Viewer, session: SessionDep, context: ContextDep) -> IncidentDetail:
     return await service.incident_detail(session, context.settings, incident_id)
 
 
-CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "The incident is resolved already"}}
+CLOSED = answers(_404="No incident with this id", _409="The incident is resolved already")
 
 
 @router.post(
@@ -188,7 +154,12 @@ async def acknowledge(
     return await service.acknowledge(sessions, alerts, context.settings, incident_id, actor=who.name)
 
 
-@router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve")
+@router.post(
+    "/api/v1/incidents/{incident_id}/resolve",
+    response_model=IncidentDetail,
+    summary="Resolve",
+    responses=answers(_404="No incident with this id"),
+)
 async def resolve(
     incident_id: int, who: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
 ) -> IncidentDetail:
@@ -215,7 +186,7 @@ def _ack_answer(
     heading: str,
     *,
     status: int = 200,
-    incident: Incident | None = None,
+    incident: IncidentSummary | None = None,
     confirm: bool = False,
     note: str | None = None,
 ) -> HTMLResponse:
@@ -248,7 +219,7 @@ def _ack_error(page: Page, error: InvalidAckToken | UnknownIncident) -> HTMLResp
 @router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def ack_page(token: str, page: PageDep, alerts: AlertsDep, sessions: SessionsDep) -> HTMLResponse:
     try:
-        found = await service.incident_for_token(sessions, alerts, token)
+        found = await service.incident_for_token(sessions, alerts, page.settings, token)
     except (InvalidAckToken, UnknownIncident) as error:
         return _ack_error(page, error)
     can_ack = found.status == "triggered"
@@ -277,7 +248,7 @@ async def ack_confirm(token: str, page: PageDep, alerts: AlertsDep, sessions: Se
     "/api/v1/alerts/twilio/{channel}/gather/{token}",
     summary="Twilio's key press on a paging call (acknowledges)",
     openapi_extra={"x-auth": "Twilio's `X-Twilio-Signature` (the channel's auth token)"},
-    responses={401: {"description": "Not signed by the channel's Twilio account"}},
+    responses=answers(_401="Not signed by the channel's Twilio account"),
 )
 async def twilio_gather(
     channel: str, token: str, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -286,19 +257,11 @@ async def twilio_gather(
     settings = context.settings
     raw = await _body(request, 64 * 1024)
     form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-    config = next((c for c in settings.channels if c.name == channel), None)
     query = f"?{request.url.query}" if request.url.query else ""
     url = f"{settings.alerts.public_url}{request.url.path}{query}"
-    presented = request.headers.get("x-twilio-signature", "")
-    if (
-        not isinstance(config, twilio.TwilioCallConfig)
-        or not presented
-        or not hmac.compare_digest(
-            presented, twilio.signature(config.auth_token.get_secret_value(), url, form)
-        )
-        or form.get("AccountSid") != config.account_sid
-    ):
-        raise WebhookUnauthorized("not signed by this channel's Twilio account (X-Twilio-Signature)")
+    service.check_twilio_signature(
+        settings, channel, url, form, request.headers.get("x-twilio-signature", "")
+    )
     acknowledged = False
     if form.get("Digits"):
         try:
@@ -314,7 +277,12 @@ async def twilio_gather(
 # --- schedules ----------------------------------------------------------------------------
 
 
-@router.get("/api/v1/schedules/{name}/oncall", response_model=OnCall, summary="Who is on call at a time")
+@router.get(
+    "/api/v1/schedules/{name}/oncall",
+    response_model=OnCall,
+    summary="Who is on call at a time",
+    responses=answers(_404="No schedule of this name"),
+)
 async def on_call(
     name: str,
     _: Viewer,
@@ -326,7 +294,12 @@ async def on_call(
     return await service.on_call_at(session, context.settings, name, moment)
 
 
-@router.get("/api/v1/schedules/{name}/shifts", response_model=Shifts, summary="Shifts between two times")
+@router.get(
+    "/api/v1/schedules/{name}/shifts",
+    response_model=Shifts,
+    summary="Shifts between two times",
+    responses=answers(_404="No schedule of this name"),
+)
 async def shifts(
     name: str,
     _: Viewer,
@@ -347,13 +320,22 @@ async def shifts(
     return await service.shifts(session, context.settings, name, start, end)
 
 
-@router.get("/api/v1/schedules/{name}/overrides", response_model=list[OverrideOut], summary="Overrides")
+@router.get(
+    "/api/v1/schedules/{name}/overrides",
+    response_model=list[OverrideOut],
+    summary="Overrides",
+    responses=answers(_404="No schedule of this name"),
+)
 async def overrides(name: str, _: Viewer, session: SessionDep, context: ContextDep) -> list[OverrideOut]:
     return await service.list_overrides(session, context.settings, name)
 
 
 @router.post(
-    "/api/v1/schedules/{name}/overrides", response_model=OverrideOut, status_code=201, summary="Cover a shift"
+    "/api/v1/schedules/{name}/overrides",
+    response_model=OverrideOut,
+    status_code=201,
+    summary="Cover a shift",
+    responses=answers(_404="No schedule of this name"),
 )
 async def add_override(
     name: str, body: OverrideRequest, who: Operator, context: ContextDep, sessions: SessionsDep
@@ -363,7 +345,10 @@ async def add_override(
 
 
 @router.delete(
-    "/api/v1/schedules/{name}/overrides/{override_id}", status_code=204, summary="Remove an override"
+    "/api/v1/schedules/{name}/overrides/{override_id}",
+    status_code=204,
+    summary="Remove an override",
+    responses=answers(_404="No schedule of this name, or no override of it with this id"),
 )
 async def delete_override(
     name: str, override_id: int, _: Operator, context: ContextDep, sessions: SessionsDep
@@ -445,7 +430,10 @@ async def user_calendar(
 
 
 @router.get(
-    "/api/v1/schedules/{name}/calendar", response_model=CalendarLink, summary="The URL to subscribe to"
+    "/api/v1/schedules/{name}/calendar",
+    response_model=CalendarLink,
+    summary="The URL to subscribe to",
+    responses=answers(_404="No schedule of this name"),
 )
 async def schedule_calendar_link(
     name: str, _: Viewer, context: ContextDep, alerts: AlertsDep, session: SessionDep
@@ -455,7 +443,12 @@ async def schedule_calendar_link(
     return await oncall_schedules.feed_link(session, context.settings, key, feed, service.utcnow())
 
 
-@router.get("/api/v1/users/{name}/calendar", response_model=CalendarLink, summary="The URL to subscribe to")
+@router.get(
+    "/api/v1/users/{name}/calendar",
+    response_model=CalendarLink,
+    summary="The URL to subscribe to",
+    responses=answers(_404="No user of this name"),
+)
 async def user_calendar_link(
     name: str, _: Viewer, context: ContextDep, alerts: AlertsDep, session: SessionDep
 ) -> CalendarLink:
@@ -468,6 +461,7 @@ async def user_calendar_link(
     "/api/v1/schedules/{name}/calendar/revoke",
     response_model=CalendarLink,
     summary="Revoke every URL of the feed; answers a new one",
+    responses=answers(_404="No schedule of this name"),
 )
 async def revoke_schedule_calendar(
     name: str, _: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -479,6 +473,7 @@ async def revoke_schedule_calendar(
     "/api/v1/users/{name}/calendar/revoke",
     response_model=CalendarLink,
     summary="Revoke every URL of the feed; answers a new one",
+    responses=answers(_404="No user of this name"),
 )
 async def revoke_user_calendar(
     name: str, _: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
@@ -497,7 +492,12 @@ async def _revoke(
         )
 
 
-@router.get("/api/v1/schedules/{name}/swaps", response_model=list[SwapOut], summary="Swaps of the schedule")
+@router.get(
+    "/api/v1/schedules/{name}/swaps",
+    response_model=list[SwapOut],
+    summary="Swaps of the schedule",
+    responses=answers(_404="No schedule of this name"),
+)
 async def swaps(
     name: str,
     _: Viewer,
@@ -509,7 +509,9 @@ async def swaps(
     return await oncall_schedules.list_swaps(session, schedule, status)
 
 
-SWAP_CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "Taken or cancelled already"}}
+SWAP_CLOSED = answers(
+    _404="No schedule of this name, or no swap of it with this id", _409="Taken or cancelled already"
+)
 
 
 @router.post(
@@ -517,6 +519,7 @@ SWAP_CLOSED: dict[int | str, dict[str, Any]] = {409: {"description": "Taken or c
     response_model=SwapOut,
     status_code=201,
     summary="Offer a shift (or part of one); with taken_by, swap it at once",
+    responses=answers(_404="No schedule of this name"),
 )
 async def offer_swap(
     name: str, body: SwapRequest, who: Operator, context: ContextDep, sessions: SessionsDep
@@ -595,6 +598,11 @@ async def add_maintenance(
     return await service.add_maintenance(sessions, body, actor=who.name)
 
 
-@router.delete("/api/v1/maintenance/{window_id}", status_code=204, summary="Remove a window")
+@router.delete(
+    "/api/v1/maintenance/{window_id}",
+    status_code=204,
+    summary="Remove a window",
+    responses=answers(_404="No window with this id (windows from the configuration cannot be deleted)"),
+)
 async def delete_maintenance(window_id: int, _: Operator, sessions: SessionsDep) -> None:
     await service.delete_maintenance(sessions, window_id)

@@ -61,10 +61,11 @@ MAX_DIGEST_ROWS = 200
 # and the lease decides.
 RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0)
 RECORD_DEADLINE_MARGIN = timedelta(seconds=2)
-Observer = Callable[[str, str], None]
+Observer = Callable[[str, str, str | None], None]
+"""Told of each attempt: (channel, outcome, failure class or None when delivered)."""
 
 
-def ignore_delivery(channel: str, outcome: str) -> None:
+def ignore_delivery(channel: str, outcome: str, failure: str | None) -> None:
     """No metrics."""
 
 
@@ -292,7 +293,7 @@ async def _send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClien
         async with asyncio.timeout(limit):
             return await registry.send(config, message, http)
     except TimeoutError:
-        return SendResult.failure(f"{config.name}: no answer within {limit:g}s", retryable=True)
+        return SendResult.failure(f"{config.name}: no answer within {limit:g}s", retryable=True, timeout=True)
     except Exception as exc:  # a channel bug must not stop the worker or lose the row
         log.exception("channel %s failed unexpectedly", config.name)
         return SendResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
@@ -315,7 +316,7 @@ async def _record_while_leased(
     """
     attempt = 0
     while True:
-        counted: list[tuple[str, str]] = []  # metrics only for what was committed
+        counted: list[tuple[str, str, str | None]] = []  # metrics only for what was committed
         try:
             async with sessions.begin() as session:
                 held = await _record(session, settings, claim, outcomes, now, _appender(counted))
@@ -330,14 +331,14 @@ async def _record_while_leased(
             attempt += 1
             await asyncio.sleep(pause)
             continue
-        for channel, outcome in counted:
-            observe(channel, outcome)
+        for channel, outcome, failure in counted:
+            observe(channel, outcome, failure)
         return held
 
 
-def _appender(into: list[tuple[str, str]]) -> Observer:
-    def observe(channel: str, outcome: str) -> None:
-        into.append((channel, outcome))
+def _appender(into: list[tuple[str, str, str | None]]) -> Observer:
+    def observe(channel: str, outcome: str, failure: str | None) -> None:
+        into.append((channel, outcome, failure))
 
     return observe
 
@@ -362,7 +363,7 @@ async def _record(
     # A person's rule moves on when one of its steps failed for good. Written last, once the
     # timeline is flushed: rows, incident, then the person's page is the order that cannot
     # deadlock with an ack (incident, then pages).
-    await session.flush()
+    await repository.write_pending(session)
     for delivery in held.values():
         if delivery.status == "dead" and delivery.page_id is not None and delivery.page_step is not None:
             await personal.step_failed(session, delivery.page_id, delivery.page_step, now)
@@ -379,30 +380,22 @@ def _apply(
     observe: Observer,
 ) -> None:
     result = outcome.result
-    delivery.attempts += 1
-    if outcome.payload is not None:
-        delivery.payload = outcome.payload
-    delivery.claimed_by = None
-    delivery.claim_token = None
+    repository.record_attempt(delivery, outcome.payload)
     detail = {"channel": delivery.channel, "kind": delivery.kind, "attempt": delivery.attempts}
     if outcome.digest:
         detail["digest_of"] = len(outcome.delivery_ids)
     if result.ok:
-        delivery.status = "delivered"
-        delivery.delivered_at = now
-        delivery.digest_of = primary if delivery.id != primary else None
-        observe(delivery.channel, "delivered")
+        repository.mark_delivered(delivery, now, primary if delivery.id != primary else None)
+        observe(delivery.channel, "delivered", None)
         if delivery.incident_id is not None:
             mentions = [p.name for p in messages.outgoing_from_json(delivery.payload).mentions]
             _timeline(session, delivery, now, "notified", {**detail, "mentions": mentions})
         return
-    delivery.last_error = result.detail
     too_old = now - delivery.created_at >= settings.alerts.max_delivery_age
     if result.retryable and not too_old:
         delay = backoff(delivery.attempts)
-        delivery.status = "pending"
-        delivery.due_at = now + delay
-        observe(delivery.channel, "retried")
+        repository.mark_retry(delivery, result.detail, now + delay)
+        observe(delivery.channel, "retried", result.failure_class)
         _timeline(
             session,
             delivery,
@@ -411,8 +404,8 @@ def _apply(
             {**detail, "error": result.detail, "retry_in_s": round(delay.total_seconds(), 1)},
         )
         return
-    delivery.status = "dead"
-    observe(delivery.channel, "dead_lettered")
+    repository.mark_dead(delivery, result.detail)
+    observe(delivery.channel, "dead_lettered", result.failure_class)
     log.error("notification dead-lettered", extra={"channel": delivery.channel, "error": result.detail})
     reason = "gave up after max_delivery_age" if result.retryable else "not retryable"
     _timeline(session, delivery, now, "dead_lettered", {**detail, "error": result.detail, "reason": reason})

@@ -48,6 +48,15 @@ async def start(
 
 
 @dataclass
+class _Position:
+    """Where a chain stands while it runs (recorded on its row once it stops: a wait, or its end)."""
+
+    step: int
+    round: int
+    due_at: datetime | None = None
+
+
+@dataclass
 class _Paging:
     """What one pass already knows of an incident: its alerts, and whether anybody was paged."""
 
@@ -69,7 +78,7 @@ async def advance(
     known = paging or _Paging()
     escalation = next((e for e in settings.escalations if e.name == state.escalation), None)
     if escalation is None:
-        state.due_at = None
+        repository.record_escalation_position(state, state.step, state.round, None)
         repository.add_timeline(
             session,
             incident.id,
@@ -78,30 +87,48 @@ async def advance(
             {"escalation": state.escalation, "stopped": "no longer configured"},
         )
         return
+    position = _Position(state.step, state.round)
+    await _run(session, settings, incident, escalation, position, now, key, known)
+    repository.record_escalation_position(state, position.step, position.round, position.due_at)
+
+
+async def _run(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    escalation: Escalation,
+    position: _Position,
+    now: datetime,
+    key: bytes,
+    known: _Paging,
+) -> None:
+    """Moves ``position`` through the chain's steps, paging as it goes, until a wait or the end."""
     skipping = False  # the step before was skipped: so are the waits right after it
     for _ in range(len(escalation.steps) * (escalation.repeat + 1) + 1):
-        if state.step >= len(escalation.steps):
-            if state.round >= escalation.repeat:
-                state.due_at = None
+        if position.step >= len(escalation.steps):
+            if position.round >= escalation.repeat:
+                position.due_at = None
                 return
-            state.round += 1
-            state.step = 0
-        step = escalation.steps[state.step]
-        state.step += 1
+            position.round += 1
+            position.step = 0
+        step = escalation.steps[position.step]
+        position.step += 1
         outside = _outside_its_time(settings, step, now)
         if step.wait is not None:
             if skipping or outside:
                 continue
-            state.due_at = now + step.wait
+            position.due_at = now + step.wait
             return
         assert step.notify is not None
         if outside:
-            _skipped(session, incident, escalation, state, now, outside)
+            _skipped(session, incident, escalation, position, now, outside)
             skipping = True
             continue
-        reached = await _notify(session, settings, incident, escalation, state, step.notify, now, key, known)
+        reached = await _notify(
+            session, settings, incident, escalation, position, step.notify, now, key, known
+        )
         skipping = not reached
-    state.due_at = None
+    position.due_at = None
 
 
 def _outside_its_time(settings: Settings, step: Step, now: datetime) -> str | None:
@@ -121,7 +148,7 @@ def _skipped(
     session: AsyncSession,
     incident: Incident,
     escalation: Escalation,
-    state: EscalationState,
+    position: _Position,
     now: datetime,
     why: str,
 ) -> None:
@@ -130,7 +157,7 @@ def _skipped(
         incident.id,
         now,
         "step_skipped",
-        {"escalation": escalation.name, "step": state.step - 1, "round": state.round, "reason": why},
+        {"escalation": escalation.name, "step": position.step - 1, "round": position.round, "reason": why},
     )
 
 
@@ -139,7 +166,7 @@ async def _notify(
     settings: Settings,
     incident: Incident,
     escalation: Escalation,
-    state: EscalationState,
+    position: _Position,
     notify: NotifyStep,
     now: datetime,
     key: bytes,
@@ -161,7 +188,7 @@ async def _notify(
             if who is not None:
                 names.insert(0, who)
         if not names:
-            _skipped(session, incident, escalation, state, now, f"nobody on call in {notify.schedule}")
+            _skipped(session, incident, escalation, position, now, f"nobody on call in {notify.schedule}")
             return False
     if known.paged is None:
         known.paged = await repository.was_paged(session, incident.id)
@@ -188,8 +215,8 @@ async def _notify(
             "escalated",
             {
                 "escalation": escalation.name,
-                "step": state.step - 1,
-                "round": state.round,
+                "step": position.step - 1,
+                "round": position.round,
                 "kind": kind,
                 "mentions": list(dict.fromkeys(names)),
                 "channels": notify.channels,

@@ -16,6 +16,7 @@ from app.alerts.config import Route
 from app.alerts.matchers import matches_all
 from app.alerts.schemas import WebhookAlert
 from app.config import Settings
+from app.db import dumps
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,10 @@ async def _seen(
     session: AsyncSession, settings: Settings, route: WatchedRoute, now: datetime, key: bytes
 ) -> None:
     state = await repository.lock_heartbeat(session, route.key, now=now)
-    state.last_seen_at = now
+    repository.record_heartbeat_seen(state, now)
     if state.incident_id is not None:
         missing = await repository.lock_incident(session, state.incident_id)
-        state.incident_id = None
+        repository.link_heartbeat_incident(state, None)
         if missing is not None and missing.status != "resolved":
             await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key)
 
@@ -97,10 +98,10 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
                 "status": "triggered",
                 "title": f"Heartbeat missing: {route.description}",
                 "severity": "critical",
-                "services": repository.dumps([]),
-                "group_labels": repository.dumps({}),
-                "common_labels": repository.dumps({"alertname": "PanoramaHeartbeatMissing"}),
-                "common_annotations": repository.dumps(
+                "services": dumps([]),
+                "group_labels": dumps({}),
+                "common_labels": dumps({"alertname": "PanoramaHeartbeatMissing"}),
+                "common_annotations": dumps(
                     {"summary": f"no alert matching {route.description} since {last_seen.isoformat()}"}
                 ),
                 "heartbeat": route.key,
@@ -110,9 +111,9 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
         )
         if incident is None:  # one is open already (e.g. it lost track of it): adopt it, page nobody
             existing = await repository.lock_open_incident(session, group_key)
-            state.incident_id = existing.id if existing is not None else None
+            repository.link_heartbeat_incident(state, existing.id if existing is not None else None)
             continue
-        state.incident_id = incident.id
+        repository.link_heartbeat_incident(state, incident.id)
         repository.add_timeline(
             session,
             incident.id,

@@ -60,10 +60,7 @@ async def resolve(
     key: bytes | None,
     alerts: Sequence[IncidentAlert] | None = None,
 ) -> None:
-    incident.status = "resolved"
-    incident.resolved_at = now
-    incident.resolved_by = actor
-    incident.updated_at = now
+    repository.mark_resolved(incident, now, actor)
     await repository.stop_escalations(session, incident.id)
     await repository.stop_personal_pages(session, incident.id)
     repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
@@ -77,10 +74,7 @@ async def acknowledge(
     """Stops the escalation; False when the incident was not triggered (nothing changes)."""
     if incident.status != "triggered":
         return False
-    incident.status = "acknowledged"
-    incident.acknowledged_at = now
-    incident.acknowledged_by = actor
-    incident.updated_at = now
+    repository.mark_acknowledged(incident, now, actor)
     await repository.stop_escalations(session, incident.id)
     await repository.stop_personal_pages(session, incident.id)
     repository.add_timeline(session, incident.id, now, "acknowledged", {}, actor=actor)
@@ -92,8 +86,7 @@ async def snooze(
 ) -> datetime:
     """Nothing of the incident's escalation runs for ``minutes``; then it carries on where it was."""
     until = now + timedelta(minutes=minutes)
-    incident.snoozed_until = until
-    incident.updated_at = now
+    repository.mark_snoozed(incident, until, now)
     await repository.delay_escalations(session, incident.id, until)
     await repository.delay_personal_pages(session, incident.id, until)
     repository.add_timeline(session, incident.id, now, "snoozed", {"until": until.isoformat()}, actor=actor)

@@ -36,6 +36,7 @@ from app.alerts.models import Incident, IncidentAlert, group_digest
 from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
+from app.db import dumps
 
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "low", "info", "none")
 SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
@@ -146,10 +147,10 @@ async def _open(
             "status": "triggered",
             "title": _title(payload, alerts),
             "severity": _severity(alerts),
-            "services": repository.dumps(_services(alerts)),
-            "group_labels": repository.dumps(payload.groupLabels),
-            "common_labels": repository.dumps(payload.commonLabels),
-            "common_annotations": repository.dumps(payload.commonAnnotations),
+            "services": dumps(_services(alerts)),
+            "group_labels": dumps(payload.groupLabels),
+            "common_labels": dumps(payload.commonLabels),
+            "common_annotations": dumps(payload.commonAnnotations),
             "external_url": payload.externalURL,
             "created_at": now,
             "updated_at": now,
@@ -192,8 +193,8 @@ async def _store_alerts(
                 incident_id=incident.id,
                 fingerprint=alert.fingerprint,
                 status=alert.status,
-                labels=repository.dumps(alert.labels),
-                annotations=repository.dumps(alert.annotations),
+                labels=dumps(alert.labels),
+                annotations=dumps(alert.annotations),
                 starts_at=alert.startsAt,
                 ends_at=alert.ends,
                 generator_url=alert.generatorURL,
@@ -206,12 +207,9 @@ async def _store_alerts(
             continue
         if alert.status == "firing" and stored.status != "firing":
             joined.append(alert)
-        stored.status = alert.status
-        stored.annotations = repository.dumps(alert.annotations)
-        stored.ends_at = alert.ends
-        stored.updated_at = now
+        repository.record_alert(stored, alert.status, alert.annotations, alert.ends, now)
     await repository.insert_alerts(session, new)
-    incident.updated_at = now
+    repository.mark_updated(incident, now)
     return StoredAlerts(rows=list(by_fingerprint.values()), joined=joined)
 
 
@@ -247,7 +245,7 @@ async def _route(
     if not routes:
         repository.add_timeline(session, incident.id, now, "routed", {"route": None, "escalation": None})
     if muted is not None or not escalations:
-        incident.muted = muted or "no route pages anybody"
+        repository.mark_muted(incident, muted or "no route pages anybody")
         repository.add_timeline(session, incident.id, now, "muted", {"reason": incident.muted})
         log_paged_nobody(incident.id, incident.group_key, labels, routes, muted)
         return

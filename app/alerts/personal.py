@@ -84,11 +84,12 @@ async def advance(
 ) -> None:
     """Sends every step of the person's rule that is due, and sets when the next one is."""
     steps: list[list[object]] = json.loads(state.steps)
-    while state.due_at is not None and state.due_at <= now and state.step < len(steps):
-        channel = str(steps[state.step][0])
+    step, due_at = state.step, state.due_at
+    while due_at is not None and due_at <= now and step < len(steps):
+        channel = str(steps[step][0])
         if alerts is None:
             alerts = await repository.alerts_of(session, incident.id)
-        kind: MessageKind = first if state.step == 0 else "escalate"
+        kind: MessageKind = first if step == 0 else "escalate"
         notification = messages.build(
             settings,
             incident,
@@ -99,9 +100,7 @@ async def advance(
             ack_for=state.user,
             now=now,
         )
-        outbox.enqueue(
-            session, settings, incident.id, [channel], notification, now, page=(state.id, state.step)
-        )
+        outbox.enqueue(session, settings, incident.id, [channel], notification, now, page=(state.id, step))
         repository.add_timeline(
             session,
             incident.id,
@@ -110,19 +109,20 @@ async def advance(
             {
                 "escalation": state.escalation,
                 "personal": True,
-                "step": state.step,
+                "step": step,
                 "kind": kind,
                 "mentions": [state.user],
                 "channels": [channel],
             },
         )
-        state.step += 1
-        if state.step < len(steps):
-            state.due_at = max(state.started_at + timedelta(seconds=float(str(steps[state.step][1]))), now)
-            if state.due_at > now:
-                return
+        step += 1
+        if step < len(steps):
+            due_at = max(state.started_at + timedelta(seconds=float(str(steps[step][1]))), now)
+            if due_at > now:
+                break
         else:
-            state.due_at = None
+            due_at = None
+    repository.record_personal_page_position(state, step, due_at)
 
 
 async def step_failed(session: AsyncSession, page_id: int, step: int, now: datetime) -> None:

@@ -8,18 +8,19 @@ the ORM inserts new objects with ``INSERT … RETURNING id`` to learn their keys
 (no ordered multi-row ``RETURNING``) that is one statement per row — three to six round trips
 to the database thread per webhook in a storm, the largest cost ``bench/alert_storm.py``
 profiled after the HTTP stack.
+
+Changes to rows a transaction has loaded (an incident acknowledged, a delivery's outcome, a chain's
+next step) are made here too, by the ``mark_…``/``record_…`` functions: they set the row's
+columns, and the session writes them with its next flush, in the same ``UPDATE`` it always did.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -42,7 +43,7 @@ from app.alerts.models import (
     TimelineEntry,
     group_digest,
 )
-from app.db import Base
+from app.db import Base, dialect_insert, dumps, is_postgresql, rowcount
 
 PENDING_ROWS = "panorama.alerts.pending_rows"
 
@@ -79,25 +80,21 @@ def _after_transaction(session: Session, transaction: SessionTransaction) -> Non
         session.info.pop(PENDING_ROWS, None)
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 async def _for_update(session: AsyncSession) -> dict[str, Any]:
     """``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas claim different rows; nothing on SQLite,
     where one writer at a time is the rule anyway."""
-    if (await session.connection()).dialect.name == "postgresql":
+    if await is_postgresql(session):
         return {"skip_locked": True}
     return {}
 
 
+async def write_pending(session: AsyncSession) -> None:
+    """Writes what the transaction changed so far now, not at its next query or its commit (when
+    the order of the writes matters: see the callers)."""
+    await session.flush()
+
+
 # --- incidents ----------------------------------------------------------------------------
-
-
-async def _insert(session: AsyncSession) -> Any:
-    """The dialect's ``INSERT`` construct (both have ``ON CONFLICT``)."""
-    dialect = (await session.connection()).dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
 async def prefetch_open_incidents(session: AsyncSession, group_keys: Sequence[str]) -> None:
@@ -169,7 +166,7 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
     On PostgreSQL an insert racing another transaction's waits for it to end: after its
     commit this one does nothing, after its rollback this one inserts.
     """
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = (
         make(Incident)
         .values(**values, group_digest=group_digest(values["group_key"]))
@@ -196,6 +193,34 @@ async def lock_incident(
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(statement)).first()
+
+
+def mark_acknowledged(incident: Incident, now: datetime, actor: str) -> None:
+    incident.status = "acknowledged"
+    incident.acknowledged_at = now
+    incident.acknowledged_by = actor
+    incident.updated_at = now
+
+
+def mark_resolved(incident: Incident, now: datetime, actor: str) -> None:
+    incident.status = "resolved"
+    incident.resolved_at = now
+    incident.resolved_by = actor
+    incident.updated_at = now
+
+
+def mark_snoozed(incident: Incident, until: datetime, now: datetime) -> None:
+    incident.snoozed_until = until
+    incident.updated_at = now
+
+
+def mark_muted(incident: Incident, reason: str) -> None:
+    """The incident pages nobody, and why."""
+    incident.muted = reason
+
+
+def mark_updated(incident: Incident, now: datetime) -> None:
+    incident.updated_at = now
 
 
 async def incidents(
@@ -262,6 +287,16 @@ async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) 
     await session.execute(
         insert(IncidentAlert), [{column: getattr(alert, column) for column in columns} for alert in alerts]
     )
+
+
+def record_alert(
+    stored: IncidentAlert, status: str, annotations: dict[str, str], ends_at: datetime | None, now: datetime
+) -> None:
+    """A stored alert as Alertmanager sends it again (its labels, hence its fingerprint, are the same)."""
+    stored.status = status
+    stored.annotations = dumps(annotations)
+    stored.ends_at = ends_at
+    stored.updated_at = now
 
 
 async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
@@ -372,6 +407,15 @@ async def lock_due_escalations(
     return (await session.scalars(statement)).all()
 
 
+def record_escalation_position(
+    state: EscalationState, step: int, round_: int, due_at: datetime | None
+) -> None:
+    """Where a chain stands: its next step, its round, when it resumes (None: it has ended)."""
+    state.step = step
+    state.round = round_
+    state.due_at = due_at
+
+
 async def stop_escalations(session: AsyncSession, incident_id: int) -> None:
     await session.execute(
         update(EscalationState).where(EscalationState.incident_id == incident_id).values(due_at=None)
@@ -397,7 +441,7 @@ async def delay_escalations(session: AsyncSession, incident_id: int, until: date
 async def start_personal_page(session: AsyncSession, values: dict[str, Any]) -> PersonalPage | None:
     """Starts the person's page of the incident, or restarts theirs if it has finished; None when
     one is still running (the unique key on incident and person decides, between replicas too)."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = make(PersonalPage).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[PersonalPage.incident_id, PersonalPage.user],
@@ -446,6 +490,12 @@ async def lock_due_personal_pages(
 async def personal_pages_of(session: AsyncSession, incident_id: int) -> Sequence[PersonalPage]:
     statement = select(PersonalPage).where(PersonalPage.incident_id == incident_id).order_by(PersonalPage.id)
     return (await session.scalars(statement)).all()
+
+
+def record_personal_page_position(state: PersonalPage, step: int, due_at: datetime | None) -> None:
+    """Where a person's page stands: the next step of their rule, when it is due (None: it has ended)."""
+    state.step = step
+    state.due_at = due_at
 
 
 async def stop_personal_pages(session: AsyncSession, incident_id: int) -> None:
@@ -589,6 +639,34 @@ async def lock_claimed(session: AsyncSession, ids: Sequence[int], token: str) ->
     return (await session.scalars(statement)).all()
 
 
+def record_attempt(delivery: Delivery, payload: str | None) -> None:
+    """One more attempt of a claimed row, its claim released; ``payload``: the message as sent,
+    when the worker added to it (its context)."""
+    delivery.attempts += 1
+    if payload is not None:
+        delivery.payload = payload
+    delivery.claimed_by = None
+    delivery.claim_token = None
+
+
+def mark_delivered(delivery: Delivery, now: datetime, digest_of: int | None) -> None:
+    """Accepted by the channel (``digest_of``: the row whose message carried it in a digest)."""
+    delivery.status = "delivered"
+    delivery.delivered_at = now
+    delivery.digest_of = digest_of
+
+
+def mark_retry(delivery: Delivery, error: str, due_at: datetime) -> None:
+    delivery.last_error = error
+    delivery.status = "pending"
+    delivery.due_at = due_at
+
+
+def mark_dead(delivery: Delivery, error: str) -> None:
+    delivery.last_error = error
+    delivery.status = "dead"
+
+
 # --- the channels' shared rate-limit ledger ------------------------------------------------
 
 CHANNEL_LOCK_NAMESPACE = 0x63686E6C  # "chnl"
@@ -597,7 +675,7 @@ CHANNEL_LOCK_NAMESPACE = 0x63686E6C  # "chnl"
 async def lock_channel_ledger(session: AsyncSession, channel: str) -> None:
     """Serialises budget checks of one channel across replicas (PostgreSQL advisory lock for this
     transaction; SQLite transactions are serialised by its write lock already)."""
-    if (await session.connection()).dialect.name == "postgresql":
+    if await is_postgresql(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:channel))"),
             {"namespace": CHANNEL_LOCK_NAMESPACE, "channel": channel},
@@ -663,7 +741,7 @@ async def delete_override(session: AsyncSession, schedule: str, override_id: int
             ScheduleOverride.schedule == schedule, ScheduleOverride.id == override_id
         )
     )
-    return bool(getattr(result, "rowcount", 0))
+    return rowcount(result) > 0
 
 
 async def maintenance_windows(
@@ -675,16 +753,20 @@ async def maintenance_windows(
     return await _kept(session, ("maintenance", active_at), statement)
 
 
+def add_maintenance(session: AsyncSession, window: Maintenance) -> None:
+    session.add(window)
+
+
 async def delete_maintenance(session: AsyncSession, window_id: int) -> bool:
     result = await session.execute(delete(Maintenance).where(Maintenance.id == window_id))
-    return bool(getattr(result, "rowcount", 0))
+    return rowcount(result) > 0
 
 
 async def lock_heartbeat(session: AsyncSession, key: str, *, now: datetime) -> HeartbeatState:
     """The heartbeat's row, created (last seen ``now``) when missing, locked for this transaction
     so that two replicas never both open a "missing" incident for it. Heartbeat rows are locked
     first, in the order of their keys, by intake and worker alike."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     await session.execute(
         make(HeartbeatState).values(key=key, last_seen_at=now, incident_id=None).on_conflict_do_nothing()
     )
@@ -698,6 +780,15 @@ async def lock_heartbeat(session: AsyncSession, key: str, *, now: datetime) -> H
     return found
 
 
+def record_heartbeat_seen(state: HeartbeatState, now: datetime) -> None:
+    state.last_seen_at = now
+
+
+def link_heartbeat_incident(state: HeartbeatState, incident_id: int | None) -> None:
+    """The heartbeat's "missing" incident (None: none open)."""
+    state.incident_id = incident_id
+
+
 async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
     return (await session.scalars(select(HeartbeatState))).all()
 
@@ -705,6 +796,11 @@ async def heartbeats(session: AsyncSession) -> Sequence[HeartbeatState]:
 async def stored_secret(session: AsyncSession, name: str) -> str | None:
     found = await session.get(StoredSecret, name)
     return found.value if found else None
+
+
+def add_stored_secret(session: AsyncSession, name: str, value: str, now: datetime) -> None:
+    """Stores the secret with the transaction (its commit fails if another stored it first)."""
+    session.add(StoredSecret(name=name, value=value, created_at=now))
 
 
 # --- hand-overs, swaps, calendar feeds ------------------------------------------------------
@@ -721,7 +817,7 @@ async def claim_handover(
     """Records that the hand-over of ``schedule`` at ``at`` is being announced; False when it was
     already (the unique key decides, between replicas too: a racing insert waits for the other
     transaction and then does nothing)."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = (
         make(Handover)
         .values(schedule=schedule, at=at, incoming=incoming, outgoing=outgoing, announced_at=now)
@@ -775,6 +871,17 @@ async def lock_open_swap(session: AsyncSession, schedule: str, swap_id: int) -> 
     return (await session.scalars(statement)).first()
 
 
+def mark_swap_taken(swap: Swap, taker: str, now: datetime, override_id: int) -> None:
+    swap.status = "taken"
+    swap.taken_by = taker
+    swap.taken_at = now
+    swap.override_id = override_id
+
+
+def mark_swap_cancelled(swap: Swap) -> None:
+    swap.status = "cancelled"
+
+
 async def swap(session: AsyncSession, schedule: str, swap_id: int) -> Swap | None:
     found = await session.get(Swap, swap_id)
     return found if found is not None and found.schedule == schedule else None
@@ -791,7 +898,7 @@ async def feed_generation(session: AsyncSession, subject: str) -> int:
 
 async def bump_feed_generation(session: AsyncSession, subject: str, now: datetime) -> int:
     """Revokes every URL of the feed made so far; returns the new generation."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = make(CalendarFeed).values(subject=subject, generation=1, revoked_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=[CalendarFeed.subject],

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,10 +27,9 @@ from app.alerts.groupcommit import GroupCommit
 from app.alerts.schemas import Accepted
 from app.backends.registry import Backends
 from app.config import Settings
+from app.db import WORKER
 
 log = logging.getLogger("panorama.alerts")
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass

@@ -231,7 +231,7 @@ async def offer(
             created_by=actor,
         )
         repository.add_swap(session, row)
-        await session.flush()
+        await repository.write_pending(session)  # its id, for the notice and the answer
         if request.taken_by is not None:
             await _take(session, settings, schedule, row, request.taken_by, now, actor=actor)
         else:
@@ -303,11 +303,8 @@ async def _take(
         created_by=f"swap {row.id} ({actor})",
     )
     repository.add_override(session, override)
-    await session.flush()
-    row.status = "taken"
-    row.taken_by = taker
-    row.taken_at = now
-    row.override_id = override.id
+    await repository.write_pending(session)  # the override's id, which the swap records
+    repository.mark_swap_taken(row, taker, now, override.id)
     notice = notices.swap(
         settings,
         schedule.name,
@@ -328,7 +325,7 @@ async def cancel(sessions: Sessions, schedule: Schedule, swap_id: int) -> SwapOu
             if await repository.swap(session, schedule.name, swap_id) is None:
                 raise UnknownSwap(f"schedule {schedule.name!r} has no swap {swap_id}")
             raise SwapClosed(f"swap {swap_id} was taken or cancelled already")
-        row.status = "cancelled"
+        repository.mark_swap_cancelled(row)
         return swap_out(row)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hmac
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,15 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.alerts import ack, incidents, intake, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
+from app.alerts.channels import twilio
 from app.alerts.channels.base import Notice
 from app.alerts.channels.dialects import PLAIN, ROBOT_MARKDOWN
-from app.alerts.config import Schedule
+from app.alerts.config import AlertsSettings, Schedule
 from app.alerts.errors import (
     IncidentClosed,
     StorageFailed,
     UnknownIncident,
     UnknownOverride,
     UnknownSchedule,
+    WebhookUnauthorized,
 )
 from app.alerts.messages import incident_url
 from app.alerts.models import Incident, Maintenance, ScheduleOverride
@@ -49,7 +54,9 @@ from app.alerts.schemas import (
     WebhookPayload,
 )
 from app.config import Settings
+from app.db import dumps
 from app.errors import InvalidInput, NotFound
+from app.security import Role, TokenRegistry
 
 if TYPE_CHECKING:  # the runtime's worker reaches the correlation feature, which reaches this module
     from app.alerts.runtime import AlertRuntime
@@ -62,6 +69,53 @@ def utcnow() -> datetime:
 
 
 # --- intake -------------------------------------------------------------------------------
+
+WEBHOOK_AUTH = (
+    "`Authorization: Bearer <alerts.webhook_token>`, basic auth with `alerts.webhook_basic_auth`, "
+    "or an API token with the operator role"
+)
+
+
+def webhook_caller(settings: AlertsSettings, tokens: TokenRegistry, authorization: str) -> str:
+    """Who posts the webhook (its ``Authorization`` header): Alertmanager's configured credentials
+    (``alertmanager``), or an operator's API token (its name); WebhookUnauthorized otherwise."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        if settings.webhook_token is not None and hmac.compare_digest(
+            value.encode(), settings.webhook_token.get_secret_value().encode()
+        ):
+            return "alertmanager"
+        principal = tokens.authenticate(value)
+        if principal is not None and principal.role.allows(Role.OPERATOR):
+            return principal.name
+    if scheme.lower() == "basic" and value and settings.webhook_basic_auth is not None:
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        expected = settings.webhook_basic_auth
+        if hmac.compare_digest(user.encode(), expected.username.encode()) and hmac.compare_digest(
+            password.encode(), expected.password.get_secret_value().encode()
+        ):
+            return "alertmanager"
+    raise WebhookUnauthorized(f"the webhook needs {WEBHOOK_AUTH}")
+
+
+def check_twilio_signature(
+    settings: Settings, channel: str, url: str, form: dict[str, str], presented: str
+) -> None:
+    """Twilio's callback of a paging call must be signed by the channel's account
+    (``X-Twilio-Signature`` over ``url`` and ``form``); WebhookUnauthorized otherwise."""
+    config = next((c for c in settings.channels if c.name == channel), None)
+    if (
+        not isinstance(config, twilio.TwilioCallConfig)
+        or not presented
+        or not hmac.compare_digest(
+            presented, twilio.signature(config.auth_token.get_secret_value(), url, form)
+        )
+        or form.get("AccountSid") != config.account_sid
+    ):
+        raise WebhookUnauthorized("not signed by this channel's Twilio account (X-Twilio-Signature)")
 
 
 async def receive(
@@ -207,7 +261,7 @@ async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
 
 async def acknowledge_with_token(
     sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str, *, actor: str = ack.LINK_ACTOR
-) -> tuple[Incident, bool]:
+) -> tuple[IncidentSummary, bool]:
     """Acknowledges through a one-click link (or a key pressed on a paging call); returns the incident
     and whether this click changed it. A link sent to one person acknowledges in their name."""
     claim = await check_ack_token(runtime, token)
@@ -215,13 +269,18 @@ async def acknowledge_with_token(
         incident = await _incident(session, claim.incident_id, lock=True)
         by = claim.person or actor
         changed = await incidents.acknowledge(session, settings, incident, utcnow(), actor=by)
-    return incident, changed
+        firing = await repository.firing_counts(session, [incident.id])
+    return summary(settings, incident, firing.get(incident.id, 0)), changed
 
 
-async def incident_for_token(sessions: Sessions, runtime: AlertRuntime, token: str) -> Incident:
+async def incident_for_token(
+    sessions: Sessions, runtime: AlertRuntime, settings: Settings, token: str
+) -> IncidentSummary:
     claim = await check_ack_token(runtime, token)
     async with sessions() as session:
-        return await _incident(session, claim.incident_id)
+        incident = await _incident(session, claim.incident_id)
+        firing = await repository.firing_counts(session, [incident.id])
+    return summary(settings, incident, firing.get(incident.id, 0))
 
 
 async def open_incidents(session: AsyncSession, settings: Settings, service: str) -> list[IncidentSummary]:
@@ -313,7 +372,7 @@ async def add_override(
         created_by=actor,
     )
     async with sessions.begin() as session:
-        session.add(row)
+        repository.add_override(session, row)
     return OverrideOut(
         id=row.id, schedule=name, user=row.user, start=request.start, end=request.end, created_by=actor
     )
@@ -339,7 +398,7 @@ async def delete_override(sessions: Sessions, settings: Settings, name: str, ove
 
 async def add_maintenance(sessions: Sessions, request: MaintenanceRequest, *, actor: str) -> MaintenanceOut:
     row = Maintenance(
-        matchers=repository.dumps([str(m) for m in request.matchers]),
+        matchers=dumps([str(m) for m in request.matchers]),
         start=request.start,
         end=request.end,
         comment=request.comment,
@@ -347,7 +406,7 @@ async def add_maintenance(sessions: Sessions, request: MaintenanceRequest, *, ac
         created_by=actor,
     )
     async with sessions.begin() as session:
-        session.add(row)
+        repository.add_maintenance(session, row)
     return MaintenanceOut(
         id=row.id,
         matchers=[str(m) for m in request.matchers],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.deps import AlertsDep, ContextDep, Operator, SessionsDep, Viewer
 from app.digests import service
 from app.digests.schemas import DigestOut, SendOut
+from app.errors import answers
 
 router = APIRouter(tags=["digests"])
 
@@ -20,10 +21,10 @@ DayParam = Annotated[
         "zone: 2026-11-20, now-1d, an RFC 3339 time, epoch s/ms; default: yesterday there",
     ),
 ]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The date is not a day, or the day is not over yet"},
-    404: {"description": "No digest of that name (the answer names the known ones)"},
-}
+ERRORS = answers(
+    _400="The date is not a day, or the day is not over yet",
+    _404="No digest of that name (the answer names the known ones)",
+)
 
 
 @router.get(

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_insert
 from app.digests.models import DigestSend
-
-
-async def _insert(session: AsyncSession) -> Any:
-    dialect = (await session.connection()).dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
 async def claim_send(session: AsyncSession, name: str, day: date, now: datetime, by: str) -> bool:
     """Records that ``name`` is being sent for ``day``; False when it already was. The unique key
     decides between replicas: a racing insert waits for the other transaction, then does nothing."""
-    make = await _insert(session)
+    make = await dialect_insert(session)
     statement = (
         make(DigestSend)
         .values(name=name, day=day, sent_at=now, sends=1, sent_by=by)

@@ -9,7 +9,6 @@ An SLO point is the objective evaluated over its window ending on the period's l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +21,7 @@ from app.grafana.entities import target_entities
 from app.grafana.payloads import Job, chosen_entities, granularity_of, objectives_of
 from app.grafana.periods import Days, choose_granularity, midnight_ms, period_ms, whole_periods
 from app.grafana.values import Filter
+from app.numbers import finite
 from app.rollups import service as rollups
 from app.rollups.days import Granularity, period_last_day, period_starts
 from app.rollups.errors import UnknownEntity
@@ -30,13 +30,6 @@ from app.rollups.layouts import day_number, day_of
 
 SLO_MAX_POINTS = 120
 """Windows one SLO series evaluates at most (each is a window of its own): coarser beyond."""
-
-
-def finite(value: float | None) -> float | None:
-    """The value as Grafana can show it: None for a missing value, NaN or an infinity."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 async def time_series(

@@ -17,8 +17,8 @@ from app.grafana.catalogue import Metric, unit_of
 from app.grafana.entities import passes
 from app.grafana.payloads import Job, chosen_entities
 from app.grafana.periods import Days
-from app.grafana.series import finite
 from app.grafana.values import ALL, Filter, Selection
+from app.numbers import finite
 from app.rollups import service as rollups
 
 Columns = list[dict[str, Any]]

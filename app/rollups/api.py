@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -10,14 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app import times
+from app import errors, times
 from app.config import Settings
 from app.deps import ContextDep, Operator, SessionDep, SessionsDep, SettingsDep, Viewer
 from app.rollups import answers, service
 from app.rollups.answers import to_csv
-from app.rollups.days import Granularity, day_window, days_between, local_today
-from app.rollups.errors import InvalidPeriod, UnknownFigure
-from app.rollups.schemas import Queued, RunHistory, RunOut, RunRecord, RunRequest, RunResults
+from app.rollups.days import Granularity, local_today
+from app.rollups.schemas import Queued, RunHistory, RunRequest, RunResults
 
 router = APIRouter(tags=["rollups"])
 
@@ -74,50 +72,24 @@ def _answer(
     return Response(answers.json_bytes(body), media_type=answers.JSON)
 
 
-def _outcome(outcome: service.RunOutcome) -> RunOut:
-    return RunOut(
-        day=outcome.day,
-        status=outcome.status,
-        duration_ms=outcome.duration_ms,
-        entities=outcome.entities,
-        values=outcome.values,
-        error=outcome.error,
-    )
-
-
 @router.post(
     "/api/v1/rollups/run",
     summary="Roll up a day or a range of days now",
     response_model=RunResults,
-    responses={202: {"model": Queued, "description": "A range was queued; see /api/v1/rollups/runs"}},
+    responses={
+        202: {"model": Queued, "description": "A range was queued; see /api/v1/rollups/runs"},
+        **errors.answers(_400="Neither a date nor a range, a range over three years, or a day not over yet"),
+    },
 )
 async def run(request: RunRequest, _: Operator, context: ContextDep) -> RunResults | JSONResponse:
-    settings = context.settings
-    prometheus = context.backends.prometheus  # None: the on-call history only
-    if request.date is not None:
-        days = [request.date]
-        service.check_day_is_over(request.date, settings)
-    else:
-        assert request.first is not None
-        assert request.last is not None
-        try:
-            service.check_period(request.first, request.last)
-        except InvalidPeriod as exc:
-            raise InvalidPeriod(exc.message.replace("'from'", "body 'from'"), parameter="from") from None
-        service.check_day_is_over(request.last, settings, name="to")
-        days = list(days_between(request.first, request.last))
     assert context.sessions is not None
-    wait = request.wait if request.wait is not None else request.date is not None
-    if not wait:
-        context.spawn(
-            service.run_days(context.sessions, prometheus, settings, days, trigger=service.Trigger.API)
-        )
-        queued = Queued(queued=days, message=f"{len(days)} days queued; follow them at /api/v1/rollups/runs")
-        return JSONResponse(queued.model_dump(mode="json"), status_code=202)
-    outcomes = await service.run_days(
-        context.sessions, prometheus, settings, days, trigger=service.Trigger.API
+    prometheus = context.backends.prometheus  # None: the on-call history only
+    answer = await service.run_requested(
+        context.sessions, prometheus, context.settings, request, context.spawn
     )
-    return RunResults(runs=[_outcome(o) for o in outcomes])
+    if isinstance(answer, Queued):
+        return JSONResponse(answer.model_dump(mode="json"), status_code=202)
+    return answer
 
 
 @router.get("/api/v1/rollups/runs", summary="History of rollup runs, newest first", response_model=RunHistory)
@@ -130,24 +102,7 @@ async def runs(
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> RunHistory:
     first_day, last_day = _days(first, last, context.settings)
-    found = await service.runs(session, first=first_day, last=last_day, limit=limit)
-    return RunHistory(
-        runs=[
-            RunRecord(
-                id=r.id,
-                day=r.day,
-                status=r.status,
-                trigger=r.trigger,
-                started=r.started_at,
-                duration_ms=r.duration_ms,
-                entities=r.entities,
-                values=r.values,
-                error=r.error,
-                worker=r.worker,
-            )
-            for r in found
-        ]
-    )
+    return await service.runs(session, first=first_day, last=last_day, limit=limit)
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -254,7 +209,11 @@ async def _entity_series(
     return Response(answers.series_json(head, found), media_type=answers.JSON)
 
 
-@router.get("/api/v1/reports/services/{service_name}/daily", summary="One service per day, week or month")
+@router.get(
+    "/api/v1/reports/services/{service_name}/daily",
+    summary="One service per day, week or month",
+    responses=errors.answers(_404="No stored days of this service"),
+)
 async def service_daily(
     service_name: str,
     _: Viewer,
@@ -271,7 +230,11 @@ async def service_daily(
     )
 
 
-@router.get("/api/v1/reports/kinds/{kind}", summary="Every entity of any configured kind over a period")
+@router.get(
+    "/api/v1/reports/kinds/{kind}",
+    summary="Every entity of any configured kind over a period",
+    responses=errors.answers(_404="No entity kind of this name (the answer names the known ones)"),
+)
 async def kind_report(
     kind: str,
     _: Viewer,
@@ -288,6 +251,7 @@ async def kind_report(
 @router.get(
     "/api/v1/reports/kinds/{kind}/{entity:path}/daily",
     summary="One entity of any configured kind per day, week or month",
+    responses=errors.answers(_404="No entity kind of this name, or no stored days of this entity"),
 )
 async def entity_daily(
     kind: str,
@@ -381,24 +345,15 @@ FLAT_TO = Annotated[
 ]
 
 
-def _flat_figure(settings: SettingsDep, name: str) -> tuple[str, str]:
-    """``service.latency_p99_ms`` → (kind, figure); a bare figure name when one kind has it."""
-    catalog = service.catalog_of(settings)
-    kind, dot, figure = name.strip().partition(".")
-    if dot and kind in catalog.entities and figure in catalog.figure_names(kind):
-        return kind, figure
-    if not dot:
-        kinds = [k for k in catalog.entities if name in catalog.figure_names(k)]
-        if len(kinds) == 1:
-            return kinds[0], name
-    known = ", ".join(f"{k}.{f}" for k in catalog.entities for f in catalog.figure_names(k))
-    raise UnknownFigure(f"unknown figure {name!r}; the figures are {known}", parameter="figure")
-
-
 @router.get(
     "/api/v1/rollups",
     summary="One figure per day, week or month as a flat JSON array (Grafana Infinity, alerting)",
-    responses={200: {"description": '[{"time": ISO local period start, "entity", "figure", "value"}]'}},
+    responses={
+        200: {"description": '[{"time": ISO local period start, "entity", "figure", "value"}]'},
+        **errors.answers(
+            _404="No figure of this name (the answer names them), or no stored days of an entity"
+        ),
+    },
 )
 async def flat_rollups(
     _: Viewer,
@@ -413,28 +368,8 @@ async def flat_rollups(
     granularity: GranularityParam = Granularity.DAY,
 ) -> JSONResponse:
     settings = context.settings
-    kind, name = _flat_figure(settings, figure)
+    service.flat_figure(settings, figure)  # an unknown figure is told before a malformed day
     first_day, last_day = _period(first, last, context)
-    if entity:
-        entities = list(dict.fromkeys(entity))
-    elif service.require_kind(settings, kind).labels:
-        entities = await service.entities(session, kind, first=first_day, last=last_day)
-    else:
-        entities = [kind]
-    tz = settings.tzinfo
-    rows = []
-    for one in entities:
-        found = await service.series(
-            session, settings, kind, one, first_day, last_day, granularity, only=[name]
-        )
-        for period in found:
-            value = period.figures.get(name)
-            rows.append(
-                {
-                    "time": day_window(period.start, tz).start.astimezone(tz).isoformat(),
-                    "entity": one,
-                    "figure": f"{kind}.{name}",
-                    "value": value if value is not None and math.isfinite(value) else None,
-                }
-            )
-    return JSONResponse(rows)
+    return JSONResponse(
+        await service.flat_rows(session, settings, figure, entity, first_day, last_day, granularity)
+    )

@@ -27,15 +27,12 @@ import ast
 import re
 from datetime import time, timedelta
 from enum import StrEnum
-from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Annotated
+from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from app.config_types import Duration, Model
-
-if TYPE_CHECKING:
-    from app.rollups.catalog import Catalog
 
 FIGURE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 _STAT_QUANTILE = re.compile(r"^(?:p(\d{2,3})|(0\.\d+))$")
@@ -186,16 +183,13 @@ class RollupSettings(Model):
 
     @model_validator(mode="after")
     def _check_catalog(self) -> RollupSettings:
-        _ = self.catalog
-        return self
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        """The merged, checked catalogue, built once per settings object (never ``model_copy`` one
-        with changed definitions: the copy would keep this)."""
+        """The definitions must merge into a catalogue: checked here, so that a bad one is refused
+        when the file is loaded; the rollups service builds the catalogue it uses
+        (``service.catalog_of``)."""
         from app.rollups.catalog import build_catalog  # the catalogue module imports this one
 
-        return build_catalog(self)
+        build_catalog(self)
+        return self
 
 
 class SloObjective(Model):

@@ -12,7 +12,6 @@ import asyncpg
 import numpy as np
 from sqlalchemy import (
     ColumnElement,
-    Result,
     Table,
     delete,
     exists,
@@ -23,11 +22,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_insert, is_postgresql, rowcount
 from app.rollups import frames
 from app.rollups.frames import Frame
 from app.rollups.layouts import (
@@ -65,7 +63,7 @@ async def claim_day(
     The check and the insert are one statement; on PostgreSQL an advisory lock
     per day makes concurrent claims from several replicas wait for each other.
     """
-    if (await session.connection()).dialect.name == "postgresql":
+    if await is_postgresql(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, :day)"),
             {"namespace": CLAIM_LOCK_NAMESPACE, "day": day.toordinal()},
@@ -109,8 +107,7 @@ async def _insert_new(session: AsyncSession, table: Any, rows: list[dict[str, An
     """Inserts the rows whose key is not there yet (one statement per batch, either dialect)."""
     if not rows:
         return
-    dialect = (await session.connection()).dialect.name
-    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    make = await dialect_insert(session)
     await session.execute(make(table).on_conflict_do_nothing(), rows)
 
 
@@ -142,7 +139,9 @@ _LAYOUTS: dict[int, Layout] = {}
 """Layouts by id: safe to keep for the life of the process, an id being the hash of its layout."""
 
 
-async def entity_ids(session: AsyncSession, names: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+async def ensure_entity_ids(
+    session: AsyncSession, names: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     """The ids of these (kind, name) entities, created when new."""
     await _insert_new(session, RollupEntity, [{"kind": kind, "name": name} for kind, name in sorted(names)])
     kinds = sorted({kind for kind, _ in names})
@@ -182,7 +181,7 @@ async def replace_day(
     encoded = [encode_day(kind, entity, found) for (kind, entity), found in grouped.items()]
     if encoded:
         await store_layouts(session, {one.layout.id: one.layout for one in encoded}.values())
-        ids = await entity_ids(session, list(grouped))
+        ids = await ensure_entity_ids(session, list(grouped))
         await session.execute(
             insert(_DAYS),  # Core: no ORM bookkeeping per row
             [
@@ -229,7 +228,7 @@ MONTH_LOCK_NAMESPACE = 0x6D6F6E74  # "mont"
 
 
 async def _lock_month(session: AsyncSession, month: int) -> None:
-    if (await session.connection()).dialect.name == "postgresql":
+    if await is_postgresql(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, :month)"),
             {"namespace": MONTH_LOCK_NAMESPACE, "month": month},
@@ -367,11 +366,7 @@ async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
     runs_deleted = await session.execute(delete(RollupRun).where(RollupRun.day < day))
     await session.execute(delete(RollupEntity).where(~_has_days(RollupEntity.id)))
     await _bump_generation(session)
-    return _rowcount(values), _rowcount(runs_deleted)
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(values), rowcount(runs_deleted)
 
 
 def _has_days(entity_id: Any, first: date | None = None, last: date | None = None) -> ColumnElement[bool]:

@@ -56,7 +56,10 @@ class Queued(BaseModel):
 class RunRecord(BaseModel):
     id: int
     day: dt.date
-    status: str
+    status: str = Field(
+        description="ok, partial (Prometheus's data starts after the day began: its retention), no_data, "
+        "failed, or running"
+    )
     trigger: str
     started: dt.datetime
     duration_ms: float | None

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
-import socket
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -29,12 +27,14 @@ from app import servicenames
 from app.backends.errors import BackendError
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
+from app.db import WORKER
+from app.numbers import finite
 from app.rollups import builtin, frames, oncall, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
-from app.rollups.catalog import Catalog
+from app.rollups.catalog import Catalog, build_catalog
 from app.rollups.compute import DayFigures, FamilyValue, compute_day
-from app.rollups.config import EntityKind, FamilyKind
+from app.rollups.config import EntityKind, FamilyKind, RollupSettings
 from app.rollups.days import (
     Granularity,
     day_window,
@@ -42,12 +42,12 @@ from app.rollups.days import (
     local_today,
     period_label,
 )
-from app.rollups.errors import InvalidPeriod, RollupQueryError, UnknownEntity
+from app.rollups.errors import InvalidPeriod, RollupQueryError, UnknownEntity, UnknownFigure
 from app.rollups.frames import Ints
 from app.rollups.histograms import fraction_above, quantile
 from app.rollups.layouts import day_number, day_of
-from app.rollups.models import RollupRun
 from app.rollups.repository import RunStatus
+from app.rollups.schemas import Queued, RunHistory, RunOut, RunRecord, RunRequest, RunResults
 
 log = logging.getLogger("panorama.rollups")
 
@@ -56,7 +56,6 @@ MAX_PERIOD_DAYS = 1096
 LEASE = timedelta(minutes=30)
 # How long an interrupted run may take to record that it gave its day back.
 RELEASE_TIMEOUT_S = 5.0
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 DAY_SECONDS = 86400
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -82,8 +81,22 @@ class RunOutcome:
 SKIPPED = "skipped"  # another worker holds the day
 
 
+_CATALOGS: dict[int, tuple[RollupSettings, Catalog]] = {}
+"""Catalogues by settings object (kept with it, so its id is not reused while it is here)."""
+
+
 def catalog_of(settings: Settings) -> Catalog:
-    return settings.rollups.catalog
+    """The merged, checked catalogue of the rollup settings, built once per settings object
+    (loading the settings checked it already: see ``RollupSettings``)."""
+    rollups = settings.rollups
+    kept = _CATALOGS.get(id(rollups))
+    if kept is not None and kept[0] is rollups:
+        return kept[1]
+    catalog = build_catalog(rollups)
+    if len(_CATALOGS) >= 16:  # a reload replaces the settings: the old catalogues go
+        _CATALOGS.clear()
+    _CATALOGS[id(rollups)] = (rollups, catalog)
+    return catalog
 
 
 def require_kind(settings: Settings, kind: str) -> EntityKind:
@@ -216,13 +229,55 @@ async def _release(sessions: Sessions, run_id: int, day: date, started: float) -
 
 
 def _describe(exc: BaseException) -> str:
+    """A failed day's stored error: a backend's names the backend once (its message says what)."""
     if isinstance(exc, BackendError):
-        return f"{exc.backend} {exc.kind.value}: {exc.message}"
+        return exc.described
     return str(exc)
 
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _run_out(outcome: RunOutcome) -> RunOut:
+    return RunOut(
+        day=outcome.day,
+        status=outcome.status,
+        duration_ms=outcome.duration_ms,
+        entities=outcome.entities,
+        values=outcome.values,
+        error=outcome.error,
+    )
+
+
+async def run_requested(
+    sessions: Sessions,
+    prometheus: PrometheusClient | None,
+    settings: Settings,
+    request: RunRequest,
+    spawn: Callable[[Coroutine[Any, Any, Any]], object],
+) -> RunResults | Queued:
+    """``POST /api/v1/rollups/run``: the request checked first, then the days run now (a date, or
+    ``wait``), or queued with ``spawn`` (a range). Without Prometheus, only the on-call history
+    is recorded."""
+    if request.date is not None:
+        days = [request.date]
+        check_day_is_over(request.date, settings)
+    else:
+        assert request.first is not None
+        assert request.last is not None
+        try:
+            check_period(request.first, request.last)
+        except InvalidPeriod as exc:
+            raise InvalidPeriod(exc.message.replace("'from'", "body 'from'"), parameter="from") from None
+        check_day_is_over(request.last, settings, name="to")
+        days = list(days_between(request.first, request.last))
+    wait = request.wait if request.wait is not None else request.date is not None
+    if not wait:
+        spawn(run_days(sessions, prometheus, settings, days, trigger=Trigger.API))
+        return Queued(queued=days, message=f"{len(days)} days queued; follow them at /api/v1/rollups/runs")
+    outcomes = await run_days(sessions, prometheus, settings, days, trigger=Trigger.API)
+    return RunResults(runs=[_run_out(o) for o in outcomes])
 
 
 async def run_days(
@@ -312,8 +367,25 @@ async def entities(
 
 async def runs(
     session: AsyncSession, *, first: date | None = None, last: date | None = None, limit: int = 100
-) -> list[RollupRun]:
-    return list(await repository.runs(session, first=first, last=last, limit=limit))
+) -> RunHistory:
+    found = await repository.runs(session, first=first, last=last, limit=limit)
+    return RunHistory(
+        runs=[
+            RunRecord(
+                id=r.id,
+                day=r.day,
+                status=r.status,
+                trigger=r.trigger,
+                started=r.started_at,
+                duration_ms=r.duration_ms,
+                entities=r.entities,
+                values=r.values,
+                error=r.error,
+                worker=r.worker,
+            )
+            for r in found
+        ]
+    )
 
 
 async def partial_days(session: AsyncSession, first: date, last: date) -> list[date]:
@@ -416,11 +488,7 @@ class Rows:
         return _iso(self.starts, "D")
 
     def figures_of(self, index: int) -> FigureValues:
-        return {name: _optional(float(column[index])) for name, column in self.figures.items()}
-
-
-def _optional(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+        return {name: finite(float(column[index])) for name, column in self.figures.items()}
 
 
 def _kinds(catalog: Catalog, entity_kind: str) -> dict[str, FamilyKind]:
@@ -539,6 +607,57 @@ async def series(
         PeriodFigures(day_of(int(rows.starts[i])), rows.names[i], rows.days[i], rows.figures_of(i))
         for i in range(len(rows))
     ]
+
+
+# --- flat rows for Grafana's Infinity datasource and alerting on rollups ------------------
+
+
+def flat_figure(settings: Settings, name: str) -> tuple[str, str]:
+    """``service.latency_p99_ms`` → (kind, figure); a bare figure name when one kind has it."""
+    catalog = catalog_of(settings)
+    kind, dot, figure = name.strip().partition(".")
+    if dot and kind in catalog.entities and figure in catalog.figure_names(kind):
+        return kind, figure
+    if not dot:
+        kinds = [k for k in catalog.entities if name in catalog.figure_names(k)]
+        if len(kinds) == 1:
+            return kinds[0], name
+    known = ", ".join(f"{k}.{f}" for k in catalog.entities for f in catalog.figure_names(k))
+    raise UnknownFigure(f"unknown figure {name!r}; the figures are {known}", parameter="figure")
+
+
+async def flat_rows(
+    session: AsyncSession,
+    settings: Settings,
+    figure: str,
+    entity: list[str] | None,
+    first: date,
+    last: date,
+    granularity: Granularity,
+) -> list[dict[str, object]]:
+    """``GET /api/v1/rollups``: one figure of ``entity`` (default: every entity with data) per
+    period, as flat rows ``{time, entity, figure, value}``."""
+    kind, name = flat_figure(settings, figure)
+    if entity:
+        entities = list(dict.fromkeys(entity))
+    elif require_kind(settings, kind).labels:
+        entities = await repository.entities(session, kind, first=first, last=last)
+    else:
+        entities = [kind]
+    tz = settings.tzinfo
+    rows: list[dict[str, object]] = []
+    for one in entities:
+        found = await series(session, settings, kind, one, first, last, granularity, only=[name])
+        for period in found:
+            rows.append(
+                {
+                    "time": day_window(period.start, tz).start.astimezone(tz).isoformat(),
+                    "entity": one,
+                    "figure": f"{kind}.{name}",
+                    "value": finite(period.figures.get(name)),
+                }
+            )
+    return rows
 
 
 def _month_after(day: date) -> date:

@@ -14,13 +14,13 @@ requests; cluster CPU and memory as the ``cluster`` rollups compute them; pods n
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from app.backends.prometheus import Sample, Series
 from app.backends.promql import duration, escape_label_value
+from app.numbers import finite
 
 FIGURE_LABEL = "panorama_figure"
 SERVICE_LABEL = "destination_service"
@@ -119,11 +119,6 @@ def services_query(window: timedelta) -> str:
 
 
 # --- reading answers ------------------------------------------------------------------------------
-
-
-def finite(value: float | None) -> float | None:
-    """None for NaN and infinities (a quantile of no requests, 0/0): the page shows "—", never NaN."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def health_values(samples: Sequence[Sample]) -> dict[str, float | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import Admin, ContextDep, Operator, Viewer
+from app.errors import answers
 from app.system import service
 from app.system.schemas import EffectiveConfig, ReloadResult, WhoAmI
 
@@ -25,7 +26,7 @@ async def config(_: Operator, context: ContextDep) -> EffectiveConfig:
     "/-/reload",
     response_model=ReloadResult,
     summary="Re-read the configuration file (as SIGHUP does)",
-    responses={400: {"description": "The new configuration has problems; the old one stays"}},
+    responses=answers(_400="The new configuration has problems; the old one stays"),
 )
 async def reload(_: Admin, context: ContextDep) -> ReloadResult:
     return await service.reload(context)

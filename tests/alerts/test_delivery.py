@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app import db
+from app.alerts.channels.base import SendResult
 from app.alerts.runtime import AlertRuntime
 from app.config import DatabaseSettings
 from tests.alerts.support import alert, alerting_config, bearer_webhook, outbox, payload
@@ -89,6 +90,7 @@ async def test_a_robot_down_for_a_while_gets_the_page_once_it_is_back(
         await worker.run_once(now=datetime.now(UTC) + timedelta(minutes=3))
         [final] = await outbox(app.state.context.sessions)
         kinds = await timeline_kinds(client, incident_id)
+        metrics = (await client.get("/metrics")).text
     assert first.status == "pending"
     assert first.attempts == 1
     assert first.last_error is not None
@@ -99,6 +101,8 @@ async def test_a_robot_down_for_a_while_gets_the_page_once_it_is_back(
     assert len(dingtalk_robot.sink.messages) == 1  # nothing lost, nothing duplicated
     assert kinds.count("delivery_failed") == 2
     assert kinds[-1] == "notified"
+    # each failure counted with its class, as Alertmanager's notifiers count them
+    assert 'panorama_alert_delivery_failures_total{channel="ops-robot",reason="5xx"} 2.0' in metrics
 
 
 @pytest.mark.timeout(60)
@@ -160,6 +164,8 @@ async def test_a_refused_page_is_dead_lettered_at_once(
     dead = [e for e in detail["timeline"] if e["kind"] == "dead_lettered"]
     assert dead[0]["detail"]["reason"] == "not retryable"
     assert 'outcome="dead_lettered"} 1.0' in metrics
+    # refused inside an HTTP 200 answer: the robot's errcode
+    assert 'panorama_alert_delivery_failures_total{channel="ops-robot",reason="errcode"} 1.0' in metrics
 
 
 async def test_retrying_stops_after_max_delivery_age(
@@ -272,3 +278,17 @@ async def test_two_replicas_watch_a_heartbeat_without_paging_twice(
     assert first == [0, 0]
     assert sorted(overdue) == [0, 1]
     assert len({d.incident_id for d in paged}) == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "failure_class"),
+    [
+        (SendResult.failure("refused", retryable=False, status=403), "4xx"),
+        (SendResult.failure("overloaded", retryable=True, status=502), "5xx"),
+        (SendResult.failure("no answer within 10s", retryable=True, timeout=True), "timeout"),
+        (SendResult.failure("errcode 310000", retryable=False, status=200), "errcode"),
+        (SendResult.failure("connection refused", retryable=True), "other"),
+    ],
+)
+def test_a_failure_is_classed_as_the_metrics_count_it(result: SendResult, failure_class: str) -> None:
+    assert result.failure_class == failure_class

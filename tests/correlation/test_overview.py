@@ -256,7 +256,7 @@ async def test_incident_context_without_any_backend_still_shows_the_incident(app
     assert checkout["error_logs"] == []
     assert checkout["slowest_traces"] == []
     for part, backend_name in (("red", "prometheus"), ("error_logs", "elasticsearch"), ("traces", "jaeger")):
-        assert checkout["partial"][part].startswith(f"{backend_name}: {backend_name} is not configured")
+        assert checkout["partial"][part].startswith(f"{backend_name}: not configured")
     assert checkout["partial"]["incidents"] is None
     assert [i["id"] for i in checkout["incidents"]] == [incident_id]
 

@@ -237,6 +237,26 @@ async def test_running_without_prometheus_records_the_on_call_history_only(app_f
     assert kinds.json()["services"] == []  # nothing was asked of Prometheus
 
 
+async def test_an_impossible_run_is_refused_before_anything_is_asked_of_a_backend(
+    app_factory: AppFactory,
+) -> None:
+    """Without Prometheus configured, a body that can never run is still a 400 naming the problem
+    (not a 503 about Prometheus), and nothing is run or queued."""
+    async with app_factory() as (_app, client):
+        reversed_ = await client.post(
+            "/api/v1/rollups/run", json={"from": "2026-05-02", "to": "2026-05-01"}, headers=OPERATE
+        )
+        future = await client.post(
+            "/api/v1/rollups/run", json={"from": "2026-01-01", "to": "2999-01-01"}, headers=OPERATE
+        )
+        runs = (await client.get("/api/v1/rollups/runs", headers=VIEW)).json()["runs"]
+    assert (reversed_.status_code, reversed_.json()["parameter"]) == (400, "from")
+    assert reversed_.json()["message"] == "body 'from' (2026-05-02) is after 'to' (2026-05-01)"
+    assert future.status_code == 400
+    assert "longer than 1096 days" in future.json()["message"]
+    assert runs == []
+
+
 async def test_reports_read_relative_times_and_times_without_a_zone(app_factory: AppFactory) -> None:
     """Reports took only plain dates before the one time grammar: ``from=now-7d`` was a 400."""
     async with app_factory(timezone="Asia/Shanghai") as (_app, client):

@@ -68,7 +68,7 @@ def test_rollup_from_the_command_line(
     down = run(["rollup", "--date", days[0]], {**env, "PANORAMA_PROMETHEUS_URL": "http://127.0.0.1:9"})
     assert down.returncode == 1
     assert "rolled up 1 day: 1 failed" in down.stdout
-    assert "prometheus unreachable" in down.stderr
+    assert "prometheus: cannot reach" in down.stderr
 
 
 def test_rollup_from_the_command_line_without_prometheus(env: dict[str, str], tmp_path: Path) -> None:

@@ -516,7 +516,7 @@ async def test_two_replicas_record_a_day_once(postgres_url: str) -> None:
         sessions = db.create_session_factory(engine)
         figures = await stored(sessions, settings, "oncall", "oncall", day)
         async with sessions() as session:
-            runs = await service.runs(session)
+            runs = (await service.runs(session)).runs
     finally:
         await engine.dispose()
     statuses = sorted(status for status, _ in outcomes)

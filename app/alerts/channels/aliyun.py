@@ -241,7 +241,9 @@ async def _request(
     try:
         response = await http.post(f"{endpoint}/", data=form, timeout=config.timeout_s)
     except httpx.TimeoutException:
-        return SendResult.failure(f"{_kind(config)}: no answer from Alibaba Cloud ({action})", retryable=True)
+        return SendResult.failure(
+            f"{_kind(config)}: no answer from Alibaba Cloud ({action})", retryable=True, timeout=True
+        )
     except httpx.TransportError as exc:
         return SendResult.failure(
             f"{_kind(config)}: network error: {redact(str(exc), secrets)}", retryable=True

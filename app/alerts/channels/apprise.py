@@ -84,7 +84,9 @@ async def send(config: AppriseConfig, message: Outgoing) -> SendResult:
         async with asyncio.timeout(config.timeout_s):
             problem = await asyncio.to_thread(_notify, config.url.get_secret_value(), title, body, kind)
     except TimeoutError:
-        return SendResult.failure(f"apprise: no answer within {config.timeout_s:g}s", retryable=True)
+        return SendResult.failure(
+            f"apprise: no answer within {config.timeout_s:g}s", retryable=True, timeout=True
+        )
     if problem == "bad-url":
         return SendResult.failure(
             "apprise: the URL is not one Apprise can read (check its scheme)", retryable=False

@@ -154,11 +154,28 @@ class SendResult:
     retryable: bool = False
     detail: str = ""
     status: int | None = None
+    timeout: bool = False  # no answer in time (the failure class ``timeout``)
 
     @classmethod
     def success(cls, detail: str = "", status: int | None = None) -> SendResult:
         return cls(True, False, detail, status)
 
     @classmethod
-    def failure(cls, detail: str, *, retryable: bool, status: int | None = None) -> SendResult:
-        return cls(False, retryable, detail, status)
+    def failure(
+        cls, detail: str, *, retryable: bool, status: int | None = None, timeout: bool = False
+    ) -> SendResult:
+        return cls(False, retryable, detail, status, timeout)
+
+    @property
+    def failure_class(self) -> str:
+        """A failure's class, as metrics count it (Alertmanager's notifiers count client and server
+        errors apart): ``4xx``, ``5xx`` (any HTTP status class), ``timeout``, ``errcode`` (refused
+        inside an HTTP 2xx answer: a robot's ``errcode``), ``other`` (no answer: refused connection,
+        DNS, TLS, a bug)."""
+        if self.timeout:
+            return "timeout"
+        if self.status is None:
+            return "other"
+        if 200 <= self.status <= 299:
+            return "errcode"
+        return f"{self.status // 100}xx"

@@ -149,7 +149,9 @@ async def send(config: EmailConfig, message: Message | Notice) -> SendResult:
             f"email: the server said {exc.code} {exc.message}", retryable=400 <= exc.code < 500
         )
     except aiosmtplib.SMTPTimeoutError as exc:
-        return SendResult.failure(f"email: no answer within {config.timeout_s:g}s: {exc}", retryable=True)
+        return SendResult.failure(
+            f"email: no answer within {config.timeout_s:g}s: {exc}", retryable=True, timeout=True
+        )
     except ssl.SSLError as exc:
         return SendResult.failure(f"email: TLS failed: {exc}", retryable=False)
     except aiosmtplib.SMTPNotSupported as exc:

@@ -76,7 +76,7 @@ async def post_json(
         )
     except httpx.TimeoutException as exc:
         return SendResult.failure(
-            f"{channel}: no answer within {timeout:g}s ({type(exc).__name__})", retryable=True
+            f"{channel}: no answer within {timeout:g}s ({type(exc).__name__})", retryable=True, timeout=True
         )
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         return SendResult.failure(f"{channel}: bad URL: {redact(str(exc), hidden)}", retryable=False)

@@ -254,7 +254,7 @@ async def _call(
             method, config.resource(resource), data=form, auth=_auth(config), timeout=config.timeout_s
         )
     except httpx.TimeoutException:
-        return SendResult.failure(f"{_kind(config)}: no answer from Twilio", retryable=True)
+        return SendResult.failure(f"{_kind(config)}: no answer from Twilio", retryable=True, timeout=True)
     except httpx.TransportError as exc:
         return SendResult.failure(
             f"{_kind(config)}: network error: {redact(str(exc), secrets)}", retryable=True
