@@ -65,6 +65,7 @@ bench: install system-deps
 	$(BIN)/python bench/rollup.py
 	$(BIN)/python bench/grafana.py
 	$(BIN)/python bench/screen.py
+	$(BIN)/python bench/stack.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache

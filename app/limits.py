@@ -4,7 +4,9 @@ A caller over ``server.rate_limit.per_token_per_min`` (with ``burst`` requests a
 gets 429 with ``Retry-After``. The bucket is keyed by the token's digest, valid or not, so a
 guessing client is slowed too; the token itself is never kept. The public routes (health,
 readiness, metrics) and Alertmanager's webhook are never limited: a page must never wait for a
-quota. This middleware never authenticates: that stays with each route's dependency.
+quota. The limiter never authenticates: that stays with each route's dependency. It runs in
+``app.http_stack`` before routing; a request within its rate costs a SHA-256 of its token and a
+dict lookup (no allocation but the digest), one over it never reaches the router.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from app.server_config import RateLimitSettings
 
@@ -25,7 +27,7 @@ MAX_BUCKETS = 10_000
 IDLE_S = 300.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     tokens: float
     updated: float
@@ -36,9 +38,9 @@ class TokenBuckets:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[bytes | str, _Bucket] = {}
 
-    def take(self, key: str, per_min: int, burst: int) -> float:
+    def take(self, key: bytes | str, per_min: int, burst: int) -> float:
         now = self._clock()
         rate = per_min / 60.0
         bucket = self._buckets.get(key)
@@ -66,47 +68,44 @@ def burst_of(settings: RateLimitSettings) -> int:
     return settings.burst or max(10, settings.per_token_per_min // 10)
 
 
-class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, settings: Callable[[], RateLimitSettings]) -> None:
-        self.app = app
+class RateLimiter:
+    """Decides, before routing, whether a request is over its token's rate (``app.http_stack``)."""
+
+    def __init__(self, settings: Callable[[], RateLimitSettings]) -> None:
         self.settings = settings
         self.buckets = TokenBuckets()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def refusal(self, scope: Scope) -> tuple[Message, Message] | None:
+        """None when the request may go on; else the 429 answer's two messages."""
         limits = self.settings()
-        if scope["type"] != "http" or limits.per_token_per_min is None or scope["path"] in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
+        per_min = limits.per_token_per_min
+        if per_min is None or scope["path"] in EXEMPT_PATHS:
+            return None
         token = _bearer(scope)
         if token is None:
-            await self.app(scope, receive, send)
-            return
-        key = hashlib.sha256(token).hexdigest()
-        wait = self.buckets.take(key, limits.per_token_per_min, burst_of(limits))
+            return None
+        wait = self.buckets.take(hashlib.sha256(token).digest(), per_min, burst_of(limits))
         if wait <= 0:
-            await self.app(scope, receive, send)
-            return
+            return None
         retry_after = max(1, math.ceil(wait))
         body = json.dumps(
             {
                 "error": "rate_limited",
-                "message": f"this token made more than {limits.per_token_per_min} requests a minute "
+                "message": f"this token made more than {per_min} requests a minute "
                 f"(server.rate_limit); retry in {retry_after} s",
                 "retry_after_s": retry_after,
             }
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start: Message = {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+            ],
+        }
+        return start, {"type": "http.response.body", "body": body}
 
 
 def _bearer(scope: Scope) -> bytes | None:

@@ -17,6 +17,7 @@ async def test_a_token_over_its_rate_gets_429_with_retry_after(app_factory: AppF
     assert limited.json()["error"] == "rate_limited"
     assert 1 <= int(limited.headers["retry-after"]) <= 2
     assert VIEWER_TOKEN not in limited.text
+    assert limited.headers["x-content-type-options"] == "nosniff"  # answered before routing, secured alike
     assert other.status_code == 200
     assert {h.status_code for h in health} == {200}
 

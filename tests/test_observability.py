@@ -8,9 +8,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from app.observability import configure_logging
+from tests.fakes.server import serve
 from tests.harness.app import ADMIN_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.processes import free_port
 
@@ -147,3 +149,83 @@ async def test_tokens_never_reach_the_logs(app_factory: AppFactory, log_stream: 
     assert ADMIN_TOKEN not in output
     assert "a careless line with [REDACTED] in it" in output
     assert len(json_lines(log_stream)) >= 3
+
+
+async def test_a_request_without_an_incoming_trace_gets_a_trace_of_its_own(
+    app_factory: AppFactory, log_stream: io.StringIO
+) -> None:
+    async with app_factory() as (_app, client):  # no span exporter: the trace context without spans
+        for _ in range(2):
+            await client.get("/api/v1/whoami", headers=bearer(VIEWER_TOKEN))
+        await client.get("/api/v1/whoami", headers={**bearer(VIEWER_TOKEN), "traceparent": "00-bad-01"})
+    access = [line for line in json_lines(log_stream) if line["logger"] == "panorama.access"]
+    trace_ids = [line["trace_id"] for line in access]
+    assert len(trace_ids) == 3
+    assert len(set(trace_ids)) == 3  # one trace per request; a malformed traceparent starts a new one
+    assert all(len(t) == 32 and int(t, 16) != 0 for t in trace_ids)
+    assert all(len(line["span_id"]) == 16 for line in access)
+
+
+async def test_the_incoming_trace_goes_on_to_the_backends_without_a_span_exporter(
+    app_factory: AppFactory,
+) -> None:
+    seen: list[str] = []
+
+    async def jaeger(scope: Any, _receive: Any, send: Any) -> None:  # knows no trace: 404
+        seen.append(dict(scope["headers"]).get(b"traceparent", b"").decode())
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(jaeger) as server:
+        async with app_factory(jaeger={"url": server.url, "retries": 0}) as (_app, client):
+            await client.get(
+                f"/api/v1/traces/{TRACE_ID[::-1]}",
+                headers={**bearer(VIEWER_TOKEN), "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+            )
+    assert seen
+    assert all(value.startswith(f"00-{TRACE_ID}-") for value in seen)
+    assert not [value for value in seen if value.startswith(f"00-{TRACE_ID}-00f067aa0ba902b7")]
+
+
+async def test_exported_traces_have_one_server_span_per_request_under_the_incoming_trace(
+    sqlite_url: str, log_stream: io.StringIO
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from app import db, migrations
+    from app.main import create_app
+    from tests.harness.app import settings_for
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    settings = settings_for(sqlite_url)
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    app = create_app(settings, tracer_provider=provider)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            answer = await client.get(
+                "/api/v1/whoami",
+                headers={**bearer(VIEWER_TOKEN), "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+            )
+            await client.get("/healthz")
+    assert answer.status_code == 200
+    spans = exported.get_finished_spans()
+    [server] = [span for span in spans if span.kind == SpanKind.SERVER]
+    assert server.name == "GET /api/v1/whoami"
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None
+    assert server.parent.span_id == 0x00F067AA0BA902B7
+    assert not [span for span in spans if span.name.endswith(("http send", "http receive"))]
+    [line] = [
+        line
+        for line in json_lines(log_stream)
+        if line["logger"] == "panorama.access" and line["route"] == "/api/v1/whoami"
+    ]
+    assert line["span_id"] == format(server.context.span_id, "016x")

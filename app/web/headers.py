@@ -7,12 +7,13 @@ forms posting only to Panorama. Pages therefore put data for scripts in
 attributes rather than ``style=""``. Answers carrying a page are ``no-store`` (they may show
 incident data on a shared phone) and never send a referrer (view links carry tokens).
 
-Pure ASGI middleware, so it also covers error pages and answers made outside any route.
+Added by ``app.http_stack`` (one pass for the whole request stack), outside routing, so it also
+covers error pages and answers made outside any route.
 """
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Iterable
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -40,27 +41,32 @@ HTML_ONLY = (
 )
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+_ALWAYS_NAMES = frozenset(name for name, _ in ALWAYS)
+_HTML_EXTRA = (*HTML_ONLY, (b"cache-control", b"no-store"))
+_HTML_NAMES = frozenset(name for name, _ in _HTML_EXTRA)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
 
-        async def add_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                extra = list(ALWAYS)
-                if content_type.startswith(b"text/html"):
-                    extra += HTML_ONLY
-                    if b"cache-control" not in present:
-                        extra.append((b"cache-control", b"no-store"))
-                headers += [(name, value) for name, value in extra if name not in present]
-                message["headers"] = headers
-            await send(message)
+def secure(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` (an answer's) with the security headers added, never replacing one the answer
+    set itself (a page may set its own ``cache-control``). Called once per answer by
+    ``app.http_stack``: the pairs are precomputed, and the usual answer (JSON, none of these
+    headers set) takes one pass over its headers."""
+    answer = list(headers)
+    html = False
+    clash = False
+    for raw, value in answer:
+        name = raw.lower()
+        if name == b"content-type":
+            html = value.startswith(b"text/html")
+        elif name in _ALWAYS_NAMES or name in _HTML_NAMES:
+            clash = True
+    extra = _ALWAYS_AND_HTML if html else ALWAYS
+    if clash:
+        present = {name.lower() for name, _ in answer}
+        answer += [(name, value) for name, value in extra if name not in present]
+    else:
+        answer += extra
+    return answer
 
-        await self.app(scope, receive, add_headers)
+
+_ALWAYS_AND_HTML = (*ALWAYS, *_HTML_EXTRA)
