@@ -98,9 +98,11 @@ def test_a_replica_killed_mid_delivery_and_restarted_delivers_every_page(
         sink.sink.hang(30.0, times=1)  # the next send hangs: the process dies in the middle of it
         sent = len(sink.sink.requests)
         wait_until(lambda: len(sink.sink.requests) > sent, "a send in flight", 30)
+        # Counted before the kill: once the process is gone the robot stops hanging and takes
+        # the message (a real robot may too), which would hide that it was in flight.
+        in_flight = len(sink.sink.requests) - len(sink.sink.messages)
         replica.process.kill()  # SIGKILL: no shutdown at all
         killed_at = time.monotonic()
-        in_flight = len(sink.sink.requests) - len(sink.sink.messages)
         replica = start_replica("replica-restarted", postgres_url, tmp_path, config)
         wait_until(lambda: all_delivered(postgres_url), "every queued page delivered and recorded", 120)
         recovered_s = time.monotonic() - killed_at
