@@ -61,8 +61,7 @@ async def resolve(
     alerts: Sequence[IncidentAlert] | None = None,
 ) -> None:
     repository.mark_resolved(incident, now, actor)
-    await repository.stop_escalations(session, incident.id)
-    await repository.stop_personal_pages(session, incident.id)
+    await repository.stop_paging(session, incident.id)
     repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
     if incident.muted is None:
         await tell_paged(session, settings, incident, "resolve", now, key, alerts=alerts)
@@ -75,8 +74,7 @@ async def acknowledge(
     if incident.status != "triggered":
         return False
     repository.mark_acknowledged(incident, now, actor)
-    await repository.stop_escalations(session, incident.id)
-    await repository.stop_personal_pages(session, incident.id)
+    await repository.stop_paging(session, incident.id)
     repository.add_timeline(session, incident.id, now, "acknowledged", {}, actor=actor)
     return True
 

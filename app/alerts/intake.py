@@ -27,6 +27,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,8 +72,11 @@ async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[W
         )
         # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
         # written in one flush then, for every webhook of the batch, instead of before each query.
+        repository.defer_stops(session)  # resolved incidents' chains and pages: stopped together
         with session.no_autoflush:
-            return [await receive(session, w.settings, w.payload, now, w.key) for w in webhooks]
+            accepted = [await receive(session, w.settings, w.payload, now, w.key) for w in webhooks]
+        await repository.stop_deferred(session)
+        return accepted
 
 
 def utcnow() -> datetime:
@@ -184,24 +188,24 @@ async def _store_alerts(
 ) -> StoredAlerts:
     """Upserts the payload's alerts by fingerprint (new ones in one multi-row insert)."""
     by_fingerprint = {a.fingerprint: a for a in existing}
-    new: list[IncidentAlert] = []
+    new: list[dict[str, Any]] = []
     joined = []
     for alert in alerts:
         stored = by_fingerprint.get(alert.fingerprint)
         if stored is None:
-            stored = IncidentAlert(
-                incident_id=incident.id,
-                fingerprint=alert.fingerprint,
-                status=alert.status,
-                labels=dumps(alert.labels),
-                annotations=dumps(alert.annotations),
-                starts_at=alert.startsAt,
-                ends_at=alert.ends,
-                generator_url=alert.generatorURL,
-                updated_at=now,
-            )
-            by_fingerprint[alert.fingerprint] = stored
-            new.append(stored)
+            row = {
+                "incident_id": incident.id,
+                "fingerprint": alert.fingerprint,
+                "status": alert.status,
+                "labels": dumps(alert.labels),
+                "annotations": dumps(alert.annotations),
+                "starts_at": alert.startsAt,
+                "ends_at": alert.ends,
+                "generator_url": alert.generatorURL,
+                "updated_at": now,
+            }
+            by_fingerprint[alert.fingerprint] = stored = IncidentAlert(**row)
+            new.append(row)
             if alert.status == "firing":
                 joined.append(alert)
             continue
