@@ -45,19 +45,22 @@ SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
 
 @dataclass(frozen=True)
 class Webhook:
-    """One webhook waiting to be stored."""
+    """One webhook waiting to be stored; ``heartbeats``: whether any of its alerts is one."""
 
     settings: Settings
     payload: WebhookPayload
     key: bytes
+    heartbeats: bool
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """What two webhooks stored in one transaction must not share: the group, the heartbeat rows."""
+        group = f"group:{group_digest(self.payload.groupKey)}"
+        return frozenset((group, "heartbeats")) if self.heartbeats else frozenset((group,))
 
 
-def batch_keys(settings: Settings, payload: WebhookPayload) -> frozenset[str]:
-    """What two webhooks stored in one transaction must not share: the group, the heartbeat rows."""
-    keys = {f"group:{group_digest(payload.groupKey)}"}
-    if heartbeats.touches(settings, payload.alerts):
-        keys.add("heartbeats")
-    return frozenset(keys)
+def webhook(settings: Settings, payload: WebhookPayload, key: bytes) -> Webhook:
+    return Webhook(settings, payload, key, heartbeats.touches(settings, payload.alerts))
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[Accepted]:
@@ -68,13 +71,13 @@ async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[W
         # Heartbeat rows are locked before incidents by every writer: those webhooks lock their own.
         await repository.prefetch_open_incidents(
             session,
-            [w.payload.groupKey for w in webhooks if not heartbeats.touches(w.settings, w.payload.alerts)],
+            [w.payload.groupKey for w in webhooks if not w.heartbeats],
         )
         # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
         # written in one flush then, for every webhook of the batch, instead of before each query.
         repository.defer_stops(session)  # resolved incidents' chains and pages: stopped together
         with session.no_autoflush:
-            accepted = [await receive(session, w.settings, w.payload, now, w.key) for w in webhooks]
+            accepted = [await receive(session, w, now) for w in webhooks]
         await repository.stop_deferred(session)
         return accepted
 
@@ -83,10 +86,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def receive(
-    session: AsyncSession, settings: Settings, payload: WebhookPayload, now: datetime, key: bytes
-) -> Accepted:
-    alerts = await heartbeats.observe(session, settings, payload.alerts, now, key)
+async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> Accepted:
+    settings, payload, key = webhook.settings, webhook.payload, webhook.key
+    alerts = await heartbeats.observe(session, settings, payload.alerts, now, key, touched=webhook.heartbeats)
     if not alerts:
         return Accepted(incident_id=None, alerts=len(payload.alerts))
     # Locks are taken in one order by every writer: heartbeats, the incident, its chains.
@@ -211,7 +213,7 @@ async def _store_alerts(
             continue
         if alert.status == "firing" and stored.status != "firing":
             joined.append(alert)
-        repository.record_alert(stored, alert.status, alert.annotations, alert.ends, now)
+        repository.record_alert(session, stored, alert.status, alert.annotations, alert.ends, now)
     await repository.insert_alerts(session, new)
     repository.mark_updated(incident, now)
     return StoredAlerts(rows=list(by_fingerprint.values()), joined=joined)
