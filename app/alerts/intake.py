@@ -27,13 +27,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
-from app.alerts.models import Incident, IncidentAlert, group_digest
+from app.alerts.models import AlertRow, Incident, group_digest
 from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
@@ -176,7 +175,7 @@ async def _open(
 
 @dataclass
 class StoredAlerts:
-    rows: list[IncidentAlert]  # every alert of the incident, as now stored
+    rows: list[AlertRow]  # every alert of the incident, as now stored
     joined: list[WebhookAlert]  # firing now, and not firing before
 
 
@@ -186,28 +185,28 @@ async def _store_alerts(
     alerts: Sequence[WebhookAlert],
     now: datetime,
     *,
-    existing: Sequence[IncidentAlert],
+    existing: Sequence[AlertRow],
 ) -> StoredAlerts:
     """Upserts the payload's alerts by fingerprint (new ones in one multi-row insert)."""
     by_fingerprint = {a.fingerprint: a for a in existing}
-    new: list[dict[str, Any]] = []
+    new: list[AlertRow] = []
     joined = []
     for alert in alerts:
         stored = by_fingerprint.get(alert.fingerprint)
         if stored is None:
-            row = {
-                "incident_id": incident.id,
-                "fingerprint": alert.fingerprint,
-                "status": alert.status,
-                "labels": dumps(alert.labels),
-                "annotations": dumps(alert.annotations),
-                "starts_at": alert.startsAt,
-                "ends_at": alert.ends,
-                "generator_url": alert.generatorURL,
-                "updated_at": now,
-            }
-            by_fingerprint[alert.fingerprint] = stored = IncidentAlert(**row)
-            new.append(row)
+            stored = AlertRow(
+                incident_id=incident.id,
+                fingerprint=alert.fingerprint,
+                status=alert.status,
+                labels=dumps(alert.labels),
+                annotations=dumps(alert.annotations),
+                starts_at=alert.startsAt,
+                ends_at=alert.ends,
+                generator_url=alert.generatorURL,
+                updated_at=now,
+            )
+            by_fingerprint[alert.fingerprint] = stored
+            new.append(stored)
             if alert.status == "firing":
                 joined.append(alert)
             continue
@@ -224,7 +223,7 @@ async def _route(
     settings: Settings,
     incident: Incident,
     payload: WebhookPayload,
-    alerts: Sequence[IncidentAlert],
+    alerts: Sequence[AlertRow],
     now: datetime,
     key: bytes,
 ) -> None:

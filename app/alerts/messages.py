@@ -20,7 +20,7 @@ from app.alerts.channels.base import (
     TraceLink,
 )
 from app.alerts.config import User
-from app.alerts.models import Incident, IncidentAlert
+from app.alerts.models import AlertRow, Incident
 from app.alerts.routing import matching_routes
 from app.config import Settings
 from app.web import auth as web_auth
@@ -54,7 +54,7 @@ def people(settings: Settings, names: Sequence[str]) -> list[Person]:
     return [person(by_name[name]) if name in by_name else Person(name=name) for name in dict.fromkeys(names)]
 
 
-def alert_view(alert: IncidentAlert) -> AlertView:
+def alert_view(alert: AlertRow) -> AlertView:
     labels = json.loads(alert.labels)
     annotations = json.loads(alert.annotations)
     return AlertView(
@@ -82,7 +82,7 @@ def wants_context(settings: Settings, incident: Incident, kind: MessageKind) -> 
 def build(
     settings: Settings,
     incident: Incident,
-    alerts: Sequence[IncidentAlert],
+    alerts: Sequence[AlertRow],
     kind: MessageKind,
     *,
     mentions: Sequence[Person] = (),

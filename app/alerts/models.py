@@ -5,6 +5,7 @@ hand-overs and calendar feed generations."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -88,6 +89,25 @@ class IncidentAlert(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (UniqueConstraint("incident_id", "fingerprint"),)
+
+
+@dataclass(slots=True)
+class AlertRow:
+    """An alert of an incident as plain values (a row of ``alert_incident_alerts``): what the
+    intake, the messages and the incident page read. The intake handles every alert of every
+    webhook, and an ORM object per alert (instrumented attributes, identity map, change tracking
+    at flush) cost more than all else it did with them (``bench/intake_cpu.py``)."""
+
+    incident_id: int
+    fingerprint: str
+    status: str
+    labels: str  # JSON
+    annotations: str  # JSON
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str | None
+    updated_at: datetime
+    id: int | None = None  # None while only the intake's transaction knows it (inserted without RETURNING)
 
 
 class TimelineEntry(Base):

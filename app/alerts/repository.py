@@ -40,11 +40,11 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app import servicenames
 from app.alerts.models import (
     OPEN,
+    AlertRow,
     CalendarFeed,
     ChannelAttempt,
     Delivery,
@@ -138,9 +138,8 @@ async def prefetch_open_incidents(session: AsyncSession, group_keys: Sequence[st
     ids = [incident.id for incident in found.values()]
     if not ids:
         return
-    alerts: dict[int, list[IncidentAlert]] = {incident_id: [] for incident_id in ids}
-    rows = select(IncidentAlert).where(IncidentAlert.incident_id.in_(ids)).order_by(IncidentAlert.id)
-    for alert in (await session.scalars(rows)).all():
+    alerts: dict[int, list[AlertRow]] = {incident_id: [] for incident_id in ids}
+    for alert in await _alert_rows(session, IncidentAlert.incident_id.in_(ids)):
         alerts[alert.incident_id].append(alert)
     paged: dict[int, list[tuple[str, str]]] = {incident_id: [] for incident_id in ids}
     deliveries = (
@@ -312,19 +311,22 @@ ALERT_COLUMNS = (
 )
 
 
-async def insert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """New alerts (dicts of :data:`ALERT_COLUMNS`) in one ``executemany`` on the table itself: the
-    ORM's bulk insert of the same rows spent more CPU sorting out the mapping than the driver did."""
-    if rows:
-        await (await session.connection()).execute(_INSERT_ALERTS, list(rows))
+async def insert_alerts(session: AsyncSession, alerts: Sequence[AlertRow]) -> None:
+    """New alerts in one ``executemany`` on the table itself (no ``RETURNING``: nobody needs
+    their ids in this transaction); the ORM's bulk insert of the same rows spent more CPU sorting
+    out the mapping than the driver did."""
+    if alerts:
+        rows = [{column: getattr(alert, column) for column in ALERT_COLUMNS} for alert in alerts]
+        await (await session.connection()).execute(_INSERT_ALERTS, rows)
 
 
-_INSERT_ALERTS = insert(cast(Table, IncidentAlert.__table__))
+_ALERTS_TABLE = cast(Table, IncidentAlert.__table__)
+_INSERT_ALERTS = insert(_ALERTS_TABLE)
 
 
 def record_alert(
     session: AsyncSession,
-    stored: IncidentAlert,
+    stored: AlertRow,
     status: str,
     annotations: dict[str, str],
     ends_at: datetime | None,
@@ -332,28 +334,42 @@ def record_alert(
 ) -> None:
     """A stored alert as Alertmanager sends it again (its labels, hence its fingerprint, are the same).
 
-    The loaded row shows the new values at once, and they are written with the transaction's
-    staged rows, one ``executemany`` for every alert of the batch: setting them on the ORM object
-    instead made its flush (change tracking, one UPDATE per set of changed columns) the largest
-    cost of a repeated webhook (``bench/intake_cpu.py``)."""
-    values = {"status": status, "annotations": dumps(annotations), "ends_at": ends_at, "updated_at": now}
-    for column, value in values.items():
-        set_committed_value(stored, column, value)
-    _stage(session, _UPDATE_ALERT, {"alert_id": stored.id, **values})
+    ``stored`` shows the new values at once; a row already in the database gets them with the
+    transaction's staged rows, one ``executemany`` for every alert of the batch (an ORM object per
+    alert, its change tracking and flush, was the largest cost of a repeated webhook)."""
+    stored.status = status
+    stored.annotations = dumps(annotations)
+    stored.ends_at = ends_at
+    stored.updated_at = now
+    if stored.id is not None:  # else not inserted yet: it goes with the new values
+        _stage(
+            session,
+            _UPDATE_ALERT,
+            {
+                "alert_id": stored.id,
+                "status": status,
+                "annotations": stored.annotations,
+                "ends_at": ends_at,
+                "updated_at": now,
+            },
+        )
 
 
-_ALERTS_TABLE = cast(Table, IncidentAlert.__table__)
 _UPDATE_ALERT = update(_ALERTS_TABLE).where(_ALERTS_TABLE.c.id == bindparam("alert_id"))
+_ALERT_ROWS = select(*(getattr(IncidentAlert, column) for column in ALERT_COLUMNS), IncidentAlert.id)
 
 
-async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
+async def _alert_rows(session: AsyncSession, where: ColumnElement[bool]) -> list[AlertRow]:
+    """Alerts as plain rows (ORM-enabled, so the session flushes what it holds first, as before)."""
+    statement = _ALERT_ROWS.where(where).order_by(IncidentAlert.id)
+    return [AlertRow(**row._mapping) for row in await session.execute(statement)]
+
+
+async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[AlertRow]:
     found, alerts = _prefetched(session, ("alerts", incident_id))
     if found:
-        return cast(Sequence[IncidentAlert], alerts)
-    statement = (
-        select(IncidentAlert).where(IncidentAlert.incident_id == incident_id).order_by(IncidentAlert.id)
-    )
-    return (await session.scalars(statement)).all()
+        return cast(Sequence[AlertRow], alerts)
+    return await _alert_rows(session, IncidentAlert.incident_id == incident_id)
 
 
 async def firing_counts(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, int]:
