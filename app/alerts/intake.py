@@ -27,6 +27,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,6 +72,17 @@ async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[W
         await repository.prefetch_open_incidents(
             session,
             [w.payload.groupKey for w in webhooks if not w.heartbeats],
+        )
+        # The groups without an open incident that fire: their incidents opened in one statement.
+        await repository.insert_open_incidents(
+            session,
+            [
+                _incident_row(w.payload, w.payload.alerts, now)
+                for w in webhooks
+                if not w.heartbeats
+                and repository.found_no_open_incident(session, w.payload.groupKey)
+                and any(a.status == "firing" for a in w.payload.alerts)
+            ],
         )
         # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
         # written in one flush then, for every webhook of the batch, instead of before each query.
@@ -137,6 +149,23 @@ def _services(alerts: Sequence[WebhookAlert]) -> list[str]:
     return list(found)
 
 
+def _incident_row(payload: WebhookPayload, alerts: Sequence[WebhookAlert], now: datetime) -> dict[str, Any]:
+    return {
+        "group_key": payload.groupKey,
+        "receiver": payload.receiver,
+        "status": "triggered",
+        "title": _title(payload, alerts),
+        "severity": _severity(alerts),
+        "services": dumps(_services(alerts)),
+        "group_labels": dumps(payload.groupLabels),
+        "common_labels": dumps(payload.commonLabels),
+        "common_annotations": dumps(payload.commonAnnotations),
+        "external_url": payload.externalURL,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def _open(
     session: AsyncSession,
     payload: WebhookPayload,
@@ -144,23 +173,7 @@ async def _open(
     now: datetime,
 ) -> Incident | None:
     """Opens the group's incident; None when another transaction opened it first."""
-    incident = await repository.insert_open_incident(
-        session,
-        {
-            "group_key": payload.groupKey,
-            "receiver": payload.receiver,
-            "status": "triggered",
-            "title": _title(payload, alerts),
-            "severity": _severity(alerts),
-            "services": dumps(_services(alerts)),
-            "group_labels": dumps(payload.groupLabels),
-            "common_labels": dumps(payload.commonLabels),
-            "common_annotations": dumps(payload.commonAnnotations),
-            "external_url": payload.externalURL,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    incident = await repository.insert_open_incident(session, _incident_row(payload, alerts, now))
     if incident is None:
         return None
     repository.add_timeline(

@@ -188,8 +188,43 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
     the values inside (``.values(**row)``) has a new cache key for every row, and computing it
     cost more than compiling a small INSERT (``bench/intake_cpu.py``).
     """
-    connection = await session.connection()
-    dialect = connection.dialect.name
+    digest = group_digest(values["group_key"])
+    found, opened = _prefetched(session, ("opened", digest))
+    if found:
+        return cast(Incident | None, opened)
+    statement = await _open_incident_statement(session)
+    return (await session.scalars(statement, {**values, "group_digest": digest})).first()
+
+
+async def insert_open_incidents(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """For a transaction that keeps its reads: opens the incidents of many groups (rows as for
+    :func:`insert_open_incident`) in one statement, in digest order (the order every writer
+    locks them in); :func:`insert_open_incident` then answers each from here, once — None for a
+    group whose incident another transaction opened first, as it would have."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is None or not rows:
+        return
+    ordered = sorted(
+        ({**row, "group_digest": group_digest(row["group_key"])} for row in rows),
+        key=lambda row: str(row["group_digest"]),
+    )
+    statement = await _open_incident_statement(session)
+    opened = {
+        incident.group_digest: incident for incident in (await session.scalars(statement, ordered)).all()
+    }
+    for row in ordered:
+        kept[("opened", row["group_digest"])] = opened.get(row["group_digest"])
+
+
+def found_no_open_incident(session: AsyncSession, group_key: str) -> bool:
+    """Whether :func:`prefetch_open_incidents` found that the group has no open incident."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    key = ("open", group_digest(group_key))
+    return kept is not None and key in kept and kept[key] is None
+
+
+async def _open_incident_statement(session: AsyncSession) -> Any:
+    dialect = (await session.connection()).dialect.name
     statement = _OPEN_INCIDENT.get(dialect)
     if statement is None:
         make = postgresql_insert if dialect == "postgresql" else sqlite_insert
@@ -198,8 +233,7 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
             .on_conflict_do_nothing(index_elements=[Incident.group_digest], index_where=OPEN)
             .returning(Incident)
         )
-    row = {**values, "group_digest": group_digest(values["group_key"])}
-    return (await session.scalars(statement, row)).first()
+    return statement
 
 
 _OPEN_INCIDENT: dict[str, Any] = {}
