@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
-from app.alerts.models import AlertRow, Incident, group_digest
+from app.alerts.models import AlertRow, Incident, group_digest, parse_json, text_json
 from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
 from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
 from app.config import Settings
@@ -211,8 +211,8 @@ async def _store_alerts(
                 incident_id=incident.id,
                 fingerprint=alert.fingerprint,
                 status=alert.status,
-                labels=dumps(alert.labels),
-                annotations=dumps(alert.annotations),
+                labels=text_json(alert.labels),
+                annotations=text_json(alert.annotations),
                 starts_at=alert.startsAt,
                 ends_at=alert.ends,
                 generator_url=alert.generatorURL,
@@ -242,7 +242,7 @@ async def _route(
 ) -> None:
     labels: Mapping[str, str] = {**payload.commonLabels, **payload.groupLabels}
     routes = matching_routes(settings.routes, labels)
-    firing_labels = [json.loads(a.labels) for a in alerts if a.status == "firing"]
+    firing_labels = [parse_json(a.labels) for a in alerts if a.status == "firing"]
     window = in_maintenance(await maintenance_windows(session, settings, now), firing_labels, now)
     escalations: list[str] = []
     muted = None

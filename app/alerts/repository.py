@@ -60,6 +60,7 @@ from app.alerts.models import (
     Swap,
     TimelineEntry,
     group_digest,
+    text_json,
 )
 from app.db import Base, dialect_insert, dumps, is_postgresql, rowcount
 
@@ -372,7 +373,7 @@ def record_alert(
     transaction's staged rows, one ``executemany`` for every alert of the batch (an ORM object per
     alert, its change tracking and flush, was the largest cost of a repeated webhook)."""
     stored.status = status
-    stored.annotations = dumps(annotations)
+    stored.annotations = text_json(annotations)
     stored.ends_at = ends_at
     stored.updated_at = now
     if stored.id is not None:  # else not inserted yet: it goes with the new values
