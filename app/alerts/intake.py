@@ -19,6 +19,31 @@ left per webhook is the incident's ``INSERT … ON CONFLICT DO NOTHING RETURNING
 index decides between replicas), the alerts' ``executemany`` and, on resolve, stopping its
 chains and people's pages. Webhooks touching heartbeat rows lock those first (the order every
 writer follows), so their incidents are not prefetched.
+
+Then the CPU (``bench/intake_cpu.py``: this module and what it calls, from the body's bytes to
+the commit, event-loop CPU per webhook, 300 groups, 32 in flight, SQLite): 1.9 ms per firing
+webhook, 1.1 per repeat, 2.0 per resolve, against a bare endpoint's 0.4–0.5 ms for everything.
+Parsing was not the cost (pydantic-core validates a 4 KB payload in ~45 µs, 2–3 % of it: a
+cheaper model would not have paid for its churn). What was, and what the intake does instead:
+
+* an ORM object per alert (instrumented attributes, then change tracking and an ``UPDATE`` per
+  changed column set at flush): alerts are plain :class:`~app.alerts.models.AlertRow` values,
+  inserted by one Core ``executemany`` and updated by one staged ``executemany`` per batch;
+* one ``INSERT … RETURNING`` per new incident, its statement rebuilt with the row's values
+  inside (a new cache key every time): the incidents a batch opens go in one statement
+  (:func:`repository.insert_open_incidents`, digest order, the row as parameters), and a lone
+  one through a statement compiled once per dialect;
+* three statements per resolved incident to stop its chains and people's pages: one set of
+  three per batch (:func:`repository.defer_stops`), after every webhook of it;
+* ``json`` for labels, annotations and outbox messages, written then parsed again for routing
+  and messages: orjson (the same text for string maps);
+* the heartbeat routes rebuilt (and hashed) three times per webhook: once per configuration,
+  and a webhook's "is any alert a heartbeat" once.
+
+After: 0.7 ms per firing webhook (1.3 statements), 0.7 per repeat, 0.6 per resolve (0.4
+statements). Journaling the raw body and building incidents off the request path was not
+needed for that, so every guarantee stays the simple one: the answer follows the commit of the
+incident change itself.
 """
 
 from __future__ import annotations
