@@ -816,9 +816,13 @@ async def lock_channel_ledger(session: AsyncSession, channel: str) -> None:
         )
 
 
-async def attempts_since(session: AsyncSession, channel: str, since: datetime) -> int:
-    statement = select(func.count()).where(ChannelAttempt.channel == channel, ChannelAttempt.at > since)
-    return int(await session.scalar(statement) or 0)
+async def attempts_since(session: AsyncSession, channel: str, since: datetime) -> tuple[int, datetime | None]:
+    """How many attempts the channel's ledger counts after ``since``, and the oldest one's time."""
+    statement = select(func.count(), func.min(ChannelAttempt.at)).where(
+        ChannelAttempt.channel == channel, ChannelAttempt.at > since
+    )
+    count, oldest = (await session.execute(statement)).one()
+    return int(count or 0), oldest
 
 
 async def add_attempts(session: AsyncSession, channel: str, at: datetime, count: int) -> None:
