@@ -63,8 +63,9 @@ async def run(args: argparse.Namespace, database_url: str, sink: str) -> None:
     settings = settings_for(database_url, **panorama_config(sink, worker=args.worker))
     statements: Counter[str] = Counter()
 
-    def count(*_args: Any) -> None:
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements["all"] += 1
+        statements[" ".join(statement.split()[:4])[:48]] += 1
 
     async with running_app(settings) as (app, _client):
         context = app.state.context
@@ -111,6 +112,9 @@ async def run(args: argparse.Namespace, database_url: str, sink: str) -> None:
             if profiler:
                 profiler.disable()
             print(line)
+            if args.statements:
+                kinds = [(k, v) for k, v in statements.most_common() if k != "all"]
+                print("      " + "; ".join(f"{k} ×{v / n:.2f}" for k, v in kinds[:12]))
             if profiler:
                 out = io.StringIO()
                 stats = pstats.Stats(profiler, stream=out)
@@ -127,6 +131,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--worker", action="store_true", help="the delivery worker on, sending to a sink")
+    parser.add_argument("--statements", action="store_true", help="the statements per webhook, by kind")
     args = parser.parse_args()
 
     async def go(tmp: str) -> None:

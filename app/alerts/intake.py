@@ -134,13 +134,13 @@ async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> Acc
             return Accepted(incident_id=None, alerts=len(payload.alerts))
         opened = await _open(session, payload, alerts, now)
         if opened is not None:
-            stored = await _store_alerts(session, opened, alerts, now, existing=[])
+            stored = _store_alerts(session, opened, alerts, now, existing=[])
             await _route(session, settings, opened, payload, stored.rows, now, key)
             return Accepted(incident_id=opened.id, alerts=len(payload.alerts))
         # Another replica opened it a moment ago (and committed): this delivery updates it.
         incident = await repository.lock_open_incident(session, payload.groupKey)
         assert incident is not None, "the unique index named an open incident"
-    stored = await _store_alerts(
+    stored = _store_alerts(
         session, incident, alerts, now, existing=await repository.alerts_of(session, incident.id)
     )
     await _update(session, settings, incident, stored, now, key)
@@ -217,7 +217,7 @@ class StoredAlerts:
     joined: list[WebhookAlert]  # firing now, and not firing before
 
 
-async def _store_alerts(
+def _store_alerts(
     session: AsyncSession,
     incident: Incident,
     alerts: Sequence[WebhookAlert],
@@ -225,7 +225,7 @@ async def _store_alerts(
     *,
     existing: Sequence[AlertRow],
 ) -> StoredAlerts:
-    """Upserts the payload's alerts by fingerprint (new ones in one multi-row insert)."""
+    """Upserts the payload's alerts by fingerprint (written with the batch's staged rows)."""
     by_fingerprint = {a.fingerprint: a for a in existing}
     new: list[AlertRow] = []
     joined = []
@@ -251,7 +251,7 @@ async def _store_alerts(
         if alert.status == "firing" and stored.status != "firing":
             joined.append(alert)
         repository.record_alert(session, stored, alert.status, alert.annotations, alert.ends, now)
-    await repository.insert_alerts(session, new)
+    repository.add_alerts(session, new)
     repository.mark_updated(incident, now)
     return StoredAlerts(rows=list(by_fingerprint.values()), joined=joined)
 

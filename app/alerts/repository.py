@@ -352,17 +352,15 @@ ALERT_COLUMNS = (
 )
 
 
-async def insert_alerts(session: AsyncSession, alerts: Sequence[AlertRow]) -> None:
-    """New alerts in one ``executemany`` on the table itself (no ``RETURNING``: nobody needs
-    their ids in this transaction); the ORM's bulk insert of the same rows spent more CPU sorting
-    out the mapping than the driver did."""
-    if alerts:
-        rows = [{column: getattr(alert, column) for column in ALERT_COLUMNS} for alert in alerts]
-        await (await session.connection()).execute(_INSERT_ALERTS, rows)
+def add_alerts(session: AsyncSession, alerts: Sequence[AlertRow]) -> None:
+    """New alerts, staged like timeline and outbox rows: one ``executemany`` for every alert the
+    batch adds (no ``RETURNING``: nobody reads them back in the transaction that adds them; the
+    ORM's bulk insert, and then one statement per webhook, each cost more than all the rows)."""
+    for alert in alerts:
+        _stage(session, IncidentAlert, {column: getattr(alert, column) for column in ALERT_COLUMNS})
 
 
 _ALERTS_TABLE = cast(Table, IncidentAlert.__table__)
-_INSERT_ALERTS = insert(_ALERTS_TABLE)
 
 
 def record_alert(
