@@ -1,9 +1,10 @@
 """Every SQL statement of the alerting feature.
 
 Rows nobody reads back in the transaction that writes them — timeline entries, outbox rows, new
-escalation chains — are staged (:func:`_stage`) and written with one ``executemany`` per table
-(Core, no ``RETURNING``): before the transaction commits, and before any ORM query when the
-session autoflushes (so a query sees them exactly when it would have seen ORM objects). Why:
+escalation chains, the intake's new alerts — are staged (:func:`_stage`) and written with one
+``executemany`` per table (Core, no ``RETURNING``): before the transaction commits, and before
+any ORM query when the session autoflushes (so a query sees them exactly when it would have seen
+ORM objects). Why:
 the ORM inserts new objects with ``INSERT … RETURNING id`` to learn their keys, and on SQLite
 (no ordered multi-row ``RETURNING``) that is one statement per row — three to six round trips
 to the database thread per webhook in a storm, the largest cost ``bench/alert_storm.py``
