@@ -87,6 +87,18 @@ class Claim:
     digest: bool
 
 
+@dataclass(frozen=True)
+class HeldBack:
+    """Nothing of the channel can be claimed before ``until``: its rate limit's minute is used up
+    (the ledger's oldest attempt in it leaves the minute then)."""
+
+    until: datetime
+
+
+Hold = Callable[[str, datetime], None]
+"""Told that a channel is held back until a time (its sender need not look again before)."""
+
+
 def backoff(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s … capped at 5 minutes, each ±20 % so replicas do not retry in step."""
     base = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** max(attempts - 1, 0))
@@ -149,13 +161,22 @@ async def drain_channel(
     observe: Observer = ignore_delivery,
     stopping: Callable[[], bool] = lambda: False,
     enricher: enrichment.Enricher | None = None,
+    hold: Hold | None = None,
 ) -> int:
     """Sends the channel's due deliveries batch after batch, until none is due, its rate limit holds
     the rest back, or ``stopping()``; returns how many rows were handled."""
     handled = 0
     while not stopping():
         count = await deliver_batch(
-            sessions, settings, http, channel, worker=worker, now=now, observe=observe, enricher=enricher
+            sessions,
+            settings,
+            http,
+            channel,
+            worker=worker,
+            now=now,
+            observe=observe,
+            enricher=enricher,
+            hold=hold,
         )
         if count == 0:
             break
@@ -173,8 +194,10 @@ async def deliver_batch(
     now: datetime | None = None,
     observe: Observer = ignore_delivery,
     enricher: enrichment.Enricher | None = None,
+    hold: Hold | None = None,
 ) -> int:
     """Claims one batch of the channel, sends it and records the outcome; returns the rows handled.
+    ``hold`` is told when the channel's rate limit holds everything back, and until when.
 
     A page that wants its context (error logs, traces) gets it here, between the claim's
     transaction and the record's, never inside either (see :mod:`app.alerts.enrichment`)."""
@@ -183,6 +206,10 @@ async def deliver_batch(
     extra = context_limit_s(settings, config, enricher)
     async with sessions.begin() as session:
         claim = await _claim(session, config, channel, moment, worker, extra)
+    if isinstance(claim, HeldBack):
+        if hold is not None:
+            hold(channel, claim.until)
+        return 0
     if claim is None:
         return 0
     outcomes = await _send_claim(config, claim, http, settings, moment, enricher)
@@ -205,7 +232,7 @@ async def _claim(
     now: datetime,
     worker: str,
     extra_s: float = 0.0,
-) -> Claim | None:
+) -> Claim | HeldBack | None:
     token = uuid.uuid4().hex
     until = now + lease(config, extra_s)
     if config is None:  # dead-lettered at once: nothing is sent
@@ -218,9 +245,10 @@ async def _claim(
     digest = False
     if limit is not None:
         await repository.lock_channel_ledger(session, channel)
-        budget = limit - await repository.attempts_since(session, channel, now - RATE_WINDOW - RATE_MARGIN)
-        if budget <= 0:
-            return None  # the minute is used up, by this replica or another: wait for it to pass
+        counted, oldest = await repository.attempts_since(session, channel, now - RATE_WINDOW - RATE_MARGIN)
+        budget = limit - counted
+        if budget <= 0:  # the minute is used up, by this replica or another: wait for it to pass
+            return HeldBack(oldest + RATE_WINDOW + RATE_MARGIN if oldest is not None else now)
         queued = await repository.due_count(session, channel, now, at_most=budget + 1)
         digest = queued > budget
         at_once = MAX_DIGEST_ROWS if digest else min(at_once, budget)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.alerts import messages, outbox, personal, repository
 from app.alerts.channels.base import MessageKind
 from app.alerts.config import Escalation, NotifyStep, Step
-from app.alerts.models import EscalationState, Incident, IncidentAlert
+from app.alerts.models import AlertRow, EscalationState, Incident
 from app.alerts.oncall import Override, on_call
 from app.alerts.timeintervals import in_any
 from app.config import Settings
@@ -36,7 +36,7 @@ async def start(
     now: datetime,
     key: bytes,
     *,
-    alerts: Sequence[IncidentAlert] | None = None,
+    alerts: Sequence[AlertRow] | None = None,
 ) -> None:
     """Starts each named chain of a new incident and runs its first steps right away (same
     transaction); each chain's state is written once, as it stands after those steps."""
@@ -60,7 +60,7 @@ class _Position:
 class _Paging:
     """What one pass already knows of an incident: its alerts, and whether anybody was paged."""
 
-    alerts: Sequence[IncidentAlert] | None = None
+    alerts: Sequence[AlertRow] | None = None
     paged: bool | None = None
 
 

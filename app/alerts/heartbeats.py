@@ -31,6 +31,18 @@ class WatchedRoute:
 
 
 def watched(settings: Settings) -> list[WatchedRoute]:
+    """The routes that mark heartbeats (computed once per configuration: every webhook asks)."""
+    if _WATCHED and _WATCHED[0][0] is settings:
+        return _WATCHED[0][1]
+    found = _watched_routes(settings)
+    _WATCHED[:] = [(settings, found)]
+    return found
+
+
+_WATCHED: list[tuple[Settings, list[WatchedRoute]]] = []  # the last configuration's
+
+
+def _watched_routes(settings: Settings) -> list[WatchedRoute]:
     found = []
     for index, route in enumerate(settings.routes):
         if route.heartbeat is None:
@@ -48,11 +60,18 @@ def touches(settings: Settings, alerts: Sequence[WebhookAlert]) -> bool:
 
 
 async def observe(
-    session: AsyncSession, settings: Settings, alerts: Sequence[WebhookAlert], now: datetime, key: bytes
+    session: AsyncSession,
+    settings: Settings,
+    alerts: Sequence[WebhookAlert],
+    now: datetime,
+    key: bytes,
+    *,
+    touched: bool = True,
 ) -> list[WebhookAlert]:
-    """Records heartbeat alerts (resolving a "missing" incident when one comes back); returns the others."""
+    """Records heartbeat alerts (resolving a "missing" incident when one comes back); returns the
+    others. ``touched=False``: the caller knows none is a heartbeat (:func:`touches`)."""
     routes = watched(settings)
-    if not routes:
+    if not routes or not touched:
         return list(alerts)
     others = []
     seen: dict[str, WatchedRoute] = {}

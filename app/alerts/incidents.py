@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import messages, outbox, repository
 from app.alerts.channels.registry import pages_only
-from app.alerts.models import Incident, IncidentAlert
+from app.alerts.models import AlertRow, Incident
 from app.config import Settings
 
 
@@ -21,7 +21,7 @@ async def tell_paged(
     now: datetime,
     key: bytes | None,
     *,
-    alerts: Sequence[IncidentAlert] | None = None,
+    alerts: Sequence[AlertRow] | None = None,
 ) -> None:
     """Sends an update or resolved message to every channel already paged, mentioning those paged."""
     paged = await repository.paged_deliveries(session, incident.id)
@@ -58,11 +58,10 @@ async def resolve(
     *,
     actor: str,
     key: bytes | None,
-    alerts: Sequence[IncidentAlert] | None = None,
+    alerts: Sequence[AlertRow] | None = None,
 ) -> None:
     repository.mark_resolved(incident, now, actor)
-    await repository.stop_escalations(session, incident.id)
-    await repository.stop_personal_pages(session, incident.id)
+    await repository.stop_paging(session, incident.id)
     repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
     if incident.muted is None:
         await tell_paged(session, settings, incident, "resolve", now, key, alerts=alerts)
@@ -75,8 +74,7 @@ async def acknowledge(
     if incident.status != "triggered":
         return False
     repository.mark_acknowledged(incident, now, actor)
-    await repository.stop_escalations(session, incident.id)
-    await repository.stop_personal_pages(session, incident.id)
+    await repository.stop_paging(session, incident.id)
     repository.add_timeline(session, incident.id, now, "acknowledged", {}, actor=actor)
     return True
 

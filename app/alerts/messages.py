@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
+import orjson
+
 from app.alerts import ack
 from app.alerts.channels.base import (
     AlertView,
@@ -20,7 +22,7 @@ from app.alerts.channels.base import (
     TraceLink,
 )
 from app.alerts.config import User
-from app.alerts.models import Incident, IncidentAlert
+from app.alerts.models import AlertRow, Incident, parse_json
 from app.alerts.routing import matching_routes
 from app.config import Settings
 from app.web import auth as web_auth
@@ -54,9 +56,9 @@ def people(settings: Settings, names: Sequence[str]) -> list[Person]:
     return [person(by_name[name]) if name in by_name else Person(name=name) for name in dict.fromkeys(names)]
 
 
-def alert_view(alert: IncidentAlert) -> AlertView:
-    labels = json.loads(alert.labels)
-    annotations = json.loads(alert.annotations)
+def alert_view(alert: AlertRow) -> AlertView:
+    labels = parse_json(alert.labels)
+    annotations = parse_json(alert.annotations)
     return AlertView(
         name=labels.get("alertname", ""),
         status=cast(Literal["firing", "resolved"], alert.status),
@@ -73,16 +75,16 @@ def alert_view(alert: IncidentAlert) -> AlertView:
 def wants_context(settings: Settings, incident: Incident, kind: MessageKind) -> bool:
     """Whether the page carries where to look (added when it is rendered for delivery): a trigger or
     an escalation of an incident naming a service, unless a route it took says ``enrich: false``."""
-    if kind not in ENRICHED_KINDS or not json.loads(incident.services):
+    if kind not in ENRICHED_KINDS or not parse_json(incident.services):
         return False
-    labels = {**json.loads(incident.common_labels), **json.loads(incident.group_labels)}
+    labels = {**parse_json(incident.common_labels), **parse_json(incident.group_labels)}
     return all(route.enrich for _, route in matching_routes(settings.routes, labels))
 
 
 def build(
     settings: Settings,
     incident: Incident,
-    alerts: Sequence[IncidentAlert],
+    alerts: Sequence[AlertRow],
     kind: MessageKind,
     *,
     mentions: Sequence[Person] = (),
@@ -109,7 +111,7 @@ def build(
         title=incident.title,
         status=cast(Literal["triggered", "acknowledged", "resolved"], incident.status),
         severity=incident.severity,
-        services=json.loads(incident.services),
+        services=parse_json(incident.services),
         started_at=incident.created_at,
         incident_url=incident_url(settings, incident.id, view_token=view),
         ack_url=ack_url,
@@ -125,7 +127,9 @@ def build(
 
 
 def to_json(notification: Notification) -> str:
-    return json.dumps(notification, default=_encode, ensure_ascii=False)
+    """The outbox row's text: orjson writes dataclasses and times natively, as :func:`_encode`
+    does (fields in order, ISO 8601 times), several times faster than ``json`` (one per page)."""
+    return orjson.dumps(notification, default=_encode).decode()
 
 
 def _encode(value: Any) -> Any:

@@ -5,15 +5,39 @@ hand-overs and calendar feed generations."""
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import orjson
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UtcDateTime
+from app.db import Base, UtcDateTime, dumps
 
 Timestamp = UtcDateTime()
 OPEN = text("status != 'resolved'")
+
+
+def text_json(value: Mapping[str, str]) -> str:
+    """Labels or annotations as their text columns hold them: :func:`app.db.dumps`' format (compact,
+    non-ASCII kept), made by orjson — the intake writes two per alert, and parses them back for
+    routing and messages (:func:`parse_json`), and the standard library's ``json`` took a quarter
+    of a firing webhook's CPU (``bench/intake_cpu.py``). For string maps the two are the same text."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate, which json writes escaped
+        return dumps(value)
+
+
+def parse_json(raw: str) -> Any:
+    """A JSON text column (written by :func:`text_json` or :func:`app.db.dumps`), parsed by orjson."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # e.g. NaN, which json writes and orjson does not read
+        return json.loads(raw)
 
 
 def group_digest(group_key: str) -> str:
@@ -88,6 +112,25 @@ class IncidentAlert(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (UniqueConstraint("incident_id", "fingerprint"),)
+
+
+@dataclass(slots=True)
+class AlertRow:
+    """An alert of an incident as plain values (a row of ``alert_incident_alerts``): what the
+    intake, the messages and the incident page read. The intake handles every alert of every
+    webhook, and an ORM object per alert (instrumented attributes, identity map, change tracking
+    at flush) cost more than all else it did with them (``bench/intake_cpu.py``)."""
+
+    incident_id: int
+    fingerprint: str
+    status: str
+    labels: str  # JSON
+    annotations: str  # JSON
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str | None
+    updated_at: datetime
+    id: int | None = None  # None while only the intake's transaction knows it (inserted without RETURNING)
 
 
 class TimelineEntry(Base):

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import messages, outbox, repository
 from app.alerts.channels.base import MessageKind
-from app.alerts.models import Incident, IncidentAlert, PersonalPage
+from app.alerts.models import AlertRow, Incident, PersonalPage
 from app.config import Settings
 
 
@@ -40,7 +40,7 @@ async def page(
     now: datetime,
     key: bytes,
     *,
-    alerts: Sequence[IncidentAlert] | None = None,
+    alerts: Sequence[AlertRow] | None = None,
 ) -> list[str]:
     """Starts the page of each of ``names`` who has a rule for the incident, sending the steps due
     now; returns who is paged through a rule."""
@@ -80,7 +80,7 @@ async def advance(
     key: bytes,
     *,
     first: MessageKind = "escalate",
-    alerts: Sequence[IncidentAlert] | None = None,
+    alerts: Sequence[AlertRow] | None = None,
 ) -> None:
     """Sends every step of the person's rule that is due, and sets when the next one is."""
     steps: list[list[object]] = json.loads(state.steps)

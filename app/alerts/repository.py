@@ -1,9 +1,10 @@
 """Every SQL statement of the alerting feature.
 
 Rows nobody reads back in the transaction that writes them — timeline entries, outbox rows, new
-escalation chains — are staged (:func:`_stage`) and written with one ``executemany`` per table
-(Core, no ``RETURNING``): before the transaction commits, and before any ORM query when the
-session autoflushes (so a query sees them exactly when it would have seen ORM objects). Why:
+escalation chains, the intake's new alerts — are staged (:func:`_stage`) and written with one
+``executemany`` per table (Core, no ``RETURNING``): before the transaction commits, and before
+any ORM query when the session autoflushes (so a query sees them exactly when it would have seen
+ORM objects). Why:
 the ORM inserts new objects with ``INSERT … RETURNING id`` to learn their keys, and on SQLite
 (no ordered multi-row ``RETURNING``) that is one statement per row — three to six round trips
 to the database thread per webhook in a storm, the largest cost ``bench/alert_storm.py``
@@ -12,21 +13,45 @@ profiled after the HTTP stack.
 Changes to rows a transaction has loaded (an incident acknowledged, a delivery's outcome, a chain's
 next step) are made here too, by the ``mark_…``/``record_…`` functions: they set the row's
 columns, and the session writes them with its next flush, in the same ``UPDATE`` it always did.
+Alerts are the exception: they are read as plain rows (:class:`~app.alerts.models.AlertRow`),
+and :func:`record_alert` stages their ``UPDATE`` like the inserts above (one ``executemany``
+for a batch's alerts), since change tracking per alert was a repeated webhook's largest cost.
+
+Statements on the intake's path keep one shape (values as parameters, ``IN`` lists expanding), so
+SQLAlchemy compiles each once and finds it again by a cheap cache key (``bench/intake_cpu.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app import servicenames
 from app.alerts.models import (
     OPEN,
+    AlertRow,
     CalendarFeed,
     ChannelAttempt,
     Delivery,
@@ -42,25 +67,27 @@ from app.alerts.models import (
     Swap,
     TimelineEntry,
     group_digest,
+    text_json,
 )
 from app.db import Base, dialect_insert, dumps, is_postgresql, rowcount
 
 PENDING_ROWS = "panorama.alerts.pending_rows"
 
 
-def _stage(session: AsyncSession, table: type[Base], row: dict[str, Any]) -> None:
-    """Writes ``row`` into ``table`` with the transaction (see the module's docstring)."""
-    pending: dict[type[Base], list[dict[str, Any]]] = session.sync_session.info.setdefault(PENDING_ROWS, {})
-    pending.setdefault(table, []).append(row)
+def _stage(session: AsyncSession, target: type[Base] | Executable, row: dict[str, Any]) -> None:
+    """Writes ``row`` with the transaction (see the module's docstring): inserted into ``target``
+    when it is a table, else ``target`` is a statement run for it (one ``executemany`` for all)."""
+    pending: dict[Any, list[dict[str, Any]]] = session.sync_session.info.setdefault(PENDING_ROWS, {})
+    pending.setdefault(target, []).append(row)
 
 
 def _write_staged(session: Session) -> None:
-    pending: dict[type[Base], list[dict[str, Any]]] | None = session.info.pop(PENDING_ROWS, None)
+    pending: dict[Any, list[dict[str, Any]]] | None = session.info.pop(PENDING_ROWS, None)
     if not pending:
         return
     connection = session.connection()
-    for table, rows in pending.items():
-        connection.execute(insert(table), rows)
+    for target, rows in pending.items():
+        connection.execute(insert(target) if isinstance(target, type) else target, rows)
 
 
 @event.listens_for(Session, "before_commit")
@@ -119,9 +146,8 @@ async def prefetch_open_incidents(session: AsyncSession, group_keys: Sequence[st
     ids = [incident.id for incident in found.values()]
     if not ids:
         return
-    alerts: dict[int, list[IncidentAlert]] = {incident_id: [] for incident_id in ids}
-    rows = select(IncidentAlert).where(IncidentAlert.incident_id.in_(ids)).order_by(IncidentAlert.id)
-    for alert in (await session.scalars(rows)).all():
+    alerts: dict[int, list[AlertRow]] = {incident_id: [] for incident_id in ids}
+    for alert in await _alert_rows(session, IncidentAlert.incident_id.in_(ids)):
         alerts[alert.incident_id].append(alert)
     paged: dict[int, list[tuple[str, str]]] = {incident_id: [] for incident_id in ids}
     deliveries = (
@@ -165,15 +191,60 @@ async def insert_open_incident(session: AsyncSession, values: dict[str, Any]) ->
 
     On PostgreSQL an insert racing another transaction's waits for it to end: after its
     commit this one does nothing, after its rollback this one inserts.
+
+    The statement is built once per dialect and the row goes as its parameters: a statement with
+    the values inside (``.values(**row)``) has a new cache key for every row, and computing it
+    cost more than compiling a small INSERT (``bench/intake_cpu.py``).
     """
-    make = await dialect_insert(session)
-    statement = (
-        make(Incident)
-        .values(**values, group_digest=group_digest(values["group_key"]))
-        .on_conflict_do_nothing(index_elements=[Incident.group_digest], index_where=OPEN)
-        .returning(Incident)
+    digest = group_digest(values["group_key"])
+    found, opened = _prefetched(session, ("opened", digest))
+    if found:
+        return cast(Incident | None, opened)
+    statement = await _open_incident_statement(session)
+    return (await session.scalars(statement, {**values, "group_digest": digest})).first()
+
+
+async def insert_open_incidents(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """For a transaction that keeps its reads: opens the incidents of many groups (rows as for
+    :func:`insert_open_incident`) in one statement, in digest order (the order every writer
+    locks them in); :func:`insert_open_incident` then answers each from here, once — None for a
+    group whose incident another transaction opened first, as it would have."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is None or not rows:
+        return
+    ordered = sorted(
+        ({**row, "group_digest": group_digest(row["group_key"])} for row in rows),
+        key=lambda row: str(row["group_digest"]),
     )
-    return (await session.scalars(statement)).first()
+    statement = await _open_incident_statement(session)
+    opened = {
+        incident.group_digest: incident for incident in (await session.scalars(statement, ordered)).all()
+    }
+    for row in ordered:
+        kept[("opened", row["group_digest"])] = opened.get(row["group_digest"])
+
+
+def found_no_open_incident(session: AsyncSession, group_key: str) -> bool:
+    """Whether :func:`prefetch_open_incidents` found that the group has no open incident."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    key = ("open", group_digest(group_key))
+    return kept is not None and key in kept and kept[key] is None
+
+
+async def _open_incident_statement(session: AsyncSession) -> Any:
+    dialect = (await session.connection()).dialect.name
+    statement = _OPEN_INCIDENT.get(dialect)
+    if statement is None:
+        make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = _OPEN_INCIDENT[dialect] = (
+            make(Incident)
+            .on_conflict_do_nothing(index_elements=[Incident.group_digest], index_where=OPEN)
+            .returning(Incident)
+        )
+    return statement
+
+
+_OPEN_INCIDENT: dict[str, Any] = {}
 
 
 async def incident(session: AsyncSession, incident_id: int) -> Incident | None:
@@ -269,44 +340,76 @@ def _names_service(wanted: str) -> ColumnElement[bool]:
     return or_(short, *found)
 
 
-async def insert_alerts(session: AsyncSession, alerts: Sequence[IncidentAlert]) -> None:
-    """New alerts in one statement run for many rows (the ORM would send one INSERT each)."""
-    if not alerts:
-        return
-    columns = (
-        "incident_id",
-        "fingerprint",
-        "status",
-        "labels",
-        "annotations",
-        "starts_at",
-        "ends_at",
-        "generator_url",
-        "updated_at",
-    )
-    await session.execute(
-        insert(IncidentAlert), [{column: getattr(alert, column) for column in columns} for alert in alerts]
-    )
+ALERT_COLUMNS = (
+    "incident_id",
+    "fingerprint",
+    "status",
+    "labels",
+    "annotations",
+    "starts_at",
+    "ends_at",
+    "generator_url",
+    "updated_at",
+)
+
+
+def add_alerts(session: AsyncSession, alerts: Sequence[AlertRow]) -> None:
+    """New alerts, staged like timeline and outbox rows: one ``executemany`` for every alert the
+    batch adds (no ``RETURNING``: nobody reads them back in the transaction that adds them; the
+    ORM's bulk insert, and then one statement per webhook, each cost more than all the rows)."""
+    for alert in alerts:
+        _stage(session, IncidentAlert, {column: getattr(alert, column) for column in ALERT_COLUMNS})
+
+
+_ALERTS_TABLE = cast(Table, IncidentAlert.__table__)
 
 
 def record_alert(
-    stored: IncidentAlert, status: str, annotations: dict[str, str], ends_at: datetime | None, now: datetime
+    session: AsyncSession,
+    stored: AlertRow,
+    status: str,
+    annotations: dict[str, str],
+    ends_at: datetime | None,
+    now: datetime,
 ) -> None:
-    """A stored alert as Alertmanager sends it again (its labels, hence its fingerprint, are the same)."""
+    """A stored alert as Alertmanager sends it again (its labels, hence its fingerprint, are the same).
+
+    ``stored`` shows the new values at once; a row already in the database gets them with the
+    transaction's staged rows, one ``executemany`` for every alert of the batch (an ORM object per
+    alert, its change tracking and flush, was the largest cost of a repeated webhook)."""
     stored.status = status
-    stored.annotations = dumps(annotations)
+    stored.annotations = text_json(annotations)
     stored.ends_at = ends_at
     stored.updated_at = now
+    if stored.id is not None:  # else not inserted yet: it goes with the new values
+        _stage(
+            session,
+            _UPDATE_ALERT,
+            {
+                "alert_id": stored.id,
+                "status": status,
+                "annotations": stored.annotations,
+                "ends_at": ends_at,
+                "updated_at": now,
+            },
+        )
 
 
-async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
+_UPDATE_ALERT = update(_ALERTS_TABLE).where(_ALERTS_TABLE.c.id == bindparam("alert_id"))
+_ALERT_ROWS = select(*(getattr(IncidentAlert, column) for column in ALERT_COLUMNS), IncidentAlert.id)
+
+
+async def _alert_rows(session: AsyncSession, where: ColumnElement[bool]) -> list[AlertRow]:
+    """Alerts as plain rows (ORM-enabled, so the session flushes what it holds first, as before)."""
+    statement = _ALERT_ROWS.where(where).order_by(IncidentAlert.id)
+    return [AlertRow(**row._mapping) for row in await session.execute(statement)]
+
+
+async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[AlertRow]:
     found, alerts = _prefetched(session, ("alerts", incident_id))
     if found:
-        return cast(Sequence[IncidentAlert], alerts)
-    statement = (
-        select(IncidentAlert).where(IncidentAlert.incident_id == incident_id).order_by(IncidentAlert.id)
-    )
-    return (await session.scalars(statement)).all()
+        return cast(Sequence[AlertRow], alerts)
+    return await _alert_rows(session, IncidentAlert.incident_id == incident_id)
 
 
 async def firing_counts(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, int]:
@@ -416,10 +519,40 @@ def record_escalation_position(
     state.due_at = due_at
 
 
-async def stop_escalations(session: AsyncSession, incident_id: int) -> None:
+async def _stop_escalations(session: AsyncSession, incident_ids: Sequence[int]) -> None:
     await session.execute(
-        update(EscalationState).where(EscalationState.incident_id == incident_id).values(due_at=None)
+        update(EscalationState).where(EscalationState.incident_id.in_(incident_ids)).values(due_at=None)
     )
+
+
+STOPS_DEFERRED = "panorama.alerts.stops_deferred"
+
+
+def defer_stops(session: AsyncSession) -> None:
+    """For a transaction that resolves many incidents (the intake's batch): :func:`stop_paging`
+    only notes the incident, and :func:`stop_deferred` stops them all in three statements before
+    the commit, instead of three per incident. Nothing in such a transaction reads the chains or
+    people's pages it stops (each incident is resolved once in it), so doing it last changes nothing."""
+    session.sync_session.info[STOPS_DEFERRED] = []
+
+
+async def stop_paging(session: AsyncSession, incident_id: int) -> None:
+    """The incident's chains and people's pages stop (see :func:`_stop_personal_pages`)."""
+    deferred: list[int] | None = session.sync_session.info.get(STOPS_DEFERRED)
+    if deferred is not None:
+        deferred.append(incident_id)
+        return
+    await _stop_escalations(session, [incident_id])
+    await _stop_personal_pages(session, [incident_id])
+
+
+async def stop_deferred(session: AsyncSession) -> None:
+    """What :func:`stop_paging` deferred, set-based (chains first, then pages: every writer's order)."""
+    deferred: list[int] | None = session.sync_session.info.pop(STOPS_DEFERRED, None)
+    if deferred:
+        ids = sorted(set(deferred))
+        await _stop_escalations(session, ids)
+        await _stop_personal_pages(session, ids)
 
 
 async def delay_escalations(session: AsyncSession, incident_id: int, until: datetime) -> None:
@@ -498,17 +631,17 @@ def record_personal_page_position(state: PersonalPage, step: int, due_at: dateti
     state.due_at = due_at
 
 
-async def stop_personal_pages(session: AsyncSession, incident_id: int) -> None:
-    """No more steps of anyone's rule for this incident; their pages not yet claimed by a sender are
-    cancelled (a call after the ack would wake someone for nothing). Rows a sender holds right now
-    are skipped, not waited for: that sender locks them, then the incident, in the other order."""
+async def _stop_personal_pages(session: AsyncSession, incident_ids: Sequence[int]) -> None:
+    """No more steps of anyone's rule for these incidents; their pages not yet claimed by a sender
+    are cancelled (a call after the ack would wake someone for nothing). Rows a sender holds right
+    now are skipped, not waited for: that sender locks them, then the incident, in the other order."""
     await session.execute(
-        update(PersonalPage).where(PersonalPage.incident_id == incident_id).values(due_at=None)
+        update(PersonalPage).where(PersonalPage.incident_id.in_(incident_ids)).values(due_at=None)
     )
     pending = (
         select(Delivery.id)
         .where(
-            Delivery.incident_id == incident_id,
+            Delivery.incident_id.in_(incident_ids),
             Delivery.page_id.is_not(None),
             Delivery.status == "pending",
         )
@@ -682,9 +815,13 @@ async def lock_channel_ledger(session: AsyncSession, channel: str) -> None:
         )
 
 
-async def attempts_since(session: AsyncSession, channel: str, since: datetime) -> int:
-    statement = select(func.count()).where(ChannelAttempt.channel == channel, ChannelAttempt.at > since)
-    return int(await session.scalar(statement) or 0)
+async def attempts_since(session: AsyncSession, channel: str, since: datetime) -> tuple[int, datetime | None]:
+    """How many attempts the channel's ledger counts after ``since``, and the oldest one's time."""
+    statement = select(func.count(), func.min(ChannelAttempt.at)).where(
+        ChannelAttempt.channel == channel, ChannelAttempt.at > since
+    )
+    count, oldest = (await session.execute(statement)).one()
+    return int(count or 0), oldest
 
 
 async def add_attempts(session: AsyncSession, channel: str, at: datetime, count: int) -> None:
@@ -714,11 +851,12 @@ def keep_reads(session: AsyncSession) -> None:
     session.sync_session.info[READS_KEPT] = {}
 
 
-async def _kept(session: AsyncSession, key: tuple[Any, ...], statement: Any) -> Sequence[Any]:
+async def _kept(session: AsyncSession, key: tuple[Any, ...], statement: Callable[[], Any]) -> Sequence[Any]:
+    """What ``statement()`` reads, read once per transaction that keeps its reads (built only then)."""
     kept: dict[tuple[Any, ...], Sequence[Any]] | None = session.sync_session.info.get(READS_KEPT)
     if kept is not None and key in kept:
         return kept[key]
-    rows = (await session.scalars(statement)).all()
+    rows = (await session.scalars(statement())).all()
     if kept is not None:
         kept[key] = rows
     return rows
@@ -727,12 +865,15 @@ async def _kept(session: AsyncSession, key: tuple[Any, ...], statement: Any) -> 
 async def overrides(
     session: AsyncSession, schedule: str, *, first: datetime | None = None, last: datetime | None = None
 ) -> Sequence[ScheduleOverride]:
-    statement = select(ScheduleOverride).where(ScheduleOverride.schedule == schedule)
-    if first is not None:
-        statement = statement.where(ScheduleOverride.end > first)
-    if last is not None:
-        statement = statement.where(ScheduleOverride.start < last)
-    return await _kept(session, ("overrides", schedule, first, last), statement.order_by(ScheduleOverride.id))
+    def statement() -> Any:
+        found = select(ScheduleOverride).where(ScheduleOverride.schedule == schedule)
+        if first is not None:
+            found = found.where(ScheduleOverride.end > first)
+        if last is not None:
+            found = found.where(ScheduleOverride.start < last)
+        return found.order_by(ScheduleOverride.id)
+
+    return await _kept(session, ("overrides", schedule, first, last), statement)
 
 
 async def delete_override(session: AsyncSession, schedule: str, override_id: int) -> bool:
@@ -747,9 +888,12 @@ async def delete_override(session: AsyncSession, schedule: str, override_id: int
 async def maintenance_windows(
     session: AsyncSession, *, active_at: datetime | None = None
 ) -> Sequence[Maintenance]:
-    statement = select(Maintenance).order_by(Maintenance.start)
-    if active_at is not None:
-        statement = statement.where(Maintenance.start <= active_at, Maintenance.end > active_at)
+    def statement() -> Any:
+        found = select(Maintenance).order_by(Maintenance.start)
+        if active_at is not None:
+            found = found.where(Maintenance.start <= active_at, Maintenance.end > active_at)
+        return found
+
     return await _kept(session, ("maintenance", active_at), statement)
 
 

@@ -47,6 +47,9 @@ class AlertRuntime:
     _wake_deliveries: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _senders: dict[str, asyncio.Task[int]] = field(default_factory=dict)
+    # Channels whose rate limit holds everything back, until when: no sender is started for them
+    # before (in a storm every webhook wakes the worker, and each wake re-checked a full minute).
+    _held: dict[str, datetime] = field(default_factory=dict)
     _stopping: bool = False
     _enricher: enrichment.Enricher | None = None
     intake: GroupCommit[intake.Webhook, Accepted] = field(init=False)
@@ -138,9 +141,13 @@ class AlertRuntime:
 
     async def _dispatch_pass(self) -> bool:
         """Starts a sender for each channel with due deliveries that has none running."""
+        now = datetime.now(UTC)
         async with self.sessions() as session:
-            due = await repository.due_channels(session, datetime.now(UTC))
+            due = await repository.due_channels(session, now)
         for channel in due:
+            held = self._held.get(channel)
+            if held is not None and held > now:
+                continue
             if channel not in self._senders and not self._stopping:
                 task = asyncio.get_running_loop().create_task(self._send(channel), name=f"send-{channel}")
                 self._senders[channel] = task
@@ -163,6 +170,7 @@ class AlertRuntime:
                 observe=self.observe,
                 stopping=lambda: self._stopping,
                 enricher=await self.enricher(),
+                hold=self._held.__setitem__,
             )
         except (SQLAlchemyError, OSError):
             log.exception("deliveries to %s failed; retrying on the next pass", channel)

@@ -125,9 +125,8 @@ async def receive(
     arriving at the same moment: :mod:`app.alerts.groupcommit`); 5xx-worthy if that fails."""
     try:
         key = await runtime.signing_key()
-        accepted = await runtime.intake.submit(
-            intake.Webhook(settings, payload, key), intake.batch_keys(settings, payload)
-        )
+        webhook = intake.webhook(settings, payload, key)
+        accepted = await runtime.intake.submit(webhook, webhook.keys)
     except (SQLAlchemyError, OSError) as exc:  # OSError: the driver could not even connect
         raise StorageFailed(
             f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"
