@@ -4,10 +4,11 @@ Chromium shows the wall over a live platform while incidents come, are acknowled
 (the banner goes up and down, rows come and go) and Prometheus goes away for a while and comes
 back (panels go stale and fresh). After a warm-up, the page's JS heap (CDP ``Runtime.getHeapUsage``
 after a full collection) and its DOM nodes must stay flat: growth ≤ 10% between the first and the
-last samples, and not one event listener more. Every sample goes to
-``artifacts/drills/screen-soak.json``. ``PANORAMA_SOAK_SECONDS`` lengthens it (default 360, of
-which the first 120 are warm-up). The browser runs under DevTools (playwright), which keeps a little
-of every request for its network panel: a kiosk without DevTools keeps less.
+last samples (the heap's lowest of each three, the nodes' median), and not one event listener
+more. Every sample goes to ``artifacts/drills/screen-soak.json``. ``PANORAMA_SOAK_SECONDS``
+lengthens it (default 360, of which the first 120 are warm-up). The browser runs under DevTools
+(playwright), which keeps a little of every request for its network panel: a kiosk without
+DevTools keeps less.
 """
 
 from __future__ import annotations
@@ -91,8 +92,11 @@ async def test_the_wall_keeps_its_heap_and_dom_flat_for_minutes(
     first, last = samples[:3], samples[-3:]
     growth = {
         key: statistics.median(s[key] for s in last) / statistics.median(s[key] for s in first)
-        for key in ("heap", "nodes", "live_nodes")
+        for key in ("nodes", "live_nodes")
     }
+    # The heap's floor: what DevTools keeps of past requests comes and goes in steps of a few MB
+    # (seen: 9.6, 12.2, 12.2, 10.0, 12.3 MB in a row), while a leak raises every sample.
+    growth["heap"] = min(s["heap"] for s in last) / min(s["heap"] for s in first)
     print(f"screen soak: {SOAK_S:.0f} s, {len(samples)} samples, {incidents} incidents, growth {growth}")
     assert len(samples) >= 6
     assert growth["heap"] <= GROWTH_ALLOWED, samples
