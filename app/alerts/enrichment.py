@@ -164,8 +164,8 @@ async def fetch_context(
             None,
             {"service": service, "namespace": namespace or ""},
         ),
-        service_url=_signed(
-            settings,
+        service_url=web_auth.view_url(
+            settings.alerts.public_url,
             f"/services/{quote(service, safe='')}",
             key,
             web_auth.service_scope(service),
@@ -219,18 +219,14 @@ def _traces(
             operation=f"{t.root_service} {t.root_operation}",
             duration_ms=t.duration_ms,
             failed=t.error_count > 0,
-            url=_signed(settings, f"/traces/{t.trace_id}", key, web_auth.trace_scope(t.trace_id), expires)
-            or "",
+            url=web_auth.view_url(
+                settings.alerts.public_url,
+                f"/traces/{t.trace_id}",
+                key,
+                web_auth.trace_scope(t.trace_id),
+                expires,
+            ),
             jaeger_url=f"{jaeger_ui}/trace/{t.trace_id}" if jaeger_ui else None,
         )
         for t in chosen.values()
     ]
-
-
-def _signed(settings: Settings, path: str, key: bytes | None, scope: str, expires: datetime) -> str:
-    """Panorama's page at ``path``, opening without signing in (read-only, this scope only) when a
-    signing key is at hand, as the incident link of the same page does."""
-    url = f"{settings.alerts.public_url}{path}"
-    if key is None:
-        return url
-    return f"{url}?{web_auth.VIEW_PARAM}={web_auth.view_token(key, scope, expires)}"

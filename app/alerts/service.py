@@ -253,6 +253,12 @@ async def snooze(
         return await incident_detail(session, settings, incident_id)
 
 
+async def signing_key(sessions: Sessions, settings: Settings) -> bytes:
+    """The key every replica signs ack and view links with: for features that send links to
+    Panorama's pages (digests)."""
+    return await ack.signing_key(sessions, settings)
+
+
 async def check_ack_token(runtime: AlertRuntime, token: str) -> ack.AckClaim:
     """The incident an ack link names; raises ack.InvalidAckToken when it is forged or expired."""
     return ack.verify(await runtime.signing_key(), token, utcnow())

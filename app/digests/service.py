@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +44,7 @@ from app.digests.schemas import (
 from app.errors import InvalidInput
 from app.rollups import service as rollups
 from app.rollups.days import local_today
+from app.web import auth as web_auth
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -304,7 +306,7 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
             name=servicenames.key(s),
             current=current[s],
             previous=previous.get(s),
-            url=f"{public}/services/{servicenames.key(s)}",
+            url=f"{public}{_service_path(servicenames.key(s))}",
         )
         for s in top
     ]
@@ -352,6 +354,39 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
     )
 
 
+def _service_path(name: str) -> str:
+    return f"/services/{quote(name, safe='')}"
+
+
+def _with_view_links(report: DigestOut, settings: Settings, key: bytes, expires: datetime) -> DigestOut:
+    """The report whose service and incident links open without signing in (read-only, each its
+    own page, until ``expires``), as a notification's do: a digest goes to a chat whose members
+    may hold no token. Shown through the API, a digest keeps plain links (its reader is signed in)."""
+    public = settings.alerts.public_url
+    services = [
+        s.model_copy(
+            update={
+                "url": web_auth.view_url(
+                    public, _service_path(s.name), key, web_auth.service_scope(s.name), expires
+                )
+            }
+        )
+        for s in report.services
+    ]
+    listed = [
+        i.model_copy(
+            update={
+                "url": web_auth.view_url(
+                    public, f"/incidents/{i.id}", key, web_auth.incident_scope(i.id), expires
+                )
+            }
+        )
+        for i in report.incidents.listed
+    ]
+    incidents = report.incidents.model_copy(update={"listed": listed})
+    return report.model_copy(update={"services": services, "incidents": incidents})
+
+
 async def digest(
     sessions: Sessions, settings: Settings, name: str, day_text: str | None, *, now: datetime | None = None
 ) -> DigestOut:
@@ -380,6 +415,8 @@ async def send(
     day = parse_day(day_text, config.zone(settings.timezone), moment)
     async with sessions() as session:
         report = await build(session, settings, config, day)
+    key = await alerts.signing_key(sessions, settings)
+    report = _with_view_links(report, settings, key, moment + settings.web.view_link_ttl)
     notice = render.notice(report, settings.alerts.public_url, config)
     async with sessions.begin() as session:
         claimed = await repository.claim_send(session, config.name, day, moment, by)

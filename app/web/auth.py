@@ -52,6 +52,15 @@ def view_token(key: bytes, scope: str, expires: datetime) -> str:
     return signing.sign(key, signing.Purpose.VIEW, scope, expires)
 
 
+def view_url(public_url: str, path: str, key: bytes | None, scope: str, expires: datetime) -> str:
+    """Panorama's page at ``path``; with a key, carrying a view link of ``scope`` (read-only, until
+    ``expires``) so that it opens without signing in — for links sent to chats and people."""
+    url = f"{public_url}{path}"
+    if key is None:
+        return url
+    return f"{url}?{VIEW_PARAM}={view_token(key, scope, expires)}"
+
+
 def check_view(key: bytes, token: str, now: datetime) -> ViewGrant:
     """Raises signing.InvalidToken for a forged, malformed or expired link."""
     claim = signing.verify(key, signing.Purpose.VIEW, token, now)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -73,13 +75,45 @@ async def test_a_digest_is_shown_sent_once_and_resent_on_force_and_the_robot_get
         assert later.json()["sent"] is not None
     assert [d.status for d in deliveries] == ["delivered", "delivered"]
     first_message, second_message = dingtalk_robot.sink.messages
-    assert first_message.json == second_message.json
     sent = first_message.json
+    assert second_message.json["markdown"]["title"] == sent["markdown"]["title"]
+    assert _without_view_links(second_message.json["markdown"]["text"]) == _without_view_links(
+        sent["markdown"]["text"]
+    )
     assert sent["msgtype"] == "markdown"
     assert sent["markdown"]["title"].startswith("📊 运维日报 · daily · 2026-11-18")
-    assert sent["markdown"]["text"] == body["markdown"]
+    assert _without_view_links(sent["markdown"]["text"]) == body["markdown"]
     assert "1. checkout.shop：请求 1,200 · 错误率 5.00%" in sent["markdown"]["text"]
-    assert "[checkout.shop](https://panorama.example.com/services/checkout.shop)" in sent["markdown"]["text"]
+    assert "[checkout.shop](https://panorama.example.com/services/checkout.shop)" in body["markdown"]
+
+
+async def test_the_sent_digest_links_open_their_pages_without_signing_in(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink], database_url: str
+) -> None:
+    """A digest goes to a chat whose members may hold no token: its service links carry a view
+    link (read-only, that page only), as a notification's incident link does."""
+    async with app_factory(database_url=database_url, **config(dingtalk_robot)) as (app, client):
+        await stored(app.state.context.sessions)
+        sent = await client.post(f"/api/v1/digests/daily/send?date={DAY}", headers=bearer(OPERATOR_TOKEN))
+        assert sent.status_code == 200, sent.text
+        assert await app.state.context.alerts.run_once() == 1
+        text = dingtalk_robot.sink.messages[0].json["markdown"]["text"]
+        links = dict(re.findall(r"\[([^\]]+)\]\((https://panorama\.example\.com[^)\s]+)\)", text))
+        assert {"checkout.shop", "payments.shop", "search.web"} <= set(links), text
+        opened = {}
+        for label, link in links.items():
+            parts = urlsplit(link)
+            answer = await client.get(f"{parts.path}?{parts.query}" if parts.query else parts.path)
+            opened[label] = (parts.path, "view=" in parts.query, answer.status_code)
+        for name in ("checkout.shop", "payments.shop", "search.web"):
+            assert opened[name] == (f"/services/{name}", True, 200), opened
+            other = "payments.shop" if name != "payments.shop" else "checkout.shop"
+            borrowed = urlsplit(links[name]).query  # a service's link opens that service only
+            assert (await client.get(f"/services/{other}?{borrowed}")).status_code in (401, 403)
+
+
+def _without_view_links(text: str) -> str:
+    return re.sub(r"\?view=[^)\s]+", "", text)
 
 
 @pytest.mark.parametrize(
