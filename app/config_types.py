@@ -6,7 +6,9 @@ without importing the module that assembles all sections.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -14,6 +16,23 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+MAX_NAMES_LISTED = 8
+
+
+def unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    """What a dangling cross-reference is told: ``unknown escalation 'oncal'; did you mean
+    'oncall'?`` — or, when no name is close, the names that are configured (a few of them)."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f"unknown {kind} {name!r}; did you mean {close[0]!r}?"
+    if not names:
+        return f"unknown {kind} {name!r}: none is configured"
+    shown = ", ".join(repr(n) for n in names[:MAX_NAMES_LISTED])
+    more = f" and {len(names) - MAX_NAMES_LISTED} more" if len(names) > MAX_NAMES_LISTED else ""
+    return f"unknown {kind} {name!r} (configured: {shown}{more})"
 
 
 class Model(BaseModel):

@@ -196,8 +196,12 @@ def test_every_problem_is_found_in_one_pass_each_once_with_its_line(tmp_path: Pa
     assert found[3][1].startswith("channels[1].url: ")
     # the cross-references, though other sections failed; none about 'broken', itself reported above
     assert found[4:] == [
-        (14, "escalations[0].steps[0].notify.channels[0]: unknown channel 'ops-robt'"),
-        (18, "routes[0].escalation: unknown escalation 'pager'"),
+        (
+            14,
+            "escalations[0].steps[0].notify.channels[0]: "
+            "unknown channel 'ops-robt'; did you mean 'ops-robot'?",
+        ),
+        (18, "routes[0].escalation: unknown escalation 'pager' (configured: 'default')"),
     ]
     assert caught.value.lines()[0] == f"{path}:2: {found[0][1]}"
 
@@ -213,7 +217,7 @@ routes:
     )
     assert problems(path) == [
         "routes[0].escalaton: unknown key: did you mean 'escalation'?",
-        "routes[1].escalation: unknown escalation 'nowhere'",
+        "routes[1].escalation: unknown escalation 'nowhere': none is configured",
     ]
 
 
@@ -398,4 +402,4 @@ schedules:
     )
     found = problems(path)
     assert found[0].startswith("schedules[0].timezone: unknown time zone 'Mars/Base'")
-    assert found[1:] == ["schedules[0].rotations[0].users[1]: unknown user 'carol'"]
+    assert found[1:] == ["schedules[0].rotations[0].users[1]: unknown user 'carol' (configured: 'alice')"]

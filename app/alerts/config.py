@@ -20,7 +20,7 @@ from app.alerts import timeintervals
 from app.alerts.channels.config import ChannelConfig
 from app.alerts.matchers import Matcher
 from app.alerts.oncall import parse_window
-from app.config_types import Duration, Model
+from app.config_types import Duration, Model, unknown
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME)]
@@ -367,17 +367,19 @@ def cross_check(sections: AlertingSections) -> list[str]:
                 where = f"users[{i}].rules[{j}].steps[{k}].channel"
                 kind = channel_types.get(rule_step.channel)
                 if rule_step.channel not in channels:
-                    problems.append(f"{where}: unknown channel {rule_step.channel!r}")
+                    problems.append(f"{where}: {unknown('channel', rule_step.channel, channels)}")
                 elif (need := CONTACT_OF.get(kind or "")) and getattr(person, need[0]) is None:
                     problems.append(f"{where}: {rule_step.channel!r} ({kind}) needs the user's {need[1]}")
     for i, schedule in enumerate(sections.schedules):
         for j, rotation in enumerate(schedule.rotations):
             for k, user in enumerate(rotation.users):
                 if user not in users:
-                    problems.append(f"schedules[{i}].rotations[{j}].users[{k}]: unknown user {user!r}")
+                    problems.append(
+                        f"schedules[{i}].rotations[{j}].users[{k}]: {unknown('user', user, users)}"
+                    )
         for k, name in enumerate(schedule.notices):
             if name not in channels:
-                problems.append(f"schedules[{i}].notices[{k}]: unknown channel {name!r}")
+                problems.append(f"schedules[{i}].notices[{k}]: {unknown('channel', name, channels)}")
             elif channel_types[name] in NO_NOTICES:
                 problems.append(
                     f"schedules[{i}].notices[{k}]: a {channel_types[name]} channel cannot carry shift notices"
@@ -386,7 +388,7 @@ def cross_check(sections: AlertingSections) -> list[str]:
         for j, step in enumerate(escalation.steps):
             for field in ("active_time_intervals", "mute_time_intervals"):
                 problems.extend(
-                    f"escalations[{i}].steps[{j}].{field}[{k}]: unknown time interval {name!r}"
+                    f"escalations[{i}].steps[{j}].{field}[{k}]: {unknown('time interval', name, intervals)}"
                     for k, name in enumerate(getattr(step, field))
                     if name not in intervals
                 )
@@ -396,29 +398,32 @@ def cross_check(sections: AlertingSections) -> list[str]:
             if not step.notify.channels:
                 _check_rules_reach(sections, step.notify, where, problems)
             if step.notify.schedule is not None and step.notify.schedule not in schedules:
-                problems.append(f"{where}.schedule: unknown schedule {step.notify.schedule!r}")
+                problems.append(f"{where}.schedule: {unknown('schedule', step.notify.schedule, schedules)}")
             problems.extend(
-                f"{where}.users[{k}]: unknown user {u!r}"
+                f"{where}.users[{k}]: {unknown('user', u, users)}"
                 for k, u in enumerate(step.notify.users)
                 if u not in users
             )
             problems.extend(
-                f"{where}.channels[{k}]: unknown channel {c!r}"
+                f"{where}.channels[{k}]: {unknown('channel', c, channels)}"
                 for k, c in enumerate(step.notify.channels)
                 if c not in channels
             )
     for i, route in enumerate(sections.routes):
         if route.escalation is not None and route.escalation not in escalations:
-            problems.append(f"routes[{i}].escalation: unknown escalation {route.escalation!r}")
+            problems.append(f"routes[{i}].escalation: {unknown('escalation', route.escalation, escalations)}")
         if route.heartbeat and route.heartbeat.escalation and route.heartbeat.escalation not in escalations:
             problems.append(
-                f"routes[{i}].heartbeat.escalation: unknown escalation {route.heartbeat.escalation!r}"
+                f"routes[{i}].heartbeat.escalation: "
+                f"{unknown('escalation', route.heartbeat.escalation, escalations)}"
             )
         if route.heartbeat and not (route.heartbeat.escalation or route.escalation):
             problems.append(f"routes[{i}].heartbeat: name an escalation (here or on the route) to page")
         for k, name in enumerate(route.mute_time_intervals):
             if name not in intervals:
-                problems.append(f"routes[{i}].mute_time_intervals[{k}]: unknown time interval {name!r}")
+                problems.append(
+                    f"routes[{i}].mute_time_intervals[{k}]: {unknown('time interval', name, intervals)}"
+                )
     return problems
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from app.config_types import Model
+from app.config_types import Model, unknown
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -108,11 +108,11 @@ def cross_check(
         for k, channel in enumerate(digest.channels):
             kind = channel_types.get(channel)
             if kind is None:
-                problems.append(f"digests[{i}].channels[{k}]: unknown channel {channel!r}")
+                problems.append(f"digests[{i}].channels[{k}]: {unknown('channel', channel, channel_types)}")
             elif kind in NO_DIGESTS:
                 problems.append(f"digests[{i}].channels[{k}]: a {kind} channel cannot carry a digest")
         problems.extend(
-            f"digests[{i}].schedules[{k}]: unknown schedule {name!r}"
+            f"digests[{i}].schedules[{k}]: {unknown('schedule', name, schedules)}"
             for k, name in enumerate(digest.schedules)
             if name not in schedules
         )

@@ -10,7 +10,7 @@ from datetime import time, timedelta
 
 from pydantic import Field, field_validator, model_validator
 
-from app.config_types import Duration, Model
+from app.config_types import Duration, Model, unknown
 
 MIN_WINDOW = timedelta(seconds=5)
 MAX_WINDOW = timedelta(hours=1)
@@ -134,7 +134,7 @@ class ScreenSettings(Model):
 def cross_check(screen: ScreenSettings, schedules: list[str]) -> list[str]:
     """Schedules the screen names that are not configured, each with its key path."""
     return [
-        f"screen.schedules[{i}]: unknown schedule {name!r}"
+        f"screen.schedules[{i}]: {unknown('schedule', name, schedules)}"
         for i, name in enumerate(screen.schedules)
         if name not in schedules
     ]

@@ -47,9 +47,12 @@ def test_channels_and_schedules_it_names_must_exist_and_carry_a_digest(tmp_path:
         }
     )
     found = problems(tmp_path, data)
-    assert "digests[0].channels[1]: unknown channel 'nowhere'" in found
+    assert (
+        "digests[0].channels[1]: unknown channel 'nowhere' (configured: 'ops-hook', 'ops-robot', 'phone')"
+        in found
+    )
     assert "digests[0].channels[2]: a twilio_call channel cannot carry a digest" in found
-    assert "digests[0].schedules[1]: unknown schedule 'night'" in found
+    assert "digests[0].schedules[1]: unknown schedule 'night' (configured: 'sre')" in found
 
 
 def test_bad_values_are_reported_with_their_paths(tmp_path: Path) -> None:

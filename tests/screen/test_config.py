@@ -69,6 +69,6 @@ def test_a_schedule_the_screen_names_must_exist(tmp_path: Path) -> None:
     path = tmp_path / "panorama.yaml"
     path.write_text("screen:\n  schedules: [sre, dba]\n")
     assert problems(path) == [
-        "screen.schedules[0]: unknown schedule 'sre'",
-        "screen.schedules[1]: unknown schedule 'dba'",
+        "screen.schedules[0]: unknown schedule 'sre': none is configured",
+        "screen.schedules[1]: unknown schedule 'dba': none is configured",
     ]
