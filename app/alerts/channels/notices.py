@@ -7,7 +7,8 @@ line break, the mentions and the footer. Never anything incident-shaped: no seve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from app.alerts.channels.base import Notice
 from app.alerts.channels.dialects import PLAIN, Dialect
@@ -26,6 +27,7 @@ class NoticeText:
     links: list[tuple[str, str]]  # (escaped label, safe URL)
     mentions: list[str]  # the channel's mention tokens, or escaped names
     footer: str
+    locale: str
 
 
 def lay_out(notice: Notice, dialect: Dialect, mention: Mentioner | None = None) -> NoticeText:
@@ -45,7 +47,31 @@ def lay_out(notice: Notice, dialect: Dialect, mention: Mentioner | None = None) 
         links=links,
         mentions=tokens,
         footer=t.footer,
+        locale=notice.locale,
     )
+
+
+def fit(text: NoticeText, render: Callable[[NoticeText], str], fits: Callable[[str], bool]) -> str | None:
+    """``render(text)``, or — when the channel's limit is smaller — with its last lines replaced by
+    one that counts them: the title, the links (a digest ends with them), the mentions and the
+    footer are always kept, so a long digest loses its tail lines, never its links or a cut-off
+    markup. None when not even the title and the links fit."""
+    whole = render(text)
+    if fits(whole):
+        return whole
+    t = strings(text.locale)
+
+    def kept(count: int) -> str:
+        return render(replace(text, lines=[*text.lines[:count], t.more(len(text.lines) - count, lines=True)]))
+
+    low, high = -1, len(text.lines) - 1  # kept(low + 1 …) is what we look for: the most lines that fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(kept(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return kept(low) if low >= 0 else None
 
 
 def markdown(text: NoticeText, *, heading: str = "###", br: str = "  ") -> str:

@@ -18,7 +18,8 @@ from pydantic import Field
 from app.alerts.channels.base import Message, Notice, Person, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.dialects import PLAIN, SLACK_MRKDWN
-from app.alerts.channels.notices import lay_out
+from app.alerts.channels.notices import NoticeText, lay_out
+from app.alerts.channels.notices import fit as fit_notice
 from app.alerts.channels.render import fit, macros
 from app.alerts.channels.transport import Answer, encode, post_json, status_failure
 from app.alerts.channels.views import Prepared, View
@@ -132,14 +133,17 @@ def _text(rendered: object) -> str:
 async def send_notice(config: SlackConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
     """A hand-over or swap notice: a header and one section, mentioning the people it is about."""
     text = lay_out(notice, SLACK_MRKDWN, mention)
-    body = "\n".join(
-        [*text.lines, *(f"<{url}|{label}>" for label, url in text.links), " ".join(text.mentions)]
-    ).strip()
+    body = fit_notice(text, _notice_body, lambda b: len(b) <= MAX_SECTION_CHARS)
+    if body is None:
+        return SendResult.failure(
+            f"slack: the notice exceeds {MAX_SECTION_CHARS} characters even without its lines",
+            retryable=False,
+        )
     data = {
         "text": f"{text.title}\n{body}"[:MAX_TEXT_CHARS],
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": text.title[:MAX_HEADER_CHARS]}},
-            _section(body[:MAX_SECTION_CHARS]),
+            _section(body),
         ],
     }
     answer = await post_json(
@@ -148,3 +152,8 @@ async def send_notice(config: SlackConfig, notice: Notice, http: httpx.AsyncClie
     if isinstance(answer, SendResult):
         return answer
     return classify(answer)
+
+
+def _notice_body(text: NoticeText) -> str:
+    lines = [*text.lines, *(f"<{url}|{label}>" for label, url in text.links), " ".join(text.mentions)]
+    return "\n".join(lines).strip()

@@ -34,6 +34,7 @@ class Strings:
     no_handle: str
     more_alerts: tuple[str, str]
     more_items: tuple[str, str]
+    more_lines: tuple[str, str]
     digest_title: str
     footer: str
     sep: str
@@ -50,9 +51,10 @@ class Strings:
     context_reasons: dict[str, str]
     list_sep: str
 
-    def more(self, count: int, *, items: bool = False) -> str:
-        """ "…and N more alerts" (or notifications, in a digest), in this locale."""
-        one, many = self.more_items if items else self.more_alerts
+    def more(self, count: int, *, items: bool = False, lines: bool = False) -> str:
+        """ "…and N more alerts" (or notifications, in a digest; or lines, of a notice cut to fit),
+        in this locale."""
+        one, many = self.more_lines if lines else self.more_items if items else self.more_alerts
         return (one if count == 1 else many).format(n=count)
 
     def counts(self, firing: int, resolved: int) -> str:
@@ -111,6 +113,7 @@ _ZH = Strings(
     no_handle="（未配置账号，无法 @）",
     more_alerts=("…以及另外 {n} 条告警", "…以及另外 {n} 条告警"),
     more_items=("…以及另外 {n} 条通知", "…以及另外 {n} 条通知"),
+    more_lines=("…另有 {n} 行未显示（消息长度受限）", "…另有 {n} 行未显示（消息长度受限）"),
     digest_title="{n} 条通知",
     footer="来自 Panorama",
     sep="：",
@@ -163,6 +166,10 @@ _EN = Strings(
     no_handle=" (no handle configured, cannot mention)",
     more_alerts=("…and {n} more alert", "…and {n} more alerts"),
     more_items=("…and {n} more notification", "…and {n} more notifications"),
+    more_lines=(
+        "…and {n} more line (the message is size-limited)",
+        "…and {n} more lines (the message is size-limited)",
+    ),
     digest_title="{n} notifications",
     footer="Sent by Panorama",
     sep=": ",

@@ -18,6 +18,7 @@ from pydantic import Field
 from app.alerts.channels.base import Message, Notice, Person, SendResult
 from app.alerts.channels.common import UrlChannel
 from app.alerts.channels.dialects import ROBOT_MARKDOWN
+from app.alerts.channels.notices import fit as fit_notice
 from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
@@ -96,8 +97,16 @@ def classify(answer: Answer) -> SendResult:
 
 async def send_notice(config: WeComConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
     """A hand-over or swap notice as markdown, mentioning the people it is about."""
-    text = markdown(lay_out(notice, ROBOT_MARKDOWN, mention), heading="###", br="")
-    cut = text.encode()[:MAX_CONTENT_BYTES].decode(errors="ignore")
+    laid = lay_out(notice, ROBOT_MARKDOWN, mention)
+    cut = fit_notice(
+        laid,
+        lambda t: markdown(t, heading="###", br=""),
+        lambda text: len(text.encode()) <= MAX_CONTENT_BYTES,
+    )
+    if cut is None:
+        return SendResult.failure(
+            f"wecom: the notice exceeds {MAX_CONTENT_BYTES} bytes even without its lines", retryable=False
+        )
     answer = await post_json(
         http, "wecom", config.url.get_secret_value(), encode(payload(cut)), timeout=config.timeout_s
     )

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from app.alerts.channels import slack
+from app.alerts.channels.base import Notice
 from app.alerts.channels.slack import SlackConfig
 from tests.alerts.channels.support import (
     ACK_URL,
@@ -160,3 +161,28 @@ async def test_a_digest_is_one_section_per_notification(
     assert len(sections) == 4
     assert f"<{INCIDENT_URL}2|Open incident>" in sections[2]["text"]["text"]
     assert blocks[0]["text"]["text"] == "📋 Digest: 4 notifications"
+
+
+async def test_a_long_notice_loses_its_tail_lines_never_its_links(
+    slack_robot: Served[SlackSink], http: httpx.AsyncClient
+) -> None:
+    """A section holds 3000 characters: a long digest's last lines give way to one that counts
+    them; its links stay whole (a link cut in the middle would be broken markup)."""
+    lines = [
+        f"{i}. checkout-{i:03d}.shop: 12,345 requests · 0.12% errors · p99 250 ms" for i in range(1, 121)
+    ]
+    links = [(f"service-{i}", f"https://panorama.example.com/services/s{i}?view=abc{i}") for i in range(10)]
+    notice = Notice(kind="digest", title="Daily digest", lines=lines, links=links, locale="en")
+
+    result = await slack.send_notice(config(slack_robot), notice, http)
+
+    assert result.ok, result.detail
+    [_header, section] = slack_robot.sink.blocks()
+    body = section["text"]["text"]
+    assert len(body) <= slack.MAX_SECTION_CHARS
+    shown = [line for line in lines if line in body]
+    assert shown == lines[: len(shown)]
+    assert 0 < len(shown) < len(lines)
+    assert f"…and {len(lines) - len(shown)} more lines (the message is size-limited)" in body
+    for label, url in links:
+        assert f"<{url}|{label}>" in body

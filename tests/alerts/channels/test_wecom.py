@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from app.alerts.channels import wecom
+from app.alerts.channels.base import Notice
 from app.alerts.channels.wecom import WeComConfig
 from tests.alerts.channels.support import (
     ACK_URL,
@@ -189,3 +190,25 @@ def test_a_mention_needs_a_plausible_userid() -> None:
     assert wecom.mention(BOB) is None
     assert wecom.mention(BOB.__class__("x", wecom_userid="ok.user-1")) == "<@ok.user-1>"
     assert wecom.mention(BOB.__class__("x", wecom_userid="a> <@all")) is None
+
+
+async def test_a_long_notice_loses_its_tail_lines_never_its_links(
+    wecom_robot: Served[WeComSink], http: httpx.AsyncClient
+) -> None:
+    """A digest of many services is over 4096 bytes: its last lines give way to one that counts
+    them, and the links (which end a digest) and the footer are still there, whole."""
+    lines = [f"{i}. checkout-{i:03d}.shop：请求 12,345 · 错误率 0.12% · p99 250 ms" for i in range(1, 121)]
+    links = [(f"service-{i}", f"https://panorama.example.com/services/s{i}?view=abc{i}") for i in range(10)]
+    notice = Notice(kind="digest", title="运维日报 · daily", lines=lines, links=links)
+
+    result = await wecom.send_notice(config(wecom_robot), notice, http)
+
+    assert result.ok, result.detail
+    content = wecom_robot.sink.content()
+    assert len(content.encode()) <= wecom.MAX_CONTENT_BYTES
+    shown = [line for line in lines if line in content]
+    assert shown == lines[: len(shown)]
+    assert 0 < len(shown) < len(lines)
+    assert f"…另有 {len(lines) - len(shown)} 行未显示（消息长度受限）" in content
+    assert " · ".join(f"[{label}]({url})" for label, url in links) in content
+    assert content.endswith("来自 Panorama")
