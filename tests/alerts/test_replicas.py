@@ -277,16 +277,23 @@ async def test_a_hand_over_seen_by_two_replicas_at_once_is_announced_once(
 async def test_two_people_taking_one_swap_at_once_one_gets_it(postgres_url: str, sessions: Sessions) -> None:
     config = oncall_config()
     async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
-        now = datetime.now(UTC)
-        holder = (await client.get("/api/v1/schedules/sre/oncall", headers=bearer(VIEWER_TOKEN))).json()[
-            "user"
-        ]
-        end = (now + timedelta(hours=1)).isoformat()
+        # the next whole shift's first hour (an hour from now may cross a hand-over)
+        found = await client.get("/api/v1/schedules/sre/shifts", headers=bearer(VIEWER_TOKEN))
+        assert found.status_code == 200, found.text
+        shift = next(
+            s for s in found.json()["shifts"] if datetime.fromisoformat(s["start"]) > datetime.now(UTC)
+        )
+        holder, start = shift["user"], datetime.fromisoformat(shift["start"])
         offered = await client.post(
             "/api/v1/schedules/sre/swaps",
-            json={"user": holder, "start": now.isoformat(), "end": end},
+            json={
+                "user": holder,
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=1)).isoformat(),
+            },
             headers=bearer(OPERATOR_TOKEN),
         )
+    assert offered.status_code == 201, offered.text
     swap_id = offered.json()["id"]
     statuses = await run_replicas(
         f"{SCENARIOS}:take_one_swap",
