@@ -391,8 +391,7 @@ async def runs(
 async def partial_days(session: AsyncSession, first: date, last: date) -> list[date]:
     """The days of ``[first, last]`` stored ``partial`` (Prometheus's samples began after the day
     did, its retention having cut the day): reports and pages name them beside their figures."""
-    states = await repository.day_states(session, first, last)
-    return sorted(day for day, (status, _) in states.items() if status == RunStatus.PARTIAL)
+    return await repository.partial_days(session, first, last)
 
 
 # --- reports ------------------------------------------------------------------------------
