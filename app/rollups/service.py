@@ -445,7 +445,22 @@ def period_keys(numbers: Ints, granularity: Granularity) -> Ints:
 
 
 def _iso(numbers: Ints, unit: str) -> list[str]:
-    """Day numbers as ISO text at ``unit`` precision (``D``: 2026-11-23, ``M``: 2026-11, ``Y``)."""
+    """Day numbers as ISO text at ``unit`` precision (``D``: 2026-11-23, ``M``: 2026-11, ``Y``).
+
+    Consecutive days (a daily series without gaps, the usual case) are written once per range and
+    copied from then on: every cold three-year report asks for the same 1,096 dates (0.2 ms).
+    """
+    if unit == "D" and len(numbers) and bool(np.all(np.diff(numbers) == 1)):
+        return list(_consecutive_dates(int(numbers[0]), len(numbers)))
+    return _iso_text(numbers, unit)
+
+
+@lru_cache(maxsize=64)
+def _consecutive_dates(first: int, count: int) -> tuple[str, ...]:
+    return tuple(_iso_text(np.arange(first, first + count, dtype=np.int64), "D"))
+
+
+def _iso_text(numbers: Ints, unit: str) -> list[str]:
     as_days = numbers.astype("datetime64[D]")
     text: list[str] = np.datetime_as_string(
         as_days if unit == "D" else as_days.astype(f"datetime64[{unit}]")
