@@ -512,8 +512,12 @@ def _kinds(catalog: Catalog, entity_kind: str) -> dict[str, FamilyKind]:
 async def _frame(
     session: AsyncSession, catalog: Catalog, entity_kind: str, stored: repository.StoredDays
 ) -> frames.Frame:
-    found = await repository.layouts(session, set(stored.layout_ids))
-    layouts = [found[i] for i in stored.layout_ids]
+    distinct = set(stored.layout_ids)
+    found = await repository.layouts(session, distinct)
+    if len(distinct) == 1:  # the usual case: one list of one object, not a lookup per day
+        layouts = [found[stored.layout_ids[0]]] * len(stored.layout_ids)
+    else:
+        layouts = [found[i] for i in stored.layout_ids]
     return frames.frame_of(layouts, stored.blobs, _kinds(catalog, entity_kind))
 
 
