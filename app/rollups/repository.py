@@ -353,6 +353,29 @@ async def day_states(session: AsyncSession, first: date, last: date) -> dict[dat
     return {row.day: (row.status, row.started_at) for row in rows}
 
 
+_PARTIAL_DAYS = (
+    "SELECT day FROM rollup_runs WHERE status = {status} AND id IN"
+    " (SELECT max(id) FROM rollup_runs WHERE day BETWEEN {first} AND {last} GROUP BY day) ORDER BY day"
+)
+
+
+async def partial_days(session: AsyncSession, first: date, last: date) -> list[date]:
+    """The days in ``[first, last]`` whose newest run is ``partial``, in order.
+
+    What ``day_states`` tells, for the one status a report names beside its figures, read on the
+    driver's connection (as ``generation``): through the ORM, this join of a grouped subquery
+    cost a cold three-year report 1.4–1.5 ms of event-loop CPU, a third of its route.
+    """
+    rows = await _fetch(
+        session,
+        _PARTIAL_DAYS.format(status="?", first="?", last="?"),
+        _PARTIAL_DAYS.format(status="$1", first="$2", last="$3"),
+        (RunStatus.PARTIAL, first.isoformat(), last.isoformat()),
+        (RunStatus.PARTIAL, first, last),
+    )
+    return [day if isinstance(day, date) else date.fromisoformat(day) for (day,) in rows]
+
+
 async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
     """Deletes days and runs before ``day`` (month sums included), and entities left without
     days; returns how many entity days and runs."""
