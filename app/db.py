@@ -51,6 +51,7 @@ NAMING_CONVENTION = {
 }
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_POOL_TIMEOUT_S = 60
+SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLAlchemy's DATETIME storage format
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -70,6 +71,31 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give it a time zone")
         utc = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, the value straight to the text SQLAlchemy's ``DATETIME`` stores
+        (``2026-12-06 18:16:00.000000``, UTC), in one function instead of two chained ones:
+        a storm binds three timestamps per alert row (a twentieth of the intake's CPU, py-spy)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give it a time zone")
+            utc = value.astimezone(UTC)
+            return SQLITE_DATETIME % (
+                utc.year,
+                utc.month,
+                utc.day,
+                utc.hour,
+                utc.minute,
+                utc.second,
+                utc.microsecond,
+            )
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
