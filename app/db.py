@@ -179,7 +179,7 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     not SQLite, was the cost of a statement (``bench/alert_storm.py`` under ``py-spy --gil``: a
     quarter of the server's GIL time was spent handing calls to aiosqlite's thread)."""
 
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
     _awaitable_cursor_close = False  # nothing left open on the driver's side between calls
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
@@ -191,6 +191,7 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        self._arraysize = 1  # sqlite3's default: what fetchmany() without a size returns
 
     @property
     def description(self) -> Any:
@@ -203,6 +204,14 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     @property
     def lastrowid(self) -> Any:
         return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         self._run(False, operation, () if parameters is None else parameters)
