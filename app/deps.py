@@ -15,7 +15,6 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import service as alerts
 from app.alerts.runtime import AlertRuntime
 from app.backends.elasticsearch import ElasticsearchClient
 from app.backends.errors import not_configured
@@ -132,15 +131,3 @@ Screen = Annotated[Principal, Security(RoleBearer(Role.SCREEN), scopes=[Role.SCR
 Viewer = Annotated[Principal, Security(RoleBearer(Role.VIEWER), scopes=[Role.VIEWER.value])]
 Operator = Annotated[Principal, Security(RoleBearer(Role.OPERATOR), scopes=[Role.OPERATOR.value])]
 Admin = Annotated[Principal, Security(RoleBearer(Role.ADMIN), scopes=[Role.ADMIN.value])]
-
-
-async def webhook_caller(request: Request, context: ContextDep) -> str:
-    """Alertmanager's webhook: its configured credentials (``alerts.webhook_token`` or
-    ``webhook_basic_auth``) or an operator's API token; 401 otherwise (checked before the body is read)."""
-    return alerts.webhook_caller(
-        context.settings.alerts, context.tokens, request.headers.get("authorization", "")
-    )
-
-
-WebhookCaller = Annotated[str, Depends(webhook_caller)]
-"""Who posts Alertmanager's webhook: ``alertmanager``, or the operator token's name."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 
 class PanoramaError(Exception):
     status_code: int = 400
@@ -45,6 +47,13 @@ class Unauthenticated(PanoramaError):
 class Forbidden(PanoramaError):
     status_code = 403
     code = "forbidden"
+
+
+def json_answer(exc: PanoramaError) -> JSONResponse:
+    """The JSON answer of ``exc``: its status, ``{"error", "message", ...}``, and for a missing or
+    wrong credential the ``WWW-Authenticate`` challenge."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
 # --- error answers as routes declare them in OpenAPI ----------------------------------------

@@ -22,19 +22,33 @@ wrapper:
    (``web.headers.secure``);
 4. **metrics and access log** — counted and timed by route template with the labelled children
    kept (no ``labels()`` lookup per request); the access log line is formatted only when its
-   level is enabled (``observability.RequestTelemetry``).
+   level is enabled (``observability.RequestTelemetry``);
+5. **direct routes** — a route whose whole work is its own (Alertmanager's webhook: it reads
+   its credentials and body itself, and answers a storm) is called here, with a Starlette
+   ``Request``, instead of crossing FastAPI's routing (a scan of every included router),
+   exception and exit-stack middleware, dependency solving and response validation. Its errors
+   are answered as everywhere (``errors.json_answer``; anything unexpected goes on to the
+   outermost error handler, as from any route). The route stays an ordinary FastAPI route, so
+   the OpenAPI document states it as before. Measured in a storm (``bench/alert_storm.py``,
+   py-spy): FastAPI's part of the webhook's request was ~12 % of the server's GIL time, more
+   than the webhook's own parsing and validation.
 
-What it must never do: authenticate (each route's dependency does, in ``deps.py``), read the
-body, or hold the answer back (every message is passed on as it comes, so streamed reports stay
-streamed). Each concern keeps its own module; this one only puts them in one pass.
+What it must never do: authenticate (each route's dependency does, in ``deps.py``, or a direct
+route itself), read the body, or hold the answer back (every message is passed on as it comes,
+so streamed reports stay streamed). Each concern keeps its own module; this one only puts them
+in one pass.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
+from fastapi.routing import APIRoute
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import PanoramaError, json_answer
 from app.limits import RateLimiter
 from app.observability import RequestTelemetry, TraceContext
 from app.web.headers import secure
@@ -48,11 +62,13 @@ class HttpStack:
         telemetry: RequestTelemetry,
         limiter: RateLimiter,
         trace_context: TraceContext | None,
+        direct: Sequence[APIRoute] = (),
     ) -> None:
         self.app = app
         self.telemetry = telemetry
         self.limiter = limiter
         self.trace_context = trace_context
+        self.direct = {(method, route.path): route for route in direct for method in route.methods or ()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,12 +88,30 @@ class HttpStack:
 
         try:
             refusal = self.limiter.refusal(scope)
-            if refusal is None:
-                await self.app(scope, receive, send_secured)
-            else:
+            if refusal is not None:
                 for message in refusal:
                     await send_secured(message)
+            elif self.direct and (route := self.direct.get((scope["method"], _path(scope)))) is not None:
+                await _direct(route, scope, receive, send_secured)
+            else:
+                await self.app(scope, receive, send_secured)
         finally:
             self.telemetry.record(scope, status, time.perf_counter() - started)
             if trace_context is not None and attached is not None:
                 trace_context.exit(attached)
+
+
+def _path(scope: Scope) -> str:
+    """The path routes are matched against: without the ``root_path`` it is served under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def _direct(route: APIRoute, scope: Scope, receive: Receive, send: Send) -> None:
+    scope["route"] = route  # as Starlette's router sets it: metrics and the access log name it
+    try:
+        response = await route.endpoint(Request(scope, receive))
+    except PanoramaError as exc:
+        response = json_answer(exc)
+    await response(scope, receive, send)

@@ -30,7 +30,7 @@ from app.config import Settings, format_path
 from app.context import AppContext
 from app.correlation import api as correlation_api
 from app.digests import api as digests_api
-from app.errors import InvalidInput, NotFound, PanoramaError, Unauthenticated
+from app.errors import InvalidInput, NotFound, PanoramaError, json_answer
 from app.grafana import api as grafana_api
 from app.health import api as health_api
 from app.http_stack import HttpStack
@@ -122,6 +122,7 @@ def create_app(
         telemetry=RequestTelemetry(context.metrics),
         limiter=RateLimiter(lambda: context.settings.server.rate_limit),
         trace_context=None if exporting else TraceContext(provider),
+        direct=alerts_api.DIRECT_ROUTES,
     )
     if settings.server.cors.allow_origins:  # off unless configured (read at start)
         app.add_middleware(
@@ -230,8 +231,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def panorama_error(request: Request, exc: PanoramaError) -> Response:
         if (page := error_page(request, exc)) is not None:
             return page
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        return json_answer(exc)
 
     @app.exception_handler(BackendError)
     async def backend_error(request: Request, exc: BackendError) -> Response:

@@ -56,6 +56,7 @@ from fastapi import FastAPI  # noqa: E402
 from starlette.types import ASGIApp, Message  # noqa: E402
 
 from app import db, migrations  # noqa: E402
+from app.alerts import api as alerts_api  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.observability import configure_logging  # noqa: E402
 from app.rollups.cache import MAX_ENTRIES  # noqa: E402
@@ -142,8 +143,12 @@ class EndpointClock:
 
     def wrap(self, app: FastAPI) -> None:
         """Wraps every endpoint; FastAPI 0.165 builds included routes' handlers at the first request
-        (``_IncludedRouter.effective_candidates``), so this runs after one."""
+        (``_IncludedRouter.effective_candidates``), so this runs after one. The HTTP stack's
+        direct routes (the webhook) are called by their ``endpoint``: that is wrapped instead."""
         self._wrap(app.router.routes)
+        for route in alerts_api.DIRECT_ROUTES:
+            if not hasattr(route.endpoint, "timed"):
+                route.endpoint = self._timed(route.endpoint)
 
     def _wrap(self, routes: Sequence[Any]) -> None:
         for route in routes:

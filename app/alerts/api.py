@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from app import times
@@ -42,7 +43,8 @@ from app.alerts.schemas import (
     WebhookPayload,
 )
 from app.config import format_path
-from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer, WebhookCaller
+from app.context import AppContext
+from app.deps import AlertsDep, ContextDep, Operator, SessionDep, SessionsDep, Viewer
 from app.errors import InvalidInput, answers
 from app.web import auth as web_auth
 from app.web.deps import Page, PageDep
@@ -94,12 +96,21 @@ def _payload(raw: bytes) -> WebhookPayload:
         _503="Not stored (the database failed): Alertmanager retries",
     ),
 )
-async def alertmanager_webhook(
-    _: WebhookCaller, request: Request, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
-) -> Accepted:
+async def alertmanager_webhook(request: Request) -> Response:
+    """A direct route (``app.http_stack``: called without FastAPI's routing and dependencies, the
+    storm's path): it checks the caller before reading the body, as a dependency did."""
+    context: AppContext = request.app.state.context
     settings = context.settings
+    assert context.sessions is not None, "the database is opened in the lifespan"
+    assert context.alerts is not None, "the alerting runtime is opened in the lifespan"
+    service.webhook_caller(settings.alerts, context.tokens, request.headers.get("authorization", ""))
     payload = _payload(await _body(request, settings.alerts.max_body_bytes))
-    return await service.receive(sessions, alerts, settings, payload)
+    accepted = await service.receive(context.sessions, context.alerts, settings, payload)
+    return Response(accepted.model_dump_json(), media_type="application/json")
+
+
+DIRECT_ROUTES = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is alertmanager_webhook]
+"""The routes ``app.http_stack`` answers directly."""
 
 
 # --- incidents ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tests.alerts.support import (
     payload,
 )
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.test_observability import sample
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -375,3 +376,27 @@ async def test_payloads_that_can_never_succeed_are_4xx(app_factory: AppFactory) 
     assert big.status_code == 413
     assert chunked.status_code == 413
     assert stored == []  # nothing stored half-way
+
+
+async def test_the_webhook_answers_like_every_route_though_the_http_stack_calls_it_directly(
+    app_factory: AppFactory,
+) -> None:
+    """The webhook skips FastAPI's routing (app.http_stack): its answers still carry the security
+    headers and the Bearer challenge, are counted under its route template, and say what they stored."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        stored = await post(client, payload("Down", [alert("Down"), alert("Down", instance="b:1")]))
+        refused = await client.post(WEBHOOK, json=payload("Down", [alert("Down")]))
+        wrong_method = await client.get(WEBHOOK, headers=bearer_webhook())
+        exposition = (await client.get("/metrics")).text
+    assert stored.status_code == 200
+    assert stored.headers["content-type"] == "application/json"
+    assert stored.json() == {"status": "stored", "incident_id": stored.json()["incident_id"], "alerts": 2}
+    assert isinstance(stored.json()["incident_id"], int)
+    assert stored.headers["x-content-type-options"] == "nosniff"
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert refused.json()["error"] == "unauthorized"
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert wrong_method.status_code == 405  # other methods still go through FastAPI's router
+    assert sample(exposition, "panorama_http_requests_total", route=WEBHOOK, method="POST", status="200") == 1
+    assert sample(exposition, "panorama_http_requests_total", route=WEBHOOK, method="POST", status="401") == 1
