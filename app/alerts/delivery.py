@@ -26,8 +26,8 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -38,7 +38,6 @@ from app.alerts import enrichment, messages, personal, repository
 from app.alerts.channels import registry
 from app.alerts.channels.base import Digest, Notification, Outgoing, SendResult
 from app.alerts.channels.config import ChannelConfig
-from app.alerts.models import Delivery
 from app.config import Settings
 
 log = logging.getLogger("panorama.alerts")
@@ -75,16 +74,20 @@ class Outcome:
     result: SendResult
     digest: bool = False
     payload: str | None = None  # the row's message as sent, when the worker added to it (its context)
+    mentions: Mapping[int, list[str]] = field(default_factory=dict)  # whom each row's message named
 
 
 @dataclass(frozen=True)
 class Claim:
-    """What one worker holds of one channel: rows claimed under ``token``, sent as a digest or one by one."""
+    """What one worker holds of one channel: rows claimed under ``token`` at ``at`` until
+    ``lease_ends``, sent as a digest or one by one."""
 
     channel: str
     token: str
     rows: list[tuple[int, str]]  # (id, payload)
     digest: bool
+    at: datetime
+    lease_ends: datetime
 
 
 @dataclass(frozen=True)
@@ -164,23 +167,28 @@ async def drain_channel(
     hold: Hold | None = None,
 ) -> int:
     """Sends the channel's due deliveries batch after batch, until none is due, its rate limit holds
-    the rest back, or ``stopping()``; returns how many rows were handled."""
+    the rest back, or ``stopping()``; returns how many rows were handled. ``hold`` is told when the
+    channel's rate limit holds everything back, and until when.
+
+    The next batch is claimed in the transaction that records the last one's outcome: one
+    transaction per batch, not two (see the module's docstring)."""
+    if stopping():
+        return 0
+    config = channel_config(settings, channel)
+    claim_next = _claimer(
+        config, channel, worker=worker, now=now, extra_s=context_limit_s(settings, config, enricher)
+    )
+    async with sessions.begin() as session:
+        claim = await claim_next(session)
     handled = 0
-    while not stopping():
-        count = await deliver_batch(
-            sessions,
-            settings,
-            http,
-            channel,
-            worker=worker,
-            now=now,
-            observe=observe,
-            enricher=enricher,
-            hold=hold,
+    while isinstance(claim, Claim):
+        outcomes = await _send_claim(config, claim, http, settings, enricher)
+        handled += len(claim.rows)
+        claim = await _record_while_leased(
+            sessions, settings, claim, outcomes, observe, then=None if stopping() else claim_next
         )
-        if count == 0:
-            break
-        handled += count
+    if isinstance(claim, HeldBack) and hold is not None:
+        hold(channel, claim.until)
     return handled
 
 
@@ -201,28 +209,39 @@ async def deliver_batch(
 
     A page that wants its context (error logs, traces) gets it here, between the claim's
     transaction and the record's, never inside either (see :mod:`app.alerts.enrichment`)."""
-    moment = now or datetime.now(UTC)
-    config = next((c for c in settings.channels if c.name == channel), None)
-    extra = context_limit_s(settings, config, enricher)
+    config = channel_config(settings, channel)
+    claim_next = _claimer(
+        config, channel, worker=worker, now=now, extra_s=context_limit_s(settings, config, enricher)
+    )
     async with sessions.begin() as session:
-        claim = await _claim(session, config, channel, moment, worker, extra)
+        claim = await claim_next(session)
     if isinstance(claim, HeldBack):
         if hold is not None:
             hold(channel, claim.until)
         return 0
     if claim is None:
         return 0
-    outcomes = await _send_claim(config, claim, http, settings, moment, enricher)
-    recorded = await _record_while_leased(
-        sessions, settings, claim, outcomes, moment, observe, lease_ends=moment + lease(config, extra)
-    )
-    if recorded < len(claim.rows):
-        log.warning(
-            "deliveries were re-claimed by another worker while this one sent them; their outcome "
-            "is theirs to record",
-            extra={"channel": channel, "rows": len(claim.rows) - recorded},
-        )
+    outcomes = await _send_claim(config, claim, http, settings, enricher)
+    await _record_while_leased(sessions, settings, claim, outcomes, observe, then=None)
     return len(claim.rows)
+
+
+def channel_config(settings: Settings, channel: str) -> ChannelConfig | None:
+    """The channel's configuration; None when it is no longer configured (its rows are dead-lettered)."""
+    return next((c for c in settings.channels if c.name == channel), None)
+
+
+Claimer = Callable[[AsyncSession], Awaitable["Claim | HeldBack | None"]]
+"""Claims the channel's next batch in the session's transaction."""
+
+
+def _claimer(
+    config: ChannelConfig | None, channel: str, *, worker: str, now: datetime | None, extra_s: float
+) -> Claimer:
+    async def claim(session: AsyncSession) -> Claim | HeldBack | None:
+        return await _claim(session, config, channel, now or datetime.now(UTC), worker, extra_s)
+
+    return claim
 
 
 async def _claim(
@@ -239,7 +258,7 @@ async def _claim(
         gone = await repository.claim_deliveries(
             session, channel, now, worker=worker, token=token, lease_until=until, limit=MAX_DIGEST_ROWS
         )
-        return Claim(channel, token, [(r.id, r.payload) for r in gone], digest=False) if gone else None
+        return Claim(channel, token, gone, digest=False, at=now, lease_ends=until) if gone else None
     at_once = config.concurrency
     limit = registry.rate_limit_per_min(config)
     digest = False
@@ -252,7 +271,7 @@ async def _claim(
         queued = await repository.due_count(session, channel, now, at_most=budget + 1)
         digest = queued > budget
         at_once = MAX_DIGEST_ROWS if digest else min(at_once, budget)
-    rows: Sequence[Delivery] = []
+    rows: list[tuple[int, str]] = []
     if digest:  # notices are never merged into a digest of pages: they go one by one
         rows = await repository.claim_deliveries(
             session, channel, now, worker=worker, token=token, lease_until=until, limit=at_once, pages=True
@@ -267,7 +286,7 @@ async def _claim(
         return None
     if limit is not None:
         await repository.add_attempts(session, channel, now, 1 if digest else len(rows))
-    return Claim(channel, token, [(r.id, r.payload) for r in rows], digest=digest)
+    return Claim(channel, token, rows, digest=digest, at=now, lease_ends=until)
 
 
 async def _send_claim(
@@ -275,7 +294,6 @@ async def _send_claim(
     claim: Claim,
     http: httpx.AsyncClient,
     settings: Settings,
-    now: datetime,
     enricher: enrichment.Enricher | None,
 ) -> list[Outcome]:
     ids = [row_id for row_id, _ in claim.rows]
@@ -285,12 +303,20 @@ async def _send_claim(
     if claim.digest:
         items = [messages.from_json(payload) for _, payload in claim.rows]
         digest = Digest(items=items, locale=items[0].locale, timezone=items[0].timezone)
-        return [Outcome(ids, await _send(config, digest, http), digest=True)]
+        named = {row_id: _names(item) for row_id, item in zip(ids, items, strict=True)}
+        return [Outcome(ids, await _send(config, digest, http), digest=True, mentions=named)]
     enrich = enricher if enricher is not None and registry.shows_context(config) else None
     sent = await asyncio.gather(
-        *(_prepare_and_send(config, payload, http, settings, now, enrich) for _, payload in claim.rows)
+        *(_prepare_and_send(config, payload, http, settings, claim.at, enrich) for _, payload in claim.rows)
     )
-    return [Outcome([row_id], result, payload=kept) for row_id, (result, kept) in zip(ids, sent, strict=True)]
+    return [
+        Outcome([row_id], result, payload=kept, mentions={row_id: names})
+        for row_id, (result, kept, names) in zip(ids, sent, strict=True)
+    ]
+
+
+def _names(message: Outgoing) -> list[str]:
+    return [person.name for person in message.mentions]
 
 
 async def _prepare_and_send(
@@ -300,19 +326,20 @@ async def _prepare_and_send(
     settings: Settings,
     now: datetime,
     enricher: enrichment.Enricher | None,
-) -> tuple[SendResult, str | None]:
-    """Sends the row's message, with its context added first when it wants one; returns the result
-    and, when context was added, the message as sent (kept on the row: a retry does not fetch again)."""
+) -> tuple[SendResult, str | None, list[str]]:
+    """Sends the row's message, with its context added first when it wants one; returns the result,
+    the message as sent when context was added (kept on the row: a retry does not fetch again), and
+    whom it names."""
     message = messages.outgoing_from_json(payload)
     if enricher is None or not isinstance(message, Notification) or not message.enrich or message.context:
-        return await _send(config, message, http), None
+        return await _send(config, message, http), None, _names(message)
     try:
         enriched = await enricher.add_context(settings, message, now)
     except Exception:  # context is a bonus: a bug fetching it must not hold the page back
         log.exception("adding context to a page failed; it goes without")
         enriched = message
     kept = messages.to_json(enriched) if enriched.context is not None else None
-    return await _send(config, enriched, http), kept
+    return await _send(config, enriched, http), kept, _names(message)
 
 
 async def _send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
@@ -332,12 +359,12 @@ async def _record_while_leased(
     settings: Settings,
     claim: Claim,
     outcomes: Sequence[Outcome],
-    now: datetime,
     observe: Observer,
     *,
-    lease_ends: datetime,
-) -> int:
-    """Records the outcomes, retrying while the database does not answer and the claim is ours.
+    then: Claimer | None,
+) -> Claim | HeldBack | None:
+    """Records the outcomes, retrying while the database does not answer and the claim is ours;
+    with ``then``, claims the channel's next batch in the same transaction and returns it.
 
     The channel has taken the messages already: a record lost to a database restart would make
     the next claimer send them again once the lease ran out.
@@ -345,12 +372,15 @@ async def _record_while_leased(
     attempt = 0
     while True:
         counted: list[tuple[str, str, str | None]] = []  # metrics only for what was committed
+        following: Claim | HeldBack | None = None
         try:
             async with sessions.begin() as session:
-                held = await _record(session, settings, claim, outcomes, now, _appender(counted))
+                held = await _record(session, settings, claim, outcomes, _appender(counted))
+                if then is not None:
+                    following = await then(session)
         except (DBAPIError, OSError) as exc:
             pause = RECORD_RETRY_S[min(attempt, len(RECORD_RETRY_S) - 1)]
-            if datetime.now(UTC) + timedelta(seconds=pause) >= lease_ends - RECORD_DEADLINE_MARGIN:
+            if datetime.now(UTC) + timedelta(seconds=pause) >= claim.lease_ends - RECORD_DEADLINE_MARGIN:
                 raise
             log.warning(
                 "recording sent deliveries failed; trying again while their claim lasts",
@@ -361,7 +391,13 @@ async def _record_while_leased(
             continue
         for channel, outcome, failure in counted:
             observe(channel, outcome, failure)
-        return held
+        if held < len(claim.rows):
+            log.warning(
+                "deliveries were re-claimed by another worker while this one sent them; their outcome "
+                "is theirs to record",
+                extra={"channel": claim.channel, "rows": len(claim.rows) - held},
+            )
+        return following
 
 
 def _appender(into: list[tuple[str, str, str | None]]) -> Observer:
@@ -376,53 +412,67 @@ async def _record(
     settings: Settings,
     claim: Claim,
     outcomes: Sequence[Outcome],
-    now: datetime,
     observe: Observer,
 ) -> int:
-    """Applies each outcome to the rows this claim still holds; returns how many it held."""
+    """Applies each outcome to the rows this claim still holds (one ``UPDATE`` for all); returns how
+    many it held."""
     ids = [row_id for row_id, _ in claim.rows]
     held = {row.id: row for row in await repository.lock_claimed(session, ids, claim.token)}
+    changes: list[dict[str, object]] = []
+    failed_steps: list[tuple[int, int]] = []
     for outcome in outcomes:
         primary = min(outcome.delivery_ids)
         for delivery_id in sorted(outcome.delivery_ids):
             delivery = held.get(delivery_id)
-            if delivery is not None:
-                _apply(session, settings, delivery, outcome, primary, now, observe)
-    # A person's rule moves on when one of its steps failed for good. Written last, once the
-    # timeline is flushed: rows, incident, then the person's page is the order that cannot
+            if delivery is None:
+                continue
+            change = _apply(session, settings, delivery, outcome, primary, claim.at, observe)
+            changes.append(change)
+            if (
+                change["new_status"] == "dead"
+                and delivery.page_id is not None
+                and delivery.page_step is not None
+            ):
+                failed_steps.append((delivery.page_id, delivery.page_step))
+    await repository.record_outcomes(session, changes)
+    # A person's rule moves on when one of its steps failed for good. Written last, after the
+    # rows and the timeline: rows, incident, then the person's page is the order that cannot
     # deadlock with an ack (incident, then pages).
-    await repository.write_pending(session)
-    for delivery in held.values():
-        if delivery.status == "dead" and delivery.page_id is not None and delivery.page_step is not None:
-            await personal.step_failed(session, delivery.page_id, delivery.page_step, now)
+    for page_id, step in failed_steps:
+        await personal.step_failed(session, page_id, step, claim.at)
     return len(held)
 
 
 def _apply(
     session: AsyncSession,
     settings: Settings,
-    delivery: Delivery,
+    delivery: repository.HeldDelivery,
     outcome: Outcome,
     primary: int,
     now: datetime,
     observe: Observer,
-) -> None:
+) -> dict[str, object]:
+    """The row's outcome (for :func:`repository.record_outcomes`), its timeline entry staged."""
     result = outcome.result
-    repository.record_attempt(delivery, outcome.payload)
-    detail = {"channel": delivery.channel, "kind": delivery.kind, "attempt": delivery.attempts}
+    attempt = delivery.attempts + 1
+    detail: dict[str, object] = {"channel": delivery.channel, "kind": delivery.kind, "attempt": attempt}
     if outcome.digest:
         detail["digest_of"] = len(outcome.delivery_ids)
     if result.ok:
-        repository.mark_delivered(delivery, now, primary if delivery.id != primary else None)
         observe(delivery.channel, "delivered", None)
-        if delivery.incident_id is not None:
-            mentions = [p.name for p in messages.outgoing_from_json(delivery.payload).mentions]
-            _timeline(session, delivery, now, "notified", {**detail, "mentions": mentions})
-        return
+        _timeline(
+            session, delivery, now, "notified", {**detail, "mentions": outcome.mentions.get(delivery.id, [])}
+        )
+        return repository.outcome_row(
+            delivery,
+            "delivered",
+            delivered_at=now,
+            digest_of=primary if delivery.id != primary else None,
+            payload=outcome.payload,
+        )
     too_old = now - delivery.created_at >= settings.alerts.max_delivery_age
     if result.retryable and not too_old:
-        delay = backoff(delivery.attempts)
-        repository.mark_retry(delivery, result.detail, now + delay)
+        delay = backoff(attempt)
         observe(delivery.channel, "retried", result.failure_class)
         _timeline(
             session,
@@ -431,16 +481,22 @@ def _apply(
             "delivery_failed",
             {**detail, "error": result.detail, "retry_in_s": round(delay.total_seconds(), 1)},
         )
-        return
-    repository.mark_dead(delivery, result.detail)
+        return repository.outcome_row(
+            delivery, "pending", due_at=now + delay, error=result.detail, payload=outcome.payload
+        )
     observe(delivery.channel, "dead_lettered", result.failure_class)
     log.error("notification dead-lettered", extra={"channel": delivery.channel, "error": result.detail})
     reason = "gave up after max_delivery_age" if result.retryable else "not retryable"
     _timeline(session, delivery, now, "dead_lettered", {**detail, "error": result.detail, "reason": reason})
+    return repository.outcome_row(delivery, "dead", error=result.detail, payload=outcome.payload)
 
 
 def _timeline(
-    session: AsyncSession, delivery: Delivery, now: datetime, kind: str, detail: dict[str, object]
+    session: AsyncSession,
+    delivery: repository.HeldDelivery,
+    now: datetime,
+    kind: str,
+    detail: dict[str, object],
 ) -> None:
     if delivery.incident_id is not None:
         repository.add_timeline(session, delivery.incident_id, now, kind, detail)
