@@ -1,6 +1,8 @@
 """What the alerting feature keeps while Panorama runs: the channels' HTTP client, the ack-link
 signing key, and the worker: one loop for escalations and heartbeats, and one sender task per
 channel with deliveries due, so that a slow channel never delays an escalation or another channel.
+Every stored webhook wakes the sender loop; in a storm the wakes are merged (a pass at most every
+``DISPATCH_GAP_S``), and a running sender claims its channel's next batch itself.
 
 Stopping is orderly: no new batch is claimed, batches in flight are sent and recorded within
 the grace the caller gives; what is still running after it is cancelled, and rows it had
