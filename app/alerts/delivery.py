@@ -3,12 +3,11 @@
 Each channel is drained on its own (a slow robot never holds up another channel, nor the
 escalations, which run in their own loop). A batch of a channel — up to a few waves of as many
 rows as the channel sends at once (``concurrency``), or every queued row merged into one digest
-— is claimed in one
-transaction (``sending``, a lease, a fresh claim token), sent, and its outcome recorded in
-another, fenced: only rows still carrying this claim's token are updated. That transaction also
-claims the channel's next batch, so a channel being drained costs one transaction per batch,
-not two (the first claim of a drain has its own). The lease outlasts
-the batch's longest possible sends (each send is cut at its timeout), so another worker re-claims
+— is claimed in one transaction (``sending``, a lease, a fresh claim token), sent, and its
+outcome recorded in another, fenced: only rows still carrying this claim's token are updated.
+That transaction also claims the channel's next batch, so a channel being drained costs one
+transaction per batch, not two (the first claim of a drain has its own). The lease outlasts the
+batch's longest possible sends (each send is cut at its timeout), so another worker re-claims
 a row only when its claimer died or stalled; if the stalled one comes back, the fence keeps it
 from recording over the new claimer. A message can thus go twice only when a worker dies
 between the channel's confirmation and the record, never because a channel is slow. A database
