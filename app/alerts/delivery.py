@@ -35,8 +35,9 @@ row, SQLite, runs alternating with the code before, 2026-12-06 at load 7–11): 
 (``webhook``, ``concurrency: 1``) 7.6–9.4 ms of CPU and 7.0 statements a row before, 5.0–6.1 ms
 with plain rows and one transaction a batch, 2.8–3.1 ms and 1.5 statements with waves (below);
 eight at a time 2.3–3.2 ms before, 1.8–2.2 after; DingTalk digests of 200 rows 0.44–0.57 ms a row
-before, 0.28–0.32 after (PostgreSQL at load 10: 9.9 → 3.5, 3.8 → 2.5, 0.67 → 0.37). What is left of a one-at-a-time row is mostly its HTTP post: httpx costs
-about 1 ms of CPU a post here, a bare asyncio stream 0.1 ms.
+before, 0.28–0.32 after (PostgreSQL at load 10: 9.9 → 3.5, 3.8 → 2.5, 0.67 → 0.37). What is left
+of a one-at-a-time row is mostly its HTTP post: httpx costs about 1 ms of CPU a post here, a bare
+asyncio stream 0.1 ms.
 
 A batch of a channel sending one (or ``concurrency``) at a time holds up to :data:`MAX_WAVES` waves of
 them when that many rows are due — sent wave after wave, so the order is kept — and its lease
