@@ -1,6 +1,8 @@
 """What the alerting feature keeps while Panorama runs: the channels' HTTP client, the ack-link
 signing key, and the worker: one loop for escalations and heartbeats, and one sender task per
 channel with deliveries due, so that a slow channel never delays an escalation or another channel.
+Every stored webhook wakes the sender loop; in a storm the wakes are merged (a pass at most every
+``DISPATCH_GAP_S``), and a running sender claims its channel's next batch itself.
 
 Stopping is orderly: no new batch is claimed, batches in flight are sent and recorded within
 the grace the caller gives; what is still running after it is cancelled, and rows it had
@@ -31,6 +33,11 @@ from app.db import WORKER
 
 log = logging.getLogger("panorama.alerts")
 
+# Every stored webhook wakes the sender loop, and each of its passes asks the database which channels
+# have deliveries due (~1.4 ms of the event loop's CPU on SQLite, bench/delivery_cpu.py): in a storm,
+# wakes closer than this are merged into one pass. A lone page is still looked at at once.
+DISPATCH_GAP_S = 0.25
+
 
 @dataclass
 class AlertRuntime:
@@ -50,6 +57,9 @@ class AlertRuntime:
     # Channels whose rate limit holds everything back, until when: no sender is started for them
     # before (in a storm every webhook wakes the worker, and each wake re-checked a full minute).
     _held: dict[str, datetime] = field(default_factory=dict)
+    # Channels the dispatch pass found due while their sender ran: looked at again when it ends (it
+    # may have made its last claim before their rows were committed).
+    _look_again: set[str] = field(default_factory=set)
     _stopping: bool = False
     _enricher: enrichment.Enricher | None = None
     intake: GroupCommit[intake.Webhook, Accepted] = field(init=False)
@@ -76,7 +86,10 @@ class AlertRuntime:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._loop(self._escalate_pass, self._wake_escalations), name="escalations"),
-            loop.create_task(self._loop(self._dispatch_pass, self._wake_deliveries), name="deliveries"),
+            loop.create_task(
+                self._loop(self._dispatch_pass, self._wake_deliveries, gap_s=DISPATCH_GAP_S),
+                name="deliveries",
+            ),
         ]
 
     @property
@@ -148,7 +161,9 @@ class AlertRuntime:
             held = self._held.get(channel)
             if held is not None and held > now:
                 continue
-            if channel not in self._senders and not self._stopping:
+            if channel in self._senders:  # it may be past its last claim: look again when it ends
+                self._look_again.add(channel)
+            elif not self._stopping:
                 task = asyncio.get_running_loop().create_task(self._send(channel), name=f"send-{channel}")
                 self._senders[channel] = task
                 task.add_done_callback(self._sender_done)
@@ -158,6 +173,9 @@ class AlertRuntime:
         for name, running in list(self._senders.items()):
             if running is task:
                 del self._senders[name]
+                if name in self._look_again:
+                    self._look_again.discard(name)
+                    self._wake_deliveries.set()
 
     async def _send(self, channel: str) -> int:
         try:
@@ -176,9 +194,13 @@ class AlertRuntime:
             log.exception("deliveries to %s failed; retrying on the next pass", channel)
             return 0
 
-    async def _loop(self, run_pass: Callable[[], Any], wake: asyncio.Event) -> None:
+    async def _loop(self, run_pass: Callable[[], Any], wake: asyncio.Event, *, gap_s: float = 0.0) -> None:
+        """Runs ``run_pass`` when woken, every ``worker_interval`` otherwise, and at once again while
+        it says it was busy; passes woken start at least ``gap_s`` apart (wakes in between are one)."""
         failures = 0
+        clock = asyncio.get_running_loop().time
         while not self._stopping:
+            started = clock()
             busy = False
             if self.ready():
                 try:
@@ -193,4 +215,7 @@ class AlertRuntime:
             interval = self.settings().alerts.worker_interval.total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=interval)
+            pause = started + gap_s - clock()
+            if pause > 0 and not self._stopping:
+                await asyncio.sleep(pause)
             wake.clear()

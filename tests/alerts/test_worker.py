@@ -117,3 +117,26 @@ async def test_a_send_longer_than_the_grace_is_left_to_its_lease(
         await engine.dispose()
     assert page.status == "sending"  # the outcome is unknown: another worker sends it after the lease
     assert page.claimed_until is not None
+
+
+async def test_pages_queued_while_their_channel_sends_go_out_without_waiting_for_the_poll(
+    app_factory: AppFactory, serve_sink: Serve
+) -> None:
+    slow, fast = serve_sink(WebhookSink()), serve_sink(WebhookSink())
+    slow.sink.hang(1.0, times=1)  # the first page is still being sent when the others are stored
+    config = two_channel_config(slow, fast)
+    config["alerts"]["worker_interval"] = "1h"  # only wakes (and the sender's own next claims) move them
+    config["escalations"][0]["steps"] = [{"notify": {"channels": ["slow"]}}]
+    async with app_factory(**config) as (app, client):
+        for name in ("First", "Second", "Third"):
+            answer = await client.post(
+                "/api/v1/alerts/alertmanager", json=payload(name, [alert(name)]), headers=bearer_webhook()
+            )
+            assert answer.status_code == 200
+
+        async def all_delivered() -> bool:
+            rows = await outbox(app.state.context.sessions)
+            return len(rows) == 3 and all(d.status == "delivered" for d in rows)
+
+        await eventually(all_delivered, "the three pages delivered")
+    assert len(slow.sink.messages) == 3
