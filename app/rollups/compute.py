@@ -125,15 +125,25 @@ async def entity_groups(
 async def plan(
     prometheus: PrometheusClient, catalog: Catalog, settings: RollupSettings, window: DayWindow
 ) -> list[PlannedQuery]:
-    groups: dict[str, list[str]] = {}
-    for name, kind in catalog.entities.items():
-        if any("$filter" in d.query for d in catalog.families(name)):
-            groups[name] = await entity_groups(prometheus, kind, window, settings.entities_per_query)
+    """The day's queries, the longest first (:data:`SCHEDULE_ORDER`); the entity lookups of the
+    kinds that split their families run at once."""
+    split = [name for name in catalog.entities if any("$filter" in d.query for d in catalog.families(name))]
+    lookups = [
+        entity_groups(prometheus, catalog.entities[name], window, settings.entities_per_query)
+        for name in split
+    ]
+    groups = dict(zip(split, await asyncio.gather(*lookups), strict=True))
     planned: list[PlannedQuery] = []
-    for definition in catalog.definitions:
+    for definition in sorted(catalog.definitions, key=lambda d: SCHEDULE_ORDER[d.kind]):
         filters = groups.get(definition.entity, [""]) if "$filter" in definition.query else [""]
         planned.extend(PlannedQuery(definition, render(definition, window, f)) for f in filters)
     return planned
+
+
+SCHEDULE_ORDER = {FamilyKind.GAUGE: 0, FamilyKind.HISTOGRAM: 1, FamilyKind.COUNTER: 2}
+"""The order a day's queries are sent in: gauges first (a range query, the longest for Prometheus
+and the largest answer to decode: decoded while the others still run), histograms (one series
+per bucket), counters last (small answers that fill the slots as the long ones end)."""
 
 
 def coverage_query(catalog: Catalog, window: timedelta) -> str | None:
@@ -194,12 +204,15 @@ async def compute_day(
     prometheus: PrometheusClient, catalog: Catalog, settings: RollupSettings, window: DayWindow
 ) -> DayFigures:
     """Every family of the catalogue for every entity of ``window``'s day; nothing when the probe
-    finds no sample inside the day."""
-    coverage = await probe_coverage(prometheus, catalog, settings, window)
-    if coverage is not None and not coverage.inside:
-        return DayFigures(window, [], coverage)
-    queries = await plan(prometheus, catalog, settings, window)
+    finds no sample inside the day.
+
+    The probe, the entity lookups and the day's queries overlap (see the module): at most
+    ``query_concurrency`` of the probe's and the family queries at once, the probe first."""
     limit = asyncio.Semaphore(settings.query_concurrency)
+
+    async def probe() -> Coverage | None:
+        async with limit:
+            return await probe_coverage(prometheus, catalog, settings, window)
 
     async def run(query: PlannedQuery) -> list[FamilyValue]:
         async with limit:
@@ -221,9 +234,14 @@ async def compute_day(
 
     try:
         async with asyncio.TaskGroup() as group:
+            probing = group.create_task(probe())
+            queries = await plan(prometheus, catalog, settings, window)
             tasks = [group.create_task(run(query)) for query in queries]
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None  # the first failure; the others were cancelled with it
+    coverage = probing.result()
+    if coverage is not None and not coverage.inside:
+        return DayFigures(window, [], coverage)
     values = [value for task in tasks for value in task.result()]
     return DayFigures(window, values, coverage)
 
