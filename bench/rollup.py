@@ -507,6 +507,8 @@ class DayTimes:
     prometheus: list[float] = field(default_factory=list)
     set_aside: list[tuple[str, int, Pair]] = field(default_factory=list)
     """(what, round, pair): the noisy pairs measured again."""
+    run_parts: list[tuple[float, float]] = field(default_factory=list)
+    """Every run_day: (seconds in all, seconds computing): the rest is claiming and storing."""
     plan: float = 0.0
     naive: list[float] = field(default_factory=list)
     naive_queries: int = 0
@@ -617,9 +619,11 @@ async def run_and_check(
     day: date,
     slot: DayTimes,
 ) -> None:
+    started = time.perf_counter()
     outcome = await service.run_day(sessions, client, settings, day, trigger="bench")
     if outcome.status != "ok":
         raise RuntimeError(f"run_day({day}) ended {outcome.status}: {outcome.error}")
+    slot.run_parts.append((time.perf_counter() - started, outcome.duration_ms / 1000))
     slot.entities, slot.values = outcome.entities, outcome.values
 
 
@@ -921,6 +925,11 @@ def print_days(times: Sequence[DayTimes], rounds: int) -> None:
     for t in times:
         pairs = ", ".join(pair.describe() for pair in t.run_day)
         print(f"  {t.day} run_day pairs: {pairs}")
+    beyond = [total - computing for t in times for total, computing in t.run_parts]
+    print(
+        f"run_day beyond computing (claiming, storing, finishing): median {statistics.median(beyond):.3f} s, "
+        f"max {max(beyond):.3f} s"
+    )
 
 
 def rollup_lines(opts: Options, times: Sequence[DayTimes], sample: int) -> list[Line]:
