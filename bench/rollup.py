@@ -5,20 +5,29 @@ On N services × D UTC days of generated Istio traffic (``istio_requests_total``
 backfilled with promtool into a real Prometheus on 127.0.0.1, it measures in the same run:
 
 1. seconds per rolled-up day: ``run_day`` into a fresh SQLite database, and ``compute_day`` alone;
-2. their ratio to Prometheus's own time for the same queries (the PromQL ``plan()`` produces,
-   POSTed with plain httpx, same parameters and concurrency, bodies read but not parsed);
+2. their ratio to Prometheus's own time for the same queries (the PromQL ``plan()`` produces, in
+   its order, POSTed with plain httpx, same parameters and concurrency, bodies read but not
+   parsed). Each Panorama run is timed between two runs of Prometheus alone and judged against
+   their mean, so that a machine that changes speed weighs on both sides; a pair whose two
+   baselines differ by more than 25% is measured again (at most twice) and printed, never
+   dropped silently. The worst day and round is the goal's figure, not the median;
 3. the ratio of a naive rollup (one query per service per family) to Panorama's batched queries
    for the same service families (``compute_day`` on the catalogue cut to them), the naive one
-   timed on a random sample of services and extrapolated to N;
+   timed on a random sample of services and extrapolated to N, each naive run between two
+   batched ones;
 4. database bytes per stored value row and per reported figure;
 5. the latency of a three-year ``daily`` report of one service through the real app over ASGI,
    and through ``service.series`` directly, with ``--report-services`` × ``--report-days`` stored.
 
 Goals are informational: the table says PASS or MISS, and the exit status is 0.
 
-Run: .venv/bin/python bench/rollup.py            (7 to 8 minutes on an idle 2-core machine, of which
+Run: .venv/bin/python bench/rollup.py            (8 to 10 minutes on an idle 2-core machine, of which
                                                   ~2.5 generating and backfilling, ~2 filling the store)
      .venv/bin/python bench/rollup.py --quick    (a smoke run, under 10 seconds)
+     .venv/bin/python bench/rollup.py --keep --workdir DIR, then
+     .venv/bin/python bench/rollup.py --prometheus-dir DIR/panorama-bench-rollup-*/prometheus --rollups-only
+                                                 (parts 1-3 again on the same TSDB: runs of two versions of
+                                                  the code can alternate on the same data)
 """
 
 from __future__ import annotations
