@@ -43,7 +43,7 @@ families over more, smaller queries so that both cores work on them was measured
 a loaded machine the cores are busy anyway (the services' six families took 3.5 s as 6 queries,
 3.5 s as 12 and 3.8 s as 24, Prometheus alone), and every query adds its own overhead.
 Together these save tens of milliseconds a day, less than a shared 2-core machine at load 6-9
-resolves (four alternating runs of this and the code before: README, "Performance").
+resolves (six alternating runs of this and the code before: README, "Performance").
 """
 
 from __future__ import annotations
