@@ -46,6 +46,7 @@ from app.rollups.catalog import Catalog, build_catalog
 from app.rollups.compute import DayFigures, FamilyValue, compute_day
 from app.rollups.config import EntityKind, FamilyKind, RollupSettings
 from app.rollups.days import (
+    DayWindow,
     Granularity,
     day_window,
     days_between,
@@ -161,13 +162,7 @@ async def run_day(
         return RunOutcome(day, SKIPPED)
     started = time.perf_counter()
     try:
-        computed = (
-            await compute_day(prometheus, catalog, settings.rollups, window)
-            if prometheus is not None
-            else DayFigures(window, [])
-        )
-        async with sessions() as session:
-            recorded = await oncall.compute_day(session, settings, window)
+        computed, recorded = await _compute_sources(sessions, prometheus, settings, catalog, window)
     except (BackendError, RollupQueryError) as exc:
         return await _fail(sessions, run_id, day, started, _describe(exc))
     except BaseException:
@@ -203,6 +198,34 @@ async def run_day(
         extra={"status": status, "entities": entities, "values": len(values), "ms": elapsed},
     )
     return RunOutcome(day, status, elapsed, entities, len(values))
+
+
+async def _compute_sources(
+    sessions: Sessions,
+    prometheus: PrometheusClient | None,
+    settings: Settings,
+    catalog: Catalog,
+    window: DayWindow,
+) -> tuple[DayFigures, list[FamilyValue]]:
+    """The day from Prometheus and from the on-call history at once (the database read waits on
+    no query); the first failure cancels the other."""
+
+    async def recorded() -> list[FamilyValue]:
+        async with sessions() as session:
+            return await oncall.compute_day(session, settings, window)
+
+    async def queried() -> DayFigures:
+        if prometheus is None:
+            return DayFigures(window, [])
+        return await compute_day(prometheus, catalog, settings.rollups, window)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            from_prometheus = group.create_task(queried())
+            from_history = group.create_task(recorded())
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return from_prometheus.result(), from_history.result()
 
 
 def _status(computed: DayFigures, values: list[FamilyValue], queried: bool) -> str:

@@ -11,7 +11,8 @@ import pytest
 
 from app.backends.prometheus import PrometheusClient
 from app.rollups.catalog import build_catalog
-from app.rollups.compute import FamilyValue, compute_day, range_literal
+from app.rollups.compute import SCHEDULE_ORDER, FamilyValue, compute_day, plan, range_literal
+from app.rollups.config import FamilyKind
 from app.rollups.days import day_window
 from app.rollups.histograms import quantile
 from app.rollups.service import catalog_of
@@ -144,6 +145,24 @@ async def test_splitting_large_families_changes_nothing(
     many = await compute_day(client, catalog_of(split), split.rollups, window)
     assert by_key(one.values) == by_key(many.values)
     assert len(one.values) == len(many.values) > 10
+
+
+async def test_a_days_queries_go_longest_first(
+    prometheus: RunningPrometheus, client: PrometheusClient
+) -> None:
+    """Gauges (range queries, the largest answers) first, then histograms, counters last; each
+    family's queries in the catalogue's order within its kind."""
+    dataset = dataset_of(prometheus)
+    settings = rollup_settings(prometheus.url, "sqlite+aiosqlite:///unused.db")
+    catalog = catalog_of(settings)
+    window = day_window(utc_days(dataset)[1], UTC_ZONE)
+    planned = await plan(client, catalog, settings.rollups, window)
+    kinds = [query.definition.kind for query in planned]
+    assert kinds == sorted(kinds, key=SCHEDULE_ORDER.__getitem__)
+    assert kinds[0] is FamilyKind.GAUGE
+    assert kinds[-1] is FamilyKind.COUNTER
+    gauges = [query.definition.name for query in planned if query.definition.kind is FamilyKind.GAUGE]
+    assert gauges == [d.name for d in catalog.definitions if d.kind is FamilyKind.GAUGE]
 
 
 async def test_a_sample_at_midnight_counts_once(
