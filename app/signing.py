@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=16)  # a key per purpose, derived once (every message's links are signed)
 def _purpose_key(key: bytes, purpose: Purpose) -> bytes:
     return hmac.new(key, f"panorama/{purpose.value}".encode(), hashlib.sha256).digest()
 

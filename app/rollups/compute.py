@@ -36,7 +36,8 @@ its first query or after Prometheus's last answer adds to the day; what it does 
 works on another query costs only CPU. So the probe and the lookups (15-60 ms each) no longer wait
 for each other nor hold the queries back: the probe takes the first of the ``query_concurrency``
 slots, the queries the others as soon as the lookups answer, and a day the probe finds empty drops
-its (then empty and cheap) answers. The queries go gauges first, histograms next, counters last
+its (then empty and cheap) answers — and its failed queries or lookups: such a day stays ``no_data``,
+as when nothing ran before the probe had answered. The queries go gauges first, histograms next, counters last
 (:data:`SCHEDULE_ORDER`): the largest answer is decoded (0.2 s of CPU) while the bucket queries still
 run, instead of last, and the short counter queries fill the slots at the end. Splitting the heavy
 families over more, smaller queries so that both cores work on them was measured and not kept: on
@@ -232,8 +233,22 @@ async def compute_day(
         async with limit:
             return await probe_coverage(prometheus, catalog, settings, window)
 
+    async def day_is_empty() -> bool:
+        """Whether the probe finds no sample inside the day: a query failing on such a day is not
+        the day's outcome (before the queries overlapped the probe, they never ran on it)."""
+        coverage = await probing
+        return coverage is not None and not coverage.inside
+
     async def run(query: PlannedQuery) -> list[FamilyValue]:
-        async with limit:
+        try:
+            return await values_of(query)
+        except Exception:
+            if await day_is_empty():
+                return []
+            raise
+
+    async def values_of(query: PlannedQuery) -> list[FamilyValue]:
+        async with limit:  # released before a failure waits for the probe, which needs a slot
             kind = catalog.entities[query.definition.entity]
             if query.definition.kind is FamilyKind.GAUGE:
                 step = query.definition.step or settings.step
@@ -253,7 +268,12 @@ async def compute_day(
     try:
         async with asyncio.TaskGroup() as group:
             probing = group.create_task(probe())
-            queries = await plan(prometheus, catalog, settings, window)
+            try:
+                queries = await plan(prometheus, catalog, settings, window)
+            except Exception:
+                if not await day_is_empty():
+                    raise
+                queries = []
             tasks = [group.create_task(run(query)) for query in queries]
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None  # the first failure; the others were cancelled with it

@@ -133,6 +133,31 @@ async def test_catch_up_goes_back_until_prometheus_has_no_data(
     assert await service.catch_up(sessions, client, settings, now=now) == []
 
 
+async def test_a_query_failing_on_a_day_without_data_leaves_it_no_data_and_fails_a_day_with_data(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    """The day's queries run beside its coverage probe: one Prometheus refuses does not decide a
+    day the probe finds empty (it is no_data, as when the queries waited for the probe), and
+    still fails a day that has samples."""
+    broken = {
+        "name": "broken_total",
+        "entity": "service",
+        "kind": "counter",
+        "query": "sum by (destination_service) (increase(istio_requests_total[$range])",  # no ")"
+    }
+    settings = rollup_settings(prometheus.url, database_url, rollups={"definitions": [broken]})
+    first = utc_days(dataset_of(prometheus))[0]
+    client = client_for(prometheus)
+    empty = await service.run_day(sessions, client, settings, first - timedelta(days=1), trigger="test")
+    with_data = await service.run_day(sessions, client, settings, first, trigger="test")
+    await client.aclose()
+    assert empty.status == RunStatus.NO_DATA
+    assert with_data.status == RunStatus.FAILED
+    assert with_data.error is not None
+    assert with_data.error.startswith("prometheus: ")
+    assert await count_values(sessions, day=first) == 0
+
+
 async def test_a_day_with_only_its_closing_midnight_sample_stores_nothing(
     prometheus: RunningPrometheus, sessions: Factory, database_url: str
 ) -> None:
