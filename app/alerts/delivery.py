@@ -1,19 +1,18 @@
 """The delivery worker's job: send what the outbox holds, and never lose or repeat a page.
 
 Each channel is drained on its own (a slow robot never holds up another channel, nor the
-escalations, which run in their own loop). A batch of a channel — up to a few waves of as many
-rows as the channel sends at once (``concurrency``), or every queued row merged into one digest
-— is claimed in one transaction (``sending``, a lease, a fresh claim token), sent, and its
-outcome recorded in another, fenced: only rows still carrying this claim's token are updated.
-That transaction also claims the channel's next batch, so a channel being drained costs one
-transaction per batch, not two (the first claim of a drain has its own). The lease outlasts the
-batch's longest possible sends (each send is cut at its timeout), so another worker re-claims
-a row only when its claimer died or stalled; if the stalled one comes back, the fence keeps it
-from recording over the new claimer. A message can thus go twice only when a worker dies
-between the channel's confirmation and the record, never because a channel is slow. A database
-that stops answering between the two (a restart, a failover, SQLite's write lock held elsewhere)
-does not make it go twice either: the outcome, already known, is recorded again and again until
-the claim's lease is about to end.
+escalations, which run in their own loop). A batch of a channel — as many rows as the channel sends
+at once (``concurrency``), or every queued row merged into one digest — is claimed in one
+transaction (``sending``, a lease, a fresh claim token), sent, and its outcome recorded in another,
+fenced: only rows still carrying this claim's token are updated. That transaction also claims the
+channel's next batch, so a channel being drained costs one transaction per batch, not two (the
+first claim of a drain has its own). The lease outlasts the batch's longest possible sends (each
+send is cut at its timeout), so another worker re-claims a row only when its claimer died or
+stalled; if the stalled one comes back, the fence keeps it from recording over the new claimer. A
+message can thus go twice only when a worker dies between the channel's confirmation and the
+record, never because a channel is slow. A database that stops answering between the two (a
+restart, a failover, SQLite's write lock held elsewhere) does not make it go twice either: the
+outcome, already known, is recorded again and again until the claim's lease is about to end.
 
 Failures are retried with exponential backoff and jitter until ``max_delivery_age``, then
 dead-lettered. Rate limits (DingTalk and WeCom: 20 a minute) are kept in a ledger in the
@@ -39,9 +38,9 @@ before, 0.28–0.32 after (PostgreSQL at load 10: 9.9 → 3.5, 3.8 → 2.5, 0.67
 of a one-at-a-time row is mostly its HTTP post: httpx costs about 1 ms of CPU a post here, a bare
 asyncio stream 0.1 ms.
 
-A batch could hold several waves of ``concurrency`` sends (:data:`MAX_WAVES`), sent wave after
-wave with one claim and one record for all: measured, 2.8–3.1 ms a row one at a time against
-5.0–6.1 with one wave. It is kept at one: the outcomes of a batch are recorded when its last wave
+A batch could hold several waves of ``concurrency`` sends, sent wave after wave with one claim
+and one record for all: measured, 2.8–3.1 ms a row one at a time against
+5.0–6.1 with one wave. It holds one: the outcomes of a batch are recorded when its last wave
 is done, so a worker killed in its fourth wave had three messages the channel took and nobody
 recorded, sent again after a lease four times as long — the SIGKILL drill
 (``tests/drills/test_deliveries.py``) counted three duplicates where only the one send in flight
@@ -83,12 +82,6 @@ SEND_SLACK_S = 5.0
 # also how long a crashed worker's batch waits before another worker sends it.
 LEASE_MARGIN_S = 15.0
 MAX_DIGEST_ROWS = 200
-# A batch may hold up to this many waves of ``concurrency`` sends when that many rows are due, sent
-# one wave after the other, its lease growing with its waves (within WAVES_LEASE_S of sending).
-# One: every wave's outcome is recorded before the next is sent, so a killed worker leaves only its
-# sends in flight to go twice (see the module's docstring for the measurement of four).
-MAX_WAVES = 1
-WAVES_LEASE_S = 60.0
 # Recording an outcome the database did not take is tried again after these pauses (the last one
 # repeating) while the claim's lease lasts; RECORD_DEADLINE_MARGIN before it ends, the worker gives up
 # and the lease decides.
@@ -147,16 +140,10 @@ def send_limit_s(config: ChannelConfig | None) -> float:
     return (config.timeout_s if config is not None else 10.0) + SEND_SLACK_S
 
 
-def lease(config: ChannelConfig | None, extra_s: float = 0.0, waves: int = 1) -> timedelta:
-    """A claim's lease: a batch is sent ``concurrency`` rows at a time, in ``waves``, so it lasts that
-    many sends (each with ``extra_s`` of work before it: fetching pages' context), plus the margin."""
-    return timedelta(seconds=waves * (send_limit_s(config) + extra_s) + LEASE_MARGIN_S)
-
-
-def waves_at_most(config: ChannelConfig | None, extra_s: float = 0.0) -> int:
-    """How many waves of ``concurrency`` sends one claim may hold: as many as fit in
-    :data:`WAVES_LEASE_S` of sending (at least one, at most :data:`MAX_WAVES`)."""
-    return max(1, min(MAX_WAVES, int(WAVES_LEASE_S // (send_limit_s(config) + extra_s))))
+def lease(config: ChannelConfig | None, extra_s: float = 0.0) -> timedelta:
+    """A claim's lease: a batch is sent at once, so it lasts one send (and ``extra_s`` of work before
+    it: fetching pages' context), plus the margin."""
+    return timedelta(seconds=send_limit_s(config) + extra_s + LEASE_MARGIN_S)
 
 
 def context_limit_s(
@@ -293,21 +280,13 @@ async def _claim(
     extra_s: float = 0.0,
 ) -> Claim | HeldBack | None:
     token = uuid.uuid4().hex
-    at_once = config.concurrency if config is not None else MAX_DIGEST_ROWS
-
-    def lease_for(rows: int) -> datetime:
-        return now + lease(config, extra_s, waves=max(1, -(-rows // at_once)))
-
+    until = now + lease(config, extra_s)
     if config is None:  # dead-lettered at once: nothing is sent
         gone = await repository.claim_deliveries(
-            session, channel, now, worker=worker, token=token, lease_for=lease_for, limit=MAX_DIGEST_ROWS
+            session, channel, now, worker=worker, token=token, until=until, limit=MAX_DIGEST_ROWS
         )
-        return (
-            Claim(channel, token, gone, digest=False, at=now, lease_ends=lease_for(len(gone)))
-            if gone
-            else None
-        )
-    batch = at_once * waves_at_most(config, extra_s)
+        return Claim(channel, token, gone, digest=False, at=now, lease_ends=until) if gone else None
+    batch = config.concurrency
     limit = registry.rate_limit_per_min(config)
     digest = False
     if limit is not None:
@@ -327,21 +306,20 @@ async def _claim(
             now,
             worker=worker,
             token=token,
-            lease_for=lambda _rows: now + lease(config, extra_s),  # one send, however many rows
+            until=until,  # one send, however many rows
             limit=MAX_DIGEST_ROWS,
             pages=True,
         )
         digest = len(rows) > 1
     if not rows:
         rows = await repository.claim_deliveries(
-            session, channel, now, worker=worker, token=token, lease_for=lease_for, limit=batch
+            session, channel, now, worker=worker, token=token, until=until, limit=batch
         )
     if not rows:
         return None
     if limit is not None:
         await repository.add_attempts(session, channel, now, 1 if digest else len(rows))
-    ends = now + lease(config, extra_s) if digest else lease_for(len(rows))
-    return Claim(channel, token, rows, digest=digest, at=now, lease_ends=ends)
+    return Claim(channel, token, rows, digest=digest, at=now, lease_ends=until)
 
 
 async def _send_claim(
@@ -361,12 +339,9 @@ async def _send_claim(
         named = {row_id: _names(item) for row_id, item in zip(ids, items, strict=True)}
         return [Outcome(ids, await _send(config, digest, http), digest=True, mentions=named)]
     enrich = enricher if enricher is not None and registry.shows_context(config) else None
-    sent: list[tuple[SendResult, str | None, list[str]]] = []
-    for first in range(0, len(claim.rows), config.concurrency):  # ``concurrency`` at a time, in order
-        wave = claim.rows[first : first + config.concurrency]
-        sent += await asyncio.gather(
-            *(_prepare_and_send(config, payload, http, settings, claim.at, enrich) for _, payload in wave)
-        )
+    sent = await asyncio.gather(
+        *(_prepare_and_send(config, payload, http, settings, claim.at, enrich) for _, payload in claim.rows)
+    )
     return [
         Outcome([row_id], result, payload=kept, mentions={row_id: names})
         for row_id, (result, kept, names) in zip(ids, sent, strict=True)

@@ -734,12 +734,12 @@ async def claim_deliveries(
     *,
     worker: str,
     token: str,
-    lease_for: Callable[[int], datetime],
+    until: datetime,
     limit: int,
     pages: bool = False,
 ) -> list[tuple[int, str]]:
     """Up to ``limit`` due deliveries of ``channel`` as (id, payload), oldest first, marked ``sending``
-    under the claim ``token`` until ``lease_for(rows claimed)`` (``FOR UPDATE SKIP LOCKED``: replicas claim
+    under the claim ``token`` until ``until`` (``FOR UPDATE SKIP LOCKED``: replicas claim
     different rows). With ``pages``, notices are left out (for a digest, which merges pages only).
 
     Plain rows and one set-based ``UPDATE`` (no ORM objects: a digest claims up to 200 rows)."""
@@ -758,7 +758,7 @@ async def claim_deliveries(
                 "ids": [row_id for row_id, _ in rows],
                 "worker": worker,
                 "token": token,
-                "until": lease_for(len(rows)),
+                "until": until,
             },
         )
     return rows
