@@ -44,8 +44,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from fastapi.routing import APIRoute
 from starlette.requests import Request
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PanoramaError, json_answer
@@ -62,7 +62,7 @@ class HttpStack:
         telemetry: RequestTelemetry,
         limiter: RateLimiter,
         trace_context: TraceContext | None,
-        direct: Sequence[APIRoute] = (),
+        direct: Sequence[Route] = (),
     ) -> None:
         self.app = app
         self.telemetry = telemetry
@@ -108,7 +108,7 @@ def _path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-async def _direct(route: APIRoute, scope: Scope, receive: Receive, send: Send) -> None:
+async def _direct(route: Route, scope: Scope, receive: Receive, send: Send) -> None:
     scope["route"] = route  # as Starlette's router sets it: metrics and the access log name it
     try:
         response = await route.endpoint(Request(scope, receive))
