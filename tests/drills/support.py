@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -280,70 +279,6 @@ def terminate(replica: Replica, timeout_s: float = 60.0) -> float:
     took = time.monotonic() - started
     replica.process.stop()
     return took
-
-
-# --- a backend that goes away ------------------------------------------------------------------
-
-
-class SwitchableProxy:
-    """A TCP proxy on a loopback port in front of a backend, switched by the drill: ``up`` forwards,
-    ``down`` refuses (closes each connection at once), ``hang`` accepts and never answers."""
-
-    def __init__(self, target_port: int, mode: str = "up") -> None:
-        self.target_port = target_port
-        self.mode = mode
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drill-proxy", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            server.close()
-            pending = asyncio.all_tasks(self._loop)
-            for task in pending:
-                task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.mode == "down":
-            writer.close()
-            return
-        while self.mode == "hang":
-            await asyncio.sleep(0.1)
-            if reader.at_eof():
-                writer.close()
-                return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 def rollup_runs(database_url: str) -> list[tuple[str, str, str, str | None]]:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.drills.support import (
-    SwitchableProxy,
     Tally,
     drill_config,
     migrate,
@@ -24,6 +23,7 @@ from tests.drills.support import (
     wait_until,
 )
 from tests.harness.prometheus import RunningPrometheus
+from tests.harness.proxy import SwitchableProxy
 from tests.rollups.support import dataset_of, utc_days
 
 pytestmark = [pytest.mark.drill, pytest.mark.postgres, pytest.mark.timeout(240)]

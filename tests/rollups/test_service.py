@@ -13,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db
 from app.backends.prometheus import PrometheusClient
-from app.config import DatabaseSettings
+from app.config import DatabaseSettings, PrometheusSettings
 from app.rollups import service
 from app.rollups.layouts import day_number
 from app.rollups.models import RollupDay, RollupRun
 from app.rollups.repository import RunStatus
 from tests.harness.datasets import SESSION_FILES, session_timeline, write_dataset
 from tests.harness.prometheus import RunningPrometheus
+from tests.harness.proxy import SwitchableProxy
 from tests.rollups.support import (
     CHECKOUT,
     client_for,
@@ -203,18 +204,19 @@ async def test_one_worker_computes_a_day_at_a_time(
     prometheus: RunningPrometheus, database_url: str, sessions: Factory
 ) -> None:
     """Two replicas (two engines) claim the same day while the first is computing it: one computes
-    it, the other skips. The second starts once the first's claim is in the database (seen from a
-    third session), so a loaded machine cannot let the first finish before the second even asks."""
+    it, the other skips. The first reaches Prometheus through a proxy that holds its queries until
+    the second has answered, so the first is still computing however fast or slow the machine is;
+    the second starts once the first's claim is in the database (seen from a third session)."""
     settings = rollup_settings(prometheus.url, database_url)
     day = utc_days(dataset_of(prometheus))[0]
     other = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
+    held = SwitchableProxy(prometheus.port, mode="hang")
     try:
         replica = db.create_session_factory(other)
         async with replica() as warm:  # the replica's connection is open before the race starts
             await warm.execute(select(1))
-        first = asyncio.create_task(
-            service.run_day(sessions, client_for(prometheus), settings, day, trigger="a")
-        )
+        through_proxy = PrometheusClient(PrometheusSettings(url=held.url, timeout_s=60))
+        first = asyncio.create_task(service.run_day(sessions, through_proxy, settings, day, trigger="a"))
         claimed = select(func.count()).select_from(RollupRun).where(RollupRun.day == day)
         for _ in range(2000):
             async with sessions() as session:
@@ -222,8 +224,12 @@ async def test_one_worker_computes_a_day_at_a_time(
                     break
             await asyncio.sleep(0.005)
         second = await service.run_day(replica, client_for(prometheus), settings, day, trigger="b")
+        held.mode = "up"
         outcomes = [await first, second]
+        await through_proxy.aclose()
     finally:
+        held.mode = "up"
+        held.close()
         await other.dispose()
     assert [o.status for o in outcomes] == ["ok", "skipped"]
     async with sessions() as session:
