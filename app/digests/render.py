@@ -176,7 +176,7 @@ def _severities(incidents: Incidents, w: dict[str, str]) -> str:
     return " · ".join(f"{names.get(s, s)} {n}" for s, n in incidents.by_severity.items())
 
 
-def notice(report: DigestOut, public_url: str, config: DigestConfig) -> Notice:
+def notice(report: DigestOut, config: DigestConfig) -> Notice:
     """The digest as a notice for the outbox (and for the dry run's text)."""
     w = WORDS[report.locale]
     if report.weekly:
@@ -278,7 +278,7 @@ def notice(report: DigestOut, public_url: str, config: DigestConfig) -> Notice:
         )
     links = [(s.name, s.url) for s in report.services[:MAX_SERVICE_LINKS]]
     links += [(f"#{i.id}", i.url) for i in incidents.listed]
-    links.append((w["incidents_page"], f"{public_url}/incidents"))
+    links.append((w["incidents_page"], incidents.url))
     return Notice(
         kind="digest", title=title, lines=lines, links=links, locale=report.locale, timezone=report.timezone
     )

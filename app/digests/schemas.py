@@ -73,6 +73,7 @@ class Incidents(BaseModel):
     max_resolve_seconds: float | None
     noisiest: list[NoisyAlert]
     listed: list[IncidentLine]
+    url: str = Field(description="The incidents page, listing those opened since the period began")
 
 
 class OnCallNow(BaseModel):

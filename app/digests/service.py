@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -233,7 +233,17 @@ async def _incidents(
             IncidentLine(id=i.id, title=i.title, severity=i.severity, status=i.status, url=i.url)
             for i, _ in listed[:MAX_LISTED_INCIDENTS]
         ],
+        url=settings.alerts.public_url + _incidents_path(settings, period.first, zone),
     )
+
+
+def _incidents_path(settings: Settings, first: date, zone: ZoneInfo) -> str:
+    """The incidents page from the period's first local midnight on, in the one time grammar: the
+    plain date where the digest's zone is Panorama's (pages read dates there), else the instant."""
+    if zone.key == settings.timezone:
+        return f"/incidents?from={first.isoformat()}"
+    since = datetime.combine(first, datetime.min.time(), tzinfo=zone).isoformat()
+    return f"/incidents?{urlencode({'from': since})}"
 
 
 async def _on_call(
@@ -344,7 +354,7 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
         markdown="",
         sent=sent.sent_at if sent else None,
     )
-    notice = render.notice(report, public, config)
+    notice = render.notice(report, config)
     return report.model_copy(
         update={
             "title": notice.title,
@@ -359,9 +369,10 @@ def _service_path(name: str) -> str:
 
 
 def _with_view_links(report: DigestOut, settings: Settings, key: bytes, expires: datetime) -> DigestOut:
-    """The report whose service and incident links open without signing in (read-only, each its
-    own page, until ``expires``), as a notification's do: a digest goes to a chat whose members
-    may hold no token. Shown through the API, a digest keeps plain links (its reader is signed in)."""
+    """The report whose service, incident and incidents-list links open without signing in
+    (read-only, each its own page, until ``expires``), as a notification's do: a digest goes to a
+    chat whose members may hold no token. Shown through the API, a digest keeps plain links (its
+    reader is signed in)."""
     public = settings.alerts.public_url
     services = [
         s.model_copy(
@@ -383,7 +394,9 @@ def _with_view_links(report: DigestOut, settings: Settings, key: bytes, expires:
         )
         for i in report.incidents.listed
     ]
-    incidents = report.incidents.model_copy(update={"listed": listed})
+    page = _incidents_path(settings, report.first, ZoneInfo(report.timezone))
+    url = web_auth.view_url(public, page, key, web_auth.incidents_scope(), expires)
+    incidents = report.incidents.model_copy(update={"listed": listed, "url": url})
     return report.model_copy(update={"services": services, "incidents": incidents})
 
 
@@ -417,7 +430,7 @@ async def send(
         report = await build(session, settings, config, day)
     key = await alerts.signing_key(sessions, settings)
     report = _with_view_links(report, settings, key, moment + settings.web.view_link_ttl)
-    notice = render.notice(report, settings.alerts.public_url, config)
+    notice = render.notice(report, config)
     async with sessions.begin() as session:
         claimed = await repository.claim_send(session, config.name, day, moment, by)
         if claimed or force:

@@ -41,7 +41,7 @@ async def incidents(
     since: Annotated[str | None, Query(alias="from")] = None,
     before: Annotated[str | None, Query()] = None,
 ) -> Response:
-    page.require()
+    page.require(auth.incidents_scope())
     query = service.IncidentFilter(status=status or None, service=service_name, since=since, before=before)
     found = await service.incidents_page(session, page.settings, query, page.now)
     return page.render("pages/incidents.html", found=found, query=query)

@@ -8,9 +8,10 @@
   applies at once, and rotating or removing the token (then ``/-/reload``) ends every session
   made from it. Rotating the signing key ends all sessions and links.
 - **View link** (``?view=<token>``): read-only access to one *scope* — ``incident:42``,
-  ``trace:<32 hex>`` or ``service:<name>`` — until it expires. Notifications carry one for
-  their incident; a page opened with one mints links of the same expiry (never later) for
-  the traces and services it shows. A view link never allows acting on anything.
+  ``trace:<32 hex>``, ``service:<name>`` or ``incidents`` (the list) — until it expires.
+  Notifications carry one for their incident, a digest for its services, incidents and the
+  list; a page opened with one mints links of the same expiry (never later) for the incidents,
+  traces and services it shows. A view link never allows acting on anything.
 
 This module never logs a token and never trusts a claim without its signature and expiry.
 """
@@ -40,6 +41,11 @@ def service_scope(name: str) -> str:
     return f"service:{name}"
 
 
+def incidents_scope() -> str:
+    """The incidents list (any filter, read-only; each incident on it opens through its own link)."""
+    return "incidents"
+
+
 @dataclass(frozen=True)
 class ViewGrant:
     """A verified view link: what it opens, and until when."""
@@ -58,7 +64,8 @@ def view_url(public_url: str, path: str, key: bytes | None, scope: str, expires:
     url = f"{public_url}{path}"
     if key is None:
         return url
-    return f"{url}?{VIEW_PARAM}={view_token(key, scope, expires)}"
+    joint = "&" if "?" in path else "?"
+    return f"{url}{joint}{VIEW_PARAM}={view_token(key, scope, expires)}"
 
 
 def check_view(key: bytes, token: str, now: datetime) -> ViewGrant:

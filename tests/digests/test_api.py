@@ -3,17 +3,27 @@
 
 from __future__ import annotations
 
+import html
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from app.alerts.models import Delivery
 from app.alerts.runtime import AlertRuntime
-from tests.digests.support import CHECKOUT, PAYMENTS, SEARCH, Sessions, digest_config, service_day, store_day
+from tests.digests.support import (
+    CHECKOUT,
+    PAYMENTS,
+    SEARCH,
+    Sessions,
+    digest_config,
+    service_day,
+    store_day,
+    store_incident,
+)
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
@@ -90,10 +100,22 @@ async def test_a_digest_is_shown_sent_once_and_resent_on_force_and_the_robot_get
 async def test_the_sent_digest_links_open_their_pages_without_signing_in(
     app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink], database_url: str
 ) -> None:
-    """A digest goes to a chat whose members may hold no token: its service links carry a view
-    link (read-only, that page only), as a notification's incident link does."""
+    """A digest goes to a chat whose members may hold no token: its service, incident and
+    incidents-list links carry a view link (read-only, that page only), as a notification's
+    incident link does; the list opened so links each incident it shows the same way."""
     async with app_factory(database_url=database_url, **config(dingtalk_robot)) as (app, client):
         await stored(app.state.context.sessions)
+        opened_at = datetime(2026, 11, 18, 11, 0, tzinfo=UTC)  # on the digest's day (its zone: UTC)
+        incident = await store_incident(
+            app.state.context.sessions,
+            title="CheckoutErrors",
+            severity="critical",
+            services=[CHECKOUT],
+            created=opened_at,
+            acknowledged=None,
+            resolved=None,
+            alertnames=["CheckoutErrors"],
+        )
         sent = await client.post(f"/api/v1/digests/daily/send?date={DAY}", headers=bearer(OPERATOR_TOKEN))
         assert sent.status_code == 200, sent.text
         assert await app.state.context.alerts.run_once() == 1
@@ -110,10 +132,21 @@ async def test_the_sent_digest_links_open_their_pages_without_signing_in(
             other = "payments.shop" if name != "payments.shop" else "checkout.shop"
             borrowed = urlsplit(links[name]).query  # a service's link opens that service only
             assert (await client.get(f"/services/{other}?{borrowed}")).status_code in (401, 403)
+        assert opened[f"#{incident}"] == (f"/incidents/{incident}", True, 200), opened
+        assert opened["事件列表"][1:] == (True, 200), opened
+        listing = urlsplit(links["事件列表"])
+        assert listing.path == "/incidents"
+        assert parse_qs(listing.query)["from"] == ["2026-11-18"]
+        page = (await client.get(f"{listing.path}?{listing.query}")).text
+        shown = re.findall(rf'href="(/incidents/{incident}\?view=[^"]+)"', page)
+        assert shown, page  # the incident on the list opens through a link of its own
+        assert (await client.get(html.unescape(shown[0]))).status_code == 200
+        borrowed = parse_qs(listing.query)["view"][0]  # the list's link opens the list only
+        assert (await client.get(f"/incidents/{incident}?view={borrowed}")).status_code in (401, 403)
 
 
 def _without_view_links(text: str) -> str:
-    return re.sub(r"\?view=[^)\s]+", "", text)
+    return re.sub(r"[?&]view=[^)\s]+", "", text)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +170,19 @@ async def test_an_unknown_digest_or_a_bad_day_is_a_clear_4xx(
     assert words in shown.json()["message"]
     assert sent.status_code == status
     assert words in sent.json()["message"]
+
+
+async def test_the_incidents_link_of_a_digest_in_its_own_time_zone_starts_at_its_local_midnight(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    """Pages read a plain date in Panorama's zone (UTC here): a digest kept in Shanghai links the
+    list from its own midnight as an instant, and the page reads it."""
+    async with app_factory(**config(dingtalk_robot, timezone="Asia/Shanghai")) as (app, client):
+        await stored(app.state.context.sessions)
+        shown = await client.get(f"/api/v1/digests/daily?date={DAY}", headers=bearer(VIEWER_TOKEN))
+        assert shown.status_code == 200, shown.text
+        link = urlsplit(shown.json()["incidents"]["url"])
+        assert parse_qs(link.query) == {"from": ["2026-11-18T00:00:00+08:00"]}
+        page = await client.get(f"{link.path}?{link.query}", headers=bearer(VIEWER_TOKEN))
+        assert page.status_code == 200, page.text
+        assert "2026-11-18T00:00:00+08:00" in html.unescape(page.text)  # the filter shows what it read
