@@ -50,8 +50,9 @@ resolves (six alternating runs of this and the code before: README, "Performance
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -265,7 +266,7 @@ async def compute_day(
                 return histogram_values(query.definition, kind, instant.samples)
             return counter_values(query.definition, kind, instant.samples)
 
-    try:
+    with first_failure():
         async with asyncio.TaskGroup() as group:
             probing = group.create_task(probe())
             try:
@@ -275,13 +276,21 @@ async def compute_day(
                     raise
                 queries = []
             tasks = [group.create_task(run(query)) for query in queries]
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None  # the first failure; the others were cancelled with it
     coverage = probing.result()
     if coverage is not None and not coverage.inside:
         return DayFigures(window, [], coverage)
     values = [value for task in tasks for value in task.result()]
     return DayFigures(window, values, coverage)
+
+
+@contextlib.contextmanager
+def first_failure() -> Iterator[None]:
+    """Around a TaskGroup: its first failure raised as itself (the others were cancelled with it),
+    not wrapped in an ExceptionGroup, so callers catch BackendError and RollupQueryError as such."""
+    try:
+        yield
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 def _once(definition: Definition, seen: set[str], entity: str) -> None:

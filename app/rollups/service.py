@@ -43,7 +43,7 @@ from app.rollups import builtin, frames, oncall, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog, build_catalog
-from app.rollups.compute import DayFigures, FamilyValue, compute_day
+from app.rollups.compute import DayFigures, FamilyValue, compute_day, first_failure
 from app.rollups.config import EntityKind, FamilyKind, RollupSettings
 from app.rollups.days import (
     DayWindow,
@@ -219,12 +219,10 @@ async def _compute_sources(
             return DayFigures(window, [])
         return await compute_day(prometheus, catalog, settings.rollups, window)
 
-    try:
+    with first_failure():
         async with asyncio.TaskGroup() as group:
             from_prometheus = group.create_task(queried())
             from_history = group.create_task(recorded())
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
     return from_prometheus.result(), from_history.result()
 
 
