@@ -551,7 +551,8 @@ async def _frame(
         layouts = [found[stored.layout_ids[0]]] * len(stored.layout_ids)
     else:
         layouts = [found[i] for i in stored.layout_ids]
-    return frames.frame_of(layouts, stored.blobs, _kinds(catalog, entity_kind))
+    kinds = _kinds(catalog, entity_kind)
+    return frames.frame_of_vectors(layouts, stored.vectors, stored.starts, stored.stops, kinds)
 
 
 def _grouped(frame: frames.Frame, keys: Ints, lengths: Ints) -> tuple[frames.Frame, Ints, Ints, Ints]:
