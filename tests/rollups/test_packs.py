@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from app import db, migrations
 from app.rollups import frames, repository
@@ -42,6 +43,14 @@ async def test_two_replicas_storing_days_of_one_month_at_once_keep_both(postgres
     month row) and the month sums hold all the days."""
     engine = db.create_engine(settings_for(postgres_url).database)
     await migrations.upgrade(engine)
+    async with engine.connect() as connection:
+        storage = await connection.scalar(
+            text(
+                "SELECT attstorage FROM pg_attribute"
+                " WHERE attrelid = 'rollup_day_packs'::regclass AND attname = 'data'"
+            )
+        )
+    assert storage in ("e", b"e")  # out of line, never compressed (migration 0015 says why)
     entities = 40
     march = [date(2026, 3, 1) + timedelta(days=i) for i in range(31)]
     replicas = [

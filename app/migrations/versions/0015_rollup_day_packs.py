@@ -119,6 +119,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_rollup_day_packs_month", "rollup_day_packs", ["month"])
     connection = op.get_bind()
+    if connection.dialect.name == "postgresql":
+        # Out of line but not compressed: every stored day rewrites its month's value, and pglz
+        # compressing it each time cost 1,000 services' nightly write ~150 ms more (425–575 ms
+        # against 265–360), for no faster read (0.87 against 0.89 ms a three-year series).
+        op.execute("ALTER TABLE rollup_day_packs ALTER COLUMN data SET STORAGE EXTERNAL")
     key: tuple[int, int] | None = None
     days: list[tuple[int, int, bytes]] = []
     pending: list[dict[str, Any]] = []
