@@ -3,8 +3,9 @@
 Why: a three-year report of one entity reads 1,096 days. Stored as one row per family and day
 (with histogram buckets as JSON text) that was 6,576 rows, 268 bytes each, and Python work per
 row and per bucket; stored as one row per entity and day, whose ``data`` is a little-endian
-float64 vector, it is 1,096 rows that NumPy reads as one matrix without a Python loop
-(``frames.py``), in about 40 bytes per former row.
+float64 vector, it is 1,096 vectors that NumPy reads as one matrix without a Python loop
+(``frames.py``), in about 40 bytes per former row; the vectors of one entity's month are kept in
+one row (``pack_month`` below), so that the three years are 37 rows.
 
 What the vector's positions mean is its *layout*: the families present that day, in name order,
 each with its kind and, for histograms, its ``le`` bounds. A counter takes one number (the
