@@ -1,9 +1,9 @@
-"""How one entity's day is stored: every family's additive figures in one row, as raw float64s.
+"""How one entity's day is stored: every family's additive figures in one vector of raw float64s.
 
 Why: a three-year report of one entity reads 1,096 days. Stored as one row per family and day
 (with histogram buckets as JSON text) that was 6,576 rows, 268 bytes each, and Python work per
-row and per bucket; stored as one row per entity and day, whose ``data`` is a little-endian
-float64 vector, it is 1,096 vectors that NumPy reads as one matrix without a Python loop
+row and per bucket; stored as one little-endian float64 vector per entity and day, it is 1,096
+vectors that NumPy reads as one matrix without a Python loop
 (``frames.py``), in about 40 bytes per former row; the vectors of one entity's month are kept in
 one row (``pack_month`` below), so that the three years are 37 rows.
 
