@@ -7,14 +7,14 @@ entity at once, so on PostgreSQL one entity's day rows sat on as many heap pages
 its 1,096 rows cost about 1 ms to read. As month rows the same series is 37 rows of one
 primary-key range on both databases, decoded by NumPy over all rows at once (``_unpacked``).
 
-Measured (2026-12-06 22:30–22:40, load 2–4.5, 200 services × 1,096 days, each call another
+Measured (2026-12-06 22:30–22:57, load 1.4–4.5, 200 services × 1,096 days, each call another
 service, against main's day rows on the same data): the read of one series 0.90–1.11 ms on
 SQLite (1.96–2.21 before) and 1.16–1.20 ms on PostgreSQL (2.61–2.75), of which the unpacking
 0.25 ms; PostgreSQL's fetch alone 0.7–1.0 ms against 1.8–1.9 (43 buffers plus the values' TOAST
-pages, against 1,106). Over HTTP (``bench/grafana.py --services 200 --repeat 40``, five runs
-alternating with five of main), cold, the median of runs against the bare app: report SQLite
-3.02× (main 3.75×), PostgreSQL 3.61× (4.47×); Grafana SQLite 2.60× (3.14×), PostgreSQL 3.40×
-(4.76×). What is left of a cold report is the JSON (1.8 ms), the figures (~0.8 ms) and the
+pages, against 1,106). Over HTTP (``bench/grafana.py --services 200 --repeat 40``, eight runs
+alternating with eight of main), cold, the median of runs against the bare app: report SQLite
+3.13× (main 3.65×), PostgreSQL 3.62× (4.54×); Grafana SQLite 2.61× (3.15×), PostgreSQL 3.54×
+(5.11×). What is left of a cold report is the JSON (1.8 ms), the figures (~0.8 ms) and the
 stack, not the read. The store: 1,000 services × 1,096 days on SQLite 0.306 GiB, 49.9 B per
 family value (0.313 GiB, 51.1 B as day rows).
 
