@@ -46,6 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ from app.rollups.catalog import Catalog  # noqa: E402
 from app.rollups.compute import PlannedQuery, compute_day, plan, render  # noqa: E402
 from app.rollups.config import FamilyKind, RollupSettings  # noqa: E402
 from app.rollups.days import DayWindow, Granularity, day_window  # noqa: E402
+from app.rollups.layouts import unpack_month  # noqa: E402
 from bench.rollup_store import (  # noqa: E402
     FAMILIES,
     FAMILIES_PER_DAY,
@@ -662,17 +664,18 @@ def measure_store(database: Path, catalog: Catalog, empty: int) -> Store:
     hold (what was one row each before entity days), reported figures and numbers."""
     size = checkpointed_size(database)
     with closing(sqlite3.connect(database)) as connection:
-        rows = connection.execute(
-            "SELECT coalesce(sum(json_array_length(l.spec)), 0) FROM rollup_days d"
-            " JOIN rollup_layouts l ON l.id = d.layout_id"
-        ).fetchone()[0]
-        numbers = connection.execute("SELECT coalesce(sum(length(data)) / 8, 0) FROM rollup_days").fetchone()[
-            0
-        ]
-        entity_days = connection.execute(
-            "SELECT e.kind, count(*) FROM rollup_days d"
-            " JOIN rollup_entities e ON e.id = d.entity_id GROUP BY e.kind"
-        ).fetchall()
+        families = dict(connection.execute("SELECT id, json_array_length(spec) FROM rollup_layouts"))
+        kinds = dict(connection.execute("SELECT id, kind FROM rollup_entities"))
+        rows = numbers = 0
+        days_of_kind: Counter[str] = Counter()
+        for entity_id, mask, data in connection.execute(
+            "SELECT entity_id, day_mask, data FROM rollup_day_packs"
+        ):
+            for layout, vector in unpack_month(mask, data).values():
+                rows += families[layout]
+                numbers += len(vector) // 8
+            days_of_kind[kinds[entity_id]] += mask.bit_count()
+        entity_days = list(days_of_kind.items())
     figures = sum(count * len(catalog.figure_names(kind)) for kind, count in entity_days)
     return Store(database, rows, figures, numbers, size, empty)
 

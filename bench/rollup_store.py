@@ -1,13 +1,15 @@
 """Years of stored rollups for the benchmarks: N services × D days, as nightly rollups store them.
 
-Each service-day is one ``rollup_days`` row holding the six families of the built-in service definitions
+Each service-day is one vector holding the six families of the built-in service definitions
 (``requests``, ``errors``, ``latency_sum_ms``, ``latency_count``, the ``latency``
 histogram with Envoy's buckets, the ``qps`` gauge), with values drawn from a
 per-service profile so that percentiles, error rates and peaks differ between
-services and days. The rows go straight into a migrated database: SQLite with
-``sqlite3.executemany`` in one transaction, PostgreSQL with asyncpg's binary COPY;
-both take well under a minute for 1,000 services × 1,096 days. The vectors are laid out by
-``layouts.encode_day`` itself (``profile()`` checks it), so the store is what rollups write.
+services and days; a service's days of one month are one ``rollup_day_packs`` row
+(``layouts.pack_month``), as ``repository.replace_day`` keeps them. The rows go straight into
+a migrated database: SQLite with ``sqlite3.executemany`` in one transaction, PostgreSQL with
+asyncpg's binary COPY; both take well under a minute for 1,000 services × 1,096 days. The
+vectors are laid out by ``layouts.encode_day`` itself (``profile()`` checks it), so the store
+is what rollups write.
 
 A service's profile comes from the same draws (``traits()``) as its Istio traffic in
 bench/rollup.py's Prometheus dataset. Used by bench/grafana.py and bench/rollup.py.
@@ -31,7 +33,7 @@ from sqlalchemy.engine import make_url
 from app.rollups import frames
 from app.rollups.compute import FamilyValue
 from app.rollups.config import FamilyKind
-from app.rollups.layouts import day_number, decode, encode_day, make_layout
+from app.rollups.layouts import day_number, decode, encode_day, make_layout, pack_month
 
 DAY_S = 86_400
 GAUGE_SAMPLES = DAY_S // 300
@@ -42,7 +44,7 @@ ENVOY_BUCKETS_MS = (
 VARIANTS = 8
 """Distinct latency histograms per service (the days take them in turn)."""
 LATENCY_SIGMA = 0.7
-COLUMNS = ("entity_id", "day", "layout_id", "data")
+COLUMNS = ("entity_id", "month", "day_mask", "data")
 MONTH_COLUMNS = ("entity_id", "month", "layout_id", "day_mask", "data")
 FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
 """The built-in service families, as ``day_rows()`` stores them."""
@@ -52,7 +54,9 @@ INCREASE_EXTRAPOLATION = 86_400 / 86_399.999
 that counts stored by ``run_day`` are not whole; ``extrapolation=`` of ``profile()`` and the fills."""
 
 Row = tuple[int, int, int, bytes]
-"""(entity id, day number, layout id, numbers) as ``rollup_days`` stores them."""
+"""(entity id, day number, layout id, numbers): one entity day."""
+PackRow = tuple[int, int, int, bytes]
+"""(entity id, month's day number, day mask, packed days) as ``rollup_day_packs`` stores them."""
 
 
 def workload(index: int) -> str:
@@ -158,9 +162,10 @@ MonthRow = tuple[int, int, int, int, bytes]
 
 def months(
     services: Sequence[str], days: Sequence[date], extrapolation: float = 1.0
-) -> Iterator[tuple[list[Row], list[MonthRow]]]:
+) -> Iterator[tuple[list[PackRow], list[MonthRow]]]:
     """Month after month: the entity days as nightly rollups stored them (entity ids 1…N in name
-    order), and the month sums they kept (computed by ``frames.reduce``, as rollups do)."""
+    order), packed a row per entity, and the month sums they kept (computed by
+    ``frames.reduce``, as rollups do)."""
     profiles = [profile(i, i + 1, extrapolation) for i in range(len(services))]
     by_month: dict[date, list[tuple[int, date]]] = {}
     for day_index, day in enumerate(days):
@@ -181,7 +186,21 @@ def months(
             (p.entity_id, day_number(month), LAYOUT.id, mask, summed.matrix[index].tobytes())
             for index, p in enumerate(profiles)
         ]
-        yield sorted(day_rows, key=lambda row: (row[1], row[0])), sums
+        n = len(in_month)
+        packs = [
+            (
+                p.entity_id,
+                day_number(month),
+                *pack_month(
+                    {
+                        day.day: (row[2], row[3])
+                        for (_, day), row in zip(in_month, day_rows[index * n : (index + 1) * n], strict=True)
+                    }
+                ),
+            )
+            for index, p in enumerate(profiles)
+        ]
+        yield packs, sums
 
 
 def entity_rows(services: Sequence[str]) -> list[tuple[int, str, str]]:
@@ -211,10 +230,12 @@ def fill_sqlite(
             "INSERT INTO rollup_entities (id, kind, name) VALUES (?, ?, ?)", entity_rows(services)
         )
         connection.execute("INSERT INTO rollup_layouts (id, spec) VALUES (?, ?)", (LAYOUT.id, LAYOUT.spec))
-        for day_rows, sums in months(services, days, extrapolation):
+        stored = 0
+        for packs, sums in months(services, days, extrapolation):
             connection.executemany(
-                "INSERT INTO rollup_days (entity_id, day, layout_id, data) VALUES (?, ?, ?, ?)", day_rows
+                "INSERT INTO rollup_day_packs (entity_id, month, day_mask, data) VALUES (?, ?, ?, ?)", packs
             )
+            stored += sum(mask.bit_count() for _, _, mask, _ in packs)
             connection.executemany(
                 "INSERT INTO rollup_months (entity_id, month, layout_id, day_mask, data)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -224,7 +245,6 @@ def fill_sqlite(
         if analyze:
             connection.execute("ANALYZE")
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        stored: int = connection.execute("SELECT count(*) FROM rollup_days").fetchone()[0]
     finally:
         connection.close()
     return stored
@@ -244,11 +264,12 @@ async def fill_postgres(url: str, services: Sequence[str], days: Sequence[date])
         await connection.execute(
             "INSERT INTO rollup_layouts (id, spec) VALUES ($1, $2)", LAYOUT.id, LAYOUT.spec
         )
-        for day_rows, sums in months(services, days):
-            await connection.copy_records_to_table("rollup_days", records=day_rows, columns=COLUMNS)
+        stored = 0
+        for packs, sums in months(services, days):
+            await connection.copy_records_to_table("rollup_day_packs", records=packs, columns=COLUMNS)
+            stored += sum(mask.bit_count() for _, _, mask, _ in packs)
             await connection.copy_records_to_table("rollup_months", records=sums, columns=MONTH_COLUMNS)
         await connection.execute("ANALYZE")
-        stored: int = await connection.fetchval("SELECT count(*) FROM rollup_days")
     finally:
         await connection.close()
     return stored

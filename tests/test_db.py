@@ -25,7 +25,7 @@ async def test_a_long_read_on_sqlite_does_not_make_a_webhook_wait(app_factory: A
     """A report holding its read transaction open (as a three-year report does) while
     Alertmanager posts: the webhook is stored and answered at once."""
     async with app_factory(**alerting_config()) as (app, client), app.state.context.sessions() as report:
-        await report.execute(text("SELECT count(*) FROM rollup_days"))  # the read transaction is open
+        await report.execute(text("SELECT count(*) FROM rollup_day_packs"))  # the read transaction is open
         answer = await asyncio.wait_for(
             client.post(
                 "/api/v1/alerts/alertmanager",

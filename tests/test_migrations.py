@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import app.models
 from app import db, migrations
 from app.config import DatabaseSettings
+from app.rollups import repository as rollup_repository
+from app.rollups.config import FamilyKind
+from app.rollups.layouts import day_number, make_layout
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -125,3 +131,69 @@ async def test_0014_gives_stored_incidents_the_digest_of_their_group_key(empty_e
                 {"key": keys[0], "digest": hashlib.sha256(keys[0].encode()).hexdigest()},
             )
     assert sorted(rows) == sorted((k, hashlib.sha256(k.encode()).hexdigest()) for k in keys)
+
+
+async def test_0015_packs_stored_days_into_month_rows_and_back(empty_engine: AsyncEngine) -> None:
+    """Entity days stored before 0015 read back the same, byte for byte, from month rows, and
+    come back as the same day rows on downgrade (months' first and last days, two layouts of
+    different widths in one month, NaN, the smallest subnormal)."""
+    await migrations.upgrade(empty_engine, "0014")
+    narrow = make_layout([("requests", FamilyKind.COUNTER, ())])
+    wide = make_layout([("qps", FamilyKind.GAUGE, ()), ("requests", FamilyKind.COUNTER, ())])
+    rng = np.random.default_rng(15)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(0, 100, 3)] + [
+        date(2024, 1, 31),
+        date(2024, 2, 29),
+        date(2024, 3, 1),
+    ]
+    rows: list[tuple[int, int, int, bytes]] = []
+    for entity_id in (1, 2, 3):
+        for number, day in enumerate(sorted(set(days))):
+            if (entity_id + number) % 5 == 0:
+                continue  # a day some entities lack
+            layout = wide if number % 4 == 1 else narrow
+            vector = rng.standard_normal(layout.width)
+            vector[0] = [math.nan, 5e-324, vector[0]][number % 3]
+            rows.append((entity_id, day_number(day), layout.id, vector.astype("<f8").tobytes()))
+    async with empty_engine.begin() as connection:
+        for entity_id in (1, 2, 3):
+            await connection.execute(
+                text("INSERT INTO rollup_entities (id, kind, name) VALUES (:id, 'service', :name)"),
+                {"id": entity_id, "name": f"s{entity_id}"},
+            )
+        for layout in (narrow, wide):
+            await connection.execute(
+                text("INSERT INTO rollup_layouts (id, spec) VALUES (:id, :spec)"),
+                {"id": layout.id, "spec": layout.spec},
+            )
+        await connection.execute(
+            text("INSERT INTO rollup_days (entity_id, day, layout_id, data) VALUES (:e, :d, :l, :x)"),
+            [{"e": e, "d": d, "l": lay, "x": x} for e, d, lay, x in rows],
+        )
+    await migrations.upgrade(empty_engine)
+    async with db.create_session_factory(empty_engine)() as session:
+        read: list[tuple[int, int, int, bytes]] = []
+        for entity_id in (1, 2, 3):
+            stored = await rollup_repository.entity_days(
+                session, "service", f"s{entity_id}", date(2024, 1, 1), date(2024, 12, 31)
+            )
+            read += zip(stored.entity_ids, stored.days, stored.layout_ids, stored.blobs, strict=True)
+        middle = await rollup_repository.days_of_entities(
+            session, [1, 2, 3], date(2024, 1, 31), date(2024, 3, 1)
+        )
+        counts = await rollup_repository.day_counts(session)
+    assert read == sorted(rows)
+    wanted = [
+        row for row in sorted(rows) if day_number(date(2024, 1, 31)) <= row[1] <= day_number(date(2024, 3, 1))
+    ]
+    assert list(zip(middle.entity_ids, middle.days, middle.layout_ids, middle.blobs, strict=True)) == wanted
+    assert sum(counts.values()) == len(rows)
+
+    await migrations.downgrade(empty_engine, "0014")
+    async with empty_engine.connect() as connection:
+        back = (
+            await connection.execute(
+                text("SELECT entity_id, day, layout_id, data FROM rollup_days ORDER BY entity_id, day")
+            )
+        ).all()
+    assert [(e, d, lay, bytes(x)) for e, d, lay, x in back] == sorted(rows)

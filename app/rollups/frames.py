@@ -135,6 +135,38 @@ def frame_of(
     return Frame(target, result)
 
 
+def frame_of_vectors(
+    layouts: Sequence[Layout],
+    vectors: bytes,
+    starts: Ints,
+    stops: Ints,
+    kinds: Mapping[str, FamilyKind] | None = None,
+) -> Frame:
+    """Stored days lying back to back in ``vectors`` (row ``i`` from float64 ``starts[i]`` to
+    ``stops[i]``, in ``layouts[i]``) as one frame, as ``frame_of`` makes it.
+
+    The usual case, one layout the catalogue agrees with, is one ``frombuffer`` and, for one
+    entity's days (one run of the vectors), a reshape: no bytes object per day (cutting a
+    three-year series into 1,096 of them cost 0.2–0.7 ms).
+    """
+    if not len(starts):
+        return empty()
+    first = layouts[0]
+    if list(layouts).count(first) == len(layouts) and union([first], kinds).spec == first.spec:
+        width = first.width
+        if (stops - starts != width).any():
+            raise ValueError(f"stored days do not all have the {width} numbers of their layout")
+        flat = np.frombuffer(vectors, dtype=FLOAT)
+        if (starts[1:] == stops[:-1]).all():  # one entity's days: one run of the vectors, a view
+            matrix: Matrix = flat[starts[0] : stops[-1]].reshape(len(starts), width)
+        else:
+            matrix = flat[starts[:, None] + np.arange(width, dtype=np.int64)]
+        return Frame(first, matrix)
+    size = FLOAT.itemsize
+    blobs = [vectors[a * size : b * size] for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+    return frame_of(layouts, blobs, kinds)
+
+
 def _positions(layout: Layout) -> tuple[list[int], list[int], list[int]]:
     """Positions that sum, that keep the highest, that keep the lowest."""
     summed: list[int] = []

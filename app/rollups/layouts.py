@@ -1,10 +1,11 @@
-"""How one entity's day is stored: every family's additive figures in one row, as raw float64s.
+"""How one entity's day is stored: every family's additive figures in one vector of raw float64s.
 
 Why: a three-year report of one entity reads 1,096 days. Stored as one row per family and day
 (with histogram buckets as JSON text) that was 6,576 rows, 268 bytes each, and Python work per
-row and per bucket; stored as one row per entity and day, whose ``data`` is a little-endian
-float64 vector, it is 1,096 rows that NumPy reads as one matrix without a Python loop
-(``frames.py``), in about 40 bytes per former row.
+row and per bucket; stored as one little-endian float64 vector per entity and day, it is 1,096
+vectors that NumPy reads as one matrix without a Python loop
+(``frames.py``), in about 40 bytes per former row; the vectors of one entity's month are kept in
+one row (``pack_month`` below), so that the three years are 37 rows.
 
 What the vector's positions mean is its *layout*: the families present that day, in name order,
 each with its kind and, for histograms, its ``le`` bounds. A counter takes one number (the
@@ -240,3 +241,55 @@ def decode_many(layout: Layout, blobs: Sequence[bytes]) -> Matrix:
         raise ValueError(f"stored days do not all have the {layout.width} numbers of their layout")
     matrix: Matrix = np.frombuffer(joined, dtype=FLOAT)
     return matrix.reshape(len(blobs), layout.width)
+
+
+# --- a month of days in one row -----------------------------------------------------------------
+#
+# ``rollup_day_packs`` (``models.RollupDayPack``) keeps one row per entity and calendar month:
+# ``day_mask`` has bit ``d - 1`` set for each stored day ``d`` of the month, and ``data`` holds
+# those ``n`` days in day order, packed as
+#
+#     n × int64 layout id | n × uint32 end of the day's vector (in numbers) | the n vectors
+#
+# all little-endian, the vectors exactly the bytes ``encode_day`` made (float64: every bit
+# kept). The header is 12 bytes a day (a day row spent about as much on its key and layout
+# id); a day's vector is found without its layout, so the packing reads back on its own.
+
+PACK_ID = np.dtype("<i8")
+PACK_END = np.dtype("<u4")
+PACK_HEADER = PACK_ID.itemsize + PACK_END.itemsize
+"""Bytes of header per packed day."""
+
+
+def pack_month(days: Mapping[int, tuple[int, bytes]]) -> tuple[int, bytes]:
+    """(day mask, packed data) of a month's days, ``{day of month: (layout id, vector)}``."""
+    order = sorted(days)
+    if order and (order[0] < 1 or order[-1] > 31):
+        raise ValueError(f"days of a month are 1–31, not {order}")
+    vectors = [days[d][1] for d in order]
+    lengths = [len(vector) for vector in vectors]
+    if any(length % FLOAT.itemsize for length in lengths):
+        raise ValueError("a day's vector is not a whole number of float64s")
+    ends = np.cumsum(np.asarray(lengths, dtype=np.int64) // FLOAT.itemsize, dtype=np.int64)
+    header = (
+        np.asarray([days[d][0] for d in order], dtype=PACK_ID).tobytes() + ends.astype(PACK_END).tobytes()
+    )
+    return sum(1 << (d - 1) for d in order), header + b"".join(vectors)
+
+
+def unpack_month(mask: int, data: bytes) -> dict[int, tuple[int, bytes]]:
+    """The days of one packed month, ``{day of month: (layout id, vector)}``: bit for bit."""
+    numbers = [d + 1 for d in range(31) if mask >> d & 1]
+    count = len(numbers)
+    ids = np.frombuffer(data, dtype=PACK_ID, count=count).tolist()
+    ends = np.frombuffer(data, dtype=PACK_END, count=count, offset=count * PACK_ID.itemsize).tolist()
+    base = count * PACK_HEADER
+    if len(data) != base + (ends[-1] if ends else 0) * FLOAT.itemsize:
+        raise ValueError(f"a packed month of {count} days has {len(data)} bytes")
+    found: dict[int, tuple[int, bytes]] = {}
+    start = base
+    for number, layout, end in zip(numbers, ids, ends, strict=True):
+        stop = base + end * FLOAT.itemsize
+        found[number] = (layout, data[start:stop])
+        start = stop
+    return found

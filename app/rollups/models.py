@@ -48,25 +48,34 @@ class RollupLayout(Base):
     spec: Mapped[str] = mapped_column(Text)
 
 
-class RollupDay(Base):
-    """One entity's additive figures of one local day: every family in one float64 vector.
+class RollupDayPack(Base):
+    """One entity's stored days of one calendar month, each its additive figures in one float64
+    vector: what a report reads, one row per entity and month.
 
-    ``day`` counts days since 1970-01-01 (the local day of the configured time zone);
-    ``data`` is read with its ``layout`` (see ``layouts.py``).
+    ``month`` is the day number (days since 1970-01-01) of the month's first local day;
+    ``day_mask`` has bit ``d - 1`` set for each stored day ``d``; ``data`` packs each stored
+    day's layout id and vector (``layouts.pack_month``: a 12-byte header a day, then the vectors,
+    bit for bit). A three-year daily report of one entity reads 37 rows of one primary-key range
+    instead of 1,096 day rows, which on PostgreSQL sat on 1,096 heap pages: rollups write a day
+    for every entity at once, so one entity's day rows were scattered. Every write of a day
+    rewrites its month's row in the same transaction, under the month's lock
+    (``repository._lock_month``): two replicas writing two days of one month both keep theirs.
+    Measured (``repository`` has the runs): the read of a cold three-year series 0.9–1.2 ms
+    instead of 2.0–2.7, on SQLite and PostgreSQL; the store 49.9 B per family value (51.1 before).
     """
 
-    __tablename__ = "rollup_days"
+    __tablename__ = "rollup_day_packs"
 
     entity_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
     )
-    day: Mapped[int] = mapped_column(Integer, primary_key=True)
-    layout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("rollup_layouts.id"))
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day_mask: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # On SQLite the rows are stored in primary-key order (WITHOUT ROWID): one entity's days are
+    # On SQLite the rows are stored in primary-key order (WITHOUT ROWID): one entity's months are
     # neighbours on disk, and a three-year report reads them in one sweep of one index range.
-    __table_args__ = (Index("ix_rollup_days_day", "day"), {"sqlite_with_rowid": False})
+    __table_args__ = (Index("ix_rollup_day_packs_month", "month"), {"sqlite_with_rowid": False})
 
 
 class RollupMonth(Base):

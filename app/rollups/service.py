@@ -13,8 +13,9 @@ PostgreSQL it was the one statement that opened a transaction (``BEGIN``/``ROLLB
 trips more per request). Measured 2026-12-06 19:20–19:35, load 5–8, 200 services × 1,096 days,
 three runs alternating with main's: the cold report's loop CPU 6.1–7.6 ms against 7.7–8.1
 in-process; over HTTP on PostgreSQL 23.9–27.8 ms against 31.9–40.0 (3.7–4.0× bare against
-4.2–4.5×). What is left is the read of 1,096 rows (SQLite 0.8 ms, PostgreSQL 1.6 ms and more: one
-heap page per day), the figures (1.3 ms) and the JSON (1.2 ms): see README "Performance".
+4.2–4.5×). The read of 1,096 day rows that was left (SQLite 0.8–2 ms, PostgreSQL 1.6 ms and more:
+one heap page per day) is now 37 month rows (``repository``: 0.9–1.2 ms with their unpacking);
+what is left is the figures (~0.8 ms) and the JSON (1.8 ms): see README "Performance".
 """
 
 from __future__ import annotations
@@ -549,7 +550,8 @@ async def _frame(
         layouts = [found[stored.layout_ids[0]]] * len(stored.layout_ids)
     else:
         layouts = [found[i] for i in stored.layout_ids]
-    return frames.frame_of(layouts, stored.blobs, _kinds(catalog, entity_kind))
+    kinds = _kinds(catalog, entity_kind)
+    return frames.frame_of_vectors(layouts, stored.vectors, stored.starts, stored.stops, kinds)
 
 
 def _grouped(frame: frames.Frame, keys: Ints, lengths: Ints) -> tuple[frames.Frame, Ints, Ints, Ints]:

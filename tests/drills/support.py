@@ -32,7 +32,8 @@ from sqlalchemy import func, select
 from app import db
 from app.alerts.models import Delivery
 from app.config import DatabaseSettings
-from app.rollups.models import RollupDay, RollupRun
+from app.rollups import repository as rollup_repository
+from app.rollups.models import RollupRun
 from tests.fakes.robots import Received
 from tests.harness.app import TOKENS
 from tests.harness.processes import ManagedProcess, free_port
@@ -306,10 +307,10 @@ def stored_values(database_url: str) -> Counter[str]:
     async def read() -> Counter[str]:
         engine = db.create_engine(DatabaseSettings.model_validate({"url": database_url}))
         try:
-            async with engine.connect() as connection:
-                rows = await connection.execute(select(RollupDay.day, func.count()).group_by(RollupDay.day))
+            async with db.create_session_factory(engine)() as session:
+                counts = await rollup_repository.day_counts(session)
                 epoch = date(1970, 1, 1)
-                return Counter({(epoch + timedelta(days=r[0])).isoformat(): r[1] for r in rows.all()})
+                return Counter({(epoch + timedelta(days=d)).isoformat(): n for d, n in counts.items()})
         finally:
             await engine.dispose()
 

@@ -6,7 +6,8 @@ from datetime import date
 from typing import Any
 
 from app import db
-from app.rollups import service
+from app.rollups import repository, service
+from app.rollups.compute import FamilyValue
 from tests.harness.app import settings_for
 from tests.harness.replicas import Ready
 
@@ -22,3 +23,25 @@ async def roll_up_day(ready: Ready, database_url: str, config: dict[str, Any], d
     finally:
         await engine.dispose()
     return [outcome.status, outcome.values]
+
+
+def month_day_values(day: date, entities: int) -> list[Any]:
+    """Figures of ``entities`` services for ``day``, different on every day and service."""
+    return [
+        FamilyValue("service", f"s{i:03d}", "requests", total=day.toordinal() * 1.0000000115740742 + i)
+        for i in range(entities)
+    ]
+
+
+async def store_days(ready: Ready, database_url: str, days: list[str], entities: int) -> Any:
+    """Stores each of ``days`` (one transaction each) at the same instant as the others."""
+    engine = db.create_engine(settings_for(database_url).database)
+    try:
+        sessions = db.create_session_factory(engine)
+        await ready()
+        for day in map(date.fromisoformat, days):
+            async with sessions.begin() as session:
+                await repository.replace_day(session, day, month_day_values(day, entities))
+    finally:
+        await engine.dispose()
+    return len(days)

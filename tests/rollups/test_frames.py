@@ -28,7 +28,7 @@ from app.rollups.config import FamilyKind
 from app.rollups.days import Granularity, day_window, days_between, period_start
 from app.rollups.frames import quantiles
 from app.rollups.histograms import quantile
-from app.rollups.layouts import make_layout
+from app.rollups.layouts import day_number, make_layout
 from tests.harness.app import settings_for
 
 SERVICE = "mixed.test.svc.cluster.local"
@@ -194,10 +194,17 @@ async def test_month_sums_follow_rerun_days_backfills_and_retention(
     assert_same(whole.figures, want(list(days_between(first, last))), "Feb–Apr")
 
     async with sessions.begin() as session:
-        await repository.delete_before(session, date(2026, 3, 20))
+        deleted, _ = await repository.delete_before(session, date(2026, 3, 20))
+    assert deleted == len([d for d in stored if d < date(2026, 3, 20)])
     async with sessions() as session:
         [kept] = await service.report(session, settings, "service", first, last)
         [march] = await service.report(session, settings, "service", date(2026, 3, 1), date(2026, 3, 31))
+        counts = await repository.day_counts(session)
+        daily = await service.series(session, settings, "service", SERVICE, first, last, Granularity.DAY)
+    assert sorted(counts) == [day_number(d) for d in sorted(stored) if d >= date(2026, 3, 20)]
+    assert [p.start for p in daily] == sorted(d for d in stored if d >= date(2026, 3, 20))
+    for period in daily:  # the cut month's row kept its later days, bit for bit
+        assert_same(period.figures, want([period.start]), period.label)
     assert kept.days == len([d for d in stored if d >= date(2026, 3, 20)])
     assert_same(kept.figures, want(list(days_between(date(2026, 3, 20), last))), "after retention")
     assert_same(march.figures, want(list(days_between(date(2026, 3, 20), date(2026, 3, 31)))), "March")

@@ -1,4 +1,5 @@
-"""Migration 0006 carries stored values into entity days and back, bit for bit, on both databases."""
+"""Migration 0006 carries stored values into entity days and back, bit for bit, on both
+databases (through 0015's month rows and back)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,10 @@ async def test_stored_values_become_entity_days_and_back(
     await _insert_old(empty_engine)
 
     await migrations.upgrade(empty_engine, REVISION)
+    async with empty_engine.connect() as connection:
+        entity_days = (await connection.execute(text("SELECT count(*) FROM rollup_days"))).scalar_one()
+    assert entity_days == 4  # checkout on two days, shop, the probe
+    await migrations.upgrade(empty_engine)  # and on into month rows (0015), which the app reads
     probe = {
         "name": "ticks",
         "entity": "probe",
@@ -99,9 +104,6 @@ async def test_stored_values_become_entity_days_and_back(
         [both] = await service.report(session, settings, "service", date(2026, 10, 24), date(2026, 10, 25))
         [shop] = await service.report(session, settings, "namespace", date(2026, 10, 25), date(2026, 10, 25))
         [ticks] = await service.report(session, settings, "probe", date(2026, 10, 25), date(2026, 10, 25))
-    async with empty_engine.connect() as connection:
-        entity_days = (await connection.execute(text("SELECT count(*) FROM rollup_days"))).scalar_one()
-    assert entity_days == 4  # checkout on two days, shop, the probe
     assert [p.figures["requests"] for p in daily] == [1000.0000115740742, 2000.5]  # bit for bit
     assert daily[0].figures["errors"] == 5e-324
     assert daily[1].figures["errors"] is None  # not stored that day: still no figure, not zero

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import db
 from app.backends.prometheus import PrometheusClient
 from app.config import DatabaseSettings, PrometheusSettings
-from app.rollups import service
+from app.rollups import repository, service
 from app.rollups.layouts import day_number
-from app.rollups.models import RollupDay, RollupRun
+from app.rollups.models import RollupRun
 from app.rollups.repository import RunStatus
 from tests.harness.datasets import SESSION_FILES, session_timeline, write_dataset
 from tests.harness.prometheus import RunningPrometheus
@@ -41,8 +41,7 @@ def sessions(migrated_engine: AsyncEngine) -> Factory:
 async def count_values(sessions: Factory, day: date) -> int:
     """Entity days stored for ``day`` (one row holds every family of an entity's day)."""
     async with sessions() as session:
-        statement = select(func.count()).select_from(RollupDay).where(RollupDay.day == day_number(day))
-        return int(await session.scalar(statement) or 0)
+        return (await repository.day_counts(session)).get(day_number(day), 0)
 
 
 async def test_a_day_is_stored_and_rerunning_replaces_it(

@@ -1,0 +1,85 @@
+"""Stored days packed into one row per entity and month (``layouts.pack_month``,
+``models.RollupDayPack``): exact, and kept whole when replicas write days of one month at once."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from app import db, migrations
+from app.rollups import frames, repository
+from app.rollups.layouts import day_number, pack_month, unpack_month
+from tests.harness.app import settings_for
+from tests.harness.replicas import run_replicas
+from tests.rollups.replica_scenarios import month_day_values
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_a_packed_month_unpacks_bit_for_bit() -> None:
+    vectors = {
+        1: (7, np.asarray([math.nan, 5e-324, -0.0], dtype="<f8").tobytes()),
+        17: (2**62 + 3, np.asarray([1.0000000115740742], dtype="<f8").tobytes()),
+        31: (7, b""),
+    }
+    mask, data = pack_month(vectors)
+    assert mask == 1 | 1 << 16 | 1 << 30
+    assert len(data) == 3 * 12 + 4 * 8
+    assert unpack_month(mask, data) == vectors
+    assert pack_month({}) == (0, b"")
+    with pytest.raises(ValueError, match="1–31"):
+        pack_month({32: (7, b"")})
+    with pytest.raises(ValueError, match="bytes"):
+        unpack_month(mask, data[:-1])
+
+
+async def test_two_replicas_storing_days_of_one_month_at_once_keep_both(postgres_url: str) -> None:
+    """Two processes on PostgreSQL store interleaved days of one month, each day in its own
+    transaction, at the same instant: every day of every entity is kept (no lost update of the
+    month row) and the month sums hold all the days."""
+    engine = db.create_engine(settings_for(postgres_url).database)
+    await migrations.upgrade(engine)
+    async with engine.connect() as connection:
+        storage = await connection.scalar(
+            text(
+                "SELECT attstorage FROM pg_attribute"
+                " WHERE attrelid = 'rollup_day_packs'::regclass AND attname = 'data'"
+            )
+        )
+    assert storage in ("e", b"e")  # out of line, never compressed (migration 0015 says why)
+    entities = 40
+    march = [date(2026, 3, 1) + timedelta(days=i) for i in range(31)]
+    replicas = [
+        {"database_url": postgres_url, "days": [d.isoformat() for d in march[start::2]], "entities": entities}
+        for start in (0, 1)
+    ]
+    try:
+        assert await run_replicas("tests.rollups.replica_scenarios:store_days", replicas) == [16, 15]
+        async with db.create_session_factory(engine)() as session:
+            counts = await repository.day_counts(session)
+            ids = sorted((await repository.ensure_entity_ids(session, [("service", "s000")])).values())
+            stored = await repository.entity_days(session, "service", "s007", march[0], march[-1])
+            listed = [i for i, _ in await repository.entity_list(session, "service")]
+            months = await repository.months_of_entities(session, listed, march[0], march[0])
+            days = await repository.days_of_entities(session, listed, march[0], march[-1])
+            found = await repository.layouts(session, set(days.layout_ids) | set(months.layout_ids))
+    finally:
+        await engine.dispose()
+    assert counts == {day_number(d): entities for d in march}
+    assert len(ids) == 1
+    assert stored.days == [day_number(d) for d in march]
+    expected = [month_day_values(d, entities)[7].total for d in march]
+    assert [np.frombuffer(blob, dtype="<f8")[0] for blob in stored.blobs] == expected  # bit for bit
+    assert months.masks == [2**31 - 1] * entities
+    summed = frames.reduce(
+        frames.frame_of([found[i] for i in days.layout_ids], days.blobs),
+        frames.group_starts(np.asarray(days.entity_ids, dtype=np.int64)),
+    )
+    kept = frames.frame_of([found[i] for i in months.layout_ids], months.blobs)
+    # the sums grow a day at a time in the order the days were stored (here interleaved by the
+    # two replicas), so their last bits may differ from one sum in day order
+    np.testing.assert_allclose(kept.matrix, summed.matrix, rtol=1e-13)
