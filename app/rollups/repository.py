@@ -100,11 +100,22 @@ class RunStatus:
 
 
 async def claim_day(
-    session: AsyncSession, day: date, *, trigger: str, worker: str, now: datetime, lease: timedelta
+    session: AsyncSession,
+    day: date,
+    *,
+    trigger: str,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    unless_settled: bool = False,
 ) -> int | None:
     """Records a ``running`` run for ``day`` unless one younger than ``lease`` exists; returns its id.
 
-    The check and the insert are one statement; on PostgreSQL an advisory lock
+    With ``unless_settled`` (a catch-up, which read the days' states a moment before), also not
+    when the day's newest run has finished (ok, partial, no_data): another replica filled the day
+    since the caller looked, and computing it again would do the work twice.
+
+    The checks and the insert are one statement; on PostgreSQL an advisory lock
     per day makes concurrent claims from several replicas wait for each other.
     """
     if await is_postgresql(session):
@@ -117,13 +128,17 @@ async def claim_day(
         RollupRun.status == RunStatus.RUNNING,
         RollupRun.started_at > now - lease,
     )
+    free: list[ColumnElement[bool]] = [~busy]
+    if unless_settled:
+        newest = select(RollupRun.status).where(RollupRun.day == day).order_by(RollupRun.id.desc()).limit(1)
+        free.append(func.coalesce(newest.scalar_subquery(), "").not_in(RunStatus.DONE))
     statement = (
         insert(RollupRun)
         .from_select(
             ["day", "status", "trigger", "started_at", "worker"],
             select(
                 literal(day), literal(RunStatus.RUNNING), literal(trigger), literal(now), literal(worker)
-            ).where(~busy),
+            ).where(*free),
         )
         .returning(RollupRun.id)
     )

@@ -147,7 +147,8 @@ async def run_day(
     Two sources: Prometheus (the catalogue's queried kinds; skipped when ``prometheus`` is None)
     and the on-call history Panorama records itself (``oncall.py``). A source with nothing for
     the day leaves what it stored before in place. A day another worker is computing right now
-    is skipped. A day neither source has data for is recorded as ``no_data`` (without
+    is skipped, and so is, for a catch-up, a day another worker finished since the catch-up
+    looked (``repository.claim_day``'s ``unless_settled``). A day neither source has data for is recorded as ``no_data`` (without
     Prometheus, a quiet on-call day is a day with nothing to record: ``ok``); a day with no
     Prometheus sample strictly inside it has no Prometheus data (a sample at its closing midnight
     alone is not a day), and one whose samples start after it began is ``partial``
@@ -157,7 +158,13 @@ async def run_day(
     window = day_window(day, settings.tzinfo)
     async with sessions.begin() as session:
         run_id = await repository.claim_day(
-            session, day, trigger=trigger, worker=WORKER, now=now or datetime.now(UTC), lease=LEASE
+            session,
+            day,
+            trigger=trigger,
+            worker=WORKER,
+            now=now or datetime.now(UTC),
+            lease=LEASE,
+            unless_settled=trigger == Trigger.CATCH_UP,
         )
     if run_id is None:
         return RunOutcome(day, SKIPPED)

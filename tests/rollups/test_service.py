@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db
@@ -233,6 +233,29 @@ async def test_one_worker_computes_a_day_at_a_time(
     assert [o.status for o in outcomes] == ["ok", "skipped"]
     async with sessions() as session:
         assert len((await service.runs(session)).runs) == 1
+
+
+async def test_a_catch_up_leaves_a_day_another_replica_finished_since_it_looked(
+    prometheus: RunningPrometheus, database_url: str, sessions: Factory
+) -> None:
+    """A catch-up reads the days' states, then claims each missing day in turn; a day another
+    replica finished in between is not computed a second time — the claim checks the day's newest
+    run itself. A day asked for by name (CLI, API) is computed again, and a failed one is retried."""
+    settings = rollup_settings(prometheus.url, database_url)
+    day = utc_days(dataset_of(prometheus))[0]
+    client = client_for(prometheus)
+    filled = await service.run_day(sessions, client, settings, day, trigger=service.Trigger.CATCH_UP)
+    late = await service.run_day(sessions, client, settings, day, trigger=service.Trigger.CATCH_UP)
+    asked = await service.run_day(sessions, client, settings, day, trigger=service.Trigger.CLI)
+    async with sessions.begin() as session:
+        await session.execute(
+            update(RollupRun).where(RollupRun.day == day).values(status=RunStatus.FAILED, error="refused")
+        )
+    retried = await service.run_day(sessions, client, settings, day, trigger=service.Trigger.CATCH_UP)
+    await client.aclose()
+    assert [o.status for o in (filled, late, asked, retried)] == ["ok", "skipped", "ok", "ok"]
+    async with sessions() as session:
+        assert len((await service.runs(session)).runs) == 3
 
 
 async def test_a_stale_claim_is_taken_over(
