@@ -148,11 +148,11 @@ async def run_day(
     and the on-call history Panorama records itself (``oncall.py``). A source with nothing for
     the day leaves what it stored before in place. A day another worker is computing right now
     is skipped, and so is, for a catch-up, a day another worker finished since the catch-up
-    looked (``repository.claim_day``'s ``unless_settled``). A day neither source has data for is recorded as ``no_data`` (without
-    Prometheus, a quiet on-call day is a day with nothing to record: ``ok``); a day with no
-    Prometheus sample strictly inside it has no Prometheus data (a sample at its closing midnight
-    alone is not a day), and one whose samples start after it began is ``partial``
-    (``compute.probe_coverage``).
+    looked (``repository.claim_day``'s ``unless_settled``). A day neither source has data for is
+    recorded as ``no_data`` (without Prometheus, a quiet on-call day is a day with nothing to
+    record: ``ok``); a day with no Prometheus sample strictly inside it has no Prometheus data (a
+    sample at its closing midnight alone is not a day), and one whose samples start after it
+    began is ``partial`` (``compute.probe_coverage``).
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
