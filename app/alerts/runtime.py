@@ -54,6 +54,11 @@ JOURNAL_QUIET_S = 0.02  # "webhooks keep arriving": another arrived this recentl
 JOURNAL_HOLD_S = 1.0  # the longest a local row waits for the storm to pass before applying starts
 JOURNAL_PRUNE_S = 600.0  # applied rows older than journal.KEEP are deleted this often
 JOURNAL_BACKOFF_S = (0.1, 10.0)  # after a database error: first and longest pause
+# Answers first for the senders too: a batch of pages waits while webhook answers wait, at most this
+# long (far under a claim's lease, which outlasts the send by 15 s). Measured in the storm (bench/
+# alert_storm.py, worker on): the pages of one phase sent during the next had cut the answering
+# ratio to bare from 0.53 (worker off) to 0.28, and p99 from 3.5x to 9.4x bare's.
+SEND_HOLD_S = 0.5
 
 
 @dataclass
@@ -246,11 +251,21 @@ class AlertRuntime:
         clock = asyncio.get_running_loop().time
         while not self._stopping:
             now = clock()
-            storm = self.journaling.busy or (self._arrived > 1 and now - self._last_arrival < JOURNAL_QUIET_S)
+            storm = self._answers_waiting(now)
             held = self._waiting_since is not None and now - self._waiting_since >= JOURNAL_HOLD_S
             if not storm or held:
                 return
             await asyncio.sleep(JOURNAL_QUIET_S)
+
+    async def _answers_before_sending(self) -> None:
+        """A batch of pages waits while webhook answers wait (a storm), at most ``SEND_HOLD_S``."""
+        clock = asyncio.get_running_loop().time
+        until = clock() + SEND_HOLD_S
+        while not self._stopping and clock() < until and self._answers_waiting(clock()):  # noqa: ASYNC110 (another task's state, bounded)
+            await asyncio.sleep(JOURNAL_QUIET_S)
+
+    def _answers_waiting(self, now: float) -> bool:
+        return self.journaling.busy or (self._arrived > 1 and now - self._last_arrival < JOURNAL_QUIET_S)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -298,6 +313,7 @@ class AlertRuntime:
                 stopping=lambda: self._stopping,
                 enricher=await self.enricher(),
                 hold=self._held.__setitem__,
+                pace=self._answers_before_sending,
             )
         except (SQLAlchemyError, OSError):
             log.exception("deliveries to %s failed; retrying on the next pass", channel)
