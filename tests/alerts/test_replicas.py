@@ -148,7 +148,10 @@ async def test_a_worker_whose_claim_was_taken_over_cannot_record_over_the_new_cl
     robot.sink.hang(3.0, times=1)  # A's send
     config = robot_config(robot)
     async with running_app(settings_for(postgres_url, **config), migrate=False) as (_app, client):
-        await client.post("/api/v1/alerts/alertmanager", json=groups(1)[0], headers=bearer_webhook())
+        await incident_of(
+            client,
+            await client.post("/api/v1/alerts/alertmanager", json=groups(1)[0], headers=bearer_webhook()),
+        )
     lease_s = 10 + 5 + 30 + 1  # DingTalk's default timeout, the send slack, the margin, and a second
     handled = await run_replicas(
         f"{SCENARIOS}:send_one_batch",
