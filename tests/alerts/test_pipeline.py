@@ -413,6 +413,11 @@ async def test_the_webhook_answers_like_every_route_though_the_http_stack_calls_
         exposition = (await client.get("/metrics")).text
         incident = await applied(client, stored)
         after = (await client.get("/metrics")).text
+        unknown = await client.get("/api/v1/alerts/intake/999999", headers=bearer(VIEWER_TOKEN))
+        anonymous = await client.get(stored.json()["url"])
+    assert unknown.status_code == 404
+    assert "no journaled webhook 999999" in unknown.json()["message"]
+    assert anonymous.status_code == 401
     assert stored.headers["content-type"] == "application/json"
     assert stored.status_code == 202
     assert stored.json() == {
