@@ -86,12 +86,14 @@ class AppContext:
             self.sessions,
             lambda: self.settings,
             observe=self.metrics.observe_delivery,
+            observe_journal=self.metrics.observe_journal,
             ready=lambda: self.schema_ready,
             backends=lambda: self.backends,
         )
         if not await self._check_schema(first=True):
             self._schema_watch = asyncio.get_running_loop().create_task(self._watch_schema())
         self.scheduler = start_scheduler(self)
+        self.alerts.start_applier()  # webhooks answered 202 become incidents in every process
         if self.settings.alerts.worker:
             self.alerts.start()
 

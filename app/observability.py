@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -91,6 +91,27 @@ class Metrics:
             ["channel", "reason"],
             registry=self.registry,
         )
+        self.journal_backlog = Gauge(
+            "panorama_alert_journal_backlog",
+            "Journaled webhooks not applied yet (by any replica), as this process last counted them.",
+            registry=self.registry,
+        )
+        self.journal_lag = Histogram(
+            "panorama_alert_journal_apply_lag_seconds",
+            "Time from a webhook's 2xx (its journal row committed) to its incident change being applied.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.journal_failed = Counter(
+            "panorama_alert_journal_failed",
+            "Journaled webhooks given up after failed applies (see GET /api/v1/alerts/intake/{id}).",
+            registry=self.registry,
+        )
+        self.journal_errors = Counter(
+            "panorama_alert_journal_errors",
+            "Passes of the journal's applier that failed (database errors are retried with a backoff).",
+            registry=self.registry,
+        )
 
         self.backend_call_listeners: list[Callable[[str], None]] = []
         """Also told of each backend call (its backend), e.g. the wall screen counting its own."""
@@ -99,6 +120,17 @@ class Metrics:
         self.deliveries.labels(channel, outcome).inc()
         if failure is not None:
             self.delivery_failures.labels(channel, failure).inc()
+
+    def observe_journal(self, backlog: int | None, lags: Sequence[float], failed: int) -> None:
+        """One pass of the journal's applier (``backlog`` None: the pass failed)."""
+        if backlog is None:
+            self.journal_errors.inc()
+            return
+        self.journal_backlog.set(backlog)
+        for lag in lags:
+            self.journal_lag.observe(lag)
+        if failed:
+            self.journal_failed.inc(failed)
 
     def observe_backend_call(self, backend: str, outcome: str, seconds: float) -> None:
         self.backend_requests.labels(backend, outcome).inc()

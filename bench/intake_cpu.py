@@ -1,11 +1,12 @@
 """The webhook intake alone, in-process: event-loop CPU per webhook, from the body's bytes to the commit.
 
 ``bench/alert_storm.py`` measures the whole server over HTTP; this measures only what
-app/alerts does with a webhook (``api._payload`` → ``service.receive``: parsing, validation,
-group commit, routing, escalation, outbox), without the HTTP stack every route shares, so a
-change to the intake shows in its own figure. The storm is alert_storm's (same bodies), on a
-fresh SQLite database (or ``--postgres``: a fresh database on the shared server, dropped after),
-with ``--concurrency`` webhooks in flight (group commit batches them as in a real storm).
+app/alerts does to apply a webhook (``api._payload`` → ``intake.store``: parsing, validation,
+group commit, routing, escalation, outbox: what ``app.alerts.journal`` does per row), without
+the HTTP stack every route shares, so a change to the intake shows in its own figure. The storm
+is alert_storm's (same bodies), on a fresh SQLite database (or ``--postgres``: a fresh database
+on the shared server, dropped after), with ``--concurrency`` webhooks in flight (group commit
+batches them as in a real storm).
 
 It prints, per phase (fire, repeat, resolve), the event-loop thread's CPU per webhook (the
 figure that bounds a single process's throughput), the whole process's, and the SQL statements
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import io
 import pstats
 import sys
@@ -33,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event  # noqa: E402
 
-from app.alerts import api, repository, service  # noqa: E402
+from app.alerts import api, intake, repository  # noqa: E402
+from app.alerts.groupcommit import GroupCommit  # noqa: E402
 from bench.alert_storm import Options, panorama_config, start_bare, storm, warmup  # noqa: E402
 from tests.harness.app import running_app, settings_for  # noqa: E402
 from tests.harness.database import create_postgres_database, drop_postgres_database  # noqa: E402
@@ -72,9 +75,16 @@ async def run(args: argparse.Namespace, database_url: str, sink: str) -> None:
         runtime, sessions = context.alerts, context.sessions
         event.listen(context.engine.sync_engine, "before_cursor_execute", count)
 
+        # What applying the journal does per row (``app.alerts.journal``), group-committed as the
+        # webhook itself did before the journal: parse, then ``intake.store``.
+        applying: GroupCommit[intake.Webhook, int | None] = GroupCommit(
+            functools.partial(intake.store, sessions)
+        )
+        key = await runtime.signing_key()
+
         async def one(raw: bytes) -> None:
-            payload = api._payload(raw)
-            await service.receive(sessions, runtime, settings, payload)
+            webhook = intake.webhook(settings, api._payload(raw), key)
+            await applying.submit(webhook, webhook.keys)
 
         async def phase_run(bodies: list[bytes]) -> None:
             pending = iter(bodies)
@@ -87,7 +97,7 @@ async def run(args: argparse.Namespace, database_url: str, sink: str) -> None:
 
         await phase_run(warmup().bodies)
         print(
-            f"intake only (api._payload → service.receive), {args.groups} groups × 10 alerts, "
+            f"intake only (api._payload → intake.store), {args.groups} groups × 10 alerts, "
             f"{args.concurrency} in flight, {database_url.split(':')[0]}"
         )
         for phase in storm(options):

@@ -116,6 +116,7 @@ def test_every_operation_answers_as_documented(panorama: str) -> None:
 # Error answers routes declare beyond the ones every route gets (400, 401/403 from its role, 429).
 DECLARED_ERRORS = {
     ("post", "/api/v1/alerts/alertmanager"): {"400", "401", "413", "503"},
+    ("get", "/api/v1/alerts/intake/{entry_id}"): {"404"},
     ("get", "/api/v1/incidents/{incident_id}"): {"404"},
     ("post", "/api/v1/incidents/{incident_id}/ack"): {"404", "409"},
     ("post", "/api/v1/incidents/{incident_id}/resolve"): {"404"},
@@ -148,3 +149,6 @@ async def test_every_route_declares_its_error_answers(client: httpx.AsyncClient)
         assert statuses <= set(document["paths"][path][method]["responses"]), f"{method} {path}"
     webhook = document["paths"]["/api/v1/alerts/alertmanager"]["post"]["responses"]
     assert webhook["413"]["description"] == "Larger than alerts.max_body_bytes"
+    accepted = webhook["202"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(document["components"]["schemas"][accepted]["properties"]) == {"status", "id", "alerts", "url"}
+    assert "200" not in webhook  # 202: journaled; the incident follows (GET the answer's url)

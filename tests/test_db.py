@@ -19,6 +19,7 @@ from app import db
 from app.config import DatabaseSettings
 from tests.alerts.support import alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import AppFactory, settings_for
+from tests.harness.intake import applied
 
 
 async def test_a_long_read_on_sqlite_does_not_make_a_webhook_wait(app_factory: AppFactory) -> None:
@@ -34,10 +35,12 @@ async def test_a_long_read_on_sqlite_does_not_make_a_webhook_wait(app_factory: A
             ),
             timeout=30,
         )
+        incident = await applied(client, answer)  # and applied, the report still reading
         # the report still reads its own snapshot; a new read sees the incident
         async with app.state.context.sessions() as fresh:
             opened = (await fresh.execute(text("SELECT count(*) FROM alert_incidents"))).scalar_one()
-    assert answer.status_code == 200
+    assert answer.status_code == 202
+    assert incident is not None
     assert opened == 1
 
 

@@ -11,6 +11,7 @@ from tests.correlation.support import backend
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 from tests.harness.prometheus import RunningPrometheus
 
 HOSTILE = [
@@ -89,7 +90,8 @@ async def test_the_incident_service_filter_takes_like_wildcards_literally(app_fa
             answer = await client.post(
                 WEBHOOK, json=payload(group, [alert(group, service=name)]), headers=bearer_webhook()
             )
-            assert answer.status_code == 200
+            await applied(client, answer)
+            await incident_of(client, answer)
 
         async def found(service: str) -> list[list[str]]:
             answer = await client.get(

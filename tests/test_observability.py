@@ -15,6 +15,7 @@ from app.observability import configure_logging
 from tests.fakes.server import serve
 from tests.harness.app import ADMIN_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.processes import free_port
+from tests.harness.waiting import eventually
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -84,7 +85,14 @@ async def test_metrics_count_requests_by_route_template(app_factory: AppFactory)
 async def test_metrics_show_the_database_pool(app_factory: AppFactory, postgres_url: str) -> None:
     async with app_factory(database_url=postgres_url) as (_app, client):
         await client.get("/readyz")
-        exposition = (await client.get("/metrics")).text
+        exposition = ""
+
+        async def idle_pool() -> bool:  # the journal's applier may be between two reads
+            nonlocal exposition
+            exposition = (await client.get("/metrics")).text
+            return sample(exposition, "panorama_db_pool_connections", state="checked_out") == 0
+
+        await eventually(idle_pool, "no connection checked out")
     assert sample(exposition, "panorama_db_pool_size") == 5
     assert sample(exposition, "panorama_db_pool_connections", state="checked_out") == 0
     idle = sample(exposition, "panorama_db_pool_connections", state="idle")

@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from tests.alerts.support import alert, payload
+from tests.harness.intake import applied_sync
 from tests.harness.processes import free_port
 
 PANORAMA = Path(sys.executable).parent / "panorama"
@@ -237,7 +238,7 @@ def test_no_secret_is_ever_said(tmp_path: Path, postgres_url: str) -> None:
                 "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=hook
             )
             said.append(created.text)
-            incident = created.json()["incident_id"]
+            incident = applied_sync(client, created, token=SECRETS["api token"])
             _wait_tried(log, CHANNELS)  # the worker tries every channel, each fails and says why
             for path in (
                 "/readyz",

@@ -29,6 +29,7 @@ from app.alerts.schemas import (
     IncidentDetail,
     IncidentList,
     IncidentSummary,
+    IntakeStatus,
     MaintenanceList,
     MaintenanceOut,
     MaintenanceRequest,
@@ -86,9 +87,12 @@ def _payload(raw: bytes) -> WebhookPayload:
 @router.post(
     "/api/v1/alerts/alertmanager",
     response_model=Accepted,
+    status_code=202,
     summary="Alertmanager's webhook receiver",
-    description="Answers 2xx only once the alerts are stored; 5xx when storing failed "
-    "(Alertmanager retries); 4xx for bodies that can never succeed; 413 over alerts.max_body_bytes.",
+    description="Answers 202 once the body is durably journaled (committed); incidents, routing and "
+    "pages follow right behind: `url` (GET /api/v1/alerts/intake/{id}) tells when and to which incident. "
+    "5xx when journaling failed (Alertmanager retries); 4xx for bodies that can never succeed, nothing "
+    "stored; 413 over alerts.max_body_bytes.",
     openapi_extra={"x-auth": service.WEBHOOK_AUTH},
     responses=answers(
         _400="Not an Alertmanager webhook payload (Alertmanager must not retry)",
@@ -101,16 +105,27 @@ async def alertmanager_webhook(request: Request) -> Response:
     storm's path): it checks the caller before reading the body, as a dependency did."""
     context: AppContext = request.app.state.context
     settings = context.settings
-    assert context.sessions is not None, "the database is opened in the lifespan"
     assert context.alerts is not None, "the alerting runtime is opened in the lifespan"
     service.webhook_caller(settings.alerts, context.tokens, request.headers.get("authorization", ""))
-    payload = _payload(await _body(request, settings.alerts.max_body_bytes))
-    accepted = await service.receive(context.sessions, context.alerts, settings, payload)
-    return Response(accepted.model_dump_json(), media_type="application/json")
+    body = await _body(request, settings.alerts.max_body_bytes)
+    accepted = await service.receive(context.alerts, _payload(body), body)
+    return Response(accepted.model_dump_json(), status_code=202, media_type="application/json")
 
 
 DIRECT_ROUTES = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is alertmanager_webhook]
 """The routes ``app.http_stack`` answers directly."""
+
+
+@router.get(
+    "/api/v1/alerts/intake/{entry_id}",
+    response_model=IntakeStatus,
+    summary="What became of a journaled webhook",
+    description="The `url` of the webhook's 202 answer: queued, applied (with its incident) or failed "
+    "(with the error). Rows are kept a day after they are applied.",
+    responses=answers(_404="No journaled webhook with this id"),
+)
+async def intake_status(entry_id: int, _: Viewer, session: SessionDep) -> IntakeStatus:
+    return await service.intake_status(session, entry_id)
 
 
 # --- incidents ----------------------------------------------------------------------------

@@ -60,7 +60,11 @@ class AlertsSettings(Model):
     signing_key: SecretStr | None = Field(
         default=None, description="Signs ack links; default: a key generated once and kept in the database"
     )
-    worker: bool = Field(default=True, description="Run escalations and deliveries in this process")
+    worker: bool = Field(
+        default=True,
+        description="Run escalations and deliveries (the sending) in this process; the alert journal "
+        "(webhooks answered 202) is applied in every process whatever this says",
+    )
     worker_interval: Duration = Field(
         default=timedelta(seconds=2), description="How often escalations and deliveries are looked at"
     )

@@ -192,10 +192,12 @@ async def drain_channel(
     stopping: Callable[[], bool] = lambda: False,
     enricher: enrichment.Enricher | None = None,
     hold: Hold | None = None,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Sends the channel's due deliveries batch after batch, until none is due, its rate limit holds
     the rest back, or ``stopping()``; returns how many rows were handled. ``hold`` is told when the
-    channel's rate limit holds everything back, and until when.
+    channel's rate limit holds everything back, and until when; ``pace`` is awaited before each
+    batch is sent (the runtime lets waiting webhook answers go first, for well under the lease).
 
     The next batch is claimed in the transaction that records the last one's outcome: one
     transaction per batch, not two (see the module's docstring)."""
@@ -209,6 +211,8 @@ async def drain_channel(
         claim = await claim_next(session)
     handled = 0
     while isinstance(claim, Claim):
+        if pace is not None:
+            await pace()
         outcomes = await _send_claim(config, claim, http, settings, enricher)
         handled += len(claim.rows)
         claim = await _record_while_leased(

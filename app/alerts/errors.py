@@ -9,6 +9,10 @@ class UnknownIncident(NotFound):
     pass
 
 
+class UnknownIntake(NotFound):
+    pass
+
+
 class UnknownSchedule(NotFound):
     pass
 

@@ -50,6 +50,11 @@ class GroupCommit(Generic[T, R]):
         self._queue: list[_Waiting[T, R]] = []
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether items are being stored or wait for it (their submitters wait for the answer)."""
+        return self._task is not None
+
     async def submit(self, item: T, keys: frozenset[str]) -> R:
         """Stores ``item`` (in a batch with others, or alone) and returns what ``store`` returned
         for it, once the transaction that stored it has committed; raises what its storing raised."""

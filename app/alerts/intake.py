@@ -1,9 +1,13 @@
 """From an Alertmanager webhook to incidents: stored first, then routed, paged through the outbox.
 
-Everything here runs in the webhook's one transaction, so a 2xx answer means the
-alerts, the incident change and the notifications it causes are all durably stored.
-Webhooks arriving together share that transaction (:func:`store`, run by
-:mod:`app.alerts.groupcommit`): each is answered after the commit that stored it.
+Since 2026-12-06 this runs behind the answer, not before it: the webhook journals the raw body
+and answers 202 once that row is committed (:mod:`app.alerts.journal`, which says why), and the
+journal's applier calls :func:`store_in` with a batch of rows, in the transaction that also marks
+them applied. So the alerts, the incident change and the notifications it causes are stored
+together, once per row, exactly as when the webhook itself called this module; what moved is
+only *when*. Until then the webhooks arriving together shared this module's transaction
+(:func:`store`, run by :mod:`app.alerts.groupcommit`), each answered after its commit; the
+figures below were measured that way.
 
 How a batch is stored, and why (measured with ``bench/alert_storm.py`` and a statement census
 of 200 groups, 32 webhooks in flight, on SQLite): every statement is a round trip to the
@@ -42,9 +46,12 @@ cheaper model would not have paid for its churn). What was, and what the intake 
   and a webhook's "is any alert a heartbeat" once.
 
 After: 0.5 ms per firing webhook, 0.5 per repeat, 0.5 per resolve, 0.3–0.4 statements each
-(PostgreSQL: 0.8, 0.6, 0.6 ms). Journaling the raw body and building incidents off the request path was not
-needed for that, so every guarantee stays the simple one: the answer follows the commit of the
-incident change itself.
+(PostgreSQL: 0.8, 0.6, 0.6 ms). At the time journaling the raw body and building incidents off the
+request path looked unnecessary. It was not enough: over real HTTP, with the worker sending the
+pages from the same event loop, a storm still cost the server ~1.3 ms of CPU per webhook against
+a bare FastAPI endpoint's ~0.2 ms, 0.11–0.15× its throughput and a p99 5–10× its own, with no
+single item left to cut (below). The journal's webhook (validate, insert the body, answer)
+measured 0.64× bare and p99 2.1× in the lead's prototype; this module's work moved behind it.
 
 What a storm costs around this module since (2026-12-06 evening, py-spy ``--gil`` on the server
 during ``bench/alert_storm.py``): FastAPI's routing and dependency solving of the webhook were gone
@@ -69,7 +76,7 @@ from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
 from app.alerts.models import AlertRow, Incident, group_digest, parse_json, text_json
 from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
-from app.alerts.schemas import Accepted, WebhookAlert, WebhookPayload
+from app.alerts.schemas import WebhookAlert, WebhookPayload
 from app.config import Settings
 from app.db import dumps
 
@@ -97,55 +104,60 @@ def webhook(settings: Settings, payload: WebhookPayload, key: bytes) -> Webhook:
     return Webhook(settings, payload, key, heartbeats.touches(settings, payload.alerts))
 
 
-async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[Accepted]:
+async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[int | None]:
     """Stores ``webhooks`` (no two of the same group) in one transaction, one after the other."""
-    now = utcnow()  # one instant for the batch: who is on call, which windows are active
     async with sessions.begin() as session:
-        repository.keep_reads(session)
-        # Heartbeat rows are locked before incidents by every writer: those webhooks lock their own.
-        await repository.prefetch_open_incidents(
-            session,
-            [w.payload.groupKey for w in webhooks if not w.heartbeats],
-        )
-        # The groups without an open incident that fire: their incidents opened in one statement.
-        await repository.insert_open_incidents(
-            session,
-            [
-                _incident_row(w.payload, w.payload.alerts, now)
-                for w in webhooks
-                if not w.heartbeats
-                and repository.found_no_open_incident(session, w.payload.groupKey)
-                and any(a.status == "firing" for a in w.payload.alerts)
-            ],
-        )
-        # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
-        # written in one flush then, for every webhook of the batch, instead of before each query.
-        repository.defer_stops(session)  # resolved incidents' chains and pages: stopped together
-        with session.no_autoflush:
-            accepted = [await receive(session, w, now) for w in webhooks]
-        await repository.stop_deferred(session)
-        return accepted
+        return await store_in(session, webhooks, utcnow())
+
+
+async def store_in(session: AsyncSession, webhooks: Sequence[Webhook], now: datetime) -> list[int | None]:
+    """Stores ``webhooks`` (no two sharing a key: :attr:`Webhook.keys`) in the caller's transaction,
+    one after the other, at the instant ``now``; the incident each changed (None: none)."""
+    repository.keep_reads(session)
+    # Heartbeat rows are locked before incidents by every writer: those webhooks lock their own.
+    await repository.prefetch_open_incidents(
+        session,
+        [w.payload.groupKey for w in webhooks if not w.heartbeats],
+    )
+    # The groups without an open incident that fire: their incidents opened in one statement.
+    await repository.insert_open_incidents(
+        session,
+        [
+            _incident_row(w.payload, w.payload.alerts, now)
+            for w in webhooks
+            if not w.heartbeats
+            and repository.found_no_open_incident(session, w.payload.groupKey)
+            and any(a.status == "firing" for a in w.payload.alerts)
+        ],
+    )
+    # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
+    # written in one flush then, for every webhook of the batch, instead of before each query.
+    repository.defer_stops(session)  # resolved incidents' chains and pages: stopped together
+    with session.no_autoflush:
+        changed = [await receive(session, w, now) for w in webhooks]
+    await repository.stop_deferred(session)
+    return changed
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> Accepted:
+async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> int | None:
     settings, payload, key = webhook.settings, webhook.payload, webhook.key
     alerts = await heartbeats.observe(session, settings, payload.alerts, now, key, touched=webhook.heartbeats)
     if not alerts:
-        return Accepted(incident_id=None, alerts=len(payload.alerts))
+        return None
     # Locks are taken in one order by every writer: heartbeats, the incident, its chains.
     incident = await repository.lock_open_incident(session, payload.groupKey)
     if incident is None:
         if not any(a.status == "firing" for a in alerts):
-            return Accepted(incident_id=None, alerts=len(payload.alerts))
+            return None
         opened = await _open(session, payload, alerts, now)
         if opened is not None:
             stored = _store_alerts(session, opened, alerts, now, existing=[])
             await _route(session, settings, opened, payload, stored.rows, now, key)
-            return Accepted(incident_id=opened.id, alerts=len(payload.alerts))
+            return opened.id
         # Another replica opened it a moment ago (and committed): this delivery updates it.
         incident = await repository.lock_open_incident(session, payload.groupKey)
         assert incident is not None, "the unique index named an open incident"
@@ -153,7 +165,7 @@ async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> Acc
         session, incident, alerts, now, existing=await repository.alerts_of(session, incident.id)
     )
     await _update(session, settings, incident, stored, now, key)
-    return Accepted(incident_id=incident.id, alerts=len(payload.alerts))
+    return incident.id
 
 
 def _title(payload: WebhookPayload, alerts: Sequence[WebhookAlert]) -> str:

@@ -12,13 +12,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime, dumps
 
 Timestamp = UtcDateTime()
 OPEN = text("status != 'resolved'")
+JOURNAL_QUEUED = "queued"
+JOURNAL_OPEN = text("status = 'queued'")
 
 
 def text_json(value: Mapping[str, str]) -> str:
@@ -231,6 +233,35 @@ class Maintenance(Base):
     comment: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     created_by: Mapped[str] = mapped_column(String(255))
+
+
+class JournalEntry(Base):
+    """One Alertmanager webhook as received (the raw body), stored before it is answered and
+    applied to incidents right behind (:mod:`app.alerts.journal`).
+
+    ``status``: ``queued`` until applied; ``applied`` (with ``incident_id``, None when the body
+    changed no incident, e.g. only heartbeats) in the transaction that stored its incident change;
+    ``failed`` (with ``error``) after :data:`app.alerts.journal.MAX_ATTEMPTS` failed applies.
+    """
+
+    __tablename__ = "alert_journal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    group_digest: Mapped[str] = mapped_column(String(64))  # sha256 of the groupKey (:func:`group_digest`)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    alerts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=JOURNAL_QUEUED)  # queued | applied | failed
+    applied_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    incident_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: incidents outlive rows
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_alert_journal_queued", "id", sqlite_where=JOURNAL_OPEN, postgresql_where=JOURNAL_OPEN),
+        Index("ix_alert_journal_group", "group_digest", "id"),
+        Index("ix_alert_journal_applied_at", "applied_at"),
+    )
 
 
 class HeartbeatState(Base):

@@ -51,6 +51,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app import servicenames
 from app.alerts.models import (
+    JOURNAL_QUEUED,
     OPEN,
     AlertRow,
     CalendarFeed,
@@ -61,6 +62,7 @@ from app.alerts.models import (
     HeartbeatState,
     Incident,
     IncidentAlert,
+    JournalEntry,
     Maintenance,
     PersonalPage,
     ScheduleOverride,
@@ -1235,3 +1237,117 @@ async def incidents_by_alert_time(
         .limit(limit)
     )
     return [(row[0], row[1], row[2]) for row in await session.execute(statement)]
+
+
+# --- the journal (app.alerts.journal) -----------------------------------------------------
+
+
+_JOURNAL = cast(Table, JournalEntry.__table__)
+
+
+async def insert_journal(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Journals webhooks' raw bodies in one statement; their ids, in the order of ``rows``."""
+    statement = insert(_JOURNAL).returning(_JOURNAL.c.id, sort_by_parameter_order=True)
+    return list((await (await session.connection()).execute(statement, list(rows))).scalars().all())
+
+
+@dataclass(frozen=True)
+class QueuedEntry:
+    id: int
+    group_digest: str
+    body: bytes
+    received_at: datetime
+    attempts: int
+
+
+async def claim_journal(session: AsyncSession, limit: int) -> list[QueuedEntry]:
+    """The oldest queued rows, locked for this transaction (``SKIP LOCKED`` on PostgreSQL: rows
+    another replica is applying are passed over, see :func:`journal_heads`)."""
+    statement = (
+        select(
+            JournalEntry.id,
+            JournalEntry.group_digest,
+            JournalEntry.body,
+            JournalEntry.received_at,
+            JournalEntry.attempts,
+        )
+        .where(JournalEntry.status == JOURNAL_QUEUED)
+        .order_by(JournalEntry.id)
+        .limit(limit)
+        .with_for_update(**await _for_update(session))
+    )
+    return [QueuedEntry(*row) for row in (await session.execute(statement)).all()]
+
+
+async def claim_journal_entry(session: AsyncSession, entry_id: int) -> list[QueuedEntry]:
+    """The row, locked for this transaction, if it is still queued (and not held elsewhere)."""
+    statement = (
+        select(
+            JournalEntry.id,
+            JournalEntry.group_digest,
+            JournalEntry.body,
+            JournalEntry.received_at,
+            JournalEntry.attempts,
+        )
+        .where(JournalEntry.id == entry_id, JournalEntry.status == JOURNAL_QUEUED)
+        .with_for_update(**await _for_update(session))
+    )
+    return [QueuedEntry(*row) for row in (await session.execute(statement)).all()]
+
+
+async def journal_heads(session: AsyncSession, digests: Sequence[str]) -> dict[str, int]:
+    """The first queued row of each group (held by this transaction or not, committed state)."""
+    statement = (
+        select(JournalEntry.group_digest, func.min(JournalEntry.id))
+        .where(JournalEntry.status == JOURNAL_QUEUED, JournalEntry.group_digest.in_(digests))
+        .group_by(JournalEntry.group_digest)
+    )
+    return {digest: first for digest, first in (await session.execute(statement)).all()}
+
+
+_MARK_APPLIED = (
+    update(_JOURNAL)
+    .where(_JOURNAL.c.id == bindparam("row_id"))
+    .values(status="applied", applied_at=bindparam("at"), incident_id=bindparam("incident"))
+)
+
+
+async def mark_journal_applied(
+    session: AsyncSession, applied: Sequence[tuple[int, int | None]], now: datetime
+) -> None:
+    """Marks rows applied (``(row id, incident id)``), in the transaction that applied them."""
+    if applied:
+        await (await session.connection()).execute(
+            _MARK_APPLIED, [{"row_id": row, "incident": incident, "at": now} for row, incident in applied]
+        )
+
+
+async def record_journal_failure(
+    session: AsyncSession, entry_id: int, error: str, now: datetime, *, give_up: bool
+) -> None:
+    """One more failed apply of a row; with ``give_up``, the row is failed for good."""
+    values: dict[str, Any] = {"attempts": JournalEntry.attempts + 1, "error": error}
+    if give_up:
+        values.update(status="failed", applied_at=now)
+    await session.execute(
+        update(JournalEntry)
+        .where(JournalEntry.id == entry_id, JournalEntry.status == JOURNAL_QUEUED)
+        .values(**values)
+    )
+
+
+async def journal_entry(session: AsyncSession, entry_id: int) -> JournalEntry | None:
+    return await session.get(JournalEntry, entry_id)
+
+
+async def journal_backlog(session: AsyncSession) -> int:
+    statement = select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JOURNAL_QUEUED)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def delete_journal_before(session: AsyncSession, before: datetime) -> int:
+    """Forgets rows applied (or given up) before ``before``."""
+    result = await session.execute(
+        delete(JournalEntry).where(JournalEntry.status != JOURNAL_QUEUED, JournalEntry.applied_at < before)
+    )
+    return rowcount(result)

@@ -201,9 +201,30 @@ class MaintenanceList(BaseModel):
 
 
 class Accepted(BaseModel):
-    status: Literal["stored"] = "stored"
-    incident_id: int | None
+    """The webhook's answer (202): the body is journaled (committed); incidents follow right behind."""
+
+    status: Literal["accepted"] = "accepted"
+    id: int = Field(description="The journal row that holds the body")
+    alerts: int = Field(description="How many alerts the body holds")
+    url: str = Field(description="Where the row's outcome is told: GET /api/v1/alerts/intake/{id}")
+
+
+class IntakeStatus(BaseModel):
+    """What became of one journaled webhook."""
+
+    id: int
+    status: Literal["queued", "applied", "failed"] = Field(
+        description="queued: waiting to be applied; applied: incidents updated; failed: given up (see error)"
+    )
+    received_at: dt.datetime
+    applied_at: dt.datetime | None = Field(description="When it was applied (or given up)")
     alerts: int
+    attempts: int = Field(description="Failed applies so far (database errors are not counted)")
+    incident_id: int | None = Field(
+        description="The incident it opened or updated; None when it changed none (e.g. heartbeats only)"
+    )
+    incident_url: str | None = Field(description="The incident in the API: GET /api/v1/incidents/{id}")
+    error: str | None
 
 
 class CalendarLink(BaseModel):

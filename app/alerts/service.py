@@ -9,12 +9,12 @@ import hmac
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, incidents, intake, oncall, outbox, repository
+from app.alerts import ack, incidents, journal, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
 from app.alerts.channels import twilio
@@ -25,6 +25,7 @@ from app.alerts.errors import (
     IncidentClosed,
     StorageFailed,
     UnknownIncident,
+    UnknownIntake,
     UnknownOverride,
     UnknownSchedule,
     WebhookUnauthorized,
@@ -38,6 +39,7 @@ from app.alerts.schemas import (
     IncidentDetail,
     IncidentSpan,
     IncidentSummary,
+    IntakeStatus,
     MaintenanceOut,
     MaintenanceRequest,
     OnCall,
@@ -118,21 +120,39 @@ def check_twilio_signature(
         raise WebhookUnauthorized("not signed by this channel's Twilio account (X-Twilio-Signature)")
 
 
-async def receive(
-    sessions: Sessions, runtime: AlertRuntime, settings: Settings, payload: WebhookPayload
-) -> Accepted:
-    """Stores the payload and everything it causes, in one transaction (shared with the webhooks
-    arriving at the same moment: :mod:`app.alerts.groupcommit`); 5xx-worthy if that fails."""
+async def receive(runtime: AlertRuntime, payload: WebhookPayload, body: bytes) -> Accepted:
+    """Journals the webhook's raw ``body`` (validated as ``payload``) and answers once it is committed
+    (a transaction shared with the webhooks arriving at the same moment: :mod:`app.alerts.groupcommit`);
+    the incidents follow right behind (:mod:`app.alerts.journal`). 5xx-worthy if the insert fails."""
+    received = journal.Received(utcnow(), payload.groupKey, body, len(payload.alerts))
     try:
-        key = await runtime.signing_key()
-        webhook = intake.webhook(settings, payload, key)
-        accepted = await runtime.intake.submit(webhook, webhook.keys)
+        entry_id = await runtime.journaling.submit(received, NO_KEYS)
     except (SQLAlchemyError, OSError) as exc:  # OSError: the driver could not even connect
         raise StorageFailed(
             f"the alerts could not be stored ({type(exc).__name__}); Alertmanager will retry"
         ) from exc
-    runtime.wake()
-    return accepted
+    runtime.journaled()
+    return Accepted(id=entry_id, alerts=received.alerts, url=journal.intake_path(entry_id))
+
+
+NO_KEYS: frozenset[str] = frozenset()  # journal rows are only inserted: any two share a batch
+
+
+async def intake_status(session: AsyncSession, entry_id: int) -> IntakeStatus:
+    entry = await repository.journal_entry(session, entry_id)
+    if entry is None:
+        raise UnknownIntake(f"no journaled webhook {entry_id} (unknown, or applied more than a day ago)")
+    return IntakeStatus(
+        id=entry.id,
+        status=cast(Literal["queued", "applied", "failed"], entry.status),
+        received_at=entry.received_at,
+        applied_at=entry.applied_at,
+        alerts=entry.alerts,
+        attempts=entry.attempts,
+        incident_id=entry.incident_id,
+        incident_url=None if entry.incident_id is None else f"/api/v1/incidents/{entry.incident_id}",
+        error=entry.error,
+    )
 
 
 # --- incidents ----------------------------------------------------------------------------

@@ -14,17 +14,34 @@ from app.alerts import delivery
 from app.alerts.runtime import AlertRuntime
 from tests.alerts.support import WEBHOOK, alert, bearer_webhook, payload
 from tests.harness.app import OPERATOR_TOKEN, bearer, running_app, settings_for
+from tests.harness.intake import applied, settled
 from tests.harness.replicas import Ready
 
 
 async def post_bodies(ready: Ready, database_url: str, config: dict[str, Any], bodies: list[Any]) -> Any:
-    """Posts every webhook body at once; returns each answer's status and incident."""
+    """Posts every webhook body at once; returns each answer's status and, once it is applied, its
+    incident."""
     async with running_app(settings_for(database_url, **config), migrate=False) as (_app, client):
         await ready()
         answers = await asyncio.gather(
             *(client.post(WEBHOOK, json=b, headers=bearer_webhook()) for b in bodies)
         )
-    return [[a.status_code, a.json().get("incident_id")] for a in answers]
+        incidents = [await applied(client, a) if a.status_code == 202 else None for a in answers]
+    return [[a.status_code, incident] for a, incident in zip(answers, incidents, strict=True)]
+
+
+async def journal_then_apply(
+    ready: Ready, database_url: str, config: dict[str, Any], before: list[Any], after: list[Any]
+) -> Any:
+    """Posts ``before`` (one after the other), says it is ready, then posts ``after``, and waits until
+    every row it journaled is applied (by whichever replica); returns each answer's status and the
+    row's outcome (``GET /api/v1/alerts/intake/{id}``)."""
+    async with running_app(settings_for(database_url, **config), migrate=False) as (_app, client):
+        answers = [await client.post(WEBHOOK, json=b, headers=bearer_webhook()) for b in before]
+        await ready()
+        answers += [await client.post(WEBHOOK, json=b, headers=bearer_webhook()) for b in after]
+        outcomes = [await settled(client, answer, timeout_s=60) for answer in answers]
+    return [[a.status_code, outcome] for a, outcome in zip(answers, outcomes, strict=True)]
 
 
 async def act_on_incidents(
@@ -75,7 +92,7 @@ async def page_and_deliver(
             answer = await client.post(
                 WEBHOOK, json=payload(f"{prefix}{n}", [alert(f"{prefix}{n}")]), headers=bearer_webhook()
             )
-            assert answer.status_code == 200, answer.text
+            await applied(client, answer)
             handled += await runtime.run_once()
     return handled
 
@@ -105,7 +122,8 @@ async def race_worker_and_webhook(
         if role == "worker":
             return await runtime.run_once(datetime.now(UTC) + timedelta(minutes=12))
         answers = [await client.post(WEBHOOK, json=body, headers=bearer_webhook()) for body in bodies]
-    return [[a.status_code, a.json().get("incident_id")] for a in answers]
+        incidents = [await applied(client, a) if a.status_code == 202 else None for a in answers]
+    return [[a.status_code, incident] for a, incident in zip(answers, incidents, strict=True)]
 
 
 async def announce_handovers(ready: Ready, database_url: str, config: dict[str, Any], at: str) -> Any:

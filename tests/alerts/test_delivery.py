@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from app import db
 from app.alerts.channels.base import SendResult
+from app.alerts.models import JournalEntry
 from app.alerts.runtime import AlertRuntime
 from app.config import DatabaseSettings
 from tests.alerts.support import alert, alerting_config, bearer_webhook, outbox, payload
@@ -26,6 +27,7 @@ from tests.alerts.test_pipeline import on_call_now, post
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 
 Serve = Callable[[DingTalkSink], Served[DingTalkSink]]
 
@@ -55,9 +57,9 @@ async def test_a_page_reaches_the_robot_signed_with_its_mention(
     app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink], database_url: str
 ) -> None:
     async with app_factory(database_url=database_url, **robot_config(dingtalk_robot)) as (app, client):
-        incident_id = (await post(client, payload("Down", [alert("Down", service="payments")]))).json()[
-            "incident_id"
-        ]
+        incident_id = await incident_of(
+            client, await post(client, payload("Down", [alert("Down", service="payments")]))
+        )
         assert await runtime(app).run_once() == 1
         assert await runtime(app).run_once() == 0  # nothing twice
         kinds = await timeline_kinds(client, incident_id)
@@ -81,7 +83,7 @@ async def test_a_robot_down_for_a_while_gets_the_page_once_it_is_back(
 ) -> None:
     dingtalk_robot.sink.fail_with(503, times=2)
     async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
-        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        incident_id = await incident_of(client, await post(client, payload("Down", [alert("Down")])))
         worker = runtime(app)
         await worker.run_once()
         [first] = await outbox(app.state.context.sessions)
@@ -154,7 +156,7 @@ async def test_a_refused_page_is_dead_lettered_at_once(
 ) -> None:
     dingtalk_robot.sink.fail_with_code(310000, "sign not match")
     async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
-        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        incident_id = await incident_of(client, await post(client, payload("Down", [alert("Down")])))
         await runtime(app).run_once()
         [delivery] = await outbox(app.state.context.sessions)
         detail = (await client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(VIEWER_TOKEN))).json()
@@ -173,7 +175,7 @@ async def test_retrying_stops_after_max_delivery_age(
 ) -> None:
     dingtalk_robot.sink.fail_with(500)
     async with app_factory(**robot_config(dingtalk_robot, max_delivery_age="10m")) as (app, client):
-        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        incident_id = await incident_of(client, await post(client, payload("Down", [alert("Down")])))
         worker = runtime(app)
         await worker.run_once()
         await worker.run_once(now=datetime.now(UTC) + timedelta(minutes=11))
@@ -231,22 +233,30 @@ async def test_two_replicas_send_each_page_once(
     assert len({t.split("\n")[0] for t in texts}) == 12
 
 
-async def test_the_webhook_answer_means_stored(
+async def test_the_webhook_answer_means_journaled_and_its_incident_follows(
     app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
 ) -> None:
-    """2xx comes after the commit: a new client (another connection) sees the incident at once."""
+    """2xx comes after the commit: a new client (another connection) sees the journaled body at once,
+    byte for byte; the page follows once the row is applied."""
     async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
         answer = await client.post(
             "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
         )
+        await applied(client, answer)
         engine = db.create_engine(app.state.context.settings.database)
         try:
             sessions = db.create_session_factory(engine)
+            async with sessions() as session:
+                journaled = await session.get(JournalEntry, answer.json()["id"])
+            incident = await incident_of(client, answer)
             stored = await outbox(sessions)
         finally:
             await engine.dispose()
-    assert answer.status_code == 200
-    assert [json.loads(d.payload)["incident_id"] for d in stored] == [answer.json()["incident_id"]]
+    assert answer.status_code == 202
+    assert journaled is not None
+    assert journaled.body == answer.request.content
+    assert journaled.alerts == 1
+    assert [json.loads(d.payload)["incident_id"] for d in stored] == [incident]
 
 
 async def test_two_replicas_watch_a_heartbeat_without_paging_twice(

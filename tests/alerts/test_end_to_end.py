@@ -15,18 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from app import db, migrations
+from app.alerts.models import JournalEntry
+from app.config import DatabaseSettings
 from app.main import create_app
-from tests.alerts.support import WEBHOOK_TOKEN, alerting_config
+from tests.alerts.support import WEBHOOK_TOKEN, alert, alerting_config, payload
 from tests.alerts.test_pipeline import on_call_now
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink
 from tests.fakes.server import serve
 from tests.harness.alertmanager import RunningAlertmanager
 from tests.harness.app import OPERATOR_TOKEN, TOKENS, VIEWER_TOKEN, bearer, settings_for
+from tests.harness.intake import applied
 from tests.harness.processes import ManagedProcess, free_port
 
 WAIT_S = 30.0
@@ -163,7 +167,7 @@ async def test_a_page_stored_before_a_crash_is_delivered_after_restart_once(
             stored = await client.post(
                 "/api/v1/alerts/alertmanager", json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
             )
-            assert stored.status_code == 200
+            await applied(client, stored, token=OPERATOR_TOKEN)
             await until(lambda: len(robot.requests) >= 1, "a first (failing) attempt")
             for _ in range(int(WAIT_S * 10)):  # the failure recorded: the page waits in the outbox
                 answer = await client.get("/api/v1/incidents/1", headers=bearer(OPERATOR_TOKEN))
@@ -188,3 +192,61 @@ async def test_a_page_stored_before_a_crash_is_delivered_after_restart_once(
     kinds = [e["kind"] for e in detail["timeline"]]
     assert "delivery_failed" in kinds
     assert kinds.count("notified") == 1
+
+
+@pytest.mark.postgres
+async def test_a_webhook_journaled_before_a_crash_is_applied_after_restart_once(
+    tmp_path: Path, dingtalk_robot: Served[DingTalkSink], postgres_url: str
+) -> None:
+    """The webhook is answered 202 (its body journaled) while nothing can be applied (the test holds
+    the incidents table locked); SIGKILL. The row is still queued, and the restarted Panorama applies
+    it: one incident, one page."""
+    config_file = tmp_path / "panorama.yaml"
+    write_config(config_file, dingtalk_robot, postgres_url)
+    env = {"PANORAMA_CONFIG": str(config_file)}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    await asyncio.to_thread(
+        subprocess.run, [PANORAMA, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
+    )
+    server = ManagedProcess(
+        "panorama",
+        [PANORAMA, "serve", "--port", str(port)],
+        log_path=tmp_path / "panorama.log",
+        ready_url=f"{base}/healthz",
+        env=env,
+    )
+    engine = db.create_engine(DatabaseSettings.model_validate({"url": postgres_url}))
+    try:
+        async with engine.connect() as holder:
+            await holder.exec_driver_sql("BEGIN")
+            await holder.exec_driver_sql("LOCK TABLE alert_incidents IN EXCLUSIVE MODE")
+            server.start()
+            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                answer = await client.post(
+                    "/api/v1/alerts/alertmanager",
+                    json=payload("CrashTest", [alert("CrashTest")]),
+                    headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+                )
+                before = (await client.get(answer.json()["url"], headers=bearer(VIEWER_TOKEN))).json()
+            server.kill()
+            await holder.exec_driver_sql("COMMIT")
+        async with db.create_session_factory(engine)() as session:
+            left = await session.get(JournalEntry, answer.json()["id"])
+            assert left is not None
+            after_the_crash = left.status
+        server.start()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            incident = await applied(client, answer, timeout_s=WAIT_S)
+            await until(lambda: len(dingtalk_robot.sink.messages) >= 1, "the page after the restart")
+            listed = (await client.get("/api/v1/incidents", headers=bearer(VIEWER_TOKEN))).json()
+            detail = (await client.get(f"/api/v1/incidents/{incident}", headers=bearer(VIEWER_TOKEN))).json()
+    finally:
+        server.stop()
+        await engine.dispose()
+    assert answer.status_code == 202
+    assert before["status"] == "queued"
+    assert after_the_crash == "queued"
+    assert [i["id"] for i in listed["incidents"]] == [incident]
+    assert [e["kind"] for e in detail["timeline"]].count("received") == 1
+    assert len(dingtalk_robot.sink.messages) == 1

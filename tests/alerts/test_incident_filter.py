@@ -7,6 +7,7 @@ import httpx
 
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 
 SERVICES = {
     "checkout-short": {"service": "checkout", "namespace": "shop"},
@@ -26,8 +27,8 @@ async def _open_incidents(client: httpx.AsyncClient) -> dict[str, int]:
     for group, labels in SERVICES.items():
         body = payload(group, [{**alert(group), "labels": {"alertname": group, **labels}}])
         answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
-        assert answer.status_code == 200, answer.text
-        opened[group] = answer.json()["incident_id"]
+        await applied(client, answer)
+        opened[group] = await incident_of(client, answer)
     return opened
 
 

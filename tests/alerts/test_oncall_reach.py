@@ -18,6 +18,7 @@ from app.alerts import service as alerts
 from app.alerts.models import Delivery, TimelineEntry
 from tests.alerts.support import WEBHOOK, alert, bearer_webhook, outbox, payload
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied
 
 PUBLIC = "https://panorama.example.com"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -147,6 +148,7 @@ async def test_a_swap_becomes_an_override_tells_both_and_changes_who_is_paged(
         on_call = (await client.get("/api/v1/schedules/sre/oncall", headers=bearer(VIEWER_TOKEN))).json()
         page = await client.get("/oncall", headers=bearer(VIEWER_TOKEN))
         paged = await client.post(WEBHOOK, json=payload("Down", [alert("Down")]), headers=bearer_webhook())
+        await applied(client, paged)
         stored = await outbox(app.state.context.sessions)
     assert not_theirs.status_code == 400
     assert "not on call" in not_theirs.json()["message"]
@@ -160,7 +162,7 @@ async def test_a_swap_becomes_an_override_tells_both_and_changes_who_is_paged(
     assert on_call["source"] == "override"
     assert page.status_code == 200
     assert f'data-oncall="sre">{taker}<' in page.text
-    assert paged.status_code == 200
+    assert paged.status_code == 202
     notices = [json.loads(d.payload) for d in stored if d.kind == "notice"]
     assert [n["kind"] for n in notices] == ["swap_offered", "swap_taken"]
     assert [p["name"] for p in notices[1]["mentions"]] == [holder, taker]  # both are told
@@ -199,10 +201,11 @@ async def test_steps_that_do_not_apply_now_or_reach_nobody_are_skipped_at_once(
     )
     async with app_factory(**settings) as (app, client):
         posted = await client.post(WEBHOOK, json=payload("Down", [alert("Down")]), headers=bearer_webhook())
+        await applied(client, posted)
         async with app.state.context.sessions() as session:
             rows = (await session.scalars(select(TimelineEntry).order_by(TimelineEntry.id))).all()
             pages = (await session.scalars(select(Delivery))).all()
-    assert posted.status_code == 200
+    assert posted.status_code == 202
     kinds = [
         (r.kind, json.loads(r.detail).get("reason")) for r in rows if r.kind in ("step_skipped", "escalated")
     ]
@@ -218,7 +221,12 @@ async def test_steps_that_do_not_apply_now_or_reach_nobody_are_skipped_at_once(
 async def test_a_hand_over_tells_the_incoming_and_the_outgoing_person_once(app_factory: AppFactory) -> None:
     async with app_factory(**config()) as (app, client):
         context = app.state.context
-        await client.post(WEBHOOK, json=payload("StillOpen", [alert("StillOpen")]), headers=bearer_webhook())
+        await applied(
+            client,
+            await client.post(
+                WEBHOOK, json=payload("StillOpen", [alert("StillOpen")]), headers=bearer_webhook()
+            ),
+        )
         handover = datetime(2026, 12, 7, 21, 0, tzinfo=BERLIN)  # bob hands over to alice... or back
         moment = handover + timedelta(minutes=1)
         counts = []

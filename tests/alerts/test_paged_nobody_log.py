@@ -10,12 +10,13 @@ import pytest
 
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import AppFactory
+from tests.harness.intake import applied, incident_of
 
 
 async def post(client: httpx.AsyncClient, body: dict[str, object]) -> int:
     answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
-    assert answer.status_code == 200, answer.text
-    incident_id: int = answer.json()["incident_id"]
+    await applied(client, answer)
+    incident_id: int = await incident_of(client, answer)
     return incident_id
 
 

@@ -26,6 +26,7 @@ from tests.alerts.support import (
     payload,
 )
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 from tests.test_observability import sample
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -44,7 +45,11 @@ def sessions_of(app: FastAPI) -> Sessions:
 
 
 async def post(client: httpx.AsyncClient, body: dict[str, object]) -> httpx.Response:
-    return await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+    """Posts the webhook and waits until it is applied (what the tests then read follows from it)."""
+    answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+    if answer.status_code == 202:
+        await applied(client, answer)
+    return answer
 
 
 async def advance(app: FastAPI, minutes: float) -> int:
@@ -65,15 +70,23 @@ async def test_a_firing_group_opens_an_incident_and_pages_who_is_on_call(
         )
         answer = await post(client, body)
         again = await post(client, body)  # Alertmanager repeats the group: no second page
-        detail = (
-            await client.get(
-                f"/api/v1/incidents/{answer.json()['incident_id']}", headers=bearer(VIEWER_TOKEN)
-            )
-        ).json()
+        opened = await applied(client, answer)
+        detail = (await client.get(f"/api/v1/incidents/{opened}", headers=bearer(VIEWER_TOKEN))).json()
+        repeated = await applied(client, again)
+        status = (await client.get(answer.json()["url"], headers=bearer(VIEWER_TOKEN))).json()
         stored = await outbox(sessions_of(app))
-    assert answer.status_code == 200
-    assert answer.json() == {"status": "stored", "incident_id": detail["id"], "alerts": 2}
-    assert again.json()["incident_id"] == detail["id"]
+    assert answer.status_code == 202
+    assert answer.json() == {
+        "status": "accepted",
+        "id": answer.json()["id"],
+        "alerts": 2,
+        "url": f"/api/v1/alerts/intake/{answer.json()['id']}",
+    }
+    assert again.json()["id"] > answer.json()["id"]
+    assert status["status"] == "applied"
+    assert status["incident_url"] == f"/api/v1/incidents/{detail['id']}"
+    assert status["alerts"] == 2
+    assert repeated == detail["id"]
     assert detail["status"] == "triggered"
     assert detail["title"] == "HighErrorRate"
     assert detail["severity"] == "critical"
@@ -98,14 +111,14 @@ async def test_updates_and_resolution_reach_those_paged(app_factory: AppFactory)
     async with app_factory(**alerting_config()) as (app, client):
         first = alert("DiskFull", instance="node-1")
         second = alert("DiskFull", instance="node-2")
-        incident_id = (await post(client, payload("DiskFull", [first]))).json()["incident_id"]
+        incident_id = await applied(client, await post(client, payload("DiskFull", [first])))
         await post(client, payload("DiskFull", [first, second]))  # a new alert joins the group
         await post(client, payload("DiskFull", [first, second]))  # nothing new
         resolved = [{**a, "status": "resolved"} for a in (first, second)]
         await post(client, payload("DiskFull", resolved))
         detail = (await client.get(f"/api/v1/incidents/{incident_id}", headers=bearer(VIEWER_TOKEN))).json()
         stored = await outbox(sessions_of(app))
-        reopened = (await post(client, payload("DiskFull", [first]))).json()["incident_id"]
+        reopened = await applied(client, await post(client, payload("DiskFull", [first])))
     assert [(d.kind, d.channel) for d in stored] == [
         ("trigger", "ops-robot"),
         ("update", "ops-robot"),
@@ -128,23 +141,29 @@ async def test_updates_and_resolution_reach_those_paged(app_factory: AppFactory)
 
 async def test_routes_first_match_continue_and_no_escalation(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (app, client):
-        both = (await post(client, payload("PayLatency", [alert("PayLatency", team="payments")]))).json()
-        info = (await post(client, payload("Deploy", [alert("Deploy", severity="info")]))).json()
-        nowhere = (await post(client, payload("Odd", [alert("Odd", severity="debug")]))).json()
+        both = await incident_of(
+            client, await post(client, payload("PayLatency", [alert("PayLatency", team="payments")]))
+        )
+        info = await incident_of(
+            client, await post(client, payload("Deploy", [alert("Deploy", severity="info")]))
+        )
+        nowhere = await incident_of(
+            client, await post(client, payload("Odd", [alert("Odd", severity="debug")]))
+        )
         stored = await outbox(sessions_of(app))
         found = {i.id: i for i in await incidents(sessions_of(app))}
     assert sorted((d.incident_id, d.channel) for d in stored) == [
-        (both["incident_id"], "audit"),
-        (both["incident_id"], "ops-robot"),
+        (both, "audit"),
+        (both, "ops-robot"),
     ]
-    assert found[both["incident_id"]].muted is None
-    assert found[info["incident_id"]].muted == "no route pages anybody"
-    assert found[nowhere["incident_id"]].muted == "no route pages anybody"
+    assert found[both].muted is None
+    assert found[info].muted == "no route pages anybody"
+    assert found[nowhere].muted == "no route pages anybody"
 
 
 async def test_escalation_waits_then_repeats_and_ack_stops_it(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (app, client):
-        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        incident_id = await applied(client, await post(client, payload("Down", [alert("Down")])))
         assert await advance(app, 4) == 0  # the 5-minute wait is not over
         assert await advance(app, 6) == 1
         after_wait = await outbox(sessions_of(app))
@@ -178,7 +197,7 @@ async def test_the_chain_ends_after_its_repeats(app_factory: AppFactory) -> None
 
 async def test_snooze_pauses_the_escalation(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (app, client):
-        incident_id = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
+        incident_id = await applied(client, await post(client, payload("Down", [alert("Down")])))
         snoozed = await client.post(
             f"/api/v1/incidents/{incident_id}/snooze", json={"minutes": 30}, headers=bearer(OPERATOR_TOKEN)
         )
@@ -205,8 +224,12 @@ async def test_maintenance_records_but_pages_nobody(app_factory: AppFactory) -> 
             },
             headers=bearer(OPERATOR_TOKEN),
         )
-        muted = (await post(client, payload("Err", [alert("Err", service="payments")]))).json()
-        paged = (await post(client, payload("Err2", [alert("Err2", service="cart")]))).json()
+        muted = await incident_of(
+            client, await post(client, payload("Err", [alert("Err", service="payments")]))
+        )
+        paged = await incident_of(
+            client, await post(client, payload("Err2", [alert("Err2", service="cart")]))
+        )
         listed = (await client.get("/api/v1/maintenance", headers=bearer(VIEWER_TOKEN))).json()
         stored = await outbox(sessions_of(app))
         found = {i.id: i for i in await incidents(sessions_of(app))}
@@ -214,9 +237,9 @@ async def test_maintenance_records_but_pages_nobody(app_factory: AppFactory) -> 
             f"/api/v1/maintenance/{window.json()['id']}", headers=bearer(OPERATOR_TOKEN)
         )
     assert window.status_code == 201
-    assert found[muted["incident_id"]].muted is not None
-    assert "database upgrade" in (found[muted["incident_id"]].muted or "")
-    assert [d.incident_id for d in stored] == [paged["incident_id"]]
+    assert found[muted].muted is not None
+    assert "database upgrade" in (found[muted].muted or "")
+    assert [d.incident_id for d in stored] == [paged]
     assert listed["maintenance"][0]["matchers"] == ['service=~"pay.*"']
     assert deleted.status_code == 204
 
@@ -228,11 +251,11 @@ async def test_mute_time_intervals(app_factory: AppFactory) -> None:
     ]
     config["routes"][3]["mute_time_intervals"] = ["always"]
     async with app_factory(**config) as (app, client):
-        answer = (await post(client, payload("Down", [alert("Down")]))).json()
+        answer = await incident_of(client, await post(client, payload("Down", [alert("Down")])))
         found = await incidents(sessions_of(app))
         stored = await outbox(sessions_of(app))
     assert stored == []
-    assert found[0].id == answer["incident_id"]
+    assert found[0].id == answer
     assert found[0].muted == "mute time interval always"
 
 
@@ -241,7 +264,7 @@ async def test_heartbeat_pages_when_the_watchdog_stops(app_factory: AppFactory) 
         context = app.state.context
         key = await context.alerts.signing_key()
         watchdog = payload("Watchdog", [alert("Watchdog", severity="none")])
-        assert (await post(client, watchdog)).json()["incident_id"] is None
+        assert (await applied(client, await post(client, watchdog))) is None
         now = datetime.now(UTC)
         async with context.sessions.begin() as session:
             assert await heartbeats.check(session, context.settings, now + timedelta(minutes=4), key) == 0
@@ -286,8 +309,8 @@ async def test_acknowledge_link(app_factory: AppFactory) -> None:
 
 async def test_an_ack_link_cannot_be_replayed_against_another_incident(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config(locale="en")) as (app, client):
-        first = (await post(client, payload("Down", [alert("Down")]))).json()["incident_id"]
-        second = (await post(client, payload("Slow", [alert("Slow")]))).json()["incident_id"]
+        first = await applied(client, await post(client, payload("Down", [alert("Down")])))
+        second = await applied(client, await post(client, payload("Slow", [alert("Slow")])))
         links = {
             json.loads(d.payload)["incident_id"]: json.loads(d.payload)["ack_url"]
             for d in await outbox(sessions_of(app))
@@ -323,13 +346,13 @@ async def test_an_expired_link_says_so(app_factory: AppFactory) -> None:
         ({}, 401),
         ({"Authorization": "Bearer wrong-token-value-xx"}, 401),
         ({"Authorization": f"Bearer {VIEWER_TOKEN}"}, 401),
-        ({"Authorization": f"Bearer {OPERATOR_TOKEN}"}, 200),
+        ({"Authorization": f"Bearer {OPERATOR_TOKEN}"}, 202),
         (
             {"Authorization": "Basic YWxlcnRtYW5hZ2VyOnMzY3JldC1wYXNzd29yZA=="},
-            200,
+            202,
         ),  # alertmanager:s3cret-password
         ({"Authorization": "Basic YWxlcnRtYW5hZ2VyOndyb25n"}, 401),
-        (None, 200),
+        (None, 202),
     ],
 )
 async def test_webhook_auth(app_factory: AppFactory, headers: dict[str, str] | None, status: int) -> None:
@@ -388,15 +411,30 @@ async def test_the_webhook_answers_like_every_route_though_the_http_stack_calls_
         refused = await client.post(WEBHOOK, json=payload("Down", [alert("Down")]))
         wrong_method = await client.get(WEBHOOK, headers=bearer_webhook())
         exposition = (await client.get("/metrics")).text
-    assert stored.status_code == 200
+        incident = await applied(client, stored)
+        after = (await client.get("/metrics")).text
+        unknown = await client.get("/api/v1/alerts/intake/999999", headers=bearer(VIEWER_TOKEN))
+        anonymous = await client.get(stored.json()["url"])
+    assert unknown.status_code == 404
+    assert "no journaled webhook 999999" in unknown.json()["message"]
+    assert anonymous.status_code == 401
     assert stored.headers["content-type"] == "application/json"
-    assert stored.json() == {"status": "stored", "incident_id": stored.json()["incident_id"], "alerts": 2}
-    assert isinstance(stored.json()["incident_id"], int)
+    assert stored.status_code == 202
+    assert stored.json() == {
+        "status": "accepted",
+        "id": stored.json()["id"],
+        "alerts": 2,
+        "url": f"/api/v1/alerts/intake/{stored.json()['id']}",
+    }
+    assert isinstance(incident, int)
     assert stored.headers["x-content-type-options"] == "nosniff"
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == "Bearer"
     assert refused.json()["error"] == "unauthorized"
     assert refused.headers["x-content-type-options"] == "nosniff"
     assert wrong_method.status_code == 405  # other methods still go through FastAPI's router
-    assert sample(exposition, "panorama_http_requests_total", route=WEBHOOK, method="POST", status="200") == 1
+    assert sample(exposition, "panorama_http_requests_total", route=WEBHOOK, method="POST", status="202") == 1
+    assert sample(after, "panorama_alert_journal_apply_lag_seconds_count") == 1
+    assert sample(after, "panorama_alert_journal_backlog") == 0
+    assert sample(after, "panorama_alert_journal_failed_total") == 0
     assert sample(exposition, "panorama_http_requests_total", route=WEBHOOK, method="POST", status="401") == 1

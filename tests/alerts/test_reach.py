@@ -19,6 +19,7 @@ from tests.fakes.reach import AliyunServer, NtfyServer, TwilioServer, twilio_sig
 from tests.fakes.robots import WebhookSink
 from tests.fakes.server import LoopbackServer
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied
 
 PUBLIC = "https://panorama.example.com"
 NTFY_TOKEN = "tk_ntfy-access-token-0123456789"
@@ -118,6 +119,7 @@ async def test_a_critical_page_pushes_then_calls_after_the_delay_and_stops_when_
         posted = await client.post(
             WEBHOOK, json=payload("PayDown", [alert("PayDown")]), headers=bearer_webhook()
         )
+        await applied(client, posted)
         start = datetime.now(UTC)
         await runtime.run_once(start)
         pushes_at_once = ntfy.items
@@ -132,7 +134,7 @@ async def test_a_critical_page_pushes_then_calls_after_the_delay_and_stops_when_
         await runtime.run_once(start + timedelta(minutes=11))
         detail = (
             await client.get(
-                f"/api/v1/incidents/{posted.json()['incident_id']}", headers=bearer(VIEWER_TOKEN)
+                f"/api/v1/incidents/{(await applied(client, posted))}", headers=bearer(VIEWER_TOKEN)
             )
         ).json()
         incident_page = await client.get(pushes_at_once[0]["click"].removeprefix(PUBLIC))
@@ -169,7 +171,10 @@ async def test_an_unanswered_call_moves_the_rule_on_to_its_next_step_at_once(
     config = reach_config(served(ntfy), served(twilio), PUSH_CALL_TEXT)
     async with app_factory(**config) as (app, client):
         runtime = runtime_of(app)
-        await client.post(WEBHOOK, json=payload("DbDown", [alert("DbDown")]), headers=bearer_webhook())
+        await applied(
+            client,
+            await client.post(WEBHOOK, json=payload("DbDown", [alert("DbDown")]), headers=bearer_webhook()),
+        )
         start = datetime.now(UTC)
         await runtime.run_once(start)
         at_five = start + timedelta(minutes=5, seconds=1)
@@ -194,6 +199,7 @@ async def test_a_key_pressed_on_the_call_acknowledges_through_twilios_signed_cal
     steps = [{"channel": "call", "after": "0m"}]
     async with app_factory(**reach_config(served(ntfy), served(twilio), steps)) as (app, client):
         posted = await client.post(WEBHOOK, json=payload("Down", [alert("Down")]), headers=bearer_webhook())
+        await applied(client, posted)
         await runtime_of(app).run_once()
         twiml = twilio.items[0]["Twiml"]
         action = twiml.split('action="', 1)[1].split('"', 1)[0]
@@ -207,7 +213,7 @@ async def test_a_key_pressed_on_the_call_acknowledges_through_twilios_signed_cal
             headers={"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, action, form)},
         )
         [incident] = await incidents(sessions_of(app))
-    assert posted.status_code == 200
+    assert posted.status_code == 202
     assert action.startswith(f"{PUBLIC}/api/v1/alerts/twilio/call/gather/")
     assert forged.status_code == 401
     assert signed.status_code == 200
@@ -236,7 +242,12 @@ async def test_alibaba_cloud_calls_and_texts_are_signed_as_alibaba_checks(
     steps = [{"channel": "cn-call"}, {"channel": "cn-sms"}, {"channel": "cn-sms-wrong"}]
     config = reach_config("http://127.0.0.1:9", "http://127.0.0.1:9", steps, channels=channels)
     async with app_factory(**config) as (app, client):
-        await client.post(WEBHOOK, json=payload("磁盘已满", [alert("磁盘已满")]), headers=bearer_webhook())
+        await applied(
+            client,
+            await client.post(
+                WEBHOOK, json=payload("磁盘已满", [alert("磁盘已满")]), headers=bearer_webhook()
+            ),
+        )
         await runtime_of(app).run_once()
         stored = {d.channel: d for d in await outbox(sessions_of(app))}
     actions = [p["Action"] for p in aliyun.items]
@@ -263,8 +274,11 @@ async def test_apprise_delivers_through_its_real_library_and_a_failure_is_retrie
     )
     async with app_factory(**config) as (app, client):
         sink.sink.fail_with(500, times=1)
-        await client.post(
-            WEBHOOK, json=payload("QueueStuck", [alert("QueueStuck")]), headers=bearer_webhook()
+        await applied(
+            client,
+            await client.post(
+                WEBHOOK, json=payload("QueueStuck", [alert("QueueStuck")]), headers=bearer_webhook()
+            ),
         )
         await runtime_of(app).run_once()
         failed = await outbox(sessions_of(app))

@@ -7,6 +7,7 @@ import httpx
 
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied
 
 
 async def listed(client: httpx.AsyncClient, **params: str) -> httpx.Response:
@@ -17,8 +18,11 @@ async def test_incidents_filter_by_relative_dated_and_zoneless_times(app_factory
     async with app_factory(**alerting_config()) as (_app, client):
         fired = alert("DiskFull", instance="node-1")
         opened = await client.post(WEBHOOK, json=payload("DiskFull", [fired]), headers=bearer_webhook())
+        incident = await applied(client, opened)
         resolved = {**fired, "status": "resolved"}
-        await client.post(WEBHOOK, json=payload("DiskFull", [resolved]), headers=bearer_webhook())
+        await applied(
+            client, await client.post(WEBHOOK, json=payload("DiskFull", [resolved]), headers=bearer_webhook())
+        )
         recent = await listed(client, **{"from": "now-1h"})
         later = await listed(client, **{"from": "now+1h"})
         until_now = await listed(client, **{"from": "now-1d/d", "to": "now"})
@@ -26,7 +30,6 @@ async def test_incidents_filter_by_relative_dated_and_zoneless_times(app_factory
         dated = await listed(client, **{"from": "2020-01-01", "to": "2020-01-01"})
         zoneless = await listed(client, **{"from": "2020-01-01T00:00:00"})
         bad = await listed(client, **{"from": "an hour ago"})
-    incident = opened.json()["incident_id"]
 
     def ids(answer: httpx.Response) -> list[int]:
         assert answer.status_code == 200, answer.text

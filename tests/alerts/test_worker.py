@@ -14,6 +14,7 @@ from tests.alerts.support import alert, alerting_config, bearer_webhook, outbox,
 from tests.fakes.robot_fixtures import Served
 from tests.fakes.robots import WebhookSink
 from tests.harness.app import AppFactory
+from tests.harness.intake import applied
 from tests.harness.waiting import eventually
 
 Serve = Callable[[WebhookSink], Served[WebhookSink]]
@@ -46,8 +47,11 @@ async def test_a_slow_channel_delays_neither_the_escalation_nor_another_channel(
     slow.sink.hang(25.0, times=1)  # the first page hangs until the test lets it go
     async with app_factory(**two_channel_config(slow, fast)) as (app, client):
         sessions = app.state.context.sessions
-        await client.post(
-            "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+        await applied(
+            client,
+            await client.post(
+                "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+            ),
         )
 
         async def escalated() -> bool:
@@ -81,8 +85,11 @@ async def test_stopping_lets_a_send_in_flight_finish_and_records_it(
     config = two_channel_config(slow, fast)
     config["escalations"][0]["steps"] = [{"notify": {"channels": ["slow"]}}]
     async with app_factory(**config) as (app, client):
-        await client.post(
-            "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+        await applied(
+            client,
+            await client.post(
+                "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+            ),
         )
         await eventually(lambda: _sending(app), "the page in flight")
     # the app has stopped (its lifespan ended while the robot was still answering)
@@ -105,8 +112,11 @@ async def test_a_send_longer_than_the_grace_is_left_to_its_lease(
     config["server"] = {"shutdown_grace": "500ms"}
     config["escalations"][0]["steps"] = [{"notify": {"channels": ["slow"]}}]
     async with app_factory(**config) as (app, client):
-        await client.post(
-            "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+        await applied(
+            client,
+            await client.post(
+                "/api/v1/alerts/alertmanager", json=payload("Down", [alert("Down")]), headers=bearer_webhook()
+            ),
         )
         await eventually(lambda: _sending(app), "the page in flight")
     slow.sink.close()
@@ -132,7 +142,8 @@ async def test_pages_queued_while_their_channel_sends_go_out_without_waiting_for
             answer = await client.post(
                 "/api/v1/alerts/alertmanager", json=payload(name, [alert(name)]), headers=bearer_webhook()
             )
-            assert answer.status_code == 200
+            await applied(client, answer)
+            assert answer.status_code == 202
 
         async def all_delivered() -> bool:
             rows = await outbox(app.state.context.sessions)

@@ -16,6 +16,7 @@ from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.datasets import EDGES, NAMESPACE, Dataset
+from tests.harness.intake import applied
 from tests.harness.prometheus import RunningPrometheus
 
 AUTH = bearer(VIEWER_TOKEN)
@@ -214,9 +215,9 @@ async def test_open_incidents_and_the_incident_context(app_factory: AppFactory, 
     started = datetime.fromtimestamp(scene.t0, UTC) + timedelta(minutes=30)
     async with app_factory(**scene.settings, **alerting_config()) as (_app, client):
         body = payload("CheckoutErrors", [alert("CheckoutErrors", service="checkout", started=started)])
-        incident_id = (
-            await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
-        ).json()["incident_id"]
+        incident_id = await applied(
+            client, await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+        )
         overview = (
             await client.get("/api/v1/services/checkout/overview", params=scene.params, headers=AUTH)
         ).json()
@@ -242,9 +243,9 @@ async def test_incident_context_without_any_backend_still_shows_the_incident(app
     started = datetime.now(UTC) - timedelta(minutes=5)
     async with app_factory(**alerting_config()) as (_app, client):
         body = payload("CheckoutErrors", [alert("CheckoutErrors", service="checkout", started=started)])
-        incident_id = (
-            await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
-        ).json()["incident_id"]
+        incident_id = await applied(
+            client, await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+        )
         context = await client.get(f"/api/v1/incidents/{incident_id}/context", headers=AUTH)
 
     assert context.status_code == 200

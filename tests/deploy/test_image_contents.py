@@ -42,6 +42,7 @@ from tests.deploy.dockerfile import ROOT, final_stage
 from tests.fakes.robot_fixtures import WEBHOOK_TOKEN as SINK_TOKEN
 from tests.fakes.robot_fixtures import Served
 from tests.fakes.robots import WebhookSink
+from tests.harness.intake import applied_sync
 from tests.harness.processes import ManagedProcess, free_port
 
 pytestmark = pytest.mark.timeout(420)
@@ -357,7 +358,7 @@ def check_the_running_image(
         stored = client.post(
             "/api/v1/alerts/alertmanager", json=body, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
         )
-        assert stored.status_code == 200, stored.text
+        applied_sync(client, stored, token=tokens()["viewer"])  # 202, and its incident follows
         until(lambda: len(robot.sink.messages) >= 1, "the notification")
         ack_url = robot.sink.messages[0].json["incident"]["ack_url"]
         assert ack_url.startswith(f"{base}/ack/")

@@ -9,6 +9,7 @@ from tests.alerts.support import alert, alerting_config, bearer_webhook, inciden
 from tests.grafana.frames import annotation_events, to_data_frame
 from tests.grafana.support import CHECKOUT, PAYMENTS, query_body, regex
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 
 VIEW = bearer(VIEWER_TOKEN)
 
@@ -24,10 +25,12 @@ async def test_incidents_are_annotations_of_their_services(app_factory: AppFacto
     async with app_factory(**alerting_config()) as (_app, client):
         checkout = payload("CheckoutErrors", [alert("CheckoutErrors", service="checkout", started=started)])
         cart = payload("CartDown", [alert("CartDown", service="cart", started=started)])
-        first = (
-            await client.post("/api/v1/alerts/alertmanager", json=checkout, headers=bearer_webhook())
-        ).json()
-        await client.post("/api/v1/alerts/alertmanager", json=cart, headers=bearer_webhook())
+        first = await incident_of(
+            client, await client.post("/api/v1/alerts/alertmanager", json=checkout, headers=bearer_webhook())
+        )
+        await incident_of(
+            client, await client.post("/api/v1/alerts/alertmanager", json=cart, headers=bearer_webhook())
+        )
 
         async def events(
             service_payload: str, filters: list[dict[str, str]] | None = None
@@ -50,7 +53,7 @@ async def test_incidents_are_annotations_of_their_services(app_factory: AppFacto
             "/grafana/variable", json={"payload": {"target": "schedules"}}, headers=VIEW
         )
     [event] = only_checkout
-    assert event["title"] == f"#{first['incident_id']} CheckoutErrors"
+    assert event["title"] == f"#{first} CheckoutErrors"
     assert "triggered" in str(event["text"])
     assert event["tags"] == ["service:checkout", "triggered", "critical"]
     assert event["time"] == event["timeEnd"]  # still open
@@ -79,7 +82,8 @@ async def test_an_annotation_spans_the_alerts_from_starts_at_to_ends_at(
             answer = await client.post(
                 "/api/v1/alerts/alertmanager", json=payload("PaymentsSlow", alerts), headers=bearer_webhook()
             )
-            assert answer.status_code == 200, answer.text
+            await applied(client, answer)
+            await incident_of(client, answer)
 
         async def events(start: datetime, end: datetime) -> list[dict[str, object]]:
             target = {"refId": "Anno", "target": "incidents", "payload": {"service": "$__all"}}
@@ -111,7 +115,9 @@ async def test_an_incident_without_alerts_is_placed_when_it_was_opened(app_facto
         context = app.state.context
         key = await context.alerts.signing_key()
         watchdog = payload("Watchdog", [alert("Watchdog", severity="none")])
-        await client.post("/api/v1/alerts/alertmanager", json=watchdog, headers=bearer_webhook())
+        await applied(
+            client, await client.post("/api/v1/alerts/alertmanager", json=watchdog, headers=bearer_webhook())
+        )
         overdue = datetime.now(UTC) + timedelta(minutes=6)
         async with context.sessions.begin() as session:
             assert await heartbeats.check(session, context.settings, overdue, key) == 1
@@ -140,7 +146,8 @@ async def test_an_incident_named_name_namespace_is_an_annotation_of_its_service_
         for name, service in (("ShopCheckout", "checkout.shop"), ("OtherCheckout", "checkout.other")):
             sent = payload(name, [alert(name, service=service)])
             answer = await client.post("/api/v1/alerts/alertmanager", json=sent, headers=bearer_webhook())
-            assert answer.status_code == 200, answer.text
+            await applied(client, answer)
+            await incident_of(client, answer)
         target = {"refId": "Anno", "target": "incidents", "payload": {"service": regex(CHECKOUT)}}
         answer = await client.post(
             "/grafana/query", json=query_body([target], start=start, end=end), headers=VIEW

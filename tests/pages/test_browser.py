@@ -42,6 +42,7 @@ from tests.harness.browser import (
     panorama_port,
     serve_panorama,
 )
+from tests.harness.intake import applied, incident_of
 from tests.pages.support import SPANS, SPELLINGS, TRACE, store_checkout_trace
 
 pytestmark = BROWSER
@@ -128,7 +129,8 @@ async def _page_incident(world: World) -> str:
     )
     async with world.http() as client:
         stored = await client.post(WEBHOOK, json=body, headers=bearer(WEBHOOK_TOKEN))
-        assert stored.status_code == 200, stored.text
+        await applied(client, stored)
+        await incident_of(client, stored)
 
     async def robot_messages() -> Any:
         return world.robot.messages

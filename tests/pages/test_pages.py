@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from app.web import auth
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 from tests.harness.prometheus import RunningPrometheus
 from tests.rollups.support import history_from_noon
 
@@ -26,8 +27,8 @@ PUBLIC_PAGES = {"/login", "/logout", "/static/{path:path}", "/ack/{token}", "/",
 async def _incident(client: httpx.AsyncClient, name: str = "PaymentsDown", **labels: str) -> int:
     body = payload(name, [alert(name, started=None, service="payments", namespace="shop", **labels)])
     answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
-    assert answer.status_code == 200, answer.text
-    incident_id: int = answer.json()["incident_id"]
+    await applied(client, answer)
+    incident_id: int = await incident_of(client, answer)
     return incident_id
 
 
@@ -193,7 +194,7 @@ async def test_the_incidents_list_shows_open_ones_first_then_pages_through_the_r
             name = f"Flapping{n:02d}"
             await _incident(client, name)
             body = payload(name, [alert(name, status="resolved", service="payments", namespace="shop")])
-            await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+            await applied(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
         await _incident(client, "StillDown")
         auth_header = bearer(VIEWER_TOKEN)
         first = await client.get("/incidents", headers=auth_header)
@@ -270,7 +271,10 @@ async def test_a_storm_of_alerts_stays_readable_on_the_incident_page(app_factory
     alerts = [alert("NodeDown", started=None, instance=f"node-{n:03d}") for n in range(60)]
     async with app_factory(**alerting_config()) as (_app, client):
         answer = await client.post(WEBHOOK, json=payload("NodeDown", alerts), headers=bearer_webhook())
-        page = await client.get(f"/incidents/{answer.json()['incident_id']}", headers=bearer(VIEWER_TOKEN))
+        await applied(client, answer)
+        page = await client.get(
+            f"/incidents/{(await incident_of(client, answer))}", headers=bearer(VIEWER_TOKEN)
+        )
     assert page.status_code == 200
     assert len(re.findall(r"<b>instance</b>=node-", page.text)) == 50
     assert "另有 10 条告警未列出" in page.text

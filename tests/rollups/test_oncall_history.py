@@ -29,6 +29,7 @@ from tests.fakes.robots import WebhookSink
 from tests.grafana.frames import to_data_frame
 from tests.grafana.support import builder_target, query_body, regex
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, bearer, running_app, settings_for
+from tests.harness.intake import applied, incident_of
 from tests.harness.prometheus import RunningPrometheus
 from tests.harness.replicas import run_replicas
 from tests.rollups.support import CHECKOUT, client_for, dataset_of, requests_truth, rollup_settings, utc_days
@@ -292,8 +293,9 @@ async def play(app: FastAPI, client: httpx.AsyncClient, traveller: Any) -> None:
                 json=payload(case.group, [alert_of(case)]),
                 headers=bearer_webhook(),
             )
-            assert answer.status_code == 200, answer.text
-            ids[case.group] = answer.json()["incident_id"]
+            await applied(client, answer)
+            assert answer.status_code == 202, answer.text
+            ids[case.group] = await incident_of(client, answer)
         elif action == "deliver":
             await worker.run_once(now=at.astimezone(UTC))
         elif action == "ack":
@@ -304,7 +306,8 @@ async def play(app: FastAPI, client: httpx.AsyncClient, traveller: Any) -> None:
             answer = await client.post(
                 WEBHOOK, json=payload(case.group, [resolved]), headers=bearer_webhook()
             )
-            assert answer.status_code == 200, answer.text
+            await applied(client, answer)
+            assert answer.status_code == 202, answer.text
         else:
             answer = await client.post(f"/api/v1/incidents/{ids[case.group]}/resolve", headers=OPERATE)
             assert answer.status_code == 200, answer.text
@@ -442,10 +445,11 @@ async def open_and_acknowledge(settings: Settings, at: datetime, cases: list[Cas
                 answer = await client.post(
                     WEBHOOK, json=payload(case.group, [alert_of(case)]), headers=bearer_webhook()
                 )
-                assert answer.status_code == 200, answer.text
+                await applied(client, answer)
+                assert answer.status_code == 202, answer.text
                 if case.ack_after is not None:
                     traveller.move_to(case.opened + case.ack_after)
-                    incident = answer.json()["incident_id"]
+                    incident = await incident_of(client, answer)
                     acked = await client.post(f"/api/v1/incidents/{incident}/ack", headers=OPERATE)
                     assert acked.status_code == 200, acked.text
 

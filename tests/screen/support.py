@@ -19,6 +19,7 @@ import httpx
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
 from tests.harness.app import OPERATOR_TOKEN, SCREEN_TOKEN, bearer, settings_for
 from tests.harness.browser import CheckedPage, OpenPage, panorama_port, serve_panorama
+from tests.harness.intake import incident_of
 from tests.harness.prometheus import RunningPrometheus
 from tests.screen.platform import LiveExporter, expected, write_history
 
@@ -170,8 +171,7 @@ async def post_incident(wall: Wall, name: str, severity: str, service: str, minu
     body = payload(name, [alert(name, severity=severity, started=started, service=service, namespace="shop")])
     async with wall.http() as client:
         stored = await client.post(WEBHOOK, json=body, headers=bearer(WEBHOOK_TOKEN))
-        assert stored.status_code == 200, stored.text
-        incident: int = stored.json()["incident_id"]
+        incident: int = await incident_of(client, stored)
         return incident
 
 

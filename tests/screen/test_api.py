@@ -13,6 +13,7 @@ import httpx
 from app.screen.schemas import ScreenData
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
 from tests.harness.app import OPERATOR_TOKEN, SCREEN_TOKEN, TOKENS, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.intake import applied, incident_of
 from tests.harness.processes import free_port
 from tests.harness.prometheus import RunningPrometheus
 from tests.test_observability import sample
@@ -29,7 +30,8 @@ async def test_the_page_is_a_shell_anyone_may_load_and_the_data_needs_a_token(
         stored = await client.post(
             WEBHOOK, json=payload("SecretOutage", [alert("SecretOutage")]), headers=bearer(WEBHOOK_TOKEN)
         )
-        assert stored.status_code == 200
+        await applied(client, stored)
+        await incident_of(client, stored)
         page = await client.get("/screen")
         english = await client.get("/screen", params={"lang": "en"})
         refused = await client.get("/api/v1/screen")
