@@ -1260,17 +1260,20 @@ class QueuedEntry:
     attempts: int
 
 
+_QUEUED_ENTRY = (
+    JournalEntry.id,
+    JournalEntry.group_digest,
+    JournalEntry.body,
+    JournalEntry.received_at,
+    JournalEntry.attempts,
+)  # the columns of a QueuedEntry, in its order
+
+
 async def claim_journal(session: AsyncSession, limit: int) -> list[QueuedEntry]:
     """The oldest queued rows, locked for this transaction (``SKIP LOCKED`` on PostgreSQL: rows
     another replica is applying are passed over, see :func:`journal_heads`)."""
     statement = (
-        select(
-            JournalEntry.id,
-            JournalEntry.group_digest,
-            JournalEntry.body,
-            JournalEntry.received_at,
-            JournalEntry.attempts,
-        )
+        select(*_QUEUED_ENTRY)
         .where(JournalEntry.status == JOURNAL_QUEUED)
         .order_by(JournalEntry.id)
         .limit(limit)
@@ -1282,13 +1285,7 @@ async def claim_journal(session: AsyncSession, limit: int) -> list[QueuedEntry]:
 async def claim_journal_entry(session: AsyncSession, entry_id: int) -> list[QueuedEntry]:
     """The row, locked for this transaction, if it is still queued (and not held elsewhere)."""
     statement = (
-        select(
-            JournalEntry.id,
-            JournalEntry.group_digest,
-            JournalEntry.body,
-            JournalEntry.received_at,
-            JournalEntry.attempts,
-        )
+        select(*_QUEUED_ENTRY)
         .where(JournalEntry.id == entry_id, JournalEntry.status == JOURNAL_QUEUED)
         .with_for_update(**await _for_update(session))
     )
