@@ -45,12 +45,12 @@ from sqlalchemy import event, text  # noqa: E402
 
 from app.alerts import delivery  # noqa: E402
 from app.db import WORKER  # noqa: E402
+from bench.alert_storm import start_bare  # noqa: E402
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload  # noqa: E402
 from tests.harness.app import running_app, settings_for  # noqa: E402
 from tests.harness.database import POSTGRES_URL, create_postgres_database, drop_postgres_database  # noqa: E402
-from tests.harness.processes import ManagedProcess, start_on_free_port  # noqa: E402
+from tests.harness.intake import applied  # noqa: E402
 
-BARE_SCRIPT = ROOT / "bench" / "alert_bare.py"
 VARIANTS: dict[str, dict[str, Any]] = {
     "webhook×1": {"type": "webhook"},
     "webhook×8": {"type": "webhook", "concurrency": 8},
@@ -94,8 +94,10 @@ async def one(
         context = app.state.context
         runtime = context.alerts
         headers = {**bearer_webhook(), "Content-Type": "application/json"}
-        for body in bodies(groups):
-            (await client.post(WEBHOOK, content=body, headers=headers)).raise_for_status()
+        answers = [await client.post(WEBHOOK, content=body, headers=headers) for body in bodies(groups)]
+        for answer in answers:  # journaled: the incidents (and their pages) follow; wait for them
+            answer.raise_for_status()
+            await applied(client, answer, timeout_s=120.0)
         async with context.sessions() as session:
             queued = (
                 await session.execute(text("SELECT count(*) FROM alert_outbox WHERE status = 'pending'"))
@@ -163,18 +165,8 @@ async def bench(
     groups: int, rounds: int, variants: Sequence[str], postgres: bool, wakes: int, profile: bool
 ) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="panorama-delivery-cpu-"))
-
-    def build(port: int) -> ManagedProcess:
-        return ManagedProcess(
-            "bare-sink",
-            [sys.executable, str(BARE_SCRIPT), "--port", str(port)],
-            log_path=workdir / "sink.log",
-            ready_url=f"http://127.0.0.1:{port}/healthz",
-            cwd=workdir,
-        )
-
-    port, sink_process = start_on_free_port(build)
-    sink = f"http://127.0.0.1:{port}"
+    bare = start_bare(workdir)  # the storm's bare endpoint: it answers like a robot that accepted
+    sink = bare.urls[0]
     print(
         f"Delivery worker, in-process: {groups} groups × 10 alerts fired, then the outbox drained to a sink "
         f"on 127.0.0.1 ({'PostgreSQL' if postgres else 'SQLite'}); load average {os.getloadavg()[0]:.1f}"
@@ -203,7 +195,7 @@ async def bench(
                     + ("" if r["delivered"] == r["queued"] else f"  (queued {r['queued']:.0f}: not all sent)")
                 )
     finally:
-        sink_process.stop()
+        bare.stop()
     print(f"load average {os.getloadavg()[0]:.1f} at the end ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
 
 
