@@ -123,15 +123,12 @@ def write_config(path: Path, robot: Served[DingTalkSink], database_url: str) -> 
     path.write_text(yaml.safe_dump(data))
 
 
-async def test_a_page_stored_before_a_crash_is_delivered_after_restart_once(
-    tmp_path: Path, dingtalk_robot: Served[DingTalkSink]
-) -> None:
-    """SIGKILL while the robot is failing: the page waits in the outbox, and the restarted Panorama
-    sends it once; later restarts send nothing again."""
-    robot = dingtalk_robot.sink
-    robot.fail_with(503)
+async def migrated_server(
+    tmp_path: Path, robot: Served[DingTalkSink], database_url: str
+) -> tuple[ManagedProcess, str]:
+    """``panorama serve`` on a free port (not started yet) over a migrated ``database_url``; its URL."""
     config_file = tmp_path / "panorama.yaml"
-    write_config(config_file, dingtalk_robot, f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}")
+    write_config(config_file, robot, database_url)
     env = {"PANORAMA_CONFIG": str(config_file)}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -144,6 +141,19 @@ async def test_a_page_stored_before_a_crash_is_delivered_after_restart_once(
         log_path=tmp_path / "panorama.log",
         ready_url=f"{base}/healthz",
         env=env,
+    )
+    return server, base
+
+
+async def test_a_page_stored_before_a_crash_is_delivered_after_restart_once(
+    tmp_path: Path, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    """SIGKILL while the robot is failing: the page waits in the outbox, and the restarted Panorama
+    sends it once; later restarts send nothing again."""
+    robot = dingtalk_robot.sink
+    robot.fail_with(503)
+    server, base = await migrated_server(
+        tmp_path, dingtalk_robot, f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}"
     )
     server.start()
     try:
@@ -201,21 +211,7 @@ async def test_a_webhook_journaled_before_a_crash_is_applied_after_restart_once(
     """The webhook is answered 202 (its body journaled) while nothing can be applied (the test holds
     the incidents table locked); SIGKILL. The row is still queued, and the restarted Panorama applies
     it: one incident, one page."""
-    config_file = tmp_path / "panorama.yaml"
-    write_config(config_file, dingtalk_robot, postgres_url)
-    env = {"PANORAMA_CONFIG": str(config_file)}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    await asyncio.to_thread(
-        subprocess.run, [PANORAMA, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
-    )
-    server = ManagedProcess(
-        "panorama",
-        [PANORAMA, "serve", "--port", str(port)],
-        log_path=tmp_path / "panorama.log",
-        ready_url=f"{base}/healthz",
-        env=env,
-    )
+    server, base = await migrated_server(tmp_path, dingtalk_robot, postgres_url)
     engine = db.create_engine(DatabaseSettings.model_validate({"url": postgres_url}))
     try:
         async with engine.connect() as holder:
