@@ -372,18 +372,19 @@ async def test_search_by_trace_id_finds_it_glued_to_its_neighbours(
 async def test_failing_shards_give_the_other_lines_and_a_partial_note(
     client: httpx.AsyncClient, es: FakeElasticsearch, lines: dict[str, str], t0: datetime
 ) -> None:
-    es.add_document(index_of(t0 - timedelta(days=1)), {"@timestamp": iso(t0 - timedelta(days=1)), "log": "x"})
-    es.fail_shards(index_of(t0 - timedelta(days=1)))
+    # Two days back: no line of ``lines`` is in that day's index (the "old" one, three hours before
+    # t0, is in yesterday's between 00:00 and 03:00 UTC, when failing yesterday's dropped it too).
+    failing = t0 - timedelta(days=2)
+    es.add_document(index_of(failing), {"@timestamp": iso(failing), "log": "x"})
+    es.fail_shards(index_of(failing))
 
-    answer = await _search(client, **{"from": iso(t0 - timedelta(days=1, minutes=1))})
+    answer = await _search(client, **{"from": iso(failing - timedelta(minutes=1))})
 
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert len(body["logs"]) == len(lines)
     assert body["partial"].startswith("elasticsearch: partial answer: 1 of ")
-    assert (
-        f"shards failed (index {index_of(t0 - timedelta(days=1))}: query_shard_exception" in body["partial"]
-    )
+    assert f"shards failed (index {index_of(failing)}: query_shard_exception" in body["partial"]
 
 
 async def test_a_cluster_refusing_prefix_queries_searches_ids_as_whole_words(
