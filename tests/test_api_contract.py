@@ -28,7 +28,7 @@ from tests.alerts.support import alerting_config
 from tests.correlation.support import backend
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
-from tests.harness.app import ADMIN_TOKEN, TOKENS
+from tests.harness.app import ADMIN_TOKEN, configured_tokens
 from tests.harness.processes import ManagedProcess, free_port
 from tests.harness.prometheus import RunningPrometheus
 
@@ -46,9 +46,7 @@ def panorama(
 ) -> Iterator[str]:
     config = {
         **alerting_config(worker=False),
-        "auth": {
-            "tokens": [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
-        },
+        "auth": {"tokens": configured_tokens()},
         "prometheus": backend(prometheus.url),
         "elasticsearch": backend(fake_elasticsearch[1]),
         "jaeger": backend(fake_jaeger[1]),

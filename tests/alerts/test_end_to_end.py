@@ -29,7 +29,7 @@ from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink
 from tests.fakes.server import serve
 from tests.harness.alertmanager import RunningAlertmanager
-from tests.harness.app import OPERATOR_TOKEN, TOKENS, VIEWER_TOKEN, bearer, settings_for
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, bearer, configured_tokens, settings_for
 from tests.harness.intake import applied
 from tests.harness.processes import ManagedProcess, free_port
 
@@ -116,9 +116,7 @@ async def test_alertmanager_to_the_robot_and_back(
 def write_config(path: Path, robot: Served[DingTalkSink], database_url: str) -> None:
     data = config(robot)
     data["database"] = {"url": database_url}
-    data["auth"] = {
-        "tokens": [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
-    }
+    data["auth"] = {"tokens": configured_tokens()}
     data["rollups"] = {"enabled": False}
     path.write_text(yaml.safe_dump(data))
 

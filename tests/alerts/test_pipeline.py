@@ -32,9 +32,12 @@ from tests.test_observability import sample
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def on_call_now() -> str:
-    """The issue's rotation, computed independently: alice and bob weekly from Monday 2026-01-05 09:00."""
-    local = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+def on_call_now(minutes: float = 0) -> str:
+    """The issue's rotation, computed independently: alice and bob weekly from Monday 2026-01-05 09:00;
+    who holds it ``minutes`` from now (a step :func:`advance` runs as if later pages who is on call
+    then: near Monday 09:00 in Shanghai that is the other one)."""
+    local = (datetime.now(UTC) + timedelta(minutes=minutes)).astimezone(ZoneInfo("Asia/Shanghai"))
+    local = local.replace(tzinfo=None)
     weeks = (local - datetime(2026, 1, 5, 9, 0)) // timedelta(weeks=1)
     return ["alice", "bob"][weeks % 2]
 
@@ -172,7 +175,7 @@ async def test_escalation_waits_then_repeats_and_ack_stops_it(app_factory: AppFa
             ("ops-mail", "escalate", ["bob"]),
         ]
         # The second round (repeat: 1) starts at once with the schedule's step, then waits again.
-        assert [(d.channel, mentions(d)) for d in after_wait[3:]] == [("ops-robot", [on_call_now()])]
+        assert [(d.channel, mentions(d)) for d in after_wait[3:]] == [("ops-robot", [on_call_now(6)])]
         [chain] = await chains(sessions_of(app))
         assert (chain.step, chain.round) == (2, 1)
         ack = await client.post(f"/api/v1/incidents/{incident_id}/ack", headers=bearer(OPERATOR_TOKEN))

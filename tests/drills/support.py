@@ -35,7 +35,7 @@ from app.config import DatabaseSettings
 from app.rollups import repository as rollup_repository
 from app.rollups.models import RollupRun
 from tests.fakes.robots import Received
-from tests.harness.app import TOKENS
+from tests.harness.app import TOKENS, configured_tokens
 from tests.harness.processes import ManagedProcess, free_port
 
 PANORAMA = Path(sys.executable).parent / "panorama"
@@ -97,9 +97,7 @@ def page_titles(messages: Iterable[Received], kind: str = "trigger") -> list[str
 def drill_config(sink_url: str, **extra: Any) -> dict[str, Any]:
     """One route paging one webhook channel once per incident; every token of the test harness."""
     config: dict[str, Any] = {
-        "auth": {
-            "tokens": [{"name": f"{role}-drill", "role": role, "token": t} for role, t in TOKENS.items()]
-        },
+        "auth": {"tokens": configured_tokens("drill")},
         "alerts": {"webhook_token": WEBHOOK_TOKEN, "worker_interval": "200ms"},
         "channels": [{"name": "pager", "type": "webhook", "url": sink_url, "timeout_s": 5}],
         "escalations": [{"name": "page", "steps": [{"notify": {"channels": ["pager"]}}]}],

@@ -20,6 +20,16 @@ OPERATOR_TOKEN = "operator-token-for-tests-0002"
 ADMIN_TOKEN = "admin-token-for-tests-0003"
 SCREEN_TOKEN = "screen-token-for-tests-0004"
 TOKENS = {"viewer": VIEWER_TOKEN, "operator": OPERATOR_TOKEN, "admin": ADMIN_TOKEN, "screen": SCREEN_TOKEN}
+# tests/harness/intake.py follows webhook answers with a viewer token of its own: its polls never
+# spend the rate limit (server.rate_limit) of the tokens a test then reads with.
+POLL_TOKEN = "intake-poll-token-for-tests-0005"
+POLLER = {"name": "intake-poll-test", "role": "viewer", "token": POLL_TOKEN}
+
+
+def configured_tokens(suffix: str = "test") -> list[dict[str, str]]:
+    """``auth.tokens`` for a configuration: one token per role (named ``<role>-<suffix>``) and the
+    intake poller's."""
+    return [{"name": f"{role}-{suffix}", "role": role, "token": t} for role, t in TOKENS.items()] + [POLLER]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -31,13 +41,14 @@ def settings_for(database_url: str, **sections: Any) -> Settings:
     data: dict[str, Any] = {
         "database": {"url": database_url},
         "rollups": {"enabled": False},  # no background catch-up unless a test asks for it
-        "auth": {
-            "tokens": [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
-        },
+        "auth": {"tokens": configured_tokens()},
     }
     # Background workers only when a test asks for them (alerts: {worker: true}).
     data["alerts"] = {"worker": False, **sections.pop("alerts", {})}
     data.update(sections)
+    tokens = data.get("auth", {}).get("tokens")
+    if isinstance(tokens, list) and POLLER not in tokens:
+        data["auth"] = {**data["auth"], "tokens": [*tokens, POLLER]}
     return Settings.model_validate(data)
 
 

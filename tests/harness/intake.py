@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness.app import VIEWER_TOKEN, bearer
+from tests.harness.app import POLL_TOKEN, bearer
 
 FIRST_POLL_S = 0.01  # then 1.5× longer each time, up to LAST_POLL_S (the API's rate limit counts)
 LAST_POLL_S = 0.25
@@ -39,11 +39,12 @@ async def settled(
     answer: httpx.Response,
     *,
     base: str = "",
-    token: str = VIEWER_TOKEN,
+    token: str = POLL_TOKEN,
     timeout_s: float = 20.0,
 ) -> dict[str, Any]:
     """Follows the webhook's answer until its row is applied or failed; the row's outcome as the API
-    tells it. ``base``: the server's URL when ``client`` has no base URL; ``token``: one that may read."""
+    tells it. ``base``: the server's URL when ``client`` has no base URL; ``token``: one that may read
+    (by default the harness's own, see :data:`tests.harness.app.POLL_TOKEN`)."""
     url = base + _url(answer)
     deadline = time.monotonic() + timeout_s
     pause = FIRST_POLL_S
@@ -83,7 +84,7 @@ def applied_sync(
     answer: httpx.Response,
     *,
     base: str = "",
-    token: str = VIEWER_TOKEN,
+    token: str = POLL_TOKEN,
     timeout_s: float = 30.0,
 ) -> int | None:
     """:func:`applied` for a synchronous client (tests driving a server process)."""

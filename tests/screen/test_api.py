@@ -12,7 +12,14 @@ import httpx
 
 from app.screen.schemas import ScreenData
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
-from tests.harness.app import OPERATOR_TOKEN, SCREEN_TOKEN, TOKENS, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import (
+    OPERATOR_TOKEN,
+    SCREEN_TOKEN,
+    VIEWER_TOKEN,
+    AppFactory,
+    bearer,
+    configured_tokens,
+)
 from tests.harness.intake import applied, incident_of
 from tests.harness.processes import free_port
 from tests.harness.prometheus import RunningPrometheus
@@ -145,7 +152,7 @@ WALLS = [f"wall-{n:03d}-screen-token-for-tests" for n in range(200)]
 async def test_two_hundred_screens_at_once_cost_one_set_of_backend_queries(
     app_factory: AppFactory, prometheus: RunningPrometheus
 ) -> None:
-    tokens = [{"name": f"{role}-test", "role": role, "token": t} for role, t in TOKENS.items()]
+    tokens = configured_tokens()
     sections: dict[str, Any] = {
         **alerting_config(),
         "prometheus": {"url": prometheus.url, "retries": 0},
