@@ -22,10 +22,13 @@ The price is on the writers: storing a day reads and rewrites its month's row of
 (``replace_day``; retention's cut month likewise, ``delete_before``), under the month's
 advisory lock on PostgreSQL (``_lock_month``), so that two replicas storing two days of one
 month at once both keep theirs; the month sums (``rollup_months``) follow in the same
-transaction, as before. Storing a day of 1,000 services into a month already holding 27 days:
-SQLite 214–314 ms (159–360 as day rows: within the noise), PostgreSQL 264–361 ms (144–309; with
-PostgreSQL's default compression of the month values 424–575 ms, hence ``STORAGE EXTERNAL``,
-migration 0015): a few per cent of a rolled-up day, whose Prometheus queries take 3–8 s.
+transaction, always the sum of the month's days in day order, bit for bit (the nightly day is
+added to the sum; a day stored before a later one already held, as catch-ups and replicas do,
+has the month summed again from its days). Storing a day of 1,000 services into a month already
+holding 27 days: SQLite 214–314 ms (159–360 as day rows: within the noise), PostgreSQL 264–361 ms
+(144–309; with PostgreSQL's default compression of the month values 424–575 ms, hence
+``STORAGE EXTERNAL``, migration 0015): a few per cent of a rolled-up day, whose Prometheus
+queries take 3–8 s.
 """
 
 from __future__ import annotations
@@ -261,13 +264,20 @@ async def replace_day(
             packs.setdefault(ids[(one.entity_kind, one.entity)], {})[day.day] = (one.layout.id, one.data)
     await _write_packs(session, month, packs)
     added: dict[str, dict[int, EncodedDay]] = {}
+    summed_again = set(replaced)
     for one in encoded:
         entity_id = ids[(one.entity_kind, one.entity)]
-        if entity_id not in replaced:
+        if entity_id in replaced:
+            continue
+        if max(packs[entity_id]) > day.day:
+            # A later day is in the sum already: adding this one last would sum out of day order
+            # (last bits differ); the month is summed again from its days, in day order.
+            summed_again.add(entity_id)
+        else:
             added.setdefault(one.entity_kind, {})[entity_id] = one
     for by_id in added.values():
         await _add_to_month(session, month, day.day, by_id)
-    await recompute_months(session, month, replaced)
+    await recompute_months(session, month, summed_again)
     await _bump_generation(session)
 
 
