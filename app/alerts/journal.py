@@ -36,6 +36,12 @@ Applying (:func:`apply_next`, run by :class:`app.alerts.runtime.AlertRuntime` on
   A database that cannot be used (:func:`transient`) leaves every row queued, attempts not
   counted; the runtime retries with a backoff.
 
+Times (since 2026-12-07): a row is applied at its own ``received_at`` — the incident opens, is
+routed, updated or resolved when Alertmanager delivered, and its escalation's clock starts then —
+while the pages it causes are written and stamped when applied (:func:`app.alerts.intake.store_in`
+says which time goes where). Before, everything was stamped with the applier's clock: after a storm
+or a restart the incident looked younger than it was, and a 5-minute wait counted from the apply.
+
 Heartbeats (:mod:`app.alerts.heartbeats`) are seen when their row is applied, at most about a
 second after the 202 on a quiet system (intervals are minutes); a batch holds at most one row that
 touches heartbeat rows, which are locked before incidents, the order every writer follows.
@@ -182,7 +188,7 @@ async def _ready(
         except ValidationError as exc:
             poisoned.append((entry, f"the body cannot be read: {exc.error_count()} problem(s)"))
             continue
-        webhook = intake.webhook(settings, payload, key)
+        webhook = intake.webhook(settings, payload, key, received_at=entry.received_at)
         if webhook.heartbeats:
             if heartbeats:
                 continue  # one per batch: its group's later rows wait too (seen)

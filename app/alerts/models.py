@@ -242,6 +242,8 @@ class JournalEntry(Base):
     ``status``: ``queued`` until applied; ``applied`` (with ``incident_id``, None when the body
     changed no incident, e.g. only heartbeats) in the transaction that stored its incident change;
     ``failed`` (with ``error``) after :data:`app.alerts.journal.MAX_ATTEMPTS` failed applies.
+    ``received_at`` is when the webhook arrived: its incident's times are stamped with it, however
+    late the row is applied.
     """
 
     __tablename__ = "alert_journal"
