@@ -34,7 +34,17 @@ Applying (:func:`apply_next`, run by :class:`app.alerts.runtime.AlertRuntime` on
   and marked ``failed`` after :data:`MAX_ATTEMPTS` (logged, counted in
   ``panorama_alert_journal_failed``): it holds neither its group nor the journal back for ever.
   A database that cannot be used (:func:`transient`) leaves every row queued, attempts not
-  counted; the runtime retries with a backoff.
+  counted; the runtime retries with a backoff, for as long as the outage lasts;
+* but an error :func:`transient` calls the database's may be one row's alone (a statement timeout
+  or the server out of memory on that row, while the rows around it apply): left uncounted, such
+  a row was retried for ever, and since the oldest rows are claimed first, every batch it was in
+  failed with it. So a batch that fails with such an error is also applied row by row, and a row
+  that fails alone is counted when, right after, the database commits the write that counts it
+  (a write, not a read: a full disk still answers ``SELECT 1``); after
+  :data:`MAX_TRANSIENT_ATTEMPTS` it is failed with its error named (the status route, the metric,
+  one log line). When that write fails too, the database is what fails: nothing is counted, the
+  pass fails, and the runtime backs off as before. Rows that only failed pause the applier with
+  the same backoff, so a row's attempts are spread over a few seconds, not milliseconds.
 
 Times (since 2026-12-07): a row is applied at its own ``received_at`` — the incident opens, is
 routed, updated or resolved when Alertmanager delivered, and its escalation's clock starts then —
@@ -77,6 +87,9 @@ from app.db import is_postgresql
 log = logging.getLogger("panorama.alerts")
 
 MAX_ATTEMPTS = 3  # failed applies (not database errors) before a row is given up
+# Failed applies with an error the database could explain (:func:`transient`), each counted only when
+# the database committed a write right after it (:func:`_count_failure`), before a row is given up.
+MAX_TRANSIENT_ATTEMPTS = 5
 KEEP = timedelta(days=1)  # how long applied and failed rows stay (the status route reads them)
 INTAKE_PATH = "/api/v1/alerts/intake/{id}"
 
@@ -121,6 +134,7 @@ class Pass:
     claimed: int = 0
     applied: int = 0
     failed: int = 0
+    retried: int = 0  # rows whose apply failed (counted, not given up yet): retried after a pause
     lags: list[float] = field(default_factory=list)  # seconds from received to applied, per row
     changed: bool = False  # an incident changed (the outbox may hold new deliveries)
 
@@ -160,9 +174,13 @@ async def apply_next(
             outcome.changed = any(incident is not None for incident in changed)
             return outcome
     except Exception as exc:  # a bug or a body this version cannot apply: find which, alone
-        if transient(exc):
-            raise
-        log.warning("applying %s alert journal rows together failed; applying them one by one", len(claimed))
+        if transient(exc) and not claimed:
+            raise  # nothing claimed: the database could not be used at all
+        log.warning(
+            "applying %s alert journal rows together failed (%s); applying them one by one",
+            len(claimed),
+            _describe(exc),
+        )
     return await _apply_alone(sessions, settings, key, [entry.id for entry in claimed])
 
 
@@ -201,7 +219,8 @@ async def _ready(
 async def _apply_alone(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, key: bytes, entry_ids: Sequence[int]
 ) -> Pass:
-    """After a batch failed for a reason other than the database: each row in its own transaction."""
+    """After a batch failed: each row in its own transaction; a row that fails is counted
+    (:func:`_count_failure`), and given up after its limit."""
     outcome = Pass()
     for entry_id in entry_ids:
         now = utcnow()
@@ -223,20 +242,57 @@ async def _apply_alone(
                 outcome.lags += [(now - r.entry.received_at).total_seconds() for r in rows]
                 outcome.changed = outcome.changed or any(i is not None for i in changed)
         except Exception as exc:
-            if transient(exc):
-                raise
             outcome.claimed += 1
-            log.exception("applying alert journal row %s failed", entry_id)
-            async with sessions.begin() as session:
-                found = await repository.claim_journal_entry(session, entry_id)
-                if found:
-                    error = _describe(exc)
-                    give_up = found[0].attempts + 1 >= MAX_ATTEMPTS
-                    await repository.record_journal_failure(session, entry_id, error, now, give_up=give_up)
-                    if give_up:
-                        log.error("alert journal row %s given up after %s attempts", entry_id, MAX_ATTEMPTS)
-                        outcome.failed += 1
+            given_up = await _count_failure(sessions, entry_id, exc, now)
+            if given_up is None:
+                continue  # applied or held elsewhere meanwhile
+            if given_up:
+                outcome.failed += 1
+            else:
+                outcome.retried += 1
     return outcome
+
+
+async def _count_failure(
+    sessions: async_sessionmaker[AsyncSession], entry_id: int, exc: Exception, now: datetime
+) -> bool | None:
+    """Counts one failed apply of the row, in a transaction of its own; whether the row is given
+    up (None: no longer queued here, nothing counted).
+
+    A failure the database could explain (:func:`transient`) counts only when the database
+    commits this very write right after it: then it is usable, other rows apply, and the failure
+    is the row's (e.g. a statement timeout, or the server out of memory, on that row alone). When
+    the write fails too, the database is down or full: ``exc`` is raised, nothing is counted, and
+    the runtime retries every row with a backoff, for as long as it takes. A write, not a read, is
+    the evidence: a full disk still answers ``SELECT 1``.
+    """
+    fault = transient(exc)
+    error = _describe(exc)
+    if not fault:
+        log.exception("applying alert journal row %s failed", entry_id, exc_info=exc)
+    try:
+        async with sessions.begin() as session:
+            found = await repository.claim_journal_entry(session, entry_id)
+            if not found:
+                return None
+            attempts = found[0].attempts + 1
+            limit = MAX_TRANSIENT_ATTEMPTS if fault else MAX_ATTEMPTS
+            give_up = attempts >= limit
+            await repository.record_journal_failure(session, entry_id, error, now, give_up=give_up)
+    except Exception as recording:
+        if fault and transient(recording):
+            raise exc from recording  # the database cannot be used: an outage, not the row
+        raise
+    if give_up:
+        log.error("alert journal row %s given up after %s failed applies: %s", entry_id, attempts, error)
+    elif fault and attempts == 1:
+        log.warning(
+            "alert journal row %s failed though the database takes writes (%s); tried up to %s times",
+            entry_id,
+            error,
+            limit,
+        )
+    return give_up
 
 
 def transient(exc: BaseException) -> bool:

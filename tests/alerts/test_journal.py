@@ -1,18 +1,26 @@
-"""The alert journal behind the webhook's 202: rows applied late keep the time they were received."""
+"""The alert journal behind the webhook's 202: rows applied late keep the time they were received,
+and a row whose apply keeps failing is given up while the database is fine (and only then)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.alerts import journal
-from tests.alerts.support import alert, alerting_config, chains, outbox, payload
+from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, chains, outbox, payload
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
-from tests.harness.intake import row_settled
+from tests.harness.intake import row_settled, settled
+from tests.test_observability import sample
 
 
 async def journal_late(app: FastAPI, body: dict[str, Any], received_at: datetime) -> str:
@@ -91,3 +99,110 @@ async def test_a_row_applied_late_keeps_the_time_it_was_received(
     assert (recent_chain.step, recent_chain.round) == (2, 0)
     assert recent_chain.due_at == recent_at + timedelta(minutes=5)
     assert all(d.due_at <= d.created_at for d in pages)  # due at once
+
+
+# What the database does to the tests below, installed as triggers (the database is real, and so
+# is its error: on PostgreSQL a SQLSTATE of class 53, "insufficient resources"; on SQLite an
+# OperationalError, as SQLITE_FULL is). Both are errors journal.transient() calls the database's.
+ROW_REFUSED = {  # one group's incident, as a server out of memory on that row alone would
+    "sqlite": [
+        "CREATE TRIGGER refuse_row BEFORE INSERT ON alert_incidents WHEN NEW.title LIKE 'Poison%' "
+        "BEGIN SELECT json_extract('not json', '$'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.title LIKE 'Poison%' THEN RAISE EXCEPTION 'out of memory' USING ERRCODE = 'out_of_memory'; "
+        "END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_row BEFORE INSERT ON alert_incidents "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_row()",
+    ],
+}
+DISK_FULL = {  # every write that marks a journal row, as a full disk refuses every write
+    "sqlite": [
+        "CREATE TRIGGER disk_full BEFORE UPDATE ON alert_journal BEGIN SELECT json_extract('x', '$'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'could not extend file: No space left on device' "
+        "USING ERRCODE = 'disk_full'; END $$",
+        "CREATE TRIGGER disk_full BEFORE UPDATE ON alert_journal FOR EACH ROW EXECUTE FUNCTION disk_full()",
+    ],
+}
+DISK_FREED = {"sqlite": ["DROP TRIGGER disk_full"], "postgresql": ["DROP TRIGGER disk_full ON alert_journal"]}
+
+
+def dialect(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+async def execute(database_url: str, statements: Sequence[str]) -> None:
+    """Runs DDL on the test's database from a connection of its own (not Panorama's)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
+async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    answer = await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+    assert answer.status_code == 202, answer.text
+    return answer
+
+
+async def metric(client: httpx.AsyncClient, name: str) -> float:
+    return sample((await client.get("/metrics")).text, name) or 0.0
+
+
+@pytest.mark.timeout(90)
+async def test_a_row_that_keeps_failing_while_others_apply_is_given_up_naming_its_error(
+    app_factory: AppFactory, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses one group's incident with an error it would also give when down or
+    overloaded, while the rows around it apply: that row is given up after its limit, its error
+    named by the intake status, the metric and one log line; the rows after it are not held."""
+    caplog.set_level(logging.INFO, logger="panorama.alerts")
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        await execute(database_url, ROW_REFUSED[dialect(database_url)])
+        before = await post(client, payload("Before", [alert("Before")]))
+        refused = await post(client, payload("Poison", [alert("Poison")]))
+        after = await post(client, payload("After", [alert("After")]))
+        outcomes = [await settled(client, answer, timeout_s=60) for answer in (before, refused, after)]
+        later = await settled(client, await post(client, payload("Later", [alert("Later")])))
+        failed_metric = await metric(client, "panorama_alert_journal_failed_total")
+    assert [o["status"] for o in [*outcomes, later]] == ["applied", "failed", "applied", "applied"]
+    given_up = outcomes[1]
+    assert given_up["attempts"] == journal.MAX_TRANSIENT_ATTEMPTS
+    assert given_up["incident_id"] is None
+    named = "out of memory" if dialect(database_url) == "postgresql" else "malformed JSON"
+    assert named in given_up["error"]
+    assert failed_metric == 1
+    lines = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+    assert len(lines) == 1
+    assert f"row {given_up['id']} given up after {journal.MAX_TRANSIENT_ATTEMPTS} failed applies" in lines[0]
+    assert named in lines[0]
+
+
+@pytest.mark.timeout(90)
+async def test_a_database_that_takes_no_write_fails_no_row_however_long_it_lasts(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Every write marking a journal row is refused (a full disk) while reads work: the applier
+    retries for as long as it lasts, more passes than a row's limit, counting no row's attempt;
+    once writes work again every row is applied."""
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        await execute(database_url, DISK_FULL[dialect(database_url)])
+        answers = [await post(client, payload(name, [alert(name)])) for name in ("First", "Second")]
+        deadline = time.monotonic() + 60
+        while await metric(client, "panorama_alert_journal_errors_total") <= journal.MAX_TRANSIENT_ATTEMPTS:
+            assert time.monotonic() < deadline, "the applier never failed a pass"
+            await asyncio.sleep(0.1)
+        during = [(await client.get(a.json()["url"], headers=bearer(VIEWER_TOKEN))).json() for a in answers]
+        await execute(database_url, DISK_FREED[dialect(database_url)])
+        outcomes = [await settled(client, answer, timeout_s=30) for answer in answers]
+        failed_metric = await metric(client, "panorama_alert_journal_failed_total")
+    assert [(d["status"], d["attempts"], d["error"]) for d in during] == [("queued", 0, None)] * 2
+    assert [(o["status"], o["attempts"]) for o in outcomes] == [("applied", 0)] * 2
+    assert failed_metric == 0
