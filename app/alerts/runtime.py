@@ -189,7 +189,7 @@ class AlertRuntime:
         announced = 0
         if any(schedule.notices for schedule in settings.schedules):
             async with self.sessions.begin() as session:
-                announced = await handovers.announce_due(session, settings, now)
+                announced = await handovers.announce_due(session, settings, now, key)
         if opened or advanced or announced:
             self.wake()
         return opened + advanced + announced
