@@ -44,7 +44,10 @@ Applying (:func:`apply_next`, run by :class:`app.alerts.runtime.AlertRuntime` on
   :data:`MAX_TRANSIENT_ATTEMPTS` it is failed with its error named (the status route, the metric,
   one log line). When that write fails too, the database is what fails: nothing is counted, the
   pass fails, and the runtime backs off as before. Rows that only failed pause the applier with
-  the same backoff, so a row's attempts are spread over a few seconds, not milliseconds.
+  the same backoff, so a row's attempts are spread over a few seconds, not milliseconds. A row
+  applied alone must be its group's first queued row on SQLite as on PostgreSQL: the row behind a
+  failing one waits until that one is applied or given up (before 2026-12-07 a batch's later row of
+  the group could be applied alone on SQLite, ahead of the row that failed).
 
 Times (since 2026-12-07): a row is applied at its own ``received_at`` — the incident opens, is
 routed, updated or resolved when Alertmanager delivered, and its escalation's clock starts then —
@@ -185,12 +188,19 @@ async def apply_next(
 
 
 async def _ready(
-    session: AsyncSession, settings: Settings, key: bytes, claimed: Sequence[repository.QueuedEntry]
+    session: AsyncSession,
+    settings: Settings,
+    key: bytes,
+    claimed: Sequence[repository.QueuedEntry],
+    *,
+    alone: bool = False,
 ) -> tuple[list[_Row], list[tuple[repository.QueuedEntry, str]]]:
     """The claimed rows this batch applies (each its group's first queued row, at most one per group
-    and one that touches heartbeats), in the order every writer locks in; and the unreadable ones."""
+    and one that touches heartbeats), in the order every writer locks in; and the unreadable ones.
+    ``alone``: rows claimed one by one (:func:`_apply_alone`), which may follow their group's
+    earlier row, still queued after it failed: on SQLite too, each must be its group's first."""
     heads: dict[str, int] | None = None
-    if await is_postgresql(session):  # SKIP LOCKED may have passed earlier rows
+    if alone or await is_postgresql(session):  # SKIP LOCKED (or a claim by id) may pass earlier rows
         heads = await repository.journal_heads(session, sorted({e.group_digest for e in claimed}))
     rows: list[_Row] = []
     poisoned: list[tuple[repository.QueuedEntry, str]] = []
@@ -229,7 +239,7 @@ async def _apply_alone(
                 claimed = await repository.claim_journal_entry(session, entry_id)
                 if not claimed:
                     continue  # applied meanwhile (another replica) or held
-                rows, poisoned = await _ready(session, settings, key, claimed)
+                rows, poisoned = await _ready(session, settings, key, claimed, alone=True)
                 for entry, error in poisoned:
                     await _give_up(session, entry, error, now)
                     outcome.failed += 1

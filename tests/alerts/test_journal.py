@@ -162,14 +162,17 @@ async def test_a_row_that_keeps_failing_while_others_apply_is_given_up_naming_it
 ) -> None:
     """The database refuses one group's incident with an error it would also give when down or
     overloaded, while the rows around it apply: that row is given up after its limit, its error
-    named by the intake status, the metric and one log line; the rows after it are not held."""
+    named by the intake status, the metric and one log line; the rows after it are not held, but
+    its own group's next row waits for it (a group's rows apply in the order they arrived)."""
     caplog.set_level(logging.INFO, logger="panorama.alerts")
     async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
         await execute(database_url, ROW_REFUSED[dialect(database_url)])
         before = await post(client, payload("Before", [alert("Before")]))
         refused = await post(client, payload("Poison", [alert("Poison")]))
+        same_group = await post(client, payload("Poison", [alert("Recovered")]))  # a title not refused
         after = await post(client, payload("After", [alert("After")]))
         outcomes = [await settled(client, answer, timeout_s=60) for answer in (before, refused, after)]
+        next_in_group = await settled(client, same_group, timeout_s=60)
         later = await settled(client, await post(client, payload("Later", [alert("Later")])))
         failed_metric = await metric(client, "panorama_alert_journal_failed_total")
     assert [o["status"] for o in [*outcomes, later]] == ["applied", "failed", "applied", "applied"]
@@ -179,6 +182,8 @@ async def test_a_row_that_keeps_failing_while_others_apply_is_given_up_naming_it
     named = "out of memory" if dialect(database_url) == "postgresql" else "malformed JSON"
     assert named in given_up["error"]
     assert failed_metric == 1
+    assert next_in_group["status"] == "applied"
+    assert at(next_in_group["applied_at"]) >= at(given_up["applied_at"])  # not before the row ahead of it
     lines = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
     assert len(lines) == 1
     assert f"row {given_up['id']} given up after {journal.MAX_TRANSIENT_ATTEMPTS} failed applies" in lines[0]
