@@ -14,10 +14,21 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.alerts import journal
-from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, chains, outbox, payload
+from app.alerts import heartbeats, journal
+from app.alerts.models import HeartbeatState
+from tests.alerts.support import (
+    WEBHOOK,
+    alert,
+    alerting_config,
+    bearer_webhook,
+    chains,
+    incidents,
+    outbox,
+    payload,
+)
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.intake import row_settled, settled
 from tests.test_observability import sample
@@ -99,6 +110,41 @@ async def test_a_row_applied_late_keeps_the_time_it_was_received(
     assert (recent_chain.step, recent_chain.round) == (2, 0)
     assert recent_chain.due_at == recent_at + timedelta(minutes=5)
     assert all(d.due_at <= d.created_at for d in pages)  # due at once
+
+
+async def last_seen(app: FastAPI) -> datetime:
+    async with app.state.context.sessions() as session:
+        [state] = (await session.scalars(select(HeartbeatState))).all()
+        seen: datetime = state.last_seen_at
+        return seen
+
+
+async def test_a_heartbeat_applied_late_was_seen_when_received_and_never_resolves_before_it_went_missing(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Watchdog sightings applied late count from their receipt. One received 10 minutes ago: the
+    heartbeat (5 min) is found missing. One received 3 minutes ago, applied only after that: the
+    heartbeat was last seen then, and the "missing" incident resolves, at the earliest when it opened."""
+    now = datetime.now(UTC)
+    watchdog = payload("Watchdog", [alert("Watchdog", severity="none")])
+    async with app_factory(database_url=database_url, **alerting_config()) as (app, client):
+        context = app.state.context
+        first = await row_settled(client, await journal_late(app, watchdog, now - timedelta(minutes=10)))
+        seen_first = await last_seen(app)
+        async with context.sessions.begin() as session:
+            opened = await heartbeats.check(
+                session, context.settings, now, await context.alerts.signing_key()
+            )
+        second = await row_settled(client, await journal_late(app, watchdog, now - timedelta(minutes=3)))
+        seen_second = await last_seen(app)
+        [missing] = await incidents(context.sessions)
+    assert [first["status"], second["status"]] == ["applied", "applied"]
+    assert seen_first == now - timedelta(minutes=10)
+    assert opened == 1
+    assert seen_second == now - timedelta(minutes=3)
+    assert missing.status == "resolved"
+    assert missing.resolved_by == "heartbeat"
+    assert missing.resolved_at == missing.created_at == now  # opened by the check at `now`
 
 
 # What the database does to the tests below, installed as triggers (the database is real, and so
