@@ -548,13 +548,10 @@ SWAP_CLOSED = answers(
     responses=answers(_404="No schedule of this name"),
 )
 async def offer_swap(
-    name: str, body: SwapRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+    name: str, body: SwapRequest, who: Operator, context: ContextDep, alerts: AlertsDep, sessions: SessionsDep
 ) -> SwapOut:
-    schedule = service.schedule_named(context.settings, name)
     body = _in_zone(body, _schedule_clock(context, name))
-    return await oncall_schedules.offer(
-        sessions, context.settings, schedule, body, service.utcnow(), actor=who.name
-    )
+    return await service.offer_swap(sessions, alerts, context.settings, name, body, actor=who.name)
 
 
 @router.post(
@@ -564,11 +561,16 @@ async def offer_swap(
     responses=SWAP_CLOSED,
 )
 async def take_swap(
-    name: str, swap_id: int, body: TakeRequest, who: Operator, context: ContextDep, sessions: SessionsDep
+    name: str,
+    swap_id: int,
+    body: TakeRequest,
+    who: Operator,
+    context: ContextDep,
+    alerts: AlertsDep,
+    sessions: SessionsDep,
 ) -> SwapOut:
-    schedule = service.schedule_named(context.settings, name)
-    return await oncall_schedules.take(
-        sessions, context.settings, schedule, swap_id, body.user, service.utcnow(), actor=who.name
+    return await service.take_swap(
+        sessions, alerts, context.settings, name, swap_id, body.user, actor=who.name
     )
 
 

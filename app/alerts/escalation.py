@@ -9,6 +9,14 @@ target has nobody on call (its schedule is empty now and it names no users): it 
 once, and so are the waits right after a skipped step, instead of waiting out their delay. Each
 person a step reaches who has rules of their own (``users[].rules``) is also paged through them
 (:mod:`app.alerts.personal`), besides the step's group channels.
+
+A chain's clock may start before its first steps run: a journaled webhook is applied after it
+was received (:mod:`app.alerts.journal`), and its chain counts from the receipt (``since``), not
+from the apply, so that a 5-minute wait means 5 minutes after Alertmanager delivered. A wait
+already over when the chain reaches it is passed at once, the way the worker runs an overdue step
+when its pass comes; the wait after it counts from then (so a late apply pages the next step at
+once, never the whole chain, and never a second round, in one go). Who is on call and whether a
+step's time intervals apply are decided when its page goes out (``now``), as for every step.
 """
 
 from __future__ import annotations
@@ -37,13 +45,17 @@ async def start(
     key: bytes,
     *,
     alerts: Sequence[AlertRow] | None = None,
+    since: datetime | None = None,
 ) -> None:
     """Starts each named chain of a new incident and runs its first steps right away (same
-    transaction); each chain's state is written once, as it stands after those steps."""
+    transaction); each chain's state is written once, as it stands after those steps. The chains'
+    clock starts ``since`` (default ``now``: when the incident's webhook was received), their steps
+    due by ``now`` run now (see the module's docstring)."""
     paging = _Paging(alerts=alerts, paged=False)
     for name in dict.fromkeys(escalations):
-        state = EscalationState(incident_id=incident.id, escalation=name, step=0, round=0, due_at=now)
-        await advance(session, settings, incident, state, now, key, paging=paging)
+        due = since or now
+        state = EscalationState(incident_id=incident.id, escalation=name, step=0, round=0, due_at=due)
+        await advance(session, settings, incident, state, now, key, paging=paging, since=since)
         repository.add_escalation(session, state)
 
 
@@ -73,8 +85,10 @@ async def advance(
     key: bytes,
     *,
     paging: _Paging | None = None,
+    since: datetime | None = None,
 ) -> None:
-    """Runs the chain from its current step until a wait, or its end (after ``repeat`` more rounds)."""
+    """Runs the chain from its current step until a wait, or its end (after ``repeat`` more rounds);
+    its next wait counts from ``since`` (default ``now``)."""
     known = paging or _Paging()
     escalation = next((e for e in settings.escalations if e.name == state.escalation), None)
     if escalation is None:
@@ -88,7 +102,7 @@ async def advance(
         )
         return
     position = _Position(state.step, state.round)
-    await _run(session, settings, incident, escalation, position, now, key, known)
+    await _run(session, settings, incident, escalation, position, now, key, known, since=since or now)
     repository.record_escalation_position(state, position.step, position.round, position.due_at)
 
 
@@ -101,9 +115,13 @@ async def _run(
     now: datetime,
     key: bytes,
     known: _Paging,
+    *,
+    since: datetime,
 ) -> None:
-    """Moves ``position`` through the chain's steps, paging as it goes, until a wait or the end."""
+    """Moves ``position`` through the chain's steps, paging as it goes, until a wait not over at
+    ``now`` (it counts from ``since``, the chain's clock) or the end."""
     skipping = False  # the step before was skipped: so are the waits right after it
+    clock = since
     for _ in range(len(escalation.steps) * (escalation.repeat + 1) + 1):
         if position.step >= len(escalation.steps):
             if position.round >= escalation.repeat:
@@ -117,15 +135,18 @@ async def _run(
         if step.wait is not None:
             if skipping or outside:
                 continue
-            position.due_at = now + step.wait
-            return
+            if clock + step.wait > now:
+                position.due_at = clock + step.wait
+                return
+            clock = now  # over already (a late apply): passed at once; the next wait counts from now
+            continue
         assert step.notify is not None
         if outside:
             _skipped(session, incident, escalation, position, now, outside)
             skipping = True
             continue
         reached = await _notify(
-            session, settings, incident, escalation, position, step.notify, now, key, known
+            session, settings, incident, escalation, position, step.notify, now, key, known, since=clock
         )
         skipping = not reached
     position.due_at = None
@@ -171,9 +192,11 @@ async def _notify(
     now: datetime,
     key: bytes,
     known: _Paging,
+    *,
+    since: datetime,
 ) -> bool:
     """Pages the step's people and channels; False (nothing sent) when its schedule has nobody on
-    call and it names nobody else."""
+    call and it names nobody else. People's own rules count their delays from ``since``."""
     names = list(notify.users)
     timezone = settings.timezone
     if notify.schedule is not None:
@@ -223,7 +246,7 @@ async def _notify(
             },
         )
     await personal.page(
-        session, settings, incident, names, escalation.name, kind, now, key, alerts=known.alerts
+        session, settings, incident, names, escalation.name, kind, now, key, alerts=known.alerts, since=since
     )
     return True
 

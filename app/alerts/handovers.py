@@ -50,8 +50,9 @@ def handovers(
     return [(at, i, o) for at, (i, o) in sorted(changes.items()) if first < at <= last]
 
 
-async def announce_due(session: AsyncSession, settings: Settings, now: datetime) -> int:
-    """Announces every hand-over of the last :data:`LOOKBACK` not announced yet; returns how many."""
+async def announce_due(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
+    """Announces every hand-over of the last :data:`LOOKBACK` not announced yet; returns how many.
+    ``key`` signs the notices' view links (they open without a sign-in: :mod:`app.alerts.notices`)."""
     announced = 0
     for schedule in settings.schedules:
         if not schedule.notices:
@@ -68,7 +69,15 @@ async def announce_due(session: AsyncSession, settings: Settings, now: datetime)
                 end = _run_end(ahead, incoming)
                 still_open = await repository.open_incidents(session)
                 notice = notices.shift_start(
-                    settings, schedule.name, schedule.timezone, incoming, at, end, still_open
+                    settings,
+                    schedule.name,
+                    schedule.timezone,
+                    incoming,
+                    at,
+                    end,
+                    still_open,
+                    key=key,
+                    now=now,
                 )
                 outbox.enqueue(session, settings, None, schedule.notices, notice, now)
             if outgoing is not None:
@@ -76,7 +85,7 @@ async def announce_due(session: AsyncSession, settings: Settings, now: datetime)
                 start = _run_start(behind, outgoing)
                 during = await repository.incidents_created_between(session, start or at - SHIFT_SEARCH, at)
                 notice = notices.shift_end(
-                    settings, schedule.name, schedule.timezone, outgoing, start, at, during
+                    settings, schedule.name, schedule.timezone, outgoing, start, at, during, key=key, now=now
                 )
                 outbox.enqueue(session, settings, None, schedule.notices, notice, now)
     return announced

@@ -63,13 +63,15 @@ async def observe(
     session: AsyncSession,
     settings: Settings,
     alerts: Sequence[WebhookAlert],
-    now: datetime,
+    at: datetime,
     key: bytes,
     *,
     touched: bool = True,
+    now: datetime | None = None,
 ) -> list[WebhookAlert]:
-    """Records heartbeat alerts (resolving a "missing" incident when one comes back); returns the
-    others. ``touched=False``: the caller knows none is a heartbeat (:func:`touches`)."""
+    """Records heartbeat alerts seen ``at`` (when their webhook was received; ``now``: when it is
+    applied, the instant of any message it causes), resolving a "missing" incident when one comes
+    back; returns the others. ``touched=False``: the caller knows none is a heartbeat (:func:`touches`)."""
     routes = watched(settings)
     if not routes or not touched:
         return list(alerts)
@@ -82,20 +84,23 @@ async def observe(
         elif alert.status == "firing":
             seen[route.key] = route
     for route_key in sorted(seen):  # heartbeat rows are locked in key order, by every writer
-        await _seen(session, settings, seen[route_key], now, key)
+        await _seen(session, settings, seen[route_key], at, key, now=now or at)
     return others
 
 
 async def _seen(
-    session: AsyncSession, settings: Settings, route: WatchedRoute, now: datetime, key: bytes
+    session: AsyncSession, settings: Settings, route: WatchedRoute, at: datetime, key: bytes, *, now: datetime
 ) -> None:
-    state = await repository.lock_heartbeat(session, route.key, now=now)
-    repository.record_heartbeat_seen(state, now)
+    state = await repository.lock_heartbeat(session, route.key, now=at)
+    repository.record_heartbeat_seen(state, at)
     if state.incident_id is not None:
         missing = await repository.lock_incident(session, state.incident_id)
         repository.link_heartbeat_incident(state, None)
         if missing is not None and missing.status != "resolved":
-            await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key)
+            # Not before it opened: a sighting applied late may have been received before the
+            # worker, not knowing it yet, found the heartbeat missing.
+            resolved = max(at, missing.created_at)
+            await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key, at=resolved)
 
 
 async def check(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:

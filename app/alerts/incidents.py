@@ -59,10 +59,14 @@ async def resolve(
     actor: str,
     key: bytes | None,
     alerts: Sequence[AlertRow] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    repository.mark_resolved(incident, now, actor)
+    """Resolves the incident as of ``at`` (default ``now``: a journaled webhook's receipt, when
+    Alertmanager said so); the resolved message to those paged goes out ``now``."""
+    when = at or now
+    repository.mark_resolved(incident, when, actor)
     await repository.stop_paging(session, incident.id)
-    repository.add_timeline(session, incident.id, now, "resolved", {}, actor=actor)
+    repository.add_timeline(session, incident.id, when, "resolved", {}, actor=actor)
     if incident.muted is None:
         await tell_paged(session, settings, incident, "resolve", now, key, alerts=alerts)
 

@@ -86,12 +86,15 @@ SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
 
 @dataclass(frozen=True)
 class Webhook:
-    """One webhook waiting to be stored; ``heartbeats``: whether any of its alerts is one."""
+    """One webhook waiting to be stored; ``heartbeats``: whether any of its alerts is one;
+    ``received_at``: when Alertmanager delivered it (its journal row's time; None: the instant it is
+    stored, for a webhook stored as it arrives)."""
 
     settings: Settings
     payload: WebhookPayload
     key: bytes
     heartbeats: bool
+    received_at: datetime | None = None
 
     @property
     def keys(self) -> frozenset[str]:
@@ -100,8 +103,10 @@ class Webhook:
         return frozenset((group, "heartbeats")) if self.heartbeats else frozenset((group,))
 
 
-def webhook(settings: Settings, payload: WebhookPayload, key: bytes) -> Webhook:
-    return Webhook(settings, payload, key, heartbeats.touches(settings, payload.alerts))
+def webhook(
+    settings: Settings, payload: WebhookPayload, key: bytes, *, received_at: datetime | None = None
+) -> Webhook:
+    return Webhook(settings, payload, key, heartbeats.touches(settings, payload.alerts), received_at)
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[Webhook]) -> list[int | None]:
@@ -112,7 +117,22 @@ async def store(sessions: async_sessionmaker[AsyncSession], webhooks: Sequence[W
 
 async def store_in(session: AsyncSession, webhooks: Sequence[Webhook], now: datetime) -> list[int | None]:
     """Stores ``webhooks`` (no two sharing a key: :attr:`Webhook.keys`) in the caller's transaction,
-    one after the other, at the instant ``now``; the incident each changed (None: none)."""
+    one after the other, at the instant ``now``; the incident each changed (None: none).
+
+    Two instants, because a journaled webhook is applied after it was received (right behind the
+    202 on a quiet system; seconds or minutes later after a storm, an outage or a restart):
+
+    * what Alertmanager told, and when, is stamped with the webhook's ``received_at``: the
+      incident's opening (``created_at``), its alerts' and the incident's update times, the
+      timeline's ``received``, ``routed``, ``muted``, ``updated`` and ``resolved`` entries, a
+      heartbeat's last sighting; routing decides as of then too (maintenance windows, a route's
+      time intervals), as it did when the webhook itself stored the incident;
+    * the escalation's clock starts then: its first wait is due ``received_at + wait``, and a wait
+      already over when the row is applied is passed at once (:func:`app.alerts.escalation.start`);
+    * what is done now is stamped ``now``: the pages written to the outbox (due at once), their ack
+      and view links' expiry, who is on call and whether a step's time intervals apply when the page
+      goes out (as for every step the worker runs), the timeline's ``escalated`` entries (when the
+      page was queued: the gap after ``received`` shows the apply's lag)."""
     repository.keep_reads(session)
     # Heartbeat rows are locked before incidents by every writer: those webhooks lock their own.
     await repository.prefetch_open_incidents(
@@ -123,7 +143,7 @@ async def store_in(session: AsyncSession, webhooks: Sequence[Webhook], now: date
     await repository.insert_open_incidents(
         session,
         [
-            _incident_row(w.payload, w.payload.alerts, now)
+            _incident_row(w.payload, w.payload.alerts, w.received_at or now)
             for w in webhooks
             if not w.heartbeats
             and repository.found_no_open_incident(session, w.payload.groupKey)
@@ -144,8 +164,13 @@ def utcnow() -> datetime:
 
 
 async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> int | None:
+    """Stores one webhook at ``now``; what it told is stamped with when it was received (see
+    :func:`store_in`)."""
     settings, payload, key = webhook.settings, webhook.payload, webhook.key
-    alerts = await heartbeats.observe(session, settings, payload.alerts, now, key, touched=webhook.heartbeats)
+    at = webhook.received_at or now
+    alerts = await heartbeats.observe(
+        session, settings, payload.alerts, at, key, touched=webhook.heartbeats, now=now
+    )
     if not alerts:
         return None
     # Locks are taken in one order by every writer: heartbeats, the incident, its chains.
@@ -153,18 +178,18 @@ async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> int
     if incident is None:
         if not any(a.status == "firing" for a in alerts):
             return None
-        opened = await _open(session, payload, alerts, now)
+        opened = await _open(session, payload, alerts, at)
         if opened is not None:
-            stored = _store_alerts(session, opened, alerts, now, existing=[])
-            await _route(session, settings, opened, payload, stored.rows, now, key)
+            stored = _store_alerts(session, opened, alerts, at, existing=[])
+            await _route(session, settings, opened, payload, stored.rows, at, key, now=now)
             return opened.id
         # Another replica opened it a moment ago (and committed): this delivery updates it.
         incident = await repository.lock_open_incident(session, payload.groupKey)
         assert incident is not None, "the unique index named an open incident"
     stored = _store_alerts(
-        session, incident, alerts, now, existing=await repository.alerts_of(session, incident.id)
+        session, incident, alerts, at, existing=await repository.alerts_of(session, incident.id)
     )
-    await _update(session, settings, incident, stored, now, key)
+    await _update(session, settings, incident, stored, at, key, now=now)
     return incident.id
 
 
@@ -195,7 +220,7 @@ def _services(alerts: Sequence[WebhookAlert]) -> list[str]:
     return list(found)
 
 
-def _incident_row(payload: WebhookPayload, alerts: Sequence[WebhookAlert], now: datetime) -> dict[str, Any]:
+def _incident_row(payload: WebhookPayload, alerts: Sequence[WebhookAlert], at: datetime) -> dict[str, Any]:
     return {
         "group_key": payload.groupKey,
         "receiver": payload.receiver,
@@ -207,8 +232,8 @@ def _incident_row(payload: WebhookPayload, alerts: Sequence[WebhookAlert], now: 
         "common_labels": dumps(payload.commonLabels),
         "common_annotations": dumps(payload.commonAnnotations),
         "external_url": payload.externalURL,
-        "created_at": now,
-        "updated_at": now,
+        "created_at": at,
+        "updated_at": at,
     }
 
 
@@ -216,16 +241,16 @@ async def _open(
     session: AsyncSession,
     payload: WebhookPayload,
     alerts: Sequence[WebhookAlert],
-    now: datetime,
+    at: datetime,
 ) -> Incident | None:
     """Opens the group's incident; None when another transaction opened it first."""
-    incident = await repository.insert_open_incident(session, _incident_row(payload, alerts, now))
+    incident = await repository.insert_open_incident(session, _incident_row(payload, alerts, at))
     if incident is None:
         return None
     repository.add_timeline(
         session,
         incident.id,
-        now,
+        at,
         "received",
         {"alerts": len(alerts), "receiver": payload.receiver, "truncated": payload.truncatedAlerts},
     )
@@ -242,7 +267,7 @@ def _store_alerts(
     session: AsyncSession,
     incident: Incident,
     alerts: Sequence[WebhookAlert],
-    now: datetime,
+    at: datetime,
     *,
     existing: Sequence[AlertRow],
 ) -> StoredAlerts:
@@ -262,7 +287,7 @@ def _store_alerts(
                 starts_at=alert.startsAt,
                 ends_at=alert.ends,
                 generator_url=alert.generatorURL,
-                updated_at=now,
+                updated_at=at,
             )
             by_fingerprint[alert.fingerprint] = stored
             new.append(stored)
@@ -271,9 +296,9 @@ def _store_alerts(
             continue
         if alert.status == "firing" and stored.status != "firing":
             joined.append(alert)
-        repository.record_alert(session, stored, alert.status, alert.annotations, alert.ends, now)
+        repository.record_alert(session, stored, alert.status, alert.annotations, alert.ends, at)
     repository.add_alerts(session, new)
-    repository.mark_updated(incident, now)
+    repository.mark_updated(incident, at)
     return StoredAlerts(rows=list(by_fingerprint.values()), joined=joined)
 
 
@@ -283,37 +308,41 @@ async def _route(
     incident: Incident,
     payload: WebhookPayload,
     alerts: Sequence[AlertRow],
-    now: datetime,
+    at: datetime,
     key: bytes,
+    *,
+    now: datetime,
 ) -> None:
+    """Routes a new incident as of ``at`` (when its webhook was received) and starts its chains,
+    whose clock starts then too; their first pages go out ``now``."""
     labels: Mapping[str, str] = {**payload.commonLabels, **payload.groupLabels}
     routes = matching_routes(settings.routes, labels)
     firing_labels = [parse_json(a.labels) for a in alerts if a.status == "firing"]
-    window = in_maintenance(await maintenance_windows(session, settings, now), firing_labels, now)
+    window = in_maintenance(await maintenance_windows(session, settings, at), firing_labels, at)
     escalations: list[str] = []
     muted = None
     for index, route in routes:
-        reason = muted_by_interval(route, settings.time_intervals, now)
+        reason = muted_by_interval(route, settings.time_intervals, at)
         if reason is None and route.escalation is not None:
             escalations.append(route.escalation)
         muted = muted or reason
         repository.add_timeline(
             session,
             incident.id,
-            now,
+            at,
             "routed",
             {"route": index, "matchers": [str(m) for m in route.matchers], "escalation": route.escalation},
         )
     if window is not None:
         muted = f"maintenance until {window.end.isoformat()}: {window.comment}".rstrip(": ")
     if not routes:
-        repository.add_timeline(session, incident.id, now, "routed", {"route": None, "escalation": None})
+        repository.add_timeline(session, incident.id, at, "routed", {"route": None, "escalation": None})
     if muted is not None or not escalations:
         repository.mark_muted(incident, muted or "no route pages anybody")
-        repository.add_timeline(session, incident.id, now, "muted", {"reason": incident.muted})
+        repository.add_timeline(session, incident.id, at, "muted", {"reason": incident.muted})
         log_paged_nobody(incident.id, incident.group_key, labels, routes, muted)
         return
-    await escalation.start(session, settings, incident, escalations, now, key, alerts=alerts)
+    await escalation.start(session, settings, incident, escalations, now, key, alerts=alerts, since=at)
 
 
 async def maintenance_windows(session: AsyncSession, settings: Settings, now: datetime) -> list[Window]:
@@ -336,12 +365,16 @@ async def _update(
     settings: Settings,
     incident: Incident,
     stored: StoredAlerts,
-    now: datetime,
+    at: datetime,
     key: bytes,
+    *,
+    now: datetime,
 ) -> None:
+    """An open incident's webhook received ``at``: resolved or updated as of then; the messages
+    that tells go out ``now``."""
     if all(a.status != "firing" for a in stored.rows):
         await incidents.resolve(
-            session, settings, incident, now, actor="alertmanager", key=key, alerts=stored.rows
+            session, settings, incident, now, actor="alertmanager", key=key, alerts=stored.rows, at=at
         )
         return
     if not stored.joined:
@@ -349,7 +382,7 @@ async def _update(
     repository.add_timeline(
         session,
         incident.id,
-        now,
+        at,
         "updated",
         {"joined": [a.labels.get("alertname", a.fingerprint) for a in stored.joined]},
     )

@@ -34,7 +34,26 @@ Applying (:func:`apply_next`, run by :class:`app.alerts.runtime.AlertRuntime` on
   and marked ``failed`` after :data:`MAX_ATTEMPTS` (logged, counted in
   ``panorama_alert_journal_failed``): it holds neither its group nor the journal back for ever.
   A database that cannot be used (:func:`transient`) leaves every row queued, attempts not
-  counted; the runtime retries with a backoff.
+  counted; the runtime retries with a backoff, for as long as the outage lasts;
+* but an error :func:`transient` calls the database's may be one row's alone (a statement timeout
+  or the server out of memory on that row, while the rows around it apply): left uncounted, such
+  a row was retried for ever, and since the oldest rows are claimed first, every batch it was in
+  failed with it. So a batch that fails with such an error is also applied row by row, and a row
+  that fails alone is counted when, right after, the database commits the write that counts it
+  (a write, not a read: a full disk still answers ``SELECT 1``); after
+  :data:`MAX_TRANSIENT_ATTEMPTS` it is failed with its error named (the status route, the metric,
+  one log line). When that write fails too, the database is what fails: nothing is counted, the
+  pass fails, and the runtime backs off as before. Rows that only failed pause the applier with
+  the same backoff, so a row's attempts are spread over a few seconds, not milliseconds. A row
+  applied alone must be its group's first queued row on SQLite as on PostgreSQL: the row behind a
+  failing one waits until that one is applied or given up (before 2026-12-07 a batch's later row of
+  the group could be applied alone on SQLite, ahead of the row that failed).
+
+Times (since 2026-12-07): a row is applied at its own ``received_at`` — the incident opens, is
+routed, updated or resolved when Alertmanager delivered, and its escalation's clock starts then —
+while the pages it causes are written and stamped when applied (:func:`app.alerts.intake.store_in`
+says which time goes where). Before, everything was stamped with the applier's clock: after a storm
+or a restart the incident looked younger than it was, and a 5-minute wait counted from the apply.
 
 Heartbeats (:mod:`app.alerts.heartbeats`) are seen when their row is applied, at most about a
 second after the 202 on a quiet system (intervals are minutes); a batch holds at most one row that
@@ -71,6 +90,9 @@ from app.db import is_postgresql
 log = logging.getLogger("panorama.alerts")
 
 MAX_ATTEMPTS = 3  # failed applies (not database errors) before a row is given up
+# Failed applies with an error the database could explain (:func:`transient`), each counted only when
+# the database committed a write right after it (:func:`_count_failure`), before a row is given up.
+MAX_TRANSIENT_ATTEMPTS = 5
 KEEP = timedelta(days=1)  # how long applied and failed rows stay (the status route reads them)
 INTAKE_PATH = "/api/v1/alerts/intake/{id}"
 
@@ -115,6 +137,7 @@ class Pass:
     claimed: int = 0
     applied: int = 0
     failed: int = 0
+    retried: int = 0  # rows whose apply failed (counted, not given up yet): retried after a pause
     lags: list[float] = field(default_factory=list)  # seconds from received to applied, per row
     changed: bool = False  # an incident changed (the outbox may hold new deliveries)
 
@@ -154,19 +177,30 @@ async def apply_next(
             outcome.changed = any(incident is not None for incident in changed)
             return outcome
     except Exception as exc:  # a bug or a body this version cannot apply: find which, alone
-        if transient(exc):
-            raise
-        log.warning("applying %s alert journal rows together failed; applying them one by one", len(claimed))
+        if transient(exc) and not claimed:
+            raise  # nothing claimed: the database could not be used at all
+        log.warning(
+            "applying %s alert journal rows together failed (%s); applying them one by one",
+            len(claimed),
+            _describe(exc),
+        )
     return await _apply_alone(sessions, settings, key, [entry.id for entry in claimed])
 
 
 async def _ready(
-    session: AsyncSession, settings: Settings, key: bytes, claimed: Sequence[repository.QueuedEntry]
+    session: AsyncSession,
+    settings: Settings,
+    key: bytes,
+    claimed: Sequence[repository.QueuedEntry],
+    *,
+    alone: bool = False,
 ) -> tuple[list[_Row], list[tuple[repository.QueuedEntry, str]]]:
     """The claimed rows this batch applies (each its group's first queued row, at most one per group
-    and one that touches heartbeats), in the order every writer locks in; and the unreadable ones."""
+    and one that touches heartbeats), in the order every writer locks in; and the unreadable ones.
+    ``alone``: rows claimed one by one (:func:`_apply_alone`), which may follow their group's
+    earlier row, still queued after it failed: on SQLite too, each must be its group's first."""
     heads: dict[str, int] | None = None
-    if await is_postgresql(session):  # SKIP LOCKED may have passed earlier rows
+    if alone or await is_postgresql(session):  # SKIP LOCKED (or a claim by id) may pass earlier rows
         heads = await repository.journal_heads(session, sorted({e.group_digest for e in claimed}))
     rows: list[_Row] = []
     poisoned: list[tuple[repository.QueuedEntry, str]] = []
@@ -182,7 +216,7 @@ async def _ready(
         except ValidationError as exc:
             poisoned.append((entry, f"the body cannot be read: {exc.error_count()} problem(s)"))
             continue
-        webhook = intake.webhook(settings, payload, key)
+        webhook = intake.webhook(settings, payload, key, received_at=entry.received_at)
         if webhook.heartbeats:
             if heartbeats:
                 continue  # one per batch: its group's later rows wait too (seen)
@@ -195,7 +229,8 @@ async def _ready(
 async def _apply_alone(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, key: bytes, entry_ids: Sequence[int]
 ) -> Pass:
-    """After a batch failed for a reason other than the database: each row in its own transaction."""
+    """After a batch failed: each row in its own transaction; a row that fails is counted
+    (:func:`_count_failure`), and given up after its limit."""
     outcome = Pass()
     for entry_id in entry_ids:
         now = utcnow()
@@ -204,7 +239,7 @@ async def _apply_alone(
                 claimed = await repository.claim_journal_entry(session, entry_id)
                 if not claimed:
                     continue  # applied meanwhile (another replica) or held
-                rows, poisoned = await _ready(session, settings, key, claimed)
+                rows, poisoned = await _ready(session, settings, key, claimed, alone=True)
                 for entry, error in poisoned:
                     await _give_up(session, entry, error, now)
                     outcome.failed += 1
@@ -217,20 +252,57 @@ async def _apply_alone(
                 outcome.lags += [(now - r.entry.received_at).total_seconds() for r in rows]
                 outcome.changed = outcome.changed or any(i is not None for i in changed)
         except Exception as exc:
-            if transient(exc):
-                raise
             outcome.claimed += 1
-            log.exception("applying alert journal row %s failed", entry_id)
-            async with sessions.begin() as session:
-                found = await repository.claim_journal_entry(session, entry_id)
-                if found:
-                    error = _describe(exc)
-                    give_up = found[0].attempts + 1 >= MAX_ATTEMPTS
-                    await repository.record_journal_failure(session, entry_id, error, now, give_up=give_up)
-                    if give_up:
-                        log.error("alert journal row %s given up after %s attempts", entry_id, MAX_ATTEMPTS)
-                        outcome.failed += 1
+            given_up = await _count_failure(sessions, entry_id, exc, now)
+            if given_up is None:
+                continue  # applied or held elsewhere meanwhile
+            if given_up:
+                outcome.failed += 1
+            else:
+                outcome.retried += 1
     return outcome
+
+
+async def _count_failure(
+    sessions: async_sessionmaker[AsyncSession], entry_id: int, exc: Exception, now: datetime
+) -> bool | None:
+    """Counts one failed apply of the row, in a transaction of its own; whether the row is given
+    up (None: no longer queued here, nothing counted).
+
+    A failure the database could explain (:func:`transient`) counts only when the database
+    commits this very write right after it: then it is usable, other rows apply, and the failure
+    is the row's (e.g. a statement timeout, or the server out of memory, on that row alone). When
+    the write fails too, the database is down or full: ``exc`` is raised, nothing is counted, and
+    the runtime retries every row with a backoff, for as long as it takes. A write, not a read, is
+    the evidence: a full disk still answers ``SELECT 1``.
+    """
+    fault = transient(exc)
+    error = _describe(exc)
+    if not fault:
+        log.exception("applying alert journal row %s failed", entry_id, exc_info=exc)
+    try:
+        async with sessions.begin() as session:
+            found = await repository.claim_journal_entry(session, entry_id)
+            if not found:
+                return None
+            attempts = found[0].attempts + 1
+            limit = MAX_TRANSIENT_ATTEMPTS if fault else MAX_ATTEMPTS
+            give_up = attempts >= limit
+            await repository.record_journal_failure(session, entry_id, error, now, give_up=give_up)
+    except Exception as recording:
+        if fault and transient(recording):
+            raise exc from recording  # the database cannot be used: an outage, not the row
+        raise
+    if give_up:
+        log.error("alert journal row %s given up after %s failed applies: %s", entry_id, attempts, error)
+    elif fault and attempts == 1:
+        log.warning(
+            "alert journal row %s failed though the database takes writes (%s); tried up to %s times",
+            entry_id,
+            error,
+            limit,
+        )
+    return give_up
 
 
 def transient(exc: BaseException) -> bool:

@@ -241,7 +241,10 @@ class JournalEntry(Base):
 
     ``status``: ``queued`` until applied; ``applied`` (with ``incident_id``, None when the body
     changed no incident, e.g. only heartbeats) in the transaction that stored its incident change;
-    ``failed`` (with ``error``) after :data:`app.alerts.journal.MAX_ATTEMPTS` failed applies.
+    ``failed`` (with ``error``) after :data:`app.alerts.journal.MAX_ATTEMPTS` failed applies
+    (:data:`~app.alerts.journal.MAX_TRANSIENT_ATTEMPTS` when the error was one the database also
+    gives when it cannot be used). ``received_at`` is when the webhook arrived: its incident's
+    times are stamped with it, however late the row is applied.
     """
 
     __tablename__ = "alert_journal"

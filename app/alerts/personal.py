@@ -41,9 +41,12 @@ async def page(
     key: bytes,
     *,
     alerts: Sequence[AlertRow] | None = None,
+    since: datetime | None = None,
 ) -> list[str]:
-    """Starts the page of each of ``names`` who has a rule for the incident, sending the steps due
-    now; returns who is paged through a rule."""
+    """Starts the page of each of ``names`` who has a rule for the incident, its delays counted from
+    ``since`` (default ``now``; a journaled webhook's receipt), sending the steps due by ``now``;
+    returns who is paged through a rule."""
+    started_at = since or now
     users = {u.name: u for u in settings.users}
     reached: list[str] = []
     for name in dict.fromkeys(names):
@@ -60,8 +63,8 @@ async def page(
                 "escalation": escalation,
                 "steps": json.dumps(steps),
                 "step": 0,
-                "started_at": now,
-                "due_at": now + timedelta(seconds=steps[0][1]),
+                "started_at": started_at,
+                "due_at": started_at + timedelta(seconds=steps[0][1]),
             },
         )
         if started is None:

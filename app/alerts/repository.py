@@ -294,7 +294,9 @@ def mark_muted(incident: Incident, reason: str) -> None:
 
 
 def mark_updated(incident: Incident, now: datetime) -> None:
-    incident.updated_at = now
+    """The incident changed at ``now`` (a journaled webhook's receipt may precede a change already
+    recorded, e.g. an ack made while the row waited: the time never goes back)."""
+    incident.updated_at = max(incident.updated_at, now) if incident.updated_at is not None else now
 
 
 async def incidents(
@@ -996,7 +998,8 @@ async def lock_heartbeat(session: AsyncSession, key: str, *, now: datetime) -> H
 
 
 def record_heartbeat_seen(state: HeartbeatState, now: datetime) -> None:
-    state.last_seen_at = now
+    """Seen at ``now`` (a journaled webhook's receipt: never earlier than a sighting recorded)."""
+    state.last_seen_at = max(state.last_seen_at, now)
 
 
 def link_heartbeat_incident(state: HeartbeatState, incident_id: int | None) -> None:

@@ -189,7 +189,7 @@ class AlertRuntime:
         announced = 0
         if any(schedule.notices for schedule in settings.schedules):
             async with self.sessions.begin() as session:
-                announced = await handovers.announce_due(session, settings, now)
+                announced = await handovers.announce_due(session, settings, now, key)
         if opened or advanced or announced:
             self.wake()
         return opened + advanced + announced
@@ -208,6 +208,7 @@ class AlertRuntime:
     async def _apply_loop(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
+        retrying = 0  # passes in a row that only counted failed applies of rows
         pruned_at: float | None = None
         while not self._stopping:
             if not self.ready():
@@ -231,6 +232,13 @@ class AlertRuntime:
                 first, longest = JOURNAL_BACKOFF_S
                 await self._pause(min(first * 2 ** (failures - 1), longest))
                 continue
+            if done.retried and not (done.applied or done.failed):
+                # Rows whose apply fails (each counted, given up after its limit): not again at once.
+                retrying += 1
+                first, longest = JOURNAL_BACKOFF_S
+                await self._pause(min(first * 2 ** (retrying - 1), longest))
+                continue
+            retrying = 0
             if done.claimed and not (done.applied or done.failed):
                 await self._pause(JOURNAL_QUIET_S)  # all held back by rows another replica applies
                 continue

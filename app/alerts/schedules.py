@@ -197,10 +197,10 @@ async def offer(
     now: datetime,
     *,
     actor: str,
-    key: bytes | None = None,
+    key: bytes,
 ) -> SwapOut:
     """Offers ``request.user``'s shift from ``start`` to ``end`` (theirs for the whole of it); with
-    ``taken_by``, takes it at once."""
+    ``taken_by``, takes it at once. ``key`` signs the notice's view link."""
     _known_user(settings, request.user, "user")
     if request.taken_by is not None:
         _known_user(settings, request.taken_by, "taken_by")
@@ -233,7 +233,7 @@ async def offer(
         repository.add_swap(session, row)
         await repository.write_pending(session)  # its id, for the notice and the answer
         if request.taken_by is not None:
-            await _take(session, settings, schedule, row, request.taken_by, now, actor=actor)
+            await _take(session, settings, schedule, row, request.taken_by, now, actor=actor, key=key)
         else:
             notice = notices.swap(
                 settings,
@@ -244,6 +244,8 @@ async def offer(
                 start=row.start,
                 end=row.end,
                 note=row.note,
+                key=key,
+                now=now,
             )
             outbox.enqueue(session, settings, None, schedule.notices, notice, now)
         return swap_out(row)
@@ -268,6 +270,7 @@ async def take(
     now: datetime,
     *,
     actor: str,
+    key: bytes,
 ) -> SwapOut:
     _known_user(settings, taker, "user")
     async with sessions.begin() as session:
@@ -280,7 +283,7 @@ async def take(
             raise InvalidInput(
                 "body 'user': the person who offered the shift cannot take it", parameter="user"
             )
-        await _take(session, settings, schedule, row, taker, now, actor=actor)
+        await _take(session, settings, schedule, row, taker, now, actor=actor, key=key)
         return swap_out(row)
 
 
@@ -293,6 +296,7 @@ async def _take(
     now: datetime,
     *,
     actor: str,
+    key: bytes,
 ) -> None:
     override = ScheduleOverride(
         schedule=schedule.name,
@@ -314,6 +318,8 @@ async def _take(
         start=row.start,
         end=row.end,
         note=row.note,
+        key=key,
+        now=now,
     )
     outbox.enqueue(session, settings, None, schedule.notices, notice, now)
 

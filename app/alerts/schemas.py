@@ -219,7 +219,9 @@ class IntakeStatus(BaseModel):
     received_at: dt.datetime
     applied_at: dt.datetime | None = Field(description="When it was applied (or given up)")
     alerts: int
-    attempts: int = Field(description="Failed applies so far (database errors are not counted)")
+    attempts: int = Field(
+        description="Failed applies so far (a database that could not take a write is not counted)"
+    )
     incident_id: int | None = Field(
         description="The incident it opened or updated; None when it changed none (e.g. heartbeats only)"
     )

@@ -479,7 +479,7 @@ async def delete_maintenance(sessions: Sessions, window_id: int) -> None:
             )
 
 
-# --- swaps (for the pages; the API calls app.alerts.schedules the same way) ---------------------
+# --- swaps (for the pages and the API) ---------------------------------------------------------
 
 
 async def open_swaps(session: AsyncSession, settings: Settings, name: str) -> list[SwapOut]:
@@ -487,17 +487,35 @@ async def open_swaps(session: AsyncSession, settings: Settings, name: str) -> li
 
 
 async def offer_swap(
-    sessions: Sessions, settings: Settings, name: str, request: SwapRequest, *, actor: str
+    sessions: Sessions,
+    runtime: AlertRuntime,
+    settings: Settings,
+    name: str,
+    request: SwapRequest,
+    *,
+    actor: str,
 ) -> SwapOut:
+    """Offers a stretch of a shift (taken at once with ``taken_by``); its notice's link is signed."""
     schedule = schedule_named(settings, name)
-    return await oncall_schedules.offer(sessions, settings, schedule, request, utcnow(), actor=actor)
+    key = await runtime.signing_key()
+    return await oncall_schedules.offer(sessions, settings, schedule, request, utcnow(), actor=actor, key=key)
 
 
 async def take_swap(
-    sessions: Sessions, settings: Settings, name: str, swap_id: int, user: str, *, actor: str
+    sessions: Sessions,
+    runtime: AlertRuntime,
+    settings: Settings,
+    name: str,
+    swap_id: int,
+    user: str,
+    *,
+    actor: str,
 ) -> SwapOut:
     schedule = schedule_named(settings, name)
-    return await oncall_schedules.take(sessions, settings, schedule, swap_id, user, utcnow(), actor=actor)
+    key = await runtime.signing_key()
+    return await oncall_schedules.take(
+        sessions, settings, schedule, swap_id, user, utcnow(), actor=actor, key=key
+    )
 
 
 # --- for digests: the day's incidents, and notices sent through the outbox --------------------

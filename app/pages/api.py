@@ -132,14 +132,14 @@ async def service_overview(name: str, page: PageDep, context: ContextDep, sessio
 async def oncall(
     page: PageDep, session: SessionDep, schedule: Annotated[str | None, Query()] = None
 ) -> Response:
-    page.require()
+    page.require(auth.oncall_scope(schedule) if schedule else None)
     cards = await service.oncall_page(session, page.settings, page.now, schedule)
     notice = page.request.query_params.get("done")
     return page.render("pages/oncall.html", cards=cards, notice=notice, chosen=schedule)
 
 
 @router.post("/oncall/{name}/swaps")
-async def offer_swap(name: str, page: PageDep, sessions: SessionsDep) -> Response:
+async def offer_swap(name: str, page: PageDep, alerts_runtime: AlertsDep, sessions: SessionsDep) -> Response:
     """The page's small form: offer a stretch of someone's shift (and, optionally, who takes it)."""
     who = page.require_actor()
     fields = await form_fields(page.request)
@@ -156,20 +156,24 @@ async def offer_swap(name: str, page: PageDep, sessions: SessionsDep) -> Respons
         raise InvalidInput(
             "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         ) from None
-    await alerts.offer_swap(sessions, page.settings, name, request, actor=who.name)
+    await alerts.offer_swap(sessions, alerts_runtime, page.settings, name, request, actor=who.name)
     done = "swapped" if request.taken_by else "offered"
     return page.redirect("/oncall", schedule=name, done=done)
 
 
 @router.post("/oncall/{name}/swaps/{swap_id}/take")
-async def take_swap(name: str, swap_id: str, page: PageDep, sessions: SessionsDep) -> Response:
+async def take_swap(
+    name: str, swap_id: str, page: PageDep, alerts_runtime: AlertsDep, sessions: SessionsDep
+) -> Response:
     who = page.require_actor()  # before anything about the request is said
     if not swap_id.isdigit():
         raise InvalidInput(f"no swap {swap_id!r}")
     fields = await form_fields(page.request)
     try:
         user = fields.get("user", "")
-        await alerts.take_swap(sessions, page.settings, name, int(swap_id), user, actor=who.name)
+        await alerts.take_swap(
+            sessions, alerts_runtime, page.settings, name, int(swap_id), user, actor=who.name
+        )
     except SwapClosed:
         return page.redirect("/oncall", schedule=name, done="closed")
     return page.redirect("/oncall", schedule=name, done="taken")

@@ -8,10 +8,12 @@
   applies at once, and rotating or removing the token (then ``/-/reload``) ends every session
   made from it. Rotating the signing key ends all sessions and links.
 - **View link** (``?view=<token>``): read-only access to one *scope* — ``incident:42``,
-  ``trace:<32 hex>``, ``service:<name>`` or ``incidents`` (the list) — until it expires.
-  Notifications carry one for their incident, a digest for its services, incidents and the
-  list; a page opened with one mints links of the same expiry (never later) for the incidents,
-  traces and services it shows. A view link never allows acting on anything.
+  ``trace:<32 hex>``, ``service:<name>``, ``incidents`` (the list) or ``oncall:<schedule>``
+  (one schedule's on-call page) — until it expires. Notifications carry one for their incident,
+  a digest for its services, incidents and the list, a hand-over or swap notice for its
+  schedule's on-call page (and the list); a page opened with one mints links of the same expiry
+  (never later) for the incidents, traces and services it shows. A view link never allows
+  acting on anything.
 
 This module never logs a token and never trusts a claim without its signature and expiry.
 """
@@ -44,6 +46,11 @@ def service_scope(name: str) -> str:
 def incidents_scope() -> str:
     """The incidents list (any filter, read-only; each incident on it opens through its own link)."""
     return "incidents"
+
+
+def oncall_scope(schedule: str) -> str:
+    """One schedule's on-call page (who is on call, its shifts, the swaps on offer; read-only)."""
+    return f"oncall:{schedule}"
 
 
 @dataclass(frozen=True)

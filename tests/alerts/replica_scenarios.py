@@ -134,7 +134,8 @@ async def announce_handovers(ready: Ready, database_url: str, config: dict[str, 
         context = app.state.context
         await ready()
         async with context.sessions.begin() as session:
-            return await handovers.announce_due(session, context.settings, datetime.fromisoformat(at))
+            key = await context.alerts.signing_key()
+            return await handovers.announce_due(session, context.settings, datetime.fromisoformat(at), key)
 
 
 async def take_one_swap(

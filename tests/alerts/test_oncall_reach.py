@@ -230,11 +230,11 @@ async def test_a_hand_over_tells_the_incoming_and_the_outgoing_person_once(app_f
         handover = datetime(2026, 12, 7, 21, 0, tzinfo=BERLIN)  # bob hands over to alice... or back
         moment = handover + timedelta(minutes=1)
         counts = []
+        key = await context.alerts.signing_key()
         for _ in range(2):
             async with context.sessions.begin() as session:
-                counts.append(await handovers.announce_due(session, context.settings, moment))
+                counts.append(await handovers.announce_due(session, context.settings, moment, key))
         stored = [json.loads(d.payload) for d in await outbox(context.sessions) if d.kind == "notice"]
-        key = await context.alerts.signing_key()
         async with context.sessions.begin() as session:
             assert await escalation.run_due(session, context.settings, moment, key) == 0
     assert counts == [1, 0]
@@ -243,7 +243,7 @@ async def test_a_hand_over_tells_the_incoming_and_the_outgoing_person_once(app_f
     incoming, outgoing = kinds["shift_start"], kinds["shift_end"]
     assert {incoming["mentions"][0]["name"], outgoing["mentions"][0]["name"]} == {"alice", "bob"}
     assert any("StillOpen" in line for line in incoming["lines"])
-    assert incoming["links"][0][1] == f"{PUBLIC}/oncall?schedule=sre"
+    assert incoming["links"][0][1].startswith(f"{PUBLIC}/oncall?schedule=sre&view=")
     assert "2026-12-07 21:00:00" in outgoing["lines"][0]
 
 
@@ -273,7 +273,9 @@ async def test_hand_over_notices_reach_each_person_on_their_own_ntfy_topic(
             context = app.state.context
             moment = datetime(2026, 12, 7, 21, 1, tzinfo=BERLIN)
             async with context.sessions.begin() as session:
-                await handovers.announce_due(session, context.settings, moment)
+                await handovers.announce_due(
+                    session, context.settings, moment, await context.alerts.signing_key()
+                )
             await context.alerts.run_once(moment)
             stored = await outbox(context.sessions)
     finally:

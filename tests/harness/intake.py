@@ -45,7 +45,14 @@ async def settled(
     """Follows the webhook's answer until its row is applied or failed; the row's outcome as the API
     tells it. ``base``: the server's URL when ``client`` has no base URL; ``token``: one that may read
     (by default the harness's own, see :data:`tests.harness.app.POLL_TOKEN`)."""
-    url = base + _url(answer)
+    return await row_settled(client, base + _url(answer), token=token, timeout_s=timeout_s)
+
+
+async def row_settled(
+    client: httpx.AsyncClient, url: str, *, token: str = POLL_TOKEN, timeout_s: float = 20.0
+) -> dict[str, Any]:
+    """:func:`settled` for a journal row known by its status URL (``/api/v1/alerts/intake/{id}``),
+    e.g. one a test journaled itself as a crashed replica would have left it."""
     deadline = time.monotonic() + timeout_s
     pause = FIRST_POLL_S
     while True:

@@ -9,9 +9,11 @@ artifacts/pages/.
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,13 +63,16 @@ class World:
         return httpx.AsyncClient(base_url=self.url, timeout=10)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
+@asynccontextmanager
+async def _served_world(
     tmp_path: Path,
     fake_elasticsearch: tuple[FakeElasticsearch, str],
     fake_jaeger: tuple[FakeJaeger, str],
     serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]],
+    **schedule: Any,
 ) -> AsyncIterator[World]:
+    """Panorama served with the fakes, the robot and the worker; ``schedule``: more keys for the
+    schedule ``sre`` (e.g. ``notices``: its hand-over and swap notices go to the robot too)."""
     es, es_url = fake_elasticsearch
     jaeger, jaeger_url = fake_jaeger
     store_checkout_trace(es, jaeger)
@@ -81,6 +86,7 @@ async def world(
         "url": robot.url,
         "secret": DINGTALK_SECRET,
     }
+    config["schedules"][0].update(schedule)
     database = tmp_path / "panorama.db"
     settings = settings_for(
         f"sqlite+aiosqlite:///{database}",
@@ -94,6 +100,31 @@ async def world(
         days = [yesterday - timedelta(days=d) for d in range(30)]
         await asyncio.to_thread(fill_sqlite, database, ["payments.shop.svc.cluster.local"], days)
         yield World(url, robot.sink, database)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def world(
+    tmp_path: Path,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+    serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]],
+) -> AsyncIterator[World]:
+    async with _served_world(tmp_path, fake_elasticsearch, fake_jaeger, serve_sink) as served:
+        yield served
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def noticed_world(
+    tmp_path: Path,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+    serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]],
+) -> AsyncIterator[World]:
+    """The same, with the schedule's notices (hand-overs, swaps) sent to the robot's chat."""
+    async with _served_world(
+        tmp_path, fake_elasticsearch, fake_jaeger, serve_sink, notices=["ops-robot"]
+    ) as served:
+        yield served
 
 
 async def _until(check: Callable[[], Any], what: str) -> Any:
@@ -342,3 +373,60 @@ async def test_the_oncall_page_swaps_a_shift_with_its_small_form(world: World, o
     async with world.http() as client:
         swaps = (await client.get("/api/v1/schedules/sre/swaps", headers=bearer(VIEWER_TOKEN))).json()
     assert [(s["user"], s["taken_by"], s["status"]) for s in swaps] == [(holder, taker, "taken")]
+
+
+async def test_a_swap_notice_opens_the_oncall_page_on_a_phone_without_signing_in(
+    noticed_world: World, open_page: OpenPage
+) -> None:
+    """A swap is agreed through the API; the robot's chat gets the notice, and its link opens the
+    schedule's on-call page on a phone that holds no token: read-only, the swap in the shifts."""
+    world = noticed_world
+    now = datetime.now(UTC)
+    async with world.http() as client:
+        holder = (await client.get("/api/v1/schedules/sre/oncall", headers=bearer(VIEWER_TOKEN))).json()[
+            "user"
+        ]
+        window = {"from": now.isoformat(), "to": (now + timedelta(days=8)).isoformat()}
+        shifts = (
+            await client.get("/api/v1/schedules/sre/shifts", params=window, headers=bearer(VIEWER_TOKEN))
+        ).json()["shifts"]
+        following = next(s for s in shifts if s["user"] != holder)  # the next shift: all of it ahead
+        start = datetime.fromisoformat(following["start"]) + timedelta(hours=1)
+        swap = {
+            "user": following["user"],
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=2)).isoformat(),
+            "taken_by": holder,
+            "note": "dentist",
+        }
+        agreed = await client.post("/api/v1/schedules/sre/swaps", json=swap, headers=bearer(OPERATOR_TOKEN))
+    assert agreed.status_code == 201, agreed.text
+
+    async def swap_link() -> str | None:
+        for message in world.robot.messages:
+            text = message.json["markdown"]["text"]
+            found = re.search(r"\((http://127\.0\.0\.1:\d+/oncall\?[^)\s]+)\)", text)
+            if found is not None and "dentist" in text:
+                return html.unescape(found.group(1))
+        return None
+
+    link = await _until(swap_link, "the swap notice in the robot's chat")
+    assert "schedule=sre" in link
+    assert "view=" in link
+
+    phone = await open_page(PHONE)
+    answer = await phone.goto(link)
+    p = phone.page
+    assert answer.status == 200
+    assert await p.locator("h1#s-sre").inner_text() == "sre"
+    assert await p.locator("[data-oncall='sre']").inner_text() == holder
+    assert await p.locator(".readonly-bar").is_visible()  # read-only, and says until when
+    assert await p.locator("form[action*='/swaps']").count() == 0  # a view link never offers or takes
+    rows = await p.locator("table.shifts tbody tr").all_inner_texts()
+    assert any(row.startswith(f"{holder} 代班") for row in rows), rows  # the swap, as an override
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "oncall-phone-view-link")
+    # The link opens that page only: the same link on the incidents list asks to sign in.
+    phone.allow(r"status of 401")
+    refused = await phone.goto(link.replace("/oncall?", "/incidents?"))
+    assert refused.status == 401

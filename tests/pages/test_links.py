@@ -9,13 +9,21 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from app.alerts import handovers
+from app.alerts import notices as notices_module
+from app.alerts import service as alerts_service
+from app.alerts.channels.base import Notice
+from app.alerts.messages import outgoing_from_json
 from app.alerts.models import Delivery
+from app.web.auth import check_view
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.correlation.support import backend
 from tests.fakes.elasticsearch import FakeElasticsearch
@@ -161,3 +169,75 @@ async def test_every_link_on_the_pages_opens_for_the_same_reader(client: httpx.A
     assert any(p.startswith("/services/") for p in seen)
     assert any(p.startswith("/incidents/1/context") for p in seen)
     assert len(seen) >= 10
+
+
+async def test_every_link_in_a_hand_over_or_swap_notice_opens_without_a_token(
+    app_factory: AppFactory,
+) -> None:
+    """Shift-start, shift-end, swap offered and swap taken, as a chat robot lays them out: every
+    link opens its page read-only with no token (the on-call page of that schedule, the incidents
+    list), and only that page; a swap's link works until the stretch it covers is over."""
+    config = alerting_config()  # schedule sre: alice and bob, weekly from Monday 09:00 Asia/Shanghai
+    config["schedules"][0]["notices"] = ["ops-mail"]
+    async with app_factory(**config) as (app, client):
+        context = app.state.context
+        key = await context.alerts.signing_key()
+        await incident_of(
+            client,
+            await client.post(WEBHOOK, json=payload("Down", [alert("Down")]), headers=bearer_webhook()),
+        )
+        # The latest hand-over, announced as the worker does a minute after it.
+        shanghai = ZoneInfo("Asia/Shanghai")
+        first = datetime(2026, 1, 5, 9, 0, tzinfo=shanghai)
+        weeks = (datetime.now(UTC) - first) // timedelta(weeks=1)
+        moment = first + timedelta(weeks=weeks, minutes=1)
+        async with context.sessions.begin() as session:
+            assert await handovers.announce_due(session, context.settings, moment, key) == 1
+        # A swap of an hour of the next shift offered, then taken back by who is on call now
+        # (through the API, as the on-call page's form does): whatever the hour, it is all ahead.
+        now = datetime.now(UTC)
+        holder = (await client.get("/api/v1/schedules/sre/oncall", headers=VIEWER)).json()["user"]
+        start = first + timedelta(weeks=weeks + 1, hours=1)
+        end = start + timedelta(hours=1)
+        offer = {
+            "user": "bob" if holder == "alice" else "alice",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        }
+        offered = await client.post("/api/v1/schedules/sre/swaps", json=offer, headers=bearer(OPERATOR_TOKEN))
+        taken = await client.post(
+            f"/api/v1/schedules/sre/swaps/{offered.json()['id']}/take",
+            json={"user": holder},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+        async with context.sessions() as session:
+            rows = (await session.scalars(select(Delivery).where(Delivery.kind == "notice"))).all()
+        notices = [outgoing_from_json(row.payload) for row in rows]
+        assert all(isinstance(n, Notice) for n in notices)
+        rendered = {
+            n.kind: alerts_service.render_notice(n, markdown=True) for n in notices if isinstance(n, Notice)
+        }
+        links = {kind: re.findall(r"\]\((https?://[^)\s]+)\)", text) for kind, text in rendered.items()}
+        opened = {kind: [await client.get(_local(link)) for link in found] for kind, found in links.items()}
+        oncall_link = _local(links["swap_taken"][0])
+        without_schedule = await client.get(oncall_link.replace("schedule=sre&", ""))
+        as_incidents = await client.get("/incidents?" + oncall_link.partition("&")[2])
+        grant = check_view(key, parse_qs(urlsplit(oncall_link).query)["view"][0], now)
+    assert offered.status_code == 201
+    assert taken.status_code == 200
+    assert set(links) == {"shift_start", "shift_end", "swap_offered", "swap_taken"}
+    assert [len(links[k]) for k in ("shift_start", "shift_end", "swap_offered", "swap_taken")] == [2, 1, 1, 1]
+    for kind, answers in opened.items():
+        for link, answer in zip(links[kind], answers, strict=True):
+            assert answer.status_code == 200, (kind, link, answer.status_code)
+            assert "readonly-bar" in answer.text  # opened through the link, read-only
+            if "/oncall?" in link:
+                assert 'data-oncall="sre"' in answer.text
+                assert "/swaps" not in answer.text  # no form to offer or take a shift
+            else:
+                assert "/incidents?" in link
+                assert "Down" in answer.text
+    assert without_schedule.status_code == 401  # the link opens its schedule's page, nothing else
+    assert as_incidents.status_code == 401
+    assert grant.scope == "oncall:sre"
+    assert grant.expires == end + notices_module.LINK_GRACE  # until the swapped stretch is over

@@ -196,7 +196,7 @@ async def test_the_incidents_list_shows_open_ones_first_then_pages_through_the_r
             body = payload(name, [alert(name, status="resolved", service="payments", namespace="shop")])
             await applied(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
         await _incident(client, "StillDown")
-        auth_header = bearer(VIEWER_TOKEN)
+        auth_header = bearer(VIEWER_TOKEN)  # the polls above spent their own token's rate limit
         first = await client.get("/incidents", headers=auth_header)
         cursor = re.search(r'href="(/incidents\?before=[^"]+)" rel|rel="next" href="([^"]+)"', first.text)
         assert cursor is not None
