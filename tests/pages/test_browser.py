@@ -25,6 +25,7 @@ import pytest
 import pytest_asyncio
 
 from app.signing import Purpose, sign
+from app.web.auth import incidents_scope, view_url
 from bench.rollup_store import fill_sqlite
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
 from tests.correlation.support import (
@@ -430,3 +431,34 @@ async def test_a_swap_notice_opens_the_oncall_page_on_a_phone_without_signing_in
     phone.allow(r"status of 401")
     refused = await phone.goto(link.replace("/oncall?", "/incidents?"))
     assert refused.status == 401
+
+
+async def test_the_incidents_list_opened_by_a_digests_view_link_lists_and_opens_without_signing_in(
+    world: World, open_page: OpenPage
+) -> None:
+    """The incidents list as a digest links it (the list's view scope, a period's filter): a phone
+    with no token sees the incidents, read-only, and taps one open through the link the list gave
+    it; the filter form keeps the view link."""
+    await _page_incident(world)
+    since = datetime.now(UTC).date() - timedelta(days=1)
+    link = view_url(
+        world.url,
+        f"/incidents?from={since.isoformat()}",
+        SIGNING_KEY.encode(),
+        incidents_scope(),
+        datetime.now(UTC) + timedelta(hours=1),
+    )
+    phone = await open_page(PHONE)
+    p = phone.page
+    answer = await phone.goto(link)
+    assert answer.status == 200
+    assert "/login" not in p.url
+    assert "PaymentsDown" in await p.locator("span.title").first.inner_text()
+    assert await p.locator("form input[name=view]").count() == 1  # filtering keeps the view link
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "incidents-phone-view-link")
+    await p.locator("a[href*='/incidents/'][href*='view=']").first.click()
+    await p.wait_for_load_state()
+    assert re.search(r"/incidents/\d+\?view=", p.url), p.url
+    assert "PaymentsDown" in await p.locator("h1").inner_text()
+    assert await p.locator("form[action*='/ack']").count() == 0  # read-only: no acknowledging
