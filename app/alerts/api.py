@@ -410,7 +410,7 @@ async def _calendar_answer(
         await oncall_schedules.check_feed_token(session, await alerts.signing_key(), feed, token, now)
     else:
         raise FeedRefused(f"the feed needs {ICS_AUTH}")
-    body = await oncall_schedules.calendar(session, context.settings, feed, now)
+    body = await oncall_schedules.calendar(session, context.settings, feed, now, await alerts.signing_key())
     filename = f"{feed.kind}-{feed.name}.ics"
     return Response(
         body,

@@ -114,8 +114,11 @@ def _check_feed(settings: Settings, feed: Feed) -> None:
         raise UnknownUser(f"no user {feed.name!r}", user=feed.name)
 
 
-async def calendar(session: AsyncSession, settings: Settings, feed: Feed, now: datetime) -> bytes:
-    """The feed as an iCalendar document."""
+async def calendar(
+    session: AsyncSession, settings: Settings, feed: Feed, now: datetime, key: bytes | None = None
+) -> bytes:
+    """The feed as an iCalendar document; with the signing key, each shift's link to its on-call
+    page is a view link (calendar apps open it on a phone that holds no token)."""
     _check_feed(settings, feed)
     first, last = now - FEED_PAST, now + timedelta(days=FEED_DAYS)
     # A person's feed looks at every schedule: an override can put anyone on any of them.
@@ -129,11 +132,15 @@ async def calendar(session: AsyncSession, settings: Settings, feed: Feed, now: d
             shifts = [s for s in shifts if s.user == feed.name]
         if shifts:
             found.append((schedule, shifts))
-    return build_calendar(settings, feed, found, now)
+    return build_calendar(settings, feed, found, now, key)
 
 
 def build_calendar(
-    settings: Settings, feed: Feed, found: Sequence[tuple[Schedule, Sequence[oncall.Shift]]], now: datetime
+    settings: Settings,
+    feed: Feed,
+    found: Sequence[tuple[Schedule, Sequence[oncall.Shift]]],
+    now: datetime,
+    key: bytes | None = None,
 ) -> bytes:
     words = WORDS[settings.alerts.locale]
     document = Calendar()
@@ -159,7 +166,10 @@ def build_calendar(
             event.add("summary", summary)
             event.add("categories", [schedule.name])
             event.add("transp", "TRANSPARENT")
-            event.add("url", notices.oncall_url(settings, schedule.name))
+            # Read-only until the shift is over (at most notices.LINK_LONGEST: apps fetch the
+            # feed again long before, and each fetch mints the links anew).
+            expires = notices.link_expiry(now, shift.end)
+            event.add("url", notices.oncall_url(settings, schedule.name, key, expires))
             document.add_component(event)
     document.add_missing_timezones()
     return bytes(document.to_ical())

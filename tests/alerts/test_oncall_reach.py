@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
@@ -86,6 +87,11 @@ async def test_a_feed_url_works_without_headers_until_it_is_revoked(app_factory:
         with_bearer = await client.get("/api/v1/schedules/sre/calendar.ics", headers=bearer(VIEWER_TOKEN))
         anonymous = await client.get("/api/v1/schedules/sre/calendar.ics")
         other_feed = await client.get(path.replace("/schedules/sre/", "/users/bob/"))
+        # each shift links its on-call page with a view link: it opens on a phone with no token
+        event_links = {str(e["url"]) for e in Calendar.from_ical(subscribed.content).walk("VEVENT")}
+        opened = [await client.get(url.removeprefix(PUBLIC)) for url in sorted(event_links)[:3]]
+        borrowed = urlsplit(sorted(event_links)[0]).query
+        elsewhere = await client.get(f"/incidents?{borrowed}")
         revoked = await client.post("/api/v1/schedules/sre/calendar/revoke", headers=bearer(OPERATOR_TOKEN))
         after = await client.get(path)
         fresh = await client.get(revoked.json()["url"].removeprefix(PUBLIC))
@@ -97,6 +103,11 @@ async def test_a_feed_url_works_without_headers_until_it_is_revoked(app_factory:
     assert {str(e["summary"]) for e in Calendar.from_ical(alice.content).walk("VEVENT")} == {
         "值班：alice（sre）"
     }
+    assert all(urlsplit(url).path == "/oncall" and "schedule=sre" in url for url in event_links)
+    assert all("view=" in url for url in event_links)
+    assert [page.status_code for page in opened] == [200, 200, 200]
+    assert all('class="readonly-bar"' in page.text and 'data-oncall="sre"' in page.text for page in opened)
+    assert elsewhere.status_code == 401  # the link opens that schedule's page only
     assert with_bearer.status_code == 200
     assert anonymous.status_code == 401
     assert other_feed.status_code == 401
