@@ -26,6 +26,12 @@ transaction, as before. Storing a day of 1,000 services into a month already hol
 SQLite 214–314 ms (159–360 as day rows: within the noise), PostgreSQL 264–361 ms (144–309; with
 PostgreSQL's default compression of the month values 424–575 ms, hence ``STORAGE EXTERNAL``,
 migration 0015): a few per cent of a rolled-up day, whose Prometheus queries take 3–8 s.
+
+Each month row also keeps that month's rows of the daily report already written as JSON
+(``render_key``, ``rendered``: ``rendered.py`` says why), written by ``_write_packs`` with the
+numbers, so no writer can leave them behind the numbers: a writer given no renderer writes them
+empty, and the report then computes that month live. ``entity_rendered`` reads them without the
+numbers; ``stale_renders`` finds the months due from an index alone.
 """
 
 from __future__ import annotations
@@ -723,7 +729,8 @@ async def entity_days(session: AsyncSession, kind: str, entity: str, first: date
 
 
 _ENTITY_RENDERED = (
-    "SELECT p.month, p.day_mask, p.render_key, p.rendered FROM rollup_day_packs p"
+    "SELECT p.month, p.day_mask, p.render_key, p.rendered,"
+    " (SELECT generation FROM rollup_state WHERE id = 1) FROM rollup_day_packs p"
     " JOIN rollup_entities e ON e.id = p.entity_id"
     " WHERE e.kind = {0} AND e.name = {1} AND p.month BETWEEN {2} AND {3} ORDER BY p.month"
 )
@@ -731,10 +738,11 @@ _ENTITY_RENDERED = (
 
 async def entity_rendered(
     session: AsyncSession, kind: str, entity: str, first: date, last: date
-) -> list[tuple[int, int, int | None, bytes | None]]:
+) -> tuple[list[tuple[int, int, int | None, bytes | None]], int]:
     """One entity's months overlapping ``[first, last]``: (month, day mask, render key, daily
-    report rows as stored: ``rendered.py``), in month order; one range of the primary key, the
-    months' numbers not read."""
+    report rows as stored: ``rendered.py``), in month order, and the store's generation they
+    were read at (one statement: one snapshot, one round trip); one range of the primary key,
+    the months' numbers not read."""
     rows = await _fetch(
         session,
         _ENTITY_RENDERED.format("?", "?", "?", "?"),
@@ -742,7 +750,8 @@ async def entity_rendered(
         (kind, entity, *_months_of(first, last)),
         (kind, entity, *_months_of(first, last)),
     )
-    return [(month, mask, key, fragment) for month, mask, key, fragment in rows]
+    generation = int(rows[0][4]) if rows and rows[0][4] is not None else -1
+    return [(month, mask, key, fragment) for month, mask, key, fragment, _ in rows], generation
 
 
 async def days_of_entities(session: AsyncSession, ids: Sequence[int], first: date, last: date) -> StoredDays:

@@ -130,6 +130,21 @@ async def test_a_report_joined_from_stored_rows_is_the_live_answer_byte_for_byte
             assert joined == live, (entity, first, last)
     live, _ = await live_answer(settings, "checkout.shop", FIRST, LAST)
     assert await http_answer(settings, "checkout.shop", FIRST, LAST) == live
+    # an answer asked again is kept until the store changes: a day stored since is in the next one
+    later = LAST + timedelta(days=5)
+    before, joined = await live_answer(settings, "checkout.shop", FIRST, later)
+    assert joined == before
+    engine = db.create_engine(settings.database)
+    try:
+        async with db.create_session_factory(engine).begin() as session:
+            new_day = LAST + timedelta(days=1)
+            await repository.replace_day(
+                session, new_day, day_values(new_day, 0, "checkout.shop"), render=service.renderer(settings)
+            )
+    finally:
+        await engine.dispose()
+    after, joined = await live_answer(settings, "checkout.shop", FIRST, later)
+    assert joined == after != before
     body = orjson.loads(live)
     assert len(body["days"]) == len(days())
     short = next(row for row in body["days"] if row["date"] == "2026-03-29")
