@@ -678,7 +678,8 @@ def renderer(settings: Settings) -> repository.Renderer:
         groups: dict[tuple[str, int], list[tuple[int, repository.MonthDays]]] = {}
         written: dict[int, tuple[int, bytes | None]] = {}
         for entity_id, (kind, days) in packs.items():
-            if kind not in catalog.entities:
+            if kind not in catalog.entities:  # stored, no longer configured: nothing to report
+                written[entity_id] = (_unconfigured_key(kind), None)
                 continue
             ids = {layout_id for layout_id, _ in days.values()}
             if len(ids) == 1:
@@ -762,19 +763,29 @@ async def render_stale(sessions: Sessions, settings: Settings, *, limit: int | N
     configuration (after an upgrade, or a change of figures or timezone), a batch per
     transaction; returns how many month rows were written. Until then those reports are live."""
     catalog = catalog_of(settings)
-    keys = {kind: render_key(catalog, kind, settings.tzinfo) for kind in catalog.entities}
     render = renderer(settings)
     done = 0
-    after: tuple[int, int] | None = None
     while limit is None or done < limit:
         batch = RENDER_BATCH if limit is None else min(RENDER_BATCH, limit - done)
         async with sessions.begin() as session:
-            todo = await repository.stale_renders(session, keys, batch, after=after)
-            if not todo:
-                break
-            done += await repository.render_months(session, todo, render)
-        after = todo[-1]
+            keys = [
+                render_key(catalog, kind, settings.tzinfo)
+                if kind in catalog.entities
+                else _unconfigured_key(kind)
+                for kind in await repository.stored_kinds(session)
+            ]
+            todo = await repository.stale_renders(session, keys, batch)
+            written = await repository.render_months(session, todo, render) if todo else 0
+        if not written:  # every month found gets a key: none found, or gone meanwhile
+            break
+        done += written
     return done
+
+
+def _unconfigured_key(kind: str) -> int:
+    """The key of a stored kind that is not configured (any more): its months are done until it
+    is configured again, when its own key differs from this one."""
+    return rendered.render_key(("not configured", kind))
 
 
 _SERIES: Computed[Rows] = Computed()
