@@ -28,8 +28,8 @@ Measured 2026-12-07 on 1,000 services × 1,096 days (SQLite file): 71.3 B per fa
 instead of 50.7, 0.436 GiB instead of 0.311. Writers pay: storing a day of 1,000 services into a
 month of 27 days, 274 ms instead of 140 on SQLite, 765 instead of 343 on PostgreSQL (load 4–5).
 Readers gain: a cold three-year report in-process 1.36 ms instead of 3.90 (SQLite, the same
-bytes); over HTTP 1.89× a bare app's time on SQLite and 2.08× on PostgreSQL in the median of
-eight runs, against 3.05× and 3.62× before (README "Performance").
+bytes); over HTTP 1.99× a bare app's time on SQLite and 2.24× on PostgreSQL in the median of
+sixteen runs, against 3.15× and 3.66× before (README "Performance").
 
 Layout of a fragment (little-endian): ``version`` u8, ``layout id`` i8, ``n`` u4 (days), then
 ``n`` × u4 end of each day's JSON object in the inflated text (objects joined by ``,``), then
