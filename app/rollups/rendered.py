@@ -26,7 +26,8 @@ Storage: zstd level 1 (the ``zstandard`` package): the JSON of a day is 379 byte
 0.06 ms; uncompressed, the store would pass its ≤ 100 B goal at about 113 B per family value).
 Measured 2026-12-07 on 1,000 services × 1,096 days (SQLite file): 71.3 B per family value
 instead of 50.7, 0.436 GiB instead of 0.311. Writers pay: storing a day of 1,000 services into a
-month of 27 days, 274 ms instead of 140 on SQLite, 765 instead of 343 on PostgreSQL (load 4–5).
+month of 27 days, 233–291 ms instead of 117–140 on SQLite, 389–428 instead of 255–278 on
+PostgreSQL (load 1.6–2.4): the month's rows are written whole each time.
 Readers gain: a cold three-year report in-process 1.36 ms instead of 3.90 (SQLite, the same
 bytes); over HTTP 1.99× a bare app's time on SQLite and 2.24× on PostgreSQL in the median of
 sixteen runs, against 3.15× and 3.66× before (README "Performance").
