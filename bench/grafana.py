@@ -409,7 +409,8 @@ async def on_sqlite(opts: Options, workdir: Path) -> Result:
     url = f"sqlite+aiosqlite:///{database}"
     await migrate(settings_for(url, timezone="UTC"))
     started = time.perf_counter()
-    rows = await asyncio.to_thread(fill_sqlite, database, service_names(opts.services), days_of(opts))
+    fill = partial(fill_sqlite, settings=settings_for(url, timezone="UTC"))
+    rows = await asyncio.to_thread(fill, database, service_names(opts.services), days_of(opts))
     return await measure(url, "SQLite", rows, time.perf_counter() - started, opts, workdir)
 
 
@@ -426,7 +427,8 @@ async def on_postgres(opts: Options, server_url: str, workdir: Path) -> Result:
     try:
         await migrate(settings_for(url, timezone="UTC"))
         started = time.perf_counter()
-        rows = await fill_postgres(url, service_names(opts.services), days_of(opts))
+        settings = settings_for(url, timezone="UTC")
+        rows = await fill_postgres(url, service_names(opts.services), days_of(opts), settings=settings)
         return await measure(url, "PostgreSQL", rows, time.perf_counter() - started, opts, workdir)
     finally:
         connection = await asyncpg.connect(admin_dsn, timeout=10)

@@ -754,7 +754,13 @@ def measure_report(opts: Options, workdir: Path) -> ReportTimes:
     names = service_names(opts.report_services, NAMESPACE)
     started = time.perf_counter()
     rows = fill_sqlite(
-        database, names, days, extrapolation=INCREASE_EXTRAPOLATION, cache_mib=REPORT_CACHE_MIB, analyze=False
+        database,
+        names,
+        days,
+        extrapolation=INCREASE_EXTRAPOLATION,
+        cache_mib=REPORT_CACHE_MIB,
+        analyze=False,
+        settings=settings,
     )
     fill_s = time.perf_counter() - started
     size = checkpointed_size(database)

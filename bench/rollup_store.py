@@ -30,10 +30,12 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.engine import make_url
 
-from app.rollups import frames
+from app.config import Settings
+from app.rollups import frames, service
 from app.rollups.compute import FamilyValue
 from app.rollups.config import FamilyKind
 from app.rollups.layouts import day_number, decode, encode_day, make_layout, pack_month
+from app.rollups.repository import Renderer
 
 DAY_S = 86_400
 GAUGE_SAMPLES = DAY_S // 300
@@ -44,7 +46,7 @@ ENVOY_BUCKETS_MS = (
 VARIANTS = 8
 """Distinct latency histograms per service (the days take them in turn)."""
 LATENCY_SIGMA = 0.7
-COLUMNS = ("entity_id", "month", "day_mask", "data")
+COLUMNS = ("entity_id", "month", "day_mask", "data", "render_key", "rendered")
 MONTH_COLUMNS = ("entity_id", "month", "layout_id", "day_mask", "data")
 FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
 """The built-in service families, as ``day_rows()`` stores them."""
@@ -55,8 +57,9 @@ that counts stored by ``run_day`` are not whole; ``extrapolation=`` of ``profile
 
 Row = tuple[int, int, int, bytes]
 """(entity id, day number, layout id, numbers): one entity day."""
-PackRow = tuple[int, int, int, bytes]
-"""(entity id, month's day number, day mask, packed days) as ``rollup_day_packs`` stores them."""
+PackRow = tuple[int, int, int, bytes, int | None, bytes | None]
+"""(entity id, month's day number, day mask, packed days, render key, daily report rows) as
+``rollup_day_packs`` stores them."""
 
 
 def workload(index: int) -> str:
@@ -161,11 +164,14 @@ MonthRow = tuple[int, int, int, int, bytes]
 
 
 def months(
-    services: Sequence[str], days: Sequence[date], extrapolation: float = 1.0
+    services: Sequence[str],
+    days: Sequence[date],
+    extrapolation: float = 1.0,
+    render: Renderer | None = None,
 ) -> Iterator[tuple[list[PackRow], list[MonthRow]]]:
     """Month after month: the entity days as nightly rollups stored them (entity ids 1…N in name
-    order), packed a row per entity, and the month sums they kept (computed by
-    ``frames.reduce``, as rollups do)."""
+    order), packed a row per entity with, given ``render`` (``service.renderer``), its daily
+    report rows, and the month sums they kept (computed by ``frames.reduce``, as rollups do)."""
     profiles = [profile(i, i + 1, extrapolation) for i in range(len(services))]
     by_month: dict[date, list[tuple[int, date]]] = {}
     for day_index, day in enumerate(days):
@@ -187,18 +193,21 @@ def months(
             for index, p in enumerate(profiles)
         ]
         n = len(in_month)
-        packs = [
-            (
-                p.entity_id,
-                day_number(month),
-                *pack_month(
-                    {
-                        day.day: (row[2], row[3])
-                        for (_, day), row in zip(in_month, day_rows[index * n : (index + 1) * n], strict=True)
-                    }
-                ),
-            )
+        entity_days = {
+            p.entity_id: {
+                day.day: (row[2], row[3])
+                for (_, day), row in zip(in_month, day_rows[index * n : (index + 1) * n], strict=True)
+            }
             for index, p in enumerate(profiles)
+        }
+        written: dict[int, tuple[int, bytes | None]] = {}
+        if render is not None:
+            written = render(
+                day_number(month), {i: ("service", d) for i, d in entity_days.items()}, {LAYOUT.id: LAYOUT}
+            )
+        packs = [
+            (entity_id, day_number(month), *pack_month(d), *written.get(entity_id, (None, None)))
+            for entity_id, d in entity_days.items()
         ]
         yield packs, sums
 
@@ -215,8 +224,10 @@ def fill_sqlite(
     extrapolation: float = 1.0,
     cache_mib: int = 512,
     analyze: bool = True,
+    settings: Settings | None = None,
 ) -> int:
     """Into a migrated SQLite file: one transaction, executemany; returns the rows stored.
+    With ``settings``, each month row gets its daily report rows as rollups write them.
 
     With ``analyze``, ANALYZE after, and the WAL checkpointed into the file; without, the
     database is left as the insert left it. ``cache_mib`` is SQLite's page cache meanwhile.
@@ -231,11 +242,13 @@ def fill_sqlite(
         )
         connection.execute("INSERT INTO rollup_layouts (id, spec) VALUES (?, ?)", (LAYOUT.id, LAYOUT.spec))
         stored = 0
-        for packs, sums in months(services, days, extrapolation):
+        for packs, sums in months(services, days, extrapolation, _renderer(settings)):
             connection.executemany(
-                "INSERT INTO rollup_day_packs (entity_id, month, day_mask, data) VALUES (?, ?, ?, ?)", packs
+                "INSERT INTO rollup_day_packs (entity_id, month, day_mask, data, render_key, rendered)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                packs,
             )
-            stored += sum(mask.bit_count() for _, _, mask, _ in packs)
+            stored += sum(pack[2].bit_count() for pack in packs)
             connection.executemany(
                 "INSERT INTO rollup_months (entity_id, month, layout_id, day_mask, data)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -250,8 +263,15 @@ def fill_sqlite(
     return stored
 
 
-async def fill_postgres(url: str, services: Sequence[str], days: Sequence[date]) -> int:
-    """Into a migrated PostgreSQL database (SQLAlchemy URL): binary COPY, then ANALYZE."""
+def _renderer(settings: Settings | None) -> Renderer | None:
+    return None if settings is None else service.renderer(settings)
+
+
+async def fill_postgres(
+    url: str, services: Sequence[str], days: Sequence[date], *, settings: Settings | None = None
+) -> int:
+    """Into a migrated PostgreSQL database (SQLAlchemy URL): binary COPY, then ANALYZE; with
+    ``settings``, each month row gets its daily report rows as rollups write them."""
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     connection = await asyncpg.connect(dsn, timeout=30)
     try:
@@ -265,9 +285,9 @@ async def fill_postgres(url: str, services: Sequence[str], days: Sequence[date])
             "INSERT INTO rollup_layouts (id, spec) VALUES ($1, $2)", LAYOUT.id, LAYOUT.spec
         )
         stored = 0
-        for packs, sums in months(services, days):
+        for packs, sums in months(services, days, render=_renderer(settings)):
             await connection.copy_records_to_table("rollup_day_packs", records=packs, columns=COLUMNS)
-            stored += sum(mask.bit_count() for _, _, mask, _ in packs)
+            stored += sum(pack[2].bit_count() for pack in packs)
             await connection.copy_records_to_table("rollup_months", records=sums, columns=MONTH_COLUMNS)
         await connection.execute("ANALYZE")
     finally:

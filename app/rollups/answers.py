@@ -16,11 +16,12 @@ import csv
 import io
 import math
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from app.rollups.service import Rows
+if TYPE_CHECKING:  # the service writes stored report rows with this module (``rendered.py``)
+    from app.rollups.service import Rows
 
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
@@ -63,21 +64,49 @@ def json_objects(keys: Sequence[str], columns: Sequence[list[Any]]) -> bytes:
     rows = len(columns[0]) if columns else 0
     if not rows:
         return b"[]"
-    if any(isinstance(column[0], str) and _commas(column) for column in columns):
+    pieces = _pieces(keys, columns, rows)
+    if pieces is None:
         return orjson.dumps([dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)])
+    pieces[-1] = b"}"
+    return b"[" + b"".join(pieces) + b"]"
+
+
+def json_object_rows(keys: Sequence[str], columns: Sequence[list[Any]]) -> list[bytes]:
+    """The objects of :func:`json_objects`, one bytes per row: ``b"[" + b",".join(them) + b"]"``
+    is its answer, byte for byte (what ``rendered.py`` stores)."""
+    rows = len(columns[0]) if columns else 0
+    if not rows:
+        return []
+    pieces = _pieces(keys, columns, rows)
+    if pieces is None:
+        return [orjson.dumps(dict(zip(keys, values, strict=True))) for values in zip(*columns, strict=True)]
+    width = 2 * len(keys) + 1
+    pieces[width - 1 :: width] = [b"}"] * rows
+    return [b"".join(pieces[start : start + width]) for start in range(0, rows * width, width)]
+
+
+def _pieces(keys: Sequence[str], columns: Sequence[list[Any]], rows: int) -> list[bytes] | None:
+    """Every row's key and value pieces, each row closed by ``},``; None when a text column
+    holds a comma (written row by row then)."""
+    if any(isinstance(column[0], str) and _commas(column) for column in columns):
+        return None
     width = 2 * len(keys) + 1
     pieces: list[bytes] = [b""] * (rows * width)
     for index, (key, column) in enumerate(zip(keys, columns, strict=True)):
         pieces[2 * index :: width] = [(b"{" if index == 0 else b",") + orjson.dumps(key) + b":"] * rows
         pieces[2 * index + 1 :: width] = orjson.dumps(column)[1:-1].split(b",")
     pieces[width - 1 :: width] = [b"},"] * rows
-    pieces[-1] = b"}"
-    return b"[" + b"".join(pieces) + b"]"
+    return pieces
 
 
 def _commas(column: list[Any]) -> bool:
     """Whether any text of the column holds a comma (one C-level join, not a loop)."""
     return ",".join(column).count(",") != len(column) - 1
+
+
+def series_json_of(head: dict[str, Any], days: bytes) -> bytes:
+    """``{head…, "days": days}`` with the days' JSON array already written (stored fragments)."""
+    return _object(head, "days", days)
 
 
 def series_json(head: dict[str, Any], rows: Rows) -> bytes:

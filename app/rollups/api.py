@@ -191,6 +191,13 @@ async def _entity_series(
     settings: SettingsDep,
 ) -> Response:
     service.require_kind(settings, kind)
+    stored = None
+    if fmt == "json" and granularity is Granularity.DAY:
+        stored = await service.stored_daily_json(session, settings, kind, entity, first, last)
+    if stored is not None:
+        head = _series_head(kind, entity, first, last, granularity, settings)
+        head["partial_days"] = [d.isoformat() for d in await service.partial_days(session, first, last)]
+        return Response(answers.series_json_of(head, stored), media_type=answers.JSON)
     found = await service.series_rows(session, settings, kind, entity, first, last, granularity)
     if fmt == "csv":
         return Response(
@@ -198,15 +205,21 @@ async def _entity_series(
             media_type=answers.CSV,
             headers=_attachment(f"{kind}-{granularity.value}"),
         )
-    head = {
+    head = _series_head(kind, entity, first, last, granularity, settings)
+    head["partial_days"] = [d.isoformat() for d in await service.partial_days(session, first, last)]
+    return Response(answers.series_json(head, found), media_type=answers.JSON)
+
+
+def _series_head(
+    kind: str, entity: str, first: date, last: date, granularity: Granularity, settings: Settings
+) -> dict[str, Any]:
+    return {
         kind: entity,
         "from": first.isoformat(),
         "to": last.isoformat(),
         "timezone": settings.timezone,
         "granularity": granularity.value,
-        "partial_days": [d.isoformat() for d in await service.partial_days(session, first, last)],
     }
-    return Response(answers.series_json(head, found), media_type=answers.JSON)
 
 
 @router.get(

@@ -47,6 +47,9 @@ class Computed(Generic[Value]):
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
     def clear(self) -> None:
         self._entries.clear()
 

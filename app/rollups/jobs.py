@@ -30,6 +30,12 @@ async def catch_up(context: AppContext) -> None:
         await service.catch_up(context.sessions, prometheus, context.settings)
     except Exception:
         log.exception("rollup catch-up failed")
+    try:  # months stored before their daily report rows existed, or with another configuration
+        written = await service.render_stale(context.sessions, context.settings)
+        if written:
+            log.info("rollup report rows written", extra={"months": written})
+    except Exception:
+        log.exception("writing the rollups' report rows failed")
 
 
 async def daily(context: AppContext) -> None:

@@ -72,10 +72,19 @@ class RollupDayPack(Base):
     month: Mapped[int] = mapped_column(Integer, primary_key=True)
     day_mask: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # The month's rows of the daily report, already written as JSON (``rendered.py`` says why),
+    # and the key of the figure definitions and timezone they were written with; NULL when the
+    # writer did not write them (the report then reads the month's numbers and computes them).
+    render_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rendered: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     # On SQLite the rows are stored in primary-key order (WITHOUT ROWID): one entity's months are
     # neighbours on disk, and a three-year report reads them in one sweep of one index range.
-    __table_args__ = (Index("ix_rollup_day_packs_month", "month"), {"sqlite_with_rowid": False})
+    __table_args__ = (
+        Index("ix_rollup_day_packs_month", "month"),
+        Index("ix_rollup_day_packs_render_key", "render_key"),  # months whose rows are due
+        {"sqlite_with_rowid": False},
+    )
 
 
 class RollupMonth(Base):

@@ -29,12 +29,18 @@ holding 27 days: SQLite 214–314 ms (159–360 as day rows: within the noise), 
 (144–309; with PostgreSQL's default compression of the month values 424–575 ms, hence
 ``STORAGE EXTERNAL``, migration 0015): a few per cent of a rolled-up day, whose Prometheus
 queries take 3–8 s.
+
+Each month row also keeps that month's rows of the daily report already written as JSON
+(``render_key``, ``rendered``: ``rendered.py`` says why), written by ``_write_packs`` with the
+numbers, so no writer can leave them behind the numbers: a writer given no renderer writes them
+empty, and the report then computes that month live. ``entity_rendered`` reads them without the
+numbers; ``stale_renders`` finds the months due from an index alone.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -46,6 +52,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -215,7 +222,12 @@ async def ensure_entity_ids(
 
 
 async def replace_day(
-    session: AsyncSession, day: date, values: Sequence[FamilyNumbers], *, kinds: Collection[str] | None = None
+    session: AsyncSession,
+    day: date,
+    values: Sequence[FamilyNumbers],
+    *,
+    kinds: Collection[str] | None = None,
+    render: Renderer | None = None,
 ) -> None:
     """Deletes what the day held and stores ``values`` instead (in the caller's transaction):
     each entity's families in one vector (``layouts.py``), written into the entity's row of the
@@ -225,7 +237,8 @@ async def replace_day(
     With ``kinds``, only entities of those kinds are replaced (a rollup of other figures, e.g.
     incidents, keeps the day's Prometheus figures, and the other way round); without, every
     entity of the day is. The month's rows are read and rewritten under the month's lock
-    (``_lock_month``), so two replicas storing two days of one month both keep theirs.
+    (``_lock_month``), so two replicas storing two days of one month both keep theirs. With
+    ``render``, each rewritten month row also gets its daily report rows (``rendered.py``).
     """
     month = day_number(day.replace(day=1))
     await _lock_month(session, month)
@@ -262,7 +275,7 @@ async def replace_day(
             packs.update({entity_id: unpack_month(mask, data) for entity_id, mask, data in rows})
         for one in encoded:
             packs.setdefault(ids[(one.entity_kind, one.entity)], {})[day.day] = (one.layout.id, one.data)
-    await _write_packs(session, month, packs)
+    await _write_packs(session, month, packs, render)
     added: dict[str, dict[int, EncodedDay]] = {}
     summed_again = set(replaced)
     for one in encoded:
@@ -281,21 +294,109 @@ async def replace_day(
     await _bump_generation(session)
 
 
+MonthDays = dict[int, tuple[int, bytes]]
+"""One entity's stored days of a month: ``{day of month: (layout id, vector)}``."""
+Renderer = Callable[
+    [int, dict[int, tuple[str, MonthDays]], dict[int, Layout]], dict[int, tuple[int, bytes | None]]
+]
+"""Writes months' daily report rows (``service.renderer``): given the month, ``{entity id: (kind,
+its days)}`` and their layouts, ``{entity id: (render key, fragment)}`` for every one of them (the
+fragment None when none can be written for this key: the month is then answered live)."""
+
+
 async def _write_packs(
-    session: AsyncSession, month: int, packs: dict[int, dict[int, tuple[int, bytes]]]
+    session: AsyncSession, month: int, packs: dict[int, MonthDays], render: Renderer | None = None
 ) -> None:
-    """These entities' rows of the month written as given (a row without days is deleted)."""
+    """These entities' rows of the month written as given (a row without days is deleted), with
+    their daily report rows when ``render`` is given (else without: reports read them live)."""
     for chunk in _chunks(sorted(packs)):
         await session.execute(
             delete(RollupDayPack).where(RollupDayPack.month == month, RollupDayPack.entity_id.in_(chunk))
         )
+    written = await _rendered(session, month, {i: days for i, days in packs.items() if days}, render)
     rows = []
     for entity_id, days in sorted(packs.items()):
         if days:
             mask, data = pack_month(days)
-            rows.append({"entity_id": entity_id, "month": month, "day_mask": mask, "data": data})
+            key, fragment = written.get(entity_id, (None, None))
+            rows.append(
+                {
+                    "entity_id": entity_id,
+                    "month": month,
+                    "day_mask": mask,
+                    "data": data,
+                    "render_key": key,
+                    "rendered": fragment,
+                }
+            )
     if rows:
         await session.execute(insert(_PACKS), rows)  # Core: no ORM bookkeeping per row
+
+
+async def _rendered(
+    session: AsyncSession, month: int, packs: dict[int, MonthDays], render: Renderer | None
+) -> dict[int, tuple[int, bytes | None]]:
+    if render is None or not packs:
+        return {}
+    kinds: dict[int, str] = {}
+    for chunk in _chunks(sorted(packs)):
+        rows = await session.execute(
+            select(RollupEntity.id, RollupEntity.kind).where(RollupEntity.id.in_(chunk))
+        )
+        kinds.update({entity_id: kind for entity_id, kind in rows})
+    known = await layouts(session, {layout_id for days in packs.values() for layout_id, _ in days.values()})
+    return render(month, {i: (kinds[i], days) for i, days in packs.items()}, known)
+
+
+async def stale_renders(session: AsyncSession, keys: Collection[int], limit: int) -> list[tuple[int, int]]:
+    """Up to ``limit`` (entity id, month) whose daily report rows were written with none of
+    ``keys`` (or not at all). Read from ``ix_rollup_day_packs_render_key`` alone (no ORDER BY: on
+    SQLite, ordering by the key sends the plan through the table, whose key column lies behind
+    each row's numbers: 21–32 ms for 200 services instead of 0.3–0.7), so that the check that finds
+    nothing to do, every catch-up, does not read the months' numbers."""
+    key = RollupDayPack.render_key
+    statement = (
+        select(RollupDayPack.entity_id, RollupDayPack.month)
+        .where(or_(key.is_(None), key.not_in(sorted(set(keys)))))
+        .limit(limit)
+    )
+    return [(entity_id, month) for entity_id, month in await session.execute(statement)]
+
+
+async def stored_kinds(session: AsyncSession) -> list[str]:
+    """The entity kinds that have entities in the store."""
+    return list(await session.scalars(select(RollupEntity.kind).distinct().order_by(RollupEntity.kind)))
+
+
+async def render_months(session: AsyncSession, months: Sequence[tuple[int, int]], render: Renderer) -> int:
+    """These (entity id, month) rows' daily report rows written again from their stored days,
+    under each month's lock (in the caller's transaction); returns how many rows were written."""
+    by_month: dict[int, list[int]] = {}
+    for entity_id, month in months:
+        by_month.setdefault(month, []).append(entity_id)
+    written = 0
+    for month, ids in sorted(by_month.items()):
+        await _lock_month(session, month)
+        packs: dict[int, MonthDays] = {}
+        for chunk in _chunks(sorted(ids)):
+            rows = await session.execute(
+                select(RollupDayPack.entity_id, RollupDayPack.day_mask, RollupDayPack.data).where(
+                    RollupDayPack.month == month, RollupDayPack.entity_id.in_(chunk)
+                )
+            )
+            packs.update({entity_id: unpack_month(mask, data) for entity_id, mask, data in rows})
+        done = await _rendered(session, month, packs, render)
+        if done:
+            await session.execute(
+                update(_PACKS)
+                .where(_PACKS.c.month == bindparam("m"), _PACKS.c.entity_id == bindparam("e"))
+                .values(render_key=bindparam("k"), rendered=bindparam("r")),
+                [{"m": month, "e": i, "k": key, "r": fragment} for i, (key, fragment) in done.items()],
+            )
+            written += len(done)
+    if written:
+        await _bump_generation(session)
+    return written
 
 
 async def _bump_generation(session: AsyncSession) -> None:
@@ -471,9 +572,12 @@ async def partial_days(session: AsyncSession, first: date, last: date) -> list[d
     return [day if isinstance(day, date) else date.fromisoformat(day) for (day,) in rows]
 
 
-async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
+async def delete_before(
+    session: AsyncSession, day: date, *, render: Renderer | None = None
+) -> tuple[int, int]:
     """Deletes days and runs before ``day`` (month sums included), and entities left without
-    days; returns how many entity days and runs. The month the cut falls in keeps its later days."""
+    days; returns how many entity days and runs. The month the cut falls in keeps its later days
+    (and, with ``render``, its daily report rows written again)."""
     month = day_number(day.replace(day=1))
     if day.day != 1:
         await _lock_month(session, month)
@@ -492,7 +596,7 @@ async def delete_before(session: AsyncSession, day: date) -> tuple[int, int]:
         for entity_id, mask, data in rows:
             values += (int(mask) & earlier).bit_count()
             packs[entity_id] = {d: kept for d, kept in unpack_month(mask, data).items() if d >= day.day}
-        await _write_packs(session, month, packs)
+        await _write_packs(session, month, packs, render)
         await recompute_months(session, month, set(packs))
     runs_deleted = await session.execute(delete(RollupRun).where(RollupRun.day < day))
     await session.execute(delete(RollupEntity).where(~_has_days(RollupEntity.id)))
@@ -618,6 +722,32 @@ async def entity_days(session: AsyncSession, kind: str, entity: str, first: date
         (kind, entity, *_months_of(first, last)),
     )
     return _unpacked(rows, day_number(first), day_number(last))
+
+
+_ENTITY_RENDERED = (
+    "SELECT p.month, p.day_mask, p.render_key, p.rendered,"
+    " (SELECT generation FROM rollup_state WHERE id = 1) FROM rollup_day_packs p"
+    " JOIN rollup_entities e ON e.id = p.entity_id"
+    " WHERE e.kind = {0} AND e.name = {1} AND p.month BETWEEN {2} AND {3} ORDER BY p.month"
+)
+
+
+async def entity_rendered(
+    session: AsyncSession, kind: str, entity: str, first: date, last: date
+) -> tuple[list[tuple[int, int, int | None, bytes | None]], int]:
+    """One entity's months overlapping ``[first, last]``: (month, day mask, render key, daily
+    report rows as stored: ``rendered.py``), in month order, and the store's generation they
+    were read at (one statement: one snapshot, one round trip); one range of the primary key,
+    the months' numbers not read."""
+    rows = await _fetch(
+        session,
+        _ENTITY_RENDERED.format("?", "?", "?", "?"),
+        _ENTITY_RENDERED.format("$1", "$2", "$3", "$4"),
+        (kind, entity, *_months_of(first, last)),
+        (kind, entity, *_months_of(first, last)),
+    )
+    generation = int(rows[0][4]) if rows and rows[0][4] is not None else -1
+    return [(month, mask, key, fragment) for month, mask, key, fragment, _ in rows], generation
 
 
 async def days_of_entities(session: AsyncSession, ids: Sequence[int], first: date, last: date) -> StoredDays:

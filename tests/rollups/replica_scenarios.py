@@ -33,15 +33,20 @@ def month_day_values(day: date, entities: int) -> list[Any]:
     ]
 
 
-async def store_days(ready: Ready, database_url: str, days: list[str], entities: int) -> Any:
-    """Stores each of ``days`` (one transaction each) at the same instant as the others."""
-    engine = db.create_engine(settings_for(database_url).database)
+async def store_days(
+    ready: Ready, database_url: str, days: list[str], entities: int, render: bool = False
+) -> Any:
+    """Stores each of ``days`` (one transaction each) at the same instant as the others; with
+    ``render``, with the month rows' daily report rows too (``service.renderer``)."""
+    settings = settings_for(database_url, timezone="UTC")
+    engine = db.create_engine(settings.database)
     try:
         sessions = db.create_session_factory(engine)
+        renderer = service.renderer(settings) if render else None
         await ready()
         for day in map(date.fromisoformat, days):
             async with sessions.begin() as session:
-                await repository.replace_day(session, day, month_day_values(day, entities))
+                await repository.replace_day(session, day, month_day_values(day, entities), render=renderer)
     finally:
         await engine.dispose()
     return len(days)
