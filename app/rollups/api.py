@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors, times
 from app.config import Settings
@@ -191,13 +192,11 @@ async def _entity_series(
     settings: SettingsDep,
 ) -> Response:
     service.require_kind(settings, kind)
-    stored = None
-    if fmt == "json" and granularity is Granularity.DAY:
+    if fmt == "json" and granularity is Granularity.DAY:  # the stored rows, when they answer it
         stored = await service.stored_daily_json(session, settings, kind, entity, first, last)
-    if stored is not None:
-        head = _series_head(kind, entity, first, last, granularity, settings)
-        head["partial_days"] = [d.isoformat() for d in await service.partial_days(session, first, last)]
-        return Response(answers.series_json_of(head, stored), media_type=answers.JSON)
+        if stored is not None:
+            head = await _series_head(session, settings, kind, entity, first, last, granularity)
+            return Response(answers.series_json_of(head, stored), media_type=answers.JSON)
     found = await service.series_rows(session, settings, kind, entity, first, last, granularity)
     if fmt == "csv":
         return Response(
@@ -205,13 +204,18 @@ async def _entity_series(
             media_type=answers.CSV,
             headers=_attachment(f"{kind}-{granularity.value}"),
         )
-    head = _series_head(kind, entity, first, last, granularity, settings)
-    head["partial_days"] = [d.isoformat() for d in await service.partial_days(session, first, last)]
+    head = await _series_head(session, settings, kind, entity, first, last, granularity)
     return Response(answers.series_json(head, found), media_type=answers.JSON)
 
 
-def _series_head(
-    kind: str, entity: str, first: date, last: date, granularity: Granularity, settings: Settings
+async def _series_head(
+    session: AsyncSession,
+    settings: Settings,
+    kind: str,
+    entity: str,
+    first: date,
+    last: date,
+    granularity: Granularity,
 ) -> dict[str, Any]:
     return {
         kind: entity,
@@ -219,6 +223,7 @@ def _series_head(
         "to": last.isoformat(),
         "timezone": settings.timezone,
         "granularity": granularity.value,
+        "partial_days": [d.isoformat() for d in await service.partial_days(session, first, last)],
     }
 
 
