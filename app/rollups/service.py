@@ -591,7 +591,10 @@ async def series_rows(
 
     One indexed range read of the entity's days, then whole columns (``frames.py``); kept while
     the store does not change (``cache.py``). With ``only`` (figure names), just those figures,
-    from just what they need.
+    from just what they need. A series not asked before reads its days and the store's
+    generation in one statement (``repository.entity_days_at``: one round trip instead of two,
+    which on PostgreSQL was 0.4–0.6 ms of a cold Grafana series); one asked before reads the
+    generation alone first, and its days only if the store moved.
     """
     check_period(first, last)
     catalog = catalog_of(settings)
@@ -606,11 +609,11 @@ async def series_rows(
         names,
         settings.tzinfo,
     )
-    generation = await repository.generation(session)
-    kept = _SERIES.get(key, generation, catalog)
-    if kept is not None:
-        return kept
-    stored = await repository.entity_days(session, entity_kind, entity, first, last)
+    if key in _SERIES:  # asked before: one number read tells whether it still holds
+        kept = _SERIES.get(key, await repository.generation(session), catalog)
+        if kept is not None:
+            return kept
+    stored, generation = await repository.entity_days_at(session, entity_kind, entity, first, last)
     if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
         spelled = await _service_spelled(session, entity_kind, entity)
         if spelled is None:
