@@ -696,11 +696,12 @@ class StoredDays:
 # transaction, with SQL written once per dialect. Through SQLAlchemy's Core result each row costs
 # about 1.3 µs more (a Row object, type processing). The rows' days come out of their packing
 # with NumPy over all rows at once (``_unpacked``), not with a Python loop per day.
-_ENTITY_DAYS = (
-    "SELECT p.entity_id, p.month, p.day_mask, p.data FROM rollup_day_packs p"
-    " JOIN rollup_entities e ON e.id = p.entity_id"
+_ONE_ENTITY_MONTHS = (
+    "SELECT {columns} FROM rollup_day_packs p JOIN rollup_entities e ON e.id = p.entity_id"
     " WHERE e.kind = {0} AND e.name = {1} AND p.month BETWEEN {2} AND {3} ORDER BY p.month"
 )
+_DAYS_COLUMNS = "p.entity_id, p.month, p.day_mask, p.data"  # what _unpacked reads
+_GENERATION = "(SELECT generation FROM rollup_state WHERE id = 1)"
 _DAYS_OF_ENTITIES = (
     "SELECT entity_id, month, day_mask, data FROM rollup_day_packs"
     " WHERE entity_id {ids} AND month BETWEEN {first} AND {last} ORDER BY entity_id, month"
@@ -714,22 +715,24 @@ def _months_of(first: date, last: date) -> tuple[int, int]:
 async def entity_days(session: AsyncSession, kind: str, entity: str, first: date, last: date) -> StoredDays:
     """One entity's stored days in ``[first, last]``, in day order: one range of the primary key
     (a row per month)."""
-    rows = await _fetch(
-        session,
-        _ENTITY_DAYS.format("?", "?", "?", "?"),
-        _ENTITY_DAYS.format("$1", "$2", "$3", "$4"),
-        (kind, entity, *_months_of(first, last)),
-        (kind, entity, *_months_of(first, last)),
-    )
+    rows = await _entity_months(session, _DAYS_COLUMNS, kind, entity, first, last)
     return _unpacked(rows, day_number(first), day_number(last))
 
 
-_ENTITY_DAYS_AT = (
-    "SELECT p.entity_id, p.month, p.day_mask, p.data,"
-    " (SELECT generation FROM rollup_state WHERE id = 1) FROM rollup_day_packs p"
-    " JOIN rollup_entities e ON e.id = p.entity_id"
-    " WHERE e.kind = {0} AND e.name = {1} AND p.month BETWEEN {2} AND {3} ORDER BY p.month"
-)
+async def _entity_months(
+    session: AsyncSession, columns: str, kind: str, entity: str, first: date, last: date
+) -> list[Any]:
+    """``columns`` of one entity's month rows overlapping ``[first, last]``, in month order: one
+    range of the primary key, on the driver's connection."""
+    statement = _ONE_ENTITY_MONTHS.replace("{columns}", columns)
+    parameters = (kind, entity, *_months_of(first, last))
+    return await _fetch(
+        session,
+        statement.format("?", "?", "?", "?"),
+        statement.format("$1", "$2", "$3", "$4"),
+        parameters,
+        parameters,
+    )
 
 
 async def entity_days_at(
@@ -741,25 +744,12 @@ async def entity_days_at(
     3.30× a bare app's time to 3.19× in the median of eighteen runs alternating with main, load
     1.4–3.6). Without any month row in the range the statement returns no generation: it is
     then read on its own (the rare, empty case)."""
-    rows = await _fetch(
-        session,
-        _ENTITY_DAYS_AT.format("?", "?", "?", "?"),
-        _ENTITY_DAYS_AT.format("$1", "$2", "$3", "$4"),
-        (kind, entity, *_months_of(first, last)),
-        (kind, entity, *_months_of(first, last)),
-    )
+    columns = f"{_DAYS_COLUMNS}, {_GENERATION}"
+    rows = await _entity_months(session, columns, kind, entity, first, last)
     if not rows:
         return _unpacked(rows, day_number(first), day_number(last)), await generation(session)
     found = int(rows[0][4]) if rows[0][4] is not None else -1
     return _unpacked([row[:4] for row in rows], day_number(first), day_number(last)), found
-
-
-_ENTITY_RENDERED = (
-    "SELECT p.month, p.day_mask, p.render_key, p.rendered,"
-    " (SELECT generation FROM rollup_state WHERE id = 1) FROM rollup_day_packs p"
-    " JOIN rollup_entities e ON e.id = p.entity_id"
-    " WHERE e.kind = {0} AND e.name = {1} AND p.month BETWEEN {2} AND {3} ORDER BY p.month"
-)
 
 
 async def entity_rendered(
@@ -769,13 +759,8 @@ async def entity_rendered(
     report rows as stored: ``rendered.py``), in month order, and the store's generation they
     were read at (one statement: one snapshot, one round trip); one range of the primary key,
     the months' numbers not read."""
-    rows = await _fetch(
-        session,
-        _ENTITY_RENDERED.format("?", "?", "?", "?"),
-        _ENTITY_RENDERED.format("$1", "$2", "$3", "$4"),
-        (kind, entity, *_months_of(first, last)),
-        (kind, entity, *_months_of(first, last)),
-    )
+    columns = f"p.month, p.day_mask, p.render_key, p.rendered, {_GENERATION}"
+    rows = await _entity_months(session, columns, kind, entity, first, last)
     generation = int(rows[0][4]) if rows and rows[0][4] is not None else -1
     return [(month, mask, key, fragment) for month, mask, key, fragment, _ in rows], generation
 
