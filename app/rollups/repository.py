@@ -20,7 +20,7 @@ family value (0.313 GiB, 51.1 B as day rows).
 
 The price is on the writers: storing a day reads and rewrites its month's row of each entity
 (``replace_day``; retention's cut month likewise, ``delete_before``), under the month's
-advisory lock on PostgreSQL (``_lock_month``), so that two replicas storing two days of one
+advisory lock on PostgreSQL (``_lock_year``), so that two replicas storing two days of one
 month at once both keep theirs; the month sums (``rollup_months``) follow in the same
 transaction, always the sum of the month's days in day order, bit for bit (the nightly day is
 added to the sum; a day stored before a later one already held, as catch-ups and replicas do,
@@ -67,8 +67,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert, is_postgresql, rowcount
-from app.rollups import frames
-from app.rollups.frames import Frame, Ints
+from app.rollups import figure_years, frames
+from app.rollups.frames import Column, Frame, Ints
 from app.rollups.layouts import (
     FLOAT,
     PACK_END,
@@ -87,6 +87,7 @@ from app.rollups.layouts import (
 from app.rollups.models import (
     RollupDayPack,
     RollupEntity,
+    RollupFigureYear,
     RollupLayout,
     RollupMonth,
     RollupRun,
@@ -95,6 +96,7 @@ from app.rollups.models import (
 
 _PACKS = cast(Table, RollupDayPack.__table__)
 _MONTHS = cast(Table, RollupMonth.__table__)
+_YEARS = cast(Table, RollupFigureYear.__table__)
 
 # Claims of a day are serialised on PostgreSQL with this advisory lock namespace.
 CLAIM_LOCK_NAMESPACE = 0x726F6C6C  # "roll"
@@ -236,12 +238,13 @@ async def replace_day(
 
     With ``kinds``, only entities of those kinds are replaced (a rollup of other figures, e.g.
     incidents, keeps the day's Prometheus figures, and the other way round); without, every
-    entity of the day is. The month's rows are read and rewritten under the month's lock
-    (``_lock_month``), so two replicas storing two days of one month both keep theirs. With
-    ``render``, each rewritten month row also gets its daily report rows (``rendered.py``).
+    entity of the day is. The month's rows are read and rewritten under the year's lock
+    (``_lock_year``), so two replicas storing two days of one month (or year) both keep theirs.
+    With ``render``, each rewritten month row also gets its daily report rows (``rendered.py``)
+    and each figure's year row its month of values (``figure_years.py``).
     """
     month = day_number(day.replace(day=1))
-    await _lock_month(session, month)
+    await _lock_year(session, day.year)
     bit = 1 << (day.day - 1)
     scope = [RollupDayPack.month == month, RollupDayPack.day_mask.op("&")(bit) != 0]
     if kinds is not None:
@@ -296,12 +299,24 @@ async def replace_day(
 
 MonthDays = dict[int, tuple[int, bytes]]
 """One entity's stored days of a month: ``{day of month: (layout id, vector)}``."""
-Renderer = Callable[
-    [int, dict[int, tuple[str, MonthDays]], dict[int, Layout]], dict[int, tuple[int, bytes | None]]
-]
-"""Writes months' daily report rows (``service.renderer``): given the month, ``{entity id: (kind,
-its days)}`` and their layouts, ``{entity id: (render key, fragment)}`` for every one of them (the
-fragment None when none can be written for this key: the month is then answered live)."""
+
+
+@dataclass(frozen=True)
+class MonthWritten:
+    """What a renderer wrote for one entity's month: the key of the configuration it was written
+    with, the daily report rows (``rendered.py``; None when none can be written for this key:
+    the month is then answered live), and each figure's values on the month's stored days in day
+    order with the one layout of those days (``figures`` None when the report rows are None)."""
+
+    key: int
+    fragment: bytes | None
+    layout_id: int = figure_years.UNAVAILABLE
+    figures: dict[str, Column] | None = None
+
+
+Renderer = Callable[[int, dict[int, tuple[str, MonthDays]], dict[int, Layout]], dict[int, MonthWritten]]
+"""Writes months' daily report rows and figures (``service.renderer``): given the month,
+``{entity id: (kind, its days)}`` and their layouts, a :class:`MonthWritten` for every one."""
 
 
 async def _write_packs(
@@ -318,7 +333,8 @@ async def _write_packs(
     for entity_id, days in sorted(packs.items()):
         if days:
             mask, data = pack_month(days)
-            key, fragment = written.get(entity_id, (None, None))
+            mine = written.get(entity_id)
+            key, fragment = (None, None) if mine is None else (mine.key, mine.fragment)
             rows.append(
                 {
                     "entity_id": entity_id,
@@ -331,11 +347,12 @@ async def _write_packs(
             )
     if rows:
         await session.execute(insert(_PACKS), rows)  # Core: no ORM bookkeeping per row
+    await _write_figure_years(session, month, packs, written)
 
 
 async def _rendered(
     session: AsyncSession, month: int, packs: dict[int, MonthDays], render: Renderer | None
-) -> dict[int, tuple[int, bytes | None]]:
+) -> dict[int, MonthWritten]:
     if render is None or not packs:
         return {}
     kinds: dict[int, str] = {}
@@ -346,6 +363,105 @@ async def _rendered(
         kinds.update({entity_id: kind for entity_id, kind in rows})
     known = await layouts(session, {layout_id for days in packs.values() for layout_id, _ in days.values()})
     return render(month, {i: (kinds[i], days) for i, days in packs.items()}, known)
+
+
+_YearChange = tuple[int, int, int, "dict[str, Column] | None"]
+"""One month of a year row changed: (month, layout id, day mask, each figure's values on its days)."""
+
+
+async def _write_figure_years(
+    session: AsyncSession, month: int, packs: dict[int, MonthDays], written: dict[int, MonthWritten]
+) -> None:
+    """The month of these entities' figure year rows (``figure_years.py``) as just written: its
+    values where the renderer computed them, "no days" for an entity left without days that
+    month, ``UNAVAILABLE`` where the month was written without its figures (no renderer, or
+    more than one layout)."""
+    changes: dict[int, tuple[int | None, list[_YearChange]]] = {}
+    for entity_id, days in packs.items():
+        mine = written.get(entity_id)
+        if not days:
+            changes[entity_id] = (None, [(month, 0, 0, None)])
+        elif mine is None or mine.figures is None:
+            changes[entity_id] = (None, [(month, figure_years.UNAVAILABLE, 0, None)])
+        else:
+            mask = sum(1 << (d - 1) for d in days)
+            changes[entity_id] = (mine.key, [(month, mine.layout_id, mask, mine.figures)])
+    await _change_years(session, figure_years.year_of(month), changes)
+
+
+async def _change_years(
+    session: AsyncSession, year: int, changes: dict[int, tuple[int | None, list[_YearChange]]]
+) -> None:
+    """Applies ``changes`` (entity id → (the key its new figures were computed with, or None;
+    the months changed)) to the entities' year rows of ``year``, under the year's lock (the
+    caller's). Rows written with another key, or none yet, are started again from a blank year
+    when the change brings figures (every other month ``UNAVAILABLE``; those months' report rows
+    are marked due, so that the catch-up writes them again into the new rows); otherwise a
+    change of an entity without rows is nothing to keep."""
+    if not changes:
+        return
+    ids = sorted(changes)
+    held: dict[int, tuple[int, dict[str, bytes]]] = {}
+    for chunk in _chunks(ids):
+        rows = await session.execute(
+            select(_YEARS.c.entity_id, _YEARS.c.render_key, _YEARS.c.figure, _YEARS.c.data).where(
+                _YEARS.c.year == year, _YEARS.c.entity_id.in_(chunk)
+            )
+        )
+        for entity_id, key, figure, data in rows:
+            held.setdefault(entity_id, (key, {}))[1][figure] = data
+    new_rows: list[dict[str, Any]] = []
+    rewritten: list[int] = []
+    fresh: dict[int, list[int]] = {}
+    for entity_id in ids:
+        key, months = changes[entity_id]
+        old = held.get(entity_id)
+        given = next((figures for *_, figures in months if figures is not None), None)
+        base: dict[str, bytes | bytearray]
+        if (
+            key is not None
+            and given is not None
+            and (old is None or old[0] != key or set(old[1]) != set(given))
+        ):
+            row_key, base = key, {name: figure_years.blank() for name in given}
+            fresh[entity_id] = [m for m, *_ in months]
+        elif old is not None:
+            row_key, base = old[0], dict(old[1])
+        else:
+            continue
+        for name, data in base.items():
+            for m, layout, mask, figures in months:
+                data = figure_years.with_month(
+                    data, m, layout, mask, None if figures is None else figures[name]
+                )
+            new_rows.append(
+                {
+                    "entity_id": entity_id,
+                    "figure": name,
+                    "year": year,
+                    "render_key": row_key,
+                    "data": bytes(data),
+                }
+            )
+        if old is not None:
+            rewritten.append(entity_id)
+    for chunk in _chunks(rewritten):
+        await session.execute(delete(_YEARS).where(_YEARS.c.year == year, _YEARS.c.entity_id.in_(chunk)))
+    if new_rows:
+        await session.execute(insert(_YEARS), new_rows)
+    first, last = figure_years.year_start(year), figure_years.year_start(year + 1) - 1
+    for entity_id, written_months in fresh.items():  # rare: a year's first write, another configuration
+        await session.execute(
+            update(_PACKS)
+            .where(
+                _PACKS.c.entity_id == entity_id,
+                _PACKS.c.month.between(first, last),
+                _PACKS.c.month.not_in(written_months),
+                _PACKS.c.render_key.is_not(None),
+                _PACKS.c.rendered.is_not(None),
+            )
+            .values(render_key=None)
+        )
 
 
 async def stale_renders(session: AsyncSession, keys: Collection[int], limit: int) -> list[tuple[int, int]]:
@@ -369,14 +485,15 @@ async def stored_kinds(session: AsyncSession) -> list[str]:
 
 
 async def render_months(session: AsyncSession, months: Sequence[tuple[int, int]], render: Renderer) -> int:
-    """These (entity id, month) rows' daily report rows written again from their stored days,
-    under each month's lock (in the caller's transaction); returns how many rows were written."""
+    """These (entity id, month) rows' daily report rows (and their figures' year rows) written
+    again from their stored days, under each year's lock (in the caller's transaction); returns
+    how many month rows were written."""
     by_month: dict[int, list[int]] = {}
     for entity_id, month in months:
         by_month.setdefault(month, []).append(entity_id)
     written = 0
-    for month, ids in sorted(by_month.items()):
-        await _lock_month(session, month)
+    for month, ids in sorted(by_month.items()):  # years in ascending order: no two writers deadlock
+        await _lock_year(session, figure_years.year_of(month))
         packs: dict[int, MonthDays] = {}
         for chunk in _chunks(sorted(ids)):
             rows = await session.execute(
@@ -391,8 +508,9 @@ async def render_months(session: AsyncSession, months: Sequence[tuple[int, int]]
                 update(_PACKS)
                 .where(_PACKS.c.month == bindparam("m"), _PACKS.c.entity_id == bindparam("e"))
                 .values(render_key=bindparam("k"), rendered=bindparam("r")),
-                [{"m": month, "e": i, "k": key, "r": fragment} for i, (key, fragment) in done.items()],
+                [{"m": month, "e": i, "k": one.key, "r": one.fragment} for i, one in done.items()],
             )
+            await _write_figure_years(session, month, packs, done)
             written += len(done)
     if written:
         await _bump_generation(session)
@@ -417,15 +535,20 @@ async def generation(session: AsyncSession) -> int:
     return int(rows[0][0]) if rows else -1
 
 
-MONTH_LOCK_NAMESPACE = 0x6D6F6E74  # "mont"
-"""Writers of one month's sums queue on this advisory lock on PostgreSQL (SQLite has one writer)."""
+YEAR_LOCK_NAMESPACE = 0x79656172  # "year"
+"""Writers of one calendar year's stored days queue on this advisory lock on PostgreSQL (SQLite
+has one writer): a month's row, its sums and the year rows of its figures are read and rewritten
+under it, so two replicas writing two days of one month, or of two months of one year, both keep
+theirs. A year, not a month: the figures' year rows (``figure_years.py``) hold every month of
+it. A transaction writing several months takes their years in ascending order
+(``render_months``), so two writers never wait for each other both ways."""
 
 
-async def _lock_month(session: AsyncSession, month: int) -> None:
+async def _lock_year(session: AsyncSession, year: int) -> None:
     if await is_postgresql(session):
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :month)"),
-            {"namespace": MONTH_LOCK_NAMESPACE, "month": month},
+            text("SELECT pg_advisory_xact_lock(:namespace, :year)"),
+            {"namespace": YEAR_LOCK_NAMESPACE, "year": year},
         )
 
 
@@ -577,14 +700,26 @@ async def delete_before(
 ) -> tuple[int, int]:
     """Deletes days and runs before ``day`` (month sums included), and entities left without
     days; returns how many entity days and runs. The month the cut falls in keeps its later days
-    (and, with ``render``, its daily report rows written again)."""
+    (and, with ``render``, its daily report rows written again); the figures' year rows before
+    the cut's year go, and the cut's year keeps only the months it keeps."""
     month = day_number(day.replace(day=1))
-    if day.day != 1:
-        await _lock_month(session, month)
-    old_masks = await session.scalars(select(RollupDayPack.day_mask).where(RollupDayPack.month < month))
-    values = sum(int(mask).bit_count() for mask in old_masks)
+    await _lock_year(session, day.year)
+    this_year = figure_years.year_start(day.year)
+    old = await session.execute(
+        select(RollupDayPack.entity_id, RollupDayPack.month, RollupDayPack.day_mask).where(
+            RollupDayPack.month < month
+        )
+    )
+    values = 0
+    emptied: dict[int, tuple[int | None, list[_YearChange]]] = {}
+    for entity_id, old_month, mask in old:
+        values += int(mask).bit_count()
+        if old_month >= this_year:  # the cut's year keeps its row, without these months' days
+            emptied.setdefault(entity_id, (None, []))[1].append((old_month, 0, 0, None))
     await session.execute(delete(RollupDayPack).where(RollupDayPack.month < month))
     await session.execute(delete(RollupMonth).where(RollupMonth.month < month))
+    await session.execute(delete(RollupFigureYear).where(RollupFigureYear.year < day.year))
+    await _change_years(session, day.year, emptied)
     if day.day != 1:
         earlier = (1 << (day.day - 1)) - 1
         rows = await session.execute(
@@ -763,6 +898,55 @@ async def entity_rendered(
     rows = await _entity_months(session, columns, kind, entity, first, last)
     generation = int(rows[0][4]) if rows and rows[0][4] is not None else -1
     return [(month, mask, key, fragment) for month, mask, key, fragment, _ in rows], generation
+
+
+_FIGURE_YEARS = (
+    "SELECT y.year, y.render_key, y.data, {generation} FROM rollup_figure_years y"
+    " JOIN rollup_entities e ON e.id = y.entity_id"
+    " WHERE e.kind = {0} AND e.name = {1} AND y.figure = {2} AND y.year BETWEEN {3} AND {4}"
+    " UNION ALL SELECT p.month, NULL, NULL, {generation} FROM rollup_day_packs p"
+    " JOIN rollup_entities e ON e.id = p.entity_id"
+    " WHERE e.kind = {5} AND e.name = {6} AND p.month BETWEEN {7} AND {8}"
+)
+
+
+@dataclass(frozen=True)
+class FigureYears:
+    """One figure's year rows of one entity (year → (render key, data)), the entity's month rows
+    in the range (their day numbers, from the primary key's index alone), and the store's
+    generation they were read at."""
+
+    years: dict[int, tuple[int, bytes]]
+    months: list[int]
+    generation: int
+
+
+async def figure_years_of(
+    session: AsyncSession, kind: str, entity: str, figure: str, first: date, last: date
+) -> FigureYears:
+    """What a daily series of one figure reads instead of the months' numbers: its year rows
+    (four for three years, inline, one primary-key range) and, to check them against, which
+    month rows exist (index only), with the generation: one statement, one round trip."""
+    months = _months_of(first, last)
+    parameters = (kind, entity, figure, first.year, last.year, kind, entity, *months)
+    rows = await _fetch(
+        session,
+        _FIGURE_YEARS.format(*["?"] * 9, generation=_GENERATION),
+        _FIGURE_YEARS.format("$1", "$2", "$3", "$4", "$5", "$1", "$2", "$6", "$7", generation=_GENERATION),
+        parameters,
+        (kind, entity, figure, first.year, last.year, *months),
+    )
+    years: dict[int, tuple[int, bytes]] = {}
+    held: list[int] = []
+    generation = -1
+    for number, key, data, at in rows:
+        if data is None:
+            held.append(int(number))
+        else:
+            years[int(number)] = (int(key), bytes(data))
+        if at is not None:
+            generation = int(at)
+    return FigureYears(years, sorted(held), generation)
 
 
 async def days_of_entities(session: AsyncSession, ids: Sequence[int], first: date, last: date) -> StoredDays:
