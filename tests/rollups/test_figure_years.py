@@ -90,13 +90,15 @@ async def compare(settings: Settings, entity: str, first: date, last: date) -> i
                 asked = await service.series_rows(
                     session, settings, "service", entity, first, last, Granularity.DAY, only=[figure]
                 )
-                assert asked.names == live.names and asked.days == live.days
+                assert asked.names == live.names
+                assert asked.days == live.days
                 assert same(asked.starts, live.starts)
                 assert same(asked.figures[figure], live.figures[figure]), (entity, first, last, figure)
                 if found is not None:
                     stored += 1
                     rows, _ = found
-                    assert rows.names == live.names and rows.days == live.days
+                    assert rows.names == live.names
+                    assert rows.days == live.days
                     assert same(rows.figures[figure], live.figures[figure]), (entity, first, last, figure)
     finally:
         await engine.dispose()
@@ -229,10 +231,11 @@ async def test_retention_keeps_the_year_rows_of_what_it_keeps(database_url: str)
 def test_a_year_row_keeps_each_month_apart() -> None:
     march = figure_years.year_start(2026) + 31 + 28
     row = figure_years.with_month(figure_years.blank(), march, 7, 0b101, np.asarray([1.5, -0.0]))
-    assert figure_years.daily_values({2026: row}, [march], march, march + 30) is not None
-    numbers, values = figure_years.daily_values({2026: row}, [march], march, march + 30) or (None, None)
-    assert numbers is not None and values is not None
-    assert numbers.tolist() == [march, march + 2] and values.tobytes() == np.asarray([1.5, -0.0]).tobytes()
+    found = figure_years.daily_values({2026: row}, [march], march, march + 30)
+    assert found is not None
+    numbers, values = found
+    assert numbers.tolist() == [march, march + 2]
+    assert values.tobytes() == np.asarray([1.5, -0.0]).tobytes()  # -0.0 kept, bit for bit
     # a month row the year row does not hold, or a second layout, is not answered
     april = march + 31
     assert figure_years.daily_values({2026: row}, [march, april], march, april + 29) is None
@@ -290,5 +293,6 @@ async def test_two_replicas_storing_two_months_of_one_year_keep_its_rows_whole(p
             )
     finally:
         await engine.dispose()
-    assert found is not None and len(found[0].names) == 61 == len(rows.names)
+    assert found is not None
+    assert len(found[0].names) == 61 == len(rows.names)
     assert await compare(settings, "s007", spring[0], spring[-1]) == figures
