@@ -31,7 +31,7 @@ import numpy.typing as npt
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.rollups import figure_years, frames, service
+from app.rollups import figure_months, frames, service
 from app.rollups.compute import FamilyValue
 from app.rollups.config import FamilyKind
 from app.rollups.layouts import day_number, decode, encode_day, make_layout, pack_month
@@ -48,7 +48,7 @@ VARIANTS = 8
 LATENCY_SIGMA = 0.7
 COLUMNS = ("entity_id", "month", "day_mask", "data", "render_key", "rendered")
 MONTH_COLUMNS = ("entity_id", "month", "layout_id", "day_mask", "data")
-YEAR_COLUMNS = ("entity_id", "figure", "year", "render_key", "data")
+FIGURE_COLUMNS = ("entity_id", "figure", "month", "render_key", "data")
 FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
 """The built-in service families, as ``day_rows()`` stores them."""
 FAMILIES_PER_DAY = len(FAMILIES)
@@ -164,8 +164,8 @@ MonthRow = tuple[int, int, int, int, bytes]
 """(entity id, month's day number, layout id, day mask, sums) as ``rollup_months`` stores them."""
 
 
-YearRows = dict[tuple[int, int], tuple[int, dict[str, bytes]]]
-"""(entity id, year) → (render key, each figure's year row), as ``rollup_figure_years`` stores them."""
+FigureRow = tuple[int, str, int, int, bytes]
+"""(entity id, figure, month's day number, render key, values) as ``rollup_figure_months`` stores them."""
 
 
 def months(
@@ -173,12 +173,11 @@ def months(
     days: Sequence[date],
     extrapolation: float = 1.0,
     render: Renderer | None = None,
-    years: YearRows | None = None,
-) -> Iterator[tuple[list[PackRow], list[MonthRow]]]:
+) -> Iterator[tuple[list[PackRow], list[MonthRow], list[FigureRow]]]:
     """Month after month: the entity days as nightly rollups stored them (entity ids 1…N in name
     order), packed a row per entity with, given ``render`` (``service.renderer``), its daily
-    report rows, and the month sums they kept (computed by ``frames.reduce``, as rollups do);
-    given ``years`` too, the figures' year rows are gathered there (``figure_years.py``)."""
+    report rows and its figure rows (``figure_months.py``), and the month sums they kept
+    (computed by ``frames.reduce``, as rollups do)."""
     profiles = [profile(i, i + 1, extrapolation) for i in range(len(services))]
     by_month: dict[date, list[tuple[int, date]]] = {}
     for day_index, day in enumerate(days):
@@ -213,6 +212,7 @@ def months(
                 day_number(month), {i: ("service", d) for i, d in entity_days.items()}, {LAYOUT.id: LAYOUT}
             )
         packs = []
+        figures: list[FigureRow] = []
         for entity_id, d in entity_days.items():
             mine = written.get(entity_id)
             packs.append(
@@ -224,25 +224,16 @@ def months(
                     None if mine is None else mine.fragment,
                 )
             )
-            if years is not None and mine is not None and mine.figures is not None:
-                _, kept = years.setdefault((entity_id, month.year), (mine.key, {}))
+            if mine is not None and mine.figures is not None:
                 mask = sum(1 << (k - 1) for k in d)
                 for name, values in mine.figures.items():
-                    row = kept.get(name, figure_years.blank())
-                    kept[name] = figure_years.with_month(row, day_number(month), mine.layout_id, mask, values)
-        yield packs, sums
+                    encoded = figure_months.encode(mine.layout_id, mask, values)
+                    figures.append((entity_id, name, day_number(month), mine.key, encoded))
+        yield packs, sums, figures
 
 
 def entity_rows(services: Sequence[str]) -> list[tuple[int, str, str]]:
     return [(i + 1, "service", name) for i, name in enumerate(services)]
-
-
-def year_rows(years: YearRows) -> list[tuple[int, str, int, int, bytes]]:
-    return [
-        (entity_id, name, year, key, bytes(data))
-        for (entity_id, year), (key, figures) in sorted(years.items())
-        for name, data in sorted(figures.items())
-    ]
 
 
 def fill_sqlite(
@@ -271,8 +262,7 @@ def fill_sqlite(
         )
         connection.execute("INSERT INTO rollup_layouts (id, spec) VALUES (?, ?)", (LAYOUT.id, LAYOUT.spec))
         stored = 0
-        years: YearRows = {}
-        for packs, sums in months(services, days, extrapolation, _renderer(settings), years):
+        for packs, sums, figures in months(services, days, extrapolation, _renderer(settings)):
             connection.executemany(
                 "INSERT INTO rollup_day_packs (entity_id, month, day_mask, data, render_key, rendered)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -284,11 +274,11 @@ def fill_sqlite(
                 " VALUES (?, ?, ?, ?, ?)",
                 sums,
             )
-        connection.executemany(
-            "INSERT INTO rollup_figure_years (entity_id, figure, year, render_key, data)"
-            " VALUES (?, ?, ?, ?, ?)",
-            year_rows(years),
-        )
+            connection.executemany(
+                "INSERT INTO rollup_figure_months (entity_id, figure, month, render_key, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                figures,
+            )
         connection.execute("COMMIT")
         if analyze:
             connection.execute("ANALYZE")
@@ -320,14 +310,13 @@ async def fill_postgres(
             "INSERT INTO rollup_layouts (id, spec) VALUES ($1, $2)", LAYOUT.id, LAYOUT.spec
         )
         stored = 0
-        years: YearRows = {}
-        for packs, sums in months(services, days, render=_renderer(settings), years=years):
+        for packs, sums, figures in months(services, days, render=_renderer(settings)):
             await connection.copy_records_to_table("rollup_day_packs", records=packs, columns=COLUMNS)
             stored += sum(pack[2].bit_count() for pack in packs)
             await connection.copy_records_to_table("rollup_months", records=sums, columns=MONTH_COLUMNS)
-        await connection.copy_records_to_table(
-            "rollup_figure_years", records=year_rows(years), columns=YEAR_COLUMNS
-        )
+            await connection.copy_records_to_table(
+                "rollup_figure_months", records=figures, columns=FIGURE_COLUMNS
+            )
         await connection.execute("ANALYZE")
     finally:
         await connection.close()

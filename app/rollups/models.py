@@ -58,8 +58,8 @@ class RollupDayPack(Base):
     bit for bit). A three-year daily report of one entity reads 37 rows of one primary-key range
     instead of 1,096 day rows, which on PostgreSQL sat on 1,096 heap pages: rollups write a day
     for every entity at once, so one entity's day rows were scattered. Every write of a day
-    rewrites its month's row in the same transaction, under its year's lock
-    (``repository._lock_year``): two replicas writing two days of one month both keep theirs.
+    rewrites its month's row in the same transaction, under the month's lock
+    (``repository._lock_month``): two replicas writing two days of one month both keep theirs.
     Measured (``repository`` has the runs): the read of a cold three-year series 0.9–1.2 ms
     instead of 2.0–2.7, on SQLite and PostgreSQL; the store 49.9 B per family value (51.1 before).
     """
@@ -87,27 +87,27 @@ class RollupDayPack(Base):
     )
 
 
-class RollupFigureYear(Base):
-    """One figure's daily values of one entity over one calendar year, already computed: what a
-    cold daily series of one figure reads (four rows for three years: ``figure_years.py`` says
+class RollupFigureMonth(Base):
+    """One figure's daily values of one entity's month, already computed: what a cold daily
+    series of one figure reads (37 rows of ~260 bytes for three years: ``figure_months.py`` says
     why and how ``data`` is laid out). Written by every writer of a month's days beside the
-    month's report rows, in the same transaction, under the year's lock
-    (``repository._lock_year``), with the same ``render_key``: another configuration reads live.
+    month's report rows, in the same transaction, under the month's lock, with the same
+    ``render_key``: another configuration reads live.
     """
 
-    __tablename__ = "rollup_figure_years"
+    __tablename__ = "rollup_figure_months"
 
     entity_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
     )
     figure: Mapped[str] = mapped_column(String(128), primary_key=True)
-    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
     render_key: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # One entity's years of one figure are neighbours (WITHOUT ROWID on SQLite; inline on
-    # PostgreSQL, ``STORAGE PLAIN``: 3 KB, no TOAST probe per row).
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    # One entity's months of one figure are neighbours on SQLite (WITHOUT ROWID); on PostgreSQL
+    # each row is small enough to stay in the table's pages (no TOAST probe per row).
+    __table_args__ = (Index("ix_rollup_figure_months_month", "month"), {"sqlite_with_rowid": False})
 
 
 class RollupMonth(Base):

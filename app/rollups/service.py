@@ -47,7 +47,7 @@ from app.backends.prometheus import PrometheusClient
 from app.config import Settings
 from app.db import WORKER
 from app.numbers import finite
-from app.rollups import answers, builtin, figure_years, frames, oncall, rendered, repository
+from app.rollups import answers, builtin, figure_months, frames, oncall, rendered, repository
 from app.rollups.aggregate import FigureValues, Totals, figures
 from app.rollups.cache import Computed
 from app.rollups.catalog import Catalog, build_catalog
@@ -591,7 +591,7 @@ async def series_rows(
 
     One indexed range read of the entity's days, then whole columns (``frames.py``); kept while
     the store does not change (``cache.py``). With ``only`` (figure names), just those figures,
-    from just what they need; one figure per day is read already computed from its year rows
+    from just what they need; one figure per day is read already computed from its month rows
     where they hold the range (:func:`_stored_daily_figure`). A series not asked before reads
     its days and the store's generation in one statement (``repository.entity_days_at``: one
     round trip instead of two, which on PostgreSQL was 0.4–0.6 ms of a cold Grafana series);
@@ -655,28 +655,27 @@ async def _stored_daily_figure(
     last: date,
     figure: str,
 ) -> tuple[Rows, int] | None:
-    """One figure's daily rows read from its year rows (``figure_years.py``: four rows of one
-    key range for three years, instead of 37 month rows of every family's numbers), with the
-    store's generation; None when they do not hold every stored day of the range with this
-    configuration and one layout, or the range has no stored day: the caller computes it.
-
-    Measured (``docs/performance.md``): the cold Grafana series on PostgreSQL went from 3.19× a
-    bare app's time to the figures there."""
+    """One figure's daily rows read already computed (``figure_months.py``: 37 rows of ~260
+    bytes for three years, instead of 37 month rows of every family's numbers), with the store's
+    generation; None when they do not hold every stored day of the range with this configuration
+    and one layout, or the range has no stored day: the caller computes it."""
     if figure not in catalog.figure_names(entity_kind):
         return None
-    read = await repository.figure_years_of(session, entity_kind, entity, figure, first, last)
+    read = await repository.figure_months_of(session, entity_kind, entity, figure, first, last)
     if not read.months:
         return None
     key = render_key(catalog, entity_kind, settings.tzinfo)
-    years = {year: data for year, (stored_key, data) in read.years.items() if stored_key == key}
-    found = figure_years.daily_values(years, read.months, day_number(first), day_number(last))
+    if any(stored_key != key for _, stored_key, _ in read.rows):
+        return None
+    rows = [(month, data) for month, _, data in read.rows]
+    found = figure_months.daily_values(rows, read.months, day_number(first), day_number(last))
     if found is None or not len(found[0]):
         return None
     numbers, values = found
     numbers.flags.writeable = False
     values.flags.writeable = False
-    rows = Rows(period_labels(numbers, Granularity.DAY), [1] * len(numbers), {figure: values}, numbers)
-    return rows, read.generation
+    answer = Rows(period_labels(numbers, Granularity.DAY), [1] * len(numbers), {figure: values}, numbers)
+    return answer, read.generation
 
 
 async def _service_spelled(session: AsyncSession, entity_kind: str, entity: str) -> str | None:
@@ -713,7 +712,7 @@ def renderer(settings: Settings) -> repository.Renderer:
     """What every writer of stored days passes to the repository: writes each month row's daily
     report rows with this configuration's figures and timezone, exactly as :func:`series_rows`
     and ``answers.series_json`` write them live, and gives each figure's values on the month's
-    days for the figures' year rows (``figure_years.py``). A month whose days have more than one
+    days for the figures' month rows (``figure_months.py``). A month whose days have more than one
     layout gets none (the live answer merges layouts over the whole range: ``rendered.py``)."""
     catalog = catalog_of(settings)
     tz = settings.tzinfo

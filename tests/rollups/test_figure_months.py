@@ -1,7 +1,7 @@
-"""Each figure's daily values kept per entity and year (``app/rollups/figure_years.py``): a daily
-series read from them is the live series bit for bit, for any range, timezone and layout; what
-they do not hold is computed live; every writer keeps them (rollups, retention, the catch-up,
-two replicas writing two months of one year)."""
+"""Each figure's daily values kept per entity and month (``app/rollups/figure_months.py``): a
+daily series read from them is the live series bit for bit, for any range, timezone and layout;
+what they do not hold is computed live; every writer keeps them (rollups, retention, the
+catch-up, two replicas writing days of two months at once)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from sqlalchemy import delete, func, select
 
 from app import db, migrations
 from app.config import Settings
-from app.rollups import figure_years, repository, service
+from app.rollups import figure_months, repository, service
+from app.rollups.compute import FamilyValue
 from app.rollups.days import Granularity
-from app.rollups.models import RollupDayPack, RollupFigureYear
+from app.rollups.layouts import day_number
+from app.rollups.models import RollupDayPack, RollupFigureMonth
 from tests.grafana.support import builder_target, query_body, regex
 from tests.harness.app import VIEWER_TOKEN, bearer, running_app, settings_for
 from tests.harness.replicas import run_replicas
@@ -42,7 +44,7 @@ def days() -> list[date]:
     return [day for day in every if day not in GAPS]
 
 
-def values_of(day: date) -> list[object]:
+def values_of(day: date) -> list[FamilyValue]:
     return [
         value
         for index, name in enumerate(SERVICES)
@@ -58,7 +60,7 @@ async def store(settings: Settings, *, render: bool = True) -> None:
         for day in days():
             async with sessions.begin() as session:
                 renderer = service.renderer(settings) if render else None
-                await repository.replace_day(session, day, values_of(day), render=renderer)  # type: ignore[arg-type]
+                await repository.replace_day(session, day, values_of(day), render=renderer)
     finally:
         await engine.dispose()
 
@@ -71,8 +73,8 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 async def compare(settings: Settings, entity: str, first: date, last: date) -> int:
-    """Every figure of ``entity`` over the range from the year rows against the live series (every
-    figure at once); returns how many figures were read from the year rows."""
+    """Every figure of ``entity`` over the range from its month rows against the live series (every
+    figure at once); returns how many figures were read from the month rows."""
     engine = db.create_engine(settings.database)
     stored = 0
     try:
@@ -110,7 +112,7 @@ async def figure_count(settings: Settings) -> int:
 
 
 @pytest.mark.parametrize("timezone", ["Europe/Berlin", "UTC"])
-async def test_a_daily_series_read_from_year_rows_is_the_live_series_bit_for_bit(
+async def test_a_daily_series_read_from_month_rows_is_the_live_series_bit_for_bit(
     database_url: str, timezone: str
 ) -> None:
     settings = settings_for(database_url, timezone=timezone)
@@ -127,7 +129,7 @@ async def test_a_daily_series_read_from_year_rows_is_the_live_series_bit_for_bit
     try:
         async with db.create_session_factory(engine).begin() as session:
             render = service.renderer(settings)
-            kept = [v for v in values_of(date(2026, 4, 10)) if v.entity != "cart.shop"]  # type: ignore[attr-defined]
+            kept = [v for v in values_of(date(2026, 4, 10)) if v.entity != "cart.shop"]
             await repository.replace_day(session, date(2026, 4, 10), kept, render=render)
             await repository.replace_day(session, date(2026, 4, 9), [], render=render)
             await repository.replace_day(
@@ -153,7 +155,7 @@ async def grafana_answer(settings: Settings, entity: str, first: date, last: dat
     return answer.content
 
 
-async def test_grafana_answers_the_same_bytes_from_year_rows_and_live(database_url: str) -> None:
+async def test_grafana_answers_the_same_bytes_from_month_rows_and_live(database_url: str) -> None:
     settings = settings_for(database_url, timezone="Europe/Berlin")
     await store(settings)
     service._SERIES.clear()
@@ -161,7 +163,7 @@ async def test_grafana_answers_the_same_bytes_from_year_rows_and_live(database_u
     engine = db.create_engine(settings.database)
     try:
         async with db.create_session_factory(engine).begin() as session:
-            await session.execute(delete(RollupFigureYear))
+            await session.execute(delete(RollupFigureMonth))
     finally:
         await engine.dispose()
     service._SERIES.clear()
@@ -197,17 +199,19 @@ async def test_another_configuration_is_answered_live_until_the_catch_up_writes_
         assert await service.render_stale(sessions, extra) == 0
         assert await compare(extra, "cart.shop", FIRST, LAST) == figures + 1
         async with sessions() as session:
-            stored = await session.scalar(select(func.count()).select_from(RollupFigureYear))
+            stored = await session.scalar(select(func.count()).select_from(RollupFigureMonth))
             due = await session.scalar(
                 select(func.count()).select_from(RollupDayPack).where(RollupDayPack.render_key.is_(None))
             )
-        assert stored == 3 * 2 * (figures + 1)  # three services, two years, one row a figure
+        assert stored == (3 * 5 - 1) * (
+            figures + 1
+        )  # a row a figure and month (search.shop's April has none)
         assert due == 0
     finally:
         await engine.dispose()
 
 
-async def test_retention_keeps_the_year_rows_of_what_it_keeps(database_url: str) -> None:
+async def test_retention_keeps_the_figure_rows_of_what_it_keeps(database_url: str) -> None:
     settings = settings_for(database_url, timezone="Europe/Berlin")
     await store(settings)
     figures = await figure_count(settings)
@@ -217,39 +221,42 @@ async def test_retention_keeps_the_year_rows_of_what_it_keeps(database_url: str)
         async with sessions.begin() as session:
             await repository.delete_before(session, date(2026, 1, 5), render=service.renderer(settings))
         assert await compare(settings, "cart.shop", FIRST, LAST) == figures
-        async with sessions.begin() as session:  # Jan and Feb go from 2026's rows, March is cut
+        async with sessions.begin() as session:  # Jan and Feb go, March is cut
             await repository.delete_before(session, date(2026, 3, 10), render=service.renderer(settings))
         for first, last in [(FIRST, LAST), (date(2026, 1, 1), date(2026, 3, 31))]:
             assert await compare(settings, "cart.shop", first, last) == figures
         async with sessions() as session:
-            years = set(await session.scalars(select(RollupFigureYear.year).distinct()))
-        assert years == {2026}
+            months = set(await session.scalars(select(RollupFigureMonth.month).distinct()))
+        assert months == {day_number(date(2026, m, 1)) for m in (3, 4)}
     finally:
         await engine.dispose()
 
 
-def test_a_year_row_keeps_each_month_apart() -> None:
-    march = figure_years.year_start(2026) + 31 + 28
-    row = figure_years.with_month(figure_years.blank(), march, 7, 0b101, np.asarray([1.5, -0.0]))
-    found = figure_years.daily_values({2026: row}, [march], march, march + 30)
+def test_month_rows_answer_only_the_months_they_hold_and_one_layout() -> None:
+    march, april = day_number(date(2026, 3, 1)), day_number(date(2026, 4, 1))
+    one = figure_months.encode(7, 0b101, np.asarray([1.5, -0.0]))
+    found = figure_months.daily_values([(march, one)], [march], march, march + 30)
     assert found is not None
     numbers, values = found
     assert numbers.tolist() == [march, march + 2]
     assert values.tobytes() == np.asarray([1.5, -0.0]).tobytes()  # -0.0 kept, bit for bit
-    # a month row the year row does not hold, or a second layout, is not answered
-    april = march + 31
-    assert figure_years.daily_values({2026: row}, [march, april], march, april + 29) is None
-    both = figure_years.with_month(row, april, 8, 1, np.asarray([2.0]))
-    assert figure_years.daily_values({2026: both}, [march, april], march, april + 29) is None
-    assert figure_years.daily_values({2026: both}, [march, april], april, april + 29) is not None
-    emptied = figure_years.with_month(both, march, 0, 0, None)
-    assert figure_years.daily_values({2026: emptied}, [april], march, april + 29) is not None
-    assert figure_years.daily_values({}, [april], march, april) is None
+    found = figure_months.daily_values([(march, one)], [march], march + 1, march + 30)
+    assert found is not None
+    assert found[0].tolist() == [march + 2]
+    # a month row of days without its figure row, or a second layout in the range, is not answered
+    assert figure_months.daily_values([(march, one)], [march, april], march, april + 29) is None
+    other = figure_months.encode(8, 1, np.asarray([2.0]))
+    assert figure_months.daily_values([(march, one), (april, other)], [march, april], march, april) is None
+    assert (
+        figure_months.daily_values([(march, one), (april, other)], [march, april], april, april) is not None
+    )
+    with pytest.raises(ValueError, match="values for"):
+        figure_months.encode(7, 0b111, np.asarray([1.0]))
 
 
-async def test_two_replicas_storing_two_months_of_one_year_keep_its_rows_whole(postgres_url: str) -> None:
+async def test_two_replicas_storing_days_of_two_months_keep_every_figure_row(postgres_url: str) -> None:
     """Two processes store interleaved days of March and April at the same instant: each
-    figure's year row holds every day of both months and is the live series."""
+    figure's month rows hold every day of both months and are the live series."""
     settings = settings_for(postgres_url, timezone="UTC")
     engine = db.create_engine(settings.database)
     try:
