@@ -35,6 +35,11 @@ Each month row also keeps that month's rows of the daily report already written 
 numbers, so no writer can leave them behind the numbers: a writer given no renderer writes them
 empty, and the report then computes that month live. ``entity_rendered`` reads them without the
 numbers; ``stale_renders`` finds the months due from an index alone.
+
+Beside them, each figure's values of the month (``rollup_figure_months``: ``figure_months.py``
+says why), written by ``_write_figure_months`` in the same place and transaction, so that a
+cold daily series of one figure reads 37 small rows (``figure_months_of``) instead of the
+months' numbers; a month row of days without its figure row is computed live.
 """
 
 from __future__ import annotations
