@@ -16,12 +16,14 @@ cold series reads 37 of them, one primary-key range, with nothing computed.
 The span, measured (PostgreSQL, 1,000 entities × 10 figures, prepared statements, another
 entity each call, load ~4): 37 month rows of one figure 0.30 ms, four year rows 0.11 ms, the
 month rows of every family's numbers (TOASTed) 1.1–1.8 ms. Year rows were built and measured
-first: over HTTP the cold series fell to 2.48× bare on PostgreSQL (median of nine runs; main
-3.53×), but a night's write of 1,000 services rewrote 10,000 rows of 3 KB (30 MB) and cost 1.1 s
-on SQLite and 1.2–1.6 s on PostgreSQL against main's 0.4 s, COPY included, and they needed a
-lock per year and a way to mark the months they did not hold. Month rows cost a night ~0.1 s
-and follow the month row's own write and lock; a cold series over HTTP measured within the
-noise of the year rows' (``docs/performance.md``).
+first: over HTTP the cold series fell to 2.44× bare on PostgreSQL (median of eight runs; main
+3.53×), but a night's write of 1,000 services rewrote 10,000 rows of 3 KB (30 MB) and cost
+0.85–1.1 s on SQLite and 1.2–1.6 s on PostgreSQL against main's 0.4–0.9 and 0.4–0.55 s, COPY
+included, and they needed a lock per year and a way to mark the months they did not hold.
+Month rows follow the month row's own write and lock and cost a night about 0.15 s more on
+either database; over HTTP the cold series measured 2.52× bare on PostgreSQL in the median of
+twelve runs (main 3.44×) and 2.38× on SQLite (main 2.70×): ``docs/performance.md`` has the runs.
+The store: 91.6 B per family value instead of 71.3 (1,000 services × 1,096 days, 0.561 GiB).
 
 Exactness: the values are the ones ``service.renderer`` computes for the month's report rows
 (``frames.figures`` over the month's days, which works row by row), stored as float64 bit for

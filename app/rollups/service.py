@@ -813,9 +813,10 @@ job shares the event loop with the requests)."""
 
 
 async def render_stale(sessions: Sessions, settings: Settings, *, limit: int | None = None) -> int:
-    """Writes the daily report rows of every month row that has none, or has them from another
-    configuration (after an upgrade, or a change of figures or timezone), a batch per
-    transaction; returns how many month rows were written. Until then those reports are live."""
+    """Writes the daily report rows (and the figure rows, ``figure_months.py``) of every month
+    row that has none, or has them from another configuration (after an upgrade, or a change of
+    figures or timezone), a batch per transaction; returns how many month rows were written.
+    Until then those reports and series are computed live."""
     catalog = catalog_of(settings)
     render = renderer(settings)
     done = 0
