@@ -22,6 +22,10 @@ caller's ``longest`` (a heartbeat's interval, :data:`ESCALATION_HOLD` for pages)
 worker decides as before, and says the journal is stuck (a log line; the heartbeat's incident
 names it; ``panorama_alert_journal_oldest_queued_seconds`` shows the age of the oldest queued row).
 
+The same holds outside the worker: the daily rollup of the on-call history waits until no row
+received before the day ended is queued (:func:`app.alerts.service.journal_waiting_since`), since
+a day stored is final.
+
 Never a write: the horizon is read in the caller's transaction (heartbeat rows and incidents are
 locked by the caller as before; rows being applied by another replica are still queued until its
 commit, so the horizon errs on the side of waiting).
