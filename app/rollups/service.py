@@ -61,7 +61,13 @@ from app.rollups.days import (
     local_today,
     period_label,
 )
-from app.rollups.errors import InvalidPeriod, RollupQueryError, UnknownEntity, UnknownFigure
+from app.rollups.errors import (
+    HistoryNotSettled,
+    InvalidPeriod,
+    RollupQueryError,
+    UnknownEntity,
+    UnknownFigure,
+)
 from app.rollups.frames import Ints
 from app.rollups.histograms import fraction_above, quantile
 from app.rollups.layouts import Layout, day_number, day_of
@@ -179,7 +185,7 @@ async def run_day(
     started = time.perf_counter()
     try:
         computed, recorded = await _compute_sources(sessions, prometheus, settings, catalog, window)
-    except (BackendError, RollupQueryError) as exc:
+    except (BackendError, RollupQueryError, HistoryNotSettled) as exc:
         return await _fail(sessions, run_id, day, started, _describe(exc))
     except BaseException:
         # Cancelled (the process is stopping) or broken: give the day back at once, so that another
