@@ -102,6 +102,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.journal_oldest = Gauge(
+            "panorama_alert_journal_oldest_queued_seconds",
+            "Age of the oldest journaled webhook not applied yet (0: none), as this process last saw it: "
+            "the apply lag in a storm, and growing when the journal does not move.",
+            registry=self.registry,
+        )
         self.journal_failed = Counter(
             "panorama_alert_journal_failed",
             "Journaled webhooks given up after failed applies (see GET /api/v1/alerts/intake/{id}).",
@@ -121,8 +127,13 @@ class Metrics:
         if failure is not None:
             self.delivery_failures.labels(channel, failure).inc()
 
-    def observe_journal(self, backlog: int | None, lags: Sequence[float], failed: int) -> None:
-        """One pass of the journal's applier (``backlog`` None: the pass failed)."""
+    def observe_journal(
+        self, backlog: int | None, lags: Sequence[float], failed: int, oldest_s: float | None
+    ) -> None:
+        """One pass of the journal's applier (``backlog`` None: the pass failed); ``oldest_s``: the
+        age of the oldest row queued when it began (None: not known, the read failed)."""
+        if oldest_s is not None:
+            self.journal_oldest.set(oldest_s)
         if backlog is None:
             self.journal_errors.inc()
             return

@@ -17,23 +17,32 @@ already over when the chain reaches it is passed at once, the way the worker run
 when its pass comes; the wait after it counts from then (so a late apply pages the next step at
 once, never the whole chain, and never a second round, in one go). Who is on call and whether a
 step's time intervals apply are decided when its page goes out (``now``), as for every step.
+
+The other way round, a step falls due while a webhook of its group received before then still
+waits in the journal — its resolve, most often, after a storm or a short outage: the step waits
+for it, as it would have had the row been applied at once (:func:`run_due`,
+:mod:`app.alerts.horizon`). Before 2026-12-07 such a step paged someone for an incident Alertmanager
+had resolved, the resolved message following a second later.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts import messages, outbox, personal, repository
+from app.alerts import horizon, messages, outbox, personal, repository
 from app.alerts.channels.base import MessageKind
 from app.alerts.config import Escalation, NotifyStep, Step
 from app.alerts.models import AlertRow, EscalationState, Incident
 from app.alerts.oncall import Override, on_call
 from app.alerts.timeintervals import in_any
 from app.config import Settings
+
+log = logging.getLogger("panorama.alerts")
 
 
 async def start(
@@ -258,20 +267,42 @@ async def run_due(session: AsyncSession, settings: Settings, now: datetime, key:
     and webhooks use);
     one another replica holds right now is skipped (``SKIP LOCKED``) and looked at next pass.
     The incident's state is checked again under the lock: an ack that committed meanwhile wins.
+
+    A step is due as of the journal's horizon for the incident (:mod:`app.alerts.horizon`): while
+    its group has a webhook received before the step fell due still queued — its resolve, most
+    often, applied a second later — the step waits for it, as it would have if the row had been
+    applied at once (a resolve stops the chain; anything else lets it run a pass later). A "heartbeat
+    missing" incident waits for the whole journal's rows received before its step: the Watchdog
+    that comes back may be in any group. At most :data:`~app.alerts.horizon.ESCALATION_HOLD`: a
+    journal that does not move pages anyway, and says so in the log.
     """
     advanced = 0
     due = await repository.due_escalation_incidents(session, now)
     due += [i for i in await repository.due_personal_incidents(session, now) if i not in due]
+    if not due:
+        return 0
+    queued = await horizon.queued(session)
     for incident_id in due:
         incident = await repository.lock_incident(session, incident_id, skip_locked=True)
         if incident is None or incident.status != "triggered":
             continue
         if incident.snoozed_until is not None and incident.snoozed_until > now:
             continue
-        for state in await repository.lock_due_escalations(session, incident_id, now):
+        waiting_since = queued.oldest if incident.heartbeat else queued.of_group(incident.group_key)
+        as_of = horizon.as_of(now, waiting_since, longest=horizon.ESCALATION_HOLD)
+        before = advanced
+        for state in await repository.lock_due_escalations(session, incident_id, as_of):
             await advance(session, settings, incident, state, now, key)
             advanced += 1
-        for person in await repository.lock_due_personal_pages(session, incident_id, now):
+        for person in await repository.lock_due_personal_pages(session, incident_id, as_of):
             await personal.advance(session, settings, incident, person, now, key)
             advanced += 1
+        if advanced > before and waiting_since is not None and as_of > waiting_since:
+            log.warning(
+                "incident %s escalated although the alert journal has held a webhook received at %s "
+                "for longer than %s (stuck?): it may have resolved it",
+                incident_id,
+                waiting_since.isoformat(),
+                horizon.ESCALATION_HOLD,
+            )
     return advanced

@@ -1,22 +1,56 @@
 """Dead man's switches: a route marks an always-firing alert (e.g. ``Watchdog``) as a heartbeat;
 when it stops arriving for longer than its interval, Panorama pages — the alert pipeline
-itself is watched. When it comes back, that incident resolves."""
+itself is watched. When it comes back, that incident resolves.
+
+A sighting is recorded when its webhook's journal row is applied (:mod:`app.alerts.journal`),
+stamped with the row's receipt. The check (:func:`check`, the worker's, every replica's) judges
+the heartbeats as of what was *received*, not what is applied (since 2026-12-07): as of the
+receipt of the oldest journal row still queued, when that is earlier than now
+(:func:`app.alerts.horizon.as_of`). Before, the check compared the last *applied* sighting with
+the clock: when the applier lagged (a storm, a restart, the database down for a minute) the
+Watchdog's webhook sat in the journal, answered 202 and durably received, while the check found
+the heartbeat missing, opened an incident and paged someone — then the row was applied and the
+incident resolved. Evaluating as of the journal's horizon removes that at the cause: every row
+received before that instant is applied, so the last sighting known then is the true one, and
+a heartbeat overdue then was really missing (Alertmanager had sent nothing for the interval).
+
+The other way considered — counting a heartbeat as seen as soon as a journal row carrying it is
+received — needs the webhook (the hot path the journal exists to keep short) to match every alert
+against the heartbeat routes and record it in the row, and a migration; the horizon needs a read
+of the queued rows' oldest receipt (the queued rows' partial index) once per check.
+
+Bounded: the horizon never trails now by more than the heartbeat's own interval, so a journal
+that does not move (a hung applier, rows a replica holds and never commits) delays the check by
+one interval at most, then the heartbeat is found missing as before; its incident then says the
+journal holds webhooks received since when (it may be among them), a warning is logged, and
+``panorama_alert_journal_oldest_queued_seconds`` shows the journal's age on its own.
+
+Several replicas: the check locks each heartbeat row (``FOR UPDATE``, key order, before any
+incident: the order every writer follows) and opens the incident with ``INSERT … ON CONFLICT DO
+NOTHING`` on the one-open-incident-per-group index, so two replicas finding one heartbeat overdue
+page once. The horizon is a plain read of committed rows: a row another replica is applying is
+still queued until it commits, so the check errs on the side of waiting; once it committed, the
+heartbeat row's lock makes the check see its sighting.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts import escalation, incidents, repository
+from app.alerts import escalation, horizon, incidents, repository
 from app.alerts.config import Route
 from app.alerts.matchers import matches_all
 from app.alerts.schemas import WebhookAlert
 from app.config import Settings
 from app.db import dumps
+
+log = logging.getLogger("panorama.alerts")
 
 
 @dataclass(frozen=True)
@@ -97,22 +131,41 @@ async def _seen(
         missing = await repository.lock_incident(session, state.incident_id)
         repository.link_heartbeat_incident(state, None)
         if missing is not None and missing.status != "resolved":
-            # Not before it opened: a sighting applied late may have been received before the
-            # worker, not knowing it yet, found the heartbeat missing.
-            resolved = max(at, missing.created_at)
-            await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key, at=resolved)
+            # Not before it opened (nor before an ack of it: incidents.resolve sees to both): a
+            # sighting applied late may have been received before the worker found it missing.
+            await incidents.resolve(session, settings, missing, now, actor="heartbeat", key=key, at=at)
 
 
 async def check(session: AsyncSession, settings: Settings, now: datetime, key: bytes) -> int:
-    """Opens an incident (and starts its escalation) for each heartbeat overdue; returns how many."""
+    """Opens an incident (and starts its escalation) for each heartbeat overdue as of the journal's
+    horizon (see the module's docstring); returns how many."""
+    routes = sorted(watched(settings), key=lambda r: r.key)  # the lock order of every writer
+    if not routes:
+        return 0
+    waiting_since = await horizon.oldest_queued(session)
     opened = 0
-    for route in sorted(watched(settings), key=lambda r: r.key):  # the lock order of every writer
+    for route in routes:
         assert route.route.heartbeat is not None
+        interval = route.route.heartbeat.interval
         # A heartbeat never seen starts its clock now: nothing arrives before Panorama watches.
         state = await repository.lock_heartbeat(session, route.key, now=now)
         last_seen = state.last_seen_at
-        if state.incident_id is not None or now - last_seen <= route.route.heartbeat.interval:
+        as_of = horizon.as_of(now, waiting_since, longest=interval)
+        if state.incident_id is not None or as_of - last_seen <= interval:
             continue
+        summary = f"no alert matching {route.description} since {last_seen.isoformat()}"
+        stuck = horizon.stuck(now, waiting_since, longest=interval)
+        if stuck:
+            assert waiting_since is not None
+            summary += (
+                f"; the alert journal holds webhooks received since {waiting_since.isoformat()} "
+                "not yet applied (stuck?): it may be among them"
+            )
+            log.warning(
+                "heartbeat %s looks missing while the alert journal has not moved since %s: paging anyway",
+                route.description,
+                waiting_since.isoformat(),
+            )
         group_key = f"heartbeat:{route.key}"
         incident = await repository.insert_open_incident(
             session,
@@ -125,9 +178,7 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
                 "services": dumps([]),
                 "group_labels": dumps({}),
                 "common_labels": dumps({"alertname": "PanoramaHeartbeatMissing"}),
-                "common_annotations": dumps(
-                    {"summary": f"no alert matching {route.description} since {last_seen.isoformat()}"}
-                ),
+                "common_annotations": dumps({"summary": summary}),
                 "heartbeat": route.key,
                 "created_at": now,
                 "updated_at": now,
@@ -138,13 +189,15 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
             repository.link_heartbeat_incident(state, existing.id if existing is not None else None)
             continue
         repository.link_heartbeat_incident(state, incident.id)
-        repository.add_timeline(
-            session,
-            incident.id,
-            now,
-            "received",
-            {"heartbeat": route.description, "last_seen": last_seen.isoformat()},
-        )
+        detail = {
+            "heartbeat": route.description,
+            "last_seen": last_seen.isoformat(),
+            "as_of": as_of.isoformat(),
+        }
+        if stuck:
+            assert waiting_since is not None
+            detail["journal_waiting_since"] = waiting_since.isoformat()
+        repository.add_timeline(session, incident.id, now, "received", detail)
         name = route.route.heartbeat.escalation or route.route.escalation
         assert name is not None  # checked when the configuration is loaded
         await escalation.start(session, settings, incident, [name], now, key)

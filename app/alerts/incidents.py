@@ -1,4 +1,18 @@
-"""What happens to an incident: acknowledged, snoozed, resolved, and the messages that tells."""
+"""What happens to an incident: acknowledged, snoozed, resolved, and the messages that tells.
+
+An incident's life is ordered: opened, perhaps acknowledged (or snoozed), resolved —
+``created_at <= acknowledged_at <= resolved_at`` — and every report and digest counts on it (time
+to acknowledge and time to resolve, both from the opening; an ack after the resolve would make
+the first longer than the second, and anything measured from the ack to the resolve negative).
+A journaled webhook is applied after it was received (:mod:`app.alerts.journal`), and its resolve
+is stamped with its receipt; an operator may act on the incident in between, while the resolve
+waits in the journal. Since 2026-12-07 such a resolve is stamped no earlier than the incident's
+last change (``updated_at``: its opening, an ack, a snooze, the alerts' last update): the person's
+ack stands at the time they made it (it stopped the escalation then, and the on-call history counts
+it as theirs), the resolve follows it, and its timeline entry keeps when Alertmanager said so
+(``received_at``). Before, ``resolved_at`` could precede ``acknowledged_at``. The resolve is late
+by at most the apply's lag (a second on a quiet system), and only when somebody acted within it.
+"""
 
 from __future__ import annotations
 
@@ -62,11 +76,14 @@ async def resolve(
     at: datetime | None = None,
 ) -> None:
     """Resolves the incident as of ``at`` (default ``now``: a journaled webhook's receipt, when
-    Alertmanager said so); the resolved message to those paged goes out ``now``."""
-    when = at or now
+    Alertmanager said so), but never before its last change (see the module's docstring); the
+    resolved message to those paged goes out ``now``."""
+    told = at or now
+    when = max(told, incident.updated_at) if incident.updated_at is not None else told
     repository.mark_resolved(incident, when, actor)
     await repository.stop_paging(session, incident.id)
-    repository.add_timeline(session, incident.id, when, "resolved", {}, actor=actor)
+    detail = {} if when == told else {"received_at": told.isoformat()}
+    repository.add_timeline(session, incident.id, when, "resolved", detail, actor=actor)
     if incident.muted is None:
         await tell_paged(session, settings, incident, "resolve", now, key, alerts=alerts)
 

@@ -55,9 +55,16 @@ while the pages it causes are written and stamped when applied (:func:`app.alert
 says which time goes where). Before, everything was stamped with the applier's clock: after a storm
 or a restart the incident looked younger than it was, and a 5-minute wait counted from the apply.
 
+An operator may act on an incident while its group's next row waits (an ack before the queued
+resolve is applied): the resolve is then stamped no earlier than that act (:mod:`app.alerts.incidents`
+says why), so the incident's times stay ordered.
+
 Heartbeats (:mod:`app.alerts.heartbeats`) are seen when their row is applied, at most about a
 second after the 202 on a quiet system (intervals are minutes); a batch holds at most one row that
-touches heartbeat rows, which are locked before incidents, the order every writer follows.
+touches heartbeat rows, which are locked before incidents, the order every writer follows. What the
+worker decides by the clock — a heartbeat overdue, an escalation step due — is judged as of the
+journal's horizon, the receipt of its oldest row still queued (:mod:`app.alerts.horizon`): a row
+waiting here is never mistaken for one that did not arrive.
 
 Rows applied (or given up) are deleted after :data:`KEEP` by the applier itself.
 """
@@ -339,10 +346,23 @@ async def _give_up(session: AsyncSession, entry: repository.QueuedEntry, error: 
     await repository.record_journal_failure(session, entry.id, error, now, give_up=True)
 
 
-async def backlog(sessions: async_sessionmaker[AsyncSession]) -> int:
-    """How many rows wait to be applied (by any replica)."""
+@dataclass(frozen=True)
+class Backlog:
+    """The rows waiting to be applied (by any replica): how many, and the oldest one's receipt."""
+
+    rows: int
+    oldest: datetime | None
+
+    def age(self, now: datetime) -> float:
+        """Seconds since the oldest queued row was received (0: none queued): a journal that does not
+        move shows here, while the backlog alone may stay small."""
+        return max((now - self.oldest).total_seconds(), 0.0) if self.oldest is not None else 0.0
+
+
+async def backlog(sessions: async_sessionmaker[AsyncSession]) -> Backlog:
+    """The rows waiting to be applied (by any replica)."""
     async with sessions() as session:
-        return await repository.journal_backlog(session)
+        return Backlog(*await repository.journal_backlog(session))
 
 
 async def prune(sessions: async_sessionmaker[AsyncSession], now: datetime) -> int:

@@ -429,8 +429,13 @@ async def firing_counts(session: AsyncSession, incident_ids: Sequence[int]) -> d
 
 
 async def timeline(session: AsyncSession, incident_id: int) -> Sequence[TimelineEntry]:
+    """The incident's timeline in the order things happened (a journaled webhook applied late adds
+    entries stamped with its receipt, after entries of what happened while it waited: the ids are
+    the order of writing, not of happening); entries of one instant in the order written."""
     statement = (
-        select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
+        select(TimelineEntry)
+        .where(TimelineEntry.incident_id == incident_id)
+        .order_by(TimelineEntry.at, TimelineEntry.id)
     )
     return (await session.scalars(statement)).all()
 
@@ -1340,9 +1345,41 @@ async def journal_entry(session: AsyncSession, entry_id: int) -> JournalEntry | 
     return await session.get(JournalEntry, entry_id)
 
 
-async def journal_backlog(session: AsyncSession) -> int:
-    statement = select(func.count()).select_from(JournalEntry).where(JournalEntry.status == JOURNAL_QUEUED)
-    return int((await session.execute(statement)).scalar_one())
+async def journal_backlog(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many rows are queued, and when the first of them was received (None: none). The first by
+    id, read through the queued rows' partial index (one row fetched, not every queued one: the
+    applier asks before each batch); a row inserted a moment later by another replica may have
+    been received a few milliseconds earlier, which a gauge of the journal's age does not mind."""
+    first = (
+        select(JournalEntry.received_at)
+        .where(JournalEntry.status == JOURNAL_QUEUED)
+        .order_by(JournalEntry.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    statement = (
+        select(func.count(), first).select_from(JournalEntry).where(JournalEntry.status == JOURNAL_QUEUED)
+    )
+    count, oldest = (await session.execute(statement)).one()
+    return int(count), oldest
+
+
+async def oldest_queued_receipt(session: AsyncSession) -> datetime | None:
+    """When the oldest row still queued was received (None: the journal has none queued)."""
+    statement = select(func.min(JournalEntry.received_at)).where(JournalEntry.status == JOURNAL_QUEUED)
+    found: datetime | None = (await session.execute(statement)).scalar_one()
+    return found
+
+
+async def oldest_queued_receipts(session: AsyncSession) -> dict[str, datetime]:
+    """When each group's oldest row still queued was received (by group digest; the queued rows
+    only, read through their partial index: a few on a quiet system, a storm's backlog at most)."""
+    statement = (
+        select(JournalEntry.group_digest, func.min(JournalEntry.received_at))
+        .where(JournalEntry.status == JOURNAL_QUEUED)
+        .group_by(JournalEntry.group_digest)
+    )
+    return {digest: first for digest, first in (await session.execute(statement)).all()}
 
 
 async def delete_journal_before(session: AsyncSession, before: datetime) -> int:

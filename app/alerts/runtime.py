@@ -86,7 +86,11 @@ class AlertRuntime:
     _enricher: enrichment.Enricher | None = None
     # The journal: rows inserted by the webhooks (group-committed), applied by the applier task.
     journaling: GroupCommit[journal.Received, int] = field(init=False)
-    observe_journal: Callable[[int | None, Sequence[float], int], None] = lambda _b, _l, _f: None
+    # One applier pass: rows still queued (None: the pass failed), the applied rows' lags, rows given up,
+    # and the age in seconds of the oldest row queued when the pass began (None: not read).
+    observe_journal: Callable[[int | None, Sequence[float], int, float | None], None] = (
+        lambda _b, _l, _f, _a: None
+    )
     _wake_applier: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     _arrived: int = 0  # webhooks journaled here since the applier's last pass began
@@ -215,11 +219,17 @@ class AlertRuntime:
                 await self._pause(JOURNAL_POLL_S)
                 continue
             self._arrived = 0
+            backlog: journal.Backlog | None = None
             try:
                 # A read first (SQLite: a reader connection, no write lock taken on an idle system).
                 backlog = await journal.backlog(self.sessions)
-                done = await self.apply_journal() if backlog else journal.Pass()
-                self.observe_journal(max(backlog - done.applied - done.failed, 0), done.lags, done.failed)
+                done = await self.apply_journal() if backlog.rows else journal.Pass()
+                self.observe_journal(
+                    max(backlog.rows - done.applied - done.failed, 0),
+                    done.lags,
+                    done.failed,
+                    backlog.age(journal.utcnow()),
+                )
                 if pruned_at is None or loop.time() - pruned_at >= JOURNAL_PRUNE_S:
                     pruned_at = loop.time()
                     await journal.prune(self.sessions, journal.utcnow())
@@ -228,7 +238,10 @@ class AlertRuntime:
                 failures += 1
                 if failures == 1 or failures % 100 == 0:
                     log.exception("applying the alert journal failed; retrying", extra={"failures": failures})
-                self.observe_journal(None, (), 0)
+                # The oldest row's age still shows (a database refusing the applies, not the reads).
+                self.observe_journal(
+                    None, (), 0, backlog.age(journal.utcnow()) if backlog is not None else None
+                )
                 first, longest = JOURNAL_BACKOFF_S
                 await self._pause(min(first * 2 ** (failures - 1), longest))
                 continue

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, incidents, journal, oncall, outbox, repository
+from app.alerts import ack, horizon, incidents, journal, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
 from app.alerts.channels import twilio
@@ -564,6 +564,12 @@ def schedules_of_escalations(settings: Settings, escalations: Sequence[str]) -> 
             if step.notify is not None and step.notify.schedule is not None:
                 found[step.notify.schedule] = None
     return list(found)
+
+
+async def journal_waiting_since(session: AsyncSession) -> datetime | None:
+    """When the oldest webhook answered 202 and not applied yet was received (None: none waits):
+    what other features read of the alert journal before trusting the incidents as final."""
+    return await horizon.oldest_queued(session)
 
 
 async def oncall_activity(

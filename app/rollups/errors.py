@@ -12,6 +12,14 @@ class RollupQueryError(PanoramaError):
     code = "rollup_query_error"
 
 
+class HistoryNotSettled(PanoramaError):
+    """The alert journal still holds webhooks received before the day ended: the day's on-call
+    history is not final yet (its incidents open, are acknowledged and resolve when applied)."""
+
+    status_code = 503
+    code = "oncall_history_not_settled"
+
+
 class InvalidPeriod(InvalidInput):
     """Malformed, reversed or too long dates."""
 

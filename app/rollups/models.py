@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -160,3 +161,5 @@ class RollupRun(Base):
     values: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str] = mapped_column(String(128))
+    prometheus: Mapped[bool | None] = mapped_column(Boolean)
+    """Whether Prometheus was queried (False: the on-call history alone); NULL before 0018: queried."""

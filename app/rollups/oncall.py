@@ -39,6 +39,7 @@ from app.rollups.builtin import (
 )
 from app.rollups.compute import FamilyValue
 from app.rollups.days import DayWindow
+from app.rollups.errors import HistoryNotSettled
 
 NIGHT_STARTS = 22  # local hour a page starts counting as a night page
 NIGHT_ENDS = 7  # and stops
@@ -167,6 +168,19 @@ def _values(kind: str, entity: str, tally: _Tally) -> Iterable[FamilyValue]:
 
 
 async def compute_day(session: AsyncSession, settings: Settings, window: DayWindow) -> list[FamilyValue]:
-    """The on-call history of ``window``'s local day, read through the alerts service."""
+    """The on-call history of ``window``'s local day, read through the alerts service.
+
+    Raises :class:`HistoryNotSettled` while the alert journal holds a webhook received before the
+    day ended: applied, it opens, updates or resolves an incident at its receipt, inside the day
+    (or before it), so the figures read now would miss it — and a day stored is final (the
+    catch-up does not look at it again). The run fails, saying why, and the retry job computes the
+    day once the journal has moved (at the default 00:15 only a journal stuck for a quarter of an
+    hour holds a day back; ``PanoramaAlertJournalStuck`` has fired by then)."""
+    waiting = await alerts.journal_waiting_since(session)
+    if waiting is not None and waiting < window.end:
+        raise HistoryNotSettled(
+            f"the alert journal still holds webhooks received since {waiting.isoformat()}, before the day "
+            "ended: its on-call history is computed once they are applied"
+        )
     activity = await alerts.oncall_activity(session, settings, window.start, window.end)
     return day_values(activity, settings.tzinfo)

@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 import numpy as np
@@ -66,6 +66,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -124,13 +125,16 @@ async def claim_day(
     worker: str,
     now: datetime,
     lease: timedelta,
+    prometheus: bool = True,
     unless_settled: bool = False,
 ) -> int | None:
     """Records a ``running`` run for ``day`` unless one younger than ``lease`` exists; returns its id.
 
-    With ``unless_settled`` (a catch-up, which read the days' states a moment before), also not
-    when the day's newest run has finished (ok, partial, no_data): another replica filled the day
-    since the caller looked, and computing it again would do the work twice.
+    ``prometheus`` says whether the run queries Prometheus (recorded with it). With
+    ``unless_settled`` (a catch-up, which read the days' states a moment before), also not when the
+    day's newest run has finished (ok, partial, no_data) and is settled for this run
+    (:func:`settled`): another replica filled the day since the caller looked, and computing it
+    again would do the work twice.
 
     The checks and the insert are one statement; on PostgreSQL an advisory lock
     per day makes concurrent claims from several replicas wait for each other.
@@ -147,14 +151,22 @@ async def claim_day(
     )
     free: list[ColumnElement[bool]] = [~busy]
     if unless_settled:
-        newest = select(RollupRun.status).where(RollupRun.day == day).order_by(RollupRun.id.desc()).limit(1)
-        free.append(func.coalesce(newest.scalar_subquery(), "").not_in(RunStatus.DONE))
+        newest = select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
+        done: ColumnElement[bool] = RollupRun.status.in_(RunStatus.DONE)
+        if prometheus:  # a day done without Prometheus is not done for a run that queries it
+            done = and_(done, func.coalesce(RollupRun.prometheus, true()))
+        free.append(~exists().where(RollupRun.id == newest, done))
     statement = (
         insert(RollupRun)
         .from_select(
-            ["day", "status", "trigger", "started_at", "worker"],
+            ["day", "status", "trigger", "started_at", "worker", "prometheus"],
             select(
-                literal(day), literal(RunStatus.RUNNING), literal(trigger), literal(now), literal(worker)
+                literal(day),
+                literal(RunStatus.RUNNING),
+                literal(trigger),
+                literal(now),
+                literal(worker),
+                literal(prometheus),
             ).where(*free),
         )
         .returning(RollupRun.id)
@@ -602,8 +614,30 @@ async def runs(
     return (await session.scalars(statement)).all()
 
 
-async def day_states(session: AsyncSession, first: date, last: date) -> dict[date, tuple[str, datetime]]:
-    """The newest run's status and start of every day in ``[first, last]`` that has runs."""
+class DayState(NamedTuple):
+    """A day's newest run: its status, its start, and whether it queried Prometheus."""
+
+    status: str
+    started_at: datetime
+    prometheus: bool
+
+
+def settled(state: DayState | None, now: datetime, lease: timedelta, *, prometheus: bool) -> bool:
+    """Whether a catch-up leaves the day alone: its newest run finished, or runs within its lease.
+
+    A day finished without Prometheus (only the on-call history, before a Prometheus was
+    configured) is not finished for a catch-up that queries Prometheus: it still holds about two
+    weeks of those days. The same rule, in SQL, guards ``claim_day``'s ``unless_settled``.
+    """
+    if state is None:
+        return False
+    if state.status in RunStatus.DONE:
+        return state.prometheus or not prometheus
+    return state.status == RunStatus.RUNNING and now - state.started_at < lease
+
+
+async def day_states(session: AsyncSession, first: date, last: date) -> dict[date, DayState]:
+    """The newest run of every day in ``[first, last]`` that has runs."""
     newest = (
         select(RollupRun.day, func.max(RollupRun.id).label("id"))
         .where(RollupRun.day.between(first, last))
@@ -611,11 +645,14 @@ async def day_states(session: AsyncSession, first: date, last: date) -> dict[dat
         .subquery()
     )
     rows = await session.execute(
-        select(RollupRun.day, RollupRun.status, RollupRun.started_at).join(
-            newest, RollupRun.id == newest.c.id
-        )
+        select(
+            RollupRun.day,
+            RollupRun.status,
+            RollupRun.started_at,
+            func.coalesce(RollupRun.prometheus, true()).label("prometheus"),
+        ).join(newest, RollupRun.id == newest.c.id)
     )
-    return {row.day: (row.status, row.started_at) for row in rows}
+    return {row.day: DayState(row.status, row.started_at, bool(row.prometheus)) for row in rows}
 
 
 _PARTIAL_DAYS = (

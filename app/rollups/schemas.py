@@ -67,6 +67,10 @@ class RunRecord(BaseModel):
     values: int | None
     error: str | None
     worker: str
+    prometheus: bool = Field(
+        description="whether Prometheus was queried; false: the on-call history alone (no Prometheus "
+        "was configured), and the catch-up computes the day again once one is"
+    )
 
 
 class RunHistory(BaseModel):

@@ -64,7 +64,13 @@ from app.rollups.days import (
     local_today,
     period_label,
 )
-from app.rollups.errors import InvalidPeriod, RollupQueryError, UnknownEntity, UnknownFigure
+from app.rollups.errors import (
+    HistoryNotSettled,
+    InvalidPeriod,
+    RollupQueryError,
+    UnknownEntity,
+    UnknownFigure,
+)
 from app.rollups.frames import Ints
 from app.rollups.histograms import fraction_above, quantile
 from app.rollups.layouts import Layout, day_number, day_of
@@ -174,6 +180,7 @@ async def run_day(
             worker=WORKER,
             now=now or datetime.now(UTC),
             lease=LEASE,
+            prometheus=prometheus is not None,
             unless_settled=trigger == Trigger.CATCH_UP,
         )
     if run_id is None:
@@ -181,7 +188,7 @@ async def run_day(
     started = time.perf_counter()
     try:
         computed, recorded = await _compute_sources(sessions, prometheus, settings, catalog, window)
-    except (BackendError, RollupQueryError) as exc:
+    except (BackendError, RollupQueryError, HistoryNotSettled) as exc:
         return await _fail(sessions, run_id, day, started, _describe(exc))
     except BaseException:
         # Cancelled (the process is stopping) or broken: give the day back at once, so that another
@@ -355,7 +362,8 @@ async def catch_up(
     *,
     now: datetime | None = None,
 ) -> list[RunOutcome]:
-    """Rolls up the missing or failed days of the last ``backfill_days``, newest first.
+    """Rolls up the missing or failed days of the last ``backfill_days``, newest first (and,
+    once a Prometheus is configured, the days rolled up without it: ``repository.settled``).
 
     It stops at the first day Prometheus has no data for (older days will not
     have any either, so later catch-ups do not go past it) and at the first
@@ -368,12 +376,12 @@ async def catch_up(
     async with sessions() as session:
         states = await repository.day_states(session, first, last)
     moment = now or datetime.now(UTC)
-    empty = [day for day, (status, _) in states.items() if status == RunStatus.NO_DATA]
+    empty = [day for day, state in states.items() if state.status == RunStatus.NO_DATA]
     oldest = max(empty, default=first - timedelta(days=1)) + timedelta(days=1)
     pending = [
         day
         for day in reversed(list(days_between(max(first, oldest), last)))
-        if not _settled(states.get(day), moment)
+        if not repository.settled(states.get(day), moment, LEASE, prometheus=prometheus is not None)
     ]
     outcomes = []
     for day in pending:
@@ -382,15 +390,6 @@ async def catch_up(
         if outcome.status in (RunStatus.NO_DATA, RunStatus.FAILED):
             break
     return outcomes
-
-
-def _settled(state: tuple[str, datetime] | None, now: datetime) -> bool:
-    if state is None:
-        return False
-    status, started = state
-    if status in RunStatus.DONE:
-        return True
-    return status == RunStatus.RUNNING and now - started < LEASE
 
 
 async def apply_retention(
@@ -431,6 +430,7 @@ async def runs(
                 values=r.values,
                 error=r.error,
                 worker=r.worker,
+                prometheus=r.prometheus is not False,
             )
             for r in found
         ]

@@ -4,6 +4,7 @@ and a row whose apply keeps failing is given up while the database is fine (and 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -17,8 +18,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.alerts import heartbeats, journal
+from app import db
+from app.alerts import escalation, heartbeats, horizon, journal
 from app.alerts.models import HeartbeatState
+from app.config import DatabaseSettings
 from tests.alerts.support import (
     WEBHOOK,
     alert,
@@ -29,7 +32,7 @@ from tests.alerts.support import (
     outbox,
     payload,
 )
-from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.intake import row_settled, settled
 from tests.test_observability import sample
 
@@ -257,3 +260,195 @@ async def test_a_database_that_takes_no_write_fails_no_row_however_long_it_lasts
     assert [(d["status"], d["attempts"], d["error"]) for d in during] == [("queued", 0, None)] * 2
     assert [(o["status"], o["attempts"]) for o in outcomes] == [("applied", 0)] * 2
     assert failed_metric == 0
+
+
+# --- what the worker decides while rows wait in the journal (app.alerts.horizon) ----------------
+
+
+async def check_heartbeats(app: FastAPI, at: datetime) -> int:
+    """The worker's heartbeat check, run as if it were ``at``."""
+    context = app.state.context
+    async with context.sessions.begin() as session:
+        opened: int = await heartbeats.check(
+            session, context.settings, at, await context.alerts.signing_key()
+        )
+        return opened
+
+
+async def escalate(app: FastAPI, at: datetime, *, passes: int = 5) -> int:
+    """The worker's escalation passes, run as if it were ``at``, until one advances a chain (at most
+    ``passes``, a moment apart): how many it advanced. On PostgreSQL a pass passes over an incident
+    another transaction holds (``SKIP LOCKED``) — here the applier's, retrying the queued row — and
+    the worker looks again on its next pass, as these do."""
+    context = app.state.context
+    for _ in range(passes):
+        async with context.sessions.begin() as session:
+            advanced: int = await escalation.run_due(
+                session, context.settings, at, await context.alerts.signing_key()
+            )
+        if advanced:
+            return advanced
+        await asyncio.sleep(0.1)
+    return 0
+
+
+async def journal_stuck(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str, body: dict[str, Any], received_at: datetime
+) -> str:
+    """Journals ``body`` as received at ``received_at`` while the applier cannot mark journal rows
+    (the database refuses those writes from now on), once the applier failed a pass over it: the row
+    stays queued, as behind a lagging applier. Its status URL."""
+    errors = await metric(client, "panorama_alert_journal_errors_total")
+    await execute(database_url, DISK_FULL[dialect(database_url)])
+    url = await journal_late(app, body, received_at)
+    deadline = time.monotonic() + 30
+    while await metric(client, "panorama_alert_journal_errors_total") <= errors:
+        assert time.monotonic() < deadline, "the applier never failed a pass"
+        await asyncio.sleep(0.05)
+    return url
+
+
+@pytest.mark.timeout(120)
+async def test_a_heartbeat_waiting_in_the_journal_is_not_missing_until_the_journal_is_stuck(
+    app_factory: AppFactory, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Watchdog (5 min) was last applied 4 minutes ago; its next webhook, received 30 s ago, waits
+    in the journal (the applier cannot write). Judged as of what was received, it is not missing two
+    minutes from now, nor six (the journal may hold the check back one interval, no more). Seven
+    minutes from now the journal has not moved for longer than that: the check pages — once, between
+    two replicas — and the incident says the journal holds webhooks since when; the journal's age
+    shows in its metric. The "missing" incident's escalation waits for rows received before its
+    step, within the same bound. Once the journal moves, the sighting resolves the incident, never
+    before it opened."""
+    caplog.set_level(logging.WARNING, logger="panorama.alerts")
+    now = datetime.now(UTC)
+    watchdog = payload("Watchdog", [alert("Watchdog", severity="none")])
+    waiting_since = now - timedelta(seconds=30)
+    stuck_at = now + timedelta(minutes=7)
+    async with app_factory(database_url=database_url, **alerting_config()) as (app, client):
+        context = app.state.context
+        await row_settled(client, await journal_late(app, watchdog, now - timedelta(minutes=4)))
+        waiting = await journal_stuck(app, client, database_url, watchdog, waiting_since)
+        early = await check_heartbeats(app, now + timedelta(minutes=2))
+        within_bound = await check_heartbeats(app, now + timedelta(minutes=6))
+        engines = [db.create_engine(DatabaseSettings.model_validate({"url": database_url})) for _ in range(2)]
+        key = await context.alerts.signing_key()
+
+        async def replica_check(engine: Any) -> int:
+            async with db.create_session_factory(engine).begin() as session:
+                opened: int = await heartbeats.check(session, context.settings, stuck_at, key)
+                return opened
+
+        try:
+            stuck = await asyncio.gather(*(replica_check(engine) for engine in engines))
+        finally:
+            for engine in engines:
+                await engine.dispose()
+        oldest = await metric(client, "panorama_alert_journal_oldest_queued_seconds")
+        [opened] = await incidents(context.sessions)
+        # Its chain's next step is due five minutes after it opened; the Watchdog row is older.
+        [chain] = await chains(context.sessions)
+        assert chain.due_at is not None
+        held = await escalate(app, chain.due_at + horizon.ESCALATION_HOLD - timedelta(seconds=1))
+        await execute(database_url, DISK_FREED[dialect(database_url)])
+        back = await row_settled(client, waiting, timeout_s=30)
+        [missing] = await incidents(context.sessions)
+        detail = await incident(client, missing.id)
+    assert early == 0  # on a check of applied state: 6 minutes since the last sighting, paged
+    assert within_bound == 0
+    assert sorted(stuck) == [0, 1]
+    assert chain.due_at == stuck_at + timedelta(minutes=5)
+    assert held == 0
+    assert f"received since {waiting_since.isoformat()}" in json.loads(opened.common_annotations)["summary"]
+    assert [r for r in caplog.records if "alert journal has not moved" in r.getMessage()]
+    assert 30 <= oldest < 4 * 60  # the waiting row's age, not the applied one's
+    assert back["status"] == "applied"
+    assert missing.status == "resolved"
+    assert missing.resolved_at == missing.created_at == stuck_at
+    [resolved] = [e for e in detail["timeline"] if e["kind"] == "resolved"]
+    assert resolved["detail"] == {"received_at": waiting_since.isoformat()}
+
+
+@pytest.mark.timeout(90)
+async def test_an_ack_made_while_the_resolve_waited_in_the_journal_comes_before_the_resolve(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Alertmanager resolved the group two minutes ago; that webhook waits in the journal while
+    someone acknowledges the incident. When the resolve is applied, the ack stands as made, the
+    resolve follows it (opened <= acknowledged <= resolved: no report's duration goes negative, time
+    to acknowledge never exceeds time to resolve), its timeline entry keeps when Alertmanager said
+    so, and the timeline reads in the order things happened."""
+    now = datetime.now(UTC)
+    fired_at, resolved_at = now - timedelta(minutes=3), now - timedelta(minutes=2)
+    async with app_factory(database_url=database_url, **alerting_config()) as (app, client):
+        opened = await row_settled(
+            client, await journal_late(app, payload("Down", [alert("Down")]), fired_at)
+        )
+        resolve = payload("Down", [alert("Down", status="resolved")])
+        waiting = await journal_stuck(app, client, database_url, resolve, resolved_at)
+        acked = await client.post(
+            f"/api/v1/incidents/{opened['incident_id']}/ack", headers=bearer(OPERATOR_TOKEN)
+        )
+        await execute(database_url, DISK_FREED[dialect(database_url)])
+        applied_row = await row_settled(client, waiting, timeout_s=30)
+        detail = await incident(client, opened["incident_id"])
+    assert acked.status_code == 200, acked.text
+    assert applied_row["status"] == "applied"
+    assert detail["status"] == "resolved"
+    created, acknowledged, resolved = (
+        at(detail[k]) for k in ("created_at", "acknowledged_at", "resolved_at")
+    )
+    assert created == fired_at
+    assert acknowledged == at(acked.json()["acknowledged_at"])  # the ack stands as it was made
+    assert created < acknowledged <= resolved
+    [entry] = [e for e in detail["timeline"] if e["kind"] == "resolved"]
+    assert at(entry["at"]) == resolved
+    assert entry["detail"] == {"received_at": resolved_at.isoformat()}
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.index("acknowledged") < kinds.index("resolved")
+    stamps = [at(e["at"]) for e in detail["timeline"]]
+    assert stamps == sorted(stamps)
+
+
+@pytest.mark.timeout(90)
+async def test_an_escalation_step_waits_for_its_groups_resolve_queued_in_the_journal(
+    app_factory: AppFactory, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The incident's next step (bob) is due 30 s from now; the group's resolve, received now, waits in
+    the journal. Ten seconds after the step fell due nobody is paged: the resolve was received
+    first. A journal that does not move holds the step back at most ESCALATION_HOLD, then bob is
+    paged, and the log says why. Once applied, the resolve ends the chain."""
+    caplog.set_level(logging.WARNING, logger="panorama.alerts")
+    now = datetime.now(UTC)
+    fired = payload("Down", [alert("Down")])
+    async with app_factory(database_url=database_url, **alerting_config()) as (app, client):
+        context = app.state.context
+        opened = await row_settled(
+            client, await journal_late(app, fired, now - timedelta(minutes=4, seconds=30))
+        )
+        [chain] = await chains(context.sessions)
+        assert chain.due_at is not None
+        received = datetime.now(UTC)
+        resolve = payload("Down", [alert("Down", status="resolved")])
+        waiting = await journal_stuck(app, client, database_url, resolve, received)
+        held = await escalate(app, chain.due_at + timedelta(seconds=10))
+        pages_held = [d.kind for d in await outbox(context.sessions)]
+        stuck = await escalate(app, chain.due_at + horizon.ESCALATION_HOLD)
+        pages_stuck = [(d.kind, d.channel) for d in await outbox(context.sessions)]
+        await execute(database_url, DISK_FREED[dialect(database_url)])
+        applied_row = await row_settled(client, waiting, timeout_s=30)
+        [after] = await chains(context.sessions)
+        [resolved] = await incidents(context.sessions)
+    assert chain.due_at == now + timedelta(seconds=30)
+    assert received < chain.due_at  # the resolve was received before the step fell due
+    assert held == 0
+    assert pages_held == ["trigger"]
+    assert stuck == 1
+    # bob on both channels, then the second round's first step (who is on call)
+    assert pages_stuck[1:] == [("escalate", "ops-robot"), ("escalate", "ops-mail"), ("escalate", "ops-robot")]
+    assert [
+        r for r in caplog.records if f"incident {opened['incident_id']} escalated although" in r.getMessage()
+    ]
+    assert applied_row["status"] == "applied"
+    assert resolved.status == "resolved"
+    assert after.due_at is None

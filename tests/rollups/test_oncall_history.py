@@ -13,11 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import orjson
 import time_machine
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import db
+from app import db, migrations
+from app.alerts import ack, journal
 from app.config import Settings
 from app.rollups import service
 from app.rollups.builtin import RESPONSE_BOUNDS_S
@@ -527,3 +529,35 @@ async def test_two_replicas_record_a_day_once(postgres_url: str) -> None:
     assert statuses in (["ok", "skipped"], ["ok", "ok"])
     assert len(runs) == statuses.count("ok")
     assert (figures["incidents"], figures["acks"], figures["ack_mean_s"]) == (1, 1, 300)
+
+
+async def test_a_day_is_not_rolled_up_while_the_alert_journal_holds_a_webhook_received_in_it(
+    database_url: str,
+) -> None:
+    """A webhook received at noon yesterday still waits in the alert journal (answered 202, not
+    applied: a journal that did not move past midnight). The day's run fails, saying why, instead of
+    storing an on-call history that misses the incident the row opens at noon; once the row is
+    applied, the day's run counts it."""
+    settings = settings_for(database_url, timezone="UTC", rollups={"enabled": False}, **alerting_config())
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+    body = payload("CheckoutDown", [alert("CheckoutDown", service=CHECKOUT)])
+    engine = db.create_engine(settings.database)
+    sessions = db.create_session_factory(engine)
+    try:
+        await migrations.upgrade(engine)
+        received = journal.Received(noon, body["groupKey"], orjson.dumps(body), 1)
+        await journal.insert(sessions, [received])
+        waiting = await service.run_day(sessions, None, settings, day, trigger="test")
+        key = await ack.signing_key(sessions, settings)
+        applied_pass = await journal.apply_next(sessions, settings, key, limit=64)
+        settled = await service.run_day(sessions, None, settings, day, trigger="test")
+        history = await stored(sessions, settings, "oncall_service", CHECKOUT, day)
+    finally:
+        await engine.dispose()
+    assert waiting.status == "failed"
+    assert waiting.error is not None
+    assert f"the alert journal still holds webhooks received since {noon.isoformat()}" in waiting.error
+    assert applied_pass.applied == 1
+    assert settled.status == "ok"
+    assert history["incidents"] == 1

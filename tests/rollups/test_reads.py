@@ -48,7 +48,7 @@ async def test_partial_days_are_the_days_whose_newest_run_is_partial(migrated_en
         found = await repository.partial_days(session, FIRST, last)
         states = await repository.day_states(session, FIRST, last)
     assert found == [FIRST, FIRST + timedelta(days=2)]
-    assert found == sorted(day for day, (status, _) in states.items() if status == RunStatus.PARTIAL)
+    assert found == sorted(day for day, state in states.items() if state.status == RunStatus.PARTIAL)
 
 
 async def test_days_read_with_the_generation_are_the_days_and_the_generation_read_apart(

@@ -133,6 +133,58 @@ async def test_catch_up_goes_back_until_prometheus_has_no_data(
     assert await service.catch_up(sessions, client, settings, now=now) == []
 
 
+async def test_days_rolled_up_before_prometheus_was_configured_are_computed_again_once_it_is(
+    prometheus: RunningPrometheus, sessions: Factory, database_url: str
+) -> None:
+    """A first ``make run`` without Prometheus rolls the last days up from the on-call history
+    alone (``ok``, nothing queried); once Prometheus is configured, the catch-up computes them
+    again from it instead of taking them for done, and then leaves them."""
+    days = utc_days(dataset_of(prometheus))
+    settings = rollup_settings(prometheus.url, database_url, rollups={"backfill_days": 10})
+    now = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
+    alone = await service.catch_up(sessions, None, settings, now=now)
+    assert [o.day for o in alone] == [days[-1] - timedelta(days=n) for n in range(10)]
+    assert {o.status for o in alone} == {RunStatus.OK}
+    assert await count_values(sessions, day=days[1]) == 0
+    async with sessions() as session:
+        history = (await service.runs(session)).runs
+    assert {r.prometheus for r in history} == {False}
+    assert await service.catch_up(sessions, None, settings, now=now) == []  # still done without it
+
+    async with sessions.begin() as session:  # a replica without Prometheus leaves the day alone
+        assert (
+            await repository.claim_day(
+                session,
+                days[1],
+                trigger="catch_up",
+                worker="other",
+                now=now,
+                lease=service.LEASE,
+                prometheus=False,
+                unless_settled=True,
+            )
+            is None
+        )
+
+    client = client_for(prometheus)
+    with_it = await service.catch_up(sessions, client, settings, now=now)
+    seen = [(o.day, o.status) for o in with_it]
+    assert seen == [
+        (days[2], "ok"),
+        (days[1], "ok"),
+        (days[0], "ok"),
+        (days[0] - timedelta(days=1), "no_data"),
+    ]
+    assert await count_values(sessions, day=days[1]) == 5
+    async with sessions() as session:
+        found = await service.report(session, settings, "service", days[1], days[1], entity=CHECKOUT)
+        newest = (await service.runs(session)).runs[0]
+    assert (found[0].figures["requests"] or 0) > 1000
+    assert newest.prometheus is True
+    assert await service.catch_up(sessions, client, settings, now=now) == []
+    await client.aclose()
+
+
 async def test_a_query_failing_on_a_day_without_data_leaves_it_no_data_and_fails_a_day_with_data(
     prometheus: RunningPrometheus, sessions: Factory, database_url: str
 ) -> None:
