@@ -32,7 +32,7 @@ with the same figure definitions and timezone (``render_key``, the rendered rows
 layout for every day of the requested range (the live series merges differing layouts into one
 frame). Every month row of days in the range must have its figure row: the same statement lists
 the month rows from their primary key's index (``repository.figure_months``), and a month
-without one (written without a renderer, of two layouts, before migration 0018) sends the
+without one (written without a renderer, of two layouts, before migration 0019) sends the
 request to the live path.
 
 Layout of a row's ``data`` (little-endian): ``layout id`` i8, ``day mask`` u4 (bit ``d - 1``

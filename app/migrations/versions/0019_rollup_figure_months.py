@@ -5,8 +5,8 @@ rows are marked due (``render_key`` emptied), so that the rollup catch-up job
 (``service.render_stale``) writes them again and the figure rows with them; until then a cold
 report or series is computed live, as before 0017.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
