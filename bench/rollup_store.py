@@ -31,11 +31,11 @@ import numpy.typing as npt
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.rollups import frames, service
+from app.rollups import figure_months, frames, service
 from app.rollups.compute import FamilyValue
 from app.rollups.config import FamilyKind
 from app.rollups.layouts import day_number, decode, encode_day, make_layout, pack_month
-from app.rollups.repository import Renderer
+from app.rollups.repository import MonthWritten, Renderer
 
 DAY_S = 86_400
 GAUGE_SAMPLES = DAY_S // 300
@@ -48,6 +48,7 @@ VARIANTS = 8
 LATENCY_SIGMA = 0.7
 COLUMNS = ("entity_id", "month", "day_mask", "data", "render_key", "rendered")
 MONTH_COLUMNS = ("entity_id", "month", "layout_id", "day_mask", "data")
+FIGURE_COLUMNS = ("entity_id", "figure", "month", "render_key", "data")
 FAMILIES = ("requests", "errors", "latency_sum_ms", "latency_count", "latency", "qps")
 """The built-in service families, as ``day_rows()`` stores them."""
 FAMILIES_PER_DAY = len(FAMILIES)
@@ -163,15 +164,20 @@ MonthRow = tuple[int, int, int, int, bytes]
 """(entity id, month's day number, layout id, day mask, sums) as ``rollup_months`` stores them."""
 
 
+FigureRow = tuple[int, str, int, int, bytes]
+"""(entity id, figure, month's day number, render key, values) as ``rollup_figure_months`` stores them."""
+
+
 def months(
     services: Sequence[str],
     days: Sequence[date],
     extrapolation: float = 1.0,
     render: Renderer | None = None,
-) -> Iterator[tuple[list[PackRow], list[MonthRow]]]:
+) -> Iterator[tuple[list[PackRow], list[MonthRow], list[FigureRow]]]:
     """Month after month: the entity days as nightly rollups stored them (entity ids 1…N in name
     order), packed a row per entity with, given ``render`` (``service.renderer``), its daily
-    report rows, and the month sums they kept (computed by ``frames.reduce``, as rollups do)."""
+    report rows and its figure rows (``figure_months.py``), and the month sums they kept
+    (computed by ``frames.reduce``, as rollups do)."""
     profiles = [profile(i, i + 1, extrapolation) for i in range(len(services))]
     by_month: dict[date, list[tuple[int, date]]] = {}
     for day_index, day in enumerate(days):
@@ -200,16 +206,30 @@ def months(
             }
             for index, p in enumerate(profiles)
         }
-        written: dict[int, tuple[int, bytes | None]] = {}
+        written: dict[int, MonthWritten] = {}
         if render is not None:
             written = render(
                 day_number(month), {i: ("service", d) for i, d in entity_days.items()}, {LAYOUT.id: LAYOUT}
             )
-        packs = [
-            (entity_id, day_number(month), *pack_month(d), *written.get(entity_id, (None, None)))
-            for entity_id, d in entity_days.items()
-        ]
-        yield packs, sums
+        packs = []
+        figures: list[FigureRow] = []
+        for entity_id, d in entity_days.items():
+            mine = written.get(entity_id)
+            packs.append(
+                (
+                    entity_id,
+                    day_number(month),
+                    *pack_month(d),
+                    None if mine is None else mine.key,
+                    None if mine is None else mine.fragment,
+                )
+            )
+            if mine is not None and mine.figures is not None:
+                mask = sum(1 << (k - 1) for k in d)
+                for name, values in mine.figures.items():
+                    encoded = figure_months.encode(mine.layout_id, mask, values)
+                    figures.append((entity_id, name, day_number(month), mine.key, encoded))
+        yield packs, sums, figures
 
 
 def entity_rows(services: Sequence[str]) -> list[tuple[int, str, str]]:
@@ -242,7 +262,7 @@ def fill_sqlite(
         )
         connection.execute("INSERT INTO rollup_layouts (id, spec) VALUES (?, ?)", (LAYOUT.id, LAYOUT.spec))
         stored = 0
-        for packs, sums in months(services, days, extrapolation, _renderer(settings)):
+        for packs, sums, figures in months(services, days, extrapolation, _renderer(settings)):
             connection.executemany(
                 "INSERT INTO rollup_day_packs (entity_id, month, day_mask, data, render_key, rendered)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -253,6 +273,11 @@ def fill_sqlite(
                 "INSERT INTO rollup_months (entity_id, month, layout_id, day_mask, data)"
                 " VALUES (?, ?, ?, ?, ?)",
                 sums,
+            )
+            connection.executemany(
+                "INSERT INTO rollup_figure_months (entity_id, figure, month, render_key, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                figures,
             )
         connection.execute("COMMIT")
         if analyze:
@@ -285,10 +310,13 @@ async def fill_postgres(
             "INSERT INTO rollup_layouts (id, spec) VALUES ($1, $2)", LAYOUT.id, LAYOUT.spec
         )
         stored = 0
-        for packs, sums in months(services, days, render=_renderer(settings)):
+        for packs, sums, figures in months(services, days, render=_renderer(settings)):
             await connection.copy_records_to_table("rollup_day_packs", records=packs, columns=COLUMNS)
             stored += sum(pack[2].bit_count() for pack in packs)
             await connection.copy_records_to_table("rollup_months", records=sums, columns=MONTH_COLUMNS)
+            await connection.copy_records_to_table(
+                "rollup_figure_months", records=figures, columns=FIGURE_COLUMNS
+            )
         await connection.execute("ANALYZE")
     finally:
         await connection.close()

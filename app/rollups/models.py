@@ -88,6 +88,29 @@ class RollupDayPack(Base):
     )
 
 
+class RollupFigureMonth(Base):
+    """One figure's daily values of one entity's month, already computed: what a cold daily
+    series of one figure reads (37 rows of ~260 bytes for three years: ``figure_months.py`` says
+    why and how ``data`` is laid out). Written by every writer of a month's days beside the
+    month's report rows, in the same transaction, under the month's lock, with the same
+    ``render_key``: another configuration reads live.
+    """
+
+    __tablename__ = "rollup_figure_months"
+
+    entity_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    figure: Mapped[str] = mapped_column(String(128), primary_key=True)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    render_key: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # One entity's months of one figure are neighbours on SQLite (WITHOUT ROWID); on PostgreSQL
+    # each row is small enough to stay in the table's pages (no TOAST probe per row).
+    __table_args__ = (Index("ix_rollup_figure_months_month", "month"), {"sqlite_with_rowid": False})
+
+
 class RollupMonth(Base):
     """One entity's stored days of one calendar month, summed as reports sum them (``frames.reduce``).
 

@@ -6,7 +6,7 @@ the figures (NumPy), 1.8 ms writing the JSON (orjson, column by column) and 0.5 
 partial days; against a bare FastAPI app serving the same bytes from memory (2.2–2.9 ms over
 HTTP) that left it at 3.1–3.6× (issue 13's goal: ≤ 3×). What a daily row says depends only on
 that day's stored numbers, its length (DST) and the figures' definitions, so every writer of a
-month's days (``repository._write_packs``, in the same transaction and under the month's lock
+month's days (``repository._write_packs``, in the same transaction and under the same lock
 as the numbers themselves) writes the month's rows too, and a cold daily report is one range
 read of 37 such fragments, inflated and joined: no figure computed and no number written per
 request. Months cut by the requested range are cut at their days' ends (kept in the header).

@@ -35,6 +35,11 @@ Each month row also keeps that month's rows of the daily report already written 
 numbers, so no writer can leave them behind the numbers: a writer given no renderer writes them
 empty, and the report then computes that month live. ``entity_rendered`` reads them without the
 numbers; ``stale_renders`` finds the months due from an index alone.
+
+Beside them, each figure's values of the month (``rollup_figure_months``: ``figure_months.py``
+says why), written by ``_write_figure_months`` in the same place and transaction, so that a
+cold daily series of one figure reads 37 small rows (``figure_months_of``) instead of the
+months' numbers; a month row of days without its figure row is computed live.
 """
 
 from __future__ import annotations
@@ -68,8 +73,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_insert, is_postgresql, rowcount
-from app.rollups import frames
-from app.rollups.frames import Frame, Ints
+from app.rollups import figure_months, frames
+from app.rollups.frames import Column, Frame, Ints
 from app.rollups.layouts import (
     FLOAT,
     PACK_END,
@@ -88,6 +93,7 @@ from app.rollups.layouts import (
 from app.rollups.models import (
     RollupDayPack,
     RollupEntity,
+    RollupFigureMonth,
     RollupLayout,
     RollupMonth,
     RollupRun,
@@ -96,6 +102,7 @@ from app.rollups.models import (
 
 _PACKS = cast(Table, RollupDayPack.__table__)
 _MONTHS = cast(Table, RollupMonth.__table__)
+_FIGURES = cast(Table, RollupFigureMonth.__table__)
 
 # Claims of a day are serialised on PostgreSQL with this advisory lock namespace.
 CLAIM_LOCK_NAMESPACE = 0x726F6C6C  # "roll"
@@ -250,7 +257,8 @@ async def replace_day(
     incidents, keeps the day's Prometheus figures, and the other way round); without, every
     entity of the day is. The month's rows are read and rewritten under the month's lock
     (``_lock_month``), so two replicas storing two days of one month both keep theirs. With
-    ``render``, each rewritten month row also gets its daily report rows (``rendered.py``).
+    ``render``, each rewritten month row also gets its daily report rows (``rendered.py``) and
+    each figure its values of the month (``figure_months.py``).
     """
     month = day_number(day.replace(day=1))
     await _lock_month(session, month)
@@ -308,19 +316,32 @@ async def replace_day(
 
 MonthDays = dict[int, tuple[int, bytes]]
 """One entity's stored days of a month: ``{day of month: (layout id, vector)}``."""
-Renderer = Callable[
-    [int, dict[int, tuple[str, MonthDays]], dict[int, Layout]], dict[int, tuple[int, bytes | None]]
-]
-"""Writes months' daily report rows (``service.renderer``): given the month, ``{entity id: (kind,
-its days)}`` and their layouts, ``{entity id: (render key, fragment)}`` for every one of them (the
-fragment None when none can be written for this key: the month is then answered live)."""
+
+
+@dataclass(frozen=True)
+class MonthWritten:
+    """What a renderer wrote for one entity's month: the key of the configuration it was written
+    with, the daily report rows (``rendered.py``; None when none can be written for this key:
+    the month is then answered live), and each figure's values on the month's stored days in day
+    order, with the one layout of those days (``figures`` None when the report rows are None)."""
+
+    key: int
+    fragment: bytes | None
+    layout_id: int = 0
+    figures: dict[str, Column] | None = None
+
+
+Renderer = Callable[[int, dict[int, tuple[str, MonthDays]], dict[int, Layout]], dict[int, MonthWritten]]
+"""Writes months' daily report rows and figures (``service.renderer``): given the month,
+``{entity id: (kind, its days)}`` and their layouts, a :class:`MonthWritten` for every one."""
 
 
 async def _write_packs(
     session: AsyncSession, month: int, packs: dict[int, MonthDays], render: Renderer | None = None
 ) -> None:
     """These entities' rows of the month written as given (a row without days is deleted), with
-    their daily report rows when ``render`` is given (else without: reports read them live)."""
+    their daily report rows and figure rows when ``render`` is given (else without: reports and
+    series read them live)."""
     for chunk in _chunks(sorted(packs)):
         await session.execute(
             delete(RollupDayPack).where(RollupDayPack.month == month, RollupDayPack.entity_id.in_(chunk))
@@ -330,7 +351,8 @@ async def _write_packs(
     for entity_id, days in sorted(packs.items()):
         if days:
             mask, data = pack_month(days)
-            key, fragment = written.get(entity_id, (None, None))
+            mine = written.get(entity_id)
+            key, fragment = (None, None) if mine is None else (mine.key, mine.fragment)
             rows.append(
                 {
                     "entity_id": entity_id,
@@ -343,11 +365,12 @@ async def _write_packs(
             )
     if rows:
         await session.execute(insert(_PACKS), rows)  # Core: no ORM bookkeeping per row
+    await _write_figure_months(session, month, packs, written)
 
 
 async def _rendered(
     session: AsyncSession, month: int, packs: dict[int, MonthDays], render: Renderer | None
-) -> dict[int, tuple[int, bytes | None]]:
+) -> dict[int, MonthWritten]:
     if render is None or not packs:
         return {}
     kinds: dict[int, str] = {}
@@ -358,6 +381,50 @@ async def _rendered(
         kinds.update({entity_id: kind for entity_id, kind in rows})
     known = await layouts(session, {layout_id for days in packs.values() for layout_id, _ in days.values()})
     return render(month, {i: (kinds[i], days) for i, days in packs.items()}, known)
+
+
+async def _write_figure_months(
+    session: AsyncSession, month: int, packs: dict[int, MonthDays], written: dict[int, MonthWritten]
+) -> None:
+    """These entities' figure rows of the month (``figure_months.py``) replaced by what the
+    renderer computed: none where it computed none (no renderer, two layouts, a kind not
+    configured) or the entity has no day left, and a series over that month is computed live."""
+    for chunk in _chunks(sorted(packs)):
+        await session.execute(
+            delete(_FIGURES).where(_FIGURES.c.month == month, _FIGURES.c.entity_id.in_(chunk))
+        )
+    rows: list[tuple[int, str, int, int, bytes]] = []
+    for entity_id, days in sorted(packs.items()):
+        mine = written.get(entity_id)
+        if not days or mine is None or mine.figures is None:
+            continue
+        mask = sum(1 << (d - 1) for d in days)
+        for name, values in mine.figures.items():
+            rows.append(
+                (entity_id, name, month, mine.key, figure_months.encode(mine.layout_id, mask, values))
+            )
+    if rows:
+        await _insert_figure_months(session, rows)
+
+
+_FIGURE_COLUMNS = ("entity_id", "figure", "month", "render_key", "data")
+
+
+async def _insert_figure_months(session: AsyncSession, rows: list[tuple[int, str, int, int, bytes]]) -> None:
+    """Figure rows inserted on the transaction's own connection: by binary COPY on PostgreSQL, by
+    the driver's executemany on SQLite (a night's 10,000 rows through SQLAlchemy's Core
+    executemany took 90–500 ms at load 4, most of it building and binding a dict per row)."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name == "postgresql":
+        await driver.copy_records_to_table("rollup_figure_months", records=rows, columns=_FIGURE_COLUMNS)
+    else:
+        await driver.executemany(_INSERT_FIGURE_MONTHS, rows)
+
+
+_INSERT_FIGURE_MONTHS = (
+    "INSERT INTO rollup_figure_months (entity_id, figure, month, render_key, data) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 async def stale_renders(session: AsyncSession, keys: Collection[int], limit: int) -> list[tuple[int, int]]:
@@ -381,8 +448,9 @@ async def stored_kinds(session: AsyncSession) -> list[str]:
 
 
 async def render_months(session: AsyncSession, months: Sequence[tuple[int, int]], render: Renderer) -> int:
-    """These (entity id, month) rows' daily report rows written again from their stored days,
-    under each month's lock (in the caller's transaction); returns how many rows were written."""
+    """These (entity id, month) rows' daily report rows (and figure rows) written again from
+    their stored days, under each month's lock (in the caller's transaction); returns how many
+    month rows were written."""
     by_month: dict[int, list[int]] = {}
     for entity_id, month in months:
         by_month.setdefault(month, []).append(entity_id)
@@ -403,8 +471,9 @@ async def render_months(session: AsyncSession, months: Sequence[tuple[int, int]]
                 update(_PACKS)
                 .where(_PACKS.c.month == bindparam("m"), _PACKS.c.entity_id == bindparam("e"))
                 .values(render_key=bindparam("k"), rendered=bindparam("r")),
-                [{"m": month, "e": i, "k": key, "r": fragment} for i, (key, fragment) in done.items()],
+                [{"m": month, "e": i, "k": one.key, "r": one.fragment} for i, one in done.items()],
             )
+            await _write_figure_months(session, month, packs, done)
             written += len(done)
     if written:
         await _bump_generation(session)
@@ -614,7 +683,7 @@ async def delete_before(
 ) -> tuple[int, int]:
     """Deletes days and runs before ``day`` (month sums included), and entities left without
     days; returns how many entity days and runs. The month the cut falls in keeps its later days
-    (and, with ``render``, its daily report rows written again)."""
+    (and, with ``render``, its daily report rows and figure rows written again)."""
     month = day_number(day.replace(day=1))
     if day.day != 1:
         await _lock_month(session, month)
@@ -622,6 +691,7 @@ async def delete_before(
     values = sum(int(mask).bit_count() for mask in old_masks)
     await session.execute(delete(RollupDayPack).where(RollupDayPack.month < month))
     await session.execute(delete(RollupMonth).where(RollupMonth.month < month))
+    await session.execute(delete(RollupFigureMonth).where(RollupFigureMonth.month < month))
     if day.day != 1:
         earlier = (1 << (day.day - 1)) - 1
         rows = await session.execute(
@@ -800,6 +870,56 @@ async def entity_rendered(
     rows = await _entity_months(session, columns, kind, entity, first, last)
     generation = int(rows[0][4]) if rows and rows[0][4] is not None else -1
     return [(month, mask, key, fragment) for month, mask, key, fragment, _ in rows], generation
+
+
+_FIGURE_MONTHS = (
+    "SELECT f.month, f.render_key, f.data, {generation} FROM rollup_figure_months f"
+    " JOIN rollup_entities e ON e.id = f.entity_id"
+    " WHERE e.kind = {0} AND e.name = {1} AND f.figure = {2} AND f.month BETWEEN {3} AND {4}"
+    " UNION ALL SELECT p.month, NULL, NULL, {generation} FROM rollup_day_packs p"
+    " JOIN rollup_entities e ON e.id = p.entity_id"
+    " WHERE e.kind = {5} AND e.name = {6} AND p.month BETWEEN {7} AND {8}"
+)
+
+
+@dataclass(frozen=True)
+class FigureMonths:
+    """One figure's month rows of one entity ((month, render key, data), in month order), the
+    entity's month rows of days in the same range (their months, read from the primary key's
+    index alone), and the store's generation they were read at."""
+
+    rows: list[tuple[int, int, bytes]]
+    months: list[int]
+    generation: int
+
+
+async def figure_months_of(
+    session: AsyncSession, kind: str, entity: str, figure: str, first: date, last: date
+) -> FigureMonths:
+    """What a daily series of one figure reads instead of the months' numbers: its month rows
+    (37 rows of ~260 bytes for three years, one primary-key range, never TOASTed) and, to check
+    them against, which month rows of days exist, with the generation: one statement, one round
+    trip."""
+    months = _months_of(first, last)
+    rows = await _fetch(
+        session,
+        _FIGURE_MONTHS.format(*["?"] * 9, generation=_GENERATION),
+        _FIGURE_MONTHS.format("$1", "$2", "$3", "$4", "$5", "$1", "$2", "$4", "$5", generation=_GENERATION),
+        (kind, entity, figure, *months, kind, entity, *months),
+        (kind, entity, figure, *months),
+    )
+    found: list[tuple[int, int, bytes]] = []
+    held: list[int] = []
+    generation = -1
+    for month, key, data, at in rows:
+        if data is None:
+            held.append(int(month))
+        else:
+            found.append((int(month), int(key), bytes(data)))
+        if at is not None:
+            generation = int(at)
+    found.sort()
+    return FigureMonths(found, sorted(held), generation)
 
 
 async def days_of_entities(session: AsyncSession, ids: Sequence[int], first: date, last: date) -> StoredDays:
