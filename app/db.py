@@ -25,9 +25,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
@@ -39,7 +40,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import DeclarativeBase
@@ -47,6 +48,8 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from app.config import DatabaseSettings
+
+T = TypeVar("T")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 """This process, as it signs the rows it claims (rollup runs, deliveries being sent)."""
@@ -89,20 +92,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give it a time zone")
-            utc = value.astimezone(UTC)
-            return SQLITE_DATETIME % (
-                utc.year,
-                utc.month,
-                utc.day,
-                utc.hour,
-                utc.minute,
-                utc.second,
-                utc.microsecond,
-            )
+            return None if value is None else sqlite_datetime(value)
 
         return process
 
@@ -110,6 +100,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """An aware datetime as :class:`UtcDateTime` stores it on SQLite (``2026-12-06 18:16:00.000000``, UTC)."""
+    if value.tzinfo is None:
+        raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give it a time zone")
+    utc = value.astimezone(UTC)
+    return SQLITE_DATETIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
 class Base(DeclarativeBase):
@@ -228,6 +226,21 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows = done
         self._rows = collections.deque(rows)
+
+
+async def in_sqlite_thread(session: AsyncSession, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs ``work`` on the session's SQLite connection, in that connection's thread, in one hop,
+    inside the session's transaction (begun first, if it was not yet: ``BEGIN IMMEDIATE`` on the
+    writer). For a batch of statements that SQLAlchemy would send one hop each: e.g. an insert of
+    many rows with ``RETURNING``, which SQLAlchemy executes row by row on SQLite to keep the rows'
+    order. A ``sqlite3`` error comes back as SQLAlchemy's (``OperationalError``, ``IntegrityError``…),
+    as from any statement."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    try:
+        return cast(T, await driver._execute(work, driver._conn))  # aiosqlite's one call in its thread
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(getattr(work, "__name__", "a batch"), None, exc, sqlite3.Error) from exc
 
 
 def _in_thread(conn: sqlite3.Connection, many: bool, operation: str, parameters: Any) -> tuple[Any, ...]:

@@ -124,14 +124,7 @@ async def insert(sessions: async_sessionmaker[AsyncSession], received: Sequence[
         return await repository.insert_journal(
             session,
             [
-                {
-                    "received_at": r.received_at,
-                    "group_digest": group_digest(r.group_key),
-                    "body": r.body,
-                    "alerts": r.alerts,
-                    "status": "queued",
-                    "attempts": 0,
-                }
+                repository.JournalRow(r.received_at, group_digest(r.group_key), r.body, r.alerts, "queued", 0)
                 for r in received
             ],
         )
