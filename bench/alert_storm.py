@@ -935,7 +935,7 @@ def _statement_kind(statement: str, executemany: bool) -> str:
 
 STEPS: tuple[tuple[int, str, str], ...] = (  # (depth, module in app.alerts, function)
     (1, "service", "webhook_caller"),
-    (1, "api", "_payload"),
+    (1, "api", "_checked"),
     (1, "service", "receive"),
     (2, "journal", "insert"),
     (1, "journal", "apply_next"),  # behind the answer (the applier), one payload at a time here

@@ -192,7 +192,8 @@ async def test_the_access_line_written_directly_is_the_line_logging_writes(
     }
     assert direct["message"] == "GET /no/such/[REDACTED] 404"
     assert direct["route"] == "<unmatched>"
-    assert direct["time"].endswith("+00:00") and len(direct["time"]) == len(logged["time"])
+    assert direct["time"].endswith("+00:00")
+    assert len(direct["time"]) == len(logged["time"])
 
 
 async def test_a_request_without_an_incoming_trace_gets_a_trace_of_its_own(
