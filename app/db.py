@@ -228,19 +228,40 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
 
-async def in_sqlite_thread(session: AsyncSession, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Runs ``work`` on the session's SQLite connection, in that connection's thread, in one hop,
-    inside the session's transaction (begun first, if it was not yet: ``BEGIN IMMEDIATE`` on the
-    writer). For a batch of statements that SQLAlchemy would send one hop each: e.g. an insert of
-    many rows with ``RETURNING``, which SQLAlchemy executes row by row on SQLite to keep the rows'
-    order. A ``sqlite3`` error comes back as SQLAlchemy's (``OperationalError``, ``IntegrityError``…),
-    as from any statement."""
-    connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
+async def sqlite_transaction(sessions: ReadWriteSessions, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs ``work`` as a whole write transaction on the SQLite writer connection, in one hop to its
+    thread: ``BEGIN IMMEDIATE``, ``work``, ``COMMIT`` (``ROLLBACK`` when anything fails), and returns
+    what ``work`` returned once committed. A ``sqlite3`` error comes back as SQLAlchemy's
+    (``OperationalError``, ``IntegrityError``…), as from any statement.
+
+    Why: a transaction through a session is four hops to that thread (``BEGIN IMMEDIATE``, the
+    statement, ``COMMIT``, and each statement of a batch SQLAlchemy sends row by row, e.g. an
+    ``INSERT … RETURNING`` of many rows kept in order) and the session's machinery around them.
+    For the alert journal's group-committed inserts, the storm's hottest write, that was most of
+    the event loop's CPU per batch (``bench/alert_storm.py``). The writer is checked out of its pool
+    as by ``sessions.begin()``, so this waits its turn with every other write."""
+    async with sessions.engine.connect() as connection:
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        try:
+            return cast(T, await driver._execute(_whole_transaction, driver._conn, work))  # aiosqlite's
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                getattr(work, "__name__", "a transaction"), None, exc, sqlite3.Error
+            ) from exc
+
+
+def _whole_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """In the connection's thread: ``work`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; rolled back
+    if it (or the commit) fails, so the connection goes back to its pool with no transaction open."""
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        return cast(T, await driver._execute(work, driver._conn))  # aiosqlite's one call in its thread
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(getattr(work, "__name__", "a batch"), None, exc, sqlite3.Error) from exc
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _in_thread(conn: sqlite3.Connection, many: bool, operation: str, parameters: Any) -> tuple[Any, ...]:
@@ -355,6 +376,7 @@ class ReadWriteSessions(async_sessionmaker[AsyncSession]):
 
     def __init__(self, engine: SqliteEngine) -> None:
         super().__init__(engine.reader, expire_on_commit=False)
+        self.engine = engine
         self.writer = async_sessionmaker(engine, expire_on_commit=False)
 
     def begin(self) -> _AsyncSessionContextManager[AsyncSession]:

@@ -119,15 +119,14 @@ class Received:
 
 
 async def insert(sessions: async_sessionmaker[AsyncSession], received: Sequence[Received]) -> list[int]:
-    """Journals ``received`` in one transaction (one statement); their ids, once committed."""
-    async with sessions.begin() as session:
-        return await repository.insert_journal(
-            session,
-            [
-                repository.JournalRow(r.received_at, group_digest(r.group_key), r.body, r.alerts, "queued", 0)
-                for r in received
-            ],
-        )
+    """Journals ``received`` in one transaction; their ids, once committed."""
+    return await repository.insert_journal(
+        sessions,
+        [
+            repository.JournalRow(r.received_at, group_digest(r.group_key), r.body, r.alerts, "queued", 0)
+            for r in received
+        ],
+    )
 
 
 @dataclass

@@ -47,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app import servicenames
@@ -73,7 +73,16 @@ from app.alerts.models import (
     group_digest,
     text_json,
 )
-from app.db import Base, dialect_insert, dumps, in_sqlite_thread, is_postgresql, rowcount, sqlite_datetime
+from app.db import (
+    Base,
+    ReadWriteSessions,
+    dialect_insert,
+    dumps,
+    is_postgresql,
+    rowcount,
+    sqlite_datetime,
+    sqlite_transaction,
+)
 
 PENDING_ROWS = "panorama.alerts.pending_rows"
 
@@ -1254,31 +1263,34 @@ async def incidents_by_alert_time(
 _JOURNAL = cast(Table, JournalEntry.__table__)
 
 
-async def insert_journal(session: AsyncSession, rows: Sequence[JournalRow]) -> list[int]:
-    """Journals webhooks' raw bodies; their ids, in the order of ``rows``.
+async def insert_journal(sessions: async_sessionmaker[AsyncSession], rows: Sequence[JournalRow]) -> list[int]:
+    """Journals webhooks' raw bodies in one transaction of their own; their ids, in the order of
+    ``rows``, once committed.
 
     On PostgreSQL one statement (SQLAlchemy's multi-row ``INSERT … RETURNING``). On SQLite,
-    SQLAlchemy keeps the ids in the rows' order by executing such an insert row by row, and each
-    row was then a statement of its own through SQLAlchemy and a hop to the connection's thread
-    (~100 µs of the server's CPU per webhook in a storm, ``bench/alert_storm.py``, a third of the
-    answer's): here the batch's rows are inserted in one hop, each ``RETURNING`` its id, in the
-    same transaction."""
-    if await is_postgresql(session):
+    SQLAlchemy keeps the ids in the rows' order by executing such an insert row by row: each row
+    was a statement of its own and a hop to the connection's thread, and the transaction three hops
+    more (``BEGIN IMMEDIATE``, ``COMMIT``), ~100 µs of the server's CPU per webhook in a storm
+    (``bench/alert_storm.py``): here the whole transaction is one hop (:func:`app.db.sqlite_transaction`),
+    each row ``RETURNING`` its id."""
+    if isinstance(sessions, ReadWriteSessions):
+        values = [
+            (sqlite_datetime(r.received_at), r.group_digest, r.body, r.alerts, r.status, r.attempts)
+            for r in rows
+        ]
+
+        def insert_rows(connection: sqlite3.Connection) -> list[int]:
+            cursor = connection.cursor()
+            try:
+                return [cursor.execute(_JOURNAL_INSERT_SQLITE, row).fetchone()[0] for row in values]
+            finally:
+                cursor.close()
+
+        return await sqlite_transaction(sessions, insert_rows)
+    async with sessions.begin() as session:
         statement = insert(_JOURNAL).returning(_JOURNAL.c.id, sort_by_parameter_order=True)
         parameters = [row._asdict() for row in rows]
         return list((await (await session.connection()).execute(statement, parameters)).scalars().all())
-    values = [
-        (sqlite_datetime(r.received_at), r.group_digest, r.body, r.alerts, r.status, r.attempts) for r in rows
-    ]
-
-    def insert_rows(connection: sqlite3.Connection) -> list[int]:
-        cursor = connection.cursor()
-        try:
-            return [cursor.execute(_JOURNAL_INSERT_SQLITE, row).fetchone()[0] for row in values]
-        finally:
-            cursor.close()
-
-    return await in_sqlite_thread(session, insert_rows)
 
 
 class JournalRow(NamedTuple):
