@@ -25,9 +25,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
@@ -39,7 +40,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio.session import _AsyncSessionContextManager
 from sqlalchemy.orm import DeclarativeBase
@@ -47,6 +48,8 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from app.config import DatabaseSettings
+
+T = TypeVar("T")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 """This process, as it signs the rows it claims (rollup runs, deliveries being sent)."""
@@ -89,20 +92,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give it a time zone")
-            utc = value.astimezone(UTC)
-            return SQLITE_DATETIME % (
-                utc.year,
-                utc.month,
-                utc.day,
-                utc.hour,
-                utc.minute,
-                utc.second,
-                utc.microsecond,
-            )
+            return None if value is None else sqlite_datetime(value)
 
         return process
 
@@ -110,6 +100,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """An aware datetime as :class:`UtcDateTime` stores it on SQLite (``2026-12-06 18:16:00.000000``, UTC)."""
+    if value.tzinfo is None:
+        raise ValueError(f"refusing a naive datetime ({value.isoformat()}): give it a time zone")
+    utc = value.astimezone(UTC)
+    return SQLITE_DATETIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
 class Base(DeclarativeBase):
@@ -230,6 +228,42 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
 
+async def sqlite_transaction(sessions: ReadWriteSessions, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs ``work`` as a whole write transaction on the SQLite writer connection, in one hop to its
+    thread: ``BEGIN IMMEDIATE``, ``work``, ``COMMIT`` (``ROLLBACK`` when anything fails), and returns
+    what ``work`` returned once committed. A ``sqlite3`` error comes back as SQLAlchemy's
+    (``OperationalError``, ``IntegrityError``…), as from any statement.
+
+    Why: a transaction through a session is four hops to that thread (``BEGIN IMMEDIATE``, the
+    statement, ``COMMIT``, and each statement of a batch SQLAlchemy sends row by row, e.g. an
+    ``INSERT … RETURNING`` of many rows kept in order) and the session's machinery around them.
+    For the alert journal's group-committed inserts, the storm's hottest write, that was most of
+    the event loop's CPU per batch (``bench/alert_storm.py``). The writer is checked out of its pool
+    as by ``sessions.begin()``, so this waits its turn with every other write."""
+    async with sessions.engine.connect() as connection:
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        try:
+            return cast(T, await driver._execute(_whole_transaction, driver._conn, work))  # aiosqlite's
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                getattr(work, "__name__", "a transaction"), None, exc, sqlite3.Error
+            ) from exc
+
+
+def _whole_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """In the connection's thread: ``work`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; rolled back
+    if it (or the commit) fails, so the connection goes back to its pool with no transaction open."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
 def _in_thread(conn: sqlite3.Connection, many: bool, operation: str, parameters: Any) -> tuple[Any, ...]:
     """A statement on the connection's own thread: executed, its rows fetched, its cursor closed."""
     cursor = conn.cursor()
@@ -342,6 +376,7 @@ class ReadWriteSessions(async_sessionmaker[AsyncSession]):
 
     def __init__(self, engine: SqliteEngine) -> None:
         super().__init__(engine.reader, expire_on_commit=False)
+        self.engine = engine
         self.writer = async_sessionmaker(engine, expire_on_commit=False)
 
     def begin(self) -> _AsyncSessionContextManager[AsyncSession]:

@@ -935,7 +935,7 @@ def _statement_kind(statement: str, executemany: bool) -> str:
 
 STEPS: tuple[tuple[int, str, str], ...] = (  # (depth, module in app.alerts, function)
     (1, "service", "webhook_caller"),
-    (1, "api", "_payload"),
+    (1, "api", "_checked"),
     (1, "service", "receive"),
     (2, "journal", "insert"),
     (1, "journal", "apply_next"),  # behind the answer (the applier), one payload at a time here
@@ -1037,6 +1037,10 @@ async def statement_census(options: Options, workdir: Path) -> None:
         counts[_statement_kind(statement, executemany)] += 1
 
     print(f"\nIn-process, one payload at a time over ASGI ({small.groups} groups; app/ as the tests run it):")
+    print(
+        "  (SQL statements as SQLAlchemy sends them: on SQLite the journal's transaction, BEGIN IMMEDIATE,\n"
+        "  one INSERT per webhook and COMMIT, is one call outside it, app.db.sqlite_transaction, not counted)"
+    )
     async with running_app(settings) as (app, client):
         event.listen(app.state.context.engine.sync_engine, "before_cursor_execute", count)
         for body in warmup().bodies:

@@ -159,6 +159,43 @@ async def test_tokens_never_reach_the_logs(app_factory: AppFactory, log_stream: 
     assert len(json_lines(log_stream)) >= 3
 
 
+async def test_the_access_line_written_directly_is_the_line_logging_writes(
+    app_factory: AppFactory, log_stream: io.StringIO
+) -> None:
+    """Panorama's handler writes access lines itself when nothing else is on their way
+    (``JsonLines.access_line``); with a filter on the access logger they go through ``logging``.
+    Both lines are the same, keys in the same order, secrets in the path redacted."""
+
+    class Counting(logging.Filter):
+        seen = 0
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            Counting.seen += 1
+            return True
+
+    access_logger = logging.getLogger("panorama.access")
+    async with app_factory() as (_app, client):
+        await client.get(f"/no/such/{VIEWER_TOKEN}", headers=bearer(VIEWER_TOKEN))
+        through_logging = Counting()
+        access_logger.addFilter(through_logging)
+        try:
+            await client.get(f"/no/such/{VIEWER_TOKEN}", headers=bearer(VIEWER_TOKEN))
+        finally:
+            access_logger.removeFilter(through_logging)
+    assert Counting.seen == 1  # the second line went through logging, the first did not
+    direct, logged = [line for line in json_lines(log_stream) if line["logger"] == "panorama.access"]
+    assert VIEWER_TOKEN not in log_stream.getvalue()
+    assert list(direct) == list(logged)  # the same keys, in the same order
+    varying = {"time", "trace_id", "span_id", "duration_ms"}
+    assert {k: v for k, v in direct.items() if k not in varying} == {
+        k: v for k, v in logged.items() if k not in varying
+    }
+    assert direct["message"] == "GET /no/such/[REDACTED] 404"
+    assert direct["route"] == "<unmatched>"
+    assert direct["time"].endswith("+00:00")
+    assert len(direct["time"]) == len(logged["time"])
+
+
 async def test_a_request_without_an_incoming_trace_gets_a_trace_of_its_own(
     app_factory: AppFactory, log_stream: io.StringIO
 ) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -42,6 +45,7 @@ from app.alerts.schemas import (
     SwapRequest,
     TakeRequest,
     WebhookPayload,
+    check_webhook,
 )
 from app.config import format_path
 from app.context import AppContext
@@ -69,8 +73,22 @@ async def _body(request: Request, limit: int) -> bytes:
 def _payload(raw: bytes) -> WebhookPayload:
     """The body, parsed and validated in one pass (pydantic's JSON parser builds the models
     straight from the bytes, no dict of dicts first: 2.4× faster on a storm's 4.3 KB bodies, measured)."""
-    try:
+    with _invalid_answered():
         return WebhookPayload.model_validate_json(raw)
+
+
+def _checked(raw: bytes) -> tuple[str, int]:
+    """The body's ``groupKey`` and number of alerts, validated as :func:`_payload` does, without
+    building the models (:func:`app.alerts.schemas.check_webhook`: the webhook only journals it)."""
+    with _invalid_answered():
+        return check_webhook(raw)
+
+
+@contextlib.contextmanager
+def _invalid_answered() -> Iterator[None]:
+    """A body pydantic refuses, as the 400 that names its problems."""
+    try:
+        yield
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if errors and errors[0]["type"] == "json_invalid":
@@ -108,8 +126,9 @@ async def alertmanager_webhook(request: Request) -> Response:
     assert context.alerts is not None, "the alerting runtime is opened in the lifespan"
     service.webhook_caller(settings.alerts, context.tokens, request.headers.get("authorization", ""))
     body = await _body(request, settings.alerts.max_body_bytes)
-    accepted = await service.receive(context.alerts, _payload(body), body)
-    return Response(accepted.model_dump_json(), status_code=202, media_type="application/json")
+    group_key, alerts = _checked(body)
+    accepted = await service.receive(context.alerts, group_key, alerts, body)
+    return Response(orjson.dumps(accepted), status_code=202, media_type="application/json")
 
 
 DIRECT_ROUTES = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is alertmanager_webhook]

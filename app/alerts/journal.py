@@ -6,12 +6,18 @@ stored the alerts, routed, started the escalation and wrote the outbox (:mod:`ap
 group-committed), a storm cost ~1.3 ms of server CPU per webhook against a bare FastAPI endpoint's
 ~0.2 ms (its ``json.loads``): 0.11–0.15× bare's throughput, p99 5–10× bare's, and a py-spy profile
 left no single item to cut. A webhook that validates the payload and inserts the raw body into this
-table (one ``executemany`` per group-committed batch, one commit) measured 0.64× bare, p99 2.1×.
+table (group-committed: one transaction per batch) measured 0.64× bare, p99 2.1×.
 Built (``bench/alert_storm.py``, default storm, worker on, 2026-12-06 ~22:55, load ~2): 0.45–0.52×
 bare by answering throughput, p99 3.0–3.2× bare's, on SQLite; 0.50–0.53× and 1.7–2.2× with two
 PostgreSQL replicas; each phase's last row applied 0.7–2.2 s after its last answer. The server's
 CPU per webhook with the applying is what it was (~2 ms): the answers are fast because the work
-behind them waits for them (see the runtime's scheduling), not because it shrank.
+behind them waits for them (see the runtime's scheduling), not because it shrank. Then the answer's
+own path was cut (2026-12-07; 244 → 140 µs of CPU a webhook in-process, bare ~90): on SQLite a
+batch's transaction is one hop to the database thread (:func:`insert`, through
+:func:`app.db.sqlite_transaction`; it had been a statement and a hop per row), the body validated
+without building models (:func:`app.alerts.schemas.check_webhook`), the access line written by
+the log handler itself: 0.655× bare in the median of fourteen storms against main's 0.403×
+(load 3–6; ``docs/performance.md``).
 So the promise of the 2xx is kept, and moved: it means "durably journaled" (the row is committed),
 the way PagerDuty's Events API (202 + dedup key), Opsgenie (202 + requestId) and Grafana OnCall
 answer. ``GET /api/v1/alerts/intake/{id}`` tells whether the row is queued, applied (and to which
@@ -119,22 +125,14 @@ class Received:
 
 
 async def insert(sessions: async_sessionmaker[AsyncSession], received: Sequence[Received]) -> list[int]:
-    """Journals ``received`` in one transaction (one statement); their ids, once committed."""
-    async with sessions.begin() as session:
-        return await repository.insert_journal(
-            session,
-            [
-                {
-                    "received_at": r.received_at,
-                    "group_digest": group_digest(r.group_key),
-                    "body": r.body,
-                    "alerts": r.alerts,
-                    "status": "queued",
-                    "attempts": 0,
-                }
-                for r in received
-            ],
-        )
+    """Journals ``received`` in one transaction; their ids, once committed."""
+    return await repository.insert_journal(
+        sessions,
+        [
+            repository.JournalRow(r.received_at, group_digest(r.group_key), r.body, r.alerts, "queued", 0)
+            for r in received
+        ],
+    )
 
 
 @dataclass

@@ -23,10 +23,11 @@ SQLAlchemy compiles each once and finds it again by a cheap cache key (``bench/i
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -46,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app import servicenames
@@ -72,7 +73,16 @@ from app.alerts.models import (
     group_digest,
     text_json,
 )
-from app.db import Base, dialect_insert, dumps, is_postgresql, rowcount
+from app.db import (
+    Base,
+    ReadWriteSessions,
+    dialect_insert,
+    dumps,
+    is_postgresql,
+    rowcount,
+    sqlite_datetime,
+    sqlite_transaction,
+)
 
 PENDING_ROWS = "panorama.alerts.pending_rows"
 
@@ -1253,10 +1263,51 @@ async def incidents_by_alert_time(
 _JOURNAL = cast(Table, JournalEntry.__table__)
 
 
-async def insert_journal(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Journals webhooks' raw bodies in one statement; their ids, in the order of ``rows``."""
-    statement = insert(_JOURNAL).returning(_JOURNAL.c.id, sort_by_parameter_order=True)
-    return list((await (await session.connection()).execute(statement, list(rows))).scalars().all())
+async def insert_journal(sessions: async_sessionmaker[AsyncSession], rows: Sequence[JournalRow]) -> list[int]:
+    """Journals webhooks' raw bodies in one transaction of their own; their ids, in the order of
+    ``rows``, once committed.
+
+    On PostgreSQL one statement (SQLAlchemy's multi-row ``INSERT … RETURNING``). On SQLite,
+    SQLAlchemy keeps the ids in the rows' order by executing such an insert row by row: each row
+    was a statement of its own and a hop to the connection's thread, and the transaction three hops
+    more (``BEGIN IMMEDIATE``, ``COMMIT``), ~100 µs of the server's CPU per webhook in a storm
+    (``bench/alert_storm.py``): here the whole transaction is one hop (:func:`app.db.sqlite_transaction`),
+    each row ``RETURNING`` its id."""
+    if isinstance(sessions, ReadWriteSessions):
+        values = [
+            (sqlite_datetime(r.received_at), r.group_digest, r.body, r.alerts, r.status, r.attempts)
+            for r in rows
+        ]
+
+        def insert_rows(connection: sqlite3.Connection) -> list[int]:
+            cursor = connection.cursor()
+            try:
+                return [cursor.execute(_JOURNAL_INSERT_SQLITE, row).fetchone()[0] for row in values]
+            finally:
+                cursor.close()
+
+        return await sqlite_transaction(sessions, insert_rows)
+    async with sessions.begin() as session:
+        statement = insert(_JOURNAL).returning(_JOURNAL.c.id, sort_by_parameter_order=True)
+        parameters = [row._asdict() for row in rows]
+        return list((await (await session.connection()).execute(statement, parameters)).scalars().all())
+
+
+class JournalRow(NamedTuple):
+    """A journal row as inserted (:func:`insert_journal`)."""
+
+    received_at: datetime
+    group_digest: str
+    body: bytes
+    alerts: int
+    status: str
+    attempts: int
+
+
+_JOURNAL_INSERT_SQLITE = (
+    "INSERT INTO alert_journal (received_at, group_digest, body, alerts, status, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+)  # the columns of a JournalRow, in its order
 
 
 @dataclass(frozen=True)

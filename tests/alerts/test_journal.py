@@ -452,3 +452,45 @@ async def test_an_escalation_step_waits_for_its_groups_resolve_queued_in_the_jou
     assert applied_row["status"] == "applied"
     assert resolved.status == "resolved"
     assert after.due_at is None
+
+
+JOURNAL_REFUSED = {  # no journal row can be inserted (as on a full disk)
+    "sqlite": [
+        "CREATE TRIGGER journal_full BEFORE INSERT ON alert_journal BEGIN SELECT json_extract('x', '$'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION journal_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'could not extend file: No space left on device' "
+        "USING ERRCODE = 'disk_full'; END $$",
+        "CREATE TRIGGER journal_full BEFORE INSERT ON alert_journal "
+        "FOR EACH ROW EXECUTE FUNCTION journal_full()",
+    ],
+}
+JOURNAL_FREED = {
+    "sqlite": ["DROP TRIGGER journal_full"],
+    "postgresql": ["DROP TRIGGER journal_full ON alert_journal"],
+}
+
+
+async def test_webhooks_the_database_refuses_to_journal_are_answered_503_and_stored_by_the_retry(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Webhooks arriving together (one group-committed batch) while the journal takes no insert:
+    each answered 503 (Alertmanager retries), none stored; the retries are journaled and applied."""
+    async with app_factory(database_url=database_url, **alerting_config()) as (app, client):
+        bodies = [payload(f"Full{i}", [alert(f"Full{i}")]) for i in range(3)]
+        await execute(database_url, JOURNAL_REFUSED[dialect(database_url)])
+        refused = await asyncio.gather(
+            *(client.post(WEBHOOK, json=body, headers=bearer_webhook()) for body in bodies)
+        )
+        stored_while_refused = await incidents(app.state.context.sessions)
+        await execute(database_url, JOURNAL_FREED[dialect(database_url)])
+        retried = [await post(client, body) for body in bodies]
+        outcomes = [await settled(client, answer) for answer in retried]
+        stored = await incidents(app.state.context.sessions)
+    assert [answer.status_code for answer in refused] == [503] * 3
+    assert all("Alertmanager will retry" in answer.json()["message"] for answer in refused)
+    assert stored_while_refused == []
+    assert [outcome["status"] for outcome in outcomes] == ["applied"] * 3
+    assert len(stored) == 3  # one incident per group, each from its retry
+    assert [answer.json()["id"] for answer in retried] == sorted(answer.json()["id"] for answer in retried)
