@@ -38,6 +38,14 @@ ToDay = Annotated[
     ),
 ]
 FormatParam = Annotated[Format, Query(description="json, or csv (the same rows, with a header line)")]
+ReportFormatParam = Annotated[
+    Format,
+    Query(
+        description="json (`partial_days` names the period's partial days), or csv: the same rows after "
+        "a header line, each with a `partial_days` column after `days` counting the partial days of "
+        "its period (its day, week, month or year; the whole range for a report of every entity)"
+    ),
+]
 DEFAULT_DAYS = 30
 
 
@@ -171,7 +179,7 @@ def _add_kind_report(kind: str, path: str, summary: str) -> None:
         context: ContextDep,
         first: FromDay = None,
         last: ToDay = None,
-        format: FormatParam = "json",
+        format: ReportFormatParam = "json",
     ) -> Response:
         days = _period(first, last, context)
         return await _kind_report(kind, *days, format, sessions, context.settings)
@@ -247,7 +255,7 @@ async def service_daily(
     first: FromDay = None,
     last: ToDay = None,
     granularity: GranularityParam = Granularity.DAY,
-    format: FormatParam = "json",
+    format: ReportFormatParam = "json",
 ) -> Response:
     days = _period(first, last, context)
     return await _entity_series(
@@ -267,7 +275,7 @@ async def kind_report(
     context: ContextDep,
     first: FromDay = None,
     last: ToDay = None,
-    format: FormatParam = "json",
+    format: ReportFormatParam = "json",
 ) -> Response:
     days = _period(first, last, context)
     return await _kind_report(kind, *days, format, sessions, context.settings)
@@ -287,7 +295,7 @@ async def entity_daily(
     first: FromDay = None,
     last: ToDay = None,
     granularity: GranularityParam = Granularity.DAY,
-    format: FormatParam = "json",
+    format: ReportFormatParam = "json",
 ) -> Response:
     days = _period(first, last, context)
     return await _entity_series(kind, entity, *days, granularity, format, session, context.settings)
