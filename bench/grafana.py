@@ -270,6 +270,7 @@ def calls(first: date, last: date, target: str, others: Sequence[str]) -> list[C
         ),
         Call("report day", "GET", daily, 20.0, params=period, against_bare=True),
         Call("report month", "GET", daily, 30.0, params={**period, "granularity": "month"}),
+        Call("report day csv", "GET", daily, 20.0, params={**period, "format": "csv"}),
     ]
 
 

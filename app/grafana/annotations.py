@@ -1,10 +1,17 @@
-"""Incidents as Grafana annotations: a data frame with ``time``, ``timeEnd``, ``title``, ``text``, ``tags``.
+"""Incidents and partial days as Grafana annotations: a data frame with ``time``, ``timeEnd``,
+``title``, ``text``, ``tags``.
 
-An annotation spans the time the incident's alerts fired, as Alertmanager reports it:
+An incident's annotation spans the time its alerts fired, as Alertmanager reports it:
 from their earliest ``startsAt`` to, once resolved, their latest ``endsAt`` (an open
 incident is a point at its start). When the webhook arrived does not matter: it comes
 after ``group_wait`` and any Alertmanager or network delay. The times come from the
 alerting feature (``alerts.incident_spans``).
+
+A partial day's annotation spans the local day (its midnight to the next, 23 or 25 hours on
+DST days) whose stored figures cover only part of it, Prometheus's retention having cut it
+(``rollups.partial_days``): the reason a daily series dips there. Partial days belong to the
+whole rollup, not to one service, so service choices and ad hoc filters do not apply to them.
+Their words are in the team's language (``alerts.locale``) unless the payload's ``lang`` says.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import servicenames
 from app.alerts import service as alerts
 from app.config import Settings
-from app.grafana.catalogue import INCIDENTS
-from app.grafana.payloads import Job, annotation_services
-from app.grafana.periods import range_bounds
+from app.grafana.catalogue import INCIDENTS, PARTIAL_DAYS
+from app.grafana.payloads import Job, annotation_services, lang_of
+from app.grafana.periods import Days, range_bounds
 from app.grafana.schemas import TimeRange
 from app.grafana.values import ALL, Filter, Selection
+from app.rollups import service as rollups
+from app.rollups.days import day_window
 
 MAX_ANNOTATIONS = 1000  # incidents shown on one panel
 INCIDENT_FIELDS = (("time", "time"), ("timeEnd", "time"), ("title", "string"), ("text", "string"))
@@ -115,3 +124,35 @@ async def annotation_frame(
     start, end = range_bounds(time_range, settings)
     found = await incidents(session, settings, start, end, services=services, filters=filters)
     return incident_frame(found, job.target.ref_id)
+
+
+PARTIAL_TAG = "partial"
+PARTIAL_WORDS = {  # (title, text) of a partial day's annotation in each language
+    "zh-CN": (
+        "数据不全的一天",
+        "Prometheus 的保留期只覆盖了这一天的一部分：这天的数字只代表有数据的那部分。",
+    ),
+    "en": (
+        "Partial day",
+        "Prometheus's retention covered only part of this day: its figures cover that part only.",
+    ),
+}
+
+
+async def partial_day_frame(
+    session: AsyncSession, settings: Settings, days: Days | None, job: Job
+) -> dict[str, Any]:
+    """The partial days of the range's rolled-up days (``periods.days_of``: not past yesterday,
+    the latest three years), each a region from its local midnight to the next."""
+    title, text = PARTIAL_WORDS[lang_of(job.payload, settings.alerts.locale)]
+    found = [] if days is None else await rollups.partial_days(session, days.first, days.last)
+    windows = [day_window(day, settings.tzinfo) for day in found]
+    values: dict[str, list[Any]] = {
+        "time": [int(w.start.timestamp() * 1000) for w in windows],
+        "timeEnd": [int(w.end.timestamp() * 1000) for w in windows],
+        "title": [title] * len(windows),
+        "text": [f"{w.day.isoformat()} · {text}" for w in windows],
+    }
+    fields = [{"name": name, "type": kind, "values": values[name]} for name, kind in INCIDENT_FIELDS]
+    fields.append({"name": "tags", "type": "other", "values": [[PARTIAL_TAG] for _ in windows]})
+    return {"refId": job.target.ref_id, "name": PARTIAL_DAYS, "fields": fields}

@@ -4,7 +4,7 @@ A *metric* is ``<entity kind>.<figure>`` for every figure of every configured en
 kind (``service.latency_p99_ms``, ``namespace.cpu_cores_peak``, ``cluster.cpu_utilization_avg``,
 user-defined kinds alike), plus the SLO figures ``slo.availability``,
 ``slo.error_budget_remaining`` and ``slo.error_budget_remaining_minutes``, and
-``incidents`` for annotations.
+``incidents`` and ``partial_days`` for annotations.
 
 :func:`payload_fields` is the one list of a metric's payload fields: the query builder's
 ``/metrics`` answer, ``/metric-payload-options`` and its error messages all read it, so
@@ -27,6 +27,9 @@ SLO = "slo"
 SLO_FIGURES = ("availability", "error_budget_remaining", "error_budget_remaining_minutes")
 SLO_OBJECTIVES = ("availability", "latency_p99_ms")
 INCIDENTS = "incidents"
+PARTIAL_DAYS = "partial_days"
+ANNOTATIONS = (INCIDENTS, PARTIAL_DAYS)
+LOCALES = ("zh-CN", "en")
 ALL_VALUE = "$__all"
 OFFERED_GRANULARITIES = (Granularity.DAY, Granularity.WEEK, Granularity.MONTH, Granularity.YEAR)
 FORMATS = ("time_series", "table")
@@ -175,7 +178,12 @@ def payload_fields(settings: Settings, metric: Metric) -> list[PayloadField]:
 
 
 INCIDENT_FIELDS = (PayloadField("service", "Service", "every service", 40, None, ("entity",)),)
-"""The annotation query's one payload field."""
+"""The incidents annotation query's one payload field."""
+
+PARTIAL_DAY_FIELDS = (PayloadField("lang", "Language", "the team's (alerts.locale)", 20, LOCALES),)
+"""The partial days annotation query's one payload field: the language of its words."""
+
+ANNOTATION_FIELDS = {INCIDENTS: INCIDENT_FIELDS, PARTIAL_DAYS: PARTIAL_DAY_FIELDS}
 
 
 def options(values: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
@@ -190,6 +198,7 @@ def metric_list(settings: Settings) -> list[dict[str, Any]]:
         label = f"{metric.kind} · {metric.figure}" + (f" ({unit})" if unit else "")
         payloads = [f.answer() for f in payload_fields(settings, metric)]
         answer.append({"label": label, "value": metric.name, "payloads": payloads})
-    payloads = [f.answer() for f in INCIDENT_FIELDS]
-    answer.append({"label": "incidents (annotations)", "value": INCIDENTS, "payloads": payloads})
+    for name, label in ((INCIDENTS, "incidents"), (PARTIAL_DAYS, "partial days")):
+        payloads = [f.answer() for f in ANNOTATION_FIELDS[name]]
+        answer.append({"label": f"{label} (annotations)", "value": name, "payloads": payloads})
     return answer

@@ -17,6 +17,8 @@ from app.grafana.catalogue import (
     ALL_VALUE,
     FORMATS,
     INCIDENTS,
+    LOCALES,
+    PARTIAL_DAYS,
     SLO_OBJECTIVES,
     Metric,
     entity_key,
@@ -39,6 +41,7 @@ class Job:
     target: Target
     payload: dict[str, Any]
     metrics: list[Metric] | None  # None: an annotation query
+    annotation: str = INCIDENTS  # which annotations: incidents or partial_days
 
 
 def target_payload(target: Target) -> dict[str, Any]:
@@ -58,12 +61,27 @@ def target_payload(target: Target) -> dict[str, Any]:
     return raw
 
 
-def is_annotation(target: Target, payload: dict[str, Any]) -> bool:
-    return (
-        target.ref_id == ANNOTATION_REF_ID
-        or payload.get("kind") == INCIDENTS
-        or (isinstance(target.target, str) and target.target.strip() == INCIDENTS)
-    )
+def annotation_of(target: Target, payload: dict[str, Any]) -> str | None:
+    """Which annotations a target asks for (``incidents`` or ``partial_days``: its target or its
+    payload's ``kind`` names them; any other target of Grafana's annotation ``refId`` is the
+    incidents), or None for a metric query."""
+    named = target.target.strip() if isinstance(target.target, str) else None
+    if named == PARTIAL_DAYS or payload.get("kind") == PARTIAL_DAYS:
+        return PARTIAL_DAYS
+    if target.ref_id == ANNOTATION_REF_ID or payload.get("kind") == INCIDENTS or named == INCIDENTS:
+        return INCIDENTS
+    return None
+
+
+def lang_of(payload: dict[str, Any], default: str) -> str:
+    """The language of an annotation's words (``payload.lang``: zh-CN or en); ``default`` if none."""
+    value = scalar(payload.get("lang"), field="payload.lang")
+    if value is None or value == "":
+        return default
+    found = next((locale for locale in LOCALES if locale.lower() == value.lower()), None)
+    if found is None:
+        raise InvalidQuery(f"payload.lang {value!r} is not one of {', '.join(LOCALES)}")
+    return found
 
 
 def granularity_of(payload: dict[str, Any]) -> Granularity:

@@ -33,7 +33,8 @@ class Target(GrafanaBody):
     )
     payload: dict[str, Any] | str | None = Field(
         default=None,
-        description="entity, granularity (day|week|month|year), format (table), objective; kind: incidents",
+        description="entity, granularity (day|week|month|year), format (table), objective; "
+        "kind: incidents or partial_days (annotations), lang (zh-CN|en: partial days)",
     )
     hide: bool = False
     datasource: Any = None

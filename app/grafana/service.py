@@ -2,8 +2,8 @@
 
 The work is split by concern, one module each:
 
-- ``catalogue``: the metrics (``<entity kind>.<figure>``, the SLO figures, ``incidents``)
-  and the payload fields each accepts;
+- ``catalogue``: the metrics (``<entity kind>.<figure>``, the SLO figures, ``incidents``,
+  ``partial_days``) and the payload fields each accepts;
 - ``periods``: a Grafana range as finished local days, widened to whole periods
   (calendar arithmetic itself lives in ``app.rollups.days``);
 - ``payloads`` and ``entities``: what a target asks for, and which entities that is;
@@ -23,14 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
 from app.config import Settings
-from app.grafana.annotations import annotation_frame
-from app.grafana.catalogue import filter_keys, metric_list, metrics_of, resolve_metrics
+from app.grafana.annotations import annotation_frame, partial_day_frame
+from app.grafana.catalogue import PARTIAL_DAYS, filter_keys, metric_list, metrics_of, resolve_metrics
 from app.grafana.payloads import (
     Job,
+    annotation_of,
     chosen_entities,
     format_of,
     granularity_of,
-    is_annotation,
+    lang_of,
     objectives_of,
     target_payload,
 )
@@ -61,8 +62,10 @@ def plan(settings: Settings, request: QueryRequest) -> list[Job]:
         if target.hide or target.target is None or target.target == "":
             continue
         payload = target_payload(target)
-        if is_annotation(target, payload):
-            jobs.append(Job(target, payload, None))
+        annotation = annotation_of(target, payload)
+        if annotation is not None:
+            lang_of(payload, settings.alerts.locale)  # a language it does not speak fails here
+            jobs.append(Job(target, payload, None, annotation))
             continue
         metrics = resolve_metrics(settings, target.target)
         granularity_of(payload)
@@ -85,6 +88,9 @@ async def query(
     days = days_of(request.range, settings, now)
     answers: list[dict[str, Any]] = []
     for job in jobs:
+        if job.metrics is None and job.annotation == PARTIAL_DAYS:
+            answers.append(await partial_day_frame(session, settings, days, job))
+            continue
         if job.metrics is None:
             answers.append(await annotation_frame(session, settings, request.range, job, filters))
             continue

@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.grafana.catalogue import (
     ALL_VALUE,
-    INCIDENT_FIELDS,
-    INCIDENTS,
+    ANNOTATION_FIELDS,
     SLO,
     PayloadField,
     filter_keys,
@@ -111,10 +110,15 @@ async def payload_options(
 ) -> list[dict[str, str]]:
     """The options of one payload field of one metric (the fields ``payload_fields`` declares)."""
     name = request.name
-    if request.metric.strip() == INCIDENTS:
-        if _field_named(INCIDENT_FIELDS, name) is None:
-            has = ", ".join(f.name for f in INCIDENT_FIELDS)
-            raise InvalidQuery(f"metric {INCIDENTS} has no payload {name!r} (it has: {has})")
+    annotation = request.metric.strip()
+    if annotation in ANNOTATION_FIELDS:
+        declared = ANNOTATION_FIELDS[annotation]
+        field = _field_named(declared, name)
+        if field is None:
+            has = ", ".join(f.name for f in declared)
+            raise InvalidQuery(f"metric {annotation} has no payload {name!r} (it has: {has})")
+        if field.options is not None:
+            return options(field.options)
         services = await rollups.entities(session, "service") if has_kind(settings, "service") else []
         return [{"label": "All", "value": ALL_VALUE}, *options(services)]
     metric = resolve_metrics(settings, request.metric, field="metric")[0]

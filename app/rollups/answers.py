@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,15 +31,23 @@ def json_bytes(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
+PARTIAL_DAYS = "partial_days"
+"""The CSV column that counts a row's partial days (JSON names them once, at the top)."""
+
+
 def series_keys(rows: Rows) -> list[str]:
-    """The columns of a series: ``date``, ``period``, ``days``, then the figures."""
-    return ["date", "period", "days", *rows.figures]
+    """The CSV columns of a series: ``date``, ``period``, ``days``, ``partial_days``, the figures."""
+    return ["date", "period", "days", PARTIAL_DAYS, *rows.figures]
 
 
-def series_rows(rows: Rows) -> list[dict[str, Any]]:
-    """``[{"date", "period", "days", figure…}]``: one dict per period (for CSV)."""
+def series_rows(rows: Rows, partial: Mapping[str, int]) -> list[dict[str, Any]]:
+    """``[{"date", "period", "days", "partial_days", figure…}]``: one dict per period (for CSV).
+    ``partial``: how many partial days each period holds, by its first day (``days.per_period``)."""
     keys = series_keys(rows)
-    return [dict(zip(keys, values, strict=True)) for values in zip(*_series_columns(rows), strict=True)]
+    dates, names, days, *figures = _series_columns(rows)
+    counts = [partial.get(start, 0) for start in dates]
+    columns = (dates, names, days, counts, *figures)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _series_columns(rows: Rows) -> list[list[Any]]:
@@ -169,9 +177,12 @@ async def streamed_json(
 
 
 async def streamed_csv(
-    columns: Sequence[str], entity_key: str, chunks: AsyncIterator[Rows]
+    columns: Sequence[str], entity_key: str, chunks: AsyncIterator[Rows], same: Mapping[str, Any]
 ) -> AsyncIterator[bytes]:
-    """A header line, then the rows a chunk of entities at a time."""
+    """A header line, then the rows a chunk of entities at a time; ``same``: the cells every row
+    has alike (``partial_days``: the range's, for every entity)."""
     yield to_csv([], columns).encode()
     async for rows in chunks:
-        yield to_csv(entity_rows(entity_key, rows), columns, header=False).encode()
+        yield to_csv(
+            [{**row, **same} for row in entity_rows(entity_key, rows)], columns, header=False
+        ).encode()

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.deps import ContextDep, Operator, SessionDep, SessionsDep, SettingsDep, Viewer
 from app.rollups import answers, service
 from app.rollups.answers import to_csv
-from app.rollups.days import Granularity, local_today
+from app.rollups.days import Granularity, local_today, per_period
 from app.rollups.schemas import Queued, RunHistory, RunRequest, RunResults
 
 router = APIRouter(tags=["rollups"])
@@ -38,6 +38,14 @@ ToDay = Annotated[
     ),
 ]
 FormatParam = Annotated[Format, Query(description="json, or csv (the same rows, with a header line)")]
+ReportFormatParam = Annotated[
+    Format,
+    Query(
+        description="json (`partial_days` names the period's partial days), or csv: the same rows after "
+        "a header line, each with a `partial_days` column after `days` counting the partial days of "
+        "its period (its day, week, month or year; the whole range for a report of every entity)"
+    ),
+]
 DEFAULT_DAYS = 30
 
 
@@ -124,13 +132,20 @@ async def _kind_report(
         "timezone": settings.timezone,
         "partial_days": [d.isoformat() for d in partial],
     }
+    figure_names = service.catalog_of(settings).figure_names(kind)
+    # CSV has no top level: each row counts the range's partial days (the same for every entity)
+    csv_columns = [kind, "days", answers.PARTIAL_DAYS, *figure_names]
+    same = {answers.PARTIAL_DAYS: len(partial)}
     if not entity_kind.labels:
         async with sessions() as session:
             found = await service.report(session, settings, kind, first, last)
-        columns = [kind, "days", *service.catalog_of(settings).figure_names(kind)]
         rows = [{kind: e.entity, "days": e.days, **e.figures} for e in found]
-        single = rows[0] if rows else {**dict.fromkeys(columns), kind: kind, "days": 0}
-        return _answer({**head, kind: single}, [single], fmt, kind, columns)  # the same row in both
+        single = rows[0] if rows else {**dict.fromkeys([kind, "days", *figure_names]), kind: kind, "days": 0}
+        if fmt == "csv":  # the same row as in JSON, its partial days counted
+            return Response(
+                to_csv([single | same], csv_columns), media_type=answers.CSV, headers=_attachment(kind)
+            )
+        return Response(answers.json_bytes({**head, kind: single}), media_type=answers.JSON)
     plural = PLURALS.get(kind, kind)
 
     async def chunks() -> AsyncIterator[service.Rows]:
@@ -150,8 +165,7 @@ async def _kind_report(
                 yield rows
 
     if fmt == "csv":
-        columns = [kind, "days", *service.catalog_of(settings).figure_names(kind)]
-        body = answers.streamed_csv(columns, kind, all_chunks())
+        body = answers.streamed_csv(csv_columns, kind, all_chunks(), same)
         return StreamingResponse(body, media_type=answers.CSV, headers=_attachment(plural))
     return StreamingResponse(answers.streamed_json(head, plural, kind, all_chunks()), media_type=answers.JSON)
 
@@ -165,7 +179,7 @@ def _add_kind_report(kind: str, path: str, summary: str) -> None:
         context: ContextDep,
         first: FromDay = None,
         last: ToDay = None,
-        format: FormatParam = "json",
+        format: ReportFormatParam = "json",
     ) -> Response:
         days = _period(first, last, context)
         return await _kind_report(kind, *days, format, sessions, context.settings)
@@ -198,9 +212,10 @@ async def _entity_series(
             head = await _series_head(session, settings, kind, entity, first, last, granularity)
             return Response(answers.series_json_of(head, stored), media_type=answers.JSON)
     found = await service.series_rows(session, settings, kind, entity, first, last, granularity)
-    if fmt == "csv":
+    if fmt == "csv":  # each period counts its partial days (CSV has no top level to name them)
+        partial = per_period(await service.partial_days(session, first, last), granularity)
         return Response(
-            to_csv(answers.series_rows(found), answers.series_keys(found)),
+            to_csv(answers.series_rows(found, partial), answers.series_keys(found)),
             media_type=answers.CSV,
             headers=_attachment(f"{kind}-{granularity.value}"),
         )
@@ -240,7 +255,7 @@ async def service_daily(
     first: FromDay = None,
     last: ToDay = None,
     granularity: GranularityParam = Granularity.DAY,
-    format: FormatParam = "json",
+    format: ReportFormatParam = "json",
 ) -> Response:
     days = _period(first, last, context)
     return await _entity_series(
@@ -260,7 +275,7 @@ async def kind_report(
     context: ContextDep,
     first: FromDay = None,
     last: ToDay = None,
-    format: FormatParam = "json",
+    format: ReportFormatParam = "json",
 ) -> Response:
     days = _period(first, last, context)
     return await _kind_report(kind, *days, format, sessions, context.settings)
@@ -280,7 +295,7 @@ async def entity_daily(
     first: FromDay = None,
     last: ToDay = None,
     granularity: GranularityParam = Granularity.DAY,
-    format: FormatParam = "json",
+    format: ReportFormatParam = "json",
 ) -> Response:
     days = _period(first, last, context)
     return await _entity_series(kind, entity, *days, granularity, format, session, context.settings)

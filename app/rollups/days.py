@@ -6,7 +6,8 @@ whatever needs it imports it from here rather than keeping a copy of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -110,3 +111,9 @@ def period_starts(first: date, last: date, granularity: Granularity) -> Iterator
     while start <= last:
         yield start
         start = next_period(start, granularity)
+
+
+def per_period(days: Iterable[date], granularity: Granularity) -> dict[str, int]:
+    """How many of ``days`` fall in each period, by the period's first day (``YYYY-MM-DD``):
+    a CSV report's ``partial_days`` column counts its partial days so."""
+    return dict(Counter(period_start(day, granularity).isoformat() for day in days))

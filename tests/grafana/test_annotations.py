@@ -1,15 +1,25 @@
-"""Incidents from Alertmanager as Grafana annotations, and schedules as a variable."""
+"""Incidents from Alertmanager and partial days of the rollups as Grafana annotations, and schedules
+as a variable."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from app.alerts import heartbeats
+from app.rollups import repository
+from app.rollups.repository import RunStatus
 from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, payload
 from tests.grafana.frames import annotation_events, to_data_frame
 from tests.grafana.support import CHECKOUT, PAYMENTS, query_body, regex
-from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.datasets import DST_ZONE, dst_days
 from tests.harness.intake import applied, incident_of
+from tests.harness.prometheus import RunningPrometheus
+from tests.rollups.support import history_from_noon
 
 VIEW = bearer(VIEWER_TOKEN)
 
@@ -156,3 +166,100 @@ async def test_an_incident_named_name_namespace_is_an_annotation_of_its_service_
     [frame] = answer.json()
     [event] = annotation_events(to_data_frame(frame))
     assert str(event["title"]).endswith("ShopCheckout")
+
+
+async def test_a_day_cut_by_prometheus_retention_is_a_partial_day_annotation(
+    app_factory: AppFactory,
+    prometheus_factory: Callable[..., RunningPrometheus],
+    tmp_path: Path,
+    database_url: str,
+) -> None:
+    """History that starts at noon, rolled up from the real Prometheus: the cut day is a region
+    from its midnight to the next, in the team's language unless the payload says, tagged
+    ``partial``; the whole day after it is not; a range without it has none."""
+    dataset, cut, full = history_from_noon(tmp_path / "data")
+    own = prometheus_factory(dataset.files)
+    midnight = datetime.combine(cut, time(0), tzinfo=UTC)
+    start, end = (midnight - timedelta(days=1)).isoformat(), (midnight + timedelta(days=2)).isoformat()
+    sections = {"prometheus": {"url": own.url}, "timezone": "UTC", "database_url": database_url}
+    async with app_factory(**sections) as (_app, client):
+        ran = await client.post(
+            "/api/v1/rollups/run",
+            json={"from": cut.isoformat(), "to": full.isoformat(), "wait": True},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+        assert [r["status"] for r in ran.json()["runs"]] == ["partial", "ok"], ran.text
+
+        async def events(target: dict[str, object], **body: Any) -> list[dict[str, object]]:
+            answer = await client.post(
+                "/grafana/query",
+                json=query_body([target], **{"start": start, "end": end, **body}),
+                headers=VIEW,
+            )
+            assert answer.status_code == 200, answer.text
+            [frame] = answer.json()
+            return annotation_events(to_data_frame(frame))
+
+        chinese = await events({"refId": "Anno", "target": "partial_days"})
+        english = await events({"refId": "Anno", "target": "partial_days", "payload": {"lang": "en"}})
+        by_kind = await events(
+            {"refId": "A", "target": "days", "payload": {"kind": "partial_days", "lang": "en"}}
+        )
+        after = await events(
+            {"refId": "Anno", "target": "partial_days"}, start=(midnight + timedelta(days=1)).isoformat()
+        )
+        incidents_still = await events({"refId": "Anno", "target": "incidents"})
+        unknown_lang = await client.post(
+            "/grafana/query",
+            json=query_body([{"refId": "Anno", "target": "partial_days", "payload": {"lang": "fr"}}]),
+            headers=VIEW,
+        )
+    [event] = chinese
+    assert (event["time"], event["timeEnd"]) == (ms(midnight), ms(midnight + timedelta(days=1)))
+    assert event["title"] == "数据不全的一天"
+    assert event["tags"] == ["partial"]
+    assert str(event["text"]).startswith(f"{cut.isoformat()} · Prometheus 的保留期")
+    [in_english] = english
+    assert in_english["title"] == "Partial day"
+    assert "Prometheus's retention covered only part of this day" in str(in_english["text"])
+    assert by_kind == english
+    assert after == []  # the range starts with the whole day
+    assert incidents_still == []
+    assert unknown_lang.status_code == 400
+    assert unknown_lang.json() == {"message": "payload.lang 'fr' is not one of zh-CN, en"}
+
+
+async def test_a_partial_day_of_a_dst_change_spans_its_local_day(app_factory: AppFactory) -> None:
+    """In a zone with DST a partial day's region is its local day, 23 or 25 hours long."""
+    tz = ZoneInfo(DST_ZONE)
+    days = dst_days(datetime.now(UTC).timestamp())
+    async with app_factory(timezone=DST_ZONE, alerts={"locale": "en"}) as (app, client):
+        async with app.state.context.sessions.begin() as session:
+            for day in days.values():
+                run_id = await repository.claim_day(
+                    session, day, trigger="test", worker="test", now=datetime.now(UTC), lease=timedelta(0)
+                )
+                assert run_id is not None
+                await repository.finish_run(session, run_id, status=RunStatus.PARTIAL, duration_ms=1.0)
+        first, last = min(days.values()), max(days.values())
+        answer = await client.post(
+            "/grafana/query",
+            json=query_body(
+                [{"refId": "Anno", "target": "partial_days"}],
+                start=(first - timedelta(days=1)).isoformat() + "T00:00:00Z",
+                end=(last + timedelta(days=2)).isoformat() + "T00:00:00Z",
+            ),
+            headers=VIEW,
+        )
+    assert answer.status_code == 200, answer.text
+    events = annotation_events(to_data_frame(answer.json()[0]))
+    expected = [
+        (
+            ms(datetime.combine(day, time(0), tzinfo=tz)),
+            ms(datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)),
+        )
+        for day in sorted(days.values())
+    ]
+    assert [(e["time"], e["timeEnd"]) for e in events] == expected
+    assert sorted(int(e["timeEnd"]) - int(e["time"]) for e in events) == [23 * 3_600_000, 25 * 3_600_000]
+    assert {e["title"] for e in events} == {"Partial day"}  # the team's language (alerts.locale)

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ import pytest
 import yaml
 
 from app.backends.prometheus import PrometheusClient
-from app.grafana.catalogue import INCIDENTS, metrics_of
-from tests.grafana.frames import to_data_frame
+from app.grafana.catalogue import INCIDENTS, PARTIAL_DAYS, metrics_of
+from app.rollups import repository
+from app.rollups.repository import RunStatus
+from tests.grafana.frames import annotation_events, to_data_frame
 from tests.grafana.support import SLO, query_body, regex, store_days, store_oncall_days
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer, settings_for
 from tests.harness.prometheus import RunningPrometheus
@@ -47,6 +49,9 @@ EXPECTED = {
     "panorama-oncall": "值班与事件 On-call & incidents",
     "panorama-oncall-health": "值班健康 On-call health",
 }
+CUT = date(2025, 2, 3)
+"""A partial day inside the stored days (its run says so): its annotation, in UTC, starts at its midnight."""
+CUT_MS = int(datetime(2025, 2, 3, tzinfo=UTC).timestamp() * 1000)
 # What Grafana substitutes for its own interval variables (a 1m scrape interval, a 6h range).
 GRAFANA_VARIABLES = {"$__rate_interval": "4m", "$__interval": "1m", "$__range": "6h"}
 _ENV_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -165,12 +170,27 @@ def test_panorama_targets_name_real_metrics() -> None:
         for source, target in targets(dashboard):
             if source["uid"] != "panorama":
                 continue
-            assert target["target"] in known | {INCIDENTS}, (path.name, target)
+            assert target["target"] in known | {INCIDENTS, PARTIAL_DAYS}, (path.name, target)
             for value in target.get("payload", {}).values():
                 for name in re.findall(r"\$(\w+)", str(value)):
                     assert name in variables | {"__all"}, (path.name, value)
             named += 1
     assert named >= 25
+
+
+def test_the_dashboards_of_daily_prometheus_figures_mark_partial_days() -> None:
+    """Where a daily series of Prometheus's figures may dip because its retention cut a day, the
+    dashboard shows the partial days as annotations (the on-call history is not Prometheus's)."""
+    marked = set()
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        for annotation in dashboard["annotations"]["list"]:
+            if annotation["target"]["target"] == PARTIAL_DAYS:
+                assert annotation["enable"]
+                assert annotation["datasource"]["uid"] == "panorama"
+                assert annotation["target"]["refId"] == "Anno"
+                marked.add(dashboard["uid"])
+    assert marked == {"panorama-service-history", "panorama-capacity", "panorama-slo"}
 
 
 def interpolate_regex(value: Any, chosen: dict[str, list[str]]) -> Any:
@@ -186,6 +206,11 @@ async def test_every_panorama_query_of_the_dashboards_is_answered(app_factory: A
         async with app.state.context.sessions.begin() as session:
             await store_days(session)
             await store_oncall_days(session)
+            run_id = await repository.claim_day(
+                session, CUT, trigger="test", worker="test", now=datetime.now(UTC), lease=timedelta(0)
+            )
+            assert run_id is not None
+            await repository.finish_run(session, run_id, status=RunStatus.PARTIAL, duration_ms=1.0)
         for path in DASHBOARDS:
             dashboard = load(path)
             chosen: dict[str, list[str]] = {}
@@ -214,6 +239,8 @@ async def test_every_panorama_query_of_the_dashboards_is_answered(app_factory: A
                 assert answer.status_code == 200, (path.name, target, answer.text)
                 frames = [to_data_frame(item) for item in answer.json()]
                 assert frames, (path.name, target)
+                if target["target"] == PARTIAL_DAYS:
+                    assert [e["time"] for e in annotation_events(frames[0])] == [CUT_MS], path.name
 
 
 def prometheus_queries() -> Iterator[tuple[str, str]]:

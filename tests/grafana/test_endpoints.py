@@ -106,7 +106,8 @@ async def test_metrics_list_every_figure_with_its_payloads(client: httpx.AsyncCl
         answer = await post(client, "metrics", body)
         assert answer.status_code == 200
     metrics = {m["value"]: m for m in answer.json()}
-    assert list(metrics) == [*ALL_METRICS, "incidents"]
+    assert list(metrics) == [*ALL_METRICS, "incidents", "partial_days"]
+    assert [p["name"] for p in metrics["partial_days"]["payloads"]] == ["lang"]
     p99 = metrics["service.latency_p99_ms"]
     assert p99["label"] == "service · latency_p99_ms (ms)"
     assert [p["name"] for p in p99["payloads"]] == ["entity", "granularity", "format"]
@@ -158,6 +159,9 @@ async def test_payload_options(client: httpx.AsyncClient) -> None:
     assert await options("service.requests", "format") == ["time_series", "table"]
     assert await options("slo.error_budget_remaining", "objective") == ["availability", "latency_p99_ms"]
     assert await options("incidents", "service") == ["$__all", CHECKOUT, PAYMENTS, SEARCH]
+    assert await options("partial_days", "lang") == ["zh-CN", "en"]
+    no_service = await post(client, "metric-payload-options", {"metric": "partial_days", "name": "service"})
+    assert no_service.json() == {"message": "metric partial_days has no payload 'service' (it has: lang)"}
     nothing = await post(
         client, "metric-payload-options", {"metric": "cluster.cpu_utilization_avg", "name": "entity"}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date, timedelta
@@ -16,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.backends.prometheus import PrometheusClient
+from app.rollups.days import Granularity, period_start
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.datasets import DST_ZONE, dst_days
 from tests.harness.prometheus import RunningPrometheus
@@ -113,7 +115,8 @@ async def test_daily_weekly_monthly_and_csv(app_factory: AppFactory, prometheus:
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert [r["date"] for r in rows] == days
     assert float(rows[1]["requests"]) == pytest.approx(by_day["days"][1]["requests"])
-    assert as_csv.text.splitlines()[0].startswith("date,period,days,requests,errors,error_rate")
+    assert as_csv.text.splitlines()[0].startswith("date,period,days,partial_days,requests,errors,error_rate")
+    assert [r["partial_days"] for r in rows] == ["0"] * len(days)
 
 
 async def test_namespace_and_cluster_reports(app_factory: AppFactory, prometheus: RunningPrometheus) -> None:
@@ -358,22 +361,29 @@ async def test_a_period_without_rows_answers_the_same_in_json_and_csv(
         "memory_utilization_peak": None,
     }
     rows = list(csv.DictReader(io.StringIO(cluster_csv)))
-    assert rows == [{key: "" if value is None else str(value) for key, value in cluster["cluster"].items()}]
-    assert services_csv.splitlines()[0].startswith("service,days,requests,errors,")
+    as_text = {key: "" if value is None else str(value) for key, value in cluster["cluster"].items()}
+    assert rows == [{**as_text, "partial_days": "0"}]
+    assert services_csv.splitlines()[0].startswith("service,days,partial_days,requests,errors,")
     assert services_csv.count("\n") == 1
     assert series["days"] == []
-    assert series_csv.splitlines()[0].startswith("date,period,days,requests,")
+    assert series_csv.splitlines()[0].startswith("date,period,days,partial_days,requests,")
     assert series_csv.count("\n") == 1
     assert slo_csv.splitlines()[0].startswith("service,objective,target,achieved,met,")
 
 
 async def test_a_partial_day_is_named_in_runs_and_reports(
-    app_factory: AppFactory, prometheus_factory: Callable[..., RunningPrometheus], tmp_path: Path
+    app_factory: AppFactory,
+    prometheus_factory: Callable[..., RunningPrometheus],
+    tmp_path: Path,
+    database_url: str,
 ) -> None:
+    """JSON names the partial days at its top; CSV, which has no top, counts them in every row:
+    a day or a week its own, a report over the range (streamed or not) the range's."""
     dataset, cut, full = history_from_noon(tmp_path / "data")
     own = prometheus_factory(dataset.files)
     period = {"from": cut.isoformat(), "to": full.isoformat()}
-    async with app_with(app_factory, own) as (_app, client):
+    as_csv = {**period, "format": "csv"}
+    async with app_with(app_factory, own, database_url=database_url) as (_app, client):
         ran = await client.post("/api/v1/rollups/run", json={**period, "wait": True}, headers=OPERATE)
         runs = (await client.get("/api/v1/rollups/runs", headers=VIEW)).json()["runs"]
         services = (await client.get("/api/v1/reports/services", params=period, headers=VIEW)).json()
@@ -382,6 +392,23 @@ async def test_a_partial_day_is_named_in_runs_and_reports(
         later = (
             await client.get("/api/v1/reports/services", params={"from": full.isoformat()}, headers=VIEW)
         ).json()
+        csv_answers = {
+            name: (await client.get(url, params=params, headers=VIEW)).text
+            for name, url, params in (
+                ("daily", path, as_csv),
+                ("weekly", path, {**as_csv, "granularity": "week"}),
+                (
+                    "monthly",
+                    f"/api/v1/reports/kinds/service/{CHECKOUT}/daily",
+                    {**as_csv, "granularity": "month"},
+                ),
+                ("services", "/api/v1/reports/services", as_csv),
+                ("kinds", "/api/v1/reports/kinds/service", as_csv),
+                ("cluster", "/api/v1/reports/cluster", as_csv),
+                ("later", "/api/v1/reports/services", {"from": full.isoformat(), "format": "csv"}),
+            )
+        }
+        daily_again = (await client.get(path, params=period, headers=VIEW)).content  # the stored rows
     assert ran.status_code == 200, ran.text
     assert [(r["day"], r["status"]) for r in ran.json()["runs"]] == [
         (cut.isoformat(), "partial"),
@@ -392,6 +419,29 @@ async def test_a_partial_day_is_named_in_runs_and_reports(
     assert daily["partial_days"] == [cut.isoformat()]
     assert [d["days"] for d in daily["days"]] == [1, 1]
     assert later["partial_days"] == []
+    assert all("partial_days" not in row for row in [*daily["days"], *services["services"]])  # JSON as before
+    assert json.loads(daily_again) == daily
+
+    def read(name: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(csv_answers[name])))
+
+    assert [(r["date"], r["partial_days"]) for r in read("daily")] == [
+        (cut.isoformat(), "1"),
+        (full.isoformat(), "0"),
+    ]
+    for name in ("weekly", "monthly"):  # the cut day counts in its own period only
+        unit = "week" if name == "weekly" else "month"
+        starts = [period_start(day, Granularity(unit)).isoformat() for day in (cut, full)]
+        expected = {start: starts[:1].count(start) for start in starts}
+        assert {r["date"]: int(r["partial_days"]) for r in read(name)} == expected, name
+    for name in ("services", "kinds"):
+        found = read(name)
+        assert {r["service"] for r in found} == {CHECKOUT, PAYMENTS}
+        assert {r["partial_days"] for r in found} == {"1"}, name  # the range holds one partial day
+    [cluster] = read("cluster")
+    assert (cluster["days"], cluster["partial_days"]) == ("0", "1")  # no node figures in this history
+    assert {r["partial_days"] for r in read("later")} == {"0"}
+    assert csv_answers["services"].splitlines()[0].startswith("service,days,partial_days,requests,")
 
 
 async def test_a_service_report_answers_to_every_spelling_of_its_name(
