@@ -105,6 +105,15 @@ def _field_named(fields: tuple[PayloadField, ...] | list[PayloadField], name: st
     return next((f for f in fields if name == f.name or name in f.aliases), None)
 
 
+def _declared(fields: tuple[PayloadField, ...] | list[PayloadField], metric: str, name: str) -> PayloadField:
+    """The payload field ``name`` of ``metric`` (one of ``fields``), or the 400 listing them."""
+    field = _field_named(fields, name)
+    if field is None:
+        has = ", ".join(f.name for f in fields)
+        raise InvalidQuery(f"metric {metric} has no payload {name!r} (it has: {has})")
+    return field
+
+
 async def payload_options(
     session: AsyncSession, settings: Settings, request: PayloadOptionsRequest
 ) -> list[dict[str, str]]:
@@ -112,21 +121,13 @@ async def payload_options(
     name = request.name
     annotation = request.metric.strip()
     if annotation in ANNOTATION_FIELDS:
-        declared = ANNOTATION_FIELDS[annotation]
-        field = _field_named(declared, name)
-        if field is None:
-            has = ", ".join(f.name for f in declared)
-            raise InvalidQuery(f"metric {annotation} has no payload {name!r} (it has: {has})")
+        field = _declared(ANNOTATION_FIELDS[annotation], annotation, name)
         if field.options is not None:
             return options(field.options)
         services = await rollups.entities(session, "service") if has_kind(settings, "service") else []
         return [{"label": "All", "value": ALL_VALUE}, *options(services)]
     metric = resolve_metrics(settings, request.metric, field="metric")[0]
-    fields = payload_fields(settings, metric)
-    found = _field_named(fields, name)
-    if found is None:
-        has = ", ".join(f.name for f in fields)
-        raise InvalidQuery(f"metric {metric.name} has no payload {name!r} (it has: {has})")
+    found = _declared(payload_fields(settings, metric), metric.name, name)
     if found.options is not None:
         return options(found.options)
     if metric.is_slo:
