@@ -359,7 +359,7 @@ async def test_a_heartbeat_waiting_in_the_journal_is_not_missing_until_the_journ
     assert sorted(stuck) == [0, 1]
     assert chain.due_at == stuck_at + timedelta(minutes=5)
     assert held == 0
-    assert f"received since {waiting_since.isoformat()}" in json.loads(opened.common_annotations)["summary"]
+    assert f"自 {waiting_since.isoformat()} 起收到" in json.loads(opened.common_annotations)["summary"]
     assert [r for r in caplog.records if "alert journal has not moved" in r.getMessage()]
     assert 30 <= oldest < 4 * 60  # the waiting row's age, not the applied one's
     assert back["status"] == "applied"
