@@ -449,7 +449,8 @@ async def test_a_firing_update_queued_while_the_incident_was_resolved_by_hand_pa
     assert received["detail"]["received_at"] == repeated_at.isoformat()
     assert times(second, "routed") == [manual]
     stamps = [at(e["at"]) for e in second["timeline"]]
-    assert stamps == sorted(stamps) and stamps[0] == manual
+    assert stamps == sorted(stamps)
+    assert stamps[0] == manual
     assert (second["id"], "trigger") in pages  # it pages again
     assert [(c.step, c.due_at) for c in chain] == [(2, manual + timedelta(minutes=5))]
 
