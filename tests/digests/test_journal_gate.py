@@ -16,6 +16,7 @@ from app.alerts import journal
 from app.digests import service
 from app.digests.errors import DigestHeld
 from app.digests.models import DigestSend
+from app.errors import json_answer
 from tests.alerts.support import alert, payload
 from tests.digests.support import CHECKOUT, Sessions, digest_config, service_day, settings, store_day
 
@@ -58,8 +59,10 @@ async def test_a_digest_waits_for_a_webhook_of_its_day_still_in_the_journal_and_
     answer = await service.send(
         sessions, s, "daily", DAY.isoformat(), by="schedule", now=END + timedelta(minutes=3)
     )
-    assert held.value.status_code == 503
-    assert held.value.extra["retry_after_s"] == 60  # asked again within a minute (13 left)
+    answer_held = json_answer(held.value)  # what the API answers (and the CLI prints the message)
+    assert answer_held.status_code == 503
+    assert answer_held.headers["Retry-After"] == "60"  # asked again within a minute (13 left)
+    assert orjson.loads(answer_held.body)["error"] == "digest_held"
     assert RECEIVED.isoformat() in held.value.message
     assert held_sends == []  # nothing claimed: the retry sends it
     assert applied.applied == 2
