@@ -50,10 +50,13 @@ class Forbidden(PanoramaError):
 
 
 def json_answer(exc: PanoramaError) -> JSONResponse:
-    """The JSON answer of ``exc``: its status, ``{"error", "message", ...}``, and for a missing or
-    wrong credential the ``WWW-Authenticate`` challenge."""
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    """The JSON answer of ``exc``: its status, ``{"error", "message", ...}``, for a missing or
+    wrong credential the ``WWW-Authenticate`` challenge, and ``Retry-After`` when the error says
+    how long to wait (``retry_after_s``)."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else {}
+    if isinstance(exc.extra.get("retry_after_s"), int):  # something to wait for: when to ask again
+        headers["Retry-After"] = str(exc.extra["retry_after_s"])
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers or None)
 
 
 # --- error answers as routes declare them in OpenAPI ----------------------------------------

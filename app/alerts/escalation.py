@@ -224,7 +224,10 @@ async def _notify(
             return False
     if known.paged is None:
         known.paged = await repository.was_paged(session, incident.id)
-    kind: MessageKind = "escalate" if known.paged else "trigger"
+    # A "heartbeat missing" incident's first page says so in its headline (the alert pipeline itself
+    # may be broken); any incident's later pages are escalations.
+    first: MessageKind = "heartbeat" if incident.heartbeat else "trigger"
+    kind: MessageKind = "escalate" if known.paged else first
     if known.alerts is None:
         known.alerts = await repository.alerts_of(session, incident.id)
     notification = messages.build(

@@ -25,6 +25,14 @@ one interval at most, then the heartbeat is found missing as before; its inciden
 journal holds webhooks received since when (it may be among them), a warning is logged, and
 ``panorama_alert_journal_oldest_queued_seconds`` shows the journal's age on its own.
 
+Words (since 2026-12-07): the "missing" incident's title and summary are written in the team's
+language (``alerts.locale``, zh-CN by default, or en), as every notification's words are chosen
+(:mod:`app.alerts.messages`), when the check opens it; they are the incident's own text from then
+on, as an alert's summary is, so its page, its resolved message and the digests say it in the
+language it opened in. Its first page goes out as the ``heartbeat`` kind (headline "心跳丢失：告警链路
+可能中断" / "Heartbeat missing: the alert pipeline may be broken"), its escalations and its resolve
+as any incident's. Before, the title and summary were English whatever the locale.
+
 Several replicas: the check locks each heartbeat row (``FOR UPDATE``, key order, before any
 incident: the order every writer follows) and opens the incident with ``INSERT … ON CONFLICT DO
 NOTHING`` on the one-open-incident-per-group index, so two replicas finding one heartbeat overdue
@@ -52,6 +60,22 @@ from app.db import dumps
 
 log = logging.getLogger("panorama.alerts")
 
+WORDS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "心跳丢失：{what}",
+        "every_alert": "所有告警",
+        "summary": "自 {since} 起没有收到匹配 {what} 的告警",
+        "stuck": "；告警日志中仍有自 {since} 起收到、尚未处理的 webhook（卡住了？），心跳可能就在其中",
+    },
+    "en": {
+        "title": "Heartbeat missing: {what}",
+        "every_alert": "every alert",
+        "summary": "no alert matching {what} since {since}",
+        "stuck": "; the alert journal holds webhooks received since {since} not yet applied (stuck?): "
+        "it may be among them",
+    },
+}
+
 
 @dataclass(frozen=True)
 class WatchedRoute:
@@ -61,7 +85,12 @@ class WatchedRoute:
 
     @property
     def description(self) -> str:
+        """The route's matchers as the log and the timeline say them (not translated)."""
         return ", ".join(str(m) for m in self.route.matchers) or "every alert"
+
+    def described(self, locale: str) -> str:
+        """The route's matchers, or "every alert" in ``locale``, for the incident's words."""
+        return ", ".join(str(m) for m in self.route.matchers) or WORDS[locale]["every_alert"]
 
 
 def watched(settings: Settings) -> list[WatchedRoute]:
@@ -153,14 +182,13 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
         as_of = horizon.as_of(now, waiting_since, longest=interval)
         if state.incident_id is not None or as_of - last_seen <= interval:
             continue
-        summary = f"no alert matching {route.description} since {last_seen.isoformat()}"
+        words = WORDS[settings.alerts.locale]
+        what = route.described(settings.alerts.locale)
+        summary = words["summary"].format(what=what, since=last_seen.isoformat())
         stuck = horizon.stuck(now, waiting_since, longest=interval)
         if stuck:
             assert waiting_since is not None
-            summary += (
-                f"; the alert journal holds webhooks received since {waiting_since.isoformat()} "
-                "not yet applied (stuck?): it may be among them"
-            )
+            summary += words["stuck"].format(since=waiting_since.isoformat())
             log.warning(
                 "heartbeat %s looks missing while the alert journal has not moved since %s: paging anyway",
                 route.description,
@@ -173,7 +201,7 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
                 "group_key": group_key,
                 "receiver": "panorama",
                 "status": "triggered",
-                "title": f"Heartbeat missing: {route.description}",
+                "title": words["title"].format(what=what),
                 "severity": "critical",
                 "services": dumps([]),
                 "group_labels": dumps({}),
@@ -190,7 +218,7 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
             continue
         repository.link_heartbeat_incident(state, incident.id)
         detail = {
-            "heartbeat": route.description,
+            "heartbeat": what,
             "last_seen": last_seen.isoformat(),
             "as_of": as_of.isoformat(),
         }

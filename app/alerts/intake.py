@@ -132,22 +132,47 @@ async def store_in(session: AsyncSession, webhooks: Sequence[Webhook], now: date
     * what is done now is stamped ``now``: the pages written to the outbox (due at once), their ack
       and view links' expiry, who is on call and whether a step's time intervals apply when the page
       goes out (as for every step the worker runs), the timeline's ``escalated`` entries (when the
-      page was queued: the gap after ``received`` shows the apply's lag)."""
+      page was queued: the gap after ``received`` shows the apply's lag).
+
+    One exception keeps a group's history in order: a firing webhook that finds no open incident
+    opens one no earlier than the group's last incident was resolved. While its row waited in the
+    journal, somebody may have resolved the incident by hand (the API, the page), or its resolve
+    been stamped after an ack made meanwhile (:mod:`app.alerts.incidents`); stamped with its receipt,
+    the new incident would have opened before the old one closed. It opens, is routed and starts
+    its chain's clock at that resolve instead, its ``received`` entry keeping the receipt
+    (``received_at``), and it pages: Alertmanager still says the group fires, and the person who
+    resolved it never saw this webhook — as a trigger event after a resolve opens a new incident in
+    PagerDuty or Opsgenie. (The other way — counting it as older than the resolve and opening
+    nothing — would leave a firing group unpaged until Alertmanager's next notification, up to its
+    ``repeat_interval``, hours later.) Later rows of the group update that incident no earlier than
+    it opened."""
     repository.keep_reads(session)
     # Heartbeat rows are locked before incidents by every writer: those webhooks lock their own.
     await repository.prefetch_open_incidents(
         session,
         [w.payload.groupKey for w in webhooks if not w.heartbeats],
     )
-    # The groups without an open incident that fire: their incidents opened in one statement.
+    # The groups without an open incident that fire: their incidents opened in one statement, each
+    # no earlier than its group's last resolve (read once for the batch, after the locks above).
+    opening = [
+        w
+        for w in webhooks
+        if not w.heartbeats
+        and repository.found_no_open_incident(session, w.payload.groupKey)
+        and any(a.status == "firing" for a in w.payload.alerts)
+    ]
+    await repository.prefetch_resolves_after(
+        session, {w.payload.groupKey: w.received_at or now for w in opening}
+    )
     await repository.insert_open_incidents(
         session,
         [
-            _incident_row(w.payload, w.payload.alerts, w.received_at or now)
-            for w in webhooks
-            if not w.heartbeats
-            and repository.found_no_open_incident(session, w.payload.groupKey)
-            and any(a.status == "firing" for a in w.payload.alerts)
+            _incident_row(
+                w.payload,
+                w.payload.alerts,
+                await _opening_at(session, w.payload.groupKey, w.received_at or now),
+            )
+            for w in opening
         ],
     )
     # What the intake adds (timeline, outbox, escalation rows) is only read after the commit:
@@ -178,19 +203,28 @@ async def receive(session: AsyncSession, webhook: Webhook, now: datetime) -> int
     if incident is None:
         if not any(a.status == "firing" for a in alerts):
             return None
-        opened = await _open(session, payload, alerts, at)
+        opened_at = await _opening_at(session, payload.groupKey, at)
+        opened = await _open(session, payload, alerts, opened_at, received_at=at)
         if opened is not None:
-            stored = _store_alerts(session, opened, alerts, at, existing=[])
-            await _route(session, settings, opened, payload, stored.rows, at, key, now=now)
+            stored = _store_alerts(session, opened, alerts, opened_at, existing=[])
+            await _route(session, settings, opened, payload, stored.rows, opened_at, key, now=now)
             return opened.id
         # Another replica opened it a moment ago (and committed): this delivery updates it.
         incident = await repository.lock_open_incident(session, payload.groupKey)
         assert incident is not None, "the unique index named an open incident"
+    at = max(at, incident.created_at)  # one opened after a resolve (above) is not updated before it
     stored = _store_alerts(
         session, incident, alerts, at, existing=await repository.alerts_of(session, incident.id)
     )
     await _update(session, settings, incident, stored, at, key, now=now)
     return incident.id
+
+
+async def _opening_at(session: AsyncSession, group_key: str, at: datetime) -> datetime:
+    """When a group's new incident opens: at its webhook's receipt ``at``, but never before the
+    group's last incident was resolved — by hand, or by a resolve stamped after an ack — while this
+    webhook waited in the journal (see the module's docstring)."""
+    return await repository.resolved_after(session, group_key, at) or at
 
 
 def _title(payload: WebhookPayload, alerts: Sequence[WebhookAlert]) -> str:
@@ -242,18 +276,22 @@ async def _open(
     payload: WebhookPayload,
     alerts: Sequence[WebhookAlert],
     at: datetime,
+    *,
+    received_at: datetime,
 ) -> Incident | None:
-    """Opens the group's incident; None when another transaction opened it first."""
+    """Opens the group's incident at ``at`` (its webhook was received ``received_at``, which the
+    timeline keeps when it differs); None when another transaction opened it first."""
     incident = await repository.insert_open_incident(session, _incident_row(payload, alerts, at))
     if incident is None:
         return None
-    repository.add_timeline(
-        session,
-        incident.id,
-        at,
-        "received",
-        {"alerts": len(alerts), "receiver": payload.receiver, "truncated": payload.truncatedAlerts},
-    )
+    detail: dict[str, Any] = {
+        "alerts": len(alerts),
+        "receiver": payload.receiver,
+        "truncated": payload.truncatedAlerts,
+    }
+    if at != received_at:
+        detail["received_at"] = received_at.isoformat()
+    repository.add_timeline(session, incident.id, at, "received", detail)
     return incident
 
 

@@ -63,7 +63,10 @@ or a restart the incident looked younger than it was, and a 5-minute wait counte
 
 An operator may act on an incident while its group's next row waits (an ack before the queued
 resolve is applied): the resolve is then stamped no earlier than that act (:mod:`app.alerts.incidents`
-says why), so the incident's times stay ordered.
+says why), so the incident's times stay ordered. A firing row applied after its group's incident was
+resolved (by hand, while the row waited) opens a new incident, which pages, stamped no earlier than
+that resolve (:func:`app.alerts.intake.store_in` says why): never one that opened before the last
+one closed.
 
 Heartbeats (:mod:`app.alerts.heartbeats`) are seen when their row is applied, at most about a
 second after the 202 on a quiet system (intervals are minutes); a batch holds at most one row that

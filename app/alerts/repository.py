@@ -24,7 +24,7 @@ SQLAlchemy compiles each once and finds it again by a cheap cache key (``bench/i
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -235,6 +235,38 @@ async def insert_open_incidents(session: AsyncSession, rows: Sequence[dict[str, 
     }
     for row in ordered:
         kept[("opened", row["group_digest"])] = opened.get(row["group_digest"])
+
+
+async def prefetch_resolves_after(session: AsyncSession, since: Mapping[str, datetime]) -> None:
+    """For a transaction that keeps its reads: for each groupKey of ``since``, when its incidents
+    last resolved, if later than the earliest of ``since`` (one statement for the batch, on the
+    ``resolved_at`` index: resolves that recent are few); :func:`resolved_after` answers from here."""
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is None or not since:
+        return
+    digests = sorted({group_digest(key) for key in since})
+    statement = (
+        select(Incident.group_digest, func.max(Incident.resolved_at))
+        .where(Incident.resolved_at > min(since.values()), Incident.group_digest.in_(digests))
+        .group_by(Incident.group_digest)
+    )
+    found: dict[str, datetime | None] = {row[0]: row[1] for row in await session.execute(statement)}
+    for digest in digests:
+        kept[("resolved", digest)] = found.get(digest)
+
+
+async def resolved_after(session: AsyncSession, group_key: str, since: datetime) -> datetime | None:
+    """When the group's incidents last resolved, if later than ``since`` (None: not since then)."""
+    digest = group_digest(group_key)
+    kept: dict[tuple[Any, ...], Any] | None = session.sync_session.info.get(READS_KEPT)
+    if kept is not None and ("resolved", digest) in kept:
+        last: datetime | None = kept[("resolved", digest)]
+    else:
+        statement = select(func.max(Incident.resolved_at)).where(
+            Incident.resolved_at > since, Incident.group_digest == digest
+        )
+        last = await session.scalar(statement)
+    return last if last is not None and last > since else None
 
 
 def found_no_open_incident(session: AsyncSession, group_key: str) -> bool:

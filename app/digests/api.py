@@ -46,8 +46,13 @@ async def digest(
     description="Puts the digest in the alerts outbox for its channels (retries, rate limits, dead "
     "letters). A digest is sent once per day, whichever replica or caller asks: when it was already "
     "sent for that day the answer is 200 with `already_sent: true` and nothing is sent, unless "
-    "`force=true`.",
-    responses=ERRORS,
+    "`force=true`. While the alert journal still holds webhooks received before the period ended "
+    "(for less than 15 minutes) the digest is held: 503 with `Retry-After`, nothing sent; a journal "
+    "stuck longer does not hold it, the digest then says it may be incomplete.",
+    responses={
+        **ERRORS,
+        **answers(_503="Held: webhooks of the period still wait in the alert journal (see Retry-After)"),
+    },
 )
 async def send(
     name: str,

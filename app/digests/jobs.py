@@ -1,6 +1,8 @@
-"""Scheduled digests: each at its configured time in its time zone, and once at start-up for a
-digest whose time passed less than :data:`CATCH_UP` ago (Panorama was restarting then). Every
-replica runs them; the ``digest_sends`` row lets one send each digest once per day."""
+"""Scheduled digests: each at its configured time in its time zone, and, every
+:data:`RETRY_INTERVAL` from start-up on, any digest whose time passed less than :data:`CATCH_UP`
+ago and that was not sent (Panorama was restarting then, or the digest was held while the alert
+journal still held webhooks of its period: :class:`app.digests.errors.DigestHeld`). Every replica
+runs them; the ``digest_sends`` row lets one send each digest once per day."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from app.digests import service
+from app.digests.errors import DigestHeld
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -20,6 +24,7 @@ log = logging.getLogger("panorama.digests")
 
 CATCH_UP = timedelta(hours=3)
 STARTUP_DELAY = timedelta(seconds=20)
+RETRY_INTERVAL = timedelta(minutes=1)
 
 
 async def send_due(context: AppContext, name: str) -> None:
@@ -33,6 +38,9 @@ async def send_due(context: AppContext, name: str) -> None:
         answer = await service.send(
             context.sessions, settings, name, day.isoformat(), by="schedule", wake=wake
         )
+    except DigestHeld as held:
+        log.info("digest %s held: %s", name, held.message)
+        return
     except Exception:
         log.exception("digest %s could not be sent", name)
         return
@@ -41,7 +49,7 @@ async def send_due(context: AppContext, name: str) -> None:
 
 async def catch_up(context: AppContext) -> None:
     """Sends the digests whose time today passed within :data:`CATCH_UP` and that were not sent."""
-    if context.sessions is None or not context.schema_ready:
+    if context.sessions is None or not context.schema_ready or context.stopping:
         return
     now = datetime.now(UTC)
     for config in context.settings.digests:
@@ -69,8 +77,8 @@ def register(scheduler: AsyncIOScheduler, context: AppContext) -> None:
     if settings.digests:
         scheduler.add_job(
             catch_up,
-            "date",
-            run_date=datetime.now(UTC) + STARTUP_DELAY,
+            IntervalTrigger(seconds=RETRY_INTERVAL.total_seconds()),
+            next_run_time=datetime.now(UTC) + STARTUP_DELAY,
             id="digests.catch_up",
             args=[context],
             **options,

@@ -3,10 +3,13 @@ a title, one line per figure under a few section lines, and links to Panorama's 
 channel lays the notice out in its own format (DingTalk/WeCom markdown, a Feishu card, Slack
 blocks, e-mail, a webhook's JSON) and escapes each line for it.
 
-A figure that was not rolled up is written as missing ("无数据" / "no data"), never as 0.
+A figure that was not rolled up is written as missing ("无数据" / "no data"), never as 0. A digest
+sent while the alert journal still held webhooks of its period (stuck past the hold) says so first.
 """
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 from app.alerts.channels.base import Notice
 from app.digests.config import DigestConfig
@@ -17,6 +20,8 @@ WORDS: dict[str, dict[str, str]] = {
         "daily": "运维日报 · {name} · {day}（{weekday}）",
         "weekly": "运维周报 · {name} · {first} 至 {last}",
         "weekdays": "周一 周二 周三 周四 周五 周六 周日",
+        "journal": "⚠️ 可能不完整：告警日志中仍有 {since} 起收到、尚未处理的 webhook（告警接收可能卡住了），"
+        "以下事件数字可能未包含它们",
         "traffic": "【流量】",
         "traffic_line": "请求 {requests} · 错误率 {error_rate} · p99 {p99}",
         "compared": "对比{when}：请求 {requests} · 错误率 {error_rate} · p99 {p99}",
@@ -67,6 +72,8 @@ WORDS: dict[str, dict[str, str]] = {
         "daily": "Daily digest · {name} · {day} ({weekday})",
         "weekly": "Weekly digest · {name} · {first} to {last}",
         "weekdays": "Mon Tue Wed Thu Fri Sat Sun",
+        "journal": "⚠️ May be incomplete: the alert journal still holds webhooks received since {since}, "
+        "not applied yet (alert intake may be stuck); the incident figures below may miss them",
         "traffic": "▌Traffic",
         "traffic_line": "Requests {requests} · error rate {error_rate} · p99 {p99}",
         "compared": "Compared with {when}: requests {requests} · error rate {error_rate} · p99 {p99}",
@@ -186,7 +193,11 @@ def notice(report: DigestOut, config: DigestConfig) -> Notice:
         weekday = w["weekdays"].split()[report.day.weekday()]
         title = w["daily"].format(name=report.name, day=report.day, weekday=weekday)
         when = w["when_daily"].format(day=report.compared_with[0])
-    lines = [w["traffic"]]
+    lines = []
+    if report.journal_waiting_since is not None:  # sent although intake lags: said first
+        since = report.journal_waiting_since.astimezone(ZoneInfo(report.timezone))
+        lines.append(w["journal"].format(since=since.strftime("%Y-%m-%d %H:%M:%S")))
+    lines.append(w["traffic"])
     if report.scope is None:
         to = w["to"].format(last=report.last) if report.weekly else ""
         lines.append(w["missing"].format(first=report.first, to=to))

@@ -102,7 +102,11 @@ class DigestOut(BaseModel):
     timezone: str
     locale: Literal["zh-CN", "en"]
     channels: list[str]
-    missing: list[str] = Field(description="What could not be said, and why")
+    missing: list[str] = Field(
+        description="What could not be said, and why: rollup (no rollup for the period), "
+        "rollup_partial, rollup_previous, alert_journal (webhooks received before the period ended "
+        "still wait in the alert journal: the incident figures may miss them)"
+    )
     scope: Traffic | None = Field(description="The scope's figures; null: no rollup for the period")
     scope_previous: Traffic | None
     services: list[ServiceFigures] = Field(description="The busiest services of the scope")
@@ -114,6 +118,11 @@ class DigestOut(BaseModel):
         description="Pages per on-call person (the whole team), busiest first, from the on-call "
         "history the daily rollup keeps (empty: nobody was paged, or the period is not rolled up: "
         "see missing)"
+    )
+    journal_waiting_since: dt.datetime | None = Field(
+        default=None,
+        description="When the oldest webhook still waiting in the alert journal was received, if "
+        "before the period ended (null: every webhook of the period is applied)",
     )
     title: str
     text: str = Field(description="Rendered as plain text (e-mail)")

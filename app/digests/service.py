@@ -9,10 +9,27 @@ Sending: the digest is computed first (reads only), then one short transaction i
 ``digest_sends`` row (unique per digest and day, ``ON CONFLICT DO NOTHING``) and, only if that
 insert happened, puts it in the alerts outbox. Two replicas at the same instant, or a restart
 that runs the job again, find the row there and send nothing. ``force`` sends again on purpose.
+
+Gated on the alert journal (since 2026-12-07), as the on-call history's daily rollup is
+(:func:`app.rollups.oncall.compute_day`): a webhook answered 202 waits in the journal until it is
+applied (:mod:`app.alerts.journal`), and one received before the period ended opens, acknowledges
+or resolves an incident inside the period when it is. A digest built while such a row waits would
+miss it or count it wrong, and a sent digest is not sent again. So :func:`send` reads the journal's
+oldest queued receipt first (:func:`app.alerts.service.journal_waiting_since`) and, while it is
+before the period's end, holds the digest (:class:`DigestHeld`: nothing claimed, nothing sent; the
+API answers 503 with ``Retry-After``; the scheduled job's catch-up pass tries again a minute
+later). Bounded: a journal whose oldest row has waited longer than :data:`JOURNAL_HOLD` is stuck
+(``PanoramaAlertJournalStuck`` fires for it), and the digest goes anyway, its first line saying in
+its language that it may be incomplete and since when webhooks wait: a digest does not vanish
+because intake is stuck, and is late by :data:`JOURNAL_HOLD` at most. The journal is read before
+the incidents, in the same session: once no row received before the end is queued, every such row
+is committed, and the reads after it see what it did. A preview (:func:`digest`) is never held;
+it carries the same note while rows wait.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +44,7 @@ from app.alerts import service as alerts
 from app.config import Settings
 from app.digests import render, repository
 from app.digests.config import DigestConfig, DigestScope
-from app.digests.errors import UnknownDigest
+from app.digests.errors import DigestHeld, UnknownDigest
 from app.digests.schemas import (
     DigestOut,
     IncidentLine,
@@ -49,6 +66,9 @@ from app.web import auth as web_auth
 Sessions = async_sessionmaker[AsyncSession]
 
 WEEK = timedelta(days=7)
+# How long a digest waits for the alert journal's rows received before its period ended; past it
+# the journal is stuck, and the digest goes with a note (see the module's docstring).
+JOURNAL_HOLD = timedelta(minutes=15)
 MAX_LISTED_INCIDENTS = 5
 MAX_NOISY = 3
 TRAFFIC = ("requests", "errors", "error_rate", "latency_p99_ms")
@@ -93,6 +113,12 @@ class Period:
 
     def week_before(self) -> Period:
         return Period(self.first - WEEK, self.last - WEEK)
+
+    def bounds(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
+        """``[first local midnight, the midnight after the last day)`` in ``zone``, as UTC instants."""
+        start = datetime.combine(self.first, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+        end = datetime.combine(self.last + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        return start, end.astimezone(UTC)
 
 
 def period_of(config: DigestConfig, day: date) -> tuple[Period, bool]:
@@ -198,8 +224,7 @@ async def _incidents(
     zone: ZoneInfo,
     apps: set[str],
 ) -> Incidents:
-    start = datetime.combine(period.first, datetime.min.time(), tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(period.last + timedelta(days=1), datetime.min.time(), tzinfo=zone).astimezone(UTC)
+    start, end = period.bounds(zone)
     found = [
         (incident, names)
         for incident, names in await alerts.incidents_opened(session, settings, start, end)
@@ -300,6 +325,10 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
     """The digest of ``day``: every figure, and its text as the channels render it."""
     zone = config.zone(settings.timezone)
     period, weekly = period_of(config, day)
+    # Read first: everything applied by then is seen by the reads below (see the module's docstring).
+    waiting = await alerts.journal_waiting_since(session)
+    if waiting is not None and waiting >= period.bounds(zone)[1]:
+        waiting = None  # received after the period: nothing it does falls inside
     before = period.week_before()
     current = await _services(session, settings, config.scope, period)
     previous = await _services(session, settings, config.scope, before)
@@ -327,6 +356,8 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
         missing.append("rollup_partial")
     if scope_previous is None:
         missing.append("rollup_previous")
+    if waiting is not None:
+        missing.append("alert_journal")
     sent = await repository.sent(session, config.name, day)
     report = DigestOut(
         name=config.name,
@@ -349,6 +380,7 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
         ),
         on_call=await _on_call(session, settings, config, due_at(config, settings, day)),
         load=await _load(session, settings, period, before),
+        journal_waiting_since=waiting,
         title="",
         text="",
         markdown="",
@@ -422,12 +454,23 @@ async def send(
     wake: Callable[[], None] | None = None,
 ) -> SendOut:
     """Sends the digest of a day once: see the module's docstring. ``wake`` (the delivery
-    worker's) is called once it is in the outbox."""
+    worker's) is called once it is in the outbox. Raises :class:`DigestHeld` while the alert
+    journal holds a webhook received before the period ended, for less than :data:`JOURNAL_HOLD`."""
     config = digest_named(settings, name)
     moment = now or utcnow()
     day = parse_day(day_text, config.zone(settings.timezone), moment)
     async with sessions() as session:
         report = await build(session, settings, config, day)
+    waiting = report.journal_waiting_since
+    if waiting is not None and moment - waiting <= JOURNAL_HOLD:
+        until = waiting + JOURNAL_HOLD
+        raise DigestHeld(
+            f"the alert journal still holds webhooks received since {waiting.isoformat()}, before "
+            f"the period of digest {name!r} for {day.isoformat()} ended: it is sent once they are "
+            f"applied, or at {until.isoformat()} with a note that it may be incomplete",
+            digest=name,
+            retry_after_s=max(1, min(60, math.ceil((until - moment).total_seconds()))),
+        )
     key = await alerts.signing_key(sessions, settings)
     report = _with_view_links(report, settings, key, moment + settings.web.view_link_ttl)
     notice = render.notice(report, config)

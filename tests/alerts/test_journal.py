@@ -359,7 +359,7 @@ async def test_a_heartbeat_waiting_in_the_journal_is_not_missing_until_the_journ
     assert sorted(stuck) == [0, 1]
     assert chain.due_at == stuck_at + timedelta(minutes=5)
     assert held == 0
-    assert f"received since {waiting_since.isoformat()}" in json.loads(opened.common_annotations)["summary"]
+    assert f"自 {waiting_since.isoformat()} 起收到" in json.loads(opened.common_annotations)["summary"]
     assert [r for r in caplog.records if "alert journal has not moved" in r.getMessage()]
     assert 30 <= oldest < 4 * 60  # the waiting row's age, not the applied one's
     assert back["status"] == "applied"
@@ -408,6 +408,51 @@ async def test_an_ack_made_while_the_resolve_waited_in_the_journal_comes_before_
     assert kinds.index("acknowledged") < kinds.index("resolved")
     stamps = [at(e["at"]) for e in detail["timeline"]]
     assert stamps == sorted(stamps)
+
+
+@pytest.mark.timeout(90)
+async def test_a_firing_update_queued_while_the_incident_was_resolved_by_hand_pages_again_after_it(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Alertmanager said the group still fires two minutes ago; that webhook waits in the journal
+    while someone resolves the incident by hand. When it is applied, the group fires again: a new
+    incident opens and pages, stamped at the manual resolve (never before the first one closed), its
+    timeline keeping when Alertmanager said so; its chain counts from its opening. The group's next
+    webhook updates it, never before it opened."""
+    now = datetime.now(UTC)
+    fired_at, repeated_at = now - timedelta(minutes=3), now - timedelta(minutes=2)
+    firing = payload("Down", [alert("Down")])
+    async with app_factory(database_url=database_url, **alerting_config()) as (app, client):
+        first_row = await row_settled(client, await journal_late(app, firing, fired_at))
+        first_id = first_row["incident_id"]
+        waiting = await journal_stuck(app, client, database_url, firing, repeated_at)
+        resolved = await client.post(f"/api/v1/incidents/{first_id}/resolve", headers=bearer(OPERATOR_TOKEN))
+        await execute(database_url, DISK_FREED[dialect(database_url)])
+        second_row = await row_settled(client, waiting, timeout_s=30)
+        joined = payload("Down", [alert("Down"), alert("Down", instance="b")])
+        third_row = await row_settled(
+            client, await journal_late(app, joined, repeated_at + timedelta(seconds=1))
+        )
+        first = await incident(client, first_id)
+        second = await incident(client, second_row["incident_id"])
+        pages = [(d.incident_id, d.kind) for d in await outbox(app.state.context.sessions)]
+        chain = [c for c in await chains(app.state.context.sessions) if c.incident_id == second["id"]]
+    assert resolved.status_code == 200, resolved.text
+    assert second_row["status"] == third_row["status"] == "applied"
+    assert second["id"] != first_id
+    assert third_row["incident_id"] == second["id"]
+    manual = at(first["resolved_at"])
+    assert first["resolved_by"] != "alertmanager"
+    assert at(second["created_at"]) == manual  # opened when the first closed, not before
+    [received] = [e for e in second["timeline"] if e["kind"] == "received"]
+    assert at(received["at"]) == manual
+    assert received["detail"]["received_at"] == repeated_at.isoformat()
+    assert times(second, "routed") == [manual]
+    stamps = [at(e["at"]) for e in second["timeline"]]
+    assert stamps == sorted(stamps)
+    assert stamps[0] == manual
+    assert (second["id"], "trigger") in pages  # it pages again
+    assert [(c.step, c.due_at) for c in chain] == [(2, manual + timedelta(minutes=5))]
 
 
 @pytest.mark.timeout(90)

@@ -279,9 +279,9 @@ async def test_heartbeat_pages_when_the_watchdog_stops(app_factory: AppFactory) 
         paged = await outbox(context.sessions)
         await post(client, watchdog)  # it is back
         [back] = await incidents(context.sessions)
-    assert missing.title.startswith('Heartbeat missing: alertname="Watchdog"')
+    assert missing.title == '心跳丢失：alertname="Watchdog"'  # alerts.locale: zh-CN by default
     assert missing.severity == "critical"
-    assert [(d.channel, d.kind) for d in paged] == [("ops-robot", "trigger")]
+    assert [(d.channel, d.kind) for d in paged] == [("ops-robot", "heartbeat")]
     assert back.status == "resolved"
     assert back.resolved_by == "heartbeat"
 

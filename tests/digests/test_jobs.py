@@ -1,11 +1,13 @@
-"""The scheduled digest: registered at its configured time in its time zone, and, when it runs,
-sending yesterday's digest once (a second run, as after a restart, sends nothing)."""
+"""The scheduled digest: registered at its configured time in its time zone (and a catch-up every
+minute, which also retries a held digest), and, when it runs, sending yesterday's digest once (a
+second run, as after a restart, sends nothing)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from app.alerts.models import Delivery
@@ -26,7 +28,9 @@ async def test_the_job_runs_at_the_digest_time_in_its_zone_and_sends_yesterday_o
         fields = {f.name: str(f) for f in job.trigger.fields}
         assert (fields["hour"], fields["minute"]) == ("8", "30")
         assert str(job.trigger.timezone) == "Asia/Shanghai"
-        assert context.scheduler.get_job("digests.catch_up") is not None
+        catch_up = context.scheduler.get_job("digests.catch_up")  # also the retry of a held digest
+        assert isinstance(catch_up.trigger, IntervalTrigger)
+        assert catch_up.trigger.interval == jobs.RETRY_INTERVAL
 
         digest = service.digest_named(context.settings, "daily")
         day = service.due_day(digest, context.settings, datetime.now(UTC))
