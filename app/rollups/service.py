@@ -62,6 +62,7 @@ from app.rollups.days import (
     day_window,
     days_between,
     local_today,
+    per_period,
     period_label,
 )
 from app.rollups.errors import (
@@ -901,8 +902,11 @@ async def flat_rows(
     granularity: Granularity,
 ) -> list[dict[str, object]]:
     """``GET /api/v1/rollups``: one figure of ``entity`` (default: every entity with data) per
-    period, as flat rows ``{time, entity, figure, value}``."""
+    period, as flat rows ``{time, entity, figure, value, partial_days}``. A flat array has no top
+    level to name the partial days at, so each row counts those of its period, as a CSV report's
+    rows do (``days.per_period``)."""
     kind, name = flat_figure(settings, figure)
+    partial = per_period(await partial_days(session, first, last), granularity)
     if entity:
         entities = list(dict.fromkeys(entity))
     elif require_kind(settings, kind).labels:
@@ -920,6 +924,7 @@ async def flat_rows(
                     "entity": one,
                     "figure": f"{kind}.{name}",
                     "value": finite(period.figures.get(name)),
+                    answers.PARTIAL_DAYS: partial.get(period.start.isoformat(), 0),
                 }
             )
     return rows
