@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -442,6 +442,20 @@ async def partial_days(session: AsyncSession, first: date, last: date) -> list[d
     """The days of ``[first, last]`` stored ``partial`` (Prometheus's samples began after the day
     did, its retention having cut the day): reports and pages name them beside their figures."""
     return await repository.partial_days(session, first, last)
+
+
+async def partial_days_held(
+    session: AsyncSession, days: Collection[date], entities: Mapping[str, Collection[str]]
+) -> list[date]:
+    """Which of the partial ``days`` are partial days of ``entities`` (names by kind): the days
+    one of them has stored figures on, in order. A day none of them has figures for holds no
+    figure of theirs that the cut could have lowered."""
+    held: set[date] = set()
+    for kind, names in entities.items():
+        wanted = [day for day in days if day not in held]
+        if names and wanted:
+            held |= await repository.days_held(session, kind, names, wanted)
+    return sorted(held)
 
 
 # --- reports ------------------------------------------------------------------------------
