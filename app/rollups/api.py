@@ -340,8 +340,7 @@ async def slo_report(
     else:
         day = local_today(settings.tzinfo) - timedelta(days=1)
     results = await service.slo_report(session, settings, day)
-    earliest = min((r.window.first for r in results), default=None)
-    partial = [] if earliest is None else await service.partial_days(session, earliest, day)
+    partial, counts = await service.slo_partial_days(session, results)
     rows = [
         {
             "service": r.window.service,
@@ -359,7 +358,6 @@ async def slo_report(
         for r in results
     ]
     if format == "csv":  # each row counts its window's partial days (CSV has no top level)
-        counts = [sum(r.window.first <= d <= r.window.last for d in partial) for r in results]
         rows = [row | {answers.PARTIAL_DAYS: count} for row, count in zip(rows, counts, strict=True)]
     head = {
         "at": day.isoformat(),

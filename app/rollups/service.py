@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -1218,6 +1218,18 @@ async def slo_report(session: AsyncSession, settings: Settings, at: date) -> lis
                 )
             )
     return results
+
+
+async def slo_partial_days(
+    session: AsyncSession, results: Sequence[SloResult]
+) -> tuple[list[date], list[int]]:
+    """The partial days of the objectives' windows (one read from the earliest window's first day),
+    and how many each result's window holds (a report row's ``partial_days``)."""
+    if not results:
+        return [], []
+    earliest = min(r.window.first for r in results)
+    found = await partial_days(session, earliest, max(r.window.last for r in results))
+    return found, [sum(r.window.first <= day <= r.window.last for day in found) for r in results]
 
 
 def _budget(
