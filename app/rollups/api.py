@@ -359,13 +359,13 @@ async def slo_report(
     ]
     if format == "csv":  # each row counts its window's partial days (CSV has no top level)
         rows = [row | {answers.PARTIAL_DAYS: count} for row, count in zip(rows, counts, strict=True)]
-    head = {
+    body = {
         "at": day.isoformat(),
         "timezone": settings.timezone,
         "partial_days": [d.isoformat() for d in partial],
         "objectives": rows,
     }
-    return _answer(head, rows, format, "slo", list(SLO_COLUMNS))
+    return _answer(body, rows, format, "slo", list(SLO_COLUMNS))
 
 
 # --- flat rows for Grafana's Infinity datasource and alerting on rollups ------------------
