@@ -9,8 +9,10 @@ alerting feature (``alerts.incident_spans``).
 
 A partial day's annotation spans the local day (its midnight to the next, 23 or 25 hours on
 DST days) whose stored figures cover only part of it, Prometheus's retention having cut it
-(``rollups.partial_days``): the reason a daily series dips there. Partial days belong to the
-whole rollup, not to one service, so service choices and ad hoc filters do not apply to them.
+(``rollups.partial_days``): the reason a daily series dips there. A day is partial for the whole
+rollup; a dashboard filtered to some services or namespaces (``payload.service``/``namespace``,
+ad hoc ``service``/``namespace`` filters) is shown the partial days those have figures on
+(``rollups.partial_days_held``): a service that had no figures that day has none the cut lowered.
 Their words are in the team's language (``alerts.locale``) unless the payload's ``lang`` says.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +29,8 @@ from app import servicenames
 from app.alerts import service as alerts
 from app.config import Settings
 from app.grafana.catalogue import INCIDENTS, PARTIAL_DAYS
-from app.grafana.payloads import Job, annotation_services, lang_of
+from app.grafana.entities import kind_entities, kind_passes, namespace_of
+from app.grafana.payloads import Job, PartialDayScope, annotation_services, lang_of, partial_day_scope
 from app.grafana.periods import Days, range_bounds
 from app.grafana.schemas import TimeRange
 from app.grafana.values import ALL, Filter, Selection
@@ -139,13 +142,60 @@ PARTIAL_WORDS = {  # (title, text) of a partial day's annotation in each languag
 }
 
 
+SCOPE_KEYS = ("service", "namespace")
+"""The ad hoc filter keys a partial day's annotation applies (filters on other kinds are ignored,
+as an incident's annotation ignores them)."""
+
+
+async def scope_entities(
+    session: AsyncSession,
+    settings: Settings,
+    scope: PartialDayScope,
+    filters: Sequence[Filter],
+    first: date,
+    last: date,
+) -> dict[str, list[str]] | None:
+    """The entities (names by kind, with figures in ``first``..``last``) whose partial days a
+    dashboard's choices and filters leave; None when they leave every entity (the whole rollup's).
+
+    Services: those chosen (any spelling: :mod:`app.servicenames`), in the chosen namespaces
+    (:func:`entities.namespace_of`), passing the ``service`` and ``namespace`` filters. Namespaces
+    (the ``namespace`` kind's own figures: CPU, memory) too, unless services are chosen or filtered:
+    those chosen, passing the ``namespace`` filters."""
+    applied = [f for f in filters if f.key in SCOPE_KEYS]
+    if scope.everything and not applied:
+        return None
+    services = [
+        name
+        for name in await kind_entities(session, settings, "service", first, last)
+        if _chosen(scope.services, name)
+        and (scope.namespaces is ALL or namespace_of(name) in scope.namespaces)
+        and kind_passes("service", name, applied)
+    ]
+    chosen = {"service": services}
+    if scope.services is ALL and not any(f.key == "service" for f in applied):
+        chosen["namespace"] = [
+            name
+            for name in await kind_entities(session, settings, "namespace", first, last)
+            if (scope.namespaces is ALL or name in scope.namespaces)
+            and kind_passes("namespace", name, applied)
+        ]
+    return chosen
+
+
 async def partial_day_frame(
-    session: AsyncSession, settings: Settings, days: Days | None, job: Job
+    session: AsyncSession, settings: Settings, days: Days | None, job: Job, filters: Sequence[Filter]
 ) -> dict[str, Any]:
     """The partial days of the range's rolled-up days (``periods.days_of``: not past yesterday,
-    the latest three years), each a region from its local midnight to the next."""
+    the latest three years) of the services and namespaces the dashboard chose and filtered,
+    each a region from its local midnight to the next."""
     title, text = PARTIAL_WORDS[lang_of(job.payload, settings.alerts.locale)]
+    scope = partial_day_scope(job.payload)
     found = [] if days is None else await rollups.partial_days(session, days.first, days.last)
+    if found:
+        chosen = await scope_entities(session, settings, scope, filters, found[0], found[-1])
+        if chosen is not None:
+            found = await rollups.partial_days_held(session, found, chosen)
     windows = [day_window(day, settings.tzinfo) for day in found]
     values: dict[str, list[Any]] = {
         "time": [int(w.start.timestamp() * 1000) for w in windows],

@@ -180,10 +180,27 @@ def payload_fields(settings: Settings, metric: Metric) -> list[PayloadField]:
 INCIDENT_FIELDS = (PayloadField("service", "Service", "every service", 40, None, ("entity",)),)
 """The incidents annotation query's one payload field."""
 
-PARTIAL_DAY_FIELDS = (PayloadField("lang", "Language", "the team's (alerts.locale)", 20, LOCALES),)
-"""The partial days annotation query's one payload field: the language of its words."""
+PARTIAL_DAY_FIELDS = (
+    PayloadField("service", "Service", "every service", 40, None, ("entity",)),
+    PayloadField("namespace", "Namespace", "every namespace", 30, None),
+    PayloadField("lang", "Language", "the team's (alerts.locale)", 20, LOCALES),
+)
+"""The partial days annotation query's payload fields: the services or namespaces whose partial
+days it shows (the dashboard's ``$service`` or ``$namespace``), and the language of its words."""
 
 ANNOTATION_FIELDS = {INCIDENTS: INCIDENT_FIELDS, PARTIAL_DAYS: PARTIAL_DAY_FIELDS}
+
+
+def declared_field(
+    fields: tuple[PayloadField, ...] | list[PayloadField], metric: str, name: str
+) -> PayloadField:
+    """The payload field ``name`` (or one of its aliases) of ``metric``, one of ``fields``; or the
+    400 listing them."""
+    found = next((f for f in fields if name == f.name or name in f.aliases), None)
+    if found is None:
+        has = ", ".join(f.name for f in fields)
+        raise InvalidQuery(f"metric {metric} has no payload {name!r} (it has: {has})")
+    return found
 
 
 def options(values: tuple[str, ...] | list[str]) -> list[dict[str, str]]:

@@ -40,7 +40,12 @@ def namespace_of(service: str) -> str | None:
 
 def passes(metric: Metric, entity: str, filters: Sequence[Filter]) -> bool:
     """Whether ``entity`` passes every filter that applies to its kind (others are ignored)."""
-    kind = entity_key(metric)
+    return kind_passes(entity_key(metric), entity, filters)
+
+
+def kind_passes(kind: str, entity: str, filters: Sequence[Filter]) -> bool:
+    """Whether ``entity``, of ``kind``, passes every filter that applies to its kind: on the kind's
+    own key, or ``namespace`` for a service (through its name); others are ignored."""
     for item in filters:
         if item.key == kind:
             value: str | None = entity

@@ -18,9 +18,11 @@ from app.grafana.catalogue import (
     FORMATS,
     INCIDENTS,
     LOCALES,
+    PARTIAL_DAY_FIELDS,
     PARTIAL_DAYS,
     SLO_OBJECTIVES,
     Metric,
+    declared_field,
     entity_key,
     has_objective,
     labelled,
@@ -149,3 +151,27 @@ def annotation_services(payload: dict[str, Any]) -> Selection:
     """The services an annotation query is about (``payload.service``, or ``entity``); all by default."""
     raw = payload.get("service", payload.get("entity"))
     return ALL if raw is None or raw == "" else selection(raw, field="payload.service")
+
+
+@dataclass(frozen=True)
+class PartialDayScope:
+    """The services and namespaces a ``partial_days`` annotation query is about (all by default)."""
+
+    services: Selection
+    namespaces: Selection
+
+    @property
+    def everything(self) -> bool:
+        return self.services is ALL and self.namespaces is ALL
+
+
+def partial_day_scope(payload: dict[str, Any]) -> PartialDayScope:
+    """``payload.service`` (or ``entity``) and ``payload.namespace`` of a ``partial_days`` query; a
+    field it does not have is refused rather than ignored (a filter the dashboard meant would be
+    silently dropped), naming the fields it has."""
+    for name in payload:
+        if name != "kind":
+            declared_field(PARTIAL_DAY_FIELDS, PARTIAL_DAYS, name)
+    raw = payload.get("namespace")
+    namespaces = ALL if raw is None or raw == "" else selection(raw, field="payload.namespace")
+    return PartialDayScope(annotation_services(payload), namespaces)

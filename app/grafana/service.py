@@ -33,6 +33,7 @@ from app.grafana.payloads import (
     granularity_of,
     lang_of,
     objectives_of,
+    partial_day_scope,
     target_payload,
 )
 from app.grafana.periods import days_of
@@ -65,6 +66,8 @@ def plan(settings: Settings, request: QueryRequest) -> list[Job]:
         annotation = annotation_of(target, payload)
         if annotation is not None:
             lang_of(payload, settings.alerts.locale)  # a language it does not speak fails here
+            if annotation == PARTIAL_DAYS:
+                partial_day_scope(payload)  # and a field it does not have
             jobs.append(Job(target, payload, None, annotation))
             continue
         metrics = resolve_metrics(settings, target.target)
@@ -89,7 +92,7 @@ async def query(
     answers: list[dict[str, Any]] = []
     for job in jobs:
         if job.metrics is None and job.annotation == PARTIAL_DAYS:
-            answers.append(await partial_day_frame(session, settings, days, job))
+            answers.append(await partial_day_frame(session, settings, days, job, filters))
             continue
         if job.metrics is None:
             answers.append(await annotation_frame(session, settings, request.range, job, filters))

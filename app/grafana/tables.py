@@ -2,7 +2,8 @@
 
 A table is the whole range re-aggregated at once (``rollups.report``), every figure of
 the kind as a column; an SLO table is the report of each objective's window ending on
-the range's last day. Unlike a time series, a table takes any number of entities.
+the range's last day. Unlike a time series, a table takes any number of entities. As a CSV
+report's rows, each row's last column counts the partial days of its range (or window).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.grafana.catalogue import Metric, unit_of
+from app.grafana.catalogue import PARTIAL_DAYS, Metric, unit_of
 from app.grafana.entities import passes
 from app.grafana.payloads import Job, chosen_entities
 from app.grafana.periods import Days
@@ -66,13 +67,15 @@ async def _report_table(
         _column(metric.kind, "string"),
         _column("days", "number"),
         *(_column(figure, "number", unit_of(figure)) for figure in figures),
+        _column(PARTIAL_DAYS, "number"),
     ]
     if days is None:
         return columns, []
     found = await rollups.report(session, settings, metric.kind, days.first, days.last)
+    partial = len(await rollups.partial_days(session, days.first, days.last))
     wanted = _wanted(chosen)
     rows = [
-        [entity.entity, entity.days, *(finite(entity.figures.get(figure)) for figure in figures)]
+        [entity.entity, entity.days, *(finite(entity.figures.get(figure)) for figure in figures), partial]
         for entity in found
         if (wanted is None or entity.entity in wanted) and passes(metric, entity.entity, filters)
     ]
@@ -99,10 +102,13 @@ async def _slo_table(
         _column("to", "string"),
         _column("window_days", "number"),
         _column("data_days", "number"),
+        _column(PARTIAL_DAYS, "number"),
     ]
     if days is None:
         return columns, []
     wanted = _wanted(chosen)
+    results = await rollups.slo_report(session, settings, days.last)
+    _, counts = await rollups.slo_partial_days(session, results)
     rows = [
         [
             r.window.service,
@@ -116,8 +122,9 @@ async def _slo_table(
             r.window.last.isoformat(),
             r.window.days,
             r.window.data_days,
+            count,
         ]
-        for r in await rollups.slo_report(session, settings, days.last)
+        for r, count in zip(results, counts, strict=True)
         if (wanted is None or r.window.service in wanted) and passes(metric, r.window.service, filters)
     ]
     return columns, rows

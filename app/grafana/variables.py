@@ -19,7 +19,7 @@ from app.grafana.catalogue import (
     ALL_VALUE,
     ANNOTATION_FIELDS,
     SLO,
-    PayloadField,
+    declared_field,
     filter_keys,
     has_kind,
     metrics_of,
@@ -101,19 +101,6 @@ async def tag_values(session: AsyncSession, settings: Settings, key: str) -> lis
     return [{"text": value} for value in values]
 
 
-def _field_named(fields: tuple[PayloadField, ...] | list[PayloadField], name: str) -> PayloadField | None:
-    return next((f for f in fields if name == f.name or name in f.aliases), None)
-
-
-def _declared(fields: tuple[PayloadField, ...] | list[PayloadField], metric: str, name: str) -> PayloadField:
-    """The payload field ``name`` of ``metric`` (one of ``fields``), or the 400 listing them."""
-    field = _field_named(fields, name)
-    if field is None:
-        has = ", ".join(f.name for f in fields)
-        raise InvalidQuery(f"metric {metric} has no payload {name!r} (it has: {has})")
-    return field
-
-
 async def payload_options(
     session: AsyncSession, settings: Settings, request: PayloadOptionsRequest
 ) -> list[dict[str, str]]:
@@ -121,13 +108,16 @@ async def payload_options(
     name = request.name
     annotation = request.metric.strip()
     if annotation in ANNOTATION_FIELDS:
-        field = _declared(ANNOTATION_FIELDS[annotation], annotation, name)
+        field = declared_field(ANNOTATION_FIELDS[annotation], annotation, name)
         if field.options is not None:
             return options(field.options)
-        services = await rollups.entities(session, "service") if has_kind(settings, "service") else []
-        return [{"label": "All", "value": ALL_VALUE}, *options(services)]
+        if field.name == "namespace":
+            values = await namespaces(session, settings, None, None)
+        else:
+            values = await kind_entities(session, settings, "service", None, None)
+        return [{"label": "All", "value": ALL_VALUE}, *options(values)]
     metric = resolve_metrics(settings, request.metric, field="metric")[0]
-    found = _declared(payload_fields(settings, metric), metric.name, name)
+    found = declared_field(payload_fields(settings, metric), metric.name, name)
     if found.options is not None:
         return options(found.options)
     if metric.is_slo:

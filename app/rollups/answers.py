@@ -32,22 +32,22 @@ def json_bytes(body: Any) -> bytes:
 
 
 PARTIAL_DAYS = "partial_days"
-"""The CSV column that counts a row's partial days (JSON names them once, at the top)."""
+"""The CSV column that counts a row's partial days, always the last one (JSON names them once, at
+the top): columns added later go before it, so that readers going by position keep working."""
 
 
 def series_keys(rows: Rows) -> list[str]:
-    """The CSV columns of a series: ``date``, ``period``, ``days``, ``partial_days``, the figures."""
-    return ["date", "period", "days", PARTIAL_DAYS, *rows.figures]
+    """The CSV columns of a series: ``date``, ``period``, ``days``, the figures, ``partial_days``."""
+    return ["date", "period", "days", *rows.figures, PARTIAL_DAYS]
 
 
 def series_rows(rows: Rows, partial: Mapping[str, int]) -> list[dict[str, Any]]:
-    """``[{"date", "period", "days", "partial_days", figure…}]``: one dict per period (for CSV).
+    """``[{"date", "period", "days", figure…, "partial_days"}]``: one dict per period (for CSV).
     ``partial``: how many partial days each period holds, by its first day (``days.per_period``)."""
     keys = series_keys(rows)
-    dates, names, days, *figures = _series_columns(rows)
-    counts = [partial.get(start, 0) for start in dates]
-    columns = (dates, names, days, counts, *figures)
-    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+    columns = _series_columns(rows)
+    counts = [partial.get(start, 0) for start in columns[0]]
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, counts, strict=True)]
 
 
 def _series_columns(rows: Rows) -> list[list[Any]]:

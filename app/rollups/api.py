@@ -37,13 +37,12 @@ ToDay = Annotated[
         "not past yesterday; default: yesterday",
     ),
 ]
-FormatParam = Annotated[Format, Query(description="json, or csv (the same rows, with a header line)")]
 ReportFormatParam = Annotated[
     Format,
     Query(
         description="json (`partial_days` names the period's partial days), or csv: the same rows after "
-        "a header line, each with a `partial_days` column after `days` counting the partial days of "
-        "its period (its day, week, month or year; the whole range for a report of every entity)"
+        "a header line, each with a last column `partial_days` counting the partial days of its "
+        "period (its day, week, month or year; the whole range for a report of every entity)"
     ),
 ]
 DEFAULT_DAYS = 30
@@ -134,7 +133,7 @@ async def _kind_report(
     }
     figure_names = service.catalog_of(settings).figure_names(kind)
     # CSV has no top level: each row counts the range's partial days (the same for every entity)
-    csv_columns = [kind, "days", answers.PARTIAL_DAYS, *figure_names]
+    csv_columns = [kind, "days", *figure_names, answers.PARTIAL_DAYS]
     same = {answers.PARTIAL_DAYS: len(partial)}
     if not entity_kind.labels:
         async with sessions() as session:
@@ -313,6 +312,7 @@ SLO_COLUMNS = (
     "to",
     "window_days",
     "data_days",
+    answers.PARTIAL_DAYS,
 )
 
 
@@ -325,7 +325,14 @@ async def slo_report(
         str | None,
         Query(description="Last day of each window: a date or a time (README: Times); default: yesterday"),
     ] = None,
-    format: FormatParam = "json",
+    format: Annotated[
+        Format,
+        Query(
+            description="json (`partial_days` names the partial days of the objectives' windows), or "
+            "csv: the same rows after a header line, each with a last column `partial_days` counting "
+            "the partial days of its objective's window"
+        ),
+    ] = "json",
 ) -> Response:
     settings = context.settings
     if at:
@@ -333,6 +340,7 @@ async def slo_report(
     else:
         day = local_today(settings.tzinfo) - timedelta(days=1)
     results = await service.slo_report(session, settings, day)
+    partial, counts = await service.slo_partial_days(session, results)
     rows = [
         {
             "service": r.window.service,
@@ -349,13 +357,15 @@ async def slo_report(
         }
         for r in results
     ]
-    return _answer(
-        {"at": day.isoformat(), "timezone": settings.timezone, "objectives": rows},
-        rows,
-        format,
-        "slo",
-        list(SLO_COLUMNS),
-    )
+    if format == "csv":  # each row counts its window's partial days (CSV has no top level)
+        rows = [row | {answers.PARTIAL_DAYS: count} for row, count in zip(rows, counts, strict=True)]
+    body = {
+        "at": day.isoformat(),
+        "timezone": settings.timezone,
+        "partial_days": [d.isoformat() for d in partial],
+        "objectives": rows,
+    }
+    return _answer(body, rows, format, "slo", list(SLO_COLUMNS))
 
 
 # --- flat rows for Grafana's Infinity datasource and alerting on rollups ------------------
@@ -382,7 +392,11 @@ FLAT_TO = Annotated[
     "/api/v1/rollups",
     summary="One figure per day, week or month as a flat JSON array (Grafana Infinity, alerting)",
     responses={
-        200: {"description": '[{"time": ISO local period start, "entity", "figure", "value"}]'},
+        200: {
+            "description": '[{"time": ISO local period start, "entity", "figure", "value", '
+            '"partial_days"}]: `partial_days` counts the partial days of the row\'s period (as the '
+            "CSV reports' last column)"
+        },
         **errors.answers(
             _404="No figure of this name (the answer names them), or no stored days of an entity"
         ),

@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import asyncpg
 import numpy as np
@@ -510,8 +510,11 @@ async def _lock_month(session: AsyncSession, month: int) -> None:
         )
 
 
-def _chunks(ids: Sequence[int], size: int = 5000) -> list[Sequence[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T], size: int = 5000) -> list[Sequence[_T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def _add_to_month(session: AsyncSession, month: int, day: int, added: dict[int, EncodedDay]) -> None:
@@ -676,6 +679,24 @@ async def partial_days(session: AsyncSession, first: date, last: date) -> list[d
         (RunStatus.PARTIAL, first, last),
     )
     return [day if isinstance(day, date) else date.fromisoformat(day) for (day,) in rows]
+
+
+async def days_held(
+    session: AsyncSession, kind: str, names: Collection[str], days: Collection[date]
+) -> set[date]:
+    """Which of ``days`` some entity of ``kind`` named in ``names`` has stored: the day bits of
+    their month rows (only the months of ``days`` are read), a few thousand names at a time."""
+    months = sorted({day_number(day.replace(day=1)) for day in days})
+    held: dict[int, int] = {}
+    for chunk in _chunks(sorted(names)):
+        rows = await session.execute(
+            select(RollupDayPack.month, RollupDayPack.day_mask)
+            .join(RollupEntity, RollupEntity.id == RollupDayPack.entity_id)
+            .where(RollupEntity.kind == kind, RollupEntity.name.in_(chunk), RollupDayPack.month.in_(months))
+        )
+        for month, mask in rows:
+            held[month] = held.get(month, 0) | int(mask)
+    return {day for day in days if held.get(day_number(day.replace(day=1)), 0) >> (day.day - 1) & 1}
 
 
 async def delete_before(

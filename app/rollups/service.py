@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -62,6 +62,7 @@ from app.rollups.days import (
     day_window,
     days_between,
     local_today,
+    per_period,
     period_label,
 )
 from app.rollups.errors import (
@@ -441,6 +442,20 @@ async def partial_days(session: AsyncSession, first: date, last: date) -> list[d
     """The days of ``[first, last]`` stored ``partial`` (Prometheus's samples began after the day
     did, its retention having cut the day): reports and pages name them beside their figures."""
     return await repository.partial_days(session, first, last)
+
+
+async def partial_days_held(
+    session: AsyncSession, days: Collection[date], entities: Mapping[str, Collection[str]]
+) -> list[date]:
+    """Which of the partial ``days`` are partial days of ``entities`` (names by kind): the days
+    one of them has stored figures on, in order. A day none of them has figures for holds no
+    figure of theirs that the cut could have lowered."""
+    held: set[date] = set()
+    for kind, names in entities.items():
+        wanted = [day for day in days if day not in held]
+        if names and wanted:
+            held |= await repository.days_held(session, kind, names, wanted)
+    return sorted(held)
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -901,8 +916,11 @@ async def flat_rows(
     granularity: Granularity,
 ) -> list[dict[str, object]]:
     """``GET /api/v1/rollups``: one figure of ``entity`` (default: every entity with data) per
-    period, as flat rows ``{time, entity, figure, value}``."""
+    period, as flat rows ``{time, entity, figure, value, partial_days}``. A flat array has no top
+    level to name the partial days at, so each row counts those of its period, as a CSV report's
+    rows do (``days.per_period``)."""
     kind, name = flat_figure(settings, figure)
+    partial = per_period(await partial_days(session, first, last), granularity)
     if entity:
         entities = list(dict.fromkeys(entity))
     elif require_kind(settings, kind).labels:
@@ -920,6 +938,7 @@ async def flat_rows(
                     "entity": one,
                     "figure": f"{kind}.{name}",
                     "value": finite(period.figures.get(name)),
+                    answers.PARTIAL_DAYS: partial.get(period.start.isoformat(), 0),
                 }
             )
     return rows
@@ -1199,6 +1218,18 @@ async def slo_report(session: AsyncSession, settings: Settings, at: date) -> lis
                 )
             )
     return results
+
+
+async def slo_partial_days(
+    session: AsyncSession, results: Sequence[SloResult]
+) -> tuple[list[date], list[int]]:
+    """The partial days of the objectives' windows (one read from the earliest window's first day),
+    and how many each result's window holds (a report row's ``partial_days``)."""
+    if not results:
+        return [], []
+    earliest = min(r.window.first for r in results)
+    found = await partial_days(session, earliest, max(r.window.last for r in results))
+    return found, [sum(r.window.first <= day <= r.window.last for day in found) for r in results]
 
 
 def _budget(

@@ -4,17 +4,27 @@ as a variable."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import httpx
 
 from app.alerts import heartbeats
 from app.rollups import repository
 from app.rollups.repository import RunStatus
 from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, payload
 from tests.grafana.frames import annotation_events, to_data_frame
-from tests.grafana.support import CHECKOUT, PAYMENTS, query_body, regex
+from tests.grafana.support import (
+    CHECKOUT,
+    PAYMENTS,
+    SEARCH,
+    other_day,
+    query_body,
+    regex,
+    service_day,
+)
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.datasets import DST_ZONE, dst_days
 from tests.harness.intake import applied, incident_of
@@ -263,3 +273,101 @@ async def test_a_partial_day_of_a_dst_change_spans_its_local_day(app_factory: Ap
     assert [(e["time"], e["timeEnd"]) for e in events] == expected
     assert sorted(int(e["timeEnd"]) - int(e["time"]) for e in events) == [23 * 3_600_000, 25 * 3_600_000]
     assert {e["title"] for e in events} == {"Partial day"}  # the team's language (alerts.locale)
+
+
+async def test_a_dashboard_filtered_to_services_or_namespaces_shows_their_partial_days(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Four partial days, each with figures of other entities: the payload's services (any
+    spelling) and namespaces, and ad hoc ``service``/``namespace`` filters, leave the partial days
+    the chosen entities have figures on; no choice (or ``$__all``) leaves all of them. A filter it
+    cannot apply is a 400 naming it."""
+    checkout_day, payments_day, catalog_day, cluster_day = (date(2025, 1, d) for d in (6, 7, 8, 9))
+    whole_day = date(2025, 1, 10)  # everything has figures, but its run was ok: never shown
+    stored = {
+        checkout_day: [*service_day(CHECKOUT, checkout_day), *other_day(checkout_day)[:2]],  # + shop
+        payments_day: service_day(PAYMENTS, payments_day),
+        catalog_day: [*service_day(SEARCH, catalog_day), *other_day(catalog_day)[2:4]],  # + catalog
+        cluster_day: other_day(cluster_day)[4:],
+        whole_day: [*service_day(CHECKOUT, whole_day), *other_day(whole_day)],
+    }
+    async with app_factory(database_url=database_url, timezone="UTC") as (app, client):
+        async with app.state.context.sessions.begin() as session:
+            for day, values in stored.items():
+                await repository.replace_day(session, day, values)
+                run_id = await repository.claim_day(
+                    session, day, trigger="test", worker="test", now=datetime.now(UTC), lease=timedelta(0)
+                )
+                assert run_id is not None
+                status = RunStatus.OK if day == whole_day else RunStatus.PARTIAL
+                await repository.finish_run(session, run_id, status=status, duration_ms=1.0)
+
+        async def ask(payload: dict[str, Any], filters: list[dict[str, str]] | None = None) -> httpx.Response:
+            target = {"refId": "Anno", "target": "partial_days", "payload": payload}
+            body = query_body(
+                [target], start="2025-01-05T00:00:00Z", end="2025-01-12T00:00:00Z", filters=filters
+            )
+            return await client.post("/grafana/query", json=body, headers=VIEW)
+
+        async def days(payload: dict[str, Any], filters: list[dict[str, str]] | None = None) -> list[date]:
+            answer = await ask(payload, filters)
+            assert answer.status_code == 200, answer.text
+            [frame] = answer.json()
+            events = annotation_events(to_data_frame(frame))
+            return [datetime.fromtimestamp(int(e["time"]) / 1000, UTC).date() for e in events]
+
+        def where(key: str, operator: str, value: str) -> list[dict[str, str]]:
+            return [{"key": key, "operator": operator, "value": value}]
+
+        shown = {
+            "everything": await days({}),
+            "all": await days({"service": "$__all", "namespace": "$__all"}),
+            "checkout": await days({"service": regex(CHECKOUT)}),
+            "short name": await days({"service": "checkout"}),
+            "two": await days({"service": regex(CHECKOUT, PAYMENTS)}),
+            "code mode": await days({"entity": [PAYMENTS, SEARCH]}),
+            "shop": await days({"namespace": "shop"}),
+            "catalog": await days({"namespace": "catalog"}),
+            "checkout in catalog": await days({"service": regex(CHECKOUT), "namespace": "catalog"}),
+            "no such service": await days({"service": "nope.shop.svc.cluster.local"}),
+            "ad hoc service": await days({}, where("service", "=", PAYMENTS)),
+            "ad hoc regex": await days({"service": "$__all"}, where("service", "=~", "(pay|search).*")),
+            "ad hoc not shop": await days({}, where("namespace", "!=", "shop")),
+            "ad hoc other kind": await days({}, where("oncall_schedule", "=", "sre")),  # ignored
+        }
+        unknown_field = await ask({"schedule": "sre"})
+        not_interpolated = await ask({"namespace": "$namespace"})
+        not_a_name = await ask({"service": {"name": CHECKOUT}})
+        bad_key = await ask({}, where("pod", "=", "checkout-1"))
+        bad_pattern = await ask({}, where("service", "=~", "(a+)+"))
+    every = [checkout_day, payments_day, catalog_day, cluster_day]
+    assert shown == {
+        "everything": every,
+        "all": every,
+        "checkout": [checkout_day],
+        "short name": [checkout_day],
+        "two": [checkout_day, payments_day],
+        "code mode": [payments_day, catalog_day],
+        "shop": [checkout_day, payments_day],  # its services' days, and its own CPU and memory
+        "catalog": [catalog_day],
+        "checkout in catalog": [],
+        "no such service": [],
+        "ad hoc service": [payments_day],
+        "ad hoc regex": [payments_day, catalog_day],
+        "ad hoc not shop": [catalog_day],  # search and the catalog namespace
+        "ad hoc other kind": every,
+    }
+    assert unknown_field.status_code == 400
+    assert unknown_field.json() == {
+        "message": "metric partial_days has no payload 'schedule' (it has: service, namespace, lang)"
+    }
+    assert not_interpolated.status_code == 400
+    assert "payload.namespace '$namespace' is a Grafana variable that was not interpolated" in str(
+        not_interpolated.json()["message"]
+    )
+    assert not_a_name.status_code == 400
+    assert not_a_name.json() == {"message": "payload.service must be a string or a list of strings, got dict"}
+    assert bad_key.status_code == 400
+    assert str(bad_key.json()["message"]).startswith("filters[0]: key 'pod' is not one of ")
+    assert bad_pattern.status_code == 400
+    assert "exponential time" in str(bad_pattern.json()["message"])

@@ -107,7 +107,7 @@ async def test_metrics_list_every_figure_with_its_payloads(client: httpx.AsyncCl
         assert answer.status_code == 200
     metrics = {m["value"]: m for m in answer.json()}
     assert list(metrics) == [*ALL_METRICS, "incidents", "partial_days"]
-    assert [p["name"] for p in metrics["partial_days"]["payloads"]] == ["lang"]
+    assert [p["name"] for p in metrics["partial_days"]["payloads"]] == ["service", "namespace", "lang"]
     p99 = metrics["service.latency_p99_ms"]
     assert p99["label"] == "service · latency_p99_ms (ms)"
     assert [p["name"] for p in p99["payloads"]] == ["entity", "granularity", "format"]
@@ -160,8 +160,13 @@ async def test_payload_options(client: httpx.AsyncClient) -> None:
     assert await options("slo.error_budget_remaining", "objective") == ["availability", "latency_p99_ms"]
     assert await options("incidents", "service") == ["$__all", CHECKOUT, PAYMENTS, SEARCH]
     assert await options("partial_days", "lang") == ["zh-CN", "en"]
-    no_service = await post(client, "metric-payload-options", {"metric": "partial_days", "name": "service"})
-    assert no_service.json() == {"message": "metric partial_days has no payload 'service' (it has: lang)"}
+    assert await options("partial_days", "service") == ["$__all", CHECKOUT, PAYMENTS, SEARCH]
+    assert await options("partial_days", "entity") == ["$__all", CHECKOUT, PAYMENTS, SEARCH]
+    assert await options("partial_days", "namespace") == ["$__all", "catalog", "shop"]
+    no_schedule = await post(client, "metric-payload-options", {"metric": "partial_days", "name": "schedule"})
+    assert no_schedule.json() == {
+        "message": "metric partial_days has no payload 'schedule' (it has: service, namespace, lang)"
+    }
     nothing = await post(
         client, "metric-payload-options", {"metric": "cluster.cpu_utilization_avg", "name": "entity"}
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,7 @@ import pytest
 from app.rollups import repository
 from app.rollups.compute import FamilyValue
 from app.rollups.days import days_between
+from app.rollups.repository import RunStatus
 from tests.grafana.frames import Frame, annotation_events, to_data_frame
 from tests.grafana.support import (
     CHECKOUT,
@@ -262,7 +265,9 @@ async def test_table_targets_answer_the_report_for_the_range(client: httpx.Async
         "service",
         "days",
         *[k for k in truth[0] if k not in ("service", "days")],
+        "partial_days",  # last, as in CSV
     ]
+    assert set(every.field("partial_days").values) == {0}  # no day of the range is partial
     assert [f.type for f in every.fields[:3]] == ["string", "number", "number"]
     assert every.field("latency_p99_ms").config == {"unit": "ms"}
     assert every.field("service").values == [row["service"] for row in truth]
@@ -278,6 +283,52 @@ async def test_table_targets_answer_the_report_for_the_range(client: httpx.Async
     ]
     assert cluster.field("cluster").values == ["cluster"]
     assert cluster.field("cpu_utilization_peak").values == [0.9]
+
+
+async def test_a_table_counts_the_partial_days_of_its_range_as_the_csv_report_does(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """One partial day in the range but outside the SLO windows, one inside them: a report table
+    counts both on every row, an SLO table the one of each window, as the CSV reports do."""
+    first, last = date(2025, 3, 1), date(2025, 3, 31)
+    async with app_factory(database_url=database_url, timezone="UTC", slo=SLO) as (app, client):
+        async with app.state.context.sessions.begin() as session:
+            await store_days(session, first, last)
+            for day in (date(2025, 3, 10), date(2025, 3, 27)):  # the windows: 25 to 31 March
+                run_id = await repository.claim_day(
+                    session, day, trigger="test", worker="test", now=datetime.now(UTC), lease=timedelta(0)
+                )
+                assert run_id is not None
+                await repository.finish_run(session, run_id, status=RunStatus.PARTIAL, duration_ms=1.0)
+        body = query_body(
+            [
+                builder_target("A", "service.requests", entity="$__all", format="table"),
+                builder_target("B", "slo.availability", entity="$__all", format="table"),
+            ],
+            start="2025-03-01T00:00:00Z",
+            end="2025-04-01T00:00:00Z",
+        )
+        services, slo = await query(client, body)
+        period = {"from": first.isoformat(), "to": last.isoformat(), "format": "csv"}
+        services_csv = (await client.get("/api/v1/reports/services", params=period, headers=VIEW)).text
+        slo_csv = (
+            await client.get(
+                "/api/v1/reports/slo", params={"at": last.isoformat(), "format": "csv"}, headers=VIEW
+            )
+        ).text
+    assert services.fields[-1].name == slo.fields[-1].name == "partial_days"
+    assert services.field("partial_days").values == [2, 2, 2]
+    assert slo.field("partial_days").values == [1, 1, 1]  # each objective's window holds one
+    by_service = {r["service"]: int(r["partial_days"]) for r in csv.DictReader(io.StringIO(services_csv))}
+    assert (
+        dict(zip(services.field("service").values, services.field("partial_days").values, strict=True))
+        == by_service
+    )
+    slo_rows = list(csv.DictReader(io.StringIO(slo_csv)))
+    assert [(r["service"], r["objective"]) for r in slo_rows] == list(
+        zip(slo.field("service").values, slo.field("objective").values, strict=True)
+    )
+    assert [int(r["partial_days"]) for r in slo_rows] == slo.field("partial_days").values
 
 
 async def test_slo_figures_per_day_window(client: httpx.AsyncClient) -> None:

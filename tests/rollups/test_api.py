@@ -115,7 +115,9 @@ async def test_daily_weekly_monthly_and_csv(app_factory: AppFactory, prometheus:
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert [r["date"] for r in rows] == days
     assert float(rows[1]["requests"]) == pytest.approx(by_day["days"][1]["requests"])
-    assert as_csv.text.splitlines()[0].startswith("date,period,days,partial_days,requests,errors,error_rate")
+    header = as_csv.text.splitlines()[0]
+    assert header.startswith("date,period,days,requests,errors,error_rate")  # the columns of old
+    assert header.endswith(",latency_p99_ms,partial_days")  # the partial days last
     assert [r["partial_days"] for r in rows] == ["0"] * len(days)
 
 
@@ -363,12 +365,15 @@ async def test_a_period_without_rows_answers_the_same_in_json_and_csv(
     rows = list(csv.DictReader(io.StringIO(cluster_csv)))
     as_text = {key: "" if value is None else str(value) for key, value in cluster["cluster"].items()}
     assert rows == [{**as_text, "partial_days": "0"}]
-    assert services_csv.splitlines()[0].startswith("service,days,partial_days,requests,errors,")
+    assert services_csv.splitlines()[0].startswith("service,days,requests,errors,")
+    assert services_csv.splitlines()[0].endswith(",partial_days")
     assert services_csv.count("\n") == 1
     assert series["days"] == []
-    assert series_csv.splitlines()[0].startswith("date,period,days,partial_days,requests,")
+    assert series_csv.splitlines()[0].startswith("date,period,days,requests,")
+    assert series_csv.splitlines()[0].endswith(",partial_days")
     assert series_csv.count("\n") == 1
     assert slo_csv.splitlines()[0].startswith("service,objective,target,achieved,met,")
+    assert slo_csv.splitlines()[0].endswith(",window_days,data_days,partial_days")
 
 
 async def test_a_partial_day_is_named_in_runs_and_reports(
@@ -377,12 +382,15 @@ async def test_a_partial_day_is_named_in_runs_and_reports(
     tmp_path: Path,
     database_url: str,
 ) -> None:
-    """JSON names the partial days at its top; CSV, which has no top, counts them in every row:
-    a day or a week its own, a report over the range (streamed or not) the range's."""
+    """JSON names the partial days at its top; CSV, which has no top, counts them in every row's
+    last column: a day or a week its own, a report over the range (streamed or not) the range's, an
+    SLO its window's; the flat array for Grafana's Infinity counts them in every row too."""
     dataset, cut, full = history_from_noon(tmp_path / "data")
     own = prometheus_factory(dataset.files)
     period = {"from": cut.isoformat(), "to": full.isoformat()}
     as_csv = {**period, "format": "csv"}
+    # the checkout objective's 3-day window holds the cut day, the payments one's 2-day window not
+    slo_at = (cut + timedelta(days=2)).isoformat()
     async with app_with(app_factory, own, database_url=database_url) as (_app, client):
         ran = await client.post("/api/v1/rollups/run", json={**period, "wait": True}, headers=OPERATE)
         runs = (await client.get("/api/v1/rollups/runs", headers=VIEW)).json()["runs"]
@@ -406,7 +414,21 @@ async def test_a_partial_day_is_named_in_runs_and_reports(
                 ("kinds", "/api/v1/reports/kinds/service", as_csv),
                 ("cluster", "/api/v1/reports/cluster", as_csv),
                 ("later", "/api/v1/reports/services", {"from": full.isoformat(), "format": "csv"}),
+                ("slo", "/api/v1/reports/slo", {"at": slo_at, "format": "csv"}),
             )
+        }
+        slo = (await client.get("/api/v1/reports/slo", params={"at": slo_at}, headers=VIEW)).json()
+        after_slo = (cut + timedelta(days=3)).isoformat()  # no window holds the cut day
+        slo_later = (await client.get("/api/v1/reports/slo", params={"at": after_slo}, headers=VIEW)).json()
+        flat = {
+            unit: (
+                await client.get(
+                    "/api/v1/rollups",
+                    params={"figure": "service.requests", "granularity": unit, **period},
+                    headers=VIEW,
+                )
+            ).json()
+            for unit in ("day", "week")
         }
         daily_again = (await client.get(path, params=period, headers=VIEW)).content  # the stored rows
     assert ran.status_code == 200, ran.text
@@ -441,7 +463,25 @@ async def test_a_partial_day_is_named_in_runs_and_reports(
     [cluster] = read("cluster")
     assert (cluster["days"], cluster["partial_days"]) == ("0", "1")  # no node figures in this history
     assert {r["partial_days"] for r in read("later")} == {"0"}
-    assert csv_answers["services"].splitlines()[0].startswith("service,days,partial_days,requests,")
+    for name, answer in csv_answers.items():  # the last column, after every column of old
+        assert answer.splitlines()[0].endswith(",partial_days"), name
+    assert csv_answers["services"].splitlines()[0].startswith("service,days,requests,")
+    assert slo["partial_days"] == [cut.isoformat()]  # within the windows (the earliest starts on it)
+    assert all("partial_days" not in row for row in slo["objectives"])
+    assert {(r["service"], r["objective"], r["partial_days"]) for r in read("slo")} == {
+        (CHECKOUT, "availability", "1"),
+        (CHECKOUT, "latency_p99_ms", "1"),
+        (PAYMENTS, "availability", "0"),
+    }
+    assert slo_later["partial_days"] == []
+    by_day = {(r["entity"], r["time"][:10]): r["partial_days"] for r in flat["day"]}
+    assert by_day == {
+        (service, day.isoformat()): int(day == cut) for service in (CHECKOUT, PAYMENTS) for day in (cut, full)
+    }
+    assert list(flat["day"][0]) == ["time", "entity", "figure", "value", "partial_days"]
+    weeks = {r["time"][:10]: r["partial_days"] for r in flat["week"]}
+    week_of = [period_start(day, Granularity.WEEK).isoformat() for day in (cut, full)]
+    assert weeks == {start: week_of[:1].count(start) for start in week_of}
 
 
 async def test_a_service_report_answers_to_every_spelling_of_its_name(

@@ -33,12 +33,13 @@ async def rows(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]
 async def test_one_figure_per_entity_and_period(client: httpx.AsyncClient) -> None:
     period = {"from": "2025-02-01", "to": "2025-03-31"}
     found = await rows(client, figure="service.latency_p99_ms", entity=[PAYMENTS, CHECKOUT], **period)
-    assert list(found[0]) == ["time", "entity", "figure", "value"]
+    assert list(found[0]) == ["time", "entity", "figure", "value", "partial_days"]
     assert found[0] == {
         "time": "2025-02-01T00:00:00+08:00",
         "entity": PAYMENTS,
         "figure": "service.latency_p99_ms",
         "value": found[0]["value"],
+        "partial_days": 0,  # no day of the period was cut (test_api: one that was)
     }
     assert [r["entity"] for r in found] == [PAYMENTS] * 58 + [CHECKOUT] * 59  # payments has a day missing
     daily = (
