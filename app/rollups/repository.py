@@ -71,6 +71,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.db import dialect_insert, is_postgresql, rowcount
 from app.rollups import figure_months, frames
@@ -117,6 +118,31 @@ class RunStatus:
     DONE = (OK, PARTIAL, NO_DATA)
 
 
+class History:
+    """What a finished run did with the day's on-call history (``models.RollupRun.history``)."""
+
+    STORED = "stored"  # stored with the day's Prometheus figures (NULL: runs before 0020)
+    PENDING = "pending"  # not stored: the alert journal held a webhook received before the day ended
+    COMPLETED = "completed"  # stored alone, completing a pending day (Prometheus not queried again)
+
+
+class Claim(NamedTuple):
+    """A claimed day: the run's id; for a run that completes a pending day's on-call history
+    (``history_only``), the state of the day's Prometheus figures it carries (its status and
+    whether they were queried), which its run records again when it finishes."""
+
+    id: int
+    history_only: bool = False
+    status: str = RunStatus.RUNNING
+    prometheus: bool = True
+
+
+def _history_pending(run: Any) -> ColumnElement[bool]:
+    """Whether ``run`` finished with the day's Prometheus figures stored and its on-call history
+    waiting (``settled``'s rule in SQL: ``claim_day`` and ``day_states`` read it)."""
+    return and_(run.status.in_(RunStatus.DONE), func.coalesce(run.history, History.STORED) == History.PENDING)
+
+
 async def claim_day(
     session: AsyncSession,
     day: date,
@@ -127,17 +153,20 @@ async def claim_day(
     lease: timedelta,
     prometheus: bool = True,
     unless_settled: bool = False,
-) -> int | None:
-    """Records a ``running`` run for ``day`` unless one younger than ``lease`` exists; returns its id.
+) -> Claim | None:
+    """Records a ``running`` run for ``day`` unless one younger than ``lease`` exists; returns it.
 
     ``prometheus`` says whether the run queries Prometheus (recorded with it). With
     ``unless_settled`` (a catch-up, which read the days' states a moment before), also not when the
     day's newest run has finished (ok, partial, no_data) and is settled for this run
     (:func:`settled`): another replica filled the day since the caller looked, and computing it
-    again would do the work twice.
+    again would do the work twice. A catch-up that finds the day's newest run finished with its
+    on-call history pending claims the day for that history alone (``Claim.history_only``,
+    carrying the newest run's state of the Prometheus figures), whether or not it queries
+    Prometheus itself: those figures are stored and stay as they are.
 
-    The checks and the insert are one statement; on PostgreSQL an advisory lock
-    per day makes concurrent claims from several replicas wait for each other.
+    Each check and its insert are one statement; on PostgreSQL an advisory lock per day makes
+    concurrent claims from several replicas wait for each other.
     """
     if await is_postgresql(session):
         await session.execute(
@@ -150,8 +179,11 @@ async def claim_day(
         RollupRun.started_at > now - lease,
     )
     free: list[ColumnElement[bool]] = [~busy]
+    newest = select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
     if unless_settled:
-        newest = select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
+        completing = await _claim_history(session, day, trigger, worker, now, newest, busy)
+        if completing is not None:
+            return completing
         done: ColumnElement[bool] = RollupRun.status.in_(RunStatus.DONE)
         if prometheus:  # a day done without Prometheus is not done for a run that queries it
             done = and_(done, func.coalesce(RollupRun.prometheus, true()))
@@ -171,7 +203,47 @@ async def claim_day(
         )
         .returning(RollupRun.id)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    run_id = (await session.execute(statement)).scalar_one_or_none()
+    return None if run_id is None else Claim(run_id)
+
+
+async def _claim_history(
+    session: AsyncSession,
+    day: date,
+    trigger: str,
+    worker: str,
+    now: datetime,
+    newest: Any,
+    busy: ColumnElement[bool],
+) -> Claim | None:
+    """``claim_day``'s claim of a day whose newest run left its on-call history pending: one
+    statement (check and insert), then that run's state read in the same transaction (under the
+    day's lock on PostgreSQL; SQLite's write lock is held from the insert on)."""
+    pending = aliased(RollupRun)
+    queried = func.coalesce(pending.prometheus, true())
+    statement = (
+        insert(RollupRun)
+        .from_select(
+            ["day", "status", "trigger", "started_at", "worker", "prometheus"],
+            select(
+                literal(day),
+                literal(RunStatus.RUNNING),
+                literal(trigger),
+                literal(now),
+                literal(worker),
+                queried,
+            ).where(pending.id == newest, _history_pending(pending), ~busy),
+        )
+        .returning(RollupRun.id)
+    )
+    run_id = (await session.execute(statement)).scalar_one_or_none()
+    if run_id is None:
+        return None
+    before = select(func.max(RollupRun.id)).where(RollupRun.day == day, RollupRun.id < run_id)
+    status, carried = (
+        await session.execute(select(pending.status, queried).where(pending.id == before.scalar_subquery()))
+    ).one()
+    return Claim(run_id, history_only=True, status=status, prometheus=bool(carried))
 
 
 async def finish_run(
@@ -183,11 +255,21 @@ async def finish_run(
     entities: int | None = None,
     values: int | None = None,
     error: str | None = None,
+    history: str | None = None,
 ) -> None:
+    """Records the run's outcome; ``history`` (``History``) for a run that stored the day's
+    Prometheus figures or its on-call history, None for one that stored nothing."""
     await session.execute(
         update(RollupRun)
         .where(RollupRun.id == run_id)
-        .values(status=status, duration_ms=duration_ms, entities=entities, values=values, error=error)
+        .values(
+            status=status,
+            duration_ms=duration_ms,
+            entities=entities,
+            values=values,
+            error=error,
+            history=history,
+        )
     )
 
 
@@ -615,11 +697,13 @@ async def runs(
 
 
 class DayState(NamedTuple):
-    """A day's newest run: its status, its start, and whether it queried Prometheus."""
+    """A day's newest run: its status, its start, whether it queried Prometheus, and whether it
+    left the day's on-call history pending (its Prometheus figures stored)."""
 
     status: str
     started_at: datetime
     prometheus: bool
+    history_pending: bool = False
 
 
 def settled(state: DayState | None, now: datetime, lease: timedelta, *, prometheus: bool) -> bool:
@@ -627,11 +711,15 @@ def settled(state: DayState | None, now: datetime, lease: timedelta, *, promethe
 
     A day finished without Prometheus (only the on-call history, before a Prometheus was
     configured) is not finished for a catch-up that queries Prometheus: it still holds about two
-    weeks of those days. The same rule, in SQL, guards ``claim_day``'s ``unless_settled``.
+    weeks of those days. A day whose on-call history is pending is not finished for any catch-up:
+    its history is stored alone (``claim_day``'s ``history_only``). The same rule, in SQL, guards
+    ``claim_day``'s ``unless_settled``.
     """
     if state is None:
         return False
     if state.status in RunStatus.DONE:
+        if state.history_pending:
+            return False
         return state.prometheus or not prometheus
     return state.status == RunStatus.RUNNING and now - state.started_at < lease
 
@@ -650,9 +738,13 @@ async def day_states(session: AsyncSession, first: date, last: date) -> dict[dat
             RollupRun.status,
             RollupRun.started_at,
             func.coalesce(RollupRun.prometheus, true()).label("prometheus"),
+            _history_pending(RollupRun).label("history_pending"),
         ).join(newest, RollupRun.id == newest.c.id)
     )
-    return {row.day: DayState(row.status, row.started_at, bool(row.prometheus)) for row in rows}
+    return {
+        row.day: DayState(row.status, row.started_at, bool(row.prometheus), bool(row.history_pending))
+        for row in rows
+    }
 
 
 _PARTIAL_DAYS = (
