@@ -102,7 +102,11 @@ class DigestOut(BaseModel):
     timezone: str
     locale: Literal["zh-CN", "en"]
     channels: list[str]
-    missing: list[str] = Field(description="What could not be said, and why")
+    missing: list[str] = Field(
+        description="What could not be said: rollup (no rollup for the period), rollup_partial (some "
+        "days only), rollup_previous (none for the period compared with), oncall_history (a day's "
+        "on-call history is pending: the alert journal had not moved past it; the load is incomplete)"
+    )
     scope: Traffic | None = Field(description="The scope's figures; null: no rollup for the period")
     scope_previous: Traffic | None
     services: list[ServiceFigures] = Field(description="The busiest services of the scope")

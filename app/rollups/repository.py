@@ -126,15 +126,14 @@ class History:
     COMPLETED = "completed"  # stored alone, completing a pending day (Prometheus not queried again)
 
 
-class Claim(NamedTuple):
-    """A claimed day: the run's id; for a run that completes a pending day's on-call history
-    (``history_only``), the state of the day's Prometheus figures it carries (its status and
-    whether they were queried), which its run records again when it finishes."""
+class HistoryClaim(NamedTuple):
+    """A day claimed to store its pending on-call history alone (:func:`claim_history`): the run's
+    id and the state of the day's Prometheus figures it carries (the pending run's status and
+    whether they were queried), which it records again when it finishes."""
 
     id: int
-    history_only: bool = False
-    status: str = RunStatus.RUNNING
-    prometheus: bool = True
+    status: str
+    prometheus: bool
 
 
 def _history_pending(run: Any) -> ColumnElement[bool]:
@@ -153,37 +152,24 @@ async def claim_day(
     lease: timedelta,
     prometheus: bool = True,
     unless_settled: bool = False,
-) -> Claim | None:
-    """Records a ``running`` run for ``day`` unless one younger than ``lease`` exists; returns it.
+) -> int | None:
+    """Records a ``running`` run for ``day`` unless one younger than ``lease`` exists; returns its id.
 
     ``prometheus`` says whether the run queries Prometheus (recorded with it). With
     ``unless_settled`` (a catch-up, which read the days' states a moment before), also not when the
     day's newest run has finished (ok, partial, no_data) and is settled for this run
     (:func:`settled`): another replica filled the day since the caller looked, and computing it
-    again would do the work twice. A catch-up that finds the day's newest run finished with its
-    on-call history pending claims the day for that history alone (``Claim.history_only``,
-    carrying the newest run's state of the Prometheus figures), whether or not it queries
-    Prometheus itself: those figures are stored and stay as they are.
+    again would do the work twice (a day whose on-call history is pending is claimed for it
+    alone by :func:`claim_history`, in the same transaction before).
 
-    Each check and its insert are one statement; on PostgreSQL an advisory lock per day makes
-    concurrent claims from several replicas wait for each other.
+    The checks and the insert are one statement; on PostgreSQL an advisory lock
+    per day makes concurrent claims from several replicas wait for each other.
     """
-    if await is_postgresql(session):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :day)"),
-            {"namespace": CLAIM_LOCK_NAMESPACE, "day": day.toordinal()},
-        )
-    busy = exists().where(
-        RollupRun.day == day,
-        RollupRun.status == RunStatus.RUNNING,
-        RollupRun.started_at > now - lease,
-    )
+    await _lock_day(session, day)
+    busy = _busy(day, now, lease)
     free: list[ColumnElement[bool]] = [~busy]
-    newest = select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
     if unless_settled:
-        completing = await _claim_history(session, day, trigger, worker, now, newest, busy)
-        if completing is not None:
-            return completing
+        newest = _newest_run(day)
         done: ColumnElement[bool] = RollupRun.status.in_(RunStatus.DONE)
         if prometheus:  # a day done without Prometheus is not done for a run that queries it
             done = and_(done, func.coalesce(RollupRun.prometheus, true()))
@@ -203,22 +189,43 @@ async def claim_day(
         )
         .returning(RollupRun.id)
     )
-    run_id = (await session.execute(statement)).scalar_one_or_none()
-    return None if run_id is None else Claim(run_id)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def _claim_history(
-    session: AsyncSession,
-    day: date,
-    trigger: str,
-    worker: str,
-    now: datetime,
-    newest: Any,
-    busy: ColumnElement[bool],
-) -> Claim | None:
-    """``claim_day``'s claim of a day whose newest run left its on-call history pending: one
-    statement (check and insert), then that run's state read in the same transaction (under the
-    day's lock on PostgreSQL; SQLite's write lock is held from the insert on)."""
+async def _lock_day(session: AsyncSession, day: date) -> None:
+    """Claims of one day wait for each other on PostgreSQL (held to the transaction's end)."""
+    if await is_postgresql(session):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :day)"),
+            {"namespace": CLAIM_LOCK_NAMESPACE, "day": day.toordinal()},
+        )
+
+
+def _busy(day: date, now: datetime, lease: timedelta) -> ColumnElement[bool]:
+    """Whether a run of the day is running within its lease."""
+    return exists().where(
+        RollupRun.day == day,
+        RollupRun.status == RunStatus.RUNNING,
+        RollupRun.started_at > now - lease,
+    )
+
+
+def _newest_run(day: date) -> Any:
+    return select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
+
+
+async def claim_history(
+    session: AsyncSession, day: date, *, trigger: str, worker: str, now: datetime, lease: timedelta
+) -> HistoryClaim | None:
+    """Records a ``running`` run for ``day`` if its newest run finished with its on-call history
+    pending (:func:`settled`'s rule) and none runs within ``lease``: a catch-up's claim of the
+    history alone, whether or not it queries Prometheus (the day's Prometheus figures are stored
+    and stay as they are); None otherwise.
+
+    As in :func:`claim_day`, the check and the insert are one statement, under the day's advisory
+    lock on PostgreSQL; the pending run's state is then read in the same transaction (still under
+    that lock; on SQLite, under the write lock the insert took)."""
+    await _lock_day(session, day)
     pending = aliased(RollupRun)
     queried = func.coalesce(pending.prometheus, true())
     statement = (
@@ -232,7 +239,7 @@ async def _claim_history(
                 literal(now),
                 literal(worker),
                 queried,
-            ).where(pending.id == newest, _history_pending(pending), ~busy),
+            ).where(pending.id == _newest_run(day), _history_pending(pending), ~_busy(day, now, lease)),
         )
         .returning(RollupRun.id)
     )
@@ -243,7 +250,7 @@ async def _claim_history(
     status, carried = (
         await session.execute(select(pending.status, queried).where(pending.id == before.scalar_subquery()))
     ).one()
-    return Claim(run_id, history_only=True, status=status, prometheus=bool(carried))
+    return HistoryClaim(run_id, status, bool(carried))
 
 
 async def finish_run(
@@ -712,8 +719,8 @@ def settled(state: DayState | None, now: datetime, lease: timedelta, *, promethe
     A day finished without Prometheus (only the on-call history, before a Prometheus was
     configured) is not finished for a catch-up that queries Prometheus: it still holds about two
     weeks of those days. A day whose on-call history is pending is not finished for any catch-up:
-    its history is stored alone (``claim_day``'s ``history_only``). The same rule, in SQL, guards
-    ``claim_day``'s ``unless_settled``.
+    its history is stored alone (:func:`claim_history`). The same rule, in SQL, guards
+    ``claim_day``'s ``unless_settled`` and ``claim_history``.
     """
     if state is None:
         return False

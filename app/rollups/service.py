@@ -181,23 +181,31 @@ async def run_day(
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
+    moment = now or datetime.now(UTC)
+    catching_up = trigger == Trigger.CATCH_UP
+    completing: repository.HistoryClaim | None = None
     async with sessions.begin() as session:
-        claim = await repository.claim_day(
-            session,
-            day,
-            trigger=trigger,
-            worker=WORKER,
-            now=now or datetime.now(UTC),
-            lease=LEASE,
-            prometheus=prometheus is not None,
-            unless_settled=trigger == Trigger.CATCH_UP,
-        )
-    if claim is None:
-        return RunOutcome(day, SKIPPED)
-    run_id = claim.id
+        if catching_up:  # a day whose history is pending: the history alone
+            completing = await repository.claim_history(
+                session, day, trigger=trigger, worker=WORKER, now=moment, lease=LEASE
+            )
+        run_id = None
+        if completing is None:
+            run_id = await repository.claim_day(
+                session,
+                day,
+                trigger=trigger,
+                worker=WORKER,
+                now=moment,
+                lease=LEASE,
+                prometheus=prometheus is not None,
+                unless_settled=catching_up,
+            )
     started = time.perf_counter()
-    if claim.history_only:
-        return await _complete_history(sessions, settings, catalog, window, claim, started)
+    if completing is not None:
+        return await _complete_history(sessions, settings, catalog, window, completing, started)
+    if run_id is None:
+        return RunOutcome(day, SKIPPED)
     try:
         computed, recorded = await _compute_sources(sessions, prometheus, settings, catalog, window)
     except (BackendError, RollupQueryError) as exc:
@@ -255,7 +263,7 @@ async def _complete_history(
     settings: Settings,
     catalog: Catalog,
     window: DayWindow,
-    claim: repository.Claim,
+    claim: repository.HistoryClaim,
     started: float,
 ) -> RunOutcome:
     """Stores the on-call history of a day whose Prometheus figures an earlier run stored while
@@ -310,7 +318,7 @@ async def _complete_history(
 
 
 async def _leave_pending(
-    sessions: Sessions, claim: repository.Claim, day: date, started: float, error: str
+    sessions: Sessions, claim: repository.HistoryClaim, day: date, started: float, error: str
 ) -> RunOutcome:
     """A run that completes a pending day's history and could not: recorded with the day's state
     it carries and the history still pending (the next catch-up tries again)."""
@@ -384,7 +392,12 @@ async def _fail(sessions: Sessions, run_id: int, day: date, started: float, erro
 
 
 async def _release(
-    sessions: Sessions, run_id: int, day: date, started: float, *, carried: repository.Claim | None = None
+    sessions: Sessions,
+    run_id: int,
+    day: date,
+    started: float,
+    *,
+    carried: repository.HistoryClaim | None = None,
 ) -> None:
     """Records an interrupted run as failed (one completing a pending history: with the history
     still pending, ``carried``), within a bounded time; a database that cannot be reached then
@@ -538,13 +551,19 @@ def _history_still_waiting(
 async def history_pending_days(
     sessions: Sessions, settings: Settings, *, now: datetime | None = None
 ) -> list[date]:
-    """The days of the catch-up's window whose Prometheus figures are stored and whose on-call
-    history is pending (``panorama_rollup_history_pending_days``)."""
+    """:func:`pending_history` over the catch-up's window (``panorama_rollup_history_pending_days``)."""
     first, last = _backfill_window(settings, now)
     if first > last:
         return []
     async with sessions() as session:
-        states = await repository.day_states(session, first, last)
+        return await pending_history(session, first, last)
+
+
+async def pending_history(session: AsyncSession, first: date, last: date) -> list[date]:
+    """The days of ``[first, last]`` whose Prometheus figures are stored and whose on-call history
+    is pending (the alert journal had not moved past them): a reader of the on-call figures (the
+    digest's load) says they are missing there, not zero."""
+    states = await repository.day_states(session, first, last)
     return sorted(day for day, state in states.items() if state.history_pending)
 
 

@@ -221,12 +221,12 @@ async def test_the_catch_up_job_counts_the_pending_histories_and_completes_them_
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     await journal_stuck_at_noon(sessions, yesterday)
     async with sessions.begin() as session:
-        claim = await repository.claim_day(
+        run_id = await repository.claim_day(
             session, yesterday, trigger="test", worker="test", now=datetime.now(UTC), lease=service.LEASE
         )
-        assert claim is not None
+        assert run_id is not None
         await repository.finish_run(
-            session, claim.id, status=RunStatus.OK, duration_ms=1.0, history=History.PENDING
+            session, run_id, status=RunStatus.OK, duration_ms=1.0, history=History.PENDING
         )
 
     def pending() -> float | None:

@@ -37,12 +37,12 @@ async def test_partial_days_are_the_days_whose_newest_run_is_partial(migrated_en
             for n, status in enumerate(statuses):
                 day = FIRST + timedelta(days=offset)
                 started = now + timedelta(minutes=n)
-                claim = await repository.claim_day(
+                run_id = await repository.claim_day(
                     session, day, trigger="test", worker="test", now=started, lease=LEASE
                 )
-                assert claim is not None
+                assert run_id is not None
                 if status != RunStatus.RUNNING:
-                    await repository.finish_run(session, claim.id, status=status, duration_ms=1.0)
+                    await repository.finish_run(session, run_id, status=status, duration_ms=1.0)
     last = FIRST + timedelta(days=8)
     async with sessions() as session:
         found = await repository.partial_days(session, FIRST, last)
