@@ -119,6 +119,13 @@ class Metrics:
             "Passes of the journal's applier that failed (database errors are retried with a backoff).",
             registry=self.registry,
         )
+        self.rollup_history_pending = Gauge(
+            "panorama_rollup_history_pending_days",
+            "Days of the rollup catch-up's window whose Prometheus figures are stored and whose on-call "
+            "history is pending (the alert journal has not moved past them), as this process's last "
+            "catch-up saw them.",
+            registry=self.registry,
+        )
 
         self.backend_call_listeners: list[Callable[[str], None]] = []
         """Also told of each backend call (its backend), e.g. the wall screen counting its own."""

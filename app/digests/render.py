@@ -63,6 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
         "load_line": "{user}：呼叫 {pages} 次（夜间 {night}）· 确认 {acks}{before}",
         "load_before": " · {when}：{pages} 次",
         "load_none": "没有人被呼叫",
+        "load_pending": "值班历史尚未汇总完（告警日志仍有未处理的 webhook）：此处负载不完整",
         "severity": "critical=严重 error=错误 warning=警告 info=提示 none=未分级",
         "incidents_page": "事件列表",
         "ms": "{v} ms",
@@ -115,6 +116,7 @@ WORDS: dict[str, dict[str, str]] = {
         "load_line": "{user}: paged {pages} times ({night} at night) · {acks} acks{before}",
         "load_before": " · {when}: {pages}",
         "load_none": "Nobody was paged",
+        "load_pending": "On-call history pending (the alert journal still holds webhooks): load incomplete",
         "severity": "critical=critical error=error warning=warning info=info none=unrated",
         "incidents_page": "Incidents",
         "ms": "{v} ms",
@@ -280,7 +282,9 @@ def notice(report: DigestOut, config: DigestConfig) -> Notice:
             )
         )
     lines.append(w["load"])
-    if not report.load:
+    if "oncall_history" in report.missing:
+        lines.append(w["load_pending"])
+    elif not report.load:
         lines.append(w["no_data"] if "rollup" in report.missing else w["load_none"])
     for p in report.load:
         before = "" if p.pages_before is None else w["load_before"].format(when=when, pages=p.pages_before)

@@ -104,8 +104,10 @@ class DigestOut(BaseModel):
     channels: list[str]
     missing: list[str] = Field(
         description="What could not be said, and why: rollup (no rollup for the period), "
-        "rollup_partial, rollup_previous, alert_journal (webhooks received before the period ended "
-        "still wait in the alert journal: the incident figures may miss them)"
+        "rollup_partial (some days only), rollup_previous (none for the period compared with), "
+        "alert_journal (webhooks received before the period ended still wait in the alert journal: "
+        "the incident figures may miss them), oncall_history (a day's on-call history is pending: "
+        "the alert journal had not moved past it; the load is incomplete)"
     )
     scope: Traffic | None = Field(description="The scope's figures; null: no rollup for the period")
     scope_previous: Traffic | None

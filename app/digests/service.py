@@ -291,7 +291,8 @@ async def _load(
     history the daily rollup keeps (not recounted from the incidents: the same figures as the
     reports API and the "On-call health" dashboard). The history is recorded by the same daily
     run as the traffic figures, so a period without a rollup (``missing``) has none either; a
-    rolled-up period without rows is one where nobody was paged."""
+    rolled-up period without rows is one where nobody was paged, unless a day's history is
+    pending (``missing``: ``oncall_history``, the alert journal had not moved past it)."""
     current = await rollups.report(session, settings, ONCALL_PERSON, period.first, period.last)
     if not current:
         return []
@@ -358,6 +359,8 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
         missing.append("rollup_previous")
     if waiting is not None:
         missing.append("alert_journal")
+    if await rollups.pending_history(session, period.first, period.last):
+        missing.append("oncall_history")  # its Prometheus figures are stored, its history waits
     sent = await repository.sent(session, config.name, day)
     report = DigestOut(
         name=config.name,

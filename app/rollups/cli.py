@@ -14,6 +14,7 @@ from app.config import Settings
 from app.errors import PanoramaError
 from app.rollups import service
 from app.rollups.days import days_between
+from app.rollups.repository import History
 from app.rollups.service import RunOutcome
 
 BAR_WIDTH = 30
@@ -75,6 +76,9 @@ async def _run(settings: Settings, days: list[date], err: TextIO) -> int:
 def summary(outcomes: list[RunOutcome]) -> str:
     counts = Counter(o.status for o in outcomes)
     parts = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    pending = sum(1 for o in outcomes if o.history == History.PENDING)
+    if pending:
+        parts += f" ({pending} with the on-call history pending)"
     values = sum(o.values for o in outcomes)
     seconds = sum(o.duration_ms for o in outcomes) / 1000
     plural = "s" if len(outcomes) != 1 else ""

@@ -30,6 +30,17 @@ async def catch_up(context: AppContext) -> None:
         await service.catch_up(context.sessions, prometheus, context.settings)
     except Exception:
         log.exception("rollup catch-up failed")
+    try:
+        pending = await service.history_pending_days(context.sessions, context.settings)
+        context.metrics.rollup_history_pending.set(len(pending))
+        if pending:
+            log.warning(
+                "the on-call history of %d rolled-up days is pending: the alert journal has not moved",
+                len(pending),
+                extra={"history": "pending", "days": [day.isoformat() for day in pending]},
+            )
+    except Exception:
+        log.exception("reading the rollups' pending histories failed")
     try:  # months stored before their daily report rows existed, or with another configuration
         written = await service.render_stale(context.sessions, context.settings)
         if written:

@@ -162,4 +162,9 @@ class RollupRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str] = mapped_column(String(128))
     prometheus: Mapped[bool | None] = mapped_column(Boolean)
-    """Whether Prometheus was queried (False: the on-call history alone); NULL before 0018: queried."""
+    """Whether Prometheus was queried (False: the on-call history alone); NULL before 0018: queried.
+    A ``completed`` run carries the pending run's: the day's Prometheus figures are that run's."""
+    history: Mapped[str | None] = mapped_column(String(16))
+    """The day's on-call history (``repository.History``): ``stored`` with the Prometheus figures,
+    ``pending`` (not stored: the alert journal had not moved past the day), ``completed`` (stored
+    alone by a later run, completing a pending day); NULL before 0020: ``stored``."""

@@ -167,16 +167,23 @@ def _values(kind: str, entity: str, tally: _Tally) -> Iterable[FamilyValue]:
         yield FamilyValue(kind, entity, family, buckets=cumulative)
 
 
+async def journal_waiting_since(session: AsyncSession) -> datetime | None:
+    """When the oldest webhook the alert journal holds was received (None: none waits): a day that
+    ended after it cannot have its history computed yet (:func:`compute_day`)."""
+    return await alerts.journal_waiting_since(session)
+
+
 async def compute_day(session: AsyncSession, settings: Settings, window: DayWindow) -> list[FamilyValue]:
     """The on-call history of ``window``'s local day, read through the alerts service.
 
     Raises :class:`HistoryNotSettled` while the alert journal holds a webhook received before the
     day ended: applied, it opens, updates or resolves an incident at its receipt, inside the day
     (or before it), so the figures read now would miss it — and a day stored is final (the
-    catch-up does not look at it again). The run fails, saying why, and the retry job computes the
-    day once the journal has moved (at the default 00:15 only a journal stuck for a quarter of an
-    hour holds a day back; ``PanoramaAlertJournalStuck`` has fired by then)."""
-    waiting = await alerts.journal_waiting_since(session)
+    catch-up does not look at it again). The run stores the day's Prometheus figures all the same
+    and records its history pending (``service.run_day``); the catch-up computes the history once
+    the journal has moved (at the default 00:15 only a journal stuck for a quarter of an hour
+    holds a history back; ``PanoramaAlertJournalStuck`` has fired by then)."""
+    waiting = await journal_waiting_since(session)
     if waiting is not None and waiting < window.end:
         raise HistoryNotSettled(
             f"the alert journal still holds webhooks received since {waiting.isoformat()}, before the day "

@@ -71,6 +71,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.db import dialect_insert, is_postgresql, rowcount
 from app.rollups import figure_months, frames
@@ -117,6 +118,30 @@ class RunStatus:
     DONE = (OK, PARTIAL, NO_DATA)
 
 
+class History:
+    """What a finished run did with the day's on-call history (``models.RollupRun.history``)."""
+
+    STORED = "stored"  # stored with the day's Prometheus figures (NULL: runs before 0020)
+    PENDING = "pending"  # not stored: the alert journal held a webhook received before the day ended
+    COMPLETED = "completed"  # stored alone, completing a pending day (Prometheus not queried again)
+
+
+class HistoryClaim(NamedTuple):
+    """A day claimed to store its pending on-call history alone (:func:`claim_history`): the run's
+    id and the state of the day's Prometheus figures it carries (the pending run's status and
+    whether they were queried), which it records again when it finishes."""
+
+    id: int
+    status: str
+    prometheus: bool
+
+
+def _history_pending(run: Any) -> ColumnElement[bool]:
+    """Whether ``run`` finished with the day's Prometheus figures stored and its on-call history
+    waiting (``settled``'s rule in SQL: ``claim_day`` and ``day_states`` read it)."""
+    return and_(run.status.in_(RunStatus.DONE), func.coalesce(run.history, History.STORED) == History.PENDING)
+
+
 async def claim_day(
     session: AsyncSession,
     day: date,
@@ -134,24 +159,17 @@ async def claim_day(
     ``unless_settled`` (a catch-up, which read the days' states a moment before), also not when the
     day's newest run has finished (ok, partial, no_data) and is settled for this run
     (:func:`settled`): another replica filled the day since the caller looked, and computing it
-    again would do the work twice.
+    again would do the work twice (a day whose on-call history is pending is claimed for it
+    alone by :func:`claim_history`, in the same transaction before).
 
     The checks and the insert are one statement; on PostgreSQL an advisory lock
     per day makes concurrent claims from several replicas wait for each other.
     """
-    if await is_postgresql(session):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :day)"),
-            {"namespace": CLAIM_LOCK_NAMESPACE, "day": day.toordinal()},
-        )
-    busy = exists().where(
-        RollupRun.day == day,
-        RollupRun.status == RunStatus.RUNNING,
-        RollupRun.started_at > now - lease,
-    )
+    await _lock_day(session, day)
+    busy = _busy(day, now, lease)
     free: list[ColumnElement[bool]] = [~busy]
     if unless_settled:
-        newest = select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
+        newest = _newest_run(day)
         done: ColumnElement[bool] = RollupRun.status.in_(RunStatus.DONE)
         if prometheus:  # a day done without Prometheus is not done for a run that queries it
             done = and_(done, func.coalesce(RollupRun.prometheus, true()))
@@ -174,6 +192,67 @@ async def claim_day(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def _lock_day(session: AsyncSession, day: date) -> None:
+    """Claims of one day wait for each other on PostgreSQL (held to the transaction's end)."""
+    if await is_postgresql(session):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :day)"),
+            {"namespace": CLAIM_LOCK_NAMESPACE, "day": day.toordinal()},
+        )
+
+
+def _busy(day: date, now: datetime, lease: timedelta) -> ColumnElement[bool]:
+    """Whether a run of the day is running within its lease."""
+    return exists().where(
+        RollupRun.day == day,
+        RollupRun.status == RunStatus.RUNNING,
+        RollupRun.started_at > now - lease,
+    )
+
+
+def _newest_run(day: date) -> Any:
+    return select(func.max(RollupRun.id)).where(RollupRun.day == day).scalar_subquery()
+
+
+async def claim_history(
+    session: AsyncSession, day: date, *, trigger: str, worker: str, now: datetime, lease: timedelta
+) -> HistoryClaim | None:
+    """Records a ``running`` run for ``day`` if its newest run finished with its on-call history
+    pending (:func:`settled`'s rule) and none runs within ``lease``: a catch-up's claim of the
+    history alone, whether or not it queries Prometheus (the day's Prometheus figures are stored
+    and stay as they are); None otherwise.
+
+    As in :func:`claim_day`, the check and the insert are one statement, under the day's advisory
+    lock on PostgreSQL; the pending run's state is then read in the same transaction (still under
+    that lock; on SQLite, under the write lock the insert took)."""
+    await _lock_day(session, day)
+    pending = aliased(RollupRun)
+    queried = func.coalesce(pending.prometheus, true())
+    statement = (
+        insert(RollupRun)
+        .from_select(
+            ["day", "status", "trigger", "started_at", "worker", "prometheus"],
+            select(
+                literal(day),
+                literal(RunStatus.RUNNING),
+                literal(trigger),
+                literal(now),
+                literal(worker),
+                queried,
+            ).where(pending.id == _newest_run(day), _history_pending(pending), ~_busy(day, now, lease)),
+        )
+        .returning(RollupRun.id)
+    )
+    run_id = (await session.execute(statement)).scalar_one_or_none()
+    if run_id is None:
+        return None
+    before = select(func.max(RollupRun.id)).where(RollupRun.day == day, RollupRun.id < run_id)
+    status, carried = (
+        await session.execute(select(pending.status, queried).where(pending.id == before.scalar_subquery()))
+    ).one()
+    return HistoryClaim(run_id, status, bool(carried))
+
+
 async def finish_run(
     session: AsyncSession,
     run_id: int,
@@ -183,11 +262,21 @@ async def finish_run(
     entities: int | None = None,
     values: int | None = None,
     error: str | None = None,
+    history: str | None = None,
 ) -> None:
+    """Records the run's outcome; ``history`` (``History``) for a run that stored the day's
+    Prometheus figures or its on-call history, None for one that stored nothing."""
     await session.execute(
         update(RollupRun)
         .where(RollupRun.id == run_id)
-        .values(status=status, duration_ms=duration_ms, entities=entities, values=values, error=error)
+        .values(
+            status=status,
+            duration_ms=duration_ms,
+            entities=entities,
+            values=values,
+            error=error,
+            history=history,
+        )
     )
 
 
@@ -618,11 +707,13 @@ async def runs(
 
 
 class DayState(NamedTuple):
-    """A day's newest run: its status, its start, and whether it queried Prometheus."""
+    """A day's newest run: its status, its start, whether it queried Prometheus, and whether it
+    left the day's on-call history pending (its Prometheus figures stored)."""
 
     status: str
     started_at: datetime
     prometheus: bool
+    history_pending: bool = False
 
 
 def settled(state: DayState | None, now: datetime, lease: timedelta, *, prometheus: bool) -> bool:
@@ -630,11 +721,15 @@ def settled(state: DayState | None, now: datetime, lease: timedelta, *, promethe
 
     A day finished without Prometheus (only the on-call history, before a Prometheus was
     configured) is not finished for a catch-up that queries Prometheus: it still holds about two
-    weeks of those days. The same rule, in SQL, guards ``claim_day``'s ``unless_settled``.
+    weeks of those days. A day whose on-call history is pending is not finished for any catch-up:
+    its history is stored alone (:func:`claim_history`). The same rule, in SQL, guards
+    ``claim_day``'s ``unless_settled`` and ``claim_history``.
     """
     if state is None:
         return False
     if state.status in RunStatus.DONE:
+        if state.history_pending:
+            return False
         return state.prometheus or not prometheus
     return state.status == RunStatus.RUNNING and now - state.started_at < lease
 
@@ -653,9 +748,13 @@ async def day_states(session: AsyncSession, first: date, last: date) -> dict[dat
             RollupRun.status,
             RollupRun.started_at,
             func.coalesce(RollupRun.prometheus, true()).label("prometheus"),
+            _history_pending(RollupRun).label("history_pending"),
         ).join(newest, RollupRun.id == newest.c.id)
     )
-    return {row.day: DayState(row.status, row.started_at, bool(row.prometheus)) for row in rows}
+    return {
+        row.day: DayState(row.status, row.started_at, bool(row.prometheus), bool(row.history_pending))
+        for row in rows
+    }
 
 
 _PARTIAL_DAYS = (

@@ -42,6 +42,14 @@ class RunOut(BaseModel):
     entities: int
     values: int
     error: str | None
+    history: str | None = Field(
+        default=None,
+        description="the day's on-call history: stored (with the Prometheus figures), pending (the "
+        "Prometheus figures are stored; the history waits for the alert journal, which still held a "
+        "webhook received before the day ended, and the catch-up stores it once the journal has "
+        "moved: error says why), completed (stored alone, completing a pending day, Prometheus not "
+        "queried again); null when the run stored nothing (running, failed, skipped)",
+    )
 
 
 class RunResults(BaseModel):
@@ -70,6 +78,14 @@ class RunRecord(BaseModel):
     prometheus: bool = Field(
         description="whether Prometheus was queried; false: the on-call history alone (no Prometheus "
         "was configured), and the catch-up computes the day again once one is"
+    )
+    history: str | None = Field(
+        default=None,
+        description="the day's on-call history: stored (with the Prometheus figures), pending (the "
+        "Prometheus figures are stored; the history waits for the alert journal, which still held a "
+        "webhook received before the day ended, and the catch-up stores it once the journal has "
+        "moved: error says why), completed (stored alone, completing a pending day, Prometheus not "
+        "queried again); null when the run stored nothing (running, failed, skipped)",
     )
 
 

@@ -75,7 +75,7 @@ from app.rollups.errors import (
 from app.rollups.frames import Ints
 from app.rollups.histograms import fraction_above, quantile
 from app.rollups.layouts import Layout, day_number, day_of
-from app.rollups.repository import RunStatus
+from app.rollups.repository import History, RunStatus
 from app.rollups.schemas import Queued, RunHistory, RunOut, RunRecord, RunRequest, RunResults
 
 log = logging.getLogger("panorama.rollups")
@@ -105,6 +105,9 @@ class RunOutcome:
     entities: int = 0
     values: int = 0
     error: str | None = None
+    history: str | None = None
+    """What the run did with the day's on-call history (``repository.History``); None: nothing
+    stored (failed, skipped)."""
 
 
 SKIPPED = "skipped"  # another worker holds the day
@@ -170,32 +173,55 @@ async def run_day(
     record: ``ok``); a day with no Prometheus sample strictly inside it has no Prometheus data (a
     sample at its closing midnight alone is not a day), and one whose samples start after it
     began is ``partial`` (``compute.probe_coverage``).
+
+    The on-call history waits for the alert journal (``oncall.compute_day``), the Prometheus
+    figures do not: while the journal holds a webhook received before the day ended, the run
+    stores the Prometheus figures and records the history ``pending`` (Prometheus's retention
+    does not wait for a stuck journal); a later catch-up stores the history alone
+    (:func:`_complete_history`). With no Prometheus figures to store, the run fails as a whole.
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
+    moment = now or datetime.now(UTC)
+    catching_up = trigger == Trigger.CATCH_UP
+    completing: repository.HistoryClaim | None = None
     async with sessions.begin() as session:
-        run_id = await repository.claim_day(
-            session,
-            day,
-            trigger=trigger,
-            worker=WORKER,
-            now=now or datetime.now(UTC),
-            lease=LEASE,
-            prometheus=prometheus is not None,
-            unless_settled=trigger == Trigger.CATCH_UP,
-        )
+        if catching_up:  # a day whose history is pending: the history alone
+            completing = await repository.claim_history(
+                session, day, trigger=trigger, worker=WORKER, now=moment, lease=LEASE
+            )
+        run_id = None
+        if completing is None:
+            run_id = await repository.claim_day(
+                session,
+                day,
+                trigger=trigger,
+                worker=WORKER,
+                now=moment,
+                lease=LEASE,
+                prometheus=prometheus is not None,
+                unless_settled=catching_up,
+            )
+    started = time.perf_counter()
+    if completing is not None:
+        return await _complete_history(sessions, settings, catalog, window, completing, started)
     if run_id is None:
         return RunOutcome(day, SKIPPED)
-    started = time.perf_counter()
     try:
         computed, recorded = await _compute_sources(sessions, prometheus, settings, catalog, window)
-    except (BackendError, RollupQueryError, HistoryNotSettled) as exc:
+    except (BackendError, RollupQueryError) as exc:
         return await _fail(sessions, run_id, day, started, _describe(exc))
     except BaseException:
         # Cancelled (the process is stopping) or broken: give the day back at once, so that another
         # replica or the restarted process computes it, instead of waiting for the lease to run out.
         await _release(sessions, run_id, day, started)
         raise
+    waiting: str | None = None
+    if isinstance(recorded, HistoryNotSettled):
+        if not computed.values:  # nothing to store before the history: the day waits whole
+            return await _fail(sessions, run_id, day, started, str(recorded))
+        waiting, recorded = str(recorded), []
+    history = History.PENDING if waiting is not None else History.STORED
     values = [*computed.values, *recorded]
     kinds = [
         *(catalog.queried_kinds if computed.values else []),
@@ -215,15 +241,106 @@ async def run_day(
                 duration_ms=elapsed,
                 entities=entities,
                 values=len(values),
+                error=waiting,
+                history=history,
             )
     except SQLAlchemyError as exc:
         return await _fail(sessions, run_id, day, started, f"storing the day failed: {type(exc).__name__}")
+    facts = {"status": status, "history": history, "entities": entities, "values": len(values), "ms": elapsed}
+    if waiting is None:
+        log.info("rolled up %s", day.isoformat(), extra=facts)
+    else:
+        log.warning(
+            "rolled up %s without its on-call history (pending: the alert journal has not moved past "
+            "the day; a catch-up stores it once it has)",
+            day.isoformat(),
+            extra=facts,
+        )
+    return RunOutcome(day, status, elapsed, entities, len(values), error=waiting, history=history)
+
+
+async def _complete_history(
+    sessions: Sessions,
+    settings: Settings,
+    catalog: Catalog,
+    window: DayWindow,
+    claim: repository.HistoryClaim,
+    started: float,
+) -> RunOutcome:
+    """Stores the on-call history of a day whose Prometheus figures an earlier run stored while
+    the history was pending: the recorded kinds alone are replaced (``replace_day``'s ``kinds``),
+    so the Prometheus figures, their month sums, report rows and figure rows stay as they are
+    (bit for bit), and Prometheus is not queried again. The run records the day's Prometheus
+    state it carries (``claim.status``); whatever keeps it from storing the history (the journal
+    still waiting, a database error, the process stopping) leaves the history pending, never the
+    day failed, so that no later catch-up queries Prometheus again for it."""
+    day = window.day
+    try:
+        async with sessions() as session:
+            recorded = await oncall.compute_day(session, settings, window)
+    except HistoryNotSettled as exc:
+        return await _leave_pending(sessions, claim, day, started, str(exc))
+    except BaseException:
+        await _release(sessions, claim.id, day, started, carried=claim)
+        raise
+    entities = len({(v.entity_kind, v.entity) for v in recorded})
+    elapsed = _ms_since(started)
+    try:
+        async with sessions.begin() as session:
+            if recorded:
+                await repository.replace_day(
+                    session, day, recorded, kinds=catalog.recorded_kinds, render=renderer(settings)
+                )
+            await repository.finish_run(
+                session,
+                claim.id,
+                status=claim.status,
+                duration_ms=elapsed,
+                entities=entities,
+                values=len(recorded),
+                history=History.COMPLETED,
+            )
+    except SQLAlchemyError as exc:
+        return await _leave_pending(
+            sessions, claim, day, started, f"storing the on-call history failed: {type(exc).__name__}"
+        )
     log.info(
-        "rolled up %s",
+        "rolled up the on-call history of %s",
         day.isoformat(),
-        extra={"status": status, "entities": entities, "values": len(values), "ms": elapsed},
+        extra={
+            "status": claim.status,
+            "history": History.COMPLETED,
+            "entities": entities,
+            "values": len(recorded),
+            "ms": elapsed,
+        },
     )
-    return RunOutcome(day, status, elapsed, entities, len(values))
+    return RunOutcome(day, claim.status, elapsed, entities, len(recorded), history=History.COMPLETED)
+
+
+async def _leave_pending(
+    sessions: Sessions, claim: repository.HistoryClaim, day: date, started: float, error: str
+) -> RunOutcome:
+    """A run that completes a pending day's history and could not: recorded with the day's state
+    it carries and the history still pending (the next catch-up tries again)."""
+    elapsed = _ms_since(started)
+    log.warning(
+        "the on-call history of %s is still pending",
+        day.isoformat(),
+        extra={"history": History.PENDING, "error": error},
+    )
+    async with sessions.begin() as session:
+        await repository.finish_run(
+            session,
+            claim.id,
+            status=claim.status,
+            duration_ms=elapsed,
+            entities=0,
+            values=0,
+            error=error,
+            history=History.PENDING,
+        )
+    return RunOutcome(day, claim.status, elapsed, error=error, history=History.PENDING)
 
 
 async def _compute_sources(
@@ -232,13 +349,17 @@ async def _compute_sources(
     settings: Settings,
     catalog: Catalog,
     window: DayWindow,
-) -> tuple[DayFigures, list[FamilyValue]]:
+) -> tuple[DayFigures, list[FamilyValue] | HistoryNotSettled]:
     """The day from Prometheus and from the on-call history at once (the database read waits on
-    no query); the first failure cancels the other."""
+    no query); the first failure cancels the other. A history not settled yet is no failure: it
+    is answered in the history's place, and the Prometheus figures are computed all the same."""
 
-    async def recorded() -> list[FamilyValue]:
+    async def recorded() -> list[FamilyValue] | HistoryNotSettled:
         async with sessions() as session:
-            return await oncall.compute_day(session, settings, window)
+            try:
+                return await oncall.compute_day(session, settings, window)
+            except HistoryNotSettled as exc:
+                return exc
 
     async def queried() -> DayFigures:
         if prometheus is None:
@@ -271,12 +392,25 @@ async def _fail(sessions: Sessions, run_id: int, day: date, started: float, erro
     return RunOutcome(day, RunStatus.FAILED, elapsed, error=error)
 
 
-async def _release(sessions: Sessions, run_id: int, day: date, started: float) -> None:
-    """Records an interrupted run as failed, within a bounded time; a database that cannot be
-    reached then leaves the claim to expire (after ``LEASE``)."""
+async def _release(
+    sessions: Sessions,
+    run_id: int,
+    day: date,
+    started: float,
+    *,
+    carried: repository.HistoryClaim | None = None,
+) -> None:
+    """Records an interrupted run as failed (one completing a pending history: with the history
+    still pending, ``carried``), within a bounded time; a database that cannot be reached then
+    leaves the claim to expire (after ``LEASE``)."""
     try:
         async with asyncio.timeout(RELEASE_TIMEOUT_S):
-            await _fail(sessions, run_id, day, started, "interrupted before the day was computed")
+            if carried is None:
+                await _fail(sessions, run_id, day, started, "interrupted before the day was computed")
+            else:
+                await _leave_pending(
+                    sessions, carried, day, started, "interrupted before the history was stored"
+                )
     except (TimeoutError, SQLAlchemyError, OSError) as exc:
         log.warning(
             "the interrupted rollup of %s could not be released; its claim expires by itself",
@@ -304,6 +438,7 @@ def _run_out(outcome: RunOutcome) -> RunOut:
         entities=outcome.entities,
         values=outcome.values,
         error=outcome.error,
+        history=outcome.history,
     )
 
 
@@ -369,13 +504,17 @@ async def catch_up(
     It stops at the first day Prometheus has no data for (older days will not
     have any either, so later catch-ups do not go past it) and at the first
     failure (the retry job comes back later).
+
+    Days whose on-call history is pending (their Prometheus figures stored: see :func:`run_day`)
+    get their history alone, once the alert journal has moved past them; until then they are
+    left alone (no run is recorded for them every retry).
     """
-    last = local_today(settings.tzinfo, now) - timedelta(days=1)
-    first = last - timedelta(days=settings.rollups.backfill_days - 1)
-    if settings.rollups.backfill_days == 0 or first > last:
+    first, last = _backfill_window(settings, now)
+    if first > last:
         return []
     async with sessions() as session:
         states = await repository.day_states(session, first, last)
+        waiting = await oncall.journal_waiting_since(session)
     moment = now or datetime.now(UTC)
     empty = [day for day, state in states.items() if state.status == RunStatus.NO_DATA]
     oldest = max(empty, default=first - timedelta(days=1)) + timedelta(days=1)
@@ -383,6 +522,7 @@ async def catch_up(
         day
         for day in reversed(list(days_between(max(first, oldest), last)))
         if not repository.settled(states.get(day), moment, LEASE, prometheus=prometheus is not None)
+        and not _history_still_waiting(states.get(day), waiting, day, settings)
     ]
     outcomes = []
     for day in pending:
@@ -391,6 +531,41 @@ async def catch_up(
         if outcome.status in (RunStatus.NO_DATA, RunStatus.FAILED):
             break
     return outcomes
+
+
+def _backfill_window(settings: Settings, now: datetime | None) -> tuple[date, date]:
+    """The days a catch-up looks at: the last ``backfill_days`` before today (none: first > last)."""
+    last = local_today(settings.tzinfo, now) - timedelta(days=1)
+    return last - timedelta(days=settings.rollups.backfill_days - 1), last
+
+
+def _history_still_waiting(
+    state: repository.DayState | None, waiting: datetime | None, day: date, settings: Settings
+) -> bool:
+    """Whether the day's history is pending and the journal still holds a webhook received before
+    the day ended (``oncall.compute_day`` would refuse it again)."""
+    if state is None or not state.history_pending or waiting is None:
+        return False
+    return waiting < day_window(day, settings.tzinfo).end
+
+
+async def history_pending_days(
+    sessions: Sessions, settings: Settings, *, now: datetime | None = None
+) -> list[date]:
+    """:func:`pending_history` over the catch-up's window (``panorama_rollup_history_pending_days``)."""
+    first, last = _backfill_window(settings, now)
+    if first > last:
+        return []
+    async with sessions() as session:
+        return await pending_history(session, first, last)
+
+
+async def pending_history(session: AsyncSession, first: date, last: date) -> list[date]:
+    """The days of ``[first, last]`` whose Prometheus figures are stored and whose on-call history
+    is pending (the alert journal had not moved past them): a reader of the on-call figures (the
+    digest's load) says they are missing there, not zero."""
+    states = await repository.day_states(session, first, last)
+    return sorted(day for day, state in states.items() if state.history_pending)
 
 
 async def apply_retention(
@@ -432,10 +607,19 @@ async def runs(
                 error=r.error,
                 worker=r.worker,
                 prometheus=r.prometheus is not False,
+                history=_history_of(r.status, r.history),
             )
             for r in found
         ]
     )
+
+
+def _history_of(status: str, history: str | None) -> str | None:
+    """A run's ``history`` as answered: None for a run that stored nothing (running, failed);
+    a finished run recorded before migration 0020 stored the history with its day."""
+    if status not in RunStatus.DONE:
+        return None
+    return history or History.STORED
 
 
 async def partial_days(session: AsyncSession, first: date, last: date) -> list[date]:

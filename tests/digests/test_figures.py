@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import db
 from app.digests import service
 from app.errors import InvalidInput, NotFound
+from app.rollups import repository as rollup_repository
 from app.rollups.compute import FamilyValue
 from tests.digests.support import (
     CHECKOUT,
@@ -194,6 +195,42 @@ async def test_the_on_call_load_comes_from_the_on_call_history_busiest_first(
     )
     assert unrolled.load == []
     assert "没有人被呼叫" not in unrolled.text  # not rolled up: no data, not "nobody"
+
+
+async def record_run(sessions: Sessions, day: date, history: str) -> None:
+    """A finished run of ``day`` as the rollups record it (``history``: what it did with the
+    on-call history)."""
+    async with sessions.begin() as session:
+        run_id = await rollup_repository.claim_day(
+            session, day, trigger="test", worker="test", now=NOW, lease=timedelta(0)
+        )
+        assert run_id is not None
+        await rollup_repository.finish_run(session, run_id, status="ok", duration_ms=1.0, history=history)
+
+
+async def test_a_day_whose_on_call_history_is_pending_says_so_instead_of_nobody_paged(
+    sessions: Sessions, database_url: str
+) -> None:
+    """The alert journal had not moved past the day: its traffic is rolled up, its on-call
+    history is pending; the load says it is incomplete, not that nobody was paged."""
+    s = settings(database_url, **digest_config(locale="zh-CN"))
+    await store_day(sessions, DAY, service_day(CHECKOUT, 1000, 10, CHECKOUT_BEFORE))
+    await record_run(sessions, DAY, "pending")
+    pending = await service.digest(sessions, s, "daily", DAY.isoformat(), now=NOW)
+    assert pending.scope is not None
+    assert pending.load == []
+    assert "oncall_history" in pending.missing
+    assert "值班历史尚未汇总完（告警日志仍有未处理的 webhook）" in pending.text
+    assert "没有人被呼叫" not in pending.text
+
+    async with sessions.begin() as session:  # the history alone, stored once the journal moved
+        await rollup_repository.replace_day(
+            session, DAY, person_day("alice", 2, 0, 1), kinds=["oncall_person"]
+        )
+    await record_run(sessions, DAY, "completed")
+    completed = await service.digest(sessions, s, "daily", DAY.isoformat(), now=NOW)
+    assert "oncall_history" not in completed.missing
+    assert [(p.user, p.pages) for p in completed.load] == [("alice", 2)]
 
 
 async def test_a_day_not_rolled_up_says_so_instead_of_printing_zero(

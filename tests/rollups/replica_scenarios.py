@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from app import db
@@ -50,3 +50,17 @@ async def store_days(
     finally:
         await engine.dispose()
     return len(days)
+
+
+async def catch_up(ready: Ready, database_url: str, config: dict[str, Any], now: str) -> Any:
+    """Catches up (the on-call history: no Prometheus) at the same instant as the others; each
+    outcome as [day, status, history]."""
+    settings = settings_for(database_url, **config)
+    engine = db.create_engine(settings.database)
+    try:
+        sessions = db.create_session_factory(engine)
+        await ready()
+        outcomes = await service.catch_up(sessions, None, settings, now=datetime.fromisoformat(now))
+    finally:
+        await engine.dispose()
+    return [[o.day.isoformat(), o.status, o.history] for o in outcomes]
