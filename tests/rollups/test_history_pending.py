@@ -8,13 +8,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db, migrations
-from app.alerts import ack, journal
 from app.backends.prometheus import PrometheusClient
 from app.config import PrometheusSettings, Settings
 from app.context import AppContext
@@ -23,12 +21,21 @@ from app.rollups.days import Granularity, day_window
 from app.rollups.errors import UnknownEntity
 from app.rollups.layouts import day_number
 from app.rollups.repository import History, RunStatus
-from tests.alerts.support import alert, alerting_config, payload
+from tests.alerts.support import alerting_config
 from tests.harness.app import VIEWER_TOKEN, bearer, running_app, settings_for
 from tests.harness.prometheus import RunningPrometheus
 from tests.harness.proxy import SwitchableProxy
 from tests.harness.replicas import run_replicas
-from tests.rollups.support import CHECKOUT, client_for, dataset_of, requests_truth, rollup_settings, utc_days
+from tests.rollups.support import (
+    CHECKOUT,
+    client_for,
+    dataset_of,
+    drain_journal,
+    journal_stuck_at_noon,
+    requests_truth,
+    rollup_settings,
+    utc_days,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 QUERIED = ("service", "namespace", "cluster", "platform")
@@ -49,20 +56,6 @@ def settings_of(prometheus_url: str, database_url: str) -> Settings:
 
 def morning_after(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=6)
-
-
-async def journal_stuck_at_noon(sessions: Factory, day: date) -> datetime:
-    """A webhook received at noon of ``day`` (answered 202) that the journal has not applied."""
-    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
-    body = payload("CheckoutDown", [alert("CheckoutDown", service=CHECKOUT)])
-    await journal.insert(sessions, [journal.Received(noon, body["groupKey"], orjson.dumps(body), 1)])
-    return noon
-
-
-async def drain_journal(sessions: Factory, settings: Settings) -> None:
-    key = await ack.signing_key(sessions, settings)
-    applied = await journal.apply_next(sessions, settings, key, limit=64)
-    assert applied.applied == 1
 
 
 async def prometheus_rows(sessions: Factory) -> dict[str, list[tuple[Any, ...]]]:
