@@ -85,6 +85,11 @@ MAX_PERIOD_DAYS = 1096
 LEASE = timedelta(minutes=30)
 # How long an interrupted run may take to record that it gave its day back.
 RELEASE_TIMEOUT_S = 5.0
+# How far back a catch-up completes pending on-call histories (the days before are left pending):
+# the alert data they are computed from is kept (incidents, timelines, outbox rows), but a history
+# still pending after a quarter, its journal stuck that long, is a matter for a person
+# (``panorama rollup --from … --to …``), not for a retry every ten minutes.
+HISTORY_DAYS = 90
 DAY_SECONDS = 86400
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -575,13 +580,6 @@ def _backfill_window(settings: Settings, now: datetime | None) -> tuple[date, da
     """The days a catch-up looks at: the last ``backfill_days`` before today (none: first > last)."""
     last = local_today(settings.tzinfo, now) - timedelta(days=1)
     return last - timedelta(days=settings.rollups.backfill_days - 1), last
-
-
-# How far back a catch-up completes pending on-call histories (the days before are left pending):
-# the alert data they are computed from is kept (incidents, timelines, outbox rows), but a history
-# still pending after a quarter, its journal stuck that long, is a matter for a person
-# (``panorama rollup --from … --to …``), not for a retry every ten minutes.
-HISTORY_DAYS = 90
 
 
 def _history_window(settings: Settings, now: datetime | None) -> tuple[date, date]:
