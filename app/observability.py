@@ -121,9 +121,9 @@ class Metrics:
         )
         self.rollup_history_pending = Gauge(
             "panorama_rollup_history_pending_days",
-            "Days of the rollup catch-up's window whose Prometheus figures are stored and whose on-call "
-            "history is pending (the alert journal has not moved past them), as this process's last "
-            "catch-up saw them.",
+            "Days of the last 90 (or rollups.backfill_days if more: those the catch-up completes) whose "
+            "Prometheus figures are stored and whose on-call history is pending (the alert journal has "
+            "not moved past them), as this process's last catch-up saw them.",
             registry=self.registry,
         )
 

@@ -68,6 +68,22 @@ async def start(
         repository.add_escalation(session, state)
 
 
+def schedules_paged(settings: Settings, escalations: Sequence[str | None]) -> list[str]:
+    """The schedules the named chains' notify steps page, as configured now, in order, once each.
+
+    The intake records them on an incident's ``routed`` entries when it routes it, and the
+    on-call history reads them there: a schedule renamed or replaced later does not move the
+    incidents it was paged for (``service.oncall_activity``)."""
+    by_name = {e.name: e for e in settings.escalations}
+    found: dict[str, None] = {}
+    for name in escalations:
+        chain = by_name.get(name) if name is not None else None
+        for step in chain.steps if chain is not None else []:
+            if step.notify is not None and step.notify.schedule is not None:
+                found[step.notify.schedule] = None
+    return list(found)
+
+
 @dataclass
 class _Position:
     """Where a chain stands while it runs (recorded on its row once it stops: a wait, or its end)."""

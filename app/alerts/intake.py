@@ -369,12 +369,19 @@ async def _route(
             incident.id,
             at,
             "routed",
-            {"route": index, "matchers": [str(m) for m in route.matchers], "escalation": route.escalation},
+            {
+                "route": index,
+                "matchers": [str(m) for m in route.matchers],
+                "escalation": route.escalation,
+                "schedules": escalation.schedules_paged(settings, [route.escalation]),
+            },
         )
     if window is not None:
         muted = f"maintenance until {window.end.isoformat()}: {window.comment}".rstrip(": ")
     if not routes:
-        repository.add_timeline(session, incident.id, at, "routed", {"route": None, "escalation": None})
+        repository.add_timeline(
+            session, incident.id, at, "routed", {"route": None, "escalation": None, "schedules": []}
+        )
     if muted is not None or not escalations:
         repository.mark_muted(incident, muted or "no route pages anybody")
         repository.add_timeline(session, incident.id, at, "muted", {"reason": incident.muted})

@@ -345,7 +345,9 @@ class IncidentActivity(BaseModel):
     id: int
     severity: str | None
     services: list[str]
-    schedules: list[str] = Field(description="The schedules its escalation chains page")
+    schedules: list[str] = Field(
+        description="The schedules its escalation chains paged, as configured when it was routed"
+    )
     opened_at: dt.datetime
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None

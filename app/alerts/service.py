@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import ack, horizon, incidents, journal, oncall, outbox, repository
+from app.alerts import ack, escalation, horizon, incidents, journal, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
 from app.alerts.channels import twilio
@@ -555,17 +555,6 @@ def render_notice(notice: Notice, *, markdown: bool) -> str:
 # --- on-call history ----------------------------------------------------------------------
 
 
-def schedules_of_escalations(settings: Settings, escalations: Sequence[str]) -> list[str]:
-    """The schedules the named escalation chains page (as configured now), in order, once each."""
-    by_name = {e.name: e for e in settings.escalations}
-    found: dict[str, None] = {}
-    for name in escalations:
-        for step in by_name[name].steps if name in by_name else []:
-            if step.notify is not None and step.notify.schedule is not None:
-                found[step.notify.schedule] = None
-    return list(found)
-
-
 async def journal_waiting_since(session: AsyncSession) -> datetime | None:
     """When the oldest webhook answered 202 and not applied yet was received (None: none waits):
     what other features read of the alert journal before trusting the incidents as final."""
@@ -577,9 +566,12 @@ async def oncall_activity(
 ) -> OncallActivity:
     """What the on-call history of ``[first, last)`` is computed from (the rollups read it daily).
 
-    An incident belongs to the schedules of the escalation chains its routes started (recorded
-    in its ``routed`` timeline entries, looked up in today's configuration); a person was paged
-    by each ``escalated`` entry that names them (a step of a chain, or of their own rule).
+    An incident belongs to the schedules of the escalation chains its routes started, as they
+    were configured when it was routed: the intake records them on its ``routed`` timeline
+    entries (``schedules``), so that renaming or replacing a chain's schedule later never moves
+    an old day's figures. Entries written before 2026-12-07 do not have them: their chains'
+    schedules are looked up in today's configuration (the only record there is). A person was
+    paged by each ``escalated`` entry that names them (a step of a chain, or of their own rule).
     """
     pages = await repository.paging_deliveries_between(session, first, last)
     escalated = await repository.timeline_between(session, "escalated", first, last)
@@ -590,11 +582,14 @@ async def oncall_activity(
     ]
     referenced = [p[0] for p in pages] + [p.incident_id for p in paged]
     found = await repository.incidents_active_between(session, first, last, referenced)
-    routed: dict[int, list[str]] = {}
+    routed: dict[int, dict[str, None]] = {}
     for entry in await repository.timeline_of_incidents(session, "routed", [i.id for i in found]):
-        escalation = json.loads(entry.detail).get("escalation")
-        if escalation:
-            routed.setdefault(entry.incident_id, []).append(str(escalation))
+        detail = json.loads(entry.detail)
+        recorded = detail.get("schedules")
+        if recorded is None:  # routed before 2026-12-07: the chain's schedules as configured now
+            chain = detail.get("escalation")
+            recorded = escalation.schedules_paged(settings, [str(chain)] if chain else [])
+        routed.setdefault(entry.incident_id, {}).update(dict.fromkeys(map(str, recorded)))
     return OncallActivity(
         first=first,
         last=last,
@@ -603,7 +598,7 @@ async def oncall_activity(
                 id=i.id,
                 severity=i.severity,
                 services=json.loads(i.services),
-                schedules=schedules_of_escalations(settings, routed.get(i.id, [])),
+                schedules=list(routed.get(i.id, {})),
                 opened_at=i.created_at,
                 acknowledged_at=i.acknowledged_at,
                 acknowledged_by=None

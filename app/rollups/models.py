@@ -167,4 +167,6 @@ class RollupRun(Base):
     history: Mapped[str | None] = mapped_column(String(16))
     """The day's on-call history (``repository.History``): ``stored`` with the Prometheus figures,
     ``pending`` (not stored: the alert journal had not moved past the day), ``completed`` (stored
-    alone by a later run, completing a pending day); NULL before 0020: ``stored``."""
+    alone by a later run, completing a pending day); NULL before 0020: ``stored``. A ``running``
+    run that stores a pending history alone is marked ``pending`` (``repository.claim_history``):
+    killed, it is claimed again for the history alone once its lease has run out."""

@@ -9,9 +9,10 @@ the next counts its time to resolve on the day it was resolved). So a day's figu
 once it has ended, and recomputing it gives the same numbers.
 
 Who: each figure goes to the whole team (``oncall``), to every service the incident names and to
-every schedule its escalation chains page; a person's load is the steps that paged them
-(``pages``, ``night_pages`` between 22:00 and 07:00 local time), the distinct incidents they were
-paged for, and the incidents they acknowledged.
+every schedule its escalation chains page, as configured when the incident was routed (a
+schedule renamed or replaced later keeps the incidents it was paged for); a person's load is the
+steps that paged them (``pages``, ``night_pages`` between 22:00 and 07:00 local time), the
+distinct incidents they were paged for, and the incidents they acknowledged.
 
 This module reads the alerts package only through its service, and never writes anything.
 """

@@ -119,7 +119,8 @@ class RunStatus:
 
 
 class History:
-    """What a finished run did with the day's on-call history (``models.RollupRun.history``)."""
+    """What a finished run did with the day's on-call history (``models.RollupRun.history``); on a
+    ``running`` run, ``pending`` marks one that stores the history alone (:func:`claim_history`)."""
 
     STORED = "stored"  # stored with the day's Prometheus figures (NULL: runs before 0020)
     PENDING = "pending"  # not stored: the alert journal held a webhook received before the day ended
@@ -137,9 +138,14 @@ class HistoryClaim(NamedTuple):
 
 
 def _history_pending(run: Any) -> ColumnElement[bool]:
-    """Whether ``run`` finished with the day's Prometheus figures stored and its on-call history
-    waiting (``settled``'s rule in SQL: ``claim_day`` and ``day_states`` read it)."""
-    return and_(run.status.in_(RunStatus.DONE), func.coalesce(run.history, History.STORED) == History.PENDING)
+    """Whether ``run`` left the day's Prometheus figures stored and its on-call history waiting:
+    it finished so, or it is a run storing the history alone (:func:`claim_history`), which
+    leaves it so until it finishes, and for good if its process dies without a word (``settled``'s
+    rule in SQL: ``claim_history`` and ``day_states`` read it)."""
+    return and_(
+        run.status.in_((*RunStatus.DONE, RunStatus.RUNNING)),
+        func.coalesce(run.history, History.STORED) == History.PENDING,
+    )
 
 
 async def claim_day(
@@ -217,21 +223,26 @@ def _newest_run(day: date) -> Any:
 async def claim_history(
     session: AsyncSession, day: date, *, trigger: str, worker: str, now: datetime, lease: timedelta
 ) -> HistoryClaim | None:
-    """Records a ``running`` run for ``day`` if its newest run finished with its on-call history
-    pending (:func:`settled`'s rule) and none runs within ``lease``: a catch-up's claim of the
-    history alone, whether or not it queries Prometheus (the day's Prometheus figures are stored
-    and stay as they are); None otherwise.
+    """Records a ``running`` run for ``day``, marked as storing the history alone (``history``
+    ``pending``), if the day's newest run left its on-call history pending (:func:`settled`'s
+    rule) and none runs within ``lease``: a catch-up's claim of the history alone, whether or not
+    it queries Prometheus (the day's Prometheus figures are stored and stay as they are); None
+    otherwise. The newest run may be such a claim whose lease ran out (its process was killed
+    before it could release the day): the day is claimed for its history alone again, never
+    computed whole (which would query Prometheus for figures already stored, and fail once
+    Prometheus no longer holds the day).
 
     As in :func:`claim_day`, the check and the insert are one statement, under the day's advisory
-    lock on PostgreSQL; the pending run's state is then read in the same transaction (still under
-    that lock; on SQLite, under the write lock the insert took)."""
+    lock on PostgreSQL; the state of the day's Prometheus figures (the newest finished run's) is
+    then read in the same transaction (still under that lock; on SQLite, under the write lock the
+    insert took)."""
     await _lock_day(session, day)
     pending = aliased(RollupRun)
     queried = func.coalesce(pending.prometheus, true())
     statement = (
         insert(RollupRun)
         .from_select(
-            ["day", "status", "trigger", "started_at", "worker", "prometheus"],
+            ["day", "status", "trigger", "started_at", "worker", "prometheus", "history"],
             select(
                 literal(day),
                 literal(RunStatus.RUNNING),
@@ -239,6 +250,7 @@ async def claim_history(
                 literal(now),
                 literal(worker),
                 queried,
+                literal(History.PENDING),
             ).where(pending.id == _newest_run(day), _history_pending(pending), ~_busy(day, now, lease)),
         )
         .returning(RollupRun.id)
@@ -246,10 +258,13 @@ async def claim_history(
     run_id = (await session.execute(statement)).scalar_one_or_none()
     if run_id is None:
         return None
-    before = select(func.max(RollupRun.id)).where(RollupRun.day == day, RollupRun.id < run_id)
-    status, carried = (
-        await session.execute(select(pending.status, queried).where(pending.id == before.scalar_subquery()))
-    ).one()
+    finished = (
+        select(pending.status, queried)
+        .where(pending.day == day, pending.id < run_id, pending.status.in_(RunStatus.DONE))
+        .order_by(pending.id.desc())
+        .limit(1)
+    )
+    status, carried = (await session.execute(finished)).one()
     return HistoryClaim(run_id, status, bool(carried))
 
 
@@ -708,7 +723,8 @@ async def runs(
 
 class DayState(NamedTuple):
     """A day's newest run: its status, its start, whether it queried Prometheus, and whether it
-    left the day's on-call history pending (its Prometheus figures stored)."""
+    left the day's on-call history pending (its Prometheus figures stored), or is (or was, killed)
+    a run storing that history alone."""
 
     status: str
     started_at: datetime
@@ -722,8 +738,9 @@ def settled(state: DayState | None, now: datetime, lease: timedelta, *, promethe
     A day finished without Prometheus (only the on-call history, before a Prometheus was
     configured) is not finished for a catch-up that queries Prometheus: it still holds about two
     weeks of those days. A day whose on-call history is pending is not finished for any catch-up:
-    its history is stored alone (:func:`claim_history`). The same rule, in SQL, guards
-    ``claim_day``'s ``unless_settled`` and ``claim_history``.
+    its history is stored alone (:func:`claim_history`), by a run that is left to its lease as
+    any other. The same rule, in SQL, guards ``claim_day``'s ``unless_settled`` and
+    ``claim_history``.
     """
     if state is None:
         return False

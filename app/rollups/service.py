@@ -85,6 +85,11 @@ MAX_PERIOD_DAYS = 1096
 LEASE = timedelta(minutes=30)
 # How long an interrupted run may take to record that it gave its day back.
 RELEASE_TIMEOUT_S = 5.0
+# How far back a catch-up completes pending on-call histories (the days before are left pending):
+# the alert data they are computed from is kept (incidents, timelines, outbox rows), but a history
+# still pending after a quarter, its journal stuck that long, is a matter for a person
+# (``panorama rollup --from … --to …``), not for a retry every ten minutes.
+HISTORY_DAYS = 90
 DAY_SECONDS = 86400
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -507,16 +512,19 @@ async def catch_up(
 
     Days whose on-call history is pending (their Prometheus figures stored: see :func:`run_day`)
     get their history alone, once the alert journal has moved past them; until then they are
-    left alone (no run is recorded for them every retry).
+    left alone (no run is recorded for them every retry). That needs no Prometheus, so it goes
+    further back than the window, as far as :data:`HISTORY_DAYS` (:func:`_history_window`), and
+    past the days the window's pass did not reach (:func:`_complete_histories`).
     """
     first, last = _backfill_window(settings, now)
     if first > last:
         return []
+    oldest_history = _history_window(settings, now)[0]
     async with sessions() as session:
-        states = await repository.day_states(session, first, last)
+        states = await repository.day_states(session, min(first, oldest_history), last)
         waiting = await oncall.journal_waiting_since(session)
     moment = now or datetime.now(UTC)
-    empty = [day for day, state in states.items() if state.status == RunStatus.NO_DATA]
+    empty = [day for day, state in states.items() if first <= day and state.status == RunStatus.NO_DATA]
     oldest = max(empty, default=first - timedelta(days=1)) + timedelta(days=1)
     pending = [
         day
@@ -530,6 +538,41 @@ async def catch_up(
         outcomes.append(outcome)
         if outcome.status in (RunStatus.NO_DATA, RunStatus.FAILED):
             break
+    tried = {outcome.day for outcome in outcomes}
+    histories = [
+        day
+        for day in reversed(list(days_between(oldest_history, last)))
+        if day not in tried
+        and (state := states.get(day)) is not None
+        and state.history_pending
+        and not repository.settled(state, moment, LEASE, prometheus=prometheus is not None)
+        and not _history_still_waiting(state, waiting, day, settings)
+    ]
+    return [*outcomes, *await _complete_histories(sessions, settings, histories, moment)]
+
+
+async def _complete_histories(
+    sessions: Sessions, settings: Settings, days: list[date], now: datetime
+) -> list[RunOutcome]:
+    """Stores the pending histories of ``days`` alone, newest first, each claimed for its history
+    alone (never the whole day: they are days the window's pass does not compute, past the
+    window, or past a day Prometheus had no data for, or after a failure); it stops at the first
+    it could not store (the retry job comes back later)."""
+    catalog = catalog_of(settings)
+    outcomes = []
+    for day in days:
+        async with sessions.begin() as session:
+            claim = await repository.claim_history(
+                session, day, trigger=Trigger.CATCH_UP, worker=WORKER, now=now, lease=LEASE
+            )
+        if claim is None:  # another replica completes it, or has
+            outcomes.append(RunOutcome(day, SKIPPED))
+            continue
+        window = day_window(day, settings.tzinfo)
+        outcome = await _complete_history(sessions, settings, catalog, window, claim, time.perf_counter())
+        outcomes.append(outcome)
+        if outcome.history != History.COMPLETED:
+            break
     return outcomes
 
 
@@ -537,6 +580,17 @@ def _backfill_window(settings: Settings, now: datetime | None) -> tuple[date, da
     """The days a catch-up looks at: the last ``backfill_days`` before today (none: first > last)."""
     last = local_today(settings.tzinfo, now) - timedelta(days=1)
     return last - timedelta(days=settings.rollups.backfill_days - 1), last
+
+
+def _history_window(settings: Settings, now: datetime | None) -> tuple[date, date]:
+    """The days whose pending histories a catch-up completes: the last :data:`HISTORY_DAYS`, or
+    ``backfill_days`` if more, never past ``retention_days`` (none when ``backfill_days`` is 0:
+    no catch-up runs)."""
+    first, last = _backfill_window(settings, now)
+    if first > last:
+        return first, last
+    days = min(max(HISTORY_DAYS, settings.rollups.backfill_days), settings.rollups.retention_days)
+    return min(first, last - timedelta(days=days - 1)), last
 
 
 def _history_still_waiting(
@@ -552,8 +606,9 @@ def _history_still_waiting(
 async def history_pending_days(
     sessions: Sessions, settings: Settings, *, now: datetime | None = None
 ) -> list[date]:
-    """:func:`pending_history` over the catch-up's window (``panorama_rollup_history_pending_days``)."""
-    first, last = _backfill_window(settings, now)
+    """:func:`pending_history` over the days a catch-up completes them (:func:`_history_window`:
+    ``panorama_rollup_history_pending_days``)."""
+    first, last = _history_window(settings, now)
     if first > last:
         return []
     async with sessions() as session:

@@ -6,6 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 from app import db
+from app.backends.prometheus import PrometheusClient
+from app.config import PrometheusSettings
 from app.rollups import repository, service
 from app.rollups.compute import FamilyValue
 from tests.harness.app import settings_for
@@ -52,15 +54,23 @@ async def store_days(
     return len(days)
 
 
-async def catch_up(ready: Ready, database_url: str, config: dict[str, Any], now: str) -> Any:
-    """Catches up (the on-call history: no Prometheus) at the same instant as the others; each
-    outcome as [day, status, history]."""
+async def catch_up(
+    ready: Ready, database_url: str, config: dict[str, Any], now: str, prometheus_url: str | None = None
+) -> Any:
+    """Catches up at the same instant as the others (the on-call history alone, or with the
+    Prometheus at ``prometheus_url``, asked once, without retries); each outcome as
+    [day, status, history]."""
     settings = settings_for(database_url, **config)
     engine = db.create_engine(settings.database)
+    prometheus = None
+    if prometheus_url is not None:
+        prometheus = PrometheusClient(PrometheusSettings(url=prometheus_url, timeout_s=5, retries=0))
     try:
         sessions = db.create_session_factory(engine)
         await ready()
-        outcomes = await service.catch_up(sessions, None, settings, now=datetime.fromisoformat(now))
+        outcomes = await service.catch_up(sessions, prometheus, settings, now=datetime.fromisoformat(now))
     finally:
+        if prometheus is not None:
+            await prometheus.aclose()
         await engine.dispose()
     return [[o.day.isoformat(), o.status, o.history] for o in outcomes]

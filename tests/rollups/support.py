@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.alerts import ack, journal
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
+from tests.alerts.support import alert, payload
 from tests.harness.app import settings_for
 from tests.harness.datasets import (
     DAY_S,
@@ -89,3 +94,17 @@ PROBE_ROLLUPS = {
 
 
 __all__ = ["CHECKOUT", "NAMESPACE", "PAYMENTS"]
+
+
+async def journal_stuck_at_noon(sessions: async_sessionmaker[AsyncSession], day: date) -> datetime:
+    """A webhook received at noon of ``day`` (answered 202) that the journal has not applied."""
+    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+    body = payload("CheckoutDown", [alert("CheckoutDown", service=CHECKOUT)])
+    await journal.insert(sessions, [journal.Received(noon, body["groupKey"], orjson.dumps(body), 1)])
+    return noon
+
+
+async def drain_journal(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    key = await ack.signing_key(sessions, settings)
+    applied = await journal.apply_next(sessions, settings, key, limit=64)
+    assert applied.applied == 1

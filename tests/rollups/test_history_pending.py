@@ -8,13 +8,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db, migrations
-from app.alerts import ack, journal
 from app.backends.prometheus import PrometheusClient
 from app.config import PrometheusSettings, Settings
 from app.context import AppContext
@@ -23,12 +21,22 @@ from app.rollups.days import Granularity, day_window
 from app.rollups.errors import UnknownEntity
 from app.rollups.layouts import day_number
 from app.rollups.repository import History, RunStatus
-from tests.alerts.support import alert, alerting_config, payload
+from tests.alerts.support import alerting_config
 from tests.harness.app import VIEWER_TOKEN, bearer, running_app, settings_for
+from tests.harness.processes import free_port
 from tests.harness.prometheus import RunningPrometheus
 from tests.harness.proxy import SwitchableProxy
 from tests.harness.replicas import run_replicas
-from tests.rollups.support import CHECKOUT, client_for, dataset_of, requests_truth, rollup_settings, utc_days
+from tests.rollups.support import (
+    CHECKOUT,
+    client_for,
+    dataset_of,
+    drain_journal,
+    journal_stuck_at_noon,
+    requests_truth,
+    rollup_settings,
+    utc_days,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 QUERIED = ("service", "namespace", "cluster", "platform")
@@ -51,18 +59,24 @@ def morning_after(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=6)
 
 
-async def journal_stuck_at_noon(sessions: Factory, day: date) -> datetime:
-    """A webhook received at noon of ``day`` (answered 202) that the journal has not applied."""
-    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
-    body = payload("CheckoutDown", [alert("CheckoutDown", service=CHECKOUT)])
-    await journal.insert(sessions, [journal.Received(noon, body["groupKey"], orjson.dumps(body), 1)])
-    return noon
+async def record_pending(sessions: Factory, day: date, at: datetime) -> None:
+    """A run of ``day`` at ``at`` as one records its Prometheus figures stored with the history
+    pending (the figures themselves play no part where this is used)."""
+    async with sessions.begin() as session:
+        run_id = await repository.claim_day(
+            session, day, trigger="test", worker="test", now=at, lease=service.LEASE
+        )
+        assert run_id is not None
+        await repository.finish_run(
+            session, run_id, status=RunStatus.OK, duration_ms=1.0, history=History.PENDING
+        )
 
 
-async def drain_journal(sessions: Factory, settings: Settings) -> None:
-    key = await ack.signing_key(sessions, settings)
-    applied = await journal.apply_next(sessions, settings, key, limit=64)
-    assert applied.applied == 1
+def refusing_prometheus() -> tuple[SwitchableProxy, PrometheusClient]:
+    """A Prometheus that refuses every connection (asked once, no retries): a run that queries it
+    fails its day."""
+    proxy = SwitchableProxy(free_port(), mode="down")
+    return proxy, PrometheusClient(PrometheusSettings(url=proxy.url, timeout_s=5, retries=0))
 
 
 async def prometheus_rows(sessions: Factory) -> dict[str, list[tuple[Any, ...]]]:
@@ -220,14 +234,7 @@ async def test_the_catch_up_job_counts_the_pending_histories_and_completes_them_
     context = AppContext(settings, sessions=sessions, schema_ready=True)
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     await journal_stuck_at_noon(sessions, yesterday)
-    async with sessions.begin() as session:
-        run_id = await repository.claim_day(
-            session, yesterday, trigger="test", worker="test", now=datetime.now(UTC), lease=service.LEASE
-        )
-        assert run_id is not None
-        await repository.finish_run(
-            session, run_id, status=RunStatus.OK, duration_ms=1.0, history=History.PENDING
-        )
+    await record_pending(sessions, yesterday, datetime.now(UTC))
 
     def pending() -> float | None:
         return context.metrics.registry.get_sample_value("panorama_rollup_history_pending_days")
@@ -245,3 +252,139 @@ async def test_the_catch_up_job_counts_the_pending_histories_and_completes_them_
         ("ok", True, "pending"),
     ]
     assert await oncall_incidents(sessions, settings, yesterday) == 1
+
+
+# --- a history run killed before it finished; histories past the catch-up's window -----------------
+
+KILLED_AT = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+YESTERDAY = date(2026, 11, 20)
+
+
+async def killed_history_run(sessions: Factory, settings: Settings) -> None:
+    """YESTERDAY's history pending, the journal moved past it (an incident at noon), and a
+    catch-up's claim of its history alone at KILLED_AT whose process was killed (no release)."""
+    await record_pending(sessions, YESTERDAY, KILLED_AT - timedelta(hours=5))
+    await journal_stuck_at_noon(sessions, YESTERDAY)
+    await drain_journal(sessions, settings)
+    async with sessions.begin() as session:
+        claim = await repository.claim_history(
+            session, YESTERDAY, trigger="catch_up", worker="killed", now=KILLED_AT, lease=service.LEASE
+        )
+    assert claim is not None
+
+
+async def run_states(sessions: Factory, day: date) -> list[tuple[str, bool, str | None]]:
+    async with sessions() as session:
+        runs = (await service.runs(session, first=day, last=day)).runs
+    return [(r.status, r.prometheus, r.history) for r in runs]
+
+
+async def test_a_history_run_killed_before_it_finished_is_claimed_again_for_the_history_alone(
+    migrated_engine: AsyncEngine, database_url: str
+) -> None:
+    """Within its lease the killed run holds the day (the catch-up leaves it, the day still
+    counts as pending); once the lease has run out the catch-up claims the history alone again,
+    never the whole day: a Prometheus that refuses every query does not fail it."""
+    settings = settings_for(
+        database_url, timezone="UTC", rollups={"enabled": False, "backfill_days": 1}, **alerting_config()
+    )
+    sessions = db.create_session_factory(migrated_engine)
+    await killed_history_run(sessions, settings)
+    proxy, refused = refusing_prometheus()
+    try:
+        held = await service.catch_up(sessions, refused, settings, now=KILLED_AT + timedelta(minutes=10))
+        pending = await service.history_pending_days(sessions, settings, now=KILLED_AT)
+        later = KILLED_AT + service.LEASE + timedelta(minutes=1)
+        landed = await service.catch_up(sessions, refused, settings, now=later)
+    finally:
+        await refused.aclose()
+        proxy.close()
+    assert held == []
+    assert pending == [YESTERDAY]
+    assert [(o.day, o.status, o.history, o.error) for o in landed] == [(YESTERDAY, "ok", "completed", None)]
+    assert await run_states(sessions, YESTERDAY) == [
+        ("ok", True, "completed"),
+        ("running", True, None),  # the killed run, as it was left
+        ("ok", True, "pending"),
+    ]
+    assert await oncall_incidents(sessions, settings, YESTERDAY) == 1
+
+
+async def test_two_replicas_reclaim_a_killed_history_run_once(postgres_url: str) -> None:
+    """Two processes catch up on PostgreSQL at the same instant, after the lease of a killed
+    history run: one claims the history alone again (the other finds the day claimed, or
+    completed), and neither queries Prometheus (it refuses every query)."""
+    config = {"timezone": "UTC", "rollups": {"enabled": False, "backfill_days": 1}, **alerting_config()}
+    settings = settings_for(postgres_url, **config)
+    engine = db.create_engine(settings.database)
+    proxy = SwitchableProxy(free_port(), mode="down")
+    try:
+        await migrations.upgrade(engine)
+        sessions = db.create_session_factory(engine)
+        await killed_history_run(sessions, settings)
+        later = KILLED_AT + service.LEASE + timedelta(minutes=1)
+        replicas = [
+            {
+                "database_url": postgres_url,
+                "config": config,
+                "now": later.isoformat(),
+                "prometheus_url": proxy.url,
+            }
+            for _ in "ab"
+        ]
+        outcomes = await run_replicas("tests.rollups.replica_scenarios:catch_up", replicas)
+        runs = await run_states(sessions, YESTERDAY)
+        incidents = await oncall_incidents(sessions, settings, YESTERDAY)
+    finally:
+        proxy.close()
+        await engine.dispose()
+    done = [outcome for found in outcomes for outcome in found]
+    assert [o for o in done if o[1] != "skipped"] == [[YESTERDAY.isoformat(), "ok", "completed"]]
+    assert runs == [("ok", True, "completed"), ("running", True, None), ("ok", True, "pending")]
+    assert incidents == 1
+
+
+async def test_the_catch_up_completes_pending_histories_past_its_window_as_far_back_as_90_days(
+    migrated_engine: AsyncEngine, database_url: str
+) -> None:
+    """Histories left pending past the catch-up's window (``backfill_days``: 2 here) are completed
+    alone, without Prometheus (it refuses every query: the window's day fails, the histories
+    land all the same), as far back as ``service.HISTORY_DAYS``; an older one stays pending."""
+    settings = settings_for(
+        database_url, timezone="UTC", rollups={"enabled": False, "backfill_days": 2}, **alerting_config()
+    )
+    sessions = db.create_session_factory(migrated_engine)
+    now = KILLED_AT
+    recent = YESTERDAY - timedelta(days=10)
+    edge = YESTERDAY - timedelta(days=service.HISTORY_DAYS - 1)
+    beyond = edge - timedelta(days=1)
+    for day in (beyond, edge, recent):
+        await record_pending(sessions, day, now - timedelta(hours=1))
+    await journal_stuck_at_noon(sessions, recent)
+    counted_while_stuck = await service.history_pending_days(sessions, settings, now=now)
+    held = await service.catch_up(sessions, None, settings, now=now)
+    await drain_journal(sessions, settings)
+    proxy, refused = refusing_prometheus()
+    try:
+        landed = await service.catch_up(sessions, refused, settings, now=now)
+    finally:
+        await refused.aclose()
+        proxy.close()
+    assert counted_while_stuck == [edge, recent]  # the days the catch-up completes
+    # The window's newest day waits whole for the journal (no Prometheus figures to store without
+    # one), which stops the window's pass; ``edge`` ended before the webhook waiting at noon of
+    # ``recent`` was received: its history lands, ``recent``'s waits.
+    assert [(o.day, o.status, o.history) for o in held] == [
+        (YESTERDAY, "failed", None),
+        (edge, "ok", "completed"),
+    ]
+    # Prometheus refuses: the window's day fails again, ``recent``'s history lands all the same.
+    assert [(o.day, o.status, o.history) for o in landed] == [
+        (YESTERDAY, "failed", None),
+        (recent, "ok", "completed"),
+    ]
+    assert await oncall_incidents(sessions, settings, recent) == 1
+    assert await service.history_pending_days(sessions, settings, now=now) == []
+    async with sessions() as session:
+        assert await service.pending_history(session, beyond, beyond) == [beyond]
+    assert await run_states(sessions, edge) == [("ok", True, "completed"), ("ok", True, "pending")]

@@ -5,6 +5,7 @@ Grafana datasource. Every expected figure is computed here, from the scenario, b
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import httpx
 import orjson
 import time_machine
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import db, migrations
@@ -34,7 +36,16 @@ from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, bearer, running_app,
 from tests.harness.intake import applied, incident_of
 from tests.harness.prometheus import RunningPrometheus
 from tests.harness.replicas import run_replicas
-from tests.rollups.support import CHECKOUT, client_for, dataset_of, requests_truth, rollup_settings, utc_days
+from tests.rollups.support import (
+    CHECKOUT,
+    client_for,
+    dataset_of,
+    drain_journal,
+    journal_stuck_at_noon,
+    requests_truth,
+    rollup_settings,
+    utc_days,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -561,3 +572,61 @@ async def test_a_day_is_not_rolled_up_while_the_alert_journal_holds_a_webhook_re
     assert applied_pass.applied == 1
     assert settled.status == "ok"
     assert history["incidents"] == 1
+
+
+def renamed_schedule(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """``config`` after an edit: the escalation chains page the schedule ``sre`` under ``name``."""
+    edited = copy.deepcopy(config)
+    for schedule in edited["schedules"]:
+        if schedule["name"] == "sre":
+            schedule["name"] = name
+    for chain in edited["escalations"]:
+        for step in chain["steps"]:
+            if step.get("notify", {}).get("schedule") == "sre":
+                step["notify"]["schedule"] = name
+    return edited
+
+
+async def schedules_of_day(sessions: Factory, settings: Settings, day: date) -> dict[str, float]:
+    """The day's incidents of every schedule that has the day stored."""
+    async with sessions() as session:
+        names = await service.entities(session, "oncall_schedule", first=day, last=day)
+    return {
+        name: (await stored(sessions, settings, "oncall_schedule", name, day))["incidents"] for name in names
+    }
+
+
+async def test_an_old_day_recomputed_after_a_schedule_is_renamed_keeps_its_schedules(
+    database_url: str,
+) -> None:
+    """An incident routed at noon to the chain that pages ``sre``; the configuration then pages
+    ``platform`` instead. Recomputing the day gives the same figures: the schedules were recorded
+    when the incident was routed. An incident routed before they were recorded (its ``routed``
+    entry without them, as every entry written before 2026-12-07) falls back to today's
+    configuration, the only record there is."""
+    config = {"timezone": "UTC", "rollups": {"enabled": False}, **alerting_config()}
+    settings = settings_for(database_url, **config)
+    edited = settings_for(database_url, **{**config, **renamed_schedule(config, "platform")})
+    day = date(2026, 11, 20)
+    engine = db.create_engine(settings.database)
+    sessions = db.create_session_factory(engine)
+    try:
+        await migrations.upgrade(engine)
+        await journal_stuck_at_noon(sessions, day)
+        await drain_journal(sessions, settings)
+        first = await service.run_day(sessions, None, settings, day, trigger="test")
+        before = await schedules_of_day(sessions, settings, day)
+        again = await service.run_day(sessions, None, edited, day, trigger="test")
+        after = await schedules_of_day(sessions, edited, day)
+        async with sessions.begin() as session:  # as the intake wrote them before 2026-12-07
+            await session.execute(
+                text("UPDATE alert_timeline SET detail = :detail WHERE kind = 'routed'"),
+                {"detail": '{"route": 3, "escalation": "default"}'},
+            )
+        legacy = await service.run_day(sessions, None, edited, day, trigger="test")
+        fallback = await schedules_of_day(sessions, edited, day)
+    finally:
+        await engine.dispose()
+    assert [first.status, again.status, legacy.status] == ["ok", "ok", "ok"]
+    assert before == after == {"sre": 1}
+    assert fallback == {"platform": 1}
