@@ -29,7 +29,7 @@ from tests.correlation.support import backend
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
 from tests.harness.app import ADMIN_TOKEN, configured_tokens
-from tests.harness.processes import ManagedProcess, free_port
+from tests.harness.processes import ManagedProcess, start_on_free_port
 from tests.harness.prometheus import RunningPrometheus
 
 PANORAMA = Path(sys.executable).parent / "panorama"
@@ -61,14 +61,15 @@ def panorama(
         "PANORAMA_LOG_LEVEL": "WARNING",
     }
     subprocess.run([str(PANORAMA), "migrate"], env=env, check=True, capture_output=True, timeout=60)
-    port = free_port()
-    process = ManagedProcess(
-        "panorama",
-        [str(PANORAMA), "serve", "--port", str(port)],
-        log_path=tmp_path / "serve.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
-        env=env,
-    ).start()
+    port, process = start_on_free_port(
+        lambda port: ManagedProcess(
+            "panorama",
+            [str(PANORAMA), "serve", "--port", str(port)],
+            log_path=tmp_path / "serve.log",
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+            env=env,
+        )
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

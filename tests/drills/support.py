@@ -36,7 +36,7 @@ from app.rollups import repository as rollup_repository
 from app.rollups.models import RollupRun
 from tests.fakes.robots import Received
 from tests.harness.app import TOKENS, configured_tokens
-from tests.harness.processes import ManagedProcess, free_port
+from tests.harness.processes import ManagedProcess, free_port, start_on_free_port
 
 PANORAMA = Path(sys.executable).parent / "panorama"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "drills"
@@ -156,16 +156,21 @@ def start_replica(
     tmp.mkdir(parents=True, exist_ok=True)
     config_file = tmp / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(dict(config)))
-    port = port or free_port()
-    argv = [str(PANORAMA), "serve", "--port", str(port)]
-    process = ManagedProcess(
-        name,
-        argv,
-        log_path=tmp / f"{name}.log",
-        ready_url=f"http://127.0.0.1:{port}/healthz",
-        env=environment(database_url, config_file),
-    ).start()
-    return Replica(name, f"http://127.0.0.1:{port}", process, argv)
+
+    def build(port: int) -> ManagedProcess:
+        return ManagedProcess(
+            name,
+            [str(PANORAMA), "serve", "--port", str(port)],
+            log_path=tmp / f"{name}.log",
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+            env=environment(database_url, config_file),
+        )
+
+    if port:
+        process = build(port).start()
+    else:  # a free port another test's server may take first: start_on_free_port tries another
+        port, process = start_on_free_port(build)
+    return Replica(name, f"http://127.0.0.1:{port}", process, process.argv)
 
 
 def wait_until(check: Any, what: str, timeout_s: float) -> None:

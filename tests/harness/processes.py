@@ -45,6 +45,50 @@ def free_port() -> int:
         return port
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` or a descendant holds a TCP socket listening on ``port`` (Linux's
+    /proc: the listening sockets' inodes in /proc/net/tcp{,6}, matched against the processes' open
+    file descriptors). Without /proc it answers True: nothing to check with."""
+    proc = Path("/proc")
+    if not (proc / "net" / "tcp").exists():
+        return True
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in (proc / "net" / table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{inode}]")
+    if not inodes:
+        return False
+    for member in _process_tree(pid):
+        with contextlib.suppress(OSError):
+            for fd in (proc / str(member) / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return True
+    return False
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (by the parent PIDs in /proc/<pid>/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])  # after "pid (comm) state"
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [pid]
+    while pending:
+        member = pending.pop()
+        tree.append(member)
+        pending.extend(children.get(member, []))
+    return tree
+
+
 def require_binaries(*names: str) -> dict[str, str]:
     """Absolute paths of ``names``; fails the test (never skips) when one is missing."""
     found = {name: shutil.which(name) for name in names}
@@ -147,9 +191,13 @@ class ManagedProcess:
                     )
                 try:
                     response = client.get(self.ready_url)
-                    if response.status_code == 200:
+                    if response.status_code == 200 and self._owns(self.ready_url):
                         return
-                    last = f"HTTP {response.status_code}"
+                    last = (
+                        f"HTTP {response.status_code}"
+                        if response.status_code != 200
+                        else "HTTP 200 from another process listening on its port"
+                    )
                 except httpx.HTTPError as exc:
                     last = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() > deadline:
@@ -158,6 +206,16 @@ class ManagedProcess:
                         + self.log_tail()
                     )
                 time.sleep(POLL_INTERVAL_S)
+
+    def _owns(self, url: str) -> bool:
+        """Whether the port of ``url`` is listened on by this process or one of its children: a
+        free port handed out a moment ago may have been taken by another test's server, whose
+        /healthz answers 200 too (then this process fails to bind and exits, and
+        :func:`start_on_free_port` tries another port)."""
+        port = httpx.URL(url).port
+        assert self.pid is not None
+        assert port is not None, url
+        return listens_on(self.pid, port)
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit status."""
