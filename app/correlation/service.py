@@ -395,15 +395,19 @@ _VARIABLE_PARTS = (
     (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
 )
 PATTERN_CHARS = 300  # a message is grouped by its start (stack traces differ further down)
+_PATTERN_READ = 2 * PATTERN_CHARS  # of the line, enough to fill PATTERN_CHARS once varying parts shrink
 
 
 def message_pattern(message: str) -> str:
     """``message`` with what varies between occurrences of one error (ids, numbers, addresses, times)
-    replaced by placeholders: ``order 8812 failed after 300ms`` → ``order <n> failed after <n>ms``."""
-    text = " ".join(message.split())[:PATTERN_CHARS]
+    replaced by placeholders: ``order 8812 failed after 300ms`` → ``order <n> failed after <n>ms``.
+
+    The pattern is cut to :data:`PATTERN_CHARS` after the placeholders are in, so two lines that
+    differ only in a number's length are cut at the same place of their pattern."""
+    text = " ".join(message[: _PATTERN_READ * 4].split())[:_PATTERN_READ]
     for pattern, placeholder in _VARIABLE_PARTS:
         text = pattern.sub(placeholder, text)
-    return text
+    return text[:PATTERN_CHARS]
 
 
 def error_patterns(logs: Sequence[LogEntry], limit: int) -> list[ErrorPattern]:
