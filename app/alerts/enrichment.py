@@ -4,11 +4,11 @@ message pattern), its slowest and failed traces, and links to its Grafana dashbo
 page; the group's other services are named and counted ("and K more"), with a link to the
 incident's context page, which shows every one.
 
-Which services: an alert names its service by the first of intake's ``SERVICE_LABELS`` it has, in
-its own ``namespace`` label's namespace (:mod:`app.servicenames` spells it ``name.namespace``); the
-services most of the group's firing alerts name come first (then the order the incident lists them).
-A cascading failure or an alert grouped by ``alertname`` across services so shows each service, not
-only the first.
+Which services: an alert names its service by the first of ``SERVICE_LABELS`` it has (as the
+incident's ``services`` do), in its own ``namespace`` label's namespace (:mod:`app.servicenames`
+spells it ``name.namespace``); the services most of the group's firing alerts name come first (then
+the order the incident lists them). A cascading failure or an alert grouped by ``alertname`` across
+services so shows each service, not only the first, and ``checkout`` of two namespaces twice.
 
 It is fetched through the correlation feature's service overview (one home for those figures),
 outside any database transaction, and bounded by ``alerts.enrich_timeout``: each backend call gets
@@ -67,7 +67,7 @@ from app.alerts.channels.base import (
     ServiceContext,
     TraceLink,
 )
-from app.alerts.intake import SERVICE_LABELS
+from app.alerts.models import SERVICE_LABELS
 from app.backends.errors import BackendError
 from app.backends.registry import Backends
 from app.config import Settings

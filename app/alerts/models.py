@@ -47,6 +47,11 @@ def group_digest(group_key: str) -> str:
     return hashlib.sha256(group_key.encode()).hexdigest()
 
 
+SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
+"""The labels naming an alert's service, the first an alert has (not empty) wins: what an incident's
+``services`` holds (each once), what the incident filter and a page's context read."""
+
+
 class Incident(Base):
     """One Alertmanager group (``groupKey``) from its first firing to its resolution.
 
