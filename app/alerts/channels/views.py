@@ -127,7 +127,6 @@ class ContextView:
     sections: Sequence[ContextItem]
     more: str
     more_url: str | None
-    more_button_url: str | None  # bare, for a JSON field
 
 
 @dataclass(frozen=True)
@@ -266,7 +265,6 @@ class Prepared:
             sections=list(self._sections),
             more=more,
             more_url=self._dialect.url(self._context_url) if more else None,
-            more_button_url=PLAIN.url(self._context_url) if more else None,
         )
 
     def drop_context(self) -> bool:
