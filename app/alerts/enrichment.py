@@ -50,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -60,14 +59,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import servicenames
 from app.alerts.channels.base import (
-    AlertView,
     ErrorLine,
     Notification,
     PageContext,
     ServiceContext,
     TraceLink,
 )
-from app.alerts.models import SERVICE_LABELS
+from app.alerts.models import services_named
 from app.backends.errors import BackendError
 from app.backends.registry import Backends
 from app.config import Settings
@@ -148,28 +146,11 @@ def fetch_limit_s(settings: Settings) -> float:
     return settings.alerts.enrich_timeout.total_seconds() + OUTER_SLACK_S
 
 
-def alert_service(alert: AlertView) -> servicenames.ServiceName | None:
-    """The service an alert names (intake's first service label it has), in its namespace label's
-    namespace when it has one."""
-    for label in SERVICE_LABELS:
-        value = alert.labels.get(label, "").strip()
-        if value:
-            return servicenames.parse(value, alert.labels.get("namespace") or None)
-    return None
-
-
 def group_services(message: Notification) -> list[servicenames.ServiceName]:
-    """The group's services, those most of its firing alerts (all, when none fires) name first, then
-    in the incident's order: each once, under its canonical spelling (``name.namespace``)."""
+    """The group's services (:func:`app.alerts.models.services_named`), from its firing alerts (all,
+    when none fires)."""
     alerts = [a for a in message.alerts if a.status == "firing"] or message.alerts
-    named = Counter(found for found in map(alert_service, alerts) if found is not None)
-    found = list(named)
-    for listed in message.services:
-        parsed = servicenames.parse(listed)
-        if parsed.name and not any(parsed.matches(other) for other in found):
-            found.append(parsed)
-    order = {name: index for index, name in enumerate(found)}
-    return sorted(found, key=lambda s: (-named[s], order[s]))
+    return services_named([a.labels for a in alerts], message.services)
 
 
 async def fetch_context(

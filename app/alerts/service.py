@@ -32,7 +32,7 @@ from app.alerts.errors import (
     WebhookUnauthorized,
 )
 from app.alerts.messages import incident_url
-from app.alerts.models import Incident, Maintenance, ScheduleOverride
+from app.alerts.models import Incident, Maintenance, ScheduleOverride, services_named
 from app.alerts.schemas import (
     AlertOut,
     IncidentActivity,
@@ -319,6 +319,13 @@ def service_filter(service: str, parameter: str = "service") -> servicenames.Ser
         return servicenames.parse_filter(service)
     except ValueError as exc:
         raise InvalidInput(f"query parameter {parameter!r}: {exc}", parameter=parameter) from None
+
+
+def incident_services(incident: IncidentDetail) -> list[servicenames.ServiceName]:
+    """The incident's services, each in the namespace of the alerts naming it, those most of its
+    firing alerts name first (as its pages' context orders them)."""
+    firing = [a.labels for a in incident.alerts if a.status == "firing"]
+    return services_named(firing or [a.labels for a in incident.alerts], incident.services)
 
 
 async def open_incidents(session: AsyncSession, settings: Settings, service: str) -> list[IncidentSummary]:

@@ -33,7 +33,7 @@ from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink, SlackSink
-from tests.harness.app import AppFactory, settings_for
+from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer, settings_for
 from tests.harness.processes import free_port
 
 FAILED = "f0" * 16
@@ -395,7 +395,19 @@ async def test_a_group_across_services_carries_the_context_of_those_most_alerts_
             if link.startswith(PUBLIC):
                 parts = urlsplit(link)
                 opened[parts.path] = (await client.get(f"{parts.path}?{parts.query}")).status_code
+        every = (await client.get("/api/v1/incidents/1/context", headers=bearer(VIEWER_TOKEN))).json()
     found = sections(text)
+    # The incident's context page (the link for the services left out) has all five, each in its
+    # own namespace, in the page's order.
+    assert [(o["service"], o["namespace"]) for o in every["services"]] == [
+        ("payments", "shop"),
+        ("checkout", "shop"),
+        ("checkout", "staging"),
+        ("cart", "shop"),
+        ("shipping", "shop"),
+    ]
+    staging = every["services"][2]["error_logs"]
+    assert [line["message"] for line in staging] == ["staging config missing key 7"]
     # The three services most alerts name, each in its own namespace, in that order; the rest counted.
     assert list(found) == ["payments.shop", "checkout.shop", "checkout.staging"], text
     assert "1× level=error msg=card declined 4411" in found["payments.shop"]
