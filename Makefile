@@ -61,6 +61,7 @@ drills: install system-deps
 # against naive); they are not tests and take several minutes each on a 2-core machine.
 bench: install system-deps
 	$(BIN)/python bench/correlate.py
+	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/alert_storm.py
 	$(BIN)/python bench/rollup.py
 	$(BIN)/python bench/grafana.py

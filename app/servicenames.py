@@ -17,14 +17,26 @@ spelling with the same name, and ``checkout.shop`` never matches ``checkout.othe
 on the parsed parts, exactly: no pattern characters (``%``, ``_``, ``*``) mean anything here, so
 a service called ``pay_ments`` matches only itself.
 
+A *filter* someone types (``?service=`` of the incident list, its page, a Grafana annotation) is
+read by :func:`parse_filter`, which refuses what cannot name a service: an empty part around a dot
+(``.shop``, ``checkout.``, ``checkout..svc``), a namespace that is not a Kubernetes name (RFC 1123
+label: lowercase letters, digits and ``-``, at most 63), whitespace or control characters inside,
+more than 253 characters, and the ``namespace/name`` form of kubectl (its answer names the form to
+write instead). A stored name (a label's value) is never refused: :func:`parse` reads anything.
+
 Pure functions, no I/O; this module must never learn about a store (SQL, PromQL, Jaeger): callers
 turn :func:`spellings` into their own exact queries.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+MAX_FILTER_CHARS = 253  # a DNS name's length: the longest FQDN spelling
+_NAMESPACE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, order=True)
@@ -55,6 +67,32 @@ def parse(service: str, namespace: str | None = None) -> ServiceName:
     if dot and name and rest:
         return ServiceName(name, namespace or rest.split(".", 1)[0] or None)
     return ServiceName(service, namespace or None)
+
+
+def parse_filter(wanted: str) -> ServiceName:
+    """A typed filter's parts, as :func:`parse` reads them; ``ValueError`` saying what is wrong with
+    it (and the form to use) when it cannot name a service."""
+    text = wanted.strip()
+    if not text:
+        raise ValueError("a service name is empty")
+    if len(text) > MAX_FILTER_CHARS:
+        raise ValueError(f"a service name is at most {MAX_FILTER_CHARS} characters")
+    if _SPACE_OR_CONTROL.search(text):
+        raise ValueError(f"{text!r} holds a space or a control character")
+    if "/" in text:
+        namespace, _, name = text.rpartition("/")
+        hint = f"{name}.{namespace}" if namespace and name and "/" not in namespace else "name.namespace"
+        raise ValueError(f"{text!r}: write a service in a namespace as {hint!r} (name.namespace)")
+    parts = text.split(".")
+    if any(not part for part in parts):
+        raise ValueError(f"{text!r} has an empty part around a dot: write 'name' or 'name.namespace'")
+    parsed = parse(text)
+    if parsed.namespace is not None and not _NAMESPACE.fullmatch(parsed.namespace):
+        raise ValueError(
+            f"{text!r}: namespace {parsed.namespace!r} is not a Kubernetes name "
+            "(lowercase letters, digits and '-', at most 63)"
+        )
+    return parsed
 
 
 def key(service: str) -> str:

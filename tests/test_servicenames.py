@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app import servicenames
@@ -100,3 +102,37 @@ def test_a_page_name_picks_one_service_or_none() -> None:
     assert servicenames.unique_match("checkout", entities) is None  # two namespaces have one
     assert servicenames.unique_match("missing", entities) is None
     assert servicenames.unique_match("checkout", ["checkout", FQDN]) == "checkout"
+
+
+@pytest.mark.parametrize(
+    ("typed", "parsed"),
+    [
+        ("checkout", ServiceName("checkout")),
+        (" checkout.shop ", ServiceName("checkout", "shop")),
+        (FQDN, ServiceName("checkout", "shop")),
+        ("pay_ments", ServiceName("pay_ments")),  # a label's value, not only a Kubernetes name
+        ("100%", ServiceName("100%")),
+    ],
+)
+def test_a_typed_filter_reads_as_a_stored_name_does(typed: str, parsed: ServiceName) -> None:
+    assert servicenames.parse_filter(typed) == parsed
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("", "empty"),
+        (".shop", "empty part around a dot"),
+        ("checkout.", "empty part around a dot"),
+        ("checkout..svc", "empty part around a dot"),
+        ("checkout.Shop", "namespace 'Shop' is not a Kubernetes name"),
+        ("checkout.sh_op", "namespace 'sh_op' is not a Kubernetes name"),
+        ("check out", "space or a control character"),
+        ("checkout\n.shop", "space or a control character"),
+        ("shop/checkout", "write a service in a namespace as 'checkout.shop'"),
+        ("x" * 254, "at most 253 characters"),
+    ],
+)
+def test_a_malformed_filter_is_refused_saying_why(typed: str, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        servicenames.parse_filter(typed)

@@ -74,14 +74,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts import escalation, heartbeats, incidents, repository
 from app.alerts.matchers import parse_matcher
-from app.alerts.models import AlertRow, Incident, group_digest, parse_json, text_json
+from app.alerts.models import SERVICE_LABELS, AlertRow, Incident, group_digest, parse_json, text_json
 from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
 from app.alerts.schemas import WebhookAlert, WebhookPayload
 from app.config import Settings
 from app.db import dumps
 
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "low", "info", "none")
-SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from app.alerts.channels.base import (
     Notification,
     PageContext,
     Person,
+    ServiceContext,
     TraceLink,
 )
 from app.alerts.config import User
@@ -179,11 +180,26 @@ def _notification(data: dict[str, Any]) -> Notification:
     ]
     context = data.get("context")
     if context is not None:
-        data["context"] = PageContext(
-            **{
-                **context,
-                "errors": [ErrorLine(**e) for e in context["errors"]],
-                "traces": [TraceLink(**t) for t in context["traces"]],
-            }
-        )
+        data["context"] = _context(context)
     return Notification(**data)
+
+
+def _context(data: dict[str, Any]) -> PageContext:
+    """A page's context as a row keeps it; a row written before pages carried several services holds
+    one service's fields at the top (``{"service": ..., "errors": ...}``)."""
+    if "service" in data:
+        data = {"services": [data]}
+    return PageContext(
+        services=[
+            ServiceContext(
+                **{
+                    **section,
+                    "errors": [ErrorLine(**e) for e in section["errors"]],
+                    "traces": [TraceLink(**t) for t in section["traces"]],
+                }
+            )
+            for section in data["services"]
+        ],
+        more=list(data.get("more", [])),
+        context_url=data.get("context_url"),
+    )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import servicenames
 from app.db import Base, UtcDateTime, dumps
 
 Timestamp = UtcDateTime()
@@ -45,6 +47,37 @@ def parse_json(raw: str) -> Any:
 def group_digest(group_key: str) -> str:
     """The SHA-256 (hex) of a groupKey: what identifies and indexes an incident's group."""
     return hashlib.sha256(group_key.encode()).hexdigest()
+
+
+SERVICE_LABELS = ("service", "destination_service_name", "app", "job")
+"""The labels naming an alert's service, the first an alert has (not empty) wins: what an incident's
+``services`` holds (each once), what the incident filter and a page's context read."""
+
+
+def named_service(labels: Mapping[str, str]) -> servicenames.ServiceName | None:
+    """The service an alert's labels name (the first of :data:`SERVICE_LABELS` it has), in its
+    ``namespace`` label's namespace when it has one."""
+    for label in SERVICE_LABELS:
+        value = labels.get(label, "").strip()
+        if value:
+            return servicenames.parse(value, labels.get("namespace") or None)
+    return None
+
+
+def services_named(
+    alerts: Sequence[Mapping[str, str]], listed: Sequence[str]
+) -> list[servicenames.ServiceName]:
+    """The services of an incident whose alerts have these labels (``alerts``: its firing ones, or all
+    when none fires) and whose ``services`` are ``listed``: those most alerts name first, then in the
+    incident's order, each once in its alerts' namespace (``checkout`` of two namespaces is two)."""
+    named = Counter(found for found in map(named_service, alerts) if found is not None)
+    found = list(named)
+    for name in listed:
+        parsed = servicenames.parse(name)
+        if parsed.name and not any(parsed.matches(other) for other in found):
+            found.append(parsed)
+    order = {name: index for index, name in enumerate(found)}
+    return sorted(found, key=lambda s: (-named[s], order[s]))
 
 
 class Incident(Base):

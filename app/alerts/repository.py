@@ -43,17 +43,19 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, aliased
 
 from app import servicenames
 from app.alerts.models import (
     JOURNAL_QUEUED,
     OPEN,
+    SERVICE_LABELS,
     AlertRow,
     CalendarFeed,
     ChannelAttempt,
@@ -345,7 +347,7 @@ async def incidents(
     session: AsyncSession,
     *,
     status: str | None = None,
-    service: str | None = None,
+    service: servicenames.ServiceName | None = None,
     first: datetime | None = None,
     last: datetime | None = None,
     limit: int = 200,
@@ -353,8 +355,8 @@ async def incidents(
     statement = select(Incident).order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
     if status is not None:
         statement = statement.where(Incident.status == status)
-    if service and service.strip():  # `?service=` alone filters nothing, as on the pages
-        statement = statement.where(_names_service(service))
+    if service is not None:
+        statement = statement.where(names_service(service))
     if first is not None:
         statement = statement.where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
     if last is not None:
@@ -362,29 +364,49 @@ async def incidents(
     return (await session.scalars(statement)).all()
 
 
-def _names_service(wanted: str) -> ColumnElement[bool]:
-    """``services`` (a JSON list) holds a spelling that ``wanted`` means (app.servicenames): each
-    stored spelling is quoted, so an exact one is ``"name"`` and a longer one starts ``"name.``;
-    LIKE's wildcards in the name are escaped, so ``%`` and ``_`` are taken literally. A service
-    stored by its short name is in the alerts' common ``namespace`` label when they have one:
-    ``checkout.other`` does not find ``checkout`` of namespace ``shop``."""
-    parsed = servicenames.parse(wanted)
-    forms = servicenames.spellings(parsed)
+def names_service(wanted: servicenames.ServiceName) -> ColumnElement[bool]:
+    """The incident is of the service ``wanted`` (app.servicenames): its ``services`` (a JSON list)
+    hold a spelling that ``wanted`` means, each stored spelling quoted (an exact one is ``"name"``,
+    a longer one starts ``"name.``; LIKE's wildcards are escaped, so ``%`` and ``_`` are letters).
 
-    def holds(column: Any, text: str) -> ColumnElement[bool]:
-        return cast(ColumnElement[bool], column.contains(text, autoescape=True))
-
-    found = [holds(Incident.services, dumps(name)) for name in forms.exact if name != parsed.name]
-    found += [holds(Incident.services, dumps(prefix)[:-1]) for prefix in forms.prefixes]
-    short = holds(Incident.services, dumps(parsed.name))
-    if parsed.namespace is not None:
-        label = dumps("namespace") + ":"
-        same = or_(
-            ~holds(Incident.common_labels, label),
-            holds(Incident.common_labels, label + dumps(parsed.namespace)),
-        )
-        short = and_(short, same)
+    A service stored by its short name (an alert's ``service=checkout``) is in the namespace of the
+    alerts naming it (their ``namespace`` label): ``checkout.other`` finds an incident only if one
+    of its alerts names ``checkout`` in ``other``, or names it without a namespace label (then it is
+    in any namespace). A bare filter (``checkout``) finds it in every namespace."""
+    forms = servicenames.spellings(wanted)
+    found = [_holds(Incident.services, dumps(name)) for name in forms.exact if name != wanted.name]
+    found += [_holds(Incident.services, dumps(prefix)[:-1]) for prefix in forms.prefixes]
+    short = _holds(Incident.services, dumps(wanted.name))
+    if wanted.namespace is not None:
+        short = and_(short, _alert_in_namespace(wanted.name, wanted.namespace))
     return or_(short, *found)
+
+
+def _holds(column: Any, text: str) -> ColumnElement[bool]:
+    return cast(ColumnElement[bool], column.contains(text, autoescape=True))
+
+
+def _alert_in_namespace(name: str, namespace: str) -> ColumnElement[bool]:
+    """An alert of the incident names ``name`` (the first of SERVICE_LABELS it has, not empty, as
+    the incident's ``services`` were read) in ``namespace``, or without a ``namespace`` label. The
+    labels are compact JSON (``"service":"checkout"``), a value's quotes escaped, so a key and its
+    value side by side are found exactly."""
+    alert = aliased(IncidentAlert)  # apart from any join of the incident's alerts around it
+    labels = alert.labels
+    names_it = []
+    for index, label in enumerate(SERVICE_LABELS):
+        earlier = [
+            or_(~_holds(labels, dumps(other) + ":"), _holds(labels, dumps(other) + ':""'))
+            for other in SERVICE_LABELS[:index]
+        ]
+        names_it.append(and_(_holds(labels, dumps(label) + ":" + dumps(name)), *earlier))
+    key = dumps("namespace") + ":"
+    in_namespace = or_(
+        ~_holds(labels, key),
+        _holds(labels, key + '""'),
+        _holds(labels, key + dumps(namespace)),
+    )
+    return exists().where(alert.incident_id == Incident.id, or_(*names_it), in_namespace)
 
 
 ALERT_COLUMNS = (
@@ -1261,11 +1283,17 @@ async def timeline_of_incidents(
 
 
 async def incidents_by_alert_time(
-    session: AsyncSession, *, first: datetime, last: datetime, limit: int
+    session: AsyncSession,
+    *,
+    first: datetime,
+    last: datetime,
+    limit: int,
+    services: Sequence[servicenames.ServiceName] | None = None,
 ) -> Sequence[tuple[Incident, datetime | None, datetime | None]]:
     """Incidents whose alerts fired within ``first``..``last``, newest first, each with the earliest
     ``startsAt`` of its alerts and the latest ``endsAt`` of its resolved ones (None when there is
-    none: an incident without alerts, such as a missing heartbeat, or none resolved yet).
+    none: an incident without alerts, such as a missing heartbeat, or none resolved yet). With
+    ``services``, only the incidents of one of them (:func:`names_service`).
 
     An incident's time is its alerts' (``startsAt`` may be long before the webhook arrived); one
     without alerts falls back to its own ``created_at``/``resolved_at``.
@@ -1278,6 +1306,7 @@ async def incidents_by_alert_time(
         .outerjoin(IncidentAlert, IncidentAlert.incident_id == Incident.id)
         # an alert ends before its resolved webhook arrives: resolved_at bounds the search
         .where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
+        .where(or_(*map(names_service, services)) if services is not None else true())
         .group_by(Incident.id)
         .having(
             begins <= last,

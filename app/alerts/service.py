@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import servicenames
 from app.alerts import ack, escalation, horizon, incidents, journal, oncall, outbox, repository
 from app.alerts import schedules as oncall_schedules
 from app.alerts.channels import notices as notice_layout
@@ -31,7 +32,7 @@ from app.alerts.errors import (
     WebhookUnauthorized,
 )
 from app.alerts.messages import incident_url
-from app.alerts.models import Incident, Maintenance, ScheduleOverride
+from app.alerts.models import Incident, Maintenance, ScheduleOverride, services_named
 from app.alerts.schemas import (
     AlertOut,
     IncidentActivity,
@@ -190,8 +191,11 @@ async def list_incidents(
     last: datetime | None = None,
     limit: int = 200,
 ) -> list[IncidentSummary]:
+    """Incidents newest first; ``service`` is a filter as people type it (app.servicenames: ``name``
+    in any namespace, ``name.namespace``, an FQDN; blank filters nothing), refused when malformed."""
+    wanted = service_filter(service) if service and service.strip() else None
     found = await repository.incidents(
-        session, status=status, service=service, first=first, last=last, limit=limit
+        session, status=status, service=wanted, first=first, last=last, limit=limit
     )
     firing = await repository.firing_counts(session, [i.id for i in found])
     return [summary(settings, i, firing.get(i.id, 0)) for i in found]
@@ -308,8 +312,29 @@ async def incident_for_token(
     return summary(settings, incident, firing.get(incident.id, 0))
 
 
+def service_filter(service: str, parameter: str = "service") -> servicenames.ServiceName:
+    """A typed service filter's parts; InvalidInput naming the parameter and the problem when it is
+    malformed (:func:`app.servicenames.parse_filter`)."""
+    try:
+        return servicenames.parse_filter(service)
+    except ValueError as exc:
+        raise InvalidInput(f"query parameter {parameter!r}: {exc}", parameter=parameter) from None
+
+
+def incident_services(incident: IncidentDetail) -> list[servicenames.ServiceName]:
+    """The incident's services, each in the namespace of the alerts naming it, those most of its
+    firing alerts name first (as its pages' context orders them)."""
+    firing = [a.labels for a in incident.alerts if a.status == "firing"]
+    return services_named(firing or [a.labels for a in incident.alerts], incident.services)
+
+
 async def open_incidents(session: AsyncSession, settings: Settings, service: str) -> list[IncidentSummary]:
-    """The service's incidents not yet resolved (for overviews and dashboards)."""
+    """The service's incidents not yet resolved (for overviews and dashboards); a name no filter
+    could be (``.shop``) has none."""
+    try:
+        servicenames.parse_filter(service)
+    except ValueError:
+        return []
     found = [
         i
         for status in ("triggered", "acknowledged")
@@ -614,15 +639,24 @@ async def oncall_activity(
 
 
 async def incident_spans(
-    session: AsyncSession, settings: Settings, *, first: datetime, last: datetime, limit: int = 200
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    first: datetime,
+    last: datetime,
+    limit: int = 200,
+    services: Sequence[servicenames.ServiceName] | None = None,
 ) -> list[IncidentSpan]:
-    """Incidents whose alerts fired within ``first``..``last``, newest first, at their alerts' times.
+    """Incidents whose alerts fired within ``first``..``last``, newest first, at their alerts' times;
+    with ``services``, only the incidents of one of them (each as :func:`list_incidents` filters).
 
     An incident starts at its alerts' earliest ``startsAt`` and, once resolved, ends at their latest
     ``endsAt``; without such times (no alerts, or resolved by hand while they fire) its own
     ``created_at``/``resolved_at`` stand in.
     """
-    found = await repository.incidents_by_alert_time(session, first=first, last=last, limit=limit)
+    found = await repository.incidents_by_alert_time(
+        session, first=first, last=last, limit=limit, services=services
+    )
     firing = await repository.firing_counts(session, [incident.id for incident, _, _ in found])
     spans = []
     for incident, started, ended in found:

@@ -395,15 +395,19 @@ _VARIABLE_PARTS = (
     (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
 )
 PATTERN_CHARS = 300  # a message is grouped by its start (stack traces differ further down)
+_PATTERN_READ = 2 * PATTERN_CHARS  # of the line, enough to fill PATTERN_CHARS once varying parts shrink
 
 
 def message_pattern(message: str) -> str:
     """``message`` with what varies between occurrences of one error (ids, numbers, addresses, times)
-    replaced by placeholders: ``order 8812 failed after 300ms`` → ``order <n> failed after <n>ms``."""
-    text = " ".join(message.split())[:PATTERN_CHARS]
+    replaced by placeholders: ``order 8812 failed after 300ms`` → ``order <n> failed after <n>ms``.
+
+    The pattern is cut to :data:`PATTERN_CHARS` after the placeholders are in, so two lines that
+    differ only in a number's length are cut at the same place of their pattern."""
+    text = " ".join(message[: _PATTERN_READ * 4].split())[:_PATTERN_READ]
     for pattern, placeholder in _VARIABLE_PARTS:
         text = pattern.sub(placeholder, text)
-    return text
+    return text[:PATTERN_CHARS]
 
 
 def error_patterns(logs: Sequence[LogEntry], limit: int) -> list[ErrorPattern]:
@@ -441,7 +445,8 @@ async def incident_context(
     incident_id: int, *, backends: Backends, sessions: Sessions, settings: Settings, now: datetime
 ) -> IncidentContext:
     """The overview of each of the incident's services, from a little before its first alert started
-    to its resolution (or now).
+    to its resolution (or now): each service in the namespace of the alerts naming it (``checkout``
+    of two namespaces is two overviews), those most firing alerts name first.
 
     The incident is in the database whatever the backends do, so it is always answered: a part whose
     backend failed or is not configured is marked in that overview's ``partial``, as the trace
@@ -450,12 +455,14 @@ async def incident_context(
         incident = await alerts.incident_detail(session, settings, incident_id)
     started = min([a.starts_at for a in incident.alerts] + [incident.created_at])
     start, end = context_window(started, incident.resolved_at, now)
-    names = incident.services or [incident.common_labels.get("service", "")]
+    names = alerts.incident_services(incident) or [
+        servicenames.parse(incident.common_labels.get("service", ""), incident.common_labels.get("namespace"))
+    ]
     overviews = await asyncio.gather(
         *(
             service_overview(
-                name,
-                namespace=incident.common_labels.get("namespace"),
+                name.name,
+                namespace=name.namespace,
                 start=start.isoformat(),
                 end=end.isoformat(),
                 backends=backends,
@@ -465,7 +472,7 @@ async def incident_context(
                 all_failed_is_error=False,
             )
             for name in names
-            if name
+            if name.name
         )
     )
     summary = IncidentSummary.model_validate(incident.model_dump(include=set(IncidentSummary.model_fields)))

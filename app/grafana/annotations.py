@@ -53,17 +53,12 @@ class Incident:
     tags: tuple[str, ...] = ()
 
 
-def same_service(chosen: str, name: str) -> bool:
-    """Whether an incident's service (an alert's ``service`` label: ``payments``, ``payments.shop``
-    or an FQDN) is the chosen rollup service (``payments.shop.svc.cluster.local``), by the one
-    service-name normaliser (:mod:`app.servicenames`)."""
-    return servicenames.matches(chosen, name)
-
-
 def _chosen(services: Selection, name: str) -> bool:
+    """Whether a rollup service (``payments.shop.svc.cluster.local``) is one the dashboard chose, in
+    any spelling (:mod:`app.servicenames`)."""
     if services is ALL:
         return True
-    return any(same_service(chosen, name) for chosen in services)
+    return servicenames.matches_any(name, services)
 
 
 async def incidents(
@@ -76,14 +71,22 @@ async def incidents(
     filters: Sequence[Filter],
 ) -> list[Incident]:
     """Incidents whose alerts fired within ``start``..``end``, of the chosen services (ad hoc
-    ``service`` filters apply to the incident's services; other keys are ignored)."""
-    found = await alerts.incident_spans(session, settings, first=start, last=end, limit=MAX_ANNOTATIONS)
+    ``service`` filters apply to the incident's services; other keys are ignored).
+
+    The chosen services are filtered as the incident list filters ``?service=`` (one rule, in the
+    alerting feature): a namespace the choice says (``payments.shop.svc.cluster.local``) must be
+    the namespace of the alerts naming the service, so ``payments`` of another namespace is not
+    annotated on this dashboard; a bare name is in every namespace."""
+    chosen = (
+        None if services is ALL else [alerts.service_filter(name, "payload.service") for name in services]
+    )
+    found = await alerts.incident_spans(
+        session, settings, first=start, last=end, limit=MAX_ANNOTATIONS, services=chosen
+    )
     shown = []
     for span in found:
         incident = span.incident
         names = incident.services
-        if services is not ALL and not any(_chosen(services, name) for name in names):
-            continue
         seen: list[str | None] = list(names) or [None]
         if any(f.key == "service" and not any(f.matches(name) for name in seen) for f in filters):
             continue

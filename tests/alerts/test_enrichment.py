@@ -19,12 +19,21 @@ from app.alerts.runtime import AlertRuntime
 from app.backends.registry import Backends
 from tests.alerts.support import alert, alerting_config, outbox, payload
 from tests.alerts.test_pipeline import post
-from tests.correlation.support import at, backend, cri_line, json_line, span, store_logs, store_trace
+from tests.correlation.support import (
+    at,
+    backend,
+    cri_line,
+    json_line,
+    kubernetes,
+    span,
+    store_logs,
+    store_trace,
+)
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
 from tests.fakes.robot_fixtures import DINGTALK_SECRET, Served
 from tests.fakes.robots import DingTalkSink, SlackSink
-from tests.harness.app import AppFactory, settings_for
+from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer, settings_for
 from tests.harness.processes import free_port
 
 FAILED = "f0" * 16
@@ -157,7 +166,7 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
         opened = [await client.get(urlsplit(link).path + "?" + urlsplit(link).query) for link in links]
         unsigned = await client.get(f"/traces/{FAILED}")
         service_link = re.search(
-            r"\[服务概览\]\((https://panorama\.example\.com/services/checkout\?view=[^)]+)\)", text
+            r"\[服务概览\]\((https://panorama\.example\.com/services/checkout\.shop\?view=[^)]+)\)", text
         )
         assert service_link is not None, text
         service_page = await client.get(service_link.group(1).removeprefix(PUBLIC))
@@ -166,7 +175,7 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
     assert searched_at_intake == 0
     assert all(p["enrich"] and p["context"] is None for p in stored)
     # The top error lines grouped by message pattern, most frequent first, at most three.
-    assert "#### 🔎 排查线索：checkout" in text
+    assert "#### 🔎 排查线索：checkout.shop" in text
     errors = re.findall(r"^- (\d+)× (.+)$", text, re.M)
     assert [(int(n), line.split()[0]) for n, line in errors] == [(3, "order"), (2, "db"), (1, "panic:")]
     assert "order 8812 timed out after 302ms" in text  # the newest line of its group
@@ -189,12 +198,12 @@ async def test_a_page_carries_the_services_error_lines_and_trace_links_that_open
     assert "checkout" in service_page.text
     # Slack shows the same context in its blocks, links in Slack's syntax.
     blocks = slack_text(slack_robot)
-    assert "*🔎 排查线索：checkout*" in blocks
+    assert "*🔎 排查线索：checkout.shop*" in blocks
     assert "3× order 8812 timed out after 302ms" in blocks
     assert f"<{PUBLIC}/traces/{FAILED}?view=" in blocks
     assert f"<{JAEGER_UI}/trace/{SLOW}|Jaeger>" in blocks
     # The page as sent is kept on the row (a retry would send it again without fetching).
-    assert all(p["context"]["service"] == "checkout" for p in kept)
+    assert all([s["service"] for s in p["context"]["services"]] == ["checkout.shop"] for p in kept)
     # The two channels paged together shared one fetch.
     assert fetched == 1
 
@@ -236,7 +245,7 @@ async def test_with_both_backends_down_the_page_says_so_in_english(
         rows = await outbox(app.state.context.sessions)
     text = dingtalk_text(dingtalk_robot)
     assert [r.status for r in rows] == ["delivered", "delivered"]
-    assert "#### 🔎 Where to look: checkout" in text
+    assert "#### 🔎 Where to look: checkout.shop" in text
     assert "⚠️ Not included: error logs (Elasticsearch unreachable), traces (Jaeger unreachable)" in text
     assert f"[Grafana dashboard]({GRAFANA}/d/" in text
     assert "Sent by Panorama" in text
@@ -261,7 +270,7 @@ async def test_english_pages_name_their_parts_in_english(
     assert "**Top error logs**" in text
     assert "**Slowest and failed traces**" in text
     assert "· failed" in text
-    assert "[Service overview](https://panorama.example.com/services/checkout?view=" in text
+    assert "[Service overview](https://panorama.example.com/services/checkout.shop?view=" in text
     assert "排查" not in text
 
 
@@ -332,3 +341,163 @@ async def test_a_claims_lease_counts_the_context_fetch_of_channels_that_show_it(
         assert delivery.context_limit_s(settings, robot, None) == 0
     finally:
         await engine.dispose()
+
+
+def cascade(es: FakeElasticsearch, jaeger: FakeJaeger) -> tuple[datetime, dict[str, Any]]:
+    """:func:`scene`, a ``checkout`` of namespace ``staging`` failing its own way, and one alert group
+    across five services: payments named by two alerts, checkout (shop), checkout (staging), cart
+    and shipping by one each."""
+    t0 = scene(es, jaeger)
+    store_logs(
+        es,
+        {
+            **cri_line(at(t0, 45_000), "staging config missing key 7", "checkout", level="error"),
+            "kubernetes": kubernetes("checkout", namespace="staging"),
+        },
+    )
+    alerts = [
+        alert("HighErrorRate", service="payments", namespace="shop", instance="a", started=t0),
+        alert("HighErrorRate", service="payments", namespace="shop", instance="b", started=t0),
+        alert("HighErrorRate", service="checkout", namespace="shop", started=t0),
+        alert("HighErrorRate", service="checkout", namespace="staging", started=t0),
+        alert("HighErrorRate", service="cart", namespace="shop", started=t0),
+        alert("HighErrorRate", service="shipping", namespace="shop", started=t0),
+    ]
+    return t0, payload("HighErrorRate", alerts)
+
+
+def sections(text: str) -> dict[str, str]:
+    """The DingTalk text's context sections by service."""
+    parts = re.split(r"^#### 🔎 [^：:]+[：:] ?(\S+)$", text, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+async def test_a_group_across_services_carries_the_context_of_those_most_alerts_name_and_counts_the_rest(
+    app_factory: AppFactory,
+    dingtalk_robot: Served[DingTalkSink],
+    slack_robot: Served[SlackSink],
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+    database_url: str,
+) -> None:
+    (es, es_url), (jaeger, jaeger_url) = fake_elasticsearch, fake_jaeger
+    _, group = cascade(es, jaeger)
+    settings = config(dingtalk_robot, slack_robot, es_url, jaeger_url)
+    async with app_factory(database_url=database_url, **settings) as (app, client):
+        await post(client, group)
+        assert await runtime(app).run_once() == 2
+        fetched = len(searches(es))
+        text = dingtalk_text(dingtalk_robot)
+        context = text[text.index("#### 🔎") :]
+        links = re.findall(r"\]\((https?://[^)\s]+)\)", context)
+        opened = {}
+        for link in links:
+            if link.startswith(PUBLIC):
+                parts = urlsplit(link)
+                opened[parts.path] = (await client.get(f"{parts.path}?{parts.query}")).status_code
+        every = (await client.get("/api/v1/incidents/1/context", headers=bearer(VIEWER_TOKEN))).json()
+    found = sections(text)
+    # The incident's context page (the link for the services left out) has all five, each in its
+    # own namespace, in the page's order.
+    assert [(o["service"], o["namespace"]) for o in every["services"]] == [
+        ("payments", "shop"),
+        ("checkout", "shop"),
+        ("checkout", "staging"),
+        ("cart", "shop"),
+        ("shipping", "shop"),
+    ]
+    staging = every["services"][2]["error_logs"]
+    assert [line["message"] for line in staging] == ["staging config missing key 7"]
+    # The three services most alerts name, each in its own namespace, in that order; the rest counted.
+    assert list(found) == ["payments.shop", "checkout.shop", "checkout.staging"], text
+    assert "1× level=error msg=card declined 4411" in found["payments.shop"]
+    assert "3× order 8812 timed out after 302ms" in found["checkout.shop"]
+    assert "staging config" not in found["checkout.shop"]  # same name, another namespace: apart
+    assert "1× staging config missing key 7" in found["checkout.staging"]
+    assert "order 8812" not in found["checkout.staging"]
+    assert "var-service=checkout&var-namespace=staging" in found["checkout.staging"]
+    assert "另有 2 个服务未展开：cart.shop，shipping.shop · [全部服务的排查线索](" in text
+    # Every link of the context opens something real: Panorama's pages (signed view links), Jaeger's
+    # trace UI and Grafana's dashboard by their configured addresses.
+    assert all(link.startswith((PUBLIC, JAEGER_UI, GRAFANA)) for link in links), links
+    assert {"/services/payments.shop", "/services/checkout.shop", "/services/checkout.staging"} <= set(opened)
+    assert "/incidents/1/context" in opened
+    assert set(opened.values()) == {200}, opened
+    assert [urlsplit(link).path for link in links if link.startswith(JAEGER_UI)] == [
+        f"/trace/{t}" for t in (FAILED, SLOW, QUICK)
+    ] * 2  # payments' and checkout's spans share the three traces; staging has none
+    # Slack: a section per service, then the count with its link.
+    [sent] = slack_robot.sink.messages
+    blocks = sent.json["blocks"]
+    titles = [b["text"]["text"].splitlines()[0] for b in blocks if "🔎" in b.get("text", {}).get("text", "")]
+    assert titles == [
+        "*🔎 排查线索：payments.shop*",
+        "*🔎 排查线索：checkout.shop*",
+        "*🔎 排查线索：checkout.staging*",
+    ]
+    more = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert any(m.startswith("另有 2 个服务未展开：cart.shop，shipping.shop · <https://") for m in more), more
+    # One search per service shown, shared by both channels.
+    assert fetched == 3
+
+
+@pytest.mark.timeout(60)
+async def test_with_elasticsearch_hanging_every_service_goes_out_within_the_one_bound(
+    app_factory: AppFactory,
+    dingtalk_robot: Served[DingTalkSink],
+    slack_robot: Served[SlackSink],
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    """The services are fetched side by side, so three hanging searches cost one bound, not three: each
+    section says its logs timed out and still shows its traces, and the page is delivered."""
+    (es, es_url), (jaeger, jaeger_url) = fake_elasticsearch, fake_jaeger
+    _, group = cascade(es, jaeger)
+    es.hang(30)
+    settings = config(dingtalk_robot, slack_robot, es_url, jaeger_url, enrich_timeout="500ms", locale="en")
+    async with app_factory(**settings) as (app, client):
+        await post(client, group)
+        assert await runtime(app).run_once() == 2
+        rows = await outbox(app.state.context.sessions)
+        hung = len(searches(es))
+    text = dingtalk_text(dingtalk_robot)
+    found = sections(text)
+    assert [r.status for r in rows] == ["delivered", "delivered"]
+    assert hung == 3  # each service asked, each search abandoned at the bound
+    assert list(found) == ["payments.shop", "checkout.shop", "checkout.staging"]
+    for service, section in found.items():
+        assert "⚠️ Not included: error logs (Elasticsearch timed out)" in section, service
+    assert f"{PUBLIC}/traces/{FAILED}?view=" in found["payments.shop"]
+    assert "2 more services not shown: cart.shop, shipping.shop" in text
+
+
+async def test_counts_read_from_a_full_sample_say_they_are_of_the_newest_lines(
+    app_factory: AppFactory,
+    dingtalk_robot: Served[DingTalkSink],
+    slack_robot: Served[SlackSink],
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    """300 timeouts, then a burst of 250 refused connections: the newest 200 lines are all the
+    burst, and the page says its counts are of those, not of the window."""
+    (es, es_url), (_, jaeger_url) = fake_elasticsearch, fake_jaeger
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=4)
+    store_logs(
+        es,
+        *(cri_line(at(t0, 100 * n), f"order {n} timed out", "checkout", level="error") for n in range(300)),
+        *(
+            cri_line(
+                at(t0, 60_000 + 10 * n),
+                f"db connection to 10.0.0.{n % 200}:5432 refused",
+                "checkout",
+                level="error",
+            )
+            for n in range(250)
+        ),
+    )
+    async with app_factory(**config(dingtalk_robot, slack_robot, es_url, jaeger_url)) as (app, client):
+        await post(client, checkout_alert(t0))
+        assert await runtime(app).run_once() == 2
+    text = dingtalk_text(dingtalk_robot)
+    assert "**高频错误日志（按最近 200 条统计）**" in text
+    assert re.findall(r"^- (\d+)× (\S+)", text, re.M) == [("200", "db")]

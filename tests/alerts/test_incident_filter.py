@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-import httpx
+import html
 
-from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
+import httpx
+import pytest
+
+from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, fingerprint, payload
 from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.intake import applied, incident_of
 
@@ -77,3 +80,88 @@ async def test_percent_and_underscore_in_a_filter_are_taken_literally(
         "10%": set(),
     }
     assert blank == set(SERVICES)  # `?service=` alone filters nothing
+
+
+async def _open(client: httpx.AsyncClient, group: str, *labels: dict[str, str]) -> int:
+    alerts = []
+    for found in labels:
+        named = {"alertname": group, **found}
+        alerts.append({**alert(group), "labels": named, "fingerprint": fingerprint(named)})
+    body = payload(group, alerts)
+    return await incident_of(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
+
+
+async def _ids(client: httpx.AsyncClient, service: str) -> set[int]:
+    answer = await client.get("/api/v1/incidents", params={"service": service}, headers=bearer(VIEWER_TOKEN))
+    assert answer.status_code == 200, answer.text
+    return {i["id"] for i in answer.json()["incidents"]}
+
+
+async def test_a_group_across_namespaces_is_found_in_each_alerts_own_namespace(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """Without a namespace common to the group, each service is in the namespace of the alerts that
+    name it; an alert joining later counts too; a label after the one that names the service does not."""
+    async with app_factory(database_url=database_url, **alerting_config()) as (_, client):
+        spread = await _open(
+            client,
+            "Cascade",
+            {"service": "checkout", "namespace": "shop"},
+            {"service": "cart", "namespace": "web"},
+            {"service": "search", "job": "checkout", "namespace": "other"},  # its service is search
+        )
+        joined = await _open(client, "Joined", {"service": "checkout", "namespace": "shop"})
+        await _open(
+            client,
+            "Joined",
+            {"service": "checkout", "namespace": "shop"},
+            {"service": "checkout", "namespace": "staging", "pod": "p2"},
+        )
+        bare = await _open(client, "Bare", {"app": "checkout"})  # no namespace label: any
+        found = {
+            wanted: await _ids(client, wanted)
+            for wanted in (
+                "checkout",
+                "checkout.shop",
+                "checkout.web",
+                "checkout.other",
+                "checkout.staging",
+                "cart.web.svc.cluster.local",
+                "cart.shop",
+                "search.other",
+            )
+        }
+    assert found == {
+        "checkout": {spread, joined, bare},  # a bare name: every namespace, as before
+        "checkout.shop": {spread, joined, bare},
+        "checkout.web": {bare},  # cart's namespace is not checkout's
+        "checkout.other": {bare},  # `job=checkout` does not name the service when `service` does
+        "checkout.staging": {joined, bare},  # the alert that joined later
+        "cart.web.svc.cluster.local": {spread},
+        "cart.shop": set(),
+        "search.other": {spread},
+    }
+
+
+@pytest.mark.parametrize(
+    ("wanted", "words"),
+    [
+        (".shop", "query parameter 'service': '.shop' has an empty part around a dot"),
+        ("checkout.", "has an empty part around a dot"),
+        ("shop/checkout", "write a service in a namespace as 'checkout.shop' (name.namespace)"),
+        ("checkout.Shop", "namespace 'Shop' is not a Kubernetes name"),
+        ("check out", "holds a space or a control character"),
+    ],
+)
+async def test_a_malformed_service_filter_is_a_clear_400(
+    app_factory: AppFactory, wanted: str, words: str
+) -> None:
+    async with app_factory(**alerting_config()) as (_, client):
+        answer = await client.get(
+            "/api/v1/incidents", params={"service": wanted}, headers=bearer(VIEWER_TOKEN)
+        )
+        page = await client.get("/incidents", params={"service": wanted}, headers=bearer(VIEWER_TOKEN))
+    assert answer.status_code == 400, answer.text
+    assert words in answer.json()["message"]
+    assert page.status_code == 400
+    assert words in html.unescape(page.text)

@@ -63,3 +63,13 @@ def test_groups_are_counted_most_frequent_first_each_with_its_newest_line() -> N
     assert groups[0].pattern == "order <n> failed after <n>ms"
     assert groups[0].last_seen == T0 + timedelta(seconds=5)
     assert correlation.error_patterns([], 3) == []
+
+
+def test_long_lines_differing_only_in_a_numbers_length_share_their_pattern() -> None:
+    """The pattern is cut after the numbers are set aside: ``request 7`` and ``request 12`` followed
+    by the same long stack trace are one group, not two cut at different places."""
+    trace = "".join(f"\n  at com.shop.Service.step{k}(Service.java:{100 + k})" for k in range(20))
+    short, long = (correlation.message_pattern(f"panic: nil map in request {n}{trace}") for n in (7, 123456))
+    assert short == long
+    assert len(short) == correlation.PATTERN_CHARS
+    assert short.startswith("panic: nil map in request <n> at com.shop.Service.step<n>(Service.java:<n>)")

@@ -371,3 +371,48 @@ async def test_a_dashboard_filtered_to_services_or_namespaces_shows_their_partia
     assert str(bad_key.json()["message"]).startswith("filters[0]: key 'pod' is not one of ")
     assert bad_pattern.status_code == 400
     assert "exponential time" in str(bad_pattern.json()["message"])
+
+
+async def test_a_dashboards_service_annotates_its_incidents_in_its_namespace_only(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """``payments`` of namespace ``other`` is another service than the dashboard's
+    ``payments.shop.svc.cluster.local``: its incident is not annotated there; one whose alert says no
+    namespace is (it may be any); a malformed choice is a 400 naming it."""
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(hours=2)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    started = (now - timedelta(hours=1)).replace(microsecond=0)
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        opened = {}
+        for group, labels in (
+            ("PaymentsShop", {"service": "payments", "namespace": "shop"}),
+            ("PaymentsOther", {"service": "payments", "namespace": "other"}),
+            ("PaymentsAnywhere", {"service": "payments"}),
+        ):
+            body = payload(group, [alert(group, started=started, **labels)])
+            answer = await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+            opened[await incident_of(client, answer)] = group
+
+        async def titles(service: str) -> list[str]:
+            target = {"refId": "Anno", "target": "incidents", "payload": {"service": service}}
+            answer = await client.post(
+                "/grafana/query", json=query_body([target], start=start, end=end), headers=VIEW
+            )
+            assert answer.status_code == 200, answer.text
+            [frame] = answer.json()
+            return sorted(str(e["title"]).split()[1] for e in annotation_events(to_data_frame(frame)))
+
+        shop = await titles(regex(PAYMENTS))
+        other = await titles("payments.other")
+        bare = await titles("payments")
+        target = {"refId": "Anno", "target": "incidents", "payload": {"service": "payments..shop"}}
+        malformed = await client.post(
+            "/grafana/query", json=query_body([target], start=start, end=end), headers=VIEW
+        )
+    assert len(opened) == 3
+    assert shop == ["PaymentsAnywhere", "PaymentsShop"]
+    assert other == ["PaymentsAnywhere", "PaymentsOther"]
+    assert bare == ["PaymentsAnywhere", "PaymentsOther", "PaymentsShop"]
+    assert malformed.status_code == 400
+    assert "payload.service" in malformed.json()["message"]
+    assert "empty part around a dot" in malformed.json()["message"]

@@ -65,11 +65,12 @@ class TraceLink:
 
 
 @dataclass(frozen=True)
-class PageContext:
-    """Where to look, added under the alerts when a page is rendered for delivery.
+class ServiceContext:
+    """Where to look for one service of the page's group.
 
-    ``missing`` names what could not be fetched in time: ``{"logs": "timeout", "traces":
-    "unreachable"}`` (reasons are a backend error's kind).
+    ``service`` is the canonical spelling (``name.namespace`` when the alerts naming it agree on a
+    namespace, else the name). ``missing`` names what could not be fetched in time:
+    ``{"logs": "timeout", "traces": "unreachable"}`` (reasons are a backend error's kind).
     """
 
     service: str
@@ -78,6 +79,23 @@ class PageContext:
     grafana_url: str | None = None
     service_url: str | None = None
     missing: dict[str, str] = field(default_factory=dict)
+    sampled: int = 0  # the error lines were counted in the window's newest this many (0: in all of them)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Where to look, added under the alerts when a page is rendered for delivery: one section per
+    service of the group, those most alerts name first, at most a few; ``more`` names the group's
+    other services (counted "and K more", their context on the incident's page, ``context_url``)."""
+
+    services: list[ServiceContext] = field(default_factory=list)
+    more: list[str] = field(default_factory=list)
+    context_url: str | None = None
+
+    @property
+    def missing(self) -> bool:
+        """Whether a part of any service's context could not be fetched."""
+        return any(s.missing for s in self.services)
 
 
 @dataclass(frozen=True)

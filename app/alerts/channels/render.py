@@ -47,8 +47,22 @@ def fit(prepared: Prepared, build: Callable[[int], T], fits: Callable[[T], bool]
     """The message showing as many alerts (or digest items) as fit, None if not even zero do.
 
     Alerts are cut from the end of their reading order (resolved, least severe,
-    newest go first), and the view then says how many were left out. Sizes grow
-    with each alert shown, so the search doubles the count while it fits, then
+    newest go first), and the view then says how many were left out. A page's
+    context gives way before its first alert would: its last service first (then
+    counted with the services left out), the whole context once none is left.
+    """
+    while True:
+        found: tuple[int, T] | None = _most_alerts(prepared, build, fits)
+        if (found is not None and found[0] >= min(1, prepared.total)) or not prepared.drop_context():
+            return found[1] if found is not None else None
+
+
+def _most_alerts(
+    prepared: Prepared, build: Callable[[int], T], fits: Callable[[T], bool]
+) -> tuple[int, T] | None:
+    """How many alerts fit, and the message showing them (None if not even zero do).
+
+    Sizes grow with each alert shown, so the search doubles the count while it fits, then
     bisects: a few renders, each of only what could be shown, even when a group
     holds thousands of alerts.
     """
@@ -57,12 +71,9 @@ def fit(prepared: Prepared, build: Callable[[int], T], fits: Callable[[T], bool]
     if total <= _FIRST_TRY:
         whole = build(total)
         if fits(whole):
-            return whole
+            return total, whole
         high = total - 1
     best = build(0)
-    if not fits(best) and prepared.drop_context():  # the context goes before the message would
-        high = total
-        best = build(0)
     if not fits(best):
         return None
     low, probe = 0, min(_FIRST_TRY, high)
@@ -80,4 +91,4 @@ def fit(prepared: Prepared, build: Callable[[int], T], fits: Callable[[T], bool]
             low, best = middle, candidate
         else:
             high = middle - 1
-    return best
+    return low, best

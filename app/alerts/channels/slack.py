@@ -58,7 +58,11 @@ def payload(view: View) -> dict[str, Any]:
     if view.more:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": view.more}]})
     if view.context is not None:
-        blocks.append(_section(_text(m.context(view.context))))
+        blocks.extend(_section(_text(m.context(section))) for section in view.context.sections)
+        if view.context.more:
+            blocks.append(
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": _text(m.more(view.context))}]}
+            )
     incident = view.incident
     if incident is not None and (incident.ack_button_url or incident.incident_button_url):
         buttons = []

@@ -41,6 +41,7 @@ class Strings:
     lang: str
     context_title: str
     context_errors: str
+    context_errors_sampled: str
     context_traces: str
     context_failed: str
     context_none: str
@@ -49,6 +50,8 @@ class Strings:
     context_missing: str
     context_parts: dict[str, str]
     context_reasons: dict[str, str]
+    context_more: tuple[str, str]
+    context_all: str
     list_sep: str
 
     def more(self, count: int, *, items: bool = False, lines: bool = False) -> str:
@@ -56,6 +59,12 @@ class Strings:
         in this locale."""
         one, many = self.more_lines if lines else self.more_items if items else self.more_alerts
         return (one if count == 1 else many).format(n=count)
+
+    def more_services(self, names: list[str], count: int) -> str:
+        """ "…and K more services: a, b" (``names``: those shown of the ``count`` left out)."""
+        one, many = self.context_more
+        listed = self.list_sep.join(names) + ("…" if len(names) < count else "")
+        return (one if count == 1 else many).format(n=count, names=listed)
 
     def counts(self, firing: int, resolved: int) -> str:
         return self.firing_resolved.format(firing=firing, resolved=resolved)
@@ -120,6 +129,7 @@ _ZH = Strings(
     lang="zh-CN",
     context_title="排查线索",
     context_errors="高频错误日志",
+    context_errors_sampled="高频错误日志（按最近 {n} 条统计）",
     context_traces="慢请求与失败链路",
     context_failed="失败",
     context_none="告警时段内没有错误日志和链路",
@@ -135,6 +145,8 @@ _ZH = Strings(
         "bad_response": "应答异常",
         "unauthorized": "拒绝访问",
     },
+    context_more=("另有 {n} 个服务未展开：{names}", "另有 {n} 个服务未展开：{names}"),
+    context_all="全部服务的排查线索",
     list_sep="，",
 )
 
@@ -176,6 +188,7 @@ _EN = Strings(
     lang="en",
     context_title="Where to look",
     context_errors="Top error logs",
+    context_errors_sampled="Top error logs (of the newest {n})",
     context_traces="Slowest and failed traces",
     context_failed="failed",
     context_none="No error logs or traces in the alert's window",
@@ -191,6 +204,8 @@ _EN = Strings(
         "bad_response": "answered oddly",
         "unauthorized": "refused access",
     },
+    context_more=("{n} more service not shown: {names}", "{n} more services not shown: {names}"),
+    context_all="Where to look, every service",
     list_sep=", ",
 )
 

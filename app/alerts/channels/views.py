@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.alerts.channels.base import AlertView, Digest, Message, Notification, PageContext, Person
+from app.alerts.channels.base import AlertView, Digest, Message, Notification, Person, ServiceContext
 from app.alerts.channels.dialects import PLAIN, Dialect
 from app.alerts.channels.strings import ICONS, Strings, strings
 
@@ -32,6 +32,7 @@ MAX_SERVICES = 10
 PERSON_CHARS = 40
 ERROR_LINE_CHARS = 160
 OPERATION_CHARS = 80
+MORE_SERVICE_NAMES = 5  # services named in a context's "and K more" line
 
 _SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 _HIDDEN_LABELS = {"alertname", "severity"}
@@ -101,9 +102,11 @@ class TraceItem:
 
 @dataclass(frozen=True)
 class ContextItem:
-    """Where to look (a page's context), escaped for the channel's format."""
+    """Where to look for one service (a section of a page's context), escaped for the channel's format."""
 
+    service: str
     title: str
+    errors_title: str  # "Top error logs", saying when they were counted in a sample
     errors: Sequence[tuple[int, str]]
     traces: Sequence[TraceItem]
     grafana_url: str | None
@@ -114,6 +117,16 @@ class ContextItem:
     @property
     def links(self) -> bool:
         return bool(self.grafana_url or self.service_url)
+
+
+@dataclass(frozen=True)
+class ContextView:
+    """A page's context as shown: a section per service, then the line counting the services left
+    out (``more``, "" when none is) with the link to the incident's context, which shows them all."""
+
+    sections: Sequence[ContextItem]
+    more: str
+    more_url: str | None
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,7 @@ class View:
     more: str
     mentions: Sequence[str]
     unreachable: Sequence[str]
-    context: ContextItem | None = None
+    context: ContextView | None = None
 
     @property
     def paging(self) -> str:
@@ -163,9 +176,14 @@ class Prepared:
         self._multiline = multiline
         self._items: list[IncidentItem] = []
         self._alerts: list[AlertItem] = []
-        self.context: ContextItem | None = None
+        self._sections: list[ContextItem] = []
+        self._left_out: list[str] = []  # services of the context not shown (escaped names)
+        self._context_url: str | None = None
         if isinstance(message, Notification) and message.context is not None:
-            self.context = _context(message.context, dialect, self.t)
+            found = message.context
+            self._sections = [_context(section, dialect, self.t) for section in found.services]
+            self._left_out = [dialect.text(name, SERVICE_CHARS) for name in found.more]
+            self._context_url = found.context_url
         if isinstance(message, Digest):
             self.incident: IncidentItem | None = None
             self._notifications = list(message.items)
@@ -234,11 +252,29 @@ class Prepared:
             context=self.context,
         )
 
+    @property
+    def context(self) -> ContextView | None:
+        """The context as it is shown now (None once every section is dropped, or without one)."""
+        if not self._sections:
+            return None
+        left_out = self._left_out
+        more = ""
+        if left_out:
+            more = self.t.more_services(left_out[:MORE_SERVICE_NAMES], len(left_out))
+        return ContextView(
+            sections=list(self._sections),
+            more=more,
+            more_url=self._dialect.url(self._context_url) if more else None,
+        )
+
     def drop_context(self) -> bool:
-        """Leaves the context out (when even the bare message is too big with it); False if it had none."""
-        had = self.context is not None
-        self.context = None
-        return had
+        """Leaves the context's last service out (counted with the others left out), the whole context
+        once no section is left; False if nothing was left to drop."""
+        if not self._sections:
+            return False
+        dropped = self._sections.pop()
+        self._left_out.insert(0, dropped.service)
+        return True
 
     def _alert_items(self, count: int) -> list[AlertItem]:
         for alert in self._raw_alerts[len(self._alerts) : count]:
@@ -323,7 +359,7 @@ def _alert(alert: AlertView, dialect: Dialect, t: Strings, zone: ZoneInfo, *, mu
     )
 
 
-def _context(context: PageContext, dialect: Dialect, t: Strings) -> ContextItem:
+def _context(context: ServiceContext, dialect: Dialect, t: Strings) -> ContextItem:
     traces = []
     for trace in context.traces:
         label = dialect.text(f"{trace.operation} · {trace.duration_ms:.0f} ms", OPERATION_CHARS)
@@ -339,8 +375,13 @@ def _context(context: PageContext, dialect: Dialect, t: Strings) -> ContextItem:
                 button_url=PLAIN.url(trace.url),
             )
         )
+    service = dialect.text(context.service, SERVICE_CHARS)
     return ContextItem(
-        title=f"{t.context_title}{t.sep}{dialect.text(context.service, SERVICE_CHARS)}",
+        service=service,
+        title=f"{t.context_title}{t.sep}{service}",
+        errors_title=(
+            t.context_errors_sampled.format(n=context.sampled) if context.sampled else t.context_errors
+        ),
         errors=[(e.count, dialect.text(e.text, ERROR_LINE_CHARS)) for e in context.errors],
         traces=traces,
         grafana_url=dialect.url(context.grafana_url),

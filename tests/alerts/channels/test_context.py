@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from app.alerts import messages
 from app.alerts.channels import dingtalk, email, feishu, slack, wecom
-from app.alerts.channels.base import ErrorLine, Notification, PageContext, TraceLink
+from app.alerts.channels.base import ErrorLine, Notification, PageContext, ServiceContext, TraceLink
 from app.alerts.channels.config import ChannelConfig
 from app.alerts.channels.dialects import ROBOT_MARKDOWN
 from app.alerts.channels.render import fit, render
@@ -21,10 +21,12 @@ from tests.alerts.channels.support import HOSTILE, many_alerts, notification
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 TRACE_URL = f"https://panorama.example.com/traces/{TRACE}?view=dHJhY2U.1797166956.c2ln"
 JAEGER_URL = f"https://jaeger.example.com/trace/{TRACE}"
+CONTEXT_URL = "https://panorama.example.com/incidents/7/context?view=aW5jaWRlbnQ6Nw.1797166956.c2ln"
 GRAFANA_URL = "https://grafana.example.com/d/panorama-service-history?from=1&to=now&var-service=pay"
 
 
-def context(**changes: Any) -> PageContext:
+def section(**changes: Any) -> ServiceContext:
+    """One service's context (``pay``): two error lines (one hostile), two traces, both links."""
     base = {
         "service": "pay",
         "errors": [
@@ -45,7 +47,12 @@ def context(**changes: Any) -> PageContext:
         "service_url": "https://panorama.example.com/services/pay?view=c2Vy.1797166956.c2ln",
         "missing": {},
     }
-    return PageContext(**{**base, **changes})
+    return ServiceContext(**{**base, **changes})
+
+
+def context(**changes: Any) -> PageContext:
+    """A page's context of the one service ``pay``."""
+    return PageContext(services=[section(**changes)], context_url=CONTEXT_URL)
 
 
 def page(**changes: Any) -> Notification:
@@ -167,3 +174,76 @@ def test_updates_and_resolutions_carry_no_context_in_any_channel(kind: str) -> N
     bare = notification(kind=kind)
     for channel in ("dingtalk", "slack"):
         assert "排查线索" not in rendered(channel, bare)
+
+
+def group(locale: str = "zh-CN", errors: int = 3) -> Notification:
+    """A page of a group across five services: three sections (long error lines), two more counted."""
+    long_line = "upstream connect error or disconnect/reset before headers, reset reason: overflow " * 3
+    sections = [
+        section(
+            service=name,
+            errors=[ErrorLine(f"{long_line} #{k}", 40 - k) for k in range(errors)],
+            service_url=f"https://panorama.example.com/services/{name}?view=c2Vy.1797166956.c2ln",
+        )
+        for name in ("pay.prod", "cart.prod", "ship.prod")
+    ]
+    found = PageContext(services=sections, more=["search.prod", "user.prod"], context_url=CONTEXT_URL)
+    return page(locale=locale, context=found)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_every_channel_shows_each_services_section_and_counts_the_others(channel: str, locale: str) -> None:
+    text = rendered(channel, group(locale, errors=1))
+    title = "排查线索" if locale == "zh-CN" else "Where to look"
+    sep = "：" if locale == "zh-CN" else ": "
+    shown = [text.index(f"{title}{sep}{name}") for name in ("pay.prod", "cart.prod", "ship.prod")]
+    assert shown == sorted(shown)  # in the order given: those most alerts name first
+    more = "另有 2 个服务未展开：search.prod，user.prod" if locale == "zh-CN" else "2 more services not shown"
+    assert more in text
+    assert CONTEXT_URL in text.replace("&amp;", "&")
+    assert "全部服务的排查线索" in text if locale == "zh-CN" else "Where to look, every service" in text
+    for name in ("pay.prod", "cart.prod", "ship.prod"):
+        assert f"https://panorama.example.com/services/{name}?view=" in text
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_a_robot_short_of_room_drops_the_last_services_before_the_first_alert(locale: str) -> None:
+    """WeCom's 4,096 bytes hold the first alert and one or two sections, not three: the last sections
+    give way (counted with the services left out, the link to all of them kept), the first alert stays."""
+    text = rendered("wecom", group(locale))
+    title = "排查线索" if locale == "zh-CN" else "Where to look"
+    shown = [
+        name for name in ("pay.prod", "cart.prod", "ship.prod") if f"{title}" in text and name + "\n" in text
+    ]
+    assert "pay.prod" in text
+    assert "HighErrorRate" in text  # the first alert
+    assert 1 <= len(shown) < 3, text
+    left = 5 - len(shown)
+    more = f"另有 {left} 个服务未展开" if locale == "zh-CN" else f"{left} more services not shown"
+    assert more in text
+    assert CONTEXT_URL in text
+    # The others have room for all three.
+    for channel in ("dingtalk", "feishu", "slack", "email-text"):
+        found = rendered(channel, group(locale))
+        assert all(name in found for name in ("pay.prod", "cart.prod", "ship.prod")), channel
+
+
+def test_a_row_kept_before_pages_carried_several_services_is_still_read() -> None:
+    """An outbox row written by the previous release holds one service's context at the top."""
+    old = json.loads(messages.to_json(page()))
+    one = old["context"]["services"][0]
+    old["context"] = one
+    again = messages.from_json(json.dumps(old))
+    assert again.context is not None
+    assert [s.service for s in again.context.services] == ["pay"]
+    assert again.context.services[0] == section()
+    assert again.context.more == []
+    assert "排查线索：pay" in rendered("dingtalk", again)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_counts_of_a_full_sample_say_so(channel: str) -> None:
+    sampled = PageContext(services=[section(sampled=200)])
+    assert "高频错误日志（按最近 200 条统计）" in rendered(channel, page(context=sampled))
+    assert "Top error logs (of the newest 200)" in rendered(channel, page(context=sampled, locale="en"))
