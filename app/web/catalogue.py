@@ -32,6 +32,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "severity.info": ("提示", "Info"),
     "severity.page": ("紧急", "Page"),
     "severity.error": ("错误", "Error"),
+    "actor.ack_link": ("确认链接", "the ack link"),
+    "actor.phone_call": ("电话（{number}）", "a phone call ({number})"),
     "error.title": ("出错了", "Something went wrong"),
     "error.not_found": ("找不到", "Not found"),
     "error.backend": ("{backend} 出错：{detail}", "{backend} failed: {detail}"),

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
+from app.alerts.actors import actor_label
 from app.web.catalogue import LOCALES, MESSAGES
 
 Locale = Literal["zh-CN", "en"]
@@ -58,6 +59,14 @@ class Translator:
 
     def has(self, key: str) -> bool:
         return key in MESSAGES
+
+    def actor(self, name: str | None) -> str:
+        """Who acknowledged, snoozed or resolved: "确认链接" for a group's ack link, "电话（…）" for an
+        unnamed call, else the person's or token's name ("—" for none)."""
+        if not name:
+            return "—"
+        call = self("actor.phone_call", number="{number}")
+        return actor_label(name, link=self("actor.ack_link"), call=call)
 
     # --- times -------------------------------------------------------------------------
 

@@ -259,12 +259,18 @@ async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_f
         view = re.search(r'href="(/incidents/1\?view=[^"]+)"', done.text)
         assert view is not None
         opened = await client.get(view.group(1))
+        english = await client.get(view.group(1) + "&lang=en")
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert 'href="/static/web/panorama.css?v=' in page.text
     assert "确认此告警" in page.text
     assert "已确认，升级已停止" in done.text
     assert opened.status_code == 200
     assert "已确认" in opened.text
+    # a group's link names nobody: the pages say so in their words, never the stored "ack link"
+    assert "确认人：确认链接" in done.text
+    assert "确认链接 确认了事件" in opened.text
+    assert "Acknowledged by the ack link" in english.text
+    assert "ack link" not in done.text + opened.text
 
 
 async def test_a_storm_of_alerts_stays_readable_on_the_incident_page(app_factory: AppFactory) -> None:
