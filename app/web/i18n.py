@@ -51,6 +51,8 @@ class Translator:
         return "zh-CN" if self.locale == "zh-CN" else "en"
 
     def __call__(self, key: str, **values: object) -> str:
+        if values.get("n") == 1 and f"{key}.one" in MESSAGES:
+            key = f"{key}.one"  # "1 alert received", not "1 alerts"
         entry = MESSAGES.get(key)
         if entry is None:
             return key  # visible in the page, and caught by the catalogue test

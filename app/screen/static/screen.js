@@ -61,6 +61,7 @@
   // --- words and numbers ------------------------------------------------------------------------
 
   function say(key, values) {
+    if (values && String(values.n) === "1" && words[key + ".one"]) { key += ".one"; }  // "1 open incident"
     var text = words[key] || key;
     if (values) {
       Object.keys(values).forEach(function (name) { text = text.split("{" + name + "}").join(String(values[name])); });
