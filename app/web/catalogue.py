@@ -311,6 +311,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.open_for": ("已持续 {span}", "for {span}"),
     "screen.on_call_for": ("值班 {who}", "on call {who}"),
     "screen.acked_by": ("{who} 已确认", "acknowledged by {who}"),
+    "screen.ack_link": ("确认链接", "the ack link"),
+    "screen.phone_call": ("电话（{number}）", "a phone call ({number})"),
     "screen.muted": ("未通知任何人", "nobody paged"),
     "screen.banner": ("严重事件", "Critical"),
     "screen.banner_more": ("另有 {n} 个严重事件未确认", "{n} more critical unacknowledged"),
