@@ -35,6 +35,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "severity.page": ("紧急", "Page"),
     "severity.error": ("错误", "Error"),
     "actor.ack_link": ("确认链接", "the ack link"),
+    "muted.no_route": ("没有配置通知任何人的路由", "no route pages anybody"),
+    "muted.interval": ("处于静默时段 {name}", "mute time interval {name}"),
+    "muted.maintenance": ("维护窗口中，至 {until}", "maintenance until {until}"),
+    "muted.maintenance_comment": (
+        "维护窗口中，至 {until}：{comment}",
+        "maintenance until {until}: {comment}",
+    ),
     "actor.phone_call": ("电话（{number}）", "a phone call ({number})"),
     "error.title": ("出错了", "Something went wrong"),
     "error.not_found": ("找不到", "Not found"),

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
+from app.alerts import reasons
 from app.alerts.actors import actor_label
 from app.web.catalogue import LOCALES, MESSAGES
 
@@ -69,6 +70,22 @@ class Translator:
             return "—"
         call = self("actor.phone_call", number="{number}")
         return actor_label(name, link=self("actor.ack_link"), call=call)
+
+    def muted(self, reason: str | None) -> str:
+        """Why an incident pages nobody, as stored (app.alerts.reasons), in this language."""
+        if not reason:
+            return "—"
+        found = reasons.parse(reason)
+        if found.kind == "no_route":
+            return self("muted.no_route")
+        if found.kind == "interval":
+            return self("muted.interval", name=found.name)
+        if found.kind == "maintenance" and found.until is not None:
+            until = self.time(found.until, seconds=False)
+            if found.comment:
+                return self("muted.maintenance_comment", until=until, comment=found.comment)
+            return self("muted.maintenance", until=until)
+        return found.comment
 
     # --- times -------------------------------------------------------------------------
 

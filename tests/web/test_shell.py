@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app import signing
+from app.alerts import reasons
 from app.security import Principal, Role, TokenRegistry
 from app.web import auth, static
 from app.web.catalogue import MESSAGES
@@ -187,6 +188,27 @@ def test_english_counts_one_thing_in_the_singular_and_chinese_reads_the_same() -
         assert base in MESSAGES, key
         assert "{n}" in MESSAGES[base][1], key
         assert MESSAGES[key][0] == MESSAGES[base][0], key
+
+
+def test_every_stored_reason_for_paging_nobody_reads_in_both_languages() -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    english, chinese = Translator("en", zone), Translator("zh-CN", zone)
+    until = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    stored = {
+        "no_route": reasons.NO_ROUTE,
+        "interval": reasons.INTERVAL.format(name="nights"),
+        "window": reasons.maintenance(until, "db upgrade"),
+        "bare_window": reasons.maintenance(until, ""),
+    }
+    assert {k: chinese.muted(v) for k, v in stored.items()} == {
+        "no_route": "没有配置通知任何人的路由",
+        "interval": "处于静默时段 nights",
+        "window": "维护窗口中，至 2026-12-07 11:00：db upgrade",
+        "bare_window": "维护窗口中，至 2026-12-07 11:00",
+    }
+    assert english.muted(stored["window"]) == "maintenance until 2026-12-07 11:00: db upgrade"
+    assert english.muted("muted by something newer") == "muted by something newer"  # shown as stored
+    assert chinese.muted(None) == "—"
 
 
 def test_echarts_is_vendored_pinned_with_its_license_and_matches_its_checksums() -> None:
