@@ -310,12 +310,28 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+BODY_TIME_FORMS = (
+    "a request body takes an RFC 3339 time (2026-12-06T09:30:00+08:00; without an offset, a local "
+    "wall time), epoch seconds, or a date (2026-12-06); relative times "
+    "such as now-1h are read in query parameters only"
+)
+"""Said when a body's time cannot be read: bodies are Pydantic models, not the grammar of app.times."""
+_TIME_ERRORS = frozenset(
+    {"date_parsing", "date_from_datetime_parsing", "datetime_parsing", "datetime_from_date_parsing"}
+)
+
+
 def _describe_validation_error(error: dict[str, Any]) -> str:
     """``{"loc": ("query", "from"), "msg": ...}`` → ``query parameter 'from': ...``."""
     loc = tuple(error.get("loc", ()))
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if loc and loc[0] in ("query", "path", "header", "cookie") and len(loc) > 1:
         return f"{loc[0]} parameter {format_path(loc[1:])!r}: {message}"
+    if error.get("type") == "json_invalid":
+        why = (error.get("ctx") or {}).get("error", message)
+        return f"request body: not valid JSON ({why}); send a JSON object with Content-Type: application/json"
+    if loc and loc[0] == "body" and error.get("type") in _TIME_ERRORS and isinstance(error.get("input"), str):
+        return f"body {format_path(loc[1:])!r}: {error['input'][:40]!r} is not a time; {BODY_TIME_FORMS}"
     if loc and loc[0] == "body":
         where = format_path(loc[1:]) or "request body"
         return f"body {where}: {message}" if len(loc) > 1 else f"{where}: {message}"

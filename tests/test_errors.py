@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Query
 
 from app.deps import PrometheusDep, Viewer
 from tests.fakes.server import serve
-from tests.harness.app import VIEWER_TOKEN, AppFactory, bearer
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.processes import free_port
 
 
@@ -54,6 +54,27 @@ async def test_a_bad_parameter_is_a_400_naming_it(app_factory: AppFactory) -> No
         for p in body["problems"]
     )
     assert "query parameter 'from'" in body["message"]
+
+
+async def test_a_body_that_is_not_json_or_a_relative_time_in_a_body_is_a_400_saying_what_to_send(
+    app_factory: AppFactory,
+) -> None:
+    window = {"matchers": ['alertname="X"'], "start": "now", "end": "2026-12-07T10:00:00Z"}
+    async with app_factory() as (_app, client):
+        relative = await client.post("/api/v1/maintenance", json=window, headers=bearer(OPERATOR_TOKEN))
+        garbled = await client.post(
+            "/api/v1/rollups/run",
+            content=b"date=2026-11-20",
+            headers={**bearer(OPERATOR_TOKEN), "Content-Type": "application/json"},
+        )
+    assert relative.status_code == 400
+    [problem] = relative.json()["problems"]
+    assert problem.startswith("body 'start': 'now' is not a time; a request body takes an RFC 3339 time")
+    assert "relative times such as now-1h are read in query parameters only" in problem
+    assert garbled.status_code == 400
+    [problem] = garbled.json()["problems"]
+    assert problem.startswith("request body: not valid JSON (")
+    assert "body [0]" not in problem
 
 
 async def test_unknown_routes_and_methods_answer_json(app_factory: AppFactory) -> None:

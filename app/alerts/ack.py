@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import signing
 from app.alerts import repository
+from app.alerts.actors import CALL_ACTOR as CALL_ACTOR
+from app.alerts.actors import LINK_ACTOR as LINK_ACTOR
 from app.config import Settings
 
 SECRET_NAME = "ack_signing_key"  # noqa: S105 - the name of a stored secret
-LINK_ACTOR = "ack link"  # who acknowledged through a link that names nobody (posted to a group)
-CALL_ACTOR = "phone call ({number})"  # a key pressed on a call that names nobody
 
 
 def is_anonymous(actor: str) -> bool:

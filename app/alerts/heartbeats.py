@@ -52,6 +52,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import escalation, horizon, incidents, repository
+from app.alerts.channels.views import format_time
 from app.alerts.config import Route
 from app.alerts.matchers import matches_all
 from app.alerts.schemas import WebhookAlert
@@ -184,11 +185,13 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
             continue
         words = WORDS[settings.alerts.locale]
         what = route.described(settings.alerts.locale)
-        summary = words["summary"].format(what=what, since=last_seen.isoformat())
+        # people read it (its page, its messages): a local time as the messages write times
+        since = format_time(last_seen, settings.tzinfo)
+        summary = words["summary"].format(what=what, since=since)
         stuck = horizon.stuck(now, waiting_since, longest=interval)
         if stuck:
             assert waiting_since is not None
-            summary += words["stuck"].format(since=waiting_since.isoformat())
+            summary += words["stuck"].format(since=format_time(waiting_since, settings.tzinfo))
             log.warning(
                 "heartbeat %s looks missing while the alert journal has not moved since %s: paging anyway",
                 route.description,

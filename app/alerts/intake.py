@@ -72,7 +72,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts import escalation, heartbeats, incidents, repository
+from app.alerts import escalation, heartbeats, incidents, reasons, repository
 from app.alerts.matchers import parse_matcher
 from app.alerts.models import SERVICE_LABELS, AlertRow, Incident, group_digest, parse_json, text_json
 from app.alerts.routing import Window, in_maintenance, log_paged_nobody, matching_routes, muted_by_interval
@@ -376,13 +376,13 @@ async def _route(
             },
         )
     if window is not None:
-        muted = f"maintenance until {window.end.isoformat()}: {window.comment}".rstrip(": ")
+        muted = reasons.maintenance(window.end, window.comment)
     if not routes:
         repository.add_timeline(
             session, incident.id, at, "routed", {"route": None, "escalation": None, "schedules": []}
         )
     if muted is not None or not escalations:
-        repository.mark_muted(incident, muted or "no route pages anybody")
+        repository.mark_muted(incident, muted or reasons.NO_ROUTE)
         repository.add_timeline(session, incident.id, at, "muted", {"reason": incident.muted})
         log_paged_nobody(incident.id, incident.group_key, labels, routes, muted)
         return

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.alerts import reasons
 from app.alerts.config import NamedTimeIntervals, Route
 from app.alerts.matchers import Matcher, matches_all
 from app.alerts.timeintervals import in_any
@@ -40,7 +41,7 @@ def muted_by_interval(route: Route, intervals: Sequence[NamedTimeIntervals], at:
     for name in route.mute_time_intervals:
         named = by_name.get(name)
         if named is not None and in_any(named.time_intervals, at):
-            return f"mute time interval {name}"
+            return reasons.INTERVAL.format(name=name)
     return None
 
 

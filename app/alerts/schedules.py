@@ -3,8 +3,10 @@ shifts.
 
 **Calendar feeds** (RFC 5545, built with ``icalendar``): a schedule's shifts, or one person's
 across every schedule, from a day ago to :data:`FEED_DAYS` ahead, overrides and swaps included;
-times carry ``TZID`` with a matching ``VTIMEZONE``. Calendar apps send no headers, so the URL
-carries a token signed by the one signer (purpose ``feed``) naming the feed and its
+times carry ``TZID`` with a matching ``VTIMEZONE``. The shift under way a day ago keeps its real
+start: cut at "a day ago", its start and UID would move with every fetch, and calendar apps would
+replace the event each time and show a hand-over that never happened. Calendar apps send no
+headers, so the URL carries a token signed by the one signer (purpose ``feed``) naming the feed and its
 *generation*; revoking the feed moves the generation on in the database, and every URL made
 before stops working (tokens are never stored). The ``.ics`` also takes a bearer token.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
@@ -43,6 +45,9 @@ from app.errors import InvalidInput
 Sessions = async_sessionmaker[AsyncSession]
 FEED_DAYS = 90
 FEED_PAST = timedelta(days=1)
+FEED_LOOKBACK = timedelta(days=35)
+"""How far before the feed's first day its shifts are computed, so the one under way then starts
+where it really started (a shift longer than this starts at a midnight that moves once a day)."""
 PRODID = "-//Panorama//On-call schedules//EN"
 WORDS = {
     "zh-CN": {"summary": "值班：{user}（{schedule}）", "override": "代班", "calendar": "{name} 值班表"},
@@ -121,13 +126,15 @@ async def calendar(
     page is a view link (calendar apps open it on a phone that holds no token)."""
     _check_feed(settings, feed)
     first, last = now - FEED_PAST, now + timedelta(days=FEED_DAYS)
+    since = datetime.combine((first - FEED_LOOKBACK).date(), time(), UTC)
     # A person's feed looks at every schedule: an override can put anyone on any of them.
     schedules = [s for s in settings.schedules if feed.kind == "user" or s.name == feed.name]
     found: list[tuple[Schedule, list[oncall.Shift]]] = []
     for schedule in schedules:
-        rows = await repository.overrides(session, schedule.name, first=first, last=last)
+        rows = await repository.overrides(session, schedule.name, first=since, last=last)
         overrides = [oncall.Override(o.user, o.start, o.end, o.id, o.created_at) for o in rows]
-        shifts = await asyncio.to_thread(oncall.shifts, schedule, first, last, overrides)
+        shifts = await asyncio.to_thread(oncall.shifts, schedule, since, last, overrides)
+        shifts = [s for s in shifts if s.end > first]  # over a day ago: left out, as before
         if feed.kind == "user":
             shifts = [s for s in shifts if s.user == feed.name]
         if shifts:

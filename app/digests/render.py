@@ -28,6 +28,7 @@ WORDS: dict[str, dict[str, str]] = {
         "when_daily": "上周同日 {day}",
         "when_weekly": "上一周 {first} 至 {last}",
         "missing": "没有 {first}{to} 的汇总数据（rollup 未运行或失败）：此处不给出数字",
+        "no_prometheus": "没有 {first}{to} 的流量数据：未配置 Prometheus（只汇总了值班历史），此处不给出数字",
         "to": " 至 {last}",
         "partial": "只有 {days}/{of} 天的汇总数据，以下为这些天的数字",
         "missing_previous": "没有{when}的汇总数据，无法对比",
@@ -81,6 +82,8 @@ WORDS: dict[str, dict[str, str]] = {
         "when_daily": "the same day last week ({day})",
         "when_weekly": "the week before ({first} to {last})",
         "missing": "No rollup for {first}{to} (not run, or failed): no figures are given here",
+        "no_prometheus": "No traffic figures for {first}{to}: Prometheus is not configured (only the on-call "
+        "history was rolled up), so no figures are given here",
         "to": " to {last}",
         "partial": "Only {days} of {of} days are rolled up; the figures cover those days",
         "missing_previous": "No rollup for {when}: nothing to compare with",
@@ -202,7 +205,8 @@ def notice(report: DigestOut, config: DigestConfig) -> Notice:
     lines.append(w["traffic"])
     if report.scope is None:
         to = w["to"].format(last=report.last) if report.weekly else ""
-        lines.append(w["missing"].format(first=report.first, to=to))
+        missing = "no_prometheus" if "prometheus" in report.missing else "missing"
+        lines.append(w[missing].format(first=report.first, to=to))
     else:
         if report.scope.days < (report.last - report.first).days + 1:
             lines.append(

@@ -103,7 +103,8 @@ class DigestOut(BaseModel):
     locale: Literal["zh-CN", "en"]
     channels: list[str]
     missing: list[str] = Field(
-        description="What could not be said, and why: rollup (no rollup for the period), "
+        description="What could not be said, and why: rollup (no rollup for the period), prometheus "
+        "(beside rollup: the period was rolled up without Prometheus, none being configured), "
         "rollup_partial (some days only), rollup_previous (none for the period compared with), "
         "alert_journal (webhooks received before the period ended still wait in the alert journal: "
         "the incident figures may miss them), oncall_history (a day's on-call history is pending: "

@@ -353,6 +353,8 @@ async def build(session: AsyncSession, settings: Settings, config: DigestConfig,
     missing: list[str] = []
     if scope is None:
         missing.append("rollup")
+        if await rollups.rolled_up_without_prometheus(session, period.first, period.last):
+            missing.append("prometheus")  # rolled up, from the on-call history alone
     elif scope.days < period.days:
         missing.append("rollup_partial")
     if scope_previous is None:

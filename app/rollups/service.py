@@ -623,6 +623,15 @@ async def pending_history(session: AsyncSession, first: date, last: date) -> lis
     return sorted(day for day, state in states.items() if state.history_pending)
 
 
+async def rolled_up_without_prometheus(session: AsyncSession, first: date, last: date) -> bool:
+    """Whether every day of ``[first, last]`` was rolled up and none of them queried Prometheus (none
+    configured: the on-call history alone was stored): a reader of the traffic figures says that is
+    why they are missing, rather than "not run, or failed"."""
+    states = await repository.day_states(session, first, last)
+    days = (last - first).days + 1
+    return len(states) == days and not any(state.prometheus for state in states.values())
+
+
 async def apply_retention(
     sessions: Sessions, settings: Settings, *, now: datetime | None = None
 ) -> tuple[int, int]:

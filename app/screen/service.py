@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import servicenames
+from app.alerts import actors
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentSummary
 from app.backends.errors import not_configured
@@ -357,6 +358,8 @@ def page_shell(settings: Settings, translator: Translator) -> PageShell:
             "thresholds": thresholds,
             "words": words,
             "severities": severities,
+            # the stored names of acts that name nobody, which the wall says in its words
+            "actors": {"link": actors.LINK_ACTOR, "call": actors.CALL_ACTOR.split("{number}")},
         },
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from app import db
@@ -13,6 +14,7 @@ from app.config import (
     Settings,
     admin_token_notice,
     load_settings,
+    resolve_config_path,
     with_generated_admin_token,
 )
 from app.context import AppContext
@@ -60,6 +62,12 @@ async def reload(context: AppContext) -> ReloadResult:
             warnings.append(token_notice)
         if new.database != context.settings.database:
             warnings.append("database settings changed; they take effect after a restart")
+        if context.config_path is None and (found := resolve_config_path(None, os.environ)) is not None:
+            # started before the file was written (a first `make run`): a reload keeps the defaults
+            warnings.append(
+                f"{found} exists, but this process started without a configuration file and keeps "
+                "its defaults: restart it to read the file"
+            )
         changed = context.apply(new)
         log.info("configuration reloaded", extra={"source": source_of(context), "changed": changed})
         return ReloadResult(source=source_of(context), changed=changed, warnings=warnings)

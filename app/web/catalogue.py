@@ -2,8 +2,10 @@
 
 Each key maps to ``(zh-CN, en)``; ``{name}`` placeholders are filled by ``_("key", name=…)``
 and must be the same in both languages (a test checks it, and that every key a template
-uses is here). Keys are grouped by the page that uses them; a new page or the wall screen
-adds its own group (``screen.*``). Notifications keep their own words (alerts/channels/strings.py).
+uses is here). English counts its nouns: ``<key>.one`` is the text when ``n`` is 1 ("1 alert
+received"), for pages (:class:`app.web.i18n.Translator`) and the wall's script alike. Keys are
+grouped by the page that uses them; a new page or the wall screen adds its own group
+(``screen.*``). Notifications keep their own words (alerts/channels/strings.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "severity.info": ("提示", "Info"),
     "severity.page": ("紧急", "Page"),
     "severity.error": ("错误", "Error"),
+    "actor.ack_link": ("确认链接", "the ack link"),
+    "muted.no_route": ("没有配置通知任何人的路由", "no route pages anybody"),
+    "muted.interval": ("处于静默时段 {name}", "mute time interval {name}"),
+    "muted.maintenance": ("维护窗口中，至 {until}", "maintenance until {until}"),
+    "muted.maintenance_comment": (
+        "维护窗口中，至 {until}：{comment}",
+        "maintenance until {until}: {comment}",
+    ),
+    "actor.phone_call": ("电话（{number}）", "a phone call ({number})"),
     "error.title": ("出错了", "Something went wrong"),
     "error.not_found": ("找不到", "Not found"),
     "error.backend": ("{backend} 出错：{detail}", "{backend} failed: {detail}"),
@@ -142,6 +153,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "另有 {n} 条告警未列出（API 中有全部）。",
         "{n} more alerts are not listed (the API has them all).",
     ),
+    "incident.more_alerts.one": (
+        "另有 {n} 条告警未列出（API 中有全部）。",
+        "{n} more alert is not listed (the API has them all).",
+    ),
     "incident.labels": ("标签", "Labels"),
     "incident.timeline": ("时间线", "Timeline"),
     "incident.no_timeline": ("暂无记录。", "Nothing recorded yet."),
@@ -160,6 +175,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "incident.done.closed": ("事件已恢复，无法再操作。", "The incident is resolved already."),
     # --- the timeline ------------------------------------------------------------------------
     "tl.received": ("收到 {n} 条告警", "{n} alerts received"),
+    "tl.received.one": ("收到 {n} 条告警", "{n} alert received"),
     "tl.heartbeat_missing": ("心跳丢失：{what}", "Heartbeat missing: {what}"),
     "tl.receiver": ("接收器 {name}", "receiver {name}"),
     "tl.truncated": ("另有 {n} 条被截断", "{n} more truncated"),
@@ -245,6 +261,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trace.duration": ("耗时", "Duration"),
     "trace.span_count": ("Span 数", "Spans"),
     "trace.spans": ("{n} 个 span", "{n} spans"),
+    "trace.spans.one": ("{n} 个 span", "{n} span"),
     "trace.errors": ("{n} 个失败", "{n} failed"),
     "trace.failed": ("失败", "failed"),
     "trace.log_count": ("日志", "Log lines"),
@@ -254,6 +271,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trace.partial_logs": ("没有日志：", "no logs:"),
     "trace.waterfall": ("调用瀑布图", "Waterfall"),
     "trace.n_logs": ("{n} 条日志", "{n} logs"),
+    "trace.n_logs.one": ("{n} 条日志", "{n} log"),
     "trace.bar": ("开始于 +{start}，耗时 {duration}", "starts at +{start}, takes {duration}"),
     "trace.span_at": ("开始于 +{start} · span {id}", "starts at +{start} · span {id}"),
     "trace.span": ("span {id}", "span {id}"),
@@ -268,12 +286,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.updated": ("数据更新 {time}", "Updated {time}"),
     "screen.all_ok": ("运行正常", "All clear"),
     "screen.summary_open": ("{n} 个事件处理中", "{n} open incidents"),
+    "screen.summary_open.one": ("{n} 个事件处理中", "{n} open incident"),
     "screen.summary_critical": ("{n} 个严重事件未确认", "{n} critical unacknowledged"),
     "screen.health": ("平台健康", "Platform health"),
     "screen.nodes": ("节点就绪", "Nodes ready"),
     "screen.pods_not_ready": ("未就绪 Pod", "Pods not ready"),
     "screen.pods_of": ("共 {n} 个运行中的 Pod", "of {n} live pods"),
+    "screen.pods_of.one": ("共 {n} 个运行中的 Pod", "of {n} live pod"),
     "screen.nodes_down": ("{n} 个节点未就绪", "{n} nodes not ready"),
+    "screen.nodes_down.one": ("{n} 个节点未就绪", "{n} node not ready"),
     "screen.all_nodes_ready": ("全部就绪", "all ready"),
     "screen.cpu": ("集群 CPU", "Cluster CPU"),
     "screen.memory": ("集群内存", "Cluster memory"),
@@ -297,6 +318,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.open_for": ("已持续 {span}", "for {span}"),
     "screen.on_call_for": ("值班 {who}", "on call {who}"),
     "screen.acked_by": ("{who} 已确认", "acknowledged by {who}"),
+    "screen.ack_link": ("确认链接", "the ack link"),
+    "screen.phone_call": ("电话（{number}）", "a phone call ({number})"),
     "screen.muted": ("未通知任何人", "nobody paged"),
     "screen.banner": ("严重事件", "Critical"),
     "screen.banner_more": ("另有 {n} 个严重事件未确认", "{n} more critical unacknowledged"),
@@ -311,11 +334,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.by_errors": ("按错误率", "By error rate"),
     "screen.service": ("服务", "Service"),
     "screen.services_count": ("共 {n} 个服务有流量", "{n} services with traffic"),
+    "screen.services_count.one": ("共 {n} 个服务有流量", "{n} service with traffic"),
     "screen.no_services": ("窗口内没有服务流量", "No service traffic in the window"),
     "screen.graph": ("服务依赖拓扑", "Service dependencies"),
     "screen.graph_hidden": ("另有 {n} 个较小服务未显示", "{n} quieter services not shown"),
+    "screen.graph_hidden.one": ("另有 {n} 个较小服务未显示", "{n} quieter service not shown"),
     "screen.no_graph": ("窗口内没有服务间调用", "No calls between services in the window"),
     "screen.trends": ("近 {n} 天趋势", "Last {n} days"),
+    "screen.trends.one": ("近 {n} 天趋势", "Last {n} day"),
     "screen.trends_source": ("来自每日汇总", "from the daily rollups"),
     "screen.daily_requests": ("每日请求数", "Requests per day"),
     "screen.daily_p99": ("每日 P99 延迟（ms）", "Daily p99 latency (ms)"),

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
+from app.alerts import reasons
+from app.alerts.actors import actor_label
 from app.web.catalogue import LOCALES, MESSAGES
 
 Locale = Literal["zh-CN", "en"]
@@ -50,6 +52,8 @@ class Translator:
         return "zh-CN" if self.locale == "zh-CN" else "en"
 
     def __call__(self, key: str, **values: object) -> str:
+        if values.get("n") == 1 and f"{key}.one" in MESSAGES:
+            key = f"{key}.one"  # "1 alert received", not "1 alerts"
         entry = MESSAGES.get(key)
         if entry is None:
             return key  # visible in the page, and caught by the catalogue test
@@ -58,6 +62,30 @@ class Translator:
 
     def has(self, key: str) -> bool:
         return key in MESSAGES
+
+    def actor(self, name: str | None) -> str:
+        """Who acknowledged, snoozed or resolved: "确认链接" for a group's ack link, "电话（…）" for an
+        unnamed call, else the person's or token's name ("—" for none)."""
+        if not name:
+            return "—"
+        call = self("actor.phone_call", number="{number}")
+        return actor_label(name, link=self("actor.ack_link"), call=call)
+
+    def muted(self, reason: str | None) -> str:
+        """Why an incident pages nobody, as stored (app.alerts.reasons), in this language."""
+        if not reason:
+            return "—"
+        found = reasons.parse(reason)
+        if found.kind == "no_route":
+            return self("muted.no_route")
+        if found.kind == "interval":
+            return self("muted.interval", name=found.name)
+        if found.kind == "maintenance" and found.until is not None:
+            until = self.time(found.until, seconds=False)
+            if found.comment:
+                return self("muted.maintenance_comment", until=until, comment=found.comment)
+            return self("muted.maintenance", until=until)
+        return found.comment
 
     # --- times -------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ summary, its page and its resolved message, in every format a channel lays them 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -75,11 +76,17 @@ async def test_a_missing_heartbeat_pages_and_resolves_in_the_teams_language(
         [missing] = await incidents(context.sessions)
         paged = await outbox(context.sessions)
         shown = await client.get(f"/api/v1/incidents/{missing.id}", headers=bearer(VIEWER_TOKEN))
+        page = await client.get(f"/incidents/{missing.id}", headers=bearer(VIEWER_TOKEN))
     assert missing.status == "resolved"
     assert [(d.channel, d.kind) for d in paged] == [("ops-robot", "heartbeat"), ("ops-robot", "resolve")]
     summary = json.loads(missing.common_annotations)["summary"]
     assert missing.title == f'{SAYS[locale]}{"：" if locale == "zh-CN" else ": "}alertname="Watchdog"'
     assert ("自 " if locale == "zh-CN" else "no alert matching ") in summary
+    # since when, as people read times (the messages' form, the configured zone), never raw ISO 8601
+    since = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC[+-]\d\d:\d\d", summary)
+    assert since is not None, summary
+    assert not re.search(r"\dT\d|\.\d{6}", summary), summary
+    assert since.group(0) in page.text  # the page of an incident without alerts says why it opened
     assert shown.json()["title"] == missing.title
     for delivery in paged:
         message = messages.outgoing_from_json(delivery.payload)

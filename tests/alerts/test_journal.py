@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import db
 from app.alerts import escalation, heartbeats, horizon, journal
+from app.alerts.channels.views import format_time
 from app.alerts.models import HeartbeatState
 from app.config import DatabaseSettings
 from tests.alerts.support import (
@@ -359,7 +360,8 @@ async def test_a_heartbeat_waiting_in_the_journal_is_not_missing_until_the_journ
     assert sorted(stuck) == [0, 1]
     assert chain.due_at == stuck_at + timedelta(minutes=5)
     assert held == 0
-    assert f"自 {waiting_since.isoformat()} 起收到" in json.loads(opened.common_annotations)["summary"]
+    since = format_time(waiting_since, app.state.context.settings.tzinfo)  # as the messages write times
+    assert f"自 {since} 起收到" in json.loads(opened.common_annotations)["summary"]
     assert [r for r in caplog.records if "alert journal has not moved" in r.getMessage()]
     assert 30 <= oldest < 4 * 60  # the waiting row's age, not the applied one's
     assert back["status"] == "applied"

@@ -65,7 +65,10 @@ async def test_the_calendar_feed_parses_and_matches_the_shifts_across_a_dst_chan
     assert [tz["tzid"] for tz in parsed.walk("VTIMEZONE")] == ["Europe/Berlin"]
     assert parsed["version"] == "2.0"
     assert len(got) == len(expected.shifts) == 183  # 91 days of two shifts, and the one under way
-    for (summary, start, end), shift in zip(got, expected.shifts, strict=True):
+    # the one under way a day ago (13:00 in Berlin) with its real start, not cut there
+    assert got[0][1] == datetime(2027, 1, 9, 9, 0, tzinfo=BERLIN)
+    assert expected.shifts[0].start == datetime(2027, 1, 9, 13, 0, tzinfo=BERLIN)
+    for (summary, start, end), shift in zip(got[1:], expected.shifts[1:], strict=True):
         assert start == shift.start
         assert end == shift.end
         assert shift.user in summary
@@ -75,6 +78,28 @@ async def test_the_calendar_feed_parses_and_matches_the_shifts_across_a_dst_chan
     lengths = [e.astimezone(UTC) - s.astimezone(UTC) for s, e in spring]
     assert lengths == [timedelta(hours=12), timedelta(hours=11)]  # the night the clocks jump is short
     assert len({e["uid"] for e in events}) == len(events)
+
+
+async def test_a_feed_fetched_again_keeps_the_shift_under_way_as_the_same_event(
+    app_factory: AppFactory,
+) -> None:
+    """Calendar apps fetch a feed every few hours: the shift under way a day before each fetch is the
+    same event every time (its real start, its UID), not one cut at a "day ago" that moves."""
+    fetches = [datetime(2027, 1, 10, 12, 0, tzinfo=UTC), datetime(2027, 1, 10, 15, 37, 12, tzinfo=UTC)]
+    events: list[list[tuple[str, datetime]]] = []
+    async with app_factory(**config()) as (app, _client):
+        context = app.state.context
+        for now in fetches:
+            async with context.sessions() as session:
+                feed = oncall_schedules.Feed("schedule", "sre")
+                document = await oncall_schedules.calendar(session, context.settings, feed, now)
+            parsed = sorted(Calendar.from_ical(document).walk("VEVENT"), key=lambda e: e.decoded("dtstart"))
+            events.append([(str(e["uid"]), e.decoded("dtstart")) for e in parsed])
+    first, again = events
+    assert first[0] == again[0]
+    assert first[0][1] == datetime(2027, 1, 9, 9, 0, tzinfo=BERLIN)  # the 12 h shift's hand-over
+    assert first[0][0] == "sre-alice-20270109T080000Z@panorama"
+    assert again[: len(first) - 1] == first[: len(first) - 1]  # the later fetch only reaches further
 
 
 async def test_a_feed_url_works_without_headers_until_it_is_revoked(app_factory: AppFactory) -> None:

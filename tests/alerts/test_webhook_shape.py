@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import pytest
@@ -14,6 +16,8 @@ from pydantic import ValidationError
 
 from app.alerts.schemas import WebhookAlert, WebhookPayload, _AlertShape, _PayloadShape, check_webhook
 from tests.alerts.support import alert, payload
+from tests.harness.app import ADMIN_TOKEN, AppFactory, bearer
+from tests.harness.intake import incident_of
 
 NOT_STRINGS: list[Any] = [None, 1, 1.5, True, [], {}, ""]
 TIMES = [
@@ -106,3 +110,26 @@ def test_the_shape_has_the_models_fields(shape: Any, model: Any) -> None:
     """A field added to the model must be added to the shape (the corpus above would not see it);
     which are required, the corpus checks (a body without each)."""
     assert list(get_type_hints(shape)) == list(model.model_fields)
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+async def test_the_readmes_sample_webhook_is_accepted_and_opens_an_incident(app_factory: AppFactory) -> None:
+    """The quick start's curl (README.md) works as written on a first `make run`: the generated
+    admin token posts it, and with no routes the incident is recorded, paging nobody."""
+    sample = re.search(r"/api/v1/alerts/alertmanager -d '(\{.*?\})'\n", README, re.DOTALL)
+    assert sample is not None, "the README's sample webhook"
+    async with app_factory() as (_app, client):
+        answer = await client.post(
+            "/api/v1/alerts/alertmanager",
+            content=sample.group(1).encode(),
+            headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"status": "accepted", "id": 1, "alerts": 1, "url": "/api/v1/alerts/intake/1"}
+        opened = await incident_of(client, answer)
+        incident = (await client.get(f"/api/v1/incidents/{opened}", headers=bearer(ADMIN_TOKEN))).json()
+    assert incident["title"] == "HighErrorRate: 5xx above 5% on checkout"
+    assert incident["services"] == ["checkout"]
+    assert incident["muted"] == "no route pages anybody"

@@ -172,6 +172,26 @@ async def test_an_unknown_digest_or_a_bad_day_is_a_clear_4xx(
     assert words in sent.json()["message"]
 
 
+async def test_a_day_rolled_up_without_prometheus_says_prometheus_is_not_configured(
+    app_factory: AppFactory,
+) -> None:
+    """A first `make run` has no Prometheus: its days are rolled up from the on-call history alone,
+    and the digest says that is why it has no traffic figures, not "not run, or failed"."""
+    async with app_factory(**digest_config(locale="zh-CN")) as (_app, client):
+        run = await client.post(
+            "/api/v1/rollups/run", json={"date": DAY.isoformat()}, headers=bearer(OPERATOR_TOKEN)
+        )
+        assert run.status_code == 200
+        rolled = (await client.get(f"/api/v1/digests/daily?date={DAY}", headers=bearer(VIEWER_TOKEN))).json()
+        before = f"/api/v1/digests/daily?date={DAY.replace(day=17)}"
+        never = (await client.get(before, headers=bearer(VIEWER_TOKEN))).json()
+    assert rolled["missing"][:2] == ["rollup", "prometheus"]
+    assert f"没有 {DAY} 的流量数据：未配置 Prometheus（只汇总了值班历史）" in rolled["text"]
+    assert "rollup 未运行或失败" not in rolled["text"]
+    assert "prometheus" not in never["missing"]  # the day before was never rolled up: said as such
+    assert "2026-11-17 的汇总数据（rollup 未运行或失败）" in never["text"]
+
+
 async def test_the_incidents_link_of_a_digest_in_its_own_time_zone_starts_at_its_local_midnight(
     app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
 ) -> None:

@@ -307,9 +307,33 @@ async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelli
             await page.assert_no_horizontal_scroll()
             await page.shot("pages", f"{name}-phone-dark")
         assert await p.locator(".chart canvas").count() == 2
+        await _assert_the_bar_keeps_its_links_whole(page, f"{world.url}/incidents?lang=en")
     if viewport is DESKTOP:
         await p.set_viewport_size({"width": 1180, "height": 760})
         await page.shot("pages", "readme-trace-desktop", full_page=False)
+
+
+# Each link of the top bar: how many lines its text takes, and its box (to find two that overlap).
+BAR_LINKS = """() => [...document.querySelectorAll('.topbar a, .topbar button')].map(a => {
+    const text = document.createRange(); text.selectNodeContents(a);
+    const box = a.getBoundingClientRect();
+    return {text: a.textContent.trim(), lines: text.getClientRects().length,
+            left: box.left, right: box.right, top: box.top, bottom: box.bottom};
+})"""
+
+
+async def _assert_the_bar_keeps_its_links_whole(page: CheckedPage, url: str) -> None:
+    """English words are longer: at a phone's width no link of the bar breaks inside ("Incident|s")
+    and none overlaps another; the brand is two boxes (its mark and its name), the rest one each."""
+    await page.goto(url)
+    links = await page.page.evaluate(BAR_LINKS)
+    assert [link["text"] for link in links] == ["Panorama", "Incidents", "On call", "中文", "Sign out"]
+    assert [link["lines"] for link in links] == [2, 1, 1, 1, 1], links
+    for i, a in enumerate(links):
+        for b in links[i + 1 :]:
+            apart = a["right"] <= b["left"] or b["right"] <= a["left"]
+            assert apart or a["bottom"] <= b["top"] or b["bottom"] <= a["top"], (a, b)
+    await page.assert_no_horizontal_scroll()
 
 
 async def test_a_tampered_or_expired_view_link_is_refused(world: World, open_page: OpenPage) -> None:

@@ -259,12 +259,44 @@ async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_f
         view = re.search(r'href="(/incidents/1\?view=[^"]+)"', done.text)
         assert view is not None
         opened = await client.get(view.group(1))
+        english = await client.get(view.group(1) + "&lang=en")
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert 'href="/static/web/panorama.css?v=' in page.text
     assert "确认此告警" in page.text
     assert "已确认，升级已停止" in done.text
     assert opened.status_code == 200
     assert "已确认" in opened.text
+    # a group's link names nobody: the pages say so in their words, never the stored "ack link"
+    assert "确认人：确认链接" in done.text
+    assert "确认链接 确认了事件" in opened.text
+    assert "Acknowledged by the ack link" in english.text
+    assert "ack link" not in done.text + opened.text
+
+
+async def test_why_an_incident_pages_nobody_is_said_in_the_pages_language(app_factory: AppFactory) -> None:
+    """The stored reasons (English, as the API answers them) read in the page's words, times local."""
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    window = {"matchers": ['alertname="DiskFull"'], "start": datetime.now(UTC).isoformat(),
+              "end": until.isoformat(), "comment": "db upgrade"}  # fmt: skip
+    async with app_factory(**alerting_config()) as (app, client):
+        zone = app.state.context.settings.tzinfo
+        made = await client.post("/api/v1/maintenance", json=window, headers=bearer(OPERATOR_TOKEN))
+        assert made.status_code == 201
+        maintained = await _incident(client, "DiskFull")
+        page = await client.get(f"/incidents/{maintained}", headers=bearer(VIEWER_TOKEN))
+        english = await client.get(f"/incidents/{maintained}?lang=en", headers=bearer(VIEWER_TOKEN))
+    async with app_factory() as (_app, client):  # no routes at all: a first `make run`
+        body = payload("PaymentsDown", [alert("PaymentsDown", started=None, service="payments")])
+        answer = await client.post(WEBHOOK, json=body, headers=bearer(OPERATOR_TOKEN))
+        unrouted = await client.get(
+            f"/incidents/{await incident_of(client, answer)}", headers=bearer(VIEWER_TOKEN)
+        )
+    local = until.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    assert f"维护窗口中，至 {local}：db upgrade" in page.text
+    assert f"maintenance until {local}: db upgrade" in english.text
+    assert "没有配置通知任何人的路由" in unrouted.text
+    assert "no route pages anybody" not in unrouted.text
+    assert until.isoformat() not in page.text + english.text
 
 
 async def test_a_storm_of_alerts_stays_readable_on_the_incident_page(app_factory: AppFactory) -> None:

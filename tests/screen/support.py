@@ -42,6 +42,10 @@ class Wall:
         return httpx.AsyncClient(base_url=self.url, timeout=120)
 
 
+SIGNING_KEY = "screen-test-signing-key-0123456789"
+"""Signs the ack links the wall's tests follow."""
+
+
 @asynccontextmanager
 async def served_wall(
     tmp_path: Path, prometheus_factory: Callable[..., RunningPrometheus], **screen: Any
@@ -63,7 +67,7 @@ async def served_wall(
         port = panorama_port()
         settings = settings_for(
             f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}",
-            **alerting_config(public_url=f"http://127.0.0.1:{port}"),
+            **alerting_config(public_url=f"http://127.0.0.1:{port}", signing_key=SIGNING_KEY),
             timezone=ZONE,
             prometheus={"url": prometheus.url, "retries": 0, "timeout_s": 5},
             screen={"refresh_seconds": 1, "window": "5s", "history": "5m", **screen},

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
 
+from app.alerts import ack
 from tests.harness.app import OPERATOR_TOKEN, SCREEN_TOKEN, VIEWER_TOKEN, bearer, settings_for
 from tests.harness.browser import BROWSER, OpenPage, serve_panorama
 from tests.harness.prometheus import RunningPrometheus
 from tests.screen.platform import expected
 from tests.screen.support import (
     FULL_HD,
+    SIGNING_KEY,
     UHD,
     ZONE,
     Wall,
@@ -54,9 +56,12 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
 ) -> None:
     want = expected()
     acked = await post_incident(wall, "CheckoutLatencyHigh", "warning", "checkout", 42)
-    await post_incident(wall, "NodeDiskFillingUp", "info", "node", 180)
+    linked = await post_incident(wall, "NodeDiskFillingUp", "info", "node", 180)
+    link = ack.sign(SIGNING_KEY.encode(), linked, datetime.now(UTC) + timedelta(hours=1))
     async with wall.http() as client:
         answer = await client.post(f"/api/v1/incidents/{acked}/ack", headers=bearer(OPERATOR_TOKEN))
+        assert answer.status_code == 200
+        answer = await client.post(f"/ack/{link}")  # a group chat's link: it names nobody
         assert answer.status_code == 200
 
     page = await open_wall(open_page, wall, FULL_HD)
@@ -98,7 +103,10 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     # open incidents: the acknowledged one shows who acknowledged it, ages tick
     rows = p.locator(".incident-rows > li:not([hidden])")
     assert await rows.count() == 2
-    assert "operator-test 已确认" in await rows.nth(0).inner_text() + await rows.nth(1).inner_text()
+    listed = await rows.nth(0).inner_text() + await rows.nth(1).inner_text()
+    assert "operator-test 已确认" in listed
+    assert "确认链接 已确认" in listed  # the wall's words, not the stored "ack link"
+    assert "ack link" not in listed
     # the 30-day trends are the rollups' daily figures of the platform
     first_day, last_day = wall.days
     async with wall.http() as client:

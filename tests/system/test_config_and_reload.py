@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -170,6 +171,35 @@ async def test_adding_a_token_by_reload_keeps_the_generated_admin_token(
             (data_dir / "admin.token").unlink()  # revoking it is deleting the file
             assert (await client.post("/-/reload", headers=bearer(admin))).json()["warnings"] == []
             assert (await client.get("/api/v1/whoami", headers=bearer(admin))).status_code == 401
+
+
+async def test_a_reload_says_when_a_file_was_written_after_a_start_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` first (no file: the defaults), then ./panorama.yaml written and /-/reload: the
+    file is not read by a process started without one, and the answer says so instead of nothing."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("PANORAMA_")]:
+        monkeypatch.delenv(name)
+    settings, _ = with_generated_admin_token(load_settings(None, {}))
+    engine = db.create_engine(settings.database)
+    await migrations.upgrade(engine)
+    await engine.dispose()
+    admin = (tmp_path / "data" / "admin.token").read_text().strip()
+    app = create_app(settings, config_path=None, tracer_provider=TracerProvider())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://panorama.test") as client:
+            before = await client.post("/-/reload", headers=bearer(admin))
+            (tmp_path / "panorama.yaml").write_text("timezone: Asia/Shanghai\n")
+            after = await client.post("/-/reload", headers=bearer(admin))
+    assert before.json()["warnings"] == []
+    assert after.status_code == 200
+    assert after.json()["source"] == "(defaults)"
+    assert after.json()["warnings"] == [
+        "panorama.yaml exists, but this process started without a configuration file and keeps its "
+        "defaults: restart it to read the file"
+    ]
 
 
 async def test_public_url_follows_the_port_served_across_reloads(tmp_path: Path, sqlite_url: str) -> None:

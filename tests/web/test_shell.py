@@ -9,15 +9,18 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from app import signing
+from app.alerts import reasons
 from app.security import Principal, Role, TokenRegistry
 from app.web import auth, static
 from app.web.catalogue import MESSAGES
 from app.web.headers import CONTENT_SECURITY_POLICY
+from app.web.i18n import Translator
 from tests.harness.app import ADMIN_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,6 +172,43 @@ def test_the_catalogue_has_every_word_in_both_languages_with_the_same_placeholde
         assert zh.strip()
         assert en.strip(), key
         assert set(re.findall(r"\{(\w+)\}", zh)) == set(re.findall(r"\{(\w+)\}", en)), key
+
+
+def test_english_counts_one_thing_in_the_singular_and_chinese_reads_the_same() -> None:
+    english, chinese = Translator("en", ZoneInfo("UTC")), Translator("zh-CN", ZoneInfo("UTC"))
+    assert english("tl.received", n=1) == "1 alert received"
+    assert english("tl.received", n=2) == "2 alerts received"
+    assert english("tl.received", n=0) == "0 alerts received"
+    assert english("screen.summary_open", n=1) == "1 open incident"
+    assert chinese("tl.received", n=1) == "收到 1 条告警"
+    singular = [key for key in MESSAGES if key.endswith(".one")]
+    assert len(singular) >= 9
+    for key in singular:  # each has its counted text, the same placeholders and zh-CN words
+        base = key.removesuffix(".one")
+        assert base in MESSAGES, key
+        assert "{n}" in MESSAGES[base][1], key
+        assert MESSAGES[key][0] == MESSAGES[base][0], key
+
+
+def test_every_stored_reason_for_paging_nobody_reads_in_both_languages() -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    english, chinese = Translator("en", zone), Translator("zh-CN", zone)
+    until = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    stored = {
+        "no_route": reasons.NO_ROUTE,
+        "interval": reasons.INTERVAL.format(name="nights"),
+        "window": reasons.maintenance(until, "db upgrade"),
+        "bare_window": reasons.maintenance(until, ""),
+    }
+    assert {k: chinese.muted(v) for k, v in stored.items()} == {
+        "no_route": "没有配置通知任何人的路由",
+        "interval": "处于静默时段 nights",
+        "window": "维护窗口中，至 2026-12-07 11:00：db upgrade",
+        "bare_window": "维护窗口中，至 2026-12-07 11:00",
+    }
+    assert english.muted(stored["window"]) == "maintenance until 2026-12-07 11:00: db upgrade"
+    assert english.muted("muted by something newer") == "muted by something newer"  # shown as stored
+    assert chinese.muted(None) == "—"
 
 
 def test_echarts_is_vendored_pinned_with_its_license_and_matches_its_checksums() -> None:

@@ -27,6 +27,8 @@ class Strings:
     alerts_count: str
     firing_resolved: str
     acknowledged_by: str
+    link_actor: str  # a group's ack link, as "acknowledged by" shows it
+    call_actor: str  # an unnamed phone call ({number})
     incident_link: str
     ack_link: str
     source_link: str
@@ -115,6 +117,8 @@ _ZH = Strings(
     alerts_count="告警数",
     firing_resolved="告警中 {firing} 条，已恢复 {resolved} 条",
     acknowledged_by="确认人",
+    link_actor="确认链接",
+    call_actor="电话（{number}）",
     incident_link="查看事件",
     ack_link="一键确认",
     source_link="来源",
@@ -171,6 +175,8 @@ _EN = Strings(
     alerts_count="Alerts",
     firing_resolved="{firing} firing, {resolved} resolved",
     acknowledged_by="Acknowledged by",
+    link_actor="the ack link",
+    call_actor="a phone call ({number})",
     incident_link="Open incident",
     ack_link="Acknowledge",
     source_link="Source",

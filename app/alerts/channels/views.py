@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.alerts import actors
 from app.alerts.channels.base import AlertView, Digest, Message, Notification, Person, ServiceContext
 from app.alerts.channels.dialects import PLAIN, Dialect
 from app.alerts.channels.strings import ICONS, Strings, strings
@@ -307,6 +308,13 @@ def format_time(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} UTC{offset[:3]}:{offset[3:]}"
 
 
+def _acknowledged_by(name: str | None, dialect: Dialect, t: Strings) -> str | None:
+    """Who acknowledged, in the message's language ("确认链接", not the stored "ack link")."""
+    if not name:
+        return None
+    return dialect.text(actors.actor_label(name, link=t.link_actor, call=t.call_actor), PERSON_CHARS)
+
+
 def _incident(item: Notification, dialect: Dialect, t: Strings, zone: ZoneInfo) -> IncidentItem:
     """The incident's part of a message; only a triggered incident offers its ack link."""
     key = _severity_key(item.severity)
@@ -333,7 +341,7 @@ def _incident(item: Notification, dialect: Dialect, t: Strings, zone: ZoneInfo) 
         ack_url=ack_url,
         incident_button_url=PLAIN.url(item.incident_url),
         ack_button_url=PLAIN.url(item.ack_url) if ack_url is not None else None,
-        acknowledged_by=dialect.text(item.acknowledged_by, PERSON_CHARS) if item.acknowledged_by else None,
+        acknowledged_by=_acknowledged_by(item.acknowledged_by, dialect, t),
     )
 
 

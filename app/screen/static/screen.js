@@ -61,6 +61,7 @@
   // --- words and numbers ------------------------------------------------------------------------
 
   function say(key, values) {
+    if (values && String(values.n) === "1" && words[key + ".one"]) { key += ".one"; }  // "1 open incident"
     var text = words[key] || key;
     if (values) {
       Object.keys(values).forEach(function (name) { text = text.split("{" + name + "}").join(String(values[name])); });
@@ -358,11 +359,23 @@
     return config.severities[(severity || "").toLowerCase()] || severity || "—";
   }
 
+  // Who acted, in the wall's words: a group's ack link and an unnamed call are stored names
+  // (app/alerts/actors.py), not words to show ("ack link" on a zh-CN wall).
+  function actor(name) {
+    var call = config.actors.call;
+    if (name === config.actors.link) { return say("ack_link"); }
+    if (name.length > call[0].length + call[1].length && name.indexOf(call[0]) === 0
+        && name.slice(name.length - call[1].length) === call[1]) {
+      return say("phone_call", { number: name.slice(call[0].length, name.length - call[1].length) });
+    }
+    return name;
+  }
+
   function incidentMeta(incident) {
     var parts = [];
     if (incident.services.length) { parts.push(incident.services.join(", ")); }
     if (incident.status === "acknowledged" && incident.acknowledged_by) {
-      parts.push(say("acked_by", { who: incident.acknowledged_by }));
+      parts.push(say("acked_by", { who: actor(incident.acknowledged_by) }));
     }
     if (incident.muted) {
       parts.push(say("muted"));  // nobody is paged for it: nobody is on call for it either

@@ -63,6 +63,21 @@ async def test_an_update_says_who_acknowledged(
     assert ACK_URL not in content, "nothing left to acknowledge"
 
 
+async def test_an_ack_through_the_groups_link_or_a_call_is_said_in_the_messages_language(
+    wecom_robot: Served[WeComSink], http: httpx.AsyncClient
+) -> None:
+    """The stored "ack link" and "phone call (…)" are keys, not words: the group reads 确认链接."""
+    for acknowledged_by in ("ack link", "phone call (+8613800000001)"):
+        message = notification(kind="resolve", status="resolved", acknowledged_by=acknowledged_by)
+        result = await wecom.send(config(wecom_robot), message, http)
+        assert result.ok, result.detail
+    first, second = (m.json["markdown"]["content"] for m in wecom_robot.sink.messages)
+    assert "**确认人**：确认链接" in first
+    assert "**确认人**：电话（+8613800000001）" in second
+    assert "ack link" not in first
+    assert "phone call" not in second
+
+
 async def test_many_alerts_fit_in_4096_bytes_and_are_counted(
     wecom_robot: Served[WeComSink], http: httpx.AsyncClient
 ) -> None:
