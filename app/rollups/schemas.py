@@ -10,6 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Row = dict[str, Any]
 
 
+HISTORY = (
+    "the day's on-call history: stored (with the Prometheus figures), pending (the Prometheus "
+    "figures are stored; the history waits for the alert journal, which still held a webhook "
+    "received before the day ended, and the catch-up stores it once the journal has moved: error "
+    "says why), completed (stored alone, completing a pending day, Prometheus not queried again); "
+    "null when the run stored nothing (running, failed, skipped)"
+)
+
+
 class RunRequest(BaseModel):
     """Either ``date``, or ``from`` and ``to`` (inclusive)."""
 
@@ -42,14 +51,7 @@ class RunOut(BaseModel):
     entities: int
     values: int
     error: str | None
-    history: str | None = Field(
-        default=None,
-        description="the day's on-call history: stored (with the Prometheus figures), pending (the "
-        "Prometheus figures are stored; the history waits for the alert journal, which still held a "
-        "webhook received before the day ended, and the catch-up stores it once the journal has "
-        "moved: error says why), completed (stored alone, completing a pending day, Prometheus not "
-        "queried again); null when the run stored nothing (running, failed, skipped)",
-    )
+    history: str | None = Field(default=None, description=HISTORY)
 
 
 class RunResults(BaseModel):
@@ -79,14 +81,7 @@ class RunRecord(BaseModel):
         description="whether Prometheus was queried; false: the on-call history alone (no Prometheus "
         "was configured), and the catch-up computes the day again once one is"
     )
-    history: str | None = Field(
-        default=None,
-        description="the day's on-call history: stored (with the Prometheus figures), pending (the "
-        "Prometheus figures are stored; the history waits for the alert journal, which still held a "
-        "webhook received before the day ended, and the catch-up stores it once the journal has "
-        "moved: error says why), completed (stored alone, completing a pending day, Prometheus not "
-        "queried again); null when the run stored nothing (running, failed, skipped)",
-    )
+    history: str | None = Field(default=None, description=HISTORY)
 
 
 class RunHistory(BaseModel):
