@@ -1,5 +1,9 @@
 """Databases for the tests: a fresh SQLite file, or a fresh database on the real PostgreSQL.
 
+Tests that only read one large stored dataset share it: :func:`filled_database` fills a migrated
+database of each dialect once for a module (see ``tests/rollups/test_frames.py``), and each test
+opens its own engine on it with :func:`engine_for`.
+
 PostgreSQL tests use the server named by PANORAMA_TEST_POSTGRES_URL (default: this
 machine's, 127.0.0.1:5432, database ``test``). Each test gets its own database,
 created from there and dropped afterwards, so runs never collide and the shared
@@ -11,7 +15,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -93,3 +98,34 @@ async def migrated_engine(empty_engine: AsyncEngine) -> AsyncEngine:
     """A database of each dialect with every migration applied."""
     await migrations.upgrade(empty_engine)
     return empty_engine
+
+
+@asynccontextmanager
+async def engine_for(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the database at ``url``, disposed at the end."""
+    engine = db.create_engine(DatabaseSettings.model_validate({"url": url}))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def filled_database(
+    dialect: str, tmp_path_factory: pytest.TempPathFactory, fill: Callable[[AsyncEngine], Awaitable[None]]
+) -> AsyncIterator[str]:
+    """A migrated database of ``dialect`` filled once by ``fill``, for the tests of a module (or
+    session) fixture that only read it; yields its URL (each test opens its own engine: the fixture's
+    event loop is not the tests'). A PostgreSQL database is dropped at the end."""
+    if dialect == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('filled') / 'panorama.db'}"
+    else:
+        url = await create_postgres_database()
+    try:
+        async with engine_for(url) as engine:
+            await migrations.upgrade(engine)
+            await fill(engine)
+        yield url
+    finally:
+        if dialect == "postgresql":
+            await drop_postgres_database(url)
