@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
-from app import db, migrations
 from app.config import Settings
 from app.main import create_app
+from tests.harness.database import migrate_database
 
 VIEWER_TOKEN = "viewer-token-for-tests-0001"
 OPERATOR_TOKEN = "operator-token-for-tests-0002"
@@ -58,11 +58,7 @@ async def running_app(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """Migrates the database, runs the app's lifespan and yields it with an HTTP client over ASGI."""
     if migrate:
-        engine = db.create_engine(settings.database)
-        try:
-            await migrations.upgrade(engine)
-        finally:
-            await engine.dispose()
+        await migrate_database(settings.database.url.get_secret_value())
     app = create_app(settings, tracer_provider=TracerProvider())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

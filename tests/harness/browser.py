@@ -43,10 +43,10 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from app import db, migrations
 from app.config import Settings
 from app.main import create_app
 from tests.fakes.server import LoopbackServer
+from tests.harness.database import migrate_database
 from tests.harness.processes import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -186,11 +186,7 @@ def panorama_port() -> int:
 async def serve_panorama(settings: Settings, port: int | None = None) -> AsyncIterator[str]:
     """Panorama over HTTP on 127.0.0.1, in its own thread (the database migrated first);
     yields its base URL."""
-    engine = db.create_engine(settings.database)
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
+    await migrate_database(settings.database.url.get_secret_value())
     server = LoopbackServer(
         create_app(settings, tracer_provider=TracerProvider()), lifespan=True, port=port or 0
     )

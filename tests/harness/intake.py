@@ -31,7 +31,12 @@ def _settled(url: str, status: httpx.Response) -> dict[str, Any] | None:
 
 
 def _pause(status: httpx.Response, pause: float) -> float:
-    return float(status.headers.get("retry-after", 1)) if status.status_code == 429 else pause
+    """The next poll's pause. Over the poll token's rate limit, ``Retry-After`` (whole seconds, at
+    least 1) is far longer than the bucket takes to give the next request (a tenth of a second at
+    the default rate): ask again after LAST_POLL_S, which a refused poll does not cost."""
+    return (
+        min(float(status.headers.get("retry-after", 1)), LAST_POLL_S) if status.status_code == 429 else pause
+    )
 
 
 async def settled(

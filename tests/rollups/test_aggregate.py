@@ -7,9 +7,11 @@ that the wrong aggregations (averaging daily percentiles or daily means) give di
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
+import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import db
@@ -18,6 +20,7 @@ from app.rollups.compute import FamilyValue
 from app.rollups.days import Granularity, days_between
 from app.rollups.histograms import quantile
 from tests.harness.app import settings_for
+from tests.harness.database import DIALECTS, engine_for, filled_database
 
 SERVICE = "synthetic.test.svc.cluster.local"
 FIRST = date(2026, 1, 1)  # a Thursday
@@ -48,13 +51,19 @@ def day_values(day: date) -> list[FamilyValue]:
     ]
 
 
-@pytest.fixture
-async def stored(migrated_engine: AsyncEngine) -> AsyncEngine:
-    sessions = db.create_session_factory(migrated_engine)
-    async with sessions.begin() as session:
+async def store_the_quarter(engine: AsyncEngine) -> None:
+    async with db.create_session_factory(engine).begin() as session:
         for day in days_between(FIRST, LAST):
             await repository.replace_day(session, day, day_values(day))
-    return migrated_engine
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=DIALECTS)
+async def stored_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A database of each dialect holding the quarter, stored once for the tests that only read it."""
+    async with filled_database(request.param, tmp_path_factory, store_the_quarter) as url:
+        yield url
 
 
 def expected(days: list[date]) -> dict[str, float]:
@@ -93,10 +102,9 @@ def assert_figures(found: dict[str, float | None], want: dict[str, float]) -> No
         assert found[name] == pytest.approx(want[name], rel=1e-12), name
 
 
-async def test_a_quarter_is_exact(stored: AsyncEngine, database_url: str) -> None:
-    settings = settings_for(database_url)
-    sessions = db.create_session_factory(stored)
-    async with sessions() as session:
+async def test_a_quarter_is_exact(stored_url: str) -> None:
+    settings = settings_for(stored_url)
+    async with engine_for(stored_url) as stored, db.create_session_factory(stored)() as session:
         [found] = await service.report(session, settings, "service", FIRST, LAST)
     days = list(days_between(FIRST, LAST))
     want = expected(days)
@@ -110,10 +118,9 @@ async def test_a_quarter_is_exact(stored: AsyncEngine, database_url: str) -> Non
 @pytest.mark.parametrize(
     "granularity", [Granularity.DAY, Granularity.WEEK, Granularity.MONTH, Granularity.YEAR]
 )
-async def test_each_period_is_exact(stored: AsyncEngine, database_url: str, granularity: Granularity) -> None:
-    settings = settings_for(database_url)
-    sessions = db.create_session_factory(stored)
-    async with sessions() as session:
+async def test_each_period_is_exact(stored_url: str, granularity: Granularity) -> None:
+    settings = settings_for(stored_url)
+    async with engine_for(stored_url) as stored, db.create_session_factory(stored)() as session:
         periods = await service.series(session, settings, "service", SERVICE, FIRST, LAST, granularity)
     groups: dict[date, list[date]] = {}
     for day in days_between(FIRST, LAST):
@@ -137,11 +144,10 @@ async def test_each_period_is_exact(stored: AsyncEngine, database_url: str, gran
         assert periods[0].figures["qps_peak"] == 50.0
 
 
-async def test_gauge_means_are_weighted_by_samples(stored: AsyncEngine, database_url: str) -> None:
+async def test_gauge_means_are_weighted_by_samples(stored_url: str) -> None:
     """A gauge's mean over a period is the mean of all its samples, not the mean of daily means."""
-    settings = settings_for(database_url)
-    sessions = db.create_session_factory(stored)
-    async with sessions() as session:
+    settings = settings_for(stored_url)
+    async with engine_for(stored_url) as stored, db.create_session_factory(stored)() as session:
         totals = await service.period_totals(
             session, settings, service.catalog_of(settings), "service", FIRST, date(2026, 1, 2)
         )

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,13 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [PANORAMA, *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def run_at_once(*commands: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+    """:func:`run` for commands that do not depend on each other, all started at once (each
+    `panorama` spends most of its time importing the app: together they take the time of two)."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda command: run(*command), commands))
 
 
 @pytest.fixture
@@ -55,17 +63,19 @@ def test_rollup_from_the_command_line(
     assert backfill.stdout.startswith("rolled up 3 days: 3 ok; 57 values in ")
     assert "\r[" not in backfill.stderr  # no progress bar when the output is not a terminal
 
-    future = run(["rollup", "--date", "2999-01-01"], env)
+    future, both, malformed, down = run_at_once(
+        (["rollup", "--date", "2999-01-01"], env),
+        (["rollup", "--date", days[0], "--from", days[0]], env),
+        (["rollup", "--date", "yesterday"], env),
+        (["rollup", "--date", days[0]], {**env, "PANORAMA_PROMETHEUS_URL": "http://127.0.0.1:9"}),
+    )
     assert future.returncode == 2
     assert "2999-01-01 has not ended yet in UTC" in future.stderr
-    both = run(["rollup", "--date", days[0], "--from", days[0]], env)
     assert both.returncode == 2
     assert "give --date DAY, or --from DAY and --to DAY" in both.stderr
-    malformed = run(["rollup", "--date", "yesterday"], env)
     assert malformed.returncode == 2
     assert "option '--date': 'yesterday' is not a time; use " in malformed.stderr
 
-    down = run(["rollup", "--date", days[0]], {**env, "PANORAMA_PROMETHEUS_URL": "http://127.0.0.1:9"})
     assert down.returncode == 1
     assert "rolled up 1 day: 1 failed" in down.stdout
     assert "prometheus: cannot reach" in down.stderr

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import AsyncIterator
 from datetime import date
 
 import numpy as np
 import pytest
+import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import db, migrations
@@ -30,6 +32,7 @@ from app.rollups.frames import quantiles
 from app.rollups.histograms import quantile
 from app.rollups.layouts import day_number, make_layout
 from tests.harness.app import settings_for
+from tests.harness.database import DIALECTS, engine_for, filled_database
 
 SERVICE = "mixed.test.svc.cluster.local"
 FIRST, LAST = date(2026, 1, 1), date(2026, 12, 31)
@@ -100,23 +103,29 @@ def assert_same(
             assert found[name] == pytest.approx(value, rel=1e-12), f"{where} {name}"
 
 
-@pytest.fixture
-async def stored(migrated_engine: AsyncEngine) -> AsyncEngine:
-    sessions = db.create_session_factory(migrated_engine)
-    async with sessions.begin() as session:
+async def store_the_year(engine: AsyncEngine) -> None:
+    async with db.create_session_factory(engine).begin() as session:
         for day in days_between(FIRST, LAST):
             await repository.replace_day(session, day, day_values(day))
-    return migrated_engine
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=DIALECTS)
+async def stored_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A database of each dialect holding the year, stored once for the tests below (they only read it)."""
+    async with filled_database(request.param, tmp_path_factory, store_the_year) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
     "granularity", [Granularity.DAY, Granularity.WEEK, Granularity.MONTH, Granularity.YEAR]
 )
 async def test_periods_over_changing_layouts_equal_the_scalar_definition(
-    stored: AsyncEngine, database_url: str, granularity: Granularity
+    stored_url: str, granularity: Granularity
 ) -> None:
-    settings = settings_for(database_url, timezone="Europe/Berlin")
-    async with db.create_session_factory(stored)() as session:
+    settings = settings_for(stored_url, timezone="Europe/Berlin")
+    async with engine_for(stored_url) as stored, db.create_session_factory(stored)() as session:
         periods = await service.series(session, settings, "service", SERVICE, FIRST, LAST, granularity)
     groups: dict[date, list[date]] = {}
     for day in days_between(FIRST, LAST):
@@ -137,9 +146,9 @@ async def test_periods_over_changing_layouts_equal_the_scalar_definition(
         assert by_day[date(2026, 9, 3)].figures["qps_peak"] is None  # no gauge that week
 
 
-async def test_the_year_report_equals_the_scalar_definition(stored: AsyncEngine, database_url: str) -> None:
-    settings = settings_for(database_url, timezone="Europe/Berlin")
-    async with db.create_session_factory(stored)() as session:
+async def test_the_year_report_equals_the_scalar_definition(stored_url: str) -> None:
+    settings = settings_for(stored_url, timezone="Europe/Berlin")
+    async with engine_for(stored_url) as stored, db.create_session_factory(stored)() as session:
         [year] = await service.report(session, settings, "service", FIRST, LAST)
         [autumn] = await service.report(session, settings, "service", date(2026, 10, 20), date(2026, 10, 30))
     assert year.days == 365

@@ -176,6 +176,14 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
         lambda: p.locator('[data-panel="health"]').evaluate("e => e.classList.contains('is-stale')"),
         "the health panel marked stale",
     )
+    # Prometheus answers 503 while it shuts down: a refresh then may mark the panels stale with
+    # that answer; the next one, once the port is closed, says it cannot be reached.
+    await until(
+        lambda: p.locator('[data-panel="health"] [data-problem]').evaluate(
+            "e => e.textContent.startsWith('prometheus: cannot reach')"
+        ),
+        "the health panel saying Prometheus cannot be reached",
+    )
     for panel in ("traffic", "services", "graph"):
         assert await p.locator(f'[data-panel="{panel}"]').evaluate("e => e.classList.contains('is-stale')")
     for panel in ("incidents", "oncall", "trends"):  # the database still answers
