@@ -38,8 +38,10 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    false,
     func,
     insert,
+    not_,
     or_,
     select,
     text,
@@ -1289,11 +1291,14 @@ async def incidents_by_alert_time(
     last: datetime,
     limit: int,
     services: Sequence[servicenames.ServiceName] | None = None,
+    and_one_of: Sequence[Sequence[servicenames.ServiceName]] = (),
+    none_of: Sequence[servicenames.ServiceName] = (),
 ) -> Sequence[tuple[Incident, datetime | None, datetime | None]]:
     """Incidents whose alerts fired within ``first``..``last``, newest first, each with the earliest
     ``startsAt`` of its alerts and the latest ``endsAt`` of its resolved ones (None when there is
     none: an incident without alerts, such as a missing heartbeat, or none resolved yet). With
-    ``services``, only the incidents of one of them (:func:`names_service`).
+    ``services``, only the incidents of one of them (:func:`names_service`); and of one service of
+    each group of ``and_one_of``; and of none of ``none_of``.
 
     An incident's time is its alerts' (``startsAt`` may be long before the webhook arrived); one
     without alerts falls back to its own ``created_at``/``resolved_at``.
@@ -1307,6 +1312,8 @@ async def incidents_by_alert_time(
         # an alert ends before its resolved webhook arrives: resolved_at bounds the search
         .where(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= first))
         .where(or_(*map(names_service, services)) if services is not None else true())
+        .where(*(or_(false(), *map(names_service, group)) for group in and_one_of))
+        .where(*(not_(names_service(service)) for service in none_of))
         .group_by(Incident.id)
         .having(
             begins <= last,

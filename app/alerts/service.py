@@ -646,16 +646,25 @@ async def incident_spans(
     last: datetime,
     limit: int = 200,
     services: Sequence[servicenames.ServiceName] | None = None,
+    and_one_of: Sequence[Sequence[servicenames.ServiceName]] = (),
+    none_of: Sequence[servicenames.ServiceName] = (),
 ) -> list[IncidentSpan]:
     """Incidents whose alerts fired within ``first``..``last``, newest first, at their alerts' times;
-    with ``services``, only the incidents of one of them (each as :func:`list_incidents` filters).
+    with ``services``, only the incidents of one of them (each as :func:`list_incidents` filters),
+    and of one service of each group of ``and_one_of``, and of none of ``none_of``.
 
     An incident starts at its alerts' earliest ``startsAt`` and, once resolved, ends at their latest
     ``endsAt``; without such times (no alerts, or resolved by hand while they fire) its own
     ``created_at``/``resolved_at`` stand in.
     """
     found = await repository.incidents_by_alert_time(
-        session, first=first, last=last, limit=limit, services=services
+        session,
+        first=first,
+        last=last,
+        limit=limit,
+        services=services,
+        and_one_of=and_one_of,
+        none_of=none_of,
     )
     firing = await repository.firing_counts(session, [incident.id for incident, _, _ in found])
     spans = []

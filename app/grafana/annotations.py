@@ -33,7 +33,7 @@ from app.grafana.entities import kind_entities, kind_passes, namespace_of
 from app.grafana.payloads import Job, PartialDayScope, annotation_services, lang_of, partial_day_scope
 from app.grafana.periods import Days, range_bounds
 from app.grafana.schemas import TimeRange
-from app.grafana.values import ALL, Filter, Selection
+from app.grafana.values import ALL, SERVICE_KEY, Filter, Selection
 from app.rollups import service as rollups
 from app.rollups.days import day_window
 
@@ -70,25 +70,37 @@ async def incidents(
     services: Selection,
     filters: Sequence[Filter],
 ) -> list[Incident]:
-    """Incidents whose alerts fired within ``start``..``end``, of the chosen services (ad hoc
-    ``service`` filters apply to the incident's services; other keys are ignored).
+    """Incidents whose alerts fired within ``start``..``end``, of the chosen services and passing
+    the ad hoc ``service`` filters (other keys are ignored).
 
-    The chosen services are filtered as the incident list filters ``?service=`` (one rule, in the
-    alerting feature): a namespace the choice says (``payments.shop.svc.cluster.local``) must be
-    the namespace of the alerts naming the service, so ``payments`` of another namespace is not
-    annotated on this dashboard; a bare name is in every namespace."""
+    The chosen services, and the values of ``=``/``!=``/``=|``/``!=|`` filters, are matched as the
+    incident list filters ``?service=`` (one rule, in the alerting feature): a namespace the choice
+    says (``payments.shop.svc.cluster.local``) must be the namespace of the alerts naming the
+    service, so ``payments`` of another namespace is not annotated on this dashboard; a bare name is
+    in every namespace. An incident passes ``=`` when it is of one of the filter's services, ``!=``
+    when it is of none of them. A regex (``=~``) passes an incident when it matches the canonical
+    key of one of its services as stored (``!~``: of none)."""
     chosen = (
         None if services is ALL else [alerts.service_filter(name, "payload.service") for name in services]
     )
+    equal = [f for f in filters if f.key == SERVICE_KEY and f.pattern is None]
+    patterns = [f for f in filters if f.key == SERVICE_KEY and f.pattern is not None]
     found = await alerts.incident_spans(
-        session, settings, first=start, last=end, limit=MAX_ANNOTATIONS, services=chosen
+        session,
+        settings,
+        first=start,
+        last=end,
+        limit=MAX_ANNOTATIONS,
+        services=chosen,
+        and_one_of=[f.services for f in equal if f.positive],
+        none_of=[service for f in equal if not f.positive for service in f.services],
     )
     shown = []
     for span in found:
         incident = span.incident
         names = incident.services
         seen: list[str | None] = list(names) or [None]
-        if any(f.key == "service" and not any(f.matches(name) for name in seen) for f in filters):
+        if not all(_passes(f, seen) for f in patterns):
             continue
         details = " · ".join(part for part in (incident.status, incident.severity, incident.url) if part)
         shown.append(
@@ -102,6 +114,13 @@ async def incidents(
             )
         )
     return shown
+
+
+def _passes(item: Filter, services: Sequence[str | None]) -> bool:
+    """Whether an incident of ``services`` passes a filter: one matches it (``=~``), or each passes
+    it by not matching (``!~``)."""
+    passed = map(item.matches, services)
+    return any(passed) if item.positive else all(passed)
 
 
 def incident_frame(found: Sequence[Incident], ref_id: str) -> dict[str, Any]:

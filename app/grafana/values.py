@@ -13,6 +13,14 @@ The JSON datasource interpolates dashboard variables before it sends a query:
 filters (``[{key, operator, value}]``) become :class:`Filter` objects; regex operators are
 matched anchored, as Prometheus does, and patterns whose matching time could explode
 (nested repetition) are refused rather than run on the event loop.
+
+A ``service`` filter matches through :mod:`app.servicenames`, as every other service filter does:
+its ``=``/``!=``/``=|``/``!=|`` values are read by ``parse_filter`` (a malformed one is refused with
+its message), and a bare ``checkout`` means that service in every namespace, ``checkout.shop`` in
+``shop`` only, whichever spelling a figure is stored under. Its ``=~``/``!~`` patterns match a
+service's canonical key, ``name.namespace`` (``name`` alone when its spelling has no namespace),
+never the stored spelling: ``checkout\\.shop`` matches ``checkout.shop.svc.cluster.local``, and
+``.*\\.svc\\.cluster\\.local`` matches nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal
 
+from app import servicenames
 from app.grafana.errors import InvalidQuery
 
 
@@ -137,21 +146,33 @@ OPERATORS = ("=", "!=", "=~", "!~", "=|", "!=|")
 _NESTED_REPETITION = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+?}|])(?:[^()\\]|\\.)*\)\s*[*+{]")
 
 
+SERVICE_KEY = "service"
+"""The key whose values are service names, matched through :mod:`app.servicenames`."""
+
+
 @dataclass(frozen=True)
 class Filter:
     key: str
     operator: str
     values: tuple[str, ...]
     pattern: re.Pattern[str] | None = None
+    services: tuple[servicenames.ServiceName, ...] = ()
+    """The ``values`` of a ``service`` filter's (in)equality, parsed."""
+
+    @property
+    def positive(self) -> bool:
+        """Whether a value passes by matching (``=``, ``=~``, ``=|``) rather than by not matching."""
+        return self.operator in ("=", "=~", "=|")
 
     def matches(self, value: str | None) -> bool:
         if value is None:
-            return self.operator in ("!=", "!~", "!=|")
+            return not self.positive
         if self.pattern is not None:
-            found = self.pattern.fullmatch(value) is not None
-            return found if self.operator == "=~" else not found
-        inside = value in self.values
-        return inside if self.operator in ("=", "=|") else not inside
+            text = servicenames.key(value) if self.key == SERVICE_KEY else value
+            return (self.pattern.fullmatch(text) is not None) == self.positive
+        if self.key == SERVICE_KEY:
+            return servicenames.matches_any(value, self.services) == self.positive
+        return (value in self.values) == self.positive
 
 
 def parse_filters(raw: Sequence[Any], keys: Iterable[str]) -> list[Filter]:
@@ -172,9 +193,18 @@ def parse_filters(raw: Sequence[Any], keys: Iterable[str]) -> list[Filter]:
             values = [item.get("value", "")]
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise InvalidQuery(f"{where}: value(s) must be strings")
-        pattern = _pattern(values[0], where) if operator in ("=~", "!~") else None
-        filters.append(Filter(str(key), operator, tuple(values), pattern))
+        regex = operator in ("=~", "!~")
+        pattern = _pattern(values[0], where) if regex else None
+        services = _services(values, where) if key == SERVICE_KEY and not regex else ()
+        filters.append(Filter(str(key), operator, tuple(values), pattern, services))
     return filters
+
+
+def _services(values: Sequence[str], where: str) -> tuple[servicenames.ServiceName, ...]:
+    try:
+        return tuple(servicenames.parse_filter(value) for value in values)
+    except ValueError as exc:
+        raise InvalidQuery(f"{where}: {exc}") from None
 
 
 def _pattern(text: str, where: str) -> re.Pattern[str]:

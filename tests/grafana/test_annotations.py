@@ -416,3 +416,55 @@ async def test_a_dashboards_service_annotates_its_incidents_in_its_namespace_onl
     assert malformed.status_code == 400
     assert "payload.service" in malformed.json()["message"]
     assert "empty part around a dot" in malformed.json()["message"]
+
+
+async def test_ad_hoc_service_filters_annotate_incidents_as_the_incident_filter_does(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """An ad hoc ``service`` filter finds incidents as the incident list's ``?service=`` does:
+    ``payments.shop`` is ``payments`` in ``shop`` (or an alert without a namespace), a bare name is
+    in every namespace, ``!=`` leaves the incidents of none of them; a regex sees the canonical key of
+    the services as the alerts name them; a malformed value is a 400 naming the filter."""
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(hours=2)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    started = (now - timedelta(hours=1)).replace(microsecond=0)
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        for group, labels in (
+            ("PaymentsShop", {"service": "payments", "namespace": "shop"}),
+            ("PaymentsOther", {"service": "payments", "namespace": "other"}),
+            ("PaymentsAnywhere", {"service": "payments"}),
+            ("CartShop", {"service": "cart.shop"}),
+        ):
+            body = payload(group, [alert(group, started=started, **labels)])
+            answer = await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+            await incident_of(client, answer)
+
+        async def ask(operator: str, value: str) -> httpx.Response:
+            target = {"refId": "Anno", "target": "incidents", "payload": {"service": "$__all"}}
+            filters = [{"key": "service", "operator": operator, "value": value}]
+            body = query_body([target], filters=filters, start=start, end=end)
+            return await client.post("/grafana/query", json=body, headers=VIEW)
+
+        async def titles(operator: str, value: str) -> list[str]:
+            answer = await ask(operator, value)
+            assert answer.status_code == 200, answer.text
+            [frame] = answer.json()
+            return sorted(str(e["title"]).split()[1] for e in annotation_events(to_data_frame(frame)))
+
+        shop = await titles("=", PAYMENTS)
+        other = await titles("=", "payments.other")
+        bare = await titles("=", "payments")
+        not_shop = await titles("!=", "payments.shop")
+        cart_key = await titles("=~", "cart\\.shop")
+        not_payments = await titles("!~", "pay.*")
+        malformed = await ask("=", "payments..shop")
+    assert shop == ["PaymentsAnywhere", "PaymentsShop"]
+    assert other == ["PaymentsAnywhere", "PaymentsOther"]
+    assert bare == ["PaymentsAnywhere", "PaymentsOther", "PaymentsShop"]
+    assert not_shop == ["CartShop", "PaymentsOther"]
+    assert cart_key == ["CartShop"]
+    assert not_payments == ["CartShop"]
+    assert malformed.status_code == 400
+    assert malformed.json()["message"] == (
+        "filters[0]: 'payments..shop' has an empty part around a dot: write 'name' or 'name.namespace'"
+    )

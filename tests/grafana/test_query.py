@@ -207,6 +207,31 @@ async def test_ad_hoc_filters_narrow_services(client: httpx.AsyncClient) -> None
     assert [f.name for f in await query(client, body)] == [SEARCH]
 
 
+async def test_ad_hoc_service_filters_match_any_spelling_of_the_stored_service(
+    client: httpx.AsyncClient,
+) -> None:
+    """Figures are stored under Istio's FQDN; an ad hoc ``service`` filter names the service in any
+    spelling, a bare name in every namespace; a regex sees ``name.namespace``; a malformed value is
+    a 400 naming the filter and the form to write."""
+    every = builder_target("A", "service.requests", entity="$__all", granularity="month")
+
+    async def names(operator: str, value: str) -> list[str | None]:
+        body = query_body([every], filters=[{"key": "service", "operator": operator, "value": value}])
+        return [frame.name for frame in await query(client, body)]
+
+    assert await names("=", "checkout.shop") == [CHECKOUT]
+    assert await names("=", "checkout") == [CHECKOUT]
+    assert await names("=", "checkout.catalog") == []
+    assert await names("!=", "payments.shop") == [CHECKOUT, SEARCH]
+    assert await names("=~", "(checkout|search)\\.(shop|catalog)") == [CHECKOUT, SEARCH]
+    bad = query_body([every], filters=[{"key": "service", "operator": "=", "value": "shop/checkout"}])
+    answer = await client.post("/grafana/query", json=bad, headers=VIEW)
+    assert answer.status_code == 400
+    assert answer.json()["message"] == (
+        "filters[0]: 'shop/checkout': write a service in a namespace as 'checkout.shop' (name.namespace)"
+    )
+
+
 async def test_namespaces_and_the_cluster(client: httpx.AsyncClient) -> None:
     body = query_body(
         [

@@ -114,6 +114,68 @@ def test_bad_filters_are_refused(item: object, message: str) -> None:
     assert message in caught.value.message
 
 
+def test_service_filters_match_any_spelling_of_the_service() -> None:
+    """``checkout`` is that service in every namespace, ``checkout.shop`` in ``shop`` only, whether
+    a figure is stored under its FQDN, ``name.namespace`` or short name (:mod:`app.servicenames`)."""
+    stored = [CHECKOUT, "checkout.shop", "checkout", "checkout.other.svc.cluster.local", PAYMENTS]
+
+    def passing(operator: str, value: str, values: list[str] | None = None) -> list[str]:
+        item = {"key": "service", "operator": operator, "value": value, "values": values}
+        [found] = parse_filters([item], KEYS)
+        return [name for name in stored if found.matches(name)]
+
+    in_shop = [CHECKOUT, "checkout.shop", "checkout"]  # a short name may be in any namespace
+    assert passing("=", "checkout.shop") == in_shop
+    assert passing("=", CHECKOUT) == in_shop
+    assert passing("=", "checkout") == stored[:4]
+    assert passing("!=", "checkout.shop") == ["checkout.other.svc.cluster.local", PAYMENTS]
+    assert passing("!=", "checkout") == [PAYMENTS]
+    assert passing("=|", "", ["checkout.other", "payments"]) == stored[2:]
+    assert passing("!=|", "", ["checkout.other", "payments"]) == [CHECKOUT, "checkout.shop"]
+    [missing] = parse_filters([{"key": "service", "operator": "!=", "value": "checkout"}], KEYS)
+    assert missing.matches(None)
+
+
+def test_service_regexes_match_the_canonical_key() -> None:
+    """A regex sees ``name.namespace`` (the name alone when the spelling has no namespace), never
+    the stored FQDN."""
+    stored = [CHECKOUT, "checkout", "checkout.other.svc.cluster.local", SEARCH]
+
+    def passing(operator: str, value: str) -> list[str]:
+        [found] = parse_filters([{"key": "service", "operator": operator, "value": value}], KEYS)
+        return [name for name in stored if found.matches(name)]
+
+    assert passing("=~", "checkout\\.shop") == [CHECKOUT]
+    assert passing("=~", ".*\\.(shop|catalog)") == [CHECKOUT, SEARCH]
+    assert passing("=~", "checkout(\\..*)?") == stored[:3]
+    assert passing("=~", ".*\\.svc\\.cluster\\.local") == []
+    assert passing("!~", "checkout.*") == [SEARCH]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"operator": "=", "value": "checkout..svc"}, "'checkout..svc' has an empty part around a dot"),
+        ({"operator": "!=", "value": "shop/checkout"}, "write a service in a namespace as 'checkout.shop'"),
+        ({"operator": "=", "value": " "}, "a service name is empty"),
+        ({"operator": "=", "value": "checkout.Shop"}, "namespace 'Shop' is not a Kubernetes name"),
+        ({"operator": "=|", "values": ["checkout", ".shop"]}, "'.shop' has an empty part around a dot"),
+    ],
+)
+def test_a_malformed_service_filter_is_refused_as_the_incident_filter_is(
+    item: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidQuery) as caught:
+        parse_filters([{"key": "service", **item}], KEYS)
+    assert caught.value.message.startswith("filters[0]: ")
+    assert message in caught.value.message
+
+
+def test_namespace_filters_are_not_read_as_service_names() -> None:
+    [item] = parse_filters([{"key": "namespace", "operator": "=|", "values": ["Shop", ""]}], KEYS)
+    assert [item.matches("Shop"), item.matches(""), item.matches("shop")] == [True, True, False]
+
+
 def test_harmless_groups_are_allowed() -> None:
     [item] = parse_filters([{"key": "service", "operator": "=~", "value": "(checkout|cart)?-v2"}], KEYS)
     assert [item.matches("checkout-v2"), item.matches("-v2"), item.matches("v2")] == [True, True, False]
