@@ -14,6 +14,7 @@ from types import FrameType
 
 from app import __version__
 from app.config import (
+    GENERATED_TOKEN_FILE,
     ConfigError,
     Settings,
     admin_token_notice,
@@ -140,11 +141,22 @@ def summary(settings: Settings) -> str:
         f"{name} {getattr(settings, name).display_url or 'not configured'}"
         for name in ("prometheus", "elasticsearch", "jaeger")
     )
-    tokens = len(settings.auth.tokens)
     return (
-        f"database {settings.database.dialect}, timezone {settings.timezone}, "
-        f"{tokens} API token{'s' if tokens != 1 else ''}, {backends}"
+        f"database {settings.database.dialect}, timezone {settings.timezone}, {_tokens(settings)}, {backends}"
     )
+
+
+def _tokens(settings: Settings) -> str:
+    """The configured API tokens, and the admin token file ``serve`` uses (named, never read out).
+    Only looks: ``serve`` makes the file, not a check."""
+    count = len(settings.auth.tokens)
+    said = f"{count} API token{'s' if count != 1 else ''}"
+    token_file = Path(settings.data_dir) / GENERATED_TOKEN_FILE
+    if token_file.is_file():
+        return f"{said} + the admin token in {token_file}"
+    if count == 0:
+        return f"{said} (serve generates an admin token in {token_file})"
+    return said
 
 
 def migrate(settings: Settings, revision: str) -> int:

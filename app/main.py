@@ -51,7 +51,7 @@ from app.security import Role
 from app.system import api as system_api
 from app.system import service as system
 from app.web import api as web_api
-from app.web.deps import error_page
+from app.web.deps import error_page, no_such_page
 
 log = logging.getLogger("panorama")
 
@@ -229,7 +229,8 @@ def _reload_on_sighup(context: AppContext) -> Callable[[], None]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Errors as JSON, except on HTML pages, which answer with a page (``web.deps.error_page``)."""
+    """Errors as JSON, except on HTML pages, which answer with a page (``web.deps.error_page``), and
+    an unknown path asked for by a browser, which gets the 404 page (``web.deps.no_such_page``)."""
 
     @app.exception_handler(PanoramaError)
     async def panorama_error(request: Request, exc: PanoramaError) -> Response:
@@ -263,8 +264,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and (page := error_page(request, NotFound(str(exc.detail)))) is not None:
-            return page
+        if exc.status_code == 404:
+            page = error_page(request, NotFound(str(exc.detail))) or no_such_page(request)
+            if page is not None:
+                return page
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             {"error": code, "message": str(exc.detail)},

@@ -65,6 +65,23 @@ def test_check_config_uses_the_global_option(tmp_path: Path, capsys: pytest.Capt
     assert "timezone Europe/Paris" in capsys.readouterr().out
 
 
+def test_check_config_names_the_admin_token_file_without_reading_it_out_or_making_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    token_file = tmp_path / "data" / "admin.token"
+    assert main(["check-config", str(path)]) == 0
+    assert f"0 API tokens (serve generates an admin token in {token_file})" in capsys.readouterr().out
+    assert not token_file.exists()  # a check changes nothing
+    token_file.parent.mkdir()
+    token_file.write_text("generated-admin-token-0123456789\n")
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"0 API tokens + the admin token in {token_file}," in out
+    assert "generated-admin-token-0123456789" not in out
+
+
 def test_migrate_reports_the_revision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = {**os.environ, "PANORAMA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}
     done = subprocess.run([str(PANORAMA), "migrate"], capture_output=True, text=True, env=env, check=False)

@@ -4,11 +4,12 @@ shifts.
 **Calendar feeds** (RFC 5545, built with ``icalendar``): a schedule's shifts, or one person's
 across every schedule, from a day ago to :data:`FEED_DAYS` ahead, overrides and swaps included;
 times carry ``TZID`` with a matching ``VTIMEZONE``. The shift under way a day ago keeps its real
-start: cut at "a day ago", its start and UID would move with every fetch, and calendar apps would
-replace the event each time and show a hand-over that never happened. Calendar apps send no
-headers, so the URL carries a token signed by the one signer (purpose ``feed``) naming the feed and its
-*generation*; revoking the feed moves the generation on in the database, and every URL made
-before stops working (tokens are never stored). The ``.ics`` also takes a bearer token.
+start (:func:`shifts_from_real_start`, as ``/shifts`` and the on-call page): cut at "a day ago",
+its start and UID would move with every fetch, and calendar apps would replace the event each
+time and show a hand-over that never happened. Calendar apps send no headers, so the URL
+carries a token signed by the one signer (purpose ``feed``) naming the feed and its *generation*;
+revoking the feed moves the generation on in the database, and every URL made before stops
+working (tokens are never stored). The ``.ics`` also takes a bearer token.
 
 **Swaps**: the person on call offers a stretch of their shift (all of it or a part); someone
 else takes it, and it becomes an override in the taker's name. Taking is one locked update of
@@ -45,8 +46,8 @@ from app.errors import InvalidInput
 Sessions = async_sessionmaker[AsyncSession]
 FEED_DAYS = 90
 FEED_PAST = timedelta(days=1)
-FEED_LOOKBACK = timedelta(days=35)
-"""How far before the feed's first day its shifts are computed, so the one under way then starts
+SHIFTS_LOOKBACK = timedelta(days=35)
+"""How far before a range's first day its shifts are computed, so the one under way then starts
 where it really started (a shift longer than this starts at a midnight that moves once a day)."""
 PRODID = "-//Panorama//On-call schedules//EN"
 WORDS = {
@@ -126,20 +127,29 @@ async def calendar(
     page is a view link (calendar apps open it on a phone that holds no token)."""
     _check_feed(settings, feed)
     first, last = now - FEED_PAST, now + timedelta(days=FEED_DAYS)
-    since = datetime.combine((first - FEED_LOOKBACK).date(), time(), UTC)
     # A person's feed looks at every schedule: an override can put anyone on any of them.
     schedules = [s for s in settings.schedules if feed.kind == "user" or s.name == feed.name]
     found: list[tuple[Schedule, list[oncall.Shift]]] = []
     for schedule in schedules:
-        rows = await repository.overrides(session, schedule.name, first=since, last=last)
-        overrides = [oncall.Override(o.user, o.start, o.end, o.id, o.created_at) for o in rows]
-        shifts = await asyncio.to_thread(oncall.shifts, schedule, since, last, overrides)
-        shifts = [s for s in shifts if s.end > first]  # over a day ago: left out, as before
+        shifts = await shifts_from_real_start(session, schedule, first, last)
         if feed.kind == "user":
             shifts = [s for s in shifts if s.user == feed.name]
         if shifts:
             found.append((schedule, shifts))
     return build_calendar(settings, feed, found, now, key)
+
+
+async def shifts_from_real_start(
+    session: AsyncSession, schedule: Schedule, first: datetime, last: datetime
+) -> list[oncall.Shift]:
+    """The shifts over ``[first, last)``, overrides included, the one under way at ``first`` with
+    its real start instead of cut there (computed from :data:`SHIFTS_LOOKBACK` before, off the
+    event loop). Calendar feeds, ``/shifts``, the on-call page and the wall screen all list these."""
+    since = datetime.combine((first.astimezone(UTC) - SHIFTS_LOOKBACK).date(), time(), UTC)
+    rows = await repository.overrides(session, schedule.name, first=since, last=last)
+    overrides = [oncall.Override(o.user, o.start, o.end, o.id, o.created_at) for o in rows]
+    shifts = await asyncio.to_thread(oncall.shifts, schedule, since, last, overrides)
+    return [s for s in shifts if s.end > first]  # over before the range: left out
 
 
 def build_calendar(

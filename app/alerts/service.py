@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -393,13 +392,12 @@ MAX_SHIFTS_RANGE = timedelta(days=366)
 async def shifts(
     session: AsyncSession, settings: Settings, name: str, first: datetime, last: datetime
 ) -> Shifts:
-    """The shifts between two times: at most a year, computed off the event loop (an hourly
-    rotation over a year is thousands of shifts)."""
+    """The shifts between two times (at most a year), the one under way at ``first`` with its real
+    start rather than cut there, as calendar feeds show it."""
     schedule = schedule_named(settings, name)
     if last - first > MAX_SHIFTS_RANGE:
         raise InvalidInput("query parameters 'from' and 'to' may be at most 366 days apart", parameter="to")
-    overrides = _overrides(await repository.overrides(session, name, first=first, last=last))
-    found = await asyncio.to_thread(oncall.shifts, schedule, first, last, overrides)
+    found = await oncall_schedules.shifts_from_real_start(session, schedule, first, last)
     return Shifts(
         schedule=name,
         timezone=schedule.timezone,

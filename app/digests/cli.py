@@ -1,7 +1,9 @@
 """``panorama digest NAME [--date DAY] [--dry-run] [--force]``: render a digest, or send it.
 
 A dry run prints the digest as plain text (``--markdown``: as DingTalk shows it) and sends
-nothing. Without it the digest goes into the outbox once for that day (the running service's
+nothing; when ``alerts.public_url`` is not set it says on stderr, in the digest's language, that
+the links use the default base (``serve`` sets it from its own port, a command cannot know it).
+Without ``--dry-run`` the digest goes into the outbox once for that day (the running service's
 delivery worker sends it); ``--force`` sends it again.
 """
 
@@ -14,6 +16,7 @@ from typing import TextIO
 from app import db, migrations
 from app.config import Settings
 from app.digests import service
+from app.digests.render import WORDS
 from app.errors import PanoramaError
 
 
@@ -47,6 +50,9 @@ async def _run(
             if dry_run:
                 report = await service.digest(sessions, settings, name, day)
                 print(report.markdown if markdown else report.text, file=out)
+                if "public_url" not in settings.alerts.model_fields_set:  # `serve` would set it from its port
+                    note = WORDS[report.locale]["default_links"]
+                    print(note.format(base=settings.alerts.public_url), file=err)
                 return 0
             answer = await service.send(sessions, settings, name, day, force=force, by="cli")
         except PanoramaError as exc:

@@ -69,6 +69,8 @@ WORDS: dict[str, dict[str, str]] = {
         "incidents_page": "事件列表",
         "ms": "{v} ms",
         "s": "{v} s",
+        "default_links": "注意：未设置 alerts.public_url，链接使用默认地址 {base}"
+        "（服务在别的地址运行时请设置它）",
     },
     "en": {
         "daily": "Daily digest · {name} · {day} ({weekday})",
@@ -124,6 +126,8 @@ WORDS: dict[str, dict[str, str]] = {
         "incidents_page": "Incidents",
         "ms": "{v} ms",
         "s": "{v} s",
+        "default_links": "Note: alerts.public_url is not set, so the links use the default base {base} "
+        "(set it when the service runs at another address)",
     },
 }
 MAX_SERVICE_LINKS = 5

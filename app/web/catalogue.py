@@ -45,6 +45,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "actor.phone_call": ("电话（{number}）", "a phone call ({number})"),
     "error.title": ("出错了", "Something went wrong"),
     "error.not_found": ("找不到", "Not found"),
+    "error.no_such_page": ("这个地址没有页面。", "There is no page at this address."),
     "error.backend": ("{backend} 出错：{detail}", "{backend} failed: {detail}"),
     "error.internal": ("内部错误，详情见服务日志。", "Internal error; the server log has the details."),
     # --- on call (schedules, swaps) ------------------------------------------------------------

@@ -224,6 +224,37 @@ def error_page(request: Request, error: Exception) -> Response | None:
     return page.render("web/error.html", status=500, heading=t("error.title"), message=t("error.internal"))
 
 
+def prefers_html(request: Request) -> bool:
+    """A browser's navigation: its ``Accept`` names an HTML type first. API clients
+    (``application/json``, ``*/*``, none) do not."""
+    first = request.headers.get("accept", "").split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first in ("text/html", "application/xhtml+xml")
+
+
+def no_such_page(request: Request) -> Response | None:
+    """The 404 page of a path no route serves, for a browser (None for API clients, who keep the
+    JSON answer). Nobody is authenticated for it and the query is not echoed (it may hold a view
+    link): the language comes from ``?lang=``, the remembered choice or the configuration."""
+    context: AppContext | None = getattr(request.app.state, "context", None)
+    if context is None or not prefers_html(request):
+        return None
+    settings = context.settings
+    locale = negotiate(
+        request.query_params.get("lang"), request.cookies.get(LANG_COOKIE), settings.alerts.locale
+    )
+    t = Translator(locale, settings.tzinfo)
+    root_path = request.scope.get("root_path", "")
+    view = shell.PageView(
+        translator=t,
+        now=datetime.now(UTC),
+        path=request.url.path.removeprefix(root_path) or "/",
+        query={},
+        root_path=root_path,
+    )
+    body = shell.render("web/error.html", view, heading=t("error.not_found"), message=t("error.no_such_page"))
+    return HTMLResponse(body, status_code=404)
+
+
 def _cross_site_navigation(request: Request) -> bool:
     return (
         request.method == "GET"

@@ -38,6 +38,19 @@ async def test_on_call_and_shifts(app_factory: AppFactory) -> None:
     assert body["shifts"][1]["start"].startswith("2026-01-12T09:00:00")
 
 
+async def test_shifts_from_mid_shift_start_with_the_one_under_way_at_its_real_start(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory(**alerting_config()) as (_app, client):
+        window = {"from": "2026-01-07T12:00:00+08:00", "to": "2026-01-14T12:00:00+08:00"}
+        week = await get(client, f"{SRE}/shifts", **window)
+    assert week.status_code == 200, week.text
+    assert [(s["user"], s["start"], s["end"]) for s in week.json()["shifts"]] == [
+        ("alice", "2026-01-05T09:00:00+08:00", "2026-01-12T09:00:00+08:00"),  # from Monday, not `from`
+        ("bob", "2026-01-12T09:00:00+08:00", "2026-01-14T12:00:00+08:00"),  # the range's end still cuts
+    ]
+
+
 async def test_an_override_wins_and_can_be_removed(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (_app, client):
         created = await client.post(

@@ -61,8 +61,9 @@ def test_a_dry_run_prints_the_digest_and_sends_nothing_and_a_run_sends_it_once(
     capsys.readouterr()
 
     assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run"]) == 0
-    printed = capsys.readouterr().out
+    printed, said = capsys.readouterr()
     assert printed.startswith("📊 运维日报 · daily · 2026-11-18（周三）")
+    assert "public_url" not in said  # set in the file: the links are right
     assert "1. checkout.shop：请求 1,200 · 错误率 5.00%" in printed
     assert rows(tmp_path, "alert_outbox") == 0
     assert rows(tmp_path, "digest_sends") == 0
@@ -86,3 +87,30 @@ def test_a_dry_run_prints_the_digest_and_sends_nothing_and_a_run_sends_it_once(
     assert "no digest 'weekly' (known: daily)" in capsys.readouterr().err
     assert main(["--config", str(path), "digest", "daily", "--date", "yesterday-ish", "--dry-run"]) == 2
     assert "'date': 'yesterday-ish' is not" in capsys.readouterr().err
+
+
+def test_a_dry_run_says_in_the_digests_language_that_links_use_the_default_base_without_public_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["alerts"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    assert main(["--config", str(path), "migrate"]) == 0
+    store(path)
+    capsys.readouterr()
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run"]) == 0
+    printed, said = capsys.readouterr()
+    assert "http://127.0.0.1:8000/" in printed
+    assert said.strip() == (
+        "注意：未设置 alerts.public_url，链接使用默认地址 http://127.0.0.1:8000（服务在别的地址运行时请设置它）"
+    )
+    data["digests"][0]["locale"] = "en"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    assert (
+        main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run", "--markdown"])
+        == 0
+    )
+    printed, said = capsys.readouterr()
+    assert printed.startswith("### 📊 Daily digest")  # the note stays out of the digest itself
+    assert "alerts.public_url is not set, so the links use the default base http://127.0.0.1:8000" in said

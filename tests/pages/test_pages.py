@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
@@ -241,6 +242,25 @@ async def test_errors_are_answered_as_pages_in_the_readers_language(app_factory:
     assert service.status_code == 200  # every part says what is missing, the page still opens
     assert "prometheus: not configured" in service.text
     assert "还没有这个服务的每日汇总" in service.text
+
+
+async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start(
+    app_factory: AppFactory,
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    async with app_factory(**alerting_config()) as (_app, client):
+        created = await client.post(
+            "/api/v1/schedules/sre/overrides",
+            json={"user": "bob", "start": start.isoformat(), "end": (start + timedelta(hours=6)).isoformat()},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+        page = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+    assert created.status_code == 201, created.text
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td>(\w+).*?</td><td>([^<]+)</td><td>([^<]+)</td></tr>", page.text)
+    local = start.astimezone(ZoneInfo("Asia/Shanghai"))
+    end = local + timedelta(hours=6)
+    assert rows[0] == ("bob", local.strftime("%Y-%m-%d %H:%M"), end.strftime("%Y-%m-%d %H:%M"))  # not "now"
 
 
 async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_factory: AppFactory) -> None:

@@ -362,3 +362,35 @@ async def test_link_tokens_stay_out_of_traces_and_access_logs(
     assert "SECRET" not in access  # (the test's own HTTP client logs its URLs: not Panorama's log)
     assert "/ack/{token}" in access
     assert "GET /screen 200" in access
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+async def test_an_unknown_path_is_a_404_page_for_a_browser_and_the_same_json_for_api_clients(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory() as (_app, client):
+        zh = await client.get("/no/such/page?view=secret-view-link", headers={"accept": BROWSER_ACCEPT})
+        en = await client.get("/no/such/page?lang=en", headers={"accept": BROWSER_ACCEPT})
+        api = [
+            await client.get("/no/such/page", headers={"accept": accept})
+            for accept in ("application/json", "*/*", "application/json, text/html")
+        ]
+        bare = await client.get("/api/v1/nothing-here", headers={"accept": ""})
+    assert [zh.status_code, en.status_code] == [404, 404]
+    assert zh.headers["content-type"].startswith("text/html")
+    assert zh.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert '<html lang="zh-CN"' in zh.text
+    assert "找不到" in zh.text
+    assert "这个地址没有页面。" in zh.text
+    assert 'href="/incidents"' in zh.text
+    assert "返回事件列表" in zh.text
+    assert "secret-view-link" not in zh.text  # the query (a view link, say) is not echoed
+    assert '<html lang="en"' in en.text
+    assert "There is no page at this address." in en.text
+    assert "Back to the incidents" in en.text
+    for answer in (*api, bare):
+        assert answer.status_code == 404
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {"error": "not_found", "message": "Not Found"}
