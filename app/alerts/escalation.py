@@ -71,9 +71,10 @@ async def start(
 def schedules_paged(settings: Settings, escalations: Sequence[str | None]) -> list[str]:
     """The schedules the named chains' notify steps page, as configured now, in order, once each.
 
-    The intake records them on an incident's ``routed`` entries when it routes it, and the
-    on-call history reads them there: a schedule renamed or replaced later does not move the
-    incidents it was paged for (``service.oncall_activity``)."""
+    The intake records them on an incident's ``routed`` entries when it routes it (the heartbeat
+    check on the "missing" incident's, when it opens it), and the on-call history reads them
+    there: a schedule renamed or replaced later does not move the incidents it was paged for
+    (``service.oncall_activity``)."""
     by_name = {e.name: e for e in settings.escalations}
     found: dict[str, None] = {}
     for name in escalations:

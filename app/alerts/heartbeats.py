@@ -33,6 +33,13 @@ language it opened in. Its first page goes out as the ``heartbeat`` kind (headli
 可能中断" / "Heartbeat missing: the alert pipeline may be broken"), its escalations and its resolve
 as any incident's. Before, the title and summary were English whatever the locale.
 
+Routed (since 2026-12-07): the "missing" incident gets a ``routed`` timeline entry as the intake
+writes one (the heartbeat's route, the chain it starts, and the schedules that chain pages,
+:func:`app.alerts.escalation.schedules_paged`), so the on-call history counts it toward the
+schedules it pages (``service.oncall_activity`` reads them there). Before, it had none and was
+counted toward no schedule. It is written by the check, in the transaction that opens the
+incident: nothing on the webhook's path.
+
 Several replicas: the check locks each heartbeat row (``FOR UPDATE``, key order, before any
 incident: the order every writer follows) and opens the incident with ``INSERT … ON CONFLICT DO
 NOTHING`` on the one-open-incident-per-group index, so two replicas finding one heartbeat overdue
@@ -231,6 +238,19 @@ async def check(session: AsyncSession, settings: Settings, now: datetime, key: b
         repository.add_timeline(session, incident.id, now, "received", detail)
         name = route.route.heartbeat.escalation or route.route.escalation
         assert name is not None  # checked when the configuration is loaded
+        # routed as the intake routes an incident: the on-call history reads the schedules paged here
+        repository.add_timeline(
+            session,
+            incident.id,
+            now,
+            "routed",
+            {
+                "route": route.index,
+                "matchers": [str(m) for m in route.route.matchers],
+                "escalation": name,
+                "schedules": escalation.schedules_paged(settings, [name]),
+            },
+        )
         await escalation.start(session, settings, incident, [name], now, key)
         opened += 1
     return opened

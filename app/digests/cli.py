@@ -1,10 +1,11 @@
 """``panorama digest NAME [--date DAY] [--dry-run] [--force]``: render a digest, or send it.
 
 A dry run prints the digest as plain text (``--markdown``: as DingTalk shows it) and sends
-nothing; when ``alerts.public_url`` is not set it says on stderr, in the digest's language, that
-the links use the default base (``serve`` sets it from its own port, a command cannot know it).
-Without ``--dry-run`` the digest goes into the outbox once for that day (the running service's
-delivery worker sends it); ``--force`` sends it again.
+nothing. Without ``--dry-run`` the digest goes into the outbox once for that day (the running
+service's delivery worker sends it); ``--force`` sends it again. Either way, when
+``alerts.public_url`` is not set, it says on stderr, in the digest's language, that the links
+use the default base (``serve`` sets it from its own port, a command cannot know it); a run that
+queues nothing (already sent) says nothing of links.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ async def _run(
             if dry_run:
                 report = await service.digest(sessions, settings, name, day)
                 print(report.markdown if markdown else report.text, file=out)
-                if "public_url" not in settings.alerts.model_fields_set:  # `serve` would set it from its port
-                    note = WORDS[report.locale]["default_links"]
-                    print(note.format(base=settings.alerts.public_url), file=err)
+                _note_default_links(settings, report.locale, err)
                 return 0
             answer = await service.send(sessions, settings, name, day, force=force, by="cli")
+            if answer.sent:  # its links went out with the default base
+                _note_default_links(settings, answer.digest.locale, err)
         except PanoramaError as exc:
             print(exc.message, file=err)
             return 2
@@ -66,3 +67,10 @@ async def _run(
         return 0
     print(f"digest {name} for {answer.day} was already sent; --force sends it again", file=out)
     return 0
+
+
+def _note_default_links(settings: Settings, locale: str, err: TextIO) -> None:
+    """Says on ``err``, in ``locale``, that the digest's links use the default base, when
+    ``alerts.public_url`` is not in the configuration (``serve`` would set it from its port)."""
+    if "public_url" not in settings.alerts.model_fields_set:
+        print(WORDS[locale]["default_links"].format(base=settings.alerts.public_url), file=err)

@@ -1,5 +1,6 @@
 """The "heartbeat missing" incident speaks the team's language (``alerts.locale``): its title and
-summary, its page and its resolved message, in every format a channel lays them out in."""
+summary, its page and its resolved message, in every format a channel lays them out in; it is
+routed as any incident (its ``routed`` entry names the schedules its chain pages)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,15 @@ async def test_a_missing_heartbeat_pages_and_resolves_in_the_teams_language(
     assert not re.search(r"\dT\d|\.\d{6}", summary), summary
     assert since.group(0) in page.text  # the page of an incident without alerts says why it opened
     assert shown.json()["title"] == missing.title
+    # routed as the intake routes an incident: the schedules its chain pages, for the on-call history
+    timeline = shown.json()["timeline"]
+    assert [e["kind"] for e in timeline][:3] == ["received", "routed", "escalated"]
+    assert timeline[1]["detail"] == {
+        "route": 0,
+        "matchers": ['alertname="Watchdog"'],
+        "escalation": "default",
+        "schedules": ["sre"],
+    }
     for delivery in paged:
         message = messages.outgoing_from_json(delivery.payload)
         assert isinstance(message, Notification)

@@ -75,7 +75,9 @@ def test_a_dry_run_prints_the_digest_and_sends_nothing_and_a_run_sends_it_once(
     assert capsys.readouterr().out.startswith("### 📊 运维日报")
 
     assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18"]) == 0
-    assert "queued for ops-robot (send 1)" in capsys.readouterr().out
+    printed, said = capsys.readouterr()
+    assert "queued for ops-robot (send 1)" in printed
+    assert "public_url" not in said
     assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18"]) == 0
     assert "was already sent; --force sends it again" in capsys.readouterr().out
     assert rows(tmp_path, "alert_outbox") == 1
@@ -114,3 +116,30 @@ def test_a_dry_run_says_in_the_digests_language_that_links_use_the_default_base_
     printed, said = capsys.readouterr()
     assert printed.startswith("### 📊 Daily digest")  # the note stays out of the digest itself
     assert "alerts.public_url is not set, so the links use the default base http://127.0.0.1:8000" in said
+
+
+def test_a_digest_sent_without_public_url_says_its_links_use_the_default_base(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real send queues the digest with links on the default base: it says so as a dry run does,
+    in the digest's language; a run that queues nothing (already sent) says nothing of links."""
+    path = write_config(tmp_path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["alerts"]
+    data["digests"][0]["locale"] = "en"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    assert main(["--config", str(path), "migrate"]) == 0
+    store(path)
+    capsys.readouterr()
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18"]) == 0
+    printed, said = capsys.readouterr()
+    assert "queued for ops-robot (send 1)" in printed
+    assert said.strip() == (
+        "Note: alerts.public_url is not set, so the links use the default base http://127.0.0.1:8000 "
+        "(set it when the service runs at another address)"
+    )
+    assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18"]) == 0
+    printed, said = capsys.readouterr()
+    assert "was already sent" in printed
+    assert said == ""
+    assert rows(tmp_path, "alert_outbox") == 1

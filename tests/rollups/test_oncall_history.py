@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import db, migrations
-from app.alerts import ack, journal
+from app.alerts import ack, heartbeats, journal
 from app.config import Settings
 from app.rollups import service
 from app.rollups.builtin import RESPONSE_BOUNDS_S
@@ -630,3 +630,35 @@ async def test_an_old_day_recomputed_after_a_schedule_is_renamed_keeps_its_sched
     assert [first.status, again.status, legacy.status] == ["ok", "ok", "ok"]
     assert before == after == {"sre": 1}
     assert fallback == {"platform": 1}
+
+
+async def test_a_missing_heartbeat_counts_toward_the_schedules_its_chain_pages(database_url: str) -> None:
+    """The Watchdog stops: at noon the check opens the "heartbeat missing" incident and starts the
+    chain ``default``, whose first step pages ``sre``. The day's history counts it for ``sre``, as
+    any routed incident (it had no ``routed`` entry, and counted for no schedule), and keeps it
+    there when the day is recomputed after ``sre`` is renamed: recorded when it was opened."""
+    config = {"timezone": "UTC", "rollups": {"enabled": False}, **alerting_config()}
+    settings = settings_for(database_url, **config)
+    edited = settings_for(database_url, **{**config, **renamed_schedule(config, "platform")})
+    day = date(2026, 11, 20)
+    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+    engine = db.create_engine(settings.database)
+    sessions = db.create_session_factory(engine)
+    try:
+        await migrations.upgrade(engine)
+        key = await ack.signing_key(sessions, settings)
+        async with sessions.begin() as session:  # never seen: its clock starts now
+            watching = await heartbeats.check(session, settings, noon - minutes(10), key)
+        async with sessions.begin() as session:
+            opened = await heartbeats.check(session, settings, noon, key)
+        first = await service.run_day(sessions, None, settings, day, trigger="test")
+        before = await schedules_of_day(sessions, settings, day)
+        again = await service.run_day(sessions, None, edited, day, trigger="test")
+        after = await schedules_of_day(sessions, edited, day)
+        team = await stored(sessions, settings, "oncall", "oncall", day)
+    finally:
+        await engine.dispose()
+    assert (watching, opened) == (0, 1)
+    assert [first.status, again.status] == ["ok", "ok"]
+    assert before == after == {"sre": 1}
+    assert team["incidents"] == 1
