@@ -184,6 +184,10 @@ async def run_day(
     stores the Prometheus figures and records the history ``pending`` (Prometheus's retention
     does not wait for a stuck journal); a later catch-up stores the history alone
     (:func:`_complete_history`). With no Prometheus figures to store, the run fails as a whole.
+
+    The finish is fenced (``repository.finish_run``): a run that outlived its lease and whose day
+    was claimed again meanwhile stores nothing and is recorded ``superseded``; the newer run's
+    figures stand.
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
