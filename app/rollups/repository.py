@@ -115,7 +115,11 @@ class RunStatus:
     FAILED = "failed"
     NO_DATA = "no_data"
     PARTIAL = "partial"  # stored, but Prometheus's samples start after the day began (its retention)
+    SUPERSEDED = "superseded"  # outlived its lease and the day was claimed again: stored nothing
     DONE = (OK, PARTIAL, NO_DATA)
+
+
+SUPERSEDED_ERROR = "the day was claimed again after this run's lease ran out: it stored nothing"
 
 
 class History:
@@ -278,12 +282,29 @@ async def finish_run(
     values: int | None = None,
     error: str | None = None,
     history: str | None = None,
-) -> None:
-    """Records the run's outcome; ``history`` (``History``) for a run that stored the day's
-    Prometheus figures or its on-call history, None for one that stored nothing."""
-    await session.execute(
+) -> bool:
+    """Records the run's outcome, if its claim is still current; ``history`` (``History``) for a
+    run that stored the day's Prometheus figures or its on-call history, None for one that stored
+    nothing. Returns whether it was recorded.
+
+    The finish is fenced: call it first in the transaction that stores the run's figures, and
+    store them only when it returns True. The run is recorded only while it is ``running`` and
+    still the day's newest run, in one guarded statement, under the day's advisory lock on
+    PostgreSQL (the lock :func:`claim_day` and :func:`claim_history` take, held to the
+    transaction's end, so no claim slips in before the figures are written; on SQLite, the write
+    lock that statement takes). A run that outlived its lease (a paused process, a slow database)
+    and whose day another run claimed since is recorded ``superseded`` instead, and the caller
+    stores nothing: the newer run's figures stand, and no two runs are recorded finished for one
+    claim."""
+    day = await session.scalar(select(RollupRun.day).where(RollupRun.id == run_id))
+    if day is None:
+        return False
+    await _lock_day(session, day)
+    other = aliased(RollupRun)  # not correlated with the row updated
+    newest = select(func.max(other.id)).where(other.day == day).scalar_subquery()
+    current = await session.execute(
         update(RollupRun)
-        .where(RollupRun.id == run_id)
+        .where(RollupRun.id == run_id, RollupRun.status == RunStatus.RUNNING, RollupRun.id == newest)
         .values(
             status=status,
             duration_ms=duration_ms,
@@ -293,6 +314,18 @@ async def finish_run(
             history=history,
         )
     )
+    if rowcount(current) == 1:
+        return True
+    await session.execute(
+        update(RollupRun)
+        .where(RollupRun.id == run_id, RollupRun.status == RunStatus.RUNNING)
+        .values(
+            status=RunStatus.SUPERSEDED,
+            duration_ms=duration_ms,
+            error=SUPERSEDED_ERROR,
+        )
+    )
+    return False
 
 
 async def _insert_new(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:

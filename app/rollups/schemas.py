@@ -45,7 +45,8 @@ class RunOut(BaseModel):
     day: dt.date
     status: str = Field(
         description="ok, partial (Prometheus's data starts after the day began: its retention), no_data, "
-        "failed, or skipped (another worker is on that day)"
+        "failed, skipped (another worker is on that day), or superseded (the day was claimed again "
+        "after this run's lease ran out: it stored nothing)"
     )
     duration_ms: float
     entities: int
@@ -68,7 +69,8 @@ class RunRecord(BaseModel):
     day: dt.date
     status: str = Field(
         description="ok, partial (Prometheus's data starts after the day began: its retention), no_data, "
-        "failed, or running"
+        "failed, running, or superseded (the day was claimed again after its lease ran out: it "
+        "stored nothing)"
     )
     trigger: str
     started: dt.datetime

@@ -184,6 +184,10 @@ async def run_day(
     stores the Prometheus figures and records the history ``pending`` (Prometheus's retention
     does not wait for a stuck journal); a later catch-up stores the history alone
     (:func:`_complete_history`). With no Prometheus figures to store, the run fails as a whole.
+
+    The finish is fenced (``repository.finish_run``): a run that outlived its lease and whose day
+    was claimed again meanwhile stores nothing and is recorded ``superseded``; the newer run's
+    figures stand.
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
@@ -236,10 +240,8 @@ async def run_day(
     status = _status(computed, values, prometheus is not None)
     elapsed = _ms_since(started)
     try:
-        async with sessions.begin() as session:
-            if values:
-                await repository.replace_day(session, day, values, kinds=kinds, render=renderer(settings))
-            await repository.finish_run(
+        async with sessions.begin() as session:  # fenced: stored only while the claim is current
+            current = await repository.finish_run(
                 session,
                 run_id,
                 status=status,
@@ -249,8 +251,12 @@ async def run_day(
                 error=waiting,
                 history=history,
             )
+            if current and values:
+                await repository.replace_day(session, day, values, kinds=kinds, render=renderer(settings))
     except SQLAlchemyError as exc:
         return await _fail(sessions, run_id, day, started, f"storing the day failed: {type(exc).__name__}")
+    if not current:
+        return _superseded(run_id, day, elapsed)
     facts = {"status": status, "history": history, "entities": entities, "values": len(values), "ms": elapsed}
     if waiting is None:
         log.info("rolled up %s", day.isoformat(), extra=facts)
@@ -291,12 +297,8 @@ async def _complete_history(
     entities = len({(v.entity_kind, v.entity) for v in recorded})
     elapsed = _ms_since(started)
     try:
-        async with sessions.begin() as session:
-            if recorded:
-                await repository.replace_day(
-                    session, day, recorded, kinds=catalog.recorded_kinds, render=renderer(settings)
-                )
-            await repository.finish_run(
+        async with sessions.begin() as session:  # fenced as run_day's finish
+            current = await repository.finish_run(
                 session,
                 claim.id,
                 status=claim.status,
@@ -305,10 +307,16 @@ async def _complete_history(
                 values=len(recorded),
                 history=History.COMPLETED,
             )
+            if current and recorded:
+                await repository.replace_day(
+                    session, day, recorded, kinds=catalog.recorded_kinds, render=renderer(settings)
+                )
     except SQLAlchemyError as exc:
         return await _leave_pending(
             sessions, claim, day, started, f"storing the on-call history failed: {type(exc).__name__}"
         )
+    if not current:
+        return _superseded(claim.id, day, elapsed)
     log.info(
         "rolled up the on-call history of %s",
         day.isoformat(),
@@ -335,7 +343,7 @@ async def _leave_pending(
         extra={"history": History.PENDING, "error": error},
     )
     async with sessions.begin() as session:
-        await repository.finish_run(
+        current = await repository.finish_run(
             session,
             claim.id,
             status=claim.status,
@@ -345,6 +353,8 @@ async def _leave_pending(
             error=error,
             history=History.PENDING,
         )
+    if not current:
+        return _superseded(claim.id, day, elapsed)
     return RunOutcome(day, claim.status, elapsed, error=error, history=History.PENDING)
 
 
@@ -391,10 +401,23 @@ async def _fail(sessions: Sessions, run_id: int, day: date, started: float, erro
     elapsed = _ms_since(started)
     log.warning("rollup of %s failed", day.isoformat(), extra={"error": error})
     async with sessions.begin() as session:
-        await repository.finish_run(
+        current = await repository.finish_run(
             session, run_id, status=RunStatus.FAILED, duration_ms=elapsed, error=error
         )
+    if not current:
+        return _superseded(run_id, day, elapsed)
     return RunOutcome(day, RunStatus.FAILED, elapsed, error=error)
+
+
+def _superseded(run_id: int, day: date, elapsed: float) -> RunOutcome:
+    """A run whose finish found its claim taken over (``repository.finish_run``'s fence): it
+    stored nothing, the newer run's figures stand."""
+    log.warning(
+        "the rollup of %s outlived its lease and the day was claimed again: it stored nothing",
+        day.isoformat(),
+        extra={"run": run_id, "status": RunStatus.SUPERSEDED, "ms": elapsed},
+    )
+    return RunOutcome(day, RunStatus.SUPERSEDED, elapsed, error=repository.SUPERSEDED_ERROR)
 
 
 async def _release(

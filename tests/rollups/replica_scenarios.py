@@ -74,3 +74,51 @@ async def catch_up(
             await prometheus.aclose()
         await engine.dispose()
     return [[o.day.isoformat(), o.status, o.history] for o in outcomes]
+
+
+def named_values(prefix: str, entities: int) -> list[Any]:
+    """Figures of ``entities`` services named after the run that stores them."""
+    return [FamilyValue("service", f"{prefix}{i}", "requests", total=1000.0 + i) for i in range(entities)]
+
+
+async def finish_or_claim(
+    ready: Ready,
+    database_url: str,
+    day: str,
+    entities: int,
+    stale_run: int | None = None,
+    claim_at: str | None = None,
+) -> Any:
+    """At the same instant as the others: with ``stale_run``, finishes that claimed run of ``day``
+    as a run finishes (``service.run_day``: fenced, its figures stored only if it is recorded);
+    with ``claim_at``, claims ``day`` at that moment, then stores its figures and finishes as a
+    run does (two transactions). [run id, recorded]."""
+    engine = db.create_engine(settings_for(database_url, timezone="UTC").database)
+    the_day = date.fromisoformat(day)
+    try:
+        sessions = db.create_session_factory(engine)
+        await ready()
+        run_id = stale_run
+        if claim_at is not None:
+            async with sessions.begin() as session:
+                run_id = await repository.claim_day(
+                    session,
+                    the_day,
+                    trigger="test",
+                    worker="newer",
+                    now=datetime.fromisoformat(claim_at),
+                    lease=service.LEASE,
+                )
+        if run_id is None:
+            return [None, False]
+        async with sessions.begin() as session:
+            recorded = await repository.finish_run(
+                session, run_id, status="ok", duration_ms=1.0, entities=entities, values=entities
+            )
+            if recorded:
+                await repository.replace_day(
+                    session, the_day, named_values("stale" if claim_at is None else "newer", entities)
+                )
+    finally:
+        await engine.dispose()
+    return [run_id, recorded]
