@@ -334,8 +334,9 @@ OFFSET_SCAN = timedelta(hours=1)  # no zone changes its offset twice within an h
 @dataclass(frozen=True)
 class ScheduleCard:
     """One schedule on the on-call page. Its times are in the schedule's own zone (a rotation
-    hands over at 09:00 *there*), which the card names; where that zone's offset changes within
-    the times listed (daylight saving), every time carries its offset and ``changes`` says when."""
+    hands over at 09:00 *there*), which the card names with its offset now; where that offset
+    changes within the times listed (daylight saving), ``changes`` says when, and a time at the
+    other offset carries it."""
 
     name: str
     timezone: str
@@ -350,11 +351,6 @@ class ScheduleCard:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @property
-    def offsets_vary(self) -> bool:
-        """The listed times are not all at one offset: each shows its own."""
-        return bool(self.changes)
 
 
 @dataclass(frozen=True)

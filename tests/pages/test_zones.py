@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from app.pages.service import offset_changes
+from app.alerts.schemas import OnCall, ShiftOut
+from app.pages.service import ScheduleCard, offset_changes
+from app.web import shell
+from app.web.i18n import Translator
 from tests.alerts.support import alerting_config
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.pages.support import next_spring_forward
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -136,39 +140,77 @@ async def test_schedules_in_different_zones_each_show_their_own_and_the_footer_l
     assert footer(one) == "Times in Asia/Kolkata (UTC+05:30)"
 
 
-def _next_spring_forward(after: datetime) -> date:
-    """The last Sunday of March (Europe's change to summer time) after ``after``."""
-    for year in (after.year, after.year + 1):
-        last = date(year, 3, 31)
-        sunday = last - timedelta(days=(last.weekday() + 1) % 7)
-        if datetime(year, 3, 20, tzinfo=UTC) > after:
-            return sunday
-    raise AssertionError("unreachable")
+def marked(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """A time as the on-call card shows it: its offset only where not the zone's offset now."""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    shown = f"{local:%Y-%m-%d %H:%M}"
+    if offset == now.astimezone(zone).strftime("%z"):
+        return shown
+    return f'{shown} <span class="muted small offset">{offset[:3]}:{offset[3:]}</span>'
 
 
-async def test_a_schedule_whose_listed_times_cross_a_daylight_saving_change_shows_each_times_offset(
+async def test_a_swap_over_the_night_the_clocks_go_forward_shows_the_offset_that_differs_from_now(
     app_factory: AppFactory,
 ) -> None:
-    """Europe/Berlin: an open swap over the night the clocks go forward. Every time on the card
-    carries its own offset, and the card says when the offset changes."""
+    """Europe/Berlin: an open swap over the night the clocks go forward. A time at another offset
+    than the zone's now carries it, and the card says when the offset changes."""
     config = alerting_config()
     config["schedules"][0]["timezone"] = "Europe/Berlin"
-    sunday = _next_spring_forward(datetime.now(UTC))
+    sunday = next_spring_forward(datetime.now(UTC))
     night = datetime(sunday.year, sunday.month, sunday.day, 0, 0, tzinfo=BERLIN).astimezone(UTC)
     async with app_factory(**config) as (_app, client):
         await _offer(client, "sre", night, 6)  # 00:00-07:00 local: six hours, one of them skipped
+        now = datetime.now(UTC)
         page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
         english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
     card = _card(page, "sre")
-    assert f'{sunday} 00:00 <span class="muted small offset">+01:00</span> – {sunday} 07:00 ' in card
-    assert f'{sunday} 07:00 <span class="muted small offset">+02:00</span>' in card
+    after = night + timedelta(hours=6)
+    assert f"{marked(night, BERLIN, now)} – {marked(after, BERLIN, now)} ·" in card
+    assert {marked(night, BERLIN, now), marked(after, BERLIN, now)} & {f"{sunday} 00:00", f"{sunday} 07:00"}
     assert f"{sunday} 03:00 起为 UTC+02:00" in zone_line(page, "sre")
     assert f"UTC+02:00 from {sunday} 03:00" in zone_line(english, "sre")
-    rows = re.findall(r"<tr><td>.*?</td><td>(.*?)</td><td>(.*?)</td></tr>", card)
-    offset = 'class="muted small offset"'
-    assert rows
-    assert all(offset in start and offset in end for start, end in rows)
-    assert footer(page).startswith("时间均为 Europe/Berlin (UTC+0")
+    assert footer(page) == f"时间均为 Europe/Berlin (UTC{now.astimezone(BERLIN):%z})".replace("00)", ":00)")
+
+
+def test_a_shift_table_over_the_change_marks_the_times_after_it_with_their_offset() -> None:
+    """The week the clocks go forward, rendered at a fixed moment: the shift under way ends at
+    09:00 +02:00, the next one runs at +02:00 throughout; the card says from when."""
+    now = datetime(2027, 3, 22, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Berlin (+01:00)
+    starts = [datetime(2027, 3, day, 9, 0, tzinfo=BERLIN) for day in (22, 29)] + [
+        datetime(2027, 4, 5, 9, 0, tzinfo=BERLIN)
+    ]
+    shifts = [
+        ShiftOut(user=user, start=start, end=end, source="rotation")
+        for user, start, end in zip(("alice", "bob"), starts, starts[1:], strict=False)
+    ]
+    card = ScheduleCard(
+        name="sre",
+        timezone="Europe/Berlin",
+        now=OnCall(schedule="sre", at=now, user="alice", source="rotation"),
+        until=shifts[0].end,
+        next_user="bob",
+        shifts=shifts,
+        swaps=[],
+        users=["alice", "bob"],
+        changes=offset_changes(BERLIN, shifts[0].start, shifts[-1].end),
+    )
+    pages = {}
+    for locale in ("zh-CN", "en"):
+        translator, parts = shell.zoned(Translator(locale, ZoneInfo("UTC")), ["Europe/Berlin"])
+        view = shell.PageView(translator, now, "/oncall", {"schedule": "sre"}, part_zones=parts)
+        pages[locale] = shell.render("pages/oncall.html", view, cards=[card], notice=None, chosen="sre")
+    plus_two = '<span class="muted small offset">+02:00</span>'
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(.*?)</td><td>(.*?)</td></tr>", pages["zh-CN"])
+    assert rows == [
+        ("alice", "2027-03-22 09:00", f"2027-03-29 09:00 {plus_two}"),
+        ("bob", f"2027-03-29 09:00 {plus_two}", f"2027-04-05 09:00 {plus_two}"),
+    ]
+    assert "时区 Europe/Berlin (UTC+01:00) · 2027-03-28 03:00 起为 UTC+02:00" in pages["zh-CN"]
+    assert "Time zone Europe/Berlin (UTC+01:00) · UTC+02:00 from 2027-03-28 03:00" in pages["en"]
+    assert "至 2027-03-29 09:00 +02:00 · 之后 bob" in pages["zh-CN"]
+    assert "until 2027-03-29 09:00 +02:00 · then bob" in pages["en"]
+    assert "<span data-times-in>时间均为 Europe/Berlin (UTC+01:00)</span>" in pages["zh-CN"]
 
 
 def test_offset_changes_are_found_to_the_minute_both_ways_and_none_where_the_zone_keeps_one() -> None:
