@@ -116,7 +116,7 @@ class Translator:
 
     def within(self, zone: ZoneInfo) -> Translator:
         """The same words, with times shown in ``zone`` (a schedule's own, say)."""
-        return self if zone == self.tz else replace(self, tz=zone)
+        return self if zone.key == self.tz.key else replace(self, tz=zone)
 
     def offset(self, moment: datetime) -> str:
         """``+08:00``: the zone's offset from UTC at ``moment`` (it changes with daylight saving)."""
@@ -124,6 +124,12 @@ class Translator:
         minutes = int(delta.total_seconds() // 60)
         sign = "+" if minutes >= 0 else "-"
         return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+    def other_offset(self, moment: datetime, now: datetime) -> str | None:
+        """``+02:00`` where ``moment`` is at another offset than ``now`` (across a daylight saving
+        change: the page names the zone's offset now, a time past the change carries its own)."""
+        shown = self.offset(moment)
+        return shown if shown != self.offset(now) else None
 
     def zone(self, moment: datetime) -> str:
         """``UTC+08:00``: the offset alone."""
