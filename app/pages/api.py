@@ -133,9 +133,11 @@ async def oncall(
     page: PageDep, session: SessionDep, schedule: Annotated[str | None, Query()] = None
 ) -> Response:
     page.require(auth.oncall_scope(schedule) if schedule else None)
-    cards = await service.oncall_page(session, page.settings, page.now, schedule)
+    found = await service.oncall_page(session, page.settings, page.now, schedule)
     notice = page.request.query_params.get("done")
-    return page.render("pages/oncall.html", cards=cards, notice=notice, chosen=schedule)
+    return page.render(
+        "pages/oncall.html", zones=found.zones, cards=found.cards, notice=notice, chosen=schedule
+    )
 
 
 @router.post("/oncall/{name}/swaps")

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import servicenames, times
 from app.alerts import service as alerts
-from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, SwapOut
+from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, ShiftOut, SwapOut
 from app.backends.errors import BackendError
 from app.backends.registry import Backends
 from app.config import Settings
@@ -328,54 +328,117 @@ async def service_page(
 ONCALL_DAYS = 14
 
 
-@dataclass(frozen=True)
-class ShiftRow:
-    user: str
-    start: str  # local time of the schedule, "2026-12-01 09:00"
-    end: str
-    source: str
+OFFSET_SCAN = timedelta(hours=1)  # no zone changes its offset twice within an hour
 
 
 @dataclass(frozen=True)
 class ScheduleCard:
+    """One schedule on the on-call page. Its times are in the schedule's own zone (a rotation
+    hands over at 09:00 *there*), which the card names with its offset now; where that offset
+    changes within the times listed (daylight saving), ``changes`` says when, and a time at the
+    other offset carries it."""
+
     name: str
     timezone: str
     now: OnCall
-    shifts: list[ShiftRow]
+    until: datetime | None  # the end of the shift under way (the next handover)
+    next_user: str | None  # who takes over then
+    shifts: list[ShiftOut]
     swaps: list[SwapOut]
     users: list[str]
+    changes: list[datetime]  # the moments the zone's offset changes between the first and last time shown
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
-def _local(moment: datetime, zone: str) -> str:
-    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+@dataclass(frozen=True)
+class OncallPage:
+    cards: list[ScheduleCard]
+
+    @property
+    def zones(self) -> list[str]:
+        """The zones the page's times are in: its schedules' (the shell names them)."""
+        return [c.timezone for c in self.cards]
+
+
+def offset_changes(zone: ZoneInfo, first: datetime, last: datetime) -> list[datetime]:
+    """The moments (to the minute, UTC) within ``first``..``last`` at which ``zone``'s offset from
+    UTC changes: ``2026-03-29 01:00 UTC`` for Europe/Berlin's spring forward."""
+    found: list[datetime] = []
+    moment = first.astimezone(UTC)
+    offset = moment.astimezone(zone).utcoffset()
+    while moment < last:
+        step = min(moment + OFFSET_SCAN, last.astimezone(UTC))
+        if step.astimezone(zone).utcoffset() != offset:
+            low, high = moment, step  # the offset changes after low, at or before high
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == offset:
+                    low = middle
+                else:
+                    high = middle
+            change = high.replace(second=0, microsecond=0)
+            if change.astimezone(zone).utcoffset() == offset:
+                change += timedelta(minutes=1)
+            found.append(change)
+            offset = step.astimezone(zone).utcoffset()
+        moment = step
+    return found
 
 
 async def oncall_page(
     session: AsyncSession, settings: Settings, now: datetime, only: str | None = None
-) -> list[ScheduleCard]:
-    """Each schedule (or the one asked for): who is on call now, the next two weeks' shifts
-    (overrides and swaps included) and the swaps on offer."""
+) -> OncallPage:
+    """Each schedule (or the one asked for): who is on call now and until when (then who), the
+    next two weeks' shifts (overrides and swaps included) and the swaps on offer, all in the
+    schedule's zone."""
     names = [s.name for s in settings.schedules if only is None or s.name == only]
     if only is not None and not names:
         alerts.schedule_named(settings, only)  # raises the schedule's NotFound
     cards = []
     for name in names:
         found = await alerts.shifts(session, settings, name, now, now + timedelta(days=ONCALL_DAYS))
-        zone = found.timezone
+        on_call = await alerts.on_call_at(session, settings, name, now)
+        swaps = await alerts.open_swaps(session, settings, name)
+        until, next_user = _handover(found.shifts, on_call, now)
+        moments = [m for s in found.shifts for m in (s.start, s.end)] + [
+            m for w in swaps for m in (w.start, w.end)
+        ]
+        zone = ZoneInfo(found.timezone)
         cards.append(
             ScheduleCard(
                 name=name,
-                timezone=zone,
-                now=await alerts.on_call_at(session, settings, name, now),
-                shifts=[
-                    ShiftRow(s.user, _local(s.start, zone), _local(s.end, zone), s.source)
-                    for s in found.shifts
-                ],
-                swaps=await alerts.open_swaps(session, settings, name),
+                timezone=found.timezone,
+                now=on_call,
+                until=until,
+                next_user=next_user,
+                shifts=found.shifts,
+                swaps=swaps,
                 users=[u.name for u in settings.users],
+                changes=offset_changes(zone, min(moments), max(moments)) if moments else [],
             )
         )
-    return cards
+    return OncallPage(cards)
+
+
+def _handover(shifts: list[ShiftOut], on_call: OnCall, now: datetime) -> tuple[datetime | None, str | None]:
+    """When the person on call now hands over (their shifts run back to back, a cover and the
+    rotation's shift after it included), and to whom (None: nobody, or a gap follows)."""
+    if not shifts or on_call.user is None:
+        return None, None
+    current = shifts[0]
+    if not current.start <= now < current.end or current.user != on_call.user:
+        return None, None
+    until = current.end
+    for shift in shifts[1:]:
+        if shift.start != until:
+            return until, None
+        if shift.user != on_call.user:
+            return until, shift.user
+        until = shift.end
+    return until, None
 
 
 def local_time(value: str, zone: str, field: str) -> datetime:

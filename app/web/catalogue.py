@@ -19,6 +19,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.oncall": ("值班", "On call"),
     "nav.back_to_incidents": ("返回事件列表", "Back to the incidents"),
     "foot.times_in": ("时间均为 {zone}", "Times in {zone}"),
+    "foot.times_in_parts": (
+        "时间均为 {zone}，标明时区的部分除外（{others}）",
+        "Times in {zone}, except where a part names its own zone ({others})",
+    ),
+    "list.separator": ("、", ", "),
     "foot.rendered": ("页面生成于 {time}", "Page made at {time}"),
     "time.ago": ("{span}前", "{span} ago"),
     "time.seconds": ("{n} 秒", "{n} s"),
@@ -53,6 +58,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.now": ("当前值班", "On call now"),
     "oncall.nobody": ("当前无人值班", "Nobody is on call"),
     "oncall.zone": ("时区 {zone}", "Time zone {zone}"),
+    "oncall.zone_change": ("{time} 起为 {zone}", "{zone} from {time}"),
+    "oncall.until": ("至 {time}", "until {time}"),
+    "oncall.then": ("之后 {user}", "then {user}"),
     "oncall.shifts": ("接下来两周", "The next two weeks"),
     "oncall.no_shifts": ("没有排班", "No shifts"),
     "oncall.who": ("值班人", "Who"),
@@ -66,8 +74,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.take": ("接替", "Take it"),
     "oncall.offer_title": ("换班", "Swap a shift"),
     "oncall.offer_help": (
-        "把某人的一段值班换出去；填写接替人则立即生效，否则等待他人接替。",
-        "Offer a stretch of someone's shift; with a taker it is swapped at once, else it waits for one.",
+        "把某人的一段值班换出去；填写接替人则立即生效，否则等待他人接替。时间按 {zone} 填写。",
+        "Offer a stretch of someone's shift; with a taker it is swapped at once, else it waits for one."
+        " Times in {zone}.",
     ),
     "oncall.user": ("换出人", "Whose shift"),
     "oncall.taker": ("接替人（可选）", "Taken by (optional)"),

@@ -10,6 +10,7 @@ errors raised after it ran are answered as HTML pages (see :func:`error_page`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -97,11 +98,14 @@ class Page:
 
     # --- answers --------------------------------------------------------------------------
 
-    def view(self) -> shell.PageView:
+    def view(self, zones: Iterable[str] = ()) -> shell.PageView:
+        """What the template sees; ``zones``: the zones the page shows its times in (see
+        :func:`app.web.shell.zoned`; none: the configured one)."""
         request = self.request
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        translator, part_zones = shell.zoned(self.translator, zones)
         return shell.PageView(
-            translator=self.translator,
+            translator=translator,
             now=self.now,
             path=request.url.path.removeprefix(request.scope.get("root_path", "")) or "/",
             query=query,
@@ -111,10 +115,15 @@ class Page:
             view_expires=self.grant.expires if self.grant else None,
             can_act=self.principal is not None and self.principal.role.allows(Role.OPERATOR),
             mint=self.mint if self.grant is not None else None,
+            part_zones=part_zones,
         )
 
-    def render(self, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
-        answer = HTMLResponse(shell.render(template, self.view(), **context), status_code=status)
+    def render(
+        self, template: str, *, status: int = 200, zones: Iterable[str] = (), **context: Any
+    ) -> HTMLResponse:
+        """The page; ``zones``: the time zones its times are in when not the configured one (a
+        schedule's), which its footer then names."""
+        answer = HTMLResponse(shell.render(template, self.view(zones), **context), status_code=status)
         return self.finish(answer)
 
     def redirect(self, path: str, **params: Any) -> RedirectResponse:

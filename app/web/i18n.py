@@ -12,7 +12,7 @@ module never does I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from app.web.catalogue import LOCALES, MESSAGES
 Locale = Literal["zh-CN", "en"]
 DEFAULT_LOCALE: Locale = "zh-CN"
 LANG_COOKIE = "panorama_lang"
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 _ALIASES = {"zh": "zh-CN", "zh-cn": "zh-CN", "zh-hans": "zh-CN", "cn": "zh-CN", "en": "en", "en-us": "en"}
 
 
@@ -113,12 +114,34 @@ class Translator:
         local = self.local(moment)
         return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
 
-    def zone(self, moment: datetime) -> str:
-        """``UTC+08:00`` (what the times on the page are in)."""
-        offset = self.local(moment).utcoffset() or timedelta(0)
-        minutes = int(offset.total_seconds() // 60)
+    def within(self, zone: ZoneInfo) -> Translator:
+        """The same words, with times shown in ``zone`` (a schedule's own, say)."""
+        return self if zone.key == self.tz.key else replace(self, tz=zone)
+
+    def offset(self, moment: datetime) -> str:
+        """``+08:00``: the zone's offset from UTC at ``moment`` (it changes with daylight saving)."""
+        delta = self.local(moment).utcoffset() or timedelta(0)
+        minutes = int(delta.total_seconds() // 60)
         sign = "+" if minutes >= 0 else "-"
-        return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+        return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+    def other_offset(self, moment: datetime, now: datetime) -> str | None:
+        """``+02:00`` where ``moment`` is at another offset than ``now`` (across a daylight saving
+        change: the page names the zone's offset now, a time past the change carries its own)."""
+        shown = self.offset(moment)
+        return shown if shown != self.offset(now) else None
+
+    def zone(self, moment: datetime) -> str:
+        """``UTC+08:00``: the offset alone."""
+        return f"UTC{self.offset(moment)}"
+
+    def zone_name(self, moment: datetime) -> str:
+        """``Asia/Shanghai (UTC+08:00)``: what the times on the page are in, by name and offset at
+        ``moment`` (``UTC`` alone for UTC)."""
+        name = self.tz.key
+        if name in _UTC_NAMES:
+            return "UTC"
+        return f"{name} ({self.zone(moment)})"
 
     def ago(self, moment: datetime | None, now: datetime) -> str:
         """``5 分钟前`` / ``5 min ago``."""

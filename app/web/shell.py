@@ -7,19 +7,28 @@ switch). A template sees:
 
 - ``_`` — the translator (``{{ _("incident.ack") }}``, plus ``_.time()``, ``_.ago()``, ``_.ms()``…);
 - ``static(path)`` — the versioned URL of a static file;
-- ``page`` — the request's :class:`PageView` (locale, who is looking, ``page.href()``);
+- ``page`` — the request's :class:`PageView` (locale, who is looking, ``page.href()``, and
+  ``page.times_in``: the zone the page's times are in, which the footer names);
 - whatever the route passed.
+
+Times: ``_`` shows them in the zone the page's times are in. That is the configured
+``timezone`` unless the route says otherwise (``page.render(..., zones=[...])``: the on-call page
+of a schedule in Asia/Shanghai lists its shifts in Asia/Shanghai, and its footer says so). A page
+whose parts are in different zones (every schedule's card, each in its own) keeps the configured
+zone for its own times, each part names its zone and formats with ``_.within(zone)``, and the
+footer lists those zones.
 
 Autoescaping is on for every template. This module renders text only: no I/O, no framework.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, TemplateNotFound
 
@@ -76,10 +85,21 @@ class PageView:
     view_expires: datetime | None = None
     can_act: bool = False
     mint: Callable[[str], str] | None = field(default=None, repr=False)
+    part_zones: tuple[ZoneInfo, ...] = ()  # zones some parts of the page show their own times in
 
     @property
     def locale(self) -> str:
         return self.translator.locale
+
+    @property
+    def times_in(self) -> str:
+        """What the footer says: "时间均为 Asia/Shanghai (UTC+08:00)", and the parts' own zones."""
+        t = self.translator
+        zone = t.zone_name(self.now)
+        if not self.part_zones:
+            return t("foot.times_in", zone=zone)
+        others = t("list.separator").join(t.within(z).zone_name(self.now) for z in self.part_zones)
+        return t("foot.times_in_parts", zone=zone, others=others)
 
     @property
     def signed_in(self) -> bool:
@@ -108,6 +128,18 @@ class PageView:
     def login_href(self) -> str:
         target = self.path + (f"?{urlencode(self.query)}" if self.query else "")
         return self.href("/login", next=target)
+
+
+def zoned(translator: Translator, zones: Iterable[str]) -> tuple[Translator, tuple[ZoneInfo, ...]]:
+    """The page's translator in the zone its times are in, and the zones its parts name for theirs.
+
+    ``zones``: the IANA zones the page shows times in (none: the configured one, the translator's).
+    One zone: the whole page is in it. Several: the page keeps the configured zone, and the
+    others are the parts' own (each part names its zone where it shows its times)."""
+    distinct = list(dict.fromkeys(ZoneInfo(name) for name in zones))
+    if len(distinct) == 1:
+        return translator.within(distinct[0]), ()
+    return translator, tuple(z for z in distinct if z.key != translator.tz.key)
 
 
 def render(template: str, view: PageView, **context: Any) -> str:

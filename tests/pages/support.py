@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from app.backends.traces import TagValue
 from tests.correlation.support import at, cri_line, ecs_line, json_line, span, store_logs, store_trace
@@ -58,3 +58,13 @@ def store_checkout_trace(es: FakeElasticsearch, jaeger: FakeJaeger) -> None:
             at(t0, 475), f"uber-trace-id={TRACE.lstrip('0')}:{checkout}:0:1 order 8812 failed", "checkout"
         ),
     )
+
+
+def next_spring_forward(after: datetime) -> date:
+    """The last Sunday of March (Europe's clocks go forward that night) at least a week after ``after``."""
+    for year in (after.year, after.year + 1):
+        last = date(year, 3, 31)
+        sunday = last - timedelta(days=(last.weekday() + 1) % 7)
+        if datetime(year, 3, 20, tzinfo=UTC) > after:
+            return sunday
+    raise AssertionError("unreachable")

@@ -46,7 +46,7 @@ from tests.harness.browser import (
     serve_panorama,
 )
 from tests.harness.intake import applied, incident_of
-from tests.pages.support import SPANS, SPELLINGS, TRACE, store_checkout_trace
+from tests.pages.support import SPANS, SPELLINGS, TRACE, next_spring_forward, store_checkout_trace
 
 pytestmark = BROWSER
 
@@ -124,6 +124,20 @@ async def noticed_world(
     """The same, with the schedule's notices (hand-overs, swaps) sent to the robot's chat."""
     async with _served_world(
         tmp_path, fake_elasticsearch, fake_jaeger, serve_sink, notices=["ops-robot"]
+    ) as served:
+        yield served
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def berlin_world(
+    tmp_path: Path,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+    serve_sink: Callable[[DingTalkSink], Served[DingTalkSink]],
+) -> AsyncIterator[World]:
+    """The same, with the schedule in Europe/Berlin (daylight saving)."""
+    async with _served_world(
+        tmp_path, fake_elasticsearch, fake_jaeger, serve_sink, timezone="Europe/Berlin"
     ) as served:
         yield served
 
@@ -393,11 +407,57 @@ async def test_the_oncall_page_swaps_a_shift_with_its_small_form(world: World, o
     assert await p.locator("[role=status]").inner_text() == "已换班。"
     rows = await p.locator("table.shifts tbody tr").all_inner_texts()
     assert any(row.startswith(f"{taker} 代班") for row in rows), rows
+    # the shifts are in the schedule's zone (Asia/Shanghai), and so says the footer (the
+    # configured timezone is UTC); every other page keeps the configured zone
+    assert await p.locator("[data-zone='Asia/Shanghai']").inner_text() == "时区 Asia/Shanghai (UTC+08:00)"
+    assert await p.locator("[data-times-in]").inner_text() == "时间均为 Asia/Shanghai (UTC+08:00)"
     await phone.assert_no_horizontal_scroll()
     await phone.shot("pages", "oncall-phone")
+    await phone.goto(f"{world.url}/oncall?schedule=sre&lang=en")
+    assert await p.locator("[data-times-in]").inner_text() == "Times in Asia/Shanghai (UTC+08:00)"
+    assert (await p.locator("[data-until]").inner_text()).startswith("until ")
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "oncall-phone-en")
+    await phone.goto(f"{world.url}/incidents")
+    assert await p.locator("[data-times-in]").inner_text() == "Times in UTC"
+    await phone.goto(f"{world.url}/incidents?lang=zh-CN")
+    assert await p.locator("[data-times-in]").inner_text() == "时间均为 UTC"
     async with world.http() as client:
         swaps = (await client.get("/api/v1/schedules/sre/swaps", headers=bearer(VIEWER_TOKEN))).json()
     assert [(s["user"], s["taken_by"], s["status"]) for s in swaps] == [(holder, taker, "taken")]
+
+
+async def test_a_berlin_schedule_over_the_night_the_clocks_go_forward_reads_well_on_a_phone(
+    berlin_world: World, open_page: OpenPage
+) -> None:
+    """Europe/Berlin, a shift offered over the spring-forward night: the time at another offset
+    than the zone's now carries it, the card says from when, the footer names Europe/Berlin."""
+    world = berlin_world
+    sunday = next_spring_forward(datetime.now(UTC))
+    night = datetime(sunday.year, sunday.month, sunday.day, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
+    async with world.http() as client:
+        window = {"from": night.isoformat(), "to": (night + timedelta(hours=6)).isoformat()}  # 00:00-07:00
+        shifts = (
+            await client.get("/api/v1/schedules/sre/shifts", params=window, headers=bearer(VIEWER_TOKEN))
+        ).json()["shifts"]
+        swap = {"user": shifts[0]["user"], "start": window["from"], "end": window["to"], "note": "wedding"}
+        offered = await client.post("/api/v1/schedules/sre/swaps", json=swap, headers=bearer(OPERATOR_TOKEN))
+    assert offered.status_code == 201, offered.text
+    phone = await open_page(PHONE)
+    await _sign_in(phone, world, VIEWER_TOKEN, "/oncall?schedule=sre")
+    p = phone.page
+    summer = datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")).utcoffset() == timedelta(hours=2)
+    offer = await p.locator(".swap-list li").first.inner_text()
+    shown = f"{sunday} 00:00 +01:00 – {sunday} 07:00" if summer else f"{sunday} 00:00 – {sunday} 07:00 +02:00"
+    assert offer.startswith(shown), offer  # the time at the other offset than now carries it
+    assert f"{sunday} 03:00 起为 UTC+02:00" in await p.locator("[data-zone='Europe/Berlin']").inner_text()
+    assert (await p.locator("[data-times-in]").inner_text()).startswith("时间均为 Europe/Berlin (UTC+0")
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "oncall-phone-dst")
+    await phone.goto(f"{world.url}/oncall?schedule=sre&lang=en")
+    assert f"UTC+02:00 from {sunday} 03:00" in await p.locator("[data-zone='Europe/Berlin']").inner_text()
+    await phone.assert_no_horizontal_scroll()
+    await phone.shot("pages", "oncall-phone-dst-en")
 
 
 async def test_a_swap_notice_opens_the_oncall_page_on_a_phone_without_signing_in(

@@ -17,7 +17,7 @@ import pytest
 from app import signing
 from app.alerts import reasons
 from app.security import Principal, Role, TokenRegistry
-from app.web import auth, static
+from app.web import auth, shell, static
 from app.web.catalogue import MESSAGES
 from app.web.headers import CONTENT_SECURITY_POLICY
 from app.web.i18n import Translator
@@ -209,6 +209,26 @@ def test_every_stored_reason_for_paging_nobody_reads_in_both_languages() -> None
     assert english.muted(stored["window"]) == "maintenance until 2026-12-07 11:00: db upgrade"
     assert english.muted("muted by something newer") == "muted by something newer"  # shown as stored
     assert chinese.muted(None) == "—"
+
+
+def test_a_page_in_one_zone_is_wholly_in_it_and_one_in_several_keeps_the_configured_zone() -> None:
+    configured = Translator("zh-CN", ZoneInfo("UTC"))
+    summer, winter = datetime(2027, 7, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    berlin, parts = shell.zoned(configured, ["Europe/Berlin", "Europe/Berlin"])
+    assert (berlin.tz.key, parts) == ("Europe/Berlin", ())
+    assert (berlin.zone_name(winter), berlin.zone_name(summer)) == (
+        "Europe/Berlin (UTC+01:00)",
+        "Europe/Berlin (UTC+02:00)",
+    )
+    assert configured.zone_name(summer) == "UTC"
+    assert shell.zoned(configured, []) == (configured, ())
+    kept, parts = shell.zoned(configured, ["Asia/Kolkata", "UTC", "Asia/Kolkata", "America/St_Johns"])
+    assert kept is configured
+    assert [z.key for z in parts] == ["Asia/Kolkata", "America/St_Johns"]
+    assert [kept.within(z).zone_name(winter) for z in parts] == [
+        "Asia/Kolkata (UTC+05:30)",
+        "America/St_Johns (UTC-03:30)",
+    ]
 
 
 def test_echarts_is_vendored_pinned_with_its_license_and_matches_its_checksums() -> None:

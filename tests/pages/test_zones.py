@@ -1,0 +1,231 @@
+"""What zone a page's times are in, and that the page says so (the footer, the on-call cards).
+
+The configured ``timezone`` is UTC here (the default); the schedule ``sre`` is in Asia/Shanghai.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from app.alerts.schemas import OnCall, ShiftOut
+from app.pages.service import ScheduleCard, offset_changes
+from app.web import shell
+from app.web.i18n import Translator
+from tests.alerts.support import alerting_config
+from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
+from tests.pages.support import next_spring_forward
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def footer(page: httpx.Response) -> str:
+    found = re.search(r"<span data-times-in>([^<]+)</span>", page.text)
+    assert found is not None, page.text[-800:]
+    return html.unescape(found.group(1))
+
+
+def zone_line(page: httpx.Response, schedule: str = "sre") -> str:
+    found = re.search(r'<p class="muted small" data-zone="[^"]+">([^<]+)</p>', _card(page, schedule))
+    assert found is not None
+    return html.unescape(found.group(1))
+
+
+def _card(page: httpx.Response, schedule: str) -> str:
+    start = page.text.index(f'aria-labelledby="s-{schedule}"')
+    end = page.text.find("<section", start)
+    return page.text[start : end if end > 0 else None]
+
+
+async def _shifts(client: httpx.AsyncClient, schedule: str, first: datetime, last: datetime) -> list[Any]:
+    window = {"from": first.isoformat(), "to": last.isoformat()}
+    answer = await client.get(
+        f"/api/v1/schedules/{schedule}/shifts", params=window, headers=bearer(VIEWER_TOKEN)
+    )
+    assert answer.status_code == 200, answer.text
+    shifts: list[Any] = answer.json()["shifts"]
+    return shifts
+
+
+async def _offer(client: httpx.AsyncClient, schedule: str, start: datetime, hours: int) -> None:
+    """An open swap (nobody takes it yet) of whoever is on call over ``start`` + ``hours``."""
+    holder = (await _shifts(client, schedule, start, start + timedelta(hours=hours)))[0]["user"]
+    swap = {"user": holder, "start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()}
+    made = await client.post(f"/api/v1/schedules/{schedule}/swaps", json=swap, headers=bearer(OPERATOR_TOKEN))
+    assert made.status_code == 201, made.text
+
+
+async def test_the_oncall_pages_footer_names_the_schedules_zone_and_every_other_page_the_configured_one(
+    app_factory: AppFactory,
+) -> None:
+    offered = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    async with app_factory(**alerting_config()) as (_app, client):
+        await _offer(client, "sre", offered, 2)
+        now = datetime.now(UTC)
+        current = (await _shifts(client, "sre", now, now + timedelta(days=8)))[0]
+        viewer = bearer(VIEWER_TOKEN)
+        oncall = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=viewer)
+        oncall_en = await client.get("/oncall?schedule=sre&lang=en", headers=viewer)
+        every = await client.get("/oncall?lang=zh-CN", headers=viewer)  # one schedule: the same zone
+        browser = {**viewer, "accept": "text/html"}  # a browser's navigation gets the 404 page
+        others = {
+            path: [await client.get(f"{path}?lang={lang}", headers=browser) for lang in ("zh-CN", "en")]
+            for path in ("/incidents", "/login", "/no-such-page")
+        }
+        missing = await client.get(
+            "/oncall?schedule=nope&lang=zh-CN", headers=viewer
+        )  # an error page: no schedule's times
+    assert footer(oncall) == "时间均为 Asia/Shanghai (UTC+08:00)"
+    assert footer(oncall_en) == "Times in Asia/Shanghai (UTC+08:00)"
+    assert footer(every) == "时间均为 Asia/Shanghai (UTC+08:00)"
+    assert zone_line(oncall) == "时区 Asia/Shanghai (UTC+08:00)"
+    assert zone_line(oncall_en) == "Time zone Asia/Shanghai (UTC+08:00)"
+    # the page's other times are in that zone too: the swap on offer, the next hand-over, "made at"
+    local = offered.astimezone(SHANGHAI)
+    swap = f"{local:%Y-%m-%d %H:%M} – {local + timedelta(hours=2):%Y-%m-%d %H:%M}"
+    assert swap in oncall.text
+    end = datetime.fromisoformat(current["end"]).astimezone(SHANGHAI)
+    assert f'<span class="muted small" data-until>至 {end:%Y-%m-%d %H:%M}' in oncall.text
+    assert f"until {end:%Y-%m-%d %H:%M}" in oncall_en.text
+    assert "时间按 Asia/Shanghai (UTC+08:00) 填写" not in oncall.text  # a viewer gets no form
+    assert "+08:00" not in _card(oncall, "sre").replace("UTC+08:00", "")  # one offset: none per row
+    for path, (chinese, english) in others.items():
+        assert footer(chinese) == "时间均为 UTC", path
+        assert footer(english) == "Times in UTC", path
+    assert missing.status_code == 404
+    assert footer(missing) == "时间均为 UTC"
+
+
+async def test_the_swap_form_says_its_times_are_read_in_the_schedules_zone(app_factory: AppFactory) -> None:
+    async with app_factory(**alerting_config()) as (_app, client):
+        page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(OPERATOR_TOKEN))
+        english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(OPERATOR_TOKEN))
+    assert "时间按 Asia/Shanghai (UTC+08:00) 填写。" in page.text
+    assert "Times in Asia/Shanghai (UTC+08:00)." in english.text
+
+
+async def test_schedules_in_different_zones_each_show_their_own_and_the_footer_lists_them(
+    app_factory: AppFactory,
+) -> None:
+    config = alerting_config()
+    kolkata = {**config["schedules"][0], "name": "india", "timezone": "Asia/Kolkata"}
+    config["schedules"].append(kolkata)
+    async with app_factory(**config) as (_app, client):
+        now = datetime.now(UTC)
+        first = {
+            name: (await _shifts(client, name, now, now + timedelta(days=1)))[0] for name in ("sre", "india")
+        }
+        both = await client.get("/oncall?lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?lang=en", headers=bearer(VIEWER_TOKEN))
+        one = await client.get("/oncall?schedule=india&lang=en", headers=bearer(VIEWER_TOKEN))
+    assert (
+        footer(both)
+        == "时间均为 UTC，标明时区的部分除外（Asia/Shanghai (UTC+08:00)、Asia/Kolkata (UTC+05:30)）"
+    )
+    assert footer(english) == (
+        "Times in UTC, except where a part names its own zone"
+        " (Asia/Shanghai (UTC+08:00), Asia/Kolkata (UTC+05:30))"
+    )
+    assert zone_line(both, "sre") == "时区 Asia/Shanghai (UTC+08:00)"
+    assert zone_line(both, "india") == "时区 Asia/Kolkata (UTC+05:30)"
+    for name, zone in (("sre", SHANGHAI), ("india", ZoneInfo("Asia/Kolkata"))):
+        start = datetime.fromisoformat(first[name]["start"]).astimezone(zone)
+        assert f"<td>{start:%Y-%m-%d %H:%M}</td>" in _card(both, name), name
+    assert footer(one) == "Times in Asia/Kolkata (UTC+05:30)"
+
+
+def marked(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """A time as the on-call card shows it: its offset only where not the zone's offset now."""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    shown = f"{local:%Y-%m-%d %H:%M}"
+    if offset == now.astimezone(zone).strftime("%z"):
+        return shown
+    return f'{shown} <span class="muted small offset">{offset[:3]}:{offset[3:]}</span>'
+
+
+async def test_a_swap_over_the_night_the_clocks_go_forward_shows_the_offset_that_differs_from_now(
+    app_factory: AppFactory,
+) -> None:
+    """Europe/Berlin: an open swap over the night the clocks go forward. A time at another offset
+    than the zone's now carries it, and the card says when the offset changes."""
+    config = alerting_config()
+    config["schedules"][0]["timezone"] = "Europe/Berlin"
+    sunday = next_spring_forward(datetime.now(UTC))
+    night = datetime(sunday.year, sunday.month, sunday.day, 0, 0, tzinfo=BERLIN).astimezone(UTC)
+    async with app_factory(**config) as (_app, client):
+        await _offer(client, "sre", night, 6)  # 00:00-07:00 local: six hours, one of them skipped
+        now = datetime.now(UTC)
+        page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+    card = _card(page, "sre")
+    after = night + timedelta(hours=6)
+    assert f"{marked(night, BERLIN, now)} – {marked(after, BERLIN, now)} ·" in card
+    assert {marked(night, BERLIN, now), marked(after, BERLIN, now)} & {f"{sunday} 00:00", f"{sunday} 07:00"}
+    assert f"{sunday} 03:00 起为 UTC+02:00" in zone_line(page, "sre")
+    assert f"UTC+02:00 from {sunday} 03:00" in zone_line(english, "sre")
+    offset_now = now.astimezone(BERLIN).strftime("%z")  # +0100 in winter, +0200 in summer
+    assert footer(page) == f"时间均为 Europe/Berlin (UTC{offset_now[:3]}:{offset_now[3:]})"
+
+
+def test_a_shift_table_over_the_change_marks_the_times_after_it_with_their_offset() -> None:
+    """The week the clocks go forward, rendered at a fixed moment: the shift under way ends at
+    09:00 +02:00, the next one runs at +02:00 throughout; the card says from when."""
+    now = datetime(2027, 3, 22, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Berlin (+01:00)
+    starts = [datetime(2027, 3, day, 9, 0, tzinfo=BERLIN) for day in (22, 29)] + [
+        datetime(2027, 4, 5, 9, 0, tzinfo=BERLIN)
+    ]
+    shifts = [
+        ShiftOut(user=user, start=start, end=end, source="rotation")
+        for user, start, end in zip(("alice", "bob"), starts, starts[1:], strict=False)
+    ]
+    card = ScheduleCard(
+        name="sre",
+        timezone="Europe/Berlin",
+        now=OnCall(schedule="sre", at=now, user="alice", source="rotation"),
+        until=shifts[0].end,
+        next_user="bob",
+        shifts=shifts,
+        swaps=[],
+        users=["alice", "bob"],
+        changes=offset_changes(BERLIN, shifts[0].start, shifts[-1].end),
+    )
+    pages = {}
+    for locale in ("zh-CN", "en"):
+        translator, parts = shell.zoned(Translator(locale, ZoneInfo("UTC")), ["Europe/Berlin"])
+        view = shell.PageView(translator, now, "/oncall", {"schedule": "sre"}, part_zones=parts)
+        pages[locale] = shell.render("pages/oncall.html", view, cards=[card], notice=None, chosen="sre")
+    plus_two = '<span class="muted small offset">+02:00</span>'
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(.*?)</td><td>(.*?)</td></tr>", pages["zh-CN"])
+    assert rows == [
+        ("alice", "2027-03-22 09:00", f"2027-03-29 09:00 {plus_two}"),
+        ("bob", f"2027-03-29 09:00 {plus_two}", f"2027-04-05 09:00 {plus_two}"),
+    ]
+    assert "时区 Europe/Berlin (UTC+01:00) · 2027-03-28 03:00 起为 UTC+02:00" in pages["zh-CN"]
+    assert "Time zone Europe/Berlin (UTC+01:00) · UTC+02:00 from 2027-03-28 03:00" in pages["en"]
+    assert "至 2027-03-29 09:00 +02:00 · 之后 bob" in pages["zh-CN"]
+    assert "until 2027-03-29 09:00 +02:00 · then bob" in pages["en"]
+    assert "<span data-times-in>时间均为 Europe/Berlin (UTC+01:00)</span>" in pages["zh-CN"]
+
+
+def test_offset_changes_are_found_to_the_minute_both_ways_and_none_where_the_zone_keeps_one() -> None:
+    spring = offset_changes(BERLIN, datetime(2027, 3, 20, tzinfo=UTC), datetime(2027, 4, 3, tzinfo=UTC))
+    autumn = offset_changes(BERLIN, datetime(2027, 10, 20, tzinfo=UTC), datetime(2027, 11, 3, tzinfo=UTC))
+    year = offset_changes(BERLIN, datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+    assert spring == [datetime(2027, 3, 28, 1, 0, tzinfo=UTC)]
+    assert autumn == [datetime(2027, 10, 31, 1, 0, tzinfo=UTC)]
+    assert year == spring + autumn
+    assert offset_changes(SHANGHAI, datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC)) == []
+    # Lord Howe Island moves by half an hour
+    howe = offset_changes(
+        ZoneInfo("Australia/Lord_Howe"), datetime(2027, 3, 30, tzinfo=UTC), datetime(2027, 4, 10, tzinfo=UTC)
+    )
+    assert [(m, m.astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()) for m in howe] == [
+        (datetime(2027, 4, 3, 15, 0, tzinfo=UTC), timedelta(hours=10, minutes=30))
+    ]
