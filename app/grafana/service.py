@@ -25,6 +25,7 @@ from app import __version__
 from app.config import Settings
 from app.grafana.annotations import annotation_frame, partial_day_frame
 from app.grafana.catalogue import PARTIAL_DAYS, filter_keys, metric_list, metrics_of, resolve_metrics
+from app.grafana.entities import offered
 from app.grafana.payloads import (
     Job,
     annotation_of,
@@ -40,7 +41,7 @@ from app.grafana.periods import days_of
 from app.grafana.schemas import QueryRequest
 from app.grafana.series import time_series
 from app.grafana.tables import table
-from app.grafana.values import parse_filters
+from app.grafana.values import SERVICE_KEY, parse_filters
 from app.grafana.variables import payload_options, tag_keys, tag_values, variable
 
 __all__ = ["health", "metric_list", "payload_options", "query", "tag_keys", "tag_values", "variable"]
@@ -81,11 +82,24 @@ def plan(settings: Settings, request: QueryRequest) -> list[Job]:
     return jobs
 
 
+def _names_services(raw_filters: list[Any]) -> bool:
+    """Whether an ad hoc filter names services by value (``=``, ``!=``, ``=|``, ``!=|``): their
+    values are read against the stored services, which only then are looked up."""
+    return any(
+        isinstance(item, dict)
+        and item.get("key") == SERVICE_KEY
+        and item.get("operator", "=") not in ("=~", "!~")
+        for item in raw_filters
+    )
+
+
 async def query(
     session: AsyncSession, settings: Settings, request: QueryRequest, *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Every target's answer, in order: time series, tables or annotation frames."""
-    filters = parse_filters([*(request.filters or []), *(request.adhoc_filters or [])], filter_keys(settings))
+    raw_filters = [*(request.filters or []), *(request.adhoc_filters or [])]
+    stored = await offered(session, settings, SERVICE_KEY) if _names_services(raw_filters) else []
+    filters = parse_filters(raw_filters, filter_keys(settings), stored)
     jobs = plan(settings, request)
     many = len({m.name for job in jobs for m in job.metrics or []}) > 1
     days = days_of(request.range, settings, now)
