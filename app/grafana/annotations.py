@@ -87,7 +87,7 @@ async def incidents(
     if services is ALL:
         chosen = None
     else:
-        stored = await offered(session, settings, SERVICE_KEY)  # what a $service variable offers
+        stored = set(await offered(session, settings, SERVICE_KEY))  # what a $service variable offers
         chosen = [alerts.service_filter(name, "payload.service", stored) for name in services]
     equal = [f for f in filters if f.key == SERVICE_KEY and f.pattern is None]
     patterns = [f for f in filters if f.key == SERVICE_KEY and f.pattern is not None]

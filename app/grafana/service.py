@@ -98,7 +98,7 @@ async def query(
 ) -> list[dict[str, Any]]:
     """Every target's answer, in order: time series, tables or annotation frames."""
     raw_filters = [*(request.filters or []), *(request.adhoc_filters or [])]
-    stored = await offered(session, settings, SERVICE_KEY) if _names_services(raw_filters) else []
+    stored = set(await offered(session, settings, SERVICE_KEY)) if _names_services(raw_filters) else set()
     filters = parse_filters(raw_filters, filter_keys(settings), stored)
     jobs = plan(settings, request)
     many = len({m.name for job in jobs for m in job.metrics or []}) > 1
