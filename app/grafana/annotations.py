@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import servicenames
 from app.alerts import service as alerts
 from app.config import Settings
+from app.errors import InvalidInput
 from app.grafana.catalogue import INCIDENTS, PARTIAL_DAYS
 from app.grafana.entities import kind_entities, kind_passes, namespace_of, offered
 from app.grafana.payloads import Job, PartialDayScope, annotation_services, lang_of, partial_day_scope
@@ -84,11 +85,7 @@ async def incidents(
     the rule a series' service passes by (``Filter.matches_service``), so ``payments\\.shop``
     keeps both the series of ``payments.shop.svc.cluster.local`` and the incident of an alert
     ``service=payments, namespace=shop``."""
-    if services is ALL:
-        chosen = None
-    else:
-        stored = set(await offered(session, settings, SERVICE_KEY))  # what a $service variable offers
-        chosen = [alerts.service_filter(name, "payload.service", stored) for name in services]
+    chosen = None if services is ALL else await _chosen_services(session, settings, services)
     equal = [f for f in filters if f.key == SERVICE_KEY and f.pattern is None]
     patterns = [f for f in filters if f.key == SERVICE_KEY and f.pattern is not None]
     found = await alerts.incident_spans(
@@ -120,6 +117,18 @@ async def incidents(
             )
         )
     return shown
+
+
+async def _chosen_services(
+    session: AsyncSession, settings: Settings, services: list[str]
+) -> list[servicenames.ServiceName]:
+    """The ``payload.service`` choice, read as the incident list's filter; a stored service's odd
+    spelling (one the ``$service`` variable offers) is accepted, the stored ones looked up only then."""
+    try:
+        return [alerts.service_filter(name, "payload.service") for name in services]
+    except InvalidInput:
+        stored = set(await offered(session, settings, SERVICE_KEY))
+        return [alerts.service_filter(name, "payload.service", stored) for name in services]
 
 
 def _passes(item: Filter, services: Sequence[servicenames.ServiceName | None]) -> bool:

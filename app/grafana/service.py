@@ -26,6 +26,7 @@ from app.config import Settings
 from app.grafana.annotations import annotation_frame, partial_day_frame
 from app.grafana.catalogue import PARTIAL_DAYS, filter_keys, metric_list, metrics_of, resolve_metrics
 from app.grafana.entities import offered
+from app.grafana.errors import InvalidQuery
 from app.grafana.payloads import (
     Job,
     annotation_of,
@@ -82,24 +83,16 @@ def plan(settings: Settings, request: QueryRequest) -> list[Job]:
     return jobs
 
 
-def _names_services(raw_filters: list[Any]) -> bool:
-    """Whether an ad hoc filter names services by value (``=``, ``!=``, ``=|``, ``!=|``): their
-    values are read against the stored services, which only then are looked up."""
-    return any(
-        isinstance(item, dict)
-        and item.get("key") == SERVICE_KEY
-        and item.get("operator", "=") not in ("=~", "!~")
-        for item in raw_filters
-    )
-
-
 async def query(
     session: AsyncSession, settings: Settings, request: QueryRequest, *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Every target's answer, in order: time series, tables or annotation frames."""
     raw_filters = [*(request.filters or []), *(request.adhoc_filters or [])]
-    stored = set(await offered(session, settings, SERVICE_KEY)) if _names_services(raw_filters) else set()
-    filters = parse_filters(raw_filters, filter_keys(settings), stored)
+    try:
+        filters = parse_filters(raw_filters, filter_keys(settings))
+    except InvalidQuery:  # perhaps a stored service's odd spelling, picked from /tag-values
+        stored = set(await offered(session, settings, SERVICE_KEY))
+        filters = parse_filters(raw_filters, filter_keys(settings), stored)
     jobs = plan(settings, request)
     many = len({m.name for job in jobs for m in job.metrics or []}) > 1
     days = days_of(request.range, settings, now)
