@@ -22,7 +22,17 @@ read by :func:`parse_filter`, which refuses what cannot name a service: an empty
 (``.shop``, ``checkout.``, ``checkout..svc``), a namespace that is not a Kubernetes name (RFC 1123
 label: lowercase letters, digits and ``-``, at most 63), whitespace or control characters inside,
 more than 253 characters, and the ``namespace/name`` form of kubectl (its answer names the form to
-write instead). A stored name (a label's value) is never refused: :func:`parse` reads anything.
+write instead). A stored name (a label's value) is never refused: :func:`parse` reads anything, and
+:func:`parse_filter` accepts any spelling a store holds when it is told them (``stored``): a value
+Panorama offered to pick (Grafana's ``/tag-values``) always reads back, as that stored name reads,
+even ``api.Example.com``, ``My App`` or ``checkout..svc.cluster.local``.
+
+A *regex* on services (Grafana's ``=~``/``!~``) matches one text per service, its canonical
+:attr:`ServiceName.key` (``name.namespace``, the name alone when the namespace is unknown), in
+full: :func:`pattern_matches`, whichever way the service reached Panorama (a rollup's FQDN, an
+alert's short name with a ``namespace`` label). A key has at most one dot, so a pattern spelling
+the FQDN's ``.svc.cluster.local`` could never match and :func:`check_pattern` refuses it, naming
+the pattern to write instead.
 
 Pure functions, no I/O; this module must never learn about a store (SQL, PromQL, Jaeger): callers
 turn :func:`spellings` into their own exact queries.
@@ -31,7 +41,7 @@ turn :func:`spellings` into their own exact queries.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 MAX_FILTER_CHARS = 253  # a DNS name's length: the longest FQDN spelling
@@ -69,12 +79,16 @@ def parse(service: str, namespace: str | None = None) -> ServiceName:
     return ServiceName(service, namespace or None)
 
 
-def parse_filter(wanted: str) -> ServiceName:
+def parse_filter(wanted: str, stored: Collection[str] = ()) -> ServiceName:
     """A typed filter's parts, as :func:`parse` reads them; ``ValueError`` saying what is wrong with
-    it (and the form to use) when it cannot name a service."""
+    it (and the form to use) when it cannot name a service. A value that is exactly one of the
+    ``stored`` spellings (those a store holds and offered to pick) is never refused: it names
+    that service, read as :func:`parse` reads it."""
     text = wanted.strip()
     if not text:
         raise ValueError("a service name is empty")
+    if wanted in stored or text in stored:
+        return parse(text)
     if len(text) > MAX_FILTER_CHARS:
         raise ValueError(f"a service name is at most {MAX_FILTER_CHARS} characters")
     if _SPACE_OR_CONTROL.search(text):
@@ -142,3 +156,28 @@ def unique_match(wanted: str, services: Iterable[str]) -> str | None:
         return same[0]
     found = [s for s in candidates if want.matches(parse(s))]
     return found[0] if len(found) == 1 else None
+
+
+_FQDN_SUFFIX = re.compile(r"(?:\\\.|\.)svc(?:(?:\\\.|\.)[A-Za-z0-9-]+)*")
+_DOT = r"(?:\\\.|\.)"
+_SPELLS_FQDN = re.compile(rf"{_DOT}svc{_DOT}|{_DOT}[^|()]*{_DOT}svc\$?(?:$|[|)])")
+"""``.svc.`` anywhere, or ``.svc`` ending an alternative that has another dot before it (``x\\.svc``
+alone may be the namespace ``svc``)."""
+
+
+def check_pattern(pattern: str) -> None:
+    """``ValueError`` naming the pattern to write when a service regex spells the FQDN
+    (``reviews\\.bookinfo\\.svc\\.cluster\\.local``, ``.*\\.svc\\..*``): it is matched
+    against ``name.namespace`` (:func:`pattern_matches`), which has no ``.svc``."""
+    if _SPELLS_FQDN.search(pattern):
+        hint = _FQDN_SUFFIX.sub("", pattern)
+        raise ValueError(
+            f"'{pattern}': a service regex matches name.namespace (reviews.bookinfo), not the FQDN "
+            f"(reviews.bookinfo.svc.cluster.local): write '{hint}'"
+        )
+
+
+def pattern_matches(pattern: re.Pattern[str], service: str | ServiceName) -> bool:
+    """Whether a service regex matches ``service`` (any spelling): in full, its canonical key."""
+    found = service if isinstance(service, ServiceName) else parse(service)
+    return pattern.fullmatch(found.key) is not None

@@ -136,3 +136,69 @@ def test_a_typed_filter_reads_as_a_stored_name_does(typed: str, parsed: ServiceN
 def test_a_malformed_filter_is_refused_saying_why(typed: str, words: str) -> None:
     with pytest.raises(ValueError, match=re.escape(words)):
         servicenames.parse_filter(typed)
+
+
+ODD_STORED = [
+    "api.Example.com",  # an external host (a ServiceEntry): not a Kubernetes namespace
+    "checkout.Shop.svc.cluster.local",
+    "checkout..svc.cluster.local",  # a label with an empty namespace
+    "frontend/api",
+    "My App",
+    ".hidden",
+    "reviews.bookinfo.svc.cluster.local.",  # an absolute DNS name
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("stored", ODD_STORED)
+def test_a_stored_spelling_is_accepted_back_as_a_filter_and_names_itself(stored: str) -> None:
+    """What a store holds (and Panorama offers to pick) reads back as that stored name reads,
+    however odd; the same text typed without the store behind it is still refused."""
+    with pytest.raises(ValueError, match=r"empty part|not a Kubernetes name|space|namespace as|at most 253"):
+        servicenames.parse_filter(stored)
+    parsed = servicenames.parse_filter(stored, ODD_STORED)
+    assert parsed == servicenames.parse(stored)
+    assert servicenames.matches(parsed, stored)
+    forms = servicenames.spellings(parsed)
+    assert stored in forms.exact or stored.startswith(forms.prefixes)
+
+
+def test_a_known_spelling_does_not_let_its_neighbours_through() -> None:
+    with pytest.raises(ValueError, match="empty part around a dot"):
+        servicenames.parse_filter("checkout..svc", ["checkout..svc.cluster.local"])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matched"),
+    [
+        (r"checkout\.shop", ["checkout.shop", FQDN]),
+        (r"checkout", ["checkout"]),  # the short name: its namespace is unknown
+        (r"checkout(\..*)?", ["checkout", "checkout.shop", FQDN, "checkout.other.svc.cluster.local"]),
+        (r".*\.shop", ["checkout.shop", FQDN]),
+    ],
+)
+def test_a_regex_matches_the_canonical_key_in_full(pattern: str, matched: list[str]) -> None:
+    compiled = re.compile(pattern)
+    spellings = ["checkout", "checkout.shop", FQDN, "checkout.other.svc.cluster.local"]
+    assert [s for s in spellings if servicenames.pattern_matches(compiled, s)] == matched
+    assert servicenames.pattern_matches(compiled, ServiceName("checkout", "shop")) == (
+        "checkout.shop" in matched
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "write"),
+    [
+        (r"reviews\.bookinfo\.svc\.cluster\.local", r"reviews\.bookinfo"),
+        (r".*\.svc\..*", r".*\..*"),
+        (r"(a\.x\.svc|b\.y\.svc)$", r"(a\.x|b\.y)$"),
+    ],
+)
+def test_a_regex_spelling_the_fqdn_is_refused_naming_the_one_to_write(pattern: str, write: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"write '{write}'")):
+        servicenames.check_pattern(pattern)
+
+
+@pytest.mark.parametrize("pattern", [r"checkout\.shop", r"x\.svc", r"(a\.b|x\.svc)", r".*svc.*", r"x\.svc-a"])
+def test_a_regex_on_name_and_namespace_passes_the_check(pattern: str) -> None:
+    servicenames.check_pattern(pattern)  # the namespace may be called svc

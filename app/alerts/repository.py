@@ -483,6 +483,21 @@ async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[AlertRo
     return await _alert_rows(session, IncidentAlert.incident_id == incident_id)
 
 
+async def alert_labels(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The labels (JSON text) of every alert of each incident, in the order they were stored."""
+    if not incident_ids:
+        return {}
+    statement = (
+        select(IncidentAlert.incident_id, IncidentAlert.labels)
+        .where(IncidentAlert.incident_id.in_(incident_ids))
+        .order_by(IncidentAlert.id)
+    )
+    found: dict[int, list[str]] = {}
+    for incident_id, labels in await session.execute(statement):
+        found.setdefault(incident_id, []).append(labels)
+    return found
+
+
 async def firing_counts(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, int]:
     if not incident_ids:
         return {}

@@ -18,6 +18,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from app.alerts.matchers import Matcher
+from app.servicenames import ServiceName
 
 ZERO_TIME = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
@@ -388,3 +389,7 @@ class IncidentSpan(BaseModel):
     incident: IncidentSummary
     started_at: dt.datetime
     ended_at: dt.datetime | None
+    services: list[ServiceName] = Field(
+        default_factory=list,
+        description="Its services, each in the namespace of the alerts naming it (any of its alerts)",
+    )

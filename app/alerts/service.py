@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -311,11 +311,14 @@ async def incident_for_token(
     return summary(settings, incident, firing.get(incident.id, 0))
 
 
-def service_filter(service: str, parameter: str = "service") -> servicenames.ServiceName:
+def service_filter(
+    service: str, parameter: str = "service", stored: Collection[str] = ()
+) -> servicenames.ServiceName:
     """A typed service filter's parts; InvalidInput naming the parameter and the problem when it is
-    malformed (:func:`app.servicenames.parse_filter`)."""
+    malformed (:func:`app.servicenames.parse_filter`: one of the ``stored`` spellings, those offered
+    to pick, never is)."""
     try:
-        return servicenames.parse_filter(service)
+        return servicenames.parse_filter(service, stored)
     except ValueError as exc:
         raise InvalidInput(f"query parameter {parameter!r}: {exc}", parameter=parameter) from None
 
@@ -653,7 +656,9 @@ async def incident_spans(
 
     An incident starts at its alerts' earliest ``startsAt`` and, once resolved, ends at their latest
     ``endsAt``; without such times (no alerts, or resolved by hand while they fire) its own
-    ``created_at``/``resolved_at`` stand in.
+    ``created_at``/``resolved_at`` stand in. Its ``services`` are those its alerts name, each in the
+    namespace of the alerts naming it (every alert counts, as for the ``services`` filter), so a
+    ``service=payments`` alert with ``namespace=shop`` is ``payments.shop`` there.
     """
     found = await repository.incidents_by_alert_time(
         session,
@@ -664,7 +669,9 @@ async def incident_spans(
         and_one_of=and_one_of,
         none_of=none_of,
     )
-    firing = await repository.firing_counts(session, [incident.id for incident, _, _ in found])
+    ids = [incident.id for incident, _, _ in found]
+    firing = await repository.firing_counts(session, ids)
+    labels = await repository.alert_labels(session, ids)
     spans = []
     for incident, started, ended in found:
         start = started or incident.created_at
@@ -676,6 +683,9 @@ async def incident_spans(
                 incident=summary(settings, incident, firing.get(incident.id, 0)),
                 started_at=start,
                 ended_at=end,
+                services=services_named(
+                    [json.loads(text) for text in labels.get(incident.id, [])], json.loads(incident.services)
+                ),
             )
         )
     return spans

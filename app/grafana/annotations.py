@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import servicenames
 from app.alerts import service as alerts
 from app.config import Settings
+from app.errors import InvalidInput
 from app.grafana.catalogue import INCIDENTS, PARTIAL_DAYS
-from app.grafana.entities import kind_entities, kind_passes, namespace_of
+from app.grafana.entities import kind_entities, kind_passes, namespace_of, offered
 from app.grafana.payloads import Job, PartialDayScope, annotation_services, lang_of, partial_day_scope
 from app.grafana.periods import Days, range_bounds
 from app.grafana.schemas import TimeRange
@@ -74,15 +75,17 @@ async def incidents(
     the ad hoc ``service`` filters (other keys are ignored).
 
     The chosen services, and the values of ``=``/``!=``/``=|``/``!=|`` filters, are matched as the
-    incident list filters ``?service=`` (one rule, in the alerting feature): a namespace the choice
+    incident list filters ``?service=`` (one rule, in the alerting feature; a stored service's
+    spelling, one a ``$service`` variable offers, is always accepted): a namespace the choice
     says (``payments.shop.svc.cluster.local``) must be the namespace of the alerts naming the
     service, so ``payments`` of another namespace is not annotated on this dashboard; a bare name is
     in every namespace. An incident passes ``=`` when it is of one of the filter's services, ``!=``
     when it is of none of them. A regex (``=~``) passes an incident when it matches the canonical
-    key of one of its services as stored (``!~``: of none)."""
-    chosen = (
-        None if services is ALL else [alerts.service_filter(name, "payload.service") for name in services]
-    )
+    key of one of its services, each in the namespace of the alerts naming it (``!~``: of none):
+    the rule a series' service passes by (``Filter.matches_service``), so ``payments\\.shop``
+    keeps both the series of ``payments.shop.svc.cluster.local`` and the incident of an alert
+    ``service=payments, namespace=shop``."""
+    chosen = None if services is ALL else await _chosen_services(session, settings, services)
     equal = [f for f in filters if f.key == SERVICE_KEY and f.pattern is None]
     patterns = [f for f in filters if f.key == SERVICE_KEY and f.pattern is not None]
     found = await alerts.incident_spans(
@@ -99,7 +102,7 @@ async def incidents(
     for span in found:
         incident = span.incident
         names = incident.services
-        seen: list[str | None] = list(names) or [None]
+        seen: list[servicenames.ServiceName | None] = list(span.services) or [None]
         if not all(_passes(f, seen) for f in patterns):
             continue
         details = " · ".join(part for part in (incident.status, incident.severity, incident.url) if part)
@@ -116,10 +119,22 @@ async def incidents(
     return shown
 
 
-def _passes(item: Filter, services: Sequence[str | None]) -> bool:
+async def _chosen_services(
+    session: AsyncSession, settings: Settings, services: list[str]
+) -> list[servicenames.ServiceName]:
+    """The ``payload.service`` choice, read as the incident list's filter; a stored service's odd
+    spelling (one the ``$service`` variable offers) is accepted, the stored ones looked up only then."""
+    try:
+        return [alerts.service_filter(name, "payload.service") for name in services]
+    except InvalidInput:
+        stored = set(await offered(session, settings, SERVICE_KEY))
+        return [alerts.service_filter(name, "payload.service", stored) for name in services]
+
+
+def _passes(item: Filter, services: Sequence[servicenames.ServiceName | None]) -> bool:
     """Whether an incident of ``services`` passes a filter: one matches it (``=~``), or each passes
     it by not matching (``!~``)."""
-    passed = map(item.matches, services)
+    passed = map(item.matches_service, services)
     return any(passed) if item.positive else all(passed)
 
 

@@ -82,6 +82,18 @@ async def namespaces(
     return sorted(found)
 
 
+async def offered(session: AsyncSession, settings: Settings, key: str) -> list[str]:
+    """The values ``/tag-values`` offers for an ad hoc filter key (one of ``filter_keys``), sorted,
+    each once: the namespaces, or the stored entities of the key's kind (services by their stored
+    spelling). Each, fed back as an ``=`` filter, keeps its entity: ``/query`` accepts every one of
+    them (``servicenames.parse_filter``'s ``stored``)."""
+    if key == "namespace":
+        found = await namespaces(session, settings, None, None)
+    else:
+        found = await kind_entities(session, settings, key, None, None)
+    return sorted(set(found))
+
+
 async def target_entities(
     session: AsyncSession,
     settings: Settings,

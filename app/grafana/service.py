@@ -25,6 +25,8 @@ from app import __version__
 from app.config import Settings
 from app.grafana.annotations import annotation_frame, partial_day_frame
 from app.grafana.catalogue import PARTIAL_DAYS, filter_keys, metric_list, metrics_of, resolve_metrics
+from app.grafana.entities import offered
+from app.grafana.errors import InvalidQuery
 from app.grafana.payloads import (
     Job,
     annotation_of,
@@ -40,7 +42,7 @@ from app.grafana.periods import days_of
 from app.grafana.schemas import QueryRequest
 from app.grafana.series import time_series
 from app.grafana.tables import table
-from app.grafana.values import parse_filters
+from app.grafana.values import SERVICE_KEY, parse_filters
 from app.grafana.variables import payload_options, tag_keys, tag_values, variable
 
 __all__ = ["health", "metric_list", "payload_options", "query", "tag_keys", "tag_values", "variable"]
@@ -85,7 +87,12 @@ async def query(
     session: AsyncSession, settings: Settings, request: QueryRequest, *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Every target's answer, in order: time series, tables or annotation frames."""
-    filters = parse_filters([*(request.filters or []), *(request.adhoc_filters or [])], filter_keys(settings))
+    raw_filters = [*(request.filters or []), *(request.adhoc_filters or [])]
+    try:
+        filters = parse_filters(raw_filters, filter_keys(settings))
+    except InvalidQuery:  # perhaps a stored service's odd spelling, picked from /tag-values
+        stored = set(await offered(session, settings, SERVICE_KEY))
+        filters = parse_filters(raw_filters, filter_keys(settings), stored)
     jobs = plan(settings, request)
     many = len({m.name for job in jobs for m in job.metrics or []}) > 1
     days = days_of(request.range, settings, now)

@@ -16,18 +16,20 @@ matched anchored, as Prometheus does, and patterns whose matching time could exp
 
 A ``service`` filter matches through :mod:`app.servicenames`, as every other service filter does:
 its ``=``/``!=``/``=|``/``!=|`` values are read by ``parse_filter`` (a malformed one is refused with
-its message), and a bare ``checkout`` means that service in every namespace, ``checkout.shop`` in
-``shop`` only, whichever spelling a figure is stored under. Its ``=~``/``!~`` patterns match a
-service's canonical key, ``name.namespace`` (``name`` alone when its spelling has no namespace),
-never the stored spelling: ``checkout\\.shop`` matches ``checkout.shop.svc.cluster.local``, and
-``.*\\.svc\\.cluster\\.local`` matches nothing.
+its message, but never a stored spelling, one ``/tag-values`` offers), and a bare ``checkout``
+means that service in every namespace, ``checkout.shop`` in ``shop`` only, whichever spelling a
+figure is stored under. Its ``=~``/``!~`` patterns match a service's canonical key,
+``name.namespace`` (``name`` alone when its namespace is unknown), never the stored spelling
+(``servicenames.pattern_matches``, for series and incidents alike): ``checkout\\.shop`` matches
+``checkout.shop.svc.cluster.local``, and a pattern spelling the FQDN
+(``.*\\.svc\\.cluster\\.local``) is refused, naming the one to write.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal
@@ -165,18 +167,30 @@ class Filter:
         return self.operator in ("=", "=~", "=|")
 
     def matches(self, value: str | None) -> bool:
+        if self.key == SERVICE_KEY:
+            return self.matches_service(None if value is None else servicenames.parse(value))
         if value is None:
             return not self.positive
         if self.pattern is not None:
-            text = servicenames.key(value) if self.key == SERVICE_KEY else value
-            return (self.pattern.fullmatch(text) is not None) == self.positive
-        if self.key == SERVICE_KEY:
-            return servicenames.matches_any(value, self.services) == self.positive
+            return (self.pattern.fullmatch(value) is not None) == self.positive
         return (value in self.values) == self.positive
 
+    def matches_service(self, service: servicenames.ServiceName | None) -> bool:
+        """Whether a service passes this ``service`` filter: the one rule for a rollup's series (its
+        stored spelling, parsed) and an incident (its services as its alerts name them)."""
+        if service is None:
+            return not self.positive
+        if self.pattern is not None:
+            return servicenames.pattern_matches(self.pattern, service) == self.positive
+        return servicenames.matches_any(service, self.services) == self.positive
 
-def parse_filters(raw: Sequence[Any], keys: Iterable[str]) -> list[Filter]:
-    """``[{"key", "operator", "value"}]`` (``values`` for ``=|``/``!=|``) as filters on ``keys``."""
+
+def parse_filters(
+    raw: Sequence[Any], keys: Iterable[str], stored_services: Collection[str] = ()
+) -> list[Filter]:
+    """``[{"key", "operator", "value"}]`` (``values`` for ``=|``/``!=|``) as filters on ``keys``;
+    a ``service`` value that is one of ``stored_services`` (what ``/tag-values`` offers) is always
+    accepted."""
     allowed = sorted(set(keys))
     filters = []
     for index, item in enumerate(raw):
@@ -194,20 +208,22 @@ def parse_filters(raw: Sequence[Any], keys: Iterable[str]) -> list[Filter]:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise InvalidQuery(f"{where}: value(s) must be strings")
         regex = operator in ("=~", "!~")
-        pattern = _pattern(values[0], where) if regex else None
-        services = _services(values, where) if key == SERVICE_KEY and not regex else ()
+        pattern = _pattern(values[0], where, service=key == SERVICE_KEY) if regex else None
+        services = _services(values, where, stored_services) if key == SERVICE_KEY and not regex else ()
         filters.append(Filter(str(key), operator, tuple(values), pattern, services))
     return filters
 
 
-def _services(values: Sequence[str], where: str) -> tuple[servicenames.ServiceName, ...]:
+def _services(
+    values: Sequence[str], where: str, stored: Collection[str]
+) -> tuple[servicenames.ServiceName, ...]:
     try:
-        return tuple(servicenames.parse_filter(value) for value in values)
+        return tuple(servicenames.parse_filter(value, stored) for value in values)
     except ValueError as exc:
         raise InvalidQuery(f"{where}: {exc}") from None
 
 
-def _pattern(text: str, where: str) -> re.Pattern[str]:
+def _pattern(text: str, where: str, *, service: bool = False) -> re.Pattern[str]:
     if len(text) > MAX_PATTERN_LENGTH:
         raise InvalidQuery(f"{where}: the regular expression is longer than {MAX_PATTERN_LENGTH} characters")
     if _NESTED_REPETITION.search(text):
@@ -216,6 +232,12 @@ def _pattern(text: str, where: str) -> re.Pattern[str]:
             "such patterns can take exponential time and are refused"
         )
     try:
-        return re.compile(text)
+        compiled = re.compile(text)
     except re.error as exc:
         raise InvalidQuery(f"{where}: {text!r} is not a regular expression ({exc})") from None
+    if service:
+        try:
+            servicenames.check_pattern(text)
+        except ValueError as exc:
+            raise InvalidQuery(f"{where}: {exc}") from None
+    return compiled

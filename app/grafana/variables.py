@@ -28,7 +28,7 @@ from app.grafana.catalogue import (
     resolve_metrics,
     slo_services,
 )
-from app.grafana.entities import kind_entities, namespaces
+from app.grafana.entities import kind_entities, namespaces, offered
 from app.grafana.errors import InvalidQuery
 from app.grafana.periods import days_of
 from app.grafana.schemas import PayloadOptionsRequest, VariableRequest
@@ -94,11 +94,7 @@ async def tag_values(session: AsyncSession, settings: Settings, key: str) -> lis
     keys = filter_keys(settings)
     if key not in keys:
         raise InvalidQuery(f"tag key {key!r} is not one of {', '.join(keys)}")
-    if key == "namespace":
-        values = await namespaces(session, settings, None, None)
-    else:
-        values = await kind_entities(session, settings, key, None, None)
-    return [{"text": value} for value in values]
+    return [{"text": value} for value in await offered(session, settings, key)]
 
 
 async def payload_options(

@@ -148,8 +148,39 @@ def test_service_regexes_match_the_canonical_key() -> None:
     assert passing("=~", "checkout\\.shop") == [CHECKOUT]
     assert passing("=~", ".*\\.(shop|catalog)") == [CHECKOUT, SEARCH]
     assert passing("=~", "checkout(\\..*)?") == stored[:3]
-    assert passing("=~", ".*\\.svc\\.cluster\\.local") == []
     assert passing("!~", "checkout.*") == [SEARCH]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "write"),
+    [
+        ("reviews\\.bookinfo\\.svc\\.cluster\\.local", "reviews\\.bookinfo"),
+        ("reviews.bookinfo.svc.cluster.local", "reviews.bookinfo"),
+        (".*\\.svc\\.cluster\\.local", ".*"),
+        ("(a\\.x\\.svc\\.cluster\\.local|b\\.y\\.svc\\.corp)", "(a\\.x|b\\.y)"),
+        ("reviews\\.bookinfo\\.svc", "reviews\\.bookinfo"),
+    ],
+)
+def test_a_service_regex_written_against_the_fqdn_is_refused_naming_the_one_to_write(
+    pattern: str, write: str
+) -> None:
+    """A regex sees ``name.namespace``, which has one dot and no ``.svc``: one spelling the FQDN
+    could never match, so it is a 400 saying what to write rather than an empty panel."""
+    for operator in ("=~", "!~"):
+        with pytest.raises(InvalidQuery) as caught:
+            parse_filters([{"key": "service", "operator": operator, "value": pattern}], KEYS)
+        assert caught.value.message == (
+            f"filters[0]: '{pattern}': a service regex matches name.namespace (reviews.bookinfo), not the "
+            f"FQDN (reviews.bookinfo.svc.cluster.local): write '{write}'"
+        )
+
+
+def test_a_namespace_called_svc_can_still_be_matched() -> None:
+    [item] = parse_filters([{"key": "service", "operator": "=~", "value": "(x|y)\\.svc"}], KEYS)
+    assert item.matches("x.svc.svc.cluster.local")
+    assert not item.matches("x.shop.svc.cluster.local")
+    [other] = parse_filters([{"key": "namespace", "operator": "=~", "value": ".*\\.svc\\..*"}], KEYS)
+    assert not other.matches("shop")  # only service regexes are read as service names
 
 
 @pytest.mark.parametrize(
