@@ -649,10 +649,13 @@ async def incident_spans(
     services: Sequence[servicenames.ServiceName] | None = None,
     and_one_of: Sequence[Sequence[servicenames.ServiceName]] = (),
     none_of: Sequence[servicenames.ServiceName] = (),
+    namespaced: bool = False,
 ) -> list[IncidentSpan]:
     """Incidents whose alerts fired within ``first``..``last``, newest first, at their alerts' times;
     with ``services``, only the incidents of one of them (each as :func:`list_incidents` filters),
-    and of one service of each group of ``and_one_of``, and of none of ``none_of``.
+    and of one service of each group of ``and_one_of``, and of none of ``none_of``. With
+    ``namespaced``, each span's ``services`` are read from its alerts' labels (one more query;
+    otherwise they are left empty).
 
     An incident starts at its alerts' earliest ``startsAt`` and, once resolved, ends at their latest
     ``endsAt``; without such times (no alerts, or resolved by hand while they fire) its own
@@ -671,7 +674,7 @@ async def incident_spans(
     )
     ids = [incident.id for incident, _, _ in found]
     firing = await repository.firing_counts(session, ids)
-    labels = await repository.alert_labels(session, ids)
+    labels = await repository.alert_labels(session, ids) if namespaced else {}
     spans = []
     for incident, started, ended in found:
         start = started or incident.created_at
@@ -685,7 +688,9 @@ async def incident_spans(
                 ended_at=end,
                 services=services_named(
                     [json.loads(text) for text in labels.get(incident.id, [])], json.loads(incident.services)
-                ),
+                )
+                if namespaced
+                else [],
             )
         )
     return spans

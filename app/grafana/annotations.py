@@ -97,6 +97,7 @@ async def incidents(
         services=chosen,
         and_one_of=[f.services for f in equal if f.positive],
         none_of=[service for f in equal if not f.positive for service in f.services],
+        namespaced=bool(patterns),  # the alerts' namespaces are read only for a regex to match
     )
     shown = []
     for span in found:
