@@ -352,6 +352,9 @@ def page_shell(settings: Settings, translator: Translator) -> PageShell:
             "page": "/screen",
             "locale": translator.locale,
             "timezone": settings.timezone,
+            # the zone named beside the clock: its offset filled in by the clock's own (i18n.Translator)
+            "zone": translator.zone_form(),
+            "zone_title": translator("foot.times_in", zone="{zone}"),
             "refresh_seconds": screen.refresh_seconds,
             "history_minutes": round(screen.history.total_seconds() / 60),
             "timeout_seconds": screen.timeout.total_seconds(),
