@@ -46,7 +46,14 @@ from tests.harness.browser import (
     serve_panorama,
 )
 from tests.harness.intake import applied, incident_of
-from tests.pages.support import SPANS, SPELLINGS, TRACE, next_spring_forward, store_checkout_trace
+from tests.pages.support import (
+    SPANS,
+    SPELLINGS,
+    TRACE,
+    dst_week_page,
+    next_spring_forward,
+    store_checkout_trace,
+)
 
 pytestmark = BROWSER
 
@@ -564,6 +571,25 @@ async def test_the_incidents_list_opened_by_a_digests_view_link_lists_and_opens_
     assert re.search(r"/incidents/\d+\?view=", p.url), p.url
     assert "PaymentsDown" in await p.locator("h1").inner_text()
     assert await p.locator("form[action*='/ack']").count() == 0  # read-only: no acknowledging
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+async def test_a_shift_table_over_the_change_keeps_each_time_on_one_line_on_a_phone(
+    world: World, open_page: OpenPage, locale: str
+) -> None:
+    """The week the clocks go forward (rendered at a fixed moment, in Panorama's stylesheet): on a
+    phone each time keeps to one line and its offset goes below it; on a desktop beside it."""
+    for viewport, name in ((PHONE, "phone"), (DESKTOP, "desktop")):
+        page = await open_page(viewport)
+        await page.goto(f"{world.url}/login")  # the page's origin: its stylesheet is Panorama's
+        await page.page.set_content(dst_week_page(locale), wait_until="load")
+        offsets = page.page.locator("table.shifts .offset")
+        assert await offsets.count() == 3
+        assert await one_line_times(page) == []
+        display = await offsets.first.evaluate("e => getComputedStyle(e).display")
+        assert display == ("block" if viewport == PHONE else "inline")
+        await page.assert_no_horizontal_scroll()
+        await page.shot("pages", f"oncall-{name}-dst-table-{locale}", full_page=False)
 
 
 async def one_line_times(page: CheckedPage) -> list[str]:

@@ -13,13 +13,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from app.alerts.schemas import OnCall, ShiftOut
-from app.pages.service import ScheduleCard, offset_changes
-from app.web import shell
-from app.web.i18n import Translator
+from app.pages.service import offset_changes
 from tests.alerts.support import alerting_config
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
-from tests.pages.support import next_spring_forward
+from tests.pages.support import dst_week_page, next_spring_forward
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -177,30 +174,7 @@ async def test_a_swap_over_the_night_the_clocks_go_forward_shows_the_offset_that
 def test_a_shift_table_over_the_change_marks_the_times_after_it_with_their_offset() -> None:
     """The week the clocks go forward, rendered at a fixed moment: the shift under way ends at
     09:00 +02:00, the next one runs at +02:00 throughout; the card says from when."""
-    now = datetime(2027, 3, 22, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Berlin (+01:00)
-    starts = [datetime(2027, 3, day, 9, 0, tzinfo=BERLIN) for day in (22, 29)] + [
-        datetime(2027, 4, 5, 9, 0, tzinfo=BERLIN)
-    ]
-    shifts = [
-        ShiftOut(user=user, start=start, end=end, source="rotation")
-        for user, start, end in zip(("alice", "bob"), starts, starts[1:], strict=False)
-    ]
-    card = ScheduleCard(
-        name="sre",
-        timezone="Europe/Berlin",
-        now=OnCall(schedule="sre", at=now, user="alice", source="rotation"),
-        until=shifts[0].end,
-        next_user="bob",
-        shifts=shifts,
-        swaps=[],
-        users=["alice", "bob"],
-        changes=offset_changes(BERLIN, shifts[0].start, shifts[-1].end),
-    )
-    pages = {}
-    for locale in ("zh-CN", "en"):
-        translator, parts = shell.zoned(Translator(locale, ZoneInfo("UTC")), ["Europe/Berlin"])
-        view = shell.PageView(translator, now, "/oncall", {"schedule": "sre"}, part_zones=parts)
-        pages[locale] = shell.render("pages/oncall.html", view, cards=[card], notice=None, chosen="sre")
+    pages = {locale: dst_week_page(locale) for locale in ("zh-CN", "en")}
     plus_two = '<span class="muted small offset">+02:00</span>'
     rows = re.findall(r"<tr><td>(\w+)</td><td>(.*?)</td><td>(.*?)</td></tr>", pages["zh-CN"])
     assert rows == [
