@@ -326,6 +326,9 @@ async def service_page(
 # --- on call ---------------------------------------------------------------------------------
 
 ONCALL_DAYS = 14
+ONCALL_LOOKAHEAD = timedelta(days=14)
+"""How far past the two weeks the end of the last shift listed is looked for: the table shows
+its real end (it would otherwise read as ending at the window's cut), or says it runs on."""
 
 
 OFFSET_SCAN = timedelta(hours=1)  # no zone changes its offset twice within an hour
@@ -347,6 +350,7 @@ class ScheduleCard:
     swaps: list[SwapOut]
     users: list[str]
     changes: list[datetime]  # the moments the zone's offset changes between the first and last time shown
+    runs_on: datetime | None = None  # the last shift's end was looked for up to here, and it runs on
 
     @property
     def zone(self) -> ZoneInfo:
@@ -393,19 +397,24 @@ async def oncall_page(
 ) -> OncallPage:
     """Each schedule (or the one asked for): who is on call now and until when (then who), the
     next two weeks' shifts (overrides and swaps included) and the swaps on offer, all in the
-    schedule's zone."""
+    schedule's zone. The shifts are those that start within the two weeks, each from its real
+    start to its real end: the first from before now, the last past the two weeks (looked for up
+    to :data:`ONCALL_LOOKAHEAD` more; beyond that, the card says it runs on)."""
     names = [s.name for s in settings.schedules if only is None or s.name == only]
     if only is not None and not names:
         alerts.schedule_named(settings, only)  # raises the schedule's NotFound
     cards = []
     for name in names:
-        found = await alerts.shifts(session, settings, name, now, now + timedelta(days=ONCALL_DAYS))
+        cut = now + timedelta(days=ONCALL_DAYS)
+        horizon = cut + ONCALL_LOOKAHEAD
+        found = await alerts.shifts(session, settings, name, now, horizon)
+        listed = [s for s in found.shifts if s.start < cut]
         on_call = await alerts.on_call_at(session, settings, name, now)
         swaps = await alerts.open_swaps(session, settings, name)
-        until, next_user = _handover(found.shifts, on_call, now)
-        moments = [m for s in found.shifts for m in (s.start, s.end)] + [
-            m for w in swaps for m in (w.start, w.end)
-        ]
+        until, next_user = _handover(listed, on_call, now)
+        if until is not None and until >= horizon:  # on call as far as was looked: no end to name
+            until = None
+        moments = [m for s in listed for m in (s.start, s.end)] + [m for w in swaps for m in (w.start, w.end)]
         zone = ZoneInfo(found.timezone)
         cards.append(
             ScheduleCard(
@@ -414,10 +423,11 @@ async def oncall_page(
                 now=on_call,
                 until=until,
                 next_user=next_user,
-                shifts=found.shifts,
+                shifts=listed,
                 swaps=swaps,
                 users=[u.name for u in settings.users],
                 changes=offset_changes(zone, min(moments), max(moments)) if moments else [],
+                runs_on=horizon if listed and listed[-1].end >= horizon else None,
             )
         )
     return OncallPage(cards)

@@ -124,7 +124,9 @@ class OnCallRow(BaseModel):
     schedule: str
     user: str | None = Field(description="null: nobody is on call now")
     source: Literal["rotation", "override"] | None
-    until: dt.datetime | None = Field(description="End of the current shift")
+    until: dt.datetime | None = Field(
+        description="End of the current shift (null: nobody on call, or it runs past the next 14 days)"
+    )
     next_user: str | None
     next_at: dt.datetime | None
 

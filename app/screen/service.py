@@ -229,7 +229,8 @@ async def on_call(
     async with sessions() as session:
         for name in names:
             count()
-            shifts = (await alerts.shifts(session, settings, name, now, now + NEXT_SHIFTS)).shifts
+            horizon = now + NEXT_SHIFTS
+            shifts = (await alerts.shifts(session, settings, name, now, horizon)).shifts
             current = next((s for s in shifts if s.start <= now < s.end), None)
             later = [s for s in shifts if s.start > now and (current is None or s.user != current.user)]
             rows.append(
@@ -237,7 +238,8 @@ async def on_call(
                     schedule=name,
                     user=current.user if current else None,
                     source=current.source if current else None,
-                    until=current.end if current else None,
+                    # a shift still under way where the look ends has no end to name (not the cut)
+                    until=current.end if current and current.end < horizon else None,
                     next_user=later[0].user if later else None,
                     next_at=later[0].start if later else None,
                 )
@@ -352,6 +354,9 @@ def page_shell(settings: Settings, translator: Translator) -> PageShell:
             "page": "/screen",
             "locale": translator.locale,
             "timezone": settings.timezone,
+            # the zone named beside the clock: its offset filled in by the clock's own (i18n.Translator)
+            "zone": translator.zone_form(),
+            "zone_title": translator("foot.times_in", zone="{zone}"),
             "refresh_seconds": screen.refresh_seconds,
             "history_minutes": round(screen.history.total_seconds() / 60),
             "timeout_seconds": screen.timeout.total_seconds(),

@@ -138,10 +138,14 @@ class Translator:
     def zone_name(self, moment: datetime) -> str:
         """``Asia/Shanghai (UTC+08:00)``: what the times on the page are in, by name and offset at
         ``moment`` (``UTC`` alone for UTC)."""
+        return self.zone_form().replace("{offset}", self.offset(moment))
+
+    def zone_form(self) -> str:
+        """``Asia/Shanghai (UTC{offset})``: how :meth:`zone_name` names the zone, its offset left
+        to fill. The wall's clock runs in the browser and fills it, every second, with the offset
+        its own time is shown at (so the name follows a daylight saving change with the clock)."""
         name = self.tz.key
-        if name in _UTC_NAMES:
-            return "UTC"
-        return f"{name} ({self.zone(moment)})"
+        return "UTC" if name in _UTC_NAMES else f"{name} (UTC{{offset}})"
 
     def ago(self, moment: datetime | None, now: datetime) -> str:
         """``5 分钟前`` / ``5 min ago``."""

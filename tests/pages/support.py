@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo
 
+from app.alerts.schemas import OnCall, ShiftOut
 from app.backends.traces import TagValue
+from app.pages.service import ScheduleCard, offset_changes
+from app.web import shell
+from app.web.i18n import Locale, Translator
 from tests.correlation.support import at, cri_line, ecs_line, json_line, span, store_logs, store_trace
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
@@ -68,3 +74,32 @@ def next_spring_forward(after: datetime) -> date:
         if datetime(year, 3, 20, tzinfo=UTC) > after:
             return sunday
     raise AssertionError("unreachable")
+
+
+def dst_week_page(locale: str) -> str:
+    """The on-call page of a Europe/Berlin schedule the week the clocks go forward, rendered by the
+    shell at a fixed moment (Monday 2027-03-22, 11:00 there, +01:00): alice's shift under way ends
+    at 09:00 +02:00, bob's next one runs at +02:00 throughout."""
+    berlin = ZoneInfo("Europe/Berlin")
+    now = datetime(2027, 3, 22, 10, 0, tzinfo=UTC)
+    starts = [datetime(2027, 3, day, 9, 0, tzinfo=berlin) for day in (22, 29)] + [
+        datetime(2027, 4, 5, 9, 0, tzinfo=berlin)
+    ]
+    shifts = [
+        ShiftOut(user=user, start=start, end=end, source="rotation")
+        for user, start, end in zip(("alice", "bob"), starts, starts[1:], strict=False)
+    ]
+    card = ScheduleCard(
+        name="sre",
+        timezone="Europe/Berlin",
+        now=OnCall(schedule="sre", at=now, user="alice", source="rotation"),
+        until=shifts[0].end,
+        next_user="bob",
+        shifts=shifts,
+        swaps=[],
+        users=["alice", "bob"],
+        changes=offset_changes(berlin, shifts[0].start, shifts[-1].end),
+    )
+    translator, parts = shell.zoned(Translator(cast(Locale, locale), ZoneInfo("UTC")), ["Europe/Berlin"])
+    view = shell.PageView(translator, now, "/oncall", {"schedule": "sre"}, part_zones=parts)
+    return shell.render("pages/oncall.html", view, cards=[card], notice=None, chosen="sre")

@@ -46,7 +46,14 @@ from tests.harness.browser import (
     serve_panorama,
 )
 from tests.harness.intake import applied, incident_of
-from tests.pages.support import SPANS, SPELLINGS, TRACE, next_spring_forward, store_checkout_trace
+from tests.pages.support import (
+    SPANS,
+    SPELLINGS,
+    TRACE,
+    dst_week_page,
+    next_spring_forward,
+    store_checkout_trace,
+)
 
 pytestmark = BROWSER
 
@@ -411,13 +418,31 @@ async def test_the_oncall_page_swaps_a_shift_with_its_small_form(world: World, o
     # configured timezone is UTC); every other page keeps the configured zone
     assert await p.locator("[data-zone='Asia/Shanghai']").inner_text() == "时区 Asia/Shanghai (UTC+08:00)"
     assert await p.locator("[data-times-in]").inner_text() == "时间均为 Asia/Shanghai (UTC+08:00)"
+    assert await one_line_times(phone) == []
     await phone.assert_no_horizontal_scroll()
     await phone.shot("pages", "oncall-phone")
     await phone.goto(f"{world.url}/oncall?schedule=sre&lang=en")
     assert await p.locator("[data-times-in]").inner_text() == "Times in Asia/Shanghai (UTC+08:00)"
     assert (await p.locator("[data-until]").inner_text()).startswith("until ")
+    # the last of the two weeks' shifts runs past them: it shows its real end, not the cut
+    async with world.http() as client:
+        window = {"from": now.isoformat(), "to": (now + timedelta(days=28)).isoformat()}
+        later = (
+            await client.get("/api/v1/schedules/sre/shifts", params=window, headers=bearer(VIEWER_TOKEN))
+        ).json()["shifts"]
+    cut = now + timedelta(days=14)
+    last = [s for s in later if datetime.fromisoformat(s["start"]) < cut][-1]
+    real_end = datetime.fromisoformat(last["end"])
+    assert real_end > cut
+    last_row = p.locator("table.shifts tbody tr").last.locator("td")
+    assert await last_row.nth(2).inner_text() == f"{real_end.astimezone(zone):%Y-%m-%d %H:%M}"
+    assert await one_line_times(phone) == []
     await phone.assert_no_horizontal_scroll()
     await phone.shot("pages", "oncall-phone-en")
+    desktop = await open_page(DESKTOP)
+    await _sign_in(desktop, world, VIEWER_TOKEN, "/oncall?schedule=sre&lang=en")
+    assert await one_line_times(desktop) == []
+    await desktop.shot("pages", "oncall-desktop-en")
     await phone.goto(f"{world.url}/incidents")
     assert await p.locator("[data-times-in]").inner_text() == "Times in UTC"
     await phone.goto(f"{world.url}/incidents?lang=zh-CN")
@@ -546,3 +571,35 @@ async def test_the_incidents_list_opened_by_a_digests_view_link_lists_and_opens_
     assert re.search(r"/incidents/\d+\?view=", p.url), p.url
     assert "PaymentsDown" in await p.locator("h1").inner_text()
     assert await p.locator("form[action*='/ack']").count() == 0  # read-only: no acknowledging
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+async def test_a_shift_table_over_the_change_keeps_each_time_on_one_line_on_a_phone(
+    world: World, open_page: OpenPage, locale: str
+) -> None:
+    """The week the clocks go forward (rendered at a fixed moment, in Panorama's stylesheet): on a
+    phone each time keeps to one line and its offset goes below it; on a desktop beside it."""
+    for viewport, name in ((PHONE, "phone"), (DESKTOP, "desktop")):
+        page = await open_page(viewport)
+        await page.goto(f"{world.url}/login")  # the page's origin: its stylesheet is Panorama's
+        await page.page.set_content(dst_week_page(locale), wait_until="load")
+        offsets = page.page.locator("table.shifts .offset")
+        assert await offsets.count() == 3
+        assert await one_line_times(page) == []
+        display = await offsets.first.evaluate("e => getComputedStyle(e).display")
+        assert display == ("block" if viewport == PHONE else "inline")
+        await page.assert_no_horizontal_scroll()
+        await page.shot("pages", f"oncall-{name}-dst-table-{locale}", full_page=False)
+
+
+async def one_line_times(page: CheckedPage) -> list[str]:
+    """The shift table's start and end times that take more than one line (none should)."""
+    found: list[str] = await page.page.evaluate(
+        """() => [...document.querySelectorAll('table.shifts tbody td + td:not([data-runs-on])')]
+                   .filter(td => { const range = document.createRange();
+                                   range.selectNodeContents(td.firstChild);
+                                   const tops = [...range.getClientRects()].map(r => Math.round(r.top));
+                                   return new Set(tops).size > 1; })
+                   .map(td => td.textContent)"""
+    )
+    return found

@@ -13,13 +13,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from app.alerts.schemas import OnCall, ShiftOut
-from app.pages.service import ScheduleCard, offset_changes
-from app.web import shell
-from app.web.i18n import Translator
+from app.pages.service import offset_changes
 from tests.alerts.support import alerting_config
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
-from tests.pages.support import next_spring_forward
+from tests.pages.support import dst_week_page, next_spring_forward
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -177,30 +174,7 @@ async def test_a_swap_over_the_night_the_clocks_go_forward_shows_the_offset_that
 def test_a_shift_table_over_the_change_marks_the_times_after_it_with_their_offset() -> None:
     """The week the clocks go forward, rendered at a fixed moment: the shift under way ends at
     09:00 +02:00, the next one runs at +02:00 throughout; the card says from when."""
-    now = datetime(2027, 3, 22, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Berlin (+01:00)
-    starts = [datetime(2027, 3, day, 9, 0, tzinfo=BERLIN) for day in (22, 29)] + [
-        datetime(2027, 4, 5, 9, 0, tzinfo=BERLIN)
-    ]
-    shifts = [
-        ShiftOut(user=user, start=start, end=end, source="rotation")
-        for user, start, end in zip(("alice", "bob"), starts, starts[1:], strict=False)
-    ]
-    card = ScheduleCard(
-        name="sre",
-        timezone="Europe/Berlin",
-        now=OnCall(schedule="sre", at=now, user="alice", source="rotation"),
-        until=shifts[0].end,
-        next_user="bob",
-        shifts=shifts,
-        swaps=[],
-        users=["alice", "bob"],
-        changes=offset_changes(BERLIN, shifts[0].start, shifts[-1].end),
-    )
-    pages = {}
-    for locale in ("zh-CN", "en"):
-        translator, parts = shell.zoned(Translator(locale, ZoneInfo("UTC")), ["Europe/Berlin"])
-        view = shell.PageView(translator, now, "/oncall", {"schedule": "sre"}, part_zones=parts)
-        pages[locale] = shell.render("pages/oncall.html", view, cards=[card], notice=None, chosen="sre")
+    pages = {locale: dst_week_page(locale) for locale in ("zh-CN", "en")}
     plus_two = '<span class="muted small offset">+02:00</span>'
     rows = re.findall(r"<tr><td>(\w+)</td><td>(.*?)</td><td>(.*?)</td></tr>", pages["zh-CN"])
     assert rows == [
@@ -229,3 +203,62 @@ def test_offset_changes_are_found_to_the_minute_both_ways_and_none_where_the_zon
     assert [(m, m.astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()) for m in howe] == [
         (datetime(2027, 4, 3, 15, 0, tzinfo=UTC), timedelta(hours=10, minutes=30))
     ]
+
+
+def _rows(page: httpx.Response, schedule: str = "sre") -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = re.findall(
+        r"<tr><td>(\w+)[^<]*(?:<span[^>]*>[^<]*</span>)?</td><td>(.*?)</td><td[^>]*>(.*?)</td></tr>",
+        _card(page, schedule),
+    )
+    return [(user, html.unescape(start), html.unescape(end)) for user, start, end in found]
+
+
+async def test_the_two_weeks_list_each_shift_from_its_real_start_to_its_real_end(
+    app_factory: AppFactory,
+) -> None:
+    """A weekly rotation: the first row started before now, the last runs past the two weeks;
+    both show when they really start and end, not where the two weeks cut them."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        now = datetime.now(UTC)
+        every = await _shifts(client, "sre", now, now + timedelta(days=28))
+        page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+
+    def local(value: str) -> str:
+        return f"{datetime.fromisoformat(value).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+
+    cut = now + timedelta(days=14)
+    want = [
+        (s["user"], local(s["start"]), local(s["end"]))
+        for s in every
+        if datetime.fromisoformat(s["start"]) < cut
+    ]
+    assert datetime.fromisoformat(every[0]["start"]) < now  # under way: listed from its real start
+    assert datetime.fromisoformat(every[len(want) - 1]["end"]) > cut + timedelta(
+        minutes=1
+    )  # runs past the cut
+    for shown in (page, english):
+        assert _rows(shown) == want
+        assert f"{cut.astimezone(SHANGHAI):%Y-%m-%d %H:%M}" not in _card(shown, "sre")
+        assert "data-runs-on" not in shown.text
+
+
+async def test_a_shift_that_runs_on_past_where_its_end_was_looked_for_says_so(
+    app_factory: AppFactory,
+) -> None:
+    """One person on call for good: the table says the shift runs on, and names no end."""
+    config = alerting_config()
+    config["schedules"][0]["rotations"][0]["users"] = ["alice"]
+    async with app_factory(**config) as (_app, client):
+        before = datetime.now(UTC)
+        page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+        after = datetime.now(UTC)
+    # looked for up to four weeks from the page's now (between before and after, to the minute)
+    horizons = {f"{(m + timedelta(days=28)).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" for m in (before, after)}
+    [(user, _start, end)] = _rows(page)
+    assert user == "alice"
+    assert end in {f"{h} 后仍在值班…" for h in horizons}, end
+    assert _rows(english)[0][2] in {f"still on after {h}…" for h in horizons}
+    assert "data-until" not in page.text  # no hand-over to name
+    assert '<span data-oncall="sre">alice</span>' in page.text

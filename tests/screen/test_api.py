@@ -105,6 +105,24 @@ async def test_panels_without_prometheus_say_so_and_the_others_still_show(app_fa
     assert len(body["panels"]["trends"]["data"]["days"]) == 30
 
 
+async def test_the_on_call_panel_names_no_end_for_a_shift_that_runs_past_the_two_weeks(
+    app_factory: AppFactory,
+) -> None:
+    """One person on call for good: the wall says who, and no "until" at the end of what it looked at."""
+    config = alerting_config()
+    config["schedules"][0]["rotations"][0]["users"] = ["alice"]
+    async with app_factory(**config) as (_app, client):
+        endless = (await client.get("/api/v1/screen", headers=SCREEN)).json()["panels"]["oncall"]["data"]
+    async with app_factory(**alerting_config()) as (_app, client):
+        weekly = (await client.get("/api/v1/screen", headers=SCREEN)).json()["panels"]["oncall"]["data"]
+    [row] = endless["schedules"]
+    assert (row["user"], row["until"], row["next_user"]) == ("alice", None, None)
+    [row] = weekly["schedules"]  # a weekly rotation hands over within the week, to the other
+    assert row["until"] is not None
+    assert {row["user"], row["next_user"]} == {"alice", "bob"}
+    assert row["next_at"] == row["until"]
+
+
 async def test_absent_series_are_no_data_not_zero(
     app_factory: AppFactory, prometheus: RunningPrometheus
 ) -> None:

@@ -21,7 +21,7 @@ import pytest_asyncio
 
 from app.alerts import ack
 from tests.harness.app import OPERATOR_TOKEN, SCREEN_TOKEN, VIEWER_TOKEN, bearer, settings_for
-from tests.harness.browser import BROWSER, OpenPage, serve_panorama
+from tests.harness.browser import BROWSER, CheckedPage, OpenPage, serve_panorama
 from tests.harness.prometheus import RunningPrometheus
 from tests.screen.platform import expected
 from tests.screen.support import (
@@ -131,6 +131,12 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     assert sum(day in rolled for day in shown) >= 25
     assert not await p.locator('[data-panel="trends"]').evaluate("e => e.classList.contains('is-empty')")
 
+    # the clock names its zone, discreetly beside it
+    zone = p.locator("#zone")
+    assert await zone.inner_text() == "Asia/Shanghai (UTC+08:00)"
+    assert await zone.get_attribute("title") == "时间均为 Asia/Shanghai (UTC+08:00)"
+    assert await beside_the_clock(page)
+
     await no_scrollbars(page)
     await no_placeholders_leak(page)
     assert await p.locator("#banner").evaluate("e => e.classList.contains('hidden')")
@@ -162,11 +168,17 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     big = await open_wall(open_page, wall, UHD)
     await no_scrollbars(big)
     await no_placeholders_leak(big)
+    assert await big.page.locator("#zone").inner_text() == "Asia/Shanghai (UTC+08:00)"
+    assert await beside_the_clock(big)
     await big.shot("screen", "wall-3840x2160", full_page=False)
     readme = await open_wall(open_page, wall, {"width": 1024, "height": 576})
     await readme.shot("screen", "readme-wall", full_page=False, small=True)
     english = await open_wall(open_page, wall, FULL_HD, "&lang=en")
     assert await english.page.locator("#panel-health-title").inner_text() == "Platform health"
+    assert await english.page.locator("#zone").inner_text() == "Asia/Shanghai (UTC+08:00)"
+    assert await english.page.locator("#zone").get_attribute("title") == "Times in Asia/Shanghai (UTC+08:00)"
+    assert await beside_the_clock(english)
+    await no_scrollbars(english)
     await english.shot("screen", "wall-1920x1080-en", full_page=False)
 
     # Prometheus goes away: the wall keeps its numbers, marked stale with their age
@@ -228,3 +240,45 @@ async def test_the_wall_reloads_itself_at_the_quiet_hour_and_keeps_its_token(
         await until(
             lambda: message.evaluate("e => e.textContent === '没有未恢复的事件'"), "data after the reload"
         )
+
+
+async def beside_the_clock(page: CheckedPage) -> bool:
+    """The zone's name is on the clock's line, right of it, smaller, and inside the wall."""
+    found: bool = await page.page.evaluate(
+        """() => { const c = document.getElementById('clock').getBoundingClientRect();
+                   const z = document.getElementById('zone').getBoundingClientRect();
+                   const size = e => parseFloat(getComputedStyle(document.getElementById(e)).fontSize);
+                   return z.left >= c.right && z.right <= window.innerWidth && z.top < c.bottom
+                     && z.bottom > c.top && size('zone') < size('clock') / 2; }"""
+    )
+    return found
+
+
+@pytest.mark.parametrize(("lang", "title"), [("zh-CN", "时间均为"), ("en", "Times in")])
+async def test_the_zone_beside_the_clock_changes_with_it_at_daylight_saving(
+    tmp_path: Path, open_page: OpenPage, lang: str, title: str
+) -> None:
+    """Europe/Berlin springs forward at 01:00 UTC on 2027-03-28: the browser's clock is set just
+    before, and the wall (no token: no server answer sets its clock) runs past the change."""
+    settings = settings_for(
+        f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}",
+        timezone="Europe/Berlin",
+        screen={"refresh_seconds": 1},
+    )
+    async with serve_panorama(settings) as url:
+        page = await open_page(FULL_HD)
+        page.allow("401")  # no token: the wall says so, and its clock runs on the browser's time
+        p = page.page
+        await p.clock.install(time=datetime(2027, 3, 28, 0, 59, 50, tzinfo=UTC))
+        await page.goto(f"{url}/screen?lang={lang}")
+        await p.clock.run_for(1500)
+        zone, clock = p.locator("#zone"), p.locator("#clock")
+        assert (await clock.inner_text()).startswith("01:59:5")
+        assert await zone.inner_text() == "Europe/Berlin (UTC+01:00)"
+        assert await zone.get_attribute("title") == f"{title} Europe/Berlin (UTC+01:00)"
+        await p.clock.run_for(10_000)
+        assert (await clock.inner_text()).startswith("03:00:0")
+        assert await zone.inner_text() == "Europe/Berlin (UTC+02:00)"
+        assert await zone.get_attribute("title") == f"{title} Europe/Berlin (UTC+02:00)"
+        assert await beside_the_clock(page)
+        await page.shot("screen", f"wall-dst-{lang}", full_page=False)

@@ -42,6 +42,10 @@
   var dayTime = new Intl.DateTimeFormat(config.locale, {
     timeZone: config.timezone, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"
   });
+  var zoneFields = new Intl.DateTimeFormat("en-US", {
+    timeZone: config.timezone, year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", second: "numeric", hourCycle: "h23"
+  });
   var grouped = new Intl.NumberFormat(config.locale, { maximumFractionDigits: 0 });
 
   // --- the token ------------------------------------------------------------------------------
@@ -113,6 +117,29 @@
   }
 
   function serverNow() { return Date.now() + state.skew; }
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  // "+08:00": the zone's offset at `ms`, read from the same zone data the clock is shown with
+  // (the time there, taken as if it were UTC, minus the moment), so that the zone named beside the
+  // clock changes with it at a daylight saving change, to the second.
+  function offsetAt(ms) {
+    var f = {};
+    zoneFields.formatToParts(new Date(ms)).forEach(function (part) { f[part.type] = part.value; });
+    var there = Date.UTC(Number(f.year), Number(f.month) - 1, Number(f.day), Number(f.hour) % 24,
+      Number(f.minute), Number(f.second));
+    var minutes = Math.round((there - Math.floor(ms / 1000) * 1000) / 60000);
+    var sign = minutes < 0 ? "-" : "+";
+    minutes = Math.abs(minutes);
+    return sign + two(Math.floor(minutes / 60)) + ":" + two(minutes % 60);
+  }
+
+  // A time of the on-call panel; one at another offset than the zone's now (past a daylight saving
+  // change) carries its own, as on the on-call page.
+  function stamp(ms) {
+    var offset = offsetAt(ms);
+    return dayTime.format(new Date(ms)) + (offset === offsetAt(serverNow()) ? "" : " " + offset);
+  }
 
   function millisOf(iso) { var t = iso ? Date.parse(iso) : NaN; return isFinite(t) ? t : null; }
 
@@ -471,12 +498,12 @@
       var parts = made[i].children;
       setText(parts[0], row.schedule + (row.source === "override" ? " · " + say("override") : ""));
       var until = millisOf(row.until);
-      setText(parts[1], until === null ? "" : say("until", { time: dayTime.format(new Date(until)) }));
+      setText(parts[1], until === null ? "" : say("until", { time: stamp(until) }));
       setText(parts[2], row.user || say("nobody"));
       parts[2].className = row.user ? "who" : "who nobody";
       var next = millisOf(row.next_at);
       setText(parts[3], row.next_user && next !== null
-        ? say("next", { who: row.next_user, time: dayTime.format(new Date(next)) }) : "");
+        ? say("next", { who: row.next_user, time: stamp(next) }) : "");
     });
   }
 
@@ -601,6 +628,7 @@
 
   var header = {
     clock: document.getElementById("clock"),
+    zone: document.getElementById("zone"),
     date: document.getElementById("date"),
     updated: document.getElementById("updated"),
     summary: document.getElementById("summary"),
@@ -620,6 +648,11 @@
   function tick() {
     var now = new Date(serverNow());
     setText(header.clock, clockFormat.format(now));
+    var zone = config.zone.split("{offset}").join(offsetAt(now.getTime()));
+    if (header.zone.textContent !== zone) {
+      setText(header.zone, zone);
+      header.zone.title = config.zone_title.split("{zone}").join(zone);
+    }
     setText(header.date, dateFormat.format(now));
     if (state.updatedAt !== null) {
       setText(header.updated, say("updated", { time: clockFormat.format(new Date(state.updatedAt)) }));
