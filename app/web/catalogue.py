@@ -57,6 +57,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.title": ("值班", "On call"),
     "oncall.now": ("当前值班", "On call now"),
     "oncall.nobody": ("当前无人值班", "Nobody is on call"),
+    "oncall.no_schedules": (
+        "还没有配置值班表：在配置文件的 schedules 中添加（见 README「Alert routing and on-call」）。",
+        "No schedules are configured: add them under schedules in the configuration file"
+        ' (README, "Alert routing and on-call").',
+    ),
     "oncall.zone": ("时区 {zone}", "Time zone {zone}"),
     "oncall.zone_change": ("{time} 起为 {zone}", "{zone} from {time}"),
     "oncall.until": ("至 {time}", "until {time}"),

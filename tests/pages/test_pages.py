@@ -263,6 +263,19 @@ async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start
     assert rows[0] == ("bob", local.strftime("%Y-%m-%d %H:%M"), end.strftime("%Y-%m-%d %H:%M"))  # not "now"
 
 
+async def test_the_oncall_page_without_schedules_says_so_instead_of_being_blank(
+    app_factory: AppFactory,
+) -> None:
+    """A first `make run` has no schedules: the page says where to configure them."""
+    async with app_factory() as (_app, client):
+        chinese = await client.get("/oncall", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?lang=en", headers=bearer(VIEWER_TOKEN))
+    assert chinese.status_code == english.status_code == 200
+    assert "还没有配置值班表" in chinese.text
+    assert "No schedules are configured" in english.text
+    assert "<h1" in english.text  # a heading, as every page has
+
+
 async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (app, client):
         await _incident(client)
