@@ -89,10 +89,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.nobody_yet": ("暂不指定", "Nobody yet"),
     "oncall.note": ("说明", "Note"),
     "oncall.offer": ("提交", "Offer"),
-    "oncall.calendar": ("订阅日历", "Subscribe in a calendar"),
     "oncall.calendar_help": (
-        "用 GET /api/v1/schedules/{name}/calendar 获取带令牌的订阅地址。",
-        "GET /api/v1/schedules/{name}/calendar answers the URL to subscribe to, with its token.",
+        "订阅日历：用 GET /api/v1/schedules/{name}/calendar 获取带令牌的订阅地址。",
+        "Subscribe in a calendar: GET /api/v1/schedules/{name}/calendar answers the URL to subscribe to,"
+        " with its token.",
     ),
     "oncall.done.offered": ("已发布换班，等待接替。", "Offered: waiting for someone to take it."),
     "oncall.done.swapped": ("已换班。", "Swapped."),

@@ -255,8 +255,12 @@ async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start
             headers=bearer(OPERATOR_TOKEN),
         )
         page = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+        chinese = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
     assert created.status_code == 201, created.text
     assert page.status_code == 200
+    # the calendar line in each language's punctuation (a full-width colon in Chinese)
+    assert "Subscribe in a calendar: GET /api/v1/schedules/sre/calendar" in page.text
+    assert "订阅日历：用 GET /api/v1/schedules/sre/calendar" in chinese.text
     rows = re.findall(r"<tr><td>(\w+).*?</td><td>([^<]+)</td><td>([^<]+)</td></tr>", page.text)
     local = start.astimezone(ZoneInfo("Asia/Shanghai"))
     end = local + timedelta(hours=6)
