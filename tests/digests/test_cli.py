@@ -104,6 +104,7 @@ def test_a_dry_run_says_in_the_digests_language_that_links_use_the_default_base_
     assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run"]) == 0
     printed, said = capsys.readouterr()
     assert "http://127.0.0.1:8000/" in printed
+    assert "\n事件列表：http://127.0.0.1:8000/incidents?" in printed  # a full-width colon in Chinese
     assert said.strip() == (
         "注意：未设置 alerts.public_url，链接使用默认地址 http://127.0.0.1:8000（服务在别的地址运行时请设置它）"
     )
