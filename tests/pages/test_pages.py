@@ -244,6 +244,18 @@ async def test_errors_are_answered_as_pages_in_the_readers_language(app_factory:
     assert "还没有这个服务的每日汇总" in service.text
 
 
+async def test_what_the_context_misses_is_said_with_each_languages_colon(app_factory: AppFactory) -> None:
+    """No backend configured (a first `make run`): each part of the context says what it misses."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        chinese = await client.get(f"/incidents/{incident}/context?lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get(f"/incidents/{incident}/context?lang=en", headers=bearer(VIEWER_TOKEN))
+    assert chinese.status_code == english.status_code == 200
+    assert "指标缺失：prometheus: not configured" in chinese.text
+    assert "日志缺失：elasticsearch: not configured" in chinese.text
+    assert "Traces missing: jaeger: not configured" in english.text
+
+
 async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start(
     app_factory: AppFactory,
 ) -> None:
