@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from app.config_types import unknown
+
 Loc = tuple[str | int, ...]
 
 
@@ -259,13 +261,39 @@ def cross_problems(
                 errors = found
                 continue
             return [
-                _remapped(line, kept)
+                _remapped(_named_among_all(line, data), kept)
                 for e in found
                 for line in root_lines(e["msg"])
                 if not _names(line, removed)
             ]
         return []
     return []
+
+
+# The kinds a reference names (config_types.unknown), and the list section holding their entries.
+_REFERRED = {
+    "escalation": "escalations",
+    "schedule": "schedules",
+    "channel": "channels",
+    "user": "users",
+    "time interval": "time_intervals",
+}
+_UNKNOWN = re.compile(
+    r"^(?P<path>[^:]*: )unknown (?P<kind>[a-z ]+) (?P<name>'[^'\\]*')"
+    r"(?:: none is configured| \(configured: .*\))$"
+)
+
+
+def _named_among_all(line: str, data: Mapping[str, Any]) -> str:
+    """A dangling reference checked while some entries were left out as invalid: its suggestion (or
+    list) is made from every entry the file names, those left out included, so a misspelt name of
+    an invalid entry reads "did you mean 'oncall'?", not "none is configured"."""
+    found = _UNKNOWN.match(line)
+    section = data.get(_REFERRED.get(found["kind"], "")) if found else None
+    if found is None or not isinstance(section, list):
+        return line
+    names = [item["name"] for item in section if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    return found["path"] + unknown(found["kind"], found["name"][1:-1], names)
 
 
 def root_lines(message: str) -> list[str]:

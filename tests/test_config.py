@@ -221,6 +221,27 @@ routes:
     ]
 
 
+def test_a_misspelt_reference_to_an_invalid_entry_is_told_its_name_not_that_none_is_configured(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+escalations:
+  - {name: oncall, steps: []}
+routes:
+  - {matchers: [], escalation: oncal}
+  - {matchers: [], escalation: zzz}
+""",
+    )
+    found = problems(path)
+    assert found[0].startswith("escalations[0].steps: ")  # its own problem
+    assert found[1:] == [
+        "routes[0].escalation: unknown escalation 'oncal'; did you mean 'oncall'?",
+        "routes[1].escalation: unknown escalation 'zzz' (configured: 'oncall')",
+    ]
+
+
 def test_a_misspelt_key_in_a_channel_gets_a_suggestion(tmp_path: Path) -> None:
     path = write(
         tmp_path, "channels:\n  - {name: r, type: dingtalk, url: 'https://oapi.example.com/x', secrte: s}\n"

@@ -49,11 +49,13 @@ async def _run(
         sessions = db.create_session_factory(engine)
         try:
             if dry_run:
-                report = await service.digest(sessions, settings, name, day)
+                report = await service.digest(sessions, settings, name, day, given=service.CLI_DAY)
                 print(report.markdown if markdown else report.text, file=out)
                 _note_default_links(settings, report.locale, err)
                 return 0
-            answer = await service.send(sessions, settings, name, day, force=force, by="cli")
+            answer = await service.send(
+                sessions, settings, name, day, force=force, by="cli", given=service.CLI_DAY
+            )
             if answer.sent:  # its links went out with the default base
                 _note_default_links(settings, answer.digest.locale, err)
         except PanoramaError as exc:

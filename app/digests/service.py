@@ -86,18 +86,30 @@ def digest_named(settings: Settings, name: str) -> DigestConfig:
     return found
 
 
-def parse_day(value: str | None, zone: ZoneInfo, now: datetime) -> date:
+@dataclass(frozen=True)
+class DayInput:
+    """Where the day was given, for errors: the API's ``query parameter 'date'``, the command's
+    ``option '--date'``."""
+
+    name: str = "date"
+    source: str = "query parameter"
+
+
+CLI_DAY = DayInput("--date", "option")
+
+
+def parse_day(value: str | None, zone: ZoneInfo, now: datetime, given: DayInput = DayInput()) -> date:
     """The day a digest covers, in the one time grammar (:mod:`app.times`): a date, or any time
     (its local day in ``zone``); by default yesterday in ``zone``. A day not over yet is refused."""
     today = local_today(zone, now)
     if value is None or not value.strip():
         return today - timedelta(days=1)
-    day = times.parse_day(value, "date", times.Clock(now, zone))
+    day = times.parse_day(value, given.name, times.Clock(now, zone), source=given.source)
     if day >= today:
         raise InvalidInput(
-            f"query parameter 'date': {day.isoformat()} is not over yet in {zone.key}; "
+            f"{given.source} {given.name!r}: {day.isoformat()} is not over yet in {zone.key}; "
             "a digest covers a past day (default: yesterday)",
-            parameter="date",
+            parameter=given.name,
         )
     return day
 
@@ -438,11 +450,17 @@ def _with_view_links(report: DigestOut, settings: Settings, key: bytes, expires:
 
 
 async def digest(
-    sessions: Sessions, settings: Settings, name: str, day_text: str | None, *, now: datetime | None = None
+    sessions: Sessions,
+    settings: Settings,
+    name: str,
+    day_text: str | None,
+    *,
+    now: datetime | None = None,
+    given: DayInput = DayInput(),
 ) -> DigestOut:
     """``GET /api/v1/digests/{name}``: the digest of a day, sending nothing."""
     config = digest_named(settings, name)
-    day = parse_day(day_text, config.zone(settings.timezone), now or utcnow())
+    day = parse_day(day_text, config.zone(settings.timezone), now or utcnow(), given)
     async with sessions() as session:
         return await build(session, settings, config, day)
 
@@ -457,13 +475,14 @@ async def send(
     by: str,
     now: datetime | None = None,
     wake: Callable[[], None] | None = None,
+    given: DayInput = DayInput(),
 ) -> SendOut:
     """Sends the digest of a day once: see the module's docstring. ``wake`` (the delivery
     worker's) is called once it is in the outbox. Raises :class:`DigestHeld` while the alert
     journal holds a webhook received before the period ended, for less than :data:`JOURNAL_HOLD`."""
     config = digest_named(settings, name)
     moment = now or utcnow()
-    day = parse_day(day_text, config.zone(settings.timezone), moment)
+    day = parse_day(day_text, config.zone(settings.timezone), moment, given)
     async with sessions() as session:
         report = await build(session, settings, config, day)
     waiting = report.journal_waiting_since

@@ -57,6 +57,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.title": ("值班", "On call"),
     "oncall.now": ("当前值班", "On call now"),
     "oncall.nobody": ("当前无人值班", "Nobody is on call"),
+    "oncall.no_schedules": (
+        "还没有配置值班表：在配置文件的 schedules 中添加（见 README「Alert routing and on-call」）。",
+        "No schedules are configured: add them under schedules in the configuration file"
+        ' (README, "Alert routing and on-call").',
+    ),
     "oncall.zone": ("时区 {zone}", "Time zone {zone}"),
     "oncall.zone_change": ("{time} 起为 {zone}", "{zone} from {time}"),
     "oncall.until": ("至 {time}", "until {time}"),
@@ -84,10 +89,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.nobody_yet": ("暂不指定", "Nobody yet"),
     "oncall.note": ("说明", "Note"),
     "oncall.offer": ("提交", "Offer"),
-    "oncall.calendar": ("订阅日历", "Subscribe in a calendar"),
     "oncall.calendar_help": (
-        "用 GET /api/v1/schedules/{name}/calendar 获取带令牌的订阅地址。",
-        "GET /api/v1/schedules/{name}/calendar answers the URL to subscribe to, with its token.",
+        "订阅日历：用 GET /api/v1/schedules/{name}/calendar 获取带令牌的订阅地址。",
+        "Subscribe in a calendar: GET /api/v1/schedules/{name}/calendar answers the URL to subscribe to,"
+        " with its token.",
     ),
     "oncall.done.offered": ("已发布换班，等待接替。", "Offered: waiting for someone to take it."),
     "oncall.done.swapped": ("已换班。", "Swapped."),
@@ -244,9 +249,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "overview.no_error_logs": ("没有错误日志。", "No error lines."),
     "overview.none": ("无", "None"),
     "overview.open_incidents": ("未恢复的事件", "Open incidents"),
-    "overview.partial.red": ("指标缺失", "Figures missing"),
-    "overview.partial.error_logs": ("日志缺失", "Logs missing"),
-    "overview.partial.traces": ("链路缺失", "Traces missing"),
+    "overview.partial.red": ("指标缺失：{problem}", "Figures missing: {problem}"),
+    "overview.partial.error_logs": ("日志缺失：{problem}", "Logs missing: {problem}"),
+    "overview.partial.traces": ("链路缺失：{problem}", "Traces missing: {problem}"),
     "overview.partial.incidents": ("事件缺失", "Incidents missing"),
     "service.window": ("最近：{start} – {end}", "Recent: {start} – {end}"),
     "service.trend": ("近 30 天趋势", "Last 30 days"),

@@ -88,7 +88,7 @@ def test_a_dry_run_prints_the_digest_and_sends_nothing_and_a_run_sends_it_once(
     assert main(["--config", str(path), "digest", "weekly", "--dry-run"]) == 2
     assert "no digest 'weekly' (known: daily)" in capsys.readouterr().err
     assert main(["--config", str(path), "digest", "daily", "--date", "yesterday-ish", "--dry-run"]) == 2
-    assert "'date': 'yesterday-ish' is not" in capsys.readouterr().err
+    assert "option '--date': 'yesterday-ish' is not" in capsys.readouterr().err
 
 
 def test_a_dry_run_says_in_the_digests_language_that_links_use_the_default_base_without_public_url(
@@ -104,6 +104,7 @@ def test_a_dry_run_says_in_the_digests_language_that_links_use_the_default_base_
     assert main(["--config", str(path), "digest", "daily", "--date", "2026-11-18", "--dry-run"]) == 0
     printed, said = capsys.readouterr()
     assert "http://127.0.0.1:8000/" in printed
+    assert "\n事件列表：http://127.0.0.1:8000/incidents?" in printed  # a full-width colon in Chinese
     assert said.strip() == (
         "注意：未设置 alerts.public_url，链接使用默认地址 http://127.0.0.1:8000（服务在别的地址运行时请设置它）"
     )
@@ -143,3 +144,18 @@ def test_a_digest_sent_without_public_url_says_its_links_use_the_default_base(
     assert "was already sent" in printed
     assert said == ""
     assert rows(tmp_path, "alert_outbox") == 1
+
+
+def test_a_bad_date_names_the_commands_option_not_a_query_parameter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path)
+    assert main(["--config", str(path), "migrate"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(path), "digest", "daily", "--date", "2999-01-01", "--dry-run"]) == 2
+    _, not_over = capsys.readouterr()
+    assert main(["--config", str(path), "digest", "daily", "--date", "someday", "--force"]) == 2
+    _, not_a_day = capsys.readouterr()
+    assert not_over.startswith("option '--date': 2999-01-01 is not over yet in UTC"), not_over
+    assert not_a_day.startswith("option '--date': 'someday' is not a time"), not_a_day
+    assert "query parameter" not in not_over + not_a_day

@@ -244,6 +244,18 @@ async def test_errors_are_answered_as_pages_in_the_readers_language(app_factory:
     assert "还没有这个服务的每日汇总" in service.text
 
 
+async def test_what_the_context_misses_is_said_with_each_languages_colon(app_factory: AppFactory) -> None:
+    """No backend configured (a first `make run`): each part of the context says what it misses."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        chinese = await client.get(f"/incidents/{incident}/context?lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get(f"/incidents/{incident}/context?lang=en", headers=bearer(VIEWER_TOKEN))
+    assert chinese.status_code == english.status_code == 200
+    assert "指标缺失：prometheus: not configured" in chinese.text
+    assert "日志缺失：elasticsearch: not configured" in chinese.text
+    assert "Traces missing: jaeger: not configured" in english.text
+
+
 async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start(
     app_factory: AppFactory,
 ) -> None:
@@ -255,12 +267,29 @@ async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start
             headers=bearer(OPERATOR_TOKEN),
         )
         page = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+        chinese = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
     assert created.status_code == 201, created.text
     assert page.status_code == 200
+    # the calendar line in each language's punctuation (a full-width colon in Chinese)
+    assert "Subscribe in a calendar: GET /api/v1/schedules/sre/calendar" in page.text
+    assert "订阅日历：用 GET /api/v1/schedules/sre/calendar" in chinese.text
     rows = re.findall(r"<tr><td>(\w+).*?</td><td>([^<]+)</td><td>([^<]+)</td></tr>", page.text)
     local = start.astimezone(ZoneInfo("Asia/Shanghai"))
     end = local + timedelta(hours=6)
     assert rows[0] == ("bob", local.strftime("%Y-%m-%d %H:%M"), end.strftime("%Y-%m-%d %H:%M"))  # not "now"
+
+
+async def test_the_oncall_page_without_schedules_says_so_instead_of_being_blank(
+    app_factory: AppFactory,
+) -> None:
+    """A first `make run` has no schedules: the page says where to configure them."""
+    async with app_factory() as (_app, client):
+        chinese = await client.get("/oncall", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?lang=en", headers=bearer(VIEWER_TOKEN))
+    assert chinese.status_code == english.status_code == 200
+    assert "还没有配置值班表" in chinese.text
+    assert "No schedules are configured" in english.text
+    assert "<h1" in english.text  # a heading, as every page has
 
 
 async def test_the_ack_link_page_is_on_the_shell_and_links_to_the_incident(app_factory: AppFactory) -> None:

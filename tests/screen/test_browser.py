@@ -282,3 +282,22 @@ async def test_the_zone_beside_the_clock_changes_with_it_at_daylight_saving(
         assert await zone.get_attribute("title") == f"{title} Europe/Berlin (UTC+02:00)"
         assert await beside_the_clock(page)
         await page.shot("screen", f"wall-dst-{lang}", full_page=False)
+
+
+@pytest.mark.parametrize(
+    ("lang", "missing", "no_data"),
+    [("zh-CN", "需要令牌", "暂无数据"), ("en", "A token is needed", "No data")],
+)
+async def test_a_wall_opened_without_its_token_says_so_in_the_header_not_fetching_for_ever(
+    tmp_path: Path, open_page: OpenPage, lang: str, missing: str, no_data: str
+) -> None:
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}", screen={"refresh_seconds": 1})
+    async with serve_panorama(settings) as url:
+        page = await open_page(FULL_HD)
+        page.allow("401")  # no token: the point of the test
+        await page.goto(f"{url}/screen?lang={lang}")
+        summary, updated = page.page.locator("#summary [data-summary]"), page.page.locator("#updated")
+        await summary.filter(has_text=missing).wait_for()
+        assert await updated.inner_text() == no_data
+        assert await page.page.locator("#summary").get_attribute("data-level") == "warning"
+        await page.shot("screen", f"wall-no-token-{lang}", full_page=False)

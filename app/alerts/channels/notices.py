@@ -85,8 +85,10 @@ def markdown(text: NoticeText, *, heading: str = "###", br: str = "  ") -> str:
 
 
 def plain(text: NoticeText) -> str:
-    """Plain text (e-mail, SMS, push): the lines, then each link on its own line."""
-    parts = [*text.lines, *(f"{label}: {url}" for label, url in text.links)]
+    """Plain text (e-mail, SMS, push): the lines, then each link on its own line (``label: url``,
+    in Chinese with its full-width colon)."""
+    colon = "：" if text.locale == "zh-CN" else ": "
+    parts = [*text.lines, *(f"{label}{colon}{url}" for label, url in text.links)]
     if text.mentions:
         parts.append(" ".join(text.mentions))
     return "\n".join(parts)

@@ -637,7 +637,13 @@
 
   function renderSummary() {
     var incidents = shown("incidents");
-    if (!incidents) { return; }
+    if (!incidents) {  // nothing yet: say why rather than "fetching" for ever (no token, Panorama away)
+      if (state.failure) {
+        header.summary.setAttribute("data-level", "warning");
+        setText(header.summaryText, state.failure);
+      }
+      return;
+    }
     var critical = incidents.critical_unacknowledged.length;
     var level = critical ? "critical" : (incidents.total_open ? "warning" : "ok");
     header.summary.setAttribute("data-level", level);
@@ -656,6 +662,8 @@
     setText(header.date, dateFormat.format(now));
     if (state.updatedAt !== null) {
       setText(header.updated, say("updated", { time: clockFormat.format(new Date(state.updatedAt)) }));
+    } else if (state.failure) {
+      setText(header.updated, say("no_data"));
     }
     header.updated.classList.toggle("is-stale", Boolean(state.failure));
     PANELS.forEach(function (name) { if (problemText(name)) { freshness(name); } });
