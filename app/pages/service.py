@@ -399,14 +399,17 @@ async def oncall_page(
     next two weeks' shifts (overrides and swaps included) and the swaps on offer, all in the
     schedule's zone. The shifts are those that start within the two weeks, each from its real
     start to its real end: the first from before now, the last past the two weeks (looked for up
-    to :data:`ONCALL_LOOKAHEAD` more; beyond that, the card says it runs on)."""
+    to :data:`ONCALL_LOOKAHEAD` more, or the length of the schedule's longest rotation if that is
+    longer, so a rotation's shift always shows its end; beyond that, e.g. an override covering
+    months, the card says it runs on)."""
     names = [s.name for s in settings.schedules if only is None or s.name == only]
     if only is not None and not names:
         alerts.schedule_named(settings, only)  # raises the schedule's NotFound
     cards = []
+    lengths = {s.name: max(r.length for r in s.rotations) for s in settings.schedules}
     for name in names:
         cut = now + timedelta(days=ONCALL_DAYS)
-        horizon = cut + ONCALL_LOOKAHEAD
+        horizon = cut + max(ONCALL_LOOKAHEAD, lengths[name])  # a whole shift of the longest rotation
         found = await alerts.shifts(session, settings, name, now, horizon)
         listed = [s for s in found.shifts if s.start < cut]
         on_call = await alerts.on_call_at(session, settings, name, now)

@@ -243,6 +243,32 @@ async def test_the_two_weeks_list_each_shift_from_its_real_start_to_its_real_end
         assert "data-runs-on" not in shown.text
 
 
+async def test_a_shift_of_a_long_rotation_shows_its_real_end_not_the_look_ahead(
+    app_factory: AppFactory,
+) -> None:
+    """A twelve-week rotation: the shift under way ends up to twelve weeks from now, past the
+    four weeks looked ahead for a weekly one; its end is looked for far enough to be named."""
+    config = alerting_config()
+    config["schedules"][0]["rotations"][0]["length"] = "12w"
+    async with app_factory(**config) as (_app, client):
+        now = datetime.now(UTC)
+        page = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+        shifts = await client.get(
+            "/api/v1/schedules/sre/shifts",
+            params={"from": now.isoformat(), "to": (now + timedelta(weeks=13)).isoformat()},
+            headers=bearer(VIEWER_TOKEN),
+        )
+    assert page.status_code == shifts.status_code == 200
+    every = shifts.json()["shifts"]
+    end = datetime.fromisoformat(every[0]["end"])
+    assert end > now + timedelta(days=28)  # beyond a weekly rotation's look-ahead
+    [(user, _start, shown_end)] = _rows(page)[:1]
+    assert user == every[0]["user"]
+    assert shown_end == f"{end.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+    assert "data-runs-on" not in page.text
+    assert "still on after" not in page.text
+
+
 async def test_a_shift_that_runs_on_past_where_its_end_was_looked_for_says_so(
     app_factory: AppFactory,
 ) -> None:
