@@ -25,7 +25,9 @@ more than 253 characters, and the ``namespace/name`` form of kubectl (its answer
 write instead). A stored name (a label's value) is never refused: :func:`parse` reads anything, and
 :func:`parse_filter` accepts any spelling a store holds when it is told them (``stored``): a value
 Panorama offered to pick (Grafana's ``/tag-values``) always reads back, as that stored name reads,
-even ``api.Example.com``, ``My App`` or ``checkout..svc.cluster.local``.
+even ``api.Example.com``, ``My App`` or ``checkout..svc.cluster.local``; so does the way Panorama
+shows such a name (its :attr:`ServiceName.key`, ``api.Example``), and a stored bare name in a
+namespace (``My App.shop``, an alert's ``service=My App`` with ``namespace=shop``).
 
 A *regex* on services (Grafana's ``=~``/``!~``) matches one text per service, its canonical
 :attr:`ServiceName.key` (``name.namespace``, the name alone when the namespace is unknown), in
@@ -83,12 +85,17 @@ def parse_filter(wanted: str, stored: Collection[str] = ()) -> ServiceName:
     """A typed filter's parts, as :func:`parse` reads them; ``ValueError`` saying what is wrong with
     it (and the form to use) when it cannot name a service. A value that is exactly one of the
     ``stored`` spellings (those a store holds and offered to pick) is never refused: it names
-    that service, read as :func:`parse` reads it."""
+    that service, read as :func:`parse` reads it; nor is the key of one, or a stored bare name in a
+    Kubernetes namespace (how Panorama shows and links such a service)."""
     text = wanted.strip()
     if not text:
         raise ValueError("a service name is empty")
     if wanted in stored or text in stored:
         return parse(text)
+    if stored:
+        known = _stored_reading(text, stored)
+        if known is not None:
+            return known
     if len(text) > MAX_FILTER_CHARS:
         raise ValueError(f"a service name is at most {MAX_FILTER_CHARS} characters")
     if _SPACE_OR_CONTROL.search(text):
@@ -107,6 +114,16 @@ def parse_filter(wanted: str, stored: Collection[str] = ()) -> ServiceName:
             "(lowercase letters, digits and '-', at most 63)"
         )
     return parsed
+
+
+def _stored_reading(text: str, stored: Collection[str]) -> ServiceName | None:
+    """``text`` read as Panorama shows a ``stored`` spelling: its canonical key (``api.Example`` of
+    ``api.Example.com``), or a stored bare name in a Kubernetes namespace (``My App.shop``: an
+    alert's ``service=My App`` with ``namespace=shop``, as pages and messages link it); None else."""
+    name, dot, namespace = text.partition(".")
+    if dot and name in stored and parse(name).namespace is None and _NAMESPACE.fullmatch(namespace):
+        return ServiceName(name, namespace)
+    return next((found for found in map(parse, stored) if found.key == text), None)
 
 
 def key(service: str) -> str:

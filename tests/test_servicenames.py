@@ -163,6 +163,38 @@ def test_a_stored_spelling_is_accepted_back_as_a_filter_and_names_itself(stored:
     assert stored in forms.exact or stored.startswith(forms.prefixes)
 
 
+@pytest.mark.parametrize(
+    ("shown", "stored", "parsed"),
+    [
+        ("api.Example", "api.Example.com", ServiceName("api", "Example")),  # its key, as pages show it
+        ("checkout.Shop", "checkout.Shop.svc.cluster.local", ServiceName("checkout", "Shop")),
+        ("My App.shop", "My App", ServiceName("My App", "shop")),  # service=My App, namespace=shop
+    ],
+)
+def test_a_stored_name_as_panorama_shows_it_reads_back(shown: str, stored: str, parsed: ServiceName) -> None:
+    """The key of a stored spelling, and a stored bare name in a Kubernetes namespace (how pages,
+    digests and chat messages show and link such a service) are accepted when the store holds it."""
+    with pytest.raises(ValueError, match=r"not a Kubernetes name|space"):
+        servicenames.parse_filter(shown)
+    found = servicenames.parse_filter(shown, [stored, "cart"])
+    assert found == parsed
+    assert servicenames.matches(found, stored)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("My App.Shop", "My App"),  # not a Kubernetes namespace
+        ("My Ap.shop", "My App"),
+        ("api.Example.co", "api.Example.com"),
+        ("My App.shop", "My App.other"),  # only a bare name takes a namespace
+    ],
+)
+def test_a_stored_name_does_not_let_other_odd_names_through(typed: str, stored: str) -> None:
+    with pytest.raises(ValueError, match=r"not a Kubernetes name|space"):
+        servicenames.parse_filter(typed, [stored])
+
+
 def test_a_known_spelling_does_not_let_its_neighbours_through() -> None:
     with pytest.raises(ValueError, match="empty part around a dot"):
         servicenames.parse_filter("checkout..svc", ["checkout..svc.cluster.local"])

@@ -23,6 +23,7 @@ SQLAlchemy compiles each once and finds it again by a cheap cache key (``bench/i
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -364,6 +365,12 @@ async def incidents(
     if last is not None:
         statement = statement.where(Incident.created_at <= last)
     return (await session.scalars(statement)).all()
+
+
+async def service_spellings(session: AsyncSession) -> set[str]:
+    """Every service spelling an incident's ``services`` hold (each distinct list read once)."""
+    lists = await session.scalars(select(Incident.services).distinct())
+    return {str(name) for text in lists for name in json.loads(text)}
 
 
 def names_service(wanted: servicenames.ServiceName) -> ColumnElement[bool]:

@@ -191,10 +191,26 @@ async def list_incidents(
     limit: int = 200,
 ) -> list[IncidentSummary]:
     """Incidents newest first; ``service`` is a filter as people type it (app.servicenames: ``name``
-    in any namespace, ``name.namespace``, an FQDN; blank filters nothing), refused when malformed."""
-    wanted = service_filter(service) if service and service.strip() else None
+    in any namespace, ``name.namespace``, an FQDN; blank filters nothing), refused when malformed,
+    unless incidents name the service so (:func:`stored_service_filter`)."""
+    wanted = await stored_service_filter(session, service) if service and service.strip() else None
+    return await _listed(
+        session, settings, status=status, service=wanted, first=first, last=last, limit=limit
+    )
+
+
+async def _listed(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    status: str | None,
+    service: servicenames.ServiceName | None,
+    first: datetime | None = None,
+    last: datetime | None = None,
+    limit: int = 200,
+) -> list[IncidentSummary]:
     found = await repository.incidents(
-        session, status=status, service=wanted, first=first, last=last, limit=limit
+        session, status=status, service=service, first=first, last=last, limit=limit
     )
     firing = await repository.firing_counts(session, [i.id for i in found])
     return [summary(settings, i, firing.get(i.id, 0)) for i in found]
@@ -323,6 +339,18 @@ def service_filter(
         raise InvalidInput(f"query parameter {parameter!r}: {exc}", parameter=parameter) from None
 
 
+async def stored_service_filter(
+    session: AsyncSession, service: str, parameter: str = "service"
+) -> servicenames.ServiceName:
+    """:func:`service_filter`, accepting too any spelling incidents' ``services`` hold, as Panorama
+    shows and links it (``My App``, ``api.Example``: ``servicenames.parse_filter``'s ``stored``);
+    the stored spellings are read only when the strict reading refuses ``service``."""
+    try:
+        return service_filter(service, parameter)
+    except InvalidInput:
+        return service_filter(service, parameter, await repository.service_spellings(session))
+
+
 def incident_services(incident: IncidentDetail) -> list[servicenames.ServiceName]:
     """The incident's services, each in the namespace of the alerts naming it, those most of its
     firing alerts name first (as its pages' context orders them)."""
@@ -332,15 +360,15 @@ def incident_services(incident: IncidentDetail) -> list[servicenames.ServiceName
 
 async def open_incidents(session: AsyncSession, settings: Settings, service: str) -> list[IncidentSummary]:
     """The service's incidents not yet resolved (for overviews and dashboards); a name no filter
-    could be (``.shop``) has none."""
+    could be (``.shop``), and no incident names, has none."""
     try:
-        servicenames.parse_filter(service)
-    except ValueError:
+        wanted = await stored_service_filter(session, service)
+    except InvalidInput:
         return []
     found = [
         i
         for status in ("triggered", "acknowledged")
-        for i in await list_incidents(session, settings, status=status, service=service)
+        for i in await _listed(session, settings, status=status, service=wanted)
     ]
     return sorted(found, key=lambda i: i.created_at, reverse=True)
 

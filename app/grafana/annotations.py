@@ -18,10 +18,10 @@ Their words are in the team's language (``alerts.locale``) unless the payload's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,10 @@ from app.grafana.schemas import TimeRange
 from app.grafana.values import ALL, SERVICE_KEY, Filter, Selection
 from app.rollups import service as rollups
 from app.rollups.days import day_window
+
+T = TypeVar("T")
+
+NAMESPACE_KEY = "namespace"
 
 MAX_ANNOTATIONS = 1000  # incidents shown on one panel
 INCIDENT_FIELDS = (("time", "time"), ("timeEnd", "time"), ("title", "string"), ("text", "string"))
@@ -72,7 +76,7 @@ async def incidents(
     filters: Sequence[Filter],
 ) -> list[Incident]:
     """Incidents whose alerts fired within ``start``..``end``, of the chosen services and passing
-    the ad hoc ``service`` filters (other keys are ignored).
+    the ad hoc ``service`` and ``namespace`` filters (other keys are ignored).
 
     The chosen services, and the values of ``=``/``!=``/``=|``/``!=|`` filters, are matched as the
     incident list filters ``?service=`` (one rule, in the alerting feature; a stored service's
@@ -84,10 +88,19 @@ async def incidents(
     key of one of its services, each in the namespace of the alerts naming it (``!~``: of none):
     the rule a series' service passes by (``Filter.matches_service``), so ``payments\\.shop``
     keeps both the series of ``payments.shop.svc.cluster.local`` and the incident of an alert
-    ``service=payments, namespace=shop``."""
+    ``service=payments, namespace=shop``.
+
+    A ``namespace`` filter is matched against the namespaces of the incident's services, each as its
+    alerts name it (their ``namespace`` label, or the namespace its spelling says): an incident passes
+    ``=``/``=~``/``=|`` when one of its services is in a namespace that matches, ``!=``/``!~``/``!=|``
+    when none is. A service whose namespace is unknown (a bare ``service`` label without a
+    ``namespace`` one), like an incident naming no service, is in no namespace: it fails ``=`` and
+    passes ``!=``, as a series of a service without a namespace does (``entities.kind_passes``).
+    The alerts' labels are read only when a namespace filter or a service regex is present."""
     chosen = None if services is ALL else await _chosen_services(session, settings, services)
     equal = [f for f in filters if f.key == SERVICE_KEY and f.pattern is None]
     patterns = [f for f in filters if f.key == SERVICE_KEY and f.pattern is not None]
+    namespaces = [f for f in filters if f.key == NAMESPACE_KEY]
     found = await alerts.incident_spans(
         session,
         settings,
@@ -97,14 +110,18 @@ async def incidents(
         services=chosen,
         and_one_of=[f.services for f in equal if f.positive],
         none_of=[service for f in equal if not f.positive for service in f.services],
-        namespaced=bool(patterns),  # the alerts' namespaces are read only for a regex to match
+        # the alerts' namespaces are read only for a regex or a namespace filter to match
+        namespaced=bool(patterns or namespaces),
     )
     shown = []
     for span in found:
         incident = span.incident
         names = incident.services
         seen: list[servicenames.ServiceName | None] = list(span.services) or [None]
-        if not all(_passes(f, seen) for f in patterns):
+        if not all(_passes(f.matches_service, f.positive, seen) for f in patterns):
+            continue
+        in_namespaces = [None if s is None else s.namespace for s in seen]
+        if not all(_passes(f.matches, f.positive, in_namespaces) for f in namespaces):
             continue
         details = " · ".join(part for part in (incident.status, incident.severity, incident.url) if part)
         shown.append(
@@ -132,11 +149,11 @@ async def _chosen_services(
         return [alerts.service_filter(name, "payload.service", stored) for name in services]
 
 
-def _passes(item: Filter, services: Sequence[servicenames.ServiceName | None]) -> bool:
-    """Whether an incident of ``services`` passes a filter: one matches it (``=~``), or each passes
-    it by not matching (``!~``)."""
-    passed = map(item.matches_service, services)
-    return any(passed) if item.positive else all(passed)
+def _passes(matches: Callable[[T], bool], positive: bool, values: Sequence[T]) -> bool:
+    """Whether an incident passes a filter by its ``values`` (its services, or their namespaces):
+    one matches it (``=``, ``=~``), or each passes it by not matching (``!=``, ``!~``)."""
+    passed = map(matches, values)
+    return any(passed) if positive else all(passed)
 
 
 def incident_frame(found: Sequence[Incident], ref_id: str) -> dict[str, Any]:
@@ -182,7 +199,7 @@ PARTIAL_WORDS = {  # (title, text) of a partial day's annotation in each languag
 
 SCOPE_KEYS = ("service", "namespace")
 """The ad hoc filter keys a partial day's annotation applies (filters on other kinds are ignored,
-as an incident's annotation ignores them)."""
+as an incident's annotation ignores them: it applies these two too)."""
 
 
 async def scope_entities(

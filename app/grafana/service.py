@@ -42,7 +42,7 @@ from app.grafana.periods import days_of
 from app.grafana.schemas import QueryRequest
 from app.grafana.series import time_series
 from app.grafana.tables import table
-from app.grafana.values import SERVICE_KEY, parse_filters
+from app.grafana.values import SERVICE_KEYS, parse_filters
 from app.grafana.variables import payload_options, tag_keys, tag_values, variable
 
 __all__ = ["health", "metric_list", "payload_options", "query", "tag_keys", "tag_values", "variable"]
@@ -91,7 +91,8 @@ async def query(
     try:
         filters = parse_filters(raw_filters, filter_keys(settings))
     except InvalidQuery:  # perhaps a stored service's odd spelling, picked from /tag-values
-        stored = set(await offered(session, settings, SERVICE_KEY))
+        keys = SERVICE_KEYS.intersection(filter_keys(settings))
+        stored = {name for key in sorted(keys) for name in await offered(session, settings, key)}
         filters = parse_filters(raw_filters, filter_keys(settings), stored)
     jobs = plan(settings, request)
     many = len({m.name for job in jobs for m in job.metrics or []}) > 1

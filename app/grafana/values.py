@@ -14,7 +14,9 @@ filters (``[{key, operator, value}]``) become :class:`Filter` objects; regex ope
 matched anchored, as Prometheus does, and patterns whose matching time could explode
 (nested repetition) are refused rather than run on the event loop.
 
-A ``service`` filter matches through :mod:`app.servicenames`, as every other service filter does:
+A ``service`` filter (and an ``oncall_service`` one: the on-call history's services are the same
+services, as incidents' alerts name them) matches through :mod:`app.servicenames`, as every other
+service filter does:
 its ``=``/``!=``/``=|``/``!=|`` values are read by ``parse_filter`` (a malformed one is refused with
 its message, but never a stored spelling, one ``/tag-values`` offers), and a bare ``checkout``
 means that service in every namespace, ``checkout.shop`` in ``shop`` only, whichever spelling a
@@ -149,7 +151,11 @@ _NESTED_REPETITION = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+?}|])(?:[^()\\]|\\.)*\
 
 
 SERVICE_KEY = "service"
-"""The key whose values are service names, matched through :mod:`app.servicenames`."""
+"""The key of the rollups' services (and of incidents' services on annotations)."""
+
+SERVICE_KEYS = frozenset({SERVICE_KEY, "oncall_service"})
+"""The keys whose values are service names, matched through :mod:`app.servicenames`: the rollups'
+services and the on-call history's (each service an incident names, as its alerts spell it)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,7 @@ class Filter:
     values: tuple[str, ...]
     pattern: re.Pattern[str] | None = None
     services: tuple[servicenames.ServiceName, ...] = ()
-    """The ``values`` of a ``service`` filter's (in)equality, parsed."""
+    """The ``values`` of a service filter's (in)equality (a key of :data:`SERVICE_KEYS`), parsed."""
 
     @property
     def positive(self) -> bool:
@@ -167,7 +173,7 @@ class Filter:
         return self.operator in ("=", "=~", "=|")
 
     def matches(self, value: str | None) -> bool:
-        if self.key == SERVICE_KEY:
+        if self.key in SERVICE_KEYS:
             return self.matches_service(None if value is None else servicenames.parse(value))
         if value is None:
             return not self.positive
@@ -189,8 +195,8 @@ def parse_filters(
     raw: Sequence[Any], keys: Iterable[str], stored_services: Collection[str] = ()
 ) -> list[Filter]:
     """``[{"key", "operator", "value"}]`` (``values`` for ``=|``/``!=|``) as filters on ``keys``;
-    a ``service`` value that is one of ``stored_services`` (what ``/tag-values`` offers) is always
-    accepted."""
+    a service value (``service``, ``oncall_service``) that is one of ``stored_services`` (what
+    ``/tag-values`` offers for them) is always accepted."""
     allowed = sorted(set(keys))
     filters = []
     for index, item in enumerate(raw):
@@ -208,8 +214,9 @@ def parse_filters(
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise InvalidQuery(f"{where}: value(s) must be strings")
         regex = operator in ("=~", "!~")
-        pattern = _pattern(values[0], where, service=key == SERVICE_KEY) if regex else None
-        services = _services(values, where, stored_services) if key == SERVICE_KEY and not regex else ()
+        service = key in SERVICE_KEYS
+        pattern = _pattern(values[0], where, service=service) if regex else None
+        services = _services(values, where, stored_services) if service and not regex else ()
         filters.append(Filter(str(key), operator, tuple(values), pattern, services))
     return filters
 

@@ -44,6 +44,7 @@ ELSEWHERE = ("CheckoutOther", {"service": "checkout", "namespace": "other"})  # 
 NAMESPACES = ("monitoring", "shop")  # the namespace kind's own figures (CPU, memory)
 SHOP = ["CartErrors", "CheckoutDown"]  # checkout.shop (its FQDN, its alert's label) and cart.shop
 ONCALL = {"oncall_service": "checkout", "oncall_schedule": "sre", "oncall_person": "alice"}
+IN_NAMESPACE = {"bookinfo": ["ReviewsSlow"], "monitoring": [], "shop": SHOP}  # incidents, by their alerts
 
 
 def requests_of(service: str, day: date) -> list[FamilyValue]:
@@ -155,18 +156,17 @@ async def test_every_service_a_variable_offers_chooses_its_incidents(dashboard: 
 
 
 async def test_every_offered_value_of_the_other_keys_keeps_its_data(dashboard: Dashboard) -> None:
-    """A namespace keeps its own figures and the services whose names say it (incidents ignore
-    it, as before); each on-call kind's value keeps its series."""
+    """A namespace keeps its own figures, the services whose names say it and the incidents of
+    services in it; each on-call kind's value keeps its series."""
     namespaces = await dashboard.offered("namespace")
     assert namespaces == ["bookinfo", "monitoring", "shop"]  # shop: its figures and checkout's name
-    every_incident = await dashboard.incidents([])
     for namespace in namespaces:
         services = await dashboard.series("service.requests", equal("namespace", namespace))
         own = await dashboard.series("namespace.cpu_cores_peak", equal("namespace", namespace))
         assert services or own, namespace
         assert all(namespace_of(service) == namespace for service in services)
         assert own == ([namespace] if namespace in NAMESPACES else [])
-        assert await dashboard.incidents(equal("namespace", namespace)) == every_incident
+        assert await dashboard.incidents(equal("namespace", namespace)) == IN_NAMESPACE[namespace]
     for key, value in ONCALL.items():
         assert await dashboard.offered(key) == [value]
         figure = "pages" if key == "oncall_person" else "incidents"
@@ -226,6 +226,90 @@ async def test_a_filter_that_cannot_work_is_a_400_naming_the_form_to_write(
         builder_target("A", "service.requests", entity="$__all"),
         {"refId": "Anno", "target": "incidents", "payload": {"service": "$__all"}},
     ):
+        answer = await dashboard.post("query", query_body([target], filters=filters, start=START, end=END))
+        assert answer.status_code == 400
+        assert answer.json() == {"message": message}
+
+
+IN_MESH = [CHECKOUT, REVIEWS]  # the stored services a series' namespace is read from (FQDNs)
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "kept", "kept_series"),
+    [
+        ("=", "shop", SHOP, [CHECKOUT]),
+        ("=|", "", ["CheckoutDown", "CheckoutOther", "CartErrors"], [CHECKOUT]),
+        ("!=", "shop", sorted(n for n, _ in [*INCIDENT_OF.values(), ELSEWHERE] if n not in SHOP), [REVIEWS]),
+        ("=~", "shop|bookinfo", [*SHOP, "ReviewsSlow"], IN_MESH),
+        ("=~", "other", ["CheckoutOther"], []),
+        ("!~", "shop|bookinfo", ["CheckoutOther", "ExternalSlow", "FrontendApi", "LedgerDown", "LegacyDown",
+                                 "MyAppDown"], []),
+    ],
+)  # fmt: skip
+async def test_a_namespace_filter_keeps_the_incidents_of_services_in_it_as_it_keeps_their_series(
+    dashboard: Dashboard, operator: str, value: str, kept: list[str], kept_series: list[str]
+) -> None:
+    """An incident is in the namespaces its alerts name (``service=checkout, namespace=shop``; an FQDN
+    label) and passes ``=``/``=~`` when one of its services is in a matching one, ``!=``/``!~`` when
+    none is; a service of no known namespace (``service=legacy``) fails ``=`` and passes ``!=``, as a
+    series does. Where a series' namespace is known (an FQDN), its incident goes with it."""
+    item: dict[str, Any] = {"key": "namespace", "operator": operator, "value": value}
+    if operator == "=|":
+        item["values"] = ["shop", "other"]
+    incidents = await dashboard.incidents([item])
+    series = await dashboard.series("service.requests", [item])
+    assert incidents == sorted(kept)
+    assert [s for s in series if s in IN_MESH] == kept_series
+    for service in IN_MESH:
+        assert (INCIDENT_OF[service][0] in incidents) == (service in series), service
+    unknown = [name for service, (name, labels) in INCIDENT_OF.items() if namespace_of(service) is None
+               and "namespace" not in labels and "." not in labels["service"]]  # fmt: skip
+    assert all((name in incidents) == (operator in ("!=", "!~")) for name in unknown), unknown
+
+
+async def test_a_namespace_filter_and_a_service_regex_agree_on_incidents(dashboard: Dashboard) -> None:
+    """``namespace = shop`` keeps the incidents ``service =~ .*\\.shop`` keeps, on annotations and
+    on series alike (the services' namespaces, read from their alerts)."""
+    by_namespace = await dashboard.incidents(equal("namespace", "shop"))
+    by_regex = await dashboard.incidents([{"key": "service", "operator": "=~", "value": r".*\.shop"}])
+    series = await dashboard.series(
+        "service.requests", [{"key": "service", "operator": "=~", "value": r".*\.shop"}]
+    )
+    assert by_namespace == by_regex == sorted(INCIDENT_OF[s][0] for s in series) == SHOP
+
+
+@pytest.mark.parametrize(
+    ("item", "kept"),
+    [
+        ({"operator": "=", "value": "checkout"}, ["checkout"]),
+        ({"operator": "=", "value": "checkout.shop"}, ["checkout"]),
+        ({"operator": "=", "value": CHECKOUT}, ["checkout"]),
+        ({"operator": "=|", "values": ["cart", "checkout.shop"]}, ["checkout"]),
+        ({"operator": "!=", "value": "checkout.shop"}, []),
+        ({"operator": "=", "value": "cart.shop"}, []),
+        ({"operator": "=~", "value": r"checkout"}, ["checkout"]),
+        ({"operator": "!~", "value": r"check.*"}, []),
+    ],
+)  # fmt: skip
+async def test_an_oncall_service_filter_reads_service_names_as_the_service_key_does(
+    dashboard: Dashboard, item: dict[str, Any], kept: list[str]
+) -> None:
+    """The on-call history's services are the services incidents name (``checkout``): a filter in any
+    spelling (``checkout.shop``, the FQDN) keeps them, as a ``service`` filter keeps a series."""
+    filters = [{"key": "oncall_service", "value": "", **item}]
+    assert await dashboard.series("oncall_service.incidents", filters) == kept
+
+
+async def test_an_oncall_service_filter_that_cannot_work_is_a_400(dashboard: Dashboard) -> None:
+    target = builder_target("A", "oncall_service.incidents", entity="$__all", granularity="day")
+    for item, message in [
+        ({"operator": "=", "value": "shop/checkout"},
+         "filters[0]: 'shop/checkout': write a service in a namespace as 'checkout.shop' (name.namespace)"),
+        ({"operator": "=~", "value": r"checkout\.shop\.svc\.cluster\.local"},
+         r"filters[0]: 'checkout\.shop\.svc\.cluster\.local': a service regex matches name.namespace "
+         r"(reviews.bookinfo), not the FQDN (reviews.bookinfo.svc.cluster.local): write 'checkout\.shop'"),
+    ]:  # fmt: skip
+        filters = [{"key": "oncall_service", **item}]
         answer = await dashboard.post("query", query_body([target], filters=filters, start=START, end=END))
         assert answer.status_code == 400
         assert answer.json() == {"message": message}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -15,6 +16,9 @@ from fastapi.routing import APIRoute
 
 from app.web import auth
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
+from tests.correlation.support import backend
+from tests.fakes.elasticsearch import FakeElasticsearch
+from tests.fakes.jaeger import FakeJaeger
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.intake import applied, incident_of
 from tests.harness.prometheus import RunningPrometheus
@@ -378,3 +382,63 @@ async def test_the_service_page_names_its_partial_days(
     assert f"<dt>{cut} (partial)</dt>" in english.text
     assert f"<dt>{full}</dt>" in english.text
     assert f"这些天的数据不全（Prometheus 的保留期只覆盖了一部分）：{cut}" in chinese.text
+
+
+async def test_a_service_with_an_odd_stored_name_shows_its_open_incidents_where_panorama_links_it(
+    app_factory: AppFactory,
+    database_url: str,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    """Alerts name services as they like (``service=My App``, an external host ``api.Example.com``):
+    the incident page links such a service by its stored name, digests and chat messages by its key
+    (``api.Example``) or in its alerts' namespace (``My App.shop``); every one of those opens a
+    service page that lists the open incident, and the API's ``?service=`` finds it. A name no
+    incident holds is still read strictly (400 naming the parameter)."""
+    backends = {"elasticsearch": backend(fake_elasticsearch[1]), "jaeger": backend(fake_jaeger[1])}
+    config = alerting_config(locale="en")
+    async with app_factory(database_url=database_url, **config, **backends) as (_app, client):
+        ids = {}
+        for name, labels in [
+            ("MyAppDown", {"service": "My App", "namespace": "shop"}),
+            ("ExternalSlow", {"service": "api.Example.com"}),
+        ]:
+            body = payload(name, [alert(name, started=None, **labels)])
+            ids[name] = await incident_of(
+                client, await client.post(WEBHOOK, json=body, headers=bearer_webhook())
+            )
+        viewer = bearer(VIEWER_TOKEN)
+        incident_page = await client.get(f"/incidents/{ids['MyAppDown']}?lang=en", headers=viewer)
+        linked = re.search(r'href="(/services/My%20App)[?"]', incident_page.text)
+        pages = {
+            shown: await client.get(f"/services/{quote(shown, safe='')}?lang=en", headers=viewer)
+            for shown in ("My App", "My App.shop", "api.Example.com", "api.Example")
+        }
+        listed = {
+            shown: await client.get("/api/v1/incidents", params={"service": shown}, headers=viewer)
+            for shown in ("My App", "My App.shop", "My App.other", "api.Example.com", "api.Example")
+        }
+        malformed = await client.get("/api/v1/incidents", params={"service": "Your App"}, headers=viewer)
+        incidents_page = await client.get("/incidents?service=My%20App.shop&lang=en", headers=viewer)
+    assert linked is not None
+    for shown, page in pages.items():
+        expected = ids["ExternalSlow"] if shown.startswith("api.") else ids["MyAppDown"]
+        other = ids["MyAppDown"] if shown.startswith("api.") else ids["ExternalSlow"]
+        assert page.status_code == 200, shown
+        assert f'href="/incidents/{expected}"' in page.text, shown
+        assert f'href="/incidents/{other}"' not in page.text, shown
+        assert "Open incidents" in page.text
+    found = {shown: [i["id"] for i in answer.json()["incidents"]] for shown, answer in listed.items()}
+    assert found == {
+        "My App": [ids["MyAppDown"]],
+        "My App.shop": [ids["MyAppDown"]],
+        "My App.other": [],  # its alert says namespace shop
+        "api.Example.com": [ids["ExternalSlow"]],
+        "api.Example": [ids["ExternalSlow"]],
+    }
+    assert re.findall(r'<span class="title break">([^<]+)</span>', incidents_page.text) == ["MyAppDown"]
+    assert malformed.status_code == 400
+    assert (
+        malformed.json()["message"]
+        == "query parameter 'service': 'Your App' holds a space or a control character"
+    )
