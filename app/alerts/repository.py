@@ -1315,12 +1315,14 @@ async def incidents_by_alert_time(
     services: Sequence[servicenames.ServiceName] | None = None,
     and_one_of: Sequence[Sequence[servicenames.ServiceName]] = (),
     none_of: Sequence[servicenames.ServiceName] = (),
+    before: tuple[datetime, int] | None = None,
 ) -> Sequence[tuple[Incident, datetime | None, datetime | None]]:
     """Incidents whose alerts fired within ``first``..``last``, newest first, each with the earliest
     ``startsAt`` of its alerts and the latest ``endsAt`` of its resolved ones (None when there is
     none: an incident without alerts, such as a missing heartbeat, or none resolved yet). With
     ``services``, only the incidents of one of them (:func:`names_service`); and of one service of
-    each group of ``and_one_of``; and of none of ``none_of``.
+    each group of ``and_one_of``; and of none of ``none_of``. With ``before`` (a listed incident's
+    start and id), only those listed after it: the next page of the same order.
 
     An incident's time is its alerts' (``startsAt`` may be long before the webhook arrived); one
     without alerts falls back to its own ``created_at``/``resolved_at``.
@@ -1340,6 +1342,9 @@ async def incidents_by_alert_time(
         .having(
             begins <= last,
             or_(Incident.resolved_at.is_(None), func.coalesce(ended, Incident.resolved_at) >= first),
+            true()
+            if before is None
+            else or_(begins < before[0], and_(begins == before[0], Incident.id < before[1])),
         )
         .order_by(begins.desc(), Incident.id.desc())
         .limit(limit)

@@ -678,12 +678,14 @@ async def incident_spans(
     and_one_of: Sequence[Sequence[servicenames.ServiceName]] = (),
     none_of: Sequence[servicenames.ServiceName] = (),
     namespaced: bool = False,
+    before: tuple[datetime, int] | None = None,
 ) -> list[IncidentSpan]:
     """Incidents whose alerts fired within ``first``..``last``, newest first, at their alerts' times;
     with ``services``, only the incidents of one of them (each as :func:`list_incidents` filters),
     and of one service of each group of ``and_one_of``, and of none of ``none_of``. With
     ``namespaced``, each span's ``services`` are read from its alerts' labels (one more query;
-    otherwise they are left empty).
+    otherwise they are left empty). With ``before`` (a listed span's ``started_at`` and incident
+    id), the spans listed after it: the next page.
 
     An incident starts at its alerts' earliest ``startsAt`` and, once resolved, ends at their latest
     ``endsAt``; without such times (no alerts, or resolved by hand while they fire) its own
@@ -699,6 +701,7 @@ async def incident_spans(
         services=services,
         and_one_of=and_one_of,
         none_of=none_of,
+        before=before,
     )
     ids = [incident.id for incident, _, _ in found]
     firing = await repository.firing_counts(session, ids)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import servicenames
 from app.alerts import service as alerts
+from app.alerts.schemas import IncidentSpan
 from app.config import Settings
 from app.errors import InvalidInput
 from app.grafana.catalogue import INCIDENTS, PARTIAL_DAYS
@@ -43,6 +44,10 @@ T = TypeVar("T")
 NAMESPACE_KEY = "namespace"
 
 MAX_ANNOTATIONS = 1000  # incidents shown on one panel
+SCANNED_PAGES = 20
+"""With a service regex or a namespace filter, which SQL cannot apply, incidents are read
+``MAX_ANNOTATIONS`` at a time, newest first, until ``MAX_ANNOTATIONS`` pass or this many pages were
+read: a namespace's incidents are found behind a thousand newer ones of other namespaces."""
 INCIDENT_FIELDS = (("time", "time"), ("timeEnd", "time"), ("title", "string"), ("text", "string"))
 
 
@@ -96,23 +101,43 @@ async def incidents(
     when none is. A service whose namespace is unknown (a bare ``service`` label without a
     ``namespace`` one), like an incident naming no service, is in no namespace: it fails ``=`` and
     passes ``!=``, as a series of a service without a namespace does (``entities.kind_passes``).
-    The alerts' labels are read only when a namespace filter or a service regex is present."""
+    The alerts' labels are read only when a namespace filter or a service regex is present.
+
+    At most ``MAX_ANNOTATIONS`` are shown, the newest; those filters are applied to pages of
+    incidents read one after the other (:data:`SCANNED_PAGES`), so the thousand newest incidents of
+    other namespaces do not hide a namespace's own."""
     chosen = None if services is ALL else await _chosen_services(session, settings, services)
     equal = [f for f in filters if f.key == SERVICE_KEY and f.pattern is None]
     patterns = [f for f in filters if f.key == SERVICE_KEY and f.pattern is not None]
     namespaces = [f for f in filters if f.key == NAMESPACE_KEY]
-    found = await alerts.incident_spans(
-        session,
-        settings,
-        first=start,
-        last=end,
-        limit=MAX_ANNOTATIONS,
-        services=chosen,
-        and_one_of=[f.services for f in equal if f.positive],
-        none_of=[service for f in equal if not f.positive for service in f.services],
-        # the alerts' namespaces are read only for a regex or a namespace filter to match
-        namespaced=bool(patterns or namespaces),
-    )
+    namespaced = bool(patterns or namespaces)
+    shown: list[Incident] = []
+    before: tuple[datetime, int] | None = None
+    for _ in range(SCANNED_PAGES):
+        found = await alerts.incident_spans(
+            session,
+            settings,
+            first=start,
+            last=end,
+            limit=MAX_ANNOTATIONS,
+            services=chosen,
+            and_one_of=[f.services for f in equal if f.positive],
+            none_of=[service for f in equal if not f.positive for service in f.services],
+            # the alerts' namespaces are read only for a regex or a namespace filter to match
+            namespaced=namespaced,
+            before=before,
+        )
+        shown.extend(_shown(found, patterns, namespaces))
+        if len(found) < MAX_ANNOTATIONS or len(shown) >= MAX_ANNOTATIONS or not namespaced:
+            break  # filtered in SQL alone, the first page is the answer
+        before = (found[-1].started_at, found[-1].incident.id)
+    return shown[:MAX_ANNOTATIONS]
+
+
+def _shown(
+    found: Sequence[IncidentSpan], patterns: Sequence[Filter], namespaces: Sequence[Filter]
+) -> list[Incident]:
+    """The spans that pass the filters SQL cannot apply (service regexes, namespaces), as annotations."""
     shown = []
     for span in found:
         incident = span.incident

@@ -3,6 +3,7 @@ as a variable."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from app.alerts import heartbeats
+from app.grafana.annotations import MAX_ANNOTATIONS
 from app.rollups import repository
 from app.rollups.repository import RunStatus
 from tests.alerts.support import alert, alerting_config, bearer_webhook, incidents, payload
@@ -468,3 +471,69 @@ async def test_ad_hoc_service_filters_annotate_incidents_as_the_incident_filter_
     assert malformed.json()["message"] == (
         "filters[0]: 'payments..shop' has an empty part around a dot: write 'name' or 'name.namespace'"
     )
+
+
+@pytest.mark.timeout(240)
+async def test_a_namespaces_incidents_are_annotated_behind_a_thousand_newer_ones_of_others(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """A panel shows at most the thousand newest incidents. A namespace filter (or a service regex),
+    which the alerts' labels decide, is applied to every incident of the range, not only to the
+    thousand newest of all: ``payments`` of ``shop``, older than a thousand incidents of another
+    namespace, is still annotated on a dashboard filtered to ``shop``."""
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(hours=3)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    older = (now - timedelta(hours=2)).replace(microsecond=0)
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        body = payload(
+            "PaymentsShop", [alert("PaymentsShop", started=older, service="payments", namespace="shop")]
+        )
+        await incident_of(
+            client, await client.post("/api/v1/alerts/alertmanager", json=body, headers=bearer_webhook())
+        )
+        noise = [
+            payload(
+                f"Noise{i}",
+                [
+                    alert(
+                        f"Noise{i}",
+                        started=older + timedelta(minutes=1, seconds=i),
+                        service=f"svc{i % 7}",
+                        namespace="other",
+                    )
+                ],
+            )
+            for i in range(MAX_ANNOTATIONS)
+        ]
+        answers: list[httpx.Response] = []
+        for at in range(0, len(noise), 50):
+            answers += await asyncio.gather(
+                *(
+                    client.post("/api/v1/alerts/alertmanager", json=one, headers=bearer_webhook())
+                    for one in noise[at : at + 50]
+                )
+            )
+        await incident_of(client, answers[-1], timeout_s=120)
+
+        async def titles(filters: list[dict[str, str]]) -> list[str]:
+            target = {"refId": "Anno", "target": "incidents", "payload": {"service": "$__all"}}
+            answer = await client.post(
+                "/grafana/query",
+                json=query_body([target], filters=filters, start=start, end=end),
+                headers=VIEW,
+            )
+            assert answer.status_code == 200, answer.text
+            [frame] = answer.json()
+            return [str(e["title"]).split()[1] for e in annotation_events(to_data_frame(frame))]
+
+        unfiltered = await titles([])
+        in_shop = await titles([{"key": "namespace", "operator": "=", "value": "shop"}])
+        by_regex = await titles([{"key": "service", "operator": "=~", "value": "payments\\.shop"}])
+        outside_shop = await titles([{"key": "namespace", "operator": "!=", "value": "shop"}])
+    assert all(a.status_code == 202 for a in answers)
+    assert len(unfiltered) == MAX_ANNOTATIONS  # the thousand newest: every noise incident
+    assert "PaymentsShop" not in unfiltered
+    assert in_shop == ["PaymentsShop"]
+    assert by_regex == ["PaymentsShop"]
+    assert len(outside_shop) == MAX_ANNOTATIONS
+    assert "PaymentsShop" not in outside_shop
