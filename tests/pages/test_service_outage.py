@@ -210,3 +210,21 @@ async def test_without_any_backend_configured_the_page_says_so_per_part(app_fact
     }
     assert "Request figures unavailable: prometheus is not configured" in page.text
     assert _incident_links(page.text) == [opened]
+
+
+async def test_who_is_on_call_for_a_service_without_incidents_comes_from_the_routes_naming_it(
+    app_factory: AppFactory,
+) -> None:
+    """No incident yet: the schedules a route pages for an alert naming the service alone are shown;
+    a service no route names alone says so (routes needing other labels are not guessed at)."""
+    config = alerting_config()
+    config["routes"].insert(0, {"matchers": ['service="cart"', 'namespace="shop"'], "escalation": "default"})
+    async with app_factory(**config) as (_app, client):
+        routed = await client.get("/services/cart.shop?lang=en", headers=VIEWER)
+        elsewhere = await client.get("/services/cart.staging?lang=en", headers=VIEWER)
+        on_call = (await client.get("/api/v1/schedules/sre/oncall", headers=VIEWER)).json()
+    assert routed.status_code == elsewhere.status_code == 200
+    assert f'<span class="who">{on_call["user"]}</span>' in routed.text
+    assert 'href="/oncall?schedule=sre"' in routed.text
+    assert "No route pages a schedule for this service alone" in elsewhere.text
+    assert '<span class="who">' not in elsewhere.text
