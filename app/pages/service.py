@@ -286,7 +286,9 @@ async def service_page(
     now: datetime,
 ) -> ServicePage:
     """The service's overview, each backend failing on its own (all of them failing is still a
-    page: ``all_failed_is_error=False``), with what the database holds beside it."""
+    page: ``all_failed_is_error=False``) and waited for at most ``web.part_timeout`` (a hanging
+    backend, as in an outage, is then a part that timed out, not a page that never comes), with
+    what the database holds beside it."""
     overview = await correlation.service_overview(
         name,
         namespace=None,
@@ -296,6 +298,7 @@ async def service_page(
         sessions=sessions,
         settings=settings,
         now=now,
+        part_timeout_s=settings.web.part_timeout.total_seconds(),
         all_failed_is_error=False,
     )
     last = local_today(settings.tzinfo, now) - timedelta(days=1)

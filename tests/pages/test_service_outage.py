@@ -228,3 +228,32 @@ async def test_who_is_on_call_for_a_service_without_incidents_comes_from_the_rou
     assert 'href="/oncall?schedule=sre"' in routed.text
     assert "No route pages a schedule for this service alone" in elsewhere.text
     assert '<span class="who">' not in elsewhere.text
+
+
+async def test_a_hanging_backend_is_waited_for_only_web_part_timeout(
+    app_factory: AppFactory,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    """Elasticsearch accepts the connection and never answers (its client would wait 5 s, twice):
+    the page stops waiting at ``web.part_timeout`` and says the logs timed out; the traces are there."""
+    es, es_url = fake_elasticsearch
+    jaeger, jaeger_url = fake_jaeger
+    store_checkout_trace(es, jaeger)
+    sections = {
+        "elasticsearch": {**backend(es_url), "retries": 1},
+        "jaeger": backend(jaeger_url),
+        "web": {"part_timeout": "0.5s"},
+    }
+    async with app_factory(**alerting_config(), **sections) as (_app, client):
+        es.hang(60)
+        page = await client.get("/services/payments.shop?lang=en", headers=VIEWER)
+        es.clear_faults()
+    assert page.status_code == 200
+    assert _failures(page.text) == {
+        "red": ("prometheus", "not_configured"),
+        "error_logs": ("elasticsearch", "timeout"),
+    }
+    assert "Error logs unavailable: elasticsearch did not answer in time" in page.text
+    assert "elasticsearch: no answer within 0.5s" in page.text
+    assert 'href="/traces/0af7651916cd43dd8448eb211c80319c"' in page.text
