@@ -32,6 +32,7 @@ from app.alerts.errors import (
 )
 from app.alerts.messages import incident_url
 from app.alerts.models import Incident, Maintenance, ScheduleOverride, services_named
+from app.alerts.routing import matching_routes
 from app.alerts.schemas import (
     AlertOut,
     IncidentActivity,
@@ -388,6 +389,26 @@ async def on_call_for_incident(
             name = step.notify.schedule if step.notify else None
             if name and name in known and name not in names:
                 names.append(name)
+    return [await on_call_at(session, settings, name, at) for name in names]
+
+
+async def on_call_for_service(
+    session: AsyncSession, settings: Settings, service: str, incident_ids: Sequence[int], at: datetime
+) -> list[OnCall]:
+    """Who is on call at ``at`` for a service (for its page): in each schedule its open incidents'
+    escalations page (``incident_ids``, in that order), then in each schedule the routes page for
+    an alert naming the service alone (its ``service`` and ``namespace`` labels), once each. A
+    route that needs other labels (``severity``, ``alertname``) is not guessed at."""
+    chains = [
+        state.escalation
+        for incident_id in incident_ids
+        for state in await repository.escalations_of(session, incident_id)
+    ]
+    parsed = servicenames.parse(service)
+    labels = {"service": parsed.name, **({"namespace": parsed.namespace} if parsed.namespace else {})}
+    chains += [route.escalation for _, route in matching_routes(settings.routes, labels) if route.escalation]
+    known = {s.name for s in settings.schedules}
+    names = [name for name in escalation.schedules_paged(settings, chains) if name in known]
     return [await on_call_at(session, settings, name, at) for name in names]
 
 

@@ -171,9 +171,17 @@ async def service_overview(
     namespace: Annotated[str | None, Query()] = None,
     start: Annotated[str | None, FROM] = None,
     end: Annotated[str | None, TO] = None,
+    allow_partial: Annotated[
+        bool,
+        Query(
+            description="true: when every backend fails, still answer 200 with what the database "
+            "knows (the open incidents), each failed part in `partial` and `errors`"
+        ),
+    ] = False,
 ) -> ServiceOverview:
-    """Each part comes from its own backend and fails on its own (`partial` says why);
-    only when every part fails is the answer an error."""
+    """Each part comes from its own backend and fails on its own (`partial` says why, `errors`
+    names the backend, the kind of failure and its HTTP status); only when every backend fails is
+    the answer an error (502/503/504 naming each), unless `allow_partial=true`."""
     assert context.sessions is not None
     return await correlation.service_overview(
         service,
@@ -184,6 +192,7 @@ async def service_overview(
         sessions=context.sessions,
         settings=settings,
         now=_now(),
+        all_failed_is_error=not allow_partial,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from app.alerts.schemas import IncidentSummary
+from app.backends.errors import BackendErrorKind
 from app.backends.traces import TagValue
 
 
@@ -123,6 +124,27 @@ class OverviewPartial(BaseModel):
     incidents: str | None = None
 
 
+class SourceError(BaseModel):
+    """Why one part of an answer is missing: the backend it comes from failed (the part's
+    ``partial`` note says the same in one line)."""
+
+    backend: str = Field(description="prometheus, elasticsearch, jaeger or database")
+    kind: BackendErrorKind = Field(
+        description="not_configured, unreachable, timeout, bad_query, bad_response or unauthorized"
+    )
+    status: int | None = Field(description="The backend's HTTP status, when it answered at all")
+    message: str = Field(description="What happened, in the backend's own words where it gave any")
+
+
+class OverviewErrors(BaseModel):
+    """Each part whose backend failed, and how (null: it answered)."""
+
+    red: SourceError | None = None
+    error_logs: SourceError | None = None
+    traces: SourceError | None = None
+    incidents: SourceError | None = None
+
+
 class ServiceOverview(BaseModel):
     service: str
     namespace: str | None
@@ -134,6 +156,10 @@ class ServiceOverview(BaseModel):
     failed_traces: list[TraceSummary]
     incidents: list[IncidentSummary] = Field(description="The service's incidents not yet resolved")
     partial: OverviewPartial
+    errors: OverviewErrors = Field(
+        default_factory=OverviewErrors,
+        description="The parts whose backend failed: which backend, the kind of failure, its HTTP status",
+    )
 
 
 class IncidentContext(BaseModel):

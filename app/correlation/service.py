@@ -39,9 +39,11 @@ from app.correlation.schemas import (
     GraphPartial,
     IncidentContext,
     LogEntry,
+    OverviewErrors,
     OverviewPartial,
     Red,
     ServiceOverview,
+    SourceError,
     TraceList,
     TraceSummary,
 )
@@ -311,6 +313,7 @@ async def service_overview(
         results["incidents"],
     )
     notes = {name: f"{error.backend}: {error.message}" for name, error in failures.items()}
+    errors = {name: source_error(error) for name, error in failures.items()}
     if isinstance(red, str):
         notes["red"], red = red, None
     if isinstance(logs, _ErrorLogs) and logs.partial:
@@ -326,7 +329,13 @@ async def service_overview(
         failed_traces=traces.failed if isinstance(traces, _OverviewTraces) else [],
         incidents=incidents if isinstance(incidents, list) else [],
         partial=OverviewPartial(**notes),
+        errors=OverviewErrors(**errors),
     )
+
+
+def source_error(error: BackendError) -> SourceError:
+    """A backend's failure as answers carry it: the backend, the kind, its HTTP status."""
+    return SourceError(backend=error.backend, kind=error.kind, status=error.status, message=error.message)
 
 
 # --- dependency graph ---------------------------------------------------------------------------

@@ -236,13 +236,29 @@ class TrendPoint:
     """Stored ``partial``: Prometheus's samples began after the day did (its retention)."""
 
 
+BACKEND_PARTS = ("red", "traces", "error_logs")  # the page's parts fed by Prometheus, Jaeger, Elasticsearch
+RECENT_SHOWN = 10  # resolved incidents of the service listed, newest first
+ONCALL_FROM_INCIDENTS = 20  # open incidents whose escalations say who is on call for the service
+
+
 @dataclass(frozen=True)
 class ServicePage:
-    overview: ServiceOverview | None
-    problem: str | None
+    """What the service page shows. The database's parts (its incidents, who is on call, the
+    trend) are there whatever the backends do; each backend-fed part of ``overview`` that failed
+    is named in ``overview.errors`` (which backend, what happened), so in an outage, when the
+    backends struggle, the page still says what Panorama itself knows."""
+
+    overview: ServiceOverview
+    recent: list[IncidentSummary]
+    on_call: list[OnCall]
     trend_entity: str | None
     trend: list[TrendPoint]
     grafana_url: str | None
+
+    @property
+    def failed(self) -> list[str]:
+        """The backend-fed parts whose backend failed, in the page's order."""
+        return [part for part in BACKEND_PARTS if getattr(self.overview.errors, part) is not None]
 
     def trend_data(self) -> dict[str, object]:
         """The chart's data, for a ``<script type="application/json">`` block (through ``tojson``)."""
@@ -269,25 +285,38 @@ async def service_page(
     settings: Settings,
     now: datetime,
 ) -> ServicePage:
-    overview, problem = None, None
-    try:
-        overview = await correlation.service_overview(
-            name,
-            namespace=None,
-            start=None,
-            end=None,
-            backends=backends,
-            sessions=sessions,
-            settings=settings,
-            now=now,
-        )
-    except BackendsFailed as exc:
-        problem = exc.message
-    except BackendError as exc:
-        problem = exc.described
+    """The service's overview, each backend failing on its own (all of them failing is still a
+    page: ``all_failed_is_error=False``) and waited for at most ``web.part_timeout`` (a hanging
+    backend, as in an outage, is then a part that timed out, not a page that never comes), with
+    what the database holds beside it."""
+    overview = await correlation.service_overview(
+        name,
+        namespace=None,
+        start=None,
+        end=None,
+        backends=backends,
+        sessions=sessions,
+        settings=settings,
+        now=now,
+        part_timeout_s=settings.web.part_timeout.total_seconds(),
+        all_failed_is_error=False,
+    )
     last = local_today(settings.tzinfo, now) - timedelta(days=1)
     first = last - timedelta(days=TREND_DAYS - 1)
     async with sessions() as session:
+        try:
+            recent = await alerts.list_incidents(
+                session,
+                settings,
+                status="resolved",
+                service=name,
+                first=now - timedelta(days=TREND_DAYS),
+                limit=RECENT_SHOWN,
+            )
+        except InvalidInput:  # a name no filter could be, and no incident holds: none
+            recent = []
+        opened = [i.id for i in overview.incidents[:ONCALL_FROM_INCIDENTS]]
+        on_call = await alerts.on_call_for_service(session, settings, name, opened, now)
         entity = rollup_entity(name, await rollups.entities(session, "service"))
         periods = []
         partial = set(await rollups.partial_days(session, first, last))
@@ -310,7 +339,8 @@ async def service_page(
     ]
     return ServicePage(
         overview=overview,
-        problem=problem,
+        recent=recent,
+        on_call=on_call,
         trend_entity=entity,
         trend=trend,
         grafana_url=grafana_url(

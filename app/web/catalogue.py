@@ -384,4 +384,35 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.minutes": ("{n} 分钟", "{n} min"),
     "screen.hours": ("{n} 小时", "{n} h"),
     "screen.days": ("{n} 天", "{n} d"),
+    # --- the service page: parts whose backend failed (the database's parts are always shown) ---
+    "service.now": ("当前状态", "Right now"),
+    "service.part.red": ("请求指标", "Request figures"),
+    "service.part.traces": ("链路", "Traces"),
+    "service.part.error_logs": ("错误日志", "Error logs"),
+    "service.part.incidents": ("事件", "Incidents"),
+    "service.part_failed": ("{part}暂不可用：{what}", "{part} unavailable: {what}"),
+    "service.failure.not_configured": ("{backend} 未配置", "{backend} is not configured"),
+    "service.failure.unreachable": ("无法连接 {backend}", "{backend} is unreachable"),
+    "service.failure.timeout": ("{backend} 未在时限内应答", "{backend} did not answer in time"),
+    "service.failure.bad_query": ("{backend} 拒绝了查询", "{backend} refused the query"),
+    "service.failure.bad_response": ("{backend} 应答出错", "{backend} answered with an error"),
+    "service.failure.unauthorized": (
+        "{backend} 拒绝了 Panorama 的凭据",
+        "{backend} refused Panorama's credentials",
+    ),
+    "service.failure.with_status": ("{what}（HTTP {status}）", "{what} (HTTP {status})"),
+    "service.backends_failed": (
+        "部分数据暂时无法获取（{parts}），下面各部分分别说明原因；"
+        "事件、值班和趋势来自 Panorama 的数据库，照常显示。",
+        "Some parts are unavailable ({parts}); each says why below. Incidents, on call and the trend "
+        "come from Panorama's own database and are shown as usual.",
+    ),
+    "service.all_incidents": ("此服务的全部事件", "All incidents of this service"),
+    "service.oncall_page": ("值班表", "On-call schedules"),
+    "service.recent_resolved": ("最近 30 天已恢复", "Resolved in the last 30 days"),
+    "service.no_recent": ("最近 30 天没有已恢复的事件。", "No incident resolved in the last 30 days."),
+    "service.no_oncall": (
+        "没有路由只凭这个服务就通知某个值班表；见值班页。",
+        "No route pages a schedule for this service alone; see the on-call page.",
+    ),
 }
