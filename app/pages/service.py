@@ -25,7 +25,7 @@ from app.correlation import trace_logs
 from app.correlation.errors import BackendsFailed
 from app.correlation.outcomes import trace_id_param
 from app.correlation.schemas import IncidentContext, ServiceOverview, TraceWithLogs
-from app.errors import InvalidInput, PanoramaError
+from app.errors import InvalidInput, PanoramaError, Phrase
 from app.pages.views import Waterfall, waterfall
 from app.rollups import service as rollups
 from app.rollups.days import Granularity, local_today
@@ -133,14 +133,24 @@ def _cursor(incident: IncidentSummary) -> str:
     return f"{incident.created_at.isoformat()}~{incident.id}"
 
 
+INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
+
+
+def _bad_cursor() -> InvalidInput:
+    said = Phrase("problem.parameter", name="before", problem=Phrase("problem.cursor"))
+    return InvalidInput(
+        "query parameter 'before': not a page cursor of this list", phrase=said, parameter="before"
+    )
+
+
 def _parse_cursor(value: str) -> tuple[datetime, int]:
     moment, _, ident = value.rpartition("~")
     try:
         when = datetime.fromisoformat(moment)
     except ValueError:
-        raise InvalidInput("query parameter 'before': not a page cursor of this list") from None
+        raise _bad_cursor() from None
     if not ident.isdigit() or when.tzinfo is None:
-        raise InvalidInput("query parameter 'before': not a page cursor of this list")
+        raise _bad_cursor()
     return when, int(ident)
 
 
@@ -149,11 +159,17 @@ async def incidents_page(
 ) -> IncidentsPage:
     """Open incidents first (on the first page, when no status is chosen), then the others,
     newest first, ``PAGE_SIZE`` at a time (keyset paging: stable while new incidents arrive)."""
-    if query.status not in (None, "triggered", "acknowledged", "resolved"):
-        raise InvalidInput("query parameter 'status': triggered, acknowledged or resolved")
+    if query.status is not None and query.status not in INCIDENT_STATUSES:
+        said = Phrase(
+            "problem.parameter", name="status", problem=Phrase("problem.status", value=query.status)
+        )
+        raise InvalidInput(
+            "query parameter 'status': triggered, acknowledged or resolved", phrase=said, parameter="status"
+        )
     first = None
     if query.since:
         first = times.parse_time(query.since, "from", times.Clock(now, settings.tzinfo))
+    cursor = _parse_cursor(query.before) if query.before else None
     service = query.service or None
     shown_open: list[IncidentSummary] = []
     if query.status is None and query.before is None:
@@ -165,7 +181,6 @@ async def incidents_page(
             )
         ]
     statuses = [query.status] if query.status else ["resolved"]
-    cursor = _parse_cursor(query.before) if query.before else None
     listed = await _page(session, settings, statuses[0], service, first, cursor)
     more = len(listed) > PAGE_SIZE
     listed = listed[:PAGE_SIZE]
@@ -355,6 +370,16 @@ class ScheduleCard:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class SwapForm:
+    """What a reader sent with one of the on-call page's forms (``offer`` a shift, ``take`` one),
+    shown again with its problem when it could not be done."""
+
+    schedule: str
+    action: str
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from app.backends.errors import BackendError
 from app.config import Settings
 from app.context import AppContext
 from app.deps import get_context
-from app.errors import NotFound, PanoramaError
+from app.errors import InvalidInput, NotFound, PanoramaError
 from app.security import Principal, Role
 from app.web import auth, shell
 from app.web.errors import CannotAct, CrossSiteForm, LoginRequired, ScreenTokenOnly, ViewLinkRefused
@@ -98,9 +98,10 @@ class Page:
 
     # --- answers --------------------------------------------------------------------------
 
-    def view(self, zones: Iterable[str] = ()) -> shell.PageView:
+    def view(self, zones: Iterable[str] = (), problem: shell.FormProblem | None = None) -> shell.PageView:
         """What the template sees; ``zones``: the zones the page shows its times in (see
-        :func:`app.web.shell.zoned`; none: the configured one)."""
+        :func:`app.web.shell.zoned`; none: the configured one); ``problem``: what is wrong with
+        the form's input."""
         request = self.request
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
         translator, part_zones = shell.zoned(self.translator, zones)
@@ -116,14 +117,27 @@ class Page:
             can_act=self.principal is not None and self.principal.role.allows(Role.OPERATOR),
             mint=self.mint if self.grant is not None else None,
             part_zones=part_zones,
+            problem=problem,
         )
 
     def render(
-        self, template: str, *, status: int = 200, zones: Iterable[str] = (), **context: Any
+        self,
+        template: str,
+        *,
+        status: int = 200,
+        zones: Iterable[str] = (),
+        bad_input: InvalidInput | None = None,
+        **context: Any,
     ) -> HTMLResponse:
         """The page; ``zones``: the time zones its times are in when not the configured one (a
-        schedule's), which its footer then names."""
-        answer = HTMLResponse(shell.render(template, self.view(zones), **context), status_code=status)
+        schedule's), which its footer then names. ``bad_input``: what was wrong with the input it answers
+        (the reader's filter or form): the page is answered with its status (400), and says it in
+        the reader's language above its form, marking the field it names (see :mod:`app.web.shell`)."""
+        said = None
+        if bad_input is not None:
+            status = bad_input.status_code
+            said = shell.FormProblem(self.translator.error(bad_input), bad_input.parameter)
+        answer = HTMLResponse(shell.render(template, self.view(zones, said), **context), status_code=status)
         return self.finish(answer)
 
     def redirect(self, path: str, **params: Any) -> RedirectResponse:
@@ -223,14 +237,23 @@ def error_page(request: Request, error: Exception) -> Response | None:
             target=_target(request),
         )
     if isinstance(error, BackendError):
-        message = t("error.backend", backend=error.backend, detail=error.message)
+        status = error.kind.http_status
         return page.render(
-            "web/error.html", status=error.kind.http_status, heading=t("error.title"), message=message
+            "web/error.html", status=status, heading=t("error.backend_title"), message=t.error(error)
         )
     if isinstance(error, PanoramaError):
-        heading = t("error.not_found") if isinstance(error, NotFound) else t("error.title")
-        return page.render("web/error.html", status=error.status_code, heading=heading, message=error.message)
+        return page.render(
+            "web/error.html", status=error.status_code, heading=_heading(t, error), message=t.error(error)
+        )
     return page.render("web/error.html", status=500, heading=t("error.title"), message=t("error.internal"))
+
+
+def _heading(t: Translator, error: PanoramaError) -> str:
+    if isinstance(error, NotFound):
+        return t("error.not_found")
+    if isinstance(error, InvalidInput):
+        return t("error.invalid")
+    return t("error.title")
 
 
 def prefers_html(request: Request) -> bool:
