@@ -12,7 +12,7 @@ Nothing here knows about languages: a phrase is only a key and values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -62,6 +62,19 @@ class PanoramaError(Exception):
 class InvalidInput(PanoramaError):
     status_code = 400
     code = "invalid_request"
+    each: tuple[InvalidInput, ...] = ()
+    """The problems one answer names (:meth:`combined`), each about its parameter; none: itself."""
+
+    @classmethod
+    def combined(cls, problems: Sequence[InvalidInput]) -> InvalidInput:
+        """One error for several bad parameters read at once (a page's filter): the messages
+        joined, the first one's parameter, and ``each`` for a page to say and mark them all."""
+        if len(problems) == 1:
+            return problems[0]
+        message = "; ".join(p.message for p in problems)
+        joined = cls(message, parameter=problems[0].parameter) if problems[0].parameter else cls(message)
+        joined.each = tuple(problems)
+        return joined
 
 
 class NotFound(PanoramaError):

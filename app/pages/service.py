@@ -94,7 +94,7 @@ async def incident_page(
 @dataclass(frozen=True)
 class ContextPage:
     context: IncidentContext | None
-    problem: str | None  # why there is no context (every backend failed, none configured)
+    problem: BackendsFailed | BackendError | None  # why there is no context (the page says it: ``_.error``)
 
 
 async def incident_context(
@@ -104,10 +104,8 @@ async def incident_context(
         found = await correlation.incident_context(
             incident_id, backends=backends, sessions=sessions, settings=settings, now=now
         )
-    except BackendsFailed as exc:
-        return ContextPage(None, exc.message)
-    except BackendError as exc:
-        return ContextPage(None, exc.described)
+    except (BackendsFailed, BackendError) as exc:
+        return ContextPage(None, exc)
     return ContextPage(found, None)
 
 
@@ -158,19 +156,39 @@ async def incidents_page(
     session: AsyncSession, settings: Settings, query: IncidentFilter, now: datetime
 ) -> IncidentsPage:
     """Open incidents first (on the first page, when no status is chosen), then the others,
-    newest first, ``PAGE_SIZE`` at a time (keyset paging: stable while new incidents arrive)."""
+    newest first, ``PAGE_SIZE`` at a time (keyset paging: stable while new incidents arrive).
+    Every parameter is read before anything is listed, and every bad one is said at once."""
+    problems: list[InvalidInput] = []
+    first, cursor = None, None
     if query.status is not None and query.status not in INCIDENT_STATUSES:
         said = Phrase(
             "problem.parameter", name="status", problem=Phrase("problem.status", value=query.status)
         )
-        raise InvalidInput(
-            "query parameter 'status': triggered, acknowledged or resolved", phrase=said, parameter="status"
+        problems.append(
+            InvalidInput(
+                "query parameter 'status': triggered, acknowledged or resolved",
+                phrase=said,
+                parameter="status",
+            )
         )
-    first = None
-    if query.since:
-        first = times.parse_time(query.since, "from", times.Clock(now, settings.tzinfo))
-    cursor = _parse_cursor(query.before) if query.before else None
+    try:
+        first = (
+            times.parse_time(query.since, "from", times.Clock(now, settings.tzinfo)) if query.since else None
+        )
+    except InvalidInput as exc:
+        problems.append(exc)
     service = query.service or None
+    if service is not None:
+        try:
+            await alerts.stored_service_filter(session, service)
+        except InvalidInput as exc:
+            problems.append(exc)
+    try:
+        cursor = _parse_cursor(query.before) if query.before else None
+    except InvalidInput as exc:
+        problems.append(exc)
+    if problems:
+        raise InvalidInput.combined(problems)
     shown_open: list[IncidentSummary] = []
     if query.status is None and query.before is None:
         shown_open = [

@@ -54,7 +54,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.invalid": ("请求有误", "Bad request"),
     "error.backend_title": ("后端服务出错", "A backend failed"),
     "error.internal": ("内部错误，详情见服务日志。", "Internal error; the server log has the details."),
-    "error.form_title": ("筛选条件有误", "The form has a problem"),
+    "error.form_title": ("输入有误", "The form has a problem"),
     # --- what went wrong, as pages say it (app.errors.Phrase; the API keeps its English message) --
     "problem.parameter": ("参数“{name}”：{problem}", "Parameter '{name}': {problem}"),
     "problem.value": ("取值无效（{detail}）", "invalid value ({detail})"),

@@ -98,9 +98,9 @@ class Page:
 
     # --- answers --------------------------------------------------------------------------
 
-    def view(self, zones: Iterable[str] = (), problem: shell.FormProblem | None = None) -> shell.PageView:
+    def view(self, zones: Iterable[str] = (), problems: tuple[shell.FormProblem, ...] = ()) -> shell.PageView:
         """What the template sees; ``zones``: the zones the page shows its times in (see
-        :func:`app.web.shell.zoned`; none: the configured one); ``problem``: what is wrong with
+        :func:`app.web.shell.zoned`; none: the configured one); ``problems``: what is wrong with
         the form's input."""
         request = self.request
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
@@ -117,7 +117,7 @@ class Page:
             can_act=self.principal is not None and self.principal.role.allows(Role.OPERATOR),
             mint=self.mint if self.grant is not None else None,
             part_zones=part_zones,
-            problem=problem,
+            problems=problems,
         )
 
     def render(
@@ -133,10 +133,13 @@ class Page:
         schedule's), which its footer then names. ``bad_input``: what was wrong with the input it answers
         (the reader's filter or form): the page is answered with its status (400), and says it in
         the reader's language above its form, marking the field it names (see :mod:`app.web.shell`)."""
-        said = None
+        said: tuple[shell.FormProblem, ...] = ()
         if bad_input is not None:
             status = bad_input.status_code
-            said = shell.FormProblem(self.translator.error(bad_input), bad_input.parameter)
+            said = tuple(
+                shell.FormProblem(self.translator.error(each), each.parameter)
+                for each in bad_input.each or (bad_input,)
+            )
         answer = HTMLResponse(shell.render(template, self.view(zones, said), **context), status_code=status)
         return self.finish(answer)
 

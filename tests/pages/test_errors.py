@@ -7,11 +7,17 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from app.backends.errors import BackendError, BackendErrorKind
+from app.correlation.errors import BackendsFailed
+from app.pages.service import ContextPage
+from app.web import shell
+from app.web.i18n import Locale, Translator
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
 from tests.correlation.support import backend
 from tests.fakes.elasticsearch import FakeElasticsearch
@@ -27,15 +33,26 @@ def _text(answer: httpx.Response) -> str:
     return html.unescape(answer.text)
 
 
-def _problem(answer: httpx.Response) -> tuple[str, str]:
-    """The form's problem as the page shows it: (the parameter it marks, its text)."""
-    found = re.search(
-        r'<p class="[^"]*form-problem" role="alert" id="form-problem" data-problem="([^"]*)">(.*?)</p>',
-        answer.text,
-        re.S,
+def _problems(answer: httpx.Response) -> list[tuple[str, str]]:
+    """The form's problems as the page shows them: (the parameter each marks, its text)."""
+    box = re.search(
+        r'<div class="[^"]*form-problem" role="alert" id="form-problem">(.*?)</div>', answer.text, re.S
     )
-    assert found is not None, answer.text
-    return found.group(1), html.unescape(re.sub(r"<[^>]+>", "", found.group(2)))
+    assert box is not None, answer.text
+    found = re.findall(r'<(?:span|li) data-problem="([^"]*)">(.*?)</(?:span|li)>', box.group(1), re.S)
+    return [(name, html.unescape(text)) for name, text in found]
+
+
+def _problem(answer: httpx.Response) -> tuple[str, str]:
+    """The one problem of the form."""
+    [found] = _problems(answer)
+    return found
+
+
+def _title(answer: httpx.Response) -> str:
+    found = re.search(r'id="form-problem"><strong>([^<]+)</strong>', answer.text)
+    assert found is not None
+    return found.group(1)
 
 
 def _invalid_fields(answer: httpx.Response) -> list[str]:
@@ -49,13 +66,13 @@ BAD_FILTERS = [
         {"service": "shop/checkout"},
         "f-service",
         "参数“service”：“shop/checkout”：命名空间中的服务写作“checkout.shop”（name.namespace）",
-        "Parameter 'service': 'shop/checkout': write a service in a namespace as 'checkout.shop' (name.namespace)",
+        "Parameter 'service': 'shop/checkout': write a service in a namespace as 'checkout.shop'",
         "query parameter 'service': 'shop/checkout': write a service in a namespace as 'checkout.shop'",
     ),
     (
         {"status": "open"},
         "f-status",
-        "参数“status”：“open”不是可选的状态；可选 triggered（未确认）、acknowledged（已确认）或 resolved（已恢复）",
+        "参数“status”：“open”不是可选的状态；可选 triggered（未确认）、acknowledged（已确认）",
         "Parameter 'status': 'open' is not a status; use triggered, acknowledged or resolved",
         "query parameter 'status': Input should be 'triggered', 'acknowledged' or 'resolved'",
     ),
@@ -100,7 +117,8 @@ async def test_a_bad_filter_keeps_the_incidents_page_and_its_form_and_says_what_
         json_answer = await client.get("/api/v1/incidents", params=query, headers=bearer(VIEWER_TOKEN))
     assert zh.status_code == en.status_code == 400
     for answer in (zh, en):
-        assert 'class="topbar"' in answer.text and 'class="foot"' in answer.text  # a whole page of the shell
+        assert 'class="topbar"' in answer.text
+        assert 'class="foot"' in answer.text
         assert '<form method="get" action="/incidents" class="filters" role="search">' in answer.text
         assert "PaymentsDown" not in answer.text  # nothing listed under a filter that cannot be read
         assert _invalid_fields(answer) == ([field] if field else [])
@@ -113,14 +131,28 @@ async def test_a_bad_filter_keeps_the_incidents_page_and_its_form_and_says_what_
         assert f'<option value="{query["from"]}" selected>' in zh.text
     marked, said = _problem(zh)
     assert marked == next(iter(query))
-    assert said.startswith("筛选条件有误")
+    assert _title(zh) == "输入有误"
+    assert _title(en) == "The form has a problem"
     assert chinese in said
     assert english in _problem(en)[1]
-    assert "清除筛选" in zh.text and "Clear the filter" in en.text
-    assert '<html lang="zh-CN"' in zh.text and '<html lang="en"' in en.text
+    assert "清除筛选" in zh.text
+    assert "Clear the filter" in en.text
+    assert '<html lang="zh-CN"' in zh.text
+    assert '<html lang="en"' in en.text
     if api is not None:  # the JSON API says it in its own English, unchanged
         assert json_answer.status_code == 400
         assert api in json_answer.json()["message"]
+
+
+async def test_every_bad_filter_is_said_at_once_and_each_field_marked(app_factory: AppFactory) -> None:
+    query = {"status": "open", "from": "yesterday", "service": "check out", "before": "x"}
+    async with app_factory(**alerting_config()) as (_app, client):
+        page = await client.get("/incidents", params={**query, "lang": "en"}, headers=bearer(VIEWER_TOKEN))
+    assert page.status_code == 400
+    problems = _problems(page)
+    assert [name for name, _ in problems] == ["status", "from", "service", "before"]
+    assert "'check out' holds a space or a control character" in problems[2][1]
+    assert _invalid_fields(page) == ["f-status", "f-from", "f-service"]
 
 
 async def test_a_good_filter_shows_no_problem(app_factory: AppFactory) -> None:
@@ -167,7 +199,7 @@ async def test_a_swap_form_that_cannot_be_done_comes_back_filled_in_with_its_pro
     assert re.search(r'name="taken_by".*?<option selected>alice</option>', not_a_time.text, re.S)
     assert _problem(backwards) == (
         "end",
-        "The form has a problem Parameter 'end': the end must be after the start",
+        "Parameter 'end': the end must be after the start",
     )
     assert "结束时间须晚于开始时间" in _problem(backwards_zh)[1]
     assert no_such_swap.status_code == 400
@@ -213,7 +245,8 @@ async def test_a_malformed_trace_id_or_time_is_said_in_the_pages_language(app_fa
     assert "'not-a-trace-id' is not a trace id; use 1 to 32 hex digits" in _text(malformed_en)
     assert "参数“from”：“last week”不是时间；可写 RFC 3339 时间" in _text(bad_from)
     assert backwards.status_code == 400
-    assert "is not before 'to'" in _text(backwards) and "give 'from' earlier than 'to'" in _text(backwards)
+    assert "is not before 'to'" in _text(backwards)
+    assert "give 'from' earlier than 'to'" in _text(backwards)
     assert api.status_code == 400
     assert "accepted forms" in api.json()["message"]
 
@@ -257,7 +290,35 @@ async def test_failing_backends_are_named_on_5xx_pages_in_the_readers_language(
     assert "无法连接 Jaeger（" in gone_zh.text
     assert "Jaeger is unreachable (" in gone_en.text
     assert both.status_code == 503
-    assert "所需的后端都出错了：无法连接 Jaeger（" in both.text and "、无法连接 Elasticsearch（" in both.text
+    assert "所需的后端都出错了：无法连接 Jaeger（" in both.text
+    assert "、无法连接 Elasticsearch（" in both.text
     assert api.status_code == 503
     assert api.json()["error"] == "backends_failed"
     assert api.json()["message"].startswith(f"trace {TRACE}: jaeger: ")
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [
+        ("zh-CN", "暂时无法获取： 所需的后端都出错了：无法连接 Prometheus（cannot reach http://prom:9090"),
+        ("en", "Not available: Every backend this needs failed: Prometheus is unreachable (cannot reach"),
+    ],
+)
+def test_an_incidents_context_names_the_backends_that_failed_in_the_pages_language(
+    locale: str, words: str
+) -> None:
+    failures = {
+        "prometheus": BackendError(
+            "prometheus", BackendErrorKind.UNREACHABLE, "cannot reach http://prom:9090: refused"
+        ),
+        "elasticsearch": BackendError("elasticsearch", BackendErrorKind.TIMEOUT, "no answer within 5s"),
+    }
+    found = ContextPage(None, BackendsFailed(failures, "context of incident 7: "))
+    view = shell.PageView(Translator(cast(Locale, locale), ZoneInfo("UTC")), datetime.now(UTC), "/", {})
+    said = html.unescape(shell.render("pages/context_fragment.html", view, found=found, incident_id=7))
+    assert words in said
+    assert (
+        "Elasticsearch 未在时限内应答（no answer within 5s）"
+        if locale == "zh-CN"
+        else "Elasticsearch did not answer in time (no answer within 5s)"
+    ) in said
