@@ -167,6 +167,7 @@ async def _oncall_page(
 async def _swap_form_problem(
     page: Page, sessions: Sessions, form: service.SwapForm, bad: InvalidInput
 ) -> Response:
+    page.address = ("/oncall", {"schedule": form.schedule})
     async with sessions() as session:
         return await _oncall_page(page, session, form.schedule, bad_input=bad, form=form)
 

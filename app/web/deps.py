@@ -49,6 +49,9 @@ class Page:
     remember_lang: str | None = None
     drop_session: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    address: tuple[str, dict[str, str]] | None = None
+    """The page's own path and query when it answers a form posted to another address (the swap
+    form's problem is the on-call page): its language switch and sign-in link lead there."""
 
     @property
     def settings(self) -> Settings:
@@ -104,11 +107,14 @@ class Page:
         the form's input."""
         request = self.request
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        path = request.url.path.removeprefix(request.scope.get("root_path", "")) or "/"
+        if self.address is not None:
+            path, query = self.address[0], {**self.address[1], **query}
         translator, part_zones = shell.zoned(self.translator, zones)
         return shell.PageView(
             translator=translator,
             now=self.now,
-            path=request.url.path.removeprefix(request.scope.get("root_path", "")) or "/",
+            path=path,
             query=query,
             root_path=request.scope.get("root_path", ""),
             principal=self.principal,

@@ -410,6 +410,36 @@ async def test_a_bad_service_filter_keeps_the_incidents_page_with_the_problem_be
     assert await p.locator("#open-title").count() == 1
 
 
+async def test_a_swap_offer_that_ends_before_it_starts_comes_back_filled_in_on_a_phone(
+    world: World, open_page: OpenPage
+) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    start = (datetime.now(UTC) + timedelta(hours=3)).astimezone(zone)
+    phone = await open_page(PHONE)
+    p = phone.page
+    phone.allow(
+        rf"status of 400 \(Bad Request\) \({re.escape(world.url)}/oncall/sre/swaps\)"
+    )  # the document's own
+    await _sign_in(phone, world, OPERATOR_TOKEN, "/oncall")
+    await p.fill("#o-start-sre", start.strftime("%Y-%m-%dT%H:%M"))
+    await p.fill("#o-end-sre", (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    await p.fill("#o-note-sre", "dentist")
+    async with p.expect_navigation() as navigation:
+        await p.locator("form.swap-form button[type=submit]").click()
+    answer = await navigation.value
+    assert answer is not None
+    assert answer.status == 400
+    said = await p.locator("#form-problem").inner_text()
+    assert "参数“end”：结束时间须晚于开始时间" in said, said
+    assert await p.get_attribute("#o-end-sre", "aria-invalid") == "true"
+    assert await p.input_value("#o-start-sre") == start.strftime("%Y-%m-%dT%H:%M")
+    assert await p.input_value("#o-note-sre") == "dentist"
+    assert await p.get_attribute("a.lang", "href") == "/oncall?schedule=sre&lang=en"
+    await phone.assert_no_horizontal_scroll()
+    await p.locator("#form-problem").scroll_into_view_if_needed()
+    await phone.shot("pages", "oncall-swap-problem-phone", full_page=False)
+
+
 async def test_a_tampered_or_expired_view_link_is_refused(world: World, open_page: OpenPage) -> None:
     link = await _page_incident(world)
     page = await open_page(PHONE)

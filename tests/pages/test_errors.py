@@ -196,6 +196,7 @@ async def test_a_swap_form_that_cannot_be_done_comes_back_filled_in_with_its_pro
     assert f'name="start" type="datetime-local" value="{start}"' in not_a_time.text
     assert 'name="note" maxlength="500" value="dentist"' in not_a_time.text
     assert "<option selected>bob</option>" in not_a_time.text
+    assert 'href="/oncall?schedule=sre&amp;lang=en"' in not_a_time.text  # its language switch: the page
     assert re.search(r'name="taken_by".*?<option selected>alice</option>', not_a_time.text, re.S)
     assert _problem(backwards) == (
         "end",
