@@ -97,7 +97,11 @@ async def act(
         else:
             minutes = fields.get("minutes", "")
             if not minutes.isdigit() or int(minutes) not in SNOOZE_CHOICES:
-                raise InvalidInput(f"minutes: one of {', '.join(map(str, SNOOZE_CHOICES))}")
+                choices = ", ".join(map(str, SNOOZE_CHOICES))
+                said = Phrase(
+                    "problem.parameter", name="minutes", problem=Phrase("problem.snooze", choices=choices)
+                )
+                raise InvalidInput(f"minutes: one of {choices}", phrase=said, parameter="minutes")
             await alerts.snooze(sessions, settings, incident_id, int(minutes), actor=who.name)
     except IncidentClosed:
         return page.redirect(f"/incidents/{incident_id}", done="closed")

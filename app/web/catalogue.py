@@ -144,6 +144,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "problem.swap.own_offer": ("换出班次的人不能自己接替", "the person who offered the shift cannot take it"),
     "problem.swap.end_before_start": ("结束时间须晚于开始时间", "the end must be after the start"),
+    "problem.snooze": ("可选 {choices} 分钟", "one of {choices} minutes"),
+    "problem.screen_token_only": (
+        "令牌“{name}”属于大屏角色（screen），只能打开监控大屏。",
+        "Token '{name}' has the screen role: it opens the wall screen only.",
+    ),
+    "problem.cannot_act": (
+        "操作事件需要 operator 角色；令牌“{name}”的角色是 {role}。",
+        "Acting needs the operator role; token '{name}' has {role}.",
+    ),
+    "problem.cross_site": ("这个表单是从其他网站提交的，已拒绝。", "This form was posted from another site."),
     "problem.backend.not_configured": (
         "未配置 {backend}：请设置 {setting} 或环境变量 {env}。",
         "{backend} is not configured: set {setting} or {env}.",

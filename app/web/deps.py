@@ -24,7 +24,7 @@ from app.backends.errors import BackendError
 from app.config import Settings
 from app.context import AppContext
 from app.deps import get_context
-from app.errors import InvalidInput, NotFound, PanoramaError
+from app.errors import InvalidInput, NotFound, PanoramaError, Phrase
 from app.security import Principal, Role
 from app.web import auth, shell
 from app.web.errors import CannotAct, CrossSiteForm, LoginRequired, ScreenTokenOnly, ViewLinkRefused
@@ -67,7 +67,8 @@ class Page:
         if self.principal is not None:
             if not self.principal.role.allows(Role.VIEWER):
                 raise ScreenTokenOnly(
-                    f"token {self.principal.name!r} has the screen role: it opens the wall screen only"
+                    f"token {self.principal.name!r} has the screen role: it opens the wall screen only",
+                    phrase=Phrase("problem.screen_token_only", name=self.principal.name),
                 )
             return
         if self.grant is not None and scope is not None and self.grant.scope == scope:
@@ -86,13 +87,16 @@ class Page:
             raise LoginRequired("sign in with an operator's token to act on an incident")
         if not self.principal.role.allows(Role.OPERATOR):
             role = self.principal.role.value
-            raise CannotAct(f"acting needs the operator role; token {self.principal.name!r} has {role}")
+            raise CannotAct(
+                f"acting needs the operator role; token {self.principal.name!r} has {role}",
+                phrase=Phrase("problem.cannot_act", name=self.principal.name, role=role),
+            )
         return self.principal
 
     def check_same_site(self) -> None:
         """Refuses forms posted from another site (the session cookie is SameSite=Strict too)."""
         if self.request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            raise CrossSiteForm("this form was posted from another site")
+            raise CrossSiteForm("this form was posted from another site", phrase=Phrase("problem.cross_site"))
 
     def mint(self, scope: str) -> str:
         """A view link for ``scope`` expiring with the one this reader came with (never later)."""

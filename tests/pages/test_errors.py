@@ -323,3 +323,28 @@ def test_an_incidents_context_names_the_backends_that_failed_in_the_pages_langua
         if locale == "zh-CN"
         else "Elasticsearch did not answer in time (no answer within 5s)"
     ) in said
+
+
+async def test_refused_actions_and_unreadable_paths_are_said_in_the_pages_language(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory(**alerting_config()) as (_app, client):
+        body = payload("PaymentsDown", [alert("PaymentsDown", started=None, service="payments")])
+        await applied(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
+        as_viewer = await client.post("/incidents/1/ack", headers={**bearer(VIEWER_TOKEN), **SAME_SITE})
+        cross_site = await client.post(
+            "/incidents/1/ack", headers={**bearer(OPERATOR_TOKEN), "Sec-Fetch-Site": "cross-site"}
+        )
+        bad_snooze = await client.post(
+            "/incidents/1/snooze", data={"minutes": "7"}, headers={**bearer(OPERATOR_TOKEN), **SAME_SITE}
+        )
+        not_a_number = await client.get("/incidents/abc", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/incidents/abc?lang=en", headers=bearer(VIEWER_TOKEN))
+    assert as_viewer.status_code == cross_site.status_code == 403
+    assert "操作事件需要 operator 角色；令牌“viewer-test”的角色是 viewer。" in _text(as_viewer)
+    assert "这个表单是从其他网站提交的，已拒绝。" in _text(cross_site)
+    assert bad_snooze.status_code == 400
+    assert "参数“minutes”：可选 15, 30, 60, 120, 240, 480 分钟" in _text(bad_snooze)
+    assert not_a_number.status_code == english.status_code == 400
+    assert "参数“incident_id”：取值无效（" in _text(not_a_number)
+    assert "Parameter 'incident_id': invalid value (" in _text(english)
