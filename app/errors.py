@@ -2,23 +2,58 @@
 
 Services raise these (never FastAPI's HTTPException): the status code travels
 with the error, and the answer is always ``{"error": code, "message": ...}``.
+
+Two wordings travel with an error. ``message`` is English and machine-stable: the JSON API,
+the logs and the CLI say it. ``phrase`` (optional) is the same thing as a key of the pages'
+catalogue (:mod:`app.web.catalogue`) and its values, which an HTML page says in its reader's
+language (:meth:`app.web.i18n.Translator.error`); an error without one shows its ``message``.
+Nothing here knows about languages: a phrase is only a key and values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
+
+
+class Phrase:
+    """A catalogue key and the values its text is filled with, for a page to say in its language:
+    ``Phrase("problem.time.not_a_time", value="yesterday")``. A value may be a phrase itself (a
+    part said in the same language) or a list of them; any other value is shown as it is (what
+    the reader typed, a backend's own words)."""
+
+    __slots__ = ("key", "values")
+
+    def __init__(self, key: str, **values: object) -> None:
+        self.key = key
+        self.values: Mapping[str, object] = values
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.key!r}, {dict(self.values)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Phrase) and (self.key, dict(self.values)) == (other.key, dict(other.values))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class PanoramaError(Exception):
     status_code: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(self, message: str, *, phrase: Phrase | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
+        self.phrase = phrase
         self.extra = extra
+
+    @property
+    def parameter(self) -> str | None:
+        """The request parameter the error is about, when it names one (``parameter``)."""
+        named = self.extra.get("parameter")
+        return named if isinstance(named, str) else None
 
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message, **self.extra}
@@ -27,6 +62,19 @@ class PanoramaError(Exception):
 class InvalidInput(PanoramaError):
     status_code = 400
     code = "invalid_request"
+    each: tuple[InvalidInput, ...] = ()
+    """The problems one answer names (:meth:`combined`), each about its parameter; none: itself."""
+
+    @classmethod
+    def combined(cls, problems: Sequence[InvalidInput]) -> InvalidInput:
+        """One error for several bad parameters read at once (a page's filter): the messages
+        joined, the first one's parameter, and ``each`` for a page to say and mark them all."""
+        if len(problems) == 1:
+            return problems[0]
+        message = "; ".join(p.message for p in problems)
+        joined = cls(message, parameter=problems[0].parameter) if problems[0].parameter else cls(message)
+        joined.each = tuple(problems)
+        return joined
 
 
 class NotFound(PanoramaError):

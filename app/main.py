@@ -30,7 +30,7 @@ from app.config import Settings, format_path
 from app.context import AppContext
 from app.correlation import api as correlation_api
 from app.digests import api as digests_api
-from app.errors import InvalidInput, NotFound, PanoramaError, json_answer
+from app.errors import InvalidInput, NotFound, PanoramaError, Phrase, json_answer
 from app.grafana import api as grafana_api
 from app.health import api as health_api
 from app.http_stack import HttpStack
@@ -255,7 +255,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = [_describe_validation_error(error) for error in exc.errors()]
-        if (page := error_page(request, InvalidInput("; ".join(problems)))) is not None:
+        if (page := error_page(request, _page_validation_error(exc, problems))) is not None:
             return page
         return JSONResponse(
             {"error": "invalid_request", "message": "; ".join(problems), "problems": problems},
@@ -276,15 +276,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def database_unavailable(_request: Request, exc: DBAPIError) -> Response:
+    async def database_unavailable(request: Request, exc: DBAPIError) -> Response:
         if not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError):
-            return await unexpected(_request, exc)
+            return await unexpected(request, exc)
         text = str(exc.orig)
         if "no such table" in text or ("relation" in text and "does not exist" in text):
             message = "the database is not migrated: run `panorama migrate`"
+            said = Phrase("problem.database_not_migrated")
         else:
             message = "the database did not answer; try again shortly"
+            said = Phrase("problem.database")
         log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
+        if (page := error_page(request, DatabaseUnavailable(message, phrase=said))) is not None:
+            page.headers["Retry-After"] = "5"
+            return page
         return JSONResponse(
             {"error": "database_unavailable", "message": message},
             status_code=503,
@@ -292,12 +297,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OSError)
-    async def connection_failed(_request: Request, exc: OSError) -> JSONResponse:
+    async def connection_failed(request: Request, exc: OSError) -> Response:
         # Backends and channels wrap their own failures; a bare OSError here is the database
         # driver failing to connect (asyncpg raises ConnectionRefusedError unwrapped).
         log.warning("database unavailable", extra={"error": type(exc).__name__})
+        unavailable = DatabaseUnavailable(DATABASE_SILENT, phrase=Phrase("problem.database"))
+        if (page := error_page(request, unavailable)) is not None:
+            page.headers["Retry-After"] = "5"
+            return page
         return JSONResponse(
-            {"error": "database_unavailable", "message": "the database did not answer; try again shortly"},
+            {"error": "database_unavailable", "message": DATABASE_SILENT},
             status_code=503,
             headers={"Retry-After": "5"},
         )
@@ -311,6 +320,27 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"error": "internal_error", "message": "internal error; the server log has the details"},
             status_code=500,
         )
+
+
+DATABASE_SILENT = "the database did not answer; try again shortly"
+
+
+class DatabaseUnavailable(PanoramaError):
+    """The database failed a page (the JSON answer is made in the handler, as before)."""
+
+    status_code = 503
+    code = "database_unavailable"
+
+
+def _page_validation_error(exc: RequestValidationError, problems: list[str]) -> InvalidInput:
+    """A page's parameter FastAPI could not read, for the page to say: the first one's name and
+    the validator's own words as the detail (the English ``problems`` stay the message)."""
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = tuple(first.get("loc", ()))
+    detail = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    name = format_path(loc[1:]) if len(loc) > 1 else format_path(loc) or "request"
+    said = Phrase("problem.parameter", name=name, problem=Phrase("problem.value", detail=detail))
+    return InvalidInput("; ".join(problems), phrase=said, parameter=name)
 
 
 BODY_TIME_FORMS = (

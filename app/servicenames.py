@@ -46,6 +46,8 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from app.errors import Phrase
+
 MAX_FILTER_CHARS = 253  # a DNS name's length: the longest FQDN spelling
 _NAMESPACE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -81,15 +83,25 @@ def parse(service: str, namespace: str | None = None) -> ServiceName:
     return ServiceName(service, namespace or None)
 
 
+class InvalidServiceName(ValueError):
+    """A typed service filter that names no service: the message says why in English, ``said`` as a
+    page says it (:class:`app.errors.Phrase`)."""
+
+    def __init__(self, message: str, said: Phrase) -> None:
+        super().__init__(message)
+        self.said = said
+
+
 def parse_filter(wanted: str, stored: Collection[str] = ()) -> ServiceName:
-    """A typed filter's parts, as :func:`parse` reads them; ``ValueError`` saying what is wrong with
-    it (and the form to use) when it cannot name a service. A value that is exactly one of the
-    ``stored`` spellings (those a store holds and offered to pick) is never refused: it names
-    that service, read as :func:`parse` reads it; nor is the key of one, or a stored bare name in a
-    Kubernetes namespace (how Panorama shows and links such a service)."""
+    """A typed filter's parts, as :func:`parse` reads them; :class:`InvalidServiceName` (a
+    ``ValueError``) saying what is wrong with it (and the form to use) when it cannot name a
+    service. A value that is exactly one of the ``stored`` spellings (those a store holds and
+    offered to pick) is never refused: it names that service, read as :func:`parse` reads it; nor
+    is the key of one, or a stored bare name in a Kubernetes namespace (how Panorama shows and
+    links such a service)."""
     text = wanted.strip()
     if not text:
-        raise ValueError("a service name is empty")
+        raise InvalidServiceName("a service name is empty", Phrase("problem.service.empty"))
     if wanted in stored or text in stored:
         return parse(text)
     if stored:
@@ -97,21 +109,33 @@ def parse_filter(wanted: str, stored: Collection[str] = ()) -> ServiceName:
         if known is not None:
             return known
     if len(text) > MAX_FILTER_CHARS:
-        raise ValueError(f"a service name is at most {MAX_FILTER_CHARS} characters")
+        raise InvalidServiceName(
+            f"a service name is at most {MAX_FILTER_CHARS} characters",
+            Phrase("problem.service.too_long", most=MAX_FILTER_CHARS),
+        )
     if _SPACE_OR_CONTROL.search(text):
-        raise ValueError(f"{text!r} holds a space or a control character")
+        raise InvalidServiceName(
+            f"{text!r} holds a space or a control character", Phrase("problem.service.space", value=text)
+        )
     if "/" in text:
         namespace, _, name = text.rpartition("/")
         hint = f"{name}.{namespace}" if namespace and name and "/" not in namespace else "name.namespace"
-        raise ValueError(f"{text!r}: write a service in a namespace as {hint!r} (name.namespace)")
+        raise InvalidServiceName(
+            f"{text!r}: write a service in a namespace as {hint!r} (name.namespace)",
+            Phrase("problem.service.slash", value=text, hint=hint),
+        )
     parts = text.split(".")
     if any(not part for part in parts):
-        raise ValueError(f"{text!r} has an empty part around a dot: write 'name' or 'name.namespace'")
+        raise InvalidServiceName(
+            f"{text!r} has an empty part around a dot: write 'name' or 'name.namespace'",
+            Phrase("problem.service.empty_part", value=text),
+        )
     parsed = parse(text)
     if parsed.namespace is not None and not _NAMESPACE.fullmatch(parsed.namespace):
-        raise ValueError(
+        raise InvalidServiceName(
             f"{text!r}: namespace {parsed.namespace!r} is not a Kubernetes name "
-            "(lowercase letters, digits and '-', at most 63)"
+            "(lowercase letters, digits and '-', at most 63)",
+            Phrase("problem.service.namespace", value=text, namespace=parsed.namespace),
         )
     return parsed
 

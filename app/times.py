@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Phrase
 
 FORMS = (
     "an RFC 3339 time (2026-12-06T09:30:00+08:00; without an offset, the configured time zone), "
@@ -41,6 +41,8 @@ FORMS = (
     "(now, now-7d, now-1h, now+5m, now/d, now-1d/d)"
 )
 """The accepted forms, as every error message and parameter description states them."""
+FORMS_PHRASE = Phrase("problem.time.forms")
+"""The same, as pages say it in their language (:mod:`app.web.catalogue`)."""
 
 _EPOCH = re.compile(r"^\d+(?:\.\d+)?$")
 _EPOCH_MS_FROM = 100_000_000_000  # epoch seconds reach this in the year 5138; milliseconds did in 1973
@@ -56,11 +58,16 @@ _LAST = timedelta(milliseconds=1)
 
 
 class InvalidTime(InvalidInput):
-    """A time, day or range that cannot be read; the message names the parameter and the forms."""
+    """A time, day or range that cannot be read; the message names the parameter and the forms.
+    ``said``: the problem as a page says it (a :class:`Phrase`), wrapped here with the name."""
 
-    def __init__(self, name: str, problem: str, *, source: str = "query parameter") -> None:
+    def __init__(
+        self, name: str, problem: str, *, source: str = "query parameter", said: Phrase | None = None
+    ) -> None:
         where = f"{source} {name!r}" if source else name
-        super().__init__(f"{where}: {problem}", parameter=name.lstrip("-"))
+        parameter = name.lstrip("-")
+        phrase = Phrase("problem.parameter", name=parameter, problem=said) if said else None
+        super().__init__(f"{where}: {problem}", phrase=phrase, parameter=parameter)
         self.name = name
 
 
@@ -97,7 +104,12 @@ def parse_time(
     last = timedelta(0) if open_end else _LAST
     text = value.strip()
     if not text:
-        raise InvalidTime(name, f"is empty; use {FORMS}", source=source)
+        raise InvalidTime(
+            name,
+            f"is empty; use {FORMS}",
+            source=source,
+            said=Phrase("problem.time.empty", forms=FORMS_PHRASE),
+        )
     try:
         relative = _RELATIVE.match(text)
         if relative:
@@ -119,9 +131,11 @@ def parse_time(
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
         return localize(moment, clock.zone)
     except _Unreadable as exc:
-        raise InvalidTime(name, f"{value!r}: {exc}; use {FORMS}", source=source) from None
+        said = Phrase("problem.time.unreadable", value=value, detail=exc.said, forms=FORMS_PHRASE)
+        raise InvalidTime(name, f"{value!r}: {exc}; use {FORMS}", source=source, said=said) from None
     except (ValueError, OverflowError, OSError):
-        raise InvalidTime(name, f"{value!r} is not a time; use {FORMS}", source=source) from None
+        said = Phrase("problem.time.not_a_time", value=value, forms=FORMS_PHRASE)
+        raise InvalidTime(name, f"{value!r} is not a time; use {FORMS}", source=source, said=said) from None
 
 
 def parse_day(
@@ -135,7 +149,10 @@ def parse_day(
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise InvalidTime(name, f"{value!r} is not a date; use {FORMS}", source=source) from None
+            said = Phrase("problem.time.not_a_date", value=value, forms=FORMS_PHRASE)
+            raise InvalidTime(
+                name, f"{value!r} is not a date; use {FORMS}", source=source, said=said
+            ) from None
     return local_day(parse_time(value, name, clock, round_up=end, source=source), clock.zone, end=end)
 
 
@@ -166,6 +183,13 @@ def parse_range(
             f"{since.isoformat()} is not before {last_name} ({until.isoformat()}); give {first_name} "
             f"earlier than {last_name}",
             source=source,
+            said=Phrase(
+                "problem.time.not_before",
+                first=first_name,
+                last=last_name,
+                since=since.isoformat(),
+                until=until.isoformat(),
+            ),
         )
     return since, until
 
@@ -187,7 +211,12 @@ def localize(moment: datetime, zone: tzinfo) -> datetime:
 
 
 class _Unreadable(ValueError):
-    """A relative time that does not follow the grammar; the message says where."""
+    """A relative time that does not follow the grammar; the message says where (``said``: as a
+    page says it)."""
+
+    def __init__(self, message: str, said: Phrase) -> None:
+        super().__init__(message)
+        self.said = said
 
 
 def _relative(math: str, clock: Clock, *, round_up: bool, last: timedelta) -> datetime:
@@ -199,7 +228,10 @@ def _relative(math: str, clock: Clock, *, round_up: bool, last: timedelta) -> da
             rest = math[position:].strip()
             if not rest:
                 break
-            raise _Unreadable(f"cannot read {rest!r} after now (steps are like -7d, +5m, /d)")
+            raise _Unreadable(
+                f"cannot read {rest!r} after now (steps are like -7d, +5m, /d)",
+                Phrase("problem.time.after_now", rest=rest),
+            )
         unit = step.group("unit")
         if step.group("round"):
             moment = _round(moment, unit, clock.zone, up=round_up, last=last)
@@ -223,7 +255,10 @@ def _add(moment: datetime, count: int, unit: str, zone: tzinfo) -> datetime:
         months = wall.month - 1 + count * (12 if unit == "y" else 1)
         year, month = wall.year + months // 12, months % 12 + 1
         if not 1 <= year <= 9999:
-            raise _Unreadable(f"{count}{unit} goes past the year 9999")
+            raise _Unreadable(
+                f"{count}{unit} goes past the year 9999",
+                Phrase("problem.time.past_9999", step=f"{count}{unit}"),
+            )
         wall = wall.replace(year=year, month=month, day=min(wall.day, calendar.monthrange(year, month)[1]))
     return wall.replace(tzinfo=zone, fold=local.fold).astimezone(UTC)
 

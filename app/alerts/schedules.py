@@ -41,7 +41,7 @@ from app.alerts.errors import (
 from app.alerts.models import ScheduleOverride, Swap
 from app.alerts.schemas import CalendarLink, SwapOut, SwapRequest
 from app.config import Settings
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Phrase
 
 Sessions = async_sessionmaker[AsyncSession]
 FEED_DAYS = 90
@@ -211,9 +211,15 @@ def swap_out(row: Swap) -> SwapOut:
     )
 
 
+def _invalid(field: str, problem: str, said: Phrase) -> InvalidInput:
+    """A swap form's field that cannot be: ``body 'end': …`` for the API, ``said`` for a page."""
+    phrase = Phrase("problem.parameter", name=field, problem=said)
+    return InvalidInput(f"body {field!r}: {problem}", phrase=phrase, parameter=field)
+
+
 def _known_user(settings: Settings, name: str, field: str) -> None:
     if name not in {u.name for u in settings.users}:
-        raise InvalidInput(f"body {field!r}: unknown user {name!r}", parameter=field)
+        raise _invalid(field, f"unknown user {name!r}", Phrase("problem.swap.unknown_user", name=name))
 
 
 async def offer(
@@ -232,20 +238,23 @@ async def offer(
     if request.taken_by is not None:
         _known_user(settings, request.taken_by, "taken_by")
         if request.taken_by == request.user:
-            raise InvalidInput("body 'taken_by': a swap needs someone else", parameter="taken_by")
+            raise _invalid("taken_by", "a swap needs someone else", Phrase("problem.swap.someone_else"))
     if request.end <= now:
-        raise InvalidInput("body 'end': the stretch offered is over already", parameter="end")
+        raise _invalid("end", "the stretch offered is over already", Phrase("problem.swap.over"))
     if request.end - request.start > timedelta(days=FEED_DAYS):
-        raise InvalidInput(f"body 'end': a swap covers at most {FEED_DAYS} days", parameter="end")
+        raise _invalid(
+            "end", f"a swap covers at most {FEED_DAYS} days", Phrase("problem.swap.too_long", days=FEED_DAYS)
+        )
     async with sessions.begin() as session:
         rows = await repository.overrides(session, schedule.name, first=request.start, last=request.end)
         overrides = [oncall.Override(o.user, o.start, o.end, o.id, o.created_at) for o in rows]
         covered = oncall.shifts(schedule, request.start, request.end, overrides)
         if not _held_by(covered, request.user, request.start, request.end):
-            raise InvalidInput(
-                f"body 'user': {request.user} is not on call for the whole of {request.start.isoformat()} "
+            raise _invalid(
+                "user",
+                f"{request.user} is not on call for the whole of {request.start.isoformat()} "
                 f"to {request.end.isoformat()} in {schedule.name} (see its shifts)",
-                parameter="user",
+                Phrase("problem.swap.not_on_call", user=request.user, schedule=schedule.name),
             )
         row = Swap(
             schedule=schedule.name,
@@ -304,11 +313,14 @@ async def take(
         row = await repository.lock_open_swap(session, schedule.name, swap_id)
         if row is None:
             if await repository.swap(session, schedule.name, swap_id) is None:
-                raise UnknownSwap(f"schedule {schedule.name!r} has no swap {swap_id}")
+                raise UnknownSwap(
+                    f"schedule {schedule.name!r} has no swap {swap_id}",
+                    phrase=Phrase("problem.no_swap", schedule=schedule.name, id=swap_id),
+                )
             raise SwapClosed(f"swap {swap_id} was taken or cancelled already")
         if row.offered_by == taker:
-            raise InvalidInput(
-                "body 'user': the person who offered the shift cannot take it", parameter="user"
+            raise _invalid(
+                "user", "the person who offered the shift cannot take it", Phrase("problem.swap.own_offer")
             )
         await _take(session, settings, schedule, row, taker, now, actor=actor, key=key)
         return swap_out(row)
@@ -356,7 +368,10 @@ async def cancel(sessions: Sessions, schedule: Schedule, swap_id: int) -> SwapOu
         row = await repository.lock_open_swap(session, schedule.name, swap_id)
         if row is None:
             if await repository.swap(session, schedule.name, swap_id) is None:
-                raise UnknownSwap(f"schedule {schedule.name!r} has no swap {swap_id}")
+                raise UnknownSwap(
+                    f"schedule {schedule.name!r} has no swap {swap_id}",
+                    phrase=Phrase("problem.no_swap", schedule=schedule.name, id=swap_id),
+                )
             raise SwapClosed(f"swap {swap_id} was taken or cancelled already")
         repository.mark_swap_cancelled(row)
         return swap_out(row)

@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from app.alerts.matchers import Matcher
@@ -316,7 +317,8 @@ class SwapRequest(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> SwapRequest:
         if _same_kind(self.start, self.end) and self.end <= self.start:
-            raise ValueError("end must be after start")
+            # its own type, so that a page can say it in its language (the message stays the API's)
+            raise PydanticCustomError("end_before_start", "end must be after start")
         return self
 
 

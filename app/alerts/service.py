@@ -56,7 +56,7 @@ from app.alerts.schemas import (
 )
 from app.config import Settings
 from app.db import dumps
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, Phrase
 from app.security import Role, TokenRegistry
 
 if TYPE_CHECKING:  # the runtime's worker reaches the correlation feature, which reaches this module
@@ -224,7 +224,11 @@ async def _incident(session: AsyncSession, incident_id: int, *, lock: bool = Fal
     else:
         found = await repository.incident(session, incident_id)
     if found is None:
-        raise UnknownIncident(f"no incident {incident_id}", incident=incident_id)
+        raise UnknownIncident(
+            f"no incident {incident_id}",
+            phrase=Phrase("problem.no_incident", id=incident_id),
+            incident=incident_id,
+        )
     return found
 
 
@@ -336,8 +340,11 @@ def service_filter(
     to pick, never is)."""
     try:
         return servicenames.parse_filter(service, stored)
-    except ValueError as exc:
-        raise InvalidInput(f"query parameter {parameter!r}: {exc}", parameter=parameter) from None
+    except servicenames.InvalidServiceName as exc:
+        said = Phrase("problem.parameter", name=parameter, problem=exc.said)
+        raise InvalidInput(
+            f"query parameter {parameter!r}: {exc}", phrase=said, parameter=parameter
+        ) from None
 
 
 async def stored_service_filter(
@@ -419,7 +426,12 @@ def schedule_named(settings: Settings, name: str) -> Schedule:
     found = next((s for s in settings.schedules if s.name == name), None)
     if found is None:
         known = ", ".join(s.name for s in settings.schedules) or "none configured"
-        raise UnknownSchedule(f"no schedule {name!r} (known: {known})", schedule=name)
+        said = (
+            Phrase("problem.no_schedule", name=name, known=[s.name for s in settings.schedules])
+            if settings.schedules
+            else Phrase("problem.no_schedule_configured", name=name)
+        )
+        raise UnknownSchedule(f"no schedule {name!r} (known: {known})", phrase=said, schedule=name)
     return found
 
 

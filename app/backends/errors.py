@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from app.errors import Phrase
+
+DISPLAY_NAMES = {
+    "prometheus": "Prometheus",
+    "elasticsearch": "Elasticsearch",
+    "jaeger": "Jaeger",
+    "alertmanager": "Alertmanager",
+}
+"""How pages name a backend (a product's name is the same in every language)."""
+
 
 class BackendErrorKind(StrEnum):
     NOT_CONFIGURED = "not_configured"
@@ -61,6 +71,24 @@ class BackendError(Exception):
     def described(self) -> str:
         """The message with its subject in front: ``prometheus: not configured (...)``."""
         return f"{self.backend}: {self.message}"
+
+    @property
+    def display_name(self) -> str:
+        return DISPLAY_NAMES.get(self.backend, self.backend)
+
+    @property
+    def phrase(self) -> Phrase:
+        """The failure as a page says it: its kind in the page's language, the backend by name, and
+        ``message`` (a backend's own words, or what Panorama saw of the connection) as the detail.
+        A missing configuration is Panorama's own words entirely, so it is said whole."""
+        if self.backend == "database":
+            return Phrase("problem.database")
+        if self.kind is BackendErrorKind.NOT_CONFIGURED:
+            setting, env = f"{self.backend}.url", f"PANORAMA_{self.backend.upper()}_URL"
+            return Phrase(
+                "problem.backend.not_configured", backend=self.display_name, setting=setting, env=env
+            )
+        return Phrase(f"problem.backend.{self.kind.value}", backend=self.display_name, detail=self.message)
 
     @property
     def retryable(self) -> bool:

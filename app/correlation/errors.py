@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.backends.errors import BackendError
-from app.errors import NotFound, PanoramaError
+from app.errors import NotFound, PanoramaError, Phrase
 
 
 class TraceNotFound(NotFound):
@@ -33,5 +33,6 @@ class BackendsFailed(PanoramaError):
         reasons = "; ".join(f"{name}: {error.message}" for name, error in failures.items())
         super().__init__(
             f"{context}{reasons}",
+            phrase=Phrase("problem.backends_failed", failures=[e.phrase for e in failures.values()]),
             backends={name: {"kind": e.kind.value, "message": e.message} for name, e in failures.items()},
         )

@@ -12,7 +12,7 @@ from app.config import Settings
 from app.correlation.ids import TraceId, TraceIdError, parse_trace_id
 from app.correlation.logquery import PREFIX_REFUSED
 from app.correlation.window import Window, daily_indices, resolve_window
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Phrase
 from app.times import Clock
 
 T = TypeVar("T")
@@ -71,7 +71,8 @@ def trace_id_param(text: str, parameter: str) -> TraceId:
     try:
         return parse_trace_id(text)
     except TraceIdError as exc:
-        raise InvalidInput(f"{parameter}: {exc}") from None
+        said = Phrase("problem.trace_id", value=text)
+        raise InvalidInput(f"{parameter}: {exc}", phrase=said) from None
 
 
 def indices(window: Window, settings: Settings) -> str:

@@ -21,6 +21,7 @@ from app.correlation.outcomes import call, glued_search, indices, settle, trace_
 from app.correlation.schemas import LogEntry, Partial, TimeWindow, TraceWithLogs
 from app.correlation.traces import trace_out
 from app.correlation.window import Window, iso
+from app.errors import Phrase
 
 
 @dataclass(frozen=True)
@@ -160,5 +161,6 @@ def _raise_when_nothing(
     raise TraceNotFound(
         f"jaeger has no trace {trace_id.hex}, and no log line in elasticsearch carries it {searched} "
         "(give from/to to search logs elsewhere)",
+        phrase=Phrase("problem.no_trace", id=trace_id.hex, start=window.start, end=window.end),
         trace_id=trace_id.hex,
     )

@@ -9,16 +9,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import service as alerts
 from app.alerts.errors import IncidentClosed, SwapClosed
 from app.alerts.schemas import SwapRequest
 from app.deps import AlertsDep, ContextDep, SessionDep, SessionsDep
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Phrase
 from app.pages import service
+from app.pages.service import Sessions
 from app.web import auth
 from app.web.api import form_fields
-from app.web.deps import PageDep
+from app.web.deps import Page, PageDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,7 +45,10 @@ async def incidents(
 ) -> Response:
     page.require(auth.incidents_scope())
     query = service.IncidentFilter(status=status or None, service=service_name, since=since, before=before)
-    found = await service.incidents_page(session, page.settings, query, page.now)
+    try:
+        found = await service.incidents_page(session, page.settings, query, page.now)
+    except InvalidInput as bad:  # the page again, the filter as typed, the problem beside it (400)
+        return page.render("pages/incidents.html", bad_input=bad, found=None, query=query)
     return page.render("pages/incidents.html", found=found, query=query)
 
 
@@ -92,7 +97,11 @@ async def act(
         else:
             minutes = fields.get("minutes", "")
             if not minutes.isdigit() or int(minutes) not in SNOOZE_CHOICES:
-                raise InvalidInput(f"minutes: one of {', '.join(map(str, SNOOZE_CHOICES))}")
+                choices = ", ".join(map(str, SNOOZE_CHOICES))
+                said = Phrase(
+                    "problem.parameter", name="minutes", problem=Phrase("problem.snooze", choices=choices)
+                )
+                raise InvalidInput(f"minutes: one of {choices}", phrase=said, parameter="minutes")
             await alerts.snooze(sessions, settings, incident_id, int(minutes), actor=who.name)
     except IncidentClosed:
         return page.redirect(f"/incidents/{incident_id}", done="closed")
@@ -133,11 +142,38 @@ async def oncall(
     page: PageDep, session: SessionDep, schedule: Annotated[str | None, Query()] = None
 ) -> Response:
     page.require(auth.oncall_scope(schedule) if schedule else None)
+    return await _oncall_page(page, session, schedule, notice=page.request.query_params.get("done"))
+
+
+async def _oncall_page(
+    page: Page,
+    session: AsyncSession,
+    schedule: str | None,
+    *,
+    notice: str | None = None,
+    bad_input: InvalidInput | None = None,
+    form: service.SwapForm | None = None,
+) -> Response:
+    """The on-call page; with ``bad_input``, answering a form of ``form.schedule`` that could not be
+    done: the page again (400), the form as it was sent, its problem above it."""
     found = await service.oncall_page(session, page.settings, page.now, schedule)
-    notice = page.request.query_params.get("done")
     return page.render(
-        "pages/oncall.html", zones=found.zones, cards=found.cards, notice=notice, chosen=schedule
+        "pages/oncall.html",
+        zones=found.zones,
+        cards=found.cards,
+        notice=notice,
+        chosen=schedule,
+        bad_input=bad_input,
+        form=form,
     )
+
+
+async def _swap_form_problem(
+    page: Page, sessions: Sessions, form: service.SwapForm, bad: InvalidInput
+) -> Response:
+    page.address = ("/oncall", {"schedule": form.schedule})
+    async with sessions() as session:
+        return await _oncall_page(page, session, form.schedule, bad_input=bad, form=form)
 
 
 @router.post("/oncall/{name}/swaps")
@@ -147,18 +183,19 @@ async def offer_swap(name: str, page: PageDep, alerts_runtime: AlertsDep, sessio
     fields = await form_fields(page.request)
     zone = alerts.schedule_named(page.settings, name).timezone
     try:
-        request = SwapRequest(
-            user=fields.get("user", ""),
-            start=service.local_time(fields.get("start", ""), zone, "start"),
-            end=service.local_time(fields.get("end", ""), zone, "end"),
-            note=fields.get("note", "")[:500],
-            taken_by=fields.get("taken_by") or None,
-        )
-    except ValidationError as exc:
-        raise InvalidInput(
-            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        ) from None
-    await alerts.offer_swap(sessions, alerts_runtime, page.settings, name, request, actor=who.name)
+        try:
+            request = SwapRequest(
+                user=fields.get("user", ""),
+                start=service.local_time(fields.get("start", ""), zone, "start"),
+                end=service.local_time(fields.get("end", ""), zone, "end"),
+                note=fields.get("note", "")[:500],
+                taken_by=fields.get("taken_by") or None,
+            )
+        except ValidationError as exc:
+            raise _invalid_swap(exc) from None
+        await alerts.offer_swap(sessions, alerts_runtime, page.settings, name, request, actor=who.name)
+    except InvalidInput as bad:
+        return await _swap_form_problem(page, sessions, service.SwapForm(name, "offer", fields), bad)
     done = "swapped" if request.taken_by else "offered"
     return page.redirect("/oncall", schedule=name, done=done)
 
@@ -169,7 +206,9 @@ async def take_swap(
 ) -> Response:
     who = page.require_actor()  # before anything about the request is said
     if not swap_id.isdigit():
-        raise InvalidInput(f"no swap {swap_id!r}")
+        raise InvalidInput(
+            f"no swap {swap_id!r}", phrase=Phrase("problem.no_swap", schedule=name, id=swap_id)
+        )
     fields = await form_fields(page.request)
     try:
         user = fields.get("user", "")
@@ -178,4 +217,22 @@ async def take_swap(
         )
     except SwapClosed:
         return page.redirect("/oncall", schedule=name, done="closed")
+    except InvalidInput as bad:
+        return await _swap_form_problem(page, sessions, service.SwapForm(name, "take", fields), bad)
     return page.redirect("/oncall", schedule=name, done="taken")
+
+
+def _invalid_swap(exc: ValidationError) -> InvalidInput:
+    """The swap form's values the request model refused, said for the page (the first problem
+    marks its field)."""
+    problems = exc.errors()
+    message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in problems)
+    first = problems[0]
+    field = str(first["loc"][0]) if first["loc"] else "end"
+    if first["type"] == "end_before_start":
+        said = Phrase("problem.swap.end_before_start")
+    else:
+        said = Phrase("problem.value", detail=str(first["msg"]).removeprefix("Value error, "))
+    return InvalidInput(
+        message, phrase=Phrase("problem.parameter", name=field, problem=said), parameter=field
+    )

@@ -25,7 +25,7 @@ from app.correlation import trace_logs
 from app.correlation.errors import BackendsFailed
 from app.correlation.outcomes import trace_id_param
 from app.correlation.schemas import IncidentContext, ServiceOverview, TraceWithLogs
-from app.errors import InvalidInput, PanoramaError
+from app.errors import InvalidInput, PanoramaError, Phrase
 from app.pages.views import Waterfall, waterfall
 from app.rollups import service as rollups
 from app.rollups.days import Granularity, local_today
@@ -94,7 +94,7 @@ async def incident_page(
 @dataclass(frozen=True)
 class ContextPage:
     context: IncidentContext | None
-    problem: str | None  # why there is no context (every backend failed, none configured)
+    problem: BackendsFailed | BackendError | None  # why there is no context (the page says it: ``_.error``)
 
 
 async def incident_context(
@@ -104,10 +104,8 @@ async def incident_context(
         found = await correlation.incident_context(
             incident_id, backends=backends, sessions=sessions, settings=settings, now=now
         )
-    except BackendsFailed as exc:
-        return ContextPage(None, exc.message)
-    except BackendError as exc:
-        return ContextPage(None, exc.described)
+    except (BackendsFailed, BackendError) as exc:
+        return ContextPage(None, exc)
     return ContextPage(found, None)
 
 
@@ -133,14 +131,24 @@ def _cursor(incident: IncidentSummary) -> str:
     return f"{incident.created_at.isoformat()}~{incident.id}"
 
 
+INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
+
+
+def _bad_cursor() -> InvalidInput:
+    said = Phrase("problem.parameter", name="before", problem=Phrase("problem.cursor"))
+    return InvalidInput(
+        "query parameter 'before': not a page cursor of this list", phrase=said, parameter="before"
+    )
+
+
 def _parse_cursor(value: str) -> tuple[datetime, int]:
     moment, _, ident = value.rpartition("~")
     try:
         when = datetime.fromisoformat(moment)
     except ValueError:
-        raise InvalidInput("query parameter 'before': not a page cursor of this list") from None
+        raise _bad_cursor() from None
     if not ident.isdigit() or when.tzinfo is None:
-        raise InvalidInput("query parameter 'before': not a page cursor of this list")
+        raise _bad_cursor()
     return when, int(ident)
 
 
@@ -148,13 +156,39 @@ async def incidents_page(
     session: AsyncSession, settings: Settings, query: IncidentFilter, now: datetime
 ) -> IncidentsPage:
     """Open incidents first (on the first page, when no status is chosen), then the others,
-    newest first, ``PAGE_SIZE`` at a time (keyset paging: stable while new incidents arrive)."""
-    if query.status not in (None, "triggered", "acknowledged", "resolved"):
-        raise InvalidInput("query parameter 'status': triggered, acknowledged or resolved")
-    first = None
-    if query.since:
-        first = times.parse_time(query.since, "from", times.Clock(now, settings.tzinfo))
+    newest first, ``PAGE_SIZE`` at a time (keyset paging: stable while new incidents arrive).
+    Every parameter is read before anything is listed, and every bad one is said at once."""
+    problems: list[InvalidInput] = []
+    first, cursor = None, None
+    if query.status is not None and query.status not in INCIDENT_STATUSES:
+        said = Phrase(
+            "problem.parameter", name="status", problem=Phrase("problem.status", value=query.status)
+        )
+        problems.append(
+            InvalidInput(
+                "query parameter 'status': triggered, acknowledged or resolved",
+                phrase=said,
+                parameter="status",
+            )
+        )
+    try:
+        first = (
+            times.parse_time(query.since, "from", times.Clock(now, settings.tzinfo)) if query.since else None
+        )
+    except InvalidInput as exc:
+        problems.append(exc)
     service = query.service or None
+    if service is not None:
+        try:
+            await alerts.stored_service_filter(session, service)
+        except InvalidInput as exc:
+            problems.append(exc)
+    try:
+        cursor = _parse_cursor(query.before) if query.before else None
+    except InvalidInput as exc:
+        problems.append(exc)
+    if problems:
+        raise InvalidInput.combined(problems)
     shown_open: list[IncidentSummary] = []
     if query.status is None and query.before is None:
         shown_open = [
@@ -165,7 +199,6 @@ async def incidents_page(
             )
         ]
     statuses = [query.status] if query.status else ["resolved"]
-    cursor = _parse_cursor(query.before) if query.before else None
     listed = await _page(session, settings, statuses[0], service, first, cursor)
     more = len(listed) > PAGE_SIZE
     listed = listed[:PAGE_SIZE]
@@ -385,6 +418,16 @@ class ScheduleCard:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class SwapForm:
+    """What a reader sent with one of the on-call page's forms (``offer`` a shift, ``take`` one),
+    shown again with its problem when it could not be done."""
+
+    schedule: str
+    action: str
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -914,7 +914,8 @@ async def series_rows(
     if not stored.days and not await repository.entity_exists(session, entity_kind, entity):
         spelled = await _service_spelled(session, entity_kind, entity)
         if spelled is None:
-            raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **{entity_kind: entity})
+            named: dict[str, Any] = {entity_kind: entity}
+            raise UnknownEntity(f"no {entity_kind} {entity!r} has any rollup", **named)
         return await series_rows(session, settings, entity_kind, spelled, first, last, granularity, only=only)
     wanted = None if only is None else catalog.requirements(entity_kind, only)[0]
     numbers = np.asarray(stored.days, dtype=np.int64)

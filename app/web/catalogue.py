@@ -51,8 +51,142 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.title": ("出错了", "Something went wrong"),
     "error.not_found": ("找不到", "Not found"),
     "error.no_such_page": ("这个地址没有页面。", "There is no page at this address."),
-    "error.backend": ("{backend} 出错：{detail}", "{backend} failed: {detail}"),
+    "error.invalid": ("请求有误", "Bad request"),
+    "error.backend_title": ("后端服务出错", "A backend failed"),
     "error.internal": ("内部错误，详情见服务日志。", "Internal error; the server log has the details."),
+    "error.form_title": ("输入有误", "The form has a problem"),
+    # --- what went wrong, as pages say it (app.errors.Phrase; the API keeps its English message) --
+    "problem.parameter": ("参数“{name}”：{problem}", "Parameter '{name}': {problem}"),
+    "problem.value": ("取值无效（{detail}）", "invalid value ({detail})"),
+    "problem.time.forms": (
+        "可写 RFC 3339 时间（2026-12-06T09:30:00+08:00；不带时区偏移时按配置的时区）、日期（2026-12-06）、"
+        "以秒或毫秒计的 Unix 时间戳，或相对时间（now、now-7d、now-1h、now+5m、now/d、now-1d/d）",
+        "use an RFC 3339 time (2026-12-06T09:30:00+08:00; without an offset, the configured time zone), "
+        "a date (2026-12-06), epoch seconds or milliseconds, or a relative time "
+        "(now, now-7d, now-1h, now+5m, now/d, now-1d/d)",
+    ),
+    "problem.time.empty": ("为空；{forms}", "is empty; {forms}"),
+    "problem.time.not_a_time": ("“{value}”不是时间；{forms}", "'{value}' is not a time; {forms}"),
+    "problem.time.not_a_date": ("“{value}”不是日期；{forms}", "'{value}' is not a date; {forms}"),
+    "problem.time.unreadable": ("“{value}”：{detail}；{forms}", "'{value}': {detail}; {forms}"),
+    "problem.time.after_now": (
+        "无法读懂 now 之后的“{rest}”（步长写作 -7d、+5m、/d）",
+        "cannot read '{rest}' after now (steps are like -7d, +5m, /d)",
+    ),
+    "problem.time.past_9999": ("{step} 超出了 9999 年", "{step} goes past the year 9999"),
+    "problem.time.not_before": (
+        "{since} 不早于“{last}”（{until}）；“{first}”须早于“{last}”",
+        "{since} is not before '{last}' ({until}); give '{first}' earlier than '{last}'",
+    ),
+    "problem.service.empty": ("服务名为空", "the service name is empty"),
+    "problem.service.too_long": ("服务名最多 {most} 个字符", "a service name is at most {most} characters"),
+    "problem.service.space": (
+        "“{value}”含有空格或控制字符；服务名写作 name 或 name.namespace",
+        "'{value}' holds a space or a control character; write 'name' or 'name.namespace'",
+    ),
+    "problem.service.slash": (
+        "“{value}”：命名空间中的服务写作“{hint}”（name.namespace）",
+        "'{value}': write a service in a namespace as '{hint}' (name.namespace)",
+    ),
+    "problem.service.empty_part": (
+        "“{value}”的点号两侧有空的部分：写作 name 或 name.namespace",
+        "'{value}' has an empty part around a dot: write 'name' or 'name.namespace'",
+    ),
+    "problem.service.namespace": (
+        "“{value}”：命名空间“{namespace}”不是合法的 Kubernetes 名称（小写字母、数字和“-”，最多 63 个字符）",
+        "'{value}': namespace '{namespace}' is not a Kubernetes name "
+        "(lowercase letters, digits and '-', at most 63)",
+    ),
+    "problem.status": (
+        "“{value}”不是可选的状态；可选 triggered（未确认）、acknowledged（已确认）或 resolved（已恢复）",
+        "'{value}' is not a status; use triggered, acknowledged or resolved",
+    ),
+    "problem.cursor": (
+        "不是这个列表的翻页位置（链接可能不完整）；请从第一页重新开始",
+        "not a page cursor of this list (the link may be cut short); start again from the first page",
+    ),
+    "problem.trace_id": (
+        "“{value}”不是 trace id；可写 1 到 32 位十六进制数字"
+        "（通常 16 或 32 位，大小写均可，可带 0x，可省略前导零）、"
+        "W3C traceparent（00-<32 位十六进制>-<16 位十六进制>-<2 位十六进制>）、"
+        "uber-trace-id（<trace>:<span>:<parent>:<flags>）或 b3 头（<trace>-<span>[-<sampled>[-<parent>]]）",
+        "'{value}' is not a trace id; use 1 to 32 hex digits (16 or 32 usually; any case, optional 0x, "
+        "leading zeros optional), a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), "
+        "an uber-trace-id (<trace>:<span>:<parent>:<flags>) "
+        "or a b3 header (<trace>-<span>[-<sampled>[-<parent>]])",
+    ),
+    "problem.no_incident": ("没有编号为 {id} 的事件。", "There is no incident {id}."),
+    "problem.no_schedule": (
+        "没有名为“{name}”的值班表（已配置：{known}）。",
+        "There is no schedule '{name}' (configured: {known}).",
+    ),
+    "problem.no_schedule_configured": (
+        "没有名为“{name}”的值班表（还没有配置任何值班表）。",
+        "There is no schedule '{name}' (none is configured).",
+    ),
+    "problem.no_swap": (
+        "值班表“{schedule}”没有编号为 {id} 的换班。",
+        "Schedule '{schedule}' has no swap {id}.",
+    ),
+    "problem.no_trace": (
+        "Jaeger 中没有 trace {id}，Elasticsearch 中 {start} 至 {end} 之间也没有带这个 id 的日志"
+        "（可用 from/to 在其他时间段查找日志）。",
+        "Jaeger has no trace {id}, and no log line in Elasticsearch carries it between {start} and {end} "
+        "(give from/to to search logs elsewhere).",
+    ),
+    "problem.swap.unknown_user": ("没有用户“{name}”", "there is no user '{name}'"),
+    "problem.swap.someone_else": ("换班需要由另一个人接替", "a swap needs someone else"),
+    "problem.swap.over": ("要换出的时段已经结束", "the stretch offered is over already"),
+    "problem.swap.too_long": ("一次换班最多 {days} 天", "a swap covers at most {days} days"),
+    "problem.swap.not_on_call": (
+        "{user} 在这段时间内并非全程在“{schedule}”值班（见其排班）",
+        "{user} is not on call for the whole of that time in {schedule} (see its shifts)",
+    ),
+    "problem.swap.own_offer": ("换出班次的人不能自己接替", "the person who offered the shift cannot take it"),
+    "problem.swap.end_before_start": ("结束时间须晚于开始时间", "the end must be after the start"),
+    "problem.snooze": ("可选 {choices} 分钟", "one of {choices} minutes"),
+    "problem.screen_token_only": (
+        "令牌“{name}”属于大屏角色（screen），只能打开监控大屏。",
+        "Token '{name}' has the screen role: it opens the wall screen only.",
+    ),
+    "problem.cannot_act": (
+        "操作事件需要 operator 角色；令牌“{name}”的角色是 {role}。",
+        "Acting needs the operator role; token '{name}' has {role}.",
+    ),
+    "problem.cross_site": ("这个表单是从其他网站提交的，已拒绝。", "This form was posted from another site."),
+    "problem.backend.not_configured": (
+        "未配置 {backend}：请设置 {setting} 或环境变量 {env}。",
+        "{backend} is not configured: set {setting} or {env}.",
+    ),
+    "problem.backend.unreachable": ("无法连接 {backend}（{detail}）", "{backend} is unreachable ({detail})"),
+    "problem.backend.timeout": (
+        "{backend} 未在时限内应答（{detail}）",
+        "{backend} did not answer in time ({detail})",
+    ),
+    "problem.backend.bad_query": (
+        "{backend} 拒绝了查询（{detail}）",
+        "{backend} refused the query ({detail})",
+    ),
+    "problem.backend.bad_response": (
+        "{backend} 的应答有误（{detail}）",
+        "{backend} answered badly ({detail})",
+    ),
+    "problem.backend.unauthorized": (
+        "{backend} 拒绝了 Panorama 的凭据（{detail}）",
+        "{backend} refused Panorama's credentials ({detail})",
+    ),
+    "problem.backends_failed": (
+        "所需的后端都出错了：{failures}",
+        "Every backend this needs failed: {failures}",
+    ),
+    "problem.database": (
+        "数据库暂时没有应答，请稍后再试。",
+        "The database did not answer; try again shortly.",
+    ),
+    "problem.database_not_migrated": (
+        "数据库尚未迁移：请运行 panorama migrate。",
+        "The database is not migrated: run panorama migrate.",
+    ),
     # --- on call (schedules, swaps) ------------------------------------------------------------
     "oncall.title": ("值班", "On call"),
     "oncall.now": ("当前值班", "On call now"),
@@ -237,6 +371,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "incidents.older": ("更早", "Older"),
     "incidents.firing": ("{n} 条告警中", "{n} firing"),
     "incidents.acked_by": ("{who} 已确认", "acknowledged by {who}"),
+    "incidents.fix_filter": (
+        "修改上面的筛选条件后即可看到事件。",
+        "Correct the filter above to see incidents.",
+    ),
+    "incidents.clear_filter": ("清除筛选", "Clear the filter"),
     # --- service overviews and an incident's context ------------------------------------------
     "context.window": ("时间范围：{start} – {end}", "Window: {start} – {end}"),
     "context.unavailable": ("暂时无法获取：", "Not available:"),

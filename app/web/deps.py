@@ -24,7 +24,7 @@ from app.backends.errors import BackendError
 from app.config import Settings
 from app.context import AppContext
 from app.deps import get_context
-from app.errors import NotFound, PanoramaError
+from app.errors import InvalidInput, NotFound, PanoramaError, Phrase
 from app.security import Principal, Role
 from app.web import auth, shell
 from app.web.errors import CannotAct, CrossSiteForm, LoginRequired, ScreenTokenOnly, ViewLinkRefused
@@ -49,6 +49,9 @@ class Page:
     remember_lang: str | None = None
     drop_session: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    address: tuple[str, dict[str, str]] | None = None
+    """The page's own path and query when it answers a form posted to another address (the swap
+    form's problem is the on-call page): its language switch and sign-in link lead there."""
 
     @property
     def settings(self) -> Settings:
@@ -64,7 +67,8 @@ class Page:
         if self.principal is not None:
             if not self.principal.role.allows(Role.VIEWER):
                 raise ScreenTokenOnly(
-                    f"token {self.principal.name!r} has the screen role: it opens the wall screen only"
+                    f"token {self.principal.name!r} has the screen role: it opens the wall screen only",
+                    phrase=Phrase("problem.screen_token_only", name=self.principal.name),
                 )
             return
         if self.grant is not None and scope is not None and self.grant.scope == scope:
@@ -83,13 +87,16 @@ class Page:
             raise LoginRequired("sign in with an operator's token to act on an incident")
         if not self.principal.role.allows(Role.OPERATOR):
             role = self.principal.role.value
-            raise CannotAct(f"acting needs the operator role; token {self.principal.name!r} has {role}")
+            raise CannotAct(
+                f"acting needs the operator role; token {self.principal.name!r} has {role}",
+                phrase=Phrase("problem.cannot_act", name=self.principal.name, role=role),
+            )
         return self.principal
 
     def check_same_site(self) -> None:
         """Refuses forms posted from another site (the session cookie is SameSite=Strict too)."""
         if self.request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            raise CrossSiteForm("this form was posted from another site")
+            raise CrossSiteForm("this form was posted from another site", phrase=Phrase("problem.cross_site"))
 
     def mint(self, scope: str) -> str:
         """A view link for ``scope`` expiring with the one this reader came with (never later)."""
@@ -98,16 +105,20 @@ class Page:
 
     # --- answers --------------------------------------------------------------------------
 
-    def view(self, zones: Iterable[str] = ()) -> shell.PageView:
+    def view(self, zones: Iterable[str] = (), problems: tuple[shell.FormProblem, ...] = ()) -> shell.PageView:
         """What the template sees; ``zones``: the zones the page shows its times in (see
-        :func:`app.web.shell.zoned`; none: the configured one)."""
+        :func:`app.web.shell.zoned`; none: the configured one); ``problems``: what is wrong with
+        the form's input."""
         request = self.request
         query = {k: v for k, v in request.query_params.items() if k != "lang"}
+        path = request.url.path.removeprefix(request.scope.get("root_path", "")) or "/"
+        if self.address is not None:
+            path, query = self.address[0], {**self.address[1], **query}
         translator, part_zones = shell.zoned(self.translator, zones)
         return shell.PageView(
             translator=translator,
             now=self.now,
-            path=request.url.path.removeprefix(request.scope.get("root_path", "")) or "/",
+            path=path,
             query=query,
             root_path=request.scope.get("root_path", ""),
             principal=self.principal,
@@ -116,14 +127,30 @@ class Page:
             can_act=self.principal is not None and self.principal.role.allows(Role.OPERATOR),
             mint=self.mint if self.grant is not None else None,
             part_zones=part_zones,
+            problems=problems,
         )
 
     def render(
-        self, template: str, *, status: int = 200, zones: Iterable[str] = (), **context: Any
+        self,
+        template: str,
+        *,
+        status: int = 200,
+        zones: Iterable[str] = (),
+        bad_input: InvalidInput | None = None,
+        **context: Any,
     ) -> HTMLResponse:
         """The page; ``zones``: the time zones its times are in when not the configured one (a
-        schedule's), which its footer then names."""
-        answer = HTMLResponse(shell.render(template, self.view(zones), **context), status_code=status)
+        schedule's), which its footer then names. ``bad_input``: what was wrong with the input it answers
+        (the reader's filter or form): the page is answered with its status (400), and says it in
+        the reader's language above its form, marking the field it names (see :mod:`app.web.shell`)."""
+        said: tuple[shell.FormProblem, ...] = ()
+        if bad_input is not None:
+            status = bad_input.status_code
+            said = tuple(
+                shell.FormProblem(self.translator.error(each), each.parameter)
+                for each in bad_input.each or (bad_input,)
+            )
+        answer = HTMLResponse(shell.render(template, self.view(zones, said), **context), status_code=status)
         return self.finish(answer)
 
     def redirect(self, path: str, **params: Any) -> RedirectResponse:
@@ -223,14 +250,23 @@ def error_page(request: Request, error: Exception) -> Response | None:
             target=_target(request),
         )
     if isinstance(error, BackendError):
-        message = t("error.backend", backend=error.backend, detail=error.message)
+        status = error.kind.http_status
         return page.render(
-            "web/error.html", status=error.kind.http_status, heading=t("error.title"), message=message
+            "web/error.html", status=status, heading=t("error.backend_title"), message=t.error(error)
         )
     if isinstance(error, PanoramaError):
-        heading = t("error.not_found") if isinstance(error, NotFound) else t("error.title")
-        return page.render("web/error.html", status=error.status_code, heading=heading, message=error.message)
+        return page.render(
+            "web/error.html", status=error.status_code, heading=_heading(t, error), message=t.error(error)
+        )
     return page.render("web/error.html", status=500, heading=t("error.title"), message=t("error.internal"))
+
+
+def _heading(t: Translator, error: PanoramaError) -> str:
+    if isinstance(error, NotFound):
+        return t("error.not_found")
+    if isinstance(error, InvalidInput):
+        return t("error.invalid")
+    return t("error.title")
 
 
 def prefers_html(request: Request) -> bool:

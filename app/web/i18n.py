@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from app.alerts import reasons
 from app.alerts.actors import actor_label
+from app.errors import PanoramaError, Phrase
 from app.web.catalogue import LOCALES, MESSAGES
 
 Locale = Literal["zh-CN", "en"]
@@ -63,6 +64,31 @@ class Translator:
 
     def has(self, key: str) -> bool:
         return key in MESSAGES
+
+    def say(self, phrase: Phrase) -> str:
+        """A :class:`~app.errors.Phrase` in this language: its parts that are phrases said too, a
+        list joined, a time shown as :meth:`time` shows it; anything else as it is."""
+        return self(phrase.key, **{name: self._part(value) for name, value in phrase.values.items()})
+
+    def _part(self, value: object) -> object:
+        if isinstance(value, Phrase):
+            return self.say(value)
+        if isinstance(value, datetime):
+            return self.time(value)
+        if isinstance(value, list | tuple):
+            return self("list.separator").join(str(self._part(v)) for v in value)
+        return value
+
+    def error(self, error: BaseException) -> str:
+        """What went wrong, for a page: the error's phrase in this language (backend failures,
+        unknown things, bad parameters: the API's English ``message`` stays machine-stable). An
+        error no phrase was given to shows its English message; anything else is internal."""
+        phrase = getattr(error, "phrase", None)
+        if isinstance(phrase, Phrase):
+            return self.say(phrase)
+        if isinstance(error, PanoramaError):
+            return error.message
+        return self("error.internal")
 
     def actor(self, name: str | None) -> str:
         """Who acknowledged, snoozed or resolved: "确认链接" for a group's ack link, "电话（…）" for an

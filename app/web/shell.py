@@ -7,9 +7,19 @@ switch). A template sees:
 
 - ``_`` — the translator (``{{ _("incident.ack") }}``, plus ``_.time()``, ``_.ago()``, ``_.ms()``…);
 - ``static(path)`` — the versioned URL of a static file;
-- ``page`` — the request's :class:`PageView` (locale, who is looking, ``page.href()``, and
-  ``page.times_in``: the zone the page's times are in, which the footer names);
+- ``page`` — the request's :class:`PageView` (locale, who is looking, ``page.href()``,
+  ``page.times_in``: the zone the page's times are in, which the footer names, and
+  ``page.problems``: what is wrong with what the reader asked, see below);
 - whatever the route passed.
+
+Bad input on a page with a form (a filter of the incidents, the on-call page's swap form) is not
+an error page: the route answers its own page again, status 400, with ``page.problems`` (each
+a :class:`FormProblem`: the text in the page's language and the parameter it is about; several
+when the route read several bad ones at once, ``InvalidInput.combined``). The form keeps what
+the reader typed (the route passes it back), ``macros.form_problem()`` says the problems above
+the form and ``macros.invalid('name')`` marks each field named (``aria-invalid``, described by
+the problems). One way for every page: ``Page.render(...,
+bad_input=error)`` (:mod:`app.web.deps`).
 
 Times: ``_`` shows them in the zone the page's times are in. That is the configured
 ``timezone`` unless the route says otherwise (``page.render(..., zones=[...])``: the on-call page
@@ -72,6 +82,15 @@ environment.globals["static"] = static.url
 
 
 @dataclass(frozen=True)
+class FormProblem:
+    """What is wrong with a form's input, said in the page's language; ``parameter``: the field
+    (query parameter) it is about, when it names one."""
+
+    text: str
+    parameter: str | None = None
+
+
+@dataclass(frozen=True)
 class PageView:
     """What a template knows about the request it answers."""
 
@@ -86,6 +105,7 @@ class PageView:
     can_act: bool = False
     mint: Callable[[str], str] | None = field(default=None, repr=False)
     part_zones: tuple[ZoneInfo, ...] = ()  # zones some parts of the page show their own times in
+    problems: tuple[FormProblem, ...] = ()  # what is wrong with the form's input (the page answers 400)
 
     @property
     def locale(self) -> str:
@@ -100,6 +120,10 @@ class PageView:
             return t("foot.times_in", zone=zone)
         others = t("list.separator").join(t.within(z).zone_name(self.now) for z in self.part_zones)
         return t("foot.times_in_parts", zone=zone, others=others)
+
+    def invalid(self, parameter: str) -> bool:
+        """Whether a problem of the form's input is about ``parameter`` (its field is marked)."""
+        return any(p.parameter == parameter for p in self.problems)
 
     @property
     def signed_in(self) -> bool:

@@ -144,24 +144,43 @@ async def test_a_group_across_namespaces_is_found_in_each_alerts_own_namespace(
 
 
 @pytest.mark.parametrize(
-    ("wanted", "words"),
+    ("wanted", "words", "chinese"),
     [
-        (".shop", "query parameter 'service': '.shop' has an empty part around a dot"),
-        ("checkout.", "has an empty part around a dot"),
-        ("shop/checkout", "write a service in a namespace as 'checkout.shop' (name.namespace)"),
-        ("checkout.Shop", "namespace 'Shop' is not a Kubernetes name"),
-        ("check out", "holds a space or a control character"),
+        (
+            ".shop",
+            "query parameter 'service': '.shop' has an empty part around a dot",
+            "“.shop”的点号两侧有空的部分",
+        ),
+        ("checkout.", "has an empty part around a dot", "“checkout.”的点号两侧有空的部分"),
+        (
+            "shop/checkout",
+            "write a service in a namespace as 'checkout.shop' (name.namespace)",
+            "命名空间中的服务写作“checkout.shop”",
+        ),
+        (
+            "checkout.Shop",
+            "namespace 'Shop' is not a Kubernetes name",
+            "命名空间“Shop”不是合法的 Kubernetes 名称",
+        ),
+        ("check out", "holds a space or a control character", "“check out”含有空格或控制字符"),
     ],
 )
 async def test_a_malformed_service_filter_is_a_clear_400(
-    app_factory: AppFactory, wanted: str, words: str
+    app_factory: AppFactory, wanted: str, words: str, chinese: str
 ) -> None:
+    """The API says it in its stable English; the page says the same in the reader's language."""
     async with app_factory(**alerting_config()) as (_, client):
         answer = await client.get(
             "/api/v1/incidents", params={"service": wanted}, headers=bearer(VIEWER_TOKEN)
         )
         page = await client.get("/incidents", params={"service": wanted}, headers=bearer(VIEWER_TOKEN))
+        english = await client.get(
+            "/incidents", params={"service": wanted, "lang": "en"}, headers=bearer(VIEWER_TOKEN)
+        )
     assert answer.status_code == 400, answer.text
     assert words in answer.json()["message"]
-    assert page.status_code == 400
-    assert words in html.unescape(page.text)
+    assert page.status_code == english.status_code == 400
+    assert chinese in html.unescape(page.text)
+    assert "参数“service”" in html.unescape(page.text)
+    assert words.removeprefix("query parameter 'service': ") in html.unescape(english.text)
+    assert "Parameter 'service'" in html.unescape(english.text)

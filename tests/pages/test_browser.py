@@ -357,6 +357,89 @@ async def _assert_the_bar_keeps_its_links_whole(page: CheckedPage, url: str) -> 
     await page.assert_no_horizontal_scroll()
 
 
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+async def test_a_bad_service_filter_keeps_the_incidents_page_with_the_problem_beside_the_form(
+    world: World, open_page: OpenPage, viewport: dict[str, int]
+) -> None:
+    """The reader types a Kubernetes-style ``shop/payments``: the page stays, the filter keeps what
+    was typed, the problem is said above the form in the page's language and marks the field."""
+    page = await open_page(viewport)
+    p = page.page
+    # Chromium logs the document's own 400 as "Failed to load resource"; nothing else may appear
+    page.allow(
+        rf"status of 400 \(Bad Request\) \({re.escape(world.url)}/incidents\?[^)]*service=shop%2Fpayments"
+    )
+    await _sign_in(page, world, VIEWER_TOKEN, "/incidents")
+    await p.fill("#f-service", "shop/payments")
+    async with p.expect_navigation() as navigation:
+        await p.locator("form.filters button[type=submit]").click()
+    answer = await navigation.value
+    assert answer is not None
+    assert answer.status == 400
+    assert "service=shop%2Fpayments" in p.url
+    problem = p.locator("#form-problem")
+    assert await problem.get_attribute("role") == "alert"
+    said = await problem.inner_text()
+    assert "参数“service”：“shop/payments”：命名空间中的服务写作“payments.shop”" in said, said
+    assert await p.input_value("#f-service") == "shop/payments"
+    assert await p.get_attribute("#f-service", "aria-invalid") == "true"
+    assert await p.get_attribute("#f-service", "aria-describedby") == "form-problem"
+    assert await p.locator("#open-title").count() == 0  # nothing listed under a filter it cannot read
+    if viewport is PHONE:
+        await page.assert_no_horizontal_scroll()
+    kind = "phone" if viewport is PHONE else "desktop"
+    await page.shot("pages", f"incidents-bad-filter-{kind}")
+    # two bad values, in English: both said at once; corrected from the page itself, the list is back
+    await page.goto(f"{world.url}/incidents?service=shop%2Fpayments&status=open&lang=en")
+    said = await problem.inner_text()
+    assert "Parameter 'status': 'open' is not a status; use triggered, acknowledged or resolved" in said
+    assert "Parameter 'service': 'shop/payments': write a service in a namespace as 'payments.shop'" in said
+    assert await p.get_attribute("#f-status", "aria-invalid") == "true"  # each field it names is marked
+    assert await p.get_attribute("#f-service", "aria-invalid") == "true"
+    if viewport is PHONE:
+        await page.assert_no_horizontal_scroll()
+    await page.shot("pages", f"incidents-bad-filter-{kind}-en")
+    await p.select_option("#f-status", "")
+    await p.fill("#f-service", "payments.shop")
+    async with p.expect_navigation() as navigation:
+        await p.locator("form.filters button[type=submit]").click()
+    answer = await navigation.value
+    assert answer is not None
+    assert answer.status == 200
+    assert await problem.count() == 0
+    assert await p.locator("#open-title").count() == 1
+
+
+async def test_a_swap_offer_that_ends_before_it_starts_comes_back_filled_in_on_a_phone(
+    world: World, open_page: OpenPage
+) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    start = (datetime.now(UTC) + timedelta(hours=3)).astimezone(zone)
+    phone = await open_page(PHONE)
+    p = phone.page
+    phone.allow(
+        rf"status of 400 \(Bad Request\) \({re.escape(world.url)}/oncall/sre/swaps\)"
+    )  # the document's own
+    await _sign_in(phone, world, OPERATOR_TOKEN, "/oncall")
+    await p.fill("#o-start-sre", start.strftime("%Y-%m-%dT%H:%M"))
+    await p.fill("#o-end-sre", (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    await p.fill("#o-note-sre", "dentist")
+    async with p.expect_navigation() as navigation:
+        await p.locator("form.swap-form button[type=submit]").click()
+    answer = await navigation.value
+    assert answer is not None
+    assert answer.status == 400
+    said = await p.locator("#form-problem").inner_text()
+    assert "参数“end”：结束时间须晚于开始时间" in said, said
+    assert await p.get_attribute("#o-end-sre", "aria-invalid") == "true"
+    assert await p.input_value("#o-start-sre") == start.strftime("%Y-%m-%dT%H:%M")
+    assert await p.input_value("#o-note-sre") == "dentist"
+    assert await p.get_attribute("a.lang", "href") == "/oncall?schedule=sre&lang=en"
+    await phone.assert_no_horizontal_scroll()
+    await p.locator("#form-problem").scroll_into_view_if_needed()
+    await phone.shot("pages", "oncall-swap-problem-phone", full_page=False)
+
+
 async def test_a_tampered_or_expired_view_link_is_refused(world: World, open_page: OpenPage) -> None:
     link = await _page_incident(world)
     page = await open_page(PHONE)

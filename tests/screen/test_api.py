@@ -81,7 +81,7 @@ async def test_a_screen_token_reads_the_wall_and_nothing_else(app_factory: AppFa
     assert "needs the viewer role" in api.json()["message"]
     assert page.status_code == 403
     assert page.headers["content-type"].startswith("text/html")
-    assert "opens the wall screen only" in page.text
+    assert "属于大屏角色（screen），只能打开监控大屏" in page.text  # said in the page's language (zh-CN)
     assert with_session.status_code == 403  # a session made from a screen token is no better
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from app import signing
 from app.alerts import reasons
+from app.backends.errors import BackendError, BackendErrorKind
 from app.security import Principal, Role, TokenRegistry
 from app.web import auth, shell, static
 from app.web.catalogue import MESSAGES
@@ -172,6 +173,26 @@ def test_the_catalogue_has_every_word_in_both_languages_with_the_same_placeholde
         assert zh.strip()
         assert en.strip(), key
         assert set(re.findall(r"\{(\w+)\}", zh)) == set(re.findall(r"\{(\w+)\}", en)), key
+
+
+def test_every_phrase_an_error_carries_is_in_the_catalogue_and_names_its_backend() -> None:
+    """Errors carry a Phrase for pages (app.errors): each key they name is a word of the catalogue,
+    and a backend's failure of every kind names the backend and keeps its own words as the detail."""
+    used: set[str] = set()
+    for module in (ROOT / "app").rglob("*.py"):
+        used |= set(re.findall(r'Phrase\(\s*"([a-z_.0-9]+)"', module.read_text(encoding="utf-8")))
+    assert len(used) > 30
+    assert sorted(key for key in used if key not in MESSAGES) == []
+    chinese, english = Translator("zh-CN", ZoneInfo("UTC")), Translator("en", ZoneInfo("UTC"))
+    for kind in BackendErrorKind:
+        failure = BackendError("elasticsearch", kind, "connection refused (127.0.0.1:9200)")
+        assert failure.phrase.key in MESSAGES, kind
+        for t in (chinese, english):
+            said = t.error(failure)
+            assert "Elasticsearch" in said, (kind, said)
+            if kind is not BackendErrorKind.NOT_CONFIGURED:
+                assert "connection refused (127.0.0.1:9200)" in said  # the backend's words, as they came
+    assert chinese.error(RuntimeError("boom")) == "内部错误，详情见服务日志。"  # never an exception's text
 
 
 def test_english_counts_one_thing_in_the_singular_and_chinese_reads_the_same() -> None:
