@@ -24,7 +24,7 @@ from app.correlation import service as correlation
 from app.correlation import trace_logs
 from app.correlation.errors import BackendsFailed
 from app.correlation.outcomes import trace_id_param
-from app.correlation.schemas import IncidentContext, ServiceOverview, TraceWithLogs
+from app.correlation.schemas import IncidentContext, ServiceOverview, SourceError, TraceWithLogs
 from app.errors import InvalidInput, PanoramaError, Phrase
 from app.pages.views import Waterfall, waterfall
 from app.rollups import service as rollups
@@ -287,6 +287,16 @@ class ServicePage:
     trend_entity: str | None
     trend: list[TrendPoint]
     grafana_url: str | None
+
+    def failure(self, part: str) -> BackendError | None:
+        """Why a backend-fed part is missing, as every page says a backend's failure
+        (``BackendError.phrase``: its kind in the page's language, the backend's own words kept)."""
+        error: SourceError | None = getattr(self.overview.errors, part)
+        return (
+            None
+            if error is None
+            else BackendError(error.backend, error.kind, error.message, status=error.status)
+        )
 
     @property
     def failed(self) -> list[str]:

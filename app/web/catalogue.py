@@ -530,16 +530,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "service.part.error_logs": ("错误日志", "Error logs"),
     "service.part.incidents": ("事件", "Incidents"),
     "service.part_failed": ("{part}暂不可用：{what}", "{part} unavailable: {what}"),
-    "service.failure.not_configured": ("{backend} 未配置", "{backend} is not configured"),
-    "service.failure.unreachable": ("无法连接 {backend}", "{backend} is unreachable"),
-    "service.failure.timeout": ("{backend} 未在时限内应答", "{backend} did not answer in time"),
-    "service.failure.bad_query": ("{backend} 拒绝了查询", "{backend} refused the query"),
-    "service.failure.bad_response": ("{backend} 应答出错", "{backend} answered with an error"),
-    "service.failure.unauthorized": (
-        "{backend} 拒绝了 Panorama 的凭据",
-        "{backend} refused Panorama's credentials",
-    ),
-    "service.failure.with_status": ("{what}（HTTP {status}）", "{what} (HTTP {status})"),
     "service.backends_failed": (
         "部分数据暂时无法获取（{parts}），下面各部分分别说明原因；"
         "事件、值班和趋势来自 Panorama 的数据库，照常显示。",

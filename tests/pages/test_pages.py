@@ -244,7 +244,7 @@ async def test_errors_are_answered_as_pages_in_the_readers_language(app_factory:
     assert no_backends.status_code == 503
     assert "not configured" in no_backends.text
     assert service.status_code == 200  # every part says what is missing, the page still opens
-    assert "prometheus: not configured" in service.text
+    assert "请求指标暂不可用：未配置 Prometheus：请设置 prometheus.url" in service.text
     assert "还没有这个服务的每日汇总" in service.text
 
 

@@ -99,14 +99,13 @@ async def test_with_every_backend_failing_the_page_shows_the_database_and_names_
         assert f'<span class="who">{on_call["user"]}</span>' in page.text
         assert 'href="/oncall?schedule=sre"' in page.text
         assert 'href="/incidents?service=payments.shop"' in page.text
-    assert "请求指标暂不可用：无法连接 prometheus" in chinese.text
-    assert "链路暂不可用：jaeger 未在时限内应答" in chinese.text
-    assert "错误日志暂不可用：elasticsearch 应答出错（HTTP 503）" in chinese.text
+    assert "请求指标暂不可用：无法连接 Prometheus（cannot reach " in chinese.text
+    assert "链路暂不可用：Jaeger 未在时限内应答（no answer from " in chinese.text
+    assert "错误日志暂不可用：Elasticsearch 的应答有误（HTTP 503: " in chinese.text
     assert "部分数据暂时无法获取（请求指标、链路、错误日志）" in chinese.text
-    assert "Request figures unavailable: prometheus is unreachable" in english.text
-    assert "Traces unavailable: jaeger did not answer in time" in english.text
-    assert "Error logs unavailable: elasticsearch answered with an error (HTTP 503)" in english.text
-    assert "prometheus: cannot reach" in english.text  # the backend's own words, below
+    assert "Request figures unavailable: Prometheus is unreachable (cannot reach " in english.text
+    assert "Traces unavailable: Jaeger did not answer in time (no answer from " in english.text
+    assert "Error logs unavailable: Elasticsearch answered badly (HTTP 503: " in english.text
     # the API keeps its contract (every backend failed: an error naming each, 502 as they disagree) …
     assert strict.status_code == 502, strict.text
     assert {name: b["kind"] for name, b in strict.json()["backends"].items()} == {
@@ -189,8 +188,8 @@ async def test_two_backends_failing_are_each_named_beside_the_one_that_answers(
         "traces": ("jaeger", "unreachable"),
         "error_logs": ("elasticsearch", "bad_response"),
     }
-    assert "链路暂不可用：无法连接 jaeger" in page.text
-    assert "错误日志暂不可用：elasticsearch 应答出错（HTTP 500）" in page.text
+    assert "链路暂不可用：无法连接 Jaeger（cannot reach " in page.text
+    assert "错误日志暂不可用：Elasticsearch 的应答有误（HTTP 500: " in page.text
     assert "请求指标暂不可用" not in page.text
     assert _incident_links(page.text) == [opened, resolved]
 
@@ -208,7 +207,10 @@ async def test_without_any_backend_configured_the_page_says_so_per_part(app_fact
         "traces": ("jaeger", "not_configured"),
         "error_logs": ("elasticsearch", "not_configured"),
     }
-    assert "Request figures unavailable: prometheus is not configured" in page.text
+    assert (
+        "Request figures unavailable: Prometheus is not configured: "
+        "set prometheus.url or PANORAMA_PROMETHEUS_URL." in page.text
+    )
     assert _incident_links(page.text) == [opened]
 
 
@@ -254,6 +256,5 @@ async def test_a_hanging_backend_is_waited_for_only_web_part_timeout(
         "red": ("prometheus", "not_configured"),
         "error_logs": ("elasticsearch", "timeout"),
     }
-    assert "Error logs unavailable: elasticsearch did not answer in time" in page.text
-    assert "elasticsearch: no answer within 0.5s" in page.text
+    assert "Error logs unavailable: Elasticsearch did not answer in time (no answer within 0.5s)" in page.text
     assert 'href="/traces/0af7651916cd43dd8448eb211c80319c"' in page.text
