@@ -424,6 +424,7 @@ class ScheduleCard:
     users: list[str]
     changes: list[datetime]  # the moments the zone's offset changes between the first and last time shown
     runs_on: datetime | None = None  # the last shift's end was looked for up to here, and it runs on
+    alone: bool = False  # that shift is the schedule's only person's: it never ends, there is no end to name
 
     @property
     def zone(self) -> ZoneInfo:
@@ -490,6 +491,7 @@ async def oncall_page(
         alerts.schedule_named(settings, only)  # raises the schedule's NotFound
     cards = []
     lengths = {s.name: max(r.length for r in s.rotations) for s in settings.schedules}
+    people = {s.name: {user for r in s.rotations for user in r.users} for s in settings.schedules}
     for name in names:
         cut = now + timedelta(days=ONCALL_DAYS)
         horizon = cut + max(ONCALL_LOOKAHEAD, lengths[name])  # a whole shift of the longest rotation
@@ -502,6 +504,7 @@ async def oncall_page(
             until = None
         moments = [m for s in listed for m in (s.start, s.end)] + [m for w in swaps for m in (w.start, w.end)]
         zone = ZoneInfo(found.timezone)
+        runs_on = bool(listed) and listed[-1].end >= horizon
         cards.append(
             ScheduleCard(
                 name=name,
@@ -513,7 +516,8 @@ async def oncall_page(
                 swaps=swaps,
                 users=[u.name for u in settings.users],
                 changes=offset_changes(zone, min(moments), max(moments)) if moments else [],
-                runs_on=horizon if listed and listed[-1].end >= horizon else None,
+                runs_on=horizon if runs_on else None,
+                alone=runs_on and people[name] == {listed[-1].user},
             )
         )
     return OncallPage(cards)

@@ -206,6 +206,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "oncall.from": ("开始", "From"),
     "oncall.to": ("结束", "To"),
     "oncall.runs_on": ("{time} 后仍在值班…", "still on after {time}…"),
+    "oncall.alone": ("一直在班（排班里只有这一人）", "always (the schedule's only person)"),
     "oncall.override": ("代班", "cover"),
     "oncall.swaps": ("待接替的班次", "Shifts on offer"),
     "oncall.no_swaps": ("没有待接替的班次", "No shift is on offer"),

@@ -269,22 +269,45 @@ async def test_a_shift_of_a_long_rotation_shows_its_real_end_not_the_look_ahead(
     assert "still on after" not in page.text
 
 
-async def test_a_shift_that_runs_on_past_where_its_end_was_looked_for_says_so(
+async def test_the_schedules_only_person_is_on_call_always_and_no_end_is_named(
     app_factory: AppFactory,
 ) -> None:
-    """One person on call for good: the table says the shift runs on, and names no end."""
+    """One person on call for good: the table says so, and names no end (no date the look-ahead
+    happened to stop at)."""
     config = alerting_config()
     config["schedules"][0]["rotations"][0]["users"] = ["alice"]
     async with app_factory(**config) as (_app, client):
+        page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+    [(user, _start, end)] = _rows(page)
+    assert user == "alice"
+    assert end == "一直在班（排班里只有这一人）"
+    assert _rows(english)[0][2] == "always (the schedule's only person)"
+    assert 'data-runs-on="alone"' in page.text
+    assert "data-until" not in page.text  # no hand-over to name
+    assert '<span data-oncall="sre">alice</span>' in page.text
+
+
+async def test_a_cover_that_runs_on_past_where_its_end_was_looked_for_says_so(
+    app_factory: AppFactory,
+) -> None:
+    """A cover of three months, beyond the look-ahead: its row says it runs on past where its end
+    was looked for (four weeks after the listed two), not an end it does not have there."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    async with app_factory(**alerting_config()) as (_app, client):
+        created = await client.post(
+            "/api/v1/schedules/sre/overrides",
+            json={"user": "bob", "start": start.isoformat(), "end": (start + timedelta(days=90)).isoformat()},
+            headers=bearer(OPERATOR_TOKEN),
+        )
         before = datetime.now(UTC)
         page = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
         english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
         after = datetime.now(UTC)
-    # looked for up to four weeks from the page's now (between before and after, to the minute)
+    assert created.status_code == 201, created.text
     horizons = {f"{(m + timedelta(days=28)).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" for m in (before, after)}
     [(user, _start, end)] = _rows(page)
-    assert user == "alice"
+    assert user.startswith("bob")
     assert end in {f"{h} 后仍在值班…" for h in horizons}, end
     assert _rows(english)[0][2] in {f"still on after {h}…" for h in horizons}
-    assert "data-until" not in page.text  # no hand-over to name
-    assert '<span data-oncall="sre">alice</span>' in page.text
+    assert 'data-runs-on="alone"' not in page.text
