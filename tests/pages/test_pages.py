@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -124,6 +125,43 @@ async def test_a_view_link_opens_its_incident_read_only_and_nothing_else(app_fac
     assert acted.status_code == 401
     assert detail["status"] == "triggered"
     assert service_link.status_code == 200
+
+
+async def test_every_link_of_a_service_page_opened_by_a_view_link_opens_without_signing_in(
+    app_factory: AppFactory,
+) -> None:
+    """A service page opened through its view link (a digest's) links its open and recent
+    incidents, the service's incident list and the schedules on call for it: each link carries a
+    view link of its own scope, and each opens read-only, none sends the reader to sign in. The
+    page of every schedule, which that scope does not open, is offered to signed-in readers only."""
+    async with app_factory(**alerting_config()) as (app, client):
+        opened = await _incident(client)
+        resolved = await _incident(client, "PaymentsSlow")
+        done = await client.post(f"/api/v1/incidents/{resolved}/resolve", headers=bearer(OPERATOR_TOKEN))
+        view = await _view_link(app, "service:payments.shop")
+        page = await client.get(f"/services/payments.shop?view={view}")
+        main = page.text[page.text.index("<main") : page.text.index("</main>")]  # not the shell's nav
+        links = sorted(
+            {
+                html.unescape(href)
+                for href in re.findall(r'href="(/[^"]*)"', main)
+                if not href.startswith(("/static/", "/login", "/services/payments.shop?"))
+            }
+        )
+        answers = {link: await client.get(link) for link in links}
+        signed_in = await client.get("/services/payments.shop", headers=bearer(VIEWER_TOKEN))
+    assert done.status_code == 200, done.text
+    assert page.status_code == 200
+    assert {link.split("?")[0] for link in links} >= {
+        f"/incidents/{opened}",
+        f"/incidents/{resolved}",
+        "/incidents",
+        "/oncall",  # the schedule on call for the service: ?schedule=sre
+    }
+    assert all("view=" in link for link in links), links
+    assert {link: answer.status_code for link, answer in answers.items()} == dict.fromkeys(links, 200)
+    assert 'class="button" href="/oncall"' not in page.text
+    assert 'class="button" href="/oncall"' in signed_in.text
 
 
 async def test_acting_from_the_page_needs_an_operator_and_changes_state_and_timeline(
