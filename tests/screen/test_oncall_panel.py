@@ -20,8 +20,10 @@ import pytest_asyncio
 import yaml
 
 from app.config import load_settings
-from tests.harness.app import ADMIN_TOKEN, SCREEN_TOKEN, bearer, configured_tokens
+from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
+from tests.harness.app import ADMIN_TOKEN, SCREEN_TOKEN, bearer, configured_tokens, settings_for
 from tests.harness.browser import BROWSER, CheckedPage, OpenPage, serve_panorama
+from tests.harness.intake import incident_of
 from tests.screen.support import FULL_HD, UHD, ZONE, no_placeholders_leak, no_scrollbars, until
 
 pytestmark = [BROWSER, pytest.mark.timeout(300)]
@@ -94,8 +96,8 @@ async def wall(tmp_path: Path) -> AsyncIterator[OnCallWall]:
         yield OnCallWall(url, path, database)
 
 
-PANEL = """() => {
-    const panel = document.querySelector('[data-panel="oncall"]');
+PANEL = """(name) => {
+    const panel = document.querySelector(`[data-panel="${name || 'oncall'}"]`);
     const box = e => { const r = e.getBoundingClientRect();
                        return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
     const list = panel.querySelector('[data-rows]');
@@ -242,6 +244,10 @@ async def test_three_five_and_nine_schedules_are_all_on_the_wall_as_they_come_an
     one = await check_panel(page, wall, 1)
     assert not one["compact"]
     await page.shot("screen", "oncall-1-1920x1080", full_page=False)
+    await wall.configure(2)  # two roomy rows do not fit the panel's own place: one line each
+    two = await check_panel(page, wall, 2)
+    assert two["compact"]
+    assert not two["tall"]
 
 
 @pytest.mark.parametrize(
@@ -264,3 +270,45 @@ async def test_twenty_schedules_show_what_fits_and_count_the_rest_at_every_wall_
     await wall.configure(9)
     nine = await check_panel(page, wall, 9, lang or "zh-CN")
     assert nine["compact"]
+    assert len(nine["rows"]) == 9  # nine fit at every 16:9 size
+
+
+async def test_incidents_beyond_the_list_or_the_panel_are_counted_by_the_same_line(
+    tmp_path: Path, open_page: OpenPage
+) -> None:
+    """Twelve open incidents, ten listed (``screen.max_incidents``): the two the answer leaves
+    out and the listed ones the panel cannot hold are counted in one line pointing to /incidents."""
+    settings = settings_for(
+        f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}",
+        **alerting_config(),
+        timezone=ZONE,
+        screen={"refresh_seconds": 1, "max_incidents": 10},
+    )
+    async with serve_panorama(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            for i in range(12):
+                name = f"DiskFillingUp{i:02d}"
+                body = payload(name, [alert(name, severity="warning", service=f"svc{i}", namespace="shop")])
+                await incident_of(
+                    client, await client.post(WEBHOOK, json=body, headers=bearer(WEBHOOK_TOKEN))
+                )
+        page = await open_page(FULL_HD)
+        await page.goto(f"{url}/screen?token={SCREEN_TOKEN}")
+        counted = re.compile(r"^另有 (\d+) 个未列出 · 见 /incidents$")
+
+        async def accounted() -> dict[str, Any] | None:
+            found: dict[str, Any] = await page.page.evaluate(PANEL, "incidents")
+            more = found["more"]
+            number = counted.match(more["text"]) if more else None
+            return found if number and len(found["rows"]) + int(number.group(1)) == 12 else None
+
+        found = await until(accounted, "twelve incidents shown or counted")
+        assert 0 < len(found["rows"]) < 10  # ten listed do not all fit at 1920x1080: counted too
+        assert not found["overflowing"], found
+        assert found["more"]["href"] == "/incidents"
+        assert inside(found["more"]["box"], found["panel"]), found["more"]
+        assert not found["more"]["cut"], found["more"]
+        for row in found["rows"]:
+            assert inside(row["box"], found["panel"]), row
+        await no_scrollbars(page)
+        await page.shot("screen", "incidents-12-1920x1080", full_page=False)
