@@ -353,6 +353,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "另有 {n} 个值班表未显示 · 见 {where}",
         "{n} more schedule not shown · see {where}",
     ),
+    "screen.more_schedules_nobody": (
+        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见 {where}",
+        "{n} more schedules not shown, {m} with nobody on call · see {where}",
+    ),
+    "screen.more_schedules_nobody.one": (
+        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见 {where}",
+        "{n} more schedule not shown, {m} with nobody on call · see {where}",
+    ),
     "screen.services": ("服务排行", "Top services"),
     "screen.by_traffic": ("按流量", "By traffic"),
     "screen.by_errors": ("按错误率", "By error rate"),

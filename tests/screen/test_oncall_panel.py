@@ -34,6 +34,7 @@ TEAMS = (
     "data-pipeline", "search", "billing", "mobile-api", "observability", "security", "edge-cdn",
     "kafka", "redis", "batch-jobs", "k8s-nodes", "dba-oncall",
 )  # fmt: skip
+NOT_BEGUN = {"payments", "security"}  # rotations that have not begun: nobody is on call (said in amber)
 PEOPLE = ("alice", "bob", "chen.wei", "li.na", "wang.fang", "zhao.lei", "sun.hui", "zhou.min")
 
 
@@ -56,8 +57,7 @@ def config(database: Path, schedules: int) -> dict[str, Any]:
                     {
                         "users": [PEOPLE[i % len(PEOPLE)], PEOPLE[(i + 3) % len(PEOPLE)]],
                         "length": "1w",
-                        # payments' rotation has not begun: nobody is on call for it (said in amber)
-                        "start": f"{2099 if team == 'payments' else 2026}-01-{5 + i % 7:02d}T09:00:00",
+                        "start": f"{2099 if team in NOT_BEGUN else 2026}-01-{5 + i % 7:02d}T09:00:00",
                     }
                 ],
             }
@@ -116,6 +116,7 @@ PANEL = """(name) => {
                 cut: s.scrollWidth > s.clientWidth + 1})),
         })),
         more: drawn(more) ? {text: more.textContent, box: box(more), href: more.getAttribute('href'),
+                             amber: more.classList.contains('nobody'),
                              cut: more.scrollWidth > more.clientWidth + 1} : null,
     };
 }"""
@@ -142,26 +143,33 @@ def apart(a: dict[str, float], b: dict[str, float]) -> bool:
 
 NOBODY = {"zh-CN": "无人值班", "en": "Nobody on call"}
 MORE = {
-    "zh-CN": re.compile(r"^另有 (\d+) 个值班表未显示 · 见 /oncall$"),
-    "en": re.compile(r"^(\d+) more schedules? not shown · see /oncall$"),
+    "zh-CN": re.compile(r"^另有 (\d+) 个值班表未显示(，其中 (\d+) 个无人值班)? · 见 /oncall$"),
+    "en": re.compile(r"^(\d+) more schedules? not shown(, (\d+) with nobody on call)? · see /oncall$"),
 }
 
 
-async def accounted(page: CheckedPage, lang: str = "zh-CN") -> tuple[list[str], int]:
-    """The schedules the panel shows and the number its "more" line says it does not."""
+async def accounted(page: CheckedPage, lang: str = "zh-CN") -> tuple[list[str], int, int]:
+    """The schedules the panel shows, the number its "more" line says it does not, and how many
+    of those it says have nobody on call."""
     found = await page.page.evaluate(PANEL)
     names = [row["parts"][0]["text"] for row in found["rows"] if row["parts"]]
     more = found["more"]
     if more is None:
-        return names, 0
+        return names, 0, 0
     counted = MORE[lang].match(more["text"])
     assert counted, more["text"]
-    return names, int(counted.group(1))
+    nobody = int(counted.group(3)) if counted.group(2) else 0
+    return names, int(counted.group(1)), nobody
 
 
 async def shows_all(page: CheckedPage, count: int, lang: str = "zh-CN") -> bool:
-    names, hidden = await accounted(page, lang)
-    return len(names) + hidden == count and names == list(TEAMS[: len(names)])
+    names, hidden, nobody = await accounted(page, lang)
+    shown = len(names)
+    return (
+        shown + hidden == count
+        and names == list(TEAMS[:shown])
+        and nobody == len(NOT_BEGUN.intersection(TEAMS[shown:count]))  # a gap out of sight is named
+    )
 
 
 async def check_panel(page: CheckedPage, wall: OnCallWall, count: int, lang: str = "zh-CN") -> dict[str, Any]:
@@ -177,7 +185,7 @@ async def check_panel(page: CheckedPage, wall: OnCallWall, count: int, lang: str
         parts = {part["kind"]: part for part in row["parts"]}
         name = parts["schedule"]["text"]
         person = truth[name]["user"]
-        if name == "payments":
+        if name in NOT_BEGUN:
             assert person is None
             assert parts["who nobody"]["text"] == NOBODY[lang], parts
             assert "until" not in parts, row
@@ -202,6 +210,7 @@ async def check_panel(page: CheckedPage, wall: OnCallWall, count: int, lang: str
     if len(rows) < count:
         assert more is not None
         assert more["href"] == "/oncall"
+        assert more["amber"] == bool(NOT_BEGUN.intersection(TEAMS[len(rows) : count])), more
         assert inside(more["box"], found["panel"]), more
         assert not more["cut"], more
         assert more["box"]["top"] >= rows[-1]["box"]["bottom"] - 0.5, (more, rows[-1])

@@ -225,18 +225,27 @@
   // --- what does not fit: counted, never hidden silently ---------------------------------------------
   // A list panel shows what fits and, below, "N more not shown · see <page>" (its link, from the
   // page): N is what the answer left out (`beyond`) plus the rows that do not fit at this size,
-  // hidden from the end. Every list panel (incidents, on call) goes through here, at every render
-  // (a refresh, a resize), so rows that come and go are counted again each time.
+  // hidden from the end (`words(n, cut)` says it). Every list panel (incidents, on call) goes
+  // through here, at every render (a refresh, a resize), so rows that come and go are counted
+  // again each time.
 
-  function overflows(list) { return list.scrollHeight > list.clientHeight + 1; }
+  // Whether the list's last row shown ends below the list (read from the boxes, to the fraction of
+  // a pixel: scrollHeight is rounded, and a row a pixel too low loses its rule under the next line).
+  function overflows(list) {
+    var bottom = list.getBoundingClientRect().bottom;
+    for (var i = list.children.length - 1; i >= 0; i--) {
+      if (!list.children[i].hidden) { return list.children[i].getBoundingClientRect().bottom > bottom + 0.1; }
+    }
+    return false;
+  }
 
-  function fit(name, list, count, beyond, key) {
+  function fit(name, list, count, beyond, words) {
     var more = sections[name].more;
     var cut = 0;
     function sayMore() {
       var n = beyond + cut;
       more.hidden = n <= 0;
-      setText(more, n > 0 ? say(key, { n: n, where: more.getAttribute("href") }) : "");
+      setText(more, n > 0 ? words(n, cut, more.getAttribute("href")) : "");
     }
     sayMore();
     while (cut < count && overflows(list)) {
@@ -462,7 +471,9 @@
       parts[1].setAttribute("data-started", incident.started_at);
       setText(parts[3], incidentMeta(incident));
     });
-    fit("incidents", list, data.open.length, data.total_open - data.open.length, "more_incidents");
+    fit("incidents", list, data.open.length, data.total_open - data.open.length, function (n, cut, where) {
+      return say("more_incidents", { n: n, where: where });
+    });
     tickAges();
     renderBanner(data);
   }
@@ -536,7 +547,13 @@
     list.classList.remove("compact");
     list.classList.toggle("compact", overflows(list));
     grid.classList.toggle("oncall-tall", overflows(list));
-    fit("oncall", list, count, 0, "more_schedules");
+    function uncovered(cut) { return data.schedules.slice(count - cut).filter(function (row) { return !row.user; }).length; }
+    var cut = fit("oncall", list, count, 0, function (n, hidden, where) {  // a gap in the cover is never out of sight
+      var nobody = uncovered(hidden);
+      return nobody ? say("more_schedules_nobody", { n: n, m: nobody, where: where })
+        : say("more_schedules", { n: n, where: where });
+    });
+    sections.oncall.more.classList.toggle("nobody", uncovered(cut) > 0);
     if (grid.classList.contains("oncall-tall") !== wasTall) {
       Object.keys(charts).forEach(function (key) { charts[key].resize(); });  // the trends moved
     }
