@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ import yaml
 
 from app.config import load_settings
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
-from tests.harness.app import ADMIN_TOKEN, SCREEN_TOKEN, bearer, configured_tokens, settings_for
+from tests.harness.app import (
+    ADMIN_TOKEN,
+    OPERATOR_TOKEN,
+    SCREEN_TOKEN,
+    bearer,
+    configured_tokens,
+    settings_for,
+)
 from tests.harness.browser import BROWSER, CheckedPage, OpenPage, serve_panorama
 from tests.harness.intake import incident_of
 from tests.screen.support import FULL_HD, UHD, ZONE, no_placeholders_leak, no_scrollbars, until
@@ -94,6 +102,17 @@ async def wall(tmp_path: Path) -> AsyncIterator[OnCallWall]:
     path = tmp_path / "panorama.yaml"
     path.write_text(yaml.safe_dump(config(database, 3)))
     async with serve_panorama(load_settings(path, {}), config_path=path) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:  # li.na covers network's shift
+            now = datetime.now(UTC)
+            cover = {
+                "user": "li.na",
+                "start": (now - timedelta(hours=1)).isoformat(),
+                "end": (now + timedelta(hours=3)).isoformat(),
+            }
+            answer = await client.post(
+                "/api/v1/schedules/network/overrides", json=cover, headers=bearer(OPERATOR_TOKEN)
+            )
+            assert answer.status_code == 201, answer.text
         yield OnCallWall(url, path, database)
 
 
@@ -141,6 +160,7 @@ def apart(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
+OVERRIDE = {"zh-CN": "临时替班", "en": "override"}
 NOBODY = {"zh-CN": "无人值班", "en": "Nobody on call"}
 MORE = {
     "zh-CN": re.compile(r"^另有 (\d+) 个值班表未显示(，其中 (\d+) 个无人值班)? · 见 /oncall$"),
@@ -152,7 +172,7 @@ async def accounted(page: CheckedPage, lang: str = "zh-CN") -> tuple[list[str], 
     """The schedules the panel shows, the number its "more" line says it does not, and how many
     of those it says have nobody on call."""
     found = await page.page.evaluate(PANEL)
-    names = [row["parts"][0]["text"] for row in found["rows"] if row["parts"]]
+    names = [row["parts"][0]["text"].split(" · ")[0] for row in found["rows"] if row["parts"]]
     more = found["more"]
     if more is None:
         return names, 0, 0
@@ -183,8 +203,10 @@ async def check_panel(page: CheckedPage, wall: OnCallWall, count: int, lang: str
     rows = found["rows"]
     for row in rows:
         parts = {part["kind"]: part for part in row["parts"]}
-        name = parts["schedule"]["text"]
+        name, _, override = parts["schedule"]["text"].partition(" · ")
         person = truth[name]["user"]
+        assert override == (OVERRIDE[lang] if truth[name]["source"] == "override" else ""), parts
+        assert (name == "network") == (truth[name]["source"] == "override"), truth[name]
         if name in NOT_BEGUN:
             assert person is None
             assert parts["who nobody"]["text"] == NOBODY[lang], parts
