@@ -2,7 +2,9 @@
 browser (Debian's Chromium): every schedule is on the wall with the person on call now, or the
 panel says how many it could not show and where they are ("… · 见 /oncall"); nothing overlaps
 or is cut, at every wall size the screen's browser tests use, and when a reload of the
-configuration adds or removes schedules while the wall runs. Screenshots go to artifacts/screen/.
+configuration adds or removes schedules while the wall runs. A schedule with nobody on call says so
+(and the "more" line counts those it hides); a covered shift keeps its "临时替班" mark. The incidents
+panel counts what it cannot show through the same line. Screenshots go to artifacts/screen/.
 """
 
 from __future__ import annotations
