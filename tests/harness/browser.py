@@ -183,13 +183,15 @@ def panorama_port() -> int:
 
 
 @asynccontextmanager
-async def serve_panorama(settings: Settings, port: int | None = None) -> AsyncIterator[str]:
+async def serve_panorama(
+    settings: Settings, port: int | None = None, *, config_path: Path | None = None
+) -> AsyncIterator[str]:
     """Panorama over HTTP on 127.0.0.1, in its own thread (the database migrated first);
-    yields its base URL."""
+    yields its base URL. With ``config_path`` (the file ``settings`` were read from), ``POST
+    /-/reload`` re-reads it."""
     await migrate_database(settings.database.url.get_secret_value())
-    server = LoopbackServer(
-        create_app(settings, tracer_provider=TracerProvider()), lifespan=True, port=port or 0
-    )
+    app = create_app(settings, config_path=config_path, tracer_provider=TracerProvider())
+    server = LoopbackServer(app, lifespan=True, port=port or 0)
     server.start()
     try:
         yield server.url

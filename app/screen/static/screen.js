@@ -160,7 +160,8 @@
       state: section.querySelector("[data-state]"),
       note: section.querySelector("[data-note]"),
       message: section.querySelector("[data-message]"),
-      problem: section.querySelector("[data-problem]")
+      problem: section.querySelector("[data-problem]"),
+      more: section.querySelector("[data-more]")
     };
   });
 
@@ -219,6 +220,40 @@
     while (container.children.length < wanted) { container.appendChild(make()); }
     for (var i = 0; i < container.children.length; i++) { container.children[i].hidden = i >= wanted; }
     return container.children;
+  }
+
+  // --- what does not fit: counted, never hidden silently ---------------------------------------------
+  // A list panel shows what fits and, below, "N more not shown · see <page>" (its link, from the
+  // page): N is what the answer left out (`beyond`) plus the rows that do not fit at this size,
+  // hidden from the end (`words(n, cut)` says it). Every list panel (incidents, on call) goes
+  // through here, at every render (a refresh, a resize), so rows that come and go are counted
+  // again each time.
+
+  // Whether the list's last row shown ends below the list (read from the boxes, to the fraction of
+  // a pixel: scrollHeight is rounded, and a row a pixel too low loses its rule under the next line).
+  function overflows(list) {
+    var bottom = list.getBoundingClientRect().bottom;
+    for (var i = list.children.length - 1; i >= 0; i--) {
+      if (!list.children[i].hidden) { return list.children[i].getBoundingClientRect().bottom > bottom + 0.1; }
+    }
+    return false;
+  }
+
+  function fit(name, list, count, beyond, words) {
+    var more = sections[name].more;
+    var cut = 0;
+    function sayMore() {
+      var n = beyond + cut;
+      more.hidden = n <= 0;
+      setText(more, n > 0 ? words(n, cut, more.getAttribute("href")) : "");
+    }
+    sayMore();
+    while (cut < count && overflows(list)) {
+      cut += 1;
+      list.children[count - cut].hidden = true;
+      sayMore();
+    }
+    return cut;
   }
 
   function element(tag, className, parent) {
@@ -419,8 +454,7 @@
     empty("incidents", data.total_open ? "" : say("no_incidents"));
     sections.incidents.message.classList.toggle("good", !data.total_open);
     setText(sections.incidents.note, data.total_open ? say("incidents_count", { n: data.total_open, t: data.triggered }) : "");
-    var more = data.total_open - data.open.length;
-    var made = rows(list, data.open.length + (more > 0 ? 1 : 0), function () {
+    var made = rows(list, data.open.length, function () {
       var li = element("li");
       element("span", "badge sev", li);
       element("span", "title", li);
@@ -437,15 +471,9 @@
       parts[1].setAttribute("data-started", incident.started_at);
       setText(parts[3], incidentMeta(incident));
     });
-    if (more > 0) {
-      var last = made[data.open.length];
-      last.className = "more";
-      setText(last.children[0], "");
-      last.children[0].className = "";
-      setText(last.children[1], say("more_incidents", { n: more }));
-      setText(last.children[2], "");
-      setText(last.children[3], "");
-    }
+    fit("incidents", list, data.open.length, data.total_open - data.open.length, function (n, cut, where) {
+      return say("more_incidents", { n: n, where: where });
+    });
     tickAges();
     renderBanner(data);
   }
@@ -454,7 +482,7 @@
     var list = sections.incidents.root.querySelector("[data-rows]");
     for (var i = 0; i < list.children.length; i++) {
       var li = list.children[i];
-      if (li.hidden || li.className === "more") { continue; }
+      if (li.hidden) { continue; }
       var started = millisOf(li.children[1].getAttribute("data-started"));
       setText(li.children[2], started === null ? "—" : span((serverNow() - started) / 1000));
     }
@@ -482,11 +510,19 @@
 
   // --- on call ------------------------------------------------------------------------------------
 
+  // Roomy (the person in large type, until when, who is next) while every schedule fits so; one
+  // line each otherwise (schedule, person, until when), and when even that does not fit, the panel
+  // takes the left of the trends' row too (the trends keep the middle); what still cannot be shown
+  // is counted. Measured at every render: schedules come and go with a reload of the configuration.
+  var grid = document.getElementById("main");
+
   function renderOnCall() {
     var data = freshness("oncall");
     if (!data) { return; }
-    empty("oncall", data.schedules.length ? "" : say("no_schedules"));
-    var made = rows(sections.oncall.root.querySelector("[data-rows]"), data.schedules.length, function () {
+    var count = data.schedules.length;
+    var list = sections.oncall.root.querySelector("[data-rows]");
+    empty("oncall", count ? "" : say("no_schedules"));
+    var made = rows(list, count, function () {
       var li = element("li");
       element("span", "schedule", li);
       element("span", "until", li);
@@ -505,6 +541,22 @@
       setText(parts[3], row.next_user && next !== null
         ? say("next", { who: row.next_user, time: stamp(next) }) : "");
     });
+    var wasTall = grid.classList.contains("oncall-tall");
+    sections.oncall.more.hidden = true;  // measured without last time's "more" line
+    grid.classList.remove("oncall-tall");
+    list.classList.remove("compact");
+    list.classList.toggle("compact", overflows(list));
+    grid.classList.toggle("oncall-tall", overflows(list));
+    function uncovered(cut) { return data.schedules.slice(count - cut).filter(function (row) { return !row.user; }).length; }
+    var cut = fit("oncall", list, count, 0, function (n, hidden, where) {  // a gap in the cover is never out of sight
+      var nobody = uncovered(hidden);
+      return nobody ? say("more_schedules_nobody", { n: n, m: nobody, where: where })
+        : say("more_schedules", { n: n, where: where });
+    });
+    sections.oncall.more.classList.toggle("nobody", uncovered(cut) > 0);
+    if (grid.classList.contains("oncall-tall") !== wasTall) {
+      Object.keys(charts).forEach(function (key) { charts[key].resize(); });  // the trends moved
+    }
   }
 
   // --- the dependency graph -----------------------------------------------------------------------
