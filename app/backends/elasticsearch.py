@@ -77,6 +77,23 @@ class SearchPage:
     pit_id: str | None = None
     partial: str | None = None
     """Why hits may be missing although the answer was 200 (failed shards, a timeout); None: complete."""
+    shards_failed: ShardFailures | None = None
+    """The shards that failed, as counted (what ``partial`` says in English); None: none failed."""
+    timed_out: bool = False
+    """Whether the search ran out of time (its shards' hits past that point are missing)."""
+
+
+@dataclass(frozen=True)
+class ShardFailures:
+    """Shards of a 200 search answer that failed: how many of how many, and where the first
+    failed and why (Elasticsearch's own words), when it said."""
+
+    failed: int
+    total: int | None
+    first_said: bool = False
+    """Whether the answer listed the failures (then ``index`` and ``reason``, each when it said)."""
+    index: str | None = None
+    reason: str | None = None
 
 
 class ElasticsearchClient:
@@ -301,25 +318,45 @@ def _page(body: dict[str, Any]) -> SearchPage:
         total_exact=exact,
         pit_id=pit_id if isinstance(pit_id, str) else None,
         partial=partial_reason(body),
+        shards_failed=shard_failures(body),
+        timed_out=body.get("timed_out") is True,
+    )
+
+
+def shard_failures(body: Mapping[str, Any]) -> ShardFailures | None:
+    """The failed shards of a 200 search answer (``_shards.failed``, the first of ``failures``)."""
+    shards = body.get("_shards")
+    if not isinstance(shards, dict):
+        return None
+    failed, total = shards.get("failed"), shards.get("total")
+    if not isinstance(failed, int) or failed <= 0:
+        return None
+    failures = shards.get("failures")
+    if not (isinstance(failures, list) and failures and isinstance(failures[0], dict)):
+        return ShardFailures(failed, total if isinstance(total, int) else None)
+    first = failures[0]
+    index = first.get("index")
+    reason = es_error_reason({"error": first.get("reason")})
+    return ShardFailures(
+        failed,
+        total if isinstance(total, int) else None,
+        first_said=True,
+        index=index if isinstance(index, str) else None,
+        reason=reason or None,
     )
 
 
 def partial_reason(body: Mapping[str, Any]) -> str | None:
-    """What a 200 search answer is missing: its failed shards (with the first failure's reason) and
-    whether it timed out; None when every shard answered in time."""
+    """What a 200 search answer is missing, in English: its failed shards (with the first failure's
+    reason) and whether it timed out; None when every shard answered in time."""
     notes: list[str] = []
-    shards = body.get("_shards")
-    if isinstance(shards, dict):
-        failed, total = shards.get("failed"), shards.get("total")
-        if isinstance(failed, int) and failed > 0:
-            note = f"{failed} of {total} shards failed"
-            failures = shards.get("failures")
-            if isinstance(failures, list) and failures and isinstance(failures[0], dict):
-                first = failures[0]
-                reason = es_error_reason({"error": first.get("reason")})
-                where = f"index {first['index']}" if isinstance(first.get("index"), str) else "a shard"
-                note += f" ({where}: {reason})" if reason else f" ({where})"
-            notes.append(note)
+    failed = shard_failures(body)
+    if failed is not None:
+        note = f"{failed.failed} of {failed.total} shards failed"
+        if failed.first_said:
+            where = f"index {failed.index}" if failed.index else "a shard"
+            note += f" ({where}: {failed.reason})" if failed.reason else f" ({where})"
+        notes.append(note)
     if body.get("timed_out") is True:
         notes.append("the search timed out")
     if not notes:

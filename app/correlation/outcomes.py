@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
-from app.backends.elasticsearch import ElasticsearchClient
+from app.backends.elasticsearch import ElasticsearchClient, SearchPage
 from app.backends.errors import BackendError, not_configured
 from app.config import Settings
 from app.correlation.ids import TraceId, TraceIdError, parse_trace_id
 from app.correlation.logquery import PREFIX_REFUSED
+from app.correlation.schemas import Gap, GapCode, SourceError
 from app.correlation.window import Window, daily_indices, resolve_window
 from app.errors import InvalidInput, Phrase
 from app.times import Clock
@@ -58,6 +59,33 @@ async def glued_search(es: ElasticsearchClient, search: Callable[[bool], Awaitab
                 raise
             es.prefix_queries = False
     return await search(False)
+
+
+def source_error(error: BackendError) -> SourceError:
+    """A backend's failure as answers carry it: the backend, the kind, its HTTP status."""
+    return SourceError(backend=error.backend, kind=error.kind, status=error.status, message=error.message)
+
+
+def search_gaps(page: SearchPage, part: str, *, glued_searched: bool = True) -> list[Gap]:
+    """What an Elasticsearch answer of 200 lacks, for ``part``: failed shards, a timeout, and (when
+    the cluster refused ``prefix`` queries) the glued ids not looked for; as its ``partial`` says."""
+    gaps = []
+    if page.shards_failed is not None:
+        failed = page.shards_failed
+        values: dict[str, str | int] = {
+            "failed": failed.failed,
+            "total": failed.total if failed.total is not None else "?",
+        }
+        if failed.index:
+            values["index"] = failed.index
+        if failed.reason:
+            values["reason"] = failed.reason
+        gaps.append(Gap(part=part, backend="elasticsearch", code=GapCode.SHARDS_FAILED, values=values))
+    if page.timed_out:
+        gaps.append(Gap(part=part, backend="elasticsearch", code=GapCode.SEARCH_TIMED_OUT))
+    if not glued_searched:
+        gaps.append(Gap(part=part, backend="elasticsearch", code=GapCode.GLUED_IDS_NOT_SEARCHED))
+    return gaps
 
 
 def window_param(

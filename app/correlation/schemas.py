@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
+from functools import reduce
 
 from pydantic import BaseModel, Field
 
 from app.alerts.schemas import IncidentSummary
-from app.backends.errors import BackendErrorKind
+from app.backends.errors import DISPLAY_NAMES, BackendError, BackendErrorKind
 from app.backends.traces import TagValue
+from app.errors import Phrase
 
 
 class SpanOut(BaseModel):
@@ -63,11 +67,84 @@ class TimeWindow(BaseModel):
     end: datetime = Field(serialization_alias="to")
 
 
+class SourceError(BaseModel):
+    """Why one part of an answer is missing: the backend it comes from failed (the part's
+    ``partial`` note says the same in one line)."""
+
+    backend: str = Field(description="prometheus, elasticsearch, jaeger or database")
+    kind: BackendErrorKind = Field(
+        description="not_configured, unreachable, timeout, bad_query, bad_response or unauthorized"
+    )
+    status: int | None = Field(description="The backend's HTTP status, when it answered at all")
+    message: str = Field(description="What happened, in the backend's own words where it gave any")
+
+    @property
+    def phrase(self) -> Phrase:
+        """The failure as a page says it, as every page says a backend's failure (``BackendError.phrase``)."""
+        return BackendError(self.backend, self.kind, self.message, status=self.status).phrase
+
+
+class GapCode(StrEnum):
+    """Why a part that answered may lack something (Panorama's own finding, not a failure)."""
+
+    SHARDS_FAILED = "shards_failed"
+    SEARCH_TIMED_OUT = "search_timed_out"
+    GLUED_IDS_NOT_SEARCHED = "glued_ids_not_searched"
+    TRACE_NOT_FOUND = "trace_not_found"
+    NO_REQUESTS = "no_requests"
+
+
+class Gap(BaseModel):
+    """What a part whose backend answered lacks, for programs and for pages to say in their language
+    (the part's ``partial`` note says the same in English)."""
+
+    part: str = Field(description="The part it is about: a key of the answer's `partial`")
+    backend: str = Field(description="prometheus, elasticsearch or jaeger")
+    code: GapCode = Field(
+        description="shards_failed (values: failed, total; index, reason of the first failure when "
+        "Elasticsearch said), search_timed_out, glued_ids_not_searched, trace_not_found (trace_id), "
+        "no_requests (service; namespace when given)"
+    )
+    values: dict[str, str | int] = Field(default_factory=dict, description="What the code's sentence names")
+
+    @property
+    def phrase(self) -> Phrase:
+        """The gap as a page says it: the catalogue's ``gap.<code>``, a variant naming what is known."""
+        values = dict(self.values)
+        backend = DISPLAY_NAMES.get(self.backend, self.backend)
+        if self.code is GapCode.SHARDS_FAILED:
+            index, reason = values.pop("index", None), values.pop("reason", None)
+            where = Phrase("gap.shard.index", index=index) if index else Phrase("gap.shard.unknown")
+            first = Phrase("gap.shard.reason", where=where, reason=reason) if reason else where
+            return Phrase("gap.shards_failed", backend=backend, first=first, **values)
+        if self.code is GapCode.NO_REQUESTS and values.get("namespace"):
+            return Phrase("gap.no_requests.namespace", backend=backend, **values)
+        return Phrase(f"gap.{self.code.value}", backend=backend, **values)
+
+
+def part_note(error: SourceError | None, gaps: Sequence[Gap]) -> Phrase | None:
+    """Why a part is missing or incomplete, as a page says it: its backend's failure, else each of
+    its gaps in turn; None when it is whole."""
+    if error is not None:
+        return error.phrase
+    phrases = [gap.phrase for gap in gaps]
+    if not phrases:
+        return None
+    return reduce(lambda said, then: Phrase("gap.and", first=said, then=then), phrases)
+
+
 class Partial(BaseModel):
     """Why a part of the answer is missing (null when it is complete)."""
 
     logs: str | None = None
     trace: str | None = None
+
+
+class TraceErrors(BaseModel):
+    """Each part whose backend failed, and how (null: it answered)."""
+
+    logs: SourceError | None = None
+    trace: SourceError | None = None
 
 
 class TraceWithLogs(BaseModel):
@@ -78,6 +155,18 @@ class TraceWithLogs(BaseModel):
     )
     logs_truncated: bool = Field(description="True when more logs matched than correlation.max_trace_logs")
     partial: Partial
+    errors: TraceErrors = Field(
+        default_factory=TraceErrors,
+        description="The parts whose backend failed: which backend, the kind of failure, its HTTP status",
+    )
+    gaps: list[Gap] = Field(
+        default_factory=list,
+        description="What the parts whose backend answered lack (each also said in `partial`)",
+    )
+
+    def note(self, part: str) -> Phrase | None:
+        """Why ``part`` (logs, trace) is missing or incomplete, for a page to say (None: it is whole)."""
+        return part_note(getattr(self.errors, part), [g for g in self.gaps if g.part == part])
 
 
 class LogPage(BaseModel):
@@ -124,18 +213,6 @@ class OverviewPartial(BaseModel):
     incidents: str | None = None
 
 
-class SourceError(BaseModel):
-    """Why one part of an answer is missing: the backend it comes from failed (the part's
-    ``partial`` note says the same in one line)."""
-
-    backend: str = Field(description="prometheus, elasticsearch, jaeger or database")
-    kind: BackendErrorKind = Field(
-        description="not_configured, unreachable, timeout, bad_query, bad_response or unauthorized"
-    )
-    status: int | None = Field(description="The backend's HTTP status, when it answered at all")
-    message: str = Field(description="What happened, in the backend's own words where it gave any")
-
-
 class OverviewErrors(BaseModel):
     """Each part whose backend failed, and how (null: it answered)."""
 
@@ -160,6 +237,14 @@ class ServiceOverview(BaseModel):
         default_factory=OverviewErrors,
         description="The parts whose backend failed: which backend, the kind of failure, its HTTP status",
     )
+    gaps: list[Gap] = Field(
+        default_factory=list,
+        description="What the parts whose backend answered lack (each also said in `partial`)",
+    )
+
+    def note(self, part: str) -> Phrase | None:
+        """Why ``part`` is missing or incomplete, for a page to say (None: it is whole)."""
+        return part_note(getattr(self.errors, part), [g for g in self.gaps if g.part == part])
 
 
 class IncidentContext(BaseModel):

@@ -32,9 +32,20 @@ from app.correlation import istio, logquery
 from app.correlation.errors import BackendsFailed
 from app.correlation.graph import add_trace_links, build_graph
 from app.correlation.logrecords import LogReader
-from app.correlation.outcomes import call, indices, need, result, settle, window_param
+from app.correlation.outcomes import (
+    call,
+    indices,
+    need,
+    result,
+    search_gaps,
+    settle,
+    source_error,
+    window_param,
+)
 from app.correlation.schemas import (
     ErrorPattern,
+    Gap,
+    GapCode,
     Graph,
     GraphPartial,
     IncidentContext,
@@ -43,7 +54,6 @@ from app.correlation.schemas import (
     OverviewPartial,
     Red,
     ServiceOverview,
-    SourceError,
     TraceList,
     TraceSummary,
 )
@@ -141,7 +151,7 @@ async def search_traces(
 # --- service overview ---------------------------------------------------------------------------
 
 
-async def _red(prometheus: PrometheusClient, app: str, namespace: str | None, window: Window) -> Red | str:
+async def _red(prometheus: PrometheusClient, app: str, namespace: str | None, window: Window) -> Red | Gap:
     """The service's RED figures, or why there are none."""
     requests, latencies = await asyncio.gather(
         prometheus.query(istio.service_requests_query(app, namespace, window.duration), at=window.end),
@@ -150,8 +160,8 @@ async def _red(prometheus: PrometheusClient, app: str, namespace: str | None, wi
         ),
     )
     if not requests.samples:
-        where = f" in namespace {namespace}" if namespace else ""
-        return f"prometheus: no Istio requests to service {app}{where} in the window"
+        values: dict[str, str | int] = {"service": app, **({"namespace": namespace} if namespace else {})}
+        return Gap(part="red", backend="prometheus", code=GapCode.NO_REQUESTS, values=values)
     traffic = istio.red_figures(requests.samples)
     quantiles = istio.quantiles_from(latencies.samples)
     return Red(
@@ -187,7 +197,7 @@ async def _error_logs(
         track_total_hits=False,
     )
     reader = LogReader(cs)
-    return _ErrorLogs([reader.entry(hit) for hit in page.hits], page.partial)
+    return _ErrorLogs([reader.entry(hit) for hit in page.hits], page.partial, search_gaps(page, "error_logs"))
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,7 @@ class _ErrorLogs:
     entries: list[LogEntry]
     partial: str | None
     """Why lines may be missing although Elasticsearch answered (failed or timed-out shards)."""
+    gaps: list[Gap]
 
 
 @dataclass(frozen=True)
@@ -314,10 +325,13 @@ async def service_overview(
     )
     notes = {name: f"{error.backend}: {error.message}" for name, error in failures.items()}
     errors = {name: source_error(error) for name, error in failures.items()}
-    if isinstance(red, str):
-        notes["red"], red = red, None
+    gaps: list[Gap] = []
+    if isinstance(red, Gap):
+        gaps.append(red)
+        notes["red"], red = _no_requests_note(red), None
     if isinstance(logs, _ErrorLogs) and logs.partial:
         notes["error_logs"] = f"elasticsearch: {logs.partial}"
+        gaps += logs.gaps
     return ServiceOverview(
         service=service,
         namespace=ns,
@@ -330,12 +344,15 @@ async def service_overview(
         incidents=incidents if isinstance(incidents, list) else [],
         partial=OverviewPartial(**notes),
         errors=OverviewErrors(**errors),
+        gaps=gaps,
     )
 
 
-def source_error(error: BackendError) -> SourceError:
-    """A backend's failure as answers carry it: the backend, the kind, its HTTP status."""
-    return SourceError(backend=error.backend, kind=error.kind, status=error.status, message=error.message)
+def _no_requests_note(gap: Gap) -> str:
+    """The English ``partial.red`` of a service no request reached in the window."""
+    namespace = gap.values.get("namespace")
+    where = f" in namespace {namespace}" if namespace else ""
+    return f"prometheus: no Istio requests to service {gap.values['service']}{where} in the window"
 
 
 # --- dependency graph ---------------------------------------------------------------------------

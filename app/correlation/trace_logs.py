@@ -17,8 +17,25 @@ from app.correlation.errors import BackendsFailed, TraceNotFound
 from app.correlation.ids import TraceId
 from app.correlation.logquery import GLUED_NOT_SEARCHED
 from app.correlation.logrecords import TRACE_URL, LogReader
-from app.correlation.outcomes import call, glued_search, indices, settle, trace_id_param, window_param
-from app.correlation.schemas import LogEntry, Partial, TimeWindow, TraceWithLogs
+from app.correlation.outcomes import (
+    call,
+    glued_search,
+    indices,
+    search_gaps,
+    settle,
+    source_error,
+    trace_id_param,
+    window_param,
+)
+from app.correlation.schemas import (
+    Gap,
+    GapCode,
+    LogEntry,
+    Partial,
+    TimeWindow,
+    TraceErrors,
+    TraceWithLogs,
+)
 from app.correlation.traces import trace_out
 from app.correlation.window import Window, iso
 from app.errors import Phrase
@@ -29,6 +46,7 @@ class _TraceLogs:
     hits: list[Hit]
     truncated: bool
     partial: str | None
+    gaps: list[Gap]
 
 
 async def _search_trace_logs(
@@ -51,7 +69,10 @@ async def _search_trace_logs(
     page = await glued_search(es, search)
     notes = [note for note in (page.partial, None if es.prefix_queries else GLUED_NOT_SEARCHED) if note]
     return _TraceLogs(
-        page.hits[: cs.max_trace_logs], len(page.hits) > cs.max_trace_logs, "; ".join(notes) or None
+        page.hits[: cs.max_trace_logs],
+        len(page.hits) > cs.max_trace_logs,
+        "; ".join(notes) or None,
+        search_gaps(page, "logs", glued_searched=es.prefix_queries),
     )
 
 
@@ -104,7 +125,29 @@ async def trace_with_logs(
         logs_window=TimeWindow(start=window.start, end=window.end),
         logs_truncated=not isinstance(logs, BackendError) and logs.truncated,
         partial=Partial(logs=_logs_note(logs), trace=_trace_note(trace, trace_id)),
+        errors=TraceErrors(
+            logs=source_error(logs) if isinstance(logs, BackendError) else None,
+            trace=source_error(trace) if isinstance(trace, BackendError) else None,
+        ),
+        gaps=_gaps(trace, logs, trace_id),
     )
+
+
+def _gaps(
+    trace: Trace | BackendError | None, logs: _TraceLogs | BackendError, trace_id: TraceId
+) -> list[Gap]:
+    """What the parts that answered lack (as their ``partial`` notes say)."""
+    gaps = [] if isinstance(logs, BackendError) else list(logs.gaps)
+    if trace is None:
+        gaps.append(
+            Gap(
+                part="trace",
+                backend="jaeger",
+                code=GapCode.TRACE_NOT_FOUND,
+                values={"trace_id": trace_id.hex},
+            )
+        )
+    return gaps
 
 
 def _as_trace_line(entry: LogEntry, trace_id: TraceId) -> LogEntry:

@@ -288,15 +288,11 @@ class ServicePage:
     trend: list[TrendPoint]
     grafana_url: str | None
 
-    def failure(self, part: str) -> BackendError | None:
-        """Why a backend-fed part is missing, as every page says a backend's failure
-        (``BackendError.phrase``: its kind in the page's language, the backend's own words kept)."""
+    def failure(self, part: str) -> SourceError | None:
+        """Why a backend-fed part is missing; its ``phrase`` says it as every page says a backend's
+        failure (``BackendError.phrase``: its kind in the page's language, the backend's own words kept)."""
         error: SourceError | None = getattr(self.overview.errors, part)
-        return (
-            None
-            if error is None
-            else BackendError(error.backend, error.kind, error.message, status=error.status)
-        )
+        return error
 
     @property
     def failed(self) -> list[str]:

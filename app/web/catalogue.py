@@ -393,6 +393,38 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "overview.partial.error_logs": ("日志缺失：{problem}", "Logs missing: {problem}"),
     "overview.partial.traces": ("链路缺失：{problem}", "Traces missing: {problem}"),
     "overview.partial.incidents": ("事件缺失", "Incidents missing"),
+    # what a part whose backend answered lacks (app.correlation.schemas.Gap: gap.<code>)
+    "gap.and": ("{first}；{then}", "{first}; {then}"),
+    "gap.shards_failed": (
+        "{backend} 只给出了部分结果：{total} 个分片中有 {failed} 个失败（{first}），那里匹配的日志缺失",
+        "{backend} answered in part: {failed} of {total} shards failed ({first}); matching lines there "
+        "are missing",
+    ),
+    "gap.shard.index": ("索引 {index}", "index {index}"),
+    "gap.shard.unknown": ("某个分片", "a shard"),
+    "gap.shard.reason": ("{where}：{reason}", "{where}: {reason}"),
+    "gap.search_timed_out": (
+        "{backend} 的查询超时，匹配的日志可能不全",
+        "{backend}'s search timed out; matching lines may be missing",
+    ),
+    "gap.glued_ids_not_searched": (
+        "这个 {backend} 集群的 search.allow_expensive_queries 为 false，"
+        "因此没有查找与相邻文字连在一起的 id（trace_id:<id>、<trace>:<span>）",
+        "search.allow_expensive_queries is false on this {backend} cluster, so ids glued to a "
+        "neighbouring word in the text (trace_id:<id>, <trace>:<span>) were not looked for",
+    ),
+    "gap.trace_not_found": (
+        "{backend} 中没有 trace {trace_id}（未被采样，或已超出 {backend} 的保留期）",
+        "{backend} has no trace {trace_id} (not sampled, or past {backend}'s retention)",
+    ),
+    "gap.no_requests": (
+        "{backend} 中这段时间内没有发往服务 {service} 的 Istio 请求",
+        "{backend} has no Istio requests to service {service} in the window",
+    ),
+    "gap.no_requests.namespace": (
+        "{backend} 中这段时间内没有发往命名空间 {namespace} 中服务 {service} 的 Istio 请求",
+        "{backend} has no Istio requests to service {service} in namespace {namespace} in the window",
+    ),
     "service.window": ("最近：{start} – {end}", "Recent: {start} – {end}"),
     "service.trend": ("近 30 天趋势", "Last 30 days"),
     "service.trend_of": ("来自每日汇总：{entity}", "From the daily rollups of {entity}"),
@@ -423,8 +455,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trace.log_count": ("日志", "Log lines"),
     "trace.truncated": ("已截断", "truncated"),
     "trace.services": ("服务", "Services"),
-    "trace.partial_trace": ("没有链路数据：", "no trace:"),
-    "trace.partial_logs": ("没有日志：", "no logs:"),
+    "trace.partial_trace": ("没有链路数据：{problem}", "no trace: {problem}"),
+    "trace.partial_logs": ("没有日志：{problem}", "no logs: {problem}"),
+    "trace.incomplete_logs": ("日志可能不全：{problem}", "lines may be missing: {problem}"),
     "trace.waterfall": ("调用瀑布图", "Waterfall"),
     "trace.n_logs": ("{n} 条日志", "{n} logs"),
     "trace.n_logs.one": ("{n} 条日志", "{n} log"),

@@ -334,6 +334,29 @@ async def test_the_trace_page_shows_every_span_and_every_log_line_for_any_spelli
         await page.shot("pages", "readme-trace-desktop", full_page=False)
 
 
+async def test_a_trace_whose_logs_came_in_part_says_so_in_chinese_on_a_phone(
+    world: World, fake_elasticsearch: tuple[FakeElasticsearch, str], open_page: OpenPage
+) -> None:
+    """An older day's shard fails and the cluster refuses `prefix` queries: the trace page shows the
+    trace and the lines found, and its note says both in Chinese, wrapped within a phone's width."""
+    es, _url = fake_elasticsearch
+    es.add_document("logstash-1999.01.01", {"@timestamp": "1999-01-01T00:00:00Z", "log": "x"})
+    es.fail_shards("logstash-1999.*", reason="failed to create query: field [log] is not searchable")
+    es.allow_expensive_queries = False
+    page = await open_page(PHONE)
+    p = page.page
+    await _sign_in(page, world, VIEWER_TOKEN, "/incidents")
+    await page.goto(f"{world.url}/traces/{TRACE}?from=1999-01-01T00:00:00Z&lang=zh-CN")
+    note = await p.locator('[data-partial="logs"]').inner_text()
+    assert note.startswith("Elasticsearch — 日志可能不全：Elasticsearch 只给出了部分结果：")
+    assert "（索引 logstash-1999.01.01：query_shard_exception: failed to create query" in note
+    assert "；这个 Elasticsearch 集群的 search.allow_expensive_queries 为 false" in note
+    assert await p.locator(".wf-row").count() == 4
+    assert len(await p.locator("#logs-title ~ ul.logs > li").all()) >= 1
+    await page.assert_no_horizontal_scroll()
+    await page.shot("pages", "trace-partial-phone")
+
+
 # Each link of the top bar: how many lines its text takes, and its box (to find two that overlap).
 BAR_LINKS = """() => [...document.querySelectorAll('.topbar a, .topbar button')].map(a => {
     const text = document.createRange(); text.selectNodeContents(a);

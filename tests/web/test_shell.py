@@ -17,6 +17,7 @@ import pytest
 from app import signing
 from app.alerts import reasons
 from app.backends.errors import BackendError, BackendErrorKind
+from app.correlation.schemas import Gap, GapCode, part_note
 from app.security import Principal, Role, TokenRegistry
 from app.web import auth, shell, static
 from app.web.catalogue import MESSAGES
@@ -193,6 +194,43 @@ def test_every_phrase_an_error_carries_is_in_the_catalogue_and_names_its_backend
             if kind is not BackendErrorKind.NOT_CONFIGURED:
                 assert "connection refused (127.0.0.1:9200)" in said  # the backend's words, as they came
     assert chinese.error(RuntimeError("boom")) == "内部错误，详情见服务日志。"  # never an exception's text
+
+
+def test_every_gap_a_part_can_have_is_said_in_both_languages_naming_what_it_knows() -> None:
+    """What a part that answered lacks (app.correlation.schemas.Gap) is said from the catalogue in each
+    language, every value it carries in the sentence (Elasticsearch's own words as they came), the
+    backend by name; several gaps of a part are said one after the other."""
+    shard = {"failed": 1, "total": 4}
+    known = {**shard, "index": "logstash-2026.12.07", "reason": "query_shard_exception: no [log] field"}
+    gaps = [
+        Gap(part="logs", backend="elasticsearch", code=GapCode.SHARDS_FAILED, values=known),
+        Gap(part="logs", backend="elasticsearch", code=GapCode.SHARDS_FAILED, values=shard),
+        Gap(part="logs", backend="elasticsearch", code=GapCode.SHARDS_FAILED, values=shard | {"reason": "x"}),
+        Gap(part="logs", backend="elasticsearch", code=GapCode.SEARCH_TIMED_OUT),
+        Gap(part="logs", backend="elasticsearch", code=GapCode.GLUED_IDS_NOT_SEARCHED),
+        Gap(part="trace", backend="jaeger", code=GapCode.TRACE_NOT_FOUND, values={"trace_id": "ab" * 16}),
+        Gap(part="red", backend="prometheus", code=GapCode.NO_REQUESTS, values={"service": "payments"}),
+        Gap(
+            part="red",
+            backend="prometheus",
+            code=GapCode.NO_REQUESTS,
+            values={"service": "payments", "namespace": "shop"},
+        ),
+    ]
+    assert {gap.code for gap in gaps} == set(GapCode)
+    chinese, english = Translator("zh-CN", ZoneInfo("UTC")), Translator("en", ZoneInfo("UTC"))
+    for gap in gaps:
+        assert gap.phrase.key in MESSAGES, gap
+        for t in (chinese, english):
+            said = t.say(gap.phrase)
+            assert {"Elasticsearch", "Jaeger", "Prometheus"} & set(re.findall(r"[A-Z]\w+", said)), said
+            for value in gap.values.values():
+                assert str(value) in said, (gap, said)
+    assert english.say(part_note(None, gaps[:2]) or gaps[0].phrase) == "; ".join(
+        english.say(gap.phrase) for gap in gaps[:2]
+    )
+    assert chinese.say(part_note(None, gaps[3:5]) or gaps[0].phrase).count("；") == 1
+    assert part_note(None, []) is None
 
 
 def test_english_counts_one_thing_in_the_singular_and_chinese_reads_the_same() -> None:
