@@ -32,9 +32,10 @@ async def screen_page(page: PageDep) -> Response:
     description="One answer per refresh of the wall: platform health, live traffic, top services, open "
     "incidents (and the banner's critical ones), who is on call, the dependency graph and the 30-day "
     "trends. Each panel has `status` (`ok`, `stale`: the last refresh failed and the data is the last "
-    "good one, `error`: no data), `fetched_at`, `age_s` and `error` (`backend`, `message`). Backend "
-    "queries run at most once per `screen.refresh_seconds` in each process, whatever the number of "
-    "screens; a screen token (role `screen`) or any viewer token reads it.",
+    "good one, `error`: no data), `fetched_at`, `age_s` and `error` (`backend`, `message`, and "
+    "`phrase`: the same as a catalogue key and plain-string values, for a screen to say in its "
+    "language). Backend queries run at most once per `screen.refresh_seconds` in each process, "
+    "whatever the number of screens; a screen token (role `screen`) or any viewer token reads it.",
 )
 async def screen_data(_caller: Screen, context: ContextDep, sessions: SessionsDep) -> Response:
     body = await service.answer(

@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.backends.errors import BackendError
-from app.errors import PanoramaError
+from app.backends.errors import DISPLAY_NAMES, BackendError
+from app.errors import PanoramaError, Phrase
 
 log = logging.getLogger("panorama.screen")
 
@@ -50,8 +50,46 @@ CURRENT_PANEL: ContextVar[str | None] = ContextVar("panorama_screen_panel", defa
 
 @dataclass(frozen=True)
 class Problem:
+    """What went wrong in a panel's last refresh: ``backend`` and the English ``message`` (the
+    API's, the log's), and ``phrase``, the same for a wall to say in its language (a catalogue key
+    and plain-string values; None: the wall shows ``backend: message``)."""
+
     backend: str
     message: str
+    phrase: Phrase | None = None
+
+
+PHRASE_KEYS = (
+    "problem.backend.",  # every key under it: a backend's failure (BackendError.phrase)
+    "problem.database",
+    "problem.no_answer_within",
+    "problem.database_no_answer_within",
+    "error.internal",
+)
+"""The catalogue keys a panel's problem may be said with (a key, or a prefix ending in a dot):
+the wall's page ships their texts to its script, which fills them with the values."""
+
+
+def phrased_by_panels(key: str) -> bool:
+    """Whether ``key`` is one of :data:`PHRASE_KEYS` (a panel's problem may be said with it)."""
+    return any(key.startswith(k) if k.endswith(".") else key == k for k in PHRASE_KEYS)
+
+
+def _plain(phrase: Phrase | None) -> Phrase | None:
+    """``phrase`` when it is one of :data:`PHRASE_KEYS` and its values are plain (strings or
+    numbers, sent as strings), else None: the wall's answer is shared by walls of every language,
+    so it carries no part said in one, and only keys a wall's page has the texts of."""
+    if phrase is None or not phrased_by_panels(phrase.key):
+        return None
+    if not all(isinstance(v, str | int | float) for v in phrase.values.values()):
+        return None
+    return Phrase(phrase.key, **{name: str(value) for name, value in phrase.values.items()})
+
+
+def _timeout(backend: str, seconds: str) -> Phrase:
+    if backend == "database":
+        return Phrase("problem.database_no_answer_within", seconds=seconds)
+    return Phrase("problem.no_answer_within", backend=DISPLAY_NAMES.get(backend, backend), seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -178,16 +216,19 @@ class ScreenCache:
         try:
             data = await asyncio.wait_for(fetch(), timeout)
         except TimeoutError:
-            problem = Problem(backend, f"no answer within {timeout:g} s")
+            seconds = f"{timeout:g}"
+            problem = Problem(backend, f"no answer within {seconds} s", _timeout(backend, seconds))
         except BackendError as exc:
-            problem = Problem(exc.backend, exc.message)
+            problem = Problem(exc.backend, exc.message, _plain(exc.phrase))
         except SQLAlchemyError as exc:
-            problem = Problem("database", f"the database failed ({type(exc).__name__})")
+            said = Phrase("problem.database")
+            problem = Problem("database", f"the database failed ({type(exc).__name__})", said)
         except PanoramaError as exc:
-            problem = Problem("panorama", exc.message)
+            problem = Problem("panorama", exc.message, _plain(exc.phrase))
         except Exception:  # never into a request: the panel says it, the log has the details
             log.exception("wall screen panel %s failed", panel.name)
-            problem = Problem("panorama", "internal error; the server log has the details")
+            said = Phrase("error.internal")
+            problem = Problem("panorama", "internal error; the server log has the details", said)
         finally:
             CURRENT_PANEL.reset(marker)
             panel.flight = None

@@ -11,9 +11,26 @@ Level = Literal["ok", "warning", "critical"]
 Status = Literal["ok", "stale", "error"]
 
 
+class PanelPhrase(BaseModel):
+    key: str = Field(
+        description="A key of Panorama's catalogue: problem.backend.unreachable, problem.database…"
+    )
+    values: dict[str, str] = Field(
+        description="What the key's text is filled with, each `{name}` by name: the backend's display "
+        "name, its own words as `detail`, the setting and environment variable to set…"
+    )
+
+
 class PanelProblem(BaseModel):
     backend: str = Field(description="What failed: prometheus, database, jaeger… (or panorama)")
-    message: str = Field(description="What went wrong, for people")
+    message: str = Field(description="What went wrong, for people (English, machine-stable)")
+    phrase: PanelPhrase | None = Field(
+        None,
+        description="The same as a catalogue key and its values, for a screen to say in its reader's "
+        "language (the wall does; it shows `backend: message` for a key it does not know); absent or "
+        "null when there is none. The answer is the same for every language: the values are plain "
+        "strings, never words of one language",
+    )
 
 
 class PanelMeta(BaseModel):

@@ -32,7 +32,7 @@ from app.errors import PanoramaError
 from app.rollups import service as rollups
 from app.rollups.days import Granularity, days_between, local_today
 from app.screen import queries, views
-from app.screen.cache import PanelState, ScreenCache, Spawn
+from app.screen.cache import PanelState, Problem, ScreenCache, Spawn, phrased_by_panels
 from app.screen.config import ScreenSettings, Threshold
 from app.screen.schemas import (
     GraphData,
@@ -363,6 +363,8 @@ def page_shell(settings: Settings, translator: Translator) -> PageShell:
             "thresholds": thresholds,
             "words": words,
             "severities": severities,
+            # the texts a panel's problem may be said with (its phrase's key, filled with its values)
+            "phrases": {key: translator(key) for key in MESSAGES if phrased_by_panels(key)},
             # the stored names of acts that name nobody, which the wall says in its words
             "actors": {"link": actors.LINK_ACTOR, "call": actors.CALL_ACTOR.split("{number}")},
         },
@@ -396,6 +398,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
+def _problem(problem: Problem) -> dict[str, Any]:
+    """A panel's ``error``: what failed and, for a wall to say in its language, the phrase."""
+    said: dict[str, Any] = {"backend": problem.backend, "message": problem.message}
+    if problem.phrase is not None:
+        said["phrase"] = {"key": problem.phrase.key, "values": dict(problem.phrase.values)}
+    return said
+
+
 def _panel(state: PanelState[Any], now: datetime) -> bytes:
     """One panel of the answer: its status, age and problem, then its data as encoded once per refresh."""
     problem = state.problem
@@ -406,7 +416,7 @@ def _panel(state: PanelState[Any], now: datetime) -> bytes:
         "status": status,
         "fetched_at": _iso(state.fetched_at),
         "age_s": round((now - state.fetched_at).total_seconds(), 3) if state.fetched_at else None,
-        "error": {"backend": problem.backend, "message": problem.message} if problem else None,
+        "error": _problem(problem) if problem else None,
     }
     return (
         json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()[:-1]

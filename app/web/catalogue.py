@@ -183,6 +183,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "数据库暂时没有应答，请稍后再试。",
         "The database did not answer; try again shortly.",
     ),
+    "problem.no_answer_within": (
+        "{backend} 在 {seconds} 秒内没有应答",
+        "{backend} did not answer within {seconds} s",
+    ),
+    "problem.database_no_answer_within": (
+        "数据库在 {seconds} 秒内没有应答",
+        "The database did not answer within {seconds} s",
+    ),
     "problem.database_not_migrated": (
         "数据库尚未迁移：请运行 panorama migrate。",
         "The database is not migrated: run panorama migrate.",

@@ -4,13 +4,19 @@ any number of screens, panels that say what failed, and /metrics counting it all
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
+from app.backends.errors import BackendErrorKind
+from app.errors import Phrase
 from app.screen.schemas import ScreenData
+from app.web.catalogue import LOCALES, MESSAGES
+from app.web.i18n import Translator
 from tests.alerts.support import WEBHOOK, WEBHOOK_TOKEN, alert, alerting_config, payload
 from tests.harness.app import (
     OPERATOR_TOKEN,
@@ -23,6 +29,7 @@ from tests.harness.app import (
 from tests.harness.intake import applied, incident_of
 from tests.harness.processes import free_port
 from tests.harness.prometheus import RunningPrometheus
+from tests.harness.proxy import SwitchableProxy
 from tests.test_observability import sample
 
 SCREEN = bearer(SCREEN_TOKEN)
@@ -97,6 +104,14 @@ async def test_panels_without_prometheus_say_so_and_the_others_still_show(app_fa
         assert (panel["status"], panel["data"], panel["fetched_at"]) == ("error", None, None)
         assert panel["error"]["backend"] == "prometheus"
         assert "not configured" in panel["error"]["message"]
+        assert panel["error"]["phrase"] == {
+            "key": "problem.backend.not_configured",
+            "values": {
+                "backend": "Prometheus",
+                "setting": "prometheus.url",
+                "env": "PANORAMA_PROMETHEUS_URL",
+            },
+        }
     for name in ("incidents", "oncall", "trends"):
         assert body["panels"][name]["status"] == "ok"
         assert body["panels"][name]["error"] is None
@@ -228,6 +243,10 @@ async def test_when_prometheus_goes_away_its_panels_keep_the_last_numbers_marked
             assert panel["age_s"] >= 1
             assert panel["error"]["backend"] == "prometheus"
             assert panel["error"]["message"].startswith("cannot reach")
+            assert panel["error"]["phrase"] == {
+                "key": "problem.backend.unreachable",
+                "values": {"backend": "Prometheus", "detail": panel["error"]["message"]},
+            }
         assert panels["incidents"]["status"] == "ok"
     for name in PROMETHEUS_PANELS:  # one failed attempt for fifty screens
         assert sample(metrics, "panorama_screen_refreshes_total", outcome="failed", panel=name) == 1
@@ -239,6 +258,68 @@ async def test_a_panel_that_never_had_data_is_an_error_naming_the_backend(app_fa
         body = (await client.get("/api/v1/screen", headers=SCREEN)).json()
     health = body["panels"]["health"]
     assert (health["status"], health["data"], health["error"]["backend"]) == ("error", None, "prometheus")
+    message = health["error"]["message"]
+    assert message.startswith("cannot reach")
+    phrase = health["error"]["phrase"]
+    assert phrase == {
+        "key": "problem.backend.unreachable",
+        "values": {"backend": "Prometheus", "detail": message},
+    }
+    said = Translator("zh-CN", ZoneInfo("UTC")).say(Phrase(phrase["key"], **phrase["values"]))
+    assert said == f"无法连接 Prometheus（{message}）"
+
+
+async def test_a_panel_whose_backend_does_not_answer_in_time_says_how_long_it_waited(
+    app_factory: AppFactory,
+) -> None:
+    held = SwitchableProxy(free_port(), mode="hang")  # accepts Panorama's connection, never answers
+    try:
+        sections = {
+            "prometheus": {"url": held.url, "retries": 0, "timeout_s": 30},
+            "screen": {"timeout": "500ms"},
+        }
+        async with app_factory(**sections) as (_app, client):
+            body = (await client.get("/api/v1/screen", headers=SCREEN)).json()
+    finally:
+        held.close()
+    for name in PROMETHEUS_PANELS:
+        error = body["panels"][name]["error"]
+        assert (error["backend"], error["message"]) == ("prometheus", "no answer within 0.5 s")
+        assert error["phrase"] == {
+            "key": "problem.no_answer_within",
+            "values": {"backend": "Prometheus", "seconds": "0.5"},
+        }
+    assert body["panels"]["incidents"]["error"] is None
+
+
+async def test_panels_whose_database_fails_say_so_without_its_exception(app_factory: AppFactory) -> None:
+    async with app_factory(migrate=False, **alerting_config()) as (_app, client):  # no tables: reads fail
+        body = (await client.get("/api/v1/screen", headers=SCREEN)).json()
+    for name in ("incidents", "oncall", "trends"):
+        panel = body["panels"][name]
+        assert (panel["status"], panel["data"]) == ("error", None)
+        assert panel["error"]["backend"] == "database"
+        assert panel["error"]["message"].startswith("the database failed (")
+        assert panel["error"]["phrase"] == {"key": "problem.database", "values": {}}
+
+
+async def test_the_page_gives_its_script_the_texts_of_every_phrase_a_panel_may_carry(
+    app_factory: AppFactory,
+) -> None:
+    async with app_factory() as (_app, client):
+        pages = {lang: await client.get("/screen", params={"lang": lang}) for lang in ("zh-CN", "en")}
+    for lang, page in pages.items():
+        block = re.search(
+            r'<script type="application/json" id="screen-config">(.*?)</script>', page.text, re.S
+        )
+        assert block is not None
+        phrases = json.loads(block.group(1))["phrases"]
+        backend = sorted(key for key in MESSAGES if key.startswith("problem.backend."))
+        assert len(backend) == len(BackendErrorKind)
+        wanted = {*backend, "problem.database", "problem.no_answer_within"}
+        wanted |= {"problem.database_no_answer_within", "error.internal"}
+        assert set(phrases) == wanted  # those, and no other words
+        assert phrases == {key: MESSAGES[key][LOCALES.index(lang)] for key in wanted}  # unfilled
 
 
 async def test_the_daily_reload_is_the_next_quiet_hour_in_the_configured_zone(

@@ -4,8 +4,9 @@ scraping a live exporter, with 30 days of history rolled up by the real rollups.
 The wall is opened as a kiosk opens it (``/screen?token=<screen token>``) at 1920×1080 and at
 3840×2160: the token leaves the address bar, every panel shows the exporter's numbers, nothing
 scrolls; a critical incident posted to the webhook raises the banner and acknowledging it takes
-it down; then Prometheus is stopped and the wall keeps its numbers, marked stale. Screenshots go
-to artifacts/screen/ (and one small one for the README).
+it down; then Prometheus is stopped and the wall keeps its numbers, marked stale. A wall whose
+Prometheus is not configured or unreachable says so in its language (zh-CN, en), in the words the
+other pages use. Screenshots go to artifacts/screen/ (and one small one for the README).
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import pytest_asyncio
+from playwright.async_api import Locator
 
 from app.alerts import ack
+from app.errors import Phrase
+from app.web.i18n import Locale, Translator
 from tests.harness.app import OPERATOR_TOKEN, SCREEN_TOKEN, VIEWER_TOKEN, bearer, settings_for
 from tests.harness.browser import BROWSER, CheckedPage, OpenPage, serve_panorama
+from tests.harness.processes import free_port
 from tests.harness.prometheus import RunningPrometheus
 from tests.screen.platform import expected
 from tests.screen.support import (
@@ -182,17 +190,17 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
     await english.shot("screen", "wall-1920x1080-en", full_page=False)
 
     # Prometheus goes away: the wall keeps its numbers, marked stale with their age
-    before = {figure: await tile(page, "health", figure) for figure in ("nodes", "cpu_utilization")}
     wall.prometheus.process.stop()
     await until(
         lambda: p.locator('[data-panel="health"]').evaluate("e => e.classList.contains('is-stale')"),
         "the health panel marked stale",
     )
     # Prometheus answers 503 while it shuts down: a refresh then may mark the panels stale with
-    # that answer; the next one, once the port is closed, says it cannot be reached.
+    # that answer; the next one, once the port is closed, says it cannot be reached (in the
+    # wall's language, with what Panorama saw of the connection as it came).
     await until(
         lambda: p.locator('[data-panel="health"] [data-problem]').evaluate(
-            "e => e.textContent.startsWith('prometheus: cannot reach')"
+            "e => e.textContent.startsWith('无法连接 Prometheus（cannot reach')"
         ),
         "the health panel saying Prometheus cannot be reached",
     )
@@ -204,8 +212,19 @@ async def test_the_wall_shows_the_platform_raises_the_banner_and_survives_promet
         )
     assert (await p.locator('[data-panel="health"] [data-state]').inner_text()).startswith("数据已过期")
     problem = await p.locator('[data-panel="health"] [data-problem]').inner_text()
-    assert problem.startswith("prometheus: cannot reach"), problem
-    assert {figure: await tile(page, "health", figure) for figure in before} == before
+    assert problem.startswith("无法连接 Prometheus（cannot reach"), problem
+    # the numbers shown are the last good ones Panorama kept (Prometheus, shutting down, may have
+    # answered one more refresh after the wall was last looked at: whatever it answered last stays)
+    async with wall.http() as client:
+        kept = (await client.get("/api/v1/screen", headers=bearer(SCREEN_TOKEN))).json()["panels"]["health"]
+    assert kept["status"] == "stale"
+    figures = {f["key"]: f["value"] for f in kept["data"]["figures"]}
+    assert await tile(page, "health", "nodes") == (
+        str(round(figures["nodes_ready"])),
+        f"/ {round(figures['nodes'])}",
+    )
+    cpu = figures["cpu_utilization"] * 100
+    assert await tile(page, "health", "cpu_utilization") == (f"{cpu:.1f}" if cpu >= 10 else f"{cpu:.2f}", "%")
     assert (await tile(page, "traffic", "requests_per_s"))[0] != "—"
     await no_placeholders_leak(page)
     await no_scrollbars(page)
@@ -301,3 +320,58 @@ async def test_a_wall_opened_without_its_token_says_so_in_the_header_not_fetchin
         assert await updated.inner_text() == no_data
         assert await page.page.locator("#summary").get_attribute("data-level") == "warning"
         await page.shot("screen", f"wall-no-token-{lang}", full_page=False)
+
+
+async def says(element: Locator, text: str) -> bool:
+    return bool(await element.evaluate("(e, text) => e.textContent === text", text))
+
+
+NOT_CONFIGURED = {
+    "zh-CN": "未配置 Prometheus：请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL。",
+    "en": "Prometheus is not configured: set prometheus.url or PANORAMA_PROMETHEUS_URL.",
+}
+
+
+@pytest.mark.parametrize("prometheus", ["not configured", "unreachable"])
+async def test_a_panel_says_its_problem_in_the_walls_language(
+    tmp_path: Path, open_page: OpenPage, prometheus: str
+) -> None:
+    """The answer carries each panel's problem as a phrase (a catalogue key and plain values); the
+    wall fills the key's text in its language with them: the text a page says (Translator.say)."""
+    sections: dict[str, Any] = {"screen": {"refresh_seconds": 1}}
+    if prometheus == "unreachable":
+        sections["prometheus"] = {"url": f"http://127.0.0.1:{free_port()}", "retries": 0}
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}", timezone=ZONE, **sections)
+    async with serve_panorama(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            answer = (await client.get("/api/v1/screen", headers=bearer(SCREEN_TOKEN))).json()
+        error = answer["panels"]["health"]["error"]
+        phrase = Phrase(error["phrase"]["key"], **error["phrase"]["values"])
+        languages: tuple[Locale, ...] = ("zh-CN", "en")
+        for lang in languages:
+            said = Translator(lang, ZoneInfo(ZONE)).say(phrase)
+            if prometheus == "not configured":
+                assert said == NOT_CONFIGURED[lang]
+            else:
+                assert said.startswith(
+                    ("无法连接 Prometheus（cannot reach", "Prometheus is unreachable (cannot reach")
+                )
+            page = await open_page(FULL_HD)
+            await page.goto(f"{url}/screen?token={SCREEN_TOKEN}&lang={lang}")
+            p = page.page
+            for panel in ("health", "traffic", "services", "graph"):
+                message = p.locator(f'[data-panel="{panel}"] [data-message]')
+                await until(partial(says, message, said), f"{panel}: {said}")
+                assert await p.locator(f'[data-panel="{panel}"]').evaluate(
+                    "e => e.classList.contains('is-error')"
+                )
+            for panel in ("incidents", "oncall", "trends"):  # the database's panels are fine
+                assert not await p.locator(f'[data-panel="{panel}"]').evaluate(
+                    "e => e.classList.contains('is-error')"
+                )
+            assert "prometheus: " not in await p.locator("body").inner_text()  # not the English fallback
+            await no_placeholders_leak(page)
+            await no_scrollbars(page)
+            await page.shot(
+                "screen", f"wall-prometheus-{prometheus.replace(' ', '-')}-{lang}", full_page=False
+            )

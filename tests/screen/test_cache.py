@@ -11,7 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from app.backends.errors import BackendError, BackendErrorKind
-from app.screen.cache import ScreenCache
+from app.errors import NotFound, PanoramaError, Phrase
+from app.screen.cache import Problem, ScreenCache
 
 
 class Source:
@@ -97,6 +98,11 @@ async def test_a_failed_refresh_keeps_the_last_good_data_and_is_not_retried_befo
     assert {(s.problem.backend, s.problem.message) for s in stale if s.problem} == {
         ("prometheus", "cannot reach it")
     }
+    assert stale[0].problem is not None
+    assert stale[0].problem.phrase == source.fail.phrase  # as pages say it (BackendError.phrase)
+    assert stale[0].problem.phrase == Phrase(
+        "problem.backend.unreachable", backend="Prometheus", detail="cannot reach it"
+    )
     await asyncio.sleep(0.06)  # past the interval, within the retry interval: a dead backend is not hammered
     await read(cache, source, spawn, interval=0.05, retry_interval=0.2)
     assert source.calls == 2
@@ -113,6 +119,12 @@ async def test_a_refresh_that_takes_too_long_is_a_problem_with_the_panels_backen
     assert state.data is None
     assert state.problem is not None
     assert (state.problem.backend, state.problem.message) == ("database", "no answer within 0.05 s")
+    assert state.problem.phrase == Phrase("problem.database_no_answer_within", seconds="0.05")
+    prometheus = await read(new_cache(), source, spawn, timeout=0.05)
+    assert prometheus.problem is not None
+    assert prometheus.problem.phrase == Phrase(
+        "problem.no_answer_within", backend="Prometheus", seconds="0.05"
+    )
 
 
 async def test_a_reader_that_goes_away_does_not_cancel_the_refresh_the_others_wait_for() -> None:
@@ -142,3 +154,20 @@ async def test_an_unexpected_error_is_a_panel_problem_never_an_exception() -> No
     assert state.problem is not None
     assert state.problem.backend == "panorama"
     assert "boom" not in state.problem.message  # details go to the log, not to the wall
+    assert state.problem.phrase == Phrase("error.internal")
+
+
+async def test_a_panorama_error_is_phrased_only_with_a_key_a_wall_has_the_text_of() -> None:
+    """A phrase of another page's words (or one with parts said in a language) is not sent: the
+    wall, given the texts of PHRASE_KEYS only, would not know it; it shows backend: message."""
+    cache, source, spawn = new_cache(), Source(), Spawner()
+    source.fail = NotFound("there is no incident 7", phrase=Phrase("problem.no_incident", id=7))
+    elsewhere = await read(cache, source, spawn)
+    assert elsewhere.problem == Problem("panorama", "there is no incident 7", None)
+    inner = Phrase("problem.database")
+    source.fail = PanoramaError("the database did not answer", phrase=Phrase("problem.database", why=inner))
+    nested = await read(new_cache(), source, spawn)
+    assert nested.problem == Problem("panorama", "the database did not answer", None)
+    source.fail = PanoramaError("the database did not answer", phrase=Phrase("problem.database"))
+    listed = await read(new_cache(), source, spawn)
+    assert listed.problem == Problem("panorama", "the database did not answer", Phrase("problem.database"))

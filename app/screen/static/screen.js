@@ -66,11 +66,23 @@
 
   function say(key, values) {
     if (values && String(values.n) === "1" && words[key + ".one"]) { key += ".one"; }  // "1 open incident"
-    var text = words[key] || key;
-    if (values) {
-      Object.keys(values).forEach(function (name) { text = text.split("{" + name + "}").join(String(values[name])); });
-    }
-    return text;
+    return filled(words[key] || key, values);
+  }
+
+  // A catalogue text's {name} placeholders filled with the values by name, in one pass (as Python's
+  // str.format does: a value's own braces, e.g. a PromQL error's, are shown as they are).
+  function filled(text, values) {
+    if (!values) { return text; }
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
+    });
+  }
+
+  // A panel's problem as the server phrased it (app/screen/cache.py: a catalogue key and plain
+  // values), in the wall's language; null when the page was not given that key's text.
+  function phrased(phrase) {
+    if (!phrase || !Object.prototype.hasOwnProperty.call(config.phrases, phrase.key)) { return null; }
+    return filled(config.phrases[phrase.key], phrase.values || {});
   }
 
   function real(value) { return typeof value === "number" && isFinite(value); }
@@ -181,7 +193,7 @@
   function problemText(name) {
     if (state.failure) { return state.failure; }
     var meta = state.meta[name];
-    if (meta && meta.error) { return meta.error.backend + ": " + meta.error.message; }
+    if (meta && meta.error) { return phrased(meta.error.phrase) || meta.error.backend + ": " + meta.error.message; }
     return "";
   }
 
