@@ -485,6 +485,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.summary_open": ("{n} 个事件处理中", "{n} open incidents"),
     "screen.summary_open.one": ("{n} 个事件处理中", "{n} open incident"),
     "screen.summary_critical": ("{n} 个严重事件未确认", "{n} critical unacknowledged"),
+    "screen.summary_failing": ("{n} 个面板无法获取数据", "{n} panels cannot get their data"),
+    "screen.summary_failing.one": ("{n} 个面板无法获取数据", "{n} panel cannot get its data"),
     "screen.health": ("平台健康", "Platform health"),
     "screen.nodes": ("节点就绪", "Nodes ready"),
     "screen.pods_not_ready": ("未就绪 Pod", "Pods not ready"),

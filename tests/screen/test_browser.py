@@ -337,7 +337,8 @@ async def test_a_panel_says_its_problem_in_the_walls_language(
     tmp_path: Path, open_page: OpenPage, prometheus: str
 ) -> None:
     """The answer carries each panel's problem as a phrase (a catalogue key and plain values); the
-    wall fills the key's text in its language with them: the text a page says (Translator.say)."""
+    wall fills the key's text in its language with them: the text a page says (Translator.say). The
+    header's summary counts the panels without data instead of saying all is clear."""
     sections: dict[str, Any] = {"screen": {"refresh_seconds": 1}}
     if prometheus == "unreachable":
         sections["prometheus"] = {"url": f"http://127.0.0.1:{free_port()}", "retries": 0}
@@ -370,6 +371,11 @@ async def test_a_panel_says_its_problem_in_the_walls_language(
                     "e => e.classList.contains('is-error')"
                 )
             assert "prometheus: " not in await p.locator("body").inner_text()  # not the English fallback
+            # no incident is open, yet the wall is not "all clear": four panels have no data
+            summary = p.locator("#summary [data-summary]")
+            failing = {"zh-CN": "4 个面板无法获取数据", "en": "4 panels cannot get their data"}[lang]
+            await until(partial(says, summary, failing), f"summary: {failing}")
+            assert await p.locator("#summary").get_attribute("data-level") == "warning"
             await no_placeholders_leak(page)
             await no_scrollbars(page)
             await page.shot(

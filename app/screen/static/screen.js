@@ -709,10 +709,14 @@
       return;
     }
     var critical = incidents.critical_unacknowledged.length;
-    var level = critical ? "critical" : (incidents.total_open ? "warning" : "ok");
+    // "All clear" only when every panel has its data: a panel that cannot get it (Prometheus down)
+    // is not a clear wall, and the count says so where nobody can miss it
+    var failing = PANELS.filter(function (name) { return Boolean(problemText(name)); }).length;
+    var level = critical ? "critical" : (incidents.total_open || failing ? "warning" : "ok");
     header.summary.setAttribute("data-level", level);
     setText(header.summaryText, critical ? say("summary_critical", { n: critical })
-      : (incidents.total_open ? say("summary_open", { n: incidents.total_open }) : say("all_ok")));
+      : incidents.total_open ? say("summary_open", { n: incidents.total_open })
+      : failing ? say("summary_failing", { n: failing }) : say("all_ok"));
   }
 
   function tick() {
