@@ -601,7 +601,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "service.recent_resolved": ("最近 30 天已恢复", "Resolved in the last 30 days"),
     "service.no_recent": ("最近 30 天没有已恢复的事件。", "No incident resolved in the last 30 days."),
     "service.no_oncall": (
-        "没有路由只凭这个服务就通知某个值班表；见值班页。",
+        "没有哪条路由仅凭这个服务就会通知值班表；见值班页。",
         "No route pages a schedule for this service alone; see the on-call page.",
     ),
 }
