@@ -155,8 +155,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "problem.cross_site": ("这个表单是从其他网站提交的，已拒绝。", "This form was posted from another site."),
     "problem.backend.not_configured": (
-        "未配置 {backend}：请设置 {setting} 或环境变量 {env}。",
-        "{backend} is not configured: set {setting} or {env}.",
+        "未配置 {backend}：请设置 {setting} 或环境变量 {env}",
+        "{backend} is not configured: set {setting} or {env}",
     ),
     "problem.backend.unreachable": ("无法连接 {backend}（{detail}）", "{backend} is unreachable ({detail})"),
     "problem.backend.timeout": (

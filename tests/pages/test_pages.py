@@ -294,13 +294,13 @@ async def test_what_the_context_misses_is_said_with_each_languages_colon(app_fac
         english = await client.get(f"/incidents/{incident}/context?lang=en", headers=bearer(VIEWER_TOKEN))
     assert chinese.status_code == english.status_code == 200
     assert (
-        "指标缺失：未配置 Prometheus：请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL。"
+        "指标缺失：未配置 Prometheus：请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL"
         in chinese.text
     )
     assert "日志缺失：未配置 Elasticsearch：请设置 elasticsearch.url" in chinese.text
     assert "链路缺失：未配置 Jaeger：" in chinese.text
     assert "not configured" not in chinese.text  # the API's English stays in the API
-    assert "Traces missing: Jaeger is not configured: set jaeger.url or PANORAMA_JAEGER_URL." in english.text
+    assert "Traces missing: Jaeger is not configured: set jaeger.url or PANORAMA_JAEGER_URL" in english.text
     assert "Figures missing: Prometheus is not configured: set prometheus.url" in english.text
 
 

@@ -209,7 +209,7 @@ async def test_without_any_backend_configured_the_page_says_so_per_part(app_fact
     }
     assert (
         "Request figures unavailable: Prometheus is not configured: "
-        "set prometheus.url or PANORAMA_PROMETHEUS_URL." in page.text
+        "set prometheus.url or PANORAMA_PROMETHEUS_URL" in page.text
     )
     assert _incident_links(page.text) == [opened]
 

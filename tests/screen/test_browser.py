@@ -327,8 +327,8 @@ async def says(element: Locator, text: str) -> bool:
 
 
 NOT_CONFIGURED = {
-    "zh-CN": "未配置 Prometheus：请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL。",
-    "en": "Prometheus is not configured: set prometheus.url or PANORAMA_PROMETHEUS_URL.",
+    "zh-CN": "未配置 Prometheus：请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL",
+    "en": "Prometheus is not configured: set prometheus.url or PANORAMA_PROMETHEUS_URL",
 }
 
 
