@@ -265,8 +265,7 @@ async def test_failing_backends_are_named_on_5xx_pages_in_the_readers_language(
     assert none_zh.status_code == none_en.status_code == 503
     assert "<h1>出错了</h1>" in none_zh.text
     assert (
-        "所需的后端都出错了：未配置 Jaeger：请设置 jaeger.url 或环境变量 PANORAMA_JAEGER_URL"
-        in none_zh.text
+        "所需的后端都出错了：未配置 Jaeger：请设置 jaeger.url 或环境变量 PANORAMA_JAEGER_URL" in none_zh.text
     )
     assert "未配置 Elasticsearch：请设置 elasticsearch.url" in none_zh.text
     assert "。、" not in none_zh.text  # the failures listed read as one list, no full stop inside it
