@@ -513,7 +513,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.incidents": ("活跃事件", "Open incidents"),
     "screen.incidents_count": ("{n} 个 · {t} 个未确认", "{n} · {t} unacknowledged"),
     "screen.no_incidents": ("没有未恢复的事件", "No open incidents"),
-    "screen.more_incidents": ("另有 {n} 个未列出 · 见 {where}", "{n} more not listed · see {where}"),
+    "screen.more_incidents": (
+        "另有 {n} 个未列出 · 见\u00a0{where}",  # no break before the address (a no-break space)
+        "{n} more not listed · see\u00a0{where}",
+    ),
     "screen.open_for": ("已持续 {span}", "for {span}"),
     "screen.on_call_for": ("值班 {who}", "on call {who}"),
     "screen.acked_by": ("{who} 已确认", "acknowledged by {who}"),
@@ -529,20 +532,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.nobody": ("无人值班", "Nobody on call"),
     "screen.no_schedules": ("没有配置值班表", "No schedules configured"),
     "screen.more_schedules": (
-        "另有 {n} 个值班表未显示 · 见 {where}",
-        "{n} more schedules not shown · see {where}",
+        "另有 {n} 个值班表未显示 · 见\u00a0{where}",
+        "{n} more schedules not shown · see\u00a0{where}",
     ),
     "screen.more_schedules.one": (
-        "另有 {n} 个值班表未显示 · 见 {where}",
-        "{n} more schedule not shown · see {where}",
+        "另有 {n} 个值班表未显示 · 见\u00a0{where}",
+        "{n} more schedule not shown · see\u00a0{where}",
     ),
     "screen.more_schedules_nobody": (
-        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见 {where}",
-        "{n} more schedules not shown, {m} with nobody on call · see {where}",
+        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见\u00a0{where}",
+        "{n} more schedules not shown, {m} with nobody on call · see\u00a0{where}",
     ),
     "screen.more_schedules_nobody.one": (
-        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见 {where}",
-        "{n} more schedule not shown, {m} with nobody on call · see {where}",
+        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见\u00a0{where}",
+        "{n} more schedule not shown, {m} with nobody on call · see\u00a0{where}",
     ),
     "screen.services": ("服务排行", "Top services"),
     "screen.by_traffic": ("按流量", "By traffic"),

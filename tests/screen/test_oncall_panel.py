@@ -165,8 +165,8 @@ def apart(a: dict[str, float], b: dict[str, float]) -> bool:
 OVERRIDE = {"zh-CN": "临时替班", "en": "override"}
 NOBODY = {"zh-CN": "无人值班", "en": "Nobody on call"}
 MORE = {
-    "zh-CN": re.compile(r"^另有 (\d+) 个值班表未显示(，其中 (\d+) 个无人值班)? · 见 /oncall$"),
-    "en": re.compile(r"^(\d+) more schedules? not shown(, (\d+) with nobody on call)? · see /oncall$"),
+    "zh-CN": re.compile(r"^另有 (\d+) 个值班表未显示(，其中 (\d+) 个无人值班)? · 见\u00a0/oncall$"),
+    "en": re.compile(r"^(\d+) more schedules? not shown(, (\d+) with nobody on call)? · see\u00a0/oncall$"),
 }
 
 
@@ -335,7 +335,7 @@ async def test_incidents_beyond_the_list_or_the_panel_are_counted_by_the_same_li
                 )
         page = await open_page(FULL_HD)
         await page.goto(f"{url}/screen?token={SCREEN_TOKEN}")
-        counted = re.compile(r"^另有 (\d+) 个未列出 · 见 /incidents$")
+        counted = re.compile(r"^另有 (\d+) 个未列出 · 见\u00a0/incidents$")
 
         async def accounted() -> dict[str, Any] | None:
             found: dict[str, Any] = await page.page.evaluate(PANEL, "incidents")
