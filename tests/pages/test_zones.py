@@ -305,7 +305,8 @@ async def test_a_cover_that_runs_on_past_where_its_end_was_looked_for_says_so(
         english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
         after = datetime.now(UTC)
     assert created.status_code == 201, created.text
-    horizons = {f"{(m + timedelta(days=28)).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" for m in (before, after)}
+    looked = timedelta(days=14 + 28)  # the two weeks listed, and four weeks past them
+    horizons = {f"{(m + looked).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" for m in (before, after)}
     [(user, _start, end)] = _rows(page)
     assert user.startswith("bob")
     assert end in {f"{h} 后仍在值班…" for h in horizons}, end
