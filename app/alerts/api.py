@@ -342,7 +342,11 @@ async def on_call(
 @router.get(
     "/api/v1/schedules/{name}/shifts",
     response_model=Shifts,
-    summary="Shifts between two times",
+    summary="Shifts that start between two times, each whole",
+    description="The shifts that start in [`from`, `to`) and the one under way at `from`, each from its "
+    "real start to its real end: the first may start before `from`, the last end after `to` (a shift "
+    "starting exactly at `to` is not listed). A last shift still under way where its end was looked "
+    "for says `runs_on`.",
     responses=answers(_404="No schedule of this name"),
 )
 async def shifts(
@@ -352,7 +356,12 @@ async def shifts(
     context: ContextDep,
     first: Annotated[str | None, Query(alias="from", description="Default: now. " + _SCHEDULE_TIMES)] = None,
     last: Annotated[
-        str | None, Query(alias="to", description="Default: 7 days after `from`; a date includes that day")
+        str | None,
+        Query(
+            alias="to",
+            description="Default: 7 days after `from`; a date includes that day. Shifts starting "
+            "at `to` or later are not listed",
+        ),
     ] = None,
 ) -> Shifts:
     clock = _schedule_clock(context, name)

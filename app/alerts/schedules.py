@@ -3,10 +3,11 @@ shifts.
 
 **Calendar feeds** (RFC 5545, built with ``icalendar``): a schedule's shifts, or one person's
 across every schedule, from a day ago to :data:`FEED_DAYS` ahead, overrides and swaps included;
-times carry ``TZID`` with a matching ``VTIMEZONE``. The shift under way a day ago keeps its real
-start (:func:`shifts_from_real_start`, as ``/shifts`` and the on-call page): cut at "a day ago",
-its start and UID would move with every fetch, and calendar apps would replace the event each
-time and show a hand-over that never happened. Calendar apps send no headers, so the URL
+times carry ``TZID`` with a matching ``VTIMEZONE``. Each event is a whole shift
+(:func:`whole_shifts`, as ``/shifts`` and the on-call page): the one under way a day ago keeps its
+real start (cut at "a day ago", its start and UID would move with every fetch, and calendar apps
+would replace the event each time), and the last one its real end (cut at the 90 days, it would
+show a hand-over that never happens, moving on with every fetch). Calendar apps send no headers, so the URL
 carries a token signed by the one signer (purpose ``feed``) naming the feed and its *generation*;
 revoking the feed moves the generation on in the database, and every URL made before stops
 working (tokens are never stored). The ``.ics`` also takes a bearer token.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,10 +50,25 @@ FEED_PAST = timedelta(days=1)
 SHIFTS_LOOKBACK = timedelta(days=35)
 """How far before a range's first day its shifts are computed, so the one under way then starts
 where it really started (a shift longer than this starts at a midnight that moves once a day)."""
+SHIFT_END_LOOKAHEAD = timedelta(weeks=4)
+"""How far past a range's end the end of its last shift is looked for (or a whole shift of the
+schedule's longest rotation and a day, if that is longer): a shift still under way there, e.g. a
+cover of months or the schedule's only person, *runs on* and is said to."""
+DST_SLACK = timedelta(days=1)  # a rotation's shift that spans a DST change is an hour longer
 PRODID = "-//Panorama//On-call schedules//EN"
 WORDS = {
-    "zh-CN": {"summary": "值班：{user}（{schedule}）", "override": "代班", "calendar": "{name} 值班表"},
-    "en": {"summary": "On call: {user} ({schedule})", "override": "cover", "calendar": "{name} on call"},
+    "zh-CN": {
+        "summary": "值班：{user}（{schedule}）",
+        "override": "代班",
+        "calendar": "{name} 值班表",
+        "runs_on": "{time} 后仍在值班（结束时间未再往后查）",
+    },
+    "en": {
+        "summary": "On call: {user} ({schedule})",
+        "override": "cover",
+        "calendar": "{name} on call",
+        "runs_on": "still on after {time} (its end was not looked for further)",
+    },
 }
 
 
@@ -129,33 +145,59 @@ async def calendar(
     first, last = now - FEED_PAST, now + timedelta(days=FEED_DAYS)
     # A person's feed looks at every schedule: an override can put anyone on any of them.
     schedules = [s for s in settings.schedules if feed.kind == "user" or s.name == feed.name]
-    found: list[tuple[Schedule, list[oncall.Shift]]] = []
+    found: list[tuple[Schedule, WholeShifts]] = []
     for schedule in schedules:
-        shifts = await shifts_from_real_start(session, schedule, first, last)
+        whole = await whole_shifts(session, schedule, first, last)
         if feed.kind == "user":
-            shifts = [s for s in shifts if s.user == feed.name]
-        if shifts:
-            found.append((schedule, shifts))
+            whole = replace(whole, shifts=[s for s in whole.shifts if s.user == feed.name])
+        if whole.shifts:
+            found.append((schedule, whole))
     return build_calendar(settings, feed, found, now, key)
 
 
-async def shifts_from_real_start(
+@dataclass(frozen=True)
+class WholeShifts:
+    """The shifts that start in a range, each from its real start to its real end, and how far
+    that end was looked for: the last one may still be under way there (:meth:`runs_on`)."""
+
+    shifts: list[oncall.Shift]
+    looked_until: datetime  # UTC
+
+    def runs_on(self, shift: oncall.Shift) -> bool:
+        """Whether ``shift`` is still under way where its end was looked for: its ``end`` is
+        :attr:`looked_until`, not a hand-over."""
+        return shift.end.astimezone(UTC) >= self.looked_until
+
+
+def looked_until(schedule: Schedule, last: datetime) -> datetime:
+    """How far past ``last`` the end of the shift under way there is looked for (UTC)."""
+    longest = max(r.length for r in schedule.rotations)
+    return last.astimezone(UTC) + max(SHIFT_END_LOOKAHEAD, longest + DST_SLACK)
+
+
+async def whole_shifts(
     session: AsyncSession, schedule: Schedule, first: datetime, last: datetime
-) -> list[oncall.Shift]:
-    """The shifts over ``[first, last)``, overrides included, the one under way at ``first`` with
-    its real start instead of cut there (computed from :data:`SHIFTS_LOOKBACK` before, off the
-    event loop). Calendar feeds, ``/shifts``, the on-call page and the wall screen all list these."""
+) -> WholeShifts:
+    """The shifts that start in ``[first, last)`` and the one under way at ``first``, overrides
+    included, each whole: from its real start (computed from :data:`SHIFTS_LOOKBACK` before
+    ``first``) to its real end (looked for up to :func:`looked_until`; one that starts exactly at
+    ``last`` is not listed). Computed off the event loop. ``/shifts``, calendar feeds, the on-call
+    page and the wall screen all list these."""
     since = datetime.combine((first.astimezone(UTC) - SHIFTS_LOOKBACK).date(), time(), UTC)
-    rows = await repository.overrides(session, schedule.name, first=since, last=last)
+    until = looked_until(schedule, last)
+    rows = await repository.overrides(session, schedule.name, first=since, last=until)
     overrides = [oncall.Override(o.user, o.start, o.end, o.id, o.created_at) for o in rows]
-    shifts = await asyncio.to_thread(oncall.shifts, schedule, since, last, overrides)
-    return [s for s in shifts if s.end > first]  # over before the range: left out
+    shifts = await asyncio.to_thread(oncall.shifts, schedule, since, until, overrides)
+    begin, end = first.astimezone(UTC), last.astimezone(UTC)
+    # over before the range, or starting at its end or later: left out
+    listed = [s for s in shifts if s.end.astimezone(UTC) > begin and s.start.astimezone(UTC) < end]
+    return WholeShifts(listed, until)
 
 
 def build_calendar(
     settings: Settings,
     feed: Feed,
-    found: Sequence[tuple[Schedule, Sequence[oncall.Shift]]],
+    found: Sequence[tuple[Schedule, WholeShifts]],
     now: datetime,
     key: bytes | None = None,
 ) -> bytes:
@@ -168,9 +210,9 @@ def build_calendar(
     document.add("x-wr-calname", words["calendar"].format(name=feed.name))
     if feed.kind == "schedule" and found:
         document.add("x-wr-timezone", found[0][0].timezone)
-    for schedule, shifts in found:
+    for schedule, whole in found:
         zone = ZoneInfo(schedule.timezone)
-        for shift in shifts:
+        for shift in whole.shifts:
             event = Event()
             start_utc = shift.start.astimezone(UTC)
             event.add("uid", f"{schedule.name}-{shift.user}-{start_utc:%Y%m%dT%H%M%SZ}@panorama")
@@ -181,6 +223,9 @@ def build_calendar(
             if shift.source == "override":
                 summary += f" · {words['override']}"
             event.add("summary", summary)
+            if whole.runs_on(shift):  # its end is where the look stopped, not a hand-over
+                at = f"{shift.end.astimezone(zone):%Y-%m-%d %H:%M}"
+                event.add("description", words["runs_on"].format(time=at))
             event.add("categories", [schedule.name])
             event.add("transp", "TRANSPARENT")
             # Read-only until the shift is over (at most notices.LINK_LONGEST: apps fetch the

@@ -226,9 +226,20 @@ class OnCall(BaseModel):
 
 class ShiftOut(BaseModel):
     user: str
-    start: dt.datetime
-    end: dt.datetime
+    start: dt.datetime = Field(
+        description="When the shift really starts (before `from` for the one under way then)"
+    )
+    end: dt.datetime = Field(
+        description="When the shift really ends: the hand-over, after `to` for the one under way then; "
+        "with `runs_on`, only as far as its end was looked for"
+    )
     source: Literal["rotation", "override"]
+    runs_on: bool = Field(
+        default=False,
+        description="true: the shift is still under way at `end`, which is not a hand-over but as far as "
+        "its end was looked for (four weeks after `to`, or the schedule's longest rotation and a day if "
+        "that is longer); it ends later, if ever (a cover of months, the schedule's only person)",
+    )
 
 
 class Shifts(BaseModel):

@@ -456,16 +456,21 @@ MAX_SHIFTS_RANGE = timedelta(days=366)
 async def shifts(
     session: AsyncSession, settings: Settings, name: str, first: datetime, last: datetime
 ) -> Shifts:
-    """The shifts between two times (at most a year), the one under way at ``first`` with its real
-    start rather than cut there, as calendar feeds show it."""
+    """The shifts that start in ``[first, last)`` (at most a year) and the one under way at
+    ``first``, each from its real start to its real end, as calendar feeds and the on-call page
+    show them (:func:`app.alerts.schedules.whole_shifts`); a last one still under way where its end
+    was looked for ends there and says it ``runs_on``."""
     schedule = schedule_named(settings, name)
     if last - first > MAX_SHIFTS_RANGE:
         raise InvalidInput("query parameters 'from' and 'to' may be at most 366 days apart", parameter="to")
-    found = await oncall_schedules.shifts_from_real_start(session, schedule, first, last)
+    found = await oncall_schedules.whole_shifts(session, schedule, first, last)
     return Shifts(
         schedule=name,
         timezone=schedule.timezone,
-        shifts=[ShiftOut(user=s.user, start=s.start, end=s.end, source=s.source) for s in found],
+        shifts=[
+            ShiftOut(user=s.user, start=s.start, end=s.end, source=s.source, runs_on=found.runs_on(s))
+            for s in found.shifts
+        ],
     )
 
 

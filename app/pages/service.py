@@ -395,9 +395,6 @@ async def service_page(
 # --- on call ---------------------------------------------------------------------------------
 
 ONCALL_DAYS = 14
-ONCALL_LOOKAHEAD = timedelta(days=14)
-"""How far past the two weeks the end of the last shift listed is looked for: the table shows
-its real end (it would otherwise read as ending at the window's cut), or says it runs on."""
 
 
 OFFSET_SCAN = timedelta(hours=1)  # no zone changes its offset twice within an hour
@@ -478,29 +475,26 @@ async def oncall_page(
     """Each schedule (or the one asked for): who is on call now and until when (then who), the
     next two weeks' shifts (overrides and swaps included) and the swaps on offer, all in the
     schedule's zone. The shifts are those that start within the two weeks, each from its real
-    start to its real end: the first from before now, the last past the two weeks (looked for up
-    to :data:`ONCALL_LOOKAHEAD` more, or the length of the schedule's longest rotation if that is
-    longer, so a rotation's shift always shows its end; beyond that, e.g. an override covering
-    months, the card says it runs on)."""
+    start to its real end (:func:`app.alerts.service.shifts`): the first from before now, the last
+    past the two weeks; one still on where the alerts service stopped looking for its end, e.g. an
+    override covering months, says it runs on (for ever, when it is the schedule's only person)."""
     names = [s.name for s in settings.schedules if only is None or s.name == only]
     if only is not None and not names:
         alerts.schedule_named(settings, only)  # raises the schedule's NotFound
     cards = []
-    lengths = {s.name: max(r.length for r in s.rotations) for s in settings.schedules}
     people = {s.name: {user for r in s.rotations for user in r.users} for s in settings.schedules}
     for name in names:
-        cut = now + timedelta(days=ONCALL_DAYS)
-        horizon = cut + max(ONCALL_LOOKAHEAD, lengths[name])  # a whole shift of the longest rotation
-        found = await alerts.shifts(session, settings, name, now, horizon)
-        listed = [s for s in found.shifts if s.start < cut]
+        found = await alerts.shifts(session, settings, name, now, now + timedelta(days=ONCALL_DAYS))
+        listed = found.shifts
         on_call = await alerts.on_call_at(session, settings, name, now)
         swaps = await alerts.open_swaps(session, settings, name)
+        # the last shift's end when it is only where its end was looked for, not a hand-over
+        runs_on = listed[-1].end if listed and listed[-1].runs_on else None
         until, next_user = _handover(listed, on_call, now)
-        if until is not None and until >= horizon:  # on call as far as was looked: no end to name
+        if until is not None and until == runs_on:  # on call as far as was looked: no end to name
             until = None
         moments = [m for s in listed for m in (s.start, s.end)] + [m for w in swaps for m in (w.start, w.end)]
         zone = ZoneInfo(found.timezone)
-        runs_on = bool(listed) and listed[-1].end >= horizon
         cards.append(
             ScheduleCard(
                 name=name,
@@ -512,8 +506,8 @@ async def oncall_page(
                 swaps=swaps,
                 users=[u.name for u in settings.users],
                 changes=offset_changes(zone, min(moments), max(moments)) if moments else [],
-                runs_on=horizon if runs_on else None,
-                alone=runs_on and people[name] == {listed[-1].user},
+                runs_on=runs_on,
+                alone=runs_on is not None and people[name] == {listed[-1].user},
             )
         )
     return OncallPage(cards)

@@ -238,7 +238,7 @@ async def on_call(
                     schedule=name,
                     user=current.user if current else None,
                     source=current.source if current else None,
-                    # a shift still under way where the look ends has no end to name (not the cut)
+                    # the wall names hand-overs within the two weeks only (later ones: /oncall)
                     until=current.end if current and current.end < horizon else None,
                     next_user=later[0].user if later else None,
                     next_at=later[0].start if later else None,

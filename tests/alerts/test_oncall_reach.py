@@ -78,6 +78,35 @@ async def test_the_calendar_feed_parses_and_matches_the_shifts_across_a_dst_chan
     lengths = [e.astimezone(UTC) - s.astimezone(UTC) for s, e in spring]
     assert lengths == [timedelta(hours=12), timedelta(hours=11)]  # the night the clocks jump is short
     assert len({e["uid"] for e in events}) == len(events)
+    # the last one runs past the 90 days to its real hand-over, not cut there (14:00 in Berlin)
+    assert got[-1][1:] == (
+        datetime(2027, 4, 10, 9, 0, tzinfo=BERLIN),
+        datetime(2027, 4, 10, 21, 0, tzinfo=BERLIN),
+    )
+    assert not any("description" in e for e in events)
+
+
+async def test_a_cover_still_on_where_the_feed_looked_for_its_end_says_so(app_factory: AppFactory) -> None:
+    """A cover of seven months in a person's feed: its event ends where its end was looked for
+    (four weeks past the 90 days), and its description says it runs on, so the end reads as no
+    hand-over."""
+    now = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
+    cover = {"user": "carol", "start": "2027-01-10T10:00:00Z", "end": "2027-08-10T10:00:00Z"}
+    english = config()
+    english["alerts"]["locale"] = "en"
+    async with app_factory(**english) as (app, client):
+        made = await client.post(
+            "/api/v1/schedules/sre/overrides", json=cover, headers=bearer(OPERATOR_TOKEN)
+        )
+        context = app.state.context
+        async with context.sessions() as session:
+            feed = oncall_schedules.Feed("user", "carol")
+            document = await oncall_schedules.calendar(session, context.settings, feed, now)
+    assert made.status_code == 201, made.text
+    [event] = Calendar.from_ical(document).walk("VEVENT")
+    assert event.decoded("dtstart") == datetime(2027, 1, 10, 11, 0, tzinfo=BERLIN)
+    assert event.decoded("dtend") == now + timedelta(days=90 + 28)
+    assert str(event["description"]) == "still on after 2027-05-08 14:00 (its end was not looked for further)"
 
 
 async def test_a_feed_fetched_again_keeps_the_shift_under_way_as_the_same_event(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.alerts.support import alerting_config
@@ -45,10 +47,136 @@ async def test_shifts_from_mid_shift_start_with_the_one_under_way_at_its_real_st
         window = {"from": "2026-01-07T12:00:00+08:00", "to": "2026-01-14T12:00:00+08:00"}
         week = await get(client, f"{SRE}/shifts", **window)
     assert week.status_code == 200, week.text
-    assert [(s["user"], s["start"], s["end"]) for s in week.json()["shifts"]] == [
-        ("alice", "2026-01-05T09:00:00+08:00", "2026-01-12T09:00:00+08:00"),  # from Monday, not `from`
-        ("bob", "2026-01-12T09:00:00+08:00", "2026-01-14T12:00:00+08:00"),  # the range's end still cuts
+    assert [(s["user"], s["start"], s["end"], s["runs_on"]) for s in week.json()["shifts"]] == [
+        ("alice", "2026-01-05T09:00:00+08:00", "2026-01-12T09:00:00+08:00", False),  # from Monday
+        ("bob", "2026-01-12T09:00:00+08:00", "2026-01-19T09:00:00+08:00", False),  # to its hand-over
     ]
+
+
+async def test_the_last_shift_ends_at_its_real_hand_over_and_one_starting_at_to_is_not_listed(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """[from, to): a shift under way at `to` is listed whole, to the hand-over after `to`; one that
+    starts exactly at `to` is not listed. Overrides are read from the database up to where the
+    last shift's end is looked for (both dialects)."""
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        created = await client.post(
+            f"{SRE}/overrides",
+            json={"user": "bob", "start": "2026-01-16T18:00:00+08:00", "end": "2026-01-17T09:00:00+08:00"},
+            headers=OPERATE,
+        )
+        up_to = await get(client, f"{SRE}/shifts", **{"from": "2026-01-07T12:00", "to": "2026-01-12T09:00"})
+        just_past = await get(
+            client, f"{SRE}/shifts", **{"from": "2026-01-07T12:00", "to": "2026-01-12T09:00:01"}
+        )
+        under_way = await get(
+            client, f"{SRE}/shifts", **{"from": "2026-01-14T00:00", "to": "2026-01-16T12:00"}
+        )
+    assert created.status_code == 201, created.text
+
+    def listed(answer: httpx.Response) -> list[tuple[str, str, str, str, bool]]:
+        assert answer.status_code == 200, answer.text
+        return [(s["user"], s["source"], s["start"], s["end"], s["runs_on"]) for s in answer.json()["shifts"]]
+
+    alice = ("alice", "rotation", "2026-01-05T09:00:00+08:00", "2026-01-12T09:00:00+08:00", False)
+    assert listed(up_to) == [alice]  # bob's shift starts at `to`: not listed
+    assert listed(just_past) == [
+        alice,
+        ("bob", "rotation", "2026-01-12T09:00:00+08:00", "2026-01-16T18:00:00+08:00", False),
+    ]
+    # the shift under way at `to` ends where an override takes over, past `to`; the override
+    # starts after `to`, so it is not listed itself
+    assert listed(under_way) == [
+        ("bob", "rotation", "2026-01-12T09:00:00+08:00", "2026-01-16T18:00:00+08:00", False)
+    ]
+
+
+async def test_a_cover_beyond_the_look_ahead_runs_on_and_a_shorter_one_ends(
+    app_factory: AppFactory, database_url: str
+) -> None:
+    """A cover that ends within four weeks of `to` ends at its real end; one of three months is
+    still under way where its end was looked for (four weeks after `to`): it ends there and says
+    `runs_on`. The year's limit is on `from`..`to`, not on the look-ahead past it."""
+    async with app_factory(database_url=database_url, **alerting_config()) as (_app, client):
+        for user, start, end in (
+            ("bob", "2026-01-07T18:00:00+08:00", "2026-01-27T18:00:00+08:00"),
+            ("alice", "2026-03-02T18:00:00+08:00", "2026-06-01T18:00:00+08:00"),
+        ):
+            made = await client.post(
+                f"{SRE}/overrides", json={"user": user, "start": start, "end": end}, headers=OPERATE
+            )
+            assert made.status_code == 201, made.text
+        shorter = await get(client, f"{SRE}/shifts", **{"from": "2026-01-07T12:00", "to": "2026-01-08T00:00"})
+        longer = await get(client, f"{SRE}/shifts", **{"from": "2026-03-03T00:00", "to": "2026-03-04T00:00"})
+        year = await get(
+            client, f"{SRE}/shifts", **{"from": "2025-03-04T00:00+08:00", "to": "2026-03-04T00:00+08:00"}
+        )
+    assert [(s["user"], s["source"], s["end"], s["runs_on"]) for s in shorter.json()["shifts"]] == [
+        ("alice", "rotation", "2026-01-07T18:00:00+08:00", False),
+        ("bob", "override", "2026-01-27T18:00:00+08:00", False),  # its real end, past `to`
+    ]
+    [cover] = longer.json()["shifts"]
+    assert (cover["user"], cover["source"], cover["start"]) == (
+        "alice",
+        "override",
+        "2026-03-02T18:00:00+08:00",
+    )
+    assert (cover["end"], cover["runs_on"]) == ("2026-04-01T00:00:00+08:00", True)  # `to` + 28 days
+    assert year.status_code == 200, year.text  # 365 days: allowed, and looked past
+    assert (year.json()["shifts"][-1]["end"], year.json()["shifts"][-1]["runs_on"]) == (
+        "2026-04-01T00:00:00+08:00",
+        True,
+    )
+
+
+async def test_the_schedules_only_person_runs_on(app_factory: AppFactory) -> None:
+    """One person on call for good: one shift from the rotation's start, still under way where
+    its end was looked for."""
+    config = alerting_config()
+    config["schedules"][0]["rotations"][0]["users"] = ["alice"]
+    async with app_factory(**config) as (_app, client):
+        week = await get(client, f"{SRE}/shifts", **{"from": "2026-01-20", "to": "2026-01-27"})
+    assert [(s["user"], s["start"], s["end"], s["runs_on"]) for s in week.json()["shifts"]] == [
+        ("alice", "2026-01-05T09:00:00+08:00", "2026-02-25T00:00:00+08:00", True)  # 28 days after `to`
+    ]
+
+
+def berlin(name: str, length: str, start: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "timezone": "Europe/Berlin",
+        "rotations": [{"users": ["alice", "bob"], "length": length, "start": start}],
+    }
+
+
+async def test_the_real_end_past_to_keeps_the_wall_clock_across_a_dst_change(app_factory: AppFactory) -> None:
+    """Berlin springs forward on 2027-03-28: the weekly shift under way at `to` ends at 09:00 on
+    the Monday after, in summer time (an hour short of a week); a twelve-week rotation's shift
+    across the autumn change (an hour longer than twelve weeks) still ends at its hand-over."""
+    config = alerting_config()
+    config["schedules"] += [
+        berlin("eu", "1w", "2027-01-04T09:00:00"),
+        berlin("long", "12w", "2026-08-10T09:00:00"),
+    ]
+    async with app_factory(**config) as (_app, client):
+        spring = await get(
+            client, "/api/v1/schedules/eu/shifts", **{"from": "2027-03-24", "to": "2027-03-26"}
+        )
+        autumn = await get(
+            client, "/api/v1/schedules/long/shifts", **{"from": "2026-08-10T09:00", "to": "2026-08-10T09:30"}
+        )
+    [week] = spring.json()["shifts"]
+    assert (week["start"], week["end"], week["runs_on"]) == (
+        "2027-03-22T09:00:00+01:00",
+        "2027-03-29T09:00:00+02:00",
+        False,
+    )
+    [twelve] = autumn.json()["shifts"]
+    assert (twelve["start"], twelve["end"], twelve["runs_on"]) == (
+        "2026-08-10T09:00:00+02:00",
+        "2026-11-02T09:00:00+01:00",
+        False,
+    )
 
 
 async def test_an_override_wins_and_can_be_removed(app_factory: AppFactory) -> None:

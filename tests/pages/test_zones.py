@@ -305,9 +305,42 @@ async def test_a_cover_that_runs_on_past_where_its_end_was_looked_for_says_so(
         english = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
         after = datetime.now(UTC)
     assert created.status_code == 201, created.text
-    horizons = {f"{(m + timedelta(days=28)).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" for m in (before, after)}
+    looked = timedelta(days=14 + 28)  # the two weeks listed, and four weeks past them
+    horizons = {f"{(m + looked).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" for m in (before, after)}
     [(user, _start, end)] = _rows(page)
     assert user.startswith("bob")
     assert end in {f"{h} 后仍在值班…" for h in horizons}, end
     assert _rows(english)[0][2] in {f"still on after {h}…" for h in horizons}
     assert 'data-runs-on="alone"' not in page.text
+
+
+async def test_the_page_and_the_shifts_api_list_the_same_whole_shifts(app_factory: AppFactory) -> None:
+    """One mechanism: the page's two weeks are `/shifts` from now to two weeks on, the shift under
+    way at the cut to its real end, and a cover still on where its end was looked for is the API's
+    `runs_on` shift and the page's `still on after …`."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    async with app_factory(**alerting_config()) as (_app, client):
+        before = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+        now = datetime.now(UTC)
+        plain = await _shifts(client, "sre", now, now + timedelta(days=14))
+        created = await client.post(
+            "/api/v1/schedules/sre/overrides",
+            json={"user": "bob", "start": start.isoformat(), "end": (start + timedelta(days=90)).isoformat()},
+            headers=bearer(OPERATOR_TOKEN),
+        )
+        covered = await _shifts(client, "sre", now, now + timedelta(days=14))
+        after = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+    assert created.status_code == 201, created.text
+
+    def local(value: str) -> str:
+        return f"{datetime.fromisoformat(value).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+
+    assert datetime.fromisoformat(plain[-1]["end"]) > now + timedelta(days=14)  # its real end, past the cut
+    assert not any(s["runs_on"] for s in plain)
+    assert _rows(before) == [(s["user"], local(s["start"]), local(s["end"])) for s in plain]
+    *ended, cover = covered
+    assert (cover["user"], cover["source"], cover["runs_on"]) == ("bob", "override", True)
+    assert not any(s["runs_on"] for s in ended)
+    assert _rows(after)[:-1] == [(s["user"], local(s["start"]), local(s["end"])) for s in ended]
+    assert _rows(after)[-1][:2] == ("bob", local(cover["start"]))
+    assert _rows(after)[-1][2].startswith("still on after ")
