@@ -48,8 +48,10 @@ Sessions = async_sessionmaker[AsyncSession]
 FEED_DAYS = 90
 FEED_PAST = timedelta(days=1)
 SHIFTS_LOOKBACK = timedelta(days=35)
-"""How far before a range's first day its shifts are computed, so the one under way then starts
-where it really started (a shift longer than this starts at a midnight that moves once a day)."""
+"""How far before a range's first day its shifts are computed, at least (or a whole shift of the
+schedule's longest rotation and a day, if that is longer; from an override's own start if one
+covering the range's start began earlier), so the one under way then starts where it really
+started, not at a midnight that moves once a day."""
 SHIFT_END_LOOKAHEAD = timedelta(weeks=4)
 """How far past a range's end the end of its last shift is looked for (or a whole shift of the
 schedule's longest rotation and a day, if that is longer): a shift still under way there, e.g. a
@@ -180,13 +182,17 @@ async def whole_shifts(
 ) -> WholeShifts:
     """The shifts that start in ``[first, last)`` and the one under way at ``first``, overrides
     included, each whole: from its real start (computed from :data:`SHIFTS_LOOKBACK` before
-    ``first``) to its real end (looked for up to :func:`looked_until`; one that starts exactly at
-    ``last`` is not listed). Computed off the event loop. ``/shifts``, calendar feeds, the on-call
-    page and the wall screen all list these."""
-    since = datetime.combine((first.astimezone(UTC) - SHIFTS_LOOKBACK).date(), time(), UTC)
+    ``first``, or further back: see there) to its real end (looked for up to :func:`looked_until`;
+    one that starts exactly at ``last`` is not listed). Computed off the event loop. ``/shifts``,
+    calendar feeds, the on-call page and the wall screen all list these."""
+    longest = max(r.length for r in schedule.rotations)
+    back = max(SHIFTS_LOOKBACK, longest + DST_SLACK)
+    since = datetime.combine((first.astimezone(UTC) - back).date(), time(), UTC)
     until = looked_until(schedule, last)
     rows = await repository.overrides(session, schedule.name, first=since, last=until)
     overrides = [oncall.Override(o.user, o.start, o.end, o.id, o.created_at) for o in rows]
+    # a cover under way since before the look back (one of months) starts where it started
+    since = min([since, *(o.start.astimezone(UTC) for o in overrides)])
     shifts = await asyncio.to_thread(oncall.shifts, schedule, since, until, overrides)
     begin, end = first.astimezone(UTC), last.astimezone(UTC)
     # over before the range, or starting at its end or later: left out

@@ -179,6 +179,34 @@ async def test_the_real_end_past_to_keeps_the_wall_clock_across_a_dst_change(app
     )
 
 
+async def test_the_shift_under_way_at_from_starts_where_it_started_however_long_ago(
+    app_factory: AppFactory,
+) -> None:
+    """The start side, as the end side: a twelve-week rotation's shift under way at `from`, and a
+    cover of five months under way then, start at their real starts (not at a midnight 35 days
+    back, which would move with every request and give a calendar event a new start each day)."""
+    config = alerting_config()
+    config["schedules"] += [berlin("long", "12w", "2026-08-10T09:00:00")]
+    async with app_factory(**config) as (_app, client):
+        made = await client.post(
+            f"{SRE}/overrides",
+            json={"user": "bob", "start": "2026-01-07T18:00:00+08:00", "end": "2026-06-07T18:00:00+08:00"},
+            headers=OPERATE,
+        )
+        twelve = await get(
+            client, "/api/v1/schedules/long/shifts", **{"from": "2026-10-20T00:00", "to": "2026-10-21T00:00"}
+        )
+        cover = await get(client, f"{SRE}/shifts", **{"from": "2026-04-20T00:00", "to": "2026-04-21T00:00"})
+    assert made.status_code == 201, made.text
+    assert [(s["user"], s["start"], s["end"]) for s in twelve.json()["shifts"]] == [
+        ("alice", "2026-08-10T09:00:00+02:00", "2026-11-02T09:00:00+01:00")  # 71 days before `from`
+    ]
+    assert [(s["user"], s["source"], s["start"], s["end"], s["runs_on"]) for s in cover.json()["shifts"]] == [
+        # its start 103 days before `from`; its end past where it is looked for (`to` + 28 days)
+        ("bob", "override", "2026-01-07T18:00:00+08:00", "2026-05-19T00:00:00+08:00", True)
+    ]
+
+
 async def test_an_override_wins_and_can_be_removed(app_factory: AppFactory) -> None:
     async with app_factory(**alerting_config()) as (_app, client):
         created = await client.post(
