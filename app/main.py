@@ -280,36 +280,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         if not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError):
             return await unexpected(request, exc)
         text = str(exc.orig)
+        log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
         if "no such table" in text or ("relation" in text and "does not exist" in text):
             message = "the database is not migrated: run `panorama migrate`"
-            said = Phrase("problem.database_not_migrated")
-        else:
-            message = "the database did not answer; try again shortly"
-            said = Phrase("problem.database")
-        log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
-        if (page := error_page(request, DatabaseUnavailable(message, phrase=said))) is not None:
-            page.headers["Retry-After"] = "5"
-            return page
-        return JSONResponse(
-            {"error": "database_unavailable", "message": message},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+            return _database_unavailable(request, message, Phrase("problem.database_not_migrated"))
+        return _database_unavailable(request, DATABASE_SILENT, Phrase("problem.database"))
 
     @app.exception_handler(OSError)
     async def connection_failed(request: Request, exc: OSError) -> Response:
         # Backends and channels wrap their own failures; a bare OSError here is the database
         # driver failing to connect (asyncpg raises ConnectionRefusedError unwrapped).
         log.warning("database unavailable", extra={"error": type(exc).__name__})
-        unavailable = DatabaseUnavailable(DATABASE_SILENT, phrase=Phrase("problem.database"))
-        if (page := error_page(request, unavailable)) is not None:
-            page.headers["Retry-After"] = "5"
-            return page
-        return JSONResponse(
-            {"error": "database_unavailable", "message": DATABASE_SILENT},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _database_unavailable(request, DATABASE_SILENT, Phrase("problem.database"))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -330,6 +312,16 @@ class DatabaseUnavailable(PanoramaError):
 
     status_code = 503
     code = "database_unavailable"
+
+
+def _database_unavailable(request: Request, message: str, said: Phrase) -> Response:
+    """The 503 of a request the database failed: a page in the reader's language, else the JSON
+    answer; both ask to retry in five seconds."""
+    answer = error_page(request, DatabaseUnavailable(message, phrase=said))
+    if answer is None:
+        answer = JSONResponse({"error": "database_unavailable", "message": message}, status_code=503)
+    answer.headers["Retry-After"] = "5"
+    return answer
 
 
 def _page_validation_error(exc: RequestValidationError, problems: list[str]) -> InvalidInput:

@@ -19,6 +19,11 @@ DISPLAY_NAMES = {
 """How pages name a backend (a product's name is the same in every language)."""
 
 
+def display_name(backend: str) -> str:
+    """``Prometheus`` for ``prometheus``: a backend as pages and the wall name it."""
+    return DISPLAY_NAMES.get(backend, backend)
+
+
 class BackendErrorKind(StrEnum):
     NOT_CONFIGURED = "not_configured"
     UNREACHABLE = "unreachable"
@@ -74,7 +79,7 @@ class BackendError(Exception):
 
     @property
     def display_name(self) -> str:
-        return DISPLAY_NAMES.get(self.backend, self.backend)
+        return display_name(self.backend)
 
     @property
     def phrase(self) -> Phrase:

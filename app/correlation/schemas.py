@@ -10,7 +10,7 @@ from functools import reduce
 from pydantic import BaseModel, Field
 
 from app.alerts.schemas import IncidentSummary
-from app.backends.errors import DISPLAY_NAMES, BackendError, BackendErrorKind
+from app.backends.errors import BackendError, BackendErrorKind, display_name
 from app.backends.traces import TagValue
 from app.errors import Phrase
 
@@ -111,7 +111,7 @@ class Gap(BaseModel):
     def phrase(self) -> Phrase:
         """The gap as a page says it: the catalogue's ``gap.<code>``, a variant naming what is known."""
         values = dict(self.values)
-        backend = DISPLAY_NAMES.get(self.backend, self.backend)
+        backend = display_name(self.backend)
         if self.code is GapCode.SHARDS_FAILED:
             index, reason = values.pop("index", None), values.pop("reason", None)
             where = Phrase("gap.shard.index", index=index) if index else Phrase("gap.shard.unknown")

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.backends.errors import DISPLAY_NAMES, BackendError
+from app.backends.errors import BackendError, display_name
 from app.errors import PanoramaError, Phrase
 
 log = logging.getLogger("panorama.screen")
@@ -89,7 +89,7 @@ def _plain(phrase: Phrase | None) -> Phrase | None:
 def _timeout(backend: str, seconds: str) -> Phrase:
     if backend == "database":
         return Phrase("problem.database_no_answer_within", seconds=seconds)
-    return Phrase("problem.no_answer_within", backend=DISPLAY_NAMES.get(backend, backend), seconds=seconds)
+    return Phrase("problem.no_answer_within", backend=display_name(backend), seconds=seconds)
 
 
 @dataclass(frozen=True)
