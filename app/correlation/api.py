@@ -106,7 +106,9 @@ async def search_logs(
 ) -> LogPage:
     """Each line carries the trace id found in its fields or message text, and a `trace_url`.
     Pages come from one Elasticsearch point in time, so paging is stable and goes past 10,000 lines;
-    with `cursor`, the other parameters may be repeated unchanged or left out."""
+    with `cursor`, the other parameters may be repeated unchanged or left out. A page Elasticsearch
+    answered in part (shards that failed or timed out) says why in `partial` (English) and in `gaps`
+    (`shards_failed`, `search_timed_out`, `glued_ids_not_searched`, with their values)."""
     search = log_search.LogSearch(
         service=service,
         namespace=namespace,
@@ -231,7 +233,9 @@ async def dependency_graph(
 ) -> Graph:
     """Rates over the window from `istio_requests_total`, one reporter per edge (no double counting);
     callers outside the mesh appear as the node `unknown`. Jaeger's dependency call counts are
-    added when Jaeger is configured."""
+    added when Jaeger is configured; Jaeger failing leaves the graph without them, `partial.jaeger`
+    saying why (English) and `errors.jaeger` naming the backend, the kind of failure and its HTTP
+    status."""
     return await correlation.dependency_graph(
         namespace=namespace, start=start, end=end, backends=context.backends, settings=settings, now=_now()
     )

@@ -14,7 +14,15 @@ from app.correlation import logquery
 from app.correlation.cursor import Cursor, CursorError, decode_cursor
 from app.correlation.errors import CursorExpired
 from app.correlation.logrecords import LogReader
-from app.correlation.outcomes import glued_search, indices, need, trace_id_param, window_param
+from app.correlation.outcomes import (
+    glued_search,
+    indices,
+    need,
+    search_gaps,
+    search_note,
+    trace_id_param,
+    window_param,
+)
 from app.correlation.schemas import LogPage
 from app.correlation.window import Window
 from app.errors import InvalidInput
@@ -116,14 +124,13 @@ async def search_logs(search: LogSearch, *, backends: Backends, settings: Settin
         with contextlib.suppress(BackendError):  # left open, it would expire by itself
             await es.close_pit(pit_id)
     reader = LogReader(cs)
-    notes = [page.partial]
-    if "trace_id" in filters and not es.prefix_queries:
-        notes.append(logquery.GLUED_NOT_SEARCHED)
-    partial = "; ".join(note for note in notes if note)
+    glued_searched = "trace_id" not in filters or es.prefix_queries  # only an id search has glued ids
+    note = search_note(page, glued_searched=glued_searched)
     return LogPage(
         logs=[reader.entry(hit) for hit in hits],
         next_cursor=next_cursor,
-        partial=f"elasticsearch: {partial}" if partial else None,
+        partial=f"elasticsearch: {note}" if note else None,
+        gaps=search_gaps(page, "logs", glued_searched=glued_searched),
     )
 
 

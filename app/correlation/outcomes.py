@@ -10,7 +10,7 @@ from app.backends.elasticsearch import ElasticsearchClient, SearchPage
 from app.backends.errors import BackendError, not_configured
 from app.config import Settings
 from app.correlation.ids import TraceId, TraceIdError, parse_trace_id
-from app.correlation.logquery import PREFIX_REFUSED
+from app.correlation.logquery import GLUED_NOT_SEARCHED, PREFIX_REFUSED
 from app.correlation.schemas import Gap, GapCode, SourceError
 from app.correlation.window import Window, daily_indices, resolve_window
 from app.errors import InvalidInput, Phrase
@@ -64,6 +64,13 @@ async def glued_search(es: ElasticsearchClient, search: Callable[[bool], Awaitab
 def source_error(error: BackendError) -> SourceError:
     """A backend's failure as answers carry it: the backend, the kind, its HTTP status."""
     return SourceError(backend=error.backend, kind=error.kind, status=error.status, message=error.message)
+
+
+def search_note(page: SearchPage, *, glued_searched: bool = True) -> str | None:
+    """What an Elasticsearch answer of 200 lacks, in one English line for a ``partial`` note (without
+    the ``elasticsearch:`` its caller puts first): what :func:`search_gaps` gives as data."""
+    notes = [page.partial, None if glued_searched else GLUED_NOT_SEARCHED]
+    return "; ".join(note for note in notes if note) or None
 
 
 def search_gaps(page: SearchPage, part: str, *, glued_searched: bool = True) -> list[Gap]:

@@ -98,7 +98,10 @@ class Gap(BaseModel):
     """What a part whose backend answered lacks, for programs and for pages to say in their language
     (the part's ``partial`` note says the same in English)."""
 
-    part: str = Field(description="The part it is about: a key of the answer's `partial`")
+    part: str = Field(
+        description="The part it is about: a key of the answer's `partial` (`logs` in the log search, "
+        "whose `partial` is one line)"
+    )
     backend: str = Field(description="prometheus, elasticsearch or jaeger")
     code: GapCode = Field(
         description="shards_failed (values: failed, total; index, reason of the first failure when "
@@ -176,6 +179,12 @@ class LogPage(BaseModel):
         default=None,
         description="Why lines may be missing from this page (Elasticsearch shards that failed or timed "
         "out); null when every shard answered",
+    )
+    gaps: list[Gap] = Field(
+        default_factory=list,
+        description="What this page lacks although Elasticsearch answered, part `logs` (the same as "
+        "`partial`, as data); empty when every shard answered. Elasticsearch failing is a 502/503/504, "
+        "never a page",
     )
 
 
@@ -279,7 +288,17 @@ class GraphEdge(BaseModel):
 
 
 class GraphPartial(BaseModel):
-    jaeger: str | None = None
+    """Why a part of the graph is missing (null when it is complete)."""
+
+    jaeger: str | None = Field(
+        default=None, description="Why Jaeger's call counts (`trace_calls`) are missing, in one line"
+    )
+
+
+class GraphErrors(BaseModel):
+    """Each part whose backend failed, and how (null: it answered, or is not configured)."""
+
+    jaeger: SourceError | None = None
 
 
 class Graph(BaseModel):
@@ -289,3 +308,8 @@ class Graph(BaseModel):
     nodes: list[GraphNode]
     edges: list[GraphEdge]
     partial: GraphPartial
+    errors: GraphErrors = Field(
+        default_factory=GraphErrors,
+        description="The parts whose backend failed (Jaeger's call counts): which backend, the kind of "
+        "failure, its HTTP status; Prometheus failing is a 502/503/504, never a graph",
+    )

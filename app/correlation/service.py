@@ -47,6 +47,7 @@ from app.correlation.schemas import (
     Gap,
     GapCode,
     Graph,
+    GraphErrors,
     GraphPartial,
     IncidentContext,
     LogEntry,
@@ -386,11 +387,11 @@ async def dependency_graph(
     requests, edge_latency, node_latency = [result(task.result()) for task in queries]
     edges = istio.edge_traffic(requests.samples, edge_latency.samples)
     nodes, out_edges = build_graph(edges, istio.node_latencies(node_latency.samples))
-    note = None
+    note, error = None, None
     if links is not None:
         found = links.result()
         if isinstance(found, BackendError):
-            note = f"jaeger: {found.message}"
+            note, error = f"jaeger: {found.message}", source_error(found)
         else:
             add_trace_links(nodes, out_edges, found, namespace)
     return Graph(
@@ -400,6 +401,7 @@ async def dependency_graph(
         nodes=sorted(nodes, key=lambda n: n.id),
         edges=sorted(out_edges, key=lambda e: (e.source, e.target, e.protocol or "")),
         partial=GraphPartial(jaeger=note),
+        errors=GraphErrors(jaeger=error),
     )
 
 

@@ -15,13 +15,13 @@ from app.config import Settings
 from app.correlation import logquery
 from app.correlation.errors import BackendsFailed, TraceNotFound
 from app.correlation.ids import TraceId
-from app.correlation.logquery import GLUED_NOT_SEARCHED
 from app.correlation.logrecords import TRACE_URL, LogReader
 from app.correlation.outcomes import (
     call,
     glued_search,
     indices,
     search_gaps,
+    search_note,
     settle,
     source_error,
     trace_id_param,
@@ -67,11 +67,10 @@ async def _search_trace_logs(
         )
 
     page = await glued_search(es, search)
-    notes = [note for note in (page.partial, None if es.prefix_queries else GLUED_NOT_SEARCHED) if note]
     return _TraceLogs(
         page.hits[: cs.max_trace_logs],
         len(page.hits) > cs.max_trace_logs,
-        "; ".join(notes) or None,
+        search_note(page, glued_searched=es.prefix_queries),
         search_gaps(page, "logs", glued_searched=es.prefix_queries),
     )
 

@@ -133,7 +133,8 @@ async def test_whole_mesh_and_empty_namespaces(
     assert _edges(shop).items() <= _edges(everything).items()
     assert nothing["nodes"] == []
     assert nothing["edges"] == []
-    assert shop["partial"] == {"jaeger": None}
+    assert shop["partial"] == {"jaeger": None}  # Jaeger not configured: nothing failed
+    assert shop["errors"] == {"jaeger": None}
     assert shop["from"] == _iso(t0).replace("+00:00", "Z")
     assert shop["namespace"] == NAMESPACE
 
@@ -309,6 +310,8 @@ async def test_jaeger_call_counts_are_added_and_its_failure_is_only_a_note(
     boundary: tuple[RunningPrometheus, mesh.MeshData],
     fake_jaeger: tuple[FakeJaeger, str],
 ) -> None:
+    """Jaeger answering 500, then not reachable at all: the graph without its call counts,
+    `partial.jaeger` saying why in English and `errors.jaeger` the same as data."""
     jaeger, url = fake_jaeger
     jaeger.extra_dependencies = [
         DependencyLink("frontend.mesh", "reviews.mesh", 120),  # Istio sidecars' span service names
@@ -320,6 +323,8 @@ async def test_jaeger_call_counts_are_added_and_its_failure_is_only_a_note(
         body = await _graph(client, t0, t1)
         jaeger.fail_with(500)
         failed = await _graph(client, t0, t1)
+        jaeger.stop()
+        gone = await _graph(client, t0, t1)
 
     edges = _edges(body)
     assert edges[("frontend.mesh", "reviews.mesh")]["trace_calls"] == 120
@@ -331,9 +336,25 @@ async def test_jaeger_call_counts_are_added_and_its_failure_is_only_a_note(
     assert legacy["reporter"] is None
     assert _nodes(body)["legacy-batch"]["requests_per_s"] is None
     assert body["partial"] == {"jaeger": None}
+    assert body["errors"] == {"jaeger": None}
     dependencies = jaeger.requests_to("/api/dependencies")[0]
     assert dict(dependencies.params) == {"endTs": str(int(t1 * 1000)), "lookback": str(2 * HOUR * 1000)}
 
-    assert failed["partial"]["jaeger"].startswith("jaeger: HTTP 500")
+    assert failed["partial"] == {"jaeger": "jaeger: HTTP 500: simulated failure 500"}
+    assert failed["errors"] == {
+        "jaeger": {
+            "backend": "jaeger",
+            "kind": "bad_response",
+            "status": 500,
+            "message": "HTTP 500: simulated failure 500",
+        }
+    }
     assert _edges(failed)[("frontend.mesh", "reviews.mesh")]["trace_calls"] is None
     assert len(failed["edges"]) == len(body["edges"]) - 1
+
+    unreachable = gone["errors"]["jaeger"]
+    assert (unreachable["backend"], unreachable["kind"]) == ("jaeger", "unreachable")
+    assert unreachable["status"] is None  # it never answered
+    assert unreachable["message"].startswith(f"cannot reach {url}")
+    assert gone["partial"] == {"jaeger": f"jaeger: {unreachable['message']}"}
+    assert _edges(gone) == _edges(failed)

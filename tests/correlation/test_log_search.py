@@ -95,6 +95,8 @@ async def test_newest_first_within_the_window(client: httpx.AsyncClient, lines: 
         "checkout_error",
     ]
     assert answer.json()["next_cursor"] is None
+    assert answer.json()["partial"] is None  # every shard answered: nothing to say, in words or as data
+    assert answer.json()["gaps"] == []
 
 
 async def test_filters(client: httpx.AsyncClient, lines: dict[str, str], t0: datetime) -> None:
@@ -383,8 +385,55 @@ async def test_failing_shards_give_the_other_lines_and_a_partial_note(
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert len(body["logs"]) == len(lines)
-    assert body["partial"].startswith("elasticsearch: partial answer: 1 of ")
-    assert f"shards failed (index {index_of(failing)}: query_shard_exception" in body["partial"]
+    total = len(es.indices)  # one shard per index, each within the window
+    reason = "query_shard_exception: failed to create query: simulated shard failure"
+    assert body["partial"] == (
+        f"elasticsearch: partial answer: 1 of {total} shards failed (index {index_of(failing)}: {reason}) "
+        "(matching lines there are missing)"
+    )
+    assert body["gaps"] == [
+        {
+            "part": "logs",
+            "backend": "elasticsearch",
+            "code": "shards_failed",
+            "values": {"failed": 1, "total": total, "index": index_of(failing), "reason": reason},
+        }
+    ]
+    assert total >= 2
+
+
+async def test_a_timed_out_shard_gives_the_other_lines_and_says_so_in_words_and_as_data(
+    client: httpx.AsyncClient, es: FakeElasticsearch, lines: dict[str, str], t0: datetime
+) -> None:
+    """Elasticsearch answering 200 with `timed_out: true` (the shard two days back ran out of time):
+    the other days' lines, `partial` in English and the same in `gaps`; on a cluster that also refuses
+    `prefix` queries, a trace-id search lacks both, in that order."""
+    slow = t0 - timedelta(days=2)
+    es.add_document(index_of(slow), {"@timestamp": iso(slow), "log": "x"})
+    es.time_out_shards(index_of(slow))
+    since = iso(slow - timedelta(minutes=1))
+
+    plain = await _search(client, **{"from": since})
+    es.allow_expensive_queries = False
+    by_id = await _search(client, trace_id=TRACE, **{"from": since})
+
+    assert len(plain.json()["logs"]) == len(lines)
+    assert plain.json()["partial"] == (
+        "elasticsearch: partial answer: the search timed out (matching lines there are missing)"
+    )
+    assert plain.json()["gaps"] == [
+        {"part": "logs", "backend": "elasticsearch", "code": "search_timed_out", "values": {}}
+    ]
+    assert _names(by_id, lines) == ["frontend_ecs", "payments_warn", "checkout_info"]
+    assert by_id.json()["partial"] == (
+        "elasticsearch: partial answer: the search timed out (matching lines there are missing); "
+        "search.allow_expensive_queries is false on this cluster, so ids glued to a neighbouring word "
+        "in the text (trace_id:<id>, <trace>:<span>) were not looked for"
+    )
+    assert by_id.json()["gaps"] == [
+        {"part": "logs", "backend": "elasticsearch", "code": "search_timed_out", "values": {}},
+        {"part": "logs", "backend": "elasticsearch", "code": "glued_ids_not_searched", "values": {}},
+    ]
 
 
 async def test_a_cluster_refusing_prefix_queries_searches_ids_as_whole_words(
@@ -398,5 +447,12 @@ async def test_a_cluster_refusing_prefix_queries_searches_ids_as_whole_words(
     plain = await _search(client, service="checkout")
 
     assert _names(by_id, lines) == ["frontend_ecs", "payments_warn", "checkout_info"]
-    assert by_id.json()["partial"].startswith("elasticsearch: search.allow_expensive_queries is false")
-    assert plain.json()["partial"] is None
+    assert by_id.json()["partial"] == (
+        "elasticsearch: search.allow_expensive_queries is false on this cluster, so ids glued to a "
+        "neighbouring word in the text (trace_id:<id>, <trace>:<span>) were not looked for"
+    )
+    assert by_id.json()["gaps"] == [
+        {"part": "logs", "backend": "elasticsearch", "code": "glued_ids_not_searched", "values": {}}
+    ]
+    assert plain.json()["partial"] is None  # no trace id: no glued ids to miss
+    assert plain.json()["gaps"] == []
