@@ -68,8 +68,8 @@ from app.backends.promql import matcher  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.rollups import service  # noqa: E402
 from app.rollups.catalog import Catalog  # noqa: E402
-from app.rollups.compute import PlannedQuery, compute_day, plan, render  # noqa: E402
-from app.rollups.config import FamilyKind, RollupSettings  # noqa: E402
+from app.rollups.compute import PlannedQuery, compute_day, gauge_step, plan, planned  # noqa: E402
+from app.rollups.config import RollupSettings  # noqa: E402
 from app.rollups.days import DayWindow, Granularity, day_window  # noqa: E402
 from app.rollups.layouts import unpack_month  # noqa: E402
 from bench.rollup_store import (  # noqa: E402
@@ -398,8 +398,8 @@ def seconds(moment: datetime) -> str:
 def query_form(query: PlannedQuery, window: DayWindow, rollups: RollupSettings) -> tuple[str, dict[str, str]]:
     """The endpoint and form Panorama's client sends for ``query`` (see compute_day)."""
     form = {"query": query.promql, "timeout": f"{rollups.query_timeout_s:.3f}"}
-    if query.definition.kind is FamilyKind.GAUGE:
-        step = query.definition.step or rollups.step
+    if query.ranged:
+        step = gauge_step(query.definition, rollups)
         form.update(
             start=seconds(window.start + step), end=seconds(window.end), step=f"{step.total_seconds():.3f}"
         )
@@ -435,13 +435,16 @@ async def prometheus_alone(
 SERVICE_KIND = "service"
 
 
-def naive_queries(catalog: Catalog, window: DayWindow, services: Sequence[str]) -> list[PlannedQuery]:
-    """Each service family once per service: the same PromQL, selecting one service."""
+def naive_queries(
+    catalog: Catalog, window: DayWindow, rollups: RollupSettings, services: Sequence[str]
+) -> list[PlannedQuery]:
+    """Each service family once per service: the same queries, selecting one service."""
     families = catalog.families(SERVICE_KIND)
     return [
-        PlannedQuery(d, render(d, window, str(matcher(SERVICE_LABEL, "=", name))))
+        query
         for name in services
         for d in families
+        for query in planned(d, window, rollups, str(matcher(SERVICE_LABEL, "=", name)))
     ]
 
 
@@ -462,8 +465,8 @@ async def naive(
     """What a per-service rollup would send, through Panorama's own client (answers parsed)."""
 
     async def send(query: PlannedQuery) -> None:
-        if query.definition.kind is FamilyKind.GAUGE:
-            step = query.definition.step or rollups.step
+        if query.ranged:
+            step = gauge_step(query.definition, rollups)
             await client.query_range_values(
                 query.promql, start=window.start + step, end=window.end, step=step
             )
@@ -520,6 +523,8 @@ class DayTimes:
     """(what, round, pair): the noisy pairs measured again."""
     run_parts: list[tuple[float, float]] = field(default_factory=list)
     """Every run_day: (seconds in all, seconds computing): the rest is claiming and storing."""
+    render: list[float] = field(default_factory=list)
+    """Each round: writing the report rows of the day's month after its run_days (not in run_day)."""
     plan: float = 0.0
     naive: list[float] = field(default_factory=list)
     naive_queries: int = 0
@@ -577,6 +582,8 @@ async def measure_round(
             slot.prometheus.append(before)
             for what, sink, call in panorama:
                 before = await measure_pair(round_index, slot, what, sink, call, alone, before)
+            # what the callers of run_day do after their days (service.run_days), between pairs
+            slot.render.append(await timed(service.render_stale(sessions, settings, days=[slot.day])))
     finally:
         await engine.dispose()
     return database
@@ -650,7 +657,7 @@ async def measure_naive(bench: RollupBench, client: PrometheusClient, times: lis
     for day, slot in zip(bench.days, times, strict=True):
         window = day_window(day, settings.tzinfo)
         slot.plan = await timed(plan(client, catalog, rollups, window))
-        queries = naive_queries(catalog, window, sample)
+        queries = naive_queries(catalog, window, rollups, sample)
         slot.service_compute.append(await timed(compute_day(client, services_only, rollups, window)))
         for _ in range(2):
             slot.naive.append(await timed(naive(client, queries, window, rollups)))
@@ -947,6 +954,11 @@ def print_days(times: Sequence[DayTimes], rounds: int) -> None:
     print(
         f"run_day beyond computing (claiming, storing, finishing): median {statistics.median(beyond):.3f} s, "
         f"max {max(beyond):.3f} s"
+    )
+    written = [seconds for t in times for seconds in t.render]
+    print(
+        "then the month's report rows, written after the day (service.run_days; not in run_day): "
+        f"median {statistics.median(written):.3f} s, max {max(written):.3f} s"
     )
 
 

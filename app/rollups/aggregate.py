@@ -1,7 +1,8 @@
 """Exact re-aggregation: a period's figures from the stored days, never averages of averages.
 
 Counters sum; gauges keep the sum and count of their samples (so the mean is
-sample-weighted), the max and the min; histograms sum their buckets, and
+sample-weighted), the max and the min (only the max or the min when the figures use no mean:
+``compute.py``); histograms sum their buckets, and
 percentiles are interpolated from the sums. Derived figures are then computed
 from the period's totals.
 """
@@ -71,10 +72,10 @@ def statistic(totals: Totals, family: str, kind: FamilyKind, name: str) -> float
         return totals.counters.get(family)
     if kind is FamilyKind.GAUGE:
         gauge = totals.gauges.get(family)
-        if gauge is None or gauge.samples == 0:
+        if gauge is None:
             return None
-        if name == "avg":
-            return gauge.total / gauge.samples
+        if name == "avg":  # no samples counted: none stored, or only the extremes (``compute.py``)
+            return gauge.total / gauge.samples if gauge.samples else None
         return gauge.peak if name == "peak" else gauge.low
     buckets = totals.histograms.get(family)
     q = stat_quantile(name)

@@ -5,17 +5,24 @@ entities than ``entities_per_query`` is split by its entity label); queries run
 with bounded concurrency, and the first failure cancels the rest: a day is
 computed whole or not at all.
 
-Why gauges stay one range query, read values only (measured on a day of 1,000 services, 2 cores,
-December 2026; ``bench/rollup.py`` times the whole): the ``qps`` range answer is 288,000 points,
-9 MB of JSON. Aggregating on the server instead (``sum/count/max/min_over_time((expr)[1d:5m])``)
-would send 1,000 values per aggregation, but Prometheus evaluates the inner expression once per
-aggregation (no common subexpressions across ``or``): one aggregation cost 45% of the range
-query, the four together 2.3 times it, so the day would take longer; and ``sum_over_time``'s
-Kahan sum is not ``math.fsum`` bit for bit, so stored totals would change. What Panorama spends
-on the answer is its own CPU, beside Prometheus on the same cores: the values are read without
-``(timestamp, value)`` tuples (``PrometheusClient.query_range_values``), the strings become
-floats in one C-level pass, with the collector paused; 370 ms of CPU became 270 ms for the
-``qps`` answer, about 0.6 s of CPU for the whole day against Prometheus's several seconds.
+Why a gauge is read as samples only when its figures use the mean, and otherwise asked for its
+extremes (measured on a day of 1,000 services, 2 cores, December 2026; ``bench/rollup.py`` times
+the whole): a gauge's samples are one range query, for ``qps`` 288,000 points, 9 MB of JSON that
+Panorama decodes (0.25-0.3 s of CPU, after everything else, as its query is the day's longest).
+Its sum and count need every sample: aggregating on the server
+(``sum/count/max/min_over_time((expr)[1d:5m])``) evaluates the inner expression once per
+aggregation (no common subexpressions across ``or``), the four together 2.3 times the range query,
+and ``sum_over_time``'s Kahan sum is not ``math.fsum`` bit for bit. The highest and the lowest
+sample are another matter: ``max_over_time`` of the subquery over the day's steps (``[day-1ms:
+step]``, whose steps are multiples of ``step`` since the epoch: the range query's own instants when
+the day's midnights are, else the samples are read, :func:`extremes_of`) is the same number bit for
+bit, costs Prometheus 40-60% of the range query and answers 0.1 MB. So a gauge whose figures use
+no mean, as the built-in ``qps`` (its peak alone), is asked for each extreme it reports, and the
+day of 1,000 services went from 1.48 s of Prometheus alone to 1.11 s, Panorama's from 2.29 s to
+1.35 s (same TSDB, runs alternating). The price: a mean configured later has no values for the
+days stored before it (README). Read as samples, the values come without ``(timestamp, value)``
+tuples (``PrometheusClient.query_range_values``), the strings become floats in one C-level pass,
+with the collector paused.
 
 Why a day is first probed (:func:`probe_coverage`): the day is ``(start, end]``, so a sample at its
 closing midnight belongs to it, and a gauge's last point reads it. A day before Prometheus's
@@ -29,24 +36,26 @@ query over every selector series for the whole day would read all of the day's s
 
 Why the probe, the entity lookups and the queries overlap, and go longest first (measured on the
 same day of 1,000 services, December 2026, against Prometheus alone on the same queries at the same
-concurrency; ``bench/rollup.py`` times the whole): a day is three heavy queries (the ``qps`` range
-query, 1.7 s of Prometheus and a 9 MB answer; the service and the platform bucket increases, 1.0-1.7
-s each over 20,000 bucket series) and ten light ones (0.03-0.15 s). Anything Panorama does before
-its first query or after Prometheus's last answer adds to the day; what it does while Prometheus
-works on another query costs only CPU. So the probe and the lookups (15-60 ms each) no longer wait
-for each other nor hold the queries back: the probe takes the first of the ``query_concurrency``
-slots, the queries the others as soon as the lookups answer, and a day the probe finds empty drops
-its (then empty and cheap) answers — and its failed queries or lookups: such a day stays ``no_data``,
-as when nothing ran before the probe had answered. The queries go gauges first, histograms next, counters last
-(:data:`SCHEDULE_ORDER`): the largest answer is decoded (0.2 s of CPU) while the bucket queries still
-run, instead of last, and the short counter queries fill the slots at the end. Splitting the heavy
-families over more, smaller queries so that both cores work on them was measured and not kept: on
-a loaded machine the cores are busy anyway (the services' six families took 3.5 s as 6 queries,
-3.5 s as 12 and 3.8 s as 24, Prometheus alone), and every query adds its own overhead.
-Together these save tens of milliseconds a day, less than a shared 2-core machine at load 6-9
-resolves (six alternating runs of this and the code before: README, "Performance").
+concurrency; ``bench/rollup.py`` times the whole): a day was three heavy queries (the ``qps`` range
+query, 1.7 s of Prometheus and a 9 MB answer, before its peak was asked for instead; the service and
+the platform bucket increases, 1.0-1.7 s each over 20,000 bucket series) and ten light ones
+(0.03-0.15 s). Anything Panorama does before its first query or after Prometheus's last answer adds
+to the day; what it does while Prometheus works on another query costs only CPU. So the probe and
+the lookups (15-60 ms each) no longer wait for each other nor hold the queries back: the probe takes
+the first of the ``query_concurrency`` slots, the queries the others as soon as the lookups answer,
+and a day the probe finds empty drops its (then empty and cheap) answers — and its failed queries or
+lookups: such a day stays ``no_data``, as when nothing ran before the probe had answered. The
+queries go gauges first, histograms next, counters last (:data:`SCHEDULE_ORDER`): the largest answer
+is decoded (0.2 s of CPU) while the bucket queries still run, instead of last, and the short counter
+queries fill the slots at the end. Splitting the heavy families over more, smaller queries so that
+both cores work on them was measured and not kept: on a loaded machine the cores are busy anyway
+(the services' six families took 3.5 s as 6 queries, 3.5 s as 12 and 3.8 s as 24, Prometheus alone),
+and every query adds its own overhead. Together these save tens of milliseconds a day, less than a
+shared 2-core machine at load 6-9 resolves (six alternating runs of this and the code before:
+README, "Performance").
 
-Measured and not kept (December 2026, docs/performance.md): the ``qps`` answer arrives last, and its
+Measured and not kept (December 2026, docs/performance.md, while ``qps`` was read as samples: its peak
+is now asked for, above): the ``qps`` answer arrived last, and its
 decode (0.25-0.3 s) follows everything Prometheus did. Reading the gauge's day in six four-hour
 chunks, each asked for before the previous one is decoded, left 0.05-0.1 s after the last answer,
 the same values bit for bit; but six chunks one after the other took Prometheus longer than the
@@ -61,8 +70,8 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from app.backends.prometheus import PrometheusClient, Sample, ValueSeries
 from app.backends.promql import matcher, regex_escape_literal
@@ -111,6 +120,14 @@ class DayFigures:
 class PlannedQuery:
     definition: Definition
     promql: str
+    statistic: str | None = None
+    """A gauge's one statistic (``peak`` or ``min``) that Prometheus computes over the day's
+    samples (an instant query); None for a gauge's samples (a range query) and other families."""
+
+    @property
+    def ranged(self) -> bool:
+        """Whether the query is a range query over the day's steps (else instant, at the day's end)."""
+        return self.definition.kind is FamilyKind.GAUGE and self.statistic is None
 
 
 def range_literal(window: DayWindow) -> str:
@@ -120,6 +137,46 @@ def range_literal(window: DayWindow) -> str:
 
 def render(definition: Definition, window: DayWindow, filter_matcher: str = "") -> str:
     return definition.query.replace("$range", range_literal(window)).replace("$filter", filter_matcher)
+
+
+EXTREMES = {"peak": "max_over_time", "min": "min_over_time"}
+"""The gauge statistics Prometheus computes exactly over a subquery, and its function for each."""
+
+
+def gauge_step(definition: Definition, settings: RollupSettings) -> timedelta:
+    return definition.step or settings.step
+
+
+def extremes_of(definition: Definition, window: DayWindow, step: timedelta) -> list[str]:
+    """The statistics of a gauge to ask Prometheus for one by one (see the module); none when its
+    figures use the mean (its samples are read: sum and count need them all) or when the day's
+    ends are not on the subquery's steps (a subquery's steps are multiples of ``step`` since the
+    epoch, a range query's start at the day's start: the samples would differ)."""
+    wanted = set(definition.reported().values())
+    step_ms = _ms(step)
+    aligned = all(_ms(moment - EPOCH) % step_ms == 0 for moment in (window.start, window.end))
+    if not aligned or not wanted <= EXTREMES.keys():
+        return []
+    return sorted(wanted)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def planned(
+    definition: Definition, window: DayWindow, settings: RollupSettings, filter_matcher: str = ""
+) -> list[PlannedQuery]:
+    """The queries of one family (one split of it) for the day: one, or one per statistic for a
+    gauge whose figures use only its highest and lowest samples."""
+    promql = render(definition, window, filter_matcher)
+    if definition.kind is not FamilyKind.GAUGE:
+        return [PlannedQuery(definition, promql)]
+    step = gauge_step(definition, settings)
+    extremes = extremes_of(definition, window, step)
+    if not extremes:
+        return [PlannedQuery(definition, promql)]
+    over = f"[{range_literal(window)}:{_ms(step)}ms]"
+    return [PlannedQuery(definition, f"{EXTREMES[name]}(({promql}){over})", name) for name in extremes]
 
 
 def entity_key(kind: EntityKind, labels: dict[str, str]) -> str | None:
@@ -161,11 +218,12 @@ async def plan(
         for name in split
     ]
     groups = dict(zip(split, await asyncio.gather(*lookups), strict=True))
-    planned: list[PlannedQuery] = []
+    queries: list[PlannedQuery] = []
     for definition in sorted(catalog.definitions, key=lambda d: SCHEDULE_ORDER[d.kind]):
         filters = groups.get(definition.entity, [""]) if "$filter" in definition.query else [""]
-        planned.extend(PlannedQuery(definition, render(definition, window, f)) for f in filters)
-    return planned
+        for one in filters:
+            queries.extend(planned(definition, window, settings, one))
+    return queries
 
 
 SCHEDULE_ORDER = {FamilyKind.GAUGE: 0, FamilyKind.HISTOGRAM: 1, FamilyKind.COUNTER: 2}
@@ -259,8 +317,8 @@ async def compute_day(
     async def values_of(query: PlannedQuery) -> list[FamilyValue]:
         async with limit:  # released before a failure waits for the probe, which needs a slot
             kind = catalog.entities[query.definition.entity]
-            if query.definition.kind is FamilyKind.GAUGE:
-                step = query.definition.step or settings.step
+            if query.ranged:
+                step = gauge_step(query.definition, settings)
                 series = await prometheus.query_range_values(
                     query.promql,
                     start=window.start + step,
@@ -270,6 +328,8 @@ async def compute_day(
                 )
                 return gauge_values(query.definition, kind, series)
             instant = await prometheus.query(query.promql, at=window.end, timeout=settings.query_timeout_s)
+            if query.statistic is not None:
+                return extreme_values(query.definition, kind, instant.samples, query.statistic)
             if query.definition.kind is FamilyKind.HISTOGRAM:
                 return histogram_values(query.definition, kind, instant.samples)
             return counter_values(query.definition, kind, instant.samples)
@@ -287,7 +347,7 @@ async def compute_day(
     coverage = probing.result()
     if coverage is not None and not coverage.inside:
         return DayFigures(window, [], coverage)
-    values = [value for task in tasks for value in task.result()]
+    values = _extremes_joined([value for task in tasks for value in task.result()])
     return DayFigures(window, values, coverage)
 
 
@@ -350,6 +410,47 @@ def histogram_values(
         FamilyValue(definition.entity, entity, definition.name, buckets=buckets)
         for entity, buckets in per_entity.items()
     ]
+
+
+def extreme_values(
+    definition: Definition, kind: EntityKind, samples: Iterable[Sample], statistic: str
+) -> list[FamilyValue]:
+    """One statistic of a gauge, computed by Prometheus (a NaN: no sample that is a number)."""
+    values: list[FamilyValue] = []
+    seen: set[str] = set()
+    for sample in samples:
+        entity = entity_key(kind, sample.labels)
+        if entity is None or math.isnan(sample.value):
+            continue
+        _once(definition, seen, entity)
+        if statistic == "peak":
+            values.append(FamilyValue(definition.entity, entity, definition.name, peak=sample.value))
+        else:
+            values.append(FamilyValue(definition.entity, entity, definition.name, low=sample.value))
+    return values
+
+
+def _extremes_joined(values: list[FamilyValue]) -> list[FamilyValue]:
+    """A gauge's peak and low, asked for in two queries (:func:`extreme_values`), as one value per
+    entity and family; every other value as it is."""
+    others: list[FamilyValue] = []
+    extremes: dict[tuple[str, str, str], FamilyValue] = {}
+    for value in values:
+        if value.total is not None or value.samples is not None or value.buckets is not None:
+            others.append(value)
+            continue
+        key = (value.entity_kind, value.entity, value.family)
+        held = extremes.get(key)
+        extremes[key] = (
+            value
+            if held is None
+            else replace(
+                held,
+                peak=held.peak if held.peak is not None else value.peak,
+                low=held.low if held.low is not None else value.low,
+            )
+        )
+    return [*others, *extremes.values()]
 
 
 def gauge_values(

@@ -264,13 +264,12 @@ def statistic(
     if kind is FamilyKind.COUNTER:
         return matrix[:, slot.offset].copy()
     if kind is FamilyKind.GAUGE:
-        samples = matrix[:, slot.offset + GAUGE_SAMPLES]
-        has = samples > 0  # NaN compares False
         if name == "avg":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(has, matrix[:, slot.offset + GAUGE_TOTAL] / samples, np.nan)
-        column = matrix[:, slot.offset + (GAUGE_PEAK if name == "peak" else GAUGE_LOW)]
-        return np.where(has, column, np.nan)
+            samples = matrix[:, slot.offset + GAUGE_SAMPLES]
+            with np.errstate(invalid="ignore", divide="ignore"):  # NaN: a day without the samples' sum
+                return np.where(samples > 0, matrix[:, slot.offset + GAUGE_TOTAL] / samples, np.nan)
+        # NaN where the day has none (a gauge whose figures use only its extremes keeps no count)
+        return matrix[:, slot.offset + (GAUGE_PEAK if name == "peak" else GAUGE_LOW)].copy()
     q = stat_quantile(name)
     if q is None:
         return _nan(frame.rows)

@@ -564,18 +564,22 @@ _INSERT_FIGURE_MONTHS = (
 )
 
 
-async def stale_renders(session: AsyncSession, keys: Collection[int], limit: int) -> list[tuple[int, int]]:
+async def stale_renders(
+    session: AsyncSession, keys: Collection[int], limit: int, months: Collection[int] | None = None
+) -> list[tuple[int, int]]:
     """Up to ``limit`` (entity id, month) whose daily report rows were written with none of
-    ``keys`` (or not at all). Read from ``ix_rollup_day_packs_render_key`` alone (no ORDER BY: on
-    SQLite, ordering by the key sends the plan through the table, whose key column lies behind
-    each row's numbers: 21–32 ms for 200 services instead of 0.3–0.7), so that the check that finds
-    nothing to do, every catch-up, does not read the months' numbers."""
+    ``keys`` (or not at all), of ``months`` only when given (their first days' numbers). Read
+    from ``ix_rollup_day_packs_render_key`` alone (no ORDER BY: on SQLite, ordering by the key
+    sends the plan through the table, whose key column lies behind each row's numbers: 21–32 ms
+    for 200 services instead of 0.3–0.7), so that the check that finds nothing to do, every
+    catch-up, does not read the months' numbers."""
     key = RollupDayPack.render_key
-    statement = (
-        select(RollupDayPack.entity_id, RollupDayPack.month)
-        .where(or_(key.is_(None), key.not_in(sorted(set(keys)))))
-        .limit(limit)
+    statement = select(RollupDayPack.entity_id, RollupDayPack.month).where(
+        or_(key.is_(None), key.not_in(sorted(set(keys))))
     )
+    if months is not None:
+        statement = statement.where(RollupDayPack.month.in_(sorted(set(months))))
+    statement = statement.limit(limit)
     return [(entity_id, month) for entity_id, month in await session.execute(statement)]
 
 

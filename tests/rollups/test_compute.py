@@ -90,7 +90,8 @@ async def test_service_figures_match_truth_and_prometheus(
     for service in (CHECKOUT, PAYMENTS):
         qps = values[("service", service, "qps")]
         assert qps.peak == peaks[service]
-        assert qps.samples == 288
+        # The built-in qps reports its peak alone: Prometheus computes it, no sample is read.
+        assert (qps.total, qps.samples, qps.low) == (None, None, None)
 
 
 async def test_namespace_and_cluster_figures(prometheus: RunningPrometheus, client: PrometheusClient) -> None:
@@ -205,3 +206,94 @@ async def test_dst_days_are_23_and_25_hours(
         rate = values[("probe", kind, "tick_rate")]
         assert rate.samples == hours * 12
         assert math.isclose(rate.peak or 0, DST_REQUESTS_PER_MINUTE / 60, rel_tol=1e-9)
+
+
+def _cores_gauge(figures: dict[str, str], step: str = "5m") -> dict[str, object]:
+    """The built-in namespace CPU gauge under another name, with these figures and step."""
+    return {
+        "name": "cores",
+        "entity": "namespace",
+        "kind": "gauge",
+        "step": step,
+        "query": 'sum by (namespace) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",'
+        "$filter}[5m]))",
+        "figures": figures,
+    }
+
+
+async def test_a_gauge_of_extremes_only_gets_them_from_prometheus_bit_for_bit(
+    prometheus: RunningPrometheus, client: PrometheusClient
+) -> None:
+    """A gauge whose figures use only its peak and its low asks Prometheus for each over the day's
+    steps (two instant queries) instead of reading every sample: the same two numbers, bit for
+    bit, as the samples a gauge with a mean reads; no count and no sum are kept."""
+    dataset = dataset_of(prometheus)
+    window = day_window(utc_days(dataset)[1], UTC_ZONE)
+    extremes = rollup_settings(
+        prometheus.url,
+        "sqlite+aiosqlite:///unused.db",
+        rollups={"definitions": [_cores_gauge({"cores_peak": "peak", "cores_low": "min"})]},
+    )
+    samples = rollup_settings(
+        prometheus.url,
+        "sqlite+aiosqlite:///unused.db",
+        rollups={
+            "definitions": [_cores_gauge({"cores_avg": "avg", "cores_peak": "peak", "cores_low": "min"})]
+        },
+    )
+    queries = [
+        q
+        for q in await plan(client, catalog_of(extremes), extremes.rollups, window)
+        if q.definition.name == "cores"
+    ]
+    assert [(q.statistic, q.ranged, q.promql.split("(", 1)[0]) for q in queries] == [
+        ("min", False, "min_over_time"),
+        ("peak", False, "max_over_time"),
+    ]
+    read = [
+        q
+        for q in await plan(client, catalog_of(samples), samples.rollups, window)
+        if q.definition.name == "cores"
+    ]
+    assert [(q.statistic, q.ranged) for q in read] == [(None, True)]
+
+    asked = by_key((await compute_day(client, catalog_of(extremes), extremes.rollups, window)).values)
+    counted = by_key((await compute_day(client, catalog_of(samples), samples.rollups, window)).values)
+    cores = [key for key in asked if key[2] == "cores"]
+    assert cores
+    assert cores == [key for key in counted if key[2] == "cores"]
+    for key in cores:
+        one, other = asked[key], counted[key]
+        assert (one.peak, one.low) == (other.peak, other.low)
+        assert other.samples == 288
+        assert other.total is not None
+        assert (one.samples, one.total) == (None, None)
+        assert one.low is not None
+        assert one.peak is not None
+        assert 0 < one.low < one.peak
+
+
+async def test_a_gauge_whose_steps_miss_the_days_ends_reads_its_samples(
+    prometheus: RunningPrometheus, client: PrometheusClient
+) -> None:
+    """A subquery's steps are multiples of its step since the epoch, a range query's start at the
+    day's start: with a 7-minute step the two would sample other instants, so the gauge's day is
+    read as samples (a range query), whatever its figures."""
+    dataset = dataset_of(prometheus)
+    window = day_window(utc_days(dataset)[1], UTC_ZONE)
+    assert window.start.timestamp() % 420 != 0
+    settings = rollup_settings(
+        prometheus.url,
+        "sqlite+aiosqlite:///unused.db",
+        rollups={"definitions": [_cores_gauge({"cores_peak": "peak"}, step="7m")]},
+    )
+    queries = [
+        q
+        for q in await plan(client, catalog_of(settings), settings.rollups, window)
+        if q.definition.name == "cores"
+    ]
+    assert [(q.statistic, q.ranged) for q in queries] == [(None, True)]
+    values = by_key((await compute_day(client, catalog_of(settings), settings.rollups, window)).values)
+    cores = [value for key, value in values.items() if key[2] == "cores"]
+    assert cores
+    assert all(value.samples == 205 for value in cores)

@@ -17,9 +17,11 @@ from app.config import Settings
 from app.rollups import answers, rendered, repository, service
 from app.rollups.compute import FamilyValue
 from app.rollups.days import Granularity
-from app.rollups.models import RollupDayPack
+from app.rollups.models import RollupDayPack, RollupEntity
 from tests.harness.app import VIEWER_TOKEN, bearer, running_app, settings_for
+from tests.harness.prometheus import RunningPrometheus
 from tests.harness.replicas import run_replicas
+from tests.rollups.support import CHECKOUT, client_for, dataset_of, rollup_settings, utc_days
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -291,3 +293,44 @@ async def test_two_replicas_storing_days_of_one_month_keep_its_rows_whole(postgr
     live, joined = await live_answer(settings, "s007", march[0], march[-1])
     assert joined == live
     assert len(orjson.loads(live)["days"]) == 31
+
+
+async def test_a_rolled_up_day_is_stored_first_and_its_months_rows_are_written_after(
+    prometheus: RunningPrometheus, database_url: str
+) -> None:
+    """run_day stores the day's numbers (the report answers them live); run_days, the API's and
+    the command line's way, then writes the report rows of the months it stored, once: the
+    report joined from them is the live answer byte for byte."""
+    settings = rollup_settings(prometheus.url, database_url)
+    days = utc_days(dataset_of(prometheus))
+    engine = db.create_engine(settings.database)
+    client = client_for(prometheus)
+    try:
+        await migrations.upgrade(engine)
+        sessions = db.create_session_factory(engine)
+        first = await service.run_day(sessions, client, settings, days[0], trigger="test")
+        assert first.status == "ok"
+        assert first.values > 0
+        async with sessions() as session:
+            held = (await session.execute(select(RollupDayPack.render_key, RollupDayPack.rendered))).all()
+        assert held
+        assert {tuple(row) for row in held} == {(None, None)}
+        live, joined = await live_answer(settings, CHECKOUT, days[0], days[-1])
+        assert joined is None
+        assert [day["date"] for day in orjson.loads(live)["days"]] == [days[0].isoformat()]
+
+        outcomes = await service.run_days(sessions, client, settings, days, trigger="test")
+        assert [outcome.status for outcome in outcomes] == ["ok"] * len(days)
+        key = service.render_key(service.catalog_of(settings), "service", settings.tzinfo)
+        async with sessions() as session:
+            services = select(RollupEntity.id).where(RollupEntity.kind == "service")
+            keys = await session.scalars(
+                select(RollupDayPack.render_key).where(RollupDayPack.entity_id.in_(services))
+            )
+            assert set(keys) == {key}
+        assert await service.render_stale(sessions, settings) == 0  # nothing left for the job
+    finally:
+        await engine.dispose()
+    live, joined = await live_answer(settings, CHECKOUT, days[0], days[-1])
+    assert joined == live
+    assert [day["date"] for day in orjson.loads(live)["days"]] == [day.isoformat() for day in days]
