@@ -186,15 +186,18 @@ async def list_incidents(
     settings: Settings,
     *,
     status: str | None = None,
-    service: str | None = None,
+    service: str | servicenames.ServiceName | None = None,
     first: datetime | None = None,
     last: datetime | None = None,
     limit: int = 200,
 ) -> list[IncidentSummary]:
     """Incidents newest first; ``service`` is a filter as people type it (app.servicenames: ``name``
     in any namespace, ``name.namespace``, an FQDN; blank filters nothing), refused when malformed,
-    unless incidents name the service so (:func:`stored_service_filter`)."""
-    wanted = await stored_service_filter(session, service) if service and service.strip() else None
+    unless incidents name the service so (:func:`stored_service_filter`), or one read so already
+    (a page listing several statuses reads it once)."""
+    wanted = service if not isinstance(service, str) else None
+    if isinstance(service, str) and service.strip():
+        wanted = await stored_service_filter(session, service)
     return await _listed(
         session, settings, status=status, service=wanted, first=first, last=last, limit=limit
     )

@@ -177,10 +177,10 @@ async def incidents_page(
         )
     except InvalidInput as exc:
         problems.append(exc)
-    service = query.service or None
-    if service is not None:
+    service: servicenames.ServiceName | None = None
+    if query.service:
         try:
-            await alerts.stored_service_filter(session, service)
+            service = await alerts.stored_service_filter(session, query.service)
         except InvalidInput as exc:
             problems.append(exc)
     try:
@@ -209,7 +209,7 @@ async def _page(
     session: AsyncSession,
     settings: Settings,
     status: str,
-    service: str | None,
+    service: servicenames.ServiceName | None,
     first: datetime | None,
     cursor: tuple[datetime, int] | None,
 ) -> list[IncidentSummary]:
