@@ -304,6 +304,41 @@ async def test_what_the_context_misses_is_said_with_each_languages_colon(app_fac
     assert "Figures missing: Prometheus is not configured: set prometheus.url" in english.text
 
 
+async def test_the_context_lists_no_part_whose_backend_failed_as_empty(
+    app_factory: AppFactory,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    """A part whose backend failed says so in its note and nothing else: no "0", no "None", no
+    "No error lines." under it, which would say the service had none. A part whose backend
+    answered with nothing still says "None" and "No error lines."."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        unconfigured = {
+            lang: await client.get(f"/incidents/{incident}/context?lang={lang}", headers=bearer(VIEWER_TOKEN))
+            for lang in ("en", "zh-CN")
+        }
+    backends = {"elasticsearch": backend(fake_elasticsearch[1]), "jaeger": backend(fake_jaeger[1])}
+    async with app_factory(**alerting_config(), **backends) as (_app, client):
+        incident = await _incident(client)
+        answered = await client.get(f"/incidents/{incident}/context?lang=en", headers=bearer(VIEWER_TOKEN))
+
+    english, chinese = unconfigured["en"], unconfigured["zh-CN"]
+    assert english.status_code == chinese.status_code == answered.status_code == 200
+    assert "Logs missing: Elasticsearch is not configured" in english.text
+    assert "Traces missing: Jaeger is not configured" in english.text
+    for said in ("No error lines.", "Error logs", "Failed traces", "Slowest traces", ">None<"):
+        assert said not in english.text, said
+    for said in ("没有错误日志", "错误日志", "失败的链路", "最慢的链路", ">无<"):
+        assert said not in chinese.text, said
+    # Elasticsearch and Jaeger answered, with nothing: that is said
+    assert "Logs missing" not in answered.text
+    assert "Traces missing" not in answered.text
+    assert "No error lines." in answered.text
+    assert answered.text.count(">None<") == 2  # no failed traces, no slow ones
+    assert "Figures missing: Prometheus is not configured" in answered.text
+
+
 async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start(
     app_factory: AppFactory,
 ) -> None:
