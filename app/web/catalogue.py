@@ -121,8 +121,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "There is no schedule '{name}' (configured: {known}).",
     ),
     "problem.no_schedule_configured": (
-        "没有名为“{name}”的值班表（还没有配置任何值班表）。",
-        "There is no schedule '{name}' (none is configured).",
+        "没有名为“{name}”的值班表（还没有配置任何值班表：在配置文件的 schedules 中添加）。",
+        "There is no schedule '{name}' (none is configured: add one under schedules"
+        " in the configuration file).",
     ),
     "problem.no_swap": (
         "值班表“{schedule}”没有编号为 {id} 的换班。",
