@@ -26,6 +26,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "list.separator": ("、", ", "),
     "foot.rendered": ("页面生成于 {time}", "Page made at {time}"),
     "time.ago": ("{span}前", "{span} ago"),
+    # a note after a value, in each language's brackets: "08:00（8 小时前）", "08:00 (8 h ago)"
+    "aside": ("（{text}）", " ({text})"),
     "time.seconds": ("{n} 秒", "{n} s"),
     "time.minutes": ("{n} 分钟", "{n} min"),
     "time.hours": ("{n} 小时", "{n} h"),

@@ -304,6 +304,29 @@ async def test_what_the_context_misses_is_said_with_each_languages_colon(app_fac
     assert "Figures missing: Prometheus is not configured: set prometheus.url" in english.text
 
 
+async def test_a_note_after_a_time_is_in_each_languages_brackets(app_factory: AppFactory) -> None:
+    """How long ago, how long it lasted: full-width brackets in Chinese, as the alerts' "开始（…前）"
+    beside them, never "08:00:00 (5 秒前)"; " (… ago)" in English."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        resolved = await client.post(f"/api/v1/incidents/{incident}/resolve", headers=bearer(OPERATOR_TOKEN))
+        pages = {
+            (path, lang): (await client.get(f"{path}?lang={lang}", headers=bearer(VIEWER_TOKEN))).text
+            for path in (f"/incidents/{incident}", "/incidents")
+            for lang in ("zh-CN", "en")
+        }
+    assert resolved.status_code == 200
+    chinese, english = pages[(f"/incidents/{incident}", "zh-CN")], pages[(f"/incidents/{incident}", "en")]
+    started = r'\d{2}:\d{2}:\d{2}<span class="muted">'
+    assert re.search(started + r"（[^（）<]+前）</span>", chinese), chinese
+    assert re.search(started + r"（持续 [^（）<]+）</span>", chinese), chinese
+    assert re.search(started + r" \([^()<]+ ago\)</span>", english), english
+    assert re.search(started + r" \(lasted [^()<]+\)</span>", english), english
+    assert re.search(r"\d{2}:\d{2}（[^（）<]+前）", pages[("/incidents", "zh-CN")])
+    assert re.search(r"\d{2}:\d{2} \([^()<]+ ago\)", pages[("/incidents", "en")])
+    assert not re.search(r" \([^()<]*前\)", chinese + pages[("/incidents", "zh-CN")])
+
+
 async def test_the_context_lists_no_part_whose_backend_failed_as_empty(
     app_factory: AppFactory,
     fake_elasticsearch: tuple[FakeElasticsearch, str],
@@ -461,6 +484,7 @@ async def test_the_service_page_names_its_partial_days(
     assert f"<dt>{cut} (partial)</dt>" in english.text
     assert f"<dt>{full}</dt>" in english.text
     assert f"这些天的数据不全（Prometheus 的保留期只覆盖了一部分）：{cut}" in chinese.text
+    assert f"<dt>{cut}（数据不全）</dt>" in chinese.text
 
 
 async def test_a_service_with_an_odd_stored_name_shows_its_open_incidents_where_panorama_links_it(
