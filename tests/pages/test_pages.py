@@ -87,7 +87,7 @@ async def test_no_page_shows_anything_without_a_token_a_session_or_a_view_link(
         "/incidents/{incident_id}/context",
         "/incidents/{incident_id}/{action}",
         "/traces/{trace_id}",
-        "/services/{name}",
+        "/services/{name:path}",
     }
     assert wrong.status_code == 401
     assert stored["status"] == "triggered"  # the refused POST changed nothing
@@ -485,6 +485,28 @@ async def test_the_service_page_names_its_partial_days(
     assert f"<dt>{full}</dt>" in english.text
     assert f"这些天的数据不全（Prometheus 的保留期只覆盖了一部分）：{cut}" in chinese.text
     assert f"<dt>{cut}（数据不全）</dt>" in chinese.text
+
+
+async def test_the_service_page_of_a_name_holding_a_slash_opens_from_its_incidents_link(
+    app_factory: AppFactory,
+) -> None:
+    """Alerts may call a service `frontend/api`: the incident page links `/services/frontend/api`,
+    which opens that service's page listing the incident (it was "no page at this address"), as
+    the link with the slash encoded does."""
+    async with app_factory(**alerting_config(locale="en")) as (_app, client):
+        body = payload("ApiDown", [alert("ApiDown", started=None, service="frontend/api")])
+        incident = await incident_of(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
+        viewer = bearer(VIEWER_TOKEN)
+        incident_page = await client.get(f"/incidents/{incident}?lang=en", headers=viewer)
+        linked = re.search(r'href="(/services/[^"?]+)[?"]', incident_page.text)
+        assert linked is not None, incident_page.text
+        opened = await client.get(f"{linked.group(1)}?lang=en", headers=viewer)
+        encoded = await client.get("/services/frontend%2Fapi?lang=en", headers=viewer)
+    assert linked.group(1) == "/services/frontend/api"
+    for page in (opened, encoded):
+        assert page.status_code == 200
+        assert '<h1 class="break">frontend/api</h1>' in page.text
+        assert f'href="/incidents/{incident}"' in page.text
 
 
 async def test_a_service_with_an_odd_stored_name_shows_its_open_incidents_where_panorama_links_it(
