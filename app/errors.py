@@ -77,6 +77,16 @@ class InvalidInput(PanoramaError):
         return joined
 
 
+def known_names(names: Sequence[str], section: str) -> str:
+    """How a 404 for a name that names nothing ends, in parentheses: the configured names
+    (``known: daily, weekly``), or, when there are none, where they are configured (a first
+    ``make run`` has none): ``none is configured: add one under 'digests' in the configuration
+    file``."""
+    if names:
+        return f"known: {', '.join(names)}"
+    return f"none is configured: add one under {section!r} in the configuration file"
+
+
 class NotFound(PanoramaError):
     status_code = 404
     code = "not_found"

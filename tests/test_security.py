@@ -131,7 +131,7 @@ PAGE_ROUTES: dict[tuple[str, str], Role] = {
     ("GET", "/incidents/{incident_id}"): Role.VIEWER,
     ("GET", "/incidents/{incident_id}/context"): Role.VIEWER,
     ("GET", "/traces/{trace_id}"): Role.VIEWER,
-    ("GET", "/services/{name}"): Role.VIEWER,
+    ("GET", "/services/{name:path}"): Role.VIEWER,
     ("POST", "/incidents/{incident_id}/{action}"): Role.OPERATOR,
     ("GET", "/oncall"): Role.VIEWER,
     ("POST", "/oncall/{name}/swaps"): Role.OPERATOR,

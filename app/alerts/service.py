@@ -56,7 +56,7 @@ from app.alerts.schemas import (
 )
 from app.config import Settings
 from app.db import dumps
-from app.errors import InvalidInput, NotFound, Phrase
+from app.errors import InvalidInput, NotFound, Phrase, known_names
 from app.security import Role, TokenRegistry
 
 if TYPE_CHECKING:  # the runtime's worker reaches the correlation feature, which reaches this module
@@ -428,13 +428,13 @@ async def on_call_for_service(
 def schedule_named(settings: Settings, name: str) -> Schedule:
     found = next((s for s in settings.schedules if s.name == name), None)
     if found is None:
-        known = ", ".join(s.name for s in settings.schedules) or "none configured"
+        known = known_names([s.name for s in settings.schedules], "schedules")
         said = (
             Phrase("problem.no_schedule", name=name, known=[s.name for s in settings.schedules])
             if settings.schedules
             else Phrase("problem.no_schedule_configured", name=name)
         )
-        raise UnknownSchedule(f"no schedule {name!r} (known: {known})", phrase=said, schedule=name)
+        raise UnknownSchedule(f"no schedule {name!r} ({known})", phrase=said, schedule=name)
     return found
 
 

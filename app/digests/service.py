@@ -58,7 +58,7 @@ from app.digests.schemas import (
     SloFigures,
     Traffic,
 )
-from app.errors import InvalidInput
+from app.errors import InvalidInput, known_names
 from app.rollups import service as rollups
 from app.rollups.days import local_today
 from app.web import auth as web_auth
@@ -81,8 +81,8 @@ def utcnow() -> datetime:
 def digest_named(settings: Settings, name: str) -> DigestConfig:
     found = next((d for d in settings.digests if d.name == name), None)
     if found is None:
-        known = ", ".join(d.name for d in settings.digests) or "none configured"
-        raise UnknownDigest(f"no digest {name!r} (known: {known})", digest=name)
+        known = known_names([d.name for d in settings.digests], "digests")
+        raise UnknownDigest(f"no digest {name!r} ({known})", digest=name)
     return found
 
 

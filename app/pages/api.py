@@ -128,7 +128,8 @@ async def trace(
     return page.render("pages/trace.html", found=found, asked=trace_id)
 
 
-@router.get("/services/{name}")
+# `:path`: a name Panorama links may hold a "/" (a service its alerts call `frontend/api`)
+@router.get("/services/{name:path}")
 async def service_overview(name: str, page: PageDep, context: ContextDep, sessions: SessionsDep) -> Response:
     page.require(auth.service_scope(name))
     found = await service.service_page(

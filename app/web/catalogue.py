@@ -26,6 +26,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "list.separator": ("、", ", "),
     "foot.rendered": ("页面生成于 {time}", "Page made at {time}"),
     "time.ago": ("{span}前", "{span} ago"),
+    # a note after a value, in each language's brackets: "08:00（8 小时前）", "08:00 (8 h ago)"
+    "aside": ("（{text}）", " ({text})"),
     "time.seconds": ("{n} 秒", "{n} s"),
     "time.minutes": ("{n} 分钟", "{n} min"),
     "time.hours": ("{n} 小时", "{n} h"),
@@ -121,8 +123,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "There is no schedule '{name}' (configured: {known}).",
     ),
     "problem.no_schedule_configured": (
-        "没有名为“{name}”的值班表（还没有配置任何值班表）。",
-        "There is no schedule '{name}' (none is configured).",
+        "没有名为“{name}”的值班表（还没有配置任何值班表：在配置文件的 schedules 中添加）。",
+        "There is no schedule '{name}' (none is configured: add one under schedules"
+        " in the configuration file).",
     ),
     "problem.no_swap": (
         "值班表“{schedule}”没有编号为 {id} 的换班。",

@@ -295,6 +295,7 @@ def no_such_page(request: Request) -> Response | None:
         path=request.url.path.removeprefix(root_path) or "/",
         query={},
         root_path=root_path,
+        reader_known=False,
     )
     body = shell.render("web/error.html", view, heading=t("error.not_found"), message=t("error.no_such_page"))
     return HTMLResponse(body, status_code=404)

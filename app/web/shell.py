@@ -106,6 +106,9 @@ class PageView:
     mint: Callable[[str], str] | None = field(default=None, repr=False)
     part_zones: tuple[ZoneInfo, ...] = ()  # zones some parts of the page show their own times in
     problems: tuple[FormProblem, ...] = ()  # what is wrong with the form's input (the page answers 400)
+    # False: answered without asking who reads it (the 404 of a path no route serves), so the
+    # header offers neither "sign in" (to a reader who may be signed in) nor "sign out"
+    reader_known: bool = True
 
     @property
     def locale(self) -> str:

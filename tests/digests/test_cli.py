@@ -91,6 +91,20 @@ def test_a_dry_run_prints_the_digest_and_sends_nothing_and_a_run_sends_it_once(
     assert "option '--date': 'yesterday-ish' is not" in capsys.readouterr().err
 
 
+def test_a_digest_named_before_any_is_configured_says_where_to_add_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first `make run` has no digests: the README's `panorama digest shop` says where they go."""
+    path = tmp_path / "panorama.yaml"
+    database = {"url": f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}"}
+    path.write_text(yaml.safe_dump({"database": database}), encoding="utf-8")
+    assert main(["--config", str(path), "migrate"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(path), "digest", "shop", "--date", "2026-12-03", "--dry-run"]) == 2
+    said = capsys.readouterr().err
+    assert "no digest 'shop' (none is configured: add one under 'digests' in the configuration file)" in said
+
+
 def test_a_dry_run_says_in_the_digests_language_that_links_use_the_default_base_without_public_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

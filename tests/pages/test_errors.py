@@ -229,6 +229,26 @@ async def test_unknown_things_are_404_pages_in_the_readers_language(app_factory:
     assert api.json()["message"] == "no incident 42"
 
 
+async def test_a_schedule_named_before_any_is_configured_says_where_to_add_them(
+    app_factory: AppFactory,
+) -> None:
+    """A first `make run` has no schedules: naming one (a hand-over link, a typed URL, the API)
+    says where they are configured, in the page's language and in the API's English."""
+    async with app_factory() as (_app, client):
+        page_zh = await client.get("/oncall?schedule=sre&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
+        page_en = await client.get("/oncall?schedule=sre&lang=en", headers=bearer(VIEWER_TOKEN))
+        api = await client.get("/api/v1/schedules/sre/oncall", headers=bearer(VIEWER_TOKEN))
+    assert page_zh.status_code == page_en.status_code == api.status_code == 404
+    assert "没有名为“sre”的值班表（还没有配置任何值班表：在配置文件的 schedules 中添加）。" in _text(page_zh)
+    assert (
+        "There is no schedule 'sre' (none is configured: add one under schedules in the configuration file)."
+        in _text(page_en)
+    )
+    assert api.json()["message"] == (
+        "no schedule 'sre' (none is configured: add one under 'schedules' in the configuration file)"
+    )
+
+
 async def test_a_malformed_trace_id_or_time_is_said_in_the_pages_language(app_factory: AppFactory) -> None:
     async with app_factory() as (_app, client):
         malformed = await client.get("/traces/not-a-trace-id", headers=bearer(VIEWER_TOKEN))

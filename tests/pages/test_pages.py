@@ -87,7 +87,7 @@ async def test_no_page_shows_anything_without_a_token_a_session_or_a_view_link(
         "/incidents/{incident_id}/context",
         "/incidents/{incident_id}/{action}",
         "/traces/{trace_id}",
-        "/services/{name}",
+        "/services/{name:path}",
     }
     assert wrong.status_code == 401
     assert stored["status"] == "triggered"  # the refused POST changed nothing
@@ -304,6 +304,64 @@ async def test_what_the_context_misses_is_said_with_each_languages_colon(app_fac
     assert "Figures missing: Prometheus is not configured: set prometheus.url" in english.text
 
 
+async def test_a_note_after_a_time_is_in_each_languages_brackets(app_factory: AppFactory) -> None:
+    """How long ago, how long it lasted: full-width brackets in Chinese, as the alerts' "开始（…前）"
+    beside them, never "08:00:00 (5 秒前)"; " (… ago)" in English."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        resolved = await client.post(f"/api/v1/incidents/{incident}/resolve", headers=bearer(OPERATOR_TOKEN))
+        pages = {
+            (path, lang): (await client.get(f"{path}?lang={lang}", headers=bearer(VIEWER_TOKEN))).text
+            for path in (f"/incidents/{incident}", "/incidents")
+            for lang in ("zh-CN", "en")
+        }
+    assert resolved.status_code == 200
+    chinese, english = pages[(f"/incidents/{incident}", "zh-CN")], pages[(f"/incidents/{incident}", "en")]
+    started = r'\d{2}:\d{2}:\d{2}<span class="muted">'
+    assert re.search(started + r"（[^（）<]+前）</span>", chinese), chinese
+    assert re.search(started + r"（持续 [^（）<]+）</span>", chinese), chinese
+    assert re.search(started + r" \([^()<]+ ago\)</span>", english), english
+    assert re.search(started + r" \(lasted [^()<]+\)</span>", english), english
+    assert re.search(r"\d{2}:\d{2}（[^（）<]+前）", pages[("/incidents", "zh-CN")])
+    assert re.search(r"\d{2}:\d{2} \([^()<]+ ago\)", pages[("/incidents", "en")])
+    assert not re.search(r" \([^()<]*前\)", chinese + pages[("/incidents", "zh-CN")])
+
+
+async def test_the_context_lists_no_part_whose_backend_failed_as_empty(
+    app_factory: AppFactory,
+    fake_elasticsearch: tuple[FakeElasticsearch, str],
+    fake_jaeger: tuple[FakeJaeger, str],
+) -> None:
+    """A part whose backend failed says so in its note and nothing else: no "0", no "None", no
+    "No error lines." under it, which would say the service had none. A part whose backend
+    answered with nothing still says "None" and "No error lines."."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        incident = await _incident(client)
+        unconfigured = {
+            lang: await client.get(f"/incidents/{incident}/context?lang={lang}", headers=bearer(VIEWER_TOKEN))
+            for lang in ("en", "zh-CN")
+        }
+    backends = {"elasticsearch": backend(fake_elasticsearch[1]), "jaeger": backend(fake_jaeger[1])}
+    async with app_factory(**alerting_config(), **backends) as (_app, client):
+        incident = await _incident(client)
+        answered = await client.get(f"/incidents/{incident}/context?lang=en", headers=bearer(VIEWER_TOKEN))
+
+    english, chinese = unconfigured["en"], unconfigured["zh-CN"]
+    assert english.status_code == chinese.status_code == answered.status_code == 200
+    assert "Logs missing: Elasticsearch is not configured" in english.text
+    assert "Traces missing: Jaeger is not configured" in english.text
+    for said in ("No error lines.", "Error logs", "Failed traces", "Slowest traces", ">None<"):
+        assert said not in english.text, said
+    for said in ("没有错误日志", "错误日志", "失败的链路", "最慢的链路", ">无<"):
+        assert said not in chinese.text, said
+    # Elasticsearch and Jaeger answered, with nothing: that is said
+    assert "Logs missing" not in answered.text
+    assert "Traces missing" not in answered.text
+    assert "No error lines." in answered.text
+    assert answered.text.count(">None<") == 2  # no failed traces, no slow ones
+    assert "Figures missing: Prometheus is not configured" in answered.text
+
+
 async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start(
     app_factory: AppFactory,
 ) -> None:
@@ -426,6 +484,29 @@ async def test_the_service_page_names_its_partial_days(
     assert f"<dt>{cut} (partial)</dt>" in english.text
     assert f"<dt>{full}</dt>" in english.text
     assert f"这些天的数据不全（Prometheus 的保留期只覆盖了一部分）：{cut}" in chinese.text
+    assert f"<dt>{cut}（数据不全）</dt>" in chinese.text
+
+
+async def test_the_service_page_of_a_name_holding_a_slash_opens_from_its_incidents_link(
+    app_factory: AppFactory,
+) -> None:
+    """Alerts may call a service `frontend/api`: the incident page links `/services/frontend/api`,
+    which opens that service's page listing the incident (it was "no page at this address"), as
+    the link with the slash encoded does."""
+    async with app_factory(**alerting_config(locale="en")) as (_app, client):
+        body = payload("ApiDown", [alert("ApiDown", started=None, service="frontend/api")])
+        incident = await incident_of(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
+        viewer = bearer(VIEWER_TOKEN)
+        incident_page = await client.get(f"/incidents/{incident}?lang=en", headers=viewer)
+        linked = re.search(r'href="(/services/[^"?]+)[?"]', incident_page.text)
+        assert linked is not None, incident_page.text
+        opened = await client.get(f"{linked.group(1)}?lang=en", headers=viewer)
+        encoded = await client.get("/services/frontend%2Fapi?lang=en", headers=viewer)
+    assert linked.group(1) == "/services/frontend/api"
+    for page in (opened, encoded):
+        assert page.status_code == 200
+        assert '<h1 class="break">frontend/api</h1>' in page.text
+        assert f'href="/incidents/{incident}"' in page.text
 
 
 async def test_a_service_with_an_odd_stored_name_shows_its_open_incidents_where_panorama_links_it(

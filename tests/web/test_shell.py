@@ -452,6 +452,8 @@ async def test_an_unknown_path_is_a_404_page_for_a_browser_and_the_same_json_for
     async with app_factory() as (_app, client):
         zh = await client.get("/no/such/page?view=secret-view-link", headers={"accept": BROWSER_ACCEPT})
         en = await client.get("/no/such/page?lang=en", headers={"accept": BROWSER_ACCEPT})
+        reader = {"accept": BROWSER_ACCEPT, **bearer(VIEWER_TOKEN)}
+        signed_in = await client.get("/no/such/page", headers=reader)
         api = [
             await client.get("/no/such/page", headers={"accept": accept})
             for accept in ("application/json", "*/*", "application/json, text/html")
@@ -466,6 +468,12 @@ async def test_an_unknown_path_is_a_404_page_for_a_browser_and_the_same_json_for
     assert 'href="/incidents"' in zh.text
     assert "返回事件列表" in zh.text
     assert "secret-view-link" not in zh.text  # the query (a view link, say) is not echoed
+    # who reads it is not asked: a signed-in reader is not offered to sign in, nor anyone to sign out
+    for page in (zh, en, signed_in):
+        assert "/login" not in page.text
+        assert "/logout" not in page.text
+    assert signed_in.status_code == 404
+    assert "这个地址没有页面。" in signed_in.text
     assert '<html lang="en"' in en.text
     assert "There is no page at this address." in en.text
     assert "Back to the incidents" in en.text
