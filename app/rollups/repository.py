@@ -329,7 +329,8 @@ async def finish_run(
 
 
 async def _insert_new(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Inserts the rows whose key is not there yet (one statement per batch, either dialect)."""
+    """Inserts the rows whose key is not there yet (one statement per batch, either dialect; Core:
+    no ORM bookkeeping per row)."""
     if not rows:
         return
     make = await dialect_insert(session)
@@ -338,7 +339,9 @@ async def _insert_new(session: AsyncSession, table: Any, rows: list[dict[str, An
 
 async def store_layouts(session: AsyncSession, layouts: Iterable[Layout]) -> None:
     """Stores the layouts not stored yet (a layout's id is its hash: the same everywhere)."""
-    await _insert_new(session, RollupLayout, [{"id": layout.id, "spec": layout.spec} for layout in layouts])
+    await _insert_new(
+        session, RollupLayout.__table__, [{"id": layout.id, "spec": layout.spec} for layout in layouts]
+    )
 
 
 async def layouts(session: AsyncSession, ids: Collection[int]) -> dict[int, Layout]:
@@ -367,14 +370,22 @@ _LAYOUTS: dict[int, Layout] = {}
 async def ensure_entity_ids(
     session: AsyncSession, names: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """The ids of these (kind, name) entities, created when new."""
-    await _insert_new(session, RollupEntity, [{"kind": kind, "name": name} for kind, name in sorted(names)])
-    kinds = sorted({kind for kind, _ in names})
-    rows = await session.execute(
-        select(RollupEntity.kind, RollupEntity.name, RollupEntity.id).where(RollupEntity.kind.in_(kinds))
-    )
+    """The ids of these (kind, name) entities, created when new: read first, and only the new ones
+    inserted (a night's thousand entities are all there already: inserting them again to have the
+    conflicts skipped cost more than the read), then read."""
     wanted = set(names)
-    return {(kind, name): entity_id for kind, name, entity_id in rows if (kind, name) in wanted}
+    kinds = sorted({kind for kind, _ in names})
+    statement = select(RollupEntity.kind, RollupEntity.name, RollupEntity.id).where(
+        RollupEntity.kind.in_(kinds)
+    )
+    found = {(kind, name): entity_id for kind, name, entity_id in await session.execute(statement)}
+    new = sorted(wanted - found.keys())
+    if new:  # another writer may insert some at the same time: theirs are kept, and read below
+        await _insert_new(
+            session, RollupEntity.__table__, [{"kind": kind, "name": name} for kind, name in new]
+        )
+        found = {(kind, name): entity_id for kind, name, entity_id in await session.execute(statement)}
+    return {key: entity_id for key, entity_id in found.items() if key in wanted}
 
 
 async def replace_day(
