@@ -536,7 +536,7 @@ async def _render_after(sessions: Sessions, settings: Settings, days: list[date]
         return
     try:
         await render_stale(sessions, settings, days=days)
-    except SQLAlchemyError:
+    except Exception:  # the days are stored whatever happens here: their runs' outcomes stand
         log.exception("writing the report rows of the days rolled up failed; the catch-up job writes them")
 
 
