@@ -370,16 +370,24 @@ def _once(definition: Definition, seen: set[str], entity: str) -> None:
     seen.add(entity)
 
 
-def counter_values(definition: Definition, kind: EntityKind, samples: Iterable[Sample]) -> list[FamilyValue]:
-    values: list[FamilyValue] = []
+def scalar_values(
+    definition: Definition, kind: EntityKind, samples: Iterable[Sample]
+) -> Iterator[tuple[str, float]]:
+    """(entity, value) of a vector with one number per entity: a NaN is no value."""
     seen: set[str] = set()
     for sample in samples:
         entity = entity_key(kind, sample.labels)
         if entity is None or math.isnan(sample.value):
             continue
         _once(definition, seen, entity)
-        values.append(FamilyValue(definition.entity, entity, definition.name, total=sample.value))
-    return values
+        yield entity, sample.value
+
+
+def counter_values(definition: Definition, kind: EntityKind, samples: Iterable[Sample]) -> list[FamilyValue]:
+    return [
+        FamilyValue(definition.entity, entity, definition.name, total=value)
+        for entity, value in scalar_values(definition, kind, samples)
+    ]
 
 
 def histogram_values(
@@ -415,19 +423,13 @@ def histogram_values(
 def extreme_values(
     definition: Definition, kind: EntityKind, samples: Iterable[Sample], statistic: str
 ) -> list[FamilyValue]:
-    """One statistic of a gauge, computed by Prometheus (a NaN: no sample that is a number)."""
-    values: list[FamilyValue] = []
-    seen: set[str] = set()
-    for sample in samples:
-        entity = entity_key(kind, sample.labels)
-        if entity is None or math.isnan(sample.value):
-            continue
-        _once(definition, seen, entity)
-        if statistic == "peak":
-            values.append(FamilyValue(definition.entity, entity, definition.name, peak=sample.value))
-        else:
-            values.append(FamilyValue(definition.entity, entity, definition.name, low=sample.value))
-    return values
+    """One statistic of a gauge (``peak`` or ``min``), computed by Prometheus."""
+    found = scalar_values(definition, kind, samples)
+    if statistic == "peak":
+        return [
+            FamilyValue(definition.entity, entity, definition.name, peak=value) for entity, value in found
+        ]
+    return [FamilyValue(definition.entity, entity, definition.name, low=value) for entity, value in found]
 
 
 def _extremes_joined(values: list[FamilyValue]) -> list[FamilyValue]:
