@@ -542,14 +542,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "另有 {n} 个值班表未显示 · 见\u00a0{where}",
         "{n} more schedule not shown · see\u00a0{where}",
     ),
+    # {names}: the hidden schedules with nobody on call, joined by screen.name_sep (more than
+    # three: the first three, said by screen.names_more)
     "screen.more_schedules_nobody": (
-        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见\u00a0{where}",
-        "{n} more schedules not shown, {m} with nobody on call · see\u00a0{where}",
+        "另有 {n} 个值班表未显示，无人值班：{names} · 见\u00a0{where}",
+        "{n} more schedules not shown; nobody on call in {names} · see\u00a0{where}",
     ),
     "screen.more_schedules_nobody.one": (
-        "另有 {n} 个值班表未显示，其中 {m} 个无人值班 · 见\u00a0{where}",
-        "{n} more schedule not shown, {m} with nobody on call · see\u00a0{where}",
+        "另有 {n} 个值班表未显示，无人值班：{names} · 见\u00a0{where}",
+        "{n} more schedule not shown; nobody on call in {names} · see\u00a0{where}",
     ),
+    "screen.name_sep": ("、", ", "),
+    "screen.names_more": ("{names} 等 {m} 个", "{names} and {k} more"),
     "screen.services": ("服务排行", "Top services"),
     "screen.by_traffic": ("按流量", "By traffic"),
     "screen.by_errors": ("按错误率", "By error rate"),

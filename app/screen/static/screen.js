@@ -17,6 +17,7 @@
   var PANELS = ["health", "traffic", "services", "incidents", "oncall", "graph", "trends"];
   var LEVEL_COLOURS = { ok: "#3fb950", warning: "#f2c94c", critical: "#ff6b6b" };
   var TRAFFIC_COLOUR = "#4aa3ff";
+  var NAMED = 3;  // hidden schedules with nobody on call named in the "more" line; beyond, counted
   var SERIES_COLOURS = ["#4aa3ff", "#bc8cff", "#39c5cf", "#ffa657", "#ff7eb6", "#7ee787", "#e3b341",
     "#a371f7", "#58a6ff", "#9ea7b3"];
   var state = {
@@ -559,13 +560,18 @@
     list.classList.remove("compact");
     list.classList.toggle("compact", overflows(list));
     grid.classList.toggle("oncall-tall", overflows(list));
-    function uncovered(cut) { return data.schedules.slice(count - cut).filter(function (row) { return !row.user; }).length; }
-    var cut = fit("oncall", list, count, 0, function (n, hidden, where) {  // a gap in the cover is never out of sight
+    function uncovered(cut) {
+      return data.schedules.slice(count - cut).filter(function (row) { return !row.user; })
+        .map(function (row) { return row.schedule; });
+    }
+    var cut = fit("oncall", list, count, 0, function (n, hidden, where) {  // a gap in the cover is never out of sight: named
       var nobody = uncovered(hidden);
-      return nobody ? say("more_schedules_nobody", { n: n, m: nobody, where: where })
-        : say("more_schedules", { n: n, where: where });
+      if (!nobody.length) { return say("more_schedules", { n: n, where: where }); }
+      var names = nobody.slice(0, NAMED).join(say("name_sep"));
+      if (nobody.length > NAMED) { names = say("names_more", { names: names, m: nobody.length, k: nobody.length - NAMED }); }
+      return say("more_schedules_nobody", { n: n, names: names, where: where });
     });
-    sections.oncall.more.classList.toggle("nobody", uncovered(cut) > 0);
+    sections.oncall.more.classList.toggle("nobody", uncovered(cut).length > 0);
     if (grid.classList.contains("oncall-tall") !== wasTall) {
       Object.keys(charts).forEach(function (key) { charts[key].resize(); });  // the trends moved
     }
