@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -175,14 +177,86 @@ def migrate(settings: Settings, revision: str) -> int:
     return 0
 
 
+BACKLOG = 2048
+"""Connections the kernel queues for the listening sockets (uvicorn's default backlog)."""
+
+
+class CannotListen(Exception):
+    """The address ``serve`` was asked for cannot be listened on; the message says what to do."""
+
+
 def serve(settings: Settings, config_path: Path | None, host: str, port: int) -> int:
+    # The port first, before anything of the app starts: a second `panorama serve` (another
+    # `make run`) on a port already taken started its scheduler and delivery worker against the
+    # same database (and wrote the admin token file), and only then failed to bind.
+    try:
+        sockets = listen(host, port)
+    except CannotListen as exc:
+        print(f"panorama serve: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _serve(settings, config_path, host, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets listening on ``host``:``port``, bound as uvicorn's own start bound them
+    (asyncio's ``create_server``): one per address the host resolves to (``localhost``: each
+    address the hosts file gives it; ``""``: every interface, both families), ``SO_REUSEADDR``,
+    IPv6 sockets IPv6-only. They listen at once, so that the port is this process's before its app
+    starts (two sockets merely bound with ``SO_REUSEADDR`` may share a port); uvicorn is handed
+    them (``Server.run(sockets=...)``) and binds nothing."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise CannotListen(
+            f"cannot listen on {where}: the host is not known ({exc.strerror}); pass --host"
+        ) from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _canonical, address in dict.fromkeys(found):
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError:
+                continue  # a family this kernel lacks (IPv6 off), skipped as asyncio skips it
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            other = port + 1 if 0 < port < 65535 else 8000
+            raise CannotListen(
+                f"{where}: address already in use: another Panorama (another `make run`?) or another program "
+                f"is listening there; stop it, or pass another port: --port {other} (make run PORT={other})"
+            ) from None
+        reason = (exc.strerror or str(exc)).lower()
+        raise CannotListen(f"cannot listen on {where}: {reason}; pass another --host or --port") from None
+    return sockets
+
+
+def _serve(settings: Settings, config_path: Path | None, host: str, sockets: list[socket.socket]) -> int:
     import uvicorn
 
     from app.main import create_app
     from app.observability import configure_logging
 
+    port: int = sockets[0].getsockname()[1]  # the one asked for; the one the OS chose for --port 0
     settings, token_file = with_generated_admin_token(settings)
     configure_logging(settings.logging.level, secrets=settings.secrets())
+    for sock in sockets:
+        address = sock.getsockname()
+        shown = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
+        log.info("listening on http://%s:%d", shown, address[1])
     if token_file is not None:
         if (notice := admin_token_notice(token_file)) is not None:
             log.warning(notice)
@@ -211,8 +285,9 @@ def serve(settings: Settings, config_path: Path | None, host: str, port: int) ->
         forwarded_allow_ips="127.0.0.1",
         # requests in flight get most of the grace; the rest is the lifespan's (see AppContext.close)
         timeout_graceful_shutdown=max(1, int(grace * 0.75)),
+        backlog=BACKLOG,
     )
-    Server(config).run()
+    Server(config).run(sockets=sockets)  # listening already (see serve): uvicorn binds nothing
     return 0
 
 

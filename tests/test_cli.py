@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -104,14 +107,89 @@ def test_serve_refuses_a_broken_config(tmp_path: Path) -> None:
     assert "prometheus.url: must be an http:// or https:// URL" in done.stderr
 
 
-def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
-    """migrate, serve with no config at all, use the generated token, reload on SIGHUP, stop on SIGTERM."""
+def _migrated_sqlite(tmp_path: Path) -> dict[str, str]:
+    """The environment of a new user's `panorama` (no config file, a SQLite database under
+    ``tmp_path/data``), the database migrated."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PANORAMA_", "OTEL_"))},
         "PANORAMA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'panorama.db'}",
         "PANORAMA_DATA_DIR": str(tmp_path / "data"),
     }
     subprocess.run([str(PANORAMA), "migrate"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    return env
+
+
+def _rollup_runs(tmp_path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "panorama.db")) as database:
+        count: int = database.execute("SELECT count(*) FROM rollup_runs").fetchone()[0]
+        return count
+
+
+@pytest.mark.timeout(60)
+def test_serve_on_a_port_already_taken_says_so_at_once_and_starts_nothing(tmp_path: Path) -> None:
+    """A second `make run`: before, it started its scheduler and delivery worker on the same
+    database (and made the admin token file), then died on uvicorn's bind error."""
+    env = _migrated_sqlite(tmp_path)
+    with socket.socket() as other:  # another program (or Panorama) listening on the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = subprocess.run(
+            [str(PANORAMA), "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"panorama serve: 127.0.0.1:{port}: address already in use: another Panorama (another `make run`?) "
+        f"or another program is listening there; stop it, or pass another port: --port {port + 1} "
+        f"(make run PORT={port + 1})"
+    ]
+    assert done.stdout == ""  # not even a log line: nothing started
+    assert not (tmp_path / "data" / "admin.token").exists()
+    assert _rollup_runs(tmp_path) == 0
+
+
+@pytest.mark.timeout(60)
+def test_serve_on_a_free_port_answers_and_runs_its_jobs(tmp_path: Path) -> None:
+    """The counterpart of the test above: what a serve that starts does (a rollup catch-up five
+    seconds after it starts records runs), so that its "nothing started" means something."""
+    env = _migrated_sqlite(tmp_path)
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(PANORAMA), "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process, log_path)
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        deadline = time.monotonic() + 30
+        while _rollup_runs(tmp_path) == 0:
+            assert time.monotonic() < deadline, f"no rollup run recorded:\n{log_path.read_text()}"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert process.returncode in (0, -signal.SIGTERM)
+    messages = [json.loads(line)["message"] for line in log_path.read_text().splitlines() if line.strip()]
+    assert messages[0] == f"listening on http://127.0.0.1:{port}"  # before anything else is said
+    assert "Application shutdown complete." in messages
+    assert (tmp_path / "data" / "admin.token").is_file()
+
+
+def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
+    """migrate, serve with no config at all, use the generated token, reload on SIGHUP, stop on SIGTERM."""
+    env = _migrated_sqlite(tmp_path)
     port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
