@@ -17,7 +17,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.label": ("主导航", "Main navigation"),
     "nav.incidents": ("事件", "Incidents"),
     "nav.oncall": ("值班", "On call"),
-    "nav.back_to_incidents": ("返回事件列表", "Back to the incidents"),
+    "nav.back.incidents": ("返回事件列表", "Back to the incidents"),
+    "nav.back.oncall": ("返回值班表", "Back to the on-call schedules"),
     "foot.times_in": ("时间均为 {zone}", "Times in {zone}"),
     "foot.times_in_parts": (
         "时间均为 {zone}，标明时区的部分除外（{others}）",
