@@ -24,6 +24,11 @@ def display_name(backend: str) -> str:
     return DISPLAY_NAMES.get(backend, backend)
 
 
+NOT_CONFIGURED = "problem.backends_not_configured"
+"""The phrase of an answer whose every backend is not configured (``BackendsFailed``); with
+``problem.backend.not_configured`` (one backend), what an error page heads as "not configured"."""
+
+
 class BackendErrorKind(StrEnum):
     NOT_CONFIGURED = "not_configured"
     UNREACHABLE = "unreachable"
@@ -94,6 +99,19 @@ class BackendError(Exception):
                 "problem.backend.not_configured", backend=self.display_name, setting=setting, env=env
             )
         return Phrase(f"problem.backend.{self.kind.value}", backend=self.display_name, detail=self.message)
+
+    @property
+    def configured(self) -> bool:
+        """False when the backend is simply not configured: nothing failed, and waiting won't help."""
+        return self.kind is not BackendErrorKind.NOT_CONFIGURED
+
+    def missing(self, part: Phrase) -> Phrase:
+        """Why ``part`` of a page is not shown, as every page says it: a backend not configured is
+        said plainly, with how to configure it (``part.not_configured``); only a real failure says
+        the part is temporarily unavailable, and what happened (``part.unavailable``)."""
+        if not self.configured:
+            return Phrase("part.not_configured", part=part, **self.phrase.values)
+        return Phrase("part.unavailable", part=part, problem=self.phrase)
 
     @property
     def retryable(self) -> bool:

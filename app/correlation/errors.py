@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.backends.errors import BackendError
+from app.backends.errors import NOT_CONFIGURED, BackendError
 from app.errors import NotFound, PanoramaError, Phrase
 
 
@@ -31,8 +31,10 @@ class BackendsFailed(PanoramaError):
         statuses = {error.kind.http_status for error in failures.values()}
         self.status_code = statuses.pop() if len(statuses) == 1 else 502
         reasons = "; ".join(f"{name}: {error.message}" for name, error in failures.items())
+        # none of them configured (a first `make run`) is no failure: said plainly, as each part says it
+        said = "problem.backends_failed" if any(e.configured for e in failures.values()) else NOT_CONFIGURED
         super().__init__(
             f"{context}{reasons}",
-            phrase=Phrase("problem.backends_failed", failures=[e.phrase for e in failures.values()]),
+            phrase=Phrase(said, failures=[e.phrase for e in failures.values()]),
             backends={name: {"kind": e.kind.value, "message": e.message} for name, e in failures.items()},
         )

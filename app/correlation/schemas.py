@@ -81,7 +81,21 @@ class SourceError(BaseModel):
     @property
     def phrase(self) -> Phrase:
         """The failure as a page says it, as every page says a backend's failure (``BackendError.phrase``)."""
-        return BackendError(self.backend, self.kind, self.message, status=self.status).phrase
+        return self._error.phrase
+
+    @property
+    def configured(self) -> bool:
+        """False when the backend is not configured (nothing failed: ``BackendError.configured``)."""
+        return self._error.configured
+
+    def missing(self, part: str) -> Phrase:
+        """Why the part named by the catalogue key ``part`` is not shown, as every page says it
+        (``BackendError.missing``: not configured said plainly, a failure as temporary)."""
+        return self._error.missing(Phrase(part))
+
+    @property
+    def _error(self) -> BackendError:
+        return BackendError(self.backend, self.kind, self.message, status=self.status)
 
 
 class GapCode(StrEnum):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import servicenames, times
 from app.alerts import service as alerts
 from app.alerts.schemas import IncidentDetail, IncidentSummary, OnCall, ShiftOut, SwapOut
-from app.backends.errors import BackendError
+from app.backends.errors import BackendError, display_name
 from app.backends.registry import Backends
 from app.config import Settings
 from app.correlation import service as correlation
@@ -289,15 +289,26 @@ class ServicePage:
     grafana_url: str | None
 
     def failure(self, part: str) -> SourceError | None:
-        """Why a backend-fed part is missing; its ``phrase`` says it as every page says a backend's
-        failure (``BackendError.phrase``: its kind in the page's language, the backend's own words kept)."""
+        """Why a backend-fed part is missing; its ``missing`` says it as every page says a missing
+        part (``BackendError.missing``: not configured said plainly, a failure as temporary)."""
         error: SourceError | None = getattr(self.overview.errors, part)
         return error
 
     @property
     def failed(self) -> list[str]:
-        """The backend-fed parts whose backend failed, in the page's order."""
-        return [part for part in BACKEND_PARTS if getattr(self.overview.errors, part) is not None]
+        """The backend-fed parts whose backend really failed, in the page's order."""
+        return [part for part in BACKEND_PARTS if (e := self.failure(part)) is not None and e.configured]
+
+    @property
+    def unconfigured(self) -> list[str]:
+        """The backend-fed parts whose backend is not configured (no failure), in the page's order."""
+        return [part for part in BACKEND_PARTS if (e := self.failure(part)) is not None and not e.configured]
+
+    @property
+    def unconfigured_backends(self) -> list[str]:
+        """The names of the backends not configured, as pages name them, in the page's order."""
+        errors = [e for part in self.unconfigured if (e := self.failure(part)) is not None]
+        return list(dict.fromkeys(display_name(e.backend) for e in errors))
 
     def trend_data(self) -> dict[str, object]:
         """The chart's data, for a ``<script type="application/json">`` block (through ``tojson``)."""

@@ -17,7 +17,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.label": ("主导航", "Main navigation"),
     "nav.incidents": ("事件", "Incidents"),
     "nav.oncall": ("值班", "On call"),
-    "nav.back_to_incidents": ("返回事件列表", "Back to the incidents"),
+    "nav.back.incidents": ("返回事件列表", "Back to the incidents"),
+    "nav.back.oncall": ("返回值班表", "Back to the on-call schedules"),
     "foot.times_in": ("时间均为 {zone}", "Times in {zone}"),
     "foot.times_in_parts": (
         "时间均为 {zone}，标明时区的部分除外（{others}）",
@@ -55,6 +56,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.no_such_page": ("这个地址没有页面。", "There is no page at this address."),
     "error.invalid": ("请求有误", "Bad request"),
     "error.backend_title": ("后端服务出错", "A backend failed"),
+    "error.not_configured_title": ("后端未配置", "Not configured"),
     "error.internal": ("内部错误，详情见服务日志。", "Internal error; the server log has the details."),
     "error.form_title": ("输入有误", "The form has a problem"),
     # --- what went wrong, as pages say it (app.errors.Phrase; the API keeps its English message) --
@@ -178,9 +180,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{backend} 拒绝了 Panorama 的凭据（{detail}）",
         "{backend} refused Panorama's credentials ({detail})",
     ),
+    # a part of a page whose backend is missing (BackendError.missing): not configured is no failure
+    "part.not_configured": (
+        "{part}：未配置 {backend}（请设置 {setting} 或环境变量 {env}）",
+        "{part}: {backend} is not configured (set {setting} or {env})",
+    ),
+    "part.unavailable": ("{part}暂时无法获取：{problem}", "{part} temporarily unavailable: {problem}"),
     "problem.backends_failed": (
         "所需的后端都出错了：{failures}",
         "Every backend this needs failed: {failures}",
+    ),
+    "problem.backends_not_configured": (
+        "所需的后端都没有配置：{failures}",
+        "No backend this needs is configured: {failures}",
     ),
     "problem.database": (
         "数据库暂时没有应答，请稍后再试。",
@@ -467,7 +479,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trace.truncated": ("已截断", "truncated"),
     "trace.services": ("服务", "Services"),
     "trace.partial_trace": ("没有链路数据：{problem}", "no trace: {problem}"),
-    "trace.partial_logs": ("没有日志：{problem}", "no logs: {problem}"),
+    "trace.part.trace": ("链路数据", "Trace"),
+    "trace.part.logs": ("日志", "Logs"),
     "trace.incomplete_logs": ("日志可能不全：{problem}", "lines may be missing: {problem}"),
     "trace.waterfall": ("调用瀑布图", "Waterfall"),
     "trace.n_logs": ("{n} 条日志", "{n} logs"),
@@ -479,7 +492,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trace.logs": ("日志（按时间）", "Logs, in time order"),
     "trace.logs_window": ("查找范围：{start} – {end}", "Searched {start} – {end}"),
     "trace.no_logs": ("没有日志带有这个链路 ID。", "No log line carries this trace id."),
-    "trace.no_logs_backend": ("日志后端不可用。", "The log backend is unavailable."),
+    "trace.no_logs_backend": ("没有日志：原因见页首。", "No log lines: the note at the top says why."),
     # --- the wall screen (the page, and the words its script uses) -----------------------------
     "screen.title": ("平台运行监控", "Platform status"),
     "screen.waiting": ("正在获取数据…", "Fetching data…"),
@@ -599,12 +612,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "service.part.traces": ("链路", "Traces"),
     "service.part.error_logs": ("错误日志", "Error logs"),
     "service.part.incidents": ("事件", "Incidents"),
-    "service.part_failed": ("{part}暂不可用：{what}", "{part} unavailable: {what}"),
     "service.backends_failed": (
-        "部分数据暂时无法获取（{parts}），下面各部分分别说明原因；"
+        "部分数据暂时无法获取（{parts}），下面各部分分别说明原因。",
+        "Some parts are temporarily unavailable ({parts}); each says why below.",
+    ),
+    "service.backends_not_configured": (
+        "未配置 {backends}，所以不显示这些部分（{parts}）。",
+        " Not configured: {backends}; those parts are not shown ({parts}).",  # after a sentence: a space
+    ),
+    "service.database_parts": (
         "事件、值班和趋势来自 Panorama 的数据库，照常显示。",
-        "Some parts are unavailable ({parts}); each says why below. Incidents, on call and the trend "
-        "come from Panorama's own database and are shown as usual.",
+        " Incidents, on call and the trend come from Panorama's own database and are shown as usual.",
     ),
     "service.all_incidents": ("此服务的全部事件", "All incidents of this service"),
     "service.oncall_page": ("值班表", "On-call schedules"),

@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import signing
-from app.backends.errors import BackendError
+from app.backends.errors import NOT_CONFIGURED, BackendError
 from app.config import Settings
 from app.context import AppContext
 from app.deps import get_context
@@ -251,9 +251,8 @@ def error_page(request: Request, error: Exception) -> Response | None:
         )
     if isinstance(error, BackendError):
         status = error.kind.http_status
-        return page.render(
-            "web/error.html", status=status, heading=t("error.backend_title"), message=t.error(error)
-        )
+        heading = t("error.backend_title") if error.configured else t("error.not_configured_title")
+        return page.render("web/error.html", status=status, heading=heading, message=t.error(error))
     if isinstance(error, PanoramaError):
         return page.render(
             "web/error.html", status=error.status_code, heading=_heading(t, error), message=t.error(error)
@@ -262,6 +261,8 @@ def error_page(request: Request, error: Exception) -> Response | None:
 
 
 def _heading(t: Translator, error: PanoramaError) -> str:
+    if error.phrase is not None and error.phrase.key == NOT_CONFIGURED:
+        return t("error.not_configured_title")
     if isinstance(error, NotFound):
         return t("error.not_found")
     if isinstance(error, InvalidInput):

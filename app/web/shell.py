@@ -90,6 +90,10 @@ class FormProblem:
     parameter: str | None = None
 
 
+SECTIONS = ("/oncall", "/incidents")
+"""The lists the header's navigation leads to; the last is where any other page belongs."""
+
+
 @dataclass(frozen=True)
 class PageView:
     """What a template knows about the request it answers."""
@@ -123,6 +127,13 @@ class PageView:
             return t("foot.times_in", zone=zone)
         others = t("list.separator").join(t.within(z).zone_name(self.now) for z in self.part_zones)
         return t("foot.times_in_parts", zone=zone, others=others)
+
+    @property
+    def section(self) -> str:
+        """The list this page belongs to, as the header's navigation names them: ``/oncall`` for the
+        on-call pages (a schedule, its swaps), else ``/incidents``. An error page links back there,
+        so a schedule not found leads back to the schedules, an incident not found to the incidents."""
+        return next((s for s in SECTIONS if self.path == s or self.path.startswith(f"{s}/")), SECTIONS[-1])
 
     def invalid(self, parameter: str) -> bool:
         """Whether a problem of the form's input is about ``parameter`` (its field is marked)."""

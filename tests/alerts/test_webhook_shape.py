@@ -4,10 +4,12 @@ answered 202 that the model refused would be a page lost), and answer the model'
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -116,14 +118,22 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 
 
 async def test_the_readmes_sample_webhook_is_accepted_and_opens_an_incident(app_factory: AppFactory) -> None:
-    """The quick start's curl (README.md) works as written on a first `make run`: the generated
-    admin token posts it, and with no routes the incident is recorded, paging nobody."""
-    sample = re.search(r"/api/v1/alerts/alertmanager -d '(\{.*?\})'\n", README, re.DOTALL)
+    """The quick start's curl (README.md) works as written on a first `make run`: its body, as a
+    shell makes it (``startsAt`` is now, from ``date``), posted with the generated admin token, and
+    with no routes the incident is recorded, paging nobody."""
+    sample = re.search(r"/api/v1/alerts/alertmanager -d ('\{.*?\}')\n", README, re.DOTALL)
     assert sample is not None, "the README's sample webhook"
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-c", f"printf '%s' {sample.group(1)}", stdout=asyncio.subprocess.PIPE
+    )
+    body, _ = await shell.communicate()
+    assert shell.returncode == 0
+    started = datetime.fromisoformat(json.loads(body)["alerts"][0]["startsAt"])
+    assert abs(datetime.now(UTC) - started) < timedelta(minutes=1)  # now, whenever it is read
     async with app_factory() as (_app, client):
         answer = await client.post(
             "/api/v1/alerts/alertmanager",
-            content=sample.group(1).encode(),
+            content=body,
             headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"},
         )
         assert answer.status_code == 202, answer.text

@@ -94,15 +94,15 @@ async def test_the_service_page_in_an_outage_shows_the_database_and_each_failure
     texts = await p.locator(".part-failed p").all_inner_texts()
     expected = (
         [
-            "请求指标暂不可用：无法连接 Prometheus（cannot reach ",
-            "链路暂不可用：无法连接 Jaeger（cannot reach ",
-            "错误日志暂不可用：Elasticsearch 的应答有误（HTTP 503: ",
+            "请求指标暂时无法获取：无法连接 Prometheus（cannot reach ",
+            "链路暂时无法获取：无法连接 Jaeger（cannot reach ",
+            "错误日志暂时无法获取：Elasticsearch 的应答有误（HTTP 503: ",
         ]
         if phone
         else [
-            "Request figures unavailable: Prometheus is unreachable (cannot reach ",
-            "Traces unavailable: Jaeger is unreachable (cannot reach ",
-            "Error logs unavailable: Elasticsearch answered badly (HTTP 503: ",
+            "Request figures temporarily unavailable: Prometheus is unreachable (cannot reach ",
+            "Traces temporarily unavailable: Jaeger is unreachable (cannot reach ",
+            "Error logs temporarily unavailable: Elasticsearch answered badly (HTTP 503: ",
         ]
     )
     assert len(texts) == len(expected)
@@ -118,3 +118,50 @@ async def test_the_service_page_in_an_outage_shows_the_database_and_each_failure
     await incident.click()
     await p.wait_for_load_state()
     assert p.url.startswith(f"{outage.url}/incidents/{outage.incident}")
+
+
+async def test_without_backends_configured_the_pages_say_so_plainly_on_a_phone(
+    tmp_path: Path, open_page: OpenPage
+) -> None:
+    """A first `make run` (no Prometheus, Elasticsearch or Jaeger configured): the service page's
+    banner and each part, an incident's context, and the trace page say "not configured" and how to
+    configure it, never "temporarily unavailable" nor "failed"."""
+    port = panorama_port()
+    settings = settings_for(
+        f"sqlite+aiosqlite:///{tmp_path / 'panorama.db'}",
+        **alerting_config(public_url=f"http://127.0.0.1:{port}"),
+    )
+    async with serve_panorama(settings, port) as url:
+        page = await open_page(PHONE, extra_http_headers=bearer(VIEWER_TOKEN))
+        answer = await page.goto(f"{url}/services/payments.shop")
+        assert answer.status == 200
+        banner = await page.page.locator("#backends-failed").inner_text()
+        parts = await page.page.locator(".part-failed p").all_inner_texts()
+        await page.assert_no_horizontal_scroll()
+        await page.shot("pages", "service-not-configured-phone-first-screen", full_page=False)
+        body = payload("PaymentsDown", [alert("PaymentsDown", service="payments", namespace="shop")])
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            posted = await client.post(WEBHOOK, json=body, headers=bearer(WEBHOOK_TOKEN))
+            incident = await incident_of(client, posted)
+        await page.goto(f"{url}/incidents/{incident}/context")
+        context = await page.page.locator("[data-partial]").all_inner_texts()
+        await page.assert_no_horizontal_scroll()
+        await page.shot("pages", "context-not-configured-phone")
+        page.allow(r"status of 503 .*/traces/")  # the trace page's own answer, expected
+        trace = await page.goto(f"{url}/traces/4bf92f3577b34da6a3ce929d0e0e4736")
+        assert trace.status == 503
+        heading = await page.page.locator("h1").inner_text()
+        said = await page.page.locator("main").inner_text()
+        await page.shot("pages", "trace-not-configured-phone", full_page=False)
+    assert banner.startswith("未配置 Prometheus、Jaeger、Elasticsearch，所以不显示这些部分"), banner
+    assert parts == [
+        "请求指标：未配置 Prometheus（请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL）",
+        "链路：未配置 Jaeger（请设置 jaeger.url 或环境变量 PANORAMA_JAEGER_URL）",
+        "错误日志：未配置 Elasticsearch（请设置 elasticsearch.url 或环境变量 PANORAMA_ELASTICSEARCH_URL）",
+    ]
+    assert sorted(context) == sorted(parts)  # the context's parts in the same words
+    assert heading == "后端未配置"
+    assert "所需的后端都没有配置：未配置 Jaeger：请设置 jaeger.url" in said
+    for text in (banner, *parts, *context, said):
+        assert "暂时" not in text, text
+        assert "出错" not in text, text

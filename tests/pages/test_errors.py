@@ -212,13 +212,28 @@ async def test_a_swap_form_that_cannot_be_done_comes_back_filled_in_with_its_pro
 
 
 async def test_unknown_things_are_404_pages_in_the_readers_language(app_factory: AppFactory) -> None:
+    """Each says what was not found, and leads back to the list of such things: an incident to the
+    incidents, a schedule (or a swap of one) to the on-call schedules."""
     async with app_factory(**alerting_config()) as (_app, client):
         incident_zh = await client.get("/incidents/42", headers=bearer(VIEWER_TOKEN))
         incident_en = await client.get("/incidents/42?lang=en", headers=bearer(VIEWER_TOKEN))
         schedule_zh = await client.get("/oncall?schedule=nope&lang=zh-CN", headers=bearer(VIEWER_TOKEN))
         schedule_en = await client.get("/oncall?schedule=nope&lang=en", headers=bearer(VIEWER_TOKEN))
+        swap = await client.post(
+            "/oncall/nope/swaps/1/take?lang=en",
+            data={"user": "bob"},
+            headers={**bearer(OPERATOR_TOKEN), **SAME_SITE},
+        )
         api = await client.get("/api/v1/incidents/42", headers=bearer(VIEWER_TOKEN))
     assert incident_zh.status_code == incident_en.status_code == 404
+    assert '<a href="/incidents" id="back">返回事件列表</a>' in incident_zh.text
+    assert '<a href="/incidents" id="back">Back to the incidents</a>' in incident_en.text
+    assert '<a href="/oncall" id="back">返回值班表</a>' in schedule_zh.text
+    assert '<a href="/oncall" id="back">Back to the on-call schedules</a>' in schedule_en.text
+    assert swap.status_code == 404, swap.text
+    assert '<a href="/oncall" id="back">Back to the on-call schedules</a>' in swap.text
+    for page in (schedule_zh, schedule_en, swap):
+        assert 'href="/incidents" id="back"' not in page.text
     assert "<h1>找不到</h1>" in incident_zh.text
     assert "没有编号为 42 的事件。" in incident_zh.text
     assert "There is no incident 42." in incident_en.text
@@ -283,9 +298,14 @@ async def test_failing_backends_are_named_on_5xx_pages_in_the_readers_language(
         none_zh = await client.get(f"/traces/{TRACE}", headers=bearer(VIEWER_TOKEN))
         none_en = await client.get(f"/traces/{TRACE}?lang=en", headers=bearer(VIEWER_TOKEN))
     assert none_zh.status_code == none_en.status_code == 503
-    assert "<h1>出错了</h1>" in none_zh.text
+    # nothing configured is no failure: said plainly (a real failure below is "failed")
+    assert "<h1>后端未配置</h1>" in none_zh.text
+    assert "<h1>Not configured</h1>" in none_en.text
+    assert "出错" not in none_zh.text
+    assert "failed" not in none_en.text
     assert (
-        "所需的后端都出错了：未配置 Jaeger：请设置 jaeger.url 或环境变量 PANORAMA_JAEGER_URL" in none_zh.text
+        "所需的后端都没有配置：未配置 Jaeger：请设置 jaeger.url 或环境变量 PANORAMA_JAEGER_URL"
+        in none_zh.text
     )
     assert "未配置 Elasticsearch：请设置 elasticsearch.url" in none_zh.text
     assert "。、" not in none_zh.text  # the failures listed read as one list, no full stop inside it

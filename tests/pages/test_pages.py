@@ -282,7 +282,7 @@ async def test_errors_are_answered_as_pages_in_the_readers_language(app_factory:
     assert no_backends.status_code == 503
     assert "not configured" in no_backends.text
     assert service.status_code == 200  # every part says what is missing, the page still opens
-    assert "请求指标暂不可用：未配置 Prometheus：请设置 prometheus.url" in service.text
+    assert "请求指标：未配置 Prometheus（请设置 prometheus.url" in service.text
     assert "还没有这个服务的每日汇总" in service.text
 
 
@@ -294,14 +294,16 @@ async def test_what_the_context_misses_is_said_with_each_languages_colon(app_fac
         english = await client.get(f"/incidents/{incident}/context?lang=en", headers=bearer(VIEWER_TOKEN))
     assert chinese.status_code == english.status_code == 200
     assert (
-        "指标缺失：未配置 Prometheus：请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL"
+        "请求指标：未配置 Prometheus（请设置 prometheus.url 或环境变量 PANORAMA_PROMETHEUS_URL）"
         in chinese.text
     )
-    assert "日志缺失：未配置 Elasticsearch：请设置 elasticsearch.url" in chinese.text
-    assert "链路缺失：未配置 Jaeger：" in chinese.text
+    assert "错误日志：未配置 Elasticsearch（请设置 elasticsearch.url" in chinese.text
+    assert "链路：未配置 Jaeger（" in chinese.text
     assert "not configured" not in chinese.text  # the API's English stays in the API
-    assert "Traces missing: Jaeger is not configured: set jaeger.url or PANORAMA_JAEGER_URL" in english.text
-    assert "Figures missing: Prometheus is not configured: set prometheus.url" in english.text
+    assert "暂时" not in chinese.text  # not configured is no failure: nothing to wait for
+    assert "temporarily" not in english.text
+    assert "Traces: Jaeger is not configured (set jaeger.url or PANORAMA_JAEGER_URL)" in english.text
+    assert "Request figures: Prometheus is not configured (set prometheus.url" in english.text
 
 
 async def test_a_note_after_a_time_is_in_each_languages_brackets(app_factory: AppFactory) -> None:
@@ -348,18 +350,18 @@ async def test_the_context_lists_no_part_whose_backend_failed_as_empty(
 
     english, chinese = unconfigured["en"], unconfigured["zh-CN"]
     assert english.status_code == chinese.status_code == answered.status_code == 200
-    assert "Logs missing: Elasticsearch is not configured" in english.text
-    assert "Traces missing: Jaeger is not configured" in english.text
-    for said in ("No error lines.", "Error logs", "Failed traces", "Slowest traces", ">None<"):
+    assert "Error logs: Elasticsearch is not configured" in english.text
+    assert "Traces: Jaeger is not configured" in english.text
+    for said in ("No error lines.", "<h3>Error logs", "Failed traces", "Slowest traces", ">None<"):
         assert said not in english.text, said
-    for said in ("没有错误日志", "错误日志", "失败的链路", "最慢的链路", ">无<"):
+    for said in ("没有错误日志", "<h3>错误日志", "失败的链路", "最慢的链路", ">无<"):
         assert said not in chinese.text, said
     # Elasticsearch and Jaeger answered, with nothing: that is said
-    assert "Logs missing" not in answered.text
-    assert "Traces missing" not in answered.text
+    assert "Elasticsearch is not configured" not in answered.text
+    assert "Jaeger is not configured" not in answered.text
     assert "No error lines." in answered.text
     assert answered.text.count(">None<") == 2  # no failed traces, no slow ones
-    assert "Figures missing: Prometheus is not configured" in answered.text
+    assert "Request figures: Prometheus is not configured" in answered.text
 
 
 async def test_the_oncall_page_starts_with_the_shift_under_way_at_its_real_start(

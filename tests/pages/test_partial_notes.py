@@ -171,8 +171,11 @@ async def test_a_trace_jaeger_fails_or_does_not_know_is_said_in_the_pages_langua
     assert (failure["backend"], failure["kind"], failure["status"]) == ("jaeger", "bad_response", 503)
     assert failed_api.json()["partial"]["trace"] == f"jaeger: {failure['message']}"  # as before
     assert failed_api.json()["gaps"] == []
-    assert _notes(failed_zh)["trace"] == f"Jaeger — 没有链路数据：Jaeger 的应答有误（{failure['message']}）"
-    assert _notes(failed_en)["trace"] == f"Jaeger — no trace: Jaeger answered badly ({failure['message']})"
+    # a real failure, as every page says one: the part temporarily unavailable, and what happened
+    assert _notes(failed_zh)["trace"] == f"链路数据暂时无法获取：Jaeger 的应答有误（{failure['message']}）"
+    assert _notes(failed_en)["trace"] == (
+        f"Trace temporarily unavailable: Jaeger answered badly ({failure['message']})"
+    )
 
 
 async def test_the_service_page_and_an_incidents_context_say_what_their_parts_lack_in_the_pages_language(
@@ -246,3 +249,31 @@ async def test_the_service_page_and_an_incidents_context_say_what_their_parts_la
         {"part": "error_logs", "backend": "elasticsearch", "code": "search_timed_out", "values": {}},
     ]
     assert context_api.json()["services"][0]["gaps"] == overview["gaps"]
+
+
+async def test_a_trace_without_elasticsearch_configured_says_so_plainly_not_as_a_failure(
+    app_factory: AppFactory, fake_jaeger: tuple[FakeJaeger, str]
+) -> None:
+    """Jaeger answers, Elasticsearch is simply not configured: the page says the logs are not shown
+    because Elasticsearch is not configured, and how to configure it; nothing "failed", nothing is
+    "temporarily unavailable" (that is for a backend that failed)."""
+    jaeger, jaeger_url = fake_jaeger
+    store_checkout_trace(FakeElasticsearch(), jaeger)  # the trace only: no Elasticsearch to hold lines
+    async with app_factory(jaeger=backend(jaeger_url)) as (_app, client):
+        chinese = await client.get(f"/traces/{TRACE}?lang=zh-CN", headers=VIEWER)
+        english = await client.get(f"/traces/{TRACE}?lang=en", headers=VIEWER)
+    assert chinese.status_code == english.status_code == 200, chinese.text
+    assert _notes(chinese) == {
+        "logs": "日志：未配置 Elasticsearch（请设置 elasticsearch.url 或环境变量 PANORAMA_ELASTICSEARCH_URL）"
+    }
+    assert _notes(english) == {
+        "logs": "Logs: Elasticsearch is not configured (set elasticsearch.url or PANORAMA_ELASTICSEARCH_URL)"
+    }
+    assert 'data-kind="not_configured"' in chinese.text
+    assert "没有日志：原因见页首。" in chinese.text
+    assert "No log lines: the note at the top says why." in english.text
+    assert "card processor timed out" not in english.text  # no line is made up
+    for said in ("暂时", "不可用"):
+        assert said not in chinese.text, said
+    for said in ("temporarily", "unavailable"):
+        assert said not in english.text, said

@@ -99,13 +99,13 @@ async def test_with_every_backend_failing_the_page_shows_the_database_and_names_
         assert f'<span class="who">{on_call["user"]}</span>' in page.text
         assert 'href="/oncall?schedule=sre"' in page.text
         assert 'href="/incidents?service=payments.shop"' in page.text
-    assert "请求指标暂不可用：无法连接 Prometheus（cannot reach " in chinese.text
-    assert "链路暂不可用：Jaeger 未在时限内应答（no answer from " in chinese.text
-    assert "错误日志暂不可用：Elasticsearch 的应答有误（HTTP 503: " in chinese.text
+    assert "请求指标暂时无法获取：无法连接 Prometheus（cannot reach " in chinese.text
+    assert "链路暂时无法获取：Jaeger 未在时限内应答（no answer from " in chinese.text
+    assert "错误日志暂时无法获取：Elasticsearch 的应答有误（HTTP 503: " in chinese.text
     assert "部分数据暂时无法获取（请求指标、链路、错误日志）" in chinese.text
-    assert "Request figures unavailable: Prometheus is unreachable (cannot reach " in english.text
-    assert "Traces unavailable: Jaeger did not answer in time (no answer from " in english.text
-    assert "Error logs unavailable: Elasticsearch answered badly (HTTP 503: " in english.text
+    assert "Request figures temporarily unavailable: Prometheus is unreachable (cannot reach " in english.text
+    assert "Traces temporarily unavailable: Jaeger did not answer in time (no answer from " in english.text
+    assert "Error logs temporarily unavailable: Elasticsearch answered badly (HTTP 503: " in english.text
     # the API keeps its contract (every backend failed: an error naming each, 502 as they disagree) …
     assert strict.status_code == 502, strict.text
     assert {name: b["kind"] for name, b in strict.json()["backends"].items()} == {
@@ -149,7 +149,7 @@ async def test_one_backend_failing_leaves_the_other_parts_whole(
         api = await client.get("/api/v1/services/payments.shop/overview", headers=VIEWER)
     assert page.status_code == 200
     assert _failures(page.text) == {"red": ("prometheus", "unreachable")}
-    assert "Some parts are unavailable (Request figures)" in page.text
+    assert "Some parts are temporarily unavailable (Request figures)" in page.text
     assert "card processor timed out after 300ms" in page.text  # payments' error line
     assert 'href="/traces/0af7651916cd43dd8448eb211c80319c"' in page.text
     assert opened in _incident_links(page.text)
@@ -188,29 +188,47 @@ async def test_two_backends_failing_are_each_named_beside_the_one_that_answers(
         "traces": ("jaeger", "unreachable"),
         "error_logs": ("elasticsearch", "bad_response"),
     }
-    assert "链路暂不可用：无法连接 Jaeger（cannot reach " in page.text
-    assert "错误日志暂不可用：Elasticsearch 的应答有误（HTTP 500: " in page.text
-    assert "请求指标暂不可用" not in page.text
+    assert "链路暂时无法获取：无法连接 Jaeger（cannot reach " in page.text
+    assert "错误日志暂时无法获取：Elasticsearch 的应答有误（HTTP 500: " in page.text
+    assert "请求指标暂时无法获取" not in page.text
     assert _incident_links(page.text) == [opened, resolved]
 
 
 async def test_without_any_backend_configured_the_page_says_so_per_part(app_factory: AppFactory) -> None:
-    """A first `make run`: no backend at all is not an outage, but each part still says why it is empty."""
+    """A first `make run`: no backend at all is not an outage, but each part still says why it is
+    empty: plainly "not configured" and how to configure it, never "temporarily unavailable"."""
     started = datetime.now(UTC) - timedelta(minutes=5)
     async with app_factory(**alerting_config()) as (_app, client):
         body = payload("PaymentsDown", [alert("PaymentsDown", started=started, service="payments")])
         opened = await incident_of(client, await client.post(WEBHOOK, json=body, headers=bearer_webhook()))
         page = await client.get("/services/payments?lang=en", headers=VIEWER)
-    assert page.status_code == 200
-    assert _failures(page.text) == {
-        "red": ("prometheus", "not_configured"),
-        "traces": ("jaeger", "not_configured"),
-        "error_logs": ("elasticsearch", "not_configured"),
-    }
+        chinese = await client.get("/services/payments?lang=zh-CN", headers=VIEWER)
+    assert page.status_code == chinese.status_code == 200
+    for answer in (page, chinese):
+        assert _failures(answer.text) == {
+            "red": ("prometheus", "not_configured"),
+            "traces": ("jaeger", "not_configured"),
+            "error_logs": ("elasticsearch", "not_configured"),
+        }
     assert (
-        "Request figures unavailable: Prometheus is not configured: "
-        "set prometheus.url or PANORAMA_PROMETHEUS_URL" in page.text
+        "Request figures: Prometheus is not configured (set prometheus.url or PANORAMA_PROMETHEUS_URL)"
+        in page.text
     )
+    assert "Error logs: Elasticsearch is not configured (set elasticsearch.url or " in page.text
+    assert (
+        '<p class="alert alert-warn break" id="backends-failed"> Not configured: Prometheus, Jaeger, '
+        "Elasticsearch; those parts are not shown (Request figures, Traces, Error logs). Incidents, on "
+        "call and the trend come from Panorama&#39;s own database and are shown as usual.</p>" in page.text
+    )
+    assert "链路：未配置 Jaeger（请设置 jaeger.url 或环境变量 PANORAMA_JAEGER_URL）" in chinese.text
+    assert (
+        "未配置 Prometheus、Jaeger、Elasticsearch，所以不显示这些部分（请求指标、链路、错误日志）。"
+        "事件、值班和趋势来自 Panorama 的数据库，照常显示。</p>" in chinese.text
+    )
+    for said in ("temporarily", "unavailable"):
+        assert said not in page.text, said
+    for said in ("暂时", "暂不"):
+        assert said not in chinese.text, said
     assert _incident_links(page.text) == [opened]
 
 
@@ -256,5 +274,14 @@ async def test_a_hanging_backend_is_waited_for_only_web_part_timeout(
         "red": ("prometheus", "not_configured"),
         "error_logs": ("elasticsearch", "timeout"),
     }
-    assert "Error logs unavailable: Elasticsearch did not answer in time (no answer within 0.5s)" in page.text
+    assert (
+        "Error logs temporarily unavailable: Elasticsearch did not answer in time (no answer within 0.5s)"
+        in page.text
+    )
+    # the failure and the backend not configured, each said in its own words
+    assert (
+        "Some parts are temporarily unavailable (Error logs); each says why below. Not configured: "
+        "Prometheus; those parts are not shown (Request figures). Incidents, on call" in page.text
+    )
+    assert "Request figures: Prometheus is not configured (set prometheus.url" in page.text
     assert 'href="/traces/0af7651916cd43dd8448eb211c80319c"' in page.text
