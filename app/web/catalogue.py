@@ -365,6 +365,73 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "tl.until": ("至 {time}", "until {time}"),
     "tl.resolved": ("已恢复（{who}）", "Resolved ({who})"),
     "tl.updated": ("新告警加入：{alerts}", "Alerts joined: {alerts}"),
+    # --- why a delivery failed (app.alerts.failures: delivery.failure.<kind>, delivery.gave_up.<why>);
+    # the far end's own words (a body, a robot's errmsg, an exception) follow, verbatim, after delivery.said
+    "delivery.said": ("原文：", "in its words: "),
+    "delivery.failure.network": ("网络错误，未能连接", "network error"),
+    "delivery.failure.timeout": ("{seconds} 秒内没有应答", "no answer within {seconds} s"),
+    "delivery.failure.bad_url": ("URL 无效", "bad URL"),
+    "delivery.failure.http_status": ("对方应答 HTTP {status}", "answered HTTP {status}"),
+    "delivery.failure.redirect": (
+        "对方应答 HTTP {status}（重定向，不会跟随）：请配置最终的 URL",
+        "answered HTTP {status} (a redirect, not followed): configure the final URL",
+    ),
+    "delivery.failure.refused": ("对方拒绝了消息，错误码 {code}", "refused with code {code}"),
+    "delivery.failure.unexpected_answer": ("无法识别对方的应答", "an answer it could not read"),
+    "delivery.failure.too_large.bytes": (
+        "即使不带告警，消息也超过 {limit} 字节",
+        "the message exceeds {limit} bytes even without alerts",
+    ),
+    "delivery.failure.too_large.characters": (
+        "即使不带正文，通知也超过 {limit} 个字符",
+        "the notice exceeds {limit} characters even without its lines",
+    ),
+    "delivery.failure.too_large.blocks": (
+        "即使不带告警，消息也超出 Slack 的区块限制",
+        "the message exceeds Slack's block limits even without alerts",
+    ),
+    "delivery.failure.not_configured": ("该通道已不在配置中", "the channel is no longer configured"),
+    "delivery.failure.pages_only": (
+        "{channel_type} 通道只发送事件通知，不发送其他通知",
+        "{channel_type} channels carry pages only, not notices",
+    ),
+    "delivery.failure.calls_only": ("电话只用于事件通知", "a call only carries a page"),
+    "delivery.failure.no_contact": (
+        "被通知的人（{people}）没有配置 {contact}",
+        "the paged person ({people}) has no {contact}",
+    ),
+    "delivery.failure.not_answered": ("电话没有接通", "the call was not answered"),
+    "delivery.failure.target_refused": ("目标没有接收消息", "the target did not take the message"),
+    "delivery.failure.no_recipients": (
+        "没有收件人：请在通道上设置 to，或为被通知的用户配置邮箱",
+        "nobody to send to: set `to` on the channel or give the paged users an e-mail address",
+    ),
+    "delivery.failure.recipients_refused": ("邮件服务器拒绝了所有收件人", "every recipient refused"),
+    "delivery.failure.auth_failed": (
+        "邮件服务器拒绝了 Panorama 的凭据（{code}）",
+        "authentication failed ({code})",
+    ),
+    "delivery.failure.tls_failed": ("TLS 连接失败", "TLS failed"),
+    "delivery.failure.not_supported": ("邮件服务器不支持所需的功能", "the server does not support it"),
+    "delivery.failure.unexpected_error": ("发送时出现意外错误", "failed unexpectedly"),
+    "delivery.failure.other": ("发送失败", "failed"),
+    "delivery.gave_up.not_retryable": (
+        "重试也无法成功，共尝试 {n} 次",
+        "not retryable, after {n} attempts",
+    ),
+    "delivery.gave_up.not_retryable.one": (
+        "重试也无法成功，共尝试 {n} 次",
+        "not retryable, after {n} attempt",
+    ),
+    "delivery.gave_up.too_old": (
+        "尝试 {n} 次仍未送达，已超过最长投递时间（max_delivery_age）",
+        "gave up after {n} attempts (max_delivery_age passed)",
+    ),
+    "delivery.gave_up.too_old.one": (
+        "尝试 {n} 次仍未送达，已超过最长投递时间（max_delivery_age）",
+        "gave up after {n} attempt (max_delivery_age passed)",
+    ),
+    "delivery.gave_up.not_configured": ("未发送", "not sent"),
     # --- the incidents -----------------------------------------------------------------------
     "incidents.title": ("事件", "Incidents"),
     "incidents.status": ("状态", "Status"),
