@@ -27,7 +27,8 @@ Kind = Literal[
     "bad_url",  # a URL the HTTP client cannot use: said = why
     "http_status",  # an HTTP status that is not success: status, said = the body
     "redirect",  # a 3xx (not followed): status
-    "refused",  # refused inside the usual answer: code (a robot's errcode), said = its errmsg
+    "refused",  # refused inside the usual answer: code (a robot's errcode), said = its errmsg; robot
+    # (dingtalk, wecom, feishu) when the channel knows the code: delivery.code.<robot>.<code> says it
     "unexpected_answer",  # an answer that is not the far end's documented shape: said = the body
     "too_large",  # over the far end's limit even without alerts: unit (bytes, characters, blocks), limit
     "not_configured",  # the channel is no longer configured
@@ -66,12 +67,26 @@ class Failure:
         the wording (``delivery.failure.too_large.bytes``)."""
         unit = self.values.get("unit")
         key = f"delivery.failure.{self.kind}" + (f".{unit}" if unit else "")
-        return Phrase(key, **{k: v for k, v in self.values.items() if k != "unit"})
+        values: dict[str, object] = {k: v for k, v in self.values.items() if k not in ("unit", "robot")}
+        robot = self.values.get("robot")
+        if self.kind == "refused" and robot:  # a code its channel knows: what it means, said too
+            return Phrase(
+                "delivery.failure.refused.known",
+                **values,
+                meaning=Phrase(f"delivery.code.{robot}.{values['code']}"),
+            )
+        return Phrase(key, **values)
 
 
 def failure(kind: Kind, said: str = "", **values: Value) -> Failure:
     """``failure("http_status", body, status=503)``; a whole number of seconds kept as one (10, not 10.0)."""
     return Failure(kind, said, {k: _whole(v) for k, v in values.items()})
+
+
+def refused(said: str, code: int, robot: str, *, known: bool) -> Failure:
+    """A robot's refusal with its ``code``; ``known``: the channel knows what the code means (the
+    catalogue says it, ``delivery.code.<robot>.<code>``)."""
+    return failure("refused", said, code=code, robot=robot) if known else failure("refused", said, code=code)
 
 
 def people(names: Sequence[str]) -> str:

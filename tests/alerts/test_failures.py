@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from types import ModuleType
 from typing import get_args
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.alerts.failures import KINDS, Failure, Kind, Value, failure, gave_up_phrase, parse
+from app.alerts.channels import dingtalk, feishu, wecom
+from app.alerts.failures import KINDS, Failure, Kind, Value, failure, gave_up_phrase, parse, refused
 from app.web.catalogue import MESSAGES
 from app.web.i18n import Translator
 
@@ -67,3 +69,17 @@ def test_why_a_dead_letter_was_given_up_counts_its_attempts() -> None:
     assert EN.gave_up("too_old", 4) == "gave up after 4 attempts (max_delivery_age passed)"
     assert ZH.gave_up("not_retryable", 2) == "重试也无法成功，共尝试 2 次"
     assert gave_up_phrase("not retryable", 1) is None  # the English reason of an old entry
+
+
+@pytest.mark.parametrize("robot", [dingtalk, wecom, feishu], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_what_each_robots_codes_mean_is_said_in_both_languages(robot: ModuleType) -> None:
+    """Every errcode a robot's module knows (its CODES) has its meaning in the catalogue, the English
+    one the module's own; a code it does not know is said by number, the robot's words beside it."""
+    name = robot.__name__.rsplit(".", 1)[-1]
+    for code, (meaning, _retryable) in robot.CODES.items():
+        known = refused("its errmsg", code, name, known=True)
+        assert EN.delivery_failure(known.stored()) == f"refused with code {code} ({meaning})"
+        assert MESSAGES[f"delivery.code.{name}.{code}"][1] == meaning
+        assert f"错误码 {code}（" in (ZH.delivery_failure(known.stored()) or "")
+    unknown = refused("its errmsg", 123456, name, known=False)
+    assert ZH.delivery_failure(unknown.stored()) == "对方拒绝了消息，错误码 123456"

@@ -406,7 +406,8 @@ async def test_a_robot_that_refuses_the_page_is_said_in_chinese_on_a_phone_with_
     # (the quotation marks around the robot's words are the <q>'s own, drawn by the browser)
     assert failed.startswith("对方应答 HTTP 503 · 原文：<html><body><h1>503</h1></body></html> · "), failed
     assert (
-        dead == "重试也无法成功，共尝试 2 次 · 对方拒绝了消息，错误码 310000 · 原文：keywords not in content"
+        dead == "重试也无法成功，共尝试 2 次 · 对方拒绝了消息，错误码 310000"
+        "（安全校验未通过：签名、时间戳（请检查时钟）、关键词或 IP 白名单） · 原文：keywords not in content"
     )
     assert await timeline.locator("li[data-kind=dead_lettered] q").inner_text() == "keywords not in content"
     await page.assert_no_horizontal_scroll()
@@ -417,7 +418,8 @@ async def test_a_robot_that_refuses_the_page_is_said_in_chinese_on_a_phone_with_
     await page.goto(f"{world.url}/incidents/{incident}?lang=en")
     dead = await timeline.locator("li[data-kind=dead_lettered] .detail").inner_text()
     assert dead == (
-        "not retryable, after 2 attempts · refused with code 310000 · in its words: keywords not in content"
+        "not retryable, after 2 attempts · refused with code 310000 (security check failed: signature, "
+        "timestamp (check the clock), keyword or IP allow-list) · in its words: keywords not in content"
     )
     await page.shot("pages", "incident-delivery-failed-phone-en")
 

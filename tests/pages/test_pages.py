@@ -613,12 +613,13 @@ async def test_why_a_delivery_failed_is_said_in_the_pages_language_with_the_robo
     [dead_zh] = details(pages[refused, ""], "dead_lettered")
     [dead_en] = details(pages[refused, "?lang=en"], "dead_lettered")
     assert (
-        dead_zh
-        == "重试也无法成功，共尝试 1 次 · 对方拒绝了消息，错误码 310000 · 原文：keywords not in content"
+        dead_zh == "重试也无法成功，共尝试 1 次 · 对方拒绝了消息，错误码 310000"
+        "（安全校验未通过：签名、时间戳（请检查时钟）、关键词或 IP 白名单） · 原文：keywords not in content"
     )
     assert (
         dead_en
-        == "not retryable, after 1 attempt · refused with code 310000 · in its words: keywords not in content"
+        == "not retryable, after 1 attempt · refused with code 310000 (security check failed: signature, "
+        "timestamp (check the clock), keyword or IP allow-list) · in its words: keywords not in content"
     )
     assert "<q>keywords not in content</q>" in pages[refused, ""]  # the robot's words, quoted as theirs
     [busy_zh] = details(pages[unavailable, ""], "delivery_failed")
@@ -647,4 +648,9 @@ async def test_why_a_delivery_failed_is_said_in_the_pages_language_with_the_robo
     [dead] = [e for e in api["timeline"] if e["kind"] == "dead_lettered"]
     assert dead["detail"]["reason"] == "not retryable"  # the API keeps its English
     assert dead["detail"]["error"].startswith("dingtalk errcode 310000 (security check failed")
-    assert dead["detail"]["failure"] == {"kind": "refused", "code": 310000, "said": "keywords not in content"}
+    assert dead["detail"]["failure"] == {
+        "kind": "refused",
+        "code": 310000,
+        "robot": "dingtalk",
+        "said": "keywords not in content",
+    }

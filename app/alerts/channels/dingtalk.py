@@ -31,7 +31,7 @@ from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared, View
-from app.alerts.failures import failure
+from app.alerts.failures import failure, refused
 
 MAX_BODY_BYTES = 20_000
 TITLE_CHARS = 64
@@ -149,7 +149,7 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
         f"dingtalk errcode {code} ({meaning}): {errmsg}",
         retryable=retryable,
         status=200,
-        problem=failure("refused", errmsg, code=code),
+        problem=refused(errmsg, code, "dingtalk", known=code in CODES),
     )
 
 

@@ -31,7 +31,7 @@ from app.alerts.channels.notices import lay_out
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, retryable_status
 from app.alerts.channels.views import Prepared, View
-from app.alerts.failures import failure
+from app.alerts.failures import failure, refused
 
 MAX_BODY_BYTES = 20_000
 HEADER_CHARS = 100
@@ -161,7 +161,7 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
         f"feishu code {code} ({meaning}): {message}",
         retryable=retryable,
         status=answer.status,
-        problem=failure("refused", message, code=code),
+        problem=refused(message, code, "feishu", known=code in CODES and meaning == CODES[code][0]),
     )
 
 

@@ -23,7 +23,7 @@ from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared
-from app.alerts.failures import failure
+from app.alerts.failures import failure, refused
 
 MAX_CONTENT_BYTES = 4096
 _USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -103,7 +103,7 @@ def classify(answer: Answer) -> SendResult:
         f"wecom errcode {code} ({meaning}): {errmsg}",
         retryable=retryable,
         status=200,
-        problem=failure("refused", errmsg, code=code),
+        problem=refused(errmsg, code, "wecom", known=code in CODES),
     )
 
 
