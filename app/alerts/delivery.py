@@ -65,6 +65,7 @@ from app.alerts import enrichment, messages, personal, repository
 from app.alerts.channels import registry
 from app.alerts.channels.base import Digest, Notification, Outgoing, SendResult
 from app.alerts.channels.config import ChannelConfig
+from app.alerts.failures import GaveUp, failure
 from app.config import Settings
 
 log = logging.getLogger("panorama.alerts")
@@ -335,8 +336,12 @@ async def _send_claim(
 ) -> list[Outcome]:
     ids = [row_id for row_id, _ in claim.rows]
     if config is None:
-        failure = SendResult.failure(f"channel {claim.channel!r} is no longer configured", retryable=False)
-        return [Outcome(ids, failure)]
+        gone = SendResult.failure(
+            f"channel {claim.channel!r} is no longer configured",
+            retryable=False,
+            problem=failure("not_configured"),
+        )
+        return [Outcome(ids, gone)]
     if claim.digest:
         items = [messages.from_json(payload) for _, payload in claim.rows]
         digest = Digest(items=items, locale=items[0].locale, timezone=items[0].timezone)
@@ -385,10 +390,16 @@ async def _send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClien
         async with asyncio.timeout(limit):
             return await registry.send(config, message, http)
     except TimeoutError:
-        return SendResult.failure(f"{config.name}: no answer within {limit:g}s", retryable=True, timeout=True)
+        return SendResult.failure(
+            f"{config.name}: no answer within {limit:g}s",
+            retryable=True,
+            timeout=True,
+            problem=failure("timeout", seconds=limit),
+        )
     except Exception as exc:  # a channel bug must not stop the worker or lose the row
         log.exception("channel %s failed unexpectedly", config.name)
-        return SendResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
+        said = f"{type(exc).__name__}: {exc}"
+        return SendResult.failure(said, retryable=True, problem=failure("unexpected_error", said))
 
 
 async def _record_while_leased(
@@ -426,8 +437,8 @@ async def _record_while_leased(
             attempt += 1
             await asyncio.sleep(pause)
             continue
-        for channel, outcome, failure in counted:
-            observe(channel, outcome, failure)
+        for channel, outcome, failure_class in counted:
+            observe(channel, outcome, failure_class)
         if held < len(claim.rows):
             log.warning(
                 "deliveries were re-claimed by another worker while this one sent them; their outcome "
@@ -508,6 +519,8 @@ def _apply(
             payload=outcome.payload,
         )
     too_old = now - delivery.created_at >= settings.alerts.max_delivery_age
+    if result.problem is not None:  # the failure as data, for pages to say (``error`` stays for the API)
+        detail["failure"] = result.problem.stored()
     if result.retryable and not too_old:
         delay = backoff(attempt)
         observe(delivery.channel, "retried", result.failure_class)
@@ -524,7 +537,16 @@ def _apply(
     observe(delivery.channel, "dead_lettered", result.failure_class)
     log.error("notification dead-lettered", extra={"channel": delivery.channel, "error": result.detail})
     reason = "gave up after max_delivery_age" if result.retryable else "not retryable"
-    _timeline(session, delivery, now, "dead_lettered", {**detail, "error": result.detail, "reason": reason})
+    why: GaveUp = "too_old" if result.retryable else "not_retryable"
+    if result.problem is not None and result.problem.kind == "not_configured":
+        why = "not_configured"
+    _timeline(
+        session,
+        delivery,
+        now,
+        "dead_lettered",
+        {**detail, "error": result.detail, "reason": reason, "gave_up": why},
+    )
     return repository.outcome_row(delivery, "dead", error=result.detail, payload=outcome.payload)
 
 

@@ -167,7 +167,11 @@ class TimelineOut(BaseModel):
         "escalated, acknowledged, snoozed, resolved, muted, updated"
     )
     actor: str | None
-    detail: dict[str, Any]
+    detail: dict[str, Any] = Field(
+        description="What the entry records; a failed delivery's has the English `error` (a dead "
+        "letter's also `reason`) and, when recorded with one, `failure`: `{kind, said, ...}` (the kind "
+        "of failure and its values; `said` is the far end's own words) and a dead letter's `gave_up`"
+    )
 
 
 class IncidentDetail(IncidentSummary):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-from app.alerts import reasons
+from app.alerts import failures, reasons
 from app.alerts.actors import actor_label
 from app.errors import PanoramaError, Phrase
 from app.web.catalogue import LOCALES, MESSAGES
@@ -113,6 +113,19 @@ class Translator:
                 return self("muted.maintenance_comment", until=until, comment=found.comment)
             return self("muted.maintenance", until=until)
         return found.comment
+
+    def delivery_failure(self, stored: object) -> str | None:
+        """Why a delivery failed, as its timeline entry keeps it (``failure``, app.alerts.failures),
+        in this language: Panorama's words only (the far end's, ``said``, are shown apart, as they
+        came). None for an entry recorded before failures were kept: its English ``error`` is shown."""
+        found = failures.parse(stored)
+        return None if found is None else self.say(found.phrase())
+
+    def gave_up(self, why: object, attempts: object) -> str | None:
+        """Why a dead letter was given up (``gave_up``) after ``attempts``, in this language; None
+        for an entry recorded before (its English ``reason`` is shown)."""
+        phrase = failures.gave_up_phrase(why, attempts)
+        return None if phrase is None else self.say(phrase)
 
     # --- times -------------------------------------------------------------------------
 

@@ -380,6 +380,50 @@ async def _assert_the_bar_keeps_its_links_whole(page: CheckedPage, url: str) -> 
     await page.assert_no_horizontal_scroll()
 
 
+async def test_a_robot_that_refuses_the_page_is_said_in_chinese_on_a_phone_with_its_own_words(
+    world: World, open_page: OpenPage
+) -> None:
+    """The robot answers HTTP 503 once, then refuses the retry with its errcode: the timeline says
+    both in zh-CN, the robot's own words quoted as they came, and in English with ``?lang=en``."""
+    world.robot.fail_with(503, times=1)
+    world.robot.fail_with_code(310000, "keywords not in content", times=1)
+    async with world.http() as client:
+        body = payload("PaymentsDown", [alert("PaymentsDown", service="payments", namespace="shop")])
+        stored = await client.post(WEBHOOK, json=body, headers=bearer(WEBHOOK_TOKEN))
+        await applied(client, stored)
+        incident = await incident_of(client, stored)
+
+    async def dead_lettered() -> bool:
+        return "dead_lettered" in await _timeline_kinds(world, incident)
+
+    await _until(dead_lettered, "the dead letter in the timeline")  # after one backoff of ~5 s
+    page = await open_page(PHONE)
+    p = page.page
+    await _sign_in(page, world, VIEWER_TOKEN, f"/incidents/{incident}")
+    timeline = p.locator(".timeline")
+    failed = await timeline.locator("li[data-kind=delivery_failed] .detail").inner_text()
+    dead = await timeline.locator("li[data-kind=dead_lettered] .detail").inner_text()
+    # (the quotation marks around the robot's words are the <q>'s own, drawn by the browser)
+    assert failed.startswith("对方应答 HTTP 503 · 原文：<html><body><h1>503</h1></body></html> · "), failed
+    assert (
+        dead == "重试也无法成功，共尝试 2 次 · 对方拒绝了消息，错误码 310000"
+        "（安全校验未通过：签名、时间戳（请检查时钟）、关键词或 IP 白名单） · 原文：keywords not in content"
+    )
+    assert await timeline.locator("li[data-kind=dead_lettered] q").inner_text() == "keywords not in content"
+    await page.assert_no_horizontal_scroll()
+    await page.shot("pages", "incident-delivery-failed-phone")
+    desktop = await open_page(DESKTOP)
+    await _sign_in(desktop, world, VIEWER_TOKEN, f"/incidents/{incident}")
+    await desktop.shot("pages", "incident-delivery-failed-desktop", full_page=False)
+    await page.goto(f"{world.url}/incidents/{incident}?lang=en")
+    dead = await timeline.locator("li[data-kind=dead_lettered] .detail").inner_text()
+    assert dead == (
+        "not retryable, after 2 attempts · refused with code 310000 (security check failed: signature, "
+        "timestamp (check the clock), keyword or IP allow-list) · in its words: keywords not in content"
+    )
+    await page.shot("pages", "incident-delivery-failed-phone-en")
+
+
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 async def test_a_bad_service_filter_keeps_the_incidents_page_with_the_problem_beside_the_form(
     world: World, open_page: OpenPage, viewport: dict[str, int]

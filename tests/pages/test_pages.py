@@ -15,11 +15,15 @@ import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from app.alerts import repository as alerts_repository
 from app.web import auth
 from tests.alerts.support import WEBHOOK, alert, alerting_config, bearer_webhook, payload
+from tests.alerts.test_delivery import robot_config, runtime
 from tests.correlation.support import backend
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.jaeger import FakeJaeger
+from tests.fakes.robot_fixtures import Served
+from tests.fakes.robots import DingTalkSink
 from tests.harness.app import OPERATOR_TOKEN, VIEWER_TOKEN, AppFactory, bearer
 from tests.harness.intake import applied, incident_of
 from tests.harness.prometheus import RunningPrometheus
@@ -569,3 +573,86 @@ async def test_a_service_with_an_odd_stored_name_shows_its_open_incidents_where_
         malformed.json()["message"]
         == "query parameter 'service': 'Your App' holds a space or a control character"
     )
+
+
+async def test_why_a_delivery_failed_is_said_in_the_pages_language_with_the_robots_words_as_they_came(
+    app_factory: AppFactory, dingtalk_robot: Served[DingTalkSink]
+) -> None:
+    """A robot that refuses a page with its errcode, answers HTTP 503, then is gone: the incident
+    pages say each failure in zh-CN (by default) or English, with what the robot (or the network
+    stack) said verbatim and marked as theirs; the API keeps its English ``error`` and ``reason``.
+    An entry recorded before failures were kept as data shows its English text as it is."""
+    robot = dingtalk_robot.sink
+    async with app_factory(**robot_config(dingtalk_robot)) as (app, client):
+        worker = runtime(app)
+        robot.fail_with_code(310000, "keywords not in content", times=1)
+        refused = await _incident(client, "KeywordMissing")
+        await worker.run_once()
+        robot.fail_with(503, times=1)
+        unavailable = await _incident(client, "RobotBusy")
+        await worker.run_once()
+        robot.stop()
+        unreachable = await _incident(client, "RobotGone")
+        await worker.run_once()
+        async with app.state.context.sessions.begin() as session:
+            legacy = {"channel": "ops-robot", "kind": "trigger", "attempt": 7, "error": "dingtalk: old words"}
+            alerts_repository.add_timeline(session, unreachable, datetime.now(UTC), "delivery_failed", legacy)
+        pages = {
+            (incident, lang): (
+                await client.get(f"/incidents/{incident}{lang}", headers=bearer(VIEWER_TOKEN))
+            ).text
+            for lang in ("", "?lang=en")  # the default first: ?lang= is remembered in a cookie
+            for incident in (refused, unavailable, unreachable)
+        }
+        api = (await client.get(f"/api/v1/incidents/{refused}", headers=bearer(VIEWER_TOKEN))).json()
+
+    def details(page: str, kind: str) -> list[str]:
+        found = re.findall(
+            rf'data-kind="{kind}">.*?<span class="detail break">(.*?)</span>\s*</li>', page, re.S
+        )
+        return [html.unescape(re.sub(r"<[^>]+>", "", d)) for d in found]
+
+    [dead_zh] = details(pages[refused, ""], "dead_lettered")
+    [dead_en] = details(pages[refused, "?lang=en"], "dead_lettered")
+    assert (
+        dead_zh == "重试也无法成功，共尝试 1 次 · 对方拒绝了消息，错误码 310000"
+        "（安全校验未通过：签名、时间戳（请检查时钟）、关键词或 IP 白名单） · 原文：keywords not in content"
+    )
+    assert (
+        dead_en
+        == "not retryable, after 1 attempt · refused with code 310000 (security check failed: signature, "
+        "timestamp (check the clock), keyword or IP allow-list) · in its words: keywords not in content"
+    )
+    assert "<q>keywords not in content</q>" in pages[refused, ""]  # the robot's words, quoted as theirs
+    [busy_zh] = details(pages[unavailable, ""], "delivery_failed")
+    [busy_en] = details(pages[unavailable, "?lang=en"], "delivery_failed")
+    assert re.fullmatch(
+        r"对方应答 HTTP 503 · 原文：<html><body><h1>503</h1></body></html> · [\d.]+ 秒后重试", busy_zh
+    )
+    assert re.fullmatch(
+        r"answered HTTP 503 · in its words: <html><body><h1>503</h1></body></html> · retry in [\d.]+ s",
+        busy_en,
+    )
+    gone_zh = details(pages[unreachable, ""], "delivery_failed")
+    gone_en = details(pages[unreachable, "?lang=en"], "delivery_failed")
+    assert re.fullmatch(
+        r"网络错误，未能连接 · 原文：All connection attempts failed · [\d.]+ 秒后重试", gone_zh[0]
+    )
+    assert re.fullmatch(
+        r"network error · in its words: All connection attempts failed · retry in [\d.]+ s", gone_en[0]
+    )
+    assert gone_zh[1] == gone_en[1] == "dingtalk: old words"  # recorded before: as it is
+    for incident in (refused, unavailable, unreachable):  # no English word of Panorama's on the zh page
+        zh = re.sub(r"<q>.*?</q>", "", pages[incident, ""])  # (the robot's words are theirs)
+        for english in ("network error", "not retryable", "answered HTTP", "refused with code", "errcode",
+                        "gave up", "in its words", "retry in", "attempt"):  # fmt: skip
+            assert english not in zh, (incident, english)
+    [dead] = [e for e in api["timeline"] if e["kind"] == "dead_lettered"]
+    assert dead["detail"]["reason"] == "not retryable"  # the API keeps its English
+    assert dead["detail"]["error"].startswith("dingtalk errcode 310000 (security check failed")
+    assert dead["detail"]["failure"] == {
+        "kind": "refused",
+        "code": 310000,
+        "robot": "dingtalk",
+        "said": "keywords not in content",
+    }

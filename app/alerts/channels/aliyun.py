@@ -45,6 +45,7 @@ from app.alerts.channels.common import ChannelBase
 from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.transport import redact, retryable_status
 from app.alerts.channels.views import Prepared
+from app.alerts.failures import failure, people
 
 VERSION = "2017-05-25"
 VOICE_NOTIFICATION = "11000000300006"
@@ -173,7 +174,9 @@ async def send_sms(config: AliyunSmsConfig, message: Outgoing, http: httpx.Async
 
 async def send_call(config: AliyunCallConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
     if not isinstance(message, Notification):
-        return SendResult.failure("aliyun_call: a call only carries a page", retryable=False)
+        return SendResult.failure(
+            "aliyun_call: a call only carries a page", retryable=False, problem=failure("calls_only")
+        )
     to = next((p.phone for p in message.mentions if p.phone), None)
     if to is None:
         return _nobody(message, "phone")
@@ -206,10 +209,15 @@ async def send_call(config: AliyunCallConfig, message: Outgoing, http: httpx.Asy
         if state == ANSWERED:
             return SendResult.success(f"aliyun call {call_id} answered")
         if state:
-            return SendResult.failure(f"aliyun call {call_id}: state {state} (not answered)", retryable=False)
+            return SendResult.failure(
+                f"aliyun call {call_id}: state {state} (not answered)",
+                retryable=False,
+                problem=failure("not_answered", state),
+            )
     return SendResult.failure(
         f"aliyun call {call_id}: no call record within {config.timeout_s:g}s; counted as not answered",
         retryable=False,
+        problem=failure("not_answered"),
     )
 
 
@@ -230,7 +238,12 @@ def _kind(config: AliyunAccount) -> str:
 
 def _nobody(message: Outgoing, contact: str) -> SendResult:
     names = ", ".join(p.name for p in message.mentions) or "nobody"
-    return SendResult.failure(f"aliyun: the paged person ({names}) has no {contact}", retryable=False)
+    key = contact.split()[0]  # the user's key: sms, phone
+    return SendResult.failure(
+        f"aliyun: the paged person ({names}) has no {contact}",
+        retryable=False,
+        problem=failure("no_contact", people=people([p.name for p in message.mentions]), contact=key),
+    )
 
 
 async def _request(
@@ -242,11 +255,15 @@ async def _request(
         response = await http.post(f"{endpoint}/", data=form, timeout=config.timeout_s)
     except httpx.TimeoutException:
         return SendResult.failure(
-            f"{_kind(config)}: no answer from Alibaba Cloud ({action})", retryable=True, timeout=True
+            f"{_kind(config)}: no answer from Alibaba Cloud ({action})",
+            retryable=True,
+            timeout=True,
+            problem=failure("timeout", seconds=config.timeout_s),
         )
     except httpx.TransportError as exc:
+        reason = redact(str(exc), secrets)
         return SendResult.failure(
-            f"{_kind(config)}: network error: {redact(str(exc), secrets)}", retryable=True
+            f"{_kind(config)}: network error: {reason}", retryable=True, problem=failure("network", reason)
         )
     try:
         body: Any = response.json()
@@ -263,4 +280,7 @@ async def _request(
         ),
         retryable=retryable_status(response.status_code) or code in RETRYABLE_CODES,
         status=response.status_code,
+        problem=failure("refused", said, code=code)
+        if code
+        else failure("http_status", said, status=response.status_code),
     )

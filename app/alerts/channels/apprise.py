@@ -23,6 +23,7 @@ from app.alerts.channels.common import ChannelBase
 from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.views import Prepared
+from app.alerts.failures import failure
 
 BODY_CHARS = 4000
 TYPES = {"resolve": apprise.NotifyType.SUCCESS, "update": apprise.NotifyType.INFO}
@@ -85,12 +86,19 @@ async def send(config: AppriseConfig, message: Outgoing) -> SendResult:
             problem = await asyncio.to_thread(_notify, config.url.get_secret_value(), title, body, kind)
     except TimeoutError:
         return SendResult.failure(
-            f"apprise: no answer within {config.timeout_s:g}s", retryable=True, timeout=True
+            f"apprise: no answer within {config.timeout_s:g}s",
+            retryable=True,
+            timeout=True,
+            problem=failure("timeout", seconds=config.timeout_s),
         )
     if problem == "bad-url":
         return SendResult.failure(
-            "apprise: the URL is not one Apprise can read (check its scheme)", retryable=False
+            "apprise: the URL is not one Apprise can read (check its scheme)",
+            retryable=False,
+            problem=failure("bad_url"),
         )
     if problem is not None:
-        return SendResult.failure("apprise: the target did not take the message", retryable=True)
+        return SendResult.failure(
+            "apprise: the target did not take the message", retryable=True, problem=failure("target_refused")
+        )
     return SendResult.success()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from app.alerts.failures import Failure
+
 MessageKind = Literal["trigger", "update", "resolve", "escalate", "heartbeat"]
 
 
@@ -173,6 +175,7 @@ class SendResult:
     detail: str = ""
     status: int | None = None
     timeout: bool = False  # no answer in time (the failure class ``timeout``)
+    problem: Failure | None = None  # ``detail`` as data, for pages (app.alerts.failures)
 
     @classmethod
     def success(cls, detail: str = "", status: int | None = None) -> SendResult:
@@ -180,9 +183,17 @@ class SendResult:
 
     @classmethod
     def failure(
-        cls, detail: str, *, retryable: bool, status: int | None = None, timeout: bool = False
+        cls,
+        detail: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        timeout: bool = False,
+        problem: Failure | None = None,
     ) -> SendResult:
-        return cls(False, retryable, detail, status, timeout)
+        """A failed delivery: ``detail`` in English (the API, the logs), ``problem`` the same as
+        data with the far end's own words apart (the pages say it in their reader's language)."""
+        return cls(False, retryable, detail, status, timeout, problem)
 
     @property
     def failure_class(self) -> str:

@@ -31,6 +31,7 @@ from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared, View
+from app.alerts.failures import failure, refused
 
 MAX_BODY_BYTES = 20_000
 TITLE_CHARS = 64
@@ -109,7 +110,9 @@ async def send(config: DingTalkConfig, message: Message, http: httpx.AsyncClient
     data = body(message)
     if data is None:
         return SendResult.failure(
-            f"dingtalk: the message exceeds {MAX_BODY_BYTES} bytes even without alerts", retryable=False
+            f"dingtalk: the message exceeds {MAX_BODY_BYTES} bytes even without alerts",
+            retryable=False,
+            problem=failure("too_large", limit=MAX_BODY_BYTES, unit="bytes"),
         )
     return await _post(config, data, http)
 
@@ -131,14 +134,22 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
         return status_failure("dingtalk", answer, secrets)
     if not isinstance(answer.json, dict) or not isinstance(answer.json.get("errcode"), int):
         said = redact(answer.text, secrets)
-        return SendResult.failure(f"dingtalk: unexpected answer: {said!r}", retryable=True, status=200)
+        return SendResult.failure(
+            f"dingtalk: unexpected answer: {said!r}",
+            retryable=True,
+            status=200,
+            problem=failure("unexpected_answer", said),
+        )
     code: int = answer.json["errcode"]
     if code == 0:
         return SendResult.success(status=200)
     meaning, retryable = CODES.get(code, ("unknown error", True))
     errmsg = redact(str(answer.json.get("errmsg", "")), secrets)
     return SendResult.failure(
-        f"dingtalk errcode {code} ({meaning}): {errmsg}", retryable=retryable, status=200
+        f"dingtalk errcode {code} ({meaning}): {errmsg}",
+        retryable=retryable,
+        status=200,
+        problem=refused(errmsg, code, "dingtalk", known=code in CODES),
     )
 
 

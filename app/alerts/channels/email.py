@@ -28,6 +28,7 @@ from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.render import render
 from app.alerts.channels.views import Prepared
+from app.alerts.failures import failure
 from app.config_types import Model
 
 MAX_ALERTS = 100
@@ -114,6 +115,7 @@ async def send(config: EmailConfig, message: Message | Notice) -> SendResult:
         return SendResult.failure(
             "email: nobody to send to: set `to` on the channel or give the paged users an e-mail address",
             retryable=False,
+            problem=failure("no_recipients"),
         )
     if isinstance(message, Notice):
         mail = compose_notice(config, message, to)
@@ -138,28 +140,45 @@ async def send(config: EmailConfig, message: Message | Notice) -> SendResult:
         codes = [refusal.code for refusal in exc.recipients]
         said = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
         return SendResult.failure(
-            f"email: every recipient refused: {said}", retryable=all(400 <= c < 500 for c in codes)
+            f"email: every recipient refused: {said}",
+            retryable=all(400 <= c < 500 for c in codes),
+            problem=failure("recipients_refused", said),
         )
     except aiosmtplib.SMTPAuthenticationError as exc:
         return SendResult.failure(
-            f"email: authentication failed: {exc.code} {exc.message}", retryable=400 <= exc.code < 500
+            f"email: authentication failed: {exc.code} {exc.message}",
+            retryable=400 <= exc.code < 500,
+            problem=failure("auth_failed", exc.message, code=exc.code),
         )
     except aiosmtplib.SMTPResponseException as exc:
         return SendResult.failure(
-            f"email: the server said {exc.code} {exc.message}", retryable=400 <= exc.code < 500
+            f"email: the server said {exc.code} {exc.message}",
+            retryable=400 <= exc.code < 500,
+            problem=failure("refused", exc.message, code=exc.code),
         )
     except aiosmtplib.SMTPTimeoutError as exc:
         return SendResult.failure(
-            f"email: no answer within {config.timeout_s:g}s: {exc}", retryable=True, timeout=True
+            f"email: no answer within {config.timeout_s:g}s: {exc}",
+            retryable=True,
+            timeout=True,
+            problem=failure("timeout", str(exc), seconds=config.timeout_s),
         )
     except ssl.SSLError as exc:
-        return SendResult.failure(f"email: TLS failed: {exc}", retryable=False)
+        return SendResult.failure(
+            f"email: TLS failed: {exc}", retryable=False, problem=failure("tls_failed", str(exc))
+        )
     except aiosmtplib.SMTPNotSupported as exc:
-        return SendResult.failure(f"email: the server does not support it: {exc}", retryable=False)
+        return SendResult.failure(
+            f"email: the server does not support it: {exc}",
+            retryable=False,
+            problem=failure("not_supported", str(exc)),
+        )
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as exc:
-        return SendResult.failure(f"email: connection failed: {exc}", retryable=True)
+        return SendResult.failure(
+            f"email: connection failed: {exc}", retryable=True, problem=failure("network", str(exc))
+        )
     except aiosmtplib.SMTPException as exc:
-        return SendResult.failure(f"email: {exc}", retryable=False)
+        return SendResult.failure(f"email: {exc}", retryable=False, problem=failure("other", str(exc)))
     if errors:
         refused = ", ".join(f"{address}: {reply.code} {reply.message}" for address, reply in errors.items())
         return SendResult.success(f"sent to {len(to) - len(errors)} of {len(to)}; refused {refused}")

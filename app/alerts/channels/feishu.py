@@ -31,6 +31,7 @@ from app.alerts.channels.notices import lay_out
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, retryable_status
 from app.alerts.channels.views import Prepared, View
+from app.alerts.failures import failure, refused
 
 MAX_BODY_BYTES = 20_000
 HEADER_CHARS = 100
@@ -107,7 +108,9 @@ async def send(config: FeishuConfig, message: Message, http: httpx.AsyncClient) 
     data = body(message, signature)
     if data is None:
         return SendResult.failure(
-            f"feishu: the message exceeds {MAX_BODY_BYTES} bytes even without alerts", retryable=False
+            f"feishu: the message exceeds {MAX_BODY_BYTES} bytes even without alerts",
+            retryable=False,
+            problem=failure("too_large", limit=MAX_BODY_BYTES, unit="bytes"),
         )
     return await _post(config, data, http, secrets)
 
@@ -136,7 +139,10 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
         retryable = answer.status == 200 or retryable_status(answer.status)
         said = redact(answer.text, secrets)
         return SendResult.failure(
-            f"feishu answered HTTP {answer.status}: {said!r}", retryable=retryable, status=answer.status
+            f"feishu answered HTTP {answer.status}: {said!r}",
+            retryable=retryable,
+            status=answer.status,
+            problem=failure("unexpected_answer", said, status=answer.status),
         )
     if code == 0 and answer.status == 200:
         return SendResult.success(status=200)
@@ -145,13 +151,17 @@ def classify(answer: Answer, secrets: list[str]) -> SendResult:
             f"feishu answered HTTP {answer.status}: {message}",
             retryable=retryable_status(answer.status),
             status=answer.status,
+            problem=failure("http_status", message, status=answer.status),
         )
     meaning, retryable = CODES.get(code, ("unknown error", True))
     if code == 9499 and "too many" in message.lower():
         meaning, retryable = "too many requests", True
     retryable = retryable or retryable_status(answer.status)
     return SendResult.failure(
-        f"feishu code {code} ({meaning}): {message}", retryable=retryable, status=answer.status
+        f"feishu code {code} ({meaning}): {message}",
+        retryable=retryable,
+        status=answer.status,
+        problem=refused(message, code, "feishu", known=code in CODES and meaning == CODES[code][0]),
     )
 
 

@@ -29,6 +29,7 @@ from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.transport import encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared
+from app.alerts.failures import failure, people
 
 MESSAGE_BYTES = 3500
 PRIORITY = {"critical": 5, "error": 4, "warning": 4, "info": 3}
@@ -170,6 +171,9 @@ async def send(config: NtfyConfig, message: Outgoing, http: httpx.AsyncClient) -
         return SendResult.failure(
             f"ntfy: no topic: the channel has none and the paged person ({names}) has no ntfy_topic",
             retryable=False,
+            problem=failure(
+                "no_contact", people=people([p.name for p in message.mentions]), contact="ntfy_topic"
+            ),
         )
     headers: dict[str, str] = {}
     secrets: list[str] = []
@@ -195,7 +199,12 @@ async def send(config: NtfyConfig, message: Outgoing, http: httpx.AsyncClient) -
         said = answer.json.get("id") if isinstance(answer.json, dict) else None
         return SendResult.success(f"ntfy message {said}" if said else "", status=200)
     if isinstance(answer.json, dict) and answer.json.get("error"):
-        detail = f"ntfy answered HTTP {answer.status}: {redact(str(answer.json['error']), secrets)}"
+        said = redact(str(answer.json["error"]), secrets)
         retryable = answer.status == 429 or answer.status >= 500
-        return SendResult.failure(detail, retryable=retryable, status=answer.status)
+        return SendResult.failure(
+            f"ntfy answered HTTP {answer.status}: {said}",
+            retryable=retryable,
+            status=answer.status,
+            problem=failure("http_status", said, status=answer.status),
+        )
     return status_failure("ntfy", answer, secrets)

@@ -24,6 +24,7 @@ from app.alerts.channels import (
 )
 from app.alerts.channels.base import Notice, Outgoing, Person, SendResult
 from app.alerts.channels.config import ChannelConfig
+from app.alerts.failures import failure
 
 
 async def send(config: ChannelConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
@@ -79,7 +80,9 @@ async def _send_notice(config: ChannelConfig, notice: Notice, http: httpx.AsyncC
             return await apprise.send(config, notice)
         case _:
             return SendResult.failure(
-                f"{config.type} channels carry pages only, not notices", retryable=False
+                f"{config.type} channels carry pages only, not notices",
+                retryable=False,
+                problem=failure("pages_only", channel_type=config.type),
             )
 
 

@@ -23,6 +23,7 @@ from app.alerts.channels.notices import fit as fit_notice
 from app.alerts.channels.render import fit, macros
 from app.alerts.channels.transport import Answer, encode, post_json, status_failure
 from app.alerts.channels.views import Prepared, View
+from app.alerts.failures import failure
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -97,7 +98,9 @@ async def send(config: SlackConfig, message: Message, http: httpx.AsyncClient) -
     data = build(message)
     if data is None:
         return SendResult.failure(
-            "slack: the message exceeds Slack's block limits even without alerts", retryable=False
+            "slack: the message exceeds Slack's block limits even without alerts",
+            retryable=False,
+            problem=failure("too_large", unit="blocks"),
         )
     answer = await post_json(
         http, "slack", config.url.get_secret_value(), encode(data), timeout=config.timeout_s
@@ -142,6 +145,7 @@ async def send_notice(config: SlackConfig, notice: Notice, http: httpx.AsyncClie
         return SendResult.failure(
             f"slack: the notice exceeds {MAX_SECTION_CHARS} characters even without its lines",
             retryable=False,
+            problem=failure("too_large", unit="characters", limit=MAX_SECTION_CHARS),
         )
     data = {
         "text": f"{text.title}\n{body}"[:MAX_TEXT_CHARS],

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from app.alerts.channels.base import SendResult
+from app.alerts.failures import failure
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 DETAIL_CHARS = 300
@@ -50,9 +51,13 @@ def status_failure(channel: str, answer: Answer, secrets: Iterable[str] = ()) ->
         detail = (
             f"{channel} answered HTTP {answer.status} (a redirect, not followed): configure the final URL"
         )
+        problem = failure("redirect", status=answer.status)
     else:
         detail = f"{channel} answered HTTP {answer.status}" + (f": {said}" if said else "")
-    return SendResult.failure(detail, retryable=retryable_status(answer.status), status=answer.status)
+        problem = failure("http_status", said, status=answer.status)
+    return SendResult.failure(
+        detail, retryable=retryable_status(answer.status), status=answer.status, problem=problem
+    )
 
 
 async def post_json(
@@ -76,13 +81,21 @@ async def post_json(
         )
     except httpx.TimeoutException as exc:
         return SendResult.failure(
-            f"{channel}: no answer within {timeout:g}s ({type(exc).__name__})", retryable=True, timeout=True
+            f"{channel}: no answer within {timeout:g}s ({type(exc).__name__})",
+            retryable=True,
+            timeout=True,
+            problem=failure("timeout", seconds=timeout),
         )
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        return SendResult.failure(f"{channel}: bad URL: {redact(str(exc), hidden)}", retryable=False)
+        said = redact(str(exc), hidden)
+        return SendResult.failure(
+            f"{channel}: bad URL: {said}", retryable=False, problem=failure("bad_url", said)
+        )
     except httpx.TransportError as exc:
         reason = redact(str(exc), hidden) or type(exc).__name__
-        return SendResult.failure(f"{channel}: network error: {reason}", retryable=True)
+        return SendResult.failure(
+            f"{channel}: network error: {reason}", retryable=True, problem=failure("network", reason)
+        )
     text = response.text
     try:
         parsed: Any = json.loads(text) if text else None

@@ -41,6 +41,7 @@ from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.transport import redact, retryable_status
 from app.alerts.channels.views import Prepared
+from app.alerts.failures import failure, people
 
 API_VERSION = "2010-04-01"
 SMS_CHARS = 320
@@ -190,7 +191,9 @@ async def send_sms(config: TwilioSmsConfig, message: Outgoing, http: httpx.Async
 
 async def send_call(config: TwilioCallConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
     if not isinstance(message, Notification):
-        return SendResult.failure("twilio_call: a call only carries a page", retryable=False)
+        return SendResult.failure(
+            "twilio_call: a call only carries a page", retryable=False, problem=failure("calls_only")
+        )
     to = next((p.phone for p in message.mentions if p.phone), None)
     if to is None:
         return _nobody(message, "phone")
@@ -215,16 +218,26 @@ async def send_call(config: TwilioCallConfig, message: Outgoing, http: httpx.Asy
     if status in ANSWERED:
         return SendResult.success(f"twilio call {sid} {status}")
     if status in FINAL_CALL:
-        return SendResult.failure(f"twilio call {sid} to {to}: {status} (not answered)", retryable=False)
+        return SendResult.failure(
+            f"twilio call {sid} to {to}: {status} (not answered)",
+            retryable=False,
+            problem=failure("not_answered", status),
+        )
     return SendResult.failure(
         f"twilio call {sid} to {to}: still {status} after {config.timeout_s:g}s; counted as not answered",
         retryable=False,
+        problem=failure("not_answered", status),
     )
 
 
 def _nobody(message: Outgoing, contact: str) -> SendResult:
     names = ", ".join(p.name for p in message.mentions) or "nobody"
-    return SendResult.failure(f"twilio: the paged person ({names}) has no {contact}", retryable=False)
+    key = contact.split()[0]  # the user's key: sms, phone
+    return SendResult.failure(
+        f"twilio: the paged person ({names}) has no {contact}",
+        retryable=False,
+        problem=failure("no_contact", people=people([p.name for p in message.mentions]), contact=key),
+    )
 
 
 def _auth(config: TwilioAccount) -> httpx.BasicAuth:
@@ -254,10 +267,16 @@ async def _call(
             method, config.resource(resource), data=form, auth=_auth(config), timeout=config.timeout_s
         )
     except httpx.TimeoutException:
-        return SendResult.failure(f"{_kind(config)}: no answer from Twilio", retryable=True, timeout=True)
-    except httpx.TransportError as exc:
         return SendResult.failure(
-            f"{_kind(config)}: network error: {redact(str(exc), secrets)}", retryable=True
+            f"{_kind(config)}: no answer from Twilio",
+            retryable=True,
+            timeout=True,
+            problem=failure("timeout", seconds=config.timeout_s),
+        )
+    except httpx.TransportError as exc:
+        reason = redact(str(exc), secrets)
+        return SendResult.failure(
+            f"{_kind(config)}: network error: {reason}", retryable=True, problem=failure("network", reason)
         )
     try:
         body: Any = response.json()
@@ -274,6 +293,9 @@ async def _call(
         + (f": {said}" if said else ""),
         retryable=retryable,
         status=response.status_code,
+        problem=failure("refused", said, code=code)
+        if isinstance(code, int | str) and code
+        else failure("http_status", said, status=response.status_code),
     )
 
 

@@ -23,6 +23,7 @@ from app.alerts.channels.notices import lay_out, markdown
 from app.alerts.channels.render import fit, render
 from app.alerts.channels.transport import Answer, encode, post_json, redact, status_failure
 from app.alerts.channels.views import Prepared
+from app.alerts.failures import failure, refused
 
 MAX_CONTENT_BYTES = 4096
 _USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -69,7 +70,9 @@ async def send(config: WeComConfig, message: Message, http: httpx.AsyncClient) -
     text = content(message)
     if text is None:
         return SendResult.failure(
-            f"wecom: the message exceeds {MAX_CONTENT_BYTES} bytes even without alerts", retryable=False
+            f"wecom: the message exceeds {MAX_CONTENT_BYTES} bytes even without alerts",
+            retryable=False,
+            problem=failure("too_large", limit=MAX_CONTENT_BYTES, unit="bytes"),
         )
     answer = await post_json(
         http, "wecom", config.url.get_secret_value(), encode(payload(text)), timeout=config.timeout_s
@@ -84,15 +87,24 @@ def classify(answer: Answer) -> SendResult:
     if answer.status != 200:
         return status_failure("wecom", answer)
     if not isinstance(answer.json, dict) or not isinstance(answer.json.get("errcode"), int):
+        said = redact(answer.text, ())
         return SendResult.failure(
-            f"wecom: unexpected answer: {redact(answer.text, ())!r}", retryable=True, status=200
+            f"wecom: unexpected answer: {said!r}",
+            retryable=True,
+            status=200,
+            problem=failure("unexpected_answer", said),
         )
     code: int = answer.json["errcode"]
     if code == 0:
         return SendResult.success(status=200)
     meaning, retryable = CODES.get(code, ("unknown error", True))
     errmsg = redact(str(answer.json.get("errmsg", "")), ())
-    return SendResult.failure(f"wecom errcode {code} ({meaning}): {errmsg}", retryable=retryable, status=200)
+    return SendResult.failure(
+        f"wecom errcode {code} ({meaning}): {errmsg}",
+        retryable=retryable,
+        status=200,
+        problem=refused(errmsg, code, "wecom", known=code in CODES),
+    )
 
 
 async def send_notice(config: WeComConfig, notice: Notice, http: httpx.AsyncClient) -> SendResult:
@@ -105,7 +117,9 @@ async def send_notice(config: WeComConfig, notice: Notice, http: httpx.AsyncClie
     )
     if cut is None:
         return SendResult.failure(
-            f"wecom: the notice exceeds {MAX_CONTENT_BYTES} bytes even without its lines", retryable=False
+            f"wecom: the notice exceeds {MAX_CONTENT_BYTES} bytes even without its lines",
+            retryable=False,
+            problem=failure("too_large", limit=MAX_CONTENT_BYTES, unit="bytes"),
         )
     answer = await post_json(
         http, "wecom", config.url.get_secret_value(), encode(payload(cut)), timeout=config.timeout_s
