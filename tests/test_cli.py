@@ -154,10 +154,8 @@ def test_serve_on_a_port_already_taken_says_so_at_once_and_starts_nothing(tmp_pa
     assert _rollup_runs(tmp_path) == 0
 
 
-@pytest.mark.timeout(60)
-def test_serve_on_a_free_port_answers_and_runs_its_jobs(tmp_path: Path) -> None:
-    """The counterpart of the test above: what a serve that starts does (a rollup catch-up five
-    seconds after it starts records runs), so that its "nothing started" means something."""
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``panorama serve`` on a free port of a migrated SQLite store in ``tmp_path``, its log in a file."""
     env = _migrated_sqlite(tmp_path)
     port = free_port()
     log_path = tmp_path / "serve.log"
@@ -169,6 +167,14 @@ def test_serve_on_a_free_port_answers_and_runs_its_jobs(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
         )
+    return process, port, log_path
+
+
+@pytest.mark.timeout(60)
+def test_serve_on_a_free_port_answers_and_runs_its_jobs(tmp_path: Path) -> None:
+    """The counterpart of the test above: what a serve that starts does (a rollup catch-up five
+    seconds after it starts records runs), so that its "nothing started" means something."""
+    process, port, log_path = _serve(tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log_path)
@@ -189,17 +195,7 @@ def test_serve_on_a_free_port_answers_and_runs_its_jobs(tmp_path: Path) -> None:
 
 def test_serve_end_to_end_like_a_new_user(tmp_path: Path) -> None:
     """migrate, serve with no config at all, use the generated token, reload on SIGHUP, stop on SIGTERM."""
-    env = _migrated_sqlite(tmp_path)
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(PANORAMA), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
+    process, port, log_path = _serve(tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log_path)
