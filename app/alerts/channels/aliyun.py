@@ -45,7 +45,7 @@ from app.alerts.channels.common import ChannelBase
 from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.transport import redact, retryable_status
 from app.alerts.channels.views import Prepared
-from app.alerts.failures import failure, people
+from app.alerts.failures import failure
 
 VERSION = "2017-05-25"
 VOICE_NOTIFICATION = "11000000300006"
@@ -159,7 +159,7 @@ def template_params(message: Outgoing) -> dict[str, str]:
 async def send_sms(config: AliyunSmsConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
     to = next((p.sms for p in message.mentions if p.sms), None)
     if to is None:
-        return _nobody(message, "sms number")
+        return SendResult.no_contact("aliyun", message, "sms number")
     params = {
         "PhoneNumbers": to.lstrip("+"),
         "SignName": config.sign_name,
@@ -179,7 +179,7 @@ async def send_call(config: AliyunCallConfig, message: Outgoing, http: httpx.Asy
         )
     to = next((p.phone for p in message.mentions if p.phone), None)
     if to is None:
-        return _nobody(message, "phone")
+        return SendResult.no_contact("aliyun", message, "phone")
     params = {
         "CalledNumber": to.lstrip("+"),
         "TtsCode": config.tts_code,
@@ -234,16 +234,6 @@ def _state(data: Any) -> str | None:
 
 def _kind(config: AliyunAccount) -> str:
     return str(getattr(config, "type", "aliyun"))
-
-
-def _nobody(message: Outgoing, contact: str) -> SendResult:
-    names = ", ".join(p.name for p in message.mentions) or "nobody"
-    key = contact.split()[0]  # the user's key: sms, phone
-    return SendResult.failure(
-        f"aliyun: the paged person ({names}) has no {contact}",
-        retryable=False,
-        problem=failure("no_contact", people=people([p.name for p in message.mentions]), contact=key),
-    )
 
 
 async def _request(

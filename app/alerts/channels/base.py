@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from app.alerts.failures import Failure
+from app.alerts.failures import Failure, failure, people
 
 MessageKind = Literal["trigger", "update", "resolve", "escalate", "heartbeat"]
 
@@ -194,6 +194,17 @@ class SendResult:
         """A failed delivery: ``detail`` in English (the API, the logs), ``problem`` the same as
         data with the far end's own words apart (the pages say it in their reader's language)."""
         return cls(False, retryable, detail, status, timeout, problem)
+
+    @classmethod
+    def no_contact(cls, channel: str, message: Outgoing, contact: str) -> SendResult:
+        """A page the paged people cannot get on this channel: none of them has ``contact`` (``sms
+        number``, ``phone``) in the directory. Not retryable."""
+        names = [p.name for p in message.mentions]
+        return cls.failure(
+            f"{channel}: the paged person ({', '.join(names) or 'nobody'}) has no {contact}",
+            retryable=False,
+            problem=failure("no_contact", people=people(names), contact=contact.split()[0]),
+        )
 
     @property
     def failure_class(self) -> str:

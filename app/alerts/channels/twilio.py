@@ -41,7 +41,7 @@ from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.transport import redact, retryable_status
 from app.alerts.channels.views import Prepared
-from app.alerts.failures import failure, people
+from app.alerts.failures import failure
 
 API_VERSION = "2010-04-01"
 SMS_CHARS = 320
@@ -181,7 +181,7 @@ def reply(locale: str, acknowledged: bool) -> str:
 async def send_sms(config: TwilioSmsConfig, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
     to = next((p.sms for p in message.mentions if p.sms), None)
     if to is None:
-        return _nobody(message, "sms number")
+        return SendResult.no_contact("twilio", message, "sms number")
     form = {"To": to, "From": config.from_, "Body": sms_text(message)}
     answer = await _post(http, config, "Messages.json", form)
     if isinstance(answer, SendResult):
@@ -196,7 +196,7 @@ async def send_call(config: TwilioCallConfig, message: Outgoing, http: httpx.Asy
         )
     to = next((p.phone for p in message.mentions if p.phone), None)
     if to is None:
-        return _nobody(message, "phone")
+        return SendResult.no_contact("twilio", message, "phone")
     form = {
         "To": to,
         "From": config.from_,
@@ -227,16 +227,6 @@ async def send_call(config: TwilioCallConfig, message: Outgoing, http: httpx.Asy
         f"twilio call {sid} to {to}: still {status} after {config.timeout_s:g}s; counted as not answered",
         retryable=False,
         problem=failure("not_answered", status),
-    )
-
-
-def _nobody(message: Outgoing, contact: str) -> SendResult:
-    names = ", ".join(p.name for p in message.mentions) or "nobody"
-    key = contact.split()[0]  # the user's key: sms, phone
-    return SendResult.failure(
-        f"twilio: the paged person ({names}) has no {contact}",
-        retryable=False,
-        problem=failure("no_contact", people=people([p.name for p in message.mentions]), contact=key),
     )
 
 
