@@ -5,9 +5,10 @@ JSON) cost about 4.6 ms in its route: 1.4 ms reading and unpacking the days, 0.9
 the figures (NumPy), 1.8 ms writing the JSON (orjson, column by column) and 0.5 ms reading the
 partial days; against a bare FastAPI app serving the same bytes from memory (2.2–2.9 ms over
 HTTP) that left it at 3.1–3.6× (issue 13's goal: ≤ 3×). What a daily row says depends only on
-that day's stored numbers, its length (DST) and the figures' definitions, so every writer of a
-month's days (``repository._write_packs``, in the same transaction and under the same lock
-as the numbers themselves) writes the month's rows too, and a cold daily report is one range
+that day's stored numbers, its length (DST) and the figures' definitions, so the month's rows
+are written with the numbers (``repository._write_packs``, in the same transaction and under the
+same lock) or, after a rollup's days, right after them (``service.render_stale``; until then the
+month is empty of rows and answered live), and a cold daily report is one range
 read of 37 such fragments, inflated and joined: no figure computed and no number written per
 request. Months cut by the requested range are cut at their days' ends (kept in the header).
 

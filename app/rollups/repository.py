@@ -32,8 +32,9 @@ queries take 3–8 s.
 
 Each month row also keeps that month's rows of the daily report already written as JSON
 (``render_key``, ``rendered``: ``rendered.py`` says why), written by ``_write_packs`` with the
-numbers, so no writer can leave them behind the numbers: a writer given no renderer writes them
-empty, and the report then computes that month live. ``entity_rendered`` reads them without the
+numbers when given a renderer, so no writer can leave stale ones behind the numbers: a writer
+given none (a rollup's store: ``service.run_day`` says why) writes them empty, the report then
+computes that month live, and ``render_months`` writes them after. ``entity_rendered`` reads them without the
 numbers; ``stale_renders`` finds the months due from an index alone.
 
 Beside them, each figure's values of the month (``rollup_figure_months``: ``figure_months.py``
