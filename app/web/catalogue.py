@@ -695,7 +695,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{n} more schedule not shown; nobody on call in {names} · see\u00a0{where}",
     ),
     "screen.name_sep": ("、", ", "),
-    "screen.names_more": ("{names} 等 {m} 个", "{names} and {k} more"),
+    "screen.names_more": ("{names} 等 {m} 个", "{names} and others ({m} in all)"),
     "screen.services": ("服务排行", "Top services"),
     "screen.by_traffic": ("按流量", "By traffic"),
     "screen.by_errors": ("按错误率", "By error rate"),

@@ -181,9 +181,7 @@ def named(teams: list[str], lang: str) -> str:
     names = separator.join(teams[:NAMED])
     if len(teams) <= NAMED:
         return names
-    return MESSAGES["screen.names_more"][LANGUAGE[lang]].format(
-        names=names, m=len(teams), k=len(teams) - NAMED
-    )
+    return MESSAGES["screen.names_more"][LANGUAGE[lang]].format(names=names, m=len(teams))
 
 
 async def accounted(page: CheckedPage, lang: str = "zh-CN") -> tuple[list[str], int, str]:

@@ -568,7 +568,7 @@
       var nobody = uncovered(hidden);
       if (!nobody.length) { return say("more_schedules", { n: n, where: where }); }
       var names = nobody.slice(0, NAMED).join(say("name_sep"));
-      if (nobody.length > NAMED) { names = say("names_more", { names: names, m: nobody.length, k: nobody.length - NAMED }); }
+      if (nobody.length > NAMED) { names = say("names_more", { names: names, m: nobody.length }); }
       return say("more_schedules_nobody", { n: n, names: names, where: where });
     });
     sections.oncall.more.classList.toggle("nobody", uncovered(cut).length > 0);
