@@ -115,9 +115,10 @@ def parse(stored: object) -> Failure | None:
 def gave_up_phrase(why: object, attempts: object) -> Phrase | None:
     """Why a dead letter was given up, for a page (``delivery.gave_up.<why>``); None when the entry
     does not say (one recorded before: its English ``reason`` is shown as it is)."""
-    if why not in ("not_retryable", "too_old", "not_configured"):
+    if why not in GAVE_UP:
         return None
     return Phrase(f"delivery.gave_up.{why}", n=attempts if isinstance(attempts, int) else "?")
 
 
 KINDS: frozenset[str] = frozenset(get_args(Kind))
+GAVE_UP: frozenset[str] = frozenset(get_args(GaveUp))
