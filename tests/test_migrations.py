@@ -20,6 +20,7 @@ import app.models
 from app import db, migrations
 from app.config import DatabaseSettings
 from app.rollups import repository as rollup_repository
+from app.rollups.compute import FamilyValue
 from app.rollups.config import FamilyKind
 from app.rollups.layouts import day_number, make_layout
 
@@ -197,3 +198,41 @@ async def test_0015_packs_stored_days_into_month_rows_and_back(empty_engine: Asy
             )
         ).all()
     assert [(e, d, lay, bytes(x)) for e, d, lay, x in back] == sorted(rows)
+
+
+async def test_0021_packs_days_on_rows_of_their_own_back_into_month_rows(empty_engine: AsyncEngine) -> None:
+    """Days stored on rows of their own (0021's ``part``), beside month rows, come back as one
+    month row per entity and month on downgrade, every day byte for byte, and read the same
+    after upgrading again."""
+    await migrations.upgrade(empty_engine)
+    days = [date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1), date(2026, 2, 14), date(2026, 2, 2)]
+    sessions = db.create_session_factory(empty_engine)
+    for number, day in enumerate(days):
+        values = [
+            FamilyValue("service", name, "requests", total=1000.0000115740742 * (number + 1) + index)
+            for index, name in enumerate(("a", "b"))
+            if (number, name) != (3, "b")
+        ]
+        async with sessions.begin() as session:
+            await rollup_repository.replace_day(session, day, values)
+
+    async def read() -> list[object]:
+        async with db.create_session_factory(empty_engine)() as session:
+            found = [
+                await rollup_repository.entity_days(session, "service", name, days[0], days[3])
+                for name in ("a", "b")
+            ]
+        return [(one.days, one.layout_ids, one.blobs) for one in found]
+
+    before = await read()
+    assert before[0][0] == [day_number(day) for day in sorted(days)]
+    await migrations.downgrade(empty_engine, "0020")
+    async with empty_engine.connect() as connection:
+        keys = (
+            await connection.execute(
+                text("SELECT entity_id, month FROM rollup_day_packs ORDER BY entity_id, month")
+            )
+        ).all()
+    assert len(keys) == len(set(keys)) == 4  # two entities × two months, one row each
+    await migrations.upgrade(empty_engine)
+    assert await read() == before

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -71,6 +72,12 @@ class RollupDayPack(Base):
         Integer, ForeignKey("rollup_entities.id", ondelete="CASCADE"), primary_key=True
     )
     month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 0: the month's row, its days packed. A night's day is stored on a row of its own, ``part``
+    # its day of the month, until the month's row is written again with it (``render_months``,
+    # right after the day): storing the day then writes one small row per entity instead of
+    # rewriting each entity's month (``repository.replace_day`` says why). Every stored day is
+    # in exactly one row; readers read every row of a month, in (month, part) order.
+    part: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=0, server_default="0")
     day_mask: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     # The month's rows of the daily report, already written as JSON (``rendered.py`` says why),

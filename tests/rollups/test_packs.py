@@ -13,7 +13,7 @@ from sqlalchemy import text
 from app import db, migrations
 from app.rollups import frames, repository
 from app.rollups.compute import FamilyValue
-from app.rollups.layouts import day_number, pack_month, unpack_month
+from app.rollups.layouts import day_number, pack_day, pack_month, unpack_month
 from tests.harness.app import settings_for
 from tests.harness.replicas import run_replicas
 from tests.rollups.replica_scenarios import month_day_values
@@ -110,3 +110,12 @@ async def test_the_month_sums_its_days_in_day_order_whatever_order_they_were_sto
     [total] = frames.frame_of([found[i] for i in months.layout_ids], months.blobs).matrix[:, 0].tolist()
     assert months.masks == [0b1111]
     assert total == ((1e16 + 1.0) + -1e16) + 0.5 == 0.5  # stored order would give 1.5
+
+
+def test_a_day_packed_alone_is_a_month_holding_that_day() -> None:
+    vector = np.asarray([math.nan, 5e-324, -0.0, 1.0000000115740742], dtype="<f8").tobytes()
+    for day in (1, 17, 31):
+        assert pack_day(2**62 + 3, vector) == pack_month({day: (2**62 + 3, vector)})[1]
+    assert pack_day(-7, b"") == pack_month({5: (-7, b"")})[1]
+    with pytest.raises(ValueError, match="float64"):
+        pack_day(7, b"\0" * 5)
