@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import __version__, db
+from app import __version__, db, heap
 from app.alerts import api as alerts_api
 from app.backends.errors import BackendError
 from app.backends.registry import BACKEND_NAMES
@@ -87,7 +86,7 @@ def create_app(
         _log_start(context)
         hangup = _reload_on_sighup(context)
         try:
-            with _collector_for_serving():
+            with heap.collector_for_serving():
                 yield
         finally:
             hangup()
@@ -162,38 +161,6 @@ def _log_start(context: AppContext) -> None:
             "tokens": len(context.tokens),
         },
     )
-
-
-GC_YOUNG_THRESHOLD = 10_000
-"""Container objects allocated before a young collection (CPython's default: 700)."""
-
-
-@contextlib.contextmanager
-def _collector_for_serving() -> Iterator[None]:
-    """While the app serves: what is alive once it has started is frozen out of the garbage
-    collector's scans, and young collections come after 10,000 allocations instead of 700.
-
-    Why (measured with ``bench/stack.py``, which counts the collector's time per request): a
-    started Panorama holds ~240,000 objects (FastAPI's routes and models, SQLAlchemy's tables,
-    pydantic's validators) that never die, and every full collection scanned them all, about
-    0.1 s of the event loop at a time, landing on whichever request allocated at that moment
-    (a cold three-year report, a webhook in a storm: their p99). A cold three-year report
-    allocates enough containers to trigger ~25 young collections; with the higher threshold most
-    of those objects are freed by reference counting before any scan, and the collector's share
-    of that request fell from 120–160 µs to 15–25 µs. Cycles are still collected, only later.
-    No full collection before freezing (it would cost every start, and tests start hundreds of
-    apps): what little garbage is frozen with the rest waits until the app stops. Undone when the
-    app stops (tests run many apps in one process: a stopped app's objects must become
-    collectable again).
-    """
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _reload_on_sighup(context: AppContext) -> Callable[[], None]:

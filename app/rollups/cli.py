@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import date
 from typing import TextIO
 
-from app import db, migrations
+from app import db, heap, migrations
 from app.backends.prometheus import PrometheusClient
 from app.config import Settings
 from app.errors import PanoramaError
@@ -38,7 +38,8 @@ def rollup(settings: Settings, *, date: date | None, first: date | None, last: d
     except PanoramaError as exc:
         print(exc.message, file=err)
         return 2
-    return asyncio.run(_run(settings, days, err))
+    with heap.collector_for_serving():  # a backfill of years is long-running work too
+        return asyncio.run(_run(settings, days, err))
 
 
 async def _run(settings: Settings, days: list[date], err: TextIO) -> int:
