@@ -291,6 +291,15 @@ def pack_day(layout_id: int, vector: bytes) -> bytes:
 
 def unpack_month(mask: int, data: bytes) -> dict[int, tuple[int, bytes]]:
     """The days of one packed month, ``{day of month: (layout id, vector)}``: bit for bit."""
+    if mask and not mask & (
+        mask - 1
+    ):  # one day (a night's row of its own: ``pack_day``), a tenth of the time
+        if len(data) < _ONE_DAY.size:
+            raise ValueError(f"a packed month of 1 day has {len(data)} bytes")
+        layout_id, end = _ONE_DAY.unpack_from(data)
+        if len(data) != _ONE_DAY.size + end * FLOAT.itemsize:
+            raise ValueError(f"a packed month of 1 day has {len(data)} bytes")
+        return {mask.bit_length(): (layout_id, data[_ONE_DAY.size :])}
     numbers = [d + 1 for d in range(31) if mask >> d & 1]
     count = len(numbers)
     ids = np.frombuffer(data, dtype=PACK_ID, count=count).tolist()

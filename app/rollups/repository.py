@@ -646,7 +646,8 @@ async def stale_renders(
     )
     if months is not None:
         statement = statement.where(RollupDayPack.month.in_(sorted(set(months))))
-    statement = statement.limit(limit)
+    # distinct: a month with days on rows of their own has a row per day, each without a key
+    statement = statement.distinct().limit(limit)
     return [(entity_id, month) for entity_id, month in await session.execute(statement)]
 
 

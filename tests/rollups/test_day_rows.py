@@ -102,7 +102,11 @@ async def test_days_on_rows_of_their_own_read_as_the_month_row_and_are_taken_in_
             )
         assert figure is None  # February's figure rows are there, March's not: computed live
 
-        assert await service.render_stale(sessions, settings, days=MARCH[:1]) == len(SERVICES)
+        # a batch counts months, not their rows: two entities' Marches, each of 31 rows, in one
+        assert await service.render_stale(sessions, settings, days=MARCH[:1], limit=2) == 2
+        assert await rows_by_part(sessions) == {0: len(SERVICES) + 2, **{day.day: 1 for day in MARCH}}
+        assert await answers_of(sessions, settings) == before
+        assert await service.render_stale(sessions, settings, days=MARCH[:1]) == 1
         assert await rows_by_part(sessions) == {0: 2 * len(SERVICES)}
         assert await answers_of(sessions, settings) == before
         after, joined = await live_answer(settings, SERVICES[0], FIRST, LAST)
