@@ -403,15 +403,18 @@ async def replace_day(
     each entity's families in one vector (``layouts.py``); the month sums of the entities
     concerned follow in the same transaction.
 
-    A day the month's row of an entity does not hold (the night's day, a catch-up's) is stored on
-    a row of its own (``models.RollupDayPack.part``): one insert per entity, its month's row, report
-    rows and figure rows left as they are, until :func:`render_months` writes the month's row
-    again with it. Why: rewriting each entity's month row (and deleting its report and figure
-    rows) in the day's fenced transaction cost 0.1 s of a day Prometheus answers in 0.8 s
-    (``bench/rollup.py``, 1,000 services), all of it on the event loop and in SQLite's one
-    writer; readers read every row of a month, so nothing waits for the month's row. A day the
-    month's row holds already (a day run again) is taken out of it and the row rewritten, as
-    before, with the new values in it.
+    A day later than every day its month holds for an entity (the night's day) is stored on a
+    row of its own (``models.RollupDayPack.part``): one insert per entity, the month's sums
+    brought up to date, its month row, report rows and figure rows left as they are until
+    :func:`render_months` writes the month's row again with it. Why: rewriting each entity's
+    month row (and deleting its report and figure rows) in the day's fenced transaction cost
+    0.1 s of a day Prometheus answers in 0.8 s (``bench/rollup.py``, 1,000 services), all of it
+    on the event loop and in SQLite's one writer; readers read every row of a month, so nothing
+    waits for the month's row. A day held already (run again) on a row of its own gets a new
+    one; held in the month's row, or earlier than a day the month holds (a catch-up goes newest
+    first), it goes into the month's row, rewritten with every row of the entity's month, and
+    the month's sums are summed again in day order: so days on rows of their own are always
+    the month's last, and read in day order.
 
     With ``kinds``, only entities of those kinds are replaced (a rollup of other figures, e.g.
     incidents, keeps the day's Prometheus figures, and the other way round); without, every
@@ -448,14 +451,18 @@ async def replace_day(
     if encoded:
         await store_layouts(session, {one.layout.id: one.layout for one in encoded}.values())
         ids = await ensure_entity_ids(session, list(grouped))
-    # with ``render``, every entity's day goes into its month row, written with its report rows
-    rewrite = packed | (set(ids.values()) if render is not None else set())
+    sums = await _month_sums(session, month, set(ids.values()) - packed - set(alone))
+    # A day earlier than one its month holds (a catch-up goes newest first) goes into the month's
+    # row, whose sums are then summed again in day order from one row, not from a row per day;
+    # with ``render``, every entity's day goes into its month row, written with its report rows.
+    later = {entity_id for entity_id, (_, mask, _) in sums.items() if int(mask) >> day.day}
+    rewrite = packed | later | (set(ids.values()) if render is not None else set())
     packs, _ = await _read_months(session, month, rewrite)
     for days in packs.values():
         days.pop(day.day, None)
     alone_rows: list[tuple[int, EncodedDay]] = []
     added: dict[str, dict[int, EncodedDay]] = {}
-    summed_again = packed | set(alone)
+    summed_again = packed | later | set(alone)
     for one in encoded:
         entity_id = ids[(one.entity_kind, one.entity)]
         if entity_id in rewrite:
@@ -467,7 +474,7 @@ async def replace_day(
     await _write_packs(session, month, packs, render)
     await _insert_day_rows(session, month, day.day, alone_rows)
     for by_id in added.values():
-        summed_again |= await _add_to_month(session, month, day.day, by_id)
+        await _add_to_month(session, month, day.day, by_id, sums)
     await recompute_months(session, month, summed_again)
     await _bump_generation(session)
 
@@ -723,26 +730,34 @@ def _chunks(items: Sequence[_T], size: int = 5000) -> list[Sequence[_T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def _add_to_month(
-    session: AsyncSession, month: int, day: int, added: dict[int, EncodedDay]
-) -> set[int]:
-    """A new day of these entities (of one kind) added to their month sums: the nightly case,
-    one read and one write of a row per entity, not a re-read of the month. Returns the entities
-    left out, whose month holds a later day already: added last, their sums would not be summed
-    in day order (last bits differ); the caller sums their months again from their days."""
-    existing: dict[int, tuple[int, int, bytes]] = {}
-    for chunk in _chunks(sorted(added)):
+MonthSums = dict[int, tuple[int, int, bytes]]
+"""Entities' month sums as read: ``{entity id: (layout id, day mask, numbers)}``."""
+
+
+async def _month_sums(session: AsyncSession, month: int, ids: Collection[int]) -> MonthSums:
+    existing: MonthSums = {}
+    for chunk in _chunks(sorted(ids)):
         rows = await session.execute(
             select(
                 RollupMonth.entity_id, RollupMonth.layout_id, RollupMonth.day_mask, RollupMonth.data
             ).where(RollupMonth.month == month, RollupMonth.entity_id.in_(chunk))
         )
         existing.update({entity_id: (layout_id, mask, data) for entity_id, layout_id, mask, data in rows})
-    later = {entity_id for entity_id, (_, mask, _) in existing.items() if int(mask) >> day}
-    ids = sorted(set(added) - later)
+    return existing
+
+
+async def _add_to_month(
+    session: AsyncSession, month: int, day: int, added: dict[int, EncodedDay], existing: MonthSums
+) -> None:
+    """A new day of these entities (of one kind), later than any their months hold, added to
+    their month sums (``existing``, as read): the nightly case, one read and one write of a row
+    per entity, not a re-read of the month."""
+    ids = sorted(added)
     if not ids:
-        return later
-    known = await layouts(session, {layout_id for layout_id, _, _ in existing.values()})
+        return
+    if any(int(existing[i][1]) >> day for i in ids if i in existing):
+        raise ValueError("a day added to month sums that hold a later day would not be summed in day order")
+    known = await layouts(session, {existing[i][0] for i in ids if i in existing})
     keys: list[int] = []
     row_layouts: list[Layout] = []
     blobs: list[bytes] = []
@@ -759,7 +774,6 @@ async def _add_to_month(
     masks = [existing[entity_id][1] | bit if entity_id in existing else bit for entity_id in ids]
     summed = frames.reduce(frames.frame_of(row_layouts, blobs), frames.group_starts(np.asarray(keys)))
     await _write_months(session, month, ids, masks, summed, [i for i in ids if i in existing])
-    return later
 
 
 async def _write_months(
@@ -1301,8 +1315,9 @@ def _unpacked(rows: Sequence[Any], first: int, last: int) -> StoredDays:
         row_of, days, layout_ids, start, stop = (a[keep] for a in (row_of, days, layout_ids, start, stop))
     one_entity = entity_column.count(entity_column[0]) == len(entity_column)
     entities = None if one_entity else np.asarray(entity_column, dtype=np.int64)[row_of]
-    # Rows come by entity, month and part: a day on a row of its own (``replace_day``) may come
-    # after a later day of its month's row. Put back in day order, as summing needs.
+    # Rows come by entity, month and part, and the days on rows of their own are later than those
+    # of their month's row (``replace_day`` sees to it): day order, as summing needs. Checked, and
+    # put back in day order should it not be.
     step = np.diff(days)
     if entities is not None:
         step = np.where(np.diff(entities) != 0, 1, step)

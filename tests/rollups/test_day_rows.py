@@ -71,16 +71,17 @@ async def answers_of(sessions: service.Sessions, settings: Settings) -> list[obj
 async def test_days_on_rows_of_their_own_read_as_the_month_row_and_are_taken_in_after(
     database_url: str,
 ) -> None:
-    """February is stored with its report rows (in month rows); March as a catch-up does it,
-    newest day first, each day on rows of its own: readers read March's days in day order, and
-    after ``render_stale`` (one row per entity and month again) every answer is the same."""
+    """February is stored with its report rows (in month rows); March as nights do, each day on
+    rows of its own: readers read them as they read a month's row, and after ``render_stale``
+    (one row per entity and month again) every answer is the same, bit for bit. A day earlier
+    than one its month holds (a catch-up goes newest first) goes into the month's row at once."""
     settings = settings_for(database_url, timezone="Europe/Berlin")
     engine = db.create_engine(settings.database)
     try:
         await migrations.upgrade(engine)
         sessions = db.create_session_factory(engine)
         await store(sessions, FEBRUARY, render=settings)
-        await store(sessions, MARCH[::-1])
+        await store(sessions, MARCH)
         parts = await rows_by_part(sessions)
         assert parts == {0: len(SERVICES), **{day.day: len(SERVICES) for day in MARCH}}
         before = await answers_of(sessions, settings)
@@ -123,6 +124,13 @@ async def test_days_on_rows_of_their_own_read_as_the_month_row_and_are_taken_in_
                 "requests",
             )
         assert figure is not None
+
+        april = [date(2026, 4, 10), date(2026, 4, 5), date(2026, 4, 12)]
+        await store(sessions, april)
+        assert await rows_by_part(sessions) == {0: 3 * len(SERVICES), 12: len(SERVICES)}
+        async with sessions() as session:
+            stored = await repository.entity_days(session, "service", SERVICES[0], april[1], april[2])
+        assert stored.days == [day_number(day) for day in sorted(april)]
     finally:
         await engine.dispose()
 
