@@ -10,7 +10,8 @@ backfilled with promtool into a real Prometheus on 127.0.0.1, it measures in the
    parsed). Each Panorama run is timed between two runs of Prometheus alone and judged against
    their mean, so that a machine that changes speed weighs on both sides; a pair whose two
    baselines differ by more than 25% is measured again (at most twice) and printed, never
-   dropped silently. The worst day and round is the goal's figure, not the median;
+   dropped silently. The worst day and round is printed beside the median, with the noise of the
+   judging itself (Prometheus alone, each inner run judged between the two around it);
 3. the ratio of a naive rollup (one query per service per family) to Panorama's batched queries
    for the same service families (``compute_day`` on the catalogue cut to them), the naive one
    timed on a random sample of services and extrapolated to N, each naive run between two
@@ -519,6 +520,8 @@ class DayTimes:
     run_day: list[Pair] = field(default_factory=list)
     compute_day: list[Pair] = field(default_factory=list)
     prometheus: list[float] = field(default_factory=list)
+    alone: list[list[float]] = field(default_factory=list)
+    """Each round: Prometheus alone's times for the day, in the order they were measured."""
     set_aside: list[tuple[str, int, Pair]] = field(default_factory=list)
     """(what, round, pair): the noisy pairs measured again."""
     run_parts: list[tuple[float, float]] = field(default_factory=list)
@@ -580,8 +583,10 @@ async def measure_round(
                 panorama.reverse()
             before = await timed(alone())
             slot.prometheus.append(before)
+            first = len(slot.prometheus) - 1
             for what, sink, call in panorama:
                 before = await measure_pair(round_index, slot, what, sink, call, alone, before)
+            slot.alone.append(slot.prometheus[first:])
             # what the callers of run_day do after their days (service.run_days), between pairs
             slot.render.append(await timed(service.render_stale(sessions, settings, days=[slot.day])))
     finally:
@@ -861,6 +866,14 @@ def worst_ratio(times: Sequence[DayTimes], pick: Callable[[DayTimes], list[Pair]
     return max(pair.ratio for t in times for pair in pick(t))
 
 
+def alone_pairs(times: Sequence[DayTimes]) -> list[Pair]:
+    """Prometheus alone judged as Panorama is: each of its inner runs between the two around it
+    (what the ratios read for a Panorama exactly as fast as Prometheus: the noise of the judging)."""
+    return [
+        Pair(run[k + 1], run[k], run[k + 2]) for t in times for run in t.alone for k in range(len(run) - 2)
+    ]
+
+
 def naive_ratio(slot: DayTimes) -> float:
     """The naive time (of the sample) over the mean of Panorama's two batched times around it."""
     batched = slot.service_compute
@@ -950,6 +963,14 @@ def print_days(times: Sequence[DayTimes], rounds: int) -> None:
     for t in times:
         pairs = ", ".join(pair.describe() for pair in t.run_day)
         print(f"  {t.day} run_day pairs: {pairs}")
+    same = alone_pairs(times)
+    if same:
+        ratios = [pair.ratio for pair in same]
+        print(
+            f"Prometheus alone judged the same way, between its runs around it (a Panorama exactly as "
+            f"fast would read this): median {statistics.median(ratios):.2f}, worst {max(ratios):.2f}, "
+            f"best {min(ratios):.2f} ({len(ratios)} runs)"
+        )
     beyond = [total - computing for t in times for total, computing in t.run_parts]
     print(
         f"run_day beyond computing (claiming, storing, finishing): median {statistics.median(beyond):.3f} s, "

@@ -5,11 +5,11 @@ Each service-day is one vector holding the six families of the built-in service 
 histogram with Envoy's buckets, the ``qps`` gauge), with values drawn from a
 per-service profile so that percentiles, error rates and peaks differ between
 services and days; a service's days of one month are one ``rollup_day_packs`` row
-(``layouts.pack_month``), as ``repository.replace_day`` keeps them. The rows go straight into
-a migrated database: SQLite with ``sqlite3.executemany`` in one transaction, PostgreSQL with
-asyncpg's binary COPY; both take well under a minute for 1,000 services × 1,096 days. The
-vectors are laid out by ``layouts.encode_day`` itself (``profile()`` checks it), so the store
-is what rollups write.
+(``layouts.pack_month``), as the store keeps them once their report rows are written
+(``repository.render_months``). The rows go straight into a migrated database: SQLite with
+``sqlite3.executemany`` in one transaction, PostgreSQL with asyncpg's binary COPY; both take
+well under a minute for 1,000 services × 1,096 days. The vectors are laid out by
+``layouts.encode_day`` itself (``profile()`` checks it), so the store is what rollups write.
 
 A service's profile comes from the same draws (``traits()``) as its Istio traffic in
 bench/rollup.py's Prometheus dataset. Used by bench/grafana.py and bench/rollup.py.

@@ -189,13 +189,15 @@ async def run_day(
     was claimed again meanwhile stores nothing and is recorded ``superseded``; the newer run's
     figures stand.
 
-    The fenced transaction stores the day's numbers and month sums, not the month's daily report
-    rows and figure rows (what reports read ready-made: ``rendered.py``, ``figure_months.py``):
-    the callers write those after their days (:func:`run_days`, :func:`catch_up`), once per month
-    touched. Written inside, they cost 0.1–0.15 s of a day that Prometheus answers in 1.1 s (each
-    month row's rows rewritten whole: ``bench/rollup.py``), and a catch-up of a month's 30 days
-    rewrote that month's rows 30 times. Until they are written, reports compute those months live
-    (the same answers; ``stored_daily_json`` finds none written and says so).
+    The fenced transaction stores the day's numbers (the night's day on rows of its own:
+    ``repository.replace_day``) and month sums, not the month's daily report rows and figure rows
+    (what reports read ready-made: ``rendered.py``, ``figure_months.py``): the callers write
+    those after their days (:func:`run_days`, :func:`catch_up`), once per month touched, and the
+    month's rows take in the days on rows of their own then. Written inside, they cost 0.1–0.15 s
+    of a day that Prometheus answers in 0.8–1.1 s (each month row's rows rewritten whole:
+    ``bench/rollup.py``), and a catch-up of a month's 30 days rewrote that month's rows 30 times.
+    Until they are written, reports compute those months live (the same answers;
+    ``stored_daily_json`` finds none written and says so).
     """
     catalog = catalog_of(settings)
     window = day_window(day, settings.tzinfo)
