@@ -216,7 +216,7 @@ async def test_0021_packs_days_on_rows_of_their_own_back_into_month_rows(empty_e
         async with sessions.begin() as session:
             await rollup_repository.replace_day(session, day, values)
 
-    async def read() -> list[object]:
+    async def read() -> list[tuple[list[int], list[int], list[bytes]]]:
         async with db.create_session_factory(empty_engine)() as session:
             found = [
                 await rollup_repository.entity_days(session, "service", name, days[0], days[3])
