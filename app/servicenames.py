@@ -73,6 +73,15 @@ class ServiceName:
         )
 
 
+def kubectl_spelled(text: str) -> str | None:
+    """``payments.shop`` for kubectl's ``shop/payments`` (``namespace/name``): how Panorama writes
+    that service; None when ``text`` is not in that form."""
+    namespace, slash, name = text.strip().rpartition("/")
+    if not slash or not namespace or not name or "/" in namespace:
+        return None
+    return f"{name}.{namespace}"
+
+
 def parse(service: str, namespace: str | None = None) -> ServiceName:
     """``checkout``, ``checkout.shop`` or ``checkout.shop.svc.cluster.local`` → its parts. An
     explicit ``namespace`` (a ``namespace`` label or query parameter) wins over the spelling's."""
@@ -118,8 +127,7 @@ def parse_filter(wanted: str, stored: Collection[str] = ()) -> ServiceName:
             f"{text!r} holds a space or a control character", Phrase("problem.service.space", value=text)
         )
     if "/" in text:
-        namespace, _, name = text.rpartition("/")
-        hint = f"{name}.{namespace}" if namespace and name and "/" not in namespace else "name.namespace"
+        hint = kubectl_spelled(text) or "name.namespace"
         raise InvalidServiceName(
             f"{text!r}: write a service in a namespace as {hint!r} (name.namespace)",
             Phrase("problem.service.slash", value=text, hint=hint),

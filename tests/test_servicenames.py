@@ -234,3 +234,22 @@ def test_a_regex_spelling_the_fqdn_is_refused_naming_the_one_to_write(pattern: s
 @pytest.mark.parametrize("pattern", [r"checkout\.shop", r"x\.svc", r"(a\.b|x\.svc)", r".*svc.*", r"x\.svc-a"])
 def test_a_regex_on_name_and_namespace_passes_the_check(pattern: str) -> None:
     servicenames.check_pattern(pattern)  # the namespace may be called svc
+
+
+@pytest.mark.parametrize(
+    ("text", "spelled"),
+    [
+        ("shop/payments", "payments.shop"),
+        (" shop/payments ", "payments.shop"),
+        ("payments", None),
+        ("payments.shop", None),
+        ("/payments", None),
+        ("shop/", None),
+        ("a/b/c", None),
+    ],
+)
+def test_kubectl_namespace_slash_name_reads_as_name_dot_namespace(text: str, spelled: str | None) -> None:
+    assert servicenames.kubectl_spelled(text) == spelled
+    if spelled is not None:  # the filter refuses the form, naming the same spelling
+        with pytest.raises(servicenames.InvalidServiceName, match=re.escape(repr(spelled))):
+            servicenames.parse_filter(text)

@@ -287,6 +287,9 @@ class ServicePage:
     trend_entity: str | None
     trend: list[TrendPoint]
     grafana_url: str | None
+    spelled: str | None = None
+    """How Panorama writes the service a name in kubectl's ``namespace/name`` form means
+    (``payments.shop`` for ``shop/payments``), when nothing is known under the name as written."""
 
     def failure(self, part: str) -> SourceError | None:
         """Why a backend-fed part is missing; its ``missing`` says it as every page says a missing
@@ -387,12 +390,14 @@ async def service_page(
         )
         for p in periods
     ]
+    known = overview.incidents or recent or entity is not None
     return ServicePage(
         overview=overview,
         recent=recent,
         on_call=on_call,
         trend_entity=entity,
         trend=trend,
+        spelled=None if known else servicenames.kubectl_spelled(name),
         grafana_url=grafana_url(
             settings,
             settings.grafana.service_dashboard,

@@ -756,6 +756,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "service.all_incidents": ("此服务的全部事件", "All incidents of this service"),
     "service.oncall_page": ("值班表", "On-call schedules"),
     "service.recent_resolved": ("最近 30 天已恢复", "Resolved in the last 30 days"),
+    "service.kubectl_form": (
+        "Panorama 没有名为“{written}”的服务。这是 kubectl 的“命名空间/名称”写法；"
+        "在 Panorama 里，命名空间中的服务写作“名称.命名空间”：",
+        "Panorama knows no service called '{written}'. That is kubectl's namespace/name; Panorama "
+        "writes a service in a namespace as name.namespace:",
+    ),
     "service.no_recent": ("最近 30 天没有已恢复的事件。", "No incident resolved in the last 30 days."),
     "service.no_oncall": (
         "没有哪条路由仅凭这个服务就会通知值班表；见值班页。",

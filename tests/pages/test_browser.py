@@ -475,6 +475,18 @@ async def test_a_bad_service_filter_keeps_the_incidents_page_with_the_problem_be
     assert answer.status == 200
     assert await problem.count() == 0
     assert await p.locator("#open-title").count() == 1
+    # the same name as a service page's address: the page says so and leads to the service
+    await page.goto(f"{world.url}/services/shop/payments?lang=zh-CN")
+    notice = p.locator("#kubectl-form")
+    assert "这是 kubectl 的“命名空间/名称”写法" in await notice.inner_text()
+    if viewport is PHONE:
+        await page.assert_no_horizontal_scroll()
+    await page.shot("pages", f"service-kubectl-form-{kind}")
+    async with p.expect_navigation():
+        await notice.locator("a").click()
+    assert p.url.endswith("/services/payments.shop")
+    assert await p.locator("h1").inner_text() == "payments.shop"
+    assert await notice.count() == 0
 
 
 async def test_a_swap_offer_that_ends_before_it_starts_comes_back_filled_in_on_a_phone(

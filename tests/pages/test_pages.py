@@ -513,6 +513,27 @@ async def test_the_service_page_of_a_name_holding_a_slash_opens_from_its_inciden
         assert page.status_code == 200
         assert '<h1 class="break">frontend/api</h1>' in page.text
         assert f'href="/incidents/{incident}"' in page.text
+        assert 'id="kubectl-form"' not in page.text  # a service Panorama knows, whatever its spelling
+
+
+async def test_a_service_written_as_kubectl_writes_it_leads_to_the_service(app_factory: AppFactory) -> None:
+    """``/services/shop/payments`` (kubectl's namespace/name), a name Panorama knows nothing
+    under: the page says so, in the reader's language, and links ``payments.shop``, which opens."""
+    async with app_factory(**alerting_config()) as (_app, client):
+        viewer = bearer(VIEWER_TOKEN)
+        english = await client.get("/services/shop/payments?lang=en", headers=viewer)
+        chinese = await client.get("/services/shop/payments?lang=zh-CN", headers=viewer)
+        linked = re.search(r'id="kubectl-form">[^<]*<a href="([^"]+)">payments\.shop</a>', english.text)
+        assert linked is not None, english.text
+        spelled = await client.get(linked.group(1), headers=viewer)
+        plain = await client.get("/services/payments.shop?lang=en", headers=viewer)
+    assert english.status_code == chinese.status_code == 200
+    assert "Panorama knows no service called &#39;shop/payments&#39;. That is kubectl&#39;s" in english.text
+    assert "这是 kubectl 的“命名空间/名称”写法" in chinese.text
+    assert linked.group(1) == "/services/payments.shop"
+    assert spelled.status_code == plain.status_code == 200
+    assert '<h1 class="break">payments.shop</h1>' in spelled.text
+    assert 'id="kubectl-form"' not in plain.text
 
 
 async def test_a_service_with_an_odd_stored_name_shows_its_open_incidents_where_panorama_links_it(
