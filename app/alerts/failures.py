@@ -28,7 +28,8 @@ Kind = Literal[
     "http_status",  # an HTTP status that is not success: status, said = the body
     "redirect",  # a 3xx (not followed): status
     "refused",  # refused inside the usual answer: code (a robot's errcode), said = its errmsg; robot
-    # (dingtalk, wecom, feishu) when the channel knows the code: delivery.code.<robot>.<code> says it
+    # (dingtalk, wecom, feishu, twilio, aliyun) when the channel knows the code:
+    # delivery.code.<robot>.<code> says it
     "unexpected_answer",  # an answer that is not the far end's documented shape: said = the body
     "too_large",  # over the far end's limit even without alerts: unit (bytes, characters, blocks), limit
     "not_configured",  # the channel is no longer configured
@@ -83,9 +84,9 @@ def failure(kind: Kind, said: str = "", **values: Value) -> Failure:
     return Failure(kind, said, {k: _whole(v) for k, v in values.items()})
 
 
-def refused(said: str, code: int, robot: str, *, known: bool) -> Failure:
-    """A robot's refusal with its ``code``; ``known``: the channel knows what the code means (the
-    catalogue says it, ``delivery.code.<robot>.<code>``)."""
+def refused(said: str, code: int | str, robot: str, *, known: bool) -> Failure:
+    """A robot's (or a provider's: Twilio, Alibaba Cloud) refusal with its ``code``; ``known``: the
+    channel knows what the code means (the catalogue says it, ``delivery.code.<robot>.<code>``)."""
     return failure("refused", said, code=code, robot=robot) if known else failure("refused", said, code=code)
 
 

@@ -451,6 +451,128 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "delivery.code.feishu.19022": ("IP 不在机器人的白名单中", "IP not in the bot's allow-list"),
     "delivery.code.feishu.19024": ("消息中没有配置的关键词", "no configured keyword in the message"),
+    "delivery.code.twilio.20003": (
+        "认证失败：请检查 Account SID 和 Auth Token",
+        "authentication failed: check the account SID and auth token",
+    ),
+    "delivery.code.twilio.20404": ("未找到：请检查 Account SID", "not found: check the account SID"),
+    "delivery.code.twilio.20429": ("请求过多", "too many requests"),
+    "delivery.code.twilio.20500": ("Twilio 内部错误", "Twilio's internal error"),
+    "delivery.code.twilio.20503": ("Twilio 暂不可用", "Twilio is unavailable"),
+    "delivery.code.twilio.21210": (
+        "“from”号码不是该账号已验证的主叫号码",
+        "the 'from' number is not a verified caller ID of the account",
+    ),
+    "delivery.code.twilio.21211": (
+        "“to”号码不是有效的电话号码",
+        "the 'to' number is not a valid phone number",
+    ),
+    "delivery.code.twilio.21212": ("“from”号码无效", "the 'from' number is not valid"),
+    "delivery.code.twilio.21215": (
+        "该账号不允许呼叫这个号码（地区权限）",
+        "the account may not call this number (its geographic permissions)",
+    ),
+    "delivery.code.twilio.21219": (
+        "“to”号码未验证（试用账号只能呼叫已验证的号码）",
+        "the 'to' number is not verified (trial accounts call only verified numbers)",
+    ),
+    "delivery.code.twilio.21408": (
+        "该账号不允许向这个地区发送短信",
+        "the account may not send SMS to this region",
+    ),
+    "delivery.code.twilio.21606": (
+        "“from”号码不能向这个目的地发送消息",
+        "the 'from' number cannot send messages to this destination",
+    ),
+    "delivery.code.twilio.21608": (
+        "“to”号码未验证（试用账号只能向已验证的号码发短信）",
+        "the 'to' number is not verified (trial accounts text only verified numbers)",
+    ),
+    "delivery.code.twilio.21610": (
+        "收件人已退订这个发送方（回复过 STOP）",
+        "the recipient has unsubscribed from this sender (replied STOP)",
+    ),
+    "delivery.code.twilio.21612": (
+        "从“from”号码无法送达“to”号码",
+        "the 'to' number cannot be reached from the 'from' number",
+    ),
+    "delivery.code.twilio.21614": ("“to”号码不是手机号码", "the 'to' number is not a mobile number"),
+    "delivery.code.twilio.21617": ("消息超过 1600 个字符", "the message is longer than 1,600 characters"),
+    "delivery.code.aliyun.isv.BUSINESS_LIMIT_CONTROL": (
+        "业务限流：发往这个号码的次数超过了每分钟、每小时或每天的上限",
+        "rate limited: too many to this number in a minute, hour or day",
+    ),
+    "delivery.code.aliyun.isv.DAY_LIMIT_CONTROL": (
+        "已达到控制台设置的日发送限额",
+        "the daily limit set in the console is reached",
+    ),
+    "delivery.code.aliyun.isv.MONTH_LIMIT_CONTROL": (
+        "已达到控制台设置的月发送限额",
+        "the monthly limit set in the console is reached",
+    ),
+    "delivery.code.aliyun.isv.MOBILE_NUMBER_ILLEGAL": ("手机号码格式错误", "not a valid mobile number"),
+    "delivery.code.aliyun.isv.AMOUNT_NOT_ENOUGH": ("账户余额不足", "the account's balance is not enough"),
+    "delivery.code.aliyun.isv.OUT_OF_SERVICE": (
+        "业务停机：账户余额不足",
+        "the service is stopped: the account is out of credit",
+    ),
+    "delivery.code.aliyun.isv.SMS_TEMPLATE_ILLEGAL": (
+        "模板不存在或未审核通过",
+        "the template does not exist or is not approved",
+    ),
+    "delivery.code.aliyun.isv.SMS_SIGNATURE_ILLEGAL": (
+        "签名不存在或未审核通过",
+        "the signature does not exist or is not approved",
+    ),
+    "delivery.code.aliyun.isv.SMS_SIGN_ILLEGAL": ("签名禁止使用", "the signature may not be used"),
+    "delivery.code.aliyun.isv.SMS_SIGNATURE_SCENE_ILLEGAL": (
+        "签名和模板类型不一致",
+        "the signature's type does not fit the template's",
+    ),
+    "delivery.code.aliyun.isv.SMS_CONTENT_ILLEGAL": (
+        "内容包含禁止发送的内容",
+        "the text holds words that may not be sent",
+    ),
+    "delivery.code.aliyun.isv.TEMPLATE_MISSING_PARAMETERS": (
+        "模板变量缺少对应的参数值",
+        "a variable of the template has no value",
+    ),
+    "delivery.code.aliyun.isv.INVALID_PARAMETERS": ("参数异常", "a parameter is not valid"),
+    "delivery.code.aliyun.isv.DENY_IP_RANGE": (
+        "调用方 IP 所在的地区被禁用",
+        "calls from this IP address's region are refused",
+    ),
+    "delivery.code.aliyun.isv.PRODUCT_UN_SUBSCRIPT": (
+        "该账号未开通阿里云云通信",
+        "the account has not subscribed to Alibaba Cloud's communication services",
+    ),
+    "delivery.code.aliyun.isv.PRODUCT_UNSUBSCRIBE": (
+        "该账号未开通这个产品",
+        "the account has not subscribed to this product",
+    ),
+    "delivery.code.aliyun.isv.ACCOUNT_NOT_EXISTS": (
+        "账户不存在：请检查 AccessKey",
+        "the account does not exist: check the AccessKey",
+    ),
+    "delivery.code.aliyun.isv.ACCOUNT_ABNORMAL": ("账户异常", "the account is in an abnormal state"),
+    "delivery.code.aliyun.isp.RAM_PERMISSION_DENY": (
+        "AccessKey 对应的 RAM 用户权限不足",
+        "the AccessKey's RAM user lacks the permission",
+    ),
+    "delivery.code.aliyun.isp.SYSTEM_ERROR": ("阿里云系统错误", "Alibaba Cloud's system error"),
+    "delivery.code.aliyun.InvalidAccessKeyId.NotFound": (
+        "AccessKey ID 不存在",
+        "the AccessKey ID does not exist",
+    ),
+    "delivery.code.aliyun.SignatureDoesNotMatch": (
+        "请求签名不匹配：请检查 AccessKey Secret",
+        "the request's signature does not match: check the AccessKey secret",
+    ),
+    "delivery.code.aliyun.Throttling.User": ("被限流", "rate limited"),
+    "delivery.code.aliyun.Throttling.Api": ("被限流", "rate limited"),
+    "delivery.code.aliyun.Throttling": ("被限流", "rate limited"),
+    "delivery.code.aliyun.ServiceUnavailable": ("阿里云暂不可用", "Alibaba Cloud is unavailable"),
+    "delivery.code.aliyun.InternalError": ("阿里云内部错误", "Alibaba Cloud's internal error"),
     "delivery.failure.unexpected_answer": ("无法识别对方的应答", "an answer it could not read"),
     "delivery.failure.too_large.bytes": (
         "即使不带告警，消息也超过 {limit} 字节",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.alerts.channels import dingtalk, feishu, wecom
+from app.alerts.channels import aliyun, dingtalk, feishu, twilio, wecom
 from app.alerts.failures import KINDS, Failure, Kind, Value, failure, gave_up_phrase, parse, refused
 from app.web.catalogue import MESSAGES
 from app.web.i18n import Translator
@@ -71,7 +71,9 @@ def test_why_a_dead_letter_was_given_up_counts_its_attempts() -> None:
     assert gave_up_phrase("not retryable", 1) is None  # the English reason of an old entry
 
 
-@pytest.mark.parametrize("robot", [dingtalk, wecom, feishu], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize(
+    "robot", [dingtalk, wecom, feishu, twilio, aliyun], ids=lambda m: m.__name__.rsplit(".", 1)[-1]
+)
 def test_what_each_robots_codes_mean_is_said_in_both_languages(robot: ModuleType) -> None:
     """Every errcode a robot's module knows (its CODES) has its meaning in the catalogue, the English
     one the module's own; a code it does not know is said by number, the robot's words beside it."""

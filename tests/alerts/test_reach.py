@@ -242,7 +242,7 @@ async def test_alibaba_cloud_calls_and_texts_are_signed_as_alibaba_checks(
     steps = [{"channel": "cn-call"}, {"channel": "cn-sms"}, {"channel": "cn-sms-wrong"}]
     config = reach_config("http://127.0.0.1:9", "http://127.0.0.1:9", steps, channels=channels)
     async with app_factory(**config) as (app, client):
-        await applied(
+        incident = await applied(
             client,
             await client.post(
                 WEBHOOK, json=payload("磁盘已满", [alert("磁盘已满")]), headers=bearer_webhook()
@@ -250,6 +250,7 @@ async def test_alibaba_cloud_calls_and_texts_are_signed_as_alibaba_checks(
         )
         await runtime_of(app).run_once()
         stored = {d.channel: d for d in await outbox(sessions_of(app))}
+        page = await client.get(f"/incidents/{incident}?lang=zh-CN", headers=bearer(VIEWER_TOKEN))
     actions = [p["Action"] for p in aliyun.items]
     assert actions[:1] == ["SingleCallByTts"] or "SingleCallByTts" in actions
     assert "QueryCallDetailByCallId" in actions
@@ -261,6 +262,8 @@ async def test_alibaba_cloud_calls_and_texts_are_signed_as_alibaba_checks(
     assert stored["cn-sms"].status == "delivered"
     assert stored["cn-sms-wrong"].status == "dead"  # a wrong signature is refused, and never retried
     assert "SignatureDoesNotMatch" in (stored["cn-sms-wrong"].last_error or "")
+    # the incident's page says what Alibaba's code means, in the reader's language
+    assert "错误码 SignatureDoesNotMatch（请求签名不匹配：请检查 AccessKey Secret）" in page.text, page.text
 
 
 async def test_apprise_delivers_through_its_real_library_and_a_failure_is_retried(

@@ -41,13 +41,34 @@ from app.alerts.channels.dialects import PLAIN
 from app.alerts.channels.notices import lay_out, plain
 from app.alerts.channels.transport import redact, retryable_status
 from app.alerts.channels.views import Prepared
-from app.alerts.failures import failure
+from app.alerts.failures import failure, refused
 
 API_VERSION = "2010-04-01"
 SMS_CHARS = 320
 FINAL_CALL = {"completed", "busy", "no-answer", "failed", "canceled"}
 ANSWERED = {"completed", "in-progress"}
-RETRYABLE_CODES = {20429, 20500, 20503}  # too many requests, Twilio's internal errors
+# code -> (what it means, whether a retry can help), from Twilio's error dictionary: the ones an
+# account sending pages meets. Others are said by number with Twilio's message, retried as their
+# HTTP status says.
+CODES: dict[int, tuple[str, bool]] = {
+    20003: ("authentication failed: check the account SID and auth token", False),
+    20404: ("not found: check the account SID", False),
+    20429: ("too many requests", True),
+    20500: ("Twilio's internal error", True),
+    20503: ("Twilio is unavailable", True),
+    21210: ("the 'from' number is not a verified caller ID of the account", False),
+    21211: ("the 'to' number is not a valid phone number", False),
+    21212: ("the 'from' number is not valid", False),
+    21215: ("the account may not call this number (its geographic permissions)", False),
+    21219: ("the 'to' number is not verified (trial accounts call only verified numbers)", False),
+    21408: ("the account may not send SMS to this region", False),
+    21606: ("the 'from' number cannot send messages to this destination", False),
+    21608: ("the 'to' number is not verified (trial accounts text only verified numbers)", False),
+    21610: ("the recipient has unsubscribed from this sender (replied STOP)", False),
+    21612: ("the 'to' number cannot be reached from the 'from' number", False),
+    21614: ("the 'to' number is not a mobile number", False),
+    21617: ("the message is longer than 1,600 characters", False),
+}
 GATHER_PATH = "/api/v1/alerts/twilio/{channel}/gather/{token}"
 SAY_LANGUAGE = {"zh-CN": "cmn-CN", "en": "en-US"}
 WORDS = {
@@ -276,14 +297,15 @@ async def _call(
         return body
     code = body.get("code") if isinstance(body, dict) else None
     said = redact(str(body.get("message", "")) if isinstance(body, dict) else response.text, secrets)
-    retryable = retryable_status(response.status_code) or code in RETRYABLE_CODES
+    known = CODES.get(code) if isinstance(code, int) else None
+    retryable = retryable_status(response.status_code) or (known is not None and known[1])
     return SendResult.failure(
         f"{_kind(config)}: Twilio answered HTTP {response.status_code}"
         + (f" (code {code})" if code else "")
         + (f": {said}" if said else ""),
         retryable=retryable,
         status=response.status_code,
-        problem=failure("refused", said, code=code)
+        problem=refused(said, code, "twilio", known=known is not None)
         if isinstance(code, int | str) and code
         else failure("http_status", said, status=response.status_code),
     )
