@@ -481,30 +481,16 @@ async def replace_day(
     await _bump_generation(session)
 
 
-_DAY_ROW_COLUMNS = ("entity_id", "month", "part", "day_mask", "data")
-
-
 async def _insert_day_rows(
     session: AsyncSession, month: int, day: int, days: Sequence[tuple[int, EncodedDay]]
 ) -> None:
-    """One row of its own per entity holding ``day`` alone (part ``day``), inserted on the
-    transaction's own connection (binary COPY on PostgreSQL, the driver's executemany on SQLite:
-    no dict per row)."""
-    if not days:
-        return
-    bit = 1 << (day - 1)
-    rows = [(entity_id, month, day, bit, pack_day(one.layout.id, one.data)) for entity_id, one in days]
-    connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    if connection.dialect.name == "postgresql":
-        await driver.copy_records_to_table("rollup_day_packs", records=rows, columns=_DAY_ROW_COLUMNS)
-    else:
-        await driver.executemany(_INSERT_DAY_ROWS, rows)
-
-
-_INSERT_DAY_ROWS = (
-    "INSERT INTO rollup_day_packs (entity_id, month, part, day_mask, data) VALUES (?, ?, ?, ?, ?)"
-)
+    """One row of its own per entity holding ``day`` alone (part ``day``)."""
+    if days:
+        bit = 1 << (day - 1)
+        rows = [(entity_id, month, day, bit, pack_day(one.layout.id, one.data)) for entity_id, one in days]
+        await _insert_rows(
+            session, "rollup_day_packs", ("entity_id", "month", "part", "day_mask", "data"), rows
+        )
 
 
 async def _read_months(
@@ -620,24 +606,26 @@ async def _write_figure_months(
         await _insert_figure_months(session, rows)
 
 
-_FIGURE_COLUMNS = ("entity_id", "figure", "month", "render_key", "data")
-
-
 async def _insert_figure_months(session: AsyncSession, rows: list[tuple[int, str, int, int, bytes]]) -> None:
-    """Figure rows inserted on the transaction's own connection: by binary COPY on PostgreSQL, by
-    the driver's executemany on SQLite (a night's 10,000 rows through SQLAlchemy's Core
+    await _insert_rows(
+        session, "rollup_figure_months", ("entity_id", "figure", "month", "render_key", "data"), rows
+    )
+
+
+async def _insert_rows(
+    session: AsyncSession, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Rows inserted on the transaction's own connection: by binary COPY on PostgreSQL, by the
+    driver's executemany on SQLite (a night's 10,000 figure rows through SQLAlchemy's Core
     executemany took 90–500 ms at load 4, most of it building and binding a dict per row)."""
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if connection.dialect.name == "postgresql":
-        await driver.copy_records_to_table("rollup_figure_months", records=rows, columns=_FIGURE_COLUMNS)
+        await driver.copy_records_to_table(table, records=rows, columns=columns)
     else:
-        await driver.executemany(_INSERT_FIGURE_MONTHS, rows)
-
-
-_INSERT_FIGURE_MONTHS = (
-    "INSERT INTO rollup_figure_months (entity_id, figure, month, render_key, data) VALUES (?, ?, ?, ?, ?)"
-)
+        marks = ", ".join("?" * len(columns))
+        # the table and its columns are this module's constants, never input
+        await driver.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
 
 
 async def stale_renders(

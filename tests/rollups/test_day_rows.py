@@ -49,6 +49,15 @@ async def rows_by_part(sessions: service.Sessions) -> dict[int, int]:
         return {int(part): int(count) for part, count in found}
 
 
+async def stored_figure(sessions: service.Sessions, settings: Settings) -> object:
+    """The first service's ``requests`` over the range as read from figure rows (None: computed live)."""
+    async with sessions() as session:
+        catalog = service.catalog_of(settings)
+        return await service._stored_daily_figure(
+            session, settings, catalog, "service", SERVICES[0], FIRST, LAST, "requests"
+        )
+
+
 async def answers_of(sessions: service.Sessions, settings: Settings) -> list[object]:
     """What readers answer over the range: each service's daily and monthly series (numbers as
     bytes: bit for bit), the every-service report summed from month sums and days, and one
@@ -90,17 +99,7 @@ async def test_days_on_rows_of_their_own_read_as_the_month_row_and_are_taken_in_
         assert stored[0] == [day_number(day) for day in FEBRUARY + MARCH]  # day order
         live, joined = await live_answer(settings, SERVICES[0], FIRST, LAST)
         assert joined is None  # March has no report rows yet: answered live
-        async with sessions() as session:
-            figure = await service._stored_daily_figure(
-                session,
-                settings,
-                service.catalog_of(settings),
-                "service",
-                SERVICES[0],
-                FIRST,
-                LAST,
-                "requests",
-            )
+        figure = await stored_figure(sessions, settings)
         assert figure is None  # February's figure rows are there, March's not: computed live
 
         # a batch counts months, not their rows: two entities' Marches, each of 31 rows, in one
@@ -112,17 +111,7 @@ async def test_days_on_rows_of_their_own_read_as_the_month_row_and_are_taken_in_
         assert await answers_of(sessions, settings) == before
         after, joined = await live_answer(settings, SERVICES[0], FIRST, LAST)
         assert after == live == joined
-        async with sessions() as session:
-            figure = await service._stored_daily_figure(
-                session,
-                settings,
-                service.catalog_of(settings),
-                "service",
-                SERVICES[0],
-                FIRST,
-                LAST,
-                "requests",
-            )
+        figure = await stored_figure(sessions, settings)
         assert figure is not None
 
         april = [date(2026, 4, 10), date(2026, 4, 5), date(2026, 4, 12)]
