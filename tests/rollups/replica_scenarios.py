@@ -36,10 +36,11 @@ def month_day_values(day: date, entities: int) -> list[Any]:
 
 
 async def store_days(
-    ready: Ready, database_url: str, days: list[str], entities: int, render: bool = False
+    ready: Ready, database_url: str, days: list[str], entities: int, render: bool = False, after: bool = False
 ) -> Any:
     """Stores each of ``days`` (one transaction each) at the same instant as the others; with
-    ``render``, with the month rows' daily report rows too (``service.renderer``)."""
+    ``render``, with the month rows' daily report rows too (``service.renderer``); with ``after``,
+    those written after each day, as a night's rollup does (``service.render_stale``)."""
     settings = settings_for(database_url, timezone="UTC")
     engine = db.create_engine(settings.database)
     try:
@@ -49,6 +50,8 @@ async def store_days(
         for day in map(date.fromisoformat, days):
             async with sessions.begin() as session:
                 await repository.replace_day(session, day, month_day_values(day, entities), render=renderer)
+            if after:
+                await service.render_stale(sessions, settings, days=[day])
     finally:
         await engine.dispose()
     return len(days)

@@ -19,6 +19,7 @@ from app.rollups.days import Granularity
 from app.rollups.layouts import day_number, encode_day
 from app.rollups.models import RollupDayPack
 from tests.harness.app import settings_for
+from tests.harness.replicas import run_replicas
 from tests.rollups.test_rendered import SERVICES, day_values, live_answer
 
 pytestmark = pytest.mark.timeout(180)
@@ -182,3 +183,42 @@ async def test_retention_cut_keeps_the_later_days_on_rows_of_their_own(database_
         assert await rows_by_part(sessions) == {0: len(SERVICES)}
     finally:
         await engine.dispose()
+
+
+async def test_two_replicas_storing_nights_and_writing_their_rows_at_once_keep_every_day(
+    postgres_url: str,
+) -> None:
+    """Two processes on PostgreSQL at the same instant store interleaved days of one month as
+    nights do, each day's report rows written right after it (which packs the days on rows of
+    their own into the month's row, under the month's lock, while the other stores): every day of
+    every entity is kept, once, the month sums are its days' sums, and the report joined from the
+    month's rows is the live answer."""
+    settings = settings_for(postgres_url, timezone="UTC")
+    engine = db.create_engine(settings.database)
+    try:
+        await migrations.upgrade(engine)
+        replicas = [
+            {
+                "database_url": postgres_url,
+                "days": [d.isoformat() for d in MARCH[start::2]],
+                "entities": 30,
+                "after": True,
+            }
+            for start in (0, 1)
+        ]
+        assert await run_replicas("tests.rollups.replica_scenarios:store_days", replicas) == [16, 15]
+        sessions = db.create_session_factory(engine)
+        await service.render_stale(sessions, settings)
+        assert await rows_by_part(sessions) == {0: 30}
+        async with sessions.begin() as session:
+            counts = await repository.day_counts(session)
+            ids = [i for i, _ in await repository.entity_list(session, "service")]
+            kept = await repository.months_of_entities(session, ids, MARCH[0], MARCH[0])
+            await repository.recompute_months(session, day_number(MARCH[0]), ids)
+            again = await repository.months_of_entities(session, ids, MARCH[0], MARCH[0])
+    finally:
+        await engine.dispose()
+    assert counts == {day_number(d): 30 for d in MARCH}
+    assert kept == again  # bit for bit
+    live, joined = await live_answer(settings, "s007", MARCH[0], MARCH[-1])
+    assert joined == live
