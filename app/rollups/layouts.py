@@ -291,9 +291,8 @@ def pack_day(layout_id: int, vector: bytes) -> bytes:
 
 def unpack_month(mask: int, data: bytes) -> dict[int, tuple[int, bytes]]:
     """The days of one packed month, ``{day of month: (layout id, vector)}``: bit for bit."""
-    if mask and not mask & (
-        mask - 1
-    ):  # one day (a night's row of its own: ``pack_day``), a tenth of the time
+    # one day (a night's row of its own: ``pack_day``): read in a tenth of the time
+    if mask and not mask & (mask - 1):
         if len(data) < _ONE_DAY.size:
             raise ValueError(f"a packed month of 1 day has {len(data)} bytes")
         layout_id, end = _ONE_DAY.unpack_from(data)

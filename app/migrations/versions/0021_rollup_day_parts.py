@@ -17,7 +17,6 @@ Create Date: 2026-12-07
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -99,30 +98,25 @@ def downgrade() -> None:
         sa.text("SELECT DISTINCT entity_id, month FROM rollup_day_packs WHERE part <> 0")
     ).all()
     for entity_id, month in split:
+        key = {"e": entity_id, "m": month}
         rows = connection.execute(
-            sa.text("SELECT day_mask, data FROM rollup_day_packs WHERE entity_id = :e AND month = :m"),
-            {"e": entity_id, "m": month},
+            sa.text("SELECT day_mask, data FROM rollup_day_packs WHERE entity_id = :e AND month = :m"), key
         ).all()
         days: dict[int, tuple[int, bytes]] = {}
         for mask, data in rows:
             days.update(_unpack(int(mask), bytes(data)))
-        mask, data = _pack(days)
-        connection.execute(
-            sa.text("DELETE FROM rollup_day_packs WHERE entity_id = :e AND month = :m"),
-            {"e": entity_id, "m": month},
-        )
+        packed_mask, packed = _pack(days)
+        connection.execute(sa.text("DELETE FROM rollup_day_packs WHERE entity_id = :e AND month = :m"), key)
         # written without its report rows: they are written again after the upgrade, or live
-        parameters: dict[str, Any] = {"e": entity_id, "m": month, "k": mask, "d": data}
         connection.execute(
             sa.text(
                 "INSERT INTO rollup_day_packs (entity_id, month, part, day_mask, data)"
                 " VALUES (:e, :m, 0, :k, :d)"
             ),
-            parameters,
+            {**key, "k": packed_mask, "d": packed},
         )
         connection.execute(
-            sa.text("DELETE FROM rollup_figure_months WHERE entity_id = :e AND month = :m"),
-            {"e": entity_id, "m": month},
+            sa.text("DELETE FROM rollup_figure_months WHERE entity_id = :e AND month = :m"), key
         )
     if connection.dialect.name == "postgresql":
         op.execute("ALTER TABLE rollup_day_packs DROP CONSTRAINT pk_rollup_day_packs")
