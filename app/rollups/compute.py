@@ -1,7 +1,8 @@
 """Computing one local day's figures from Prometheus.
 
 One query per family covers every entity of the day (a family with more
-entities than ``entities_per_query`` is split by its entity label); queries run
+entities than ``entities_per_query`` is split by its entity label, and so is a histogram family of
+many entities, into ``query_concurrency`` queries: below); queries run
 with bounded concurrency, and the first failure cancels the rest: a day is
 computed whole or not at all.
 
@@ -47,12 +48,26 @@ and a day the probe finds empty drops its (then empty and cheap) answers — and
 lookups: such a day stays ``no_data``, as when nothing ran before the probe had answered. The
 queries go gauges first, histograms next, counters last (:data:`SCHEDULE_ORDER`): the largest answer
 is decoded (0.2 s of CPU) while the bucket queries still run, instead of last, and the short counter
-queries fill the slots at the end. Splitting the heavy families over more, smaller queries so that
-both cores work on them was measured and not kept: on a loaded machine the cores are busy anyway
-(the services' six families took 3.5 s as 6 queries, 3.5 s as 12 and 3.8 s as 24, Prometheus alone),
-and every query adds its own overhead. Together these save tens of milliseconds a day, less than a
+queries fill the slots at the end. Together these save tens of milliseconds a day, less than a
 shared 2-core machine at load 6-9 resolves (six alternating runs of this and the code before:
 README, "Performance").
+
+Why a histogram family of many entities is split into ``query_concurrency`` queries by entity
+(:func:`per_query`; measured on the same day of 1,000 services, quiet 2-core machine, December
+2026): Prometheus evaluates one query on one core, and the services' bucket increases (20,000
+series, 2.4 MB answered) took it 0.58-0.64 s, the day's longest query, while every other service
+family together took 0.4 s on the other core. In two parts by entity they took 0.30-0.38 s each,
+0.40 s side by side; in four, 0.35-0.38 s. The services' six families went from 0.82-0.93 s to
+0.70-0.76 s in ``compute_day`` (the per-service "naive" rollup from 8.4-9.2 to 10.2-10.8 times
+slower), and a whole day did not get slower (run_day over Prometheus alone, the same queries,
+1.09-1.14 against 1.12-1.14): the first parts' answers are decoded while the last ones run. The
+parts are whole entities, so every entity's sums are Prometheus's own, bit for bit (tests compare
+both). A family that is one query goes before the parts of a split one (the platform's bucket
+increases, 0.5 s over the same 20,000 series, no entity label to split by). Splitting every
+family, counters and gauges too, was measured earlier on a loaded machine (the cores busy anyway:
+3.5 s as 6 queries, 3.5 s as 12, 3.8 s as 24) and is not done: a counter is one series per entity
+and its query tens of milliseconds, and every query adds its own overhead; on the quiet machine a
+``qps`` peak in two parts measured no better either.
 
 Measured and not kept (December 2026, docs/performance.md, while ``qps`` was read as samples: its peak
 is now asked for, above): the ``qps`` answer arrived last, and its
@@ -191,39 +206,66 @@ def entity_key(kind: EntityKind, labels: dict[str, str]) -> str | None:
     return "/".join(values)
 
 
-async def entity_groups(
-    prometheus: PrometheusClient, kind: EntityKind, window: DayWindow, per_query: int
-) -> list[str]:
-    """The ``$filter`` matchers that split this kind's families; one empty filter when no split is needed."""
+async def entity_names(prometheus: PrometheusClient, kind: EntityKind, window: DayWindow) -> list[str]:
+    """The values of ``kind``'s first label in its ``selector`` series over the day, which split
+    its families (:func:`entity_filters`); none for a kind without labels or selector."""
     if not kind.labels or kind.selector is None:
+        return []
+    return await prometheus.label_values(
+        kind.labels[0], match=[kind.selector], start=window.start, end=window.end
+    )
+
+
+def entity_filters(kind: EntityKind, names: Sequence[str], per_query: int) -> list[str]:
+    """The ``$filter`` matchers that split a family of ``kind`` into queries of at most
+    ``per_query`` of ``names``; one empty filter when the family is one query."""
+    if len(names) <= per_query:
         return [""]
     label = kind.labels[0]
-    values = await prometheus.label_values(label, match=[kind.selector], start=window.start, end=window.end)
-    if len(values) <= per_query:
-        return [""]
     return [
-        str(matcher(label, "=~", "|".join(regex_escape_literal(v) for v in values[i : i + per_query])))
-        for i in range(0, len(values), per_query)
+        str(matcher(label, "=~", "|".join(regex_escape_literal(v) for v in names[i : i + per_query])))
+        for i in range(0, len(names), per_query)
     ]
+
+
+HISTOGRAM_SPLIT_MIN = 100
+"""From this many entities on, a histogram family is split into ``query_concurrency`` queries
+(see the module); below it its bucket increases take Prometheus tens of milliseconds, and every
+query adds its own overhead."""
+
+
+def per_query(definition: Definition, entities: int, settings: RollupSettings) -> int:
+    """How many of ``entities`` one query of ``definition``'s family covers: ``entities_per_query``,
+    and for a histogram family of :data:`HISTOGRAM_SPLIT_MIN` entities or more its share of
+    ``query_concurrency`` queries."""
+    if definition.kind is FamilyKind.HISTOGRAM and entities >= HISTOGRAM_SPLIT_MIN:
+        return min(settings.entities_per_query, math.ceil(entities / settings.query_concurrency))
+    return settings.entities_per_query
 
 
 async def plan(
     prometheus: PrometheusClient, catalog: Catalog, settings: RollupSettings, window: DayWindow
 ) -> list[PlannedQuery]:
-    """The day's queries, the longest first (:data:`SCHEDULE_ORDER`); the entity lookups of the
-    kinds that split their families run at once."""
+    """The day's queries, the longest first: by kind (:data:`SCHEDULE_ORDER`), then a family that is
+    one query before the parts of a split one; the entity lookups of the kinds that split their
+    families run at once."""
     split = [name for name in catalog.entities if any("$filter" in d.query for d in catalog.families(name))]
-    lookups = [
-        entity_groups(prometheus, catalog.entities[name], window, settings.entities_per_query)
-        for name in split
+    lookups = [entity_names(prometheus, catalog.entities[name], window) for name in split]
+    names = dict(zip(split, await asyncio.gather(*lookups), strict=True))
+    families: list[tuple[Definition, list[str]]] = []
+    for definition in catalog.definitions:
+        filters = [""]
+        if "$filter" in definition.query:
+            kind, known = catalog.entities[definition.entity], names[definition.entity]
+            filters = entity_filters(kind, known, per_query(definition, len(known), settings))
+        families.append((definition, filters))
+    families.sort(key=lambda family: (SCHEDULE_ORDER[family[0].kind], len(family[1])))
+    return [
+        query
+        for definition, filters in families
+        for one in filters
+        for query in planned(definition, window, settings, one)
     ]
-    groups = dict(zip(split, await asyncio.gather(*lookups), strict=True))
-    queries: list[PlannedQuery] = []
-    for definition in sorted(catalog.definitions, key=lambda d: SCHEDULE_ORDER[d.kind]):
-        filters = groups.get(definition.entity, [""]) if "$filter" in definition.query else [""]
-        for one in filters:
-            queries.extend(planned(definition, window, settings, one))
-    return queries
 
 
 SCHEDULE_ORDER = {FamilyKind.GAUGE: 0, FamilyKind.HISTOGRAM: 1, FamilyKind.COUNTER: 2}

@@ -172,7 +172,10 @@ class RollupSettings(Model):
     entities_per_query: int = Field(
         default=5000,
         ge=1,
-        description="Larger families are split over queries (below it: one query per family, no name regex)",
+        description=(
+            "Larger families are split over queries (below it: one query per family, no name regex;"
+            " a histogram family of 100 entities or more is shared among query_concurrency queries)"
+        ),
     )
     query_timeout_s: float = Field(default=120, gt=0, le=3600, description="Per query")
     retry_interval: Duration = Field(default=timedelta(minutes=10), description="How often failed days retry")

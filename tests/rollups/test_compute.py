@@ -11,7 +11,15 @@ import pytest
 
 from app.backends.prometheus import PrometheusClient
 from app.rollups.catalog import build_catalog
-from app.rollups.compute import SCHEDULE_ORDER, FamilyValue, compute_day, plan, range_literal
+from app.rollups.compute import (
+    HISTOGRAM_SPLIT_MIN,
+    SCHEDULE_ORDER,
+    FamilyValue,
+    compute_day,
+    per_query,
+    plan,
+    range_literal,
+)
 from app.rollups.config import FamilyKind
 from app.rollups.days import day_window
 from app.rollups.histograms import quantile
@@ -164,6 +172,46 @@ async def test_a_days_queries_go_longest_first(
     assert kinds[-1] is FamilyKind.COUNTER
     gauges = [query.definition.name for query in planned if query.definition.kind is FamilyKind.GAUGE]
     assert gauges == [d.name for d in catalog.definitions if d.kind is FamilyKind.GAUGE]
+
+
+async def test_a_family_in_one_query_goes_before_the_parts_of_a_split_one(
+    prometheus: RunningPrometheus, client: PrometheusClient
+) -> None:
+    """Split by entity, the services' bucket increases are parts of a family: the platform's,
+    one query over every bucket series, is the longer and goes first."""
+    dataset = dataset_of(prometheus)
+    settings = rollup_settings(
+        prometheus.url, "sqlite+aiosqlite:///unused.db", rollups={"entities_per_query": 1}
+    )
+    window = day_window(utc_days(dataset)[1], UTC_ZONE)
+    planned = await plan(client, catalog_of(settings), settings.rollups, window)
+    histograms = [query for query in planned if query.definition.kind is FamilyKind.HISTOGRAM]
+    assert [query.definition.entity for query in histograms] == ["platform"] + ["service"] * (
+        len(histograms) - 1
+    )
+    assert len(histograms) > 2
+    assert all("destination_service=~" in query.promql for query in histograms[1:])
+    assert "destination_service=~" not in histograms[0].promql
+
+
+def test_a_histogram_family_of_many_entities_is_shared_among_the_concurrent_queries() -> None:
+    """One series per bucket and entity: Prometheus, which evaluates a query on one core, gets the
+    family in ``query_concurrency`` parts; a counter or gauge stays whole up to
+    ``entities_per_query``, and so does a histogram of few entities."""
+    settings = rollup_settings("http://127.0.0.1:9", "sqlite+aiosqlite:///unused.db")
+    catalog = catalog_of(settings)
+    latency = next(d for d in catalog.families("service") if d.kind is FamilyKind.HISTOGRAM)
+    requests = next(d for d in catalog.families("service") if d.name == "requests")
+    rollups = settings.rollups
+    assert rollups.query_concurrency == 4
+    assert per_query(latency, 1000, rollups) == 250
+    assert per_query(latency, 1001, rollups) == 251  # four queries, the last one short
+    assert per_query(latency, HISTOGRAM_SPLIT_MIN - 1, rollups) == rollups.entities_per_query
+    assert per_query(requests, 1000, rollups) == rollups.entities_per_query
+    one_at_a_time = rollups.model_copy(update={"query_concurrency": 1})
+    assert per_query(latency, 1000, one_at_a_time) >= 1000  # one query
+    small = rollups.model_copy(update={"entities_per_query": 100})
+    assert per_query(latency, 1000, small) == 100
 
 
 async def test_a_sample_at_midnight_counts_once(
