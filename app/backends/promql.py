@@ -26,8 +26,9 @@ _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 _SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-# The characters RE2 treats as operators (what Go's regexp.QuoteMeta escapes).
-_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+# The characters RE2 treats as operators (what Go's regexp.QuoteMeta escapes), the backslash
+# first: it is escaped before the escapes of the others are added.
+_RE2_SPECIAL = "\\.+*?()|[]{}^$"
 
 _MS_PER_UNIT = (
     ("y", 365 * 24 * 3600 * 1000, True),
@@ -50,6 +51,8 @@ def escape_label_value(value: str) -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"a label value must be a str, got {type(value).__name__}")
+    if value.isprintable():  # no newline, tab nor lone surrogate: of the short escapes, these two
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # C-level (long regexes)
     out = ['"']
     for char in value:
         short = _SHORT_ESCAPES.get(char)
@@ -94,7 +97,10 @@ def regex_escape_literal(value: str) -> str:
     Use it to put literal strings into ``=~`` alternatives:
     ``matcher("pod", "=~", "|".join(map(regex_escape_literal, pods)))``.
     """
-    return "".join("\\" + char if char in _RE2_SPECIAL else char for char in value)
+    for char in _RE2_SPECIAL:  # a few C-level passes: 4 times the speed of one per character
+        if char in value:
+            value = value.replace(char, "\\" + char)
+    return value
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,16 @@ def test_escaped_values_never_contain_a_raw_newline_or_unescaped_quote() -> None
         assert re.fullmatch(r'(?:[^"\\]|\\.)*', body, flags=re.DOTALL), literal
 
 
+def test_a_literal_escaped_for_a_regex_matches_itself_only() -> None:
+    """Backslashes first, then the other operators: no escape is escaped twice."""
+    operators = "\\.+*?()|[]{}^$"
+    assert regex_escape_literal("\\.") == "\\\\\\."
+    for value in [*AWKWARD, operators, operators[::-1], "a\\|b", "x" * 300 + operators]:
+        escaped = regex_escape_literal(value)
+        assert re.fullmatch(escaped, value, flags=re.DOTALL), value
+        assert not re.fullmatch(escaped, value + "x", flags=re.DOTALL)
+
+
 def test_lone_surrogates_are_refused() -> None:
     with pytest.raises(ValueError, match="surrogate"):
         escape_label_value("bad \ud800")
