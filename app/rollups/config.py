@@ -75,7 +75,10 @@ class EntityKind(Model):
     )
     selector: str | None = Field(
         default=None,
-        description="Series whose label values list the day's entities, used to split large families",
+        description=(
+            "Series whose label values list the day's entities, used to split large families"
+            " (a split family covers the entities listed here)"
+        ),
     )
 
 
