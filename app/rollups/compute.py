@@ -2,7 +2,7 @@
 
 One query per family covers every entity of the day (a family with more
 entities than ``entities_per_query`` is split by its entity label, and so is a histogram family of
-many entities, into ``query_concurrency`` queries: below); queries run
+100 entities or more, into up to ``query_concurrency`` queries: below); queries run
 with bounded concurrency, and the first failure cancels the rest: a day is
 computed whole or not at all.
 
@@ -53,21 +53,21 @@ shared 2-core machine at load 6-9 resolves (six alternating runs of this and the
 README, "Performance").
 
 Why a histogram family of many entities is split into ``query_concurrency`` queries by entity
-(:func:`per_query`; measured on the same day of 1,000 services, quiet 2-core machine, December
-2026): Prometheus evaluates one query on one core, and the services' bucket increases (20,000
-series, 2.4 MB answered) took it 0.58-0.64 s, the day's longest query, while every other service
-family together took 0.4 s on the other core. In two parts by entity they took 0.30-0.38 s each,
-0.40 s side by side; in four, 0.35-0.38 s. The services' six families went from 0.82-0.93 s to
-0.70-0.76 s in ``compute_day`` (the per-service "naive" rollup from 8.4-9.2 to 10.2-10.8 times
-slower), and a whole day did not get slower (run_day over Prometheus alone, the same queries,
-1.09-1.14 against 1.12-1.14): the first parts' answers are decoded while the last ones run. The
-parts are whole entities, so every entity's sums are Prometheus's own, bit for bit (tests compare
-both). A family that is one query goes before the parts of a split one (the platform's bucket
-increases, 0.5 s over the same 20,000 series, no entity label to split by). Splitting every
-family, counters and gauges too, was measured earlier on a loaded machine (the cores busy anyway:
-3.5 s as 6 queries, 3.5 s as 12, 3.8 s as 24) and is not done: a counter is one series per entity
-and its query tens of milliseconds, and every query adds its own overhead; on the quiet machine a
-``qps`` peak in two parts measured no better either.
+(:func:`per_query`, of at least :data:`HISTOGRAM_PART_MIN` entities each; measured on the same day
+of 1,000 services, quiet 2-core machine, December 2026): Prometheus evaluates one query on one core,
+and the services' bucket increases (20,000 series, 2.4 MB answered) took it 0.58-0.64 s, the day's
+longest query, while every other service family together took 0.4 s on the other core. In two parts
+by entity they took 0.30-0.38 s each, 0.40 s side by side; in four, 0.35-0.38 s. The services' six
+families went from 0.82-0.94 s to 0.70-0.80 s in ``compute_day`` (the per-service "naive" rollup
+from 8.4-9.4 to 9.6-11.9 times slower, in ten runs), and a whole day did not get slower (run_day
+over Prometheus alone, the same queries, 1.09-1.15 against 1.12-1.16): the first parts' answers are
+decoded while the last ones run. The parts are whole entities, so every entity's sums are
+Prometheus's own, bit for bit (tests compare both). A family that is one query goes before the parts
+of a split one (the platform's bucket increases, 0.5 s over the same 20,000 series, no entity label
+to split by). Splitting every family, counters and gauges too, was measured earlier on a loaded
+machine (the cores busy anyway: 3.5 s as 6 queries, 3.5 s as 12, 3.8 s as 24) and is not done: a
+counter is one series per entity and its query tens of milliseconds, and every query adds its own
+overhead; on the quiet machine a ``qps`` peak in two parts measured no better either.
 
 Measured and not kept (December 2026, docs/performance.md, while ``qps`` was read as samples: its peak
 is now asked for, above): the ``qps`` answer arrived last, and its
@@ -228,18 +228,19 @@ def entity_filters(kind: EntityKind, names: Sequence[str], per_query: int) -> li
     ]
 
 
-HISTOGRAM_SPLIT_MIN = 100
-"""From this many entities on, a histogram family is split into ``query_concurrency`` queries
-(see the module); below it its bucket increases take Prometheus tens of milliseconds, and every
-query adds its own overhead."""
+HISTOGRAM_PART_MIN = 50
+"""The fewest entities a part of a split histogram family covers: a family of fewer than twice as
+many stays one query (its bucket increases take Prometheus tens of milliseconds, and every query
+adds its own overhead), and a high ``query_concurrency`` does not cut it into slivers."""
 
 
 def per_query(definition: Definition, entities: int, settings: RollupSettings) -> int:
     """How many of ``entities`` one query of ``definition``'s family covers: ``entities_per_query``,
-    and for a histogram family of :data:`HISTOGRAM_SPLIT_MIN` entities or more its share of
-    ``query_concurrency`` queries."""
-    if definition.kind is FamilyKind.HISTOGRAM and entities >= HISTOGRAM_SPLIT_MIN:
-        return min(settings.entities_per_query, math.ceil(entities / settings.query_concurrency))
+    and for a histogram family its share of up to ``query_concurrency`` queries of at least
+    :data:`HISTOGRAM_PART_MIN` entities (see the module)."""
+    parts = min(settings.query_concurrency, entities // HISTOGRAM_PART_MIN)
+    if definition.kind is FamilyKind.HISTOGRAM and parts > 1:
+        return min(settings.entities_per_query, math.ceil(entities / parts))
     return settings.entities_per_query
 
 

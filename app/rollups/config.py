@@ -177,7 +177,7 @@ class RollupSettings(Model):
         ge=1,
         description=(
             "Larger families are split over queries (below it: one query per family, no name regex;"
-            " a histogram family of 100 entities or more is shared among query_concurrency queries)"
+            " a histogram family of 100 entities or more among up to query_concurrency queries, 50+ each)"
         ),
     )
     query_timeout_s: float = Field(default=120, gt=0, le=3600, description="Per query")

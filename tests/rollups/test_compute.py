@@ -12,7 +12,7 @@ import pytest
 from app.backends.prometheus import PrometheusClient
 from app.rollups.catalog import build_catalog
 from app.rollups.compute import (
-    HISTOGRAM_SPLIT_MIN,
+    HISTOGRAM_PART_MIN,
     SCHEDULE_ORDER,
     FamilyValue,
     compute_day,
@@ -196,8 +196,9 @@ async def test_a_family_in_one_query_goes_before_the_parts_of_a_split_one(
 
 def test_a_histogram_family_of_many_entities_is_shared_among_the_concurrent_queries() -> None:
     """One series per bucket and entity: Prometheus, which evaluates a query on one core, gets the
-    family in ``query_concurrency`` parts; a counter or gauge stays whole up to
-    ``entities_per_query``, and so does a histogram of few entities."""
+    family in up to ``query_concurrency`` parts of at least ``HISTOGRAM_PART_MIN`` entities; a
+    counter or gauge stays whole up to ``entities_per_query``, and so does a histogram of few
+    entities."""
     settings = rollup_settings("http://127.0.0.1:9", "sqlite+aiosqlite:///unused.db")
     catalog = catalog_of(settings)
     latency = next(d for d in catalog.families("service") if d.kind is FamilyKind.HISTOGRAM)
@@ -206,7 +207,10 @@ def test_a_histogram_family_of_many_entities_is_shared_among_the_concurrent_quer
     assert rollups.query_concurrency == 4
     assert per_query(latency, 1000, rollups) == 250
     assert per_query(latency, 1001, rollups) == 251  # four queries, the last one short
-    assert per_query(latency, HISTOGRAM_SPLIT_MIN - 1, rollups) == rollups.entities_per_query
+    assert per_query(latency, 2 * HISTOGRAM_PART_MIN - 1, rollups) == rollups.entities_per_query
+    assert per_query(latency, 2 * HISTOGRAM_PART_MIN, rollups) == HISTOGRAM_PART_MIN  # two parts
+    many_at_once = rollups.model_copy(update={"query_concurrency": 64})
+    assert per_query(latency, 1000, many_at_once) == HISTOGRAM_PART_MIN  # 20 parts, not 64 slivers
     assert per_query(requests, 1000, rollups) == rollups.entities_per_query
     one_at_a_time = rollups.model_copy(update={"query_concurrency": 1})
     assert per_query(latency, 1000, one_at_a_time) >= 1000  # one query
